@@ -1,0 +1,20 @@
+//! The pure domain model of vupdate.
+//!
+//! Nothing here performs I/O: every function works on values it is handed and returns
+//! values or errors, so callers (the state repo, the store, the distribution, the builder
+//! and the updater) decide where bytes come from and go to. The crate is laid out by
+//! concept, one module each:
+//!
+//! - [`version`]: developer versions `DIST-1.2.3` and client versions `DIST-1.2.3_N`.
+//! - [`service`]: service names and `name-role` instances as an updater is given them.
+//! - [`update`]: the `update.json` / `install.json` models (build, install, run rules).
+//! - [`macros`]: `%%name%%` expansion with undefined macros reported, never left in.
+//! - [`settings`]: the client settings merge (`.json`, `.properties`, `.conf`, `.defines`, `X.N`).
+//! - [`log`]: the `yyyy-MM-dd HH:mm:ss.SSS LEVEL unit message` log line format.
+
+pub mod log;
+pub mod macros;
+pub mod service;
+pub mod settings;
+pub mod update;
+pub mod version;

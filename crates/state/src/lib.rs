@@ -1,0 +1,1 @@
+//! The vupdate state repo library (being written).
