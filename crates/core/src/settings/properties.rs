@@ -1,0 +1,545 @@
+//! Java `.properties` layers merged in place: the base's lines stay, values are swapped.
+//!
+//! The syntax is `java.util.Properties.load`'s: a key ends at the first unescaped `=`, `:`
+//! or whitespace; `#` and `!` start comment lines; a line ending in an odd number of `\`
+//! continues on the next one (whose leading whitespace is skipped); `\uXXXX`, `\t`, `\n`,
+//! `\r`, `\f` and `\x` are escapes. Text is spliced, never re-encoded, so escapes, comments
+//! and line endings are kept as written.
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+
+use super::merge::Layer;
+use super::{Format, Position, SettingsError};
+
+/// Whitespace as `Properties.load` counts it.
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\x0c')
+}
+
+/// One `key=value` entry, as byte offsets into its file's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    /// The key, unescaped.
+    key: String,
+    /// Start of the comment lines directly above the entry, or of the entry.
+    comments_start: usize,
+    /// End of the key as written.
+    key_end: usize,
+    /// Start of the value as written (after the separator and its whitespace).
+    value_start: usize,
+    /// End of the value, without a dangling `\` at the end of the file.
+    value_end: usize,
+    /// End of the entry's last line (before its line terminator).
+    line_end: usize,
+    /// The entry's last line ends in a `\` continuing into the end of the file.
+    dangling: bool,
+}
+
+/// A parsed file: its text and entries in order.
+struct Parsed<'a> {
+    text: &'a str,
+    entries: Vec<Entry>,
+}
+
+/// Merges `layers` (the first is the base of the rest) into the base's text.
+pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
+    let parsed = layers
+        .iter()
+        .map(parse_layer)
+        .collect::<Result<Vec<_>, _>>()?;
+    let (base, overlays) = parsed
+        .split_first()
+        .expect("a merge has at least one layer");
+
+    let base_keys: BTreeMap<&str, ()> = base.entries.iter().map(|e| (e.key.as_str(), ())).collect();
+    let mut replaced: BTreeMap<&str, &str> = BTreeMap::new();
+    // New keys in order of first appearance: written as first seen, with the last value.
+    let mut added: IndexMap<&str, (&str, bool, &str)> = IndexMap::new();
+    for overlay in overlays {
+        for entry in &overlay.entries {
+            let value = &overlay.text[entry.value_start..entry.value_end];
+            if base_keys.contains_key(entry.key.as_str()) {
+                replaced.insert(&entry.key, value);
+            } else if let Some(slot) = added.get_mut(entry.key.as_str()) {
+                slot.2 = value;
+            } else {
+                let prefix = &overlay.text[entry.comments_start..entry.value_start];
+                let bare_key = entry.key_end == entry.value_start;
+                added.insert(&entry.key, (prefix, bare_key, value));
+            }
+        }
+    }
+
+    let text = base.text;
+    let mut out = String::with_capacity(text.len());
+    let mut cursor = 0;
+    let mut dangling = false;
+    for entry in &base.entries {
+        match replaced.get(entry.key.as_str()) {
+            Some(value) => {
+                out.push_str(&text[cursor..entry.value_start]);
+                push_value(&mut out, entry.key_end == entry.value_start, value);
+                // Through the line's end: a dangling `\` of the old value goes with it.
+                cursor = entry.line_end;
+                dangling = false;
+            }
+            None => dangling = entry.dangling,
+        }
+    }
+    out.push_str(&text[cursor..]);
+
+    if !added.is_empty() {
+        let newline = line_ending(text);
+        if !out.is_empty() && !out.ends_with(['\n', '\r']) {
+            out.push_str(newline);
+        }
+        if dangling {
+            // The base's last line continues into the end of the file: a blank line ends it.
+            out.push_str(newline);
+        }
+        for (prefix, bare_key, value) in added.values() {
+            out.push_str(prefix);
+            push_value(&mut out, *bare_key, value);
+            out.push_str(newline);
+        }
+    }
+    Ok(out.into_bytes())
+}
+
+/// Appends `value`, with a `=` first when the key was written with no separator at all.
+fn push_value(out: &mut String, bare_key: bool, value: &str) {
+    if bare_key && !value.is_empty() {
+        out.push('=');
+    }
+    out.push_str(value);
+}
+
+/// The file's first line terminator, `\n` when it has none.
+fn line_ending(text: &str) -> &'static str {
+    match text.find(['\n', '\r']) {
+        Some(at) if text[at..].starts_with("\r\n") => "\r\n",
+        Some(at) if text[at..].starts_with('\r') => "\r",
+        _ => "\n",
+    }
+}
+
+fn parse_layer<'a>(layer: &Layer<'a>) -> Result<Parsed<'a>, SettingsError> {
+    let text = layer.text("merged")?;
+    let entries = parse(text).map_err(|(offset, message)| SettingsError::Parse {
+        tree: layer.tree,
+        path: layer.path.to_owned(),
+        format: Format::Properties,
+        position: Some(Position::at_offset(text, offset)),
+        message: message.to_owned(),
+    })?;
+    Ok(Parsed { text, entries })
+}
+
+/// Physical lines as (start, end before the terminator).
+fn physical_lines(text: &str) -> Vec<(usize, usize)> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        match text[start..].find(['\n', '\r']) {
+            Some(at) => {
+                let end = start + at;
+                lines.push((start, end));
+                start = if text[end..].starts_with("\r\n") {
+                    end + 2
+                } else {
+                    end + 1
+                };
+            }
+            None => {
+                lines.push((start, text.len()));
+                break;
+            }
+        }
+    }
+    lines
+}
+
+/// Whether a line ends in an odd number of `\`, i.e. continues on the next line.
+fn continues(line: &str) -> bool {
+    (line.len() - line.trim_end_matches('\\').len()) % 2 == 1
+}
+
+/// Entries of a properties text; an error is (byte offset, message).
+fn parse(text: &str) -> Result<Vec<Entry>, (usize, &'static str)> {
+    let lines = physical_lines(text);
+    let mut entries = Vec::new();
+    let mut comments_start = None;
+    let mut index = 0;
+    while index < lines.len() {
+        let (start, end) = lines[index];
+        let mut content = &text[start..end];
+        if start == 0 {
+            content = content.strip_prefix('\u{feff}').unwrap_or(content);
+        }
+        let body = content.trim_start_matches(is_space);
+        if body.is_empty() {
+            comments_start = None;
+            index += 1;
+            continue;
+        }
+        if body.starts_with(['#', '!']) {
+            comments_start.get_or_insert(start);
+            index += 1;
+            continue;
+        }
+        while continues(&text[lines[index].0..lines[index].1]) && index + 1 < lines.len() {
+            index += 1;
+        }
+        let line_end = lines[index].1;
+        let dangling = continues(&text[lines[index].0..line_end]) && index + 1 == lines.len();
+        let mut scanner = Scanner {
+            text,
+            pos: end - body.len(),
+            end: line_end,
+        };
+        let key = scanner.key()?;
+        let key_end = scanner.pos;
+        scanner.separator();
+        let value_start = scanner.pos;
+        scanner.value()?;
+        let value_end = if dangling {
+            (line_end - 1).max(value_start)
+        } else {
+            line_end
+        };
+        entries.push(Entry {
+            key,
+            comments_start: comments_start.take().unwrap_or(start),
+            key_end,
+            value_start,
+            value_end,
+            line_end,
+            dangling,
+        });
+        index += 1;
+    }
+    Ok(entries)
+}
+
+/// A cursor over one logical line, `pos..end`, that may span physical lines.
+struct Scanner<'a> {
+    text: &'a str,
+    pos: usize,
+    end: usize,
+}
+
+/// What a `\` at the cursor means.
+enum Escape {
+    /// `\` + line terminator: the line goes on at this offset.
+    Continuation(usize),
+    /// An escaped character, and the offset after the escape.
+    Char(char, usize),
+    /// A `\` at the very end: ignored, as `Properties.load` does.
+    Dangling,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<char> {
+        self.text[self.pos..self.end].chars().next()
+    }
+
+    /// Reads the key up to its first unescaped separator or whitespace, unescaped.
+    fn key(&mut self) -> Result<String, (usize, &'static str)> {
+        let mut key = String::new();
+        while let Some(c) = self.peek() {
+            match c {
+                '\\' => match self.escape()? {
+                    Escape::Continuation(next) => self.pos = next,
+                    Escape::Char(c, next) => {
+                        key.push(c);
+                        self.pos = next;
+                    }
+                    Escape::Dangling => self.pos = self.end,
+                },
+                '=' | ':' => break,
+                c if is_space(c) => break,
+                c => {
+                    key.push(c);
+                    self.pos += c.len_utf8();
+                }
+            }
+        }
+        Ok(key)
+    }
+
+    /// Skips whitespace, at most one `=` or `:`, and whitespace again.
+    fn separator(&mut self) {
+        self.skip_space();
+        if matches!(self.peek(), Some('=' | ':')) {
+            self.pos += 1;
+            self.skip_space();
+        }
+    }
+
+    /// Skips whitespace and line continuations.
+    fn skip_space(&mut self) {
+        loop {
+            match self.peek() {
+                Some(c) if is_space(c) => self.pos += 1,
+                Some('\\') => match self.continuation() {
+                    Some(next) => self.pos = next,
+                    None => return,
+                },
+                _ => return,
+            }
+        }
+    }
+
+    /// Reads the value, unescaped; merging copies it as written, so this checks its escapes.
+    fn value(&mut self) -> Result<String, (usize, &'static str)> {
+        let mut value = String::new();
+        while let Some(c) = self.peek() {
+            if c == '\\' {
+                match self.escape()? {
+                    Escape::Continuation(next) => self.pos = next,
+                    Escape::Char(c, next) => {
+                        value.push(c);
+                        self.pos = next;
+                    }
+                    Escape::Dangling => self.pos = self.end,
+                }
+            } else {
+                value.push(c);
+                self.pos += c.len_utf8();
+            }
+        }
+        Ok(value)
+    }
+
+    /// With `\` at the cursor followed by a line terminator: where the next line's text starts.
+    /// A `\` that ends the logical line (at the end of the file) continues nothing.
+    fn continuation(&self) -> Option<usize> {
+        if self.pos + 1 >= self.end {
+            return None;
+        }
+        let after = &self.text[self.pos + 1..];
+        let terminator = if after.starts_with("\r\n") {
+            2
+        } else if after.starts_with(['\n', '\r']) {
+            1
+        } else {
+            return None;
+        };
+        let next = self.pos + 1 + terminator;
+        let rest = &self.text[next..self.end.max(next)];
+        Some(next + rest.len() - rest.trim_start_matches(is_space).len())
+    }
+
+    /// Reads the escape at the cursor (which is at a `\`).
+    fn escape(&self) -> Result<Escape, (usize, &'static str)> {
+        if let Some(next) = self.continuation() {
+            return Ok(Escape::Continuation(next));
+        }
+        let mut chars = self.text[self.pos + 1..self.end].chars();
+        let Some(c) = chars.next() else {
+            return Ok(Escape::Dangling);
+        };
+        let after = self.pos + 1 + c.len_utf8();
+        let unescaped = match c {
+            't' => '\t',
+            'n' => '\n',
+            'r' => '\r',
+            'f' => '\x0c',
+            'u' => return self.unicode_escape(after),
+            other => other,
+        };
+        Ok(Escape::Char(unescaped, after))
+    }
+
+    /// `\uXXXX` (a surrogate pair written as two escapes makes one character).
+    fn unicode_escape(&self, digits_at: usize) -> Result<Escape, (usize, &'static str)> {
+        let unit = |at: usize| -> Option<u32> {
+            let hex = self.text[..self.end].get(at..at + 4)?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            u32::from_str_radix(hex, 16).ok()
+        };
+        let Some(first) = unit(digits_at) else {
+            return Err((self.pos, "malformed \\uXXXX escape"));
+        };
+        let after = digits_at + 4;
+        if (0xD800..0xDC00).contains(&first)
+            && self.text[after..self.end].starts_with("\\u")
+            && let Some(second) = unit(after + 2)
+            && (0xDC00..0xE000).contains(&second)
+        {
+            let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+            let c = char::from_u32(code).expect("a surrogate pair is a valid character");
+            return Ok(Escape::Char(c, after + 6));
+        }
+        Ok(Escape::Char(
+            char::from_u32(first).unwrap_or('\u{fffd}'),
+            after,
+        ))
+    }
+}
+
+#[cfg(test)]
+/// Keys and values as `Properties.load` would read them (a repeated key: the last wins).
+pub(super) fn decoded(text: &str) -> IndexMap<String, String> {
+    parse(text)
+        .expect("valid properties")
+        .into_iter()
+        .map(|entry| {
+            let mut scanner = Scanner {
+                text,
+                pos: entry.value_start,
+                end: entry.value_end,
+            };
+            let value = scanner.value().expect("checked by parse");
+            (entry.key, value)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::TreeId;
+
+    fn keys_and_values(text: &str) -> Vec<(String, String)> {
+        parse(text)
+            .expect("valid properties")
+            .into_iter()
+            .map(|entry| {
+                (
+                    entry.key,
+                    text[entry.value_start..entry.value_end].to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn java_syntax_table() {
+        // (text, [(key unescaped, value as written)])
+        let cases: &[(&str, &[(&str, &str)])] = &[
+            ("a=1", &[("a", "1")]),
+            ("a = 1", &[("a", "1")]),
+            ("a:1\nb 2\nc\t=\t3", &[("a", "1"), ("b", "2"), ("c", "3")]),
+            ("  # comment\n! also\n\n   k=v  ", &[("k", "v  ")]),
+            ("a==1", &[("a", "=1")]),
+            ("key", &[("key", "")]),
+            ("key=", &[("key", "")]),
+            ("a\\ b=c", &[("a b", "c")]),
+            ("a\\=b=c", &[("a=b", "c")]),
+            ("\\u0041=x", &[("A", "x")]),
+            ("\\uD83D\\uDE00=smile", &[("\u{1F600}", "smile")]),
+            ("a=first\\\n    second", &[("a", "first\\\n    second")]),
+            ("a=x\\\\\nb=y", &[("a", "x\\\\"), ("b", "y")]),
+            ("lo\\\n  ng=v", &[("long", "v")]),
+            ("a=1\r\nb=2\r\n", &[("a", "1"), ("b", "2")]),
+            ("a=1\rb=2", &[("a", "1"), ("b", "2")]),
+            ("a=dangling\\", &[("a", "dangling")]),
+            ("# not continued \\\nk=v", &[("k", "v")]),
+            ("\u{feff}k=v", &[("k", "v")]),
+            ("k=a\\tb\\u00e9", &[("k", "a\\tb\\u00e9")]),
+        ];
+        for (text, expected) in cases {
+            let expected: Vec<(String, String)> = expected
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            assert_eq!(keys_and_values(text), expected, "{text:?}");
+        }
+    }
+
+    fn merged(texts: &[&str]) -> String {
+        let layers: Vec<Layer<'_>> = texts
+            .iter()
+            .enumerate()
+            .map(|(index, text)| Layer {
+                tree: if index == 0 {
+                    TreeId::Base
+                } else {
+                    TreeId::Overlay(index)
+                },
+                path: "app.properties",
+                bytes: text.as_bytes(),
+            })
+            .collect();
+        String::from_utf8(merge(&layers).expect("valid properties")).expect("UTF-8")
+    }
+
+    #[test]
+    fn merge_table() {
+        // (layers, expected text)
+        let cases: &[(&[&str], &str)] = &[
+            // Comments, order and untouched lines stay; the value is replaced in place.
+            (
+                &[
+                    "# Server\nhost = localhost\n! port below\nport: 80\n",
+                    "port=8080\n",
+                ],
+                "# Server\nhost = localhost\n! port below\nport: 8080\n",
+            ),
+            // New keys are appended with the comments directly above them.
+            (
+                &["a=1\n", "# why b\nb=2\n\n# orphan\n\nc=3\n"],
+                "a=1\n# why b\nb=2\nc=3\n",
+            ),
+            // A base without a final newline gets one before appended keys.
+            (&["a=1", "b=2"], "a=1\nb=2\n"),
+            // CRLF files stay CRLF.
+            (&["a=1\r\nb=2\r\n", "c=3\n"], "a=1\r\nb=2\r\nc=3\r\n"),
+            // Every occurrence of a repeated key is replaced.
+            (&["a=1\nb=x\na=2\n", "a=3"], "a=3\nb=x\na=3\n"),
+            // Multi-line values are replaced as a whole, escapes copied as written.
+            (
+                &["a=one\\\n    two\nb=2\n", "a=x\\u00e9\\\n  y\n"],
+                "a=x\\u00e9\\\n  y\nb=2\n",
+            ),
+            // Keys match after unescaping.
+            (&["a\\ b=1\n", "a\\u0020b=2\n"], "a\\ b=2\n"),
+            // A bare key gets a separator when it gains a value.
+            (&["flag\n", "flag=on\n"], "flag=on\n"),
+            (&["", "x=1"], "x=1\n"),
+            // Later layers win; a new key keeps its first spelling and place.
+            (&["a=1\n", "b=1\n", "b: 2\na=3\n"], "a=3\nb=2\n"),
+            // A dangling continuation at the end of the base does not swallow new keys.
+            (&["a=1\\", "b=2"], "a=1\\\n\nb=2\n"),
+            (&["a=1\\\n", "b=2"], "a=1\\\n\nb=2\n"),
+            (&["a=1\\", "a=2\\"], "a=2"),
+        ];
+        for (layers, expected) in cases {
+            let result = merged(layers);
+            assert_eq!(result, *expected, "{layers:?}");
+            // What Java would read from the result is what the layers say, last one winning.
+            let mut want: IndexMap<String, String> = IndexMap::new();
+            for layer in *layers {
+                want.extend(decoded(layer));
+            }
+            let got = decoded(&result);
+            assert_eq!(got, want, "{layers:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_unicode_escapes_are_errors_with_position() {
+        let layers = [
+            Layer {
+                tree: TreeId::Base,
+                path: "a.properties",
+                bytes: b"ok=1\n",
+            },
+            Layer {
+                tree: TreeId::Overlay(1),
+                path: "a.properties",
+                bytes: b"x=1\nbad=\\u12G4\n",
+            },
+        ];
+        let error = merge(&layers).expect_err("malformed escape");
+        assert_eq!(
+            error.to_string(),
+            "overlay #1: `a.properties` is not valid Java properties at line 2, column 5: malformed \\uXXXX escape"
+        );
+    }
+}
