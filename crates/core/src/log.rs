@@ -17,7 +17,9 @@ const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
 const TIME_LEN: usize = "yyyy-MM-dd HH:mm:ss.SSS".len();
 
 /// A log level; the order is severity, so "this level and above" is `>=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Level {
     /// Finest detail.
@@ -34,7 +36,13 @@ pub enum Level {
 
 impl Level {
     /// Every level, least severe first.
-    pub const ALL: [Level; 5] = [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error];
+    pub const ALL: [Level; 5] = [
+        Level::Trace,
+        Level::Debug,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+    ];
 
     /// The level as written in a log line.
     pub fn as_str(self) -> &'static str {
@@ -106,14 +114,25 @@ impl LogLine {
         if unit.is_empty() {
             return None;
         }
-        Some(LogLine { time, level, unit: unit.to_owned(), message: message.to_owned() })
+        Some(LogLine {
+            time,
+            level,
+            unit: unit.to_owned(),
+            message: message.to_owned(),
+        })
     }
 }
 
 impl fmt::Display for LogLine {
     /// Formats the line in the standard format; [`LogLine::parse`] reads it back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {}", self.time.format(TIME_FORMAT), self.level, self.unit)?;
+        write!(
+            f,
+            "{} {} {}",
+            self.time.format(TIME_FORMAT),
+            self.level,
+            self.unit
+        )?;
         if !self.message.is_empty() {
             write!(f, " {}", self.message)?;
         }
@@ -132,7 +151,10 @@ mod tests {
 
     #[test]
     fn parses_structured_lines() {
-        let line = LogLine::parse("2026-11-25 10:01:02.345 WARN db slow query: 2 s", at("2000-01-01 00:00:00.000"));
+        let line = LogLine::parse(
+            "2026-11-25 10:01:02.345 WARN db slow query: 2 s",
+            at("2000-01-01 00:00:00.000"),
+        );
         assert_eq!(line.time, at("2026-11-25 10:01:02.345"));
         assert_eq!(line.level, Level::Warn);
         assert_eq!(line.unit, "db");
@@ -152,15 +174,24 @@ mod tests {
             "2026-13-25 10:01:02.345 INFO unit bad month",
         ] {
             let line = LogLine::parse(text, received);
-            assert_eq!((line.level, line.unit.as_str(), line.time), (Level::Info, PLAIN_UNIT, received));
+            assert_eq!(
+                (line.level, line.unit.as_str(), line.time),
+                (Level::Info, PLAIN_UNIT, received)
+            );
             assert_eq!(line.message, text);
         }
     }
 
     #[test]
     fn strips_a_carriage_return_and_allows_empty_messages() {
-        let line = LogLine::parse("2026-11-25 10:01:02.345 ERROR main\r", at("2000-01-01 00:00:00.000"));
-        assert_eq!((line.level, line.unit.as_str(), line.message.as_str()), (Level::Error, "main", ""));
+        let line = LogLine::parse(
+            "2026-11-25 10:01:02.345 ERROR main\r",
+            at("2000-01-01 00:00:00.000"),
+        );
+        assert_eq!(
+            (line.level, line.unit.as_str(), line.message.as_str()),
+            (Level::Error, "main", "")
+        );
     }
 
     #[test]

@@ -194,7 +194,11 @@ impl Macros {
             }
             value
         });
-        Expansion { text: result.into_owned(), expanded, unexpanded }
+        Expansion {
+            text: result.into_owned(),
+            expanded,
+            unexpanded,
+        }
     }
 
     /// The names of all macros written in `text`, each once, in order of first appearance.

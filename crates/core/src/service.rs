@@ -38,7 +38,9 @@ fn valid_chars(text: &str, extra: &[u8]) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 64
         && bytes[0].is_ascii_alphanumeric()
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || extra.contains(b))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(b))
 }
 
 /// A service name such as `payment-api`.
@@ -125,12 +127,16 @@ impl ServiceInstance {
     /// whether a name is a service of the state repo.
     pub fn parse(text: &str, is_declared: impl Fn(&str) -> bool) -> Result<Self, ServiceNameError> {
         if is_declared(text) {
-            return Ok(ServiceInstance { service: text.parse()?, role: None });
+            return Ok(ServiceInstance {
+                service: text.parse()?,
+                role: None,
+            });
         }
         match text.rsplit_once('-') {
-            Some((service, role)) if is_declared(service) => {
-                Ok(ServiceInstance { service: service.parse()?, role: Some(role.parse()?) })
-            }
+            Some((service, role)) if is_declared(service) => Ok(ServiceInstance {
+                service: service.parse()?,
+                role: Some(role.parse()?),
+            }),
             _ => {
                 // Say what is wrong with the spelling before saying it is unknown.
                 text.parse::<ServiceName>()?;
@@ -191,7 +197,11 @@ mod tests {
 
     fn instance(text: &str, names: &'static [&'static str]) -> Result<String, ServiceNameError> {
         ServiceInstance::parse(text, declared(names)).map(|i| {
-            format!("{}|{}", i.service, i.role.map(|r| r.to_string()).unwrap_or_default())
+            format!(
+                "{}|{}",
+                i.service,
+                i.role.map(|r| r.to_string()).unwrap_or_default()
+            )
         })
     }
 
@@ -202,26 +212,39 @@ mod tests {
         assert_eq!(instance("web-eu", names), Ok("web|eu".into()));
         // The whole string wins over service `payment` in role `api`.
         assert_eq!(instance("payment-api", names), Ok("payment-api|".into()));
-        assert_eq!(instance("payment-api-eu", names), Ok("payment-api|eu".into()));
+        assert_eq!(
+            instance("payment-api-eu", names),
+            Ok("payment-api|eu".into())
+        );
         assert_eq!(instance("payment-eu", names), Ok("payment|eu".into()));
-        assert_eq!(instance("mail", names), Err(ServiceNameError::Unknown("mail".into())));
-        assert_eq!(instance("pay ment", names), Err(ServiceNameError::BadName("pay ment".into())));
-        assert_eq!(instance("web-", names), Err(ServiceNameError::BadRole("".into())));
+        assert_eq!(
+            instance("mail", names),
+            Err(ServiceNameError::Unknown("mail".into()))
+        );
+        assert_eq!(
+            instance("pay ment", names),
+            Err(ServiceNameError::BadName("pay ment".into()))
+        );
+        assert_eq!(
+            instance("web-", names),
+            Err(ServiceNameError::BadRole("".into()))
+        );
     }
 
     #[test]
     fn instance_prints_back_as_given() {
         for text in ["web", "web-eu", "payment-api-eu"] {
-            let parsed = ServiceInstance::parse(text, declared(&["web", "payment-api"]))
-                .expect("declared");
+            let parsed =
+                ServiceInstance::parse(text, declared(&["web", "payment-api"])).expect("declared");
             assert_eq!(parsed.to_string(), text);
         }
     }
 
     #[test]
     fn parses_comma_separated_lists() {
-        let list = ServiceInstance::parse_list("web, payment-api-eu,", declared(&["web", "payment-api"]))
-            .expect("all declared");
+        let list =
+            ServiceInstance::parse_list("web, payment-api-eu,", declared(&["web", "payment-api"]))
+                .expect("all declared");
         let printed: Vec<String> = list.iter().map(ToString::to_string).collect();
         assert_eq!(printed, ["web", "payment-api-eu"]);
     }
@@ -233,6 +256,9 @@ mod tests {
             assert!(bad.parse::<ServiceName>().is_err(), "{bad:?}");
         }
         assert!("eu_1".parse::<Role>().is_ok());
-        assert_eq!("e-u".parse::<Role>(), Err(ServiceNameError::BadRole("e-u".into())));
+        assert_eq!(
+            "e-u".parse::<Role>(),
+            Err(ServiceNameError::BadRole("e-u".into()))
+        );
     }
 }

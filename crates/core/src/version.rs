@@ -16,16 +16,22 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VersionError {
     /// The string has no `-` between distribution and build.
-    #[error("version `{0}` has no `-` between distribution and build (expected e.g. `jetto-1.2.3`)")]
+    #[error(
+        "version `{0}` has no `-` between distribution and build (expected e.g. `jetto-1.2.3`)"
+    )]
     NoDistribution(String),
     /// The distribution part is empty or has characters other than letters, digits, `.`, `_`, `-`.
     #[error("version `{0}`: distribution name must be non-empty letters, digits, `.`, `_` or `-`")]
     BadDistribution(String),
     /// The build part is not dot-separated numbers.
-    #[error("version `{0}`: build must be dot-separated numbers without leading zeros (e.g. `1.2.3`)")]
+    #[error(
+        "version `{0}`: build must be dot-separated numbers without leading zeros (e.g. `1.2.3`)"
+    )]
     BadBuild(String),
     /// The client generation after `_` is not a positive number.
-    #[error("version `{0}`: client generation after `_` must be a number from 1 up (generation 0 is written without `_0`)")]
+    #[error(
+        "version `{0}`: client generation after `_` must be a number from 1 up (generation 0 is written without `_0`)"
+    )]
     BadGeneration(String),
     /// A client generation was given where only a developer version is allowed.
     #[error("version `{0}` has a client generation `_N`, but a developer version is expected")]
@@ -55,7 +61,9 @@ impl Build {
     /// The next build: the last number plus one (`1.2.9` -> `1.2.10`).
     pub fn next(&self) -> Self {
         let mut parts = self.0.clone();
-        let last = parts.last_mut().expect("a build always has at least one part");
+        let last = parts
+            .last_mut()
+            .expect("a build always has at least one part");
         *last = last.saturating_add(1);
         Build(parts)
     }
@@ -98,7 +106,10 @@ pub struct DeveloperVersion {
 impl DeveloperVersion {
     /// A version from its parts.
     pub fn new(distribution: impl Into<String>, build: Build) -> Self {
-        DeveloperVersion { distribution: distribution.into(), build }
+        DeveloperVersion {
+            distribution: distribution.into(),
+            build,
+        }
     }
 
     /// The version after this one on the same distribution.
@@ -151,7 +162,10 @@ pub struct ClientVersion {
 impl ClientVersion {
     /// The first client version of a developer version (generation 0).
     pub fn first(developer: DeveloperVersion) -> Self {
-        ClientVersion { developer, generation: 0 }
+        ClientVersion {
+            developer,
+            generation: 0,
+        }
     }
 
     /// The next client version of the same developer version given the existing client
@@ -166,7 +180,10 @@ impl ClientVersion {
             .map(|v| v.generation.saturating_add(1))
             .max()
             .unwrap_or(0);
-        ClientVersion { developer: developer.clone(), generation }
+        ClientVersion {
+            developer: developer.clone(),
+            generation,
+        }
     }
 }
 
@@ -191,10 +208,13 @@ impl FromStr for ClientVersion {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let error = |make: fn(String) -> VersionError| make(text.to_owned());
-        let (distribution, rest) =
-            text.rsplit_once('-').ok_or_else(|| error(VersionError::NoDistribution))?;
+        let (distribution, rest) = text
+            .rsplit_once('-')
+            .ok_or_else(|| error(VersionError::NoDistribution))?;
         let distribution_ok = !distribution.is_empty()
-            && distribution.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            && distribution
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
         if !distribution_ok {
             return Err(error(VersionError::BadDistribution));
         }
@@ -212,7 +232,10 @@ impl FromStr for ClientVersion {
             }
         };
         let build = Build::parse(build).ok_or_else(|| error(VersionError::BadBuild))?;
-        Ok(ClientVersion { developer: DeveloperVersion::new(distribution, build), generation })
+        Ok(ClientVersion {
+            developer: DeveloperVersion::new(distribution, build),
+            generation,
+        })
     }
 }
 
@@ -242,8 +265,14 @@ macro_rules! serde_as_string {
     };
 }
 
-serde_as_string!(DeveloperVersion, "a developer version such as `jetto-1.2.3`");
-serde_as_string!(ClientVersion, "a client version such as `jetto-1.2.3` or `jetto-1.2.3_2`");
+serde_as_string!(
+    DeveloperVersion,
+    "a developer version such as `jetto-1.2.3`"
+);
+serde_as_string!(
+    ClientVersion,
+    "a client version such as `jetto-1.2.3` or `jetto-1.2.3_2`"
+);
 
 #[cfg(test)]
 mod tests;

@@ -169,13 +169,20 @@ proptest! {
 
 #[test]
 fn partial_expansion_reports_what_was_and_was_not_defined() {
-    let known: Macros = [("a", "1"), ("b.c", "%%a%%"), ("port", "8080")].into_iter().collect();
+    let known: Macros = [("a", "1"), ("b.c", "%%a%%"), ("port", "8080")]
+        .into_iter()
+        .collect();
     // (text, expected text, expanded, unexpanded)
     let cases: &[(&str, &str, &[&str], &[&str])] = &[
         ("x=%%a%%", "x=1", &["a"], &[]),
         ("%%a%%%%a%%", "11", &["a"], &[]),
         ("%%b.c%%", "%%a%%", &["b.c"], &[]),
-        ("%%role%% %%a%% %%role%%", "%%role%% 1 %%role%%", &["a"], &["role"]),
+        (
+            "%%role%% %%a%% %%role%%",
+            "%%role%% 1 %%role%%",
+            &["a"],
+            &["role"],
+        ),
         ("100%% sure %%", "100%% sure %%", &[], &[]),
         ("%%%a%%", "%1", &["a"], &[]),
         ("%%port%%%%", "8080%%", &["port"], &[]),

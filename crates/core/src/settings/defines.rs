@@ -1,8 +1,8 @@
 //! `X.defines` files: `name=value` lines giving macro values for the file X.
 
 use super::merge::Layer;
-use crate::macros::is_macro_name;
 use super::{Position, SettingsError};
+use crate::macros::is_macro_name;
 
 /// Reads the `name=value` lines of a `.defines` file, in order (a repeated name: the last wins).
 pub(super) fn parse_defines(layer: &Layer<'_>) -> Result<Vec<(String, String)>, SettingsError> {

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-
 use super::defines::{parse_defines, utf8_error_position};
 use super::layout::{LayerOrder, Role, check_path, role};
 use super::report::{Change, FileReport, MergeReport, Source};

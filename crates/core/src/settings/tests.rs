@@ -237,7 +237,9 @@ fn defines_precedence_is_defines_in_overlay_order_then_macro_values() {
     )]);
     let first = tree(&[("run.sh.defines", "# first\nport=1\nhost=h1\ndist=d1\n")]);
     let second = tree(&[("run.sh.defines", "port=2\n")]);
-    let macros: Macros = [("dist", "from-state"), ("unused", "x")].into_iter().collect();
+    let macros: Macros = [("dist", "from-state"), ("unused", "x")]
+        .into_iter()
+        .collect();
     let merged = merge_settings(&base, &[first, second], &macros).expect("merge succeeds");
     assert_eq!(
         text(&merged, "run.sh"),

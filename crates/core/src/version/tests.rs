@@ -44,21 +44,43 @@ fn refuses_malformed_versions_quoting_them() {
     ];
     for (text, expected) in cases {
         let error = text.parse::<ClientVersion>().expect_err(text).to_string();
-        assert!(error.contains(&format!("`{text}`")), "{error} quotes {text}");
-        assert!(error.contains(expected), "{error} should mention {expected}");
+        assert!(
+            error.contains(&format!("`{text}`")),
+            "{error} quotes {text}"
+        );
+        assert!(
+            error.contains(expected),
+            "{error} should mention {expected}"
+        );
     }
-    let error = "jetto-1.2_3".parse::<DeveloperVersion>().expect_err("generation");
-    assert_eq!(error, VersionError::UnexpectedGeneration("jetto-1.2_3".into()));
+    let error = "jetto-1.2_3"
+        .parse::<DeveloperVersion>()
+        .expect_err("generation");
+    assert_eq!(
+        error,
+        VersionError::UnexpectedGeneration("jetto-1.2_3".into())
+    );
 }
 
 #[test]
 fn orders_numerically_per_part_then_generation() {
     let ordered = [
-        "jetto-1.2", "jetto-1.2_1", "jetto-1.2_10", "jetto-1.2.0", "jetto-1.9", "jetto-1.10",
-        "jetto-2", "jetto-10.0.0",
+        "jetto-1.2",
+        "jetto-1.2_1",
+        "jetto-1.2_10",
+        "jetto-1.2.0",
+        "jetto-1.9",
+        "jetto-1.10",
+        "jetto-2",
+        "jetto-10.0.0",
     ];
     for pair in ordered.windows(2) {
-        assert!(client(pair[0]) < client(pair[1]), "{} < {}", pair[0], pair[1]);
+        assert!(
+            client(pair[0]) < client(pair[1]),
+            "{} < {}",
+            pair[0],
+            pair[1]
+        );
     }
 }
 
@@ -66,11 +88,27 @@ fn orders_numerically_per_part_then_generation() {
 fn next_build_and_generation() {
     assert_eq!(dev("jetto-1.2.9").next().to_string(), "jetto-1.2.10");
     let existing = [dev("jetto-1.2.9"), dev("jetto-1.10"), dev("other-5.0")];
-    assert_eq!(DeveloperVersion::next_for("jetto", &existing).to_string(), "jetto-1.11");
-    assert_eq!(DeveloperVersion::next_for("new", &existing).to_string(), "new-1.0.0");
-    let clients = [client("jetto-1.2"), client("jetto-1.2_3"), client("jetto-1.3_7")];
-    assert_eq!(ClientVersion::next_for(&dev("jetto-1.2"), &clients).to_string(), "jetto-1.2_4");
-    assert_eq!(ClientVersion::next_for(&dev("jetto-1.4"), &clients).to_string(), "jetto-1.4");
+    assert_eq!(
+        DeveloperVersion::next_for("jetto", &existing).to_string(),
+        "jetto-1.11"
+    );
+    assert_eq!(
+        DeveloperVersion::next_for("new", &existing).to_string(),
+        "new-1.0.0"
+    );
+    let clients = [
+        client("jetto-1.2"),
+        client("jetto-1.2_3"),
+        client("jetto-1.3_7"),
+    ];
+    assert_eq!(
+        ClientVersion::next_for(&dev("jetto-1.2"), &clients).to_string(),
+        "jetto-1.2_4"
+    );
+    assert_eq!(
+        ClientVersion::next_for(&dev("jetto-1.4"), &clients).to_string(),
+        "jetto-1.4"
+    );
 }
 
 #[test]
