@@ -1,1 +1,44 @@
-//! The vupdate state repo library (being written).
+//! The vupdate state repo: schema 1, load and validate at any commit, edit as a commit,
+//! history, diff and revert.
+//!
+//! The state repo is a Git repository of YAML files (documented file by file in
+//! `examples/state-repo/README.md`). This crate is the only place that knows its layout and
+//! the only one that talks to Git about it; no gix type appears in its API.
+//!
+//! Layout, from pure to I/O:
+//!
+//! - [`model`]: the validated state as plain data ([`State`], [`Desired`], build settings…).
+//! - [`files`]: [`FileSet`], the files in memory, the single input of [`State::parse`].
+//! - `schema`, `validate`: the serde structs with locations, and the checks; every problem
+//!   is collected into [`ValidationErrors`] (`path:line:column: message`).
+//! - [`diff`]: per-service differences between desired lists.
+//! - [`edit`]: [`StateEdit`], the changes the dashboard and CLI make, applied to a
+//!   [`FileSet`] by splicing the smallest span of YAML (comments and layout survive).
+//! - [`repo`]: [`StateRepo`], the Git side (gix for reading, writing objects, refs and
+//!   fetching; the `git` program for push and work-tree updates).
+//! - [`error`]: the error type, [`StateError`].
+//!
+//! Invariant: nothing is written to a branch unless the whole resulting state validates.
+
+pub mod diff;
+pub mod edit;
+pub mod error;
+pub mod files;
+pub mod model;
+pub mod problems;
+pub mod repo;
+
+mod schema;
+mod validate;
+mod yaml;
+
+pub use diff::{DesiredDiff, ListDiff};
+pub use edit::StateEdit;
+pub use error::StateError;
+pub use files::FileSet;
+pub use model::{
+    ClientBuild, Consumer, Desired, DeveloperBuild, GitRepository, Provider, SCHEMA_VERSION,
+    SELF_PROFILE, ServiceSettings, State, TestedVersions,
+};
+pub use problems::{Position, Problem, ValidationErrors};
+pub use repo::{Author, HistoryEntry, Revision, StateRepo};

@@ -1,0 +1,125 @@
+//! The files of schema 1 exactly as written: serde structs with locations, unknown keys refused.
+//!
+//! Every optional key is an `Option` so that `key:` with nothing after it (null) means the
+//! same as leaving the key out. Semantic checks happen in `crate::validate`, not here.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::entries::Entries;
+
+/// `vupdate.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MarkerFile {
+    pub(crate) schema: Spanned<u64>,
+}
+
+/// `common.yaml` and `services/<name>.yaml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SettingsFile {
+    pub(crate) developer: Option<RawDeveloperBuild>,
+    pub(crate) client: Option<RawClientBuild>,
+}
+
+/// The `developer:` part of a settings file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawDeveloperBuild {
+    pub(crate) sources: Option<Vec<RawRepository>>,
+    pub(crate) macro_values: Option<Entries<Spanned<String>>>,
+    pub(crate) environment: Option<Entries<Spanned<String>>>,
+    pub(crate) private_files: Option<Vec<Spanned<String>>>,
+}
+
+/// The `client:` part of a settings file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawClientBuild {
+    pub(crate) settings: Option<Vec<RawRepository>>,
+    pub(crate) macro_values: Option<Entries<Spanned<String>>>,
+    pub(crate) environment: Option<Entries<Spanned<String>>>,
+    pub(crate) private_files: Option<Vec<Spanned<String>>>,
+}
+
+/// One source or settings repository.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawRepository {
+    pub(crate) name: Spanned<String>,
+    pub(crate) git: RawGit,
+    pub(crate) sub_directory: Option<Spanned<String>>,
+}
+
+/// Where a repository lives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawGit {
+    pub(crate) url: Spanned<String>,
+    pub(crate) branch: Spanned<String>,
+    pub(crate) clone_submodules: Option<bool>,
+}
+
+/// `desired/developer.yaml` and `desired/client.yaml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DesiredFile {
+    pub(crate) versions: Option<Entries<Spanned<String>>>,
+}
+
+/// `profiles.yaml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProfilesFile {
+    pub(crate) profiles: Option<Entries<Option<Vec<Spanned<String>>>>>,
+}
+
+/// `providers.yaml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProvidersFile {
+    pub(crate) providers: Option<Entries<RawProvider>>,
+}
+
+/// One provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawProvider {
+    pub(crate) url: Spanned<String>,
+    pub(crate) access_token_secret: Spanned<String>,
+    pub(crate) test_consumer: Option<Spanned<String>>,
+    pub(crate) upload_state: Option<bool>,
+    pub(crate) auto_update: Option<bool>,
+}
+
+/// `consumers.yaml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsumersFile {
+    pub(crate) consumers: Option<Entries<RawConsumer>>,
+}
+
+/// One consumer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawConsumer {
+    pub(crate) profile: Spanned<String>,
+    pub(crate) url: Option<Spanned<String>>,
+    pub(crate) test_consumer: Option<Spanned<String>>,
+}
+
+/// `tested.yaml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TestedFile {
+    pub(crate) tested: Option<Entries<RawTested>>,
+}
+
+/// One distribution's tested versions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTested {
+    pub(crate) versions: Option<Entries<Spanned<String>>>,
+    pub(crate) time: Option<Spanned<String>>,
+}

@@ -1,0 +1,456 @@
+//! [`State::parse`]: the whole of schema 1 checked at once, every problem collected.
+//!
+//! Order of work: the marker first (a repo of another schema is not read further), then the
+//! set of declared services from the file names in `services/` (a service whose file has a
+//! syntax error is still declared, so one typo does not cascade into "unknown service"
+//! everywhere), then each file on its own, then the references between files.
+
+mod names;
+mod settings;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::str::FromStr;
+
+use vupdate_core::service::ServiceName;
+use vupdate_core::version::{ClientVersion, DeveloperVersion, VersionError};
+
+use crate::error::StateError;
+use crate::files::{FileSet, MARKER};
+use crate::model::{Consumer, Desired, Provider, SCHEMA_VERSION, State, TestedVersions};
+use crate::problems::ValidationErrors;
+use crate::schema::raw::{
+    ConsumersFile, DesiredFile, MarkerFile, ProfilesFile, ProvidersFile, SettingsFile, TestedFile,
+};
+use crate::schema::{Problems, parse_document, parse_file};
+
+/// Path of the desired developer versions.
+pub(crate) const DESIRED_DEVELOPER: &str = "desired/developer.yaml";
+/// Path of the desired client versions.
+pub(crate) const DESIRED_CLIENT: &str = "desired/client.yaml";
+const COMMON: &str = "common.yaml";
+const PROFILES: &str = "profiles.yaml";
+const PROVIDERS: &str = "providers.yaml";
+const CONSUMERS: &str = "consumers.yaml";
+const TESTED: &str = "tested.yaml";
+
+impl State {
+    /// Parses and validates a state repo held in memory; every problem is reported, each
+    /// with its file, line and column.
+    pub fn parse(files: &FileSet) -> Result<State, ValidationErrors> {
+        let mut problems = Problems::new();
+        let state = parse_state(files, &mut problems);
+        match ValidationErrors::from_problems(problems.list) {
+            Some(errors) => Err(errors),
+            None => Ok(state.expect("a state is built whenever no problem was found")),
+        }
+    }
+
+    /// Loads and validates the state repo files of a directory (a work tree; `.git` and
+    /// any file outside the schema are ignored).
+    pub fn load_dir(path: impl AsRef<Path>) -> Result<State, StateError> {
+        let path = path.as_ref();
+        let files = FileSet::from_dir(path)?;
+        State::parse(&files).map_err(|errors| StateError::InvalidDirectory {
+            path: path.to_path_buf(),
+            errors,
+        })
+    }
+}
+
+impl Desired {
+    /// Parses only the two desired lists (syntax, service names and versions), without
+    /// checking that the services are declared: history and diffs use it on revisions whose
+    /// other files may not validate.
+    pub fn parse(files: &FileSet) -> Result<Desired, ValidationErrors> {
+        let mut problems = Problems::new();
+        let desired = parse_desired(files, None, &mut problems);
+        match ValidationErrors::from_problems(problems.list) {
+            Some(errors) => Err(errors),
+            None => Ok(desired),
+        }
+    }
+}
+
+fn parse_state(files: &FileSet, problems: &mut Problems) -> Option<State> {
+    check_marker(files, problems)?;
+
+    let declared = declared_services(files, problems);
+    let known: BTreeSet<&str> = declared.keys().map(ServiceName::as_str).collect();
+    check_desired_folder(files, problems);
+
+    let common_raw = files
+        .get(COMMON)
+        .and_then(|bytes| parse_file::<SettingsFile>(COMMON, bytes, problems))
+        .unwrap_or_default();
+    let common = settings::convert(COMMON, common_raw, None, problems);
+
+    let mut services = BTreeMap::new();
+    for (service, path) in &declared {
+        let bytes = files.get(path).unwrap_or_default();
+        let raw = parse_file::<SettingsFile>(path, bytes, problems).unwrap_or_default();
+        services.insert(
+            service.clone(),
+            settings::convert(path, raw, Some(&common), problems),
+        );
+    }
+
+    let desired = parse_desired(files, Some(&known), problems);
+    let profiles = parse_profiles(files, &known, problems);
+    let providers = parse_providers(files, problems);
+    let consumers = parse_consumers(files, profiles.as_ref(), problems);
+    let tested = parse_tested(files, &known, problems);
+
+    Some(State {
+        schema: SCHEMA_VERSION,
+        common,
+        services,
+        desired,
+        profiles: profiles.unwrap_or_default(),
+        providers,
+        consumers,
+        tested,
+    })
+}
+
+/// Checks `vupdate.yaml`; `None` stops validation (no marker, or another schema).
+fn check_marker(files: &FileSet, problems: &mut Problems) -> Option<()> {
+    let Some(bytes) = files.get(MARKER) else {
+        problems.file(
+            MARKER,
+            format!(
+                "missing: a state repo has `{MARKER}` at its root with `schema: {SCHEMA_VERSION}`"
+            ),
+        );
+        return None;
+    };
+    match parse_document::<MarkerFile>(MARKER, bytes, problems)? {
+        None => {
+            problems.file(MARKER, format!("empty: write `schema: {SCHEMA_VERSION}`"));
+            None
+        }
+        Some(marker) if marker.schema.value != SCHEMA_VERSION => {
+            problems.at(
+                MARKER,
+                &marker.schema.referenced,
+                format!(
+                    "schema {} not supported (this vupdate reads schema {SCHEMA_VERSION})",
+                    marker.schema.value
+                ),
+            );
+            None
+        }
+        Some(_) => Some(()),
+    }
+}
+
+/// The services declared by `services/<name>.yaml`, with their file paths.
+fn declared_services(files: &FileSet, problems: &mut Problems) -> BTreeMap<ServiceName, String> {
+    let mut declared = BTreeMap::new();
+    for (path, _) in files.iter() {
+        let Some(rest) = path.strip_prefix("services/") else {
+            continue;
+        };
+        if rest.contains('/') {
+            problems.file(
+                path,
+                "services/ holds only `<service>.yaml` files, no folders",
+            );
+            continue;
+        }
+        let Some(name) = rest.strip_suffix(".yaml") else {
+            let message = match rest.strip_suffix(".yml") {
+                Some(name) => format!("service files end in `.yaml`: rename it to services/{name}.yaml"),
+                None => "only `<service>.yaml` files belong in services/ (the file name is the service name)".to_owned(),
+            };
+            problems.file(path, message);
+            continue;
+        };
+        match name.parse::<ServiceName>() {
+            Ok(service) => {
+                declared.insert(service, path.to_owned());
+            }
+            Err(error) => problems.file(
+                path,
+                format!("the file name is not a service name: {error}"),
+            ),
+        }
+    }
+    declared
+}
+
+fn check_desired_folder(files: &FileSet, problems: &mut Problems) {
+    for (path, _) in files.iter() {
+        if path.starts_with("desired/") && path != DESIRED_DEVELOPER && path != DESIRED_CLIENT {
+            problems.file(
+                path,
+                "unknown file: desired/ holds only developer.yaml and client.yaml",
+            );
+        }
+    }
+}
+
+/// Both desired lists; `known` is the set of declared services, or `None` not to check it.
+fn parse_desired(
+    files: &FileSet,
+    known: Option<&BTreeSet<&str>>,
+    problems: &mut Problems,
+) -> Desired {
+    Desired {
+        developer: parse_versions::<DeveloperVersion>(
+            files,
+            DESIRED_DEVELOPER,
+            "desired developer versions",
+            known,
+            problems,
+        ),
+        client: parse_versions::<ClientVersion>(
+            files,
+            DESIRED_CLIENT,
+            "desired client versions",
+            known,
+            problems,
+        ),
+    }
+}
+
+fn parse_versions<V: FromStr<Err = VersionError>>(
+    files: &FileSet,
+    path: &str,
+    list: &str,
+    known: Option<&BTreeSet<&str>>,
+    problems: &mut Problems,
+) -> BTreeMap<ServiceName, V> {
+    let raw = files
+        .get(path)
+        .and_then(|bytes| parse_file::<DesiredFile>(path, bytes, problems))
+        .and_then(|file| file.versions)
+        .unwrap_or_default();
+    let mut versions = BTreeMap::new();
+    for (key, value) in raw.0 {
+        let service = service_reference(path, &key, known, &format!("in {list}"), problems);
+        let version = value
+            .value
+            .parse::<V>()
+            .map_err(|error| problems.at(path, &value.referenced, error.to_string()))
+            .ok();
+        if let (Some(service), Some(version)) = (service, version) {
+            versions.insert(service, version);
+        }
+    }
+    versions
+}
+
+/// Reads a service name that refers to a declared service; problems point at `text`.
+fn service_reference(
+    path: &str,
+    text: &serde_saphyr::Spanned<String>,
+    known: Option<&BTreeSet<&str>>,
+    context: &str,
+    problems: &mut Problems,
+) -> Option<ServiceName> {
+    match text.value.parse::<ServiceName>() {
+        Err(error) => {
+            problems.at(path, &text.referenced, error.to_string());
+            None
+        }
+        Ok(service) if known.is_some_and(|known| !known.contains(service.as_str())) => {
+            problems.at(
+                path,
+                &text.referenced,
+                format!(
+                    "unknown service `{service}` {context}: there is no services/{service}.yaml"
+                ),
+            );
+            None
+        }
+        Ok(service) => Some(service),
+    }
+}
+
+/// `None` when profiles.yaml could not be read, so consumers skip their profile check.
+fn parse_profiles(
+    files: &FileSet,
+    known: &BTreeSet<&str>,
+    problems: &mut Problems,
+) -> Option<BTreeMap<String, BTreeSet<ServiceName>>> {
+    let raw = match files.get(PROFILES) {
+        None => return Some(BTreeMap::new()),
+        Some(bytes) => parse_file::<ProfilesFile>(PROFILES, bytes, problems)?,
+    };
+    let mut profiles = BTreeMap::new();
+    for (name, services) in raw.profiles.unwrap_or_default().0 {
+        if let Err(message) = names::check_profile_name(&name.value) {
+            problems.at(PROFILES, &name.referenced, message);
+        }
+        let mut members = BTreeSet::new();
+        for item in services.unwrap_or_default() {
+            let context = format!("in profile `{}`", name.value);
+            if let Some(service) =
+                service_reference(PROFILES, &item, Some(known), &context, problems)
+                && !members.insert(service.clone())
+            {
+                problems.at(
+                    PROFILES,
+                    &item.referenced,
+                    format!(
+                        "service `{service}` is listed twice in profile `{}`",
+                        name.value
+                    ),
+                );
+            }
+        }
+        profiles.insert(name.value, members);
+    }
+    Some(profiles)
+}
+
+fn parse_providers(files: &FileSet, problems: &mut Problems) -> BTreeMap<String, Provider> {
+    let raw = files
+        .get(PROVIDERS)
+        .and_then(|bytes| parse_file::<ProvidersFile>(PROVIDERS, bytes, problems))
+        .and_then(|file| file.providers)
+        .unwrap_or_default();
+    let mut providers = BTreeMap::new();
+    for (name, provider) in raw.0 {
+        let mut check = |location: &serde_saphyr::Location, result: Result<(), String>| {
+            if let Err(message) = result {
+                problems.at(PROVIDERS, location, message);
+            }
+        };
+        check(
+            &name.referenced,
+            names::check_distribution_name(&name.value, "provider"),
+        );
+        let what = format!("url of provider `{}`", name.value);
+        check(
+            &provider.url.referenced,
+            names::check_http_url(&provider.url.value, &what),
+        );
+        let secret = &provider.access_token_secret;
+        check(&secret.referenced, names::check_secret_name(&secret.value));
+        if let Some(test_consumer) = &provider.test_consumer {
+            let result = names::check_distribution_name(&test_consumer.value, "testConsumer");
+            check(&test_consumer.referenced, result);
+        }
+        providers.insert(
+            name.value,
+            Provider {
+                url: provider.url.value,
+                access_token_secret: provider.access_token_secret.value,
+                test_consumer: provider.test_consumer.map(|t| t.value),
+                upload_state: provider.upload_state.unwrap_or(false),
+                auto_update: provider.auto_update.unwrap_or(false),
+            },
+        );
+    }
+    providers
+}
+
+fn parse_consumers(
+    files: &FileSet,
+    profiles: Option<&BTreeMap<String, BTreeSet<ServiceName>>>,
+    problems: &mut Problems,
+) -> BTreeMap<String, Consumer> {
+    let raw = files
+        .get(CONSUMERS)
+        .and_then(|bytes| parse_file::<ConsumersFile>(CONSUMERS, bytes, problems))
+        .and_then(|file| file.consumers)
+        .unwrap_or_default();
+    let names_declared: BTreeSet<String> =
+        raw.0.iter().map(|(name, _)| name.value.clone()).collect();
+    let mut consumers = BTreeMap::new();
+    for (name, consumer) in raw.0 {
+        if let Err(message) = names::check_distribution_name(&name.value, "consumer") {
+            problems.at(CONSUMERS, &name.referenced, message);
+        }
+        let profile = &consumer.profile;
+        if profiles.is_some_and(|profiles| !profiles.contains_key(&profile.value)) {
+            problems.at(
+                CONSUMERS,
+                &profile.referenced,
+                format!(
+                    "unknown profile `{}` for consumer `{}`: profiles.yaml declares no such profile",
+                    profile.value, name.value
+                ),
+            );
+        }
+        if let Some(url) = &consumer.url {
+            let what = format!("url of consumer `{}`", name.value);
+            if let Err(message) = names::check_http_url(&url.value, &what) {
+                problems.at(CONSUMERS, &url.referenced, message);
+            }
+        }
+        if let Some(test_consumer) = &consumer.test_consumer
+            && (!names_declared.contains(&test_consumer.value) || test_consumer.value == name.value)
+        {
+            problems.at(
+                CONSUMERS,
+                &test_consumer.referenced,
+                format!(
+                    "testConsumer `{}` of consumer `{}` must name another consumer of consumers.yaml",
+                    test_consumer.value, name.value
+                ),
+            );
+        }
+        consumers.insert(
+            name.value,
+            Consumer {
+                profile: consumer.profile.value,
+                url: consumer.url.map(|u| u.value),
+                test_consumer: consumer.test_consumer.map(|t| t.value),
+            },
+        );
+    }
+    consumers
+}
+
+fn parse_tested(
+    files: &FileSet,
+    known: &BTreeSet<&str>,
+    problems: &mut Problems,
+) -> BTreeMap<String, TestedVersions> {
+    let raw = files
+        .get(TESTED)
+        .and_then(|bytes| parse_file::<TestedFile>(TESTED, bytes, problems))
+        .and_then(|file| file.tested)
+        .unwrap_or_default();
+    let mut tested = BTreeMap::new();
+    for (distribution, mark) in raw.0 {
+        if let Err(message) = names::check_distribution_name(&distribution.value, "distribution") {
+            problems.at(TESTED, &distribution.referenced, message);
+        }
+        let context = format!("in the versions tested by `{}`", distribution.value);
+        let mut versions = BTreeMap::new();
+        for (key, value) in mark.versions.unwrap_or_default().0 {
+            let service = service_reference(TESTED, &key, Some(known), &context, problems);
+            let version = value
+                .value
+                .parse::<DeveloperVersion>()
+                .map_err(|error| problems.at(TESTED, &value.referenced, error.to_string()))
+                .ok();
+            if let (Some(service), Some(version)) = (service, version) {
+                versions.insert(service, version);
+            }
+        }
+        let time = mark.time.and_then(|time| {
+            chrono::DateTime::parse_from_rfc3339(&time.value)
+                .map_err(|_| {
+                    problems.at(
+                        TESTED,
+                        &time.referenced,
+                        format!(
+                            "time `{}` is not an RFC 3339 time such as `2026-11-25T10:30:00Z`",
+                            time.value
+                        ),
+                    )
+                })
+                .ok()
+        });
+        tested.insert(distribution.value, TestedVersions { versions, time });
+    }
+    tested
+}
+
+#[cfg(test)]
+mod tests;

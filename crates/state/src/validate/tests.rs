@@ -1,0 +1,386 @@
+//! The validator as a table: files in, the exact `path:line:column: message` lines out.
+
+use super::*;
+use crate::model::ServiceSettings;
+
+/// A small valid repo; each case adds or replaces files.
+const BASE: &[(&str, &str)] = &[
+    ("vupdate.yaml", "schema: 1\n"),
+    (
+        "services/api.yaml",
+        "developer:\n  sources:\n    - name: api\n      git: { url: \"git@example.com:api.git\", branch: main }\n",
+    ),
+    ("services/payment-api.yaml", "client: {}\n"),
+    (
+        "profiles.yaml",
+        "profiles:\n  self: [api]\n  prod: [api, payment-api]\n",
+    ),
+];
+
+fn files(changes: &[(&str, &str)]) -> FileSet {
+    let mut set: FileSet = BASE.iter().copied().collect();
+    for (path, text) in changes {
+        if text.is_empty() {
+            set.remove(path);
+        } else {
+            set.insert(*path, *text);
+        }
+    }
+    set
+}
+
+fn problems(changes: &[(&str, &str)]) -> Vec<String> {
+    match State::parse(&files(changes)) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.to_string().lines().map(str::to_owned).collect(),
+    }
+}
+
+#[test]
+fn the_base_repo_is_valid() {
+    assert_eq!(problems(&[]), Vec::<String>::new());
+}
+
+/// A table row: what it shows, the files changed from `BASE`, the exact problems expected.
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+
+#[test]
+fn each_problem_is_reported_with_file_line_and_column() {
+    let cases: &[Case] = &[
+        (
+            "YAML syntax error",
+            &[(
+                "desired/developer.yaml",
+                "versions:\n  api: jetto-1.0.0\n  web: [\n",
+            )],
+            &["desired/developer.yaml:3:8: expected string scalar"],
+        ),
+        (
+            "bad indentation",
+            &[(
+                "desired/developer.yaml",
+                "versions:\n  api: jetto-1.0.0\n web: jetto-1.0.0\n",
+            )],
+            &[
+                "desired/developer.yaml:3:2: while parsing a block mapping, did not find expected key",
+            ],
+        ),
+        (
+            "unknown service in a profile",
+            &[(
+                "profiles.yaml",
+                "profiles:\n  self: [api]\n  prod:\n    - api\n    - mail\n",
+            )],
+            &[
+                "profiles.yaml:5:7: unknown service `mail` in profile `prod`: there is no services/mail.yaml",
+            ],
+        ),
+        (
+            "malformed version in desired/developer.yaml",
+            &[("desired/developer.yaml", "versions:\n  api: jetto-1.x\n")],
+            &[
+                "desired/developer.yaml:2:8: version `jetto-1.x`: build must be dot-separated numbers without leading zeros (e.g. `1.2.3`)",
+            ],
+        ),
+        (
+            "client generation in a developer version",
+            &[("desired/developer.yaml", "versions:\n  api: jetto-1.0_2\n")],
+            &[
+                "desired/developer.yaml:2:8: version `jetto-1.0_2` has a client generation `_N`, but a developer version is expected",
+            ],
+        ),
+        (
+            "unknown field",
+            &[(
+                "providers.yaml",
+                "providers:\n  jetto:\n    url: https://jetto.example.com\n    accessTokenSecret: jetto-token\n    accessToken: abc\n",
+            )],
+            &[
+                "providers.yaml:5:5: unknown field `accessToken`, expected one of url, accessTokenSecret, testConsumer, uploadState, autoUpdate",
+            ],
+        ),
+        (
+            "unknown profile in a consumer",
+            &[(
+                "consumers.yaml",
+                "consumers:\n  acme:\n    profile: staging\n",
+            )],
+            &[
+                "consumers.yaml:3:14: unknown profile `staging` for consumer `acme`: profiles.yaml declares no such profile",
+            ],
+        ),
+        (
+            "unknown service in the desired list",
+            &[(
+                "desired/client.yaml",
+                "versions:\n  api: jetto-1.0\n  mail: jetto-1.0_1\n",
+            )],
+            &[
+                "desired/client.yaml:3:3: unknown service `mail` in desired client versions: there is no services/mail.yaml",
+            ],
+        ),
+        (
+            "unknown service in a tested mark",
+            &[(
+                "tested.yaml",
+                "tested:\n  qa:\n    versions: { mail: jetto-1.0 }\n",
+            )],
+            &[
+                "tested.yaml:3:17: unknown service `mail` in the versions tested by `qa`: there is no services/mail.yaml",
+            ],
+        ),
+        (
+            "duplicate source names",
+            &[(
+                "services/api.yaml",
+                "developer:\n  sources:\n    - name: api\n      git: { url: u, branch: main }\n    - name: api\n      git: { url: v, branch: main }\n",
+            )],
+            &["services/api.yaml:5:13: duplicate source name `api` (already at line 3)"],
+        ),
+        (
+            "a source named like one of common.yaml",
+            &[(
+                "common.yaml",
+                "developer:\n  sources:\n    - name: api\n      git: { url: u, branch: main }\n",
+            )],
+            &[
+                "services/api.yaml:3:13: source `api` is also declared in common.yaml: names are directories of the build and must stay unique once common's are added",
+            ],
+        ),
+        (
+            "private files outside the image",
+            &[(
+                "services/payment-api.yaml",
+                "client:\n  privateFiles: [/etc/key.pem, keys/../../x, keys/ok.pem]\n",
+            )],
+            &[
+                "services/payment-api.yaml:2:18: private file path `/etc/key.pem` must be a relative path without `..`",
+                "services/payment-api.yaml:2:32: private file path `keys/../../x` must be a relative path without `..`",
+            ],
+        ),
+        (
+            "a service file name that is not a service name",
+            &[("services/pay ment.yaml", "{}\n")],
+            &[
+                "services/pay ment.yaml: the file name is not a service name: service name `pay ment` is not valid: use letters, digits, `-`, `_` or `.`, starting with a letter or digit, at most 64 characters",
+            ],
+        ),
+        (
+            "files in services/ that are not .yaml",
+            &[
+                ("services/web.yml", "{}\n"),
+                ("services/notes.txt", "x\n"),
+                ("services/old/api.yaml", "{}\n"),
+            ],
+            &[
+                "services/notes.txt: only `<service>.yaml` files belong in services/ (the file name is the service name)",
+                "services/old/api.yaml: services/ holds only `<service>.yaml` files, no folders",
+                "services/web.yml: service files end in `.yaml`: rename it to services/web.yaml",
+            ],
+        ),
+        (
+            "schema not supported",
+            &[
+                ("vupdate.yaml", "schema: 2\n"),
+                ("profiles.yaml", "not: valid\n"),
+            ],
+            &["vupdate.yaml:1:9: schema 2 not supported (this vupdate reads schema 1)"],
+        ),
+        (
+            "no marker",
+            &[("vupdate.yaml", "")],
+            &[
+                "vupdate.yaml: missing: a state repo has `vupdate.yaml` at its root with `schema: 1`",
+            ],
+        ),
+        (
+            "a required key missing",
+            &[(
+                "consumers.yaml",
+                "consumers:\n  acme:\n    url: https://acme.example.com\n",
+            )],
+            &["consumers.yaml:3:5: missing field `profile`"],
+        ),
+        (
+            "a token pasted as a secret name and a bad url",
+            &[(
+                "providers.yaml",
+                "providers:\n  jetto:\n    url: jetto.example.com\n    accessTokenSecret: \"abc def\"\n",
+            )],
+            &[
+                "providers.yaml:3:10: url of provider `jetto` `jetto.example.com` must be an http:// or https:// URL",
+                "providers.yaml:4:24: accessTokenSecret `abc def` must name a secret kept on the distribution (letters, digits, `.`, `_` or `-`, at most 64 characters), never hold the token itself",
+            ],
+        ),
+        (
+            "a bad tested time",
+            &[(
+                "tested.yaml",
+                "tested:\n  qa:\n    versions: {}\n    time: yesterday\n",
+            )],
+            &[
+                "tested.yaml:4:11: time `yesterday` is not an RFC 3339 time such as `2026-11-25T10:30:00Z`",
+            ],
+        ),
+        (
+            "a stray file in desired/",
+            &[("desired/developer.yml", "versions: {}\n")],
+            &[
+                "desired/developer.yml: unknown file: desired/ holds only developer.yaml and client.yaml",
+            ],
+        ),
+    ];
+    for (name, changes, expected) in cases {
+        assert_eq!(problems(changes), *expected, "case: {name}");
+    }
+}
+
+#[test]
+fn all_problems_are_collected_not_just_the_first() {
+    let found = problems(&[
+        (
+            "desired/developer.yaml",
+            "versions:\n  api: jetto-1.x\n  mail: jetto-1.0\n",
+        ),
+        ("consumers.yaml", "consumers:\n  acme: { profile: nope }\n"),
+        ("profiles.yaml", "profiles:\n  self: [api, api]\n"),
+    ]);
+    assert_eq!(found.len(), 4, "{found:#?}");
+    // Sorted by file, then position.
+    let files: Vec<&str> = found
+        .iter()
+        .map(|l| l.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "consumers.yaml",
+            "desired/developer.yaml",
+            "desired/developer.yaml",
+            "profiles.yaml"
+        ]
+    );
+}
+
+#[test]
+fn a_service_with_a_broken_file_is_still_declared() {
+    let found = problems(&[
+        ("services/api.yaml", "developer: [\n"),
+        ("desired/developer.yaml", "versions:\n  api: jetto-1.0\n"),
+    ]);
+    assert_eq!(
+        found.len(),
+        1,
+        "only the syntax error, no unknown-service cascade: {found:#?}"
+    );
+    assert!(found[0].starts_with("services/api.yaml:"), "{found:#?}");
+}
+
+#[test]
+fn empty_files_and_null_values_mean_empty() {
+    let state = State::parse(&files(&[
+        ("desired/developer.yaml", "# nothing yet\n"),
+        ("desired/client.yaml", "versions:\n"),
+        ("consumers.yaml", "consumers: ~\n"),
+        ("services/payment-api.yaml", ""),
+        ("services/payment-api.yaml", "# received from a provider\n"),
+    ]))
+    .expect("valid");
+    assert!(state.desired.developer.is_empty() && state.desired.client.is_empty());
+    assert_eq!(state.services.len(), 2);
+    assert_eq!(
+        state.services[&"payment-api".parse::<ServiceName>().expect("name")],
+        ServiceSettings::default()
+    );
+}
+
+#[test]
+fn defaults_and_merged_build_settings() {
+    let state = State::parse(&files(&[
+        ("common.yaml", "developer:\n  sources:\n    - name: shared\n      git: { url: s, branch: main }\n  environment: { A: common, B: common }\n  privateFiles: [keys/common.pem]\nclient:\n  macroValues: { m: common }\n"),
+        ("services/api.yaml", "developer:\n  sources:\n    - name: api\n      git: { url: a, branch: dev, cloneSubmodules: false }\n      subDirectory: server\n  environment: { B: own }\n  privateFiles: [keys/api.pem]\n"),
+    ]))
+    .expect("valid");
+    let api: ServiceName = "api".parse().expect("name");
+    let merged = state.build_settings(&api).expect("declared");
+    let developer = merged.developer.expect("api builds developer versions");
+    let names: Vec<&str> = developer.sources.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["shared", "api"]);
+    assert!(
+        developer.sources[0].clone_submodules,
+        "cloneSubmodules defaults to true"
+    );
+    assert!(!developer.sources[1].clone_submodules);
+    assert_eq!(
+        developer.sources[1].sub_directory.as_deref(),
+        Some("server")
+    );
+    assert_eq!(developer.environment["A"], "common");
+    assert_eq!(developer.environment["B"], "own");
+    assert_eq!(developer.private_files, ["keys/common.pem", "keys/api.pem"]);
+    // api has no client part of its own, common's applies.
+    assert_eq!(
+        merged.client.expect("common client").macro_values["m"],
+        "common"
+    );
+    // payment-api has no developer part: it is only received from a provider.
+    let payment = state
+        .build_settings(&"payment-api".parse().expect("name"))
+        .expect("declared");
+    assert!(payment.developer.is_none());
+    assert!(
+        state
+            .build_settings(&"mail".parse().expect("name"))
+            .is_none()
+    );
+}
+
+#[test]
+fn self_services_follow_their_developer_version_unless_listed() {
+    let state = State::parse(&files(&[
+        ("profiles.yaml", "profiles:\n  self: [api, payment-api]\n"),
+        ("desired/developer.yaml", "versions:\n  api: jetto-1.2\n"),
+        ("desired/client.yaml", "versions: {}\n"),
+    ]))
+    .expect("valid");
+    let effective = state.effective_client_versions();
+    let shown: Vec<String> = effective.iter().map(|(s, v)| format!("{s}={v}")).collect();
+    // payment-api has neither a client nor a developer version: nothing to run.
+    assert_eq!(shown, ["api=jetto-1.2"]);
+
+    let state = State::parse(&files(&[
+        ("desired/developer.yaml", "versions:\n  api: jetto-1.2\n"),
+        (
+            "desired/client.yaml",
+            "versions:\n  api: jetto-1.1_3\n  payment-api: other-2.0\n",
+        ),
+    ]))
+    .expect("valid");
+    let shown: Vec<String> = state
+        .effective_client_versions()
+        .iter()
+        .map(|(s, v)| format!("{s}={v}"))
+        .collect();
+    assert_eq!(
+        shown,
+        ["api=jetto-1.1_3", "payment-api=other-2.0"],
+        "a listed client version wins"
+    );
+}
+
+#[test]
+fn desired_alone_parses_without_declared_services() {
+    let set: FileSet = [("desired/developer.yaml", "versions:\n  mail: jetto-1.0\n")]
+        .into_iter()
+        .collect();
+    let desired = Desired::parse(&set).expect("versions are fine on their own");
+    assert_eq!(desired.developer.len(), 1);
+    assert!(
+        State::parse(&set).is_err(),
+        "a whole state needs the marker and services"
+    );
+}

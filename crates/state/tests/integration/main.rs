@@ -1,0 +1,14 @@
+//! Integration tests of vupdate-state on real Git repositories built in temp dirs.
+//!
+//! - `example`: the documented example repo validates, from disk and from a commit.
+//! - `load`: loading at any commit, invalid commits, revisions.
+//! - `edit`: edits as commits, one-line diffs, stale and invalid edits, work trees.
+//! - `remote`: fetch, push to a bare remote, a push that loses a race.
+//! - `history`: history, diff, revert (plain, conflicting, merge commits).
+
+mod edit;
+mod example;
+mod fixture;
+mod history;
+mod load;
+mod remote;
