@@ -1,0 +1,105 @@
+//! The interface both backends implement: generic documents in named collections, each
+//! with an optional history collection. The typed API in [`crate::store`] is built on it
+//! once, so the backends cannot differ in what a query, an update or an expiry means.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::doc::{CollectionDef, Cond, Doc, FieldDef, Find};
+use crate::error::StoreError;
+
+/// A stored document as read back: history fields and the record's JSON body.
+#[derive(Debug, Clone)]
+pub(crate) struct Raw {
+    /// `_sequence`.
+    pub sequence: i64,
+    /// `_modifyTime`.
+    pub modify_time: DateTime<Utc>,
+    /// `_archiveTime`, for archived versions.
+    pub archive_time: Option<DateTime<Utc>>,
+    /// The record, as JSON.
+    pub body: Value,
+}
+
+/// Generic document storage. Every write gives each written document a new `_sequence`
+/// from the collection's persistent counter and `_modifyTime = now`.
+#[async_trait]
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// Adds new documents, all or nothing; [`StoreError::Duplicate`] when a key exists.
+    async fn insert(
+        &self,
+        def: &'static CollectionDef,
+        docs: Vec<Doc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError>;
+
+    /// Adds or replaces documents by key, in order; a replaced version moves to the history
+    /// collection (archived `now`) when the collection keeps history.
+    async fn put(
+        &self,
+        def: &'static CollectionDef,
+        docs: Vec<Doc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError>;
+
+    /// Deletes the current documents matching `filter`, moving them to the history
+    /// collection (archived `now`) when the collection keeps history. Returns how many.
+    async fn archive(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Current documents.
+    async fn find(&self, def: &'static CollectionDef, find: Find) -> Result<Vec<Raw>, StoreError>;
+
+    /// How many current documents match.
+    async fn count(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+    ) -> Result<u64, StoreError>;
+
+    /// The distinct values of a text or text-list field among the matching current
+    /// documents, sorted.
+    async fn distinct(
+        &self,
+        def: &'static CollectionDef,
+        field: &'static FieldDef,
+        filter: Vec<Cond>,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Archived versions matching `filter`, oldest first.
+    async fn history(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+    ) -> Result<Vec<Raw>, StoreError>;
+
+    /// Makes the archived version `sequence` current again (as a new version), archiving the
+    /// current one with the same key, if any. Refused when it was archived before
+    /// `window_start`. Returns the new `_sequence`.
+    async fn restore(
+        &self,
+        def: &'static CollectionDef,
+        sequence: i64,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+
+    /// Removes matching current documents for good (expiry). Returns how many.
+    async fn purge(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+    ) -> Result<u64, StoreError>;
+
+    /// Removes archived versions archived before `time` for good, returning them.
+    async fn purge_history(
+        &self,
+        def: &'static CollectionDef,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<Raw>, StoreError>;
+}

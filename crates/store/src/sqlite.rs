@@ -1,0 +1,576 @@
+//! The embedded SQLite backend: one file in WAL mode, one writer connection and a few
+//! read-only connections, every call run on tokio's blocking pool so the async runtime
+//! never waits on disk. Each write is one `BEGIN IMMEDIATE` transaction, sequence
+//! reservation included, so a batch is all or nothing and `_sequence` stays monotonic
+//! across processes sharing the file.
+
+mod sql;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
+
+use crate::backend::{Backend, Raw};
+use crate::doc::{
+    CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, contains_lowered, describe_key,
+};
+use crate::error::StoreError;
+
+const READERS: usize = 3;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SQLite backend.
+pub(crate) struct SqliteBackend {
+    path: Arc<PathBuf>,
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+}
+
+/// Error mapping for one operation on one collection.
+#[derive(Clone)]
+struct Ctx {
+    path: Arc<PathBuf>,
+    collection: &'static str,
+    operation: &'static str,
+}
+
+impl Ctx {
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError::Sqlite {
+            path: self.path.as_ref().clone(),
+            collection: self.collection,
+            operation: self.operation,
+            source,
+        }
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    conn.create_scalar_function(
+        "vu_contains_ci",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            // The needle is the same on every row of a query: lower it once.
+            let needle: std::sync::Arc<String> =
+                ctx.get_or_create_aux(1, |value| value.as_str().map(str::to_lowercase))?;
+            let haystack = ctx.get_raw(0).as_str_or_null()?;
+            Ok(haystack.is_some_and(|h| contains_lowered(h, &needle)))
+        },
+    )
+}
+
+impl SqliteBackend {
+    /// Opens (creating when missing) the store at `path`: its directory, the file, WAL mode
+    /// and the schema. Any failure, a corrupt file included, is one [`StoreError::OpenSqlite`].
+    pub(crate) fn open(
+        path: &Path,
+        defs: &[&'static CollectionDef],
+    ) -> Result<SqliteBackend, StoreError> {
+        let fail = |reason: String| StoreError::OpenSqlite {
+            path: path.to_owned(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                fail(format!(
+                    "cannot create its directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let mut writer = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        configure(&writer).map_err(|e| fail(e.to_string()))?;
+        // The first statement that reads the file: a file that is not a database fails here.
+        let mode: String = writer
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| fail(format!("{e} (is it a vupdate store?)")))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(fail(format!(
+                "cannot switch to WAL mode (journal mode stays `{mode}`)"
+            )));
+        }
+        writer
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| fail(e.to_string()))?;
+        let version: i64 = writer
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|e| fail(e.to_string()))?;
+        if version > sql::SCHEMA_VERSION {
+            return Err(fail(format!(
+                "it was written by a newer vupdate (schema {version}; this build knows up to {})",
+                sql::SCHEMA_VERSION
+            )));
+        }
+        let tx = writer
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| fail(e.to_string()))?;
+        let mut statements = vec![sql::sequences_schema()];
+        statements.extend(defs.iter().flat_map(|def| sql::schema(def)));
+        for statement in &statements {
+            tx.execute_batch(statement)
+                .map_err(|e| fail(format!("{e} (while creating the schema)")))?;
+        }
+        tx.pragma_update(None, "user_version", sql::SCHEMA_VERSION)
+            .map_err(|e| fail(e.to_string()))?;
+        tx.commit().map_err(|e| fail(e.to_string()))?;
+
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(|e| fail(e.to_string()))?;
+            configure(&reader).map_err(|e| fail(e.to_string()))?;
+            readers.push(Mutex::new(reader));
+        }
+        Ok(SqliteBackend {
+            path: Arc::new(path.to_owned()),
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(readers),
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    fn ctx(&self, def: &CollectionDef, operation: &'static str) -> Ctx {
+        Ctx {
+            path: self.path.clone(),
+            collection: def.name,
+            operation,
+        }
+    }
+
+    async fn write<T, F>(&self, ctx: Ctx, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Ctx) -> Result<T, StoreError> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        let collection = ctx.collection;
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&mut conn, &ctx)
+        })
+        .await
+        .map_err(|e| StoreError::Task {
+            collection,
+            reason: e.to_string(),
+        })?
+    }
+
+    async fn read<T, F>(&self, ctx: Ctx, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Ctx) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        let collection = ctx.collection;
+        tokio::task::spawn_blocking(move || {
+            let conn = readers[index]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            work(&conn, &ctx)
+        })
+        .await
+        .map_err(|e| StoreError::Task {
+            collection,
+            reason: e.to_string(),
+        })?
+    }
+}
+
+/// Reserves `count` consecutive sequences of `collection`; returns the first.
+fn reserve(tx: &rusqlite::Transaction<'_>, ctx: &Ctx, count: usize) -> Result<i64, StoreError> {
+    let count = i64::try_from(count).unwrap_or(i64::MAX);
+    let last: i64 = tx
+        .prepare_cached(&sql::reserve_sequences())
+        .and_then(|mut statement| statement.query_row((ctx.collection, count), |row| row.get(0)))
+        .map_err(ctx.err())?;
+    Ok(last - count + 1)
+}
+
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ConstraintViolation)
+}
+
+fn insert_doc(
+    tx: &rusqlite::Transaction<'_>,
+    ctx: &Ctx,
+    def: &'static CollectionDef,
+    sequence: i64,
+    now: i64,
+    doc: &Doc,
+) -> Result<(), StoreError> {
+    let result = tx
+        .prepare_cached(&sql::insert_current(def))
+        .and_then(|mut statement| {
+            statement.execute(params_from_iter(sql::insert_params(
+                def, sequence, now, doc,
+            )))
+        });
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate {
+            collection: def.name,
+            key: describe_key(&doc.key(def)),
+        }),
+        Err(e) => Err(ctx.err()(e)),
+    }
+}
+
+/// Moves the current rows matching `filter` to history (when kept) and deletes them.
+fn archive_rows(
+    tx: &rusqlite::Transaction<'_>,
+    ctx: &Ctx,
+    def: &'static CollectionDef,
+    filter: &[Cond],
+    now: i64,
+) -> Result<u64, StoreError> {
+    if def.history {
+        let mut params = vec![SqlValue::Integer(now)];
+        let where_sql = sql::where_clause(filter, &mut params);
+        tx.prepare_cached(&sql::copy_to_history(def, &where_sql))
+            .and_then(|mut statement| statement.execute(params_from_iter(params)))
+            .map_err(ctx.err())?;
+    }
+    let mut params = Vec::new();
+    let where_sql = sql::where_clause(filter, &mut params);
+    let deleted = tx
+        .prepare_cached(&format!("DELETE FROM \"{}\" AS t{where_sql}", def.name))
+        .and_then(|mut statement| statement.execute(params_from_iter(params)))
+        .map_err(ctx.err())?;
+    Ok(deleted as u64)
+}
+
+fn to_raw(ctx: &Ctx, row: (i64, i64, Option<i64>, serde_json::Value)) -> Result<Raw, StoreError> {
+    let (sequence, modify, archive, body) = row;
+    let time = |ms: i64| {
+        crate::doc::time_from_millis(ms).ok_or_else(|| StoreError::Corrupt {
+            collection: ctx.collection,
+            sequence,
+            reason: format!("time {ms} ms is out of range"),
+        })
+    };
+    Ok(Raw {
+        sequence,
+        modify_time: time(modify)?,
+        archive_time: archive.map(time).transpose()?,
+        body,
+    })
+}
+
+fn query_rows(
+    conn: &Connection,
+    ctx: &Ctx,
+    def: &'static CollectionDef,
+    sql_text: &str,
+    params: Vec<SqlValue>,
+) -> Result<Vec<Raw>, StoreError> {
+    let mut statement = conn.prepare_cached(sql_text).map_err(ctx.err())?;
+    let rows = statement
+        .query_map(params_from_iter(params), |row| sql::read_row(def, row))
+        .map_err(ctx.err())?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(ctx.err())?;
+    rows.into_iter().map(|row| to_raw(ctx, row)).collect()
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn insert(
+        &self,
+        def: &'static CollectionDef,
+        docs: Vec<Doc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(self.ctx(def, "insert"), move |conn, ctx| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx.err())?;
+            let first = reserve(&tx, ctx, docs.len())?;
+            let now = now.timestamp_millis();
+            let mut sequences = Vec::with_capacity(docs.len());
+            for (i, doc) in docs.iter().enumerate() {
+                let sequence = first + i as i64;
+                insert_doc(&tx, ctx, def, sequence, now, doc)?;
+                sequences.push(sequence);
+            }
+            tx.commit().map_err(ctx.err())?;
+            Ok(sequences)
+        })
+        .await
+    }
+
+    async fn put(
+        &self,
+        def: &'static CollectionDef,
+        docs: Vec<Doc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(self.ctx(def, "replace"), move |conn, ctx| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx.err())?;
+            let first = reserve(&tx, ctx, docs.len())?;
+            let now = now.timestamp_millis();
+            let mut sequences = Vec::with_capacity(docs.len());
+            for (i, doc) in docs.iter().enumerate() {
+                archive_rows(&tx, ctx, def, &doc.key_filter(def), now)?;
+                let sequence = first + i as i64;
+                insert_doc(&tx, ctx, def, sequence, now, doc)?;
+                sequences.push(sequence);
+            }
+            tx.commit().map_err(ctx.err())?;
+            Ok(sequences)
+        })
+        .await
+    }
+
+    async fn archive(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.write(self.ctx(def, "delete"), move |conn, ctx| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx.err())?;
+            let count = archive_rows(&tx, ctx, def, &filter, now.timestamp_millis())?;
+            tx.commit().map_err(ctx.err())?;
+            Ok(count)
+        })
+        .await
+    }
+
+    async fn find(&self, def: &'static CollectionDef, find: Find) -> Result<Vec<Raw>, StoreError> {
+        self.read(self.ctx(def, "find"), move |conn, ctx| {
+            let mut params = Vec::new();
+            let mut text = sql::select(def, def.name, false);
+            text.push_str(&sql::where_clause(&find.filter, &mut params));
+            text.push_str(&sql::order_and_window(&find, &mut params));
+            query_rows(conn, ctx, def, &text, params)
+        })
+        .await
+    }
+
+    async fn count(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+    ) -> Result<u64, StoreError> {
+        self.read(self.ctx(def, "count"), move |conn, ctx| {
+            let mut params = Vec::new();
+            let where_sql = sql::where_clause(&filter, &mut params);
+            let count: i64 = conn
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM \"{}\" AS t{where_sql}",
+                    def.name
+                ))
+                .and_then(|mut statement| {
+                    statement.query_row(params_from_iter(params), |row| row.get(0))
+                })
+                .map_err(ctx.err())?;
+            Ok(count.max(0) as u64)
+        })
+        .await
+    }
+
+    async fn distinct(
+        &self,
+        def: &'static CollectionDef,
+        field: &'static FieldDef,
+        filter: Vec<Cond>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.read(self.ctx(def, "distinct"), move |conn, ctx| {
+            let mut params = Vec::new();
+            let where_sql = sql::where_clause(&filter, &mut params);
+            let text = if field.kind == FieldKind::StrList {
+                format!(
+                    "SELECT DISTINCT j.value FROM \"{}\" AS t, json_each(t.\"{}\") AS j{where_sql} ORDER BY 1",
+                    def.name, field.column
+                )
+            } else {
+                format!(
+                    "SELECT DISTINCT t.\"{col}\" FROM \"{}\" AS t{where_sql} {} t.\"{col}\" IS NOT NULL ORDER BY 1",
+                    def.name,
+                    if where_sql.is_empty() { "WHERE" } else { "AND" },
+                    col = field.column
+                )
+            };
+            let mut statement = conn.prepare_cached(&text).map_err(ctx.err())?;
+            let values = statement
+                .query_map(params_from_iter(params), |row| row.get::<_, String>(0))
+                .map_err(ctx.err())?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(ctx.err())?;
+            Ok(values)
+        })
+        .await
+    }
+
+    async fn history(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+    ) -> Result<Vec<Raw>, StoreError> {
+        if !def.history {
+            return Ok(Vec::new());
+        }
+        self.read(self.ctx(def, "history"), move |conn, ctx| {
+            let mut params = Vec::new();
+            let mut text = sql::select(def, &def.history_name(), true);
+            text.push_str(&sql::where_clause(&filter, &mut params));
+            text.push_str(" ORDER BY t._sequence ASC");
+            query_rows(conn, ctx, def, &text, params)
+        })
+        .await
+    }
+
+    async fn restore(
+        &self,
+        def: &'static CollectionDef,
+        sequence: i64,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let not_found = StoreError::NotFound {
+            collection: def.name,
+            key: format!("#{sequence}"),
+        };
+        if !def.history {
+            return Err(not_found);
+        }
+        self.write(self.ctx(def, "restore"), move |conn, ctx| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx.err())?;
+            let mut text = sql::select(def, &def.history_name(), true);
+            text.push_str(" WHERE t._sequence = ?1");
+            let archived = query_rows(&tx, ctx, def, &text, vec![SqlValue::Integer(sequence)])?;
+            let Some(archived) = archived.into_iter().next() else {
+                return Err(not_found);
+            };
+            let archive_time = archived.archive_time.unwrap_or(now);
+            if archive_time < window_start {
+                return Err(StoreError::RestoreExpired {
+                    collection: def.name,
+                    sequence,
+                    archived: archive_time,
+                    window_days: (now - window_start).num_days(),
+                });
+            }
+            // The key of the archived version, read from its columns.
+            let key_filter = key_of(&tx, ctx, def, sequence)?;
+            let now_ms = now.timestamp_millis();
+            archive_rows(&tx, ctx, def, &key_filter, now_ms)?;
+            let new_sequence = reserve(&tx, ctx, 1)?;
+            tx.prepare_cached(&sql::copy_from_history(def))
+                .and_then(|mut statement| statement.execute((new_sequence, sequence, now_ms)))
+                .map_err(ctx.err())?;
+            tx.commit().map_err(ctx.err())?;
+            Ok(new_sequence)
+        })
+        .await
+    }
+
+    async fn purge(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+    ) -> Result<u64, StoreError> {
+        self.write(self.ctx(def, "expire"), move |conn, ctx| {
+            let mut params = Vec::new();
+            let where_sql = sql::where_clause(&filter, &mut params);
+            let deleted = conn
+                .prepare_cached(&format!("DELETE FROM \"{}\" AS t{where_sql}", def.name))
+                .and_then(|mut statement| statement.execute(params_from_iter(params)))
+                .map_err(ctx.err())?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
+
+    async fn purge_history(
+        &self,
+        def: &'static CollectionDef,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<Raw>, StoreError> {
+        if !def.history {
+            return Ok(Vec::new());
+        }
+        self.write(self.ctx(def, "expire history"), move |conn, ctx| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx.err())?;
+            let history = def.history_name();
+            let mut text = sql::select(def, &history, true);
+            text.push_str(" WHERE t._archive_time < ?1 ORDER BY t._sequence");
+            let before = before.timestamp_millis();
+            let removed = query_rows(&tx, ctx, def, &text, vec![SqlValue::Integer(before)])?;
+            tx.prepare_cached(&format!(
+                "DELETE FROM \"{history}\" WHERE _archive_time < ?1"
+            ))
+            .and_then(|mut statement| statement.execute([before]))
+            .map_err(ctx.err())?;
+            tx.commit().map_err(ctx.err())?;
+            Ok(removed)
+        })
+        .await
+    }
+}
+
+/// The key filter of history row `sequence`, from its key columns.
+fn key_of(
+    tx: &rusqlite::Transaction<'_>,
+    ctx: &Ctx,
+    def: &'static CollectionDef,
+    sequence: i64,
+) -> Result<Vec<Cond>, StoreError> {
+    let columns = def
+        .key
+        .iter()
+        .map(|f| format!("\"{}\"", f.column))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!(
+        "SELECT {columns} FROM \"{}\" WHERE _sequence = ?1",
+        def.history_name()
+    );
+    let values: Vec<Option<String>> = tx
+        .prepare_cached(&text)
+        .and_then(|mut statement| {
+            statement.query_row([sequence], |row| {
+                (0..def.key.len()).map(|i| row.get(i)).collect()
+            })
+        })
+        .map_err(ctx.err())?;
+    Ok(def
+        .key
+        .iter()
+        .zip(values)
+        .map(|(f, v)| {
+            crate::doc::Cond::Eq(f, v.map_or(crate::doc::Val::Null, crate::doc::Val::Str))
+        })
+        .collect())
+}

@@ -1,0 +1,406 @@
+//! SQL text for the SQLite backend: the schema of each collection, filters, sort orders,
+//! and the conversion between rows and documents.
+//!
+//! Each collection is a STRICT table: `_sequence INTEGER PRIMARY KEY` (the rowid, so it is
+//! indexed in both directions for free), `_modify_time` (milliseconds), one column per
+//! declared field, and `body`: the record's JSON without the fields that have columns
+//! (they are put back when a row is read, so nothing is stored twice). The history table
+//! `<name>_history` has the same columns plus `_archive_time`.
+
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use serde_json::{Map, Value};
+
+use crate::doc::{
+    CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, Op, SortKey, Val, format_time,
+    remove_path, set_path, time_from_millis,
+};
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// The table of per-collection sequence counters.
+pub(crate) const SEQUENCES_TABLE: &str = "_sequences";
+
+fn quote(identifier: &str) -> String {
+    format!("\"{identifier}\"")
+}
+
+fn column_type(kind: FieldKind) -> &'static str {
+    match kind {
+        FieldKind::Str | FieldKind::StrList => "TEXT",
+        FieldKind::Bool | FieldKind::Time => "INTEGER",
+    }
+}
+
+/// The statements that create every table and index of `def` (idempotent).
+pub(crate) fn schema(def: &CollectionDef) -> Vec<String> {
+    let mut statements = Vec::new();
+    let is_key = |f: &FieldDef| def.key.iter().any(|k| std::ptr::eq(*k, f));
+    let columns: String = def
+        .fields
+        .iter()
+        .map(|f| {
+            let not_null = if is_key(f) { " NOT NULL" } else { "" };
+            format!(", {} {}{not_null}", quote(f.column), column_type(f.kind))
+        })
+        .collect();
+    let key_columns = def
+        .key
+        .iter()
+        .map(|f| quote(f.column))
+        .collect::<Vec<_>>()
+        .join(", ");
+    statements.push(format!(
+        "CREATE TABLE IF NOT EXISTS {} (_sequence INTEGER PRIMARY KEY, _modify_time INTEGER NOT NULL{columns}, body TEXT NOT NULL) STRICT",
+        quote(def.name)
+    ));
+    if !def.key.is_empty() {
+        statements.push(format!(
+            "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({key_columns})",
+            quote(&format!("{}_key", def.name)),
+            quote(def.name)
+        ));
+    }
+    for index in def.indexes {
+        let columns = index
+            .iter()
+            .map(|f| quote(f.column))
+            .collect::<Vec<_>>()
+            .join(", ");
+        statements.push(format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {} ({columns})",
+            quote(&format!(
+                "{}_{}",
+                def.name,
+                index.iter().map(|f| f.column).collect::<Vec<_>>().join("_")
+            )),
+            quote(def.name)
+        ));
+    }
+    if def.history {
+        let history = def.history_name();
+        statements.push(format!(
+            "CREATE TABLE IF NOT EXISTS {} (_sequence INTEGER PRIMARY KEY, _modify_time INTEGER NOT NULL, _archive_time INTEGER NOT NULL{columns}, body TEXT NOT NULL) STRICT",
+            quote(&history)
+        ));
+        if !def.key.is_empty() {
+            statements.push(format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({key_columns})",
+                quote(&format!("{history}_key")),
+                quote(&history)
+            ));
+        }
+        statements.push(format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {} (_archive_time)",
+            quote(&format!("{history}_archive_time")),
+            quote(&history)
+        ));
+    }
+    statements
+}
+
+/// The statement that creates the sequence counters.
+pub(crate) fn sequences_schema() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {SEQUENCES_TABLE} (collection TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT"
+    )
+}
+
+/// Reserves `count` sequences; binds collection and count, returns the last one reserved.
+pub(crate) fn reserve_sequences() -> String {
+    format!(
+        "INSERT INTO {SEQUENCES_TABLE} (collection, value) VALUES (?1, ?2) \
+         ON CONFLICT (collection) DO UPDATE SET value = value + excluded.value RETURNING value"
+    )
+}
+
+/// A field value as an SQL parameter.
+pub(crate) fn to_sql(value: &Val) -> SqlValue {
+    match value {
+        Val::Null => SqlValue::Null,
+        Val::Str(s) => SqlValue::Text(s.clone()),
+        Val::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Val::Time(t) => SqlValue::Integer(t.timestamp_millis()),
+        Val::StrList(list) => SqlValue::Text(Value::from(list.clone()).to_string()),
+    }
+}
+
+/// The column list `"a", "b", …` of the declared fields.
+pub(crate) fn field_columns(def: &CollectionDef) -> String {
+    def.fields
+        .iter()
+        .map(|f| quote(f.column))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `INSERT` of a current row: binds `_sequence`, `_modify_time`, the fields, `body`.
+pub(crate) fn insert_current(def: &CollectionDef) -> String {
+    let placeholders = vec!["?"; def.fields.len() + 3].join(", ");
+    format!(
+        "INSERT INTO {} (_sequence, _modify_time, {}, body) VALUES ({placeholders})",
+        quote(def.name),
+        field_columns(def)
+    )
+}
+
+/// Copies current rows matching `where_sql` into history, archived at parameter `?1`.
+pub(crate) fn copy_to_history(def: &CollectionDef, where_sql: &str) -> String {
+    let columns = field_columns(def);
+    format!(
+        "INSERT INTO {} (_sequence, _modify_time, _archive_time, {columns}, body) \
+         SELECT _sequence, _modify_time, ?1, {columns}, body FROM {} AS t{where_sql}",
+        quote(&def.history_name()),
+        quote(def.name)
+    )
+}
+
+/// Copies history row `?2` back to current as sequence `?1`, modified at `?3`.
+pub(crate) fn copy_from_history(def: &CollectionDef) -> String {
+    let columns = field_columns(def);
+    format!(
+        "INSERT INTO {} (_sequence, _modify_time, {columns}, body) \
+         SELECT ?1, ?3, {columns}, body FROM {} WHERE _sequence = ?2",
+        quote(def.name),
+        quote(&def.history_name())
+    )
+}
+
+/// The body to store: the record's JSON without the fields that have their own column.
+pub(crate) fn stored_body(def: &CollectionDef, doc: &Doc) -> String {
+    let mut body = doc.body.clone();
+    for field in def.fields.iter().filter(|f| !f.derived) {
+        remove_path(&mut body, field.path);
+    }
+    Value::Object(body).to_string()
+}
+
+/// The parameters of [`insert_current`] for `doc`.
+pub(crate) fn insert_params(
+    def: &CollectionDef,
+    sequence: i64,
+    modify_millis: i64,
+    doc: &Doc,
+) -> Vec<SqlValue> {
+    let mut params = vec![
+        SqlValue::Integer(sequence),
+        SqlValue::Integer(modify_millis),
+    ];
+    params.extend(doc.fields.iter().map(to_sql));
+    params.push(SqlValue::Text(stored_body(def, doc)));
+    params
+}
+
+/// Builds ` WHERE …` (or nothing) for `filter` over a table aliased `t`, appending the
+/// parameters to `params`.
+pub(crate) fn where_clause(filter: &[Cond], params: &mut Vec<SqlValue>) -> String {
+    let mut parts = Vec::with_capacity(filter.len());
+    for cond in filter {
+        let mut bind = |value: SqlValue| {
+            params.push(value);
+            format!("?{}", params.len())
+        };
+        let col = |f: &FieldDef| format!("t.{}", quote(f.column));
+        parts.push(match cond {
+            Cond::Eq(f, Val::Null) => format!("{} IS NULL", col(f)),
+            Cond::Eq(f, v) => format!("{} = {}", col(f), bind(to_sql(v))),
+            Cond::NotNull(f) => format!("{} IS NOT NULL", col(f)),
+            Cond::In(f, values) if values.is_empty() => {
+                let _ = f;
+                "0".to_owned()
+            }
+            Cond::In(f, values) => {
+                let list: Vec<String> = values.iter().map(|v| bind(to_sql(v))).collect();
+                format!("{} IN ({})", col(f), list.join(", "))
+            }
+            Cond::Cmp(f, op, v) => format!("{} {} {}", col(f), op_sql(*op), bind(to_sql(v))),
+            Cond::ContainsCi(f, text) => {
+                format!(
+                    "vu_contains_ci({}, {})",
+                    col(f),
+                    bind(SqlValue::Text(text.clone()))
+                )
+            }
+            Cond::Has(f, value) => format!(
+                "EXISTS (SELECT 1 FROM json_each({}) AS j WHERE j.value = {})",
+                col(f),
+                bind(SqlValue::Text(value.clone()))
+            ),
+            Cond::Sequence(op, n) => format!(
+                "t._sequence {} {}",
+                op_sql(*op),
+                bind(SqlValue::Integer(*n))
+            ),
+            Cond::SequenceIn(list) if list.is_empty() => "0".to_owned(),
+            Cond::SequenceIn(list) => {
+                let list: Vec<String> = list.iter().map(|n| bind(SqlValue::Integer(*n))).collect();
+                format!("t._sequence IN ({})", list.join(", "))
+            }
+        });
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", parts.join(" AND "))
+    }
+}
+
+fn op_sql(op: Op) -> &'static str {
+    match op {
+        Op::Gt => ">",
+        Op::Gte => ">=",
+        Op::Lt => "<",
+        Op::Lte => "<=",
+    }
+}
+
+/// ` ORDER BY … LIMIT … OFFSET …` for `find`.
+pub(crate) fn order_and_window(find: &Find, params: &mut Vec<SqlValue>) -> String {
+    let mut keys: Vec<String> = find
+        .sort
+        .iter()
+        .filter_map(|(key, desc)| match key {
+            SortKey::Field(f) => Some(format!(
+                "t.{} {}",
+                quote(f.column),
+                if *desc { "DESC" } else { "ASC" }
+            )),
+            SortKey::Sequence => None,
+        })
+        .collect();
+    keys.push(format!(
+        "t._sequence {}",
+        if find.sequence_descending() {
+            "DESC"
+        } else {
+            "ASC"
+        }
+    ));
+    params.push(SqlValue::Integer(
+        find.limit
+            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+    ));
+    let limit = params.len();
+    params.push(SqlValue::Integer(
+        i64::try_from(find.skip).unwrap_or(i64::MAX),
+    ));
+    format!(
+        " ORDER BY {} LIMIT ?{limit} OFFSET ?{}",
+        keys.join(", "),
+        params.len()
+    )
+}
+
+/// `SELECT` of the columns [`read_row`] expects, from `table` aliased `t`.
+pub(crate) fn select(def: &CollectionDef, table: &str, archived: bool) -> String {
+    let archive = if archived { "t._archive_time" } else { "NULL" };
+    let fields: String = def
+        .fields
+        .iter()
+        .map(|f| format!(", t.{}", quote(f.column)))
+        .collect();
+    format!(
+        "SELECT t._sequence, t._modify_time, {archive}{fields}, t.body FROM {} AS t",
+        quote(table)
+    )
+}
+
+/// A row of [`select`] as (sequence, modify millis, archive millis, body with the column
+/// values put back).
+pub(crate) fn read_row(
+    def: &CollectionDef,
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, i64, Option<i64>, Value)> {
+    let sequence: i64 = row.get(0)?;
+    let modify: i64 = row.get(1)?;
+    let archive: Option<i64> = row.get(2)?;
+    let body_index = def.fields.len() + 3;
+    let body_text = row.get_ref(body_index)?.as_str()?;
+    let mut body: Map<String, Value> = match serde_json::from_str(body_text) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) | Err(_) => {
+            return Err(rusqlite::Error::InvalidColumnType(
+                body_index,
+                "body (not a JSON object)".to_owned(),
+                rusqlite::types::Type::Text,
+            ));
+        }
+    };
+    for (i, field) in def.fields.iter().enumerate().filter(|(_, f)| !f.derived) {
+        let value = column_json(field, row.get_ref(i + 3)?, i + 3)?;
+        set_path(&mut body, field.path, value);
+    }
+    Ok((sequence, modify, archive, Value::Object(body)))
+}
+
+fn column_json(field: &FieldDef, value: ValueRef<'_>, index: usize) -> rusqlite::Result<Value> {
+    let bad =
+        || rusqlite::Error::InvalidColumnType(index, field.column.to_owned(), value.data_type());
+    Ok(match (field.kind, value) {
+        (_, ValueRef::Null) => Value::Null,
+        (FieldKind::Str, ValueRef::Text(t)) => {
+            Value::String(String::from_utf8_lossy(t).into_owned())
+        }
+        (FieldKind::Bool, ValueRef::Integer(i)) => Value::Bool(i != 0),
+        (FieldKind::Time, ValueRef::Integer(ms)) => {
+            Value::String(format_time(time_from_millis(ms).ok_or_else(bad)?))
+        }
+        (FieldKind::StrList, ValueRef::Text(t)) => serde_json::from_slice(t).map_err(|_| bad())?,
+        _ => return Err(bad()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::logs::{LOG_RECORDS, LogQuery};
+    use crate::model::tasks::TASKS;
+
+    #[test]
+    fn an_empty_filter_has_no_where_clause() {
+        let mut params = Vec::new();
+        assert_eq!(where_clause(&[], &mut params), "");
+        assert!(params.is_empty());
+    }
+
+    #[test]
+    fn log_filters_become_one_conjunction_with_numbered_parameters() {
+        let query = LogQuery {
+            service: Some("api".parse().expect("name")),
+            min_level: Some(vupdate_core::log::Level::Warn),
+            text: Some("refused".into()),
+            after_sequence: Some(7),
+            ..LogQuery::default()
+        };
+        let mut params = Vec::new();
+        let sql = where_clause(&query.filter(), &mut params);
+        assert_eq!(
+            sql,
+            " WHERE t.\"service\" = ?1 AND t.\"level\" IN (?2, ?3) AND vu_contains_ci(t.\"message\", ?4) AND t._sequence > ?5"
+        );
+        assert_eq!(params.len(), 5);
+    }
+
+    #[test]
+    fn every_collection_gets_its_table_key_and_history() {
+        let statements = schema(&TASKS);
+        assert!(
+            statements[0]
+                .starts_with("CREATE TABLE IF NOT EXISTS \"tasks\" (_sequence INTEGER PRIMARY KEY")
+        );
+        assert!(statements.iter().any(|s| {
+            s.contains("UNIQUE INDEX IF NOT EXISTS \"tasks_key\" ON \"tasks\" (\"task\")")
+        }));
+        assert!(
+            statements
+                .iter()
+                .any(|s| s.contains("\"tasks_history\" (_sequence INTEGER PRIMARY KEY"))
+        );
+        let logs = schema(&LOG_RECORDS);
+        assert!(
+            !logs
+                .iter()
+                .any(|s| s.contains("_history") || s.contains("UNIQUE"))
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! The log records handle: batch inserts that feed followers, queries and value lists.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::doc::{Find, SortKey};
+use crate::error::StoreError;
+use crate::feed::{FollowFrom, LogFollower};
+use crate::model::Stored;
+use crate::model::logs::{LOG_RECORDS, LogField, LogQuery, LogRecord, TIME};
+use crate::store::Store;
+
+/// Log records: append-only, newest first, with a live feed.
+#[derive(Debug, Clone, Copy)]
+pub struct Logs<'a> {
+    store: &'a Store,
+}
+
+impl<'a> Logs<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Logs { store }
+    }
+
+    /// Stores a batch, all or nothing (every record is validated first), and passes it to
+    /// followers. Returns the records' `_sequence`s, in order.
+    pub async fn insert(&self, records: Vec<LogRecord>) -> Result<Vec<i64>, StoreError> {
+        let docs = Store::docs(&records)?;
+        let _order = self.store.log_writes().lock().await;
+        let now = self.store.now();
+        let sequences = self
+            .store
+            .backend()
+            .insert(&LOG_RECORDS, docs.clone(), now)
+            .await?;
+        let stored = Store::stored::<LogRecord>(docs, sequences.clone(), now)?;
+        // No follower is not an error: the records are in the store for later readers.
+        let _ = self.store.feed().send(Arc::new(stored));
+        Ok(sequences)
+    }
+
+    /// The matching records, newest first (by time, then `_sequence`), at most `query.limit`.
+    pub async fn query(&self, query: &LogQuery) -> Result<Vec<Stored<LogRecord>>, StoreError> {
+        self.store.find_records(query.newest_first()).await
+    }
+
+    /// The matching records in storage order (`_sequence` ascending), at most `limit`.
+    pub async fn in_sequence(
+        &self,
+        query: &LogQuery,
+        limit: u64,
+    ) -> Result<Vec<Stored<LogRecord>>, StoreError> {
+        self.store.find_records(query.in_sequence(limit)).await
+    }
+
+    /// How many records match (the limit is ignored).
+    pub async fn count(&self, query: &LogQuery) -> Result<u64, StoreError> {
+        self.store
+            .backend()
+            .count(&LOG_RECORDS, query.filter())
+            .await
+    }
+
+    /// The distinct values of `field` among the matching records, sorted (service, instance,
+    /// directory, process and task lists for the dashboard's filters).
+    pub async fn distinct(
+        &self,
+        field: LogField,
+        query: &LogQuery,
+    ) -> Result<Vec<String>, StoreError> {
+        self.store
+            .backend()
+            .distinct(&LOG_RECORDS, field.def(), query.filter())
+            .await
+    }
+
+    /// The times of the oldest and newest matching records.
+    pub async fn time_range(
+        &self,
+        query: &LogQuery,
+    ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+        let edge = |descending| Find {
+            filter: query.filter(),
+            sort: vec![(SortKey::Field(&TIME), descending)],
+            skip: 0,
+            limit: Some(1),
+        };
+        let first = self.store.find_records::<LogRecord>(edge(false)).await?;
+        let last = self.store.find_records::<LogRecord>(edge(true)).await?;
+        Ok(first
+            .first()
+            .zip(last.first())
+            .map(|(a, b)| (a.record.time, b.record.time)))
+    }
+
+    /// The newest `_sequence` stored, if any record is.
+    pub async fn last_sequence(&self) -> Result<Option<i64>, StoreError> {
+        let newest = Find {
+            sort: vec![(SortKey::Sequence, true)],
+            limit: Some(1),
+            ..Find::default()
+        };
+        Ok(self
+            .store
+            .find_records::<LogRecord>(newest)
+            .await?
+            .first()
+            .map(|r| r.sequence))
+    }
+
+    /// Follows the matching records: first those stored after `from`, then new ones as
+    /// they are inserted, gap-free and without duplicates (see [`LogFollower`]).
+    pub async fn follow(
+        &self,
+        query: LogQuery,
+        from: FollowFrom,
+    ) -> Result<LogFollower, StoreError> {
+        LogFollower::start(self.store.clone(), query, from).await
+    }
+}

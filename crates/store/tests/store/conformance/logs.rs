@@ -1,0 +1,514 @@
+//! Log records: every filter, level order, time range, text search, ordering, paging,
+//! batches, value lists.
+
+use vupdate_core::log::Level;
+use vupdate_store::StoreError;
+use vupdate_store::model::logs::{LogField, LogQuery, LogRecord, MAX_MESSAGE_BYTES};
+
+use super::Ctx;
+use super::fixtures::{at, log, service, task_log};
+
+fn messages(found: &[vupdate_store::Stored<LogRecord>]) -> Vec<&str> {
+    found.iter().map(|r| r.record.message.as_str()).collect()
+}
+
+/// Six lines across services, instances, directories, processes, tasks and levels, with
+/// distinct times 1..=6 s after t0 (message = "mN").
+async fn seed(ctx: &Ctx) {
+    let mut lines = vec![
+        log("api", "vm-1", Level::Info, 1, "m1"),
+        log("api", "vm-2", Level::Warn, 2, "m2"),
+        LogRecord {
+            directory: "/opt".into(),
+            ..log("api", "vm-1", Level::Error, 3, "m3")
+        },
+        LogRecord {
+            process: "200".into(),
+            ..log("web", "vm-1", Level::Debug, 4, "m4")
+        },
+        task_log("task-1", 5, "m5"),
+        LogRecord {
+            level: Level::Trace,
+            ..task_log("task-2", 6, "m6")
+        },
+    ];
+    lines[0].unit = "db".into();
+    ctx.store.logs().insert(lines).await.expect("insert");
+}
+
+pub async fn each_filter_selects_exactly_its_records(ctx: Ctx) {
+    seed(&ctx).await;
+    let logs = ctx.store.logs();
+    let cases: Vec<(LogQuery, Vec<&str>)> = vec![
+        (
+            LogQuery {
+                service: Some(service("api")),
+                ..LogQuery::default()
+            },
+            vec!["m3", "m2", "m1"],
+        ),
+        (
+            LogQuery {
+                instance: Some("vm-1".into()),
+                ..LogQuery::default()
+            },
+            vec!["m4", "m3", "m1"],
+        ),
+        (
+            LogQuery {
+                directory: Some("/opt".into()),
+                ..LogQuery::default()
+            },
+            vec!["m3"],
+        ),
+        (
+            LogQuery {
+                process: Some("200".into()),
+                ..LogQuery::default()
+            },
+            vec!["m4"],
+        ),
+        (
+            LogQuery {
+                task: Some("task-1".into()),
+                ..LogQuery::default()
+            },
+            vec!["m5"],
+        ),
+        (
+            LogQuery {
+                service: Some(service("api")),
+                instance: Some("vm-1".into()),
+                ..LogQuery::default()
+            },
+            vec!["m3", "m1"],
+        ),
+        (
+            LogQuery {
+                service: Some(service("nope")),
+                ..LogQuery::default()
+            },
+            vec![],
+        ),
+    ];
+    for (query, expected) in cases {
+        let found = logs.query(&query).await.expect("query");
+        assert_eq!(messages(&found), expected, "{query:?}");
+        assert_eq!(
+            logs.count(&query).await.expect("count"),
+            expected.len() as u64,
+            "{query:?}"
+        );
+        for record in &found {
+            assert!(
+                query.matches(record.sequence, &record.record),
+                "the feed's matcher agrees: {query:?}"
+            );
+        }
+    }
+    let first = logs
+        .query(&LogQuery {
+            process: Some("200".into()),
+            ..LogQuery::default()
+        })
+        .await
+        .expect("q");
+    assert_eq!(first[0].record.unit, "main");
+    let db_line = logs
+        .query(&LogQuery {
+            instance: Some("vm-1".into()),
+            ..LogQuery::default()
+        })
+        .await
+        .expect("q");
+    assert_eq!(db_line.last().expect("m1").record.unit, "db");
+}
+
+pub async fn min_level_means_that_level_and_above(ctx: Ctx) {
+    seed(&ctx).await;
+    let logs = ctx.store.logs();
+    for (level, expected) in [
+        (Level::Trace, vec!["m6", "m5", "m4", "m3", "m2", "m1"]),
+        (Level::Debug, vec!["m5", "m4", "m3", "m2", "m1"]),
+        (Level::Info, vec!["m5", "m3", "m2", "m1"]),
+        (Level::Warn, vec!["m3", "m2"]),
+        (Level::Error, vec!["m3"]),
+    ] {
+        let query = LogQuery {
+            min_level: Some(level),
+            ..LogQuery::default()
+        };
+        assert_eq!(
+            messages(&logs.query(&query).await.expect("query")),
+            expected,
+            "{level}"
+        );
+    }
+}
+
+pub async fn time_range_is_inclusive(ctx: Ctx) {
+    seed(&ctx).await;
+    let logs = ctx.store.logs();
+    let range = LogQuery {
+        from_time: Some(at(2)),
+        to_time: Some(at(4)),
+        ..LogQuery::default()
+    };
+    assert_eq!(
+        messages(&logs.query(&range).await.expect("query")),
+        ["m4", "m3", "m2"]
+    );
+    let from = LogQuery {
+        from_time: Some(at(5)),
+        ..LogQuery::default()
+    };
+    assert_eq!(
+        messages(&logs.query(&from).await.expect("query")),
+        ["m6", "m5"]
+    );
+    let to = LogQuery {
+        to_time: Some(at(1)),
+        ..LogQuery::default()
+    };
+    assert_eq!(messages(&logs.query(&to).await.expect("query")), ["m1"]);
+}
+
+pub async fn text_is_a_case_insensitive_literal_substring(ctx: Ctx) {
+    let logs = ctx.store.logs();
+    let lines = [
+        "Connection REFUSED by 10.0.0.1",
+        "connection refused (retrying)",
+        "Ошибка записи на диск",
+        "cost: a.b(c)+[d]*",
+        "abc",
+        "plain text",
+    ];
+    let batch = lines
+        .iter()
+        .enumerate()
+        .map(|(i, m)| log("api", "vm-1", Level::Info, i as i64, m))
+        .collect();
+    logs.insert(batch).await.expect("insert");
+    for (text, expected) in [
+        (
+            "refused",
+            vec![
+                "connection refused (retrying)",
+                "Connection REFUSED by 10.0.0.1",
+            ],
+        ),
+        (
+            "ConnECTION Refused (",
+            vec!["connection refused (retrying)"],
+        ),
+        ("ОШИБКА", vec!["Ошибка записи на диск"]),
+        ("a.b(c)+[d]*", vec!["cost: a.b(c)+[d]*"]),
+        ("a.c", vec![]),
+        ("10.0.0.1", vec!["Connection REFUSED by 10.0.0.1"]),
+        (
+            "",
+            vec![
+                "plain text",
+                "abc",
+                "cost: a.b(c)+[d]*",
+                "Ошибка записи на диск",
+                "connection refused (retrying)",
+                "Connection REFUSED by 10.0.0.1",
+            ],
+        ),
+    ] {
+        let query = LogQuery {
+            text: Some(text.to_owned()),
+            ..LogQuery::default()
+        };
+        assert_eq!(
+            messages(&logs.query(&query).await.expect("query")),
+            expected,
+            "text {text:?}"
+        );
+    }
+}
+
+pub async fn newest_first_with_a_limit_and_paging(ctx: Ctx) {
+    let logs = ctx.store.logs();
+    // Two lines share a time: `_sequence` breaks the tie, newest first.
+    let batch = vec![
+        log("api", "vm-1", Level::Info, 1, "a"),
+        log("api", "vm-1", Level::Info, 3, "b"),
+        log("api", "vm-1", Level::Info, 2, "c"),
+        log("api", "vm-1", Level::Info, 3, "d"),
+        log("api", "vm-1", Level::Info, 0, "e"),
+    ];
+    let sequences = logs.insert(batch).await.expect("insert");
+    assert!(sequences.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(
+        messages(&logs.query(&LogQuery::default()).await.expect("query")),
+        ["d", "b", "c", "a", "e"]
+    );
+    let page = logs
+        .query(&LogQuery {
+            limit: Some(2),
+            ..LogQuery::default()
+        })
+        .await
+        .expect("query");
+    assert_eq!(messages(&page), ["d", "b"]);
+    let older = LogQuery {
+        before_sequence: Some(sequences[2]),
+        limit: Some(2),
+        ..LogQuery::default()
+    };
+    assert_eq!(
+        messages(&logs.query(&older).await.expect("query")),
+        ["b", "a"]
+    );
+    let newer = LogQuery {
+        after_sequence: Some(sequences[2]),
+        ..LogQuery::default()
+    };
+    assert_eq!(
+        messages(&logs.query(&newer).await.expect("query")),
+        ["d", "e"]
+    );
+    let in_order = logs
+        .in_sequence(&LogQuery::default(), 3)
+        .await
+        .expect("in sequence");
+    assert_eq!(messages(&in_order), ["a", "b", "c"]);
+}
+
+pub async fn no_filter_returns_everything(ctx: Ctx) {
+    // The original sent an empty `$and` for a subscription without filters.
+    seed(&ctx).await;
+    let logs = ctx.store.logs();
+    assert_eq!(
+        logs.query(&LogQuery::default()).await.expect("query").len(),
+        6
+    );
+    assert_eq!(logs.count(&LogQuery::default()).await.expect("count"), 6);
+    let empty_text = LogQuery {
+        text: Some(String::new()),
+        ..LogQuery::default()
+    };
+    assert_eq!(logs.count(&empty_text).await.expect("count"), 6);
+}
+
+pub async fn a_batch_with_one_invalid_record_writes_nothing(ctx: Ctx) {
+    let logs = ctx.store.logs();
+    for (index, bad) in [
+        (
+            1,
+            LogRecord {
+                instance: String::new(),
+                ..log("api", "vm-1", Level::Info, 1, "x")
+            },
+        ),
+        (
+            1,
+            LogRecord {
+                message: "x".repeat(MAX_MESSAGE_BYTES + 1),
+                ..log("api", "vm-1", Level::Info, 1, "x")
+            },
+        ),
+        (
+            1,
+            LogRecord {
+                task: Some(String::new()),
+                ..log("api", "vm-1", Level::Info, 1, "x")
+            },
+        ),
+    ] {
+        let batch = vec![
+            log("api", "vm-1", Level::Info, 0, "ok"),
+            bad,
+            log("api", "vm-1", Level::Info, 2, "ok"),
+        ];
+        let error = logs.insert(batch).await.expect_err("invalid");
+        assert!(
+            matches!(&error, StoreError::Invalid { collection: "log_records", index: i, .. } if *i == index),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("nothing of the batch was written"),
+            "{error}"
+        );
+    }
+    assert_eq!(logs.count(&LogQuery::default()).await.expect("count"), 0);
+    assert_eq!(logs.last_sequence().await.expect("last"), None);
+}
+
+pub async fn distinct_values_and_time_range(ctx: Ctx) {
+    seed(&ctx).await;
+    let logs = ctx.store.logs();
+    let all = LogQuery::default();
+    assert_eq!(
+        logs.distinct(LogField::Service, &all)
+            .await
+            .expect("services"),
+        ["api", "builder", "web"]
+    );
+    let api = LogQuery {
+        service: Some(service("api")),
+        ..LogQuery::default()
+    };
+    assert_eq!(
+        logs.distinct(LogField::Instance, &api)
+            .await
+            .expect("instances"),
+        ["vm-1", "vm-2"]
+    );
+    assert_eq!(
+        logs.distinct(LogField::Directory, &api)
+            .await
+            .expect("directories"),
+        ["/opt", "/srv"]
+    );
+    assert_eq!(
+        logs.distinct(LogField::Process, &all)
+            .await
+            .expect("processes"),
+        ["100", "200"]
+    );
+    assert_eq!(
+        logs.distinct(LogField::Task, &all).await.expect("tasks"),
+        ["task-1", "task-2"]
+    );
+    assert_eq!(
+        logs.distinct(LogField::Level, &api).await.expect("levels"),
+        ["ERROR", "INFO", "WARN"]
+    );
+    assert_eq!(
+        logs.time_range(&all).await.expect("range"),
+        Some((at(1), at(6)))
+    );
+    assert_eq!(
+        logs.time_range(&api).await.expect("range"),
+        Some((at(1), at(3)))
+    );
+    let none = LogQuery {
+        service: Some(service("nope")),
+        ..LogQuery::default()
+    };
+    assert_eq!(logs.time_range(&none).await.expect("range"), None);
+}
+
+pub async fn times_keep_milliseconds(ctx: Ctx) {
+    let logs = ctx.store.logs();
+    let time = at(0) + chrono::TimeDelta::microseconds(123_456);
+    let record = LogRecord {
+        time,
+        ..log("api", "vm-1", Level::Info, 0, "precise")
+    };
+    logs.insert(vec![record]).await.expect("insert");
+    let back = logs.query(&LogQuery::default()).await.expect("query");
+    assert_eq!(
+        back[0].record.time,
+        at(0) + chrono::TimeDelta::milliseconds(123)
+    );
+    let exact = LogQuery {
+        from_time: Some(back[0].record.time),
+        to_time: Some(back[0].record.time),
+        ..LogQuery::default()
+    };
+    assert_eq!(logs.count(&exact).await.expect("count"), 1);
+}
+
+/// A small deterministic generator (xorshift64), so a failing case can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[(self.next() % items.len() as u64) as usize]
+    }
+
+    fn maybe<T: Clone>(&mut self, items: &[T]) -> Option<T> {
+        if self.next().is_multiple_of(3) {
+            Some(self.pick(items).clone())
+        } else {
+            None
+        }
+    }
+}
+
+pub async fn random_queries_agree_with_the_feed_matcher(ctx: Ctx) {
+    let logs = ctx.store.logs();
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let services = ["api", "web", "db"];
+    let instances = ["vm-1".to_owned(), "vm-2".to_owned()];
+    let directories = ["/srv".to_owned(), "/opt".to_owned()];
+    let processes = ["1".to_owned(), "2".to_owned()];
+    let tasks = ["t1".to_owned(), "t2".to_owned()];
+    let words = [
+        "Error",
+        "error",
+        "ОШИБКА",
+        "ошибка",
+        "disk FULL",
+        "a.b",
+        "A.(b)",
+        "ok",
+    ];
+    let mut records = Vec::new();
+    for _ in 0..300 {
+        let message = format!("{} {}", rng.pick(&words), rng.pick(&words));
+        let (svc, instance, level) = (
+            *rng.pick(&services),
+            rng.pick(&instances).clone(),
+            *rng.pick(&Level::ALL),
+        );
+        let mut record = log(svc, &instance, level, (rng.next() % 60) as i64, &message);
+        record.directory = rng.pick(&directories).clone();
+        record.process = rng.pick(&processes).clone();
+        record.task = rng.maybe(&tasks);
+        records.push(record);
+    }
+    let mut stored = Vec::new();
+    for chunk in records.chunks(100) {
+        let sequences = logs.insert(chunk.to_vec()).await.expect("insert");
+        stored.extend(sequences.into_iter().zip(chunk.iter().cloned()));
+    }
+    let texts = ["error", "ERROR", "ошибка", "disk full", "a.b", "(b)", "zzz"];
+    for round in 0..150 {
+        let query = LogQuery {
+            service: rng.maybe(&services).map(service),
+            instance: rng.maybe(&instances),
+            directory: rng.maybe(&directories),
+            process: rng.maybe(&processes),
+            task: rng.maybe(&tasks),
+            min_level: rng.maybe(&Level::ALL),
+            from_time: rng.maybe(&[at(10), at(30)]),
+            to_time: rng.maybe(&[at(30), at(50)]),
+            text: rng.maybe(&texts).map(str::to_owned),
+            after_sequence: rng.maybe(&[stored[50].0, stored[150].0]),
+            before_sequence: rng.maybe(&[stored[200].0, stored[299].0]),
+            limit: rng.maybe(&[1_u64, 5, 40]),
+        };
+        let mut expected: Vec<&(i64, LogRecord)> = stored
+            .iter()
+            .filter(|(sequence, record)| query.matches(*sequence, record))
+            .collect();
+        expected.sort_by(|a, b| b.1.time.cmp(&a.1.time).then(b.0.cmp(&a.0)));
+        expected.truncate(query.limit.map_or(usize::MAX, |l| l as usize));
+        let expected: Vec<i64> = expected
+            .into_iter()
+            .map(|(sequence, _)| *sequence)
+            .collect();
+        let found: Vec<i64> = logs
+            .query(&query)
+            .await
+            .expect("query")
+            .into_iter()
+            .map(|r| r.sequence)
+            .collect();
+        assert_eq!(found, expected, "round {round}: {query:?}");
+    }
+}
