@@ -1,0 +1,59 @@
+//! Exit codes: 0 success, 2 when the user's input is invalid, 1 for every other failure.
+
+use std::fmt;
+use std::process::ExitCode;
+
+use vupdate_state::StateError;
+
+/// A problem with what the user gave (arguments, files, a stale revision): exit code 2.
+#[derive(Debug)]
+pub struct InvalidInput(String);
+
+impl InvalidInput {
+    /// A message that names the argument or file and what is wrong with it.
+    pub fn new(message: impl Into<String>) -> Self {
+        InvalidInput(message.into())
+    }
+}
+
+impl fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidInput {}
+
+/// The exit code for an error that ended the program.
+pub fn code_for(error: &anyhow::Error) -> ExitCode {
+    let invalid = error.chain().any(|cause| {
+        cause.is::<InvalidInput>()
+            || cause
+                .downcast_ref::<StateError>()
+                .is_some_and(is_invalid_state_input)
+    });
+    if invalid {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// State repo errors caused by what the user gave rather than by the machine or the network.
+fn is_invalid_state_input(error: &StateError) -> bool {
+    matches!(
+        error,
+        StateError::InvalidCommit { .. }
+            | StateError::InvalidDirectory { .. }
+            | StateError::InvalidEdit { .. }
+            | StateError::Stale { .. }
+            | StateError::UnknownRevision { .. }
+            | StateError::BadBranchName { .. }
+            | StateError::BranchNotFound { .. }
+            | StateError::RemoteNotFound { .. }
+            | StateError::RevertConflict { .. }
+            | StateError::RevertMergeCommit { .. }
+            | StateError::BadMainline { .. }
+            | StateError::RevertRootCommit { .. }
+    )
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh machine; idempotent and quiet when all is there.
+set -euo pipefail
+
+if ! command -v git >/dev/null; then
+    echo "installing git" >&2
+    apt-get update -qq && apt-get install -y -qq git >/dev/null
+fi
+
+# A MongoDB-wire-compatible server for the store's MongoDB conformance run (no mongod is
+# in this machine's package registries); skipped when one is already installed.
+"$(dirname "$0")/install-mongo-test-server.sh"
