@@ -53,6 +53,21 @@ fn run(output: Output) -> Run {
 
 const BOB: &str = "Bob Builder <bob@example.com>";
 
+/// `vupdate state set-desired --author BOB ARGS... --repo REPO`.
+fn set_desired(repo: &GitRepo, args: &[&str]) -> Run {
+    let mut all = vec!["state", "set-desired", "--author", BOB];
+    all.extend(args);
+    run(in_repo(repo, &all))
+}
+
+/// Commits, as `person`, `desired/developer.yaml` with the line `from` replaced by `to`;
+/// returns the new commit.
+fn bump(repo: &GitRepo, from: &str, to: &str, message: &str, person: &Person) -> String {
+    let path = "desired/developer.yaml";
+    repo.write(path, &repo.read(path).replace(from, to));
+    repo.commit(message, person)
+}
+
 #[test]
 fn validate_accepts_the_example() {
     let result = run(vupdate(&[
@@ -110,13 +125,13 @@ fn validate_names_file_line_and_problem_and_exits_2() {
 fn show_prints_the_desired_versions_at_any_revision() {
     let repo = example_repo();
     let first = repo.rev_parse("HEAD");
-    repo.write(
-        "desired/developer.yaml",
-        &repo
-            .read("desired/developer.yaml")
-            .replace("api: orbit-3.5.1", "api: orbit-3.6.0"),
+    bump(
+        &repo,
+        "api: orbit-3.5.1",
+        "api: orbit-3.6.0",
+        "Ship api 3.6.0",
+        &Person::bob(),
     );
-    repo.commit("Ship api 3.6.0", &Person::bob());
 
     let now = run(in_repo(&repo, &["state", "show"]));
     assert_eq!(now.code, Some(0), "{}", now.stderr);
@@ -139,18 +154,7 @@ fn show_prints_the_desired_versions_at_any_revision() {
 fn set_desired_commits_one_line_with_author_and_message() {
     let repo = example_repo();
     let before = repo.rev_parse("HEAD");
-    let result = run(in_repo(
-        &repo,
-        &[
-            "state",
-            "set-desired",
-            "--author",
-            BOB,
-            "api=orbit-3.6.0",
-            "-m",
-            "Ship the fix",
-        ],
-    ));
+    let result = set_desired(&repo, &["api=orbit-3.6.0", "-m", "Ship the fix"]);
     assert_eq!(result.code, Some(0), "{}", result.stderr);
 
     let after = repo.rev_parse("HEAD");
@@ -194,9 +198,9 @@ fn set_desired_refuses_bad_input_and_writes_nothing() {
         ),
     ];
     for (args, expected) in cases {
-        let mut all = vec!["state", "set-desired", "--author", BOB, "-m", "x"];
+        let mut all = vec!["-m", "x"];
         all.extend(args);
-        let result = run(in_repo(&repo, &all));
+        let result = set_desired(&repo, &all);
         assert_eq!(result.code, Some(2), "{args:?}: {}", result.stderr);
         assert!(
             result.stderr.contains(expected),
@@ -211,28 +215,15 @@ fn set_desired_refuses_bad_input_and_writes_nothing() {
 fn a_stale_edit_is_refused() {
     let repo = example_repo();
     let seen = repo.rev_parse("HEAD");
-    repo.write(
-        "desired/developer.yaml",
-        &repo
-            .read("desired/developer.yaml")
-            .replace("web: orbit-3.5.1", "web: orbit-3.5.2"),
-    );
-    let moved = repo.commit("Someone else's change", &Person::bob());
-
-    let result = run(in_repo(
+    let moved = bump(
         &repo,
-        &[
-            "state",
-            "set-desired",
-            "--author",
-            BOB,
-            "--expect",
-            &seen,
-            "api=orbit-3.6.0",
-            "-m",
-            "x",
-        ],
-    ));
+        "web: orbit-3.5.1",
+        "web: orbit-3.5.2",
+        "Someone else's change",
+        &Person::bob(),
+    );
+
+    let result = set_desired(&repo, &["--expect", &seen, "api=orbit-3.6.0", "-m", "x"]);
     assert_eq!(result.code, Some(2), "{}", result.stderr);
     assert!(
         result
@@ -248,19 +239,7 @@ fn a_stale_edit_is_refused() {
 fn revert_and_diff() {
     let repo = example_repo();
     let base = repo.rev_parse("HEAD");
-    run(in_repo(
-        &repo,
-        &[
-            "state",
-            "set-desired",
-            "--author",
-            BOB,
-            "api=orbit-3.6.0",
-            "web=",
-            "-m",
-            "Ship and drop",
-        ],
-    ));
+    set_desired(&repo, &["api=orbit-3.6.0", "web=", "-m", "Ship and drop"]);
     let shipped = repo.rev_parse("HEAD");
 
     let diff = run(in_repo(&repo, &["state", "diff", &base]));
@@ -299,51 +278,37 @@ fn push_goes_to_the_remote_and_a_rejected_push_changes_nothing() {
     repo.add_remote("origin", &remote);
     repo.push("origin", "main");
 
-    let result = run(in_repo(
+    let result = set_desired(
         &repo,
-        &[
-            "state",
-            "set-desired",
-            "--push",
-            "origin",
-            "--author",
-            BOB,
-            "api=orbit-3.6.0",
-            "-m",
-            "Ship",
-        ],
-    ));
+        &["--push", "origin", "api=orbit-3.6.0", "-m", "Ship"],
+    );
     assert_eq!(result.code, Some(0), "{}", result.stderr);
     assert_eq!(remote.rev_parse("main"), repo.rev_parse("HEAD"));
 
     // Someone else pushes first. Our edit, based on what we saw, is refused: the clone is
     // brought up to the remote (fetch, fast-forward) and our change is nowhere.
     let other = GitRepo::clone_from(&remote);
-    other.write(
-        "desired/developer.yaml",
-        &other
-            .read("desired/developer.yaml")
-            .replace("web: orbit-3.5.1", "web: orbit-3.5.2"),
+    bump(
+        &other,
+        "web: orbit-3.5.1",
+        "web: orbit-3.5.2",
+        "Theirs",
+        &Person::bob(),
     );
-    other.commit("Theirs", &Person::bob());
     other.push("origin", "main");
     let ours = repo.rev_parse("HEAD");
-    let result = run(in_repo(
+    let result = set_desired(
         &repo,
         &[
-            "state",
-            "set-desired",
             "--push",
             "origin",
-            "--author",
-            BOB,
             "--expect",
             &ours,
             "worker=orbit-3.6.0",
             "-m",
             "Mine",
         ],
-    ));
+    );
     assert_eq!(result.code, Some(2), "{}", result.stdout);
     assert!(
         result

@@ -273,7 +273,7 @@ impl MongoBackend {
         if def.history {
             self.copy_to_history(def, document, now).await?;
         }
-        let exact = doc! { "_id": document.get("_id").cloned().unwrap_or(Bson::Null), SEQUENCE: document.get(SEQUENCE).cloned().unwrap_or(Bson::Null) };
+        let exact = exact_version(document);
         let result = self
             .current(def)
             .delete_one(exact)
@@ -309,6 +309,12 @@ impl MongoBackend {
             .map(|d| convert::to_raw(name, d))
             .collect()
     }
+}
+
+/// The filter matching exactly the version `document` was read as (its `_id` and
+/// `_sequence`), so a write applies only if nobody changed it since.
+fn exact_version(document: &Document) -> Document {
+    doc! { "_id": document.get("_id").cloned().unwrap_or(Bson::Null), SEQUENCE: document.get(SEQUENCE).cloned().unwrap_or(Bson::Null) }
 }
 
 fn mongo_error(
@@ -391,7 +397,7 @@ impl Backend for MongoBackend {
                         if def.history {
                             self.copy_to_history(def, &old, now).await?;
                         }
-                        let exact = doc! { "_id": old.get("_id").cloned().unwrap_or(Bson::Null), SEQUENCE: old.get(SEQUENCE).cloned().unwrap_or(Bson::Null) };
+                        let exact = exact_version(&old);
                         let result = self
                             .current(def)
                             .replace_one(exact, document.clone())

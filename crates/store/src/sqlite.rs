@@ -159,16 +159,29 @@ impl SqliteBackend {
         F: FnOnce(&mut Connection, &Ctx) -> Result<T, StoreError> + Send + 'static,
     {
         let writer = self.writer.clone();
-        let collection = ctx.collection;
-        tokio::task::spawn_blocking(move || {
+        blocking(ctx, move |ctx| {
             let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&mut conn, &ctx)
+            work(&mut conn, ctx)
         })
         .await
-        .map_err(|e| StoreError::Task {
-            collection,
-            reason: e.to_string(),
-        })?
+    }
+
+    /// [`Self::write`] inside one `BEGIN IMMEDIATE` transaction, committed when `work`
+    /// succeeds (an error rolls it back on drop).
+    async fn write_tx<T, F>(&self, ctx: Ctx, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>, &Ctx) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write(ctx, move |conn, ctx| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx.err())?;
+            let value = work(&tx, ctx)?;
+            tx.commit().map_err(ctx.err())?;
+            Ok(value)
+        })
+        .await
     }
 
     async fn read<T, F>(&self, ctx: Ctx, work: F) -> Result<T, StoreError>
@@ -178,19 +191,59 @@ impl SqliteBackend {
     {
         let readers = self.readers.clone();
         let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
-        let collection = ctx.collection;
-        tokio::task::spawn_blocking(move || {
+        blocking(ctx, move |ctx| {
             let conn = readers[index]
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            work(&conn, &ctx)
+            work(&conn, ctx)
         })
+        .await
+    }
+
+    /// Inserts `docs` under consecutive new sequences in one transaction; with `replace`,
+    /// the current version of each doc's key moves to history first.
+    async fn write_docs(
+        &self,
+        def: &'static CollectionDef,
+        operation: &'static str,
+        docs: Vec<Doc>,
+        now: DateTime<Utc>,
+        replace: bool,
+    ) -> Result<Vec<i64>, StoreError> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write_tx(self.ctx(def, operation), move |tx, ctx| {
+            let first = reserve(tx, ctx, docs.len())?;
+            let now = now.timestamp_millis();
+            let mut sequences = Vec::with_capacity(docs.len());
+            for (i, doc) in docs.iter().enumerate() {
+                if replace {
+                    archive_rows(tx, ctx, def, &doc.key_filter(def), now)?;
+                }
+                let sequence = first + i as i64;
+                insert_doc(tx, ctx, def, sequence, now, doc)?;
+                sequences.push(sequence);
+            }
+            Ok(sequences)
+        })
+        .await
+    }
+}
+
+/// Runs `work` on tokio's blocking pool; a panicked or cancelled task is a [`StoreError::Task`].
+async fn blocking<T, F>(ctx: Ctx, work: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Ctx) -> Result<T, StoreError> + Send + 'static,
+{
+    let collection = ctx.collection;
+    tokio::task::spawn_blocking(move || work(&ctx))
         .await
         .map_err(|e| StoreError::Task {
             collection,
             reason: e.to_string(),
         })?
-    }
 }
 
 /// Reserves `count` consecutive sequences of `collection`; returns the first.
@@ -247,9 +300,19 @@ fn archive_rows(
             .and_then(|mut statement| statement.execute(params_from_iter(params)))
             .map_err(ctx.err())?;
     }
+    delete_rows(tx, ctx, def, filter)
+}
+
+/// Deletes the current rows matching `filter`, keeping no history.
+fn delete_rows(
+    conn: &Connection,
+    ctx: &Ctx,
+    def: &'static CollectionDef,
+    filter: &[Cond],
+) -> Result<u64, StoreError> {
     let mut params = Vec::new();
     let where_sql = sql::where_clause(filter, &mut params);
-    let deleted = tx
+    let deleted = conn
         .prepare_cached(&format!("DELETE FROM \"{}\" AS t{where_sql}", def.name))
         .and_then(|mut statement| statement.execute(params_from_iter(params)))
         .map_err(ctx.err())?;
@@ -297,25 +360,7 @@ impl Backend for SqliteBackend {
         docs: Vec<Doc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError> {
-        if docs.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.write(self.ctx(def, "insert"), move |conn, ctx| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(ctx.err())?;
-            let first = reserve(&tx, ctx, docs.len())?;
-            let now = now.timestamp_millis();
-            let mut sequences = Vec::with_capacity(docs.len());
-            for (i, doc) in docs.iter().enumerate() {
-                let sequence = first + i as i64;
-                insert_doc(&tx, ctx, def, sequence, now, doc)?;
-                sequences.push(sequence);
-            }
-            tx.commit().map_err(ctx.err())?;
-            Ok(sequences)
-        })
-        .await
+        self.write_docs(def, "insert", docs, now, false).await
     }
 
     async fn put(
@@ -324,26 +369,7 @@ impl Backend for SqliteBackend {
         docs: Vec<Doc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError> {
-        if docs.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.write(self.ctx(def, "replace"), move |conn, ctx| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(ctx.err())?;
-            let first = reserve(&tx, ctx, docs.len())?;
-            let now = now.timestamp_millis();
-            let mut sequences = Vec::with_capacity(docs.len());
-            for (i, doc) in docs.iter().enumerate() {
-                archive_rows(&tx, ctx, def, &doc.key_filter(def), now)?;
-                let sequence = first + i as i64;
-                insert_doc(&tx, ctx, def, sequence, now, doc)?;
-                sequences.push(sequence);
-            }
-            tx.commit().map_err(ctx.err())?;
-            Ok(sequences)
-        })
-        .await
+        self.write_docs(def, "replace", docs, now, true).await
     }
 
     async fn archive(
@@ -352,13 +378,8 @@ impl Backend for SqliteBackend {
         filter: Vec<Cond>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        self.write(self.ctx(def, "delete"), move |conn, ctx| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(ctx.err())?;
-            let count = archive_rows(&tx, ctx, def, &filter, now.timestamp_millis())?;
-            tx.commit().map_err(ctx.err())?;
-            Ok(count)
+        self.write_tx(self.ctx(def, "delete"), move |tx, ctx| {
+            archive_rows(tx, ctx, def, &filter, now.timestamp_millis())
         })
         .await
     }
@@ -461,13 +482,10 @@ impl Backend for SqliteBackend {
         if !def.history {
             return Err(not_found);
         }
-        self.write(self.ctx(def, "restore"), move |conn, ctx| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(ctx.err())?;
+        self.write_tx(self.ctx(def, "restore"), move |tx, ctx| {
             let mut text = sql::select(def, &def.history_name(), true);
             text.push_str(" WHERE t._sequence = ?1");
-            let archived = query_rows(&tx, ctx, def, &text, vec![SqlValue::Integer(sequence)])?;
+            let archived = query_rows(tx, ctx, def, &text, vec![SqlValue::Integer(sequence)])?;
             let Some(archived) = archived.into_iter().next() else {
                 return Err(not_found);
             };
@@ -481,14 +499,13 @@ impl Backend for SqliteBackend {
                 });
             }
             // The key of the archived version, read from its columns.
-            let key_filter = key_of(&tx, ctx, def, sequence)?;
+            let key_filter = key_of(tx, ctx, def, sequence)?;
             let now_ms = now.timestamp_millis();
-            archive_rows(&tx, ctx, def, &key_filter, now_ms)?;
-            let new_sequence = reserve(&tx, ctx, 1)?;
+            archive_rows(tx, ctx, def, &key_filter, now_ms)?;
+            let new_sequence = reserve(tx, ctx, 1)?;
             tx.prepare_cached(&sql::copy_from_history(def))
                 .and_then(|mut statement| statement.execute((new_sequence, sequence, now_ms)))
                 .map_err(ctx.err())?;
-            tx.commit().map_err(ctx.err())?;
             Ok(new_sequence)
         })
         .await
@@ -500,13 +517,7 @@ impl Backend for SqliteBackend {
         filter: Vec<Cond>,
     ) -> Result<u64, StoreError> {
         self.write(self.ctx(def, "expire"), move |conn, ctx| {
-            let mut params = Vec::new();
-            let where_sql = sql::where_clause(&filter, &mut params);
-            let deleted = conn
-                .prepare_cached(&format!("DELETE FROM \"{}\" AS t{where_sql}", def.name))
-                .and_then(|mut statement| statement.execute(params_from_iter(params)))
-                .map_err(ctx.err())?;
-            Ok(deleted as u64)
+            delete_rows(conn, ctx, def, &filter)
         })
         .await
     }
@@ -519,21 +530,17 @@ impl Backend for SqliteBackend {
         if !def.history {
             return Ok(Vec::new());
         }
-        self.write(self.ctx(def, "expire history"), move |conn, ctx| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(ctx.err())?;
+        self.write_tx(self.ctx(def, "expire history"), move |tx, ctx| {
             let history = def.history_name();
             let mut text = sql::select(def, &history, true);
             text.push_str(" WHERE t._archive_time < ?1 ORDER BY t._sequence");
             let before = before.timestamp_millis();
-            let removed = query_rows(&tx, ctx, def, &text, vec![SqlValue::Integer(before)])?;
+            let removed = query_rows(tx, ctx, def, &text, vec![SqlValue::Integer(before)])?;
             tx.prepare_cached(&format!(
                 "DELETE FROM \"{history}\" WHERE _archive_time < ?1"
             ))
             .and_then(|mut statement| statement.execute([before]))
             .map_err(ctx.err())?;
-            tx.commit().map_err(ctx.err())?;
             Ok(removed)
         })
         .await

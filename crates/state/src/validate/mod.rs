@@ -12,6 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::str::FromStr;
 
+use serde::de::DeserializeOwned;
+use serde_saphyr::Spanned;
+
 use vupdate_core::service::ServiceName;
 use vupdate_core::version::{ClientVersion, DeveloperVersion, VersionError};
 
@@ -19,6 +22,7 @@ use crate::error::StateError;
 use crate::files::{FileSet, MARKER};
 use crate::model::{Consumer, Desired, Provider, SCHEMA_VERSION, State, TestedVersions};
 use crate::problems::ValidationErrors;
+use crate::schema::entries::Entries;
 use crate::schema::raw::{
     ConsumersFile, DesiredFile, MarkerFile, ProfilesFile, ProvidersFile, SettingsFile, TestedFile,
 };
@@ -214,6 +218,25 @@ fn parse_desired(
     }
 }
 
+/// One section of the file at `path`; empty when the file or the section is missing, or
+/// when the file does not parse (that is recorded in `problems`).
+fn file_section<F, S>(
+    files: &FileSet,
+    path: &str,
+    problems: &mut Problems,
+    section: impl FnOnce(F) -> Option<S>,
+) -> S
+where
+    F: DeserializeOwned + Default,
+    S: Default,
+{
+    files
+        .get(path)
+        .and_then(|bytes| parse_file::<F>(path, bytes, problems))
+        .and_then(section)
+        .unwrap_or_default()
+}
+
 fn parse_versions<V: FromStr<Err = VersionError>>(
     files: &FileSet,
     path: &str,
@@ -221,14 +244,23 @@ fn parse_versions<V: FromStr<Err = VersionError>>(
     known: Option<&BTreeSet<&str>>,
     problems: &mut Problems,
 ) -> BTreeMap<ServiceName, V> {
-    let raw = files
-        .get(path)
-        .and_then(|bytes| parse_file::<DesiredFile>(path, bytes, problems))
-        .and_then(|file| file.versions)
-        .unwrap_or_default();
+    let raw = file_section(files, path, problems, |file: DesiredFile| file.versions);
+    version_entries(path, raw, known, &format!("in {list}"), problems)
+}
+
+/// A map of service to version from `path`: each key must be a service (one of `known`,
+/// when given; `context` says where the map is), each value a `V`. An entry with a problem
+/// is recorded in `problems` and left out.
+fn version_entries<V: FromStr<Err = VersionError>>(
+    path: &str,
+    entries: Entries<Spanned<String>>,
+    known: Option<&BTreeSet<&str>>,
+    context: &str,
+    problems: &mut Problems,
+) -> BTreeMap<ServiceName, V> {
     let mut versions = BTreeMap::new();
-    for (key, value) in raw.0 {
-        let service = service_reference(path, &key, known, &format!("in {list}"), problems);
+    for (key, value) in entries.0 {
+        let service = service_reference(path, &key, known, context, problems);
         let version = value
             .value
             .parse::<V>()
@@ -306,11 +338,9 @@ fn parse_profiles(
 }
 
 fn parse_providers(files: &FileSet, problems: &mut Problems) -> BTreeMap<String, Provider> {
-    let raw = files
-        .get(PROVIDERS)
-        .and_then(|bytes| parse_file::<ProvidersFile>(PROVIDERS, bytes, problems))
-        .and_then(|file| file.providers)
-        .unwrap_or_default();
+    let raw = file_section(files, PROVIDERS, problems, |file: ProvidersFile| {
+        file.providers
+    });
     let mut providers = BTreeMap::new();
     for (name, provider) in raw.0 {
         let mut check = |location: &serde_saphyr::Location, result: Result<(), String>| {
@@ -352,11 +382,9 @@ fn parse_consumers(
     profiles: Option<&BTreeMap<String, BTreeSet<ServiceName>>>,
     problems: &mut Problems,
 ) -> BTreeMap<String, Consumer> {
-    let raw = files
-        .get(CONSUMERS)
-        .and_then(|bytes| parse_file::<ConsumersFile>(CONSUMERS, bytes, problems))
-        .and_then(|file| file.consumers)
-        .unwrap_or_default();
+    let raw = file_section(files, CONSUMERS, problems, |file: ConsumersFile| {
+        file.consumers
+    });
     let names_declared: BTreeSet<String> =
         raw.0.iter().map(|(name, _)| name.value.clone()).collect();
     let mut consumers = BTreeMap::new();
@@ -410,29 +438,20 @@ fn parse_tested(
     known: &BTreeSet<&str>,
     problems: &mut Problems,
 ) -> BTreeMap<String, TestedVersions> {
-    let raw = files
-        .get(TESTED)
-        .and_then(|bytes| parse_file::<TestedFile>(TESTED, bytes, problems))
-        .and_then(|file| file.tested)
-        .unwrap_or_default();
+    let raw = file_section(files, TESTED, problems, |file: TestedFile| file.tested);
     let mut tested = BTreeMap::new();
     for (distribution, mark) in raw.0 {
         if let Err(message) = names::check_distribution_name(&distribution.value, "distribution") {
             problems.at(TESTED, &distribution.referenced, message);
         }
         let context = format!("in the versions tested by `{}`", distribution.value);
-        let mut versions = BTreeMap::new();
-        for (key, value) in mark.versions.unwrap_or_default().0 {
-            let service = service_reference(TESTED, &key, Some(known), &context, problems);
-            let version = value
-                .value
-                .parse::<DeveloperVersion>()
-                .map_err(|error| problems.at(TESTED, &value.referenced, error.to_string()))
-                .ok();
-            if let (Some(service), Some(version)) = (service, version) {
-                versions.insert(service, version);
-            }
-        }
+        let versions = version_entries::<DeveloperVersion>(
+            TESTED,
+            mark.versions.unwrap_or_default(),
+            Some(known),
+            &context,
+            problems,
+        );
         let time = mark.time.and_then(|time| {
             chrono::DateTime::parse_from_rfc3339(&time.value)
                 .map_err(|_| {

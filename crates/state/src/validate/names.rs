@@ -13,18 +13,21 @@ pub(crate) fn check_profile_name(name: &str) -> Result<(), String> {
 
 /// A distribution name is what a version starts with: letters, digits, `.`, `_` or `-`.
 pub(crate) fn check_distribution_name(name: &str, what: &str) -> Result<(), String> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if valid {
+    if is_plain_name(name) && name.len() <= 64 {
         Ok(())
     } else {
         Err(format!(
             "{what} `{name}` is not a valid distribution name: use letters, digits, `.`, `_` or `-`, at most 64 characters"
         ))
     }
+}
+
+/// Not empty, and only letters, digits, `.`, `_` or `-`.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// A repository name is a directory name under `source/` or `settings/`.
@@ -38,11 +41,7 @@ pub(crate) fn check_repository_name(name: &str) -> Result<(), String> {
 
 /// A macro name as written between `%%` in build commands and files.
 pub(crate) fn check_macro_name(name: &str) -> Result<(), String> {
-    let valid = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if valid {
+    if is_plain_name(name) {
         Ok(())
     } else {
         Err(format!(
@@ -93,12 +92,7 @@ pub(crate) fn check_http_url(url: &str, what: &str) -> Result<(), String> {
 
 /// The name of a secret kept on the distribution (never the secret itself).
 pub(crate) fn check_secret_name(name: &str) -> Result<(), String> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if valid {
+    if is_plain_name(name) && name.len() <= 64 {
         Ok(())
     } else {
         Err(format!(
