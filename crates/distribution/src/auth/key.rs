@@ -1,0 +1,132 @@
+//! The HS256 signing key: random bytes in a file created once with mode 0600.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::AuthError;
+
+/// The length of a new key; shorter key files are refused.
+const KEY_LEN: usize = 32;
+
+/// The secret that signs and verifies every token.
+#[derive(Clone)]
+pub struct JwtKey {
+    bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwtKey(..)")
+    }
+}
+
+fn key_error(path: &Path, reason: impl std::fmt::Display) -> AuthError {
+    AuthError::Key {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+impl JwtKey {
+    /// A fresh random key (not stored anywhere).
+    pub fn generate() -> Result<JwtKey, AuthError> {
+        let mut bytes = vec![0; KEY_LEN];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| AuthError::Internal(format!("no random bytes for a JWT key: {e}")))?;
+        Ok(JwtKey { bytes })
+    }
+
+    /// Reads the key at `path`, or creates it there (with its directory) when missing. The
+    /// file is written to a temporary name with mode 0600 and linked into place, so a
+    /// reader never sees half a key and an existing key is never overwritten (two servers
+    /// starting at once end up with the same key).
+    pub fn load_or_create(path: impl AsRef<Path>) -> Result<JwtKey, AuthError> {
+        let path = path.as_ref();
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                warn_if_readable_by_others(path);
+                return Self::checked(path, bytes);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(key_error(path, e)),
+        }
+        let key = Self::generate()?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| key_error(dir, e))?;
+        let temp = temp_name(path);
+        // A temporary file left by a crash of a process with the same id is stale.
+        let _ = std::fs::remove_file(&temp);
+        let written = write_private(&temp, &key.bytes).and_then(|()| {
+            // A hard link fails when the name exists, unlike rename: never overwrite a key.
+            std::fs::hard_link(&temp, path)
+        });
+        let _ = std::fs::remove_file(&temp);
+        match written {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "created a new JWT signing key");
+                Ok(key)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let bytes = std::fs::read(path).map_err(|e| key_error(path, e))?;
+                Self::checked(path, bytes)
+            }
+            Err(e) => Err(key_error(path, e)),
+        }
+    }
+
+    fn checked(path: &Path, bytes: Vec<u8>) -> Result<JwtKey, AuthError> {
+        if bytes.len() < KEY_LEN {
+            return Err(key_error(
+                path,
+                format!(
+                    "the key has {} bytes, at least {KEY_LEN} are needed (delete the file to create a new key; every token is then invalid)",
+                    bytes.len()
+                ),
+            ));
+        }
+        Ok(JwtKey { bytes })
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Warns (once, at start) when the key can be read by other users: anyone who reads it
+/// can sign tokens for any account.
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "the JWT key file is readable by other users; run `chmod 600` on it"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}

@@ -1,0 +1,360 @@
+//! The distribution's configuration, `distribution.yaml`: one documented struct with the
+//! original's defaults, validated at load (names, durations, TLS files) and with every
+//! relative path resolved against the folder that holds the file.
+//!
+//! A full, commented example is `examples/distribution.yaml` at the workspace root.
+
+mod duration;
+mod raw;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use vupdate_store::{ExpiryPolicy, Schedule, StoreConfig};
+
+use raw::{RawConfig, RawSource, RawStore};
+
+/// The default address the server listens on.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 8000);
+
+/// The whole configuration of a distribution server, defaults applied and paths absolute
+/// (or relative to the process only when the config file's own path was).
+#[derive(Debug, Clone)]
+pub struct DistributionConfig {
+    /// The distribution's name (letters, digits, `.`, `_`, `-`), e.g. `acme`.
+    pub name: DistributionName,
+    /// The title shown by the dashboard; defaults to the name.
+    pub title: String,
+    /// The instance this server runs on (the original's `instance`); default `local`.
+    pub instance: String,
+    /// The socket address to listen on; default `127.0.0.1:8000`.
+    pub listen: SocketAddr,
+    /// HTTPS certificate and key; plain HTTP when absent.
+    pub tls: Option<TlsConfig>,
+    /// Where the server keeps its data; default the config file's folder.
+    pub data_directory: PathBuf,
+    /// The store: SQLite (default `<data>/store.sqlite`) or MongoDB.
+    pub store: StoreConfig,
+    /// The Git repository whose newest valid commit is the desired state.
+    pub state_repo: StateRepoConfig,
+    /// Version retention.
+    pub versions: VersionsConfig,
+    /// How long records are kept and when expiry runs.
+    pub expiration: ExpirationConfig,
+    /// The file with the JWT signing key (created on first start); default `<data>/jwt.key`.
+    pub jwt_key_file: PathBuf,
+}
+
+/// A distribution name: non-empty, letters, digits, `.`, `_` and `-` only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DistributionName(String);
+
+impl DistributionName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for DistributionName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        if name.is_empty() {
+            return Err("the distribution name is empty".to_owned());
+        }
+        if let Some(bad) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        {
+            return Err(format!(
+                "invalid distribution name `{name}`: `{bad}` is not allowed (use letters, digits, `.`, `_`, `-`)"
+            ));
+        }
+        Ok(DistributionName(name))
+    }
+}
+
+impl FromStr for DistributionName {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        DistributionName::try_from(name.to_owned())
+    }
+}
+
+impl fmt::Display for DistributionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// PEM files for HTTPS; both are checked to exist at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// The certificate chain (PEM).
+    pub certificate: PathBuf,
+    /// The private key (PEM).
+    pub key: PathBuf,
+}
+
+/// Where the state repository is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateRepoSource {
+    /// A local repository, read in place.
+    Path(PathBuf),
+    /// A remote repository, cloned into [`StateRepoConfig::clone`] and fetched.
+    Url(String),
+}
+
+/// The state repository settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateRepoConfig {
+    /// A local path or a remote URL.
+    pub source: StateRepoSource,
+    /// The branch followed; default `main`.
+    pub branch: String,
+    /// How often the repository is fetched; default 30 s.
+    pub poll_interval: Duration,
+    /// Where the clone of a remote repository lives; default `<data>/state`.
+    pub clone: PathBuf,
+}
+
+/// Version retention settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionsConfig {
+    /// The most versions kept per service (the original's `maxHistorySize`); default 25.
+    pub max_history_size: u32,
+}
+
+/// Record lifetimes and the expiry schedule.
+#[derive(Debug, Clone)]
+pub struct ExpirationConfig {
+    /// Service states not refreshed for this long are dead; default 60 s.
+    pub service_states: Duration,
+    /// Service log records; default 7 days.
+    pub service_logs: Duration,
+    /// Task log records; default 365 days.
+    pub task_logs: Duration,
+    /// Ended tasks; default 365 days (the original's task TTL).
+    pub tasks: Duration,
+    /// Fault reports by age; default 7 days.
+    pub fault_reports: Duration,
+    /// The most fault reports kept; default 100.
+    pub max_fault_reports: u64,
+    /// When expiry runs (5-field crontab, UTC); default `0 3 * * *`.
+    pub schedule: Schedule,
+}
+
+impl ExpirationConfig {
+    /// The store's expiry policy for these settings.
+    pub fn policy(&self) -> ExpiryPolicy {
+        ExpiryPolicy {
+            service_logs: self.service_logs,
+            task_logs: self.task_logs,
+            tasks: self.tasks,
+            fault_reports_age: self.fault_reports,
+            fault_reports_max_count: self.max_fault_reports,
+            dead_states: self.service_states,
+        }
+    }
+}
+
+/// Why `distribution.yaml` could not be loaded; every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the distribution config {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or a field is unknown, missing or invalid.
+    #[error("{}:{}: {message}", file.display(), location.as_deref().unwrap_or("?"))]
+    Parse {
+        /// The file.
+        file: PathBuf,
+        /// `line:column`, when the parser knows it.
+        location: Option<String>,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// A value is well-formed but unusable (e.g. a TLS file that does not exist).
+    #[error("{}: `{field}`: {message}", file.display())]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// The field, as written in the file (e.g. `tls.certificate`).
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The name of the file when the text did not come from one.
+const INLINE: &str = "distribution.yaml";
+
+impl DistributionConfig {
+    /// Reads and validates the config file at `path`; relative paths in it are resolved
+    /// against the file's folder.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = folder_of(path);
+        Self::parse(&text, base, path)
+    }
+
+    /// Parses config text as if it were a file in `base_dir` (errors name
+    /// `base_dir/distribution.yaml`).
+    pub fn from_str(text: &str, base_dir: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let base = base_dir.as_ref();
+        Self::parse(text, base, &base.join(INLINE))
+    }
+
+    fn parse(text: &str, base: &Path, file: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|error| {
+            let location = error
+                .location()
+                .map(|l| format!("{}:{}", l.line(), l.column()));
+            ConfigError::Parse {
+                file: file.to_owned(),
+                location,
+                message: plain_message(&error),
+            }
+        })?;
+        resolve(raw, base, file)
+    }
+}
+
+/// The folder relative paths in the file at `path` are resolved against; a bare file name
+/// (whose parent is "") means the current folder.
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// The parser's message without its own location (the error adds `file:line:column`).
+fn plain_message(error: &serde_saphyr::Error) -> String {
+    let text = error.render_with_options(serde_saphyr::render_options! {
+        snippets: serde_saphyr::SnippetMode::Off,
+    });
+    // The plain rendering ends with ` at line L, column C` when it knows the position.
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfig, ConfigError> {
+    let at = |path: PathBuf| {
+        if path.is_absolute() {
+            path
+        } else {
+            base.join(path)
+        }
+    };
+    let data = raw
+        .data_directory
+        .map(at)
+        .unwrap_or_else(|| base.to_owned());
+    let in_data = |path: Option<PathBuf>, default: &str| match path {
+        Some(path) => at(path),
+        None => data.join(default),
+    };
+    let tls = match raw.tls {
+        None => None,
+        Some(tls) => {
+            let tls = TlsConfig {
+                certificate: at(tls.certificate),
+                key: at(tls.key),
+            };
+            for (field, path) in [("tls.certificate", &tls.certificate), ("tls.key", &tls.key)] {
+                if !path.is_file() {
+                    return Err(ConfigError::Invalid {
+                        file: file.to_owned(),
+                        field,
+                        message: format!("no such file {}", path.display()),
+                    });
+                }
+            }
+            Some(tls)
+        }
+    };
+    let store = match raw.store {
+        None => StoreConfig::Sqlite {
+            path: data.join("store.sqlite"),
+        },
+        Some(RawStore::Sqlite { path }) => StoreConfig::Sqlite {
+            path: in_data(path, "store.sqlite"),
+        },
+        Some(RawStore::Mongo {
+            url,
+            database,
+            logs,
+        }) => StoreConfig::Mongo {
+            url,
+            database,
+            logs,
+        },
+    };
+    let repo = raw.state_repo;
+    let state_repo = StateRepoConfig {
+        source: match repo.source {
+            RawSource::Path(path) => StateRepoSource::Path(at(path)),
+            RawSource::Url(url) => StateRepoSource::Url(url),
+        },
+        branch: repo.branch.unwrap_or_else(|| "main".to_owned()),
+        poll_interval: repo.poll_interval.map_or(Duration::from_secs(30), |d| d.0),
+        clone: in_data(repo.clone, "state"),
+    };
+    let defaults = ExpiryPolicy::default();
+    let e = raw.expiration;
+    let schedule = match e.schedule {
+        Some(schedule) => schedule.0,
+        None => "0 3 * * *"
+            .parse()
+            .expect("the default schedule is a valid crontab line"),
+    };
+    let expiration = ExpirationConfig {
+        service_states: e.service_states.map_or(defaults.dead_states, |d| d.0),
+        service_logs: e.service_logs.map_or(defaults.service_logs, |d| d.0),
+        task_logs: e.task_logs.map_or(defaults.task_logs, |d| d.0),
+        tasks: e.tasks.map_or(defaults.tasks, |d| d.0),
+        fault_reports: e.fault_reports.map_or(defaults.fault_reports_age, |d| d.0),
+        max_fault_reports: e
+            .max_fault_reports
+            .unwrap_or(defaults.fault_reports_max_count),
+        schedule,
+    };
+    let title = raw.title.unwrap_or_else(|| raw.name.as_str().to_owned());
+    Ok(DistributionConfig {
+        name: raw.name,
+        title,
+        instance: raw.instance.unwrap_or_else(|| "local".to_owned()),
+        listen: raw.listen.unwrap_or(DEFAULT_LISTEN),
+        tls,
+        store,
+        state_repo,
+        versions: VersionsConfig {
+            max_history_size: raw.versions.max_history_size.unwrap_or(25),
+        },
+        expiration,
+        jwt_key_file: in_data(raw.jwt_key_file, "jwt.key"),
+        data_directory: data,
+    })
+}

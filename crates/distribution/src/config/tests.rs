@@ -1,0 +1,171 @@
+//! Loading `distribution.yaml`: defaults, path resolution, the example file, and a table
+//! of errors with their exact messages.
+
+use std::path::Path;
+
+use super::*;
+
+const MINIMAL: &str = "name: acme\nstateRepo:\n  path: state\n";
+
+#[test]
+fn defaults_follow_the_original_and_paths_resolve_against_the_file() {
+    let config = DistributionConfig::from_str(MINIMAL, "/etc/vupdate").expect("loads");
+    assert_eq!(config.name.as_str(), "acme");
+    assert_eq!(config.title, "acme");
+    assert_eq!(config.instance, "local");
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8000");
+    assert_eq!(config.tls, None);
+    assert_eq!(config.data_directory, Path::new("/etc/vupdate"));
+    assert_eq!(
+        config.store,
+        StoreConfig::Sqlite {
+            path: "/etc/vupdate/store.sqlite".into()
+        }
+    );
+    assert_eq!(
+        config.state_repo,
+        StateRepoConfig {
+            source: StateRepoSource::Path("/etc/vupdate/state".into()),
+            branch: "main".into(),
+            poll_interval: Duration::from_secs(30),
+            clone: "/etc/vupdate/state".into(),
+        }
+    );
+    assert_eq!(config.versions.max_history_size, 25);
+    assert_eq!(config.expiration.policy(), ExpiryPolicy::default());
+    assert_eq!(config.expiration.schedule.expression(), "0 3 * * *");
+    assert_eq!(config.jwt_key_file, Path::new("/etc/vupdate/jwt.key"));
+}
+
+#[test]
+fn data_directory_moves_the_defaults_and_absolute_paths_stay() {
+    let text = "name: acme\ndataDirectory: data\nstore: {kind: sqlite}\n\
+                stateRepo: {url: 'https://git.example/state.git', pollInterval: 2m}\n\
+                jwtKeyFile: /secrets/jwt.key\n\
+                expiration: {serviceLogs: 3d, maxFaultReports: 5, schedule: '30 1 * * 1-5'}\n";
+    let config = DistributionConfig::from_str(text, "/srv").expect("loads");
+    assert_eq!(config.data_directory, Path::new("/srv/data"));
+    assert_eq!(
+        config.store,
+        StoreConfig::Sqlite {
+            path: "/srv/data/store.sqlite".into()
+        }
+    );
+    assert_eq!(
+        config.state_repo.source,
+        StateRepoSource::Url("https://git.example/state.git".into())
+    );
+    assert_eq!(config.state_repo.poll_interval, Duration::from_secs(120));
+    assert_eq!(config.state_repo.clone, Path::new("/srv/data/state"));
+    assert_eq!(config.jwt_key_file, Path::new("/secrets/jwt.key"));
+    let policy = config.expiration.policy();
+    assert_eq!(policy.service_logs, Duration::from_secs(3 * 24 * 3600));
+    assert_eq!(policy.fault_reports_max_count, 5);
+    assert_eq!(policy.task_logs, ExpiryPolicy::default().task_logs);
+}
+
+#[test]
+fn mongo_store_maps_to_the_store_config() {
+    let text = "name: acme\nstateRepo: {path: s}\nstore:\n  kind: mongo\n  url: mongodb://db:27017/\n  database: acme\n  logs: {url: 'mongodb://logs:27017/', database: acme-logs}\n";
+    let config = DistributionConfig::from_str(text, "/srv").expect("loads");
+    assert_eq!(
+        config.store,
+        StoreConfig::Mongo {
+            url: "mongodb://db:27017/".into(),
+            database: "acme".into(),
+            logs: Some(vupdate_store::MongoLogs {
+                url: "mongodb://logs:27017/".into(),
+                database: "acme-logs".into()
+            }),
+        }
+    );
+}
+
+#[test]
+fn the_example_file_loads() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/distribution.yaml");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // The example names TLS files relative to itself: copy it next to stand-ins for them.
+    let text = std::fs::read_to_string(&example).expect("the example exists");
+    let copy = dir.path().join("distribution.yaml");
+    std::fs::write(&copy, &text).expect("write");
+    std::fs::create_dir_all(dir.path().join("tls")).expect("tls dir");
+    for file in ["tls/cert.pem", "tls/key.pem"] {
+        std::fs::write(dir.path().join(file), "PEM").expect("write");
+    }
+    let config = DistributionConfig::load(&copy).expect("the example loads");
+    assert_eq!(config.name.as_str(), "acme");
+    assert_eq!(config.title, "ACME distribution");
+    assert!(config.tls.is_some());
+    assert_eq!(config.data_directory, dir.path().join("data"));
+}
+
+#[test]
+fn relative_paths_resolve_against_the_files_folder() {
+    for (file, folder) in [
+        ("distribution.yaml", "."),
+        ("conf/distribution.yaml", "conf"),
+        ("/etc/vupdate/distribution.yaml", "/etc/vupdate"),
+    ] {
+        assert_eq!(folder_of(Path::new(file)), Path::new(folder), "{file}");
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("distribution.yaml");
+    std::fs::write(&file, MINIMAL).expect("write");
+    let config = DistributionConfig::load(&file).expect("loads");
+    assert_eq!(config.data_directory, dir.path());
+    assert_eq!(config.jwt_key_file, dir.path().join("jwt.key"));
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let error = DistributionConfig::load("/nonexistent/distribution.yaml").expect_err("fails");
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot read the distribution config /nonexistent/distribution.yaml: "),
+        "{error}"
+    );
+}
+
+#[test]
+fn errors_name_the_file_position_and_field() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "name: acme\nstateRepo: {path: s}\nlisten: 127.0.0.1:80\ntitel: x\n",
+            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile",
+        ),
+        (
+            "name: acme\nstateRepo: {path: s}\nexpiration:\n  serviceLogs: 7 dayz\n",
+            "/srv/distribution.yaml:4:16: invalid duration `7 dayz` (unknown time unit \"dayz\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write e.g. `30s`, `15m`, `12h` or `7d`",
+        ),
+        (
+            "name: acme/prod\nstateRepo: {path: s}\n",
+            "/srv/distribution.yaml:1:7: invalid distribution name `acme/prod`: `/` is not allowed (use letters, digits, `.`, `_`, `-`)",
+        ),
+        (
+            "name: acme\nstateRepo:\n  path: s\n  url: https://git.example/s.git\n",
+            "/srv/distribution.yaml:3:3: stateRepo: give either `path` or `url`, not both",
+        ),
+        (
+            "name: acme\nstateRepo: {branch: main}\n",
+            "/srv/distribution.yaml:2:12: stateRepo: give `path` (a local repository) or `url`",
+        ),
+        (
+            "name: acme\nstateRepo: {path: s}\nexpiration: {schedule: '0 0 3 * * *'}\n",
+            "/srv/distribution.yaml:3:24: invalid schedule `0 0 3 * * *`: it has 6 fields (expected 5 fields: minute hour day-of-month month day-of-week, e.g. `0 3 * * *`)",
+        ),
+        (
+            "name: acme\nstateRepo: {path: s}\ntls: {certificate: nope.pem, key: nope.key}\n",
+            "/srv/distribution.yaml: `tls.certificate`: no such file /srv/nope.pem",
+        ),
+    ];
+    let mismatches: Vec<String> = cases
+        .iter()
+        .filter_map(|(text, expected)| {
+            let error = DistributionConfig::from_str(text, "/srv").expect_err(text);
+            (error.to_string() != *expected).then(|| format!("{text:?}\n  got: {error}"))
+        })
+        .collect();
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}

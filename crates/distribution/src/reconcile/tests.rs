@@ -1,0 +1,306 @@
+//! The reconcile loop over a real state repo, a real SQLite store and a real image store.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::sync::watch;
+use tokio::time::timeout;
+use vupdate_core::reconcile::{Build, BuildKey};
+use vupdate_state::State;
+use vupdate_store::{Store, StoreConfig};
+use vupdate_test_support::{GitRepo, Person};
+
+use super::{
+    BUILDER_UNAVAILABLE, BuildFuture, BuildRunner, BuildState, BuilderUnavailable, ReconcileConfig,
+    ReconcileStatus, Reconciler,
+};
+use crate::images::{ImageStore, ImageVersion};
+use crate::tasks::{LogOrigin, TaskContext, TaskManager};
+use crate::watcher::{RepoSource, StateWatcher, WatchConfig};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// `api` and `web` built here (orbit), `geo` received from the provider (jetto).
+fn commit(repo: &GitRepo, api: &str) -> String {
+    let desired = format!("versions:\n  api: {api}\n  web: orbit-1.0.0\n  geo: jetto-2.0.0\n");
+    repo.commit_files(
+        &[
+            ("vupdate.yaml", "schema: 1\n"),
+            ("services/api.yaml", ""),
+            ("services/web.yaml", ""),
+            ("services/geo.yaml", ""),
+            ("profiles.yaml", "profiles:\n  self: [api, web, geo]\n"),
+            ("desired/developer.yaml", &desired),
+        ],
+        &format!("api {api}"),
+        &Person::alice(),
+    )
+}
+
+struct Fixture {
+    _dir: TempDir,
+    repo: GitRepo,
+    store: Store,
+    images: ImageStore,
+    watcher: StateWatcher,
+    tasks: TaskManager,
+}
+
+async fn fixture() -> Fixture {
+    let dir = TempDir::new().expect("temp dir");
+    let repo = GitRepo::init();
+    commit(&repo, "orbit-1.0.0");
+    let store = vupdate_store::open(&StoreConfig::Sqlite {
+        path: dir.path().join("store.sqlite"),
+    })
+    .await
+    .expect("open the store");
+    let images = ImageStore::open(dir.path().join("images"))
+        .await
+        .expect("open the image store");
+    let watcher = StateWatcher::start(WatchConfig {
+        source: RepoSource::Local(repo.path().to_owned()),
+        branch: "main".to_owned(),
+        poll_interval: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+    })
+    .await
+    .expect("watch the state repo");
+    let origin = LogOrigin {
+        service: "distribution".parse().expect("service"),
+        instance: "test".to_owned(),
+        directory: "/srv".to_owned(),
+        process: "1".to_owned(),
+    };
+    let tasks = TaskManager::new(store.clone(), origin, Duration::from_millis(100));
+    Fixture {
+        _dir: dir,
+        repo,
+        store,
+        images,
+        watcher,
+        tasks,
+    }
+}
+
+impl Fixture {
+    fn start(&self, runner: Arc<dyn BuildRunner>) -> Reconciler {
+        let config = ReconcileConfig {
+            distribution: "orbit".to_owned(),
+            max_parallel_builds: 4,
+            resync_interval: Duration::from_secs(3600),
+        };
+        Reconciler::start(
+            config,
+            self.watcher.subscribe(),
+            self.images.clone(),
+            self.tasks.clone(),
+            runner,
+        )
+    }
+
+    async fn task_count(&self) -> usize {
+        self.store
+            .tasks()
+            .query(&Default::default())
+            .await
+            .expect("query tasks")
+            .len()
+    }
+}
+
+async fn status_until(
+    status: &mut watch::Receiver<ReconcileStatus>,
+    ready: impl FnMut(&ReconcileStatus) -> bool,
+) -> ReconcileStatus {
+    timeout(LIMIT, status.wait_for(ready))
+        .await
+        .expect("the status changes in time")
+        .expect("the loop runs")
+        .clone()
+}
+
+fn all_failed(status: &ReconcileStatus) -> bool {
+    !status.builds.is_empty()
+        && status
+            .builds
+            .values()
+            .all(|b| matches!(b, BuildState::Failed { .. }))
+}
+
+fn developer(service: &str, version: &str) -> BuildKey {
+    BuildKey::Developer(
+        service.parse().expect("service"),
+        version.parse().expect("version"),
+    )
+}
+
+fn client(service: &str, version: &str) -> BuildKey {
+    BuildKey::Client(
+        service.parse().expect("service"),
+        version.parse().expect("version"),
+    )
+}
+
+#[tokio::test]
+async fn without_a_builder_builds_fail_once_and_wait_for_a_new_commit() {
+    let fixture = fixture().await;
+    let reconciler = fixture.start(Arc::new(BuilderUnavailable));
+    let mut status = reconciler.subscribe();
+
+    let failed = status_until(&mut status, all_failed).await;
+    // Our two developer versions fail; the provider's geo is not ours to build, but its
+    // client version is (from the provider's image), and fails the same way.
+    let keys: Vec<&BuildKey> = failed.builds.keys().collect();
+    assert_eq!(
+        keys,
+        [
+            &developer("api", "orbit-1.0.0"),
+            &developer("web", "orbit-1.0.0"),
+            &client("geo", "jetto-2.0.0")
+        ]
+    );
+    for state in failed.builds.values() {
+        let BuildState::Failed { message, .. } = state else {
+            unreachable!("all failed")
+        };
+        assert_eq!(message, BUILDER_UNAVAILABLE);
+    }
+    let tasks = fixture.task_count().await;
+    assert_eq!(tasks, 3, "one task per build");
+
+    // Looking again does not retry: no loop of failing builds. Every look publishes a
+    // status, so waiting for the next one means the loop has looked.
+    status.borrow_and_update();
+    reconciler.wake();
+    timeout(LIMIT, status.changed())
+        .await
+        .expect("the loop looks again")
+        .expect("the loop runs");
+    assert!(all_failed(&status.borrow()), "{:?}", *status.borrow());
+    assert_eq!(fixture.task_count().await, 3);
+
+    // A new commit is a new chance: every build is tried again.
+    let second = commit(&fixture.repo, "orbit-1.1.0");
+    fixture.watcher.trigger();
+    let retried = status_until(&mut status, |s| {
+        s.commit.as_deref() == Some(second.as_str()) && all_failed(s)
+    })
+    .await;
+    assert!(
+        retried
+            .builds
+            .contains_key(&developer("api", "orbit-1.1.0"))
+    );
+    assert_eq!(fixture.task_count().await, 6);
+
+    // And a retry by hand tries them once more.
+    reconciler.retry_failed();
+    timeout(LIMIT, async {
+        while fixture.task_count().await < 9 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a retry by hand starts the builds again");
+    reconciler.shutdown().await;
+}
+
+#[tokio::test]
+async fn versions_that_have_images_need_no_build() {
+    let fixture = fixture().await;
+    for (service, version) in [
+        (
+            "api",
+            ImageVersion::Developer("orbit-1.0.0".parse().expect("version")),
+        ),
+        (
+            "api",
+            ImageVersion::Client("orbit-1.0.0".parse().expect("version")),
+        ),
+        (
+            "web",
+            ImageVersion::Developer("orbit-1.0.0".parse().expect("version")),
+        ),
+        (
+            "web",
+            ImageVersion::Client("orbit-1.0.0".parse().expect("version")),
+        ),
+        (
+            "geo",
+            ImageVersion::Client("jetto-2.0.0".parse().expect("version")),
+        ),
+    ] {
+        let service = service.parse().expect("service");
+        fixture
+            .images
+            .put_bytes(&service, &version, b"zip")
+            .await
+            .expect("store an image");
+    }
+    let reconciler = fixture.start(Arc::new(BuilderUnavailable));
+    let mut status = reconciler.subscribe();
+    let synced = status_until(&mut status, |s| s.commit.is_some()).await;
+    assert!(synced.is_synced(), "{synced:?}");
+    assert_eq!(fixture.task_count().await, 0);
+}
+
+/// Stands in for the builder (issue 5): stores an image for each build, records the order.
+struct ImageWriter {
+    images: ImageStore,
+    order: Mutex<Vec<String>>,
+}
+
+impl BuildRunner for ImageWriter {
+    fn run(&self, build: Build, _state: Arc<State>, _task: TaskContext) -> BuildFuture {
+        let (service, version) = match &build {
+            Build::Developer { service, version } => {
+                (service.clone(), ImageVersion::Developer(version.clone()))
+            }
+            Build::Client {
+                service, version, ..
+            } => (service.clone(), ImageVersion::Client(version.clone())),
+        };
+        self.order
+            .lock()
+            .expect("order lock")
+            .push(format!("{service} {version:?}"));
+        let images = self.images.clone();
+        Box::pin(async move {
+            images
+                .put_bytes(&service, &version, b"zip")
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+#[tokio::test]
+async fn builds_run_developer_first_then_client_until_synced() {
+    let fixture = fixture().await;
+    let runner = Arc::new(ImageWriter {
+        images: fixture.images.clone(),
+        order: Mutex::new(Vec::new()),
+    });
+    let reconciler = fixture.start(Arc::clone(&runner) as Arc<dyn BuildRunner>);
+    let mut status = reconciler.subscribe();
+    status_until(&mut status, ReconcileStatus::is_synced).await;
+
+    let order = runner.order.lock().expect("order lock").clone();
+    assert_eq!(order.len(), 5, "{order:?}");
+    for service in ["api", "web"] {
+        let dev = order
+            .iter()
+            .position(|b| b.starts_with(service) && b.contains("Developer"));
+        let cli = order
+            .iter()
+            .position(|b| b.starts_with(service) && b.contains("Client"));
+        assert!(
+            dev.expect("developer built") < cli.expect("client built"),
+            "{order:?}"
+        );
+    }
+    assert_eq!(fixture.task_count().await, 5);
+}
