@@ -13,7 +13,6 @@
 //! only an administrator may change a role; passwords are argon2id with a length policy.
 
 mod key;
-mod marks;
 mod password;
 mod service;
 #[cfg(test)]

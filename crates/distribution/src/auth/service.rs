@@ -8,7 +8,6 @@ use vupdate_store::Store;
 use vupdate_store::model::Stored;
 use vupdate_store::model::accounts::{Account, AccountKind};
 
-use super::marks::{must_change_password, set_must_change_password, visible_notifications};
 use super::password::{self, PasswordCost};
 use super::token::{self, Claims, TokenUse};
 use super::{AuthError, JwtKey, Principal, PrincipalKind, Role};
@@ -100,14 +99,15 @@ impl AccountInfo {
             AccountKind::User {
                 email,
                 notifications,
+                must_change_password,
                 ..
             } => AccountDetails::User {
                 email: email.clone(),
-                notifications: visible_notifications(notifications),
-                must_change_password: must_change_password(&account),
+                notifications: notifications.clone(),
+                must_change_password: *must_change_password,
             },
-            AccountKind::Service => AccountDetails::Service,
-            AccountKind::Consumer { profile, url } => AccountDetails::Consumer {
+            AccountKind::Service { .. } => AccountDetails::Service,
+            AccountKind::Consumer { profile, url, .. } => AccountDetails::Consumer {
                 profile: profile.clone(),
                 url: url.clone(),
             },
@@ -135,9 +135,20 @@ pub struct AuthService {
 fn kind_of(account: &Account) -> PrincipalKind {
     match account.kind {
         AccountKind::User { .. } => PrincipalKind::User,
-        AccountKind::Service => PrincipalKind::Service,
+        AccountKind::Service { .. } => PrincipalKind::Service,
         AccountKind::Consumer { .. } => PrincipalKind::Consumer,
     }
+}
+
+/// Whether the account must change its password before doing anything else.
+fn must_change_password(account: &Account) -> bool {
+    matches!(
+        account.kind,
+        AccountKind::User {
+            must_change_password: true,
+            ..
+        }
+    )
 }
 
 fn check_name(account: &str) -> Result<(), AuthError> {
@@ -187,7 +198,7 @@ impl AuthService {
             return Ok(Bootstrap::default());
         }
         let admin_password = password::generate()?;
-        let mut admin = Account {
+        let admin = Account {
             account: ADMIN.to_owned(),
             name: "Administrator".to_owned(),
             role: Role::Administrator.to_store(),
@@ -196,9 +207,9 @@ impl AuthService {
                     .await?,
                 email: None,
                 notifications: Vec::new(),
+                must_change_password: true,
             },
         };
-        set_must_change_password(&mut admin, true);
         let mut created = Vec::new();
         match accounts.add(admin).await {
             Ok(_) => created.push(ADMIN.to_owned()),
@@ -264,7 +275,7 @@ impl AuthService {
         match (claims.token_use, kind) {
             (TokenUse::Session, PrincipalKind::User) => {}
             (TokenUse::Access, PrincipalKind::Service | PrincipalKind::Consumer) => {
-                if claims.generation != Some(stored.sequence) {
+                if claims.generation != stored.record.kind.token_generation() {
                     return Err(AuthError::TokenRevoked {
                         account: claims.sub,
                     });
@@ -338,10 +349,15 @@ impl AuthService {
         }
         password::check_policy(account, new_password)?;
         let new_hash = password::hash(self.options.password_cost, new_password.to_owned()).await?;
-        if let AccountKind::User { password_hash, .. } = &mut stored.kind {
+        if let AccountKind::User {
+            password_hash,
+            must_change_password,
+            ..
+        } = &mut stored.kind
+        {
             *password_hash = new_hash;
+            *must_change_password = !own;
         }
-        set_must_change_password(&mut stored, !own);
         self.store.accounts().put(stored).await?;
         Ok(())
     }
@@ -408,7 +424,7 @@ impl AuthService {
     ) -> Result<AccountInfo, AuthError> {
         check_name(account)?;
         password::check_policy(account, password)?;
-        let mut record = Account {
+        self.add(Account {
             account: account.to_owned(),
             name: name.to_owned(),
             role: role.to_store(),
@@ -417,10 +433,10 @@ impl AuthService {
                     .await?,
                 email: None,
                 notifications: Vec::new(),
+                must_change_password: must_change,
             },
-        };
-        set_must_change_password(&mut record, must_change);
-        self.add(record).await
+        })
+        .await
     }
 
     /// Adds a program's account (it signs in with access tokens).
@@ -434,7 +450,9 @@ impl AuthService {
             account: account.to_owned(),
             name: name.to_owned(),
             role: role.to_store(),
-            kind: AccountKind::Service,
+            kind: AccountKind::Service {
+                token_generation: 0,
+            },
         })
         .await
     }
@@ -454,6 +472,7 @@ impl AuthService {
             kind: AccountKind::Consumer {
                 profile: profile.to_owned(),
                 url: url.to_owned(),
+                token_generation: 0,
             },
         })
         .await
@@ -491,37 +510,46 @@ impl AuthService {
     }
 
     /// A long-lived access token for a service or consumer account; valid until
-    /// [`AuthService::revoke_access_tokens`] or any change to the account.
+    /// [`AuthService::revoke_access_tokens`] (editing the account's name, role, profile or
+    /// URL keeps it valid).
     pub async fn issue_access_token(&self, account: &str) -> Result<String, AuthError> {
         let stored = self.get(account).await?;
-        if kind_of(&stored.record) == PrincipalKind::User {
+        let Some(generation) = stored.record.kind.token_generation() else {
             return Err(AuthError::WrongAccountKind {
                 account: account.to_owned(),
                 expected: "a service or consumer account",
             });
-        }
+        };
         let claims = Claims {
             sub: stored.record.account,
             token_use: TokenUse::Access,
             iat: self.store.now().timestamp(),
             exp: None,
             jti: token::new_id()?,
-            generation: Some(stored.sequence),
+            generation: Some(generation),
         };
         token::sign(&self.key, &claims)
     }
 
     /// Makes every access token issued so far for `account` fail at once.
     pub async fn revoke_access_tokens(&self, account: &str) -> Result<(), AuthError> {
-        let stored = self.get(account).await?;
-        if kind_of(&stored.record) == PrincipalKind::User {
+        let mut record = self.get(account).await?.record;
+        let (AccountKind::Service { token_generation }
+        | AccountKind::Consumer {
+            token_generation, ..
+        }) = &mut record.kind
+        else {
             return Err(AuthError::WrongAccountKind {
                 account: account.to_owned(),
                 expected: "a service or consumer account",
             });
-        }
-        // Rewriting the account gives it a new `_sequence`, the tokens' generation.
-        self.store.accounts().put(stored.record).await?;
+        };
+        *token_generation = token_generation.checked_add(1).ok_or_else(|| {
+            AuthError::Internal(format!(
+                "account `{account}` has used up its access-token generations"
+            ))
+        })?;
+        self.store.accounts().put(record).await?;
         tracing::info!(account, "revoked the access tokens");
         Ok(())
     }

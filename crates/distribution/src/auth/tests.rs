@@ -320,6 +320,98 @@ async fn access_tokens_work_until_revoked() {
 }
 
 #[tokio::test]
+async fn editing_an_account_keeps_its_access_tokens_and_only_revoking_ends_them() {
+    let f = fixture().await;
+    let admin = admin(&f).await;
+    f.auth
+        .add_consumer_account("east", "East", "common", "https://east.example")
+        .await
+        .expect("consumer");
+    let token = f.auth.issue_access_token("east").await.expect("token");
+
+    let mut record = f
+        .store
+        .accounts()
+        .get("east")
+        .await
+        .expect("get")
+        .expect("east")
+        .record;
+    record.name = "East (moved)".to_owned();
+    if let vupdate_store::model::accounts::AccountKind::Consumer { url, profile, .. } =
+        &mut record.kind
+    {
+        *url = "https://east.example/v2".to_owned();
+        *profile = "other".to_owned();
+    }
+    f.store.accounts().put(record).await.expect("edit");
+    assert_eq!(
+        f.auth.account("east").await.expect("east").details,
+        AccountDetails::Consumer {
+            profile: "other".to_owned(),
+            url: "https://east.example/v2".to_owned()
+        }
+    );
+    let principal = f
+        .auth
+        .authenticate(&token)
+        .await
+        .expect("still valid after the edit");
+    assert_eq!(principal.account, "east");
+
+    let updater = f.auth.issue_access_token("updater").await.expect("token");
+    f.auth
+        .change_role(&admin, "updater", Role::Builder)
+        .await
+        .expect("role");
+    let principal = f
+        .auth
+        .authenticate(&updater)
+        .await
+        .expect("still valid after the role change");
+    assert_eq!(
+        principal.role,
+        Role::Builder,
+        "the new role applies at once"
+    );
+
+    f.auth.revoke_access_tokens("east").await.expect("revoke");
+    let error = f.auth.authenticate(&token).await.expect_err("revoked");
+    assert_eq!(error.code(), "TOKEN_REVOKED");
+    f.auth
+        .authenticate(&updater)
+        .await
+        .expect("another account's token is untouched");
+    let error = f
+        .auth
+        .revoke_access_tokens("admin")
+        .await
+        .expect_err("user");
+    assert_eq!(error.code(), "WRONG_ACCOUNT_KIND");
+}
+
+#[tokio::test]
+async fn must_change_password_is_the_record_field_not_a_notification() {
+    let f = fixture().await;
+    f.auth.bootstrap().await.expect("bootstrap");
+    let stored = f
+        .store
+        .accounts()
+        .get("admin")
+        .await
+        .expect("get")
+        .expect("admin");
+    assert!(matches!(
+        stored.record.kind,
+        vupdate_store::model::accounts::AccountKind::User {
+            must_change_password: true,
+            ref notifications,
+            ..
+        } if notifications.is_empty()
+    ));
+}
+
+#[tokio::test]
 async fn a_developer_changes_only_their_own_password_and_never_a_role() {
     let f = fixture().await;
     let admin = admin(&f).await;

@@ -32,9 +32,10 @@ pub(crate) struct Claims {
     pub exp: Option<i64>,
     /// A random token id, for logs and audit.
     pub jti: String,
-    /// The account version (`_sequence`) an access token belongs to; see `marks`.
+    /// The account's token generation an access token was issued at (access tokens only);
+    /// it is valid while the account still has that generation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generation: Option<i64>,
+    pub generation: Option<u64>,
 }
 
 /// A random token id (128 bits, hex).

@@ -34,9 +34,19 @@ pub enum AccountKind {
         /// Which notifications the user wants.
         #[serde(default)]
         notifications: Vec<String>,
+        /// Whether the user must change the password before doing anything else (absent in
+        /// records written before the field existed: false).
+        #[serde(default)]
+        must_change_password: bool,
     },
     /// A program (builder, updater) that uses an access token.
-    Service,
+    #[serde(rename_all = "camelCase")]
+    Service {
+        /// The generation of the access tokens: a token is valid while it carries the
+        /// current one, and revoking increments it (absent in older records: 0).
+        #[serde(default)]
+        token_generation: u64,
+    },
     /// A consumer distribution.
     #[serde(rename_all = "camelCase")]
     Consumer {
@@ -44,6 +54,9 @@ pub enum AccountKind {
         profile: String,
         /// Its URL.
         url: String,
+        /// The generation of the access tokens, as for [`AccountKind::Service`].
+        #[serde(default)]
+        token_generation: u64,
     },
 }
 
@@ -74,8 +87,19 @@ impl AccountKind {
     pub fn account_type(&self) -> AccountType {
         match self {
             AccountKind::User { .. } => AccountType::User,
-            AccountKind::Service => AccountType::Service,
+            AccountKind::Service { .. } => AccountType::Service,
             AccountKind::Consumer { .. } => AccountType::Consumer,
+        }
+    }
+
+    /// The access-token generation of a service or consumer account; `None` for a user.
+    pub fn token_generation(&self) -> Option<u64> {
+        match self {
+            AccountKind::User { .. } => None,
+            AccountKind::Service { token_generation }
+            | AccountKind::Consumer {
+                token_generation, ..
+            } => Some(*token_generation),
         }
     }
 }
@@ -130,5 +154,76 @@ impl Record for Account {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_written_before_the_auth_fields_load_with_defaults() {
+        let cases = [
+            (
+                r#"{"account":"ann","name":"Ann","role":"Developer","type":"user","passwordHash":"$argon2id$x","email":null}"#,
+                AccountKind::User {
+                    password_hash: "$argon2id$x".to_owned(),
+                    email: None,
+                    notifications: vec![],
+                    must_change_password: false,
+                },
+            ),
+            (
+                r#"{"account":"ann","name":"Ann","role":"Builder","type":"service"}"#,
+                AccountKind::Service {
+                    token_generation: 0,
+                },
+            ),
+            (
+                r#"{"account":"ann","name":"Ann","role":"DistributionConsumer","type":"consumer","profile":"p","url":"u"}"#,
+                AccountKind::Consumer {
+                    profile: "p".to_owned(),
+                    url: "u".to_owned(),
+                    token_generation: 0,
+                },
+            ),
+        ];
+        for (json, kind) in cases {
+            let account: Account = serde_json::from_str(json).expect(json);
+            assert_eq!(account.kind, kind, "{json}");
+        }
+    }
+
+    #[test]
+    fn the_auth_fields_round_trip_through_json() {
+        for kind in [
+            AccountKind::User {
+                password_hash: "$argon2id$x".to_owned(),
+                email: Some("a@b".to_owned()),
+                notifications: vec!["builds".to_owned()],
+                must_change_password: true,
+            },
+            AccountKind::Service {
+                token_generation: 7,
+            },
+            AccountKind::Consumer {
+                profile: "p".to_owned(),
+                url: "u".to_owned(),
+                token_generation: u64::from(u32::MAX) + 1,
+            },
+        ] {
+            let account = Account {
+                account: "ann".to_owned(),
+                name: "Ann".to_owned(),
+                role: AccountRole::Developer,
+                kind,
+            };
+            let json = serde_json::to_string(&account).expect("serialise");
+            assert_eq!(
+                serde_json::from_str::<Account>(&json).expect("parse"),
+                account,
+                "{json}"
+            );
+        }
     }
 }

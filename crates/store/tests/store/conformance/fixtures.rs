@@ -47,6 +47,7 @@ pub fn user(account: &str, role: AccountRole) -> Account {
             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_owned(),
             email: Some(format!("{account}@example.invalid")),
             notifications: vec!["builds".to_owned()],
+            must_change_password: false,
         },
     }
 }
@@ -57,7 +58,9 @@ pub fn service_account(account: &str, role: AccountRole) -> Account {
         account: account.to_owned(),
         name: account.to_owned(),
         role,
-        kind: AccountKind::Service,
+        kind: AccountKind::Service {
+            token_generation: 0,
+        },
     }
 }
 
@@ -70,6 +73,7 @@ pub fn consumer(account: &str) -> Account {
         kind: AccountKind::Consumer {
             profile: "common".to_owned(),
             url: format!("https://{account}.example.invalid"),
+            token_generation: 0,
         },
     }
 }

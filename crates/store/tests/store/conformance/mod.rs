@@ -58,7 +58,8 @@ macro_rules! instantiate {
         crate::conformance::emit_tests! { $open;
             accounts: [add_get_and_list_by_type, add_refuses_a_taken_name, put_keeps_every_version_in_history,
                 remove_then_restore_within_seven_days, restore_is_refused_after_seven_days,
-                removing_a_missing_account_writes_nothing, a_password_that_is_not_an_argon2_hash_is_refused],
+                removing_a_missing_account_writes_nothing, a_password_that_is_not_an_argon2_hash_is_refused,
+                the_auth_fields_round_trip],
             versions: [query_filters_and_orders_newest_version_first, a_version_number_is_never_reused,
                 add_many_is_all_or_nothing, remove_and_restore_a_client_version, sizes_beyond_32_bits_round_trip],
             tasks: [newest_first_with_every_filter, ending_a_task_keeps_its_history, active_tasks_are_interrupted_at_start,
