@@ -9,9 +9,11 @@
 //! - [`watcher`]: follows the state repo; the newest valid commit is in force.
 //! - [`tasks`]: asynchronous work with a log, a final status and cancellation.
 //! - [`reconcile`]: the loop that starts a build for every desired version without an image.
+//! - [`http`]: the HTTP edge: health, the Git webhook, image upload and ranged download.
 
 pub mod auth;
 pub mod config;
+pub mod http;
 pub mod images;
 pub mod reconcile;
 pub mod tasks;

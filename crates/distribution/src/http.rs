@@ -1,0 +1,60 @@
+//! The distribution's HTTP edge: health, the Git webhook, and image upload and download.
+//!
+//! [`app`] builds the [`Router`] from an [`AppState`]; the binary serves it, tests serve it
+//! on `127.0.0.1:0`. Every failure leaves a handler as one [`ApiError`], which answers
+//! `{"error": {"code", "message"}}` with a stable code and logs an internal cause once.
+//!
+//! Routes (every one but `/health` needs `Authorization: Bearer <token>`):
+//!
+//! - `GET /health`: `200 ok`.
+//! - `POST /hooks/git` (Administrator, Builder): asks the state watcher to check the repo
+//!   now; `202` (`404` when no watcher runs). Git hosts that cannot send a bearer token will need a shared-secret HMAC
+//!   header (`X-Hub-Signature-256` style) instead: future work.
+//! - `PUT /images/{kind}/{service}/{version}` (Administrator, Builder): streams the body
+//!   into the image store, checking the optional `X-Content-Sha256` header; `201
+//!   {"digest", "size"}`, `409` when the version exists (before the body is read).
+//! - `GET /images/{kind}/{service}/{version}` (Administrator, Builder, DistributionConsumer;
+//!   plus Updater for client images): streams the image with `ETag` and `Accept-Ranges`;
+//!   a single `Range` gives `206`, an unsatisfiable one `416`.
+
+mod error;
+mod hooks;
+mod images;
+mod principal;
+mod range;
+#[cfg(test)]
+mod tests;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::auth::AuthService;
+use crate::images::ImageStore;
+use crate::watcher::WatchTrigger;
+
+pub use error::ApiError;
+pub use range::ByteRange;
+
+/// What every handler shares; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Authenticates every request.
+    pub auth: AuthService,
+    /// The version images.
+    pub images: ImageStore,
+    /// The state watcher's trigger for `POST /hooks/git`; `None` when no watcher runs.
+    pub trigger: Option<WatchTrigger>,
+}
+
+/// The distribution's router, ready to serve.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(hooks::health))
+        .route("/hooks/git", post(hooks::git))
+        .route(
+            "/images/{kind}/{service}/{version}",
+            get(images::download).put(images::upload),
+        )
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+}

@@ -1,0 +1,263 @@
+//! [`ApiError`]: the one error a handler returns, turned into a client-safe JSON answer.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::AuthError;
+use crate::images::ImageError;
+
+/// Why a request failed: an HTTP status, a stable code, a message safe to show, and (for
+/// internal failures) the cause, which is logged when the response is made and never sent.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    /// The internal cause, logged once in [`IntoResponse::into_response`].
+    cause: Option<String>,
+    /// The image size for the `Content-Range: bytes */size` of a 416.
+    unsatisfiable_size: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            cause: None,
+            unsatisfiable_size: None,
+        }
+    }
+
+    /// No usable credentials (401 `UNAUTHENTICATED`).
+    pub fn unauthenticated(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message)
+    }
+
+    /// The request itself is wrong (400 `BAD_REQUEST`).
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+    }
+
+    /// Nothing is there (404 `NOT_FOUND`).
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    /// A byte range outside an image of `size` bytes (416 `RANGE_NOT_SATISFIABLE`).
+    pub fn range_not_satisfiable(message: impl Into<String>, size: u64) -> ApiError {
+        ApiError {
+            unsatisfiable_size: Some(size),
+            ..Self::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "RANGE_NOT_SATISFIABLE",
+                message,
+            )
+        }
+    }
+
+    /// A failure of the server (500 `INTERNAL`); `cause` is logged, never sent.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        ApiError {
+            cause: Some(cause.to_string()),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "internal error; the server log has the cause",
+            )
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable code clients act on.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The message sent to the client.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> ApiError {
+        let code = error.code();
+        let status = match &error {
+            AuthError::Unauthenticated { .. }
+            | AuthError::TokenExpired { .. }
+            | AuthError::TokenRevoked { .. }
+            | AuthError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            AuthError::Forbidden { .. }
+            | AuthError::NotOwnAccount { .. }
+            | AuthError::PasswordChangeRequired { .. } => StatusCode::FORBIDDEN,
+            AuthError::NoSuchAccount { .. } => StatusCode::NOT_FOUND,
+            AuthError::AccountExists { .. } | AuthError::LastAdministrator { .. } => {
+                StatusCode::CONFLICT
+            }
+            AuthError::WeakPassword { .. }
+            | AuthError::OldPasswordRequired { .. }
+            | AuthError::InvalidAccountName { .. }
+            | AuthError::WrongAccountKind { .. } => StatusCode::BAD_REQUEST,
+            // Key files and the store are the server's business: only the log sees them.
+            AuthError::Key { .. } | AuthError::Store(_) | AuthError::Internal(_) => {
+                return ApiError::internal(error);
+            }
+        };
+        // The auth module's codes are stable (TOKEN_EXPIRED, TOKEN_REVOKED, ...) and its
+        // messages name only accounts and roles, never tokens or hashes.
+        ApiError::new(status, code, error.to_string())
+    }
+}
+
+impl From<ImageError> for ApiError {
+    fn from(error: ImageError) -> ApiError {
+        // Messages are rebuilt where the store's own names a file on the server.
+        match error {
+            ImageError::VersionExists { image, .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "CONFLICT",
+                format!("{image} already exists; versions are immutable, use a new version number"),
+            ),
+            ImageError::UploadInProgress { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "CONFLICT", error.to_string())
+            }
+            ImageError::NotFound { image, .. } => {
+                ApiError::not_found(format!("{image} does not exist"))
+            }
+            ImageError::BadExpectedDigest { .. } | ImageError::UploadDigestMismatch { .. } => {
+                ApiError::bad_request(error.to_string())
+            }
+            ImageError::TooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                error.to_string(),
+            ),
+            ImageError::RangeNotSatisfiable { size, .. } => {
+                ApiError::range_not_satisfiable(error.to_string(), size)
+            }
+            ImageError::Io { .. }
+            | ImageError::UploadFailed { .. }
+            | ImageError::Corrupt { .. }
+            | ImageError::BlobMissing { .. }
+            | ImageError::BadRef { .. }
+            | ImageError::Task(_) => ApiError::internal(error),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self.cause {
+            Some(cause) => tracing::error!(code = self.code, %cause, "request failed"),
+            None => tracing::debug!(code = self.code, message = %self.message, "request refused"),
+        }
+        let body = serde_json::json!({
+            "error": { "code": self.code, "message": self.message }
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(size) = self.unsatisfiable_size {
+            let value = HeaderValue::from_str(&format!("bytes */{size}"))
+                .expect("a number is a valid header value");
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse as _;
+
+    use super::ApiError;
+    use crate::auth::{AuthError, Role};
+    use crate::images::ImageError;
+
+    /// Status, code and body of the response an error turns into.
+    async fn answer(error: ApiError) -> (StatusCode, String, String) {
+        let code = error.code().to_owned();
+        let response = error.into_response();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        (
+            status,
+            code,
+            String::from_utf8(body.to_vec()).expect("UTF-8"),
+        )
+    }
+
+    #[tokio::test]
+    async fn internal_causes_are_never_sent() {
+        let secret = "/srv/secret/images/blobs";
+        let errors = [
+            ApiError::from(ImageError::Io {
+                action: "open blob",
+                path: secret.into(),
+                source: std::io::Error::other("disk on fire"),
+            }),
+            ApiError::from(AuthError::Internal(format!("hashing failed in {secret}"))),
+            ApiError::internal(format!("cause at {secret}")),
+        ];
+        for error in errors {
+            let (status, code, body) = answer(error).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(code, "INTERNAL");
+            assert!(!body.contains(secret), "{body}");
+            let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            assert_eq!(json["error"]["code"], "INTERNAL");
+        }
+    }
+
+    #[tokio::test]
+    async fn auth_refusals_keep_their_stable_codes() {
+        let table = [
+            (
+                AuthError::Unauthenticated {
+                    reason: "bad signature".into(),
+                },
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+            ),
+            (
+                AuthError::TokenExpired {
+                    account: "ada".into(),
+                },
+                StatusCode::UNAUTHORIZED,
+                "TOKEN_EXPIRED",
+            ),
+            (
+                AuthError::Forbidden {
+                    account: "updater".into(),
+                    role: Role::Updater,
+                    allowed: vec![Role::Builder],
+                },
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+            ),
+            (
+                AuthError::PasswordChangeRequired {
+                    account: "admin".into(),
+                },
+                StatusCode::FORBIDDEN,
+                "PASSWORD_CHANGE_REQUIRED",
+            ),
+        ];
+        for (error, status, code) in table {
+            let message = error.to_string();
+            let (got_status, got_code, body) = answer(error.into()).await;
+            assert_eq!((got_status, got_code.as_str()), (status, code));
+            let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            assert_eq!(json["error"]["message"], message);
+        }
+    }
+}

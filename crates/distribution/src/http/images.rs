@@ -1,0 +1,171 @@
+//! `PUT` and `GET /images/{kind}/{service}/{version}`: images streamed in and out, never
+//! held whole in memory.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
+use tokio_util::io::ReaderStream;
+use vupdate_core::service::ServiceName;
+
+use super::range::ByteRange;
+use super::{ApiError, AppState};
+use crate::auth::{Principal, Role};
+use crate::images::{ImageInfo, ImageKind, ImageVersion};
+
+/// The header in which an uploader announces the image's SHA-256 (`<hex>` or `sha256:<hex>`).
+pub(super) const CONTENT_SHA256: &str = "x-content-sha256";
+
+/// Who may upload any image.
+const UPLOADERS: [Role; 2] = [Role::Administrator, Role::Builder];
+
+/// Who may download an image of `kind`: updaters fetch client images only.
+fn downloaders(kind: ImageKind) -> &'static [Role] {
+    match kind {
+        ImageKind::Developer => &[
+            Role::Administrator,
+            Role::Builder,
+            Role::DistributionConsumer,
+        ],
+        ImageKind::Client => &[
+            Role::Administrator,
+            Role::Builder,
+            Role::DistributionConsumer,
+            Role::Updater,
+        ],
+    }
+}
+
+/// The `{kind}/{service}/{version}` of an image path, validated segment by segment.
+pub(super) struct ImagePath {
+    service: ServiceName,
+    version: ImageVersion,
+}
+
+impl FromRequestParts<AppState> for ImagePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path((kind, service, version)) =
+            Path::<(String, String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::bad_request(format!("bad image path: {e}")))?;
+        let kind = match kind.as_str() {
+            "developer" => ImageKind::Developer,
+            "client" => ImageKind::Client,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "path segment `kind`: `{kind}` is neither `developer` nor `client`"
+                )));
+            }
+        };
+        let service = service
+            .parse()
+            .map_err(|e| ApiError::bad_request(format!("path segment `service`: {e}")))?;
+        let version = ImageVersion::parse(kind, &version)
+            .map_err(|e| ApiError::bad_request(format!("path segment `version`: {e}")))?;
+        Ok(ImagePath { service, version })
+    }
+}
+
+/// Streams the body into a new image; the version must not have one yet.
+pub(super) async fn upload(
+    State(state): State<AppState>,
+    principal: Principal,
+    ImagePath { service, version }: ImagePath,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<ImageInfo>), ApiError> {
+    principal.require(&UPLOADERS)?;
+    let expected = match headers.get(CONTENT_SHA256) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            ApiError::bad_request("header `X-Content-Sha256` is not visible ASCII")
+        })?),
+    };
+    // Refuses an existing version before a byte of the body is read.
+    let mut upload = state
+        .images
+        .begin_upload(&service, &version, expected)
+        .await?;
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        // A failed read drops `upload`, which discards what was written.
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request(format!("the request body was cut off: {e}")))?;
+        upload.write(&chunk).await?;
+    }
+    let info = upload.finish().await?;
+    tracing::info!(
+        account = %principal.account, %service, %version, digest = %info.digest, size = info.size,
+        "image uploaded"
+    );
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// Streams an image, whole or the one byte range asked for.
+pub(super) async fn download(
+    State(state): State<AppState>,
+    principal: Principal,
+    ImagePath { service, version }: ImagePath,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    principal.require(downloaders(version.kind()))?;
+    let raw_range = headers
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok());
+    let range = raw_range.and_then(ByteRange::parse);
+    let reader = match range {
+        None => state.images.open_image(&service, &version).await?,
+        Some(range) => {
+            let Some(info) = state.images.info(&service, &version).await? else {
+                return Err(ApiError::not_found(format!(
+                    "{} image of `{service}` version `{version}` does not exist",
+                    version.kind()
+                )));
+            };
+            let Some(bounds) = range.resolve(info.size) else {
+                return Err(ApiError::range_not_satisfiable(
+                    format!(
+                        "range `{}` selects no byte of an image of {} bytes",
+                        raw_range.unwrap_or_default(),
+                        info.size
+                    ),
+                    info.size,
+                ));
+            };
+            state.images.open_range(&service, &version, bounds).await?
+        }
+    };
+    let status = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let mut response_headers = HeaderMap::new();
+    let mut put = |name, value: String| {
+        let value = HeaderValue::from_str(&value).map_err(ApiError::internal)?;
+        response_headers.insert(name, value);
+        Ok::<(), ApiError>(())
+    };
+    put(header::CONTENT_TYPE, "application/octet-stream".to_owned())?;
+    put(header::CONTENT_LENGTH, reader.len.to_string())?;
+    put(header::ETAG, format!("\"{}\"", reader.info.digest))?;
+    put(header::ACCEPT_RANGES, "bytes".to_owned())?;
+    if range.is_some() {
+        put(
+            header::CONTENT_RANGE,
+            format!(
+                "bytes {}-{}/{}",
+                reader.start,
+                reader.start + reader.len - 1,
+                reader.info.size
+            ),
+        )?;
+    }
+    let body = Body::from_stream(ReaderStream::new(reader.into_reader()));
+    Ok((status, response_headers, body).into_response())
+}

@@ -1,0 +1,40 @@
+//! The [`Principal`] extractor: who sent a request, from `Authorization: Bearer <token>`.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+
+use super::{ApiError, AppState};
+use crate::auth::Principal;
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)?;
+        Ok(state.auth.authenticate(token).await?)
+    }
+}
+
+/// The token of the `Authorization` header; only the `Bearer` scheme is accepted.
+fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::unauthenticated(
+            "missing `Authorization: Bearer <token>` header",
+        ));
+    };
+    let text = value.to_str().map_err(|_| {
+        ApiError::unauthenticated("the `Authorization` header is not visible ASCII")
+    })?;
+    // The scheme is case-insensitive (RFC 9110 11.1).
+    match text.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(ApiError::unauthenticated(
+            "the `Authorization` header is not `Bearer <token>`",
+        )),
+    }
+}
