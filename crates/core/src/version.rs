@@ -38,6 +38,15 @@ pub enum VersionError {
     UnexpectedGeneration(String),
 }
 
+/// Whether `name` can name a distribution (the part of a version before the build):
+/// non-empty letters, digits, `.`, `_` or `-`. The one rule everywhere a distribution is named.
+pub fn is_distribution_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
 /// A build number: dot-separated numbers such as `1.2.3`, compared part by part.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Build(Vec<u64>);
@@ -211,11 +220,7 @@ impl FromStr for ClientVersion {
         let (distribution, rest) = text
             .rsplit_once('-')
             .ok_or_else(|| error(VersionError::NoDistribution))?;
-        let distribution_ok = !distribution.is_empty()
-            && distribution
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-        if !distribution_ok {
+        if !is_distribution_name(distribution) {
             return Err(error(VersionError::BadDistribution));
         }
         let (build, generation) = match rest.split_once('_') {

@@ -16,6 +16,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
+use vupdate_core::version::is_distribution_name;
 use vupdate_store::{ExpiryPolicy, Schedule, StoreConfig};
 
 use raw::{RawConfig, RawSource, RawStore};
@@ -71,15 +72,17 @@ impl TryFrom<String> for DistributionName {
         if name.is_empty() {
             return Err("the distribution name is empty".to_owned());
         }
-        if let Some(bad) = name
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-        {
-            return Err(format!(
-                "invalid distribution name `{name}`: `{bad}` is not allowed (use letters, digits, `.`, `_`, `-`)"
-            ));
+        if is_distribution_name(&name) {
+            return Ok(DistributionName(name));
         }
-        Ok(DistributionName(name))
+        // Name the first character the rule refuses.
+        let bad = name
+            .chars()
+            .find(|c| !is_distribution_name(c.encode_utf8(&mut [0; 4])))
+            .expect("a non-empty name the rule refuses has a refused character");
+        Err(format!(
+            "invalid distribution name `{name}`: `{bad}` is not allowed (use letters, digits, `.`, `_`, `-`)"
+        ))
     }
 }
 

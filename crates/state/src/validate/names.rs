@@ -1,6 +1,8 @@
 //! The spelling rules for names and paths that appear in the state repo, with their messages.
 
+use vupdate_core::macros::is_macro_name;
 use vupdate_core::service::ServiceName;
+use vupdate_core::version::is_distribution_name;
 
 /// A profile name follows the service-name alphabet (letters, digits, `-`, `_`, `.`).
 pub(crate) fn check_profile_name(name: &str) -> Result<(), String> {
@@ -13,21 +15,13 @@ pub(crate) fn check_profile_name(name: &str) -> Result<(), String> {
 
 /// A distribution name is what a version starts with: letters, digits, `.`, `_` or `-`.
 pub(crate) fn check_distribution_name(name: &str, what: &str) -> Result<(), String> {
-    if is_plain_name(name) && name.len() <= 64 {
+    if is_distribution_name(name) && name.len() <= 64 {
         Ok(())
     } else {
         Err(format!(
             "{what} `{name}` is not a valid distribution name: use letters, digits, `.`, `_` or `-`, at most 64 characters"
         ))
     }
-}
-
-/// Not empty, and only letters, digits, `.`, `_` or `-`.
-fn is_plain_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// A repository name is a directory name under `source/` or `settings/`.
@@ -41,7 +35,7 @@ pub(crate) fn check_repository_name(name: &str) -> Result<(), String> {
 
 /// A macro name as written between `%%` in build commands and files.
 pub(crate) fn check_macro_name(name: &str) -> Result<(), String> {
-    if is_plain_name(name) {
+    if is_macro_name(name) {
         Ok(())
     } else {
         Err(format!(
@@ -92,7 +86,8 @@ pub(crate) fn check_http_url(url: &str, what: &str) -> Result<(), String> {
 
 /// The name of a secret kept on the distribution (never the secret itself).
 pub(crate) fn check_secret_name(name: &str) -> Result<(), String> {
-    if is_plain_name(name) && name.len() <= 64 {
+    // Secret names share the distribution names' alphabet (they usually name one).
+    if is_distribution_name(name) && name.len() <= 64 {
         Ok(())
     } else {
         Err(format!(
