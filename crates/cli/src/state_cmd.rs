@@ -3,9 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::Path;
-use std::process::Command;
 
-use anyhow::Context;
 use vupdate_core::service::ServiceName;
 use vupdate_state::{DesiredDiff, ListDiff, Revision, State, StateEdit, StateRepo};
 
@@ -263,26 +261,13 @@ fn report_commit(repo: &StateRepo, parent: &Revision, revision: &Revision) {
 fn open(args: &RepoArgs, push: Option<&str>) -> anyhow::Result<StateRepo> {
     let branch = match &args.branch {
         Some(branch) => branch.clone(),
-        None => checked_out_branch(&args.repo).unwrap_or_else(|| "main".to_owned()),
+        None => StateRepo::checked_out_branch(&args.repo).unwrap_or_else(|| "main".to_owned()),
     };
     let repo = StateRepo::open(&args.repo, &branch)?;
     Ok(match push {
         Some(remote) => repo.with_remote(remote)?,
         None => repo,
     })
-}
-
-/// The branch checked out in `repo`, if it has a work tree on a branch.
-fn checked_out_branch(repo: &Path) -> Option<String> {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["symbolic-ref", "--quiet", "--short", "HEAD"])
-        .output()
-        .with_context(|| format!("running git in {}", repo.display()))
-        .ok()?;
-    let branch = String::from_utf8(output.stdout).ok()?.trim().to_owned();
-    (output.status.success() && !branch.is_empty()).then_some(branch)
 }
 
 fn describe(revision: &Revision) -> String {

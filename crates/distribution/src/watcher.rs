@@ -28,17 +28,7 @@ use vupdate_state::{Problem, Revision, State, StateError, StateRepo};
 /// What went wrong starting the watcher.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    /// `git clone` of the remote state repo failed.
-    #[error("cannot clone the state repo {url} into {}: {reason}", directory.display())]
-    Clone {
-        /// The remote's URL.
-        url: String,
-        /// Where it was being cloned to.
-        directory: PathBuf,
-        /// What git said.
-        reason: String,
-    },
-    /// The repository cannot be opened, or has no `origin` remote.
+    /// The repository cannot be cloned or opened, or has no `origin` remote.
     #[error("cannot open the state repo at {}: {source}", path.display())]
     Open {
         /// The repository's path.

@@ -141,6 +141,16 @@ pub enum StateError {
         /// The commit (hex).
         commit: String,
     },
+    /// Cloning a remote state repo failed; nothing was left at `directory`.
+    #[error("cannot clone the state repo {url} into {}: {reason}", directory.display())]
+    Clone {
+        /// The remote's URL.
+        url: String,
+        /// Where the clone was to be kept.
+        directory: PathBuf,
+        /// What git said.
+        reason: String,
+    },
     /// Fetching from the remote failed.
     #[error("fetching branch `{branch}` from remote `{remote}` failed: {reason}")]
     Fetch {

@@ -1,5 +1,6 @@
-//! The one place this crate runs the `git` program: push (gix has none) and bringing a
-//! checked-out work tree to a new commit.
+//! The one place this crate runs the `git` program: push (gix has none), bringing a
+//! checked-out work tree to a new commit, http(s) fetches, and the first bare clone of a
+//! remote state repo.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -66,6 +67,22 @@ pub(crate) fn push(
         git_dir,
         &["push", "--porcelain", "--atomic", &lease, remote, &refspec],
     )
+}
+
+/// Clones `url` bare into `target` (which must not exist) with the usual fetch refspec,
+/// which a bare clone lacks, so `origin/<branch>` tracking refs work as in any clone.
+pub(crate) fn clone_bare(url: &str, target: &str, cwd: &Path) -> Result<Ran, StateError> {
+    match run(cwd, &["clone", "--quiet", "--bare", url, target])? {
+        Ran::Ok => run(
+            Path::new(target),
+            &[
+                "config",
+                "remote.origin.fetch",
+                "+refs/heads/*:refs/remotes/origin/*",
+            ],
+        ),
+        failed => Ok(failed),
+    }
 }
 
 /// Fetches `refspec` from `remote` (used for http(s) remotes, see `StateRepo::fetch`).

@@ -8,6 +8,7 @@
 //! thread-local one per call, so it can be shared (`Arc<StateRepo>`) and used from
 //! `spawn_blocking`. Every call blocks.
 
+mod clone;
 mod git;
 mod history;
 mod read;

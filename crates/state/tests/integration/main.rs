@@ -4,8 +4,10 @@
 //! - `load`: loading at any commit, invalid commits, revisions.
 //! - `edit`: edits as commits, one-line diffs, stale and invalid edits, work trees.
 //! - `remote`: fetch, push to a bare remote, a push that loses a race.
+//! - `clone`: a server's bare clone of a remote; the checked-out branch.
 //! - `history`: history, diff, revert (plain, conflicting, merge commits).
 
+mod clone;
 mod edit;
 mod example;
 mod fixture;
