@@ -46,17 +46,59 @@ async fn fixture() -> Fixture {
     }
 }
 
+impl Fixture {
+    async fn login(&self, account: &str, password: &str) -> Session {
+        self.auth.login(account, password).await.expect("login")
+    }
+
+    /// The principal a token stands for; panics if it is refused.
+    async fn principal(&self, token: &str) -> Principal {
+        self.auth.authenticate(token).await.expect("auth")
+    }
+
+    /// Why a token is refused; panics if it is accepted.
+    async fn refused(&self, token: &str) -> AuthError {
+        self.auth.authenticate(token).await.expect_err("refused")
+    }
+
+    /// Asserts that a token is refused with this code and message.
+    async fn assert_refused(&self, token: &str, code: &str, message: &str) {
+        let error = self.refused(token).await;
+        assert_eq!(error.code(), code);
+        assert_eq!(error.to_string(), message);
+    }
+
+    async fn access_token(&self, account: &str) -> String {
+        self.auth.issue_access_token(account).await.expect("token")
+    }
+
+    /// Adds the consumer account `east`.
+    async fn add_east(&self) {
+        self.auth
+            .add_consumer_account("east", "East", "common", "https://east.example")
+            .await
+            .expect("consumer");
+    }
+}
+
 /// Bootstraps and replaces the initial admin password, returning an admin principal.
 async fn admin(f: &Fixture) -> Principal {
     let boot = f.auth.bootstrap().await.expect("bootstrap");
     let initial = boot.admin_password.expect("first start");
-    let session = f.auth.login("admin", &initial).await.expect("login");
-    let principal = f.auth.authenticate(&session.token).await.expect("auth");
+    let session = f.login("admin", &initial).await;
+    let principal = f.principal(&session.token).await;
     f.auth
         .change_password(&principal, "admin", Some(&initial), STRONG)
         .await
         .expect("change");
-    f.auth.authenticate(&session.token).await.expect("auth")
+    f.principal(&session.token).await
+}
+
+/// A fixture whose admin has bootstrapped and set the password [`STRONG`].
+async fn with_admin() -> (Fixture, Principal) {
+    let f = fixture().await;
+    let admin = admin(&f).await;
+    (f, admin)
 }
 
 async fn user(f: &Fixture, account: &str, role: Role) -> Principal {
@@ -64,8 +106,8 @@ async fn user(f: &Fixture, account: &str, role: Role) -> Principal {
         .add_user(account, account, role, STRONG, false)
         .await
         .expect("add user");
-    let session = f.auth.login(account, STRONG).await.expect("login");
-    f.auth.authenticate(&session.token).await.expect("auth")
+    let session = f.login(account, STRONG).await;
+    f.principal(&session.token).await
 }
 
 #[tokio::test]
@@ -118,9 +160,8 @@ async fn bootstrap_creates_admin_and_services_once_and_never_recreates_admin() {
 
 #[tokio::test]
 async fn wrong_password_and_unknown_account_are_the_same_error() {
-    let f = fixture().await;
-    admin(&f).await;
-    let session = f.auth.login("admin", STRONG).await.expect("login");
+    let (f, _) = with_admin().await;
+    let session = f.login("admin", STRONG).await;
     assert!(!session.must_change_password);
     assert_eq!(session.expires_at - f.auth.now(), TimeDelta::hours(12));
     let wrong = f
@@ -146,9 +187,9 @@ async fn a_pending_password_change_allows_only_the_change() {
         .expect("bootstrap")
         .admin_password
         .expect("first start");
-    let session = f.auth.login("admin", &initial).await.expect("login");
+    let session = f.login("admin", &initial).await;
     assert!(session.must_change_password);
-    let principal = f.auth.authenticate(&session.token).await.expect("auth");
+    let principal = f.principal(&session.token).await;
     let refused = principal
         .require(&[Role::Administrator])
         .expect_err("gated");
@@ -174,7 +215,7 @@ async fn a_pending_password_change_allows_only_the_change() {
         .change_password(&principal, "admin", Some(&initial), STRONG)
         .await
         .expect("change");
-    let principal = f.auth.authenticate(&session.token).await.expect("auth");
+    let principal = f.principal(&session.token).await;
     principal
         .require(&[Role::Administrator])
         .expect("allowed now");
@@ -190,9 +231,8 @@ async fn a_pending_password_change_allows_only_the_change() {
 
 #[tokio::test]
 async fn sessions_expire() {
-    let f = fixture().await;
-    admin(&f).await;
-    let session = f.auth.login("admin", STRONG).await.expect("login");
+    let (f, _) = with_admin().await;
+    let session = f.login("admin", STRONG).await;
     f.clock
         .advance(TimeDelta::hours(12) - TimeDelta::seconds(1));
     f.auth
@@ -200,38 +240,30 @@ async fn sessions_expire() {
         .await
         .expect("still valid");
     f.clock.advance(TimeDelta::seconds(1));
-    let expired = f
-        .auth
-        .authenticate(&session.token)
-        .await
-        .expect_err("expired");
-    assert_eq!(expired.code(), "TOKEN_EXPIRED");
-    assert_eq!(
-        expired.to_string(),
-        "the session of `admin` has expired; log in again"
-    );
+    f.assert_refused(
+        &session.token,
+        "TOKEN_EXPIRED",
+        "the session of `admin` has expired; log in again",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn tampered_and_foreign_tokens_are_refused() {
-    let f = fixture().await;
-    admin(&f).await;
-    let session = f.auth.login("admin", STRONG).await.expect("login");
+    let (f, _) = with_admin().await;
+    let session = f.login("admin", STRONG).await;
     let mut parts: Vec<String> = session.token.split('.').map(str::to_owned).collect();
     // Swap the payload for one naming another account: the signature no longer matches.
-    let other = f.auth.issue_access_token("builder").await.expect("token");
+    let other = f.access_token("builder").await;
     parts[1] = other.split('.').nth(1).expect("payload").to_owned();
     let tampered = parts.join(".");
-    let error = f.auth.authenticate(&tampered).await.expect_err("tampered");
+    let error = f.refused(&tampered).await;
     assert_eq!(error.code(), "UNAUTHENTICATED");
     for garbage in ["", "abc", "a.b.c"] {
         assert_eq!(
-            f.auth
-                .authenticate(garbage)
-                .await
-                .expect_err(garbage)
-                .code(),
-            "UNAUTHENTICATED"
+            f.refused(garbage).await.code(),
+            "UNAUTHENTICATED",
+            "{garbage}"
         );
     }
     // A token signed with another key.
@@ -249,14 +281,13 @@ async fn tampered_and_foreign_tokens_are_refused() {
 
 #[tokio::test]
 async fn role_changes_and_deletions_take_effect_without_a_new_login() {
-    let f = fixture().await;
-    let admin = admin(&f).await;
+    let (f, admin) = with_admin().await;
     f.auth
         .add_user("dev", "Dev", Role::Developer, STRONG, false)
         .await
         .expect("add");
-    let session = f.auth.login("dev", STRONG).await.expect("login");
-    let before = f.auth.authenticate(&session.token).await.expect("auth");
+    let session = f.login("dev", STRONG).await;
+    let before = f.principal(&session.token).await;
     assert_eq!(before.role, Role::Developer);
     let forbidden = before
         .require(&[Role::Administrator])
@@ -271,43 +302,36 @@ async fn role_changes_and_deletions_take_effect_without_a_new_login() {
         .change_role(&admin, "dev", Role::Administrator)
         .await
         .expect("promote");
-    let after = f.auth.authenticate(&session.token).await.expect("auth");
+    let after = f.principal(&session.token).await;
     after.require(&[Role::Administrator]).expect("admin now");
 
     f.auth.remove_account("dev").await.expect("remove");
-    let gone = f
-        .auth
-        .authenticate(&session.token)
-        .await
-        .expect_err("deleted");
-    assert_eq!(gone.code(), "UNAUTHENTICATED");
-    assert_eq!(
-        gone.to_string(),
-        "not authenticated: account `dev` no longer exists"
-    );
+    f.assert_refused(
+        &session.token,
+        "UNAUTHENTICATED",
+        "not authenticated: account `dev` no longer exists",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn access_tokens_work_until_revoked() {
-    let f = fixture().await;
-    admin(&f).await;
-    f.auth
-        .add_consumer_account("east", "East", "common", "https://east.example")
-        .await
-        .expect("consumer");
+    let (f, _) = with_admin().await;
+    f.add_east().await;
     for account in ["updater", "east"] {
-        let first = f.auth.issue_access_token(account).await.expect("token");
-        let principal = f.auth.authenticate(&first).await.expect("valid");
+        let first = f.access_token(account).await;
+        let principal = f.principal(&first).await;
         assert_eq!(principal.account, account);
         assert!(!principal.must_change_password);
         f.auth.revoke_access_tokens(account).await.expect("revoke");
-        let error = f.auth.authenticate(&first).await.expect_err("revoked");
+        let error = f.refused(&first).await;
         assert_eq!(error.code(), "TOKEN_REVOKED");
-        let second = f.auth.issue_access_token(account).await.expect("token");
-        f.auth.authenticate(&second).await.expect("new token valid");
+        let second = f.access_token(account).await;
+        // A token issued after the revocation is valid.
+        f.principal(&second).await;
     }
-    let updater = f.auth.issue_access_token("updater").await.expect("token");
-    let principal = f.auth.authenticate(&updater).await.expect("valid");
+    let updater = f.access_token("updater").await;
+    let principal = f.principal(&updater).await;
     assert_eq!(
         (principal.role, principal.kind),
         (Role::Updater, PrincipalKind::Service)
@@ -321,13 +345,9 @@ async fn access_tokens_work_until_revoked() {
 
 #[tokio::test]
 async fn editing_an_account_keeps_its_access_tokens_and_only_revoking_ends_them() {
-    let f = fixture().await;
-    let admin = admin(&f).await;
-    f.auth
-        .add_consumer_account("east", "East", "common", "https://east.example")
-        .await
-        .expect("consumer");
-    let token = f.auth.issue_access_token("east").await.expect("token");
+    let (f, admin) = with_admin().await;
+    f.add_east().await;
+    let token = f.access_token("east").await;
 
     let mut record = f
         .store
@@ -359,7 +379,7 @@ async fn editing_an_account_keeps_its_access_tokens_and_only_revoking_ends_them(
         .expect("still valid after the edit");
     assert_eq!(principal.account, "east");
 
-    let updater = f.auth.issue_access_token("updater").await.expect("token");
+    let updater = f.access_token("updater").await;
     f.auth
         .change_role(&admin, "updater", Role::Builder)
         .await
@@ -376,7 +396,7 @@ async fn editing_an_account_keeps_its_access_tokens_and_only_revoking_ends_them(
     );
 
     f.auth.revoke_access_tokens("east").await.expect("revoke");
-    let error = f.auth.authenticate(&token).await.expect_err("revoked");
+    let error = f.refused(&token).await;
     assert_eq!(error.code(), "TOKEN_REVOKED");
     f.auth
         .authenticate(&updater)
@@ -413,8 +433,7 @@ async fn must_change_password_is_the_record_field_not_a_notification() {
 
 #[tokio::test]
 async fn a_developer_changes_only_their_own_password_and_never_a_role() {
-    let f = fixture().await;
-    let admin = admin(&f).await;
+    let (f, admin) = with_admin().await;
     let dev = user(&f, "dev", Role::Developer).await;
     user(&f, "other", Role::Developer).await;
 
@@ -466,8 +485,7 @@ async fn a_developer_changes_only_their_own_password_and_never_a_role() {
 
 #[tokio::test]
 async fn the_last_administrator_stays_and_names_are_checked() {
-    let f = fixture().await;
-    let admin = admin(&f).await;
+    let (f, admin) = with_admin().await;
     assert_eq!(
         f.auth
             .remove_account("admin")

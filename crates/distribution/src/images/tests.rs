@@ -51,6 +51,57 @@ fn files_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// What is left in the store's `tmp` directory.
+fn tmp_files(root: &Path) -> Vec<String> {
+    files_in(&root.join("tmp"))
+}
+
+/// A temp dir with an image store opened at its root.
+async fn fixture() -> (tempfile::TempDir, ImageStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ImageStore::open(dir.path()).await.expect("open");
+    (dir, store)
+}
+
+/// Uploads `bytes` in `chunk`-sized writes and returns what `finish` says.
+async fn upload_all(
+    store: &ImageStore,
+    svc: &ServiceName,
+    v: &ImageVersion,
+    expected: Option<&str>,
+    bytes: &[u8],
+    chunk: usize,
+) -> Result<ImageInfo, ImageError> {
+    let mut writer = store.begin_upload(svc, v, expected).await.expect("begin");
+    for part in bytes.chunks(chunk) {
+        writer.write(part).await.expect("write");
+    }
+    writer.finish().await
+}
+
+/// The whole content of a stored image.
+async fn read_image(store: &ImageStore, svc: &ServiceName, v: &ImageVersion) -> Vec<u8> {
+    read_all(store.open_image(svc, v).await.expect("open")).await
+}
+
+async fn assert_not_found(store: &ImageStore, svc: &ServiceName, v: &ImageVersion) {
+    assert!(matches!(
+        store.open_image(svc, v).await,
+        Err(ImageError::NotFound { .. })
+    ));
+}
+
+/// The listed versions of one kind of one service, in list order.
+async fn listed(store: &ImageStore, kind: ImageKind, svc: &ServiceName) -> Vec<String> {
+    store
+        .list(kind, svc)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|(v, _)| v.to_string())
+        .collect()
+}
+
 fn blob_count(root: &Path) -> usize {
     let blobs = root.join("blobs/sha256");
     std::fs::read_dir(&blobs)
@@ -61,20 +112,14 @@ fn blob_count(root: &Path) -> usize {
 
 #[tokio::test]
 async fn upload_and_download_round_trip_with_digest() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = ImageStore::open(dir.path()).await.expect("open");
+    let (dir, store) = fixture().await;
     let svc = service("payment-api");
     let v = dev("jetto-1.2.3");
     let bytes = content(3 * 1024 * 1024 + 17, 1);
 
-    let mut upload = store
-        .begin_upload(&svc, &v, Some(&sha256(&bytes)))
+    let info = upload_all(&store, &svc, &v, Some(&sha256(&bytes)), &bytes, 100_000)
         .await
-        .expect("begin");
-    for chunk in bytes.chunks(100_000) {
-        upload.write(chunk).await.expect("write");
-    }
-    let info = upload.finish().await.expect("finish");
+        .expect("finish");
     assert_eq!(info.digest, sha256(&bytes));
     assert_eq!(info.size, bytes.len() as u64);
     assert!(store.blob_path(&info).is_file());
@@ -88,27 +133,21 @@ async fn upload_and_download_round_trip_with_digest() {
     );
     assert_eq!(store.verify(&svc, &v).await.expect("verify"), info);
     // Kinds are separate name spaces.
-    assert!(matches!(
-        store.open_image(&svc, &client("jetto-1.2.3")).await,
-        Err(ImageError::NotFound { .. })
-    ));
+    assert_not_found(&store, &svc, &client("jetto-1.2.3")).await;
     // Nothing is left in tmp.
-    assert!(files_in(&dir.path().join("tmp")).is_empty());
+    assert!(tmp_files(dir.path()).is_empty());
 }
 
 #[tokio::test]
 async fn wrong_expected_digest_is_refused_and_nothing_is_visible() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = ImageStore::open(dir.path()).await.expect("open");
+    let (dir, store) = fixture().await;
     let svc = service("builder");
     let v = dev("jetto-1.0.0");
     let wrong = sha256(b"something else");
-    let mut upload = store
-        .begin_upload(&svc, &v, Some(&wrong))
+    let bytes = b"the real bytes";
+    let err = upload_all(&store, &svc, &v, Some(&wrong), bytes, bytes.len())
         .await
-        .expect("begin");
-    upload.write(b"the real bytes").await.expect("write");
-    let err = upload.finish().await.expect_err("digest differs");
+        .expect_err("digest differs");
     match &err {
         ImageError::UploadDigestMismatch {
             expected, actual, ..
@@ -119,19 +158,10 @@ async fn wrong_expected_digest_is_refused_and_nothing_is_visible() {
         other => panic!("unexpected error {other}"),
     }
     assert!(err.to_string().contains("builder") && err.to_string().contains("jetto-1.0.0"));
-    assert!(matches!(
-        store.open_image(&svc, &v).await,
-        Err(ImageError::NotFound { .. })
-    ));
-    assert!(
-        store
-            .list(ImageKind::Developer, &svc)
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert_not_found(&store, &svc, &v).await;
+    assert!(listed(&store, ImageKind::Developer, &svc).await.is_empty());
     assert_eq!(blob_count(dir.path()), 0);
-    assert!(files_in(&dir.path().join("tmp")).is_empty());
+    assert!(tmp_files(dir.path()).is_empty());
     // The version is still free.
     store
         .put_bytes(&svc, &v, b"the real bytes")
@@ -141,8 +171,7 @@ async fn wrong_expected_digest_is_refused_and_nothing_is_visible() {
 
 #[tokio::test]
 async fn malformed_expected_digest_is_refused_up_front() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = ImageStore::open(dir.path()).await.expect("open");
+    let (_dir, store) = fixture().await;
     for bad in ["", "sha256:abc", "md5:00", &"g".repeat(64)] {
         let result = store
             .begin_upload(&service("a"), &dev("d-1.0"), Some(bad))
@@ -156,12 +185,9 @@ async fn malformed_expected_digest_is_refused_up_front() {
     let good = sha256(b"x")
         .trim_start_matches("sha256:")
         .to_ascii_uppercase();
-    let mut upload = store
-        .begin_upload(&service("a"), &dev("d-1.0"), Some(&good))
+    upload_all(&store, &service("a"), &dev("d-1.0"), Some(&good), b"x", 1)
         .await
-        .expect("begin");
-    upload.write(b"x").await.expect("write");
-    upload.finish().await.expect("finish");
+        .expect("finish");
 }
 
 #[tokio::test]
@@ -175,7 +201,7 @@ async fn dropped_upload_is_invisible_and_tmp_is_cleaned_at_reopen() {
         let mut dropped = store.begin_upload(&svc, &v, None).await.expect("begin");
         dropped.write(b"half an image").await.expect("write");
         drop(dropped);
-        assert!(files_in(&dir.path().join("tmp")).is_empty());
+        assert!(tmp_files(dir.path()).is_empty());
         // ...while a killed process runs no destructor: simulate it with forget.
         let mut killed = store
             .begin_upload(&svc, &v, None)
@@ -183,21 +209,12 @@ async fn dropped_upload_is_invisible_and_tmp_is_cleaned_at_reopen() {
             .expect("begin again");
         killed.write(b"half an image").await.expect("write");
         std::mem::forget(killed);
-        assert_eq!(files_in(&dir.path().join("tmp")).len(), 1);
-        assert!(matches!(
-            store.open_image(&svc, &v).await,
-            Err(ImageError::NotFound { .. })
-        ));
-        assert!(
-            store
-                .list(ImageKind::Developer, &svc)
-                .await
-                .expect("list")
-                .is_empty()
-        );
+        assert_eq!(tmp_files(dir.path()).len(), 1);
+        assert_not_found(&store, &svc, &v).await;
+        assert!(listed(&store, ImageKind::Developer, &svc).await.is_empty());
     }
     let store = ImageStore::open(dir.path()).await.expect("reopen");
-    assert!(files_in(&dir.path().join("tmp")).is_empty());
+    assert!(tmp_files(dir.path()).is_empty());
     assert_eq!(blob_count(dir.path()), 0);
     store
         .put_bytes(&svc, &v, b"whole image")
@@ -207,8 +224,7 @@ async fn dropped_upload_is_invisible_and_tmp_is_cleaned_at_reopen() {
 
 #[tokio::test]
 async fn existing_version_is_refused_before_storing_and_at_finish() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = ImageStore::open(dir.path()).await.expect("open");
+    let (dir, store) = fixture().await;
     let svc = service("svc");
     let v = dev("jetto-1.0.0");
     let first = store.put_bytes(&svc, &v, b"first").await.expect("first");
@@ -217,7 +233,7 @@ async fn existing_version_is_refused_before_storing_and_at_finish() {
     let err = store.begin_upload(&svc, &v, None).await.expect_err("taken");
     assert!(matches!(err, ImageError::VersionExists { .. }), "{err}");
     assert!(err.to_string().contains("jetto-1.0.0"), "{err}");
-    assert!(files_in(&dir.path().join("tmp")).is_empty());
+    assert!(tmp_files(dir.path()).is_empty());
 
     // Race: two uploads of a free version from two store handles (two processes' view):
     // the second to finish is refused and the first one's image is untouched.
@@ -230,19 +246,13 @@ async fn existing_version_is_refused_before_storing_and_at_finish() {
     let a_info = a.finish().await.expect("a wins");
     let err = b.finish().await.expect_err("b loses");
     assert!(matches!(err, ImageError::VersionExists { .. }), "{err}");
-    assert_eq!(
-        read_all(store.open_image(&svc, &v2).await.expect("open")).await,
-        b"from a"
-    );
+    assert_eq!(read_image(&store, &svc, &v2).await, b"from a");
     assert_eq!(store.verify(&svc, &v2).await.expect("verify"), a_info);
-    assert_eq!(
-        read_all(store.open_image(&svc, &v).await.expect("open")).await,
-        b"first"
-    );
+    assert_eq!(read_image(&store, &svc, &v).await, b"first");
     assert_eq!(store.info(&svc, &v).await.expect("info"), Some(first));
     // b's bytes never became a blob: only `first` and `from a` are stored.
     assert_eq!(blob_count(dir.path()), 2);
-    assert!(files_in(&dir.path().join("tmp")).is_empty());
+    assert!(tmp_files(dir.path()).is_empty());
     assert!(store.gc().await.expect("gc").removed.is_empty());
 
     // Within one handle a concurrent upload of the same version is refused at begin.
@@ -282,8 +292,7 @@ fn publishing_a_ref_never_replaces_an_existing_one() {
 
 #[tokio::test]
 async fn identical_content_shares_one_blob_until_both_refs_go() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = ImageStore::open(dir.path()).await.expect("open");
+    let (dir, store) = fixture().await;
     let svc = service("svc");
     let (v1, v2) = (dev("jetto-1.0"), dev("jetto-1.1"));
     let bytes = content(10_000, 7);
@@ -296,10 +305,7 @@ async fn identical_content_shares_one_blob_until_both_refs_go() {
     let report = store.gc().await.expect("gc");
     assert!(report.removed.is_empty());
     assert_eq!(report.kept, 1);
-    assert_eq!(
-        read_all(store.open_image(&svc, &v2).await.expect("v2 still")).await,
-        bytes
-    );
+    assert_eq!(read_image(&store, &svc, &v2).await, bytes);
 
     store.remove(&svc, &v2).await.expect("remove v2");
     let report = store.gc().await.expect("gc");
@@ -314,8 +320,7 @@ async fn identical_content_shares_one_blob_until_both_refs_go() {
 
 #[tokio::test]
 async fn range_reads() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = ImageStore::open(dir.path()).await.expect("open");
+    let (_dir, store) = fixture().await;
     let svc = service("svc");
     let v = client("jetto-1.0_2");
     let bytes = content(1000, 3);
@@ -344,8 +349,7 @@ async fn range_reads() {
 
 #[tokio::test]
 async fn list_is_in_version_order_and_retain_keeps_newest_and_kept() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = ImageStore::open(dir.path()).await.expect("open");
+    let (_dir, store) = fixture().await;
     let svc = service("svc");
     // Inserted out of order; 1.10 is newer than 1.9 (numeric, not lexical).
     let names = [
@@ -372,15 +376,8 @@ async fn list_is_in_version_order_and_retain_keeps_newest_and_kept() {
         .await
         .expect("client");
 
-    let listed: Vec<String> = store
-        .list(ImageKind::Developer, &svc)
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|(v, _)| v.to_string())
-        .collect();
     assert_eq!(
-        listed,
+        listed(&store, ImageKind::Developer, &svc).await,
         [
             "jetto-1.0",
             "jetto-1.1",
@@ -400,28 +397,13 @@ async fn list_is_in_version_order_and_retain_keeps_newest_and_kept() {
         removed,
         vec![dev("jetto-1.0"), dev("jetto-1.2"), dev("jetto-1.3")]
     );
-    let left: Vec<String> = store
-        .list(ImageKind::Developer, &svc)
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|(v, _)| v.to_string())
-        .collect();
+    let left = listed(&store, ImageKind::Developer, &svc).await;
     // 1.9 and 1.10 are the newest two (1.9 is also kept); 1.1 is kept.
     assert_eq!(left, ["jetto-1.1", "jetto-1.9", "jetto-1.10"]);
+    assert_eq!(listed(&store, ImageKind::Client, &svc).await.len(), 1);
     assert_eq!(
-        store
-            .list(ImageKind::Client, &svc)
+        listed(&store, ImageKind::Developer, &service("other"))
             .await
-            .expect("list")
-            .len(),
-        1
-    );
-    assert_eq!(
-        store
-            .list(ImageKind::Developer, &service("other"))
-            .await
-            .expect("list")
             .len(),
         1
     );
@@ -439,8 +421,7 @@ async fn list_is_in_version_order_and_retain_keeps_newest_and_kept() {
 
 #[tokio::test]
 async fn verify_detects_a_corrupted_blob() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = ImageStore::open(dir.path()).await.expect("open");
+    let (_dir, store) = fixture().await;
     let svc = service("svc");
     let v = dev("jetto-1.0");
     let info = store
@@ -503,7 +484,7 @@ async fn size_cap_stops_the_upload_mid_stream() {
         matches!(err, ImageError::TooLarge { limit: 1000, .. }),
         "{err}"
     );
-    assert!(files_in(&dir.path().join("tmp")).is_empty());
+    assert!(tmp_files(dir.path()).is_empty());
     assert!(matches!(
         upload.write(b"x").await,
         Err(ImageError::UploadFailed { .. })
@@ -512,10 +493,7 @@ async fn size_cap_stops_the_upload_mid_stream() {
         upload.finish().await,
         Err(ImageError::UploadFailed { .. })
     ));
-    assert!(matches!(
-        store.open_image(&svc, &v).await,
-        Err(ImageError::NotFound { .. })
-    ));
+    assert_not_found(&store, &svc, &v).await;
     // Exactly at the cap is fine.
     store
         .put_bytes(&svc, &v, &[1; 1000])
@@ -525,8 +503,7 @@ async fn size_cap_stops_the_upload_mid_stream() {
 
 #[tokio::test]
 async fn damaged_ref_is_reported_and_gc_deletes_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = ImageStore::open(dir.path()).await.expect("open");
+    let (dir, store) = fixture().await;
     let svc = service("svc");
     store
         .put_bytes(&svc, &dev("jetto-1.0"), b"a")
@@ -556,11 +533,10 @@ async fn put_file_streams_a_file_in() {
         .await
         .expect("put_file");
     assert_eq!(info.digest, sha256(&bytes));
-    let reader = store
-        .open_image(&service("svc"), &dev("jetto-3.0"))
-        .await
-        .expect("open");
-    assert_eq!(read_all(reader).await, bytes);
+    assert_eq!(
+        read_image(&store, &service("svc"), &dev("jetto-3.0")).await,
+        bytes
+    );
 }
 
 /// Streams 200 MB through the store; run with `cargo test -p vupdate-distribution
@@ -569,8 +545,7 @@ async fn put_file_streams_a_file_in() {
 #[ignore = "streams 200 MB; slow in debug builds"]
 async fn large_image_streams_through() {
     const MB: usize = 1024 * 1024;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = ImageStore::open(dir.path()).await.expect("open");
+    let (_dir, store) = fixture().await;
     let svc = service("svc");
     let v = dev("jetto-1.0");
     let mut hasher = sha2::Sha256::new();

@@ -7,9 +7,10 @@ use tempfile::TempDir;
 use tokio::time::timeout;
 use vupdate_core::log::Level;
 use vupdate_store::model::logs::{LogQuery, LogRecord};
+use vupdate_store::model::tasks::Task;
 use vupdate_store::{FollowFrom, Store, StoreConfig};
 
-use super::{CANCELLED, INTERRUPTED, LogOrigin, TaskManager, TaskOutcome};
+use super::{CANCELLED, INTERRUPTED, LogOrigin, TaskContext, TaskManager, TaskOutcome};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -31,6 +32,38 @@ fn origin() -> LogOrigin {
 
 fn manager(store: &Store, grace: Duration) -> TaskManager {
     TaskManager::new(store.clone(), origin(), grace)
+}
+
+/// A fresh store in `dir` with a manager whose cancel grace is `grace`.
+async fn setup(dir: &TempDir, grace: Duration) -> (Store, TaskManager) {
+    let store = store(dir).await;
+    let tasks = manager(&store, grace);
+    (store, tasks)
+}
+
+/// Waits (at most [`LIMIT`]) for the task to end and returns its outcome.
+async fn outcome_of(tasks: &TaskManager, id: &str) -> TaskOutcome {
+    timeout(LIMIT, tasks.wait(id))
+        .await
+        .expect("in time")
+        .expect("outcome")
+}
+
+/// The task's stored record.
+async fn stored_task(store: &Store, id: &str) -> Task {
+    store
+        .tasks()
+        .get(id)
+        .await
+        .expect("get")
+        .expect("stored")
+        .record
+}
+
+/// Work that never ends on its own and ignores cancellation.
+async fn never_ends(_ctx: TaskContext) -> Result<(), String> {
+    std::future::pending::<()>().await;
+    Ok(())
 }
 
 /// The task's log lines, oldest first.
@@ -57,8 +90,7 @@ fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 #[tokio::test]
 async fn a_task_logs_lines_and_succeeds() {
     let dir = TempDir::new().expect("temp dir");
-    let store = store(&dir).await;
-    let tasks = manager(&store, Duration::from_secs(5));
+    let (store, tasks) = setup(&dir, Duration::from_secs(5)).await;
     let api = "api".parse().expect("service");
     let mut follower = store
         .logs()
@@ -79,9 +111,8 @@ async fn a_task_logs_lines_and_succeeds() {
         )
         .await
         .expect("start");
-    let outcome = timeout(LIMIT, tasks.wait(&id)).await.expect("ends in time");
     assert_eq!(
-        outcome.expect("outcome"),
+        outcome_of(&tasks, &id).await,
         TaskOutcome {
             succeeded: true,
             message: None
@@ -93,13 +124,7 @@ async fn a_task_logs_lines_and_succeeds() {
     assert_eq!(lines[3].termination_status, Some(true));
     assert!(lines[..3].iter().all(|l| l.termination_status.is_none()));
 
-    let task = store
-        .tasks()
-        .get(&id)
-        .await
-        .expect("get")
-        .expect("stored")
-        .record;
+    let task = stored_task(&store, &id).await;
     assert!(!task.active);
     assert_eq!(task.termination_status, Some(true));
     assert!(task.termination_time.is_some());
@@ -121,8 +146,7 @@ async fn a_task_logs_lines_and_succeeds() {
 #[tokio::test]
 async fn a_failing_task_records_its_message() {
     let dir = TempDir::new().expect("temp dir");
-    let store = store(&dir).await;
-    let tasks = manager(&store, Duration::from_secs(5));
+    let (store, tasks) = setup(&dir, Duration::from_secs(5)).await;
     let id = tasks
         .start(
             "BuildClientVersion",
@@ -135,10 +159,7 @@ async fn a_failing_task_records_its_message() {
         )
         .await
         .expect("start");
-    let outcome = timeout(LIMIT, tasks.wait(&id))
-        .await
-        .expect("in time")
-        .expect("outcome");
+    let outcome = outcome_of(&tasks, &id).await;
     assert!(!outcome.succeeded);
     assert_eq!(
         outcome.message.as_deref(),
@@ -152,21 +173,14 @@ async fn a_failing_task_records_its_message() {
     );
     assert_eq!(last.level, Level::Error);
     assert_eq!(last.termination_status, Some(false));
-    let task = store
-        .tasks()
-        .get(&id)
-        .await
-        .expect("get")
-        .expect("stored")
-        .record;
+    let task = stored_task(&store, &id).await;
     assert_eq!((task.active, task.termination_status), (false, Some(false)));
 }
 
 #[tokio::test]
 async fn cancel_stops_a_cooperative_task_and_aborts_a_stubborn_one() {
     let dir = TempDir::new().expect("temp dir");
-    let store = store(&dir).await;
-    let tasks = manager(&store, Duration::from_millis(100));
+    let (store, tasks) = setup(&dir, Duration::from_millis(100)).await;
     let cooperative = tasks
         .start("Long", BTreeMap::new(), Vec::new(), |ctx| async move {
             ctx.cancelled().await;
@@ -176,10 +190,7 @@ async fn cancel_stops_a_cooperative_task_and_aborts_a_stubborn_one() {
         .await
         .expect("start");
     let stubborn = tasks
-        .start("Stubborn", BTreeMap::new(), Vec::new(), |_ctx| async move {
-            std::future::pending::<()>().await;
-            Ok(())
-        })
+        .start("Stubborn", BTreeMap::new(), Vec::new(), never_ends)
         .await
         .expect("start");
     assert_eq!(tasks.running().len(), 2);
@@ -187,19 +198,10 @@ async fn cancel_stops_a_cooperative_task_and_aborts_a_stubborn_one() {
         tasks.cancel(id).expect("cancel");
     }
     for id in [&cooperative, &stubborn] {
-        let outcome = timeout(LIMIT, tasks.wait(id))
-            .await
-            .expect("in time")
-            .expect("outcome");
+        let outcome = outcome_of(&tasks, id).await;
         assert_eq!(outcome.message.as_deref(), Some(CANCELLED));
         assert!(!outcome.succeeded);
-        let task = store
-            .tasks()
-            .get(id)
-            .await
-            .expect("get")
-            .expect("stored")
-            .record;
+        let task = stored_task(&store, id).await;
         assert_eq!(task.termination_status, Some(false));
     }
     let lines = log_of(&store, &cooperative).await;
@@ -218,35 +220,24 @@ async fn cancel_stops_a_cooperative_task_and_aborts_a_stubborn_one() {
 async fn tasks_interrupted_by_a_restart_are_recovered() {
     let dir = TempDir::new().expect("temp dir");
     let id = {
-        let store = store(&dir).await;
-        let tasks = manager(&store, Duration::from_secs(5));
+        let (_store, tasks) = setup(&dir, Duration::from_secs(5)).await;
         tasks
             .start(
                 "BuildDeveloperVersion",
                 params(&[("version", "orbit-2.0.0")]),
                 vec!["web".parse().expect("service")],
-                |_ctx| async move {
-                    std::future::pending::<()>().await;
-                    Ok(())
-                },
+                never_ends,
             )
             .await
             .expect("start")
         // The manager and store are dropped with the task still active: a "crash".
     };
-    let store = store(&dir).await;
-    let tasks = manager(&store, Duration::from_secs(5));
+    let (store, tasks) = setup(&dir, Duration::from_secs(5)).await;
     let recovered = tasks.recover_interrupted().await.expect("recover");
     assert_eq!(recovered.len(), 1);
     assert_eq!(recovered[0].id, id);
     assert_eq!(recovered[0].parameters["version"], "orbit-2.0.0");
-    let task = store
-        .tasks()
-        .get(&id)
-        .await
-        .expect("get")
-        .expect("stored")
-        .record;
+    let task = stored_task(&store, &id).await;
     assert_eq!((task.active, task.termination_status), (false, Some(false)));
     let lines = log_of(&store, &id).await;
     assert_eq!(lines.last().map(|l| l.message.as_str()), Some(INTERRUPTED));
