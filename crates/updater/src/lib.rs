@@ -1,0 +1,27 @@
+//! The updater's machinery: what runs on every VM to install, run and watch services.
+//!
+//! The crate is a library; the `vupdate updater run` command ties it to the distribution's
+//! API (the network seams are traits here, implemented by the binary). Layout:
+//!
+//! - [`layout`]: the directory of one service, `<workDirectory>/<service[-role]>/…`.
+//! - [`spawn`] (private): the one place that starts processes.
+//! - [`supervisor`]: one version of one service, run in its own process group (and cgroup
+//!   where the machine gives one), restarted with backoff, checked against its restart
+//!   conditions, stopped tree-wide.
+//! - [`logs`]: stdout/stderr line by line into the tail, rotating files and the upload
+//!   spool; [`logs::LogSink`] is the seam to `addLogs`.
+//! - [`faults`]: fault report zips kept until uploaded; [`faults::FaultUploader`] is the
+//!   seam to the fault upload.
+//! - [`state`]: the per-service state the reporter sends; [`state::StateSink`] is the seam
+//!   to `setServiceStates`.
+//! - [`error`]: the crate's one error type.
+
+pub mod error;
+pub mod faults;
+pub mod layout;
+pub mod logs;
+mod spawn;
+pub mod state;
+pub mod supervisor;
+
+pub use error::{Error, Result};

@@ -1,0 +1,617 @@
+//! The supervisor's loop: one closed [`Event`] enum, one handler per event.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use nix::sys::signal::Signal;
+use tokio::process::Child;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+use vupdate_core::log::{Level, LogLine};
+
+use super::backoff::RestartTracker;
+use super::cgroup::{Cgroup, CgroupMode, cgroup_name};
+use super::conditions::{Condition, ConditionChecker};
+use super::status::{ExitInfo, RunState, ServiceEvent, ServiceStatus};
+use super::stop::end_tree;
+use super::tree::TreeTracker;
+use super::{Control, RunSpec, SupervisorOptions};
+use crate::faults::{FaultInfo, FaultReason, FaultReport, FaultReports, new_fault_id};
+use crate::layout::OWNER_ENV;
+use crate::logs::{LogPipeline, pump};
+use crate::spawn::{ProcessSpec, spawn};
+use crate::state::ServiceState;
+
+/// The unit of the lines the updater writes into a service's log.
+pub(crate) const UPDATER_UNIT: &str = "UPDATER";
+
+/// Everything that moves a supervisor.
+#[derive(Debug)]
+pub(super) enum Event {
+    /// A message from the handle; `None` when the handle is gone (stop, then end).
+    Control(Option<Control>),
+    /// The run's group leader exited.
+    Exited(std::io::Result<std::process::ExitStatus>),
+    /// Time to sample the run's tree and check its conditions.
+    Sample,
+    /// The backoff delay is over: start again.
+    RestartDue,
+    /// The run has been up for the stable uptime.
+    Stable,
+}
+
+/// One run of the service.
+struct Run {
+    child: Child,
+    pid: u32,
+    started: Instant,
+    started_at: SystemTime,
+    tree: TreeTracker,
+    cgroup: Option<Cgroup>,
+    checker: Option<ConditionChecker>,
+    pumps: Vec<JoinHandle<()>>,
+    condition: Option<Condition>,
+    kill_at: Option<Instant>,
+    stable: bool,
+    next_sample: Instant,
+}
+
+/// The supervisor's state between events.
+pub(super) struct Looper {
+    spec: RunSpec,
+    pipeline: Arc<LogPipeline>,
+    faults: Option<Arc<FaultReports>>,
+    options: SupervisorOptions,
+    status: watch::Sender<ServiceStatus>,
+    events: broadcast::Sender<ServiceEvent>,
+    tracker: RestartTracker,
+    run: Option<Run>,
+    restart_at: Option<Instant>,
+    cgroup_name: String,
+    cgroup_warned: bool,
+}
+
+impl Looper {
+    pub(super) fn new(
+        spec: RunSpec,
+        pipeline: Arc<LogPipeline>,
+        faults: Option<Arc<FaultReports>>,
+        options: SupervisorOptions,
+        status: watch::Sender<ServiceStatus>,
+        events: broadcast::Sender<ServiceEvent>,
+    ) -> Self {
+        let cgroup_name = cgroup_name(&spec.instance.to_string(), &spec.service_dir);
+        Looper {
+            tracker: RestartTracker::new(options.restart),
+            spec,
+            pipeline,
+            faults,
+            options,
+            status,
+            events,
+            run: None,
+            restart_at: None,
+            cgroup_name,
+            cgroup_warned: false,
+        }
+    }
+
+    /// Runs the service until it is told to stop or its handle is dropped.
+    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Control>) {
+        self.start_run().await;
+        loop {
+            match self.next_event(&mut commands).await {
+                Event::Control(Some(Control::Stop(reply))) => {
+                    self.end_run_on_request().await;
+                    self.finish();
+                    let _ = reply.send(());
+                    return;
+                }
+                Event::Control(None) => {
+                    self.end_run_on_request().await;
+                    self.finish();
+                    return;
+                }
+                Event::Control(Some(Control::Restart)) => {
+                    self.end_run_on_request().await;
+                    self.start_run().await;
+                }
+                Event::Exited(status) => self.on_exit(status).await,
+                Event::Sample => self.on_sample().await,
+                Event::RestartDue => self.start_run().await,
+                Event::Stable => self.on_stable(),
+            }
+        }
+    }
+
+    async fn next_event(&mut self, commands: &mut mpsc::Receiver<Control>) -> Event {
+        let restart_at = self.restart_at;
+        let stable_after = self.options.restart.stable_after;
+        let Some(run) = self.run.as_mut() else {
+            return tokio::select! {
+                control = commands.recv() => Event::Control(control),
+                () = sleep_until_some(restart_at) => Event::RestartDue,
+            };
+        };
+        let stable_at = (!run.stable).then(|| run.started + stable_after);
+        let sample_at = run.next_sample;
+        tokio::select! {
+            control = commands.recv() => Event::Control(control),
+            status = run.child.wait() => Event::Exited(status),
+            () = sleep_until(sample_at) => Event::Sample,
+            () = sleep_until_some(stable_at) => Event::Stable,
+        }
+    }
+
+    fn emit(&self, event: ServiceEvent) {
+        // Nobody listening is fine.
+        let _ = self.events.send(event);
+    }
+
+    fn note(&self, level: Level, message: String, process: u32) {
+        self.pipeline.push(
+            LogLine {
+                time: Utc::now().naive_utc(),
+                level,
+                unit: UPDATER_UNIT.to_owned(),
+                message,
+            },
+            process,
+        );
+    }
+
+    fn stop_signal(&self) -> Signal {
+        Signal::try_from(self.spec.run.stop_signal.number())
+            .expect("every stop signal core knows is a Linux signal")
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_millis(self.spec.run.stop_timeout_ms)
+    }
+
+    async fn start_run(&mut self) {
+        self.restart_at = None;
+        self.status
+            .send_modify(|status| status.state = RunState::Starting);
+        let instance = self.spec.instance.to_string();
+        // File times are coarse (a jiffy): a second of slack keeps a core dump written at
+        // once by the new run from looking older than the run.
+        let started_at = SystemTime::now()
+            .checked_sub(Duration::from_secs(1))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let cgroup = self.make_cgroup();
+        let run = &self.spec.run;
+        let procs = cgroup
+            .as_ref()
+            .map(|cgroup| cgroup.path().join("cgroup.procs"));
+        let spawned = spawn(
+            ProcessSpec {
+                instance: &instance,
+                program: &run.command,
+                args: &run.args,
+                directory: &self.spec.directory,
+                owner: &self.spec.owner,
+                cgroup_procs: procs.as_deref(),
+            },
+            run.env.iter(),
+        );
+        let spawned = match spawned {
+            Ok(spawned) => spawned,
+            Err(error) => {
+                remove_cgroup(cgroup.as_ref());
+                let message = error.to_string();
+                tracing::warn!(%message, "service did not start");
+                self.note(Level::Error, message.clone(), 0);
+                self.emit(ServiceEvent::SpawnFailed {
+                    message: message.clone(),
+                });
+                self.after_fault(
+                    Duration::ZERO,
+                    None,
+                    FaultReason::SpawnFailed(message),
+                    true,
+                    started_at,
+                )
+                .await;
+                return;
+            }
+        };
+        let pid = spawned.pid;
+        let leader = i32::try_from(pid).expect("Linux pids fit in i32");
+        let tree = TreeTracker::new(leader, format!("{OWNER_ENV}={}", self.spec.owner));
+        let pumps = vec![
+            tokio::spawn(pump_task(spawned.stdout, self.pipeline.clone(), pid)),
+            tokio::spawn(pump_task(spawned.stderr, self.pipeline.clone(), pid)),
+        ];
+        let checker = self
+            .spec
+            .run
+            .restart_conditions
+            .clone()
+            .map(ConditionChecker::new);
+        let now = Instant::now();
+        let interval = self.sample_interval(checker.as_ref());
+        self.run = Some(Run {
+            child: spawned.child,
+            pid,
+            started: now,
+            started_at,
+            tree,
+            cgroup,
+            checker,
+            pumps,
+            condition: None,
+            kill_at: None,
+            stable: false,
+            next_sample: now + interval,
+        });
+        let start_time = Utc::now();
+        let cgroup_path = self
+            .run
+            .as_ref()
+            .and_then(|run| run.cgroup.as_ref())
+            .map(|cgroup| cgroup.path().to_owned());
+        self.status.send_modify(|status| {
+            status.cgroup = cgroup_path;
+            status.state = RunState::Running;
+            status.pid = Some(pid);
+            status.start_time = Some(start_time);
+            status.starts += 1;
+        });
+        tracing::info!(pid, "service started");
+        self.note(
+            Level::Info,
+            format!("started `{}` as process {pid}", self.spec.run.command),
+            pid,
+        );
+        self.emit(ServiceEvent::Started { pid });
+    }
+
+    fn sample_interval(&self, checker: Option<&ConditionChecker>) -> Duration {
+        checker
+            .map(ConditionChecker::interval)
+            .unwrap_or(self.options.sample_interval)
+            .max(Duration::from_millis(10))
+    }
+
+    fn make_cgroup(&mut self) -> Option<Cgroup> {
+        if self.options.cgroups == CgroupMode::Off {
+            return None;
+        }
+        match Cgroup::create(&self.cgroup_name) {
+            Ok(cgroup) => Some(cgroup),
+            Err(error) => {
+                if !self.cgroup_warned {
+                    self.cgroup_warned = true;
+                    tracing::info!(%error, "no cgroup for the service: process group, subreaper and /proc sampling");
+                }
+                None
+            }
+        }
+    }
+
+    async fn on_sample(&mut self) {
+        let grace = self.grace();
+        let make_core = self
+            .spec
+            .run
+            .restart_conditions
+            .as_ref()
+            .is_some_and(|conditions| conditions.make_core);
+        let stop_signal = self.stop_signal();
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        let interval = self
+            .spec
+            .run
+            .restart_conditions
+            .as_ref()
+            .map_or(self.options.sample_interval, |c| {
+                Duration::from_millis(c.check_timeout_ms)
+            })
+            .max(Duration::from_millis(10));
+        run.next_sample = now + interval;
+        if let Some(kill_at) = run.kill_at {
+            if now >= kill_at {
+                let status = end_tree(
+                    &mut run.tree,
+                    run.cgroup.as_ref(),
+                    Some(&mut run.child),
+                    Signal::SIGKILL,
+                    Duration::ZERO,
+                )
+                .await;
+                let status = match status {
+                    Some(status) => Ok(status),
+                    None => run.child.wait().await,
+                };
+                self.on_exit(status).await;
+                return;
+            }
+            run.next_sample = run.next_sample.min(kill_at);
+        }
+        let cgroup_pids = run.cgroup.as_ref().map(Cgroup::pids).unwrap_or_default();
+        let members = run.tree.scan(&cgroup_pids, false);
+        if let Some(cgroup) = &run.cgroup {
+            // A process forked before the leader joined the cgroup is moved in now.
+            for info in &members.running {
+                if !cgroup_pids.contains(&info.pid) {
+                    let _ = cgroup.add(info.pid.unsigned_abs());
+                }
+            }
+        }
+        if run.condition.is_some() {
+            return;
+        }
+        let Some(checker) = run.checker.as_mut() else {
+            return;
+        };
+        let Some(condition) = checker.check(&members.running, std::time::Instant::now()) else {
+            return;
+        };
+        let signal = if make_core {
+            Signal::SIGQUIT
+        } else {
+            stop_signal
+        };
+        tracing::warn!(%condition, ?signal, "restart condition passed");
+        let pid = run.pid;
+        run.tree.signal(&members, signal, true);
+        run.condition = Some(condition.clone());
+        let kill_at = now + grace;
+        run.kill_at = Some(kill_at);
+        run.next_sample = run.next_sample.min(kill_at);
+        self.note(
+            Level::Warn,
+            format!("restart condition passed: {condition}; ending process {pid} with {signal}"),
+            pid,
+        );
+        self.emit(ServiceEvent::ConditionExceeded { condition });
+    }
+
+    async fn on_exit(&mut self, status: std::io::Result<std::process::ExitStatus>) {
+        let Some(mut run) = self.run.take() else {
+            return;
+        };
+        let exit = exit_info(run.pid, status.ok());
+        // What the leader left behind goes too, so the restart starts from nothing.
+        let grace = self.grace();
+        let stop_signal = self.stop_signal();
+        end_tree(&mut run.tree, run.cgroup.as_ref(), None, stop_signal, grace).await;
+        self.finish_output(&mut run).await;
+        remove_cgroup(run.cgroup.as_ref());
+        let uptime = run.started.elapsed();
+        tracing::warn!(pid = run.pid, %exit, ?uptime, "service ended");
+        let reason = match &run.condition {
+            Some(condition) => FaultReason::Condition(condition.to_string()),
+            None => FaultReason::Exited,
+        };
+        self.note(
+            Level::Error,
+            format!("process {} ended unexpectedly: {exit}", run.pid),
+            run.pid,
+        );
+        self.status.send_modify(|status| {
+            status.last_exit = Some(exit);
+            status.pid = None;
+        });
+        self.emit(ServiceEvent::Exited { exit, fault: true });
+        let restart = run.condition.is_some() || self.spec.run.restart_on_fault;
+        self.after_fault(uptime, Some(exit), reason, restart, run.started_at)
+            .await;
+    }
+
+    /// Counts a fault, writes its report and schedules the restart (or not).
+    async fn after_fault(
+        &mut self,
+        uptime: Duration,
+        exit: Option<ExitInfo>,
+        reason: FaultReason,
+        restart: bool,
+        started_at: SystemTime,
+    ) {
+        let delay = self.tracker.on_fault(uptime);
+        let failures_in_row = self.tracker.failures_in_row();
+        let crash_loop = self.tracker.crash_loop();
+        self.status.send_modify(|status| {
+            status.failures_total += 1;
+            status.failures_in_row = failures_in_row;
+            status.crash_loop = crash_loop;
+            status.state = if restart {
+                RunState::Backoff
+            } else {
+                RunState::Exited
+            };
+        });
+        self.write_fault(exit, reason, started_at).await;
+        if restart {
+            self.restart_at = Some(Instant::now() + delay);
+            tracing::info!(?delay, failures_in_row, crash_loop, "restart scheduled");
+            self.emit(ServiceEvent::RestartScheduled {
+                delay,
+                failures_in_row,
+            });
+        }
+    }
+
+    async fn write_fault(
+        &self,
+        exit: Option<ExitInfo>,
+        reason: FaultReason,
+        started_at: SystemTime,
+    ) {
+        let Some(faults) = self.faults.clone() else {
+            return;
+        };
+        let status = self.status.borrow().clone();
+        let time = Utc::now();
+        let info = FaultInfo {
+            id: new_fault_id(time),
+            time,
+            service: self.spec.instance.service.to_string(),
+            service_role: self.spec.instance.role.as_ref().map(ToString::to_string),
+            service_directory: self.spec.service_dir.display().to_string(),
+            state: ServiceState {
+                time,
+                install_time: self.spec.install_time,
+                start_time: status.start_time,
+                version: self.spec.version.clone(),
+                update_to_version: None,
+                update_error: None,
+                failures_count: Some(u32::try_from(status.failures_total).unwrap_or(u32::MAX)),
+                last_exit_code: exit.and_then(|exit| exit.shell_code()),
+                crash_loop: status.crash_loop,
+            },
+            reason,
+            pid: exit.map(|exit| exit.pid),
+            exit_code: exit.and_then(|exit| exit.code),
+            signal: exit.and_then(|exit| exit.signal),
+            command: self.spec.run.command.clone(),
+            args: self.spec.run.args.clone(),
+            files: Vec::new(),
+            skipped_files: Vec::new(),
+        };
+        let tail = self.pipeline.tail();
+        let directory = self.spec.directory.clone();
+        let pattern = self.spec.run.fault_files_match.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            faults.write(
+                info,
+                &FaultReport {
+                    log_tail: &tail,
+                    files_dir: &directory,
+                    files_match: &pattern,
+                    files_since: started_at,
+                },
+            )
+        })
+        .await;
+        match written {
+            Ok(Ok(path)) => {
+                tracing::info!(path = %path.display(), "fault report written");
+                self.emit(ServiceEvent::FaultReport { path });
+            }
+            Ok(Err(error)) => tracing::error!(%error, "fault report not written"),
+            Err(error) => tracing::error!(%error, "fault report task failed"),
+        }
+    }
+
+    fn on_stable(&mut self) {
+        if let Some(run) = self.run.as_mut() {
+            run.stable = true;
+        }
+        self.tracker.on_stable();
+        self.status.send_modify(|status| {
+            status.failures_in_row = 0;
+            status.crash_loop = false;
+        });
+        self.emit(ServiceEvent::Stable);
+    }
+
+    /// Stops the run (if one runs) because the handle asked: not a fault.
+    async fn end_run_on_request(&mut self) {
+        self.restart_at = None;
+        let Some(mut run) = self.run.take() else {
+            return;
+        };
+        self.status
+            .send_modify(|status| status.state = RunState::Stopping);
+        let grace = self.grace();
+        let signal = self.stop_signal();
+        let status = end_tree(
+            &mut run.tree,
+            run.cgroup.as_ref(),
+            Some(&mut run.child),
+            signal,
+            grace,
+        )
+        .await;
+        let status = match status {
+            Some(status) => Some(status),
+            None => run.child.wait().await.ok(),
+        };
+        self.finish_output(&mut run).await;
+        remove_cgroup(run.cgroup.as_ref());
+        let exit = exit_info(run.pid, status);
+        tracing::info!(pid = run.pid, %exit, "service stopped");
+        self.note(
+            Level::Info,
+            format!("process {} stopped: {exit}", run.pid),
+            run.pid,
+        );
+        self.status.send_modify(|status| {
+            status.last_exit = Some(exit);
+            status.pid = None;
+        });
+        self.emit(ServiceEvent::Exited { exit, fault: false });
+    }
+
+    /// Waits for the run's output to be read to its end, for a bounded time.
+    async fn finish_output(&self, run: &mut Run) {
+        let deadline = Instant::now() + self.options.output_grace;
+        for pump in &mut run.pumps {
+            if tokio::time::timeout_at(deadline, &mut *pump).await.is_err() {
+                // Someone outside the tree holds the pipe open; stop reading it.
+                pump.abort();
+            }
+        }
+        self.pipeline.flush();
+    }
+
+    fn finish(&mut self) {
+        self.status.send_modify(|status| {
+            status.state = RunState::Stopped;
+            status.pid = None;
+        });
+        self.emit(ServiceEvent::Stopped);
+    }
+}
+
+impl Drop for Looper {
+    fn drop(&mut self) {
+        // Only reached with a run when the task is aborted (the runtime shuts down):
+        // never leave the leader behind.
+        if let Some(run) = &mut self.run {
+            let _ = run.child.start_kill();
+        }
+    }
+}
+
+async fn pump_task(
+    reader: impl tokio::io::AsyncRead + Unpin,
+    pipeline: Arc<LogPipeline>,
+    pid: u32,
+) {
+    if let Err(error) = pump(reader, &pipeline, pid).await {
+        tracing::warn!(%error, pid, "reading the service's output failed");
+    }
+}
+
+fn exit_info(pid: u32, status: Option<std::process::ExitStatus>) -> ExitInfo {
+    use std::os::unix::process::ExitStatusExt;
+    ExitInfo {
+        pid,
+        code: status.and_then(|status| status.code()),
+        signal: status.and_then(|status| status.signal()),
+        at: Utc::now(),
+    }
+}
+
+fn remove_cgroup(cgroup: Option<&Cgroup>) {
+    if let Some(cgroup) = cgroup
+        && let Err(error) = cgroup.remove()
+    {
+        tracing::debug!(%error, path = %cgroup.path().display(), "cgroup not removed");
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,8 @@
+//! The updater's tests with real processes (`sh -c` scripts as services), real files and
+//! real zips, one module per area:
+//!
+//! - `support`: temp service directories, polling with deadlines, process lookups.
+//! - `supervise`: crashes, fault reports, backoff, restart conditions, tree stops.
+
+mod supervise;
+mod support;

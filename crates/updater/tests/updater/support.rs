@@ -1,0 +1,137 @@
+//! Shared helpers: service specs from shell scripts, polling with deadlines (never a
+//! fixed sleep as an assertion), and finding processes by their ownership marker.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use vupdate_core::service::ServiceInstance;
+use vupdate_core::update::RunService;
+use vupdate_updater::layout::{OWNER_ENV, ServiceDir};
+use vupdate_updater::logs::{LogOptions, LogPipeline};
+use vupdate_updater::supervisor::{RunSpec, ServiceEvent};
+
+/// Generous: the suite must pass on a loaded 2-core machine.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A service instance named `name` with no role.
+pub fn instance(name: &str) -> ServiceInstance {
+    ServiceInstance {
+        service: name.parse().expect("test service name"),
+        role: None,
+    }
+}
+
+/// Run rules for `sh -c script`, with a short stop grace.
+pub fn sh(script: &str) -> RunService {
+    let mut run = RunService::new("sh");
+    run.args = vec!["-c".to_owned(), script.to_owned()];
+    run.stop_timeout_ms = 1000;
+    run
+}
+
+/// A service directory in `work` with `current/` made, and a spec running `run` there.
+pub fn spec(work: &Path, name: &str, run: RunService) -> (ServiceDir, RunSpec) {
+    let dir = ServiceDir::new(work, instance(name));
+    fs::create_dir_all(dir.current()).expect("create current/");
+    let spec = RunSpec {
+        instance: dir.instance().clone(),
+        service_dir: dir.root().to_owned(),
+        directory: dir.current(),
+        version: Some("test-1.0.0".parse().expect("version")),
+        install_time: None,
+        run,
+        owner: dir.run_owner(),
+    };
+    (dir, spec)
+}
+
+/// A pipeline with no spool.
+pub fn pipeline() -> Arc<LogPipeline> {
+    Arc::new(LogPipeline::new(None, LogOptions::default()))
+}
+
+/// Polls `check` every 20 ms until it gives a value; panics naming `what` at the deadline.
+pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The next event that `matches` picks, skipping others; panics at the deadline.
+pub async fn next_event<T>(
+    events: &mut broadcast::Receiver<ServiceEvent>,
+    what: &str,
+    mut matches: impl FnMut(&ServiceEvent) -> Option<T>,
+) -> T {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some(value) = matches(&event) {
+                        return value;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("events ended before {what}"),
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+pub fn is_running(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        !matches!(state, Some("Z" | "X") | None)
+    })
+}
+
+/// The live processes of the machine whose environment holds `VUPDATE_OWNER=owner`.
+pub fn marked(owner: &str) -> Vec<i32> {
+    let marker = format!("{OWNER_ENV}={owner}");
+    let mut pids: Vec<i32> = fs::read_dir("/proc")
+        .expect("list /proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|entry| entry == marker.as_bytes())
+            })
+        })
+        .filter(|pid| is_running(*pid))
+        .collect();
+    pids.sort();
+    pids
+}
+
+/// The session id of `pid`.
+pub fn session_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(4)?
+        .parse()
+        .ok()
+}
+
+/// Reads a pid written by a test service into `path`.
+pub fn read_pid(path: &PathBuf) -> Option<i32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
