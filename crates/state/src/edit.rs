@@ -1,9 +1,13 @@
 //! [`StateEdit`]: the changes the CLI and the dashboard make, applied to a [`FileSet`].
 //!
-//! Applying an edit is pure: it returns the new files (only the touched ones differ) and
+//! Applying an edit is pure: it returns the new files (only the touched one differs) and
 //! never checks the whole state; [`StateRepo::edit`](crate::StateRepo::edit) validates the
-//! result with [`State::parse`](crate::State::parse) before anything is written.
+//! result with [`State::parse`](crate::State::parse) before anything is written. Build
+//! settings files are written by the `settings` module.
 
+mod settings;
+
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -11,8 +15,9 @@ use vupdate_core::service::ServiceName;
 use vupdate_core::version::{ClientVersion, DeveloperVersion};
 
 use crate::files::FileSet;
+use crate::model::ServiceSettings;
 use crate::problems::{Problem, ValidationErrors};
-use crate::validate::{DESIRED_CLIENT, DESIRED_DEVELOPER};
+use crate::validate::{COMMON, DESIRED_CLIENT, DESIRED_DEVELOPER, service_path};
 use crate::yaml::{self, Op, Value};
 
 /// A change to the state repo, made as one commit.
@@ -39,16 +44,33 @@ pub enum StateEdit {
         /// Service -> tested developer version.
         versions: BTreeMap<ServiceName, DeveloperVersion>,
     },
+    /// Create or replace `services/<service>.yaml` (which declares the service): a part that
+    /// is `None` is removed from the file, fields at their defaults are left out.
+    SetServiceSettings {
+        /// The service.
+        service: ServiceName,
+        /// Its own build settings (merged over `common.yaml` when used).
+        settings: ServiceSettings,
+    },
+    /// Delete `services/<service>.yaml` (nothing happens if there is none); refused by
+    /// validation while a desired list, profile or tested mark still names the service.
+    RemoveService(ServiceName),
+    /// Create or replace `common.yaml`, the build settings shared by every service.
+    SetCommon(ServiceSettings),
 }
 
 impl StateEdit {
-    /// The file the edit changes.
-    pub fn path(&self) -> &'static str {
+    /// The file the edit changes, relative to the repository root.
+    pub fn path(&self) -> Cow<'static, str> {
         match self {
-            StateEdit::SetDesiredDeveloper(_) => DESIRED_DEVELOPER,
-            StateEdit::SetDesiredClient(_) => DESIRED_CLIENT,
-            StateEdit::SetProfile { .. } | StateEdit::RemoveProfile(_) => "profiles.yaml",
-            StateEdit::SetTested { .. } => "tested.yaml",
+            StateEdit::SetDesiredDeveloper(_) => DESIRED_DEVELOPER.into(),
+            StateEdit::SetDesiredClient(_) => DESIRED_CLIENT.into(),
+            StateEdit::SetProfile { .. } | StateEdit::RemoveProfile(_) => "profiles.yaml".into(),
+            StateEdit::SetTested { .. } => "tested.yaml".into(),
+            StateEdit::SetServiceSettings { service, .. } | StateEdit::RemoveService(service) => {
+                service_path(service).into()
+            }
+            StateEdit::SetCommon(_) => COMMON.into(),
         }
     }
 
@@ -74,35 +96,63 @@ impl StateEdit {
                     versions.len()
                 )
             }
+            StateEdit::SetServiceSettings { service, .. } => {
+                format!("Set build settings of {service}")
+            }
+            StateEdit::RemoveService(service) => format!("Remove service {service}"),
+            StateEdit::SetCommon(_) => "Set common build settings".to_owned(),
         }
     }
 
     /// The files after the edit; `now` stamps `SetTested`. Files the edit does not touch are
-    /// returned unchanged. Fails only when the file to edit does not parse as YAML.
+    /// returned unchanged. Fails only when the file to edit does not parse as YAML (or, for
+    /// a build settings file, is not a mapping).
     pub fn apply(&self, files: &FileSet, now: DateTime<Utc>) -> Result<FileSet, ValidationErrors> {
         let path = self.path();
-        let old = files
-            .get(path)
-            .map(|bytes| String::from_utf8_lossy(bytes).into_owned());
-        let (top_key, ops) = self.ops(now);
-        let new = yaml::edit_mapping(old.as_deref(), top_key, &ops)
-            .map_err(|e| not_editable(path, e.0))?;
         let mut files = files.clone();
+        let old = files
+            .get(&path)
+            .map(|bytes| String::from_utf8_lossy(bytes).into_owned());
+        let new = match self.change(now) {
+            Change::Delete => {
+                files.remove(&path);
+                return Ok(files);
+            }
+            Change::Settings {
+                settings,
+                header,
+                declares,
+            } => {
+                if old.is_none() && !declares && *settings == ServiceSettings::default() {
+                    return Ok(files);
+                }
+                settings::edit(&path, old.as_deref(), settings, &header)
+            }
+            Change::Mapping(top_key, ops) => yaml::edit_mapping(old.as_deref(), top_key, &ops),
+        }
+        .map_err(|e| not_editable(&path, e.0))?;
         if let Some(new) = new {
             files.insert(path, new.into_bytes());
         }
         Ok(files)
     }
 
-    fn ops(&self, now: DateTime<Utc>) -> (&'static str, Vec<Op>) {
+    /// What the edit does to its file.
+    fn change(&self, now: DateTime<Utc>) -> Change<'_> {
         match self {
-            StateEdit::SetDesiredDeveloper(list) => ("versions", vec![replace_list(list)]),
-            StateEdit::SetDesiredClient(list) => ("versions", vec![replace_list(list)]),
+            StateEdit::SetDesiredDeveloper(list) => {
+                Change::Mapping("versions", vec![replace_list(list)])
+            }
+            StateEdit::SetDesiredClient(list) => {
+                Change::Mapping("versions", vec![replace_list(list)])
+            }
             StateEdit::SetProfile { name, services } => {
                 let items = services.iter().map(Value::scalar).collect();
-                ("profiles", vec![Op::Set(name.clone(), Value::Seq(items))])
+                Change::Mapping("profiles", vec![Op::Set(name.clone(), Value::Seq(items))])
             }
-            StateEdit::RemoveProfile(name) => ("profiles", vec![Op::Remove(name.clone())]),
+            StateEdit::RemoveProfile(name) => {
+                Change::Mapping("profiles", vec![Op::Remove(name.clone())])
+            }
             StateEdit::SetTested {
                 distribution,
                 versions,
@@ -118,10 +168,41 @@ impl StateEdit {
                         Value::scalar(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
                     ),
                 ]);
-                ("tested", vec![Op::Set(distribution.clone(), mark)])
+                Change::Mapping("tested", vec![Op::Set(distribution.clone(), mark)])
             }
+            StateEdit::SetServiceSettings { service, settings } => Change::Settings {
+                settings,
+                header: format!(
+                    "# Build settings of {service}: how its developer and client versions are made.\n"
+                ),
+                declares: true,
+            },
+            StateEdit::RemoveService(_) => Change::Delete,
+            StateEdit::SetCommon(common) => Change::Settings {
+                settings: common,
+                header: "# Build settings shared by every service.\n".to_owned(),
+                declares: false,
+            },
         }
     }
+}
+
+/// What an edit does to its file.
+enum Change<'a> {
+    /// Applies ops to one top-level mapping (`versions:`, `profiles:`, `tested:`).
+    Mapping(&'static str, Vec<Op>),
+    /// Makes a build settings file say these settings.
+    Settings {
+        /// What the file is to say.
+        settings: &'a ServiceSettings,
+        /// The comment a new file starts with.
+        header: String,
+        /// Whether the file's existence means something (a service file declares its
+        /// service), so that an empty one is still created; `common.yaml` absent is empty.
+        declares: bool,
+    },
+    /// Deletes the file.
+    Delete,
 }
 
 /// The op that makes `versions:` exactly `list`.

@@ -32,11 +32,26 @@ use crate::schema::{Problems, parse_document, parse_file};
 pub(crate) const DESIRED_DEVELOPER: &str = "desired/developer.yaml";
 /// Path of the desired client versions.
 pub(crate) const DESIRED_CLIENT: &str = "desired/client.yaml";
-const COMMON: &str = "common.yaml";
+/// Path of the build settings shared by every service.
+pub(crate) const COMMON: &str = "common.yaml";
 const PROFILES: &str = "profiles.yaml";
 const PROVIDERS: &str = "providers.yaml";
 const CONSUMERS: &str = "consumers.yaml";
 const TESTED: &str = "tested.yaml";
+
+/// Path of a service's own build settings.
+pub(crate) fn service_path(service: &ServiceName) -> String {
+    format!("services/{service}.yaml")
+}
+
+/// The build settings one file says, when it parses and has no problem of its own (the
+/// checks against other files, such as names clashing with common's, are not made).
+pub(crate) fn settings_file(path: &str, bytes: &[u8]) -> Option<crate::model::ServiceSettings> {
+    let mut problems = Problems::new();
+    let raw = parse_file::<SettingsFile>(path, bytes, &mut problems)?;
+    let settings = settings::convert(path, raw, None, &mut problems);
+    problems.list.is_empty().then_some(settings)
+}
 
 impl State {
     /// Parses and validates a state repo held in memory; every problem is reported, each

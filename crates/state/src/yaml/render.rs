@@ -1,4 +1,5 @@
-//! Writing YAML: scalars plain when that is unambiguous, quoted otherwise; block layout.
+//! Writing YAML: scalars plain when that is unambiguous, quoted otherwise; block layout,
+//! and flow style on one line where the file already uses it.
 
 use super::value::Value;
 
@@ -37,7 +38,10 @@ fn quoted(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c if needs_escape(c) => match u32::from(c) {
+                code @ 0..=0xffff => out.push_str(&format!("\\u{code:04x}")),
+                code => out.push_str(&format!("\\U{code:08x}")),
+            },
             c => out.push(c),
         }
     }
@@ -45,10 +49,21 @@ fn quoted(text: &str) -> String {
     out
 }
 
+/// Characters YAML does not allow as they are in a quoted scalar (outside its printable set)
+/// or that some readers take for line breaks (YAML 1.1's NEL, LS, PS) or a byte order mark.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+        )
+}
+
 /// The value after `key:` on the key's line, for values written on one line.
 pub(crate) fn inline(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
         Value::Scalar(text) => scalar(text),
         Value::Seq(items) => {
             let items: Vec<String> = items.iter().map(inline).collect();
@@ -99,27 +114,44 @@ fn write_entry(out: &mut String, key: &str, value: &Value, indent: &str) {
                 write_entry(out, key, value, &inner);
             }
         }
-        Value::Null | Value::Scalar(_) => unreachable!("inline values are written above"),
+        Value::Null | Value::Bool(_) | Value::Scalar(_) => {
+            unreachable!("inline values are written above")
+        }
     }
+}
+
+/// A sequence item `- value` whose dash is at `indent`, ending with a newline. A mapping is
+/// written in block style with its first key after the dash (`- name: api`).
+pub(crate) fn item(value: &Value, indent: &str) -> String {
+    let mut out = String::new();
+    write_item(&mut out, value, indent);
+    out
 }
 
 fn write_item(out: &mut String, item: &Value, indent: &str) {
-    // Items that are collections are rare in the schema; flow style keeps them on one line.
-    out.push_str(&format!("{indent}- {}\n", inline(item)));
+    match item {
+        Value::Map(entries) if !entries.is_empty() => {
+            let inner = format!("{indent}{STEP}");
+            let mut block = String::new();
+            for (key, value) in entries {
+                write_entry(&mut block, key, value, &inner);
+            }
+            out.push_str(indent);
+            out.push_str("- ");
+            out.push_str(&block[inner.len()..]);
+        }
+        // Lists of lists do not occur in the schema; flow style keeps them on one line.
+        other => out.push_str(&format!("{indent}- {}\n", inline(other))),
+    }
 }
 
-/// A whole file holding one top-level mapping, after `header` (comment lines kept as is).
-pub(crate) fn file(header: &str, top_key: &str, entries: &[(String, Value)]) -> String {
-    let mut out = header.to_owned();
-    if entries.is_empty() {
-        out.push_str(&format!("{top_key}: {{}}\n"));
-    } else {
-        out.push_str(&format!("{top_key}:\n"));
-        for (key, value) in entries {
-            write_entry(&mut out, key, value, STEP);
-        }
+/// Whether a collection can be written in flow style on one line: all its items are inline.
+pub(crate) fn flow_ok(value: &Value) -> bool {
+    match value {
+        Value::Seq(items) => items.iter().all(Value::is_inline),
+        Value::Map(entries) => entries.iter().all(|(_, v)| v.is_inline()),
+        _ => false,
     }
-    out
 }
 
 #[cfg(test)]
@@ -154,6 +186,10 @@ mod tests {
             "\"q\"",
             "back\\slash",
             "ünï",
+            "line\u{2028}sep",
+            "bom\u{feff}",
+            "nel\u{85}",
+            "bell\u{7}",
         ] {
             let yaml = format!("key: {}\n", scalar(text));
             let parsed: std::collections::BTreeMap<String, String> =
@@ -179,6 +215,25 @@ mod tests {
         assert_eq!(entry("self", &list, "  "), "  self:\n    - a\n    - b\n");
         assert_eq!(entry_flow("self", &list, "  "), "  self: [a, b]\n");
         assert_eq!(entry("none", &Value::Seq(vec![]), "  "), "  none: []\n");
-        assert_eq!(file("# head\n", "versions", &[]), "# head\nversions: {}\n");
+        assert_eq!(entry("on", &Value::Bool(false), ""), "\"on\": false\n");
+    }
+
+    #[test]
+    fn mapping_items_render_in_block_style_after_the_dash() {
+        let source = Value::Map(vec![
+            ("name".into(), Value::scalar("api")),
+            (
+                "git".into(),
+                Value::Map(vec![
+                    ("url".into(), Value::scalar("git@example.com:api.git")),
+                    ("branch".into(), Value::scalar("main")),
+                ]),
+            ),
+        ]);
+        assert_eq!(
+            entry("sources", &Value::Seq(vec![source]), "  "),
+            "  sources:\n    - name: api\n      git:\n        url: \"git@example.com:api.git\"\n        branch: main\n"
+        );
+        assert_eq!(item(&Value::scalar("keys/a.pem"), "  "), "  - keys/a.pem\n");
     }
 }

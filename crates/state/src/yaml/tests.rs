@@ -1,4 +1,5 @@
-//! The splice editor, case by case: `(before, ops, after)` with the exact text expected.
+//! The splice editor, case by case: `(before, ops, after)` for one mapping, and
+//! `(before, target, after)` for a whole document, with the exact text expected.
 
 use super::*;
 
@@ -171,11 +172,11 @@ fn flow_lists_stay_flow() {
 }
 
 #[test]
-fn unusual_layouts_and_new_files_are_rendered_whole_keeping_the_header() {
+fn flow_mappings_stay_flow_and_new_files_are_rendered_whole_keeping_the_header() {
     check(
-        Some("# head\nversions: {b: d-1, a: d-1}\n"),
+        Some("# head\nversions: {b: d-1, a: d-1}  # one line\n"),
         &[set("c", "d-1")],
-        "# head\nversions:\n  b: d-1\n  a: d-1\n  c: d-1\n",
+        "# head\nversions: {b: d-1, a: d-1, c: d-1}\n",
     );
     check(
         Some("# head\nversions: {}\n"),
@@ -230,4 +231,239 @@ fn every_edit_reads_back_as_intended() {
     keys.sort_unstable();
     assert_eq!(keys, ["1st", "new", "web", "zeta"]);
     assert!(edited.contains("# Desired developer versions.") && edited.contains("# the web front"));
+}
+
+// --- Whole documents: the target is given as YAML too, and must read back exactly.
+
+fn check_doc(before: Option<&str>, target: &str, after: &str) {
+    let target = read_root(target).expect("target parses");
+    let edited = edit_document(before, &target, "# new\n")
+        .expect("editable")
+        .unwrap_or_else(|| before.unwrap_or_default().to_owned());
+    assert_eq!(
+        edited,
+        after,
+        "\n--- before:\n{}\n--- got:\n{edited}",
+        before.unwrap_or("<none>")
+    );
+    let back = read_root(&edited).expect("result parses");
+    assert!(
+        same(&Value::Map(back), &Value::Map(target)),
+        "reads back as the target:\n{edited}"
+    );
+}
+
+/// The lines of `after` that are not in `before`, and the reverse: a line diff's two sides.
+fn changed_lines(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
+    let (old, new): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
+    let only = |a: &[&str], b: &[&str]| {
+        let mut b = b.to_vec();
+        a.iter()
+            .filter(|line| match b.iter().position(|x| x == *line) {
+                Some(i) => {
+                    b.remove(i);
+                    false
+                }
+                None => true,
+            })
+            .map(|line| (*line).to_owned())
+            .collect::<Vec<_>>()
+    };
+    (only(&old, &new), only(&new, &old))
+}
+
+const SETTINGS: &str = "\
+# Build settings of api.
+developer:            # how we build it
+  sources:
+    # the server first: it holds update.json
+    - name: api
+      git:
+        url: \"git@example.com:api.git\"
+        branch: main   # release branch
+        cloneSubmodules: false
+      subDirectory: server
+    - name: docs
+      git: { url: \"git@example.com:docs.git\", branch: main }
+  macroValues:
+    port: \"8080\"   # the public port
+    zone: eu
+  privateFiles:
+    - keys/a.pem
+    - keys/c.pem
+# client part below
+client:
+  settings:
+  - name: api-settings
+    git: {url: u, branch: main}
+  macroValues: {}
+";
+
+#[test]
+fn one_changed_value_deep_in_a_list_item_is_one_changed_line() {
+    let target = SETTINGS.replace("branch: main   # release branch", "branch: next");
+    let expected = SETTINGS.replace("branch: main   #", "branch: next   #");
+    check_doc(Some(SETTINGS), &target, &expected);
+    assert_eq!(
+        changed_lines(SETTINGS, &expected),
+        (
+            vec!["        branch: main   # release branch".to_owned()],
+            vec!["        branch: next   # release branch".to_owned()]
+        )
+    );
+}
+
+#[test]
+fn nested_entries_and_items_are_added_and_removed_line_by_line() {
+    for (target, expected) in [
+        // A new macro goes in sorted position, at its siblings' indentation.
+        (
+            SETTINGS.replace("    zone: eu\n", "    region: north\n    zone: eu\n"),
+            SETTINGS.replace("    zone: eu\n", "    region: north\n    zone: eu\n"),
+        ),
+        // A removed macro loses its line, the comment of another stays.
+        (
+            SETTINGS.replace("    zone: eu\n", ""),
+            SETTINGS.replace("    zone: eu\n", ""),
+        ),
+        // A new list item goes between its neighbours.
+        (
+            SETTINGS.replace("    - keys/c.pem\n", "    - keys/b.pem\n    - keys/c.pem\n"),
+            SETTINGS.replace("    - keys/c.pem\n", "    - keys/b.pem\n    - keys/c.pem\n"),
+        ),
+        // A flag set back to its default loses its line.
+        (
+            SETTINGS.replace("        cloneSubmodules: false\n", ""),
+            SETTINGS.replace("        cloneSubmodules: false\n", ""),
+        ),
+        // A field added to a list item's mapping goes after its predecessor.
+        (
+            SETTINGS.replace(
+                "    git: {url: u, branch: main}\n",
+                "    git: {url: u, branch: main}\n    subDirectory: api\n",
+            ),
+            SETTINGS.replace(
+                "    git: {url: u, branch: main}\n",
+                "    git: {url: u, branch: main}\n    subDirectory: api\n",
+            ),
+        ),
+    ] {
+        check_doc(Some(SETTINGS), &target, &expected);
+    }
+}
+
+#[test]
+fn a_flow_mapping_that_still_fits_on_one_line_stays_flow() {
+    let target = SETTINGS.replace(
+        "{ url: \"git@example.com:docs.git\", branch: main }",
+        "{ url: \"git@example.com:docs.git\", branch: next }",
+    );
+    check_doc(
+        Some(SETTINGS),
+        &target,
+        &SETTINGS.replace(
+            "{ url: \"git@example.com:docs.git\", branch: main }",
+            "{url: \"git@example.com:docs.git\", branch: next}",
+        ),
+    );
+}
+
+#[test]
+fn list_items_are_matched_by_their_first_entry() {
+    // `docs` goes and `api` changes: `api`'s lines are edited, not rewritten from `docs`'s.
+    let target = SETTINGS
+        .replace(
+            "    - name: docs\n      git: { url: \"git@example.com:docs.git\", branch: main }\n",
+            "",
+        )
+        .replace("subDirectory: server", "subDirectory: srv");
+    check_doc(Some(SETTINGS), &target, &target);
+    // A new item at the end, written in block style below the last one.
+    let added = SETTINGS.replace(
+        "      git: { url: \"git@example.com:docs.git\", branch: main }\n",
+        "      git: { url: \"git@example.com:docs.git\", branch: main }\n    - name: web\n      git:\n        url: w\n        branch: main\n",
+    );
+    check_doc(Some(SETTINGS), &added, &added);
+}
+
+#[test]
+fn top_level_keys_are_removed_and_added_whole() {
+    let (developer, client) = SETTINGS.split_at(SETTINGS.find("# client part").expect("client"));
+    // Removing `client` removes its lines; the comment above it goes with the last entry's
+    // trailing comments, which stay.
+    check_doc(
+        Some(SETTINGS),
+        developer,
+        &format!("{developer}# client part below\n"),
+    );
+    // Adding a part that comes before the first key goes below the file's header.
+    let client_only = format!(
+        "# head\n{}",
+        client.trim_start_matches("# client part below\n")
+    );
+    check_doc(
+        Some(&client_only),
+        &format!("developer: {{}}\n{client_only}"),
+        &client_only.replacen("client:\n", "developer: {}\nclient:\n", 1),
+    );
+}
+
+#[test]
+fn a_key_after_a_list_dash_is_edited_in_place_or_its_item_rewritten() {
+    let text = "sources:\n  - name: api   # main\n    git: {url: u, branch: main}\n";
+    // Its value changes in place, comment kept.
+    check_doc(
+        Some(text),
+        "sources:\n  - name: core\n    git: {url: u, branch: main}\n",
+        "sources:\n  - name: core   # main\n    git: {url: u, branch: main}\n",
+    );
+    // A key after the dash whose value is written again keeps the dash and its place.
+    check_doc(
+        Some("sources:\n  - git: {url: u}  # flow\n    name: api\n"),
+        "sources:\n  - git: {url: v, branch: b}\n    name: api\n",
+        "sources:\n  - git: {url: v, branch: b}\n    name: api\n",
+    );
+    check_doc(
+        Some("sources:\n  - git: {url: u}\n    name: api\n"),
+        "sources:\n  - git: {url: v, tags: [x, z]}\n    name: api\n",
+        "sources:\n  - git:\n      url: v\n      tags:\n        - x\n        - z\n    name: api\n",
+    );
+    // A key that would have to move before it: the item is written again.
+    check_doc(
+        Some(text),
+        "sources:\n  - first: x\n    name: api\n    git: {url: u, branch: main}\n",
+        "sources:\n  - first: x\n    name: api\n    git:\n      url: u\n      branch: main\n",
+    );
+}
+
+#[test]
+fn emptied_and_new_documents() {
+    // Every key removed: the header comments stay, the document is empty.
+    check_doc(
+        Some("# only this\ndeveloper:\n  sources: []\n"),
+        "{}",
+        "# only this\n",
+    );
+    // No file: the new header, then the target.
+    check_doc(None, "developer: {}\n", "# new\ndeveloper: {}\n");
+    // An empty file is new too; an unchanged document is left alone.
+    check_doc(Some(""), "client: {}\n", "# new\nclient: {}\n");
+    check_doc(
+        Some("client:   {}  # x\n"),
+        "client: {}\n",
+        "client:   {}  # x\n",
+    );
+    // A null part and an empty one differ (`developer:` means none, `{}` means buildable).
+    check_doc(Some("developer:\n"), "developer: {}\n", "developer: {}\n");
+    // A document that is not a block mapping is written whole.
+    check_doc(Some("{developer: {}}\n"), "client: {}\n", "client: {}\n");
+}
+
+#[test]
+fn booleans_are_written_plain_and_strings_that_look_like_them_quoted() {
+    check_doc(
+        Some("git:\n  url: u\n"),
+        "git:\n  url: u\n  cloneSubmodules: false\n  tag: \"false\"\n",
+        "git:\n  url: u\n  cloneSubmodules: false\n  tag: \"false\"\n",
+    );
 }

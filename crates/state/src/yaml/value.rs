@@ -1,17 +1,15 @@
-//! [`Value`]: a plain YAML value (no spans) for the editor to compare and render, and
-//! [`Node`]: one mapping level whose keys and values keep their locations.
+//! [`Value`]: a plain YAML value (no locations) for the editor to compare and render.
 
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
-
-/// A YAML value as the editor needs it: scalars are compared as text.
+/// A YAML value as the editor needs it: scalars other than booleans are compared as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Value {
     /// `~`, `null` or nothing.
     Null,
-    /// Any scalar, as text.
+    /// `true` or `false`, written plain (a string `"true"` is a [`Value::Scalar`]).
+    Bool(bool),
+    /// Any other scalar, as text.
     Scalar(String),
     /// A sequence.
     Seq(Vec<Value>),
@@ -28,134 +26,41 @@ impl Value {
     /// Whether the value is written on one line after its key when rendered in block style.
     pub(crate) fn is_inline(&self) -> bool {
         match self {
-            Value::Null | Value::Scalar(_) => true,
+            Value::Null | Value::Bool(_) | Value::Scalar(_) => true,
             Value::Seq(items) => items.is_empty(),
             Value::Map(entries) => entries.is_empty(),
         }
     }
-}
 
-struct ValueVisitor;
-
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
+    /// Whether the value is a scalar (text or boolean), which is spliced in place.
+    pub(crate) fn is_scalar(&self) -> bool {
+        matches!(self, Value::Bool(_) | Value::Scalar(_))
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::scalar(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::scalar(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::scalar(v))
-    }
-    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
-        Ok(Value::scalar(v))
-    }
-    fn visit_u128<E>(self, v: u128) -> Result<Value, E> {
-        Ok(Value::scalar(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::scalar(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::scalar(v))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Scalar(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        Value::deserialize(deserializer)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Value>()? {
-            items.push(item);
+    /// The value of `key` when this is a mapping that has it.
+    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
         }
-        Ok(Value::Seq(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            entries.push((key, map.next_value::<Value>()?));
+}
+
+/// Whether two values mean the same YAML: mappings compare regardless of key order (YAML
+/// mappings have none), sequences and scalars exactly.
+pub(crate) fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Map(a), Value::Map(b)) => {
+            a.len() == b.len()
+                && a.iter().all(|(key, value)| {
+                    b.iter()
+                        .find(|(k, _)| k == key)
+                        .is_some_and(|(_, other)| same(value, other))
+                })
         }
-        Ok(Value::Map(entries))
-    }
-}
-
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
-    }
-}
-
-/// One mapping level with located keys and values; anything else is `Other`.
-#[derive(Debug)]
-pub(crate) enum Node {
-    /// A mapping: `(key, value)` in file order, both with their locations.
-    Map(Vec<(Spanned<String>, Spanned<Value>)>),
-    /// Not a mapping.
-    Other,
-}
-
-struct NodeVisitor;
-
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Spanned<String>>()? {
-            entries.push((key, map.next_value::<Spanned<Value>>()?));
+        (Value::Seq(a), Value::Seq(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
         }
-        Ok(Node::Map(entries))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(Node::Other)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
-        Ok(Node::Other)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Node, E> {
-        Ok(Node::Other)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Node, E> {
-        Ok(Node::Other)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
-        Ok(Node::Other)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Node, E> {
-        Ok(Node::Other)
-    }
-    fn visit_unit<E>(self) -> Result<Node, E> {
-        Ok(Node::Other)
-    }
-    fn visit_none<E>(self) -> Result<Node, E> {
-        Ok(Node::Other)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
-        Node::deserialize(deserializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NodeVisitor)
+        _ => a == b,
     }
 }
