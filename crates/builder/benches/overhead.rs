@@ -10,6 +10,10 @@
 //! the builder's figure is printed.
 //!
 //! Run: `cargo bench -p vupdate-builder --bench overhead`.
+//!
+//! Measured 2026-12-01 on the 2-core development machine, with other builds running:
+//! builder 7.43 s, `git clone` + `zip -r` 9.57 s, ratio 0.78 (a second run: 8.45 s vs
+//! 10.55 s, 0.80); a build that fetches into its earlier clone took 3.1 s.
 
 use std::path::Path;
 use std::process::Command;

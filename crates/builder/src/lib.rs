@@ -9,6 +9,11 @@
 //! upload. A distribution's build runner is a thin adapter over [`Builder::build_developer`]
 //! and [`Builder::build_client`].
 //!
+//! Builds of one service share its directories, so they must run one at a time (the
+//! reconcile loop does so); builds of different services may run in parallel. A failed or
+//! cancelled build leaves no zip under the version's name; the clones stay for the next
+//! build to fetch into.
+//!
 //! Layout, one module per step:
 //! - [`sources`]: clone or fetch repositories with gix, check the branch head out, tag.
 //! - [`developer`]: `update.json`, build commands, `copyFiles`, `install.json`, zip, tags.
