@@ -33,6 +33,7 @@ fn record(i: usize) -> LogRecord {
             format!("request {i} served in {} ms", i % 250)
         },
         termination_status: None,
+        source_sequence: None,
     }
 }
 

@@ -57,6 +57,7 @@ pub mod error;
 pub mod expiry;
 pub mod feed;
 pub mod model;
+pub mod observe;
 pub mod schedule;
 
 mod backend;
@@ -71,6 +72,7 @@ pub use error::StoreError;
 pub use expiry::{ExpiryPolicy, ExpiryReport};
 pub use feed::{FollowFrom, LogFollower};
 pub use model::Stored;
+pub use observe::StoreObserver;
 pub use schedule::{Schedule, ScheduleError, run_expiry};
 pub use store::{
     ARCHIVE_RETENTION, Accounts, BuildStates, ClientVersions, DeveloperVersions, FaultReports,

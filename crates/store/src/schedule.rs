@@ -211,6 +211,7 @@ mod tests {
             unit: "main".into(),
             message: "old".into(),
             termination_status: None,
+            source_sequence: None,
         };
         store.logs().insert(vec![old_line]).await.expect("insert");
 

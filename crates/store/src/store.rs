@@ -53,7 +53,7 @@ pub struct Store {
 }
 
 struct Inner {
-    backend: Box<dyn Backend>,
+    backend: crate::observe::Timed,
     description: String,
     feed: broadcast::Sender<LogBatch>,
     /// Held from sequence reservation to broadcast, so the feed carries log records in
@@ -74,7 +74,7 @@ impl Store {
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         Store {
             inner: Arc::new(Inner {
-                backend,
+                backend: crate::observe::Timed::new(backend),
                 description,
                 feed,
                 log_writes: tokio::sync::Mutex::new(()),
@@ -89,6 +89,12 @@ impl Store {
             inner: self.inner.clone(),
             clock,
         }
+    }
+
+    /// Sets the one observer that is told the duration of every store operation (a
+    /// server's metrics); returns false, changing nothing, when one is set already.
+    pub fn set_observer(&self, observer: Arc<dyn crate::observe::StoreObserver>) -> bool {
+        self.inner.backend.set_observer(observer)
     }
 
     /// The store's current time, as its clock says.
@@ -142,7 +148,7 @@ impl Store {
     }
 
     pub(crate) fn backend(&self) -> &dyn Backend {
-        self.inner.backend.as_ref()
+        &self.inner.backend
     }
 
     pub(crate) fn feed(&self) -> &broadcast::Sender<LogBatch> {

@@ -37,6 +37,10 @@ pub struct LogRecord {
     pub message: String,
     /// For the last line of a task or process: whether it succeeded.
     pub termination_status: Option<bool>,
+    /// The sender's own sequence number of the line, increasing per source (service,
+    /// instance, directory, process); lets a receiver drop lines sent twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sequence: Option<i64>,
 }
 
 /// Which log records to read; every filter is optional.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use vupdate_core::service::ServiceName;
 
 use crate::doc::{Find, SortKey};
 use crate::error::StoreError;
@@ -106,6 +107,36 @@ impl<'a> Logs<'a> {
             .await?
             .first()
             .map(|r| r.sequence))
+    }
+
+    /// The newest `source_sequence` stored for one source (service, instance, directory,
+    /// process), so a receiver can drop lines that a sender sends again after a retry.
+    pub async fn last_source_sequence(
+        &self,
+        service: &ServiceName,
+        instance: &str,
+        directory: &str,
+        process: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let query = LogQuery {
+            service: Some(service.clone()),
+            instance: Some(instance.to_owned()),
+            directory: Some(directory.to_owned()),
+            process: Some(process.to_owned()),
+            ..LogQuery::default()
+        };
+        let newest = Find {
+            filter: query.filter(),
+            sort: vec![(SortKey::Sequence, true)],
+            skip: 0,
+            limit: Some(1),
+        };
+        Ok(self
+            .store
+            .find_records::<LogRecord>(newest)
+            .await?
+            .first()
+            .and_then(|r| r.record.source_sequence))
     }
 
     /// Follows the matching records: first those stored after `from`, then new ones as

@@ -155,6 +155,7 @@ pub fn log(
         unit: "main".to_owned(),
         message: message.to_owned(),
         termination_status: None,
+        source_sequence: None,
     }
 }
 

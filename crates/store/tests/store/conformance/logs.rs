@@ -512,3 +512,54 @@ pub async fn random_queries_agree_with_the_feed_matcher(ctx: Ctx) {
         assert_eq!(found, expected, "round {round}: {query:?}");
     }
 }
+
+pub async fn the_last_source_sequence_is_per_source(ctx: Ctx) {
+    let logs = ctx.store.logs();
+    let api = service("api");
+    assert_eq!(
+        logs.last_source_sequence(&api, "vm-1", "/srv", "100")
+            .await
+            .expect("query"),
+        None,
+        "nothing stored yet"
+    );
+    let numbered = |instance: &str, sequence: i64| LogRecord {
+        source_sequence: Some(sequence),
+        ..log(
+            "api",
+            instance,
+            Level::Info,
+            sequence,
+            &format!("{instance}-{sequence}"),
+        )
+    };
+    logs.insert(vec![
+        numbered("vm-1", 7),
+        numbered("vm-1", 8),
+        numbered("vm-2", 3),
+    ])
+    .await
+    .expect("insert");
+    logs.insert(vec![numbered("vm-1", 9)])
+        .await
+        .expect("insert");
+    assert_eq!(
+        logs.last_source_sequence(&api, "vm-1", "/srv", "100")
+            .await
+            .expect("query"),
+        Some(9)
+    );
+    assert_eq!(
+        logs.last_source_sequence(&api, "vm-2", "/srv", "100")
+            .await
+            .expect("query"),
+        Some(3)
+    );
+    assert_eq!(
+        logs.last_source_sequence(&api, "vm-1", "/srv", "other")
+            .await
+            .expect("query"),
+        None,
+        "another process is another source"
+    );
+}
