@@ -15,24 +15,34 @@
 //!   {"digest", "size"}`, `409` when the version exists (before the body is read).
 //! - `GET /images/{kind}/{service}/{version}` (Administrator, Builder, DistributionConsumer;
 //!   plus Updater for client images): streams the image with `ETag` and `Accept-Ranges`;
-//!   a single `Range` gives `206`, an unsatisfiable one `416`.
+//!   a single `Range` gives `206`, an unsatisfiable one `416`; `X-Content-Sha256` names
+//!   the whole image's digest, so a resumed download can be verified.
+//! - `PUT /faults/{id}`, `GET /faults/{distribution}/{id}`: fault report archives; `PUT`
+//!   and `GET /private-files/{kind}/{service}/{*path}`: private files (see `files`).
+//! - `GET /metrics`: Prometheus text format, no login.
 
 mod error;
+mod files;
 mod hooks;
 mod images;
-mod principal;
+mod metrics;
+pub(crate) mod principal;
 mod range;
 #[cfg(test)]
 mod tests;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use crate::auth::AuthService;
+use crate::faults::FaultFiles;
 use crate::images::ImageStore;
+use crate::metrics::Metrics;
+use crate::private::PrivateFiles;
 use crate::watcher::WatchTrigger;
 
 pub use error::ApiError;
+pub use metrics::count_requests;
 pub use range::ByteRange;
 
 /// What every handler shares; cheap to clone.
@@ -44,6 +54,14 @@ pub struct AppState {
     pub images: ImageStore,
     /// The state watcher's trigger for `POST /hooks/git`; `None` when no watcher runs.
     pub trigger: Option<WatchTrigger>,
+    /// Fault report archives.
+    pub faults: FaultFiles,
+    /// Private files of builds.
+    pub private_files: PrivateFiles,
+    /// This distribution's name (whose fault reports an updater's are).
+    pub distribution: String,
+    /// What `/metrics` serves.
+    pub metrics: Metrics,
 }
 
 /// The distribution's router, ready to serve.
@@ -54,6 +72,16 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/images/{kind}/{service}/{version}",
             get(images::download).put(images::upload),
+        )
+        .route("/faults/{id}", put(files::upload_fault))
+        .route("/faults/{distribution}/{id}", get(files::download_fault))
+        .route(
+            "/private-files/{kind}/{service}/{*path}",
+            get(files::download_private).put(files::upload_private),
+        )
+        .route(
+            "/metrics",
+            get(metrics::metrics).with_state(state.metrics.clone()),
         )
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)

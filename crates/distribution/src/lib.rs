@@ -13,8 +13,15 @@
 
 pub mod auth;
 pub mod config;
+pub mod faults;
+pub mod graphql;
 pub mod http;
 pub mod images;
+pub mod intake;
+pub mod metrics;
+pub mod private;
 pub mod reconcile;
+pub mod retention;
+pub mod server;
 pub mod tasks;
 pub mod watcher;

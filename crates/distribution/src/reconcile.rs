@@ -106,6 +106,36 @@ impl ReconcileStatus {
     }
 }
 
+/// What the API needs of a running loop: its status, and asking it to look again or retry.
+#[derive(Debug, Clone)]
+pub struct ReconcileHandle {
+    status: watch::Receiver<ReconcileStatus>,
+    wake: Arc<Notify>,
+    retry: Arc<Notify>,
+}
+
+impl ReconcileHandle {
+    /// The loop's current status.
+    pub fn status(&self) -> ReconcileStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that sees every new status.
+    pub fn subscribe(&self) -> watch::Receiver<ReconcileStatus> {
+        self.status.clone()
+    }
+
+    /// Asks the loop to look again now (e.g. after an image was uploaded).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Forgets failed builds so they are tried again.
+    pub fn retry_failed(&self) {
+        self.retry.notify_one();
+    }
+}
+
 /// A running reconcile loop; dropping it stops the loop (its stop sender goes away).
 #[derive(Debug)]
 pub struct Reconciler {
@@ -164,6 +194,15 @@ impl Reconciler {
     /// A receiver that sees every new status.
     pub fn subscribe(&self) -> watch::Receiver<ReconcileStatus> {
         self.status.clone()
+    }
+
+    /// A cheap handle on the status, wake and retry, for the API.
+    pub fn handle(&self) -> ReconcileHandle {
+        ReconcileHandle {
+            status: self.status.clone(),
+            wake: Arc::clone(&self.wake),
+            retry: Arc::clone(&self.retry),
+        }
     }
 
     /// Asks the loop to look again now (e.g. after an image was uploaded).

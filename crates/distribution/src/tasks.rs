@@ -27,6 +27,8 @@ use vupdate_store::{Store, StoreError};
 
 pub use context::{LogOrigin, TaskContext};
 
+use crate::metrics::Metrics;
+
 /// A task's id: 32 hex digits, random.
 pub type TaskId = String;
 
@@ -78,6 +80,7 @@ pub struct TaskManager {
     origin: Arc<LogOrigin>,
     grace: Duration,
     running: Arc<Mutex<HashMap<TaskId, Running>>>,
+    metrics: Option<Metrics>,
 }
 
 impl std::fmt::Debug for TaskManager {
@@ -99,7 +102,14 @@ impl TaskManager {
             origin: Arc::new(origin),
             grace,
             running: Arc::default(),
+            metrics: None,
         }
+    }
+
+    /// The same manager, counting the tasks it starts and ends in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Marks the tasks still active in the store (left by a previous run: call this before
@@ -189,6 +199,9 @@ impl TaskManager {
             cancelled.clone(),
         );
         self.lock().insert(id.clone(), Running { cancel, done });
+        if let Some(metrics) = &self.metrics {
+            metrics.task_started(task_type);
+        }
         let span = tracing::info_span!("task", id = %id, r#type = %task_type);
         let manager = self.clone();
         tokio::spawn(
@@ -304,6 +317,9 @@ impl TaskManager {
             Some(message) => (Level::Error, format!("task failed: {message}")),
         };
         context.log_end(level, &message, outcome.succeeded);
+        if let Some(metrics) = &self.metrics {
+            metrics.task_ended(&task.task_type, outcome.succeeded);
+        }
         writer.close(context).await;
         if let Err(error) = self.finish_record(task, outcome.succeeded).await {
             // The task has ended either way; the next start-up's recovery will mark it failed.

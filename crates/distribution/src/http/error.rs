@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::AuthError;
 use crate::images::ImageError;
 
+mod parts;
+
 /// Why a request failed: an HTTP status, a stable code, a message safe to show, and (for
 /// internal failures) the cause, which is logged when the response is made and never sent.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,16 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
     }
 
+    /// The request is wrong in a way with its own `code` (400).
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// The caller may not do this (403 `FORBIDDEN`).
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+    }
+
     /// Nothing is there (404 `NOT_FOUND`).
     pub fn not_found(message: impl Into<String>) -> ApiError {
         Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
@@ -57,6 +69,21 @@ impl ApiError {
                 message,
             )
         }
+    }
+
+    /// A part the request needs is not ready (503 with `code`).
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    /// The request conflicts with the current state (409 with `code`).
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// Credentials that were refused earlier with `code` (401).
+    pub fn refused(code: &'static str, message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
     }
 
     /// A failure of the server (500 `INTERNAL`); `cause` is logged, never sent.
@@ -153,12 +180,29 @@ impl From<ImageError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The same failure as a GraphQL error: the message, and `extensions.code`.
+    pub fn into_graphql(self) -> async_graphql::Error {
+        use async_graphql::ErrorExtensions as _;
+        self.log();
+        let code = self.code;
+        async_graphql::Error::new(self.message).extend_with(|_, extensions| {
+            extensions.set("code", code);
+        })
+    }
+
+    /// Logs an internal cause once (at error level) or a refusal (at debug level).
+    fn log(&self) {
         match &self.cause {
             Some(cause) => tracing::error!(code = self.code, %cause, "request failed"),
             None => tracing::debug!(code = self.code, message = %self.message, "request refused"),
         }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
         let body = serde_json::json!({
             "error": { "code": self.code, "message": self.message }
         });

@@ -155,6 +155,10 @@ pub(super) async fn download(
     put(header::CONTENT_LENGTH, reader.len.to_string())?;
     put(header::ETAG, format!("\"{}\"", reader.info.digest))?;
     put(header::ACCEPT_RANGES, "bytes".to_owned())?;
+    put(
+        header::HeaderName::from_static(CONTENT_SHA256),
+        reader.info.hex().to_owned(),
+    )?;
     if range.is_some() {
         put(
             header::CONTENT_RANGE,

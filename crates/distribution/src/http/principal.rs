@@ -11,21 +11,20 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?;
-        Ok(state.auth.authenticate(token).await?)
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::unauthenticated(
+                "missing `Authorization: Bearer <token>` header",
+            ));
+        };
+        let text = value.to_str().map_err(|_| {
+            ApiError::unauthenticated("the `Authorization` header is not visible ASCII")
+        })?;
+        Ok(state.auth.authenticate(bearer_token(text)?).await?)
     }
 }
 
-/// The token of the `Authorization` header; only the `Bearer` scheme is accepted.
-fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::unauthenticated(
-            "missing `Authorization: Bearer <token>` header",
-        ));
-    };
-    let text = value.to_str().map_err(|_| {
-        ApiError::unauthenticated("the `Authorization` header is not visible ASCII")
-    })?;
+/// The token of an `Authorization` value; only the `Bearer` scheme is accepted.
+pub(crate) fn bearer_token(text: &str) -> Result<&str, ApiError> {
     // The scheme is case-insensitive (RFC 9110 11.1).
     match text.split_once(' ') {
         Some((scheme, token))

@@ -23,6 +23,7 @@ struct Server {
     updater: String,
     consumer: String,
     admin_pending: String,
+    admin: String,
     dir: TempDir,
 }
 
@@ -61,6 +62,20 @@ async fn serve_with(
     auth.add_service_account("mirror", "Mirror", Role::DistributionConsumer)
         .await
         .expect("consumer-role service account");
+    auth.add_user(
+        "root",
+        "Root",
+        Role::Administrator,
+        "a long enough password",
+        false,
+    )
+    .await
+    .expect("a second administrator");
+    let admin = auth
+        .login("root", "a long enough password")
+        .await
+        .expect("login")
+        .token;
     let builder = auth.issue_access_token("builder").await.expect("token");
     let updater = auth.issue_access_token("updater").await.expect("token");
     let consumer = auth.issue_access_token("mirror").await.expect("token");
@@ -71,6 +86,14 @@ async fn serve_with(
         auth,
         images,
         trigger,
+        faults: crate::faults::FaultFiles::open(dir.path().join("faults"))
+            .await
+            .expect("fault files"),
+        private_files: crate::private::PrivateFiles::open(dir.path().join("private"))
+            .await
+            .expect("private files"),
+        distribution: "acme".to_owned(),
+        metrics: crate::metrics::Metrics::new(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
@@ -85,6 +108,7 @@ async fn serve_with(
         updater,
         consumer,
         admin_pending,
+        admin,
         dir,
     }
 }
@@ -127,6 +151,15 @@ impl Server {
             request = request.header("X-Content-Sha256", sha);
         }
         request.send().await.expect("PUT")
+    }
+
+    /// The status and body of a builder's GET.
+    async fn read(&self, path: &str) -> (StatusCode, Vec<u8>) {
+        let response = self.get(path, &self.builder, None).await;
+        (
+            response.status(),
+            response.bytes().await.expect("body").to_vec(),
+        )
     }
 
     async fn get(&self, path: &str, token: &str, range: Option<&str>) -> reqwest::Response {
@@ -493,4 +526,171 @@ async fn the_git_hook_without_a_watcher_is_not_found() {
         error_code(response, StatusCode::NOT_FOUND).await.0,
         "NOT_FOUND"
     );
+}
+
+#[tokio::test]
+async fn downloads_name_the_whole_images_sha256_for_resumed_downloads() {
+    let server = serve(None).await;
+    let bytes = image_bytes(5000);
+    let sha = sha256(&bytes);
+    server
+        .put(CLIENT, Some(&server.builder), &bytes, None)
+        .await;
+    let partial = server
+        .get(CLIENT, &server.updater, Some("bytes=4000-"))
+        .await;
+    assert_eq!(partial.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        format!("sha256:{}", header(&partial, "x-content-sha256")),
+        sha
+    );
+}
+
+#[tokio::test]
+async fn a_fault_archive_is_written_once_and_read_by_people() {
+    let server = serve(None).await;
+    let archive = image_bytes(70_000);
+    let path = "/faults/fault-0001";
+    let (code, _) = error_code(
+        server
+            .put(path, Some(&server.builder), &archive, None)
+            .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(code, "FORBIDDEN", "a builder does not send fault reports");
+    let created = server
+        .put(path, Some(&server.updater), &archive, None)
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let (code, _) = error_code(
+        server
+            .put(path, Some(&server.updater), b"other", None)
+            .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(code, "ALREADY_EXISTS");
+    let (code, _) = error_code(
+        server
+            .put("/faults/a..b", Some(&server.updater), b"x", None)
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(code, "BAD_REQUEST");
+
+    // An updater's reports belong to this distribution; a consumer's to the consumer.
+    let (code, _) = error_code(
+        server
+            .get("/faults/acme/fault-0001", &server.updater, None)
+            .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(code, "FORBIDDEN");
+    let read = server
+        .get("/faults/acme/fault-0001", &server.admin, None)
+        .await;
+    assert_eq!(read.status(), StatusCode::OK);
+    assert_eq!(read.bytes().await.expect("body").as_ref(), &archive[..]);
+    server
+        .put(path, Some(&server.consumer), b"the mirror's own", None)
+        .await;
+    let theirs = server
+        .get("/faults/mirror/fault-0001", &server.admin, None)
+        .await;
+    assert_eq!(
+        theirs.bytes().await.expect("body").as_ref(),
+        b"the mirror's own"
+    );
+    let leftovers = std::fs::read_dir(server.dir.path().join("faults/tmp"))
+        .expect("tmp")
+        .count();
+    assert_eq!(leftovers, 0, "no temporary file is left behind");
+}
+
+#[tokio::test]
+async fn private_files_are_the_services_own_or_else_common() {
+    let server = serve(None).await;
+    let common = "/private-files/developer/_common/keys/signing.pem";
+    let own = "/private-files/developer/api/keys/signing.pem";
+    let (code, _) = error_code(
+        server.put(common, Some(&server.builder), b"x", None).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(
+        code, "FORBIDDEN",
+        "only administrators upload private files"
+    );
+    assert_eq!(
+        server
+            .put(common, Some(&server.admin), b"common key", None)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        server.read(own).await,
+        (StatusCode::OK, b"common key".to_vec())
+    );
+    server.put(own, Some(&server.admin), b"api key", None).await;
+    assert_eq!(
+        server.read(own).await,
+        (StatusCode::OK, b"api key".to_vec())
+    );
+    assert_eq!(
+        server.read(common).await,
+        (StatusCode::OK, b"common key".to_vec())
+    );
+    let (code, message) = error_code(
+        server
+            .get(
+                "/private-files/developer/api/missing.pem",
+                &server.builder,
+                None,
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(code, "NOT_FOUND");
+    assert!(message.contains("missing.pem"), "{message}");
+    let (code, message) = error_code(
+        server
+            .put(
+                "/private-files/developer/api/..%2Fescape",
+                Some(&server.admin),
+                b"x",
+                None,
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(code, "BAD_REQUEST");
+    assert!(message.contains(".."), "{message}");
+}
+
+#[tokio::test]
+async fn metrics_are_served_without_a_login() {
+    let server = serve(None).await;
+    let app_metrics = server
+        .client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(app_metrics.status(), StatusCode::OK);
+    let text = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("text");
+    assert!(text.contains("vupdate_tasks_running 0"), "{text}");
 }

@@ -48,6 +48,7 @@ impl LogOrigin {
             unit: if unit.is_empty() { "task" } else { unit }.to_owned(),
             message: message.to_owned(),
             termination_status,
+            source_sequence: None,
         }
     }
 }

@@ -1,0 +1,173 @@
+//! [`FaultFiles`]: the archives of fault reports, one zip per report, on disk under
+//! `<dataDirectory>/faults/<distribution>/<id>.zip`.
+//!
+//! An upload streams into `tmp/` and is hard-linked into place, which fails when the file
+//! exists: a report's archive is written once and never changes, and a half-written one is
+//! never visible. The record (`addFaultReport`) refers to it by id.
+
+use std::path::{Path, PathBuf};
+
+use futures::{Stream, StreamExt as _};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::http::ApiError;
+
+/// The most bytes one fault archive may have.
+pub const MAX_FAULT_BYTES: u64 = 1 << 30;
+
+/// Fault report archives on disk; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct FaultFiles {
+    root: PathBuf,
+}
+
+/// Checks a report id: 8 to 64 of `[A-Za-z0-9_-]`, so it is safe as a file name.
+pub fn check_id(id: &str) -> Result<(), ApiError> {
+    let ok = (8..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "fault report id `{id}` must be 8 to 64 letters, digits, `_` or `-`"
+        )))
+    }
+}
+
+impl FaultFiles {
+    /// The archives under `root` (created when needed, with leftovers of interrupted
+    /// uploads removed).
+    pub async fn open(root: impl Into<PathBuf>) -> std::io::Result<FaultFiles> {
+        let root = root.into();
+        let tmp = root.join("tmp");
+        match tokio::fs::remove_dir_all(&tmp).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        tokio::fs::create_dir_all(&tmp).await?;
+        Ok(FaultFiles { root })
+    }
+
+    /// The archive of report `id` of `distribution`.
+    pub fn path(&self, distribution: &str, id: &str) -> PathBuf {
+        self.root.join(distribution).join(format!("{id}.zip"))
+    }
+
+    /// Whether the archive exists.
+    pub async fn exists(&self, distribution: &str, id: &str) -> bool {
+        tokio::fs::try_exists(self.path(distribution, id))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Streams `body` in as the archive of report `id`; `ALREADY_EXISTS` when it exists.
+    /// Returns the size.
+    pub async fn store<S, E>(
+        &self,
+        distribution: &str,
+        id: &str,
+        mut body: S,
+    ) -> Result<u64, ApiError>
+    where
+        S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        check_id(id)?;
+        let target = self.path(distribution, id);
+        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+            return Err(already_exists(id));
+        }
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{distribution}-{id}-{}", std::process::id()));
+        let written = self.write_tmp(&tmp, &mut body).await;
+        let result = match written {
+            Ok(size) => self.publish(&tmp, &target, id).await.map(|()| size),
+            Err(error) => Err(error),
+        };
+        // The temporary name is only ever a link or a leftover: remove it either way.
+        let _ = tokio::fs::remove_file(&tmp).await;
+        result
+    }
+
+    async fn write_tmp<S, E>(&self, tmp: &Path, body: &mut S) -> Result<u64, ApiError>
+    where
+        S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut file = tokio::fs::File::create(tmp)
+            .await
+            .map_err(ApiError::internal)?;
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::bad_request(format!("the upload broke off: {e}")))?;
+            size += chunk.len() as u64;
+            if size > MAX_FAULT_BYTES {
+                return Err(ApiError::invalid(
+                    "PAYLOAD_TOO_LARGE",
+                    format!("a fault archive may have at most {MAX_FAULT_BYTES} bytes"),
+                ));
+            }
+            file.write_all(&chunk).await.map_err(ApiError::internal)?;
+        }
+        file.sync_all().await.map_err(ApiError::internal)?;
+        Ok(size)
+    }
+
+    async fn publish(&self, tmp: &Path, target: &Path, id: &str) -> Result<(), ApiError> {
+        let dir = target
+            .parent()
+            .expect("an archive path has a distribution directory");
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(ApiError::internal)?;
+        match tokio::fs::hard_link(tmp, target).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(already_exists(id)),
+            Err(e) => Err(ApiError::internal(e)),
+        }
+    }
+
+    /// Opens the archive of report `id`, or `NOT_FOUND`.
+    pub async fn open_file(
+        &self,
+        distribution: &str,
+        id: &str,
+    ) -> Result<(tokio::fs::File, u64), ApiError> {
+        check_id(id)?;
+        let path = self.path(distribution, id);
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ApiError::not_found(format!(
+                    "fault report `{id}` of `{distribution}` has no archive"
+                )));
+            }
+            Err(e) => return Err(ApiError::internal(e)),
+        };
+        let size = file.metadata().await.map_err(ApiError::internal)?.len();
+        Ok((file, size))
+    }
+
+    /// Removes the archive of a report that expired (blocking; called from expiry).
+    pub fn remove_blocking(&self, distribution: &str, id: &str) {
+        let path = self.path(distribution, id);
+        if let Err(error) = std::fs::remove_file(&path)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), %error, "cannot remove an expired fault archive");
+        }
+    }
+}
+
+fn already_exists(id: &str) -> ApiError {
+    ApiError::conflict(
+        "ALREADY_EXISTS",
+        format!("fault report `{id}` already has an archive"),
+    )
+}

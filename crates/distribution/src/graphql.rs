@@ -1,0 +1,104 @@
+//! The GraphQL API: one schema merged from one part per subject (accounts, desired
+//! versions, tasks, logs, …), served on `/graphql` (POST and GET) and `/graphql/ws`
+//! (graphql-transport-ws and the legacy graphql-ws protocol).
+//!
+//! - Every resolver starts with [`require`]: the caller's role is checked before anything
+//!   is read, and a refusal is a GraphQL error whose `extensions.code` is stable
+//!   (`UNAUTHENTICATED`, `FORBIDDEN`, `PASSWORD_CHANGE_REQUIRED`, …), never data.
+//! - Failures leave resolvers through [`ApiResult::api`], which gives each one the same
+//!   code and message it has on the REST routes ([`ApiError`](crate::http::ApiError)).
+//! - The schema as SDL lives in `crates/distribution/schema.graphql`; a test fails when the
+//!   code and that file disagree (`UPDATE_SCHEMA=1 cargo test -p vupdate-distribution schema`
+//!   rewrites it).
+
+mod accounts;
+mod context;
+mod desired;
+mod faults;
+mod general;
+mod logs;
+mod page;
+mod records;
+mod result;
+#[cfg(test)]
+mod schema_test;
+mod settings;
+mod states;
+mod status;
+mod tasks;
+mod transport;
+mod types;
+mod versions;
+
+use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema};
+
+pub use context::{ApiContext, Caller, DistributionInfo, require};
+pub use result::ApiResult;
+pub use transport::routes;
+
+/// Every query, one part per subject.
+#[derive(MergedObject, Default)]
+pub struct Query(
+    general::GeneralQuery,
+    accounts::AccountsQuery,
+    settings::SettingsQuery,
+    desired::DesiredQuery,
+    versions::VersionsQuery,
+    tasks::TasksQuery,
+    states::StatesQuery,
+    logs::LogsQuery,
+    faults::FaultsQuery,
+    status::StatusQuery,
+);
+
+/// Every mutation, one part per subject.
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    general::GeneralMutation,
+    accounts::AccountsMutation,
+    settings::SettingsMutation,
+    desired::DesiredMutation,
+    versions::VersionsMutation,
+    tasks::TasksMutation,
+    states::StatesMutation,
+    logs::LogsMutation,
+    faults::FaultsMutation,
+    status::StatusMutation,
+);
+
+/// Every subscription.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(desired::DesiredSubscription, logs::LogsSubscription);
+
+/// The distribution's schema.
+pub type ApiSchema = Schema<Query, Mutation, Subscription>;
+
+/// Builds the schema over the running distribution's parts.
+pub fn schema(context: ApiContext) -> ApiSchema {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .data(context)
+    // Deep or huge queries are refused before they run.
+    .limit_depth(16)
+    .limit_complexity(10_000)
+    .finish()
+}
+
+/// The schema as SDL, sorted so that the file only changes when the API does.
+pub fn sdl() -> String {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .finish()
+    .sdl_with_options(
+        SDLExportOptions::new()
+            .sorted_fields()
+            .sorted_arguments()
+            .sorted_enum_items(),
+    )
+}

@@ -1,0 +1,298 @@
+//! Log records: batches from updaters and builders, queries with every filter, the value
+//! lists the dashboard's filters offer, and a live subscription.
+
+use async_graphql::{Context, InputObject, Object, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use vupdate_core::log::Level;
+use vupdate_core::service::ServiceName;
+use vupdate_store::FollowFrom;
+use vupdate_store::model::logs::{LogField, LogQuery, LogRecord, MAX_MESSAGE_BYTES};
+
+use super::context::{api, require};
+use super::records::LogLine;
+use super::result::ApiResult as _;
+use super::types::parse_arg;
+use crate::auth::Role;
+use crate::http::ApiError;
+use crate::intake::LogSource;
+
+/// Who reads logs.
+const READERS: &[Role] = &[Role::Administrator, Role::Developer];
+/// Who sends logs: updaters (service logs) and builders (task logs).
+const SENDERS: &[Role] = &[Role::Administrator, Role::Updater, Role::Builder];
+/// The most lines one query returns.
+const MAX_LINES: u64 = 10_000;
+/// The most lines one batch may carry.
+const MAX_BATCH: usize = 10_000;
+
+/// One line as a sender sends it.
+#[derive(InputObject)]
+struct LogLineInput {
+    /// The sender's sequence number, increasing per source; lines at or below the last
+    /// stored one are dropped, so resending a batch is safe.
+    sequence: Option<i64>,
+    /// When it was written.
+    time: DateTime<Utc>,
+    /// `TRACE`, `DEBUG`, `INFO`, `WARN` or `ERROR`.
+    level: String,
+    /// The functional unit that wrote it.
+    unit: String,
+    /// The message.
+    message: String,
+    /// For the last line of a task or process: whether it succeeded.
+    termination_status: Option<bool>,
+}
+
+/// The filters every log query shares.
+#[derive(InputObject, Default, Clone)]
+struct LogFilter {
+    /// Only this service.
+    service: Option<String>,
+    /// Only this instance.
+    instance: Option<String>,
+    /// Only this directory.
+    directory: Option<String>,
+    /// Only this process.
+    process: Option<String>,
+    /// Only this task.
+    task: Option<String>,
+    /// Only this level and more severe ones.
+    min_level: Option<String>,
+    /// Only messages containing this text (ignoring case).
+    find: Option<String>,
+    /// Written at or after.
+    from_time: Option<DateTime<Utc>>,
+    /// Written at or before.
+    to_time: Option<DateTime<Utc>>,
+}
+
+impl LogFilter {
+    fn query(self) -> Result<LogQuery, ApiError> {
+        Ok(LogQuery {
+            service: self
+                .service
+                .map(|s| parse_arg("filter.service", &s))
+                .transpose()?,
+            instance: self.instance,
+            directory: self.directory,
+            process: self.process,
+            task: self.task,
+            min_level: self
+                .min_level
+                .map(|l| parse_arg("filter.minLevel", &l))
+                .transpose()?,
+            from_time: self.from_time,
+            to_time: self.to_time,
+            text: self.find,
+            ..LogQuery::default()
+        })
+    }
+}
+
+/// The oldest and newest time of matching lines.
+#[derive(SimpleObject)]
+struct TimeRange {
+    /// The oldest.
+    from: DateTime<Utc>,
+    /// The newest.
+    to: DateTime<Utc>,
+}
+
+/// Reading logs.
+#[derive(Default)]
+pub struct LogsQuery;
+
+#[Object]
+impl LogsQuery {
+    /// Matching lines, newest first: at most `limit` (default 1000, at most 10000); page
+    /// back with `before` (a `sequence`), or read forward with `after`.
+    async fn logs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] filter: LogFilter,
+        after: Option<i64>,
+        before: Option<i64>,
+        #[graphql(default = 1000)] limit: u64,
+    ) -> async_graphql::Result<Vec<LogLine>> {
+        require(ctx, READERS)?;
+        let query = LogQuery {
+            after_sequence: after,
+            before_sequence: before,
+            limit: Some(limit.min(MAX_LINES)),
+            ..filter.query().api()?
+        };
+        let found = api(ctx).store.logs().query(&query).await.api()?;
+        Ok(found.into_iter().map(LogLine::from).collect())
+    }
+
+    /// The distinct values of `field` among matching lines (for the dashboard's filters):
+    /// `SERVICE`, `INSTANCE`, `DIRECTORY`, `PROCESS`, `TASK` or `LEVEL`.
+    async fn log_values(
+        &self,
+        ctx: &Context<'_>,
+        field: LogValueField,
+        #[graphql(default)] filter: LogFilter,
+    ) -> async_graphql::Result<Vec<String>> {
+        require(ctx, READERS)?;
+        let query = filter.query().api()?;
+        api(ctx)
+            .store
+            .logs()
+            .distinct(field.into(), &query)
+            .await
+            .api()
+    }
+
+    /// The times of the oldest and newest matching lines; null when none match.
+    async fn logs_time_range(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] filter: LogFilter,
+    ) -> async_graphql::Result<Option<TimeRange>> {
+        require(ctx, READERS)?;
+        let query = filter.query().api()?;
+        let range = api(ctx).store.logs().time_range(&query).await.api()?;
+        Ok(range.map(|(from, to)| TimeRange { from, to }))
+    }
+}
+
+/// A field of log lines whose values can be listed.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+enum LogValueField {
+    /// Services.
+    Service,
+    /// Instances.
+    Instance,
+    /// Directories.
+    Directory,
+    /// Processes.
+    Process,
+    /// Tasks.
+    Task,
+    /// Levels.
+    Level,
+}
+
+impl From<LogValueField> for LogField {
+    fn from(field: LogValueField) -> LogField {
+        match field {
+            LogValueField::Service => LogField::Service,
+            LogValueField::Instance => LogField::Instance,
+            LogValueField::Directory => LogField::Directory,
+            LogValueField::Process => LogField::Process,
+            LogValueField::Task => LogField::Task,
+            LogValueField::Level => LogField::Level,
+        }
+    }
+}
+
+/// Sending logs.
+#[derive(Default)]
+pub struct LogsMutation;
+
+#[Object]
+impl LogsMutation {
+    /// Stores a batch of lines of one process (all or nothing); returns how many were
+    /// new (lines whose `sequence` was stored before are dropped).
+    #[allow(clippy::too_many_arguments)]
+    async fn add_logs(
+        &self,
+        ctx: &Context<'_>,
+        service: String,
+        instance: String,
+        directory: String,
+        process: String,
+        task: Option<String>,
+        logs: Vec<LogLineInput>,
+    ) -> async_graphql::Result<usize> {
+        require(ctx, SENDERS)?;
+        if logs.len() > MAX_BATCH {
+            return Err(ApiError::bad_request(format!(
+                "argument `logs`: {} lines in one batch, more than the {MAX_BATCH} allowed; send smaller batches",
+                logs.len()
+            )))
+            .api();
+        }
+        let service: ServiceName = parse_arg("service", &service).api()?;
+        let records = logs
+            .into_iter()
+            .enumerate()
+            .map(|(index, line)| {
+                let level: Level = parse_arg(&format!("logs[{index}].level"), &line.level)?;
+                if line.message.len() > MAX_MESSAGE_BYTES {
+                    return Err(ApiError::bad_request(format!(
+                        "argument `logs[{index}].message`: {} bytes, more than the {MAX_MESSAGE_BYTES} allowed; cut long lines",
+                        line.message.len()
+                    )));
+                }
+                Ok(LogRecord {
+                    service: service.clone(),
+                    instance: instance.clone(),
+                    directory: directory.clone(),
+                    process: process.clone(),
+                    task: task.clone(),
+                    time: line.time,
+                    level,
+                    unit: line.unit,
+                    message: line.message,
+                    termination_status: line.termination_status,
+                    source_sequence: line.sequence,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .api()?;
+        let source = LogSource {
+            service,
+            instance,
+            directory,
+            process,
+        };
+        api(ctx).intake.add(source, records).await.api()
+    }
+}
+
+/// Following logs live.
+#[derive(Default)]
+pub struct LogsSubscription;
+
+#[Subscription]
+impl LogsSubscription {
+    /// Matching lines as batches (up to 100 lines): those stored after `after` (default:
+    /// from now), then new ones as they arrive. With `filter.task`, the stream ends after
+    /// the task's last line (the one with `terminationStatus`).
+    async fn logs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] filter: LogFilter,
+        after: Option<i64>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Vec<LogLine>>>> {
+        require(
+            ctx,
+            &[
+                Role::Administrator,
+                Role::Developer,
+                Role::DistributionConsumer,
+            ],
+        )?;
+        let query = filter.query().api()?;
+        let ends_with_task = query.task.is_some();
+        let from = after.map_or(FollowFrom::Now, FollowFrom::After);
+        let follower = api(ctx).store.logs().follow(query, from).await.api()?;
+        Ok(futures::stream::unfold(
+            Some(follower),
+            move |follower| async move {
+                let mut follower = follower?;
+                match follower.next_batch().await {
+                    Ok(batch) => {
+                        let done = ends_with_task
+                            && batch.iter().any(|r| r.record.termination_status.is_some());
+                        let lines = batch.into_iter().map(LogLine::from).collect();
+                        Some((Ok(lines), (!done).then_some(follower)))
+                    }
+                    Err(error) => Some((Err(ApiError::from(error).into_graphql()), None)),
+                }
+            },
+        ))
+    }
+}

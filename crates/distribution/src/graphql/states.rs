@@ -1,0 +1,143 @@
+//! Service states: updaters report the state of every service instance they run (every
+//! 10 s and on a change); people and the status query read them.
+
+use async_graphql::{Context, InputObject, Object, SimpleObject};
+use vupdate_core::service::ServiceName;
+use vupdate_store::model::states::{ServiceStateRecord, StateQuery};
+
+use super::context::{api, require};
+use super::records::{InstanceState, StateInput};
+use super::result::ApiResult as _;
+use super::types::parse_arg;
+use crate::auth::Role;
+use crate::http::ApiError;
+
+/// The most states one report may carry.
+const MAX_REPORT: usize = 10_000;
+
+/// The state of one service instance as an updater reports it.
+#[derive(InputObject)]
+struct ServiceStateInput {
+    /// The instance (VM) id.
+    instance: String,
+    /// The service as run: `name` or `name-role`.
+    service: String,
+    /// The service's directory on the instance.
+    directory: String,
+    /// The state.
+    state: StateInput,
+}
+
+/// The state of one service instance.
+#[derive(SimpleObject)]
+struct ServiceStateInfo {
+    /// The distribution the instance belongs to (this one, or a consumer).
+    distribution: String,
+    /// The instance.
+    instance: String,
+    /// The service as run.
+    service: String,
+    /// Its directory.
+    directory: String,
+    /// The state.
+    state: InstanceState,
+}
+
+/// Reading states.
+#[derive(Default)]
+pub struct StatesQuery;
+
+#[Object]
+impl StatesQuery {
+    /// Reported states, by distribution, service, instance and directory.
+    async fn service_states(
+        &self,
+        ctx: &Context<'_>,
+        distribution: Option<String>,
+        service: Option<String>,
+        instance: Option<String>,
+        directory: Option<String>,
+    ) -> async_graphql::Result<Vec<ServiceStateInfo>> {
+        require(ctx, &[Role::Administrator, Role::Developer, Role::Updater])?;
+        let query = StateQuery {
+            distribution,
+            service: service
+                .map(|s| parse_arg("service", &s))
+                .transpose()
+                .api()?,
+            instance,
+            directory,
+            after_sequence: None,
+        };
+        let found = api(ctx).store.service_states().query(&query).await.api()?;
+        Ok(found
+            .into_iter()
+            .map(|stored| {
+                let r = stored.record;
+                ServiceStateInfo {
+                    distribution: r.distribution,
+                    instance: r.instance,
+                    service: r.service.to_string(),
+                    directory: r.directory,
+                    state: r.state.into(),
+                }
+            })
+            .collect())
+    }
+}
+
+/// Reporting states.
+#[derive(Default)]
+pub struct StatesMutation;
+
+#[Object]
+impl StatesMutation {
+    /// Stores a report of states (one transaction), replacing the earlier state of each
+    /// instance; returns how many were stored. An updater's states belong to this
+    /// distribution, a consumer's to the consumer.
+    async fn set_service_states(
+        &self,
+        ctx: &Context<'_>,
+        states: Vec<ServiceStateInput>,
+    ) -> async_graphql::Result<usize> {
+        let principal = require(
+            ctx,
+            &[
+                Role::Administrator,
+                Role::Updater,
+                Role::DistributionConsumer,
+            ],
+        )?;
+        let context = api(ctx);
+        if states.len() > MAX_REPORT {
+            return Err(ApiError::bad_request(format!(
+                "argument `states`: {} states in one report, more than the {MAX_REPORT} allowed",
+                states.len()
+            )))
+            .api();
+        }
+        let distribution = match principal.role {
+            Role::DistributionConsumer => principal.account.clone(),
+            _ => context.info.name.clone(),
+        };
+        let records = states
+            .into_iter()
+            .enumerate()
+            .map(|(index, input)| {
+                let service: ServiceName =
+                    parse_arg(&format!("states[{index}].service"), &input.service)?;
+                Ok(ServiceStateRecord {
+                    distribution: distribution.clone(),
+                    instance: input.instance,
+                    service,
+                    directory: input.directory,
+                    state: input.state.into_state(&format!("states[{index}].state"))?,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()
+            .api()?;
+        let count = records.len();
+        context.store.service_states().set(records).await.api()?;
+        Ok(count)
+    }
+}

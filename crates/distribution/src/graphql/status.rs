@@ -1,0 +1,343 @@
+//! `status`: what a person needs to see at a glance: the state repo (commit in force, tip,
+//! the last invalid commit with file and line, fetch errors), and per service its desired
+//! versions, whether their images exist, builds under way or failed, and which instances
+//! run the desired client version.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_graphql::{Context, Enum, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use vupdate_core::reconcile::BuildKey;
+use vupdate_core::service::{ServiceInstance, ServiceName};
+use vupdate_core::version::ClientVersion;
+use vupdate_store::model::states::{ServiceStateRecord, StateQuery};
+
+use super::context::{ApiContext, api, require};
+use super::result::ApiResult as _;
+use crate::auth::Role;
+use crate::images::ImageVersion;
+use crate::reconcile::BuildState;
+use crate::watcher::InvalidCommit;
+
+/// Where a service stands, most pressing first.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+enum ServiceSync {
+    /// A build of a desired version failed; see its task log.
+    BuildFailed,
+    /// A desired version is being built (or waits for its turn).
+    Building,
+    /// Some instances do not run the desired client version yet.
+    OutOfSync,
+    /// Every image exists and every instance runs the desired client version.
+    Synced,
+}
+
+/// A build the reconcile loop needs.
+#[derive(SimpleObject)]
+struct BuildStatus {
+    /// `developer` or `client`.
+    target: String,
+    /// The version.
+    version: String,
+    /// `QUEUED`, `RUNNING` or `FAILED`.
+    state: String,
+    /// The build task, whose log says more.
+    task: Option<String>,
+    /// Why it failed.
+    message: Option<String>,
+}
+
+/// One instance of a service, as it last reported.
+#[derive(SimpleObject)]
+struct InstanceStatus {
+    /// The instance.
+    instance: String,
+    /// The service as run (`name` or `name-role`).
+    service: String,
+    /// Its directory.
+    directory: String,
+    /// The version it runs.
+    version: Option<String>,
+    /// The version it is installing.
+    update_to_version: Option<String>,
+    /// Why its last update failed.
+    update_error: Option<String>,
+    /// Whether it runs the desired client version.
+    on_desired: bool,
+    /// When it last reported.
+    time: DateTime<Utc>,
+}
+
+/// One service's status.
+#[derive(SimpleObject)]
+struct ServiceStatus {
+    /// The service.
+    service: String,
+    /// Where it stands.
+    sync: ServiceSync,
+    /// The desired developer version.
+    desired_developer_version: Option<String>,
+    /// The client version that should run.
+    desired_client_version: Option<String>,
+    /// Whether the desired developer version has an image (null: not built here).
+    developer_image: Option<bool>,
+    /// Whether the desired client version has an image.
+    client_image: Option<bool>,
+    /// Builds under way, queued or failed.
+    builds: Vec<BuildStatus>,
+    /// Instances that reported within the service-state expiration.
+    instances: Vec<InstanceStatus>,
+    /// How many of them run the desired client version.
+    instances_on_desired: usize,
+    /// How many do not.
+    instances_not_on_desired: usize,
+}
+
+/// A problem of an invalid commit.
+#[derive(SimpleObject)]
+struct CommitProblem {
+    /// The file.
+    file: String,
+    /// The line (from 1), if known.
+    line: Option<u64>,
+    /// The column (from 1), if known.
+    column: Option<u64>,
+    /// What is wrong.
+    message: String,
+}
+
+/// The newest invalid tip of the branch.
+#[derive(SimpleObject)]
+struct InvalidCommitInfo {
+    /// The commit.
+    commit: String,
+    /// Every problem.
+    problems: Vec<CommitProblem>,
+}
+
+impl From<InvalidCommit> for InvalidCommitInfo {
+    fn from(invalid: InvalidCommit) -> Self {
+        InvalidCommitInfo {
+            commit: invalid.commit,
+            problems: invalid
+                .problems
+                .into_iter()
+                .map(|p| CommitProblem {
+                    file: p.path,
+                    line: p.position.map(|at| at.line),
+                    column: p.position.map(|at| at.column),
+                    message: p.message,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The state repo as the watcher sees it.
+#[derive(SimpleObject)]
+struct StateRepoStatus {
+    /// The branch followed.
+    branch: String,
+    /// The commit in force (the newest valid one seen).
+    commit: Option<String>,
+    /// The branch tip last checked.
+    tip: Option<String>,
+    /// The newest invalid tip, while no valid commit came after it.
+    last_error: Option<InvalidCommitInfo>,
+    /// When the branch was last checked.
+    last_fetch: Option<DateTime<Utc>>,
+    /// Why the last check failed, if it did.
+    fetch_error: Option<String>,
+}
+
+/// The whole status.
+#[derive(SimpleObject)]
+struct Status {
+    /// The state repo.
+    state_repo: StateRepoStatus,
+    /// The commit the reconcile loop works on.
+    reconciled_commit: Option<String>,
+    /// Whether every service is synced.
+    synced: bool,
+    /// Per service.
+    services: Vec<ServiceStatus>,
+}
+
+/// The status query.
+#[derive(Default)]
+pub struct StatusQuery;
+
+#[Object]
+impl StatusQuery {
+    /// The state repo, the reconcile loop and every desired service at a glance.
+    async fn status(&self, ctx: &Context<'_>) -> async_graphql::Result<Status> {
+        require(ctx, &[Role::Administrator, Role::Developer, Role::Builder])?;
+        let context = api(ctx);
+        let watch = context.watch_status.borrow().clone();
+        let reconcile = context.reconcile.status();
+        let state_repo = StateRepoStatus {
+            branch: context.repo.branch().to_owned(),
+            commit: watch.in_force,
+            tip: watch.tip,
+            last_error: watch.last_error.map(InvalidCommitInfo::from),
+            last_fetch: watch.last_fetch,
+            fetch_error: watch.fetch_error,
+        };
+        let in_force = context.in_force.borrow().clone();
+        let services = match in_force {
+            Some(in_force) => services(context, &in_force.state, &reconcile.builds).await?,
+            None => Vec::new(),
+        };
+        Ok(Status {
+            synced: reconcile.is_synced() && services.iter().all(|s| s.sync == ServiceSync::Synced),
+            state_repo,
+            reconciled_commit: reconcile.commit,
+            services,
+        })
+    }
+}
+
+async fn services(
+    context: &ApiContext,
+    state: &vupdate_state::State,
+    builds: &BTreeMap<BuildKey, BuildState>,
+) -> async_graphql::Result<Vec<ServiceStatus>> {
+    let developer = &state.desired.developer;
+    let client = state.effective_client_versions();
+    let names: BTreeSet<&ServiceName> = developer.keys().chain(client.keys()).collect();
+    let alive_since = context.store.now()
+        - chrono::TimeDelta::from_std(context.state_lifetime).unwrap_or(chrono::TimeDelta::MAX);
+    let states = context
+        .store
+        .service_states()
+        .query(&StateQuery {
+            distribution: Some(context.info.name.clone()),
+            ..StateQuery::default()
+        })
+        .await
+        .api()?;
+    let mut by_service: BTreeMap<ServiceName, Vec<ServiceStateRecord>> = BTreeMap::new();
+    for stored in states {
+        let record = stored.record;
+        if record.state.time < alive_since {
+            continue;
+        }
+        let base = ServiceInstance::parse(record.service.as_str(), |n| {
+            names.iter().any(|s| s.as_str() == n) || state.services.keys().any(|s| s.as_str() == n)
+        })
+        .map(|i| i.service)
+        .unwrap_or_else(|_| record.service.clone());
+        by_service.entry(base).or_default().push(record);
+    }
+    let mut list = Vec::new();
+    for service in names {
+        let desired_dev = developer.get(service);
+        let desired_client = client.get(service);
+        let developer_image = match desired_dev {
+            Some(v) if v.distribution == context.info.name => Some(
+                context
+                    .images
+                    .info(service, &ImageVersion::Developer(v.clone()))
+                    .await
+                    .api()?
+                    .is_some(),
+            ),
+            _ => None,
+        };
+        let client_image = match desired_client {
+            Some(v) => Some(
+                context
+                    .images
+                    .info(service, &ImageVersion::Client(v.clone()))
+                    .await
+                    .api()?
+                    .is_some(),
+            ),
+            None => None,
+        };
+        let builds: Vec<BuildStatus> = builds
+            .iter()
+            .filter_map(|(key, build)| build_status(service, key, build))
+            .collect();
+        let instances: Vec<InstanceStatus> = by_service
+            .remove(service)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| instance_status(r, desired_client))
+            .collect();
+        let on = instances.iter().filter(|i| i.on_desired).count();
+        let sync = if builds.iter().any(|b| b.state == "FAILED") {
+            ServiceSync::BuildFailed
+        } else if !builds.is_empty() {
+            ServiceSync::Building
+        } else if on < instances.len() {
+            ServiceSync::OutOfSync
+        } else {
+            ServiceSync::Synced
+        };
+        list.push(ServiceStatus {
+            service: service.to_string(),
+            sync,
+            desired_developer_version: desired_dev.map(ToString::to_string),
+            desired_client_version: desired_client.map(ToString::to_string),
+            developer_image,
+            client_image,
+            builds,
+            instances_not_on_desired: instances.len() - on,
+            instances_on_desired: on,
+            instances,
+        });
+    }
+    Ok(list)
+}
+
+fn build_status(service: &ServiceName, key: &BuildKey, build: &BuildState) -> Option<BuildStatus> {
+    let (target, version) = match key {
+        BuildKey::Developer(s, v) if s == service => ("developer", v.to_string()),
+        BuildKey::Client(s, v) if s == service => ("client", v.to_string()),
+        _ => return None,
+    };
+    let (state, task, message) = match build {
+        BuildState::Queued => ("QUEUED", None, None),
+        BuildState::Running { task } => ("RUNNING", Some(task.clone()), None),
+        BuildState::Failed { task, message } => {
+            ("FAILED", Some(task.clone()), Some(message.clone()))
+        }
+    };
+    Some(BuildStatus {
+        target: target.to_owned(),
+        version,
+        state: state.to_owned(),
+        task,
+        message,
+    })
+}
+
+fn instance_status(record: ServiceStateRecord, desired: Option<&ClientVersion>) -> InstanceStatus {
+    let state = record.state;
+    InstanceStatus {
+        on_desired: desired.is_some() && state.version.as_ref() == desired,
+        instance: record.instance,
+        service: record.service.to_string(),
+        directory: record.directory,
+        version: state.version.map(|v| v.to_string()),
+        update_to_version: state.update_to_version.map(|v| v.to_string()),
+        update_error: state.update_error.map(|e| e.error),
+        time: state.time,
+    }
+}
+
+/// Acting on the reconcile loop.
+#[derive(Default)]
+pub struct StatusMutation;
+
+#[Object]
+impl StatusMutation {
+    /// Forgets the builds that failed on the commit in force, so the loop tries them
+    /// again now (it otherwise waits for a new commit).
+    async fn retry_failed_builds(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        require(ctx, &[Role::Administrator, Role::Developer])?;
+        api(ctx).reconcile.retry_failed();
+        Ok(true)
+    }
+}

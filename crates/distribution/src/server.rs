@@ -1,0 +1,344 @@
+//! A running distribution, assembled from its config: the store, accounts, images, the
+//! state watcher, tasks, the reconcile loop, expiry, and the HTTP and GraphQL server.
+//!
+//! [`Distribution::start`] brings the parts up in dependency order and fails with a
+//! [`ServerError`] that names the part and the file or address; [`Distribution::shutdown`]
+//! stops taking requests, lets the ones in flight finish, and stops the loops.
+
+mod error;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use vupdate_core::service::ServiceName;
+
+use crate::auth::{AuthOptions, AuthService, Bootstrap, JwtKey, PasswordCost};
+use crate::config::{DistributionConfig, StateRepoSource};
+use crate::faults::FaultFiles;
+use crate::graphql::{self, ApiContext, DistributionInfo};
+use crate::http::{self, AppState};
+use crate::images::{ImageStore, ImageStoreOptions};
+use crate::intake::LogIntake;
+use crate::metrics::Metrics;
+use crate::private::PrivateFiles;
+use crate::reconcile::{
+    BuildRunner, BuilderUnavailable, ReconcileConfig, ReconcileStatus, Reconciler,
+};
+use crate::tasks::{LogOrigin, TaskManager};
+use crate::watcher::{InForce, RepoSource, StateWatcher, WatchConfig};
+
+pub use error::ServerError;
+
+/// How long cancelled tasks get to end before they are aborted.
+const TASK_GRACE: Duration = Duration::from_secs(10);
+/// The longest wait between state repo fetches while they fail.
+const MAX_FETCH_BACKOFF: Duration = Duration::from_secs(300);
+/// How often the reconcile loop looks again with no signal.
+const RESYNC_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Choices a caller makes beyond the config file.
+#[derive(Clone)]
+pub struct StartOptions {
+    /// The argon2id cost of new password hashes (tests use the minimum).
+    pub password_cost: PasswordCost,
+    /// Runs builds for the reconcile loop.
+    pub builder: Arc<dyn BuildRunner>,
+    /// How many builds of different services may run at once.
+    pub max_parallel_builds: usize,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            password_cost: PasswordCost::DEFAULT,
+            builder: Arc::new(BuilderUnavailable),
+            max_parallel_builds: 2,
+        }
+    }
+}
+
+/// A running distribution server.
+pub struct Distribution {
+    local_addr: SocketAddr,
+    bootstrap: Bootstrap,
+    context: ApiContext,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    expiry: JoinHandle<()>,
+    watchers: JoinHandle<()>,
+    watcher: StateWatcher,
+    reconciler: Reconciler,
+}
+
+impl std::fmt::Debug for Distribution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Distribution")
+            .field("local_addr", &self.local_addr)
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Distribution {
+    /// Opens every part `config` describes and starts serving on `config.listen`.
+    pub async fn start(
+        config: &DistributionConfig,
+        options: StartOptions,
+    ) -> Result<Distribution, ServerError> {
+        let data = &config.data_directory;
+        tokio::fs::create_dir_all(data)
+            .await
+            .map_err(|source| ServerError::DataDirectory {
+                path: data.clone(),
+                source,
+            })?;
+        let store = vupdate_store::open(&config.store)
+            .await
+            .map_err(ServerError::Store)?;
+        let key_file = config.jwt_key_file.clone();
+        let key = tokio::task::spawn_blocking(move || JwtKey::load_or_create(key_file))
+            .await
+            .map_err(|e| ServerError::Join(e.to_string()))?
+            .map_err(ServerError::Auth)?;
+        let auth = AuthService::with_options(
+            store.clone(),
+            key,
+            AuthOptions {
+                password_cost: options.password_cost,
+                ..AuthOptions::default()
+            },
+        );
+        let bootstrap = auth.bootstrap().await.map_err(ServerError::Auth)?;
+        let images = ImageStore::open_with(data.join("images"), ImageStoreOptions::default())
+            .await
+            .map_err(ServerError::Images)?;
+
+        let metrics = Metrics::new();
+        store.set_observer(Arc::new(metrics.clone()));
+        let fault_files = FaultFiles::open(data.join("faults"))
+            .await
+            .map_err(|source| ServerError::DataDirectory {
+                path: data.join("faults"),
+                source,
+            })?;
+        let private_files = PrivateFiles::open(data.join("private"))
+            .await
+            .map_err(|source| ServerError::DataDirectory {
+                path: data.join("private"),
+                source,
+            })?;
+
+        let tasks = TaskManager::new(store.clone(), log_origin(config), TASK_GRACE)
+            .with_metrics(metrics.clone());
+        // Tasks a previous run left active are failed now; the reconcile loop plans their
+        // builds again because their images are still missing.
+        let interrupted = tasks
+            .recover_interrupted()
+            .await
+            .map_err(ServerError::Tasks)?;
+        if !interrupted.is_empty() {
+            tracing::warn!(
+                count = interrupted.len(),
+                "failed the tasks a restart interrupted"
+            );
+        }
+
+        let watcher = StateWatcher::start(watch_config(config))
+            .await
+            .map_err(ServerError::Watch)?;
+        let reconciler = Reconciler::start(
+            ReconcileConfig {
+                distribution: config.name.to_string(),
+                max_parallel_builds: options.max_parallel_builds,
+                resync_interval: RESYNC_INTERVAL,
+            },
+            watcher.subscribe(),
+            images.clone(),
+            tasks.clone(),
+            options.builder,
+        );
+
+        let (stop, stopped) = watch::channel(false);
+        let expired_faults = fault_files.clone();
+        let expiry = tokio::spawn(vupdate_store::run_expiry(
+            store.clone(),
+            config.expiration.policy(),
+            config.expiration.schedule.clone(),
+            move |at, outcome| match outcome {
+                Ok(report) => {
+                    // The store forgot these reports; their archives go too.
+                    for fault in &report.fault_reports {
+                        expired_faults.remove_blocking(&fault.distribution, &fault.id);
+                    }
+                    tracing::info!(%at, ?report, "expired old records");
+                }
+                Err(error) => {
+                    tracing::error!(%at, %error, "expiry failed; retried at the next run")
+                }
+            },
+            wait_for_stop(stopped.clone()),
+        ));
+        let watchers = tokio::spawn(track_reconcile(
+            watcher.subscribe(),
+            reconciler.subscribe(),
+            metrics.clone(),
+            stopped.clone(),
+        ));
+
+        let context = ApiContext {
+            info: DistributionInfo {
+                name: config.name.to_string(),
+                title: config.title.clone(),
+                instance: config.instance.clone(),
+            },
+            auth: auth.clone(),
+            images: images.clone(),
+            tasks,
+            repo: watcher.repo(),
+            in_force: watcher.subscribe(),
+            watch_status: watcher.subscribe_status(),
+            watch_trigger: watcher.trigger_handle(),
+            reconcile: reconciler.handle(),
+            intake: LogIntake::new(store.clone()),
+            store,
+            fault_files: fault_files.clone(),
+            max_history: config.versions.max_history_size as usize,
+            state_lifetime: config.expiration.service_states,
+        };
+        let router = http::app(AppState {
+            auth: auth.clone(),
+            images,
+            trigger: Some(watcher.trigger_handle()),
+            faults: fault_files,
+            private_files,
+            distribution: config.name.to_string(),
+            metrics: metrics.clone(),
+        })
+        .merge(graphql::routes(graphql::schema(context.clone()), auth))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            http::count_requests,
+        ));
+
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    address: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            address: config.listen,
+            source,
+        })?;
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(wait_for_stop(stopped))
+                .await
+        });
+        tracing::info!(%local_addr, distribution = %config.name, "distribution serving");
+        Ok(Distribution {
+            local_addr,
+            bootstrap,
+            context,
+            stop,
+            server,
+            expiry,
+            watchers,
+            watcher,
+            reconciler,
+        })
+    }
+
+    /// The address the server listens on (the real port when the config asked for 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// What the first start created: the `admin` password to print once.
+    pub fn bootstrap(&self) -> &Bootstrap {
+        &self.bootstrap
+    }
+
+    /// The parts the API works on.
+    pub fn context(&self) -> &ApiContext {
+        &self.context
+    }
+
+    /// Stops taking requests, lets those in flight finish, and stops the loops.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        let _ = self.stop.send(true);
+        let served = self.server.await;
+        let _ = self.expiry.await;
+        let _ = self.watchers.await;
+        self.reconciler.shutdown().await;
+        self.watcher.shutdown().await;
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(ServerError::Serve(source)),
+            Err(join) => Err(ServerError::Join(join.to_string())),
+        }
+    }
+}
+
+/// Tells the metrics where the reconcile loop stands each time the state in force or the
+/// loop's status changes, until `stopped`.
+async fn track_reconcile(
+    mut in_force: watch::Receiver<Option<InForce>>,
+    mut reconcile: watch::Receiver<ReconcileStatus>,
+    metrics: Metrics,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let commit = in_force
+            .borrow_and_update()
+            .as_ref()
+            .map(|f| f.revision.id.clone());
+        let status = reconcile.borrow_and_update().clone();
+        let caught_up = status.is_synced() && status.commit == commit;
+        metrics.reconcile(commit.as_deref(), caught_up);
+        tokio::select! {
+            changed = in_force.changed() => if changed.is_err() { return },
+            changed = reconcile.changed() => if changed.is_err() { return },
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// Resolves once `stopped` turns true (or its sender is gone).
+async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Where this server's task log lines say they come from.
+fn log_origin(config: &DistributionConfig) -> LogOrigin {
+    LogOrigin {
+        service: "distribution"
+            .parse::<ServiceName>()
+            .expect("`distribution` is a valid service name"),
+        instance: config.instance.clone(),
+        directory: config.data_directory.display().to_string(),
+        process: std::process::id().to_string(),
+    }
+}
+
+/// The watcher's settings from the config's `stateRepo`.
+fn watch_config(config: &DistributionConfig) -> WatchConfig {
+    let repo = &config.state_repo;
+    WatchConfig {
+        source: match &repo.source {
+            StateRepoSource::Path(path) => RepoSource::Local(path.clone()),
+            StateRepoSource::Url(url) => RepoSource::Remote {
+                url: url.clone(),
+                directory: repo.clone.clone(),
+            },
+        },
+        branch: repo.branch.clone(),
+        poll_interval: repo.poll_interval,
+        max_backoff: MAX_FETCH_BACKOFF,
+    }
+}

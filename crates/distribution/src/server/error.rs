@@ -1,0 +1,53 @@
+//! [`ServerError`]: why a distribution could not start or stopped serving.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::auth::AuthError;
+use crate::images::ImageError;
+use crate::tasks::TaskError;
+use crate::watcher::WatchError;
+
+/// Why a distribution could not start or stopped serving; each names the part.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    DataDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store cannot be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[source] vupdate_store::StoreError),
+    /// The JWT key or the first accounts cannot be set up.
+    #[error("cannot set up accounts: {0}")]
+    Auth(#[source] AuthError),
+    /// The image store cannot be opened.
+    #[error("cannot open the image store: {0}")]
+    Images(#[source] ImageError),
+    /// Interrupted tasks cannot be recovered.
+    #[error("cannot recover the tasks of the previous run: {0}")]
+    Tasks(#[source] TaskError),
+    /// The state repo cannot be opened or cloned.
+    #[error("cannot follow the state repo: {0}")]
+    Watch(#[source] WatchError),
+    /// The listen address cannot be bound.
+    #[error(
+        "cannot listen on {address}: {source} (is another server running there? set `listen` in the config)"
+    )]
+    Bind {
+        /// The configured address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving stopped with an I/O error.
+    #[error("the HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    /// A background task was lost.
+    #[error("a start-up task stopped: {0}")]
+    Join(String),
+}

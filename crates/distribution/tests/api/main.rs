@@ -1,0 +1,20 @@
+//! The distribution end to end over real HTTP on 127.0.0.1:0: a real server started from a
+//! config, a real SQLite store, real Git state repos in temp dirs.
+//!
+//! - `support`: starting a distribution, logging in, GraphQL over HTTP and WebSocket.
+//! - `roles`: every mutation refuses callers without the right role, with a stable code.
+//! - `desired`: edits become commits (author, message), stale edits are refused, reverts.
+//! - `watch`: an invalid commit is reported while the previous one stays in force; the
+//!   webhook makes the distribution fetch at once.
+//! - `images`: 200 MB through upload and download with bounded memory; a cut upload leaves
+//!   no version.
+//! - `reports`: states, logs (deduplicated, followed live) and fault reports.
+//! - `builds`: build tasks for desired versions, their status, and recovery after a restart.
+
+mod builds;
+mod desired;
+mod images;
+mod reports;
+mod roles;
+mod support;
+mod watch;

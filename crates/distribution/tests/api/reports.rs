@@ -1,0 +1,281 @@
+//! What updaters send: service states (seen in `status`), log batches (stored once even
+//! when sent twice, followed live over WebSocket) and fault reports with their archive.
+
+use futures::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+use super::support::{Harness, LIMIT};
+
+const ADD_LOGS: &str = r#"mutation($logs: [LogLineInput!]!) {
+  addLogs(service: "api", instance: "vm-1", directory: "/srv/api", process: "4242", logs: $logs)
+}"#;
+
+fn lines(range: std::ops::RangeInclusive<i64>) -> Value {
+    Value::Array(
+        range
+            .map(|n| json!({"sequence": n, "time": "2026-12-01T10:00:00.000Z", "level": "INFO", "unit": "main", "message": format!("line {n}")}))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn log_lines_sent_twice_are_stored_once() {
+    let harness = Harness::start().await;
+    let first = harness
+        .ok(&harness.updater, ADD_LOGS, json!({"logs": lines(1..=5)}))
+        .await;
+    assert_eq!(first["addLogs"], 5);
+    // The updater did not see the answer and sends an overlapping batch again.
+    let again = harness
+        .ok(&harness.updater, ADD_LOGS, json!({"logs": lines(3..=8)}))
+        .await;
+    assert_eq!(again["addLogs"], 3);
+    let stored = harness
+        .ok(
+            &harness.developer,
+            r#"{ logs(filter: {service: "api", instance: "vm-1"}) { message } }"#,
+            json!({}),
+        )
+        .await;
+    let messages: Vec<&str> = stored["logs"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| l["message"].as_str().expect("message"))
+        .collect();
+    assert_eq!(messages.len(), 8, "{messages:?}");
+    let (code, message) = harness
+        .fails(
+            &harness.updater,
+            ADD_LOGS,
+            json!({"logs": [{"time": "2026-12-01T10:00:00Z", "level": "LOUD", "unit": "main", "message": "x"}]}),
+        )
+        .await;
+    assert_eq!(code, "BAD_REQUEST");
+    assert!(message.contains("logs[0].level"), "{message}");
+    let values = harness
+        .ok(
+            &harness.developer,
+            "{ logValues(field: INSTANCE, filter: {service: \"api\"}) }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(values["logValues"], json!(["vm-1"]));
+}
+
+/// A graphql-transport-ws session on `/graphql/ws` with `token`.
+async fn subscribe(
+    harness: &Harness,
+    token: &str,
+    query: &str,
+) -> impl futures::Stream<Item = Value> + Unpin {
+    let url = harness.url("/graphql/ws").replacen("http", "ws", 1);
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    let init =
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
+    socket
+        .send(Message::text(init.to_string()))
+        .await
+        .expect("init");
+    let ack = socket.next().await.expect("ack").expect("ack");
+    assert_eq!(
+        serde_json::from_str::<Value>(ack.to_text().expect("text")).expect("JSON")["type"],
+        "connection_ack"
+    );
+    let start = json!({"type": "subscribe", "id": "1", "payload": {"query": query}});
+    socket
+        .send(Message::text(start.to_string()))
+        .await
+        .expect("subscribe");
+    Box::pin(socket.filter_map(|message| async move {
+        let text = message.ok()?.into_text().ok()?;
+        let value: Value = serde_json::from_str(&text).ok()?;
+        (value["type"] == "next" || value["type"] == "error").then_some(value)
+    }))
+}
+
+#[tokio::test]
+async fn log_lines_are_followed_live_over_websocket() {
+    let harness = Harness::start().await;
+    let mut feed = subscribe(
+        &harness,
+        &harness.developer,
+        r#"subscription { logs(filter: {service: "api", find: "LINE 2"}) { sequence message } }"#,
+    )
+    .await;
+    // Give the server a moment to register the follower, then send.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    harness
+        .ok(&harness.updater, ADD_LOGS, json!({"logs": lines(1..=3)}))
+        .await;
+    let next = tokio::time::timeout(LIMIT, feed.next())
+        .await
+        .expect("a batch in time")
+        .expect("a batch");
+    assert_eq!(
+        next["payload"]["data"]["logs"][0]["message"], "line 2",
+        "{next}"
+    );
+
+    let mut refused = subscribe(
+        &harness,
+        &harness.updater,
+        "subscription { logs { message } }",
+    )
+    .await;
+    let error = tokio::time::timeout(LIMIT, refused.next())
+        .await
+        .expect("an answer")
+        .expect("an answer");
+    let code = if error["type"] == "error" {
+        error["payload"][0]["extensions"]["code"].clone()
+    } else {
+        error["payload"]["errors"][0]["extensions"]["code"].clone()
+    };
+    assert_eq!(code, "FORBIDDEN", "{error}");
+}
+
+#[tokio::test]
+async fn updaters_hear_at_once_when_their_desired_versions_change() {
+    let harness = Harness::start().await;
+    let head = harness.remote.rev_parse("main");
+    harness.wait_in_force(&head).await;
+    let mut feed = subscribe(
+        &harness,
+        &harness.updater,
+        r#"subscription { clientDesiredVersionsChanged(services: ["api"]) { service version } }"#,
+    )
+    .await;
+    let first = tokio::time::timeout(LIMIT, feed.next())
+        .await
+        .expect("in time")
+        .expect("first");
+    assert_eq!(
+        first["payload"]["data"]["clientDesiredVersionsChanged"],
+        json!([{"service": "api", "version": "acme-1.0.0"}])
+    );
+    harness
+        .ok(
+            &harness.developer,
+            r#"mutation($e: String!) { setDeveloperDesiredVersions(changes: [{service: "api", version: "acme-1.1.0"}], expectedRevision: $e, comment: "Bump") { id } }"#,
+            json!({"e": head}),
+        )
+        .await;
+    let second = tokio::time::timeout(LIMIT, feed.next())
+        .await
+        .expect("in time")
+        .expect("second");
+    assert_eq!(
+        second["payload"]["data"]["clientDesiredVersionsChanged"],
+        json!([{"service": "api", "version": "acme-1.1.0"}])
+    );
+}
+
+const SET_STATES: &str =
+    r#"mutation($states: [ServiceStateInput!]!) { setServiceStates(states: $states) }"#;
+
+#[tokio::test]
+async fn reported_states_show_which_instances_run_the_desired_version() {
+    let harness = Harness::start().await;
+    harness
+        .wait_in_force(&harness.remote.rev_parse("main"))
+        .await;
+    let now = chrono::Utc::now().to_rfc3339();
+    let state = |instance: &str, service: &str, version: &str| {
+        json!({"instance": instance, "service": service, "directory": format!("/srv/{service}"),
+               "state": {"time": now, "version": version, "failuresCount": 0}})
+    };
+    let stored = harness
+        .ok(
+            &harness.updater,
+            SET_STATES,
+            json!({"states": [state("vm-1", "api", "acme-1.0.0"), state("vm-2", "api", "acme-0.9.0")]}),
+        )
+        .await;
+    assert_eq!(stored["setServiceStates"], 2);
+    let status = harness
+        .ok(
+            &harness.developer,
+            r#"{ status { services { service sync instancesOnDesired instancesNotOnDesired instances { instance onDesired } } } }"#,
+            json!({}),
+        )
+        .await;
+    let api = status["status"]["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .find(|s| s["service"] == "api")
+        .expect("api")
+        .clone();
+    assert_eq!(api["instancesOnDesired"], 1);
+    assert_eq!(api["instancesNotOnDesired"], 1);
+    let (code, message) = harness
+        .fails(
+            &harness.updater,
+            SET_STATES,
+            json!({"states": [state("vm-1", "api", "not a version")]}),
+        )
+        .await;
+    assert_eq!(code, "BAD_REQUEST");
+    assert!(message.contains("states[0].state.version"), "{message}");
+}
+
+#[tokio::test]
+async fn a_fault_report_needs_its_archive_and_is_added_once() {
+    let harness = Harness::start().await;
+    let report = json!({
+        "id": "vm1-api-0001",
+        "info": {"time": "2026-12-01T10:00:00Z", "instance": "vm-1", "service": "api", "serviceDirectory": "/srv/api",
+                 "state": {"time": "2026-12-01T10:00:00Z", "version": "acme-1.0.0", "lastExitCode": 134},
+                 "logTail": ["starting", "segmentation fault"]},
+        "files": [{"path": "core", "size": 3}]
+    });
+    let add = "mutation($r: FaultReportInput!) { addFaultReport(report: $r) }";
+    let (code, message) = harness
+        .fails(&harness.updater, add, json!({"r": report}))
+        .await;
+    assert_eq!(code, "NOT_FOUND");
+    assert!(message.contains("PUT /faults/vm1-api-0001"), "{message}");
+    let put = harness
+        .client
+        .put(harness.url("/faults/vm1-api-0001"))
+        .bearer_auth(&harness.updater)
+        .body(b"zip".to_vec())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(put.status(), reqwest::StatusCode::CREATED);
+    for _ in 0..2 {
+        let added = harness
+            .ok(&harness.updater, add, json!({"r": report}))
+            .await;
+        assert_eq!(added["addFaultReport"], "vm1-api-0001");
+    }
+    let faults = harness
+        .ok(&harness.developer, "{ faults(service: \"api\") { id distribution logTail downloadPath state { lastExitCode } } }", json!({}))
+        .await;
+    let list = faults["faults"].as_array().expect("faults");
+    assert_eq!(list.len(), 1, "added once: {list:?}");
+    assert_eq!(list[0]["logTail"][1], "segmentation fault");
+    assert_eq!(list[0]["state"]["lastExitCode"], 134);
+    let archive = harness
+        .client
+        .get(harness.url(list[0]["downloadPath"].as_str().expect("path")))
+        .bearer_auth(&harness.developer)
+        .send()
+        .await
+        .expect("GET")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(archive.as_ref(), b"zip");
+}
