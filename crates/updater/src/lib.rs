@@ -14,12 +14,19 @@
 //!   seam to the fault upload.
 //! - [`state`]: the per-service state the reporter sends; [`state::StateSink`] is the seam
 //!   to `setServiceStates`.
+//! - [`install`]: the crash-safe install state machine (journal, pure plan, unpack).
+//! - [`images`]: where images come from; [`images::ImageSource`] is the seam to the
+//!   image download.
+//! - [`runner`]: one service for the updater's life: recover, run, install, roll back.
 //! - [`error`]: the crate's one error type.
 
 pub mod error;
 pub mod faults;
+pub mod images;
+pub mod install;
 pub mod layout;
 pub mod logs;
+pub mod runner;
 mod spawn;
 pub mod state;
 pub mod supervisor;

@@ -135,3 +135,62 @@ pub fn session_of(pid: i32) -> Option<i32> {
 pub fn read_pid(path: &PathBuf) -> Option<i32> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
+
+/// Writes the image of `service` at `version` into `images` (as [`DirectoryImages`]
+/// reads them): `install.json` from `install`, plus `files` (name, content, mode).
+///
+/// [`DirectoryImages`]: vupdate_updater::images::DirectoryImages
+pub fn write_image(
+    images: &Path,
+    service: &str,
+    version: &str,
+    install: &serde_json::Value,
+    files: &[(&str, &str, u32)],
+) -> PathBuf {
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+    let dir = images.join(service);
+    fs::create_dir_all(&dir).expect("create images/");
+    let path = dir.join(format!("{version}.zip"));
+    let mut zip = zip::ZipWriter::new(fs::File::create(&path).expect("create image"));
+    zip.start_file("install.json", SimpleFileOptions::default())
+        .expect("start install.json");
+    zip.write_all(
+        serde_json::to_string_pretty(install)
+            .expect("json")
+            .as_bytes(),
+    )
+    .expect("write install.json");
+    for (name, content, mode) in files {
+        zip.start_file(*name, SimpleFileOptions::default().unix_permissions(*mode))
+            .expect("start file");
+        zip.write_all(content.as_bytes()).expect("write file");
+    }
+    zip.finish().expect("finish image");
+    path
+}
+
+/// The command lines of the live processes marked `VUPDATE_OWNER=owner`.
+pub fn marked_command_lines(owner: &str) -> Vec<String> {
+    marked(owner)
+        .into_iter()
+        .filter_map(|pid| {
+            let bytes = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            Some(String::from_utf8_lossy(&bytes).replace('\0', " "))
+        })
+        .collect()
+}
+
+/// Which of `versions` the live processes of `owner` run (by their command lines).
+pub fn running_versions(owner: &str, versions: &[&str]) -> Vec<String> {
+    let lines = marked_command_lines(owner);
+    versions
+        .iter()
+        .filter(|version| {
+            lines
+                .iter()
+                .any(|line| line.contains(&format!("running {version};")))
+        })
+        .map(|version| (*version).to_owned())
+        .collect()
+}

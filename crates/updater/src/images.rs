@@ -1,0 +1,69 @@
+//! Where version images come from: the [`ImageSource`] seam. In the agent it is the
+//! distribution's `GET /images/client/{service}/{version}` (with resume and checksum); a
+//! [`DirectoryImages`] serves them from a local folder (an offline bundle, or tests).
+
+use std::fmt::Display;
+use std::fs;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use vupdate_core::service::ServiceName;
+use vupdate_core::version::ClientVersion;
+
+/// Fetches the image zip of a client version.
+pub trait ImageSource: Send + Sync {
+    /// Why an image could not be had.
+    type Error: Display + Send;
+
+    /// Puts the image of `service` at `version` at `dest`. `dest` must only ever appear
+    /// whole (download next to it, verify, rename), since its existence means "fetched".
+    fn fetch(
+        &self,
+        service: &ServiceName,
+        version: &ClientVersion,
+        dest: &Path,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// Images in a local folder, as `<root>/<service>/<version>.zip`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryImages {
+    root: PathBuf,
+}
+
+impl DirectoryImages {
+    /// Images under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DirectoryImages { root: root.into() }
+    }
+
+    /// Where the image of `service` at `version` is looked for.
+    pub fn path(&self, service: &ServiceName, version: &ClientVersion) -> PathBuf {
+        self.root
+            .join(service.as_str())
+            .join(format!("{version}.zip"))
+    }
+}
+
+impl ImageSource for DirectoryImages {
+    type Error = String;
+
+    async fn fetch(
+        &self,
+        service: &ServiceName,
+        version: &ClientVersion,
+        dest: &Path,
+    ) -> Result<(), String> {
+        let source = self.path(service, version);
+        let part = dest.with_extension("zip.part");
+        let copy = || -> std::io::Result<()> {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::copy(&source, &part)?;
+            fs::File::open(&part)?.sync_all()?;
+            fs::rename(&part, dest)
+        };
+        copy().map_err(|error| format!("cannot copy `{}`: {error}", source.display()))
+    }
+}

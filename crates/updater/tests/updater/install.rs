@@ -1,0 +1,341 @@
+//! Installs with real images, commands and processes: a first install and an upgrade
+//! (commands, macros, log history, `previous/`), an install whose commands fail (the old
+//! version never stops), a version that fails its start window (rolled back, remembered
+//! as failed across a restart), and following the desired version through `run`.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::watch;
+use vupdate_updater::images::DirectoryImages;
+use vupdate_updater::layout::VERSION_FILE;
+use vupdate_updater::runner::{InstallOutcome, RunnerOptions, ServiceRunner};
+use vupdate_updater::supervisor::{CgroupMode, RestartPolicy, SupervisorOptions};
+
+use crate::support::*;
+
+pub const V1: &str = "acme-1.0.0";
+pub const V2: &str = "acme-2.0.0";
+
+/// Options with a short start window and fast restarts, for tests.
+pub fn options() -> RunnerOptions {
+    RunnerOptions {
+        start_window: Duration::from_millis(500),
+        start_attempts: 3,
+        command_timeout: Duration::from_secs(60),
+        leftover_grace: Duration::from_secs(2),
+        supervisor: SupervisorOptions {
+            restart: RestartPolicy {
+                initial_delay: Duration::from_millis(20),
+                max_delay: Duration::from_millis(200),
+                stable_after: Duration::from_secs(30),
+                crash_loop_after: 3,
+            },
+            cgroups: CgroupMode::Off,
+            sample_interval: Duration::from_millis(500),
+            output_grace: Duration::from_secs(5),
+        },
+        fetch_retry: Duration::from_millis(100),
+        ..RunnerOptions::default()
+    }
+}
+
+/// `install.json` of a well-behaved version: an install command, a post-install command,
+/// and a service that says which version it is, then idles, writing rotating logs.
+pub fn good_install(commands_sleep: &str) -> serde_json::Value {
+    json!({
+        "installCommands": [{
+            "command": "sh",
+            "args": ["-c", format!("touch commands-running; {commands_sleep} echo installed %%version%% > installed.txt")],
+            "exitCode": 0
+        }],
+        "postInstallCommands": [{
+            "command": "sh",
+            "args": ["-c", format!("touch post-running; {commands_sleep} echo post %%version%% >> post.txt")]
+        }],
+        "runService": {
+            "command": "sh",
+            "args": ["-c", "echo running %%version%%; while :; do sleep 1; done"],
+            "writeLogs": {"directory": "logs", "filePrefix": "svc", "maxFileSizeMB": 1, "maxFilesCount": 3},
+            "stopTimeoutMs": 2000
+        }
+    })
+}
+
+/// Images V1 and V2 of service `svc` in `<work>/images`.
+pub fn images(work: &Path, v2: &serde_json::Value) -> DirectoryImages {
+    let root = work.join("images");
+    write_image(
+        &root,
+        "svc",
+        V1,
+        &good_install(""),
+        &[("bin/tool.sh", "#!/bin/sh\necho tool\n", 0o755)],
+    );
+    write_image(&root, "svc", V2, v2, &[]);
+    DirectoryImages::new(root)
+}
+
+fn version_file(path: &Path) -> Option<String> {
+    fs::read_to_string(path.join(VERSION_FILE)).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_then_an_upgrade_keep_the_old_version_and_its_logs() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let images = images(work.path(), &good_install(""));
+    let services = work.path().join("services");
+    let mut runner = ServiceRunner::open(&services, instance("svc"), options())
+        .await
+        .expect("open");
+    let owner = runner.dir().run_owner();
+    let dir = runner.dir().clone();
+
+    let outcome = runner
+        .install(&V1.parse().expect("v1"), &images)
+        .await
+        .expect("install v1");
+    assert_eq!(outcome, InstallOutcome::Installed);
+    assert_eq!(version_file(&dir.current()).as_deref(), Some(V1));
+    assert_eq!(
+        fs::read_to_string(dir.current().join("installed.txt")).expect("installed.txt"),
+        "installed acme-1.0.0\n"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.current().join("post.txt")).expect("post.txt"),
+        "post acme-1.0.0\n"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &fs::metadata(dir.current().join("bin/tool.sh"))
+            .expect("tool")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o111, 0o111, "the executable bit is kept");
+    wait_for("v1 to run", || {
+        (running_versions(&owner, &[V1, V2]) == [V1]).then_some(())
+    })
+    .await;
+    let state = runner.state().borrow().clone();
+    assert_eq!(state.version.map(|v| v.to_string()).as_deref(), Some(V1));
+    assert!(state.install_time.is_some() && state.update_to_version.is_none());
+    wait_for("v1's log file", || {
+        fs::read_to_string(dir.current().join("logs/svc.log"))
+            .ok()
+            .filter(|text| text.contains("INFO PLAIN running acme-1.0.0"))
+    })
+    .await;
+
+    let outcome = runner
+        .install(&V2.parse().expect("v2"), &images)
+        .await
+        .expect("install v2");
+    assert_eq!(outcome, InstallOutcome::Installed);
+    assert_eq!(version_file(&dir.current()).as_deref(), Some(V2));
+    assert_eq!(version_file(&dir.previous()).as_deref(), Some(V1));
+    assert!(!dir.new_dir().exists() && !dir.partial().exists());
+    wait_for("only v2 to run", || {
+        (running_versions(&owner, &[V1, V2]) == [V2]).then_some(())
+    })
+    .await;
+    // v1's logs went to log.history/, whole.
+    let history: Vec<_> = fs::read_dir(dir.log_history())
+        .expect("log.history")
+        .flatten()
+        .collect();
+    assert_eq!(history.len(), 1);
+    let name = history[0].file_name().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("acme-1.0.0-") && !name.ends_with("-failed"),
+        "{name}"
+    );
+    let old_log = fs::read_to_string(history[0].path().join("svc.log")).expect("old log");
+    assert!(old_log.contains("running acme-1.0.0"), "{old_log}");
+    assert!(!old_log.contains("running acme-2.0.0"), "{old_log}");
+    // The image is gone once installed.
+    assert_eq!(fs::read_dir(dir.images()).expect("images").count(), 0);
+    let journal = runner.journal().clone();
+    assert_eq!(
+        journal.previous.map(|p| p.version.to_string()).as_deref(),
+        Some(V1)
+    );
+    assert!(journal.task.is_none() && journal.failed.is_none());
+    runner.stop().await;
+    assert!(marked(&owner).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_install_commands_leave_the_old_version_running_untouched() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let bad = json!({
+        "installCommands": [{"command": "sh", "args": ["-c", "echo broken >&2; exit 7"], "exitCode": 0}],
+        "runService": {"command": "sh", "args": ["-c", "echo running %%version%%; while :; do sleep 1; done"]}
+    });
+    let images = images(work.path(), &bad);
+    let mut runner = ServiceRunner::open(&work.path().join("services"), instance("svc"), options())
+        .await
+        .expect("open");
+    let owner = runner.dir().run_owner();
+    runner
+        .install(&V1.parse().expect("v1"), &images)
+        .await
+        .expect("install v1");
+    let pid_before = wait_for("v1 to run", || runner.supervisor_status()?.borrow().pid).await;
+    let outcome = runner
+        .install(&V2.parse().expect("v2"), &images)
+        .await
+        .expect("install v2");
+    match outcome {
+        InstallOutcome::Aborted { error } => {
+            assert!(
+                error.contains("installCommands[0]") && error.contains("exit status: 7"),
+                "{error}"
+            )
+        }
+        other => panic!("expected an aborted install, got {other:?}"),
+    }
+    let pid_after = runner
+        .supervisor_status()
+        .and_then(|status| status.borrow().pid);
+    assert_eq!(
+        pid_after,
+        Some(pid_before),
+        "the old version was never stopped"
+    );
+    assert_eq!(running_versions(&owner, &[V1, V2]), [V1]);
+    assert!(!runner.dir().new_dir().exists());
+    assert!(
+        runner
+            .pipeline()
+            .tail()
+            .iter()
+            .any(|line| line.ends_with("INFO PLAIN broken"))
+    );
+    // The failed version is not tried again while it is the one asked for.
+    let again = runner
+        .install(&V2.parse().expect("v2"), &images)
+        .await
+        .expect("again");
+    assert_eq!(again, InstallOutcome::Skipped);
+    runner.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_that_fails_its_start_window_is_rolled_back_and_remembered() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let crashing = json!({
+        "runService": {"command": "sh", "args": ["-c", "echo running %%version%%; exit 1"]}
+    });
+    let images = images(work.path(), &crashing);
+    let services = work.path().join("services");
+    let mut runner = ServiceRunner::open(&services, instance("svc"), options())
+        .await
+        .expect("open");
+    let owner = runner.dir().run_owner();
+    let dir = runner.dir().clone();
+    runner
+        .install(&V1.parse().expect("v1"), &images)
+        .await
+        .expect("install v1");
+    let outcome = runner
+        .install(&V2.parse().expect("v2"), &images)
+        .await
+        .expect("install v2");
+    match outcome {
+        InstallOutcome::RolledBack { error } => {
+            assert!(
+                error.contains("acme-2.0.0 failed") && error.contains("3 times"),
+                "{error}"
+            )
+        }
+        other => panic!("expected a rollback, got {other:?}"),
+    }
+    assert_eq!(version_file(&dir.current()).as_deref(), Some(V1));
+    assert!(!dir.previous().exists());
+    wait_for("v1 to run again", || {
+        (running_versions(&owner, &[V1, V2]) == [V1]).then_some(())
+    })
+    .await;
+    let state = runner.state().borrow().clone();
+    assert_eq!(
+        state.version.as_ref().map(|v| v.to_string()).as_deref(),
+        Some(V1)
+    );
+    assert!(
+        state
+            .update_error
+            .as_ref()
+            .is_some_and(|error| error.critical),
+        "{state:?}"
+    );
+    let failed_history = fs::read_dir(dir.log_history())
+        .expect("log.history")
+        .flatten()
+        .any(|entry| entry.file_name().to_string_lossy().ends_with("-failed"));
+    assert!(
+        !failed_history,
+        "the failed version wrote no log files, so none moved"
+    );
+    runner.stop().await;
+    drop(runner);
+
+    // The failure survives a restart of the updater.
+    let mut runner = ServiceRunner::open(&services, instance("svc"), options())
+        .await
+        .expect("reopen");
+    runner.recover().await.expect("recover");
+    assert_eq!(
+        runner
+            .install(&V2.parse().expect("v2"), &images)
+            .await
+            .expect("again"),
+        InstallOutcome::Skipped
+    );
+    wait_for("v1 to run after the restart", || {
+        (running_versions(&owner, &[V1, V2]) == [V1]).then_some(())
+    })
+    .await;
+    runner.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_follows_the_desired_version_and_stops_at_shutdown() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let images = images(work.path(), &good_install(""));
+    let runner = ServiceRunner::open(&work.path().join("services"), instance("svc"), options())
+        .await
+        .expect("open");
+    let owner = runner.dir().run_owner();
+    let state = runner.state();
+    let (desired, desired_rx) = watch::channel(None);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        runner
+            .run(desired_rx, &images, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    for version in [V1, V2] {
+        desired.send_replace(Some(version.parse().expect("version")));
+        let mut state = state.clone();
+        tokio::time::timeout(
+            DEADLINE,
+            state.wait_for(|state| {
+                state.version.as_ref().map(ToString::to_string).as_deref() == Some(version)
+                    && state.update_to_version.is_none()
+            }),
+        )
+        .await
+        .expect("installed in time")
+        .expect("state");
+        wait_for("the version to run", || {
+            (running_versions(&owner, &[V1, V2]) == [version]).then_some(())
+        })
+        .await;
+    }
+    let _ = stop.send(());
+    task.await.expect("join").expect("run");
+    assert!(marked(&owner).is_empty(), "nothing runs after shutdown");
+}
