@@ -141,7 +141,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let args = vec![
             "-c".to_owned(),
-            "echo \"$VUPDATE_OWNER $GREETING\"; exec sleep 30".to_owned(),
+            "echo \"$VUPDATE_OWNER $GREETING\"; while :; do sleep 1; done".to_owned(),
         ];
         let greeting = ("GREETING".to_owned(), "hi".to_owned());
         let mut spawned = spawn(
@@ -169,7 +169,8 @@ mod tests {
             pid,
             b"VUPDATE_OWNER=owner-1"
         ));
-        spawned.child.start_kill().expect("kill");
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
+            .expect("kill the group");
         spawned.child.wait().await.expect("wait");
     }
 }

@@ -44,16 +44,17 @@ pub fn options() -> RunnerOptions {
 
 /// `install.json` of a well-behaved version: an install command, a post-install command,
 /// and a service that says which version it is, then idles, writing rotating logs.
-pub fn good_install(commands_sleep: &str) -> serde_json::Value {
+/// `commands_wait` and `post_wait` are shell snippets run inside each command.
+pub fn good_install(commands_wait: &str, post_wait: &str) -> serde_json::Value {
     json!({
         "installCommands": [{
             "command": "sh",
-            "args": ["-c", format!("touch commands-running; {commands_sleep} echo installed %%version%% > installed.txt")],
+            "args": ["-c", format!("touch commands-running-%%version%%; {commands_wait} echo installed %%version%% > installed.txt")],
             "exitCode": 0
         }],
         "postInstallCommands": [{
             "command": "sh",
-            "args": ["-c", format!("touch post-running; {commands_sleep} echo post %%version%% >> post.txt")]
+            "args": ["-c", format!("touch post-running-%%version%%; {post_wait} echo post %%version%% >> post.txt")]
         }],
         "runService": {
             "command": "sh",
@@ -64,14 +65,15 @@ pub fn good_install(commands_sleep: &str) -> serde_json::Value {
     })
 }
 
-/// Images V1 and V2 of service `svc` in `<work>/images`.
+/// Images V1 (always [`good_install`] without waits) and V2 (`v2`) of service `svc` in
+/// `<work>/images`.
 pub fn images(work: &Path, v2: &serde_json::Value) -> DirectoryImages {
     let root = work.join("images");
     write_image(
         &root,
         "svc",
         V1,
-        &good_install(""),
+        &good_install("", ""),
         &[("bin/tool.sh", "#!/bin/sh\necho tool\n", 0o755)],
     );
     write_image(&root, "svc", V2, v2, &[]);
@@ -85,7 +87,7 @@ fn version_file(path: &Path) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_install_then_an_upgrade_keep_the_old_version_and_its_logs() {
     let work = tempfile::tempdir().expect("tempdir");
-    let images = images(work.path(), &good_install(""));
+    let images = images(work.path(), &good_install("", ""));
     let services = work.path().join("services");
     let mut runner = ServiceRunner::open(&services, instance("svc"), options())
         .await
@@ -302,7 +304,7 @@ async fn a_version_that_fails_its_start_window_is_rolled_back_and_remembered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_follows_the_desired_version_and_stops_at_shutdown() {
     let work = tempfile::tempdir().expect("tempdir");
-    let images = images(work.path(), &good_install(""));
+    let images = images(work.path(), &good_install("", ""));
     let runner = ServiceRunner::open(&work.path().join("services"), instance("svc"), options())
         .await
         .expect("open");

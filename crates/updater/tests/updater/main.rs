@@ -4,7 +4,11 @@
 //! - `support`: temp service directories, polling with deadlines, process lookups.
 //! - `supervise`: crashes, fault reports, backoff, restart conditions, tree stops.
 //! - `install`: installs, upgrades, aborted installs, rollbacks, following the desired version.
+//! - `logs`: 100,000 lines through rotation, the spool and an unreliable sink.
+//! - `kill9`: a real updater process killed at each install step, then recovery.
 
 mod install;
+mod kill9;
+mod logs;
 mod supervise;
 mod support;
