@@ -85,7 +85,7 @@ pub enum Error {
         message: String,
     },
     /// `updater.yaml` is malformed or a field is invalid.
-    #[error("{}:{}: {message}", file.display(), location.as_deref().unwrap_or("?"))]
+    #[error("{}{}: {message}", file.display(), location.as_ref().map(|at| format!(":{at}")).unwrap_or_default())]
     Config {
         /// The file.
         file: PathBuf,

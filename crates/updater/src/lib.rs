@@ -3,6 +3,7 @@
 //! The crate is a library; the `vupdate updater run` command ties it to the distribution's
 //! API (the network seams are traits here, implemented by the binary). Layout:
 //!
+//! - [`config`]: `updater.yaml`, validated, with defaults.
 //! - [`layout`]: the directory of one service, `<workDirectory>/<service[-role]>/…`.
 //! - [`spawn`] (private): the one place that starts processes.
 //! - [`supervisor`]: one version of one service, run in its own process group (and cgroup
@@ -20,6 +21,7 @@
 //! - [`runner`]: one service for the updater's life: recover, run, install, roll back.
 //! - [`error`]: the crate's one error type.
 
+pub mod config;
 pub mod error;
 pub mod faults;
 pub mod images;

@@ -38,7 +38,7 @@ use crate::supervisor::tree::TreeTracker;
 use crate::supervisor::{ServiceStatus, SupervisorHandle, SupervisorOptions};
 
 /// How a service is installed and run; the same for every service of an updater.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerOptions {
     /// How long a new version must stay up to be kept.
     pub start_window: Duration,
