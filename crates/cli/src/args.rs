@@ -22,6 +22,20 @@ pub enum Command {
     /// Read, check and change the Git state repo.
     #[command(subcommand)]
     State(StateCommand),
+    /// Run the distribution server.
+    #[command(subcommand)]
+    Distribution(DistributionCommand),
+}
+
+/// `vupdate distribution ...`
+#[derive(Debug, Subcommand)]
+pub enum DistributionCommand {
+    /// Serve: the GraphQL API, images, the state watcher and the reconcile loop.
+    Run {
+        /// The configuration file (see examples/distribution.yaml).
+        #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 /// Which state repository and branch a command works on.

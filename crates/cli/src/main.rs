@@ -7,6 +7,7 @@
 
 mod args;
 mod author;
+mod distribution_cmd;
 mod exit;
 mod state_cmd;
 
@@ -16,7 +17,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = args::Args::parse();
-    init_tracing(args.verbose);
+    // A server says what it does; a one-shot command speaks only when something is wrong.
+    let server = matches!(args.command, args::Command::Distribution(_));
+    init_tracing(args.verbose, server);
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -29,13 +32,14 @@ fn main() -> ExitCode {
 fn run(args: args::Args) -> anyhow::Result<()> {
     match args.command {
         args::Command::State(command) => state_cmd::run(command),
+        args::Command::Distribution(command) => distribution_cmd::run(command),
     }
 }
 
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
+fn init_tracing(verbose: u8, server: bool) {
+    let default = match (verbose, server) {
+        (0, false) => "warn",
+        (0, true) | (1, _) => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("VUPDATE_LOG")
@@ -43,5 +47,6 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -261,7 +261,7 @@ impl Loop {
     fn ended(&mut self, (key, task, failure): Done) {
         self.running.remove(&key);
         if let Some(message) = failure {
-            tracing::warn!(%task, build = ?key, %message, "build failed; not retried until the state changes");
+            tracing::warn!(%task, build = %describe_key(&key), %message, "build failed; not retried until the state changes");
             self.failed.insert(key, (task, message));
         }
     }
@@ -378,7 +378,7 @@ impl Loop {
         let task = match started {
             Ok(task) => task,
             Err(error) => {
-                tracing::error!(%error, build = ?key, "cannot start a build task; will look again");
+                tracing::error!(%error, build = %describe_key(&key), "cannot start a build task; will look again");
                 return;
             }
         };
@@ -435,6 +435,15 @@ impl Loop {
 fn key_service(key: &BuildKey) -> &ServiceName {
     match key {
         BuildKey::Developer(service, _) | BuildKey::Client(service, _) => service,
+    }
+}
+
+fn describe_key(key: &BuildKey) -> String {
+    match key {
+        BuildKey::Developer(service, version) => {
+            format!("developer version {version} of {service}")
+        }
+        BuildKey::Client(service, version) => format!("client version {version} of {service}"),
     }
 }
 

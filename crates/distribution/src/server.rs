@@ -6,6 +6,7 @@
 //! stops taking requests, lets the ones in flight finish, and stops the loops.
 
 mod error;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -235,11 +236,14 @@ impl Distribution {
             address: config.listen,
             source,
         })?;
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(wait_for_stop(stopped))
-                .await
-        });
+        let server = match &config.tls {
+            None => tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(wait_for_stop(stopped))
+                    .await
+            }),
+            Some(tls) => tls::serve(listener, tls, router, stopped).await?,
+        };
         tracing::info!(%local_addr, distribution = %config.name, "distribution serving");
         Ok(Distribution {
             local_addr,

@@ -218,19 +218,25 @@ enum Checked {
     Same,
     /// A new valid tip.
     Valid(InForce),
-    /// A new invalid tip.
-    Invalid(InvalidCommit),
+    /// A new invalid tip, and (when nothing was in force yet) the newest valid ancestor.
+    Invalid(InvalidCommit, Option<InForce>),
 }
+
+/// How far back a first check looks for a valid commit when the tip is invalid.
+const MAX_FALLBACK_DEPTH: usize = 100;
 
 impl Loop {
     async fn run(mut self) {
         let mut failures: u32 = 0;
         loop {
             let known = self.status.borrow().tip.clone();
+            let nothing_in_force = self.in_force.borrow().is_none();
             let repo = Arc::clone(&self.repo);
-            let checked = tokio::task::spawn_blocking(move || check(&repo, known.as_deref()))
-                .await
-                .unwrap_or_else(|e| Err(format!("the check stopped: {e}")));
+            let checked = tokio::task::spawn_blocking(move || {
+                check(&repo, known.as_deref(), nothing_in_force)
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("the check stopped: {e}")));
             failures = if checked.is_ok() {
                 0
             } else {
@@ -254,7 +260,7 @@ impl Loop {
         let now = Utc::now();
         // The state goes out before the status, so whoever sees the status of a new
         // commit finds that commit's state in force.
-        if let Ok((_, Checked::Valid(in_force))) = &checked {
+        if let Ok((_, Checked::Valid(in_force) | Checked::Invalid(_, Some(in_force)))) = &checked {
             self.in_force.send_replace(Some(in_force.clone()));
         }
         self.status.send_modify(|status| {
@@ -274,7 +280,11 @@ impl Loop {
                             status.in_force = Some(in_force.revision.id.clone());
                             status.last_error = None;
                         }
-                        Checked::Invalid(invalid) => {
+                        Checked::Invalid(invalid, fallback) => {
+                            if let Some(in_force) = fallback {
+                                tracing::info!(commit = %in_force.revision.id, "the newest valid commit before the invalid tip is in force");
+                                status.in_force = Some(in_force.revision.id.clone());
+                            }
                             tracing::warn!(
                                 commit = %invalid.commit,
                                 problems = invalid.problems.len(),
@@ -289,8 +299,15 @@ impl Loop {
     }
 }
 
-/// Fetches (when there is a remote) and loads the tip if it is not `known`; blocking.
-fn check(repo: &StateRepo, known: Option<&str>) -> Result<(String, Checked), String> {
+/// Fetches (when there is a remote) and loads the tip if it is not `known`; blocking. When
+/// nothing is in force yet (a first start) and the tip is invalid, the newest valid commit
+/// on the tip's first-parent line is put in force instead, so a server started after a bad
+/// push still serves the last good state.
+fn check(
+    repo: &StateRepo,
+    known: Option<&str>,
+    nothing_in_force: bool,
+) -> Result<(String, Checked), String> {
     let tip = match repo.remote() {
         Some(_) => repo.fetch(),
         None => repo.head(),
@@ -304,13 +321,42 @@ fn check(repo: &StateRepo, known: Option<&str>) -> Result<(String, Checked), Str
             revision: tip.clone(),
             state: Arc::new(state),
         }),
-        Err(StateError::InvalidCommit { commit, errors }) => Checked::Invalid(InvalidCommit {
-            commit,
-            problems: errors.problems().to_vec(),
-        }),
+        Err(StateError::InvalidCommit { commit, errors }) => {
+            let fallback = if nothing_in_force {
+                newest_valid_ancestor(repo, &tip)
+            } else {
+                None
+            };
+            Checked::Invalid(
+                InvalidCommit {
+                    commit,
+                    problems: errors.problems().to_vec(),
+                },
+                fallback,
+            )
+        }
         Err(other) => return Err(other.to_string()),
     };
     Ok((tip.id, found))
+}
+
+/// The newest commit before `tip` (first parents only) whose state is valid.
+fn newest_valid_ancestor(repo: &StateRepo, tip: &Revision) -> Option<InForce> {
+    let mut parent = tip.parents.first().cloned();
+    for _ in 0..MAX_FALLBACK_DEPTH {
+        let revision = repo.resolve(&parent?).ok()?;
+        match repo.load(&revision.id) {
+            Ok(state) => {
+                return Some(InForce {
+                    revision,
+                    state: Arc::new(state),
+                });
+            }
+            Err(StateError::InvalidCommit { .. }) => parent = revision.parents.first().cloned(),
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// The wait before the next check: the poll interval, doubled per consecutive failure up

@@ -44,6 +44,16 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error("cannot use the TLS certificate {} and key {}: {reason}", certificate.display(), key.display())]
+    Tls {
+        /// The certificate chain file.
+        certificate: PathBuf,
+        /// The private key file.
+        key: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Serving stopped with an I/O error.
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),

@@ -243,3 +243,38 @@ fn backoff_doubles_up_to_the_maximum() {
     );
     assert_eq!(backoff(poll, max, u32::MAX), max);
 }
+
+#[tokio::test]
+async fn a_first_start_on_an_invalid_tip_puts_the_newest_valid_commit_in_force() {
+    let repo = GitRepo::init();
+    commit(&repo, "orbit-1.0.0");
+    let good = commit(&repo, "orbit-1.1.0");
+    repo.write(
+        "desired/developer.yaml",
+        "versions:\n  ghost: orbit-1.0.0\n",
+    );
+    let bad = repo.commit("Name a service that does not exist", &Person::bob());
+    repo.write("profiles.yaml", "profiles: [not, a, mapping]\n");
+    let worse = repo.commit("Break the profiles too", &Person::bob());
+    let watcher = StateWatcher::start(config(
+        RepoSource::Local(repo.path().to_path_buf()),
+        Duration::from_secs(3600),
+    ))
+    .await
+    .expect("start");
+    let mut status = watcher.subscribe_status();
+    let seen = status_until(&mut status, |s| s.tip.is_some()).await;
+    assert_eq!(seen.tip.as_deref(), Some(worse.as_str()));
+    assert_eq!(
+        seen.in_force.as_deref(),
+        Some(good.as_str()),
+        "two invalid commits are skipped"
+    );
+    assert_eq!(
+        seen.last_error.as_ref().map(|e| e.commit.as_str()),
+        Some(worse.as_str())
+    );
+    assert_eq!(api_version(&watcher), "orbit-1.1.0");
+    assert_ne!(bad, good);
+    watcher.shutdown().await;
+}

@@ -9,6 +9,7 @@
 //! - `images`: 200 MB through upload and download with bounded memory; a cut upload leaves
 //!   no version.
 //! - `reports`: states, logs (deduplicated, followed live) and fault reports.
+//! - `tls`: HTTPS from the configured PEM files; a bad key file names both files.
 //! - `builds`: build tasks for desired versions, their status, and recovery after a restart.
 
 mod builds;
@@ -17,4 +18,5 @@ mod images;
 mod reports;
 mod roles;
 mod support;
+mod tls;
 mod watch;

@@ -1,0 +1,72 @@
+//! `vupdate distribution run`: loads `distribution.yaml`, starts the server, prints where
+//! to log in, and stops cleanly on Ctrl-C or SIGTERM.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use vupdate_distribution::config::DistributionConfig;
+use vupdate_distribution::server::{Distribution, StartOptions};
+
+use crate::args::DistributionCommand;
+use crate::exit::InvalidInput;
+
+/// Runs a `distribution` subcommand.
+pub fn run(command: DistributionCommand) -> anyhow::Result<()> {
+    match command {
+        DistributionCommand::Run { config } => {
+            let config = load(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(serve(config, StartOptions::default()))
+        }
+    }
+}
+
+/// The config at `path`; a bad file is invalid input (exit 2) naming file, line and field.
+pub fn load(path: &Path) -> anyhow::Result<DistributionConfig> {
+    DistributionConfig::load(path).map_err(|error| InvalidInput::new(error.to_string()).into())
+}
+
+async fn serve(config: DistributionConfig, options: StartOptions) -> anyhow::Result<()> {
+    let distribution = Distribution::start(&config, options)
+        .await
+        .with_context(|| format!("cannot start distribution `{}`", config.name))?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let base = format!("{scheme}://{}", distribution.local_addr());
+    println!("distribution `{}` serving on {base}", config.name);
+    println!("  GraphQL:  {base}/graphql  (in a browser: {base}/graphiql)");
+    println!(
+        "  state repo: {} (branch {})",
+        distribution.context().repo.path().display(),
+        distribution.context().repo.branch()
+    );
+    if let Some(password) = &distribution.bootstrap().admin_password {
+        println!(
+            "  first start: log in as `admin` with password `{password}`; change it first (mutation changePassword)"
+        );
+    }
+    wait_for_stop().await?;
+    println!("stopping: finishing requests in flight");
+    distribution
+        .shutdown()
+        .await
+        .context("the server stopped with an error")?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what systemd sends on stop).
+async fn wait_for_stop() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

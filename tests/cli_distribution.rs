@@ -1,0 +1,129 @@
+//! `vupdate distribution run` end to end: the built binary serves a distribution from a
+//! config file, prints where to log in, answers over HTTP and stops cleanly on SIGTERM; a
+//! bad config file is refused with exit code 2 naming the file, line and value.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vupdate_test_support::{GitRepo, Person, isolate};
+
+fn example_repo() -> GitRepo {
+    let repo = GitRepo::init();
+    repo.copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/state-repo"),
+        "",
+    );
+    repo.commit("Example state", &Person::alice());
+    repo
+}
+
+fn vupdate() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vupdate"));
+    isolate(&mut command);
+    command
+}
+
+/// One HTTP/1.1 exchange with the server at `address`; returns the whole answer.
+fn http(address: &str, request: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
+}
+
+#[test]
+fn serves_from_a_config_prints_the_first_password_and_stops_on_sigterm() {
+    let repo = example_repo();
+    let dir = tempfile::TempDir::new().expect("dir");
+    let config = dir.path().join("distribution.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: orbit\nlisten: 127.0.0.1:0\nstateRepo:\n  path: {}\n",
+            repo.path().display()
+        ),
+    )
+    .expect("config");
+    let mut child = vupdate()
+        .args(["distribution", "run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut printed = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !printed.iter().any(|l: &String| l.contains("first start")) {
+        assert!(Instant::now() < deadline, "no start-up lines: {printed:?}");
+        printed.push(lines.next().expect("a line").expect("UTF-8"));
+    }
+    let address = printed[0]
+        .rsplit("http://")
+        .next()
+        .expect("the address")
+        .to_owned();
+    assert!(
+        printed.iter().any(|l| l.contains("/graphiql")),
+        "{printed:?}"
+    );
+    let password_line = printed
+        .iter()
+        .find(|l| l.contains("first start"))
+        .expect("password line");
+    assert!(password_line.contains("`admin`"), "{password_line}");
+
+    let health = http(
+        &address,
+        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.ends_with("ok"),
+        "{health}"
+    );
+    let body = r#"{"query":"{ distributionInfo { distribution } }"}"#;
+    let info = http(
+        &address,
+        &format!(
+            "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(info.contains(r#"{"distribution":"orbit"}"#), "{info}");
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let status = child.wait().expect("exit");
+    assert!(status.success(), "{status}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("stopping")), "{rest:?}");
+}
+
+#[test]
+fn a_bad_config_is_invalid_input_naming_file_line_and_value() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let config = dir.path().join("distribution.yaml");
+    std::fs::write(
+        &config,
+        "name: orbit\nstateRepo:\n  path: state\n  pollInterval: soon\n",
+    )
+    .expect("config");
+    let output = vupdate()
+        .args(["distribution", "run", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("distribution.yaml:4:17"), "{stderr}");
+    assert!(stderr.contains("`soon`"), "{stderr}");
+}
