@@ -20,7 +20,7 @@
 //! actions; the updater's integration tests kill a real updater process at each step.
 //!
 //! - [`journal`]: the journal file. [`plan`]: the state machine.
-//! - [`unzip`]: unpacking an image. [`commands`] (private): install commands.
+//! - [`unzip`]: unpacking an image. `commands` (private): install commands.
 
 pub(crate) mod commands;
 pub mod journal;

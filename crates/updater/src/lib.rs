@@ -5,7 +5,8 @@
 //!
 //! - [`config`]: `updater.yaml`, validated, with defaults.
 //! - [`layout`]: the directory of one service, `<workDirectory>/<service[-role]>/…`.
-//! - [`spawn`] (private): the one place that starts processes.
+//! - `spawn` (private): the one place that starts processes (clippy refuses
+//!   `Command::new` anywhere else in the crate, see `clippy.toml`).
 //! - [`supervisor`]: one version of one service, run in its own process group (and cgroup
 //!   where the machine gives one), restarted with backoff, checked against its restart
 //!   conditions, stopped tree-wide.
@@ -19,8 +20,11 @@
 //! - [`images`]: where images come from; [`images::ImageSource`] is the seam to the
 //!   image download.
 //! - [`runner`]: one service for the updater's life: recover, run, install, roll back.
+//! - [`agent`]: the whole updater: every runner, log drain and fault uploader, and the
+//!   state reporter, joined to the network by [`agent::Seams`].
 //! - [`error`]: the crate's one error type.
 
+pub mod agent;
 pub mod config;
 pub mod error;
 pub mod faults;

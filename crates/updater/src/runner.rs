@@ -9,7 +9,7 @@
 //! [`crate::install`]. The service's [`ServiceState`] is published on a `watch` channel at
 //! every step and every supervisor change.
 //!
-//! - [`execute`]: doing each [`Action`] of the plan on the real directory and processes.
+//! - `execute` (private): doing each [`Action`] of the plan on the real directory and processes.
 
 mod execute;
 

@@ -1,16 +1,16 @@
 //! Running one version of one service: start it, watch it, restart it, stop it.
 //!
 //! A [`Supervisor`] is a task that owns the service's runs, driven by a loop over a closed
-//! [`event_loop::Event`] enum: a control message from its [`SupervisorHandle`], the exit of
+//! `Event` enum (in the private `event_loop`): a control message from its [`SupervisorHandle`], the exit of
 //! the run's group leader, a sampling tick, the end of a backoff delay, a run becoming
 //! stable. Each run:
 //!
-//! - is started by [`crate::spawn`] in its own process group with the service's ownership
+//! - is started by the crate's `spawn` module in its own process group with the service's ownership
 //!   marker, and put in its own cgroup where the machine gives one ([`cgroup`]); the
 //!   updater is a child subreaper, so orphans of the service are re-parented to it;
 //! - has its stdout and stderr pumped line by line into the service's [`LogPipeline`];
 //! - is sampled every `checkTimeoutMs` (or every few seconds without restart conditions):
-//!   its process tree ([`tree`]) is followed, and memory and CPU ([`conditions`]) checked;
+//!   its process tree (`tree`) is followed, and memory and CPU ([`conditions`]) checked;
 //! - on a restart condition, is ended with the stop signal (SIGQUIT with `makeCore`), then
 //!   SIGKILL after the grace period; that counts as a fault and is always restarted;
 //! - on an unexpected exit, has what is left of its tree stopped, a fault report written
@@ -20,10 +20,10 @@
 //!   of its tree that is left, repeated until none is, so no child survives, including a
 //!   `setsid` double-forked grandchild that ignores SIGTERM.
 //!
-//! - [`proc`]: reading `/proc`. [`tree`]: the process tree of a run.
+//! - `proc`: reading `/proc`. `tree`: the process tree of a run (both private).
 //! - [`cgroup`]: the per-service cgroup. [`conditions`]: memory and CPU conditions.
 //! - [`backoff`]: the restart policy. [`status`]: the status and events it publishes.
-//! - [`stop`]: ending a tree. [`event_loop`]: the loop.
+//! - `stop`: ending a tree. `event_loop`: the loop (both private).
 
 pub mod backoff;
 pub mod cgroup;

@@ -12,16 +12,32 @@ use tokio::time::{Instant, sleep, sleep_until};
 use super::spool::{SpoolReader, SpooledLine};
 use crate::Error;
 
-/// Where spooled lines go: the distribution's log API in the agent, a recorder in tests.
+/// Which service's spool a batch comes from: what `addLogs` needs besides the lines (the
+/// VM's instance id is the sink's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSource {
+    /// `service[-role]`.
+    pub service: String,
+    /// The service's directory on the VM.
+    pub directory: String,
+}
+
+/// Where spooled lines go: the distribution's `addLogs` in the agent (one call per run of
+/// consecutive lines of one `process`), a recorder in tests.
 ///
-/// A batch holds consecutive sequence numbers; after a failure or an updater restart the
+/// A batch holds increasing sequence numbers; after a failure or an updater restart the
 /// same lines may come again, and the receiver drops those it has by sequence.
 pub trait LogSink: Send + Sync {
     /// Why a batch was not taken.
     type Error: Display + Send;
 
-    /// Delivers one batch; `Ok` means it is stored and may be forgotten here.
-    fn send(&self, batch: &[SpooledLine]) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// Delivers one batch of `source`'s lines; `Ok` means it is stored and may be
+    /// forgotten here.
+    fn send(
+        &self,
+        source: &LogSource,
+        batch: &[SpooledLine],
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
 /// How the drainer batches and retries.
@@ -62,13 +78,14 @@ pub struct DrainStats {
     pub failures: u64,
 }
 
-/// Sends the spool's lines to `sink` until `shutdown` completes, starting after the
+/// Sends the spool's lines (of `source`) to `sink` until `shutdown` completes, starting after the
 /// acknowledged marker; `wake` (from [`super::SpoolWriter::wake`]) shortens the wait for
 /// new lines. Lines not acknowledged at shutdown stay in the spool for the next drainer.
 ///
 /// Spool reads are small reads of recently written (cached) local files, done inline.
 pub async fn drain<S: LogSink>(
     mut reader: SpoolReader,
+    source: &LogSource,
     sink: &S,
     wake: Option<Arc<Notify>>,
     options: DrainOptions,
@@ -103,7 +120,7 @@ pub async fn drain<S: LogSink>(
         loop {
             let sent = tokio::select! {
                 () = &mut shutdown => return Ok(stats),
-                sent = sink.send(&batch) => sent,
+                sent = sink.send(source, &batch) => sent,
             };
             match sent {
                 Ok(()) => break,

@@ -369,7 +369,10 @@ impl ServiceRunner {
             let to = history.join(name);
             fs::rename(&file, &to).map_err(Error::io("move to log.history", &file))?;
         }
-        sync_parent(&history.join("x"))
+        // The renames live in the history folder's entries: sync it.
+        fs::File::open(&history)
+            .and_then(|folder| folder.sync_all())
+            .map_err(Error::io("sync", &history))
     }
 
     /// Starts `version` from `current/`: logs, uploads and, with `runService`, a

@@ -60,6 +60,7 @@ pub fn good_install(commands_wait: &str, post_wait: &str) -> serde_json::Value {
             "command": "sh",
             "args": ["-c", "echo running %%version%%; while :; do sleep 1; done"],
             "writeLogs": {"directory": "logs", "filePrefix": "svc", "maxFileSizeMB": 1, "maxFilesCount": 3},
+            "uploadLogs": true,
             "stopTimeoutMs": 2000
         }
     })

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use vupdate_core::update::WriteLogs;
 use vupdate_updater::logs::{
-    DrainOptions, LogOptions, LogPipeline, LogSink, RotatingFile, SpoolReader, SpoolWriter,
-    SpooledLine, drain,
+    DrainOptions, LogOptions, LogPipeline, LogSink, LogSource, RotatingFile, SpoolReader,
+    SpoolWriter, SpooledLine, drain,
 };
 use vupdate_updater::supervisor::{CgroupMode, Supervisor, SupervisorOptions};
 
@@ -28,7 +28,8 @@ struct FlakySink {
 impl LogSink for FlakySink {
     type Error = String;
 
-    async fn send(&self, batch: &[SpooledLine]) -> Result<(), String> {
+    async fn send(&self, source: &LogSource, batch: &[SpooledLine]) -> Result<(), String> {
+        assert_eq!(source.service, "gen");
         let send = {
             let mut sends = self.sends.lock().expect("lock");
             *sends += 1;
@@ -97,8 +98,12 @@ async fn a_hundred_thousand_lines_arrive_complete_through_rotation_and_an_unreli
     let (handle, _events) = Supervisor::start(spec, pipeline.clone(), None, supervisor_options);
 
     // The first drainer stops partway, as an updater restart would stop it.
+    let source = LogSource {
+        service: dir.name(),
+        directory: dir.root().display().to_string(),
+    };
     let reader = SpoolReader::open(&dir.spool()).expect("reader");
-    let first = drain(reader, &sink, wake.clone(), options, async {
+    let first = drain(reader, &source, &sink, wake.clone(), options, async {
         while sink.numbered_lines() < 30_000 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -108,7 +113,7 @@ async fn a_hundred_thousand_lines_arrive_complete_through_rotation_and_an_unreli
     assert!(first.failures > 0, "the sink failed some sends: {first:?}");
     // A new reader starts from the acknowledged marker on disk.
     let reader = SpoolReader::open(&dir.spool()).expect("reader after the restart");
-    let second = drain(reader, &sink, wake, options, async {
+    let second = drain(reader, &source, &sink, wake, options, async {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
             let stored = sink.stored.lock().expect("lock").clone();

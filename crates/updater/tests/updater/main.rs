@@ -5,8 +5,10 @@
 //! - `supervise`: crashes, fault reports, backoff, restart conditions, tree stops.
 //! - `install`: installs, upgrades, aborted installs, rollbacks, following the desired version.
 //! - `logs`: 100,000 lines through rotation, the spool and an unreliable sink.
+//! - `agent`: the whole updater with recording seams.
 //! - `kill9`: a real updater process killed at each install step, then recovery.
 
+mod agent;
 mod install;
 mod kill9;
 mod logs;
