@@ -495,3 +495,45 @@ async fn forward_status(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vupdate_core::service::ServiceInstance;
+
+    #[test]
+    fn install_rules_get_the_developer_version_and_the_role() {
+        let work = tempfile::tempdir().expect("tempdir");
+        let version: ClientVersion = "acme-1.2.3_4".parse().expect("version");
+        let install = r#"{"runService": {"command": "./run-%%role%%.sh", "args": ["--version=%%version%%"]}}"#;
+        fs::write(work.path().join(INSTALL_JSON), install).expect("install.json");
+        // (role, command expected)
+        for (role, command) in [(Some("eu"), "./run-eu.sh"), (None, "./run-.sh")] {
+            let dir = ServiceDir::new(
+                work.path(),
+                ServiceInstance {
+                    service: "api".parse().expect("name"),
+                    role: role.map(|role| role.parse().expect("role")),
+                },
+            );
+            let rules = load_rules(&dir, work.path(), &version).expect("rules");
+            let run = rules.run_service.expect("runService");
+            assert_eq!(run.command, command);
+            assert_eq!(run.args, ["--version=acme-1.2.3"]);
+        }
+        fs::write(
+            work.path().join(INSTALL_JSON),
+            r#"{"runService": {"command": "%%nope%%"}}"#,
+        )
+        .expect("install.json");
+        let dir = ServiceDir::new(
+            work.path(),
+            ServiceInstance {
+                service: "api".parse().expect("name"),
+                role: None,
+            },
+        );
+        let error = load_rules(&dir, work.path(), &version).expect_err("undefined macro");
+        assert!(error.to_string().contains("runService.command"), "{error}");
+    }
+}

@@ -573,9 +573,15 @@ impl Looper {
 
 impl Drop for Looper {
     fn drop(&mut self) {
-        // Only reached with a run when the task is aborted (the runtime shuts down):
-        // never leave the leader behind.
+        // Only reached with a run when the task is aborted (the runtime shuts down, or a
+        // test panics): SIGKILL the whole tree at once, since nothing can wait any more.
         if let Some(run) = &mut self.run {
+            if let Some(cgroup) = &run.cgroup {
+                cgroup.kill_all();
+            }
+            let pids = run.cgroup.as_ref().map(Cgroup::pids).unwrap_or_default();
+            let members = run.tree.scan(&pids, true);
+            run.tree.signal(&members, Signal::SIGKILL, true);
             let _ = run.child.start_kill();
         }
     }

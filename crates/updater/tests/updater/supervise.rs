@@ -330,3 +330,34 @@ async fn a_service_that_stops_cleanly_is_not_a_fault() {
     assert!(faults.pending().expect("pending").is_empty());
     assert!(lines.tail().iter().any(|line| line.ends_with(" bye")));
 }
+
+#[test]
+fn a_runtime_shutdown_mid_run_still_kills_the_whole_tree() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (dir, spec) = spec(work.path(), "abandoned", sh(ESCAPING_TREE));
+    let owner = dir.run_owner();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        // The handle is kept, so only the runtime's end stops the supervisor.
+        let (handle, _events) = Supervisor::start(spec, pipeline(), None, options(CgroupMode::Off));
+        wait_for("the whole tree to run", || {
+            (marked(&owner).len() >= 4).then_some(())
+        })
+        .await;
+        std::mem::forget(handle);
+    });
+    drop(runtime);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !marked(&owner).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "survivors: {:?}",
+            marked(&owner)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
