@@ -92,7 +92,8 @@ async fn run_one(
                 None,
                 Some(&mut spawned.child),
                 Signal::SIGTERM,
-                Duration::from_secs(5),
+                // The grace never exceeds the timeout, so a hung command holds the install at most twice it.
+                context.timeout.min(Duration::from_secs(5)),
             )
             .await;
             return Err(failed(format!(
@@ -241,7 +242,7 @@ mod tests {
             base: dir.path(),
             owner: "slow-owner",
             pipeline: &pipeline,
-            timeout: Duration::from_millis(300),
+            timeout: Duration::from_secs(2),
         };
         let command = sh("trap '' TERM; sleep 1000 & echo $! > child.pid; wait");
         let error = run_commands(&context, "postInstallCommands", &[command])
