@@ -1,0 +1,184 @@
+//! [`ClientError`]: why a call to the distribution failed, naming the request, and the
+//! server's stable code when it gave one.
+
+use std::path::PathBuf;
+
+/// One error of a GraphQL response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphqlError {
+    /// The message.
+    pub message: String,
+    /// `extensions.code` (e.g. `FORBIDDEN`, `NOT_FOUND`, `STALE_REVISION`), if given.
+    pub code: Option<String>,
+}
+
+impl std::fmt::Display for GraphqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{} ({code})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+fn join(errors: &[GraphqlError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The base URL cannot be used.
+    #[error("invalid distribution URL `{url}`: {reason}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTP client could not be set up (TLS roots).
+    #[error("cannot set up the HTTP client: {0}")]
+    Setup(String),
+    /// No answer: the connection failed, timed out or was cut.
+    #[error("{method} {url}: {source}")]
+    Transport {
+        /// The HTTP method.
+        method: &'static str,
+        /// The URL.
+        url: String,
+        /// What reqwest said.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error status (and, from vupdate, a stable code).
+    #[error("{method} {url}: {status} {code}: {message}")]
+    Refused {
+        /// The HTTP method.
+        method: &'static str,
+        /// The URL.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The body's `error.code` (`NOT_FOUND`, `CONFLICT`…), or `HTTP_<status>`.
+        code: String,
+        /// The body's `error.message`, or the body itself.
+        message: String,
+    },
+    /// A GraphQL operation answered with errors.
+    #[error("GraphQL `{operation}`: {}", join(errors))]
+    Graphql {
+        /// The operation's first field (`addLogs`, `status`…).
+        operation: String,
+        /// The errors, with their codes.
+        errors: Vec<GraphqlError>,
+    },
+    /// The answer is not what the API promises.
+    #[error("{what}: unexpected answer: {reason}")]
+    Decode {
+        /// What was asked (`GraphQL addLogs`, `PUT <url>`).
+        what: String,
+        /// What did not fit.
+        reason: String,
+    },
+    /// A local file could not be read or written.
+    #[error("{action} `{}`: {source}", path.display())]
+    Io {
+        /// What was being done (`reading`, `writing`, `renaming`).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The system error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A download's content does not have the SHA-256 the server announced.
+    #[error(
+        "GET {url}: the downloaded file has SHA-256 {actual} but the server announced {expected}; it was removed"
+    )]
+    Checksum {
+        /// The URL.
+        url: String,
+        /// The announced digest (hex).
+        expected: String,
+        /// The digest of what arrived (hex).
+        actual: String,
+    },
+}
+
+impl ClientError {
+    /// The server's stable code: a REST body's `error.code`, or the first GraphQL error's
+    /// `extensions.code`; `None` when the server gave none (or was not reached).
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Refused { code, .. } => Some(code),
+            ClientError::Graphql { errors, .. } => errors.iter().find_map(|e| e.code.as_deref()),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again later may succeed: the server was not reached or answered
+    /// with a server-side error (5xx) or `429`.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Transport { .. } => true,
+            ClientError::Refused { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> ClientError {
+        let path = path.into();
+        move |source| ClientError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_come_from_rest_bodies_and_graphql_extensions() {
+        let refused = ClientError::Refused {
+            method: "PUT",
+            url: "http://h/images/developer/api/acme-1.0.0".to_owned(),
+            status: 409,
+            code: "CONFLICT".to_owned(),
+            message: "exists".to_owned(),
+        };
+        assert_eq!(refused.code(), Some("CONFLICT"));
+        assert!(!refused.is_transient());
+        assert_eq!(
+            refused.to_string(),
+            "PUT http://h/images/developer/api/acme-1.0.0: 409 CONFLICT: exists"
+        );
+        let graphql = ClientError::Graphql {
+            operation: "addLogs".to_owned(),
+            errors: vec![
+                GraphqlError {
+                    message: "no".to_owned(),
+                    code: None,
+                },
+                GraphqlError {
+                    message: "`builder` (Builder) may not do this".to_owned(),
+                    code: Some("FORBIDDEN".to_owned()),
+                },
+            ],
+        };
+        assert_eq!(graphql.code(), Some("FORBIDDEN"));
+        assert_eq!(
+            graphql.to_string(),
+            "GraphQL `addLogs`: no; `builder` (Builder) may not do this (FORBIDDEN)"
+        );
+    }
+}

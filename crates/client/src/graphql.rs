@@ -1,0 +1,122 @@
+//! `POST /graphql`: one operation, its `data` decoded into the caller's type, its errors
+//! turned into [`ClientError::Graphql`] with each error's `extensions.code`.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::Client;
+use crate::error::{ClientError, GraphqlError};
+use crate::transport;
+
+#[derive(Deserialize)]
+struct Response {
+    data: Option<Value>,
+    #[serde(default)]
+    errors: Vec<WireError>,
+}
+
+#[derive(Deserialize)]
+struct WireError {
+    message: String,
+    #[serde(default)]
+    extensions: Option<Value>,
+}
+
+impl Client {
+    /// Runs one GraphQL operation with `variables` and decodes its `data` into `T`.
+    ///
+    /// An answer with errors is [`ClientError::Graphql`] (also when it carries partial
+    /// data: vupdate's resolvers refuse whole); an HTTP error status is
+    /// [`ClientError::Refused`].
+    pub async fn graphql<T: DeserializeOwned>(
+        &self,
+        query: &str,
+        variables: Value,
+    ) -> Result<T, ClientError> {
+        let url = self.url("/graphql");
+        let operation = operation_name(query);
+        let request = self
+            .request(reqwest::Method::POST, &url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(json!({"query": query, "variables": variables}).to_string());
+        let response = request
+            .send()
+            .await
+            .map_err(|source| transport::transport("POST", &url, source))?;
+        // async-graphql answers errors with 200; anything else is the edge refusing.
+        if !response.status().is_success() && response.status() != 400 {
+            return Err(transport::refused("POST", &url, response).await);
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| transport::transport("POST", &url, source))?;
+        let decode = |reason: String| ClientError::Decode {
+            what: format!("GraphQL `{operation}`"),
+            reason,
+        };
+        let answer: Response =
+            serde_json::from_slice(&bytes).map_err(|e| decode(format!("not GraphQL JSON: {e}")))?;
+        if !answer.errors.is_empty() {
+            return Err(ClientError::Graphql {
+                operation,
+                errors: answer
+                    .errors
+                    .into_iter()
+                    .map(|error| GraphqlError {
+                        code: error
+                            .extensions
+                            .as_ref()
+                            .and_then(|e| e.get("code"))
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                        message: error.message,
+                    })
+                    .collect(),
+            });
+        }
+        let data = answer
+            .data
+            .ok_or_else(|| decode("neither data nor errors".to_owned()))?;
+        serde_json::from_value(data).map_err(|e| decode(e.to_string()))
+    }
+}
+
+/// The operation's first field, for messages: `addLogs` of `mutation($a: ..) { addLogs(..) }`.
+pub(crate) fn operation_name(query: &str) -> String {
+    let Some(open) = query.find('{') else {
+        return "?".to_owned();
+    };
+    let name: String = query[open + 1..]
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    if name.is_empty() {
+        "?".to_owned()
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_named_by_their_first_field() {
+        let cases = [
+            ("{ status { synced } }", "status"),
+            (
+                "mutation($s: String!) {\n  addLogs(service: $s) }",
+                "addLogs",
+            ),
+            ("query Q { tasks { id } }", "tasks"),
+            ("nonsense", "?"),
+        ];
+        for (query, name) in cases {
+            assert_eq!(operation_name(query), name, "{query}");
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The distribution's public API over HTTP, as a library: what the builder and the updater
+//! (and any script) call, and nothing they could not call with `curl`.
+//!
+//! A [`Client`] holds one connection pool, the distribution's base URL and an optional
+//! bearer token (a service account's access token, or a person's session). Each subject
+//! has its own module, with its wire types:
+//!
+//! - [`graphql`]: `POST /graphql`, answers decoded into the caller's type; a GraphQL error
+//!   becomes [`ClientError::Graphql`] carrying each error's `extensions.code`.
+//! - [`images`]: `PUT /images/...` streamed from a file with `X-Content-Sha256`, and
+//!   `GET /images/...` streamed to a file, resumed with `Range` after a cut and verified
+//!   against the server's `X-Content-Sha256`.
+//! - [`files`]: `GET /private-files/...` to a file.
+//! - [`logs`]: `addLogs` batches, and [`logs::LogSender`], which batches lines as they come
+//!   and numbers them so a resend never duplicates a line.
+//! - [`versions`]: version records (`addDeveloperVersionInfo`, `addClientVersionInfo`,
+//!   `developerVersionsInfo`, `clientVersionsInfo`).
+//! - [`error`]: [`ClientError`]; `transport` (internal): requests and REST error bodies.
+//!
+//! HTTPS uses rustls with the ring provider (never aws-lc), the system's trust store, and
+//! any extra root certificates given to [`ClientBuilder::root_certificate_pem`].
+//!
+//! The crate depends on no server crate (axum, async-graphql, a database): the updater,
+//! which ships to every VM, uses it too.
+
+pub mod error;
+pub mod files;
+pub mod graphql;
+pub mod images;
+pub mod logs;
+mod transport;
+pub mod versions;
+
+use std::time::Duration;
+
+pub use error::{ClientError, GraphqlError};
+pub use images::{DownloadedImage, ImageKind, ImageRef, UploadedImage};
+pub use logs::{LogLine, LogSender, LogSenderOptions, LogSource};
+pub use versions::{
+    BuildInfo, ClientVersionInfo, DeveloperVersionInfo, ImageInfo, InstallInfo, Source,
+};
+
+/// The environment variable that holds an access token for the programs that use this
+/// crate (never a command-line argument: other users can read those).
+pub const ACCESS_TOKEN_ENV: &str = "VUPDATE_ACCESS_TOKEN";
+
+/// A client of one distribution; cheap to clone (clones share the connection pool).
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("authenticated", &self.token.is_some())
+            .finish()
+    }
+}
+
+/// How a [`Client`] is made: base URL, token, extra trusted certificates, timeouts.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    base: String,
+    token: Option<String>,
+    roots: Vec<Vec<u8>>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+}
+
+impl ClientBuilder {
+    /// Sends `token` as `Authorization: Bearer <token>` on every request.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Trusts the certificates of a PEM file's text as roots too (e.g. a server's
+    /// self-signed certificate), besides the system's.
+    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.roots.push(pem.into());
+        self
+    }
+
+    /// How long connecting may take; default 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long the server may stay silent during a request or a transfer; default 60 s.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// The client; fails on a URL that is not `http(s)://host[:port][/path]` or an
+    /// unreadable certificate.
+    pub fn build(self) -> Result<Client, ClientError> {
+        let invalid = |reason: &str| ClientError::Url {
+            url: self.base.clone(),
+            reason: reason.to_owned(),
+        };
+        let rest = self
+            .base
+            .strip_prefix("http://")
+            .or_else(|| self.base.strip_prefix("https://"))
+            .ok_or_else(|| invalid("it must start with http:// or https://"))?;
+        let base = self.base.trim_end_matches('/').to_owned();
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(invalid("it names no host"));
+        }
+        if rest.contains(['?', '#']) {
+            return Err(invalid("it must not have a query or fragment"));
+        }
+        install_ring_provider();
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .user_agent(concat!("vupdate-client/", env!("CARGO_PKG_VERSION")));
+        for pem in &self.roots {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::Setup(format!("unreadable PEM certificate: {e}")))?;
+            if certificates.is_empty() {
+                return Err(ClientError::Setup(
+                    "the PEM text given as a root certificate holds no certificate".to_owned(),
+                ));
+            }
+            for certificate in certificates {
+                http = http.add_root_certificate(certificate);
+            }
+        }
+        let http = http
+            .build()
+            .map_err(|e| ClientError::Setup(e.to_string()))?;
+        Ok(Client {
+            http,
+            base,
+            token: self.token,
+        })
+    }
+}
+
+/// rustls needs one process-wide crypto provider; ring is the one vupdate builds with.
+fn install_ring_provider() {
+    // An error only says a provider is installed already, which is what is wanted.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Client {
+    /// A builder for a client of the distribution at `base_url` (e.g. `http://127.0.0.1:8000`).
+    pub fn builder(base_url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            base: base_url.into(),
+            token: None,
+            roots: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// A client of `base_url` with `token` and the default settings.
+    pub fn new(base_url: impl Into<String>, token: Option<String>) -> Result<Client, ClientError> {
+        let builder = Client::builder(base_url);
+        match token {
+            Some(token) => builder.token(token),
+            None => builder,
+        }
+        .build()
+    }
+
+    /// The distribution's base URL, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The same client with another token (e.g. after a login).
+    pub fn with_token(&self, token: impl Into<String>) -> Client {
+        Client {
+            token: Some(token.into()),
+            ..self.clone()
+        }
+    }
+
+    /// `base` + `path` (which starts with `/`).
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with the token, if any.
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+}
+
+/// Percent-encodes one path segment (service names and versions are plain, but a private
+/// file's path may hold anything).
+fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_checked_and_trimmed() {
+        let client = Client::new("http://127.0.0.1:8000/", None).expect("valid");
+        assert_eq!(client.base_url(), "http://127.0.0.1:8000");
+        assert_eq!(client.url("/graphql"), "http://127.0.0.1:8000/graphql");
+        let cases = [
+            ("127.0.0.1:8000", "it must start with http:// or https://"),
+            ("http://", "it names no host"),
+            ("https:///x", "it names no host"),
+            ("http://h/?a=1", "it must not have a query or fragment"),
+        ];
+        for (url, reason) in cases {
+            let error = Client::new(url, None).expect_err(url).to_string();
+            assert_eq!(
+                error,
+                format!("invalid distribution URL `{url}`: {reason}"),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let client = Client::new("http://h", Some("secret-token".to_owned())).expect("valid");
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("authenticated: true"), "{shown}");
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(encode_segment("acme-1.0.0_2"), "acme-1.0.0_2");
+        assert_eq!(encode_segment("a b/c%"), "a%20b%2Fc%25");
+        assert_eq!(encode_segment("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn an_empty_pem_is_refused() {
+        let error = Client::builder("http://h")
+            .root_certificate_pem("not a certificate")
+            .build()
+            .expect_err("no certificate");
+        assert!(error.to_string().contains("no certificate"), "{error}");
+    }
+}

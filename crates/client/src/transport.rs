@@ -1,0 +1,95 @@
+//! Sending a request and turning a non-success answer into [`ClientError::Refused`] with
+//! the server's stable code (`{"error": {"code", "message"}}`, the distribution's REST
+//! error body).
+
+use reqwest::{RequestBuilder, Response};
+
+use crate::error::ClientError;
+
+/// The most bytes of a non-JSON error body quoted in a message.
+const BODY_QUOTE: usize = 500;
+
+/// Sends `request`; an error status becomes [`ClientError::Refused`].
+pub(crate) async fn send(
+    method: &'static str,
+    url: &str,
+    request: RequestBuilder,
+) -> Result<Response, ClientError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|source| transport(method, url, source))?;
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(refused(method, url, response).await)
+    }
+}
+
+/// A [`ClientError::Transport`] for `method url`.
+pub(crate) fn transport(method: &'static str, url: &str, source: reqwest::Error) -> ClientError {
+    ClientError::Transport {
+        method,
+        url: url.to_owned(),
+        // The URL is in the message already; reqwest would repeat it.
+        source: source.without_url(),
+    }
+}
+
+/// Reads an error answer's body into a [`ClientError::Refused`].
+pub(crate) async fn refused(method: &'static str, url: &str, response: Response) -> ClientError {
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    let (code, message) = parse_error_body(status, &body);
+    ClientError::Refused {
+        method,
+        url: url.to_owned(),
+        status,
+        code,
+        message,
+    }
+}
+
+/// The code and message of an error body; a body that is not vupdate's JSON is quoted.
+fn parse_error_body(status: u16, body: &str) -> (String, String) {
+    let parsed: Option<(String, String)> = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|json| {
+            let error = json.get("error")?;
+            Some((
+                error.get("code")?.as_str()?.to_owned(),
+                error.get("message")?.as_str()?.to_owned(),
+            ))
+        });
+    parsed.unwrap_or_else(|| {
+        let mut quoted: String = body.trim().chars().take(BODY_QUOTE).collect();
+        if quoted.is_empty() {
+            quoted = "(no body)".to_owned();
+        }
+        (format!("HTTP_{status}"), quoted)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies() {
+        assert_eq!(
+            parse_error_body(
+                404,
+                r#"{"error":{"code":"NOT_FOUND","message":"no such image"}}"#
+            ),
+            ("NOT_FOUND".to_owned(), "no such image".to_owned())
+        );
+        assert_eq!(
+            parse_error_body(502, "<html>Bad gateway</html>\n"),
+            ("HTTP_502".to_owned(), "<html>Bad gateway</html>".to_owned())
+        );
+        assert_eq!(
+            parse_error_body(500, ""),
+            ("HTTP_500".to_owned(), "(no body)".to_owned())
+        );
+    }
+}

@@ -1,0 +1,61 @@
+//! GraphQL answers and errors.
+
+use serde_json::{Value, json};
+use vupdate_client::{Client, ClientError};
+
+use super::support;
+
+#[tokio::test]
+async fn data_is_decoded_and_errors_carry_their_codes() {
+    let mut server = support::start().await;
+    let data: Value = server
+        .builder
+        .graphql("{ distributionInfo { distribution } }", json!({}))
+        .await
+        .expect("query");
+    assert_eq!(data["distributionInfo"]["distribution"], "acme");
+
+    // The updater may not record versions: FORBIDDEN, with the operation named.
+    let error = server
+        .updater
+        .graphql::<Value>("mutation { retryFailedBuilds }", json!({}))
+        .await
+        .expect_err("forbidden");
+    assert_eq!(error.code(), Some("FORBIDDEN"), "{error}");
+    assert!(
+        matches!(&error, ClientError::Graphql { operation, .. } if operation == "retryFailedBuilds"),
+        "{error}"
+    );
+    assert!(!error.is_transient());
+
+    // A bad token is refused whatever it asks.
+    let stranger = Client::new(&server.base, Some("not-a-token".to_owned())).expect("client");
+    let error = stranger
+        .graphql::<Value>("{ status { synced } }", json!({}))
+        .await
+        .expect_err("unauthenticated");
+    assert_eq!(error.code(), Some("UNAUTHENTICATED"), "{error}");
+
+    // Data that does not fit the caller's type is a decode error naming the operation.
+    let error = server
+        .builder
+        .graphql::<Vec<String>>("{ distributionInfo { distribution } }", json!({}))
+        .await
+        .expect_err("wrong type");
+    assert!(
+        error
+            .to_string()
+            .starts_with("GraphQL `distributionInfo`: unexpected answer"),
+        "{error}"
+    );
+    server.stop().await;
+
+    // A server that is gone is a transient transport error.
+    let error = server
+        .builder
+        .graphql::<Value>("{ distributionInfo { distribution } }", json!({}))
+        .await
+        .expect_err("gone");
+    assert!(matches!(error, ClientError::Transport { .. }), "{error}");
+    assert!(error.is_transient());
+}

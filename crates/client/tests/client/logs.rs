@@ -1,0 +1,132 @@
+//! Logs: batches stored once, the sender batching as lines come and closing with a report.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use vupdate_client::logs::LogSenderOptions;
+use vupdate_client::{LogLine, LogSender, LogSource};
+use vupdate_core::log::Level;
+
+use super::support;
+
+fn source(task: &str) -> LogSource {
+    LogSource {
+        service: "builder".to_owned(),
+        instance: "ci".to_owned(),
+        directory: "/srv/builder".to_owned(),
+        process: "4242".to_owned(),
+        task: Some(task.to_owned()),
+    }
+}
+
+async fn task_log(server: &support::Server, task: &str) -> Vec<String> {
+    let data: Value = server
+        .admin
+        .graphql(
+            "query($t: String!) { logs(filter: {task: $t}, limit: 10000) { message } }",
+            json!({"t": task}),
+        )
+        .await
+        .expect("logs");
+    let mut messages: Vec<String> = data["logs"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|line| line["message"].as_str().expect("message").to_owned())
+        .collect();
+    messages.sort();
+    messages
+}
+
+#[tokio::test]
+async fn a_resent_batch_is_stored_once() {
+    let mut server = support::start().await;
+    let lines: Vec<LogLine> = (0..3)
+        .map(|i| LogLine {
+            time: chrono::Utc::now(),
+            level: Level::Info,
+            unit: "PROCESS".to_owned(),
+            message: format!("line {i}"),
+            sequence: Some(100 + i),
+            termination_status: None,
+        })
+        .collect();
+    let source = source("t-resend");
+    assert_eq!(
+        server
+            .builder
+            .add_logs(&source, &lines)
+            .await
+            .expect("first"),
+        3
+    );
+    assert_eq!(
+        server
+            .builder
+            .add_logs(&source, &lines)
+            .await
+            .expect("again"),
+        0
+    );
+    assert_eq!(
+        task_log(&server, "t-resend").await,
+        ["line 0", "line 1", "line 2"]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_sender_delivers_every_line_in_batches_and_reports_at_close() {
+    let mut server = support::start().await;
+    let sender = LogSender::start(
+        server.builder.clone(),
+        source("t-sender"),
+        LogSenderOptions {
+            interval: Duration::from_millis(50),
+            max_lines: 100,
+            ..LogSenderOptions::default()
+        },
+    );
+    for i in 0..250 {
+        sender.line(Level::Info, "PROCESS", &format!("output {i:03}"));
+    }
+    sender.last_line(Level::Info, "BUILD", "done", true);
+    let report = sender.close(Duration::from_secs(30)).await;
+    assert_eq!(
+        (report.sent, report.dropped),
+        (251, 0),
+        "{:?}",
+        report.last_error
+    );
+    let log = task_log(&server, "t-sender").await;
+    assert_eq!(log.len(), 251);
+    assert_eq!(log[0], "done");
+    assert_eq!(log[1], "output 000");
+
+    // A sender whose lines are refused (no role to send them) drops them and says why.
+    let sender = LogSender::start(
+        server.admin.with_token("not-a-token"),
+        source("t-refused"),
+        LogSenderOptions::default(),
+    );
+    sender.line(Level::Info, "PROCESS", "never stored");
+    let report = sender.close(Duration::from_secs(30)).await;
+    assert_eq!((report.sent, report.dropped), (0, 1));
+    assert_eq!(
+        report.last_error.as_ref().and_then(|e| e.code()),
+        Some("UNAUTHENTICATED"),
+        "{:?}",
+        report.last_error
+    );
+    server.stop().await;
+
+    // With the server gone, close gives up at its deadline and counts what was left.
+    let sender = LogSender::start(
+        server.builder.clone(),
+        source("t-gone"),
+        LogSenderOptions::default(),
+    );
+    sender.line(Level::Info, "PROCESS", "nobody listens");
+    let report = sender.close(Duration::from_millis(800)).await;
+    assert_eq!((report.sent, report.dropped), (0, 1));
+}

@@ -1,0 +1,16 @@
+//! vupdate-client against a real distribution on 127.0.0.1:0 (real SQLite store, real Git
+//! state repo in a temp dir).
+//!
+//! - `support`: a running distribution and clients with each role's token.
+//! - `graphql`: answers decoded, errors carrying `extensions.code`.
+//! - `images`: upload, download, resume after a cut, checksum and conflict refusals.
+//! - `files`: private files, the service's own over common's.
+//! - `logs`: `addLogs` and the batching sender; resends never duplicate a line.
+//! - `tls`: HTTPS with ring; an extra root certificate is trusted, an unknown one is not.
+
+mod files;
+mod graphql;
+mod images;
+mod logs;
+mod support;
+mod tls;

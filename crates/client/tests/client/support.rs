@@ -1,0 +1,130 @@
+//! A distribution `acme` on 127.0.0.1:0 with a local state repo, and clients of it.
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use vupdate_client::Client;
+use vupdate_distribution::auth::PasswordCost;
+use vupdate_distribution::config::DistributionConfig;
+use vupdate_distribution::server::{Distribution, StartOptions};
+use vupdate_test_support::{GitRepo, Person};
+
+/// The password the administrator gets.
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A running distribution with an administrator's and the builder's clients.
+pub struct Server {
+    /// The server (taken by [`Server::stop`]).
+    pub distribution: Option<Distribution>,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// Logged in as `admin`.
+    pub admin: Client,
+    /// With the `builder` account's access token.
+    pub builder: Client,
+    /// With the `updater` account's access token.
+    pub updater: Client,
+    /// The state repo.
+    pub _repo: GitRepo,
+    /// The data directory.
+    pub _data: TempDir,
+}
+
+/// Starts a distribution whose state declares `api` and `web`.
+pub async fn start() -> Server {
+    let repo = GitRepo::init();
+    repo.commit_files(
+        &[
+            ("vupdate.yaml", "schema: 1\n"),
+            ("services/api.yaml", ""),
+            ("services/web.yaml", ""),
+            ("desired/developer.yaml", "versions: {}\n"),
+        ],
+        "state",
+        &Person::alice(),
+    );
+    let data = TempDir::new().expect("data dir");
+    let yaml = format!(
+        "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  path: {}\n  pollInterval: 1h\n",
+        repo.path().display()
+    );
+    let config = DistributionConfig::from_str(&yaml, data.path()).expect("config");
+    let distribution = Distribution::start(
+        &config,
+        StartOptions {
+            password_cost: PasswordCost::MINIMAL_FOR_TESTS,
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .expect("start");
+    let base = format!("http://{}", distribution.local_addr());
+    let first = distribution
+        .bootstrap()
+        .admin_password
+        .clone()
+        .expect("first start");
+    let anonymous = Client::new(&base, None).expect("client");
+    let login = |password: String| {
+        let anonymous = anonymous.clone();
+        async move {
+            let data: Value = anonymous
+                .graphql(
+                    "mutation($p: String!) { login(account: \"admin\", password: $p) { token } }",
+                    json!({"p": password}),
+                )
+                .await
+                .expect("login");
+            data["login"]["token"].as_str().expect("token").to_owned()
+        }
+    };
+    let pending = anonymous.with_token(login(first.clone()).await);
+    let _: Value = pending
+        .graphql(
+            "mutation($o: String!, $n: String!) { changePassword(oldPassword: $o, newPassword: $n) }",
+            json!({"o": first, "n": PASSWORD}),
+        )
+        .await
+        .expect("change the password");
+    let admin = anonymous.with_token(login(PASSWORD.to_owned()).await);
+    let token = |account: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let data: Value = admin
+                .graphql(
+                    "mutation($a: String!) { issueAccessToken(account: $a) }",
+                    json!({"a": account}),
+                )
+                .await
+                .expect("token");
+            data["issueAccessToken"].as_str().expect("token").to_owned()
+        }
+    };
+    let builder = anonymous.with_token(token("builder").await);
+    let updater = anonymous.with_token(token("updater").await);
+    Server {
+        distribution: Some(distribution),
+        base,
+        admin,
+        builder,
+        updater,
+        _repo: repo,
+        _data: data,
+    }
+}
+
+impl Server {
+    /// Stops the server.
+    pub async fn stop(&mut self) {
+        if let Some(distribution) = self.distribution.take() {
+            distribution.shutdown().await.expect("shutdown");
+        }
+    }
+}
+
+/// A file of `size` bytes of a fixed pattern in `dir`.
+pub fn pattern_file(dir: &std::path::Path, name: &str, size: usize) -> std::path::PathBuf {
+    let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    path
+}

@@ -1,0 +1,67 @@
+//! HTTPS with rustls and ring: a server's self-signed certificate given as an extra root
+//! is trusted; without it the same server is refused.
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use vupdate_client::Client;
+use vupdate_distribution::auth::PasswordCost;
+use vupdate_distribution::config::DistributionConfig;
+use vupdate_distribution::server::{Distribution, StartOptions};
+use vupdate_test_support::{GitRepo, Person};
+
+#[tokio::test]
+async fn https_trusts_an_extra_root_and_refuses_an_unknown_certificate() {
+    let repo = GitRepo::init();
+    repo.commit_files(
+        &[("vupdate.yaml", "schema: 1\n")],
+        "state",
+        &Person::alice(),
+    );
+    let dir = TempDir::new().expect("dir");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("certificate");
+    let pem = certified.cert.pem();
+    std::fs::write(dir.path().join("cert.pem"), &pem).expect("write");
+    std::fs::write(
+        dir.path().join("key.pem"),
+        certified.signing_key.serialize_pem(),
+    )
+    .expect("write");
+    let yaml = format!(
+        "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  path: {}\ntls:\n  certificate: cert.pem\n  key: key.pem\n",
+        repo.path().display()
+    );
+    let config = DistributionConfig::from_str(&yaml, dir.path()).expect("config");
+    let server = Distribution::start(
+        &config,
+        StartOptions {
+            password_cost: PasswordCost::MINIMAL_FOR_TESTS,
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .expect("start");
+    let base = format!("https://{}", server.local_addr());
+
+    let trusting = Client::builder(&base)
+        .root_certificate_pem(pem)
+        .build()
+        .expect("client");
+    let data: Value = trusting
+        .graphql("{ distributionInfo { distribution } }", json!({}))
+        .await
+        .expect("over HTTPS");
+    assert_eq!(data["distributionInfo"]["distribution"], "acme");
+
+    let stranger = Client::new(&base, None).expect("client");
+    let error = stranger
+        .graphql::<Value>("{ distributionInfo { distribution } }", json!({}))
+        .await
+        .expect_err("unknown certificate");
+    assert!(
+        matches!(error, vupdate_client::ClientError::Transport { .. }),
+        "{error}"
+    );
+    server.shutdown().await.expect("shutdown");
+}
