@@ -24,8 +24,11 @@ use crate::conformance::{Ctx, fixtures, instantiate};
 /// What the stand-in cannot do, and how the store and the suite deal with it.
 const STAND_IN_LIMITS: &str = "  - change streams: the driver fails on the stand-in's cursor id (Int32, not Int64). The store never
     uses them (a standalone mongod refuses them too): live logs are fanned out in process.
-  - TTL: indexes are accepted but nothing ever expires them. Expiry is the store's own job, run with
-    an explicit time; the TTL index on archived versions only helps a real server.
+  - TTL: not a limit. Its neosqlite layer applies TTL indexes on every read and write of the
+    collection, by its own wall clock (a real server does the same every 60 s). Expiry stays the
+    store's own job, run with an explicit time; the cases' clock starts at the current minute
+    (fixtures::t0), since archived versions stamped more than 7 days behind the server's clock
+    would be removed by the TTL index on `_archiveTime` mid-case.
   - 64-bit integers come back as Int32 when they fit: the store reads either width
     (versions::sizes_beyond_32_bits_round_trip checks a size past 32 bits).
   - `{field: null}` does not match a missing field: the store leaves absent values out and queries

@@ -1,8 +1,9 @@
 //! Record builders for the cases: small, explicit, one per record type.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use vupdate_core::log::Level;
 use vupdate_core::service::ServiceName;
 use vupdate_store::model::accounts::{Account, AccountKind, AccountRole};
@@ -15,11 +16,19 @@ use vupdate_store::model::versions::{
     BuildInfo, ClientVersionRecord, DeveloperVersionRecord, ImageInfo, InstallInfo, SourceRef,
 };
 
-/// The cases' start time: Friday 2026-11-20 10:00:00 UTC.
+/// The cases' start time: the wall clock's current minute (UTC), taken once per process.
+///
+/// Not a fixed date: a MongoDB server removes archived versions through the TTL index on
+/// `_archiveTime` by its own clock (a real server every 60 s, the nx-27017 stand-in on every
+/// read and write), so versions stamped with a clock more than the 7-day restore window
+/// behind the server's vanish under the case. The cases' clocks only move forward from here.
 pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0)
-        .single()
-        .expect("valid time")
+    static T0: OnceLock<DateTime<Utc>> = OnceLock::new();
+    *T0.get_or_init(|| {
+        Utc::now()
+            .duration_trunc(TimeDelta::minutes(1))
+            .expect("the current time rounds to a minute")
+    })
 }
 
 /// `t0` plus `seconds`.
