@@ -46,6 +46,29 @@ impl AccessToken {
     }
 }
 
+/// How the updater hands over to a new version of itself (see [`crate::handover`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelfUpdateOptions {
+    /// How long the new binary may take to answer the probe before it is executed.
+    pub probe_timeout: Duration,
+    /// How long the new process has to adopt every run and be ready before the previous
+    /// binary takes over again.
+    pub ready_window: Duration,
+    /// How long a probed binary waits for the binary's `main` to hand over to it before
+    /// its start counts as failed.
+    pub handover_wait: Duration,
+}
+
+impl Default for SelfUpdateOptions {
+    fn default() -> Self {
+        SelfUpdateOptions {
+            probe_timeout: Duration::from_secs(10),
+            ready_window: Duration::from_secs(30),
+            handover_wait: Duration::from_secs(600),
+        }
+    }
+}
+
 /// The whole configuration of an updater, defaults applied and paths absolute (or relative
 /// to the process only when the config file's own path was).
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +91,8 @@ pub struct UpdaterConfig {
     pub runner: RunnerOptions,
     /// How the log drain batches uploads.
     pub drain: DrainOptions,
+    /// How the updater hands over to a new version of itself.
+    pub self_update: SelfUpdateOptions,
 }
 
 impl UpdaterConfig {
@@ -209,7 +234,15 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<UpdaterConfig, Er
                 service.referenced.line(),
                 service.referenced.column()
             ));
-            service_instance(service.value).map_err(|message| Error::Config {
+            service_instance(service.value)
+                .and_then(|instance| {
+                    if instance.service.as_str() == crate::handover::UPDATER_SERVICE {
+                        Err(format!("`{instance}` is the updater itself, which updates itself: do not list it"))
+                    } else {
+                        Ok(instance)
+                    }
+                })
+                .map_err(|message| Error::Config {
                 file: file.to_owned(),
                 location,
                 message: format!("`services[{index}]`: {message}"),
@@ -222,6 +255,12 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<UpdaterConfig, Er
     let restart_defaults = RestartPolicy::default();
     let supervisor_defaults = SupervisorOptions::default();
     let (install, restart, logs, faults) = (raw.install, raw.restart, raw.logs, raw.faults);
+    let self_defaults = SelfUpdateOptions::default();
+    let self_update = SelfUpdateOptions {
+        probe_timeout: duration(raw.self_update.probe_timeout, self_defaults.probe_timeout),
+        ready_window: duration(raw.self_update.ready_window, self_defaults.ready_window),
+        handover_wait: duration(raw.self_update.handover_wait, self_defaults.handover_wait),
+    };
     let mb = |value: Option<raw::Positive>, default: u64| {
         value.map_or(default, |v| u64::from(v.0) * 1024 * 1024)
     };
@@ -279,6 +318,7 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<UpdaterConfig, Er
         state_interval: duration(raw.state_interval, Duration::from_secs(10)),
         runner,
         drain,
+        self_update,
     })
 }
 

@@ -112,6 +112,22 @@ pub enum Error {
         /// What the image source said.
         message: String,
     },
+    /// A self-update handover failed (the file, the pipes, or the new binary).
+    #[error("updater handover `{}`: {message}", path.display())]
+    Handover {
+        /// The handover file (or the binary, for a probe).
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The updater was asked to run the service it is itself.
+    #[error(
+        "service `{name}` is the updater itself: it updates itself and is not listed among the services it runs"
+    )]
+    ReservedService {
+        /// The reserved name.
+        name: String,
+    },
     /// Another updater already runs this service directory.
     #[error("service directory `{}` is locked by another updater", path.display())]
     Locked {

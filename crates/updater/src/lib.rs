@@ -19,15 +19,20 @@
 //! - [`install`]: the crash-safe install state machine (journal, pure plan, unpack).
 //! - [`images`]: where images come from; [`images::ImageSource`] is the seam to the
 //!   image download.
-//! - [`runner`]: one service for the updater's life: recover, run, install, roll back.
+//! - [`runner`]: one service for the updater's life: recover, run, install, roll back;
+//!   and the updater's own service, whose start is a self-update.
+//! - [`handover`]: self-update by `execve` without restarting the services: the handover
+//!   file, the inherited pipes, adoption and the fallback to the previous binary.
 //! - [`agent`]: the whole updater: every runner, log drain and fault uploader, and the
-//!   state reporter, joined to the network by [`agent::Seams`].
+//!   state reporter, joined to the network by [`agent::Seams`]; it hands over to a new
+//!   version of itself ([`agent::Agent::hand_over`]).
 //! - [`error`]: the crate's one error type.
 
 pub mod agent;
 pub mod config;
 pub mod error;
 pub mod faults;
+pub mod handover;
 pub mod images;
 pub mod install;
 pub mod layout;

@@ -9,9 +9,23 @@
 //! [`crate::install`]. The service's [`ServiceState`] is published on a `watch` channel at
 //! every step and every supervisor change.
 //!
+//! At a self-update the runner is told to detach rather than stop: its supervisor gives
+//! the run up alive ([`ServiceRunner::detach`]), and the next updater process opens the
+//! service with that run ([`ServiceRunner::open_with`]), adopting it instead of killing
+//! it as a leftover (see [`crate::handover`]). The updater's own service is a runner too
+//! ([`ServiceRunner::open_self`]): its "start" is the handover to the new binary.
+//!
 //! - `execute` (private): doing each [`Action`] of the plan on the real directory and processes.
+//! - `self_update` (private): the updater's own service: the probe and the handover as
+//!   its start window.
 
 mod execute;
+mod self_update;
+
+use execute::forward_status;
+
+pub(crate) use self_update::running_from_exe;
+pub use self_update::{SelfRole, Staged};
 
 use std::fs::{self, File};
 use std::path::PathBuf;
@@ -26,6 +40,7 @@ use vupdate_core::version::ClientVersion;
 
 use crate::Error;
 use crate::faults::FaultReports;
+use crate::handover::LiveService;
 use crate::images::ImageSource;
 use crate::install::journal::Journal;
 use crate::install::plan::{Action, Limits, Memory, plan};
@@ -35,7 +50,9 @@ use crate::state::{ServiceState, StateFeed};
 use crate::supervisor::cgroup::{Cgroup, CgroupMode, cgroup_name};
 use crate::supervisor::stop::end_tree;
 use crate::supervisor::tree::TreeTracker;
-use crate::supervisor::{ServiceStatus, SupervisorHandle, SupervisorOptions};
+use crate::supervisor::{
+    ServiceStatus, Supervisor, SupervisorHandle, SupervisorOptions, adoptable,
+};
 
 /// How a service is installed and run; the same for every service of an updater.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +123,15 @@ pub enum InstallOutcome {
     },
 }
 
+/// How a runner's [`ServiceRunner::run_until`] is to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Stop the service, tree-wide.
+    Stop,
+    /// Leave the service running for the next updater process and give its run up.
+    Detach,
+}
+
 /// Called with each action before it is done (progress display, tests).
 pub type ActionObserver = Box<dyn Fn(&Action) + Send + Sync>;
 
@@ -120,6 +146,7 @@ pub struct ServiceRunner {
     supervisor: Option<SupervisorHandle>,
     state: Arc<watch::Sender<ServiceState>>,
     observer: Option<ActionObserver>,
+    self_role: Option<SelfRole>,
     _lock: File,
 }
 
@@ -141,6 +168,19 @@ impl ServiceRunner {
         instance: ServiceInstance,
         options: RunnerOptions,
     ) -> Result<ServiceRunner, Error> {
+        Self::open_with(work_dir, instance, options, None).await
+    }
+
+    /// Like [`ServiceRunner::open`], but adopts the run `live` hands over from the
+    /// previous updater process when it is alive, this process's child and of the
+    /// installed version: its supervisor goes on with it (same pid, same pipes). A run
+    /// that cannot be adopted is killed like a leftover.
+    pub async fn open_with(
+        work_dir: &std::path::Path,
+        instance: ServiceInstance,
+        options: RunnerOptions,
+        live: Option<LiveService>,
+    ) -> Result<ServiceRunner, Error> {
         let dir = ServiceDir::new(work_dir, instance);
         fs::create_dir_all(dir.root()).map_err(Error::io("create", dir.root()))?;
         let lock_path = dir.lock();
@@ -152,7 +192,11 @@ impl ServiceRunner {
                 return Err(Error::io("lock", &lock_path)(error));
             }
         }
-        kill_leftovers(&dir, &options).await;
+        let adopting = live.as_ref().is_some_and(|live| {
+            live.directory == dir.root()
+                && live.run.as_ref().is_some_and(|run| adoptable(&run.record))
+        });
+        kill_leftovers(&dir, &options, !adopting).await;
         let journal = Journal::load(&dir.journal())?.recovered();
         let spool = SpoolWriter::open(
             &dir.spool(),
@@ -162,7 +206,7 @@ impl ServiceRunner {
         let pipeline = Arc::new(LogPipeline::new(Some(spool), options.log));
         let faults = Arc::new(FaultReports::open(&dir.faults(), options.faults_max_bytes)?);
         let (state, _) = watch::channel(ServiceState::unknown());
-        let runner = ServiceRunner {
+        let mut runner = ServiceRunner {
             dir,
             options,
             journal,
@@ -172,10 +216,62 @@ impl ServiceRunner {
             supervisor: None,
             state: Arc::new(state),
             observer: None,
+            self_role: None,
             _lock: lock,
         };
+        if let Some(live) = live.filter(|_| adopting) {
+            runner.adopt(live).await;
+        }
         runner.publish();
         Ok(runner)
+    }
+
+    /// Goes on supervising the alive run of `live` (checked by [`Self::open_with`]), or
+    /// kills it when it is not of the installed version or runs nothing now.
+    async fn adopt(&mut self, live: LiveService) {
+        let Some(run) = live.run else {
+            return;
+        };
+        let pid = run.record.pid;
+        let installed = self
+            .journal
+            .current
+            .as_ref()
+            .map(|current| current.version.clone());
+        let spec = match (&live.version, &installed) {
+            (Some(version), Some(installed)) if version == installed => self
+                .run_spec(version)
+                .map(|spec| spec.map(|spec| (version.clone(), spec))),
+            _ => Ok(None),
+        };
+        match spec {
+            Ok(Some((version, spec))) => {
+                let (handle, _events) = Supervisor::adopt(
+                    spec,
+                    self.pipeline.clone(),
+                    Some(self.faults.clone()),
+                    self.options.supervisor,
+                    run,
+                );
+                tokio::spawn(forward_status(handle.status(), self.state.clone()));
+                self.supervisor = Some(handle);
+                self.memory.running = Some(version);
+            }
+            outcome => {
+                if let Err(error) = outcome {
+                    tracing::warn!(%error, "cannot read the rules of the adopted run");
+                }
+                tracing::warn!(
+                    service = %self.dir.name(),
+                    pid,
+                    version = ?live.version,
+                    ?installed,
+                    "the handed-over run is not of the installed version: stopping it"
+                );
+                drop(run);
+                kill_leftovers(&self.dir, &self.options, true).await;
+            }
+        }
     }
 
     /// The service's directory.
@@ -305,18 +401,41 @@ impl ServiceRunner {
     /// backoff; at shutdown stops the service (an install under way resumes at the next
     /// start, from its journal).
     pub async fn run<I: ImageSource>(
-        mut self,
-        mut desired: watch::Receiver<Option<ClientVersion>>,
+        self,
+        desired: watch::Receiver<Option<ClientVersion>>,
         images: &I,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), Error> {
-        tokio::pin!(shutdown);
-        let result = tokio::select! {
-            () = &mut shutdown => Ok(()),
-            result = self.follow(&mut desired, images) => result,
+        self.run_until(desired, images, async {
+            shutdown.await;
+            Ending::Stop
+        })
+        .await
+        .map(drop)
+    }
+
+    /// [`ServiceRunner::run`] until `end` says how to end: [`Ending::Stop`] stops the
+    /// service; [`Ending::Detach`] leaves it running and returns its run for the next
+    /// updater process (an install under way is cut short and resumes there, from the
+    /// journal).
+    pub async fn run_until<I: ImageSource>(
+        mut self,
+        mut desired: watch::Receiver<Option<ClientVersion>>,
+        images: &I,
+        end: impl std::future::Future<Output = Ending>,
+    ) -> Result<Option<LiveService>, Error> {
+        tokio::pin!(end);
+        let (ending, result) = tokio::select! {
+            ending = &mut end => (ending, Ok(())),
+            result = self.follow(&mut desired, images) => (Ending::Stop, result),
         };
-        self.stop().await;
-        result
+        match ending {
+            Ending::Stop => {
+                self.stop().await;
+                result.map(|()| None)
+            }
+            Ending::Detach => Ok(Some(self.detach().await)),
+        }
     }
 
     async fn follow<I: ImageSource>(
@@ -378,6 +497,22 @@ impl ServiceRunner {
             self.write(journal)?;
         }
         Ok(())
+    }
+
+    /// Gives the running version's run up, alive, for the next updater process (see
+    /// [`crate::supervisor::SupervisorHandle::detach`]); its lines read so far are flushed.
+    pub async fn detach(&mut self) -> LiveService {
+        let run = match self.supervisor.take() {
+            Some(handle) => handle.detach().await,
+            None => None,
+        };
+        self.pipeline.flush();
+        LiveService {
+            instance: self.dir.name(),
+            directory: self.dir.root().to_owned(),
+            version: self.memory.running.clone(),
+            run,
+        }
     }
 
     /// Stops the running version, tree-wide.
@@ -446,12 +581,18 @@ impl ServiceRunner {
 }
 
 /// Kills what carries the service's markers (or sits in its cgroup): what a crashed
-/// updater left running, whose output nobody reads any more.
-async fn kill_leftovers(dir: &ServiceDir, options: &RunnerOptions) {
-    let cgroup = (options.supervisor.cgroups == CgroupMode::Auto)
+/// updater left running, whose output nobody reads any more. With `runs` false, only
+/// install commands are (the run is being adopted).
+async fn kill_leftovers(dir: &ServiceDir, options: &RunnerOptions, runs: bool) {
+    let cgroup = (runs && options.supervisor.cgroups == CgroupMode::Auto)
         .then(|| Cgroup::create(&cgroup_name(&dir.name(), dir.root())).ok())
         .flatten();
-    for owner in [dir.run_owner(), dir.command_owner()] {
+    let owners = if runs {
+        vec![dir.run_owner(), dir.command_owner()]
+    } else {
+        vec![dir.command_owner()]
+    };
+    for owner in owners {
         let mut tree = TreeTracker::leftovers(format!("{OWNER_ENV}={owner}"));
         let found = tree.scan(&cgroup.as_ref().map(Cgroup::pids).unwrap_or_default(), true);
         if found.running.is_empty() {

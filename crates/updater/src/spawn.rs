@@ -5,7 +5,10 @@
 //!   the updater's own terminal signals do not;
 //! - carries [`OWNER_ENV`] in its environment, inherited by everything it starts, so its
 //!   processes are found again after they `setsid` or after an updater restart;
-//! - has stdin from `/dev/null` and stdout and stderr piped to the updater;
+//! - has stdin from `/dev/null` and stdout and stderr piped to the updater, whose read
+//!   ends are plain pipe readers (not tied to the child handle), so they can be handed
+//!   to the next updater process at a self-update;
+//! - does not see the updater's own handover variables ([`crate::handover`]);
 //! - is not killed when its handle is dropped: stopping is the supervisor's job, tree-wide.
 //!
 //! A relative program path with a `/` (`./run.sh`, `bin/server`) is resolved against the
@@ -20,9 +23,11 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use tokio::process::{Child, ChildStderr, ChildStdout};
+use tokio::net::unix::pipe;
+use tokio::process::Child;
 
 use crate::Error;
+use crate::handover::HANDOVER_VARIABLES;
 use crate::layout::OWNER_ENV;
 
 /// What to start.
@@ -54,9 +59,9 @@ pub(crate) struct Spawned {
     /// Its pid.
     pub pid: u32,
     /// Its standard output.
-    pub stdout: ChildStdout,
+    pub stdout: pipe::Receiver,
     /// Its standard error.
-    pub stderr: ChildStderr,
+    pub stderr: pipe::Receiver,
 }
 
 /// The program path to execute: relative paths with a `/` are taken from `directory`.
@@ -92,6 +97,10 @@ pub(crate) fn spawn<'e>(
             command
         }
     };
+    // First, so a variable the caller sets on purpose (the probe's) stays.
+    for name in HANDOVER_VARIABLES {
+        command.env_remove(name);
+    }
     command
         .args(spec.args)
         .current_dir(spec.directory)
@@ -109,6 +118,23 @@ pub(crate) fn spawn<'e>(
     let pid = child.id().expect("a child that was just spawned has a pid");
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
+    let readers = stdout
+        .into_owned_fd()
+        .and_then(pipe::Receiver::from_owned_fd)
+        .and_then(|stdout| {
+            let stderr = stderr
+                .into_owned_fd()
+                .and_then(pipe::Receiver::from_owned_fd)?;
+            Ok((stdout, stderr))
+        });
+    let (stdout, stderr) = match readers {
+        Ok(readers) => readers,
+        Err(error) => {
+            // Nobody would read its output: it must not run.
+            let _ = child.start_kill();
+            return Err(spawn_error(error));
+        }
+    };
     Ok(Spawned {
         child,
         pid,

@@ -18,17 +18,22 @@
 //!   ([`backoff`]) that resets after a stable uptime and never gives up;
 //! - on a stop, gets the configured signal, a grace period, then SIGKILL of every process
 //!   of its tree that is left, repeated until none is, so no child survives, including a
-//!   `setsid` double-forked grandchild that ignores SIGTERM.
+//!   `setsid` double-forked grandchild that ignores SIGTERM;
+//! - at a self-update, is detached ([`SupervisorHandle::detach`]: its pipes stop being
+//!   read, the leader is neither killed nor reaped) and adopted by a new supervisor in the
+//!   next updater process ([`Supervisor::adopt`]), see [`crate::handover`].
 //!
 //! - `proc`: reading `/proc`. `tree`: the process tree of a run (both private).
 //! - [`cgroup`]: the per-service cgroup. [`conditions`]: memory and CPU conditions.
 //! - [`backoff`]: the restart policy. [`status`]: the status and events it publishes.
-//! - `stop`: ending a tree. `event_loop`: the loop (both private).
+//! - `stop`: ending a tree. `event_loop`: the loop. `leader`: the group leader, spawned
+//!   or adopted (all private).
 
 pub mod backoff;
 pub mod cgroup;
 pub mod conditions;
 mod event_loop;
+pub(crate) mod leader;
 pub(crate) mod proc;
 pub mod status;
 pub(crate) mod stop;
@@ -46,6 +51,7 @@ use vupdate_core::update::RunService;
 use vupdate_core::version::ClientVersion;
 
 use crate::faults::FaultReports;
+use crate::handover::{LiveRun, RunRecord};
 use crate::logs::LogPipeline;
 
 pub use backoff::{RestartPolicy, RestartTracker};
@@ -103,6 +109,8 @@ pub(crate) enum Control {
     Stop(oneshot::Sender<()>),
     /// Stop the run and start a new one at once.
     Restart,
+    /// Give the run up, alive, for the next updater process, and end.
+    Detach(oneshot::Sender<Option<LiveRun>>),
 }
 
 /// The control side of a running supervisor.
@@ -138,6 +146,21 @@ impl SupervisorHandle {
         self.status.borrow().clone()
     }
 
+    /// Gives the run up for the next updater process and ends the supervisor: its pipes
+    /// are no longer read (what was read is in the pipeline, flushed), and the leader is
+    /// neither killed nor reaped. `None` when no run is alive (between restarts).
+    pub async fn detach(self) -> Option<LiveRun> {
+        let (reply, replied) = oneshot::channel();
+        if self.control.send(Control::Detach(reply)).await.is_err() {
+            return None;
+        }
+        let live = replied.await.ok().flatten();
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "supervisor task failed");
+        }
+        live
+    }
+
     /// Stops the run and starts a new one at once.
     pub async fn restart(&self) {
         let _ = self.control.send(Control::Restart).await;
@@ -157,6 +180,29 @@ impl Supervisor {
         pipeline: Arc<LogPipeline>,
         faults: Option<Arc<FaultReports>>,
         options: SupervisorOptions,
+    ) -> (SupervisorHandle, broadcast::Receiver<ServiceEvent>) {
+        Self::launch(spec, pipeline, faults, options, None)
+    }
+
+    /// Like [`Supervisor::start`], but goes on with `run`, handed over by the previous
+    /// updater process (see [`adoptable`]), instead of starting one: its first event is
+    /// [`ServiceEvent::Adopted`].
+    pub fn adopt(
+        spec: RunSpec,
+        pipeline: Arc<LogPipeline>,
+        faults: Option<Arc<FaultReports>>,
+        options: SupervisorOptions,
+        run: LiveRun,
+    ) -> (SupervisorHandle, broadcast::Receiver<ServiceEvent>) {
+        Self::launch(spec, pipeline, faults, options, Some(run))
+    }
+
+    fn launch(
+        spec: RunSpec,
+        pipeline: Arc<LogPipeline>,
+        faults: Option<Arc<FaultReports>>,
+        options: SupervisorOptions,
+        adopt: Option<LiveRun>,
     ) -> (SupervisorHandle, broadcast::Receiver<ServiceEvent>) {
         become_subreaper_once();
         let spec_instance = spec.instance.clone();
@@ -190,7 +236,10 @@ impl Supervisor {
             service = %spec_instance,
             version = spec_version.as_ref().map(tracing::field::display),
         );
-        let task = tokio::spawn(tracing::Instrument::instrument(looper.run(commands), span));
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            looper.run(commands, adopt),
+            span,
+        ));
         (
             SupervisorHandle {
                 control,
@@ -201,6 +250,19 @@ impl Supervisor {
             first_events,
         )
     }
+}
+
+/// Whether the run `record` describes can be adopted by this process: its leader is this
+/// process's child (alive, or ended and not yet reaped) with the same start time, so the
+/// pid was not reused.
+pub fn adoptable(record: &RunRecord) -> bool {
+    let Ok(pid) = i32::try_from(record.pid) else {
+        return false;
+    };
+    proc::read_stat(pid).is_some_and(|info| {
+        info.ppid == i32::try_from(std::process::id()).expect("Linux pids fit in i32")
+            && info.start_ticks == record.start_ticks
+    })
 }
 
 /// Makes this process the child subreaper of its descendants, once: an orphan of a

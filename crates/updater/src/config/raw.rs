@@ -30,6 +30,8 @@ pub(crate) struct RawConfig {
     pub logs: RawLogs,
     #[serde(default)]
     pub faults: RawFaults,
+    #[serde(default)]
+    pub self_update: RawSelfUpdate,
 }
 
 /// A service to run: `name`, or `{service: name, role: role}`.
@@ -85,6 +87,14 @@ pub(crate) struct RawLogs {
 pub(crate) struct RawFaults {
     #[serde(rename = "maxTotalMB")]
     pub max_total_mb: Option<Positive>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawSelfUpdate {
+    pub probe_timeout: Option<HumanDuration>,
+    pub ready_window: Option<HumanDuration>,
+    pub handover_wait: Option<HumanDuration>,
 }
 
 /// A duration read from a humantime string (`30s`, `10m`, `1h 30m`).

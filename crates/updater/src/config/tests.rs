@@ -24,6 +24,7 @@ fn defaults_apply_and_paths_resolve_against_the_file() {
     assert_eq!(config.runner.supervisor, SupervisorOptions::default());
     assert_eq!(config.runner.log, LogOptions::default());
     assert_eq!(config.drain, DrainOptions::default());
+    assert_eq!(config.self_update, SelfUpdateOptions::default());
 }
 
 #[test]
@@ -36,7 +37,8 @@ fn every_setting_is_read() {
         install: {startWindow: 30s, startAttempts: 5, commandTimeout: 1h, maxImageMB: 10}\n\
         restart: {initialDelay: 1s, maxDelay: 1m, stableAfter: 5m, crashLoopAfter: 4, sampleInterval: 2s}\n\
         logs: {tailLines: 100, uploadBatchLines: 50, uploadBatchWait: 2s, maxSpoolMB: 3}\n\
-        faults: {maxTotalMB: 7}\n";
+        faults: {maxTotalMB: 7}\n\
+        selfUpdate: {probeTimeout: 3s, readyWindow: 45s, handoverWait: 2m}\n";
     let config = UpdaterConfig::from_str(text, dir.path()).expect("loads");
     assert_eq!(
         config.access_token,
@@ -71,6 +73,14 @@ fn every_setting_is_read() {
         (config.drain.max_lines, config.drain.max_wait),
         (50, Duration::from_secs(2))
     );
+    assert_eq!(
+        config.self_update,
+        SelfUpdateOptions {
+            probe_timeout: Duration::from_secs(3),
+            ready_window: Duration::from_secs(45),
+            handover_wait: Duration::from_secs(120),
+        }
+    );
 }
 
 #[test]
@@ -92,7 +102,7 @@ fn errors_name_the_file_position_and_field() {
     let cases: &[(&str, &str)] = &[
         (
             "instance: vm\ndistributionUrl: https://d\naccessToken: t\npollIntervall: 5s\n",
-            "/srv/updater.yaml:4:1: unknown field `pollIntervall`, expected one of instance, distributionUrl, accessToken, accessTokenFile, workDirectory, services, pollInterval, stateInterval, cgroups, install, restart, logs, faults",
+            "/srv/updater.yaml:4:1: unknown field `pollIntervall`, expected one of instance, distributionUrl, accessToken, accessTokenFile, workDirectory, services, pollInterval, stateInterval, cgroups, install, restart, logs, faults, selfUpdate",
         ),
         (
             "instance: vm\ndistributionUrl: https://d\naccessToken: t\ninstall:\n  startWindow: 7 dayz\n",
@@ -125,6 +135,10 @@ fn errors_name_the_file_position_and_field() {
         (
             "instance: vm\ndistributionUrl: https://d\naccessToken: t\ninstall: {startAttempts: 0}\n",
             "/srv/updater.yaml:4:26: 0 is not a whole number from 1 to 4294967295",
+        ),
+        (
+            "instance: vm\ndistributionUrl: https://d\naccessToken: t\nservices: [api, updater]\n",
+            "/srv/updater.yaml:4:17: `services[1]`: `updater` is the updater itself, which updates itself: do not list it",
         ),
         (
             "instance: vm\ndistributionUrl: https://d\naccessToken: t\ncgroups: maybe\n",

@@ -14,6 +14,7 @@ use crate::Error;
 use crate::layout::OWNER_ENV;
 use crate::logs::LogPipeline;
 use crate::spawn::{ProcessSpec, spawn};
+use crate::supervisor::leader::Leader;
 use crate::supervisor::stop::end_tree;
 use crate::supervisor::tree::TreeTracker;
 
@@ -65,7 +66,7 @@ async fn run_one(
         Some(directory) => context.base.join(directory),
         None => context.base.to_owned(),
     };
-    let mut spawned = spawn(
+    let spawned = spawn(
         ProcessSpec {
             instance: context.instance,
             program: &command.command,
@@ -83,14 +84,15 @@ async fn run_one(
         i32::try_from(pid).expect("Linux pids fit in i32"),
         format!("{OWNER_ENV}={}", context.owner),
     );
-    let waited = tokio::time::timeout(context.timeout, spawned.child.wait()).await;
+    let mut leader = Leader::Spawned(spawned.child);
+    let waited = tokio::time::timeout(context.timeout, leader.wait()).await;
     let status = match waited {
         Ok(status) => status.map_err(|error| failed(format!("cannot wait for it: {error}")))?,
         Err(_) => {
             end_tree(
                 &mut tree,
                 None,
-                Some(&mut spawned.child),
+                Some(&mut leader),
                 Signal::SIGTERM,
                 // The grace never exceeds the timeout, so a hung command holds the install at most twice it.
                 context.timeout.min(Duration::from_secs(5)),

@@ -108,7 +108,7 @@ pub struct Memory {
     /// How this step's start window ended.
     pub start_outcome: Option<StartOutcome>,
     /// This step failed: what went wrong, and whether the version is to blame (and so is
-    /// marked failed) rather than the machine.
+    /// marked failed) rather than the machine. With a failed start, why it failed.
     pub failure: Option<(String, bool)>,
 }
 
@@ -366,8 +366,11 @@ fn in_task(
             Some(StartOutcome::Failed) => {
                 let failures = task.start_failures + 1;
                 if failures >= limits.start_attempts.max(1) {
-                    let error =
-                        format!("it ended within its start window {failures} times in a row");
+                    // The start may say why it failed (the updater's own handover does).
+                    let error = memory.failure.as_ref().map_or_else(
+                        || format!("it ended within its start window {failures} times in a row"),
+                        |(error, _)| error.clone(),
+                    );
                     fail_new_version(journal, task, &error, limits, now)
                 } else {
                     Action::write(Journal {

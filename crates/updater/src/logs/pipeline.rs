@@ -255,16 +255,75 @@ impl LineSubscription {
 /// spool as soon as it is read. A line longer than the pipeline's maximum is cut. Returns
 /// the number of lines.
 pub async fn pump<R: AsyncRead + Unpin>(
-    mut reader: R,
+    reader: R,
     pipeline: &LogPipeline,
     process: u32,
 ) -> std::io::Result<u64> {
+    let end = pump_until(
+        reader,
+        pipeline,
+        process,
+        Vec::new(),
+        std::future::pending(),
+    )
+    .await;
+    match end.error {
+        Some(error) => Err(error),
+        None => Ok(end.lines),
+    }
+}
+
+/// How a [`pump_until`] ended.
+#[derive(Debug)]
+pub(crate) struct PumpEnd<R> {
+    /// The reader, when the pump was stopped before the end of its input (so another
+    /// reader, e.g. the next updater process, can go on from the same place).
+    pub reader: Option<R>,
+    /// The bytes of a line begun and not yet ended when it stopped (empty at the end of
+    /// the input, where a last unended line is handed over as a line).
+    pub pending: Vec<u8>,
+    /// Lines handed to the pipeline.
+    pub lines: u64,
+    /// The read error that ended it, if one did.
+    pub error: Option<std::io::Error>,
+}
+
+/// [`pump`], starting with `pending` (a line begun before, e.g. by the previous updater
+/// process) and stopping as soon as `stop` completes: then the complete lines read so far
+/// are in the pipeline (flushed), and the reader and the bytes of an unended line are
+/// given back, so nothing read is lost and no line is cut in two.
+pub(crate) async fn pump_until<R: AsyncRead + Unpin>(
+    mut reader: R,
+    pipeline: &LogPipeline,
+    process: u32,
+    mut pending: Vec<u8>,
+    stop: impl std::future::Future<Output = ()>,
+) -> PumpEnd<R> {
+    tokio::pin!(stop);
     let max_line_bytes = pipeline.max_line_bytes();
-    let mut pending: Vec<u8> = Vec::with_capacity(64 * 1024);
+    pending.reserve(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     let mut count = 0u64;
     loop {
-        let read = reader.read(&mut chunk).await?;
+        let read = tokio::select! {
+            // Stop first: what is not read yet stays in the pipe for the next reader.
+            biased;
+            () = &mut stop => {
+                return PumpEnd { reader: Some(reader), pending, lines: count, error: None };
+            }
+            read = reader.read(&mut chunk) => read,
+        };
+        let read = match read {
+            Ok(read) => read,
+            Err(error) => {
+                return PumpEnd {
+                    reader: None,
+                    pending,
+                    lines: count,
+                    error: Some(error),
+                };
+            }
+        };
         let at_end = read == 0;
         pending.extend_from_slice(&chunk[..read]);
         let mut lines: Vec<&[u8]> = Vec::new();
@@ -301,7 +360,12 @@ pub async fn pump<R: AsyncRead + Unpin>(
         }
         pending.drain(..consumed);
         if at_end {
-            return Ok(count);
+            return PumpEnd {
+                reader: None,
+                pending,
+                lines: count,
+                error: None,
+            };
         }
     }
 }
@@ -398,5 +462,46 @@ mod tests {
             .map(|spooled| (spooled.seq, spooled.process, spooled.line.message.as_str()))
             .collect();
         assert_eq!(got, [(1, 2, "during")]);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_pump_gives_back_its_reader_and_the_unended_line() {
+        let pipeline = LogPipeline::new(None, options(10, 16, 1024));
+        let (mut writer, reader) = tokio::io::duplex(1024);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let pumping = async {
+            pump_until(reader, &pipeline, 1, b"begun ".to_vec(), async {
+                let _ = stopped.await;
+            })
+            .await
+        };
+        let writing = async {
+            use tokio::io::AsyncWriteExt;
+            writer.write_all(b"before\nhalf a li").await.expect("write");
+            // Let the pump read it all before it is stopped.
+            for _ in 0..100 {
+                if pipeline.lines() == 1 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            let _ = stop.send(());
+            writer
+        };
+        let (end, mut writer) = tokio::join!(pumping, writing);
+        assert!(end.error.is_none());
+        assert_eq!(end.lines, 1);
+        assert_eq!(String::from_utf8_lossy(&end.pending), "half a li");
+        let tail = pipeline.tail();
+        assert!(tail[0].ends_with(" INFO PLAIN begun before"), "{tail:?}");
+        // The next reader goes on from the same reader and the unended line.
+        use tokio::io::AsyncWriteExt;
+        writer.write_all(b"ne\n").await.expect("write");
+        drop(writer);
+        let reader = end.reader.expect("the reader comes back");
+        let end = pump_until(reader, &pipeline, 1, end.pending, std::future::pending()).await;
+        assert!(end.reader.is_none() && end.pending.is_empty());
+        let tail = pipeline.tail();
+        assert!(tail[1].ends_with(" INFO PLAIN half a line"), "{tail:?}");
     }
 }

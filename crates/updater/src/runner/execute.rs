@@ -29,7 +29,7 @@ use crate::supervisor::{RunSpec, RunState, ServiceStatus, Supervisor};
 pub(crate) const INSTALL_JSON: &str = "install.json";
 
 /// What a directory holds, by its version file.
-fn tag(path: &Path) -> Tag {
+pub(super) fn tag(path: &Path) -> Tag {
     if fs::symlink_metadata(path).is_err() {
         return Tag::Missing;
     }
@@ -162,7 +162,11 @@ impl ServiceRunner {
             Action::Write(journal) => self.write(*journal)?,
             Action::RunCurrent => {
                 let version = self.version_in_current()?;
-                self.start_version(&version).await?;
+                if self.self_role.is_some() {
+                    self.self_run_current(&version).await?;
+                } else {
+                    self.start_version(&version).await?;
+                }
             }
             Action::Trash(slot) => {
                 let from = slot_path(&dir, slot);
@@ -244,7 +248,11 @@ impl ServiceRunner {
                 self.note_outcome(outcome)?;
             }
             Action::StartAndWatch => {
-                let outcome = self.start_and_watch().await?;
+                let outcome = if self.self_role.is_some() {
+                    self.self_start_and_watch().await?
+                } else {
+                    self.start_and_watch().await?
+                };
                 self.memory.start_outcome = Some(outcome);
             }
         }
@@ -259,7 +267,7 @@ impl ServiceRunner {
             .expect("install steps are planned only with a task")
     }
 
-    fn version_in_current(&self) -> Result<ClientVersion, Error> {
+    pub(super) fn version_in_current(&self) -> Result<ClientVersion, Error> {
         match tag(&self.dir.current()) {
             Tag::Version(version) => Ok(version),
             other => Err(Error::Journal {
@@ -375,19 +383,14 @@ impl ServiceRunner {
             .map_err(Error::io("sync", &history))
     }
 
-    /// Starts `version` from `current/`: logs, uploads and, with `runService`, a
-    /// supervisor whose status is forwarded into the service's state.
-    async fn start_version(&mut self, version: &ClientVersion) -> Result<(), Error> {
-        if let Some(handle) = self.supervisor.take() {
-            handle.stop().await;
-        }
+    /// The run of `version` in `current/`, macros expanded, with its logs and uploads set
+    /// up in the pipeline; `None` when the version has nothing to run.
+    pub(super) fn run_spec(&self, version: &ClientVersion) -> Result<Option<RunSpec>, Error> {
         let current = self.dir.current();
         let rules = load_rules(&self.dir, &current, version)?;
-        self.memory.running = Some(version.clone());
         let Some(run) = rules.run_service else {
-            tracing::info!(version = %version, "the version has nothing to run");
             self.pipeline.set_file(None);
-            return Ok(());
+            return Ok(None);
         };
         let file = match &run.write_logs {
             Some(settings) => match RotatingFile::from_settings(&current, settings) {
@@ -401,7 +404,7 @@ impl ServiceRunner {
         };
         self.pipeline.set_file(file);
         self.pipeline.set_upload(run.upload_logs);
-        let spec = RunSpec {
+        Ok(Some(RunSpec {
             instance: self.dir.instance().clone(),
             service_dir: self.dir.root().to_owned(),
             directory: current,
@@ -413,6 +416,20 @@ impl ServiceRunner {
                 .map(|current| current.install_time),
             run,
             owner: self.dir.run_owner(),
+        }))
+    }
+
+    /// Starts `version` from `current/`: logs, uploads and, with `runService`, a
+    /// supervisor whose status is forwarded into the service's state.
+    async fn start_version(&mut self, version: &ClientVersion) -> Result<(), Error> {
+        if let Some(handle) = self.supervisor.take() {
+            handle.stop().await;
+        }
+        let spec = self.run_spec(version)?;
+        self.memory.running = Some(version.clone());
+        let Some(spec) = spec else {
+            tracing::info!(version = %version, "the version has nothing to run");
+            return Ok(());
         };
         let (handle, _events) = Supervisor::start(
             spec,
@@ -474,7 +491,7 @@ impl ServiceRunner {
 }
 
 /// Copies a supervisor's status into the service's state until the supervisor ends.
-async fn forward_status(
+pub(super) async fn forward_status(
     mut status: watch::Receiver<ServiceStatus>,
     state: Arc<watch::Sender<ServiceState>>,
 ) {

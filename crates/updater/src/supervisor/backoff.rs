@@ -55,6 +55,15 @@ impl RestartTracker {
         }
     }
 
+    /// Goes on from `failures_in_row` faults in a row (a run handed over by the previous
+    /// updater process).
+    pub fn resume(policy: RestartPolicy, failures_in_row: u32) -> Self {
+        RestartTracker {
+            policy,
+            failures_in_row,
+        }
+    }
+
     /// Records a fault of a run that lasted `uptime` and returns the delay before the
     /// next start: a stable run first resets the count.
     pub fn on_fault(&mut self, uptime: Duration) -> Duration {

@@ -28,7 +28,8 @@ pub enum CgroupMode {
 }
 
 /// Which cgroup hierarchy a [`Cgroup`] lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CgroupVersion {
     /// The unified hierarchy (`cgroup2`).
     V2,
@@ -61,6 +62,11 @@ impl Cgroup {
             }
         }
         Err(last_error)
+    }
+
+    /// The cgroup a run handed over from the previous updater process lives in.
+    pub(crate) fn existing(path: PathBuf, version: CgroupVersion) -> Cgroup {
+        Cgroup { path, version }
     }
 
     /// The cgroup's directory.

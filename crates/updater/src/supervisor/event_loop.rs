@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use nix::sys::signal::Signal;
-use tokio::process::Child;
+use tokio::net::unix::pipe;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
@@ -14,13 +14,16 @@ use vupdate_core::log::{Level, LogLine};
 use super::backoff::RestartTracker;
 use super::cgroup::{Cgroup, CgroupMode, cgroup_name};
 use super::conditions::{Condition, ConditionChecker};
+use super::leader::{Adopted, Leader};
 use super::status::{ExitInfo, RunState, ServiceEvent, ServiceStatus};
 use super::stop::end_tree;
 use super::tree::TreeTracker;
 use super::{Control, RunSpec, SupervisorOptions};
 use crate::faults::{FaultInfo, FaultReason, FaultReport, FaultReports, new_fault_id};
+use crate::handover::{CgroupRecord, LivePipe, LiveRun, RunRecord};
 use crate::layout::OWNER_ENV;
-use crate::logs::{LogPipeline, pump};
+use crate::logs::LogPipeline;
+use crate::logs::pipeline::{PumpEnd, pump_until};
 use crate::spawn::{ProcessSpec, spawn};
 use crate::state::ServiceState;
 
@@ -42,16 +45,22 @@ pub(super) enum Event {
     Stable,
 }
 
+/// What reads one of a run's pipes: the task, which gives the reader back when stopped.
+type Pump = JoinHandle<PumpEnd<pipe::Receiver>>;
+
 /// One run of the service.
 struct Run {
-    child: Child,
+    leader: Leader,
     pid: u32,
     started: Instant,
     started_at: SystemTime,
     tree: TreeTracker,
     cgroup: Option<Cgroup>,
     checker: Option<ConditionChecker>,
-    pumps: Vec<JoinHandle<()>>,
+    /// Its stdout and stderr readers, in that order.
+    pumps: Vec<Option<Pump>>,
+    /// Stops the pumps where they are (a handover), rather than at the end of the output.
+    pump_stop: watch::Sender<bool>,
     condition: Option<Condition>,
     kill_at: Option<Instant>,
     stable: bool,
@@ -98,11 +107,24 @@ impl Looper {
         }
     }
 
-    /// Runs the service until it is told to stop or its handle is dropped.
-    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Control>) {
-        self.start_run().await;
+    /// Runs the service (or goes on with the run `adopt` hands over) until it is told to
+    /// stop or detach, or its handle is dropped.
+    pub(super) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Control>,
+        adopt: Option<LiveRun>,
+    ) {
+        match adopt {
+            Some(live) => self.adopt_run(live),
+            None => self.start_run().await,
+        }
         loop {
             match self.next_event(&mut commands).await {
+                Event::Control(Some(Control::Detach(reply))) => {
+                    let live = self.detach_run().await;
+                    let _ = reply.send(live);
+                    return;
+                }
                 Event::Control(Some(Control::Stop(reply))) => {
                     self.end_run_on_request().await;
                     self.finish();
@@ -139,7 +161,7 @@ impl Looper {
         let sample_at = run.next_sample;
         tokio::select! {
             control = commands.recv() => Event::Control(control),
-            status = run.child.wait() => Event::Exited(status),
+            status = run.leader.wait() => Event::Exited(status),
             () = sleep_until(sample_at) => Event::Sample,
             () = sleep_until_some(stable_at) => Event::Stable,
         }
@@ -221,9 +243,10 @@ impl Looper {
         let pid = spawned.pid;
         let leader = i32::try_from(pid).expect("Linux pids fit in i32");
         let tree = TreeTracker::new(leader, format!("{OWNER_ENV}={}", self.spec.owner));
+        let (pump_stop, stop_rx) = watch::channel(false);
         let pumps = vec![
-            tokio::spawn(pump_task(spawned.stdout, self.pipeline.clone(), pid)),
-            tokio::spawn(pump_task(spawned.stderr, self.pipeline.clone(), pid)),
+            Some(self.pump(spawned.stdout, pid, Vec::new(), stop_rx.clone())),
+            Some(self.pump(spawned.stderr, pid, Vec::new(), stop_rx)),
         ];
         let checker = self
             .spec
@@ -234,7 +257,7 @@ impl Looper {
         let now = Instant::now();
         let interval = self.sample_interval(checker.as_ref());
         self.run = Some(Run {
-            child: spawned.child,
+            leader: Leader::Spawned(spawned.child),
             pid,
             started: now,
             started_at,
@@ -242,6 +265,7 @@ impl Looper {
             cgroup,
             checker,
             pumps,
+            pump_stop,
             condition: None,
             kill_at: None,
             stable: false,
@@ -320,14 +344,14 @@ impl Looper {
                 let status = end_tree(
                     &mut run.tree,
                     run.cgroup.as_ref(),
-                    Some(&mut run.child),
+                    Some(&mut run.leader),
                     Signal::SIGKILL,
                     Duration::ZERO,
                 )
                 .await;
                 let status = match status {
                     Some(status) => Ok(status),
-                    None => run.child.wait().await,
+                    None => run.leader.wait().await,
                 };
                 self.on_exit(status).await;
                 return;
@@ -525,14 +549,14 @@ impl Looper {
         let status = end_tree(
             &mut run.tree,
             run.cgroup.as_ref(),
-            Some(&mut run.child),
+            Some(&mut run.leader),
             signal,
             grace,
         )
         .await;
         let status = match status {
             Some(status) => Some(status),
-            None => run.child.wait().await.ok(),
+            None => run.leader.wait().await.ok(),
         };
         self.finish_output(&mut run).await;
         remove_cgroup(run.cgroup.as_ref());
@@ -553,13 +577,183 @@ impl Looper {
     /// Waits for the run's output to be read to its end, for a bounded time.
     async fn finish_output(&self, run: &mut Run) {
         let deadline = Instant::now() + self.options.output_grace;
-        for pump in &mut run.pumps {
+        for pump in run.pumps.iter_mut().flatten() {
             if tokio::time::timeout_at(deadline, &mut *pump).await.is_err() {
                 // Someone outside the tree holds the pipe open; stop reading it.
                 pump.abort();
             }
         }
         self.pipeline.flush();
+    }
+
+    fn pump(
+        &self,
+        reader: pipe::Receiver,
+        pid: u32,
+        pending: Vec<u8>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Pump {
+        let pipeline = self.pipeline.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            };
+            let end = pump_until(reader, &pipeline, pid, pending, stopped).await;
+            if let Some(error) = &end.error {
+                tracing::warn!(%error, pid, "reading the service's output failed");
+            }
+            end
+        })
+    }
+
+    /// Goes on supervising a run the previous updater process handed over: the same
+    /// leader (still this process's child), its tree, cgroup, counters and pipes.
+    fn adopt_run(&mut self, live: LiveRun) {
+        let record = live.record;
+        let pid = record.pid;
+        let leader = i32::try_from(pid).expect("Linux pids fit in i32");
+        let (pump_stop, stop_rx) = watch::channel(false);
+        let mut pumps = Vec::new();
+        for pipe in [live.stdout, live.stderr] {
+            pumps.push(pipe.and_then(
+                |LivePipe { fd, pending }| match pipe::Receiver::from_owned_fd(fd) {
+                    Ok(reader) => Some(self.pump(reader, pid, pending, stop_rx.clone())),
+                    Err(error) => {
+                        tracing::error!(%error, pid, "cannot read an adopted output pipe");
+                        None
+                    }
+                },
+            ));
+        }
+        let checker = self
+            .spec
+            .run
+            .restart_conditions
+            .clone()
+            .map(ConditionChecker::new);
+        let uptime = record
+            .start_time
+            .and_then(|start| (Utc::now() - start).to_std().ok())
+            .unwrap_or(Duration::from_millis(record.uptime_ms));
+        let now = Instant::now();
+        let interval = self.sample_interval(checker.as_ref());
+        self.tracker = RestartTracker::resume(self.options.restart, record.failures_in_row);
+        self.run = Some(Run {
+            leader: Leader::Adopted(Adopted::new(pid)),
+            pid,
+            started: now.checked_sub(uptime).unwrap_or(now),
+            started_at: SystemTime::from(record.files_since),
+            tree: TreeTracker::adopted(
+                leader,
+                record.start_ticks,
+                format!("{OWNER_ENV}={}", self.spec.owner),
+                &record.seen,
+            ),
+            cgroup: record
+                .cgroup
+                .map(|cgroup| Cgroup::existing(cgroup.path, cgroup.version)),
+            checker,
+            pumps,
+            pump_stop,
+            condition: None,
+            kill_at: None,
+            stable: record.stable,
+            next_sample: now + interval,
+        });
+        let cgroup_path = self
+            .run
+            .as_ref()
+            .and_then(|run| run.cgroup.as_ref())
+            .map(|cgroup| cgroup.path().to_owned());
+        self.status.send_modify(|status| {
+            status.cgroup = cgroup_path;
+            status.state = RunState::Running;
+            status.pid = Some(pid);
+            status.start_time = record.start_time;
+            status.starts = record.starts;
+            status.failures_total = record.failures_total;
+            status.failures_in_row = record.failures_in_row;
+            status.crash_loop = record.crash_loop;
+            status.last_exit = record.last_exit;
+        });
+        tracing::info!(pid, "service adopted from the previous updater process");
+        self.note(
+            Level::Info,
+            format!("process {pid} adopted by the new updater process"),
+            pid,
+        );
+        self.emit(ServiceEvent::Adopted { pid });
+    }
+
+    /// Gives the run up for the next updater process: its pipes are no longer read
+    /// (what is read is flushed; an unended line is handed over), and the leader is
+    /// neither killed nor reaped.
+    async fn detach_run(&mut self) -> Option<LiveRun> {
+        self.restart_at = None;
+        let pid = self.run.as_ref()?.pid;
+        self.note(
+            Level::Info,
+            format!("handing process {pid} over to the new updater process"),
+            pid,
+        );
+        let mut run = self.run.take()?;
+        let _ = run.pump_stop.send(true);
+        let deadline = Instant::now() + self.options.output_grace;
+        let mut pipes = Vec::new();
+        for pump in &mut run.pumps {
+            let Some(pump) = pump.as_mut() else {
+                pipes.push(None);
+                continue;
+            };
+            let end = match tokio::time::timeout_at(deadline, &mut *pump).await {
+                Ok(Ok(end)) => Some(end),
+                Ok(Err(error)) => {
+                    tracing::error!(%error, pid, "an output reader failed");
+                    None
+                }
+                Err(_) => {
+                    tracing::error!(pid, "an output reader did not stop; its pipe is lost");
+                    pump.abort();
+                    None
+                }
+            };
+            pipes.push(end.and_then(|end| {
+                let fd = end.reader?.into_nonblocking_fd().ok()?;
+                Some(LivePipe {
+                    fd,
+                    pending: end.pending,
+                })
+            }));
+        }
+        self.pipeline.flush();
+        let status = self.status.borrow().clone();
+        let record = RunRecord {
+            pid,
+            start_ticks: run.tree.leader_start().unwrap_or(0),
+            cgroup: run.cgroup.as_ref().map(|cgroup| CgroupRecord {
+                path: cgroup.path().to_owned(),
+                version: cgroup.version(),
+            }),
+            start_time: status.start_time,
+            files_since: DateTime::<Utc>::from(run.started_at),
+            uptime_ms: u64::try_from(run.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            stable: run.stable,
+            starts: status.starts,
+            failures_total: status.failures_total,
+            failures_in_row: self.tracker.failures_in_row(),
+            crash_loop: status.crash_loop,
+            last_exit: status.last_exit,
+            seen: run.tree.seen(),
+        };
+        run.leader.release();
+        let stderr = pipes.pop().flatten();
+        let stdout = pipes.pop().flatten();
+        tracing::info!(pid, "service handed over");
+        Some(LiveRun {
+            record,
+            stdout,
+            stderr,
+        })
     }
 
     fn finish(&mut self) {
@@ -582,18 +776,8 @@ impl Drop for Looper {
             let pids = run.cgroup.as_ref().map(Cgroup::pids).unwrap_or_default();
             let members = run.tree.scan(&pids, true);
             run.tree.signal(&members, Signal::SIGKILL, true);
-            let _ = run.child.start_kill();
+            run.leader.start_kill();
         }
-    }
-}
-
-async fn pump_task(
-    reader: impl tokio::io::AsyncRead + Unpin,
-    pipeline: Arc<LogPipeline>,
-    pid: u32,
-) {
-    if let Err(error) = pump(reader, &pipeline, pid).await {
-        tracing::warn!(%error, pid, "reading the service's output failed");
     }
 }
 

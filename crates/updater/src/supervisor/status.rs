@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vupdate_core::version::ClientVersion;
 
 use super::conditions::Condition;
 
 /// How a run of the service ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExitInfo {
     /// The pid of the run's group leader.
@@ -92,6 +92,11 @@ pub struct ServiceStatus {
 pub enum ServiceEvent {
     /// A run started.
     Started {
+        /// Its group leader's pid.
+        pid: u32,
+    },
+    /// A run handed over by the previous updater process is supervised from now on.
+    Adopted {
         /// Its group leader's pid.
         pid: u32,
     },

@@ -5,10 +5,10 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tokio::process::Child;
 use tokio::time::{Instant, sleep};
 
 use super::cgroup::Cgroup;
+use super::leader::Leader;
 use super::tree::TreeTracker;
 
 /// How often the tree is looked at while it ends.
@@ -25,7 +25,7 @@ const KILL_LIMIT: Duration = Duration::from_secs(30);
 pub(crate) async fn end_tree(
     tracker: &mut TreeTracker,
     cgroup: Option<&Cgroup>,
-    mut leader: Option<&mut Child>,
+    mut leader: Option<&mut Leader>,
     signal: Signal,
     grace: Duration,
 ) -> Option<ExitStatus> {

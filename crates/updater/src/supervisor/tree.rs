@@ -46,6 +46,31 @@ impl TreeTracker {
         }
     }
 
+    /// Follows a run handed over by the previous updater process: its leader (with the
+    /// start time it had) and the processes of its tree seen so far.
+    pub fn adopted(leader: i32, leader_start: u64, marker: String, seen: &[(i32, u64)]) -> Self {
+        TreeTracker {
+            marker: marker.into_bytes(),
+            leader: Some(leader),
+            leader_start: Some(leader_start),
+            updater: own_pid(),
+            seen: seen.iter().copied().collect(),
+        }
+    }
+
+    /// The processes of the tree seen so far, as (pid, start ticks).
+    pub fn seen(&self) -> Vec<(i32, u64)> {
+        self.seen
+            .iter()
+            .map(|(pid, start)| (*pid, *start))
+            .collect()
+    }
+
+    /// The leader's start time in clock ticks, when known.
+    pub fn leader_start(&self) -> Option<u64> {
+        self.leader_start
+    }
+
     /// Follows whatever carries `marker` with no known leader: what a crashed updater
     /// left running.
     pub fn leftovers(marker: String) -> Self {

@@ -104,7 +104,13 @@ async fn the_agent_runs_every_service_and_ships_their_states_and_logs() {
     let agent = Agent::start(&config, &services, desired_rx, seams)
         .await
         .expect("start");
-    assert_eq!(agent.states().len(), 2);
+    // Both instances, and the updater itself.
+    let names: Vec<&str> = agent
+        .states()
+        .iter()
+        .map(|feed| feed.service.as_str())
+        .collect();
+    assert_eq!(names, ["svc", "svc-eu", "updater"]);
     let owners: Vec<String> = services
         .iter()
         .map(|instance| ServiceDir::new(&services_dir, instance.clone()).run_owner())

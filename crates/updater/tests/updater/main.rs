@@ -7,8 +7,11 @@
 //! - `logs`: 100,000 lines through rotation, the spool and an unreliable sink.
 //! - `agent`: the whole updater with recording seams.
 //! - `kill9`: a real updater process killed at each install step, then recovery.
+//! - `handover`: a real updater process updating itself by `execve`, the services kept,
+//!   and the previous binary taking over again when the new one fails.
 
 mod agent;
+mod handover;
 mod install;
 mod kill9;
 mod logs;
