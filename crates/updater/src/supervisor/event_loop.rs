@@ -80,6 +80,10 @@ pub(super) struct Looper {
     restart_at: Option<Instant>,
     cgroup_name: String,
     cgroup_warned: bool,
+    /// The fault report being written, if one is.
+    fault_write: Option<JoinHandle<()>>,
+    /// The cgroup of the run that ended, kept for the next one.
+    spare_cgroup: Option<Cgroup>,
 }
 
 impl Looper {
@@ -104,6 +108,8 @@ impl Looper {
             restart_at: None,
             cgroup_name,
             cgroup_warned: false,
+            fault_write: None,
+            spare_cgroup: None,
         }
     }
 
@@ -122,17 +128,21 @@ impl Looper {
             match self.next_event(&mut commands).await {
                 Event::Control(Some(Control::Detach(reply))) => {
                     let live = self.detach_run().await;
+                    self.faults_written().await;
+                    remove_cgroup(self.spare_cgroup.take().as_ref());
                     let _ = reply.send(live);
                     return;
                 }
                 Event::Control(Some(Control::Stop(reply))) => {
                     self.end_run_on_request().await;
+                    self.faults_written().await;
                     self.finish();
                     let _ = reply.send(());
                     return;
                 }
                 Event::Control(None) => {
                     self.end_run_on_request().await;
+                    self.faults_written().await;
                     self.finish();
                     return;
                 }
@@ -222,7 +232,7 @@ impl Looper {
         let spawned = match spawned {
             Ok(spawned) => spawned,
             Err(error) => {
-                remove_cgroup(cgroup.as_ref());
+                self.spare_cgroup = cgroup;
                 let message = error.to_string();
                 tracing::warn!(%message, "service did not start");
                 self.note(Level::Error, message.clone(), 0);
@@ -303,6 +313,9 @@ impl Looper {
     fn make_cgroup(&mut self) -> Option<Cgroup> {
         if self.options.cgroups == CgroupMode::Off {
             return None;
+        }
+        if let Some(spare) = self.spare_cgroup.take() {
+            return Some(spare);
         }
         match Cgroup::create(&self.cgroup_name) {
             Ok(cgroup) => Some(cgroup),
@@ -407,7 +420,8 @@ impl Looper {
         let stop_signal = self.stop_signal();
         end_tree(&mut run.tree, run.cgroup.as_ref(), None, stop_signal, grace).await;
         self.finish_output(&mut run).await;
-        remove_cgroup(run.cgroup.as_ref());
+        // Kept, empty, for the restart: removing and making a cgroup costs milliseconds.
+        self.spare_cgroup = run.cgroup.take();
         let uptime = run.started.elapsed();
         tracing::warn!(pid = run.pid, %exit, ?uptime, "service ended");
         let reason = match &run.condition {
@@ -463,7 +477,7 @@ impl Looper {
     }
 
     async fn write_fault(
-        &self,
+        &mut self,
         exit: Option<ExitInfo>,
         reason: FaultReason,
         started_at: SystemTime,
@@ -502,25 +516,45 @@ impl Looper {
         let tail = self.pipeline.tail();
         let directory = self.spec.directory.clone();
         let pattern = self.spec.run.fault_files_match.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            faults.write(
-                info,
-                &FaultReport {
-                    log_tail: &tail,
-                    files_dir: &directory,
-                    files_match: &pattern,
-                    files_since: started_at,
-                },
-            )
-        })
-        .await;
-        match written {
-            Ok(Ok(path)) => {
-                tracing::info!(path = %path.display(), "fault report written");
-                self.emit(ServiceEvent::FaultReport { path });
+        // At most one report is written at a time, so a crash loop cannot pile them up.
+        self.faults_written().await;
+        let events = self.events.clone();
+        let write = async move {
+            let written = tokio::task::spawn_blocking(move || {
+                faults.write(
+                    info,
+                    &FaultReport {
+                        log_tail: &tail,
+                        files_dir: &directory,
+                        files_match: &pattern,
+                        files_since: started_at,
+                    },
+                )
+            })
+            .await;
+            match written {
+                Ok(Ok(path)) => {
+                    tracing::info!(path = %path.display(), "fault report written");
+                    // Nobody listening is fine.
+                    let _ = events.send(ServiceEvent::FaultReport { path });
+                }
+                Ok(Err(error)) => tracing::error!(%error, "fault report not written"),
+                Err(error) => tracing::error!(%error, "fault report task failed"),
             }
-            Ok(Err(error)) => tracing::error!(%error, "fault report not written"),
-            Err(error) => tracing::error!(%error, "fault report task failed"),
+        };
+        // Written beside the restart, not before it: the zip is synced to disk.
+        self.fault_write = Some(tokio::spawn(tracing::Instrument::instrument(
+            write,
+            tracing::Span::current(),
+        )));
+    }
+
+    /// Waits for the fault report being written, if one is.
+    async fn faults_written(&mut self) {
+        if let Some(write) = self.fault_write.take()
+            && let Err(error) = write.await
+        {
+            tracing::error!(%error, "fault report task failed");
         }
     }
 
@@ -757,6 +791,7 @@ impl Looper {
     }
 
     fn finish(&mut self) {
+        remove_cgroup(self.spare_cgroup.take().as_ref());
         self.status.send_modify(|status| {
             status.state = RunState::Stopped;
             status.pid = None;

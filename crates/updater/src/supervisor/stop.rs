@@ -32,6 +32,10 @@ pub(crate) async fn end_tree(
     let mut status = None;
     let cgroup_pids = || cgroup.map(Cgroup::pids).unwrap_or_default();
     let members = tracker.scan(&cgroup_pids(), true);
+    if leader.is_none() && members.running.is_empty() {
+        // Nothing left (the usual case after the leader exited): no wait at all.
+        return None;
+    }
     tracker.signal(&members, signal, leader.is_some());
     let deadline = Instant::now() + grace;
     let mut killing = grace.is_zero() || signal == Signal::SIGKILL;
