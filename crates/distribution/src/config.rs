@@ -51,6 +51,19 @@ pub struct DistributionConfig {
     pub expiration: ExpirationConfig,
     /// The file with the JWT signing key (created on first start); default `<data>/jwt.key`.
     pub jwt_key_file: PathBuf,
+    /// How builds run.
+    pub builder: BuilderConfig,
+}
+
+/// The builder settings: where builds work and how many run at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuilderConfig {
+    /// The builder's work directory (source clones, build trees, zips, kept between builds
+    /// so later builds fetch instead of clone); default `<data>/builder`.
+    pub directory: PathBuf,
+    /// How many builds of different services may run at once (builds of one service always
+    /// run one at a time); default 2, at least 1.
+    pub max_parallel_builds: usize,
 }
 
 /// A distribution name: non-empty, letters, digits, `.`, `_` and `-` only.
@@ -344,6 +357,18 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
             .unwrap_or(defaults.fault_reports_max_count),
         schedule,
     };
+    let max_parallel_builds = raw.builder.max_parallel_builds.unwrap_or(2);
+    if max_parallel_builds == 0 {
+        return Err(ConfigError::Invalid {
+            file: file.to_owned(),
+            field: "builder.maxParallelBuilds",
+            message: "must be at least 1 (builds would never start)".to_owned(),
+        });
+    }
+    let builder = BuilderConfig {
+        directory: in_data(raw.builder.directory, "builder"),
+        max_parallel_builds,
+    };
     let title = raw.title.unwrap_or_else(|| raw.name.as_str().to_owned());
     Ok(DistributionConfig {
         name: raw.name,
@@ -358,6 +383,7 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
         },
         expiration,
         jwt_key_file: in_data(raw.jwt_key_file, "jwt.key"),
+        builder,
         data_directory: data,
     })
 }

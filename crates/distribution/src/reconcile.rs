@@ -11,6 +11,13 @@
 //! until the state in force changes (a new commit) or [`Reconciler::retry_failed`] is
 //! called. Developer versions of other distributions (`jetto-…` on `orbit`) come from a
 //! provider, so they are never built here.
+//!
+//! [`process`] holds the runner a real server uses: each build as a `vupdate builder`
+//! child process in its own process group, talking to the server's API.
+
+mod process;
+
+pub use process::{BuilderProgram, ProcessRunner, ServerLink};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -23,7 +30,7 @@ use tracing::Instrument;
 use vupdate_core::reconcile::{Build, BuildKey, plan_builds};
 use vupdate_core::service::ServiceName;
 use vupdate_core::version::{ClientVersion, DeveloperVersion};
-use vupdate_state::State;
+use vupdate_state::{Revision, State};
 
 use crate::images::{ImageStore, ImageVersion};
 use crate::tasks::{TaskContext, TaskId, TaskManager};
@@ -32,11 +39,33 @@ use crate::watcher::InForce;
 /// The future a build returns: `Err` carries the message shown in the status.
 pub type BuildFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
-/// Runs one build; the builder issue provides the real one.
+/// One build the loop asks for: what to build, and the state commit that asks for it.
+#[derive(Debug, Clone)]
+pub struct BuildOrder {
+    /// What to build.
+    pub build: Build,
+    /// The validated state of `revision`.
+    pub state: Arc<State>,
+    /// The state commit in force when the build was planned.
+    pub revision: Revision,
+}
+
+/// Runs one build: [`ProcessRunner`] runs `vupdate builder` as a child process; tests
+/// give their own.
 pub trait BuildRunner: Send + Sync + 'static {
     /// Builds `build` from the settings in `state`, logging into `task`; on success the
     /// image is in the image store when the future ends.
     fn run(&self, build: Build, state: Arc<State>, task: TaskContext) -> BuildFuture;
+
+    /// What the loop calls: [`run`](Self::run) with the state commit too. The default
+    /// ignores the commit; a runner that reads the settings itself overrides this.
+    fn run_order(&self, order: BuildOrder, task: TaskContext) -> BuildFuture {
+        self.run(order.build, order.state, task)
+    }
+
+    /// Called once by the server before the loop starts, with how a builder reaches it
+    /// (its URL and a Builder token); the default ignores it.
+    fn attach(&self, _server: &ServerLink) {}
 }
 
 /// The runner in force until the builder exists: every build fails with a clear message.
@@ -276,7 +305,7 @@ impl Loop {
             self.failed.clear();
             self.commit = Some(in_force.revision.id.clone());
         }
-        let state = in_force.state;
+        let state = Arc::clone(&in_force.state);
         let plan = match self.plan(&state).await {
             Ok(plan) => plan,
             Err(error) => {
@@ -285,7 +314,7 @@ impl Loop {
             }
         };
         for build in &plan {
-            self.start_if_possible(build, &state).await;
+            self.start_if_possible(build, &in_force).await;
         }
         self.publish(&plan);
     }
@@ -335,7 +364,7 @@ impl Loop {
         Ok(self.images.info(service, &version).await?.is_some())
     }
 
-    async fn start_if_possible(&mut self, build: &Build, state: &Arc<State>) {
+    async fn start_if_possible(&mut self, build: &Build, in_force: &InForce) {
         let key = build.key();
         let service_busy = self
             .running
@@ -357,14 +386,14 @@ impl Loop {
         // The failure message is kept here too: a build can end before anyone waits on it.
         let failure = Arc::new(Mutex::new(None::<String>));
         let work = {
-            let (runner, build, state, failure) = (
-                Arc::clone(&self.runner),
-                build.clone(),
-                Arc::clone(state),
-                Arc::clone(&failure),
-            );
+            let order = BuildOrder {
+                build: build.clone(),
+                state: Arc::clone(&in_force.state),
+                revision: in_force.revision.clone(),
+            };
+            let (runner, failure) = (Arc::clone(&self.runner), Arc::clone(&failure));
             move |context: TaskContext| async move {
-                let result = runner.run(build, state, context).await;
+                let result = runner.run_order(order, context).await;
                 if let Err(message) = &result {
                     *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(message.clone());
                 }

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vupdate_core::service::ServiceName;
 
-use crate::auth::{AuthOptions, AuthService, Bootstrap, JwtKey, PasswordCost};
+use crate::auth::{AuthOptions, AuthService, Bootstrap, JwtKey, PasswordCost, Role};
 use crate::config::{DistributionConfig, StateRepoSource};
 use crate::faults::FaultFiles;
 use crate::graphql::{self, ApiContext, DistributionInfo};
@@ -27,7 +27,7 @@ use crate::intake::LogIntake;
 use crate::metrics::Metrics;
 use crate::private::PrivateFiles;
 use crate::reconcile::{
-    BuildRunner, BuilderUnavailable, ReconcileConfig, ReconcileStatus, Reconciler,
+    BuildRunner, BuilderUnavailable, ReconcileConfig, ReconcileStatus, Reconciler, ServerLink,
 };
 use crate::tasks::{LogOrigin, TaskManager};
 use crate::watcher::{InForce, RepoSource, StateWatcher, WatchConfig};
@@ -41,15 +41,18 @@ const MAX_FETCH_BACKOFF: Duration = Duration::from_secs(300);
 /// How often the reconcile loop looks again with no signal.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The service account whose access token the server gives its builder processes; its
+/// older tokens are revoked at each start, so only the running server's token works.
+pub const BUILDER_ACCOUNT: &str = "local-builder";
+
 /// Choices a caller makes beyond the config file.
 #[derive(Clone)]
 pub struct StartOptions {
     /// The argon2id cost of new password hashes (tests use the minimum).
     pub password_cost: PasswordCost,
-    /// Runs builds for the reconcile loop.
+    /// Runs builds for the reconcile loop (`vupdate distribution run` gives a
+    /// [`ProcessRunner`](crate::reconcile::ProcessRunner)); the default fails every build.
     pub builder: Arc<dyn BuildRunner>,
-    /// How many builds of different services may run at once.
-    pub max_parallel_builds: usize,
 }
 
 impl Default for StartOptions {
@@ -57,7 +60,6 @@ impl Default for StartOptions {
         StartOptions {
             password_cost: PasswordCost::DEFAULT,
             builder: Arc::new(BuilderUnavailable),
-            max_parallel_builds: 2,
         }
     }
 }
@@ -151,10 +153,38 @@ impl Distribution {
         let watcher = StateWatcher::start(watch_config(config))
             .await
             .map_err(ServerError::Watch)?;
+        // Bound before the loop starts, so a builder it starts can reach the server.
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    address: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            address: config.listen,
+            source,
+        })?;
+        match builder_token(&auth).await {
+            Ok(token) => options.builder.attach(&ServerLink {
+                url: own_url(config, local_addr),
+                token,
+                ca_file: config.tls.as_ref().map(|tls| tls.certificate.clone()),
+                repo: watcher.repo(),
+                work_directory: config.builder.directory.clone(),
+                instance: config.instance.clone(),
+            }),
+            // The server is still useful without builds (uploads, updaters): say why they fail.
+            Err(error) => tracing::error!(
+                %error,
+                account = BUILDER_ACCOUNT,
+                "cannot issue the builder's access token; builds will fail"
+            ),
+        }
         let reconciler = Reconciler::start(
             ReconcileConfig {
                 distribution: config.name.to_string(),
-                max_parallel_builds: options.max_parallel_builds,
+                max_parallel_builds: config.builder.max_parallel_builds,
                 resync_interval: RESYNC_INTERVAL,
             },
             watcher.subscribe(),
@@ -225,17 +255,6 @@ impl Distribution {
             http::count_requests,
         ));
 
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    address: config.listen,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
-            address: config.listen,
-            source,
-        })?;
         let server = match &config.tls {
             None => tokio::spawn(async move {
                 axum::serve(listener, router)
@@ -316,6 +335,42 @@ async fn track_reconcile(
 /// Resolves once `stopped` turns true (or its sender is gone).
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// A fresh access token of [`BUILDER_ACCOUNT`] (created on first use), the account's
+/// older tokens revoked.
+async fn builder_token(auth: &AuthService) -> Result<String, crate::auth::AuthError> {
+    match auth.account(BUILDER_ACCOUNT).await {
+        Ok(_) => auth.revoke_access_tokens(BUILDER_ACCOUNT).await?,
+        Err(crate::auth::AuthError::NoSuchAccount { .. }) => {
+            auth.add_service_account(
+                BUILDER_ACCOUNT,
+                "Builder of this distribution",
+                Role::Builder,
+            )
+            .await?;
+        }
+        Err(error) => return Err(error),
+    }
+    auth.issue_access_token(BUILDER_ACCOUNT).await
+}
+
+/// The URL this server answers on from this machine: an unspecified listen address
+/// (`0.0.0.0`, `[::]`) is reached on loopback.
+fn own_url(config: &DistributionConfig, local: SocketAddr) -> String {
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut address = local;
+    if address.ip().is_unspecified() {
+        address.set_ip(match address.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("{scheme}://{address}")
 }
 
 /// Where this server's task log lines say they come from.

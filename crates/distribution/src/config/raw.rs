@@ -26,6 +26,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub expiration: RawExpiration,
     pub jwt_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub builder: RawBuilder,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +104,13 @@ impl TryFrom<StateRepoFields> for RawStateRepo {
             clone: fields.clone,
         })
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawBuilder {
+    pub directory: Option<PathBuf>,
+    pub max_parallel_builds: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

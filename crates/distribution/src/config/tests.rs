@@ -35,6 +35,13 @@ fn defaults_follow_the_original_and_paths_resolve_against_the_file() {
     assert_eq!(config.expiration.policy(), ExpiryPolicy::default());
     assert_eq!(config.expiration.schedule.expression(), "0 3 * * *");
     assert_eq!(config.jwt_key_file, Path::new("/etc/vupdate/jwt.key"));
+    assert_eq!(
+        config.builder,
+        BuilderConfig {
+            directory: "/etc/vupdate/builder".into(),
+            max_parallel_builds: 2,
+        }
+    );
 }
 
 #[test]
@@ -62,6 +69,18 @@ fn data_directory_moves_the_defaults_and_absolute_paths_stay() {
     assert_eq!(policy.service_logs, Duration::from_secs(3 * 24 * 3600));
     assert_eq!(policy.fault_reports_max_count, 5);
     assert_eq!(policy.task_logs, ExpiryPolicy::default().task_logs);
+    assert_eq!(config.builder.directory, Path::new("/srv/data/builder"));
+
+    let text =
+        "name: acme\nstateRepo: {path: s}\nbuilder: {directory: work, maxParallelBuilds: 4}\n";
+    let config = DistributionConfig::from_str(text, "/srv").expect("loads");
+    assert_eq!(
+        config.builder,
+        BuilderConfig {
+            directory: "/srv/work".into(),
+            max_parallel_builds: 4,
+        }
+    );
 }
 
 #[test]
@@ -98,6 +117,8 @@ fn the_example_file_loads() {
     assert_eq!(config.title, "ACME distribution");
     assert!(config.tls.is_some());
     assert_eq!(config.data_directory, dir.path().join("data"));
+    assert_eq!(config.builder.directory, dir.path().join("data/builder"));
+    assert_eq!(config.builder.max_parallel_builds, 2);
 }
 
 #[test]
@@ -133,7 +154,7 @@ fn errors_name_the_file_position_and_field() {
     let cases: &[(&str, &str)] = &[
         (
             "name: acme\nstateRepo: {path: s}\nlisten: 127.0.0.1:80\ntitel: x\n",
-            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile",
+            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile, builder",
         ),
         (
             "name: acme\nstateRepo: {path: s}\nexpiration:\n  serviceLogs: 7 dayz\n",
@@ -154,6 +175,14 @@ fn errors_name_the_file_position_and_field() {
         (
             "name: acme\nstateRepo: {path: s}\nexpiration: {schedule: '0 0 3 * * *'}\n",
             "/srv/distribution.yaml:3:24: invalid schedule `0 0 3 * * *`: it has 6 fields (expected 5 fields: minute hour day-of-month month day-of-week, e.g. `0 3 * * *`)",
+        ),
+        (
+            "name: acme\nstateRepo: {path: s}\nbuilder: {maxParallelBuilds: 0}\n",
+            "/srv/distribution.yaml: `builder.maxParallelBuilds`: must be at least 1 (builds would never start)",
+        ),
+        (
+            "name: acme\nstateRepo: {path: s}\nbuilder: {maxParalelBuilds: 3}\n",
+            "/srv/distribution.yaml:3:11: unknown field `maxParalelBuilds`, expected one of directory, maxParallelBuilds",
         ),
         (
             "name: acme\nstateRepo: {path: s}\ntls: {certificate: nope.pem, key: nope.key}\n",

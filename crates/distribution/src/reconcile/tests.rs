@@ -304,3 +304,233 @@ async fn builds_run_developer_first_then_client_until_synced() {
     }
     assert_eq!(fixture.task_count().await, 5);
 }
+
+/// A stand-in for `vupdate`: a shell script at `dir/fake-vupdate` running `body`.
+fn fake_program(dir: &std::path::Path, body: &str) -> super::BuilderProgram {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join("fake-vupdate");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write the script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    super::BuilderProgram {
+        program: path,
+        args: vec!["-v".into()],
+        kill_grace: Duration::from_millis(500),
+    }
+}
+
+fn process_runner(fixture: &Fixture, program: super::BuilderProgram) -> Arc<super::ProcessRunner> {
+    let runner = Arc::new(super::ProcessRunner::new(program));
+    runner.attach(&super::ServerLink {
+        url: "http://127.0.0.1:9".to_owned(),
+        token: "t0ken".to_owned(),
+        ca_file: None,
+        repo: fixture.watcher.repo(),
+        work_directory: "/srv/builder".into(),
+        instance: "test".to_owned(),
+    });
+    runner
+}
+
+async fn task_log(fixture: &Fixture, task: &str) -> Vec<String> {
+    let query = vupdate_store::model::logs::LogQuery {
+        task: Some(task.to_owned()),
+        ..Default::default()
+    };
+    let mut lines: Vec<(i64, String)> = fixture
+        .store
+        .logs()
+        .query(&query)
+        .await
+        .expect("query the log")
+        .into_iter()
+        .map(|s| {
+            (
+                s.sequence,
+                format!("{} {} {}", s.record.level, s.record.unit, s.record.message),
+            )
+        })
+        .collect();
+    lines.sort();
+    lines.into_iter().map(|(_, line)| line).collect()
+}
+
+#[tokio::test]
+async fn a_builder_process_gets_the_build_and_its_last_error_line_is_the_failure() {
+    let fixture = fixture().await;
+    let dir = TempDir::new().expect("dir");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let body = format!(
+        "printf '%s\\n' \"$@\" > {out}/args-$4\necho \"$VUPDATE_ACCESS_TOKEN\" > {out}/token\necho 'warning: something odd' >&2\necho 'error: step `building`: boom' >&2\necho '  the build said more' >&2\nexit 1",
+        out = out.display()
+    );
+    let reconciler = fixture.start(process_runner(&fixture, fake_program(dir.path(), &body)));
+    let mut status = reconciler.subscribe();
+    let failed = status_until(&mut status, all_failed).await;
+
+    let Some(BuildState::Failed { task, message }) =
+        failed.builds.get(&developer("api", "orbit-1.0.0"))
+    else {
+        panic!("{failed:?}")
+    };
+    assert_eq!(message, "step `building`: boom");
+    let args = std::fs::read_to_string(out.join("args-api")).expect("args");
+    let mut args: Vec<&str> = args.lines().collect();
+    let commit = fixture.repo.rev_parse("HEAD");
+    let repo = fixture.watcher.repo().path().display().to_string();
+    // The task id is the build's own.
+    assert_eq!(args.get(14), Some(&task.as_str()));
+    args[14] = "TASK";
+    assert_eq!(
+        args,
+        [
+            "-v",
+            "builder",
+            "build-developer-version",
+            "api",
+            "orbit-1.0.0",
+            "--distribution",
+            "http://127.0.0.1:9",
+            "--state-repo",
+            repo.as_str(),
+            "--branch",
+            "main",
+            "--commit",
+            commit.as_str(),
+            "--task",
+            "TASK",
+            "--work-dir",
+            "/srv/builder",
+            "--author",
+            "Alice Example <alice@example.com>",
+            "--comment",
+            "api orbit-1.0.0",
+            "--instance",
+            "test",
+        ]
+    );
+    let client_args = std::fs::read_to_string(out.join("args-geo")).expect("client args");
+    assert!(
+        client_args
+            .starts_with("-v\nbuilder\nbuild-client-version\ngeo\njetto-2.0.0\njetto-2.0.0\n"),
+        "{client_args}"
+    );
+    // The token is in the environment, never in the arguments.
+    assert_eq!(
+        std::fs::read_to_string(out.join("token")).expect("token"),
+        "t0ken\n"
+    );
+    assert!(!client_args.contains("t0ken"));
+
+    let log = task_log(&fixture, task).await;
+    let has = |text: &str| log.iter().any(|line| line.contains(text));
+    assert!(has("WARN builder warning: something odd"), "{log:#?}");
+    assert!(
+        has("ERROR builder error: step `building`: boom"),
+        "{log:#?}"
+    );
+    assert!(has("INFO builder   the build said more"), "{log:#?}");
+    assert!(
+        has("ERROR BUILD developer version orbit-1.0.0 of api: the builder ended with exit code 1"),
+        "{log:#?}"
+    );
+    reconciler.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_builder_that_cannot_start_or_dies_says_why() {
+    let fixture = fixture().await;
+    let dir = TempDir::new().expect("dir");
+    let missing = super::BuilderProgram::new(dir.path().join("no-such-vupdate"));
+    let reconciler = fixture.start(process_runner(&fixture, missing));
+    let mut status = reconciler.subscribe();
+    let failed = status_until(&mut status, all_failed).await;
+    for state in failed.builds.values() {
+        let BuildState::Failed { message, .. } = state else {
+            unreachable!("all failed")
+        };
+        assert!(
+            message.starts_with("cannot start the builder `"),
+            "{message}"
+        );
+        assert!(message.contains("no-such-vupdate"), "{message}");
+    }
+    reconciler.shutdown().await;
+
+    // Killed by a signal before it could say anything.
+    let fixture = self::fixture().await;
+    let killed = fake_program(dir.path(), "kill -9 $$");
+    let reconciler = fixture.start(process_runner(&fixture, killed));
+    let mut status = reconciler.subscribe();
+    let failed = status_until(&mut status, all_failed).await;
+    let Some(BuildState::Failed { message, .. }) =
+        failed.builds.get(&developer("api", "orbit-1.0.0"))
+    else {
+        panic!("{failed:?}")
+    };
+    assert_eq!(message, "the builder ended with signal 9 and said nothing");
+    reconciler.shutdown().await;
+}
+
+/// Whether process `pid` is gone (or a zombie).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                == Some("Z")
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_build_kills_every_process_of_the_builder_even_one_in_its_own_session() {
+    let fixture = fixture().await;
+    let dir = TempDir::new().expect("dir");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    // A builder whose "build command" left its process group (setsid), as a badly
+    // behaved build tool may.
+    let body = format!(
+        "[ \"$3\" = build-developer-version ] || exit 1\n[ \"$4\" = api ] || exit 1\necho $$ > {out}/builder.pid\nsetsid sh -c 'echo $$ > {out}/escaped.pid; exec sleep 300' &\nsleep 300 &\necho $! > {out}/child.pid\nwait",
+        out = out.display()
+    );
+    let reconciler = fixture.start(process_runner(&fixture, fake_program(dir.path(), &body)));
+    let read = |name: &str| -> Option<i32> {
+        std::fs::read_to_string(out.join(name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let pids = loop {
+        if let (Some(a), Some(b), Some(c)) =
+            (read("builder.pid"), read("escaped.pid"), read("child.pid"))
+        {
+            break [a, b, c];
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the fake builder did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The snapshot of the tree is refreshed every second: let it see the escaped process.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The fake builder fails every build but api's at once: cancel what still runs.
+    for id in fixture.tasks.running() {
+        let _ = fixture.tasks.cancel(&id);
+    }
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !pids.iter().all(|pid| gone(*pid)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still running: {pids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    reconciler.shutdown().await;
+}
