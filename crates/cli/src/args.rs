@@ -25,6 +25,73 @@ pub enum Command {
     /// Run the distribution server.
     #[command(subcommand)]
     Distribution(DistributionCommand),
+    /// Build version images and hand them to a distribution (what its build tasks run).
+    #[command(subcommand)]
+    Builder(BuilderCommand),
+}
+
+/// `vupdate builder ...`
+#[derive(Debug, Subcommand)]
+pub enum BuilderCommand {
+    /// Build a developer version from the service's sources, upload it and record it.
+    BuildDeveloperVersion {
+        /// The service.
+        service: String,
+        /// The version to build, e.g. `acme-1.2.3`.
+        #[arg(value_name = "VERSION")]
+        developer_version: String,
+        #[command(flatten)]
+        build: BuildArgs,
+    },
+    /// Build a client version from a developer image and the client settings, upload it
+    /// and record it.
+    BuildClientVersion {
+        /// The service.
+        service: String,
+        /// The developer version it is made from, e.g. `acme-1.2.3`.
+        dev_version: String,
+        /// The client version to make, e.g. `acme-1.2.3_1`.
+        client_version: String,
+        #[command(flatten)]
+        build: BuildArgs,
+    },
+}
+
+/// Where a build's settings come from and where its results go. The access token is read
+/// from the environment variable VUPDATE_ACCESS_TOKEN, never from the command line.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// The distribution to download from and upload to, e.g. `http://127.0.0.1:8000`.
+    #[arg(long, value_name = "URL")]
+    pub distribution: String,
+    /// A PEM file of extra trusted certificates (e.g. the distribution's self-signed one).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// The state repository the build settings are read from.
+    #[arg(long, value_name = "PATH")]
+    pub state_repo: PathBuf,
+    /// The state commit whose settings are used (the one that asked for the build)
+    /// [default: the branch tip].
+    #[arg(long, value_name = "COMMIT")]
+    pub commit: Option<String>,
+    /// The branch of the state repository [default: the branch checked out, else main].
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// The build task whose log gets the build's output.
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
+    /// The builder's work directory (clones, builds, images) [default: ./builder].
+    #[arg(long, value_name = "PATH", default_value = "builder")]
+    pub work_dir: PathBuf,
+    /// Who asked for the build, for the version record [default: the commit's author].
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Why, for the version record [default: the commit's summary].
+    #[arg(long)]
+    pub comment: Option<String>,
+    /// The instance (host) named in the build's log lines [default: the host name].
+    #[arg(long)]
+    pub instance: Option<String>,
 }
 
 /// `vupdate distribution ...`
@@ -137,4 +204,15 @@ pub enum ShowFormat {
     Text,
     /// Only the declared service names, one a line (for scripts).
     Names,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        // Clap checks names (e.g. a positional `version` against `--version`) only here.
+        super::Args::command().debug_assert();
+    }
 }

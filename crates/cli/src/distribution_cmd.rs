@@ -1,10 +1,13 @@
-//! `vupdate distribution run`: loads `distribution.yaml`, starts the server, prints where
-//! to log in, and stops cleanly on Ctrl-C or SIGTERM.
+//! `vupdate distribution run`: loads `distribution.yaml`, starts the server (its builds run
+//! as `vupdate builder` children of this same executable), prints where to log in, and
+//! stops cleanly on Ctrl-C or SIGTERM.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use vupdate_distribution::config::DistributionConfig;
+use vupdate_distribution::reconcile::{BuilderProgram, ProcessRunner};
 use vupdate_distribution::server::{Distribution, StartOptions};
 
 use crate::args::DistributionCommand;
@@ -19,7 +22,14 @@ pub fn run(command: DistributionCommand) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(serve(config, StartOptions::default()))
+            // Builds run as `vupdate builder ...` children of this very program.
+            let program = std::env::current_exe()
+                .context("cannot find this program's own executable to run builds with")?;
+            let options = StartOptions {
+                builder: Arc::new(ProcessRunner::new(BuilderProgram::new(program))),
+                ..StartOptions::default()
+            };
+            runtime.block_on(serve(config, options))
         }
     }
 }

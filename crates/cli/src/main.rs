@@ -7,6 +7,7 @@
 
 mod args;
 mod author;
+mod builder_cmd;
 mod distribution_cmd;
 mod exit;
 mod state_cmd;
@@ -33,6 +34,7 @@ fn run(args: args::Args) -> anyhow::Result<()> {
     match args.command {
         args::Command::State(command) => state_cmd::run(command),
         args::Command::Distribution(command) => distribution_cmd::run(command),
+        args::Command::Builder(command) => builder_cmd::run(command),
     }
 }
 

@@ -1,0 +1,560 @@
+//! Builds end to end: `vupdate distribution run` plans a build for each desired version
+//! without an image and runs it as a real `vupdate builder` child process, which reads the
+//! state repo at the build's commit and talks to the server only through its API.
+//!
+//! - a source repo whose update.json builds a small shell program becomes a developer
+//!   image (with its private file) and a client image, a version record naming the
+//!   source commit, a tag in the source remote, succeeded tasks, build output in the task
+//!   log, and a synced `status`;
+//! - a failing build command fails its task, shows BUILD_FAILED with the step, and is not
+//!   tried again until a new commit (which then builds it);
+//! - cancelling a running build kills the builder and the build command's processes and
+//!   leaves no image.
+//!
+//! Each test prints how long its builds took (a figure, never asserted).
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use vupdate_client::{Client, ImageKind, ImageRef};
+use vupdate_test_support::{GitRepo, MAIN, Person, isolate};
+
+/// How long any wait may last (a loaded 2-core machine builds slowly).
+const LIMIT: Duration = Duration::from_secs(180);
+const PASSWORD: &str = "correct horse battery staple";
+
+const UPDATE_JSON: &str = r#"{
+  "update": [
+    {
+      "service": "api",
+      "build": {
+        "buildCommands": [
+          { "command": "sh", "args": ["build.sh", "%%version%%"], "exitCode": 0 }
+        ],
+        "copyFiles": [
+          { "sourceFile": "out/hello.sh", "destinationFile": "bin/hello.sh" }
+        ]
+      },
+      "install": {
+        "runService": { "command": "bin/hello.sh" }
+      }
+    }
+  ]
+}
+"#;
+
+const BUILD_OK: &str = r#"set -e
+mkdir -p out
+printf '#!/bin/sh\necho "hello from %s"\n' "$1" > out/hello.sh
+chmod 755 out/hello.sh
+echo "built hello $1"
+"#;
+
+const BUILD_FAILS: &str = r#"echo "compiling hello"
+echo "hello.c:3: syntax error" >&2
+exit 3
+"#;
+
+/// A source repository: a work tree to commit in, and the bare remote the builder clones.
+struct Source {
+    work: GitRepo,
+    remote: GitRepo,
+}
+
+impl Source {
+    fn new(build_sh: &str) -> Source {
+        let remote = GitRepo::init_bare();
+        let work = GitRepo::init();
+        work.commit_files(
+            &[("update.json", UPDATE_JSON), ("build.sh", build_sh)],
+            "hello",
+            &Person::alice(),
+        );
+        work.add_remote("origin", &remote);
+        work.push("origin", MAIN);
+        Source { work, remote }
+    }
+
+    fn commit_build(&self, build_sh: &str) -> String {
+        let id =
+            self.work
+                .commit_files(&[("build.sh", build_sh)], "fix the build", &Person::alice());
+        self.work.push("origin", MAIN);
+        id
+    }
+
+    fn remote_tag(&self, tag: &str) -> Option<String> {
+        let output = self.remote.run(
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/tags/{tag}^{{commit}}"),
+            ],
+            &[],
+        );
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+}
+
+/// A running `vupdate distribution run` over a state repo desiring `api: acme-1.0.0`.
+struct Scenario {
+    source: Source,
+    state: GitRepo,
+    dir: TempDir,
+    server: Child,
+    admin: Client,
+    /// When the state began to desire `api: acme-1.0.0`.
+    started: Instant,
+}
+
+impl Scenario {
+    async fn start(build_sh: &str) -> Scenario {
+        let source = Source::new(build_sh);
+        let state = GitRepo::init();
+        let api = format!(
+            "developer:\n  sources:\n    - name: api\n      git:\n        url: {}\n        branch: main\n  privateFiles:\n    - keys/app.key\n",
+            source.remote.path().display()
+        );
+        state.commit_files(
+            &[
+                ("vupdate.yaml", "schema: 1\n"),
+                ("services/api.yaml", &api),
+                ("profiles.yaml", "profiles:\n  self: [api]\n"),
+                ("desired/developer.yaml", "versions: {}\n"),
+            ],
+            "Declare api",
+            &Person::alice(),
+        );
+        let dir = TempDir::new().expect("dir");
+        let config = dir.path().join("distribution.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  path: {}\n  pollInterval: 1s\nbuilder:\n  maxParallelBuilds: 1\n",
+                state.path().display()
+            ),
+        )
+        .expect("config");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vupdate"));
+        isolate(&mut command);
+        let mut server = command
+            .args(["distribution", "run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start the distribution");
+        let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
+        let mut printed: Vec<String> = Vec::new();
+        while !printed.iter().any(|l| l.contains("first start")) {
+            match lines.next() {
+                Some(Ok(line)) => printed.push(line),
+                _ => panic!(
+                    "the server stopped: {printed:?}\n{}",
+                    server_log(dir.path())
+                ),
+            }
+        }
+        // Nobody reads the rest; a thread keeps the pipe from filling up.
+        std::thread::spawn(move || lines.for_each(drop));
+        let base = printed[0].rsplit(' ').next().expect("the URL").to_owned();
+        let first = printed
+            .iter()
+            .find_map(|l| l.split("password `").nth(1))
+            .and_then(|rest| rest.split('`').next())
+            .expect("the first password")
+            .to_owned();
+        let anonymous = Client::new(&base, None).expect("client");
+        let login = |password: String| {
+            let anonymous = anonymous.clone();
+            async move {
+                let data: Value = anonymous
+                    .graphql(
+                        "mutation($p: String!) { login(account: \"admin\", password: $p) { token } }",
+                        json!({"p": password}),
+                    )
+                    .await
+                    .expect("login");
+                data["login"]["token"].as_str().expect("token").to_owned()
+            }
+        };
+        let pending = anonymous.with_token(login(first.clone()).await);
+        let _: Value = pending
+            .graphql(
+                "mutation($o: String!, $n: String!) { changePassword(oldPassword: $o, newPassword: $n) }",
+                json!({"o": first, "n": PASSWORD}),
+            )
+            .await
+            .expect("change the password");
+        let admin = anonymous.with_token(login(PASSWORD.to_owned()).await);
+        let key = dir.path().join("app.key");
+        std::fs::write(&key, "PRIVATE KEY of api\n").expect("key");
+        admin
+            .upload_private_file(ImageKind::Developer, "api", "keys/app.key", &key)
+            .await
+            .expect("upload the private file");
+        // Only now that the private file is there does the state ask for the build.
+        state.commit_files(
+            &[("desired/developer.yaml", "versions:\n  api: acme-1.0.0\n")],
+            "Build api 1.0.0 for the launch",
+            &Person::bob(),
+        );
+        let started = Instant::now();
+        Scenario {
+            source,
+            state,
+            dir,
+            server,
+            admin,
+            started,
+        }
+    }
+
+    async fn query(&self, query: &str, variables: Value) -> Value {
+        self.admin.graphql(query, variables).await.expect(query)
+    }
+
+    /// The status of `api`.
+    async fn api_status(&self) -> Value {
+        let data = self
+            .query(
+                "{ status { synced services { service sync developerImage clientImage builds { target version state task message } } } }",
+                json!({}),
+            )
+            .await;
+        data["status"]["services"]
+            .as_array()
+            .and_then(|services| services.iter().find(|s| s["service"] == "api"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    async fn tasks(&self, task_type: &str) -> Vec<Value> {
+        let data = self
+            .query(
+                "query($t: String!) { tasks(type: $t) { id active terminationStatus parameters { name value } } }",
+                json!({"t": task_type}),
+            )
+            .await;
+        data["tasks"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn task_log(&self, task: &str) -> Vec<String> {
+        let data = self
+            .query(
+                "query($t: String!) { logs(filter: {task: $t}, limit: 10000) { service unit message } }",
+                json!({"t": task}),
+            )
+            .await;
+        data["logs"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {} {}",
+                    l["service"].as_str().unwrap_or("?"),
+                    l["unit"].as_str().unwrap_or("?"),
+                    l["message"].as_str().unwrap_or("?")
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until `check` gives a value; fails after [`LIMIT`] with the server's log.
+    async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; status: {:#}\nserver log:\n{}",
+                self.api_status().await,
+                server_log(self.dir.path())
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn stop(mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.server.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let status = self.server.wait().expect("exit");
+        assert!(
+            status.success(),
+            "{status}\n{}",
+            server_log(self.dir.path())
+        );
+    }
+}
+
+fn server_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+}
+
+/// The parameter `name` of a task.
+fn parameter(task: &Value, name: &str) -> String {
+    task["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .and_then(|p| p["value"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desired_version_is_built_by_the_builder_process_uploaded_recorded_and_tagged() {
+    let scenario = Scenario::start(BUILD_OK).await;
+    let status = scenario
+        .eventually("api to be synced", || async {
+            let status = scenario.api_status().await;
+            (status["sync"] == "SYNCED").then_some(status)
+        })
+        .await;
+    eprintln!(
+        "figure: developer and client build of api through `vupdate builder` children, desired commit to synced (polled every 1 s): {:.1} s",
+        scenario.started.elapsed().as_secs_f64()
+    );
+    assert_eq!(status["developerImage"], true, "{status}");
+    assert_eq!(status["clientImage"], true, "{status}");
+
+    // The images are in the image store, whole: the developer one has the program, the
+    // private file and install.json.
+    let dir = scenario.dir.path();
+    let developer = scenario
+        .admin
+        .download_image(
+            &ImageRef::developer("api", "acme-1.0.0"),
+            &dir.join("dev.zip"),
+        )
+        .await
+        .expect("the developer image");
+    assert!(developer.size > 0);
+    let unpacked = dir.join("dev");
+    vupdate_builder::image::unpack(&developer.path, &unpacked, 1 << 30).expect("unpack");
+    assert_eq!(
+        std::fs::read_to_string(unpacked.join("keys/app.key")).expect("the private file"),
+        "PRIVATE KEY of api\n"
+    );
+    let program = std::fs::read_to_string(unpacked.join("bin/hello.sh")).expect("the program");
+    assert!(program.contains("hello from acme-1.0.0"), "{program}");
+    assert!(unpacked.join("install.json").is_file());
+    scenario
+        .admin
+        .download_image(
+            &ImageRef::client("api", "acme-1.0.0"),
+            &dir.join("client.zip"),
+        )
+        .await
+        .expect("the client image");
+
+    // The version record names the source commit, who asked (the commit's author) and why.
+    let head = scenario.source.work.rev_parse("HEAD");
+    let records = scenario
+        .admin
+        .developer_versions_info("api", Some("acme-1.0.0"))
+        .await
+        .expect("records");
+    let build = &records[0].build_info;
+    assert_eq!(build.sources[0].commit.as_deref(), Some(head.as_str()));
+    assert_eq!(build.sources[0].branch, "main");
+    assert_eq!(build.author, "Bob Example <bob@example.com>");
+    assert_eq!(build.comment, "Build api 1.0.0 for the launch");
+    let clients = scenario
+        .admin
+        .client_versions_info("api", Some("acme-1.0.0"))
+        .await
+        .expect("client records");
+    assert_eq!(
+        clients[0].build_info.sources[0].commit.as_deref(),
+        Some(head.as_str())
+    );
+
+    // The source remote has the tag.
+    assert_eq!(
+        scenario.source.remote_tag("api-acme-1.0.0").as_deref(),
+        Some(head.as_str())
+    );
+
+    // Both tasks succeeded, with the commit that asked, and the build output in the log.
+    let commit = scenario.state.rev_parse("HEAD");
+    for task_type in ["BuildDeveloperVersion", "BuildClientVersion"] {
+        let tasks = scenario.tasks(task_type).await;
+        assert_eq!(tasks.len(), 1, "{task_type}: {tasks:?}");
+        assert_eq!(tasks[0]["terminationStatus"], true, "{task_type}");
+        assert_eq!(parameter(&tasks[0], "commit"), commit);
+    }
+    let task = scenario.tasks("BuildDeveloperVersion").await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let log = scenario.task_log(&task).await;
+    let has = |text: &str| log.iter().any(|line| line.contains(text));
+    assert!(has("builder PROCESS built hello acme-1.0.0"), "{log:#?}");
+    assert!(has("builder BUILD tagged `api`"), "{log:#?}");
+    assert!(
+        has("distribution BUILD developer version acme-1.0.0 of api: started the builder"),
+        "{log:#?}"
+    );
+    assert!(has("task succeeded"), "{log:#?}");
+    scenario.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_build_shows_its_step_and_waits_for_a_new_commit() {
+    let scenario = Scenario::start(BUILD_FAILS).await;
+    let status = scenario
+        .eventually("the build to fail", || async {
+            let status = scenario.api_status().await;
+            (status["sync"] == "BUILD_FAILED").then_some(status)
+        })
+        .await;
+    let build = &status["builds"][0];
+    assert_eq!(build["state"], "FAILED");
+    let message = build["message"].as_str().expect("message");
+    assert!(message.contains("step `building`"), "{message}");
+    assert!(message.contains("buildCommands[0]"), "{message}");
+    assert!(message.contains("exit code 3"), "{message}");
+    assert_eq!(status["developerImage"], false);
+    let task = build["task"].as_str().expect("task").to_owned();
+    let log = scenario.task_log(&task).await;
+    assert!(
+        log.iter().any(|l| l.contains("hello.c:3: syntax error")),
+        "{log:#?}"
+    );
+
+    // Polls (every second) and a look by hand do not start it again on the same commit.
+    let tasks = scenario.tasks("BuildDeveloperVersion").await;
+    assert_eq!(tasks.len(), 1);
+    let _: Value = scenario
+        .query("mutation { retryFailedBuilds }", json!({}))
+        .await;
+    scenario
+        .eventually("the retried build to fail again", || async {
+            let tasks = scenario.tasks("BuildDeveloperVersion").await;
+            (tasks.len() == 2 && tasks.iter().all(|t| t["active"] == false)).then_some(())
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        scenario.tasks("BuildDeveloperVersion").await.len(),
+        2,
+        "retried in a loop"
+    );
+
+    // The source is fixed and a new state commit comes: the build runs again and succeeds.
+    scenario.source.commit_build(BUILD_OK);
+    scenario.state.commit_files(
+        &[(
+            "desired/developer.yaml",
+            "# hello.c fixed\nversions:\n  api: acme-1.0.0\n",
+        )],
+        "Retry api after the fix",
+        &Person::alice(),
+    );
+    scenario
+        .eventually("api to be built after the new commit", || async {
+            (scenario.api_status().await["sync"] == "SYNCED").then_some(())
+        })
+        .await;
+    assert_eq!(scenario.tasks("BuildDeveloperVersion").await.len(), 3);
+    scenario.stop();
+}
+
+/// Whether process `pid` is gone (or only a zombie waiting for its parent).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                == Some("Z")
+        }
+    }
+}
+
+fn read_pid(path: &PathBuf) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_build_kills_the_builder_and_its_commands_and_leaves_no_image() {
+    let pids = TempDir::new().expect("dir");
+    let build_sh = format!(
+        "echo $$ > {dir}/command.pid\nsleep 300 &\necho $! > {dir}/child.pid\necho started\nwait\n",
+        dir = pids.path().display()
+    );
+    let scenario = Scenario::start(&build_sh).await;
+    let (command, child) = scenario
+        .eventually("the build command to run", || async {
+            Some((
+                read_pid(&pids.path().join("command.pid"))?,
+                read_pid(&pids.path().join("child.pid"))?,
+            ))
+        })
+        .await;
+    let task = scenario.tasks("BuildDeveloperVersion").await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let builder: i32 = scenario
+        .task_log(&task)
+        .await
+        .iter()
+        .find_map(|l| l.split("started the builder, process ").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|pid| pid.parse().ok())
+        .expect("the builder's pid in the task log");
+    assert!(!gone(builder) && !gone(command) && !gone(child));
+
+    let _: Value = scenario
+        .query(
+            "mutation($t: String!) { cancelTask(task: $t) }",
+            json!({"t": task}),
+        )
+        .await;
+    scenario
+        .eventually("the task to end", || async {
+            let tasks = scenario.tasks("BuildDeveloperVersion").await;
+            (tasks[0]["active"] == false).then_some(())
+        })
+        .await;
+    scenario
+        .eventually("every process of the build to be gone", || async {
+            (gone(builder) && gone(command) && gone(child)).then_some(())
+        })
+        .await;
+    let tasks = scenario.tasks("BuildDeveloperVersion").await;
+    assert_eq!(tasks[0]["terminationStatus"], false);
+    let log = scenario.task_log(&task).await;
+    assert!(
+        log.iter().any(|l| l.contains("task failed: cancelled")),
+        "{log:#?}"
+    );
+    let image = scenario
+        .admin
+        .image_info(&ImageRef::developer("api", "acme-1.0.0"))
+        .await
+        .expect("head");
+    assert_eq!(image, None);
+    let status = scenario.api_status().await;
+    assert_eq!(status["sync"], "BUILD_FAILED", "{status}");
+    assert_eq!(status["builds"][0]["message"], "cancelled");
+    scenario.stop();
+}
