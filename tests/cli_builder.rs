@@ -9,7 +9,9 @@
 //! - a failing build command fails its task, shows BUILD_FAILED with the step, and is not
 //!   tried again until a new commit (which then builds it);
 //! - cancelling a running build kills the builder and the build command's processes and
-//!   leaves no image.
+//!   leaves no image;
+//! - the builder refuses a missing token, bad versions and an undeclared service as invalid
+//!   input (exit 2), naming the step.
 //!
 //! Each test prints how long its builds took (a figure, never asserted).
 
@@ -557,4 +559,56 @@ async fn cancelling_a_running_build_kills_the_builder_and_its_commands_and_leave
     assert_eq!(status["sync"], "BUILD_FAILED", "{status}");
     assert_eq!(status["builds"][0]["message"], "cancelled");
     scenario.stop();
+}
+
+#[test]
+fn a_build_without_a_token_or_with_a_bad_version_is_invalid_input() {
+    let state = GitRepo::init();
+    state.commit_files(
+        &[("vupdate.yaml", "schema: 1\n")],
+        "state",
+        &Person::alice(),
+    );
+    let run = |args: &[&str], token: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vupdate"));
+        isolate(&mut command);
+        command.env_remove("VUPDATE_ACCESS_TOKEN");
+        if let Some(token) = token {
+            command.env("VUPDATE_ACCESS_TOKEN", token);
+        }
+        let output = command
+            .args(["builder"])
+            .args(args)
+            .args(["--distribution", "http://127.0.0.1:9", "--state-repo"])
+            .arg(state.path())
+            .output()
+            .expect("run");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&["build-developer-version", "api", "acme-1.0.0"], None);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("set VUPDATE_ACCESS_TOKEN"), "{stderr}");
+    let (code, stderr) = run(&["build-developer-version", "api", "1.0"], Some("t"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("VERSION `1.0`"), "{stderr}");
+    let (code, stderr) = run(
+        &["build-client-version", "api", "acme-1.0.0", "acme-1.0.1_1"],
+        Some("t"),
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is not a client version of DEV_VERSION acme-1.0.0"),
+        "{stderr}"
+    );
+    // A service the state does not declare: the step says so.
+    let (code, stderr) = run(&["build-developer-version", "api", "acme-1.0.0"], Some("t"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("step `reading the build settings`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("service `api` is not declared"), "{stderr}");
 }

@@ -534,3 +534,63 @@ async fn a_cancelled_build_kills_every_process_of_the_builder_even_one_in_its_ow
     }
     reconciler.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_explicit_client_generation_is_built_as_exactly_that_version() {
+    let fixture = fixture().await;
+    fixture.repo.commit_files(
+        &[("desired/client.yaml", "versions:\n  api: orbit-1.0.0_2\n")],
+        "api's client settings changed",
+        &Person::bob(),
+    );
+    fixture.watcher.trigger();
+    let dir = TempDir::new().expect("dir");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    // Every build fails; a client build first writes down what it was asked for.
+    let body = format!(
+        "[ \"$3\" = build-client-version ] && printf '%s\\n' \"$@\" > {out}/client-$4\nexit 1",
+        out = out.display()
+    );
+    let reconciler = fixture.start(process_runner(&fixture, fake_program(dir.path(), &body)));
+    let mut status = reconciler.subscribe();
+    let second = fixture.repo.rev_parse("HEAD");
+    status_until(&mut status, |s| {
+        s.commit.as_deref() == Some(second.as_str()) && all_failed(s)
+    })
+    .await;
+    // api's developer build failed, so its client build is held back; give the developer
+    // image by hand and look again.
+    fixture
+        .images
+        .put_bytes(
+            &"api".parse().expect("service"),
+            &ImageVersion::Developer("orbit-1.0.0".parse().expect("version")),
+            b"zip",
+        )
+        .await
+        .expect("the developer image");
+    reconciler.wake();
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let args = loop {
+        if let Ok(args) = std::fs::read_to_string(out.join("client-api")) {
+            break args;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no client build of api"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        args.starts_with("-v\nbuilder\nbuild-client-version\napi\norbit-1.0.0\norbit-1.0.0_2\n"),
+        "{args}"
+    );
+    assert!(
+        args.contains(
+            "--author\nBob Example <bob@example.com>\n--comment\napi's client settings changed\n"
+        ),
+        "the commit that set the client version asked for it: {args}"
+    );
+    reconciler.shutdown().await;
+}
