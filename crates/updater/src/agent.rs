@@ -208,9 +208,8 @@ impl Agent {
                 stop_unclaimed(service, config).await;
             }
         }
-        let probe_args = handover::this_process(std::path::Path::new(""))
-            .map(|target| target.args)
-            .unwrap_or_default();
+        // The new binary is probed with the arguments it will be executed with.
+        let probe_args = handover::this_process_args().unwrap_or_default();
         let (staged_tx, staged) = watch::channel(None);
         let self_runner = ServiceRunner::open_self(
             &config.work_directory,

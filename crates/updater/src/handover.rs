@@ -62,7 +62,7 @@ pub use file::{
 pub use prepare::{HandoverFailed, Header, Prepared, prepare};
 pub use startup::{Adoption, Startup, startup};
 
-pub(crate) use exec::this_process;
+pub(crate) use exec::{this_process, this_process_args};
 pub(crate) use startup::stale_handover;
 
 /// Names the handover file for the process after `execve`.

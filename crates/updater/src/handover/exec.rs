@@ -13,10 +13,7 @@ use super::{FAILED_ENV, HANDOVER_ENV, HANDOVER_VARIABLES};
 /// is not UTF-8 (the handover file is JSON). Environment entries that are not UTF-8 are
 /// left out.
 pub(crate) fn this_process(program: &Path) -> Option<ExecTarget> {
-    let args = std::env::args_os()
-        .skip(1)
-        .map(|arg| arg.into_string().ok())
-        .collect::<Option<Vec<String>>>()?;
+    let args = this_process_args()?;
     let env = std::env::vars_os()
         .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
         .filter(|(name, _)| !HANDOVER_VARIABLES.contains(&name.as_str()))
@@ -26,6 +23,14 @@ pub(crate) fn this_process(program: &Path) -> Option<ExecTarget> {
         args,
         env,
     })
+}
+
+/// This process's arguments, without the program name; `None` when one is not UTF-8.
+pub(crate) fn this_process_args() -> Option<Vec<String>> {
+    std::env::args_os()
+        .skip(1)
+        .map(|arg| arg.into_string().ok())
+        .collect()
 }
 
 /// Replaces this process with `target`, telling it where the handover file is and, for a

@@ -376,8 +376,9 @@ async fn talk_goes_on(work: &Path, more: usize) {
 }
 
 /// Checks the spool of `talk`: sequence numbers consecutive from 1, and the lines of its
-/// run `pid` all there, whole, once, in order (only the very last may be cut, by the
-/// signal that ended the run). Returns how many numbered lines the run wrote.
+/// run `pid` all there, whole, once, in order, per stream (only the very last stdout line
+/// may be cut, by the signal that ended the run; the two streams are read apart, so their
+/// lines interleave freely). Returns how many numbered lines the run wrote.
 fn check_talk(work: &Path, pid: i32) -> u64 {
     let lines = spool(work, "talk");
     for (index, line) in lines.iter().enumerate() {
@@ -387,46 +388,57 @@ fn check_talk(work: &Path, pid: i32) -> u64 {
             "spool sequence numbers have a gap or repeat"
         );
     }
-    let mine: Vec<&str> = lines
+    let pid_text = pid.to_string();
+    let mine: Vec<Vec<&str>> = lines
         .iter()
         .filter(|line| line.process == pid.unsigned_abs() && line.line.unit == PLAIN_UNIT)
-        .map(|line| line.line.message.as_str())
+        .map(|line| line.line.message.split(' ').collect())
         .collect();
-    let (mut next_out, mut next_err) = (1u64, 10u64);
-    for (index, message) in mine.iter().enumerate() {
-        let words: Vec<&str> = message.split(' ').collect();
+    let stdout: Vec<&Vec<&str>> = mine.iter().filter(|words| words[0] == "seq").collect();
+    let stderr: Vec<&Vec<&str>> = mine.iter().filter(|words| words[0] == "err").collect();
+    assert_eq!(
+        stdout.len() + stderr.len(),
+        mine.len(),
+        "lines of talk were cut or mixed: {:?}",
+        mine.iter()
+            .filter(|words| !matches!(words[0], "seq" | "err"))
+            .collect::<Vec<_>>()
+    );
+    for (index, words) in stdout.iter().enumerate() {
+        let last = index == stdout.len() - 1;
         match words.as_slice() {
-            ["seq", owner, n, "end"] if *owner == pid.to_string() => {
+            ["seq", owner, n, "end"] if *owner == pid_text => {
                 assert_eq!(
                     n.parse::<u64>().ok(),
-                    Some(next_out),
-                    "stdout line {message:?} out of order"
+                    Some(index as u64 + 1),
+                    "stdout {words:?}"
                 );
-                next_out += 1;
             }
-            ["seq", owner, n] if index == mine.len() - 1 && *owner == pid.to_string() => {
+            ["seq", owner, n] if last && *owner == pid_text => {
                 assert_eq!(
                     n.parse::<u64>().ok(),
-                    Some(next_out),
-                    "last line {message:?}"
+                    Some(index as u64 + 1),
+                    "stdout {words:?}"
                 );
             }
-            ["err", owner, n] if *owner == pid.to_string() => {
-                assert_eq!(
-                    n.parse::<u64>().ok(),
-                    Some(next_err),
-                    "stderr line {message:?} out of order"
-                );
-                next_err += 10;
-            }
-            _ => panic!("a line of talk was cut or mixed: {message:?} (line {index})"),
+            _ => panic!("a stdout line of talk was cut or mixed: {words:?} (line {index})"),
         }
     }
+    for (index, words) in stderr.iter().enumerate() {
+        let expected = (index as u64 + 1) * 10;
+        match words.as_slice() {
+            ["err", owner, n] if *owner == pid_text => {
+                assert_eq!(n.parse::<u64>().ok(), Some(expected), "stderr {words:?}");
+            }
+            _ => panic!("a stderr line of talk was cut or mixed: {words:?} (line {index})"),
+        }
+    }
+    let written = stdout.len() as u64;
     assert!(
-        next_err >= next_out.saturating_sub(10),
+        stderr.len() as u64 >= (written / 10).saturating_sub(1),
         "stderr lines are missing"
     );
-    next_out - 1
+    written
 }
 
 /// Makes `updater` desired at `version` and waits for the ready marker of the process
