@@ -64,6 +64,9 @@ async fn a_200_mb_image_streams_both_ways_with_bounded_memory() {
     .await
     .expect("start");
     let base = format!("http://{}", server.local_addr());
+    // In a workspace build reqwest has rustls without a provider (vupdate-client brings
+    // it, with ring): a client needs the process-wide provider installed first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()

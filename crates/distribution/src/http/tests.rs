@@ -98,6 +98,9 @@ async fn serve_with(
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    // In a workspace build reqwest has rustls without a provider (vupdate-client brings
+    // it, with ring): a client needs the process-wide provider installed first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Server {
         base: format!("http://{address}"),
         client: reqwest::Client::builder()

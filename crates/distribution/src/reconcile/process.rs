@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
@@ -87,15 +87,17 @@ pub struct ServerLink {
 #[derive(Debug)]
 pub struct ProcessRunner {
     program: BuilderProgram,
-    link: OnceLock<ServerLink>,
+    /// Set by the server that runs the loop; a server started again replaces it.
+    link: Mutex<Option<ServerLink>>,
 }
 
 impl ProcessRunner {
-    /// A runner of `program`; it builds once the server has [attached](BuildRunner::attach).
+    /// A runner of `program`; it builds once a server has [attached](BuildRunner::attach)
+    /// itself (builds before that fail, saying there is no builder token).
     pub fn new(program: BuilderProgram) -> ProcessRunner {
         ProcessRunner {
             program,
-            link: OnceLock::new(),
+            link: Mutex::new(None),
         }
     }
 }
@@ -115,7 +117,11 @@ impl BuildRunner for ProcessRunner {
 
     fn run_order(&self, order: BuildOrder, task: TaskContext) -> BuildFuture {
         let program = self.program.clone();
-        let link = self.link.get().cloned();
+        let link = self
+            .link
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         Box::pin(async move {
             let Some(link) = link else {
                 let message = "no builder token: the server could not set up its builder account (see the server's log)".to_owned();
@@ -129,9 +135,8 @@ impl BuildRunner for ProcessRunner {
     }
 
     fn attach(&self, server: &ServerLink) {
-        if self.link.set(server.clone()).is_err() {
-            tracing::warn!("the build runner was attached twice; the first server link stays");
-        }
+        // The token of an earlier start was revoked by this one: only the new link works.
+        *self.link.lock().unwrap_or_else(PoisonError::into_inner) = Some(server.clone());
     }
 }
 

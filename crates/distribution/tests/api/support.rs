@@ -101,6 +101,9 @@ impl Harness {
             options.poll
         );
         let config = DistributionConfig::from_str(&yaml, data.path()).expect("config");
+        // In a workspace build reqwest has rustls without a provider (vupdate-client brings
+        // it, with ring): a client needs the process-wide provider installed first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut harness = Harness {
             distribution: None,
             base: String::new(),
