@@ -10,6 +10,9 @@
 //!   tried again until a new commit (which then builds it);
 //! - cancelling a running build kills the builder and the build command's processes and
 //!   leaves no image;
+//! - a change of client settings is checked by a `BuildClientGeneration` task: one that
+//!   leaves the image's content as it was makes nothing; one that changes it makes the
+//!   next generation `_1`, which the distribution commits as the desired client version;
 //! - the builder refuses a missing token, bad versions and an undeclared service as invalid
 //!   input (exit 2), naming the step.
 //!
@@ -121,10 +124,7 @@ impl Scenario {
     async fn start(build_sh: &str) -> Scenario {
         let source = Source::new(build_sh);
         let state = GitRepo::init();
-        let api = format!(
-            "developer:\n  sources:\n    - name: api\n      git:\n        url: {}\n        branch: main\n  privateFiles:\n    - keys/app.key\n",
-            source.remote.path().display()
-        );
+        let api = api_yaml(&source);
         state.commit_files(
             &[
                 ("vupdate.yaml", "schema: 1\n"),
@@ -229,7 +229,7 @@ impl Scenario {
     async fn api_status(&self) -> Value {
         let data = self
             .query(
-                "{ status { synced services { service sync developerImage clientImage builds { target version state task message } } } }",
+                "{ status { synced services { service sync desiredClientVersion developerImage clientImage builds { target version state task message } } } }",
                 json!({}),
             )
             .await;
@@ -303,6 +303,14 @@ impl Scenario {
             server_log(self.dir.path())
         );
     }
+}
+
+/// `services/api.yaml`: the developer part, building from `source`.
+fn api_yaml(source: &Source) -> String {
+    format!(
+        "developer:\n  sources:\n    - name: api\n      git:\n        url: {}\n        branch: main\n  privateFiles:\n    - keys/app.key\n",
+        source.remote.path().display()
+    )
 }
 
 fn server_log(dir: &Path) -> String {
@@ -414,6 +422,129 @@ async fn a_desired_version_is_built_by_the_builder_process_uploaded_recorded_and
         "{log:#?}"
     );
     assert!(has("task succeeded"), "{log:#?}");
+    scenario.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_settings_change_makes_the_next_generation_only_when_the_content_changes() {
+    let scenario = Scenario::start(BUILD_OK).await;
+    scenario
+        .eventually("api to be synced", || async {
+            (scenario.api_status().await["sync"] == "SYNCED").then_some(())
+        })
+        .await;
+    let first = scenario
+        .admin
+        .client_versions_info("api", None)
+        .await
+        .expect("client records");
+    assert_eq!(first.len(), 1, "{first:?}");
+    let stamp = first[0]
+        .settings
+        .clone()
+        .expect("the first client version is stamped");
+    assert!(first[0].content_digest.is_some(), "{first:?}");
+
+    // A macro value no file uses changes the settings but not the content: checked, and
+    // nothing new is made.
+    let api = api_yaml(&scenario.source);
+    scenario.state.commit_files(
+        &[(
+            "services/api.yaml",
+            &format!("{api}client:\n  macroValues:\n    greeting: hi\n"),
+        )],
+        "Say hi",
+        &Person::bob(),
+    );
+    scenario
+        .eventually("the unchanged generation check to end", || async {
+            let tasks = scenario.tasks("BuildClientGeneration").await;
+            (tasks.len() == 1 && tasks[0]["active"] == false).then_some(())
+        })
+        .await;
+    let task = &scenario.tasks("BuildClientGeneration").await[0];
+    assert_eq!(task["terminationStatus"], true, "{task}");
+    let log = scenario.task_log(task["id"].as_str().expect("id")).await;
+    assert!(
+        log.iter()
+            .any(|l| l.contains("the content equals client version acme-1.0.0")),
+        "{log:#?}"
+    );
+    let records = scenario
+        .admin
+        .client_versions_info("api", None)
+        .await
+        .expect("client records");
+    assert_eq!(records.len(), 1, "nothing new: {records:?}");
+
+    // A settings repository with a file changes the content: `_1` is built, recorded and
+    // made the desired client version by a commit of the distribution.
+    let settings_remote = GitRepo::init_bare();
+    let settings = GitRepo::init();
+    settings.commit_files(
+        &[("etc/api.conf", "greeting = hi\n")],
+        "api settings",
+        &Person::alice(),
+    );
+    settings.add_remote("origin", &settings_remote);
+    settings.push("origin", MAIN);
+    scenario.state.commit_files(
+        &[(
+            "services/api.yaml",
+            &format!(
+                "{api}client:\n  macroValues:\n    greeting: hi\n  settings:\n    - name: conf\n      git:\n        url: {}\n        branch: main\n",
+                settings_remote.path().display()
+            ),
+        )],
+        "Configure api",
+        &Person::bob(),
+    );
+    let status = scenario
+        .eventually("acme-1.0.0_1 to be desired and synced", || async {
+            let status = scenario.api_status().await;
+            (status["desiredClientVersion"] == "acme-1.0.0_1" && status["sync"] == "SYNCED")
+                .then_some(status)
+        })
+        .await;
+    assert_eq!(status["clientImage"], true, "{status}");
+    let records = scenario
+        .admin
+        .client_versions_info("api", Some("acme-1.0.0_1"))
+        .await
+        .expect("client records");
+    let second = records.first().expect("the record of acme-1.0.0_1");
+    let second_stamp = second.settings.clone().expect("stamped");
+    assert_ne!(second_stamp.hash, stamp.hash);
+    assert_eq!(
+        second_stamp.repositories[0].url,
+        settings_remote.path().display().to_string()
+    );
+    assert_eq!(
+        second_stamp.repositories[0].commit.as_deref(),
+        Some(settings.rev_parse("HEAD").as_str())
+    );
+    assert_ne!(second.content_digest, first[0].content_digest);
+    let dir = scenario.dir.path();
+    let image = scenario
+        .admin
+        .download_image(
+            &ImageRef::client("api", "acme-1.0.0_1"),
+            &dir.join("client-1.zip"),
+        )
+        .await
+        .expect("the new client image");
+    let unpacked = dir.join("client-1");
+    vupdate_builder::image::unpack(&image.path, &unpacked, 1 << 30).expect("unpack");
+    assert_eq!(
+        std::fs::read_to_string(unpacked.join("etc/api.conf")).expect("the settings file"),
+        "greeting = hi\n"
+    );
+    // The commit that made it desired is the distribution's, on top of the one that asked.
+    let message = scenario
+        .state
+        .run(&["log", "-1", "--format=%an|%s", MAIN], &[]);
+    let message = String::from_utf8_lossy(&message.stdout).trim().to_owned();
+    assert!(message.contains("acme-1.0.0_1"), "{message}");
     scenario.stop();
 }
 

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+#[cfg(feature = "state")]
+use clap::ValueEnum;
+use clap::{Parser, Subcommand};
 
 /// GitOps for plain Linux VMs: a Git state repo says what runs, vupdate makes it so.
 #[derive(Debug, Parser)]
@@ -16,22 +18,51 @@ pub struct Args {
     pub command: Command,
 }
 
-/// The parts of vupdate.
+/// The parts of vupdate (each a cargo feature of this program).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read, check and change the Git state repo.
+    #[cfg(feature = "state")]
     #[command(subcommand)]
     State(StateCommand),
     /// Run the distribution server.
+    #[cfg(feature = "distribution")]
     #[command(subcommand)]
     Distribution(DistributionCommand),
     /// Build version images and hand them to a distribution (what its build tasks run).
+    #[cfg(feature = "builder")]
     #[command(subcommand)]
     Builder(BuilderCommand),
+    /// Run the agent of a VM: install, run and watch its services as the distribution says.
+    #[cfg(feature = "updater")]
+    #[command(subcommand)]
+    Updater(UpdaterCommand),
+}
+
+/// `vupdate updater ...`
+#[cfg(feature = "updater")]
+#[derive(Debug, Subcommand)]
+pub enum UpdaterCommand {
+    /// Follow the distribution's desired client versions for this VM's services: install
+    /// them crash-safely, run and supervise them, ship their logs, states and fault
+    /// reports, and update the updater itself; stops the services on SIGTERM or Ctrl-C.
+    Run {
+        /// The configuration file (see examples/updater.yaml).
+        #[arg(long, short, default_value = "updater.yaml", value_name = "FILE")]
+        config: PathBuf,
+        /// The services to run, comma-separated, each `name` or `name-role` (the text
+        /// after the last `-` is a role when the whole text is not a service the
+        /// distribution knows) [default: the config's `services`].
+        #[arg(long, value_name = "LIST")]
+        services: Option<String>,
+    },
 }
 
 /// `vupdate builder ...`
+#[cfg(feature = "builder")]
 #[derive(Debug, Subcommand)]
+// The variants name the commands (`build-developer-version`, ...), as the original's.
+#[allow(clippy::enum_variant_names)]
 pub enum BuilderCommand {
     /// Build a developer version from the service's sources, upload it and record it.
     BuildDeveloperVersion {
@@ -55,10 +86,21 @@ pub enum BuilderCommand {
         #[command(flatten)]
         build: BuildArgs,
     },
+    /// Build a client image of a developer version from the client settings at the commit
+    /// and keep it as the next generation `_N+1` only when its content is new.
+    BuildClientGeneration {
+        /// The service.
+        service: String,
+        /// The developer version it is made from, e.g. `acme-1.2.3`.
+        dev_version: String,
+        #[command(flatten)]
+        build: BuildArgs,
+    },
 }
 
 /// Where a build's settings come from and where its results go. The access token is read
 /// from the environment variable VUPDATE_ACCESS_TOKEN, never from the command line.
+#[cfg(feature = "builder")]
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
     /// The distribution to download from and upload to, e.g. `http://127.0.0.1:8000`.
@@ -95,6 +137,7 @@ pub struct BuildArgs {
 }
 
 /// `vupdate distribution ...`
+#[cfg(feature = "distribution")]
 #[derive(Debug, Subcommand)]
 pub enum DistributionCommand {
     /// Serve: the GraphQL API, images, the state watcher and the reconcile loop.
@@ -106,6 +149,7 @@ pub enum DistributionCommand {
 }
 
 /// Which state repository and branch a command works on.
+#[cfg(feature = "state")]
 #[derive(Debug, clap::Args)]
 pub struct RepoArgs {
     /// The state repository (a clone with a work tree, or a bare repository).
@@ -117,6 +161,7 @@ pub struct RepoArgs {
 }
 
 /// How an edit is recorded and shared.
+#[cfg(feature = "state")]
 #[derive(Debug, clap::Args)]
 pub struct EditArgs {
     /// Push the new commit to this remote (compare-and-swap: refused if the remote moved).
@@ -131,6 +176,7 @@ pub struct EditArgs {
 }
 
 /// `vupdate state ...`
+#[cfg(feature = "state")]
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// Check a state repo's files (a work tree on disk, committed or not); exit 2 if invalid.
@@ -198,6 +244,7 @@ pub enum StateCommand {
 }
 
 /// Output of `state show`.
+#[cfg(feature = "state")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ShowFormat {
     /// Readable tables.

@@ -1,5 +1,6 @@
-//! `vupdate builder build-developer-version` and `build-client-version`: what a
-//! distribution's build task runs, and what a person can run by hand.
+//! `vupdate builder build-developer-version`, `build-client-version` and
+//! `build-client-generation`: what a distribution's build task runs, and what a person can
+//! run by hand.
 //!
 //! The build settings come from the state repo at the commit that asked for the build; the
 //! distribution is reached only through its public API (`vupdate-client`): private files
@@ -15,13 +16,17 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use vupdate_builder::{
-    BuildLog, Builder, BuiltImage, CancellationToken, ClientRequest, DeveloperRequest,
+    BuildLog, Builder, BuiltImage, CancellationToken, ClientRequest, DeveloperRequest, NextClient,
+    next_client_version,
 };
-use vupdate_client::{BuildInfo, Client, ImageKind, ImageRef, InstallInfo, LogSource, Source};
+use vupdate_client::{
+    BuildInfo, Client, ClientContent, ClientSettingsStamp, ImageKind, ImageRef, InstallInfo,
+    LogSource, Source,
+};
 use vupdate_core::log::Level;
 use vupdate_core::service::ServiceName;
 use vupdate_core::version::{ClientVersion, DeveloperVersion};
-use vupdate_state::{GitRepository, Revision, ServiceSettings, StateRepo};
+use vupdate_state::{GitRepository, Revision, ServiceSettings, StateRepo, client_settings_hash};
 
 use crate::args::{BuildArgs, BuilderCommand};
 use crate::exit::InvalidInput;
@@ -65,6 +70,16 @@ pub fn run(command: BuilderCommand) -> anyhow::Result<()> {
                 }
                 let job = Job::prepare(&build, &service).await?;
                 job.client(&service, &client).await
+            }
+            BuilderCommand::BuildClientGeneration {
+                service,
+                dev_version,
+                build,
+            } => {
+                let service = parse::<ServiceName>("SERVICE", &service)?;
+                let developer = parse::<DeveloperVersion>("DEV_VERSION", &dev_version)?;
+                let job = Job::prepare(&build, &service).await?;
+                job.generation(&service, &developer).await
             }
         }
     })
@@ -221,15 +236,71 @@ impl Job {
 
     /// Downloads the developer image, builds, uploads and records a client version.
     async fn client(self, service: &ServiceName, version: &ClientVersion) -> anyhow::Result<()> {
-        let result = self.client_steps(service, version).await;
+        let result = async {
+            let image = self.client_image(service, version).await?;
+            self.record_client(service, version, image).await
+        }
+        .await;
         self.finish(result).await
     }
 
-    async fn client_steps(
+    /// Builds a client image of `developer` from the settings at this commit and keeps it
+    /// as the next generation `_N+1` only when its content differs from the newest one's.
+    async fn generation(
+        self,
+        service: &ServiceName,
+        developer: &DeveloperVersion,
+    ) -> anyhow::Result<()> {
+        let result = self.generation_steps(service, developer).await;
+        self.finish(result).await
+    }
+
+    async fn generation_steps(
+        &self,
+        service: &ServiceName,
+        developer: &DeveloperVersion,
+    ) -> anyhow::Result<()> {
+        let records = self
+            .client
+            .client_versions_info(service, None)
+            .await
+            .context("step `reading the client versions`")?;
+        // A record from before content digests were kept never equals new content.
+        let existing: Vec<(ClientVersion, String)> = records
+            .into_iter()
+            .filter_map(|record| {
+                let version = record.version.parse::<ClientVersion>().ok()?;
+                Some((version, record.content_digest.unwrap_or_default()))
+            })
+            .filter(|(version, _)| &version.developer == developer)
+            .collect();
+        let candidate = ClientVersion::next_for(developer, existing.iter().map(|(v, _)| v));
+        self.say(&format!(
+            "checking the client settings of {service} at state commit {}: building {developer} as candidate {candidate}",
+            self.revision.id
+        ));
+        let image = self.client_image(service, &candidate).await?;
+        let pairs = existing
+            .iter()
+            .map(|(version, digest)| (version, digest.as_str()));
+        match next_client_version(developer, pairs, &image.built.zip.content_digest) {
+            NextClient::Unchanged(same) => {
+                self.say(&format!(
+                    "the content equals client version {same}: no new generation"
+                ));
+                image.remove();
+                Ok(())
+            }
+            NextClient::New(version) => self.record_client(service, &version, image).await,
+        }
+    }
+
+    /// Downloads the developer image of `version` and builds the client image.
+    async fn client_image(
         &self,
         service: &ServiceName,
         version: &ClientVersion,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<ClientImage> {
         let developer = &version.developer;
         let settings = self.settings.client.clone();
         self.say(&format!(
@@ -274,12 +345,32 @@ impl Job {
         };
         let builder = Builder::new(&self.work_dir);
         let log: Arc<dyn BuildLog> = self.log.clone();
-        let image = builder
+        let built = builder
             .build_client(request, log, self.cancel.clone())
             .await
             .context("step `building`")?;
-        drop(private);
-        self.upload(ImageRef::client(service, version), &image)
+        for checkout in &built.sources {
+            self.say(&format!(
+                "made from settings repository `{}` ({}) at commit {}",
+                checkout.name, checkout.url, checkout.commit
+            ));
+        }
+        Ok(ClientImage {
+            built,
+            developer_image,
+        })
+    }
+
+    /// Uploads `image` as client version `version` and records it, stamped with its
+    /// content digest and the settings it was made from.
+    async fn record_client(
+        &self,
+        service: &ServiceName,
+        version: &ClientVersion,
+        image: ClientImage,
+    ) -> anyhow::Result<()> {
+        let developer = &version.developer;
+        self.upload(ImageRef::client(service, version), &image.built)
             .await
             .context("step `uploading the image`")?;
         let records = self
@@ -297,22 +388,29 @@ impl Job {
                 comment: self.comment.clone(),
             },
         };
-        for checkout in &image.sources {
-            self.say(&format!(
-                "made from settings repository `{}` ({}) at commit {}",
-                checkout.name, checkout.url, checkout.commit
-            ));
-        }
         let install = InstallInfo {
             author: self.author.clone(),
             time: chrono::Utc::now(),
         };
+        let repositories = self
+            .settings
+            .client
+            .as_ref()
+            .map(|settings| settings.settings.clone())
+            .unwrap_or_default();
+        let content = ClientContent {
+            content_digest: image.built.zip.content_digest.clone(),
+            settings: ClientSettingsStamp {
+                hash: client_settings_hash(self.settings.client.as_ref()),
+                commit: Some(self.revision.id.clone()),
+                repositories: sources(&image.built, &repositories),
+            },
+        };
         self.client
-            .add_client_version_info(service, version, &build, Some(&install))
+            .add_client_version_info(service, version, &build, Some(&install), Some(&content))
             .await
             .context("step `recording the version`")?;
-        remove_zip(&image.zip.path);
-        remove_zip(&developer_image);
+        image.remove();
         self.say(&format!(
             "client version {version} of {service} uploaded and recorded"
         ));
@@ -425,6 +523,20 @@ fn sources(image: &BuiltImage, repositories: &[GitRepository]) -> Vec<Source> {
             commit: Some(source.commit.clone()),
         })
         .collect()
+}
+
+/// A client image built, with the developer image it was made from.
+struct ClientImage {
+    built: BuiltImage,
+    developer_image: PathBuf,
+}
+
+impl ClientImage {
+    /// Removes both zips once the distribution has what it needs.
+    fn remove(self) {
+        remove_zip(&self.built.zip.path);
+        remove_zip(&self.developer_image);
+    }
 }
 
 /// Removes a zip the distribution now has; a failure only costs disk space.

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::process::ExitCode;
 
+#[cfg(any(feature = "state", feature = "builder"))]
 use vupdate_state::StateError;
 
 /// A problem with what the user gave (arguments, files, a stale revision): exit code 2.
@@ -26,12 +27,9 @@ impl std::error::Error for InvalidInput {}
 
 /// The exit code for an error that ended the program.
 pub fn code_for(error: &anyhow::Error) -> ExitCode {
-    let invalid = error.chain().any(|cause| {
-        cause.is::<InvalidInput>()
-            || cause
-                .downcast_ref::<StateError>()
-                .is_some_and(is_invalid_state_input)
-    });
+    let invalid = error
+        .chain()
+        .any(|cause| cause.is::<InvalidInput>() || is_invalid_state_error(cause));
     if invalid {
         ExitCode::from(2)
     } else {
@@ -39,7 +37,22 @@ pub fn code_for(error: &anyhow::Error) -> ExitCode {
     }
 }
 
+/// Whether `cause` is a state repo error caused by what the user gave.
+#[cfg(any(feature = "state", feature = "builder"))]
+fn is_invalid_state_error(cause: &(dyn std::error::Error + 'static)) -> bool {
+    cause
+        .downcast_ref::<StateError>()
+        .is_some_and(is_invalid_state_input)
+}
+
+/// Without the state repo's crate there are no state repo errors.
+#[cfg(not(any(feature = "state", feature = "builder")))]
+fn is_invalid_state_error(_: &(dyn std::error::Error + 'static)) -> bool {
+    false
+}
+
 /// State repo errors caused by what the user gave rather than by the machine or the network.
+#[cfg(any(feature = "state", feature = "builder"))]
 fn is_invalid_state_input(error: &StateError) -> bool {
     matches!(
         error,

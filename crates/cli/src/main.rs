@@ -3,14 +3,30 @@
 //! `main` stays thin, as in ripgrep: parse the arguments, run, print the error once with its
 //! whole context chain, and map it to an exit code (0 success, 2 invalid input, 1 anything
 //! else). Each subcommand lives in its own module and validates its raw arguments into typed
-//! values before it touches anything.
+//! values before it touches anything. Each is a cargo feature (`state`, `distribution`,
+//! `builder`, `updater`; default all), so the updater that ships to every VM can be built
+//! alone.
+
+#[cfg(not(any(
+    feature = "state",
+    feature = "distribution",
+    feature = "builder",
+    feature = "updater"
+)))]
+compile_error!("enable at least one of the features `state`, `distribution`, `builder`, `updater`");
 
 mod args;
+#[cfg(feature = "state")]
 mod author;
+#[cfg(feature = "builder")]
 mod builder_cmd;
+#[cfg(feature = "distribution")]
 mod distribution_cmd;
 mod exit;
+#[cfg(feature = "state")]
 mod state_cmd;
+#[cfg(feature = "updater")]
+mod updater_cmd;
 
 use std::process::ExitCode;
 
@@ -18,10 +34,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = args::Args::parse();
-    // A server says what it does; a one-shot command speaks only when something is wrong.
-    let server = matches!(args.command, args::Command::Distribution(_));
-    init_tracing(args.verbose, server);
-    match run(args) {
+    match run(args.command, args.verbose) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -30,11 +43,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: args::Args) -> anyhow::Result<()> {
-    match args.command {
-        args::Command::State(command) => state_cmd::run(command),
-        args::Command::Distribution(command) => distribution_cmd::run(command),
-        args::Command::Builder(command) => builder_cmd::run(command),
+fn run(command: args::Command, verbose: u8) -> anyhow::Result<()> {
+    // A server says what it does; a one-shot command speaks only when something is wrong.
+    match command {
+        #[cfg(feature = "state")]
+        args::Command::State(command) => {
+            init_tracing(verbose, false);
+            state_cmd::run(command)
+        }
+        #[cfg(feature = "distribution")]
+        args::Command::Distribution(command) => {
+            init_tracing(verbose, true);
+            distribution_cmd::run(command)
+        }
+        #[cfg(feature = "builder")]
+        args::Command::Builder(command) => {
+            init_tracing(verbose, false);
+            builder_cmd::run(command)
+        }
+        #[cfg(feature = "updater")]
+        args::Command::Updater(command) => {
+            // Before any thread: this answers a new binary's probe (and exits), or takes
+            // over the services of the updater process this one replaced by `execve`.
+            // It comes after argument parsing on purpose: a new binary that cannot read
+            // these arguments fails its probe instead of exiting after the `execve`.
+            let startup = vupdate_updater::handover::startup();
+            init_tracing(verbose, true);
+            updater_cmd::run(command, startup)
+        }
     }
 }
 

@@ -54,6 +54,15 @@ pub enum ClientError {
         #[source]
         source: reqwest::Error,
     },
+    /// A subscription's WebSocket could not be opened, was refused by the protocol, went
+    /// silent or was cut.
+    #[error("WebSocket {url}: {reason}")]
+    WebSocket {
+        /// The socket's URL (`ws://…/graphql/ws` or `wss://…`).
+        url: String,
+        /// What happened.
+        reason: String,
+    },
     /// The server answered with an error status (and, from vupdate, a stable code).
     #[error("{method} {url}: {status} {code}: {message}")]
     Refused {
@@ -120,11 +129,11 @@ impl ClientError {
         }
     }
 
-    /// Whether trying again later may succeed: the server was not reached or answered
-    /// with a server-side error (5xx) or `429`.
+    /// Whether trying again later may succeed: the server was not reached (or a socket
+    /// was cut) or answered with a server-side error (5xx) or `429`.
     pub fn is_transient(&self) -> bool {
         match self {
-            ClientError::Transport { .. } => true,
+            ClientError::Transport { .. } | ClientError::WebSocket { .. } => true,
             ClientError::Refused { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }

@@ -52,34 +52,67 @@ impl Client {
             .bytes()
             .await
             .map_err(|source| transport::transport("POST", &url, source))?;
-        let decode = |reason: String| ClientError::Decode {
+        let answer: Value = serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
             what: format!("GraphQL `{operation}`"),
-            reason,
-        };
-        let answer: Response =
-            serde_json::from_slice(&bytes).map_err(|e| decode(format!("not GraphQL JSON: {e}")))?;
-        if !answer.errors.is_empty() {
-            return Err(ClientError::Graphql {
-                operation,
-                errors: answer
-                    .errors
-                    .into_iter()
-                    .map(|error| GraphqlError {
-                        code: error
-                            .extensions
-                            .as_ref()
-                            .and_then(|e| e.get("code"))
-                            .and_then(Value::as_str)
-                            .map(str::to_owned),
-                        message: error.message,
-                    })
-                    .collect(),
-            });
+            reason: format!("not GraphQL JSON: {e}"),
+        })?;
+        decode_response(operation, answer)
+    }
+}
+
+/// A GraphQL response (`{"data", "errors"}`, as `POST /graphql` answers and a
+/// subscription's `next` message carries) decoded into `T`, or its errors with their codes.
+pub(crate) fn decode_response<T: DeserializeOwned>(
+    operation: String,
+    answer: Value,
+) -> Result<T, ClientError> {
+    let decode = |reason: String| ClientError::Decode {
+        what: format!("GraphQL `{operation}`"),
+        reason,
+    };
+    let answer: Response = serde_json::from_value(answer)
+        .map_err(|e| decode(format!("not a GraphQL response: {e}")))?;
+    if !answer.errors.is_empty() {
+        return Err(ClientError::Graphql {
+            operation,
+            errors: answer
+                .errors
+                .into_iter()
+                .map(WireError::into_error)
+                .collect(),
+        });
+    }
+    let data = answer
+        .data
+        .ok_or_else(|| decode("neither data nor errors".to_owned()))?;
+    serde_json::from_value(data).map_err(|e| decode(e.to_string()))
+}
+
+/// The errors of a subscription's `error` message (a bare list of GraphQL errors).
+pub(crate) fn decode_errors(operation: String, errors: Value) -> ClientError {
+    match serde_json::from_value::<Vec<WireError>>(errors) {
+        Ok(errors) => ClientError::Graphql {
+            operation,
+            errors: errors.into_iter().map(WireError::into_error).collect(),
+        },
+        Err(e) => ClientError::Decode {
+            what: format!("GraphQL `{operation}`"),
+            reason: format!("an `error` message that is not a list of errors: {e}"),
+        },
+    }
+}
+
+impl WireError {
+    fn into_error(self) -> GraphqlError {
+        GraphqlError {
+            code: self
+                .extensions
+                .as_ref()
+                .and_then(|e| e.get("code"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            message: self.message,
         }
-        let data = answer
-            .data
-            .ok_or_else(|| decode("neither data nor errors".to_owned()))?;
-        serde_json::from_value(data).map_err(|e| decode(e.to_string()))
     }
 }
 

@@ -7,6 +7,13 @@
 //!
 //! - [`graphql`]: `POST /graphql`, answers decoded into the caller's type; a GraphQL error
 //!   becomes [`ClientError::Graphql`] carrying each error's `extensions.code`.
+//! - [`subscription`]: GraphQL subscriptions over the `/graphql/ws` WebSocket
+//!   (graphql-transport-ws, the token in `connection_init`); one socket per subscription,
+//!   and reconnecting is the caller's choice.
+//! - [`desired`]: `clientDesiredVersions` and its live feed `clientDesiredVersionsChanged`.
+//! - [`states`]: `setServiceStates`, an updater's report of what each service runs.
+//! - [`faults`]: fault reports, `PUT /faults/{id}` with the archive then `addFaultReport`,
+//!   safe to repeat.
 //! - [`images`]: `PUT /images/...` streamed from a file with `X-Content-Sha256`, and
 //!   `GET /images/...` streamed to a file, resumed with `Range` after a cut and verified
 //!   against the server's `X-Content-Sha256`.
@@ -23,21 +30,31 @@
 //! The crate depends on no server crate (axum, async-graphql, a database): the updater,
 //! which ships to every VM, uses it too.
 
+pub mod desired;
 pub mod error;
+pub mod faults;
 pub mod files;
 pub mod graphql;
 pub mod images;
 pub mod logs;
+pub mod states;
+pub mod subscription;
 mod transport;
 pub mod versions;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+pub use desired::DesiredVersionsFeed;
 pub use error::{ClientError, GraphqlError};
+pub use faults::{ArchiveUpload, FaultFileReport, FaultInfoReport, FaultReport};
 pub use images::{DownloadedImage, ImageKind, ImageRef, UploadedImage};
 pub use logs::{LogLine, LogSender, LogSenderOptions, LogSource};
+pub use states::{ServiceStateReport, StateReport, UpdateErrorReport};
+pub use subscription::Subscription;
 pub use versions::{
-    BuildInfo, ClientVersionInfo, DeveloperVersionInfo, ImageInfo, InstallInfo, Source,
+    BuildInfo, ClientContent, ClientSettingsStamp, ClientVersionInfo, DeveloperVersionInfo,
+    ImageInfo, InstallInfo, Source,
 };
 
 /// The environment variable that holds an access token for the programs that use this
@@ -50,6 +67,7 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    socket: Arc<subscription::SocketSettings>,
 }
 
 impl std::fmt::Debug for Client {
@@ -93,6 +111,8 @@ impl ClientBuilder {
     }
 
     /// How long the server may stay silent during a request or a transfer; default 60 s.
+    /// A subscription's socket is pinged after half of it without a message and counts
+    /// as cut after all of it.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout;
         self
@@ -137,10 +157,13 @@ impl ClientBuilder {
         let http = http
             .build()
             .map_err(|e| ClientError::Setup(e.to_string()))?;
+        let socket =
+            subscription::SocketSettings::new(self.connect_timeout, self.read_timeout, self.roots);
         Ok(Client {
             http,
             base,
             token: self.token,
+            socket: Arc::new(socket),
         })
     }
 }

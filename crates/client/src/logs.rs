@@ -198,7 +198,7 @@ impl LogSender {
             time: Utc::now(),
             level,
             unit: unit.to_owned(),
-            message: cut(message).to_owned(),
+            message: cut_message(message).to_owned(),
             sequence: Some(sequence),
             termination_status,
         };
@@ -234,8 +234,9 @@ fn lock(progress: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
     progress.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// `message` cut to [`MAX_MESSAGE_BYTES`] at a character boundary.
-fn cut(message: &str) -> &str {
+/// `message` cut to [`MAX_MESSAGE_BYTES`] at a character boundary (the distribution
+/// refuses longer ones).
+pub fn cut_message(message: &str) -> &str {
     if message.len() <= MAX_MESSAGE_BYTES {
         return message;
     }
@@ -353,8 +354,8 @@ mod tests {
     #[test]
     fn long_messages_are_cut_at_a_character_boundary() {
         let long = "é".repeat(MAX_MESSAGE_BYTES);
-        let cut = cut(&long);
+        let cut = cut_message(&long);
         assert!(cut.len() <= MAX_MESSAGE_BYTES && cut.len() > MAX_MESSAGE_BYTES - 2);
-        assert_eq!(super::cut("short"), "short");
+        assert_eq!(cut_message("short"), "short");
     }
 }

@@ -1,4 +1,5 @@
-//! Version records: who built a version, from which commits, and its image. The builder
+//! Version records: who built a version, from which commits, and its image (for a client
+//! version also its content digest and the client settings it was made from). The builder
 //! adds one after each upload; anyone with the role reads them.
 
 use std::fmt::Display;
@@ -58,6 +59,29 @@ pub struct ImageInfo {
     pub size: u64,
 }
 
+/// What a client image was made from: the settings hash the loop compares with the state
+/// in force, and the content digest that tells a new generation from an unchanged one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSettingsStamp {
+    /// `sha256:<hex>` of the merged client build settings (`vupdate_state::client_settings_hash`).
+    pub hash: String,
+    /// The state commit they were read from.
+    pub commit: Option<String>,
+    /// The settings repositories, in merge order, at the commits used.
+    pub repositories: Vec<Source>,
+}
+
+/// How a client image's content is known: the digest over its paths, modes and contents,
+/// and the settings it was made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientContent {
+    /// SHA-256 over the image's paths, modes and contents (hex).
+    pub content_digest: String,
+    /// The client settings it was made from.
+    pub settings: ClientSettingsStamp,
+}
+
 /// A developer version record.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -86,9 +110,16 @@ pub struct ClientVersionInfo {
     pub install_info: InstallInfo,
     /// Its image.
     pub image: ImageInfo,
+    /// SHA-256 over the image's paths, modes and contents (hex); absent on older records.
+    pub content_digest: Option<String>,
+    /// The client settings it was made from; absent on older records.
+    pub settings: Option<ClientSettingsStamp>,
 }
 
 const BUILD_FIELDS: &str = "buildInfo { author comment time sources { name url branch commit } }";
+/// The fields of a client version record past its build info.
+const CLIENT_FIELDS: &str = "installInfo { author time } image { digest size } contentDigest \
+     settings { hash commit repositories { name url branch commit } }";
 
 impl Client {
     /// Records a developer version whose image was uploaded (else `NOT_FOUND`).
@@ -108,22 +139,25 @@ impl Client {
     }
 
     /// Records a client version whose image was uploaded (else `NOT_FOUND`); `install`
-    /// defaults to the caller, now.
+    /// defaults to the caller, now; `content` stamps what the image was made from.
     pub async fn add_client_version_info(
         &self,
         service: impl Display,
         version: impl Display,
         build: &BuildInfo,
         install: Option<&InstallInfo>,
+        content: Option<&ClientContent>,
     ) -> Result<ClientVersionInfo, ClientError> {
         let query = format!(
-            "mutation($info: ClientVersionInput!) {{ addClientVersionInfo(info: $info) {{ service version {BUILD_FIELDS} installInfo {{ author time }} image {{ digest size }} }} }}"
+            "mutation($info: ClientVersionInput!) {{ addClientVersionInfo(info: $info) {{ service version {BUILD_FIELDS} {CLIENT_FIELDS} }} }}"
         );
         let info = json!({
             "service": service.to_string(),
             "version": version.to_string(),
             "buildInfo": build,
             "installInfo": install,
+            "contentDigest": content.map(|content| &content.content_digest),
+            "settings": content.map(|content| &content.settings),
         });
         let data: Answer<ClientVersionInfo> = self.graphql(&query, json!({ "info": info })).await?;
         Ok(data.0)
@@ -154,7 +188,7 @@ impl Client {
         version: Option<&str>,
     ) -> Result<Vec<ClientVersionInfo>, ClientError> {
         let query = format!(
-            "query($service: String, $version: String) {{ clientVersionsInfo(service: $service, version: $version) {{ service version {BUILD_FIELDS} installInfo {{ author time }} image {{ digest size }} }} }}"
+            "query($service: String, $version: String) {{ clientVersionsInfo(service: $service, version: $version) {{ service version {BUILD_FIELDS} {CLIENT_FIELDS} }} }}"
         );
         let data: Answer<Vec<ClientVersionInfo>> = self
             .graphql(

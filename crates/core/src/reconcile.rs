@@ -17,6 +17,11 @@
 //!
 //! A failed build is planned again only once the caller clears `failed` (when the state
 //! changes), so a broken build does not loop.
+//!
+//! [`generations`] plans the other kind of work: a client generation check for each
+//! service whose client settings changed since its newest client version was made.
+
+pub mod generations;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,6 +47,17 @@ pub enum Build {
         /// The developer version it is made from (its image must exist first).
         from: DeveloperVersion,
     },
+    /// Build a client image of `current`'s developer version from the client settings in
+    /// force and store it as the next generation `_N` if its content is new (see
+    /// [`generations`]).
+    Generation {
+        /// The service.
+        service: ServiceName,
+        /// The effective client version when the check was planned (its image exists).
+        current: ClientVersion,
+        /// The hash of the service's merged client settings the check is made for.
+        settings: String,
+    },
 }
 
 /// What a build is keyed by: its target (developer or client), service and version.
@@ -51,6 +67,19 @@ pub enum BuildKey {
     Developer(ServiceName, DeveloperVersion),
     /// A client build.
     Client(ServiceName, ClientVersion),
+    /// A client generation check of a developer version for a settings hash.
+    Generation(ServiceName, DeveloperVersion, String),
+}
+
+impl BuildKey {
+    /// The service it builds for.
+    pub fn service(&self) -> &ServiceName {
+        match self {
+            BuildKey::Developer(service, _)
+            | BuildKey::Client(service, _)
+            | BuildKey::Generation(service, ..) => service,
+        }
+    }
 }
 
 impl Build {
@@ -63,13 +92,20 @@ impl Build {
             Build::Client {
                 service, version, ..
             } => BuildKey::Client(service.clone(), version.clone()),
+            Build::Generation {
+                service,
+                current,
+                settings,
+            } => BuildKey::Generation(service.clone(), current.developer.clone(), settings.clone()),
         }
     }
 
     /// The service it builds for.
     pub fn service(&self) -> &ServiceName {
         match self {
-            Build::Developer { service, .. } | Build::Client { service, .. } => service,
+            Build::Developer { service, .. }
+            | Build::Client { service, .. }
+            | Build::Generation { service, .. } => service,
         }
     }
 }

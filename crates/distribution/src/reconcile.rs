@@ -12,12 +12,25 @@
 //! called. Developer versions of other distributions (`jetto-…` on `orbit`) come from a
 //! provider, so they are never built here.
 //!
+//! Client generations: given a [`GenerationLink`] (the store and the state repo), the loop
+//! also starts a `BuildClientGeneration` task for each service whose client settings in
+//! force differ from what the newest client version of its developer version was made
+//! from ([`plan_generation_checks`] says which; [`generation`] runs one). A new generation
+//! is committed to `desired/client.yaml` by the distribution; a check that found the
+//! content unchanged is remembered for that (service, developer version, settings hash)
+//! and never repeated by itself, one that failed until the state changes or a retry;
+//! [`ReconcileHandle::rebuild_client`] asks for one by hand (a settings repository
+//! changed, which Git in the state repo cannot show).
+//!
 //! [`process`] holds the runner a real server uses: each build as a `vupdate builder`
 //! child process in its own process group, talking to the server's API.
 
+mod generation;
 mod process;
 
+pub use generation::{GenerationLink, GenerationOutcome, distribution_author};
 pub use process::{BuilderProgram, ProcessRunner, ServerLink};
+pub use vupdate_state::{client_settings_hash, service_settings_hash};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -25,8 +38,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::Instrument;
+use vupdate_core::reconcile::generations::{
+    ClientInForce, NewestRecord, generation_key, plan_generation_checks,
+};
 use vupdate_core::reconcile::{Build, BuildKey, plan_builds};
 use vupdate_core::service::ServiceName;
 use vupdate_core::version::{ClientVersion, DeveloperVersion};
@@ -135,12 +151,68 @@ impl ReconcileStatus {
     }
 }
 
+/// Why a client generation check asked for by hand did not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RebuildRefused {
+    /// No valid state commit is in force yet.
+    #[error("no valid commit of the state repo is in force yet; see `status` for why")]
+    NoState,
+    /// The service has no client version in force.
+    #[error(
+        "service `{0}` has no client version in force (neither desired/client.yaml nor a `self` profile with a desired developer version names it)"
+    )]
+    NotDesired(ServiceName),
+    /// The state does not declare the service.
+    #[error("service `{0}` is not declared in the state repo (no services/{0}.yaml)")]
+    NotDeclared(ServiceName),
+    /// The client version in force has no image yet: its own build comes first.
+    #[error(
+        "client version {version} of {service} has no image yet; its build uses the client settings in force, so there is nothing to check"
+    )]
+    NoImage {
+        /// The service.
+        service: ServiceName,
+        /// Its client version in force.
+        version: ClientVersion,
+    },
+    /// Another build of the service runs (its builds share a work directory).
+    #[error("a build of {service} runs (task {task}); ask again when it ends")]
+    Busy {
+        /// The service.
+        service: ServiceName,
+        /// The running task.
+        task: TaskId,
+    },
+    /// Every build slot is taken.
+    #[error("all {0} build slots are busy; ask again when a build ends")]
+    NoSlot(usize),
+    /// This loop has no store and state repo to check generations with.
+    #[error(
+        "this distribution does not check client generations (no store or state repo was given to its reconcile loop)"
+    )]
+    Unavailable,
+    /// The task could not be started.
+    #[error("cannot start the check: {0}")]
+    Start(String),
+    /// The loop stopped.
+    #[error("the reconcile loop is stopping")]
+    Stopped,
+}
+
+/// What the API asks of the loop and waits for.
+#[derive(Debug)]
+enum Request {
+    /// A generation check of this service now, whatever the stamps say.
+    Rebuild(ServiceName, oneshot::Sender<Result<TaskId, RebuildRefused>>),
+}
+
 /// What the API needs of a running loop: its status, and asking it to look again or retry.
 #[derive(Debug, Clone)]
 pub struct ReconcileHandle {
     status: watch::Receiver<ReconcileStatus>,
     wake: Arc<Notify>,
     retry: Arc<Notify>,
+    requests: mpsc::UnboundedSender<Request>,
 }
 
 impl ReconcileHandle {
@@ -163,6 +235,17 @@ impl ReconcileHandle {
     pub fn retry_failed(&self) {
         self.retry.notify_one();
     }
+
+    /// Starts a client generation check of `service` now (a settings repository changed,
+    /// which the state repo cannot show), whatever the stamps and the memory of earlier
+    /// checks say; returns its task id.
+    pub async fn rebuild_client(&self, service: ServiceName) -> Result<TaskId, RebuildRefused> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Rebuild(service, reply))
+            .map_err(|_| RebuildRefused::Stopped)?;
+        answer.await.map_err(|_| RebuildRefused::Stopped)?
+    }
 }
 
 /// A running reconcile loop; dropping it stops the loop (its stop sender goes away).
@@ -171,45 +254,53 @@ pub struct Reconciler {
     status: watch::Receiver<ReconcileStatus>,
     wake: Arc<Notify>,
     retry: Arc<Notify>,
+    requests: mpsc::UnboundedSender<Request>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Reconciler {
-    /// Starts the loop over the state in force; it looks at once.
+    /// Starts the loop over the state in force; it looks at once. With `generations`, it
+    /// also checks client generations when client settings change.
     pub fn start(
         config: ReconcileConfig,
         in_force: watch::Receiver<Option<InForce>>,
         images: ImageStore,
         tasks: TaskManager,
         runner: Arc<dyn BuildRunner>,
+        generations: Option<GenerationLink>,
     ) -> Reconciler {
         let (status_tx, status) = watch::channel(ReconcileStatus::default());
         let wake = Arc::new(Notify::new());
         let retry = Arc::new(Notify::new());
         let (stop, stopped) = watch::channel(false);
         let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let (requests, requests_rx) = mpsc::unbounded_channel();
         let state = Loop {
             config,
             in_force,
             images,
             tasks,
             runner,
+            generations,
             status: status_tx,
             wake: Arc::clone(&wake),
             retry: Arc::clone(&retry),
+            requests: requests_rx,
             stopped,
             done_tx,
             done_rx,
             commit: None,
             running: BTreeMap::new(),
             failed: BTreeMap::new(),
+            settled: BTreeSet::new(),
         };
         let task = tokio::spawn(state.run().instrument(tracing::info_span!("reconcile")));
         Reconciler {
             status,
             wake,
             retry,
+            requests,
             stop,
             task,
         }
@@ -231,6 +322,7 @@ impl Reconciler {
             status: self.status.clone(),
             wake: Arc::clone(&self.wake),
             retry: Arc::clone(&self.retry),
+            requests: self.requests.clone(),
         }
     }
 
@@ -260,15 +352,20 @@ struct Loop {
     images: ImageStore,
     tasks: TaskManager,
     runner: Arc<dyn BuildRunner>,
+    generations: Option<GenerationLink>,
     status: watch::Sender<ReconcileStatus>,
     wake: Arc<Notify>,
     retry: Arc<Notify>,
+    requests: mpsc::UnboundedReceiver<Request>,
     stopped: watch::Receiver<bool>,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     commit: Option<String>,
     running: BTreeMap<BuildKey, TaskId>,
     failed: BTreeMap<BuildKey, (TaskId, String)>,
+    /// Generation checks that ended well (unchanged, or a new generation made): never
+    /// repeated by themselves, whatever commit comes, only by hand.
+    settled: BTreeSet<BuildKey>,
 }
 
 impl Loop {
@@ -279,6 +376,7 @@ impl Loop {
             tokio::select! {
                 changed = self.in_force.changed() => if changed.is_err() { break },
                 Some(done) = self.done_rx.recv() => self.ended(done),
+                Some(request) = self.requests.recv() => self.answer(request).await,
                 () = self.wake.notified() => {}
                 () = self.retry.notified() => self.failed.clear(),
                 _ = resync.tick() => {}
@@ -289,9 +387,15 @@ impl Loop {
 
     fn ended(&mut self, (key, task, failure): Done) {
         self.running.remove(&key);
-        if let Some(message) = failure {
-            tracing::warn!(%task, build = %describe_key(&key), %message, "build failed; not retried until the state changes");
-            self.failed.insert(key, (task, message));
+        match failure {
+            Some(message) => {
+                tracing::warn!(%task, build = %describe_key(&key), %message, "build failed; not retried until the state changes");
+                self.failed.insert(key, (task, message));
+            }
+            None if matches!(key, BuildKey::Generation(..)) => {
+                self.settled.insert(key);
+            }
+            None => {}
         }
     }
 
@@ -309,17 +413,17 @@ impl Loop {
         let plan = match self.plan(&state).await {
             Ok(plan) => plan,
             Err(error) => {
-                tracing::error!(%error, "cannot read the image store; will look again");
+                tracing::error!(%error, "cannot read the image store or the version records; will look again");
                 return;
             }
         };
         for build in &plan {
-            self.start_if_possible(build, &in_force).await;
+            let _ = self.start_if_possible(build, &in_force, false).await;
         }
         self.publish(&plan);
     }
 
-    async fn plan(&self, state: &State) -> Result<Vec<Build>, crate::images::ImageError> {
+    async fn plan(&mut self, state: &State) -> Result<Vec<Build>, String> {
         let desired = &state.desired.developer;
         let clients = state.effective_client_versions();
         let mut have_developer = BTreeSet::new();
@@ -344,8 +448,8 @@ impl Loop {
                 have_client.insert((service.clone(), version.clone()));
             }
         }
-        let failed = self.failed.keys().cloned().collect();
-        Ok(plan_builds(
+        let failed: BTreeSet<BuildKey> = self.failed.keys().cloned().collect();
+        let mut plan = plan_builds(
             desired,
             &clients,
             &|s: &ServiceName, v: &DeveloperVersion| {
@@ -353,69 +457,240 @@ impl Loop {
             },
             &|s: &ServiceName, v: &ClientVersion| have_client.contains(&(s.clone(), v.clone())),
             &failed,
-        ))
+        );
+        if self.generations.is_some() {
+            let mut in_force = BTreeMap::new();
+            for (service, version) in &clients {
+                let has_image = have_client.contains(&(service.clone(), version.clone()));
+                if let Some(facts) = self
+                    .client_in_force(state, service, version, has_image)
+                    .await?
+                {
+                    in_force.insert(service.clone(), facts);
+                }
+            }
+            // What was settled for a developer version no longer in force is let go.
+            self.settled.retain(|key| match key {
+                BuildKey::Generation(service, developer, _) => in_force
+                    .get(service)
+                    .is_some_and(|facts| &facts.version.developer == developer),
+                _ => false,
+            });
+            plan.extend(plan_generation_checks(
+                &in_force,
+                &failed,
+                &self.settled,
+                &BTreeSet::new(),
+            ));
+        }
+        Ok(plan)
     }
 
-    async fn has(
+    /// What a generation check of `service` needs to know; `None` when the state does not
+    /// declare the service (its client build would fail and say so).
+    async fn client_in_force(
         &self,
+        state: &State,
         service: &ServiceName,
-        version: ImageVersion,
-    ) -> Result<bool, crate::images::ImageError> {
-        Ok(self.images.info(service, &version).await?.is_some())
+        version: &ClientVersion,
+        has_image: bool,
+    ) -> Result<Option<ClientInForce>, String> {
+        let Some(link) = &self.generations else {
+            return Ok(None);
+        };
+        let Some(settings) = service_settings_hash(state, service) else {
+            return Ok(None);
+        };
+        let newest = if has_image {
+            let record = generation::newest_record(&link.store, service, &version.developer)
+                .await
+                .map_err(|error| error.to_string())?;
+            match record {
+                None => NewestRecord::Missing,
+                Some(record) => match record.settings {
+                    None => NewestRecord::Unstamped,
+                    Some(stamp) => NewestRecord::Stamped(stamp.hash),
+                },
+            }
+        } else {
+            NewestRecord::Missing
+        };
+        Ok(Some(ClientInForce {
+            version: version.clone(),
+            has_image,
+            settings,
+            newest,
+        }))
     }
 
-    async fn start_if_possible(&mut self, build: &Build, in_force: &InForce) {
+    async fn has(&self, service: &ServiceName, version: ImageVersion) -> Result<bool, String> {
+        Ok(self
+            .images
+            .info(service, &version)
+            .await
+            .map_err(|error| error.to_string())?
+            .is_some())
+    }
+
+    /// A generation check of one service asked for by hand.
+    async fn answer(&mut self, request: Request) {
+        let Request::Rebuild(service, reply) = request;
+        let answer = self.rebuild(&service).await;
+        match &answer {
+            Ok(task) => {
+                tracing::info!(%service, %task, "client generation check asked for by hand")
+            }
+            Err(refused) => {
+                tracing::info!(%service, %refused, "client generation check by hand refused")
+            }
+        }
+        // The loop's next step publishes the status with the check in it.
+        let _ = reply.send(answer);
+    }
+
+    async fn rebuild(&mut self, service: &ServiceName) -> Result<TaskId, RebuildRefused> {
+        if self.generations.is_none() {
+            return Err(RebuildRefused::Unavailable);
+        }
+        let in_force = self
+            .in_force
+            .borrow()
+            .clone()
+            .ok_or(RebuildRefused::NoState)?;
+        let state = Arc::clone(&in_force.state);
+        let version = state
+            .effective_client_versions()
+            .remove(service)
+            .ok_or_else(|| RebuildRefused::NotDesired(service.clone()))?;
+        let has_image = self
+            .has(service, ImageVersion::Client(version.clone()))
+            .await
+            .map_err(RebuildRefused::Start)?;
+        if !has_image {
+            return Err(RebuildRefused::NoImage {
+                service: service.clone(),
+                version,
+            });
+        }
+        let facts = self
+            .client_in_force(&state, service, &version, has_image)
+            .await
+            .map_err(RebuildRefused::Start)?
+            .ok_or_else(|| RebuildRefused::NotDeclared(service.clone()))?;
+        let services = BTreeMap::from([(service.clone(), facts)]);
+        let forced = BTreeSet::from([service.clone()]);
+        let check = plan_generation_checks(&services, &BTreeSet::new(), &BTreeSet::new(), &forced)
+            .into_iter()
+            .next()
+            .ok_or_else(|| RebuildRefused::Start("nothing to check".to_owned()))?;
+        if let Some((_, task)) = self
+            .running
+            .iter()
+            .find(|(key, _)| key.service() == service)
+        {
+            return Err(RebuildRefused::Busy {
+                service: service.clone(),
+                task: task.clone(),
+            });
+        }
+        if self.running.len() >= self.config.max_parallel_builds {
+            return Err(RebuildRefused::NoSlot(self.config.max_parallel_builds));
+        }
+        // By hand, what earlier checks found for this service is forgotten.
+        let key = generation_key(service, &services[service]);
+        self.settled
+            .retain(|k| k.service() != service || !matches!(k, BuildKey::Generation(..)));
+        self.failed.remove(&key);
+        if self.commit.as_deref() != Some(in_force.revision.id.as_str()) {
+            self.failed.clear();
+            self.commit = Some(in_force.revision.id.clone());
+        }
+        self.start_if_possible(&check, &in_force, true)
+            .await
+            .map_err(RebuildRefused::Start)?
+            .ok_or_else(|| RebuildRefused::Start("the loop could not start it".to_owned()))
+    }
+
+    /// Starts `build` unless its service is busy or every slot is taken; its task id when
+    /// started. `forced`: a generation check asked for by hand.
+    async fn start_if_possible(
+        &mut self,
+        build: &Build,
+        in_force: &InForce,
+        forced: bool,
+    ) -> Result<Option<TaskId>, String> {
         let key = build.key();
         let service_busy = self
             .running
             .keys()
-            .any(|running| key_service(running) == build.service());
+            .any(|running| running.service() == build.service());
         if service_busy || self.running.len() >= self.config.max_parallel_builds {
-            return;
+            return Ok(None);
         }
-        let (task_type, version) = match build {
-            Build::Developer { version, .. } => ("BuildDeveloperVersion", version.to_string()),
-            Build::Client { version, .. } => ("BuildClientVersion", version.to_string()),
-        };
         let commit = self.commit.clone().unwrap_or_default();
-        let parameters = BTreeMap::from([
+        let mut parameters = BTreeMap::from([
             ("service".to_owned(), build.service().to_string()),
-            ("version".to_owned(), version),
             ("commit".to_owned(), commit),
         ]);
+        let task_type = match build {
+            Build::Developer { version, .. } => {
+                parameters.insert("version".to_owned(), version.to_string());
+                "BuildDeveloperVersion"
+            }
+            Build::Client { version, .. } => {
+                parameters.insert("version".to_owned(), version.to_string());
+                "BuildClientVersion"
+            }
+            Build::Generation {
+                current, settings, ..
+            } => {
+                parameters.insert("version".to_owned(), current.to_string());
+                parameters.insert("developerVersion".to_owned(), current.developer.to_string());
+                parameters.insert("settings".to_owned(), settings.clone());
+                parameters.insert("byHand".to_owned(), forced.to_string());
+                "BuildClientGeneration"
+            }
+        };
         // The failure message is kept here too: a build can end before anyone waits on it.
         let failure = Arc::new(Mutex::new(None::<String>));
-        let work = {
-            let order = BuildOrder {
-                build: build.clone(),
-                state: Arc::clone(&in_force.state),
-                revision: in_force.revision.clone(),
-            };
-            let (runner, failure) = (Arc::clone(&self.runner), Arc::clone(&failure));
-            move |context: TaskContext| async move {
-                let result = runner.run_order(order, context).await;
-                if let Err(message) = &result {
-                    *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(message.clone());
-                }
-                result
-            }
+        let order = BuildOrder {
+            build: build.clone(),
+            state: Arc::clone(&in_force.state),
+            revision: in_force.revision.clone(),
         };
-        let started = self
+        let (runner, kept) = (Arc::clone(&self.runner), Arc::clone(&failure));
+        let generations = self.generations.clone();
+        let distribution = self.config.distribution.clone();
+        let work = move |context: TaskContext| async move {
+            let result = match (&order.build, generations) {
+                (Build::Generation { .. }, Some(link)) => {
+                    generation::run(link, distribution, runner, order, forced, context)
+                        .await
+                        .map(drop)
+                }
+                (Build::Generation { .. }, None) => {
+                    Err("this distribution does not check client generations".to_owned())
+                }
+                _ => runner.run_order(order, context).await,
+            };
+            if let Err(message) = &result {
+                *kept.lock().unwrap_or_else(PoisonError::into_inner) = Some(message.clone());
+            }
+            result
+        };
+        let task = self
             .tasks
             .start(task_type, parameters, vec![build.service().clone()], work)
-            .await;
-        let task = match started {
-            Ok(task) => task,
-            Err(error) => {
+            .await
+            .map_err(|error| {
                 tracing::error!(%error, build = %describe_key(&key), "cannot start a build task; will look again");
-                return;
-            }
-        };
+                error.to_string()
+            })?;
         tracing::info!(%task, build = %describe(build), "build started");
         self.running.insert(key.clone(), task.clone());
-        let (tasks, done) = (self.tasks.clone(), self.done_tx.clone());
+        let (tasks, done, started) = (self.tasks.clone(), self.done_tx.clone(), task.clone());
         tokio::spawn(async move {
-            let outcome = tasks.wait(&task).await;
+            let outcome = tasks.wait(&started).await;
             let kept = failure
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -428,8 +703,9 @@ impl Loop {
                 ),
                 Err(error) => Some(format!("the build task could not be followed: {error}")),
             };
-            let _ = done.send((key, task, failure));
+            let _ = done.send((key, started, failure));
         });
+        Ok(Some(task))
     }
 
     fn publish(&self, plan: &[Build]) {
@@ -443,6 +719,12 @@ impl Loop {
                 };
                 (key, state)
             })
+            // A check asked for by hand is not in the plan while it runs.
+            .chain(
+                self.running
+                    .iter()
+                    .map(|(key, task)| (key.clone(), BuildState::Running { task: task.clone() })),
+            )
             // The plan leaves failed builds out (and what they block); show them as failed.
             .chain(self.failed.iter().map(|(key, (task, message))| {
                 (
@@ -461,18 +743,15 @@ impl Loop {
     }
 }
 
-fn key_service(key: &BuildKey) -> &ServiceName {
-    match key {
-        BuildKey::Developer(service, _) | BuildKey::Client(service, _) => service,
-    }
-}
-
 fn describe_key(key: &BuildKey) -> String {
     match key {
         BuildKey::Developer(service, version) => {
             format!("developer version {version} of {service}")
         }
         BuildKey::Client(service, version) => format!("client version {version} of {service}"),
+        BuildKey::Generation(service, developer, settings) => {
+            format!("client generation check of {developer} of {service} for settings {settings}")
+        }
     }
 }
 
@@ -484,8 +763,16 @@ fn describe(build: &Build) -> String {
         Build::Client {
             service, version, ..
         } => format!("client version {version} of {service}"),
+        Build::Generation {
+            service, current, ..
+        } => format!(
+            "client generation check of {} of {service} (in force: {current})",
+            current.developer
+        ),
     }
 }
 
+#[cfg(test)]
+mod generation_tests;
 #[cfg(test)]
 mod tests;

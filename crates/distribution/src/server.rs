@@ -27,7 +27,8 @@ use crate::intake::LogIntake;
 use crate::metrics::Metrics;
 use crate::private::PrivateFiles;
 use crate::reconcile::{
-    BuildRunner, BuilderUnavailable, ReconcileConfig, ReconcileStatus, Reconciler, ServerLink,
+    BuildRunner, BuilderUnavailable, GenerationLink, ReconcileConfig, ReconcileStatus, Reconciler,
+    ServerLink,
 };
 use crate::tasks::{LogOrigin, TaskManager};
 use crate::watcher::{InForce, RepoSource, StateWatcher, WatchConfig};
@@ -191,6 +192,11 @@ impl Distribution {
             images.clone(),
             tasks.clone(),
             options.builder,
+            Some(GenerationLink {
+                store: store.clone(),
+                repo: watcher.repo(),
+                trigger: watcher.trigger_handle(),
+            }),
         );
 
         let (stop, stopped) = watch::channel(false);

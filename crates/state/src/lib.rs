@@ -27,6 +27,7 @@ pub mod files;
 pub mod model;
 pub mod problems;
 pub mod repo;
+pub mod settings_hash;
 
 mod schema;
 mod validate;
@@ -42,3 +43,4 @@ pub use model::{
 };
 pub use problems::{Position, Problem, ValidationErrors};
 pub use repo::{Author, HistoryEntry, Revision, StateRepo};
+pub use settings_hash::{client_settings_hash, service_settings_hash};

@@ -1,6 +1,6 @@
 //! The updater's configuration, `updater.yaml`: one documented struct with defaults,
-//! validated at load (instance id, distribution URL, the access token or its file,
-//! services, durations and sizes), relative paths resolved against the file's folder,
+//! validated at load (instance id, distribution URL, the access token or its file, extra
+//! trusted certificates, services, durations and sizes), relative paths resolved against the file's folder,
 //! every error naming `file:line:column` and the field.
 //!
 //! A full, commented example is `examples/updater.yaml` at the workspace root.
@@ -79,6 +79,9 @@ pub struct UpdaterConfig {
     pub distribution_url: String,
     /// The access token of the updater's service account.
     pub access_token: AccessToken,
+    /// A PEM file of extra root certificates to trust for the distribution's HTTPS (its
+    /// self-signed certificate, say), besides the system's; checked to exist.
+    pub ca_file: Option<PathBuf>,
     /// Where the services' directories are; default the config file's folder.
     pub work_directory: PathBuf,
     /// The services to run; empty when the command line gives them.
@@ -224,6 +227,20 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<UpdaterConfig, Er
             });
         }
     };
+    let ca_file = match raw.ca_file {
+        Some(path) => {
+            let resolved = absolute(path.value.clone());
+            if !resolved.is_file() {
+                return Err(at(
+                    file,
+                    &path,
+                    format!("`caFile`: no such file {}", resolved.display()),
+                ));
+            }
+            Some(resolved)
+        }
+        None => None,
+    };
     let services = raw
         .services
         .into_iter()
@@ -309,6 +326,7 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<UpdaterConfig, Er
         instance,
         distribution_url: url,
         access_token,
+        ca_file,
         work_directory: raw
             .work_directory
             .map(absolute)

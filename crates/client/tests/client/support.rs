@@ -19,6 +19,8 @@ pub struct Server {
     pub base: String,
     /// Logged in as `admin`.
     pub admin: Client,
+    /// The administrator's session token, for requests made without the client.
+    pub admin_token: String,
     /// With the `builder` account's access token.
     pub builder: Client,
     /// With the `updater` account's access token.
@@ -85,7 +87,8 @@ pub async fn start() -> Server {
         )
         .await
         .expect("change the password");
-    let admin = anonymous.with_token(login(PASSWORD.to_owned()).await);
+    let admin_token = login(PASSWORD.to_owned()).await;
+    let admin = anonymous.with_token(admin_token.clone());
     let token = |account: &'static str| {
         let admin = admin.clone();
         async move {
@@ -105,6 +108,7 @@ pub async fn start() -> Server {
         distribution: Some(distribution),
         base,
         admin,
+        admin_token,
         builder,
         updater,
         _repo: repo,
@@ -113,6 +117,47 @@ pub async fn start() -> Server {
 }
 
 impl Server {
+    /// The commit in force.
+    async fn commit_in_force(&self) -> Option<String> {
+        let status: Value = self
+            .admin
+            .graphql("{ status { stateRepo { commit } } }", json!({}))
+            .await
+            .expect("status");
+        status["status"]["stateRepo"]["commit"]
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// Sets desired client versions (`service`, `version`) as an administrator's commit on
+    /// the revision in force; returns the new commit once it is in force.
+    pub async fn desire_client(&self, changes: &[(&str, &str)]) -> String {
+        let revision = self.commit_in_force().await.expect("a commit in force");
+        let changes: Vec<Value> = changes
+            .iter()
+            .map(|(service, version)| json!({"service": service, "version": version}))
+            .collect();
+        let data: Value = self
+            .admin
+            .graphql(
+                "mutation($c: [ServiceVersionChange!]!, $e: String!) { setClientDesiredVersions(changes: $c, expectedRevision: $e, comment: \"Roll out\") { id } }",
+                json!({"c": changes, "e": revision}),
+            )
+            .await
+            .expect("set desired client versions");
+        let commit = data["setClientDesiredVersions"]["id"]
+            .as_str()
+            .expect("the new commit")
+            .to_owned();
+        for _ in 0..600 {
+            if self.commit_in_force().await.as_deref() == Some(commit.as_str()) {
+                return commit;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("commit {commit} was not in force within a minute");
+    }
+
     /// Stops the server.
     pub async fn stop(&mut self) {
         if let Some(distribution) = self.distribution.take() {

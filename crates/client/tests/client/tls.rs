@@ -1,5 +1,6 @@
 //! HTTPS with rustls and ring: a server's self-signed certificate given as an extra root
-//! is trusted; without it the same server is refused.
+//! is trusted; without it the same server is refused. The same holds for subscriptions
+//! over `wss://`.
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -61,6 +62,27 @@ async fn https_trusts_an_extra_root_and_refuses_an_unknown_certificate() {
         .expect_err("unknown certificate");
     assert!(
         matches!(error, vupdate_client::ClientError::Transport { .. }),
+        "{error}"
+    );
+
+    // Over wss://, the socket opens with the extra root: the operation itself answers
+    // (refused, since the client has no token).
+    let mut feed = trusting
+        .follow_client_desired_versions(None)
+        .await
+        .expect("a socket over TLS");
+    let refused = tokio::time::timeout(std::time::Duration::from_secs(60), feed.next())
+        .await
+        .expect("an answer in time")
+        .expect_err("no token");
+    assert_eq!(refused.code(), Some("UNAUTHENTICATED"), "{refused}");
+    let error = stranger
+        .follow_client_desired_versions(None)
+        .await
+        .expect_err("unknown certificate");
+    assert!(
+        matches!(error, vupdate_client::ClientError::WebSocket { .. })
+            && error.to_string().contains("TLS"),
         "{error}"
     );
     server.shutdown().await.expect("shutdown");

@@ -42,6 +42,8 @@ fn render(plan: &[Build]) -> Vec<String> {
                 version,
                 from,
             } => format!("client {service}={version}<-{from}"),
+            // plan_builds never plans checks; `generations` has its own tests.
+            Build::Generation { service, .. } => format!("generation check {service}"),
         })
         .collect()
 }

@@ -1,12 +1,15 @@
 //! Developer and client version records: who built a version, from which commits, and its
-//! image; the builder adds them after an upload, people list and remove them.
+//! image (for a client version also its content digest and the client settings it was made
+//! from); the builder adds them after an upload, people list and remove them, and ask for a
+//! client generation check by hand (`rebuildClientVersion`).
 
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use vupdate_core::service::ServiceName;
 use vupdate_core::version::{ClientVersion, DeveloperVersion};
 use vupdate_store::model::versions::{
-    BuildInfo, ClientVersionRecord, DeveloperVersionRecord, InstallInfo, SourceRef, VersionQuery,
+    BuildInfo, ClientVersionRecord, DeveloperVersionRecord, InstallInfo, SettingsStamp, SourceRef,
+    VersionQuery,
 };
 
 use super::context::{ApiContext, api, require};
@@ -15,12 +18,15 @@ use super::types::parse_arg;
 use crate::auth::Role;
 use crate::http::ApiError;
 use crate::images::ImageVersion;
+use crate::reconcile::RebuildRefused;
 use crate::retention;
 
 /// Who adds version records: the builder, and administrators by hand.
 const RECORDERS: &[Role] = &[Role::Administrator, Role::Builder];
 /// Who removes versions.
 const REMOVERS: &[Role] = &[Role::Administrator, Role::Developer];
+/// Who asks for a client generation check by hand.
+const REBUILDERS: &[Role] = &[Role::Administrator, Role::Developer];
 
 /// A source repository a version was built from.
 #[derive(SimpleObject, InputObject, Clone)]
@@ -69,6 +75,39 @@ struct Install {
     time: DateTime<Utc>,
 }
 
+/// What client settings a client image was made from.
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "ClientSettingsStampInput")]
+struct ClientSettingsStamp {
+    /// `sha256:<hex>` of the service's merged client build settings in the state repo
+    /// (settings repositories, macro values, environment, private file paths).
+    hash: String,
+    /// The state commit they were read from.
+    commit: Option<String>,
+    /// The settings repositories, in merge order, at the commits used.
+    repositories: Vec<Source>,
+}
+
+impl From<ClientSettingsStamp> for SettingsStamp {
+    fn from(s: ClientSettingsStamp) -> SettingsStamp {
+        SettingsStamp {
+            hash: s.hash,
+            commit: s.commit,
+            repositories: s.repositories.into_iter().map(SourceRef::from).collect(),
+        }
+    }
+}
+
+impl From<SettingsStamp> for ClientSettingsStamp {
+    fn from(s: SettingsStamp) -> ClientSettingsStamp {
+        ClientSettingsStamp {
+            hash: s.hash,
+            commit: s.commit,
+            repositories: s.repositories.into_iter().map(Source::from).collect(),
+        }
+    }
+}
+
 /// A developer version.
 #[derive(SimpleObject)]
 struct DeveloperVersionInfo {
@@ -95,6 +134,10 @@ struct ClientVersionInfo {
     install_info: Install,
     /// Its image.
     image: Image,
+    /// SHA-256 over the image's paths, modes and contents (hex); null on older records.
+    content_digest: Option<String>,
+    /// The client settings it was made from; null on older records.
+    settings: Option<ClientSettingsStamp>,
 }
 
 /// A developer version record to add; its image must be uploaded first.
@@ -119,6 +162,11 @@ struct ClientVersionInput {
     build_info: Build,
     /// Who made it (default: the caller, now).
     install_info: Option<Install>,
+    /// SHA-256 over the image's paths, modes and contents (hex), which tells the next
+    /// generation from an unchanged one.
+    content_digest: Option<String>,
+    /// The client settings it was made from.
+    settings: Option<ClientSettingsStamp>,
 }
 
 impl From<Source> for SourceRef {
@@ -193,6 +241,8 @@ impl From<ClientVersionRecord> for ClientVersionInfo {
                 digest: r.image.digest,
                 size: r.image.size,
             },
+            content_digest: r.content_digest,
+            settings: r.settings.map(ClientSettingsStamp::from),
         }
     }
 }
@@ -298,10 +348,36 @@ impl VersionsMutation {
                 time: install.time,
             },
             image,
+            content_digest: info.content_digest,
+            settings: info.settings.map(SettingsStamp::from),
         };
         let stored = context.store.client_versions().add(record).await.api()?;
         after_new_version(context, &service).await;
         Ok(stored.record.into())
+    }
+
+    /// Checks the client settings of `service` now and makes the next client generation
+    /// if they give new content (for when only a settings repository changed, which the
+    /// state repo cannot show): a `BuildClientGeneration` task, whose id is returned. A new
+    /// generation is committed to `desired/client.yaml` by the distribution; when the
+    /// content is unchanged but the newest generation is not the one in force, that one is
+    /// committed. Refused with `NOT_FOUND` (no client version in force, or not declared),
+    /// `NO_IMAGE` (its own build comes first) or `BUILD_BUSY` (a build of the service or
+    /// every slot is busy).
+    async fn rebuild_client_version(
+        &self,
+        ctx: &Context<'_>,
+        service: String,
+    ) -> async_graphql::Result<Option<String>> {
+        require(ctx, REBUILDERS)?;
+        let service: ServiceName = parse_arg("service", &service).api()?;
+        let task = api(ctx)
+            .reconcile
+            .rebuild_client(service)
+            .await
+            .map_err(refused)
+            .api()?;
+        Ok(Some(task))
     }
 
     /// Removes a developer version (record and image); refused with `VERSION_IN_USE` while
@@ -330,6 +406,25 @@ impl VersionsMutation {
         let service: ServiceName = parse_arg("service", &service).api()?;
         let version: ClientVersion = parse_arg("version", &version).api()?;
         remove_version(api(ctx), &service, ImageVersion::Client(version)).await
+    }
+}
+
+/// The API error for a check the loop would not start.
+fn refused(refused: RebuildRefused) -> ApiError {
+    let message = refused.to_string();
+    match refused {
+        RebuildRefused::NotDesired(_) | RebuildRefused::NotDeclared(_) => {
+            ApiError::not_found(message)
+        }
+        RebuildRefused::NoImage { .. } => ApiError::conflict("NO_IMAGE", message),
+        RebuildRefused::Busy { .. } | RebuildRefused::NoSlot(_) => {
+            ApiError::conflict("BUILD_BUSY", message)
+        }
+        RebuildRefused::NoState => ApiError::unavailable("STATE_UNAVAILABLE", message),
+        RebuildRefused::Unavailable | RebuildRefused::Stopped => {
+            ApiError::unavailable("UNAVAILABLE", message)
+        }
+        RebuildRefused::Start(_) => ApiError::internal(message),
     }
 }
 

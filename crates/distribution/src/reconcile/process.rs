@@ -1,4 +1,5 @@
-//! [`ProcessRunner`]: each build as a `vupdate builder build-…-version` child process.
+//! [`ProcessRunner`]: each build as a `vupdate builder build-…` child process
+//! (`build-developer-version`, `build-client-version`, `build-client-generation`).
 //!
 //! The child gets the server's own URL, a Builder access token (in the environment, never
 //! in its arguments), the state repo's path and the commit of the build, the task id, and
@@ -164,6 +165,12 @@ fn arguments(
             args.extend(["build-client-version".into(), service.to_string().into()]);
             args.extend([from.to_string().into(), version.to_string().into()]);
         }
+        Build::Generation {
+            service, current, ..
+        } => {
+            args.extend(["build-client-generation".into(), service.to_string().into()]);
+            args.push(current.developer.to_string().into());
+        }
     }
     let mut option = |name: &str, value: OsString| {
         args.push(format!("--{name}").into());
@@ -242,6 +249,8 @@ fn desires(entry: &HistoryEntry, build: &Build) -> bool {
                     && desired.developer.get(service) == Some(&version.developer)
             }
         },
+        // Asked for by the client settings, not a desired list: the commit in force asks.
+        Build::Generation { .. } => false,
     }
 }
 

@@ -97,6 +97,7 @@ impl Fixture {
             self.images.clone(),
             self.tasks.clone(),
             runner,
+            None,
         )
     }
 
@@ -261,6 +262,9 @@ impl BuildRunner for ImageWriter {
             Build::Client {
                 service, version, ..
             } => (service.clone(), ImageVersion::Client(version.clone())),
+            Build::Generation { .. } => {
+                return Box::pin(async { Err("no generation checks without a link".to_owned()) });
+            }
         };
         self.order
             .lock()

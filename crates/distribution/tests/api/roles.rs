@@ -30,6 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("revertRevision", &["admin", "developer"]),
     ("buildDeveloperVersion", &["admin", "developer"]),
     ("retryFailedBuilds", &["admin", "developer"]),
+    ("rebuildClientVersion", &["admin", "developer"]),
     ("setTestedVersions", &["admin", "developer", "consumer"]),
     ("addDeveloperVersionInfo", &["admin", "builder"]),
     ("addClientVersionInfo", &["admin", "builder"]),

@@ -84,6 +84,31 @@ pub struct ClientVersionRecord {
     pub install_info: InstallInfo,
     /// Its image.
     pub image: ImageInfo,
+    /// SHA-256 over the image's paths, modes and file contents (hex), equal for equal
+    /// content whatever the zip bytes: what tells a new generation from an unchanged one.
+    /// `None` on records made before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_digest: Option<String>,
+    /// The client settings the image was made from; `None` on records made before it was
+    /// kept (such a record never starts a generation check by itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<SettingsStamp>,
+}
+
+/// What client settings a client image was made from: the hash of the service's merged
+/// client build settings in the state repo and the commits of the settings repositories.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsStamp {
+    /// `sha256:<hex>` of the merged client build settings (settings repositories, macro
+    /// values, environment, private file paths) at the state commit.
+    pub hash: String,
+    /// The state commit the settings were read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The settings repositories, in merge order, at the commits used.
+    #[serde(default)]
+    pub repositories: Vec<SourceRef>,
 }
 
 /// Which version records to list; every filter is optional.
@@ -177,5 +202,36 @@ impl VersionQuery {
             filter.push(Cond::Eq(version, Val::str(v)));
         }
         filter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record stored before the content digest and settings stamp were kept.
+    const OLD_RECORD: &str = r#"{
+        "service": "api",
+        "version": "acme-1.0.0_1",
+        "buildInfo": {"author": "ann", "sources": [], "time": "2026-11-20T10:00:00Z", "comment": "c"},
+        "installInfo": {"author": "ann", "time": "2026-11-20T10:00:00Z"},
+        "image": {"digest": "sha256:aa", "size": 10}
+    }"#;
+
+    #[test]
+    fn a_record_without_digest_or_stamp_still_reads_and_writes_back_the_same() {
+        let record: ClientVersionRecord = serde_json::from_str(OLD_RECORD).expect("old record");
+        assert_eq!(record.content_digest, None);
+        assert_eq!(record.settings, None);
+        let written = serde_json::to_value(&record).expect("serialise");
+        let old: serde_json::Value = serde_json::from_str(OLD_RECORD).expect("json");
+        assert_eq!(written, old, "no new keys appear on an old record");
+    }
+
+    #[test]
+    fn a_stamp_without_commit_or_repositories_reads() {
+        let stamp: SettingsStamp = serde_json::from_str(r#"{"hash": "sha256:bb"}"#).expect("stamp");
+        assert_eq!(stamp.commit, None);
+        assert!(stamp.repositories.is_empty());
     }
 }

@@ -16,6 +16,7 @@ pub(crate) struct RawConfig {
     pub distribution_url: Spanned<String>,
     pub access_token: Option<Spanned<String>>,
     pub access_token_file: Option<Spanned<PathBuf>>,
+    pub ca_file: Option<Spanned<PathBuf>>,
     pub work_directory: Option<PathBuf>,
     #[serde(default)]
     pub services: Vec<Spanned<RawService>>,

@@ -16,6 +16,7 @@ fn defaults_apply_and_paths_resolve_against_the_file() {
     assert_eq!(config.access_token, AccessToken::Inline("t0k3n".to_owned()));
     assert_eq!(config.work_directory, Path::new("/etc/vupdate"));
     assert!(config.services.is_empty());
+    assert_eq!(config.ca_file, None);
     assert_eq!(config.poll_interval, Duration::from_secs(10));
     assert_eq!(config.state_interval, Duration::from_secs(10));
     let defaults = RunnerOptions::default();
@@ -31,8 +32,9 @@ fn defaults_apply_and_paths_resolve_against_the_file() {
 fn every_setting_is_read() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("token"), "  secret\n").expect("token");
+    std::fs::write(dir.path().join("ca.pem"), "PEM\n").expect("ca");
     let text = "instance: vm-2\ndistributionUrl: http://127.0.0.1:8000\naccessTokenFile: token\n\
-        workDirectory: services\nservices: [api, {service: worker, role: eu}]\n\
+        caFile: ca.pem\nworkDirectory: services\nservices: [api, {service: worker, role: eu}]\n\
         pollInterval: 1m\nstateInterval: 5s\ncgroups: off\n\
         install: {startWindow: 30s, startAttempts: 5, commandTimeout: 1h, maxImageMB: 10}\n\
         restart: {initialDelay: 1s, maxDelay: 1m, stableAfter: 5m, crashLoopAfter: 4, sampleInterval: 2s}\n\
@@ -45,6 +47,7 @@ fn every_setting_is_read() {
         AccessToken::File(dir.path().join("token"))
     );
     assert_eq!(config.access_token.read().expect("read"), "secret");
+    assert_eq!(config.ca_file, Some(dir.path().join("ca.pem")));
     assert_eq!(config.work_directory, dir.path().join("services"));
     let services: Vec<String> = config.services.iter().map(ToString::to_string).collect();
     assert_eq!(services, ["api", "worker-eu"]);
@@ -102,7 +105,7 @@ fn errors_name_the_file_position_and_field() {
     let cases: &[(&str, &str)] = &[
         (
             "instance: vm\ndistributionUrl: https://d\naccessToken: t\npollIntervall: 5s\n",
-            "/srv/updater.yaml:4:1: unknown field `pollIntervall`, expected one of instance, distributionUrl, accessToken, accessTokenFile, workDirectory, services, pollInterval, stateInterval, cgroups, install, restart, logs, faults, selfUpdate",
+            "/srv/updater.yaml:4:1: unknown field `pollIntervall`, expected one of instance, distributionUrl, accessToken, accessTokenFile, caFile, workDirectory, services, pollInterval, stateInterval, cgroups, install, restart, logs, faults, selfUpdate",
         ),
         (
             "instance: vm\ndistributionUrl: https://d\naccessToken: t\ninstall:\n  startWindow: 7 dayz\n",
@@ -119,6 +122,10 @@ fn errors_name_the_file_position_and_field() {
         (
             "instance: vm\ndistributionUrl: https://d\n",
             "/srv/updater.yaml: give `accessToken` or `accessTokenFile` (the updater's service account token)",
+        ),
+        (
+            "instance: vm\ndistributionUrl: https://d\naccessToken: t\ncaFile: ca.pem\n",
+            "/srv/updater.yaml:4:9: `caFile`: no such file /srv/ca.pem",
         ),
         (
             "instance: vm\ndistributionUrl: https://d\naccessTokenFile: missing.token\n",

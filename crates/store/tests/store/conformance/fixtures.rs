@@ -128,6 +128,8 @@ pub fn client(service_name: &str, version: &str) -> ClientVersionRecord {
             digest: format!("sha256:{version}"),
             size: 2048,
         },
+        content_digest: None,
+        settings: None,
     }
 }
 

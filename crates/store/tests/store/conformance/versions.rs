@@ -1,7 +1,8 @@
-//! Version records: filters, numeric version order, no reuse, batches, archive and restore.
+//! Version records: filters, numeric version order, no reuse, batches, archive and restore,
+//! and what a client image was made from (content digest, settings stamp).
 
 use vupdate_store::StoreError;
-use vupdate_store::model::versions::VersionQuery;
+use vupdate_store::model::versions::{SettingsStamp, SourceRef, VersionQuery};
 
 use super::Ctx;
 use super::fixtures::{client, days, dev, service};
@@ -188,4 +189,48 @@ pub async fn sizes_beyond_32_bits_round_trip(ctx: Ctx) {
         .expect("exists");
     assert_eq!(got.record.image.size, record.image.size);
     assert!(got.sequence > 0);
+}
+
+pub async fn a_client_record_keeps_its_content_digest_and_settings_stamp(ctx: Ctx) {
+    let versions = ctx.store.client_versions();
+    let mut stamped = client("api", "jetto-1.0.0_1");
+    stamped.content_digest = Some("c0ffee".repeat(10));
+    stamped.settings = Some(SettingsStamp {
+        hash: "sha256:5e771n95".to_owned(),
+        commit: Some("a".repeat(40)),
+        repositories: vec![SourceRef {
+            name: "api-settings".to_owned(),
+            url: "file:///srv/settings.git".to_owned(),
+            branch: "main".to_owned(),
+            commit: Some("b".repeat(40)),
+        }],
+    });
+    versions.add(stamped.clone()).await.expect("add stamped");
+    // A record as older builders made it sits beside it, without either field.
+    versions
+        .add(client("api", "jetto-1.0.0"))
+        .await
+        .expect("add plain");
+    let found = versions
+        .query(&VersionQuery {
+            service: Some(service("api")),
+            ..VersionQuery::default()
+        })
+        .await
+        .expect("query");
+    assert_eq!(
+        texts(&found, |r| r.version.to_string()),
+        ["jetto-1.0.0_1", "jetto-1.0.0"]
+    );
+    assert_eq!(found[0].record, stamped);
+    assert_eq!(found[1].record.content_digest, None);
+    assert_eq!(found[1].record.settings, None);
+    let reopened = ctx.reopen().await;
+    let again = reopened
+        .client_versions()
+        .get(&service("api"), &stamped.version)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(again.record, stamped);
 }

@@ -1,0 +1,134 @@
+//! Desired client versions: the query, and the live feed over `/graphql/ws` (the list in
+//! force at once, each change after), its refusal with a code, and its end when the
+//! server goes away.
+
+use std::time::Duration;
+
+use vupdate_client::Client;
+use vupdate_client::desired::DesiredVersions;
+use vupdate_core::service::ServiceName;
+
+use super::support;
+
+/// How long any wait may last on a loaded machine.
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn names(list: &[&str]) -> Vec<ServiceName> {
+    list.iter()
+        .map(|name| name.parse().expect("a service name"))
+        .collect()
+}
+
+fn map(entries: &[(&str, &str)]) -> DesiredVersions {
+    entries
+        .iter()
+        .map(|(service, version)| {
+            (
+                service.parse().expect("service"),
+                version.parse().expect("version"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_query_gives_the_desired_client_versions_of_the_services_asked_for() {
+    let mut server = support::start().await;
+    let none = server
+        .updater
+        .client_desired_versions(None)
+        .await
+        .expect("query");
+    assert!(none.is_empty(), "{none:?}");
+    server
+        .desire_client(&[("api", "acme-1.0.0_1"), ("web", "acme-2.0.0")])
+        .await;
+    let only_api = names(&["api"]);
+    let found = server
+        .updater
+        .client_desired_versions(Some(&only_api))
+        .await
+        .expect("query");
+    assert_eq!(found, map(&[("api", "acme-1.0.0_1")]));
+    let all = server
+        .updater
+        .client_desired_versions(None)
+        .await
+        .expect("query");
+    assert_eq!(all, map(&[("api", "acme-1.0.0_1"), ("web", "acme-2.0.0")]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_feed_gives_the_list_in_force_then_each_change() {
+    let mut server = support::start().await;
+    server.desire_client(&[("api", "acme-1.0.0_1")]).await;
+    let services = names(&["api"]);
+    let mut feed = server
+        .updater
+        .follow_client_desired_versions(Some(&services))
+        .await
+        .expect("follow");
+    let first = tokio::time::timeout(LIMIT, feed.next())
+        .await
+        .expect("the list in force in time")
+        .expect("no error");
+    assert_eq!(first, Some(map(&[("api", "acme-1.0.0_1")])));
+    // A change of another service only is not an event for `api`'s follower.
+    server.desire_client(&[("web", "acme-3.0.0")]).await;
+    server.desire_client(&[("api", "acme-1.0.0_2")]).await;
+    let next = tokio::time::timeout(LIMIT, feed.next())
+        .await
+        .expect("the change in time")
+        .expect("no error");
+    assert_eq!(next, Some(map(&[("api", "acme-1.0.0_2")])));
+    feed.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_feed_carries_its_code_and_a_stopped_server_ends_the_feed() {
+    let mut server = support::start().await;
+    let anonymous = Client::new(&server.base, None).expect("client");
+    let mut refused = anonymous
+        .follow_client_desired_versions(None)
+        .await
+        .expect("the socket opens; the operation is refused");
+    let error = tokio::time::timeout(LIMIT, refused.next())
+        .await
+        .expect("an answer in time")
+        .expect_err("refused");
+    assert!(
+        matches!(error.code(), Some("UNAUTHENTICATED" | "FORBIDDEN")),
+        "{error}"
+    );
+    assert!(!error.is_transient(), "{error}");
+    assert_eq!(refused.next().await.expect("ended"), None);
+
+    let mut feed = server
+        .updater
+        .follow_client_desired_versions(None)
+        .await
+        .expect("follow");
+    let first = tokio::time::timeout(LIMIT, feed.next())
+        .await
+        .expect("the list in force in time")
+        .expect("no error");
+    assert_eq!(first, Some(DesiredVersions::new()));
+    server.stop().await;
+    let ended = tokio::time::timeout(LIMIT, feed.next())
+        .await
+        .expect("the end in time");
+    match ended {
+        Err(error) => assert!(error.is_transient(), "{error}"),
+        Ok(None) => {}
+        Ok(Some(list)) => panic!("an event after the stop: {list:?}"),
+    }
+    let error = server
+        .updater
+        .follow_client_desired_versions(None)
+        .await
+        .expect_err("nobody listens");
+    assert!(error.is_transient(), "{error}");
+    assert!(error.to_string().contains("/graphql/ws"), "{error}");
+}

@@ -1,0 +1,14 @@
+//! GitOps end to end, as users live it: everything starts from the `vupdate` binary.
+//!
+//! Each test builds a small world (`world`): a bare "remote" state repo and a work clone to
+//! push from, the sample service `hello` (examples/hello-service) in a source repo of its
+//! own, a distribution with the embedded store following the remote, and two updaters with
+//! their own instance ids and work directories, one running `hello`, the other
+//! `hello-blue` (the service in role `blue`). Checks look at what runs: each instance's
+//! `hello` answers HTTP with the version it was built as.
+//!
+//! - `scenarios`: a merged pull request, its `git revert`, an API edit, an updater that was
+//!   offline, a bad commit, and a version that cannot start.
+
+mod scenarios;
+mod world;

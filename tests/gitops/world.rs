@@ -1,0 +1,469 @@
+//! The world of one scenario: repositories, a distribution and two updaters, all real
+//! processes and real Git repositories in one temp dir, on 127.0.0.1.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use vupdate_client::Client;
+use vupdate_test_support::{GitRepo, MAIN, Person, isolate};
+
+/// How long any wait may last: builds and installs on a loaded 2-core machine.
+pub const LIMIT: Duration = Duration::from_secs(120);
+/// The password of the people in the world.
+const PASSWORD: &str = "correct horse battery staple";
+
+/// The two instances: (instance id, service as run).
+pub const INSTANCES: [(&str, &str); 2] = [("vm-1", "hello"), ("vm-2", "hello-blue")];
+
+/// The sample service's files, from examples/hello-service.
+fn hello_files() -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello-service");
+    ["update.json", "serve.py"]
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(dir.join(name)).expect("example file");
+            (name.to_string(), text)
+        })
+        .collect()
+}
+
+/// A running updater process.
+pub struct Updater {
+    /// `vm-1` or `vm-2`.
+    pub instance: &'static str,
+    /// The service it runs (`hello` or `hello-blue`).
+    pub service: &'static str,
+    /// Its work directory.
+    pub work: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Updater {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("updater log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vupdate"));
+        isolate(&mut command);
+        let child = command
+            .args(["-v", "updater", "run", "--config"])
+            .arg(&self.config)
+            // As on a VM: the unit file names the services, `hello-blue` read by the dash rule.
+            .args(["--services", self.service])
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start the updater");
+        self.child = Some(child);
+    }
+
+    /// Stops the updater (SIGTERM) and waits for it; its services stop with it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let status = child.wait().expect("updater exit");
+            assert!(
+                status.success(),
+                "updater {} exited with {status}:\n{}",
+                self.instance,
+                self.log()
+            );
+        }
+    }
+
+    /// Starts it again after [`Updater::stop`].
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        self.start();
+    }
+
+    /// What the updater printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The version its `hello` answers with, if it answers.
+    pub fn serving(&self) -> Option<String> {
+        let port =
+            std::fs::read_to_string(self.work.join(self.service).join("current/port")).ok()?;
+        let address = format!("127.0.0.1:{}", port.trim());
+        let answer = try_http(&address, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
+        answer.starts_with("HTTP/1.0 200").then(|| {
+            answer
+                .rsplit("\r\n\r\n")
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        })
+    }
+}
+
+impl Drop for Updater {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Options of a world.
+#[derive(Clone, Copy)]
+pub struct Options {
+    /// The distribution's poll interval of the state repo.
+    pub poll: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        // Long: only the webhook brings a push in, so the tests do not wait on polls.
+        Options { poll: "1h" }
+    }
+}
+
+/// One scenario's world.
+pub struct World {
+    /// Everything lives under it.
+    pub dir: TempDir,
+    /// The state repo people push to (bare).
+    pub remote: GitRepo,
+    /// A clone people commit in.
+    pub work: GitRepo,
+    /// The sample service's source repo (work tree) and its bare remote.
+    pub source: GitRepo,
+    source_remote: GitRepo,
+    server: Child,
+    /// The distribution's URL.
+    pub base: String,
+    /// An administrator's client.
+    pub admin: Client,
+    admin_token: String,
+    /// A developer's client (`dev`, "Dee Veloper").
+    pub developer: Client,
+    /// The two updaters.
+    pub updaters: Vec<Updater>,
+}
+
+impl World {
+    /// A world where `hello acme-1.0.0` is desired, built and running on both instances.
+    pub async fn start() -> World {
+        World::start_with(Options::default()).await
+    }
+
+    /// As [`World::start`], with options.
+    pub async fn start_with(options: Options) -> World {
+        let dir = TempDir::new().expect("dir");
+        let source_remote = GitRepo::init_bare();
+        let source = GitRepo::init();
+        let files = hello_files();
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        source.commit_files(&refs, "hello, the sample service", &Person::alice());
+        source.add_remote("origin", &source_remote);
+        source.push("origin", MAIN);
+
+        let remote = GitRepo::init_bare();
+        let work = GitRepo::clone_from(&remote);
+        let hello = format!(
+            "developer:\n  sources:\n    - name: hello\n      git:\n        url: {}\n        branch: main\n",
+            source_remote.path().display()
+        );
+        work.commit_files(
+            &[
+                ("vupdate.yaml", "schema: 1\n"),
+                ("services/hello.yaml", &hello),
+                ("profiles.yaml", "profiles:\n  self: [hello]\n"),
+                ("desired/developer.yaml", "versions:\n  hello: acme-1.0.0\n"),
+                ("desired/client.yaml", "versions: {}\n"),
+            ],
+            "hello 1.0.0 for everyone",
+            &Person::alice(),
+        );
+        work.push("origin", MAIN);
+
+        let (server, base, first_password) = start_distribution(dir.path(), &remote, options);
+        let anonymous = Client::new(&base, None).expect("client");
+        let pending = anonymous.with_token(login(&anonymous, "admin", &first_password).await);
+        let _: Value = pending
+            .graphql(
+                "mutation($o: String!, $n: String!) { changePassword(oldPassword: $o, newPassword: $n) }",
+                json!({"o": first_password, "n": PASSWORD}),
+            )
+            .await
+            .expect("change the first password");
+        let admin_token = login(&anonymous, "admin", PASSWORD).await;
+        let admin = anonymous.with_token(admin_token.clone());
+        let _: Value = admin
+            .graphql(
+                "mutation($p: String!) { addUserAccount(account: \"dev\", name: \"Dee Veloper\", role: DEVELOPER, password: $p, mustChangePassword: false) { account } }",
+                json!({"p": PASSWORD}),
+            )
+            .await
+            .expect("add a developer");
+        let developer = anonymous.with_token(login(&anonymous, "dev", PASSWORD).await);
+        let token: Value = admin
+            .graphql(
+                "mutation { issueAccessToken(account: \"updater\") }",
+                json!({}),
+            )
+            .await
+            .expect("an updater token");
+        let token_file = dir.path().join("updater.token");
+        std::fs::write(
+            &token_file,
+            token["issueAccessToken"].as_str().expect("token"),
+        )
+        .expect("token file");
+
+        let mut updaters = Vec::new();
+        for (instance, service) in INSTANCES {
+            let work = dir.path().join(instance);
+            std::fs::create_dir_all(&work).expect("work dir");
+            let config = work.join("updater.yaml");
+            std::fs::write(
+                &config,
+                format!(
+                    "instance: {instance}\ndistributionUrl: {base}\naccessTokenFile: {}\nworkDirectory: {}\npollInterval: 1h\nstateInterval: 1s\ninstall:\n  startWindow: 2s\n  startAttempts: 2\nrestart:\n  initialDelay: 100ms\n",
+                    token_file.display(),
+                    work.display()
+                ),
+            )
+            .expect("updater config");
+            let mut updater = Updater {
+                instance,
+                service,
+                log: work.join("updater.log"),
+                work,
+                config,
+                child: None,
+            };
+            updater.start();
+            updaters.push(updater);
+        }
+        let world = World {
+            dir,
+            remote,
+            work,
+            source,
+            source_remote,
+            server,
+            base,
+            admin,
+            admin_token,
+            developer,
+            updaters,
+        };
+        world.wait_serving("acme-1.0.0").await;
+        world
+    }
+
+    /// Pushes the work clone's `main` to the remote and calls the webhook; returns when
+    /// the push happened.
+    pub async fn push(&self) -> Instant {
+        self.work.push("origin", MAIN);
+        let pushed = Instant::now();
+        self.hook().await;
+        pushed
+    }
+
+    /// `POST /hooks/git`, as a Git host's push webhook would.
+    pub async fn hook(&self) {
+        let address = self.base.trim_start_matches("http://");
+        let answer = http(
+            address,
+            &format!(
+                "POST /hooks/git HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.admin_token
+            ),
+        );
+        assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    }
+
+    /// Pushes the source repo's `main` (a new commit of the service's code).
+    pub fn push_source(&self) {
+        self.source.push("origin", MAIN);
+        let _ = &self.source_remote;
+    }
+
+    /// Runs a GraphQL operation as the administrator.
+    pub async fn query(&self, query: &str, variables: Value) -> Value {
+        self.admin.graphql(query, variables).await.expect(query)
+    }
+
+    /// Waits until every running updater's `hello` answers `version`; returns when.
+    pub async fn wait_serving(&self, version: &str) -> Instant {
+        let running: Vec<&Updater> = self.updaters.iter().filter(|u| u.child.is_some()).collect();
+        self.eventually(&format!("every instance to serve {version}"), || async {
+            running
+                .iter()
+                .all(|u| u.serving().as_deref() == Some(version))
+                .then(Instant::now)
+        })
+        .await
+    }
+
+    /// Waits until `check` gives a value; fails after [`LIMIT`] with every log.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            if Instant::now() > deadline {
+                let status = self
+                    .admin
+                    .graphql::<Value>("{ status { stateRepo { commit tip lastError { commit } } services { service sync builds { version state message } instances { instance version updateError } } } }", json!({}))
+                    .await;
+                let logs: Vec<String> = self
+                    .updaters
+                    .iter()
+                    .map(|u| format!("--- updater {} ---\n{}", u.instance, u.log()))
+                    .collect();
+                panic!(
+                    "timed out waiting for {what}\nstatus: {status:#?}\n--- distribution ---\n{}\n{}",
+                    std::fs::read_to_string(self.dir.path().join("distribution.log"))
+                        .unwrap_or_default(),
+                    logs.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The `status` of `hello`.
+    pub async fn hello_status(&self) -> Value {
+        let data = self
+            .query(
+                "{ status { synced stateRepo { commit tip lastError { commit problems { file line message } } } services { service sync desiredClientVersion instancesOnDesired instancesNotOnDesired builds { version state } } } }",
+                json!({}),
+            )
+            .await;
+        data["status"].clone()
+    }
+
+    /// Tasks of a type, newest first.
+    pub async fn tasks(&self, task_type: &str) -> Vec<Value> {
+        let data = self
+            .query(
+                "query($t: String!) { tasks(type: $t, limit: 1000) { id parameters { name value } terminationStatus } }",
+                json!({"t": task_type}),
+            )
+            .await;
+        data["tasks"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Sets `hello`'s desired developer version in the work clone and commits it.
+    pub fn commit_desired(&self, version: &str, message: &str) -> String {
+        self.work.write(
+            "desired/developer.yaml",
+            &format!("versions:\n  hello: {version}\n"),
+        );
+        self.work.commit(message, &Person::bob())
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for updater in &mut self.updaters {
+            if let Some(mut child) = updater.child.take() {
+                let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                let _ = child.wait();
+            }
+        }
+        let pid = nix::unistd::Pid::from_raw(self.server.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.server.wait();
+    }
+}
+
+/// Starts `vupdate distribution run` following `remote`; returns the process, its URL and
+/// the first admin password it printed.
+fn start_distribution(dir: &Path, remote: &GitRepo, options: Options) -> (Child, String, String) {
+    let config = dir.join("distribution.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  url: {}\n  pollInterval: {}\n",
+            remote.path().display(),
+            options.poll
+        ),
+    )
+    .expect("distribution config");
+    let log = std::fs::File::create(dir.join("distribution.log")).expect("log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vupdate"));
+    isolate(&mut command);
+    let mut server = command
+        .args(["distribution", "run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start the distribution");
+    let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let mut printed: Vec<String> = Vec::new();
+    while !printed.iter().any(|l| l.contains("first start")) {
+        match lines.next() {
+            Some(Ok(line)) => printed.push(line),
+            _ => panic!(
+                "the distribution stopped: {printed:?}\n{}",
+                std::fs::read_to_string(dir.join("distribution.log")).unwrap_or_default()
+            ),
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    let base = printed[0].rsplit(' ').next().expect("the URL").to_owned();
+    let password = printed
+        .iter()
+        .find_map(|l| l.split("password `").nth(1))
+        .and_then(|rest| rest.split('`').next())
+        .expect("the first password")
+        .to_owned();
+    (server, base, password)
+}
+
+async fn login(client: &Client, account: &str, password: &str) -> String {
+    let data: Value = client
+        .graphql(
+            "mutation($a: String!, $p: String!) { login(account: $a, password: $p) { token } }",
+            json!({"a": account, "p": password}),
+        )
+        .await
+        .expect("login");
+    data["login"]["token"].as_str().expect("token").to_owned()
+}
+
+/// One HTTP exchange on `address`, or `None` when nobody answers.
+fn try_http(address: &str, request: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&address.parse().ok()?, Duration::from_secs(2))
+            .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+/// One HTTP exchange that must happen.
+fn http(address: &str, request: &str) -> String {
+    try_http(address, request).unwrap_or_else(|| panic!("no answer from {address}"))
+}
