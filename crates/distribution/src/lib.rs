@@ -23,5 +23,6 @@ pub mod private;
 pub mod reconcile;
 pub mod retention;
 pub mod server;
+pub mod state_reports;
 pub mod tasks;
 pub mod watcher;

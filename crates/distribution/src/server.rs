@@ -24,6 +24,7 @@ use crate::graphql::{self, ApiContext, DistributionInfo};
 use crate::http::{self, AppState};
 use crate::images::{ImageStore, ImageStoreOptions};
 use crate::intake::LogIntake;
+use crate::state_reports::StateReports;
 use crate::metrics::Metrics;
 use crate::private::PrivateFiles;
 use crate::reconcile::{
@@ -241,6 +242,7 @@ impl Distribution {
             watch_trigger: watcher.trigger_handle(),
             reconcile: reconciler.handle(),
             intake: LogIntake::new(store.clone()),
+            state_reports: StateReports::start(store.clone()),
             store,
             fault_files: fault_files.clone(),
             max_history: config.versions.max_history_size as usize,

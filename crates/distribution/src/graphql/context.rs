@@ -14,6 +14,7 @@ use crate::http::ApiError;
 use crate::images::ImageStore;
 use crate::intake::LogIntake;
 use crate::reconcile::ReconcileHandle;
+use crate::state_reports::StateReports;
 use crate::tasks::TaskManager;
 use crate::watcher::{InForce, WatchStatus, WatchTrigger};
 
@@ -53,6 +54,8 @@ pub struct ApiContext {
     pub reconcile: ReconcileHandle,
     /// Log batches from updaters and builders, stored once each.
     pub intake: LogIntake,
+    /// Writes state reports, several to a transaction under load.
+    pub state_reports: StateReports,
     /// Fault report archives.
     pub fault_files: FaultFiles,
     /// How many versions of each kind are kept per service (`versions.maxHistorySize`).

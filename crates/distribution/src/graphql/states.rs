@@ -92,7 +92,8 @@ pub struct StatesMutation;
 
 #[Object]
 impl StatesMutation {
-    /// Stores a report of states (one transaction), replacing the earlier state of each
+    /// Stores a report of states (all or nothing; reports arriving together share a
+    /// transaction), replacing the earlier state of each
     /// instance; returns how many were stored. An updater's states belong to this
     /// distribution, a consumer's to the consumer.
     async fn set_service_states(
@@ -137,7 +138,7 @@ impl StatesMutation {
             .collect::<Result<Vec<_>, ApiError>>()
             .api()?;
         let count = records.len();
-        context.store.service_states().set(records).await.api()?;
+        context.state_reports.set(records).await.api()?;
         Ok(count)
     }
 }
