@@ -3,6 +3,7 @@
 //! bad config file is refused with exit code 2 naming the file, line and value.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,7 +46,7 @@ fn serves_from_a_config_prints_the_first_password_and_stops_on_sigterm() {
     std::fs::write(
         &config,
         format!(
-            "name: orbit\nlisten: 127.0.0.1:0\nstateRepo:\n  path: {}\n",
+            "name: orbit\nlisten: 127.0.0.1:0\nstateRepo:\n  path: {}\ntokenFiles:\n  updater: secrets/updater.token\n",
             repo.path().display()
         ),
     )
@@ -96,6 +97,25 @@ fn serves_from_a_config_prints_the_first_password_and_stops_on_sigterm() {
         ),
     );
     assert!(info.contains(r#"{"distribution":"orbit"}"#), "{info}");
+
+    // The updater's token file is there, for this user only, and it authenticates.
+    let token_file = dir.path().join("secrets/updater.token");
+    let mode = std::fs::metadata(&token_file)
+        .expect("the token file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let token = std::fs::read_to_string(&token_file).expect("token");
+    let body = r#"{"query":"{ whoAmI { account role } }"}"#;
+    let me = http(
+        &address,
+        &format!(
+            "POST /graphql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            token.trim(),
+            body.len()
+        ),
+    );
+    assert!(me.contains(r#""account":"updater""#), "{me}");
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

@@ -9,6 +9,7 @@ mod raw;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -51,6 +52,9 @@ pub struct DistributionConfig {
     pub expiration: ExpirationConfig,
     /// The file with the JWT signing key (created on first start); default `<data>/jwt.key`.
     pub jwt_key_file: PathBuf,
+    /// Access tokens of service accounts to write to files at start, when the file is
+    /// missing (account -> file), for an updater or builder on the same machine.
+    pub token_files: BTreeMap<String, PathBuf>,
     /// How builds run.
     pub builder: BuilderConfig,
 }
@@ -383,6 +387,11 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
         },
         expiration,
         jwt_key_file: in_data(raw.jwt_key_file, "jwt.key"),
+        token_files: raw
+            .token_files
+            .into_iter()
+            .map(|(account, path)| (account, at(path)))
+            .collect(),
         builder,
         data_directory: data,
     })

@@ -80,6 +80,8 @@ struct Inner {
     publish: tokio::sync::RwLock<()>,
     /// Versions with an upload in progress in this process.
     uploading: Mutex<HashSet<(ServiceName, ImageVersion)>>,
+    /// How many images this process has stored, so a subscriber learns of a new one.
+    stored: tokio::sync::watch::Sender<u64>,
 }
 
 /// Runs blocking file work off the async runtime's worker threads.
@@ -124,8 +126,15 @@ impl ImageStore {
                 options,
                 publish: tokio::sync::RwLock::new(()),
                 uploading: Mutex::new(HashSet::new()),
+                stored: tokio::sync::watch::Sender::new(0),
             }),
         })
+    }
+
+    /// Changes each time an image is stored (the count stored by this process), for those
+    /// waiting for a desired version's image.
+    pub fn stored(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.stored.subscribe()
     }
 
     /// The store's directory.

@@ -7,6 +7,7 @@
 
 mod error;
 mod tls;
+mod token_files;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,13 +25,13 @@ use crate::graphql::{self, ApiContext, DistributionInfo};
 use crate::http::{self, AppState};
 use crate::images::{ImageStore, ImageStoreOptions};
 use crate::intake::LogIntake;
-use crate::state_reports::StateReports;
 use crate::metrics::Metrics;
 use crate::private::PrivateFiles;
 use crate::reconcile::{
     BuildRunner, BuilderUnavailable, GenerationLink, ReconcileConfig, ReconcileStatus, Reconciler,
     ServerLink,
 };
+use crate::state_reports::StateReports;
 use crate::tasks::{LogOrigin, TaskManager};
 use crate::watcher::{InForce, RepoSource, StateWatcher, WatchConfig};
 
@@ -118,6 +119,7 @@ impl Distribution {
             },
         );
         let bootstrap = auth.bootstrap().await.map_err(ServerError::Auth)?;
+        token_files::write_token_files(&auth, &config.token_files).await?;
         let images = ImageStore::open_with(data.join("images"), ImageStoreOptions::default())
             .await
             .map_err(ServerError::Images)?;

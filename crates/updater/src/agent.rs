@@ -446,11 +446,9 @@ async fn follow_service(
     loop {
         let version = all.borrow_and_update().get(&service).cloned();
         if version.is_some() {
-            one.send_if_modified(|current| {
-                let changed = *current != version;
-                *current = version;
-                changed
-            });
+            // Sent even when unchanged: the map is touched when the distribution stores an
+            // image, and a runner waiting for its version's image must try again then.
+            one.send_replace(version);
         }
         tokio::select! {
             () = &mut until => return Ok(None),

@@ -147,6 +147,8 @@ pub struct ServiceRunner {
     state: Arc<watch::Sender<ServiceState>>,
     observer: Option<ActionObserver>,
     self_role: Option<SelfRole>,
+    /// The desired version being followed, so a newer one ends a start window early.
+    desired: Option<watch::Receiver<Option<ClientVersion>>>,
     _lock: File,
 }
 
@@ -217,6 +219,7 @@ impl ServiceRunner {
             state: Arc::new(state),
             observer: None,
             self_role: None,
+            desired: None,
             _lock: lock,
         };
         if let Some(live) = live.filter(|_| adopting) {
@@ -448,10 +451,19 @@ impl ServiceRunner {
             self.report_error(&error);
         }
         let mut retry = self.options.fetch_retry;
+        self.desired = Some(desired.clone());
         loop {
             let want = desired.borrow_and_update().clone();
             let mut wait = None;
-            if let Some(want) = want {
+            // A wake-up for the version already in place, or for the failed one still
+            // desired (the distribution stored some image), has nothing to do.
+            let in_place = want.as_ref().is_some_and(|want| {
+                let journal = &self.journal;
+                let current = journal.current.as_ref().map(|current| &current.version);
+                let failed = journal.failed.as_ref().map(|failed| &failed.version);
+                journal.task.is_none() && (current == Some(want) || failed == Some(want))
+            });
+            if let Some(want) = want.filter(|_| !in_place) {
                 self.forget_failed_unless(&want)?;
                 match self.install(&want, images).await {
                     Ok(outcome) => {

@@ -6,6 +6,10 @@
 //! them. The last map is also kept in `<workDirectory>/.desired-versions.json`, so an
 //! updater restarted while the distribution is away starts from it.
 //!
+//! The subscription also repeats the list, unchanged, when the distribution stores an
+//! image; that wakes the services, so one waiting for its version's image fetches it
+//! then.
+//!
 //! A poll whose request began before the subscription's latest event may carry the list
 //! from before that event; it is dropped rather than published, so a change never flips
 //! back and forth.
@@ -112,6 +116,11 @@ impl Shared {
             current.clone_from(&map);
             true
         });
+        if !changed && via == "subscription" {
+            // The distribution repeats the list when an image is stored: a service waiting
+            // for the image of its desired version tries again now, not at its next retry.
+            self.desired.send_modify(|_| {});
+        }
         if changed {
             tracing::info!(via, versions = %describe(&map), "desired versions");
             write_cache(&self.cache, &map);

@@ -1,6 +1,7 @@
 //! The file's shape as written (optional fields, relative paths), before defaults and
 //! resolution turn it into a [`super::DistributionConfig`].
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -26,6 +27,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub expiration: RawExpiration,
     pub jwt_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub token_files: BTreeMap<String, PathBuf>,
     #[serde(default)]
     pub builder: RawBuilder,
 }

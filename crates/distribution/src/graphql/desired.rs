@@ -349,7 +349,9 @@ pub struct DesiredSubscription;
 #[Subscription]
 impl DesiredSubscription {
     /// The client versions that should run (as `clientDesiredVersions`): the list in force
-    /// at once, then again each time it changes for the given services.
+    /// at once, then again each time it changes for the given services, and again
+    /// (unchanged) each time an image is stored, so an updater waiting for the image of a
+    /// version just made desired fetches it at once instead of at its next retry.
     async fn client_desired_versions_changed(
         &self,
         ctx: &Context<'_>,
@@ -357,22 +359,47 @@ impl DesiredSubscription {
     ) -> async_graphql::Result<impl Stream<Item = Vec<ServiceVersion>>> {
         require(ctx, CLIENT_READERS)?;
         let services = parse_services("services", services).api()?;
-        let in_force = api(ctx).in_force.clone();
-        let mut last = None;
-        Ok(WatchStream::new(in_force).filter_map(move |in_force| {
-            let list = in_force.map(|in_force| {
-                ServiceVersion::list(&only(
-                    &in_force.state.effective_client_versions(),
-                    services.as_ref(),
-                ))
-            });
-            let changed = list.is_some() && list != last;
-            if changed {
-                last.clone_from(&list);
-            }
-            futures::future::ready(list.filter(|_| changed))
-        }))
+        let context = api(ctx);
+        // The feed ends when the state watcher does (the server stops), whatever images do.
+        let in_force = WatchStream::new(context.in_force.clone())
+            .map(Event::State)
+            .chain(futures::stream::once(async { Event::End }));
+        // The first value is the count so far: only later ones are new images.
+        let stored = WatchStream::from_changes(context.images.stored()).map(|_| Event::Image);
+        let mut current: Option<Vec<ServiceVersion>> = None;
+        Ok(futures::stream::select(in_force, stored)
+            .take_while(|event| futures::future::ready(!matches!(event, Event::End)))
+            .filter_map(move |event| {
+                let emit = match event {
+                    Event::State(in_force) => {
+                        let list = in_force.map(|in_force| {
+                            ServiceVersion::list(&only(
+                                &in_force.state.effective_client_versions(),
+                                services.as_ref(),
+                            ))
+                        });
+                        let changed = list.is_some() && list != current;
+                        if changed {
+                            current.clone_from(&list);
+                        }
+                        list.filter(|_| changed)
+                    }
+                    Event::Image => current.clone(),
+                    Event::End => None,
+                };
+                futures::future::ready(emit)
+            }))
     }
+}
+
+/// What wakes the desired-versions subscription.
+enum Event {
+    /// The state in force changed.
+    State(Option<crate::watcher::InForce>),
+    /// An image was stored.
+    Image,
+    /// The state watcher stopped.
+    End,
 }
 
 /// The state at the revision an edit is based on, so that a delta applies to what the

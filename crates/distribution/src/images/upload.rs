@@ -208,6 +208,7 @@ impl Upload {
             Ok(Published::Done) => {
                 self.finished = true;
                 tracing::info!(service = %self.service, version = %self.version, digest = %info.digest, size = info.size, "image stored");
+                self.store.inner.stored.send_modify(|count| *count += 1);
                 Ok(info)
             }
             Ok(Published::Exists) => {

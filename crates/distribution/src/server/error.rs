@@ -57,6 +57,16 @@ pub enum ServerError {
     /// Serving stopped with an I/O error.
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    /// An access token of `tokenFiles` cannot be issued or written.
+    #[error("tokenFiles.{account}: cannot write an access token to {}: {message}", path.display())]
+    TokenFile {
+        /// The account.
+        account: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// A background task was lost.
     #[error("a start-up task stopped: {0}")]
     Join(String),

@@ -145,7 +145,7 @@ async fn log_lines_are_followed_live_over_websocket() {
 }
 
 #[tokio::test]
-async fn updaters_hear_at_once_when_their_desired_versions_change() {
+async fn updaters_hear_at_once_when_their_desired_versions_change_and_when_images_arrive() {
     let harness = Harness::start().await;
     let head = harness.remote.rev_parse("main");
     harness.wait_in_force(&head).await;
@@ -176,6 +176,24 @@ async fn updaters_hear_at_once_when_their_desired_versions_change() {
         .expect("second");
     assert_eq!(
         second["payload"]["data"]["clientDesiredVersionsChanged"],
+        json!([{"service": "api", "version": "acme-1.1.0"}])
+    );
+    // Its image arriving repeats the list, so an updater waiting for it fetches it now.
+    let put = harness
+        .client
+        .put(harness.url("/images/client/api/acme-1.1.0"))
+        .bearer_auth(&harness.builder)
+        .body(vec![7u8; 1024])
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(put.status(), reqwest::StatusCode::CREATED);
+    let third = tokio::time::timeout(LIMIT, feed.next())
+        .await
+        .expect("in time")
+        .expect("third");
+    assert_eq!(
+        third["payload"]["data"]["clientDesiredVersionsChanged"],
         json!([{"service": "api", "version": "acme-1.1.0"}])
     );
 }

@@ -442,7 +442,10 @@ impl ServiceRunner {
         Ok(())
     }
 
-    /// Makes sure the version in `current/` runs, then waits for its start window to end.
+    /// Makes sure the version in `current/` runs, then waits for its start window to end,
+    /// or for a newer desired version: that one is installed next, so waiting out the
+    /// window of a version being replaced would only delay it (a revert pushed seconds
+    /// after a release must not wait for the release to prove itself).
     async fn start_and_watch(&mut self) -> Result<StartOutcome, Error> {
         let version = self.version_in_current()?;
         let supervised = self.supervisor.is_some();
@@ -459,6 +462,10 @@ impl ServiceRunner {
         }
         let baseline = status.borrow().failures_total;
         let window = self.options.start_window;
+        let mut superseding = self.desired.clone();
+        let initial = superseding
+            .as_ref()
+            .and_then(|desired| desired.borrow().clone());
         loop {
             let now = Utc::now();
             let wait = {
@@ -485,7 +492,36 @@ impl ServiceRunner {
                     }
                 }
                 () = tokio::time::sleep(wait) => {}
+                want = superseded(&mut superseding, initial.as_ref(), &version) => {
+                    tracing::info!(version = %version, newer = %want, "a newer desired version ends the start window");
+                    return Ok(StartOutcome::Survived);
+                }
             }
+        }
+    }
+}
+
+/// Completes with the desired version once it is neither `initial` (what it was when the
+/// window began) nor `running` (a rollback starts the previous version while the failed
+/// one is still desired; that is no reason to end its window); never without a receiver.
+async fn superseded(
+    desired: &mut Option<watch::Receiver<Option<ClientVersion>>>,
+    initial: Option<&ClientVersion>,
+    running: &ClientVersion,
+) -> ClientVersion {
+    let Some(desired) = desired else {
+        return std::future::pending().await;
+    };
+    loop {
+        let want = desired.borrow_and_update().clone();
+        if let Some(want) = want
+            && Some(&want) != initial
+            && &want != running
+        {
+            return want;
+        }
+        if desired.changed().await.is_err() {
+            return std::future::pending().await;
         }
     }
 }

@@ -342,3 +342,42 @@ async fn run_follows_the_desired_version_and_stops_at_shutdown() {
     task.await.expect("join").expect("run");
     assert!(marked(&owner).is_empty(), "nothing runs after shutdown");
 }
+
+/// A revert pushed while the new version is still in its start window is installed at
+/// once: the window (an hour here) would otherwise hold the rollback back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_desired_version_ends_the_start_window_of_the_one_it_replaces() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let images = images(work.path(), &good_install("", ""));
+    let mut patient = options();
+    patient.start_window = Duration::from_secs(3600);
+    let runner = ServiceRunner::open(&work.path().join("services"), instance("svc"), patient)
+        .await
+        .expect("open");
+    let owner = runner.dir().run_owner();
+    let (desired, desired_rx) = watch::channel(Some(V1.parse().expect("version")));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        runner
+            .run(desired_rx, &images, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    wait_for("V1 to run", || {
+        (running_versions(&owner, &[V1, V2]) == [V1]).then_some(())
+    })
+    .await;
+    desired.send_replace(Some(V2.parse().expect("version")));
+    wait_for("V2 to run", || {
+        (running_versions(&owner, &[V1, V2]) == [V2]).then_some(())
+    })
+    .await;
+    desired.send_replace(Some(V1.parse().expect("version")));
+    wait_for("V1 to run again, long before V2's window ends", || {
+        (running_versions(&owner, &[V1, V2]) == [V1]).then_some(())
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.expect("join").expect("run");
+}

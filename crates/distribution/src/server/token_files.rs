@@ -1,0 +1,60 @@
+//! `tokenFiles`: access tokens of service accounts written to files at start, so an
+//! updater or builder on the same machine can authenticate without anyone copying a token
+//! by hand (as k3s writes its node token). A file that exists is left alone: its token
+//! stays valid until the account's tokens are revoked, and a revoked one is replaced by
+//! deleting the file and restarting.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use super::ServerError;
+use crate::auth::AuthService;
+
+/// Writes a token for each account of `files` whose file is missing.
+pub(super) async fn write_token_files(
+    auth: &AuthService,
+    files: &BTreeMap<String, PathBuf>,
+) -> Result<(), ServerError> {
+    for (account, path) in files {
+        if path.exists() {
+            continue;
+        }
+        let fail = |message: String| ServerError::TokenFile {
+            account: account.clone(),
+            path: path.clone(),
+            message,
+        };
+        let token = auth
+            .issue_access_token(account)
+            .await
+            .map_err(|error| fail(error.to_string()))?;
+        let (path_owned, token) = (path.clone(), token);
+        tokio::task::spawn_blocking(move || write_secret(&path_owned, &token))
+            .await
+            .map_err(|error| fail(error.to_string()))?
+            .map_err(|error| fail(error.to_string()))?;
+        tracing::info!(%account, file = %path.display(), "wrote an access token file");
+    }
+    Ok(())
+}
+
+/// Writes `token` readable by this user only, next to `path` first, then renamed into
+/// place, so a reader never sees half a token.
+fn write_secret(path: &Path, token: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let partial = path.with_extension("partial");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)?;
+    file.write_all(token.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)
+}
