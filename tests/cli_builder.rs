@@ -18,9 +18,8 @@
 //!
 //! Each test prints how long its builds took (a figure, never asserted).
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -28,9 +27,13 @@ use tempfile::TempDir;
 use vupdate_client::{Client, ImageKind, ImageRef};
 use vupdate_test_support::{GitRepo, MAIN, Person, isolate};
 
+// Shared with tests/gitops, which uses all of it.
+#[allow(dead_code)]
+#[path = "support/distribution.rs"]
+mod distribution;
+
 /// How long any wait may last (a loaded 2-core machine builds slowly).
 const LIMIT: Duration = Duration::from_secs(180);
-const PASSWORD: &str = "correct horse battery staple";
 
 const UPDATE_JSON: &str = r#"{
   "update": [
@@ -136,68 +139,15 @@ impl Scenario {
             &Person::alice(),
         );
         let dir = TempDir::new().expect("dir");
-        let config = dir.path().join("distribution.yaml");
-        std::fs::write(
-            &config,
-            format!(
+        let started = distribution::start(
+            dir.path(),
+            &format!(
                 "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  path: {}\n  pollInterval: 1s\nbuilder:\n  maxParallelBuilds: 1\n",
                 state.path().display()
             ),
         )
-        .expect("config");
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_vupdate"));
-        isolate(&mut command);
-        let mut server = command
-            .args(["distribution", "run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start the distribution");
-        let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
-        let mut printed: Vec<String> = Vec::new();
-        while !printed.iter().any(|l| l.contains("first start")) {
-            match lines.next() {
-                Some(Ok(line)) => printed.push(line),
-                _ => panic!(
-                    "the server stopped: {printed:?}\n{}",
-                    server_log(dir.path())
-                ),
-            }
-        }
-        // Nobody reads the rest; a thread keeps the pipe from filling up.
-        std::thread::spawn(move || lines.for_each(drop));
-        let base = printed[0].rsplit(' ').next().expect("the URL").to_owned();
-        let first = printed
-            .iter()
-            .find_map(|l| l.split("password `").nth(1))
-            .and_then(|rest| rest.split('`').next())
-            .expect("the first password")
-            .to_owned();
-        let anonymous = Client::new(&base, None).expect("client");
-        let login = |password: String| {
-            let anonymous = anonymous.clone();
-            async move {
-                let data: Value = anonymous
-                    .graphql(
-                        "mutation($p: String!) { login(account: \"admin\", password: $p) { token } }",
-                        json!({"p": password}),
-                    )
-                    .await
-                    .expect("login");
-                data["login"]["token"].as_str().expect("token").to_owned()
-            }
-        };
-        let pending = anonymous.with_token(login(first.clone()).await);
-        let _: Value = pending
-            .graphql(
-                "mutation($o: String!, $n: String!) { changePassword(oldPassword: $o, newPassword: $n) }",
-                json!({"o": first, "n": PASSWORD}),
-            )
-            .await
-            .expect("change the password");
-        let admin = anonymous.with_token(login(PASSWORD.to_owned()).await);
+        .await;
+        let (server, admin) = (started.server, started.admin);
         let key = dir.path().join("app.key");
         std::fs::write(&key, "PRIVATE KEY of api\n").expect("key");
         admin
@@ -314,7 +264,7 @@ fn api_yaml(source: &Source) -> String {
 }
 
 fn server_log(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+    distribution::log(dir)
 }
 
 /// The parameter `name` of a task.

@@ -10,5 +10,7 @@
 //! - `scenarios`: a merged pull request, its `git revert`, an API edit, an updater that was
 //!   offline, a bad commit, and a version that cannot start.
 
+#[path = "../support/distribution.rs"]
+mod distribution;
 mod scenarios;
 mod world;

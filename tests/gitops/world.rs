@@ -1,7 +1,6 @@
 //! The world of one scenario: repositories, a distribution and two updaters, all real
 //! processes and real Git repositories in one temp dir, on 127.0.0.1.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,11 +10,10 @@ use tempfile::TempDir;
 use vupdate_client::Client;
 use vupdate_test_support::{GitRepo, MAIN, Person, isolate};
 
+use crate::distribution::{self, PASSWORD};
+
 /// How long any wait may last: builds and installs on a loaded 2-core machine.
 pub const LIMIT: Duration = Duration::from_secs(120);
-/// The password of the people in the world.
-const PASSWORD: &str = "correct horse battery staple";
-
 /// The two instances: (instance id, service as run).
 pub const INSTANCES: [(&str, &str); 2] = [("vm-1", "hello"), ("vm-2", "hello-blue")];
 
@@ -194,18 +192,21 @@ impl World {
         );
         work.push("origin", MAIN);
 
-        let (server, base, first_password) = start_distribution(dir.path(), &remote, options);
+        let distribution::Started {
+            server,
+            base,
+            admin,
+            admin_token,
+        } = distribution::start(
+            dir.path(),
+            &format!(
+                "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  url: {}\n  pollInterval: {}\n",
+                remote.path().display(),
+                options.poll
+            ),
+        )
+        .await;
         let anonymous = Client::new(&base, None).expect("client");
-        let pending = anonymous.with_token(login(&anonymous, "admin", &first_password).await);
-        let _: Value = pending
-            .graphql(
-                "mutation($o: String!, $n: String!) { changePassword(oldPassword: $o, newPassword: $n) }",
-                json!({"o": first_password, "n": PASSWORD}),
-            )
-            .await
-            .expect("change the first password");
-        let admin_token = login(&anonymous, "admin", PASSWORD).await;
-        let admin = anonymous.with_token(admin_token.clone());
         let _: Value = admin
             .graphql(
                 "mutation($p: String!) { addUserAccount(account: \"dev\", name: \"Dee Veloper\", role: DEVELOPER, password: $p, mustChangePassword: false) { account } }",
@@ -213,7 +214,8 @@ impl World {
             )
             .await
             .expect("add a developer");
-        let developer = anonymous.with_token(login(&anonymous, "dev", PASSWORD).await);
+        let developer =
+            anonymous.with_token(distribution::login(&anonymous, "dev", PASSWORD).await);
         let token: Value = admin
             .graphql(
                 "mutation { issueAccessToken(account: \"updater\") }",
@@ -338,7 +340,7 @@ impl World {
                     .collect();
                 panic!(
                     "timed out waiting for {what}\nstatus: {status:#?}\n--- distribution ---\n{}\n{}",
-                    std::fs::read_to_string(self.dir.path().join("distribution.log"))
+                    std::fs::read_to_string(distribution::log_path(self.dir.path()))
                         .unwrap_or_default(),
                     logs.join("\n")
                 );
@@ -392,62 +394,6 @@ impl Drop for World {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let _ = self.server.wait();
     }
-}
-
-/// Starts `vupdate distribution run` following `remote`; returns the process, its URL and
-/// the first admin password it printed.
-fn start_distribution(dir: &Path, remote: &GitRepo, options: Options) -> (Child, String, String) {
-    let config = dir.join("distribution.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  url: {}\n  pollInterval: {}\n",
-            remote.path().display(),
-            options.poll
-        ),
-    )
-    .expect("distribution config");
-    let log = std::fs::File::create(dir.join("distribution.log")).expect("log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vupdate"));
-    isolate(&mut command);
-    let mut server = command
-        .args(["distribution", "run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start the distribution");
-    let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
-    let mut printed: Vec<String> = Vec::new();
-    while !printed.iter().any(|l| l.contains("first start")) {
-        match lines.next() {
-            Some(Ok(line)) => printed.push(line),
-            _ => panic!(
-                "the distribution stopped: {printed:?}\n{}",
-                std::fs::read_to_string(dir.join("distribution.log")).unwrap_or_default()
-            ),
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    let base = printed[0].rsplit(' ').next().expect("the URL").to_owned();
-    let password = printed
-        .iter()
-        .find_map(|l| l.split("password `").nth(1))
-        .and_then(|rest| rest.split('`').next())
-        .expect("the first password")
-        .to_owned();
-    (server, base, password)
-}
-
-async fn login(client: &Client, account: &str, password: &str) -> String {
-    let data: Value = client
-        .graphql(
-            "mutation($a: String!, $p: String!) { login(account: $a, password: $p) { token } }",
-            json!({"a": account, "p": password}),
-        )
-        .await
-        .expect("login");
-    data["login"]["token"].as_str().expect("token").to_owned()
 }
 
 /// One HTTP exchange on `address`, or `None` when nobody answers.
