@@ -1,4 +1,5 @@
-//! The six scenarios of issue 7, each in its own world. Every one checks what runs (the
+//! The six scenarios of issue 7, each in its own world (and the first ones again with the
+//! state remote served over HTTP). Every one checks what runs (the
 //! version each instance's `hello` answers with), not only what the API says.
 
 use std::time::Instant;
@@ -6,7 +7,7 @@ use std::time::Instant;
 use serde_json::json;
 use vupdate_test_support::{MAIN, Person};
 
-use super::world::World;
+use super::world::{Options, World};
 
 /// The `value` of parameter `name` of a task.
 fn parameter<'t>(task: &'t serde_json::Value, name: &str) -> &'t str {
@@ -209,4 +210,36 @@ async fn a_version_that_cannot_start_is_rolled_back_with_a_fault_report() {
         .query("{ serviceStates(service: \"hello\") { instance state { version updateError { error } } } }", json!({}))
         .await;
     println!("states after the rollback: {states:#}");
+}
+
+/// The state remote as on a Git host: the distribution clones and fetches it over smart
+/// HTTP (`git http-backend`) and pushes its own commits back the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_repo_served_over_http_is_followed_and_edited() {
+    let world = World::start_with(Options {
+        http: true,
+        ..Options::default()
+    })
+    .await;
+    world.commit_desired("acme-1.1.0", "hello 1.1.0");
+    world.push().await;
+    world.wait_serving("acme-1.1.0").await;
+    world.work.git(&["pull", "-q", "origin", MAIN]);
+    let head = world.remote.rev_parse(MAIN);
+    let data: serde_json::Value = world
+        .developer
+        .graphql(
+            "mutation($e: String!) { setDeveloperDesiredVersions(changes: [{service: \"hello\", version: \"acme-1.2.0\"}], expectedRevision: $e, comment: \"1.2.0 over HTTP\") { id } }",
+            json!({"e": head}),
+        )
+        .await
+        .expect("the edit");
+    assert_eq!(
+        world.remote.rev_parse(MAIN),
+        data["setDeveloperDesiredVersions"]["id"]
+            .as_str()
+            .expect("id"),
+        "the distribution pushed its commit over HTTP"
+    );
+    world.wait_serving("acme-1.2.0").await;
 }

@@ -121,13 +121,46 @@ impl Drop for Updater {
 pub struct Options {
     /// The distribution's poll interval of the state repo.
     pub poll: &'static str,
+    /// Whether the distribution reaches the state remote over smart HTTP (`git
+    /// http-backend` behind a small server), as on a Git host, rather than by its path.
+    pub http: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         // Long: only the webhook brings a push in, so the tests do not wait on polls.
-        Options { poll: "1h" }
+        Options {
+            poll: "1h",
+            http: false,
+        }
     }
+}
+
+/// `tests/gitops/git_http_backend.py` serving the repositories under `root`; returns the
+/// process and its base URL.
+fn serve_git_over_http(root: &Path, dir: &Path) -> (Child, String) {
+    let port_file = dir.join("git-http.port");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/gitops/git_http_backend.py");
+    let child = Command::new("python3")
+        .arg(script)
+        .arg(root)
+        .arg(&port_file)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the Git HTTP server (python3)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let port = loop {
+        if let Ok(port) = std::fs::read_to_string(&port_file) {
+            break port;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Git HTTP server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (child, format!("http://127.0.0.1:{}", port.trim()))
 }
 
 /// One scenario's world.
@@ -151,6 +184,8 @@ pub struct World {
     pub developer: Client,
     /// The two updaters.
     pub updaters: Vec<Updater>,
+    /// The Git HTTP server, when the remote is reached over HTTP.
+    git_http: Option<Child>,
 }
 
 impl World {
@@ -192,6 +227,14 @@ impl World {
         );
         work.push("origin", MAIN);
 
+        let (git_http, remote_url) = if options.http {
+            let root = remote.path().parent().expect("a remote in a folder");
+            let (child, base) = serve_git_over_http(root, dir.path());
+            let name = remote.path().file_name().expect("a named remote");
+            (Some(child), format!("{base}/{}", name.to_string_lossy()))
+        } else {
+            (None, remote.path().display().to_string())
+        };
         let distribution::Started {
             server,
             base,
@@ -200,8 +243,7 @@ impl World {
         } = distribution::start(
             dir.path(),
             &format!(
-                "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  url: {}\n  pollInterval: {}\n",
-                remote.path().display(),
+                "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  url: {remote_url}\n  pollInterval: {}\n",
                 options.poll
             ),
         )
@@ -267,6 +309,7 @@ impl World {
             admin_token,
             developer,
             updaters,
+            git_http,
         };
         world.wait_serving("acme-1.0.0").await;
         world
@@ -393,6 +436,10 @@ impl Drop for World {
         let pid = nix::unistd::Pid::from_raw(self.server.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let _ = self.server.wait();
+        if let Some(mut git_http) = self.git_http.take() {
+            let _ = git_http.kill();
+            let _ = git_http.wait();
+        }
     }
 }
 
