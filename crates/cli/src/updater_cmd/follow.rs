@@ -108,7 +108,8 @@ struct Shared {
 }
 
 impl Shared {
-    fn publish(&self, map: DesiredVersions, via: &'static str) {
+    /// Publishes `map` when it differs from the current one; says whether it did.
+    fn publish(&self, map: DesiredVersions, via: &'static str) -> bool {
         let changed = self.desired.send_if_modified(|current| {
             if *current == map {
                 return false;
@@ -116,15 +117,18 @@ impl Shared {
             current.clone_from(&map);
             true
         });
-        if !changed && via == "subscription" {
-            // The distribution repeats the list when an image is stored: a service waiting
-            // for the image of its desired version tries again now, not at its next retry.
-            self.desired.send_modify(|_| {});
-        }
         if changed {
             tracing::info!(via, versions = %describe(&map), "desired versions");
             write_cache(&self.cache, &map);
         }
+        changed
+    }
+
+    /// Wakes the services without a change: the distribution repeats the list when it
+    /// stores an image, and a service waiting for its version's image tries again now,
+    /// not at its next retry.
+    fn nudge(&self) {
+        self.desired.send_modify(|_| {});
     }
 }
 
@@ -186,7 +190,9 @@ async fn subscribe(shared: Arc<Shared>) {
                         Ok(Some(map)) => {
                             backoff.reset();
                             shared.events.fetch_add(1, Ordering::SeqCst);
-                            shared.publish(map, "subscription");
+                            if !shared.publish(map, "subscription") {
+                                shared.nudge();
+                            }
                         }
                         Ok(None) => {
                             tracing::info!("the distribution ended the desired-versions feed");

@@ -31,6 +31,21 @@ pub struct Server {
     pub _data: TempDir,
 }
 
+/// Starts a distribution from the config text `yaml` (relative paths in `dir`), with the
+/// cheapest password hashing.
+pub async fn serve(yaml: &str, dir: &std::path::Path) -> Distribution {
+    let config = DistributionConfig::from_str(yaml, dir).expect("config");
+    Distribution::start(
+        &config,
+        StartOptions {
+            password_cost: PasswordCost::MINIMAL_FOR_TESTS,
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .expect("start")
+}
+
 /// Starts a distribution whose state declares `api` and `web`.
 pub async fn start() -> Server {
     let repo = GitRepo::init();
@@ -49,16 +64,7 @@ pub async fn start() -> Server {
         "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  path: {}\n  pollInterval: 1h\n",
         repo.path().display()
     );
-    let config = DistributionConfig::from_str(&yaml, data.path()).expect("config");
-    let distribution = Distribution::start(
-        &config,
-        StartOptions {
-            password_cost: PasswordCost::MINIMAL_FOR_TESTS,
-            ..StartOptions::default()
-        },
-    )
-    .await
-    .expect("start");
+    let distribution = serve(&yaml, data.path()).await;
     let base = format!("http://{}", distribution.local_addr());
     let first = distribution
         .bootstrap()

@@ -5,10 +5,9 @@
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vupdate_client::Client;
-use vupdate_distribution::auth::PasswordCost;
-use vupdate_distribution::config::DistributionConfig;
-use vupdate_distribution::server::{Distribution, StartOptions};
 use vupdate_test_support::{GitRepo, Person};
+
+use crate::support;
 
 #[tokio::test]
 async fn https_trusts_an_extra_root_and_refuses_an_unknown_certificate() {
@@ -33,16 +32,7 @@ async fn https_trusts_an_extra_root_and_refuses_an_unknown_certificate() {
         "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  path: {}\ntls:\n  certificate: cert.pem\n  key: key.pem\n",
         repo.path().display()
     );
-    let config = DistributionConfig::from_str(&yaml, dir.path()).expect("config");
-    let server = Distribution::start(
-        &config,
-        StartOptions {
-            password_cost: PasswordCost::MINIMAL_FOR_TESTS,
-            ..StartOptions::default()
-        },
-    )
-    .await
-    .expect("start");
+    let server = support::serve(&yaml, dir.path()).await;
     let base = format!("https://{}", server.local_addr());
 
     let trusting = Client::builder(&base)

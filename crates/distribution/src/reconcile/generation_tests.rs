@@ -15,25 +15,24 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tempfile::TempDir;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
 use vupdate_core::reconcile::{Build, BuildKey};
 use vupdate_core::service::ServiceName;
 use vupdate_core::version::ClientVersion;
 use vupdate_state::{State, StateRepo};
+use vupdate_store::Store;
 use vupdate_store::model::versions::{BuildInfo, ClientVersionRecord, InstallInfo, SettingsStamp};
-use vupdate_store::{Store, StoreConfig};
 use vupdate_test_support::{GitRepo, Person};
 
 use super::generation::newest_record;
+use super::tests::{Fixture, open_fixture};
 use super::{
     BuildFuture, BuildRunner, BuildState, GenerationLink, RebuildRefused, ReconcileConfig,
     ReconcileStatus, Reconciler, service_settings_hash,
 };
 use crate::images::{ImageStore, ImageVersion};
-use crate::tasks::{LogOrigin, TaskContext, TaskManager};
-use crate::watcher::{RepoSource, StateWatcher, WatchConfig};
+use crate::tasks::TaskContext;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -145,19 +144,9 @@ async fn record(
         .expect("add the record");
 }
 
-struct Fixture {
-    _dir: TempDir,
-    repo: GitRepo,
-    store: Store,
-    images: ImageStore,
-    watcher: StateWatcher,
-    tasks: TaskManager,
-}
-
 /// `api` (a `self` service at `orbit-1.0.0`, greeting `hello`) with both images and a
 /// stamped record of `orbit-1.0.0` made from the settings of the first commit.
 async fn fixture(stamped: bool) -> Fixture {
-    let dir = TempDir::new().expect("temp dir");
     let repo = GitRepo::init();
     repo.commit_files(
         &[
@@ -170,14 +159,8 @@ async fn fixture(stamped: bool) -> Fixture {
         "api 1.0.0",
         &Person::alice(),
     );
-    let store = vupdate_store::open(&StoreConfig::Sqlite {
-        path: dir.path().join("store.sqlite"),
-    })
-    .await
-    .expect("open the store");
-    let images = ImageStore::open(dir.path().join("images"))
-        .await
-        .expect("open the image store");
+    let fixture = open_fixture(repo).await;
+    let (store, images) = (&fixture.store, &fixture.images);
     let api = service("api");
     images
         .put_bytes(
@@ -187,42 +170,12 @@ async fn fixture(stamped: bool) -> Fixture {
         )
         .await
         .expect("developer image");
-    let state = StateRepo::open(repo.path(), "main")
+    let state = StateRepo::open(fixture.repo.path(), "main")
         .and_then(|r| r.head().and_then(|head| r.load(&head.id)))
         .expect("load the first commit");
     let hash = stamped.then(|| service_settings_hash(&state, &api).expect("declared"));
-    record(
-        &store,
-        &images,
-        &api,
-        &version("orbit-1.0.0"),
-        "hello",
-        hash,
-    )
-    .await;
-    let watcher = StateWatcher::start(WatchConfig {
-        source: RepoSource::Local(repo.path().to_owned()),
-        branch: "main".to_owned(),
-        poll_interval: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(200),
-    })
-    .await
-    .expect("watch the state repo");
-    let origin = LogOrigin {
-        service: service("distribution"),
-        instance: "test".to_owned(),
-        directory: "/srv".to_owned(),
-        process: "1".to_owned(),
-    };
-    let tasks = TaskManager::new(store.clone(), origin, Duration::from_millis(100));
-    Fixture {
-        _dir: dir,
-        repo,
-        store,
-        images,
-        watcher,
-        tasks,
-    }
+    record(store, images, &api, &version("orbit-1.0.0"), "hello", hash).await;
+    fixture
 }
 
 impl Fixture {
@@ -235,7 +188,8 @@ impl Fixture {
         })
     }
 
-    fn start(&self, runner: Arc<GenerationWriter>) -> Reconciler {
+    /// The loop with client generation checks, builds run by `runner`.
+    fn start_checking(&self, runner: Arc<GenerationWriter>) -> Reconciler {
         Reconciler::start(
             ReconcileConfig {
                 distribution: "orbit".to_owned(),
@@ -323,7 +277,7 @@ async fn look_again(reconciler: &Reconciler, status: &mut watch::Receiver<Reconc
 #[tokio::test]
 async fn a_settings_change_makes_the_next_generation_and_the_distribution_commits_it() {
     let fixture = fixture(true).await;
-    let reconciler = fixture.start(fixture.runner(None));
+    let reconciler = fixture.start_checking(fixture.runner(None));
     let mut status = reconciler.subscribe();
     settled_on_tip(&fixture, &mut status).await;
     assert!(fixture.checks().await.is_empty(), "nothing changed yet");
@@ -420,7 +374,7 @@ async fn a_settings_change_makes_the_next_generation_and_the_distribution_commit
 async fn a_commit_made_during_the_check_is_built_upon_or_makes_the_result_out_of_date() {
     let fixture = fixture(true).await;
     let gate = Arc::new(Semaphore::new(0));
-    let reconciler = fixture.start(fixture.runner(Some(Arc::clone(&gate))));
+    let reconciler = fixture.start_checking(fixture.runner(Some(Arc::clone(&gate))));
     let mut status = reconciler.subscribe();
     settled_on_tip(&fixture, &mut status).await;
 
@@ -518,7 +472,7 @@ async fn a_check_by_hand_and_a_failed_check() {
     let fixture = fixture(true).await;
     let gate = Arc::new(Semaphore::new(0));
     let runner = fixture.runner(Some(Arc::clone(&gate)));
-    let reconciler = fixture.start(Arc::clone(&runner));
+    let reconciler = fixture.start_checking(Arc::clone(&runner));
     let handle = reconciler.handle();
     let mut status = reconciler.subscribe();
     settled_on_tip(&fixture, &mut status).await;
@@ -602,7 +556,7 @@ async fn a_check_by_hand_and_a_failed_check() {
 #[tokio::test]
 async fn records_without_a_settings_stamp_start_no_check_by_themselves() {
     let fixture = fixture(false).await;
-    let reconciler = fixture.start(fixture.runner(None));
+    let reconciler = fixture.start_checking(fixture.runner(None));
     let mut status = reconciler.subscribe();
     settled_on_tip(&fixture, &mut status).await;
     fixture.repo.commit_files(

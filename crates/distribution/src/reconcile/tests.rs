@@ -38,19 +38,25 @@ fn commit(repo: &GitRepo, api: &str) -> String {
     )
 }
 
-struct Fixture {
-    _dir: TempDir,
-    repo: GitRepo,
-    store: Store,
-    images: ImageStore,
-    watcher: StateWatcher,
-    tasks: TaskManager,
+/// A state repo with its watcher, a store, an image store and a task manager in a temp dir.
+pub(super) struct Fixture {
+    pub(super) _dir: TempDir,
+    pub(super) repo: GitRepo,
+    pub(super) store: Store,
+    pub(super) images: ImageStore,
+    pub(super) watcher: StateWatcher,
+    pub(super) tasks: TaskManager,
 }
 
 async fn fixture() -> Fixture {
-    let dir = TempDir::new().expect("temp dir");
     let repo = GitRepo::init();
     commit(&repo, "orbit-1.0.0");
+    open_fixture(repo).await
+}
+
+/// The parts of a [`Fixture`] around `repo`, which has its first commit.
+pub(super) async fn open_fixture(repo: GitRepo) -> Fixture {
+    let dir = TempDir::new().expect("temp dir");
     let store = vupdate_store::open(&StoreConfig::Sqlite {
         path: dir.path().join("store.sqlite"),
     })

@@ -30,8 +30,8 @@ pub(super) async fn write_token_files(
             .issue_access_token(account)
             .await
             .map_err(|error| fail(error.to_string()))?;
-        let (path_owned, token) = (path.clone(), token);
-        tokio::task::spawn_blocking(move || write_secret(&path_owned, &token))
+        let file = path.clone();
+        tokio::task::spawn_blocking(move || write_secret(&file, &token))
             .await
             .map_err(|error| fail(error.to_string()))?
             .map_err(|error| fail(error.to_string()))?;
