@@ -106,7 +106,8 @@ pub struct LogsQuery;
 #[Object]
 impl LogsQuery {
     /// Matching lines, newest first: at most `limit` (default 1000, at most 10000); page
-    /// back with `before` (a `sequence`), or read forward with `after`.
+    /// back with `before` (a `sequence`); `after` keeps only lines newer than a `sequence`
+    /// (still newest first; the `logs` subscription reads forward).
     async fn logs(
         &self,
         ctx: &Context<'_>,
