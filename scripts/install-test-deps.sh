@@ -7,6 +7,13 @@ if ! command -v git >/dev/null; then
     apt-get update -qq && apt-get install -y -qq git >/dev/null
 fi
 
+# The end-to-end tests run a Python sample service (examples/hello-service) and serve Git
+# over HTTP with a small Python server.
+if ! command -v python3 >/dev/null; then
+    echo "installing python3" >&2
+    apt-get update -qq && apt-get install -y -qq python3 >/dev/null
+fi
+
 # A MongoDB-wire-compatible server for the store's MongoDB conformance run (no mongod is
 # in this machine's package registries); skipped when one is already installed.
 "$(dirname "$0")/install-mongo-test-server.sh"
