@@ -110,7 +110,8 @@ impl UpdaterConfig {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
-        let base = absolute(folder).map_err(Error::io("resolve the updater config's folder", path))?;
+        let base =
+            absolute(folder).map_err(Error::io("resolve the updater config's folder", path))?;
         Self::parse(&text, &base, path)
     }
 
@@ -119,7 +120,8 @@ impl UpdaterConfig {
     pub fn from_str(text: &str, base_dir: impl AsRef<Path>) -> Result<Self, Error> {
         let base = base_dir.as_ref();
         let file = base.join(INLINE);
-        let base = absolute(base).map_err(Error::io("resolve the updater config's folder", &file))?;
+        let base =
+            absolute(base).map_err(Error::io("resolve the updater config's folder", &file))?;
         Self::parse(text, &base, &file)
     }
 

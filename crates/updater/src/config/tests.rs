@@ -91,14 +91,16 @@ fn a_relative_config_path_gives_absolute_cleaned_paths() {
     // `workDirectory: .` once made services report `/var/lib/vupdate/./worker-eu`.
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("token"), "t").expect("token");
-    let text = "instance: vm\ndistributionUrl: http://d\naccessTokenFile: ./token\nworkDirectory: .\n";
+    let text =
+        "instance: vm\ndistributionUrl: http://d\naccessTokenFile: ./token\nworkDirectory: .\n";
     let config = UpdaterConfig::from_str(text, dir.path().join(".")).expect("loads");
     assert_eq!(config.work_directory, dir.path());
     assert_eq!(
         config.access_token,
         AccessToken::File(dir.path().join("token"))
     );
-    let text = "instance: vm\ndistributionUrl: http://d\naccessToken: t\nworkDirectory: services/\n";
+    let text =
+        "instance: vm\ndistributionUrl: http://d\naccessToken: t\nworkDirectory: services/\n";
     let config = UpdaterConfig::from_str(text, "vm").expect("loads");
     let cwd = std::env::current_dir().expect("working directory");
     assert_eq!(config.work_directory, cwd.join("vm/services"));
