@@ -39,6 +39,7 @@ impl LogOrigin {
     ) -> LogRecord {
         LogRecord {
             service: self.service.clone(),
+            role: None,
             instance: self.instance.clone(),
             directory: self.directory.clone(),
             process: self.process.clone(),
