@@ -11,26 +11,18 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vupdate_client::Client;
-use vupdate_test_support::{GitRepo, Person, isolate};
+use vupdate_test_support::{GitRepo, isolate};
 
 #[allow(dead_code)]
 #[path = "support/distribution.rs"]
 mod distribution;
+#[path = "support/hello.rs"]
+mod hello;
+
+use hello::{commit_hello_state, hello_source};
 
 /// How long any wait may last: a build and an install on a loaded 2-core machine.
 const LIMIT: Duration = Duration::from_secs(180);
-
-/// The sample service's files, from examples/hello-service.
-fn hello_files() -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello-service");
-    ["update.json", "serve.py"]
-        .iter()
-        .map(|name| {
-            let text = std::fs::read_to_string(dir.join(name)).expect("example file");
-            (name.to_string(), text)
-        })
-        .collect()
-}
 
 fn terminate(child: &mut Child) {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
@@ -61,29 +53,10 @@ async fn eventually(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_programs_run_from_another_directory_with_a_relative_config() {
     let root = TempDir::new().expect("dir");
-    let source = GitRepo::init();
-    let files = hello_files();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    source.commit_files(&refs, "hello", &Person::alice());
+    let source = hello_source();
     let remote = GitRepo::init_bare();
     let work = GitRepo::clone_from(&remote);
-    let hello_yaml = format!(
-        "developer:\n  sources:\n    - name: hello\n      git:\n        url: {}\n        branch: main\n",
-        source.path().display()
-    );
-    work.commit_files(
-        &[
-            ("vupdate.yaml", "schema: 1\n"),
-            ("services/hello.yaml", &hello_yaml),
-            ("profiles.yaml", "profiles:\n  self: [hello]\n"),
-            ("desired/developer.yaml", "versions:\n  hello: acme-1.0.0\n"),
-        ],
-        "Run hello",
-        &Person::bob(),
-    );
+    commit_hello_state(&work, source.path());
     work.push("origin", "main");
 
     // root/dist/distribution.yaml, every path in it relative; started in root.

@@ -100,20 +100,12 @@ async fn states_logs_and_faults_carry_the_role_apart() {
         ]
     );
 
-    let status = harness
-        .ok(
-            &harness.developer,
-            r#"{ status { services { service instancesOnDesired instancesNotOnDesired instances { instance role } } } }"#,
-            json!({}),
+    let api = harness
+        .service_status(
+            "api",
+            "instancesOnDesired instancesNotOnDesired instances { instance role }",
         )
         .await;
-    let api = status["status"]["services"]
-        .as_array()
-        .expect("services")
-        .iter()
-        .find(|s| s["service"] == "api")
-        .expect("api")
-        .clone();
     assert_eq!(
         (&api["instancesOnDesired"], &api["instancesNotOnDesired"]),
         (&json!(3), &json!(1)),
@@ -166,15 +158,7 @@ async fn states_logs_and_faults_carry_the_role_apart() {
     assert_eq!(services, [json!("api"), json!("web")], "no `web-us`");
     assert_eq!(values("ROLE").await, json!(["eu", "us"]));
 
-    let put = harness
-        .client
-        .put(harness.url("/faults/vm1-api-eu-01"))
-        .bearer_auth(&harness.updater)
-        .body(b"zip".to_vec())
-        .send()
-        .await
-        .expect("PUT");
-    assert_eq!(put.status(), reqwest::StatusCode::CREATED);
+    harness.upload_fault_archive("vm1-api-eu-01").await;
     harness
         .ok(
             &harness.updater,
