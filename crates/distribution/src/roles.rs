@@ -22,10 +22,9 @@ use crate::watcher::InForce;
 
 /// Whether `name` is a service `state` knows: declared, or named by a desired version.
 fn knows(state: &State, name: &str) -> bool {
-    let named = |service: &ServiceName| service.as_str() == name;
-    state.services.keys().any(named)
-        || state.desired.developer.keys().any(named)
-        || state.desired.client.keys().any(named)
+    state.services.contains_key(name)
+        || state.desired.developer.contains_key(name)
+        || state.desired.client.contains_key(name)
 }
 
 /// `name` read by the dash rule against `state`: the service and role when it names a
@@ -33,6 +32,13 @@ fn knows(state: &State, name: &str) -> bool {
 pub fn legacy_split(state: &State, name: &str) -> Option<(ServiceName, Role)> {
     let instance = ServiceInstance::parse(name, |n| knows(state, n)).ok()?;
     Some((instance.service, instance.role?))
+}
+
+/// [`legacy_split`] against the state in force; `None` while there is none.
+pub fn split_in_force(in_force: &Option<InForce>, name: &str) -> Option<(ServiceName, Role)> {
+    in_force
+        .as_ref()
+        .and_then(|in_force| legacy_split(&in_force.state, name))
 }
 
 /// The service and role a sender gave in the arguments `field` and its `role` sibling: as

@@ -16,7 +16,7 @@ use super::types::parse_arg;
 use crate::auth::Role;
 use crate::http::ApiError;
 use crate::intake::LogSource;
-use crate::roles::{legacy_split, read_instance};
+use crate::roles::{read_instance, split_in_force};
 
 /// Who reads logs.
 const READERS: &[Role] = &[Role::Administrator, Role::Developer];
@@ -232,7 +232,7 @@ impl LogsMutation {
         }
         let in_force = api(ctx).in_force.borrow().clone();
         let (service, role) = read_instance("service", &service, role, |name| {
-            in_force.as_ref().and_then(|f| legacy_split(&f.state, name))
+            split_in_force(&in_force, name)
         })
         .api()?;
         let directory = clean_directory(&directory);

@@ -11,7 +11,7 @@ use super::result::ApiResult as _;
 use super::types::parse_arg;
 use crate::auth::Role;
 use crate::http::ApiError;
-use crate::roles::{legacy_split, read_instance};
+use crate::roles::{read_instance, split_in_force};
 
 /// The most states one report may carry.
 const MAX_REPORT: usize = 10_000;
@@ -142,7 +142,7 @@ impl StatesMutation {
                     &format!("states[{index}].service"),
                     &input.service,
                     input.role,
-                    |name| in_force.as_ref().and_then(|f| legacy_split(&f.state, name)),
+                    |name| split_in_force(&in_force, name),
                 )?;
                 Ok(ServiceStateRecord {
                     distribution: distribution.clone(),
