@@ -187,7 +187,12 @@ impl StatusQuery {
         };
         let in_force = context.in_force.borrow().clone();
         let services = match in_force {
-            Some(in_force) => services(context, &in_force.state, &reconcile.builds).await?,
+            Some(in_force) => {
+                // Until the loop has looked at the commit in force, its missing images have
+                // no build listed yet: they wait for one, they are not synced.
+                let planned = reconcile.commit.as_deref() == Some(in_force.revision.id.as_str());
+                services(context, &in_force.state, &reconcile.builds, planned).await?
+            }
             None => Vec::new(),
         };
         Ok(Status {
@@ -203,6 +208,7 @@ async fn services(
     context: &ApiContext,
     state: &vupdate_state::State,
     builds: &BTreeMap<BuildKey, BuildState>,
+    planned: bool,
 ) -> async_graphql::Result<Vec<ServiceStatus>> {
     let developer = &state.desired.developer;
     let client = state.effective_client_versions();
@@ -269,7 +275,9 @@ async fn services(
         let on = instances.iter().filter(|i| i.on_desired).count();
         let sync = if builds.iter().any(|b| b.state == "FAILED") {
             ServiceSync::BuildFailed
-        } else if !builds.is_empty() {
+        } else if !builds.is_empty()
+            || (!planned && [developer_image, client_image].contains(&Some(false)))
+        {
             ServiceSync::Building
         } else if on < instances.len() {
             ServiceSync::OutOfSync
