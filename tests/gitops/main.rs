@@ -12,5 +12,7 @@
 
 #[path = "../support/distribution.rs"]
 mod distribution;
+#[path = "../support/hello.rs"]
+mod hello;
 mod scenarios;
 mod world;

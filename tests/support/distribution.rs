@@ -39,12 +39,21 @@ pub fn log(dir: &Path) -> String {
 pub async fn start(dir: &Path, config: &str) -> Started {
     let file = dir.join("distribution.yaml");
     std::fs::write(&file, config).expect("distribution config");
+    start_from(dir, &file, None).await
+}
+
+/// Starts the server on the config file `file` (relative to `cwd` when given, the
+/// server's working directory) with its log in `dir`, and logs in.
+pub async fn start_from(dir: &Path, file: &Path, cwd: Option<&Path>) -> Started {
     let stderr = std::fs::File::create(log_path(dir)).expect("log file");
     let mut command = Command::new(env!("CARGO_BIN_EXE_vupdate"));
     isolate(&mut command);
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
     let mut server = command
         .args(["distribution", "run", "--config"])
-        .arg(&file)
+        .arg(file)
         .stdout(Stdio::piped())
         .stderr(Stdio::from(stderr))
         .spawn()

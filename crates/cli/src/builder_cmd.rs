@@ -129,6 +129,7 @@ impl Job {
             .with_context(|| format!("--work-dir {}", args.work_dir.display()))?;
         let source = LogSource {
             service: LOG_SERVICE.to_owned(),
+            role: None,
             instance: args.instance.clone().unwrap_or_else(host_name),
             directory: work_dir.display().to_string(),
             process: std::process::id().to_string(),

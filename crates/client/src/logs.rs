@@ -29,8 +29,10 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// Where lines come from; with `task`, they belong to that task's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSource {
-    /// The service (`builder` for build output).
+    /// The service, without its role (`builder` for build output).
     pub service: String,
+    /// The role it runs in, if any.
+    pub role: Option<String>,
     /// The instance (host) it runs on.
     pub instance: String,
     /// Its directory there.
@@ -66,7 +68,7 @@ fn level_name<S: serde::Serializer>(level: &Level, serializer: S) -> Result<S::O
     serializer.serialize_str(level.as_str())
 }
 
-const ADD_LOGS: &str = "mutation($service: String!, $instance: String!, $directory: String!, $process: String!, $task: String, $logs: [LogLineInput!]!) { addLogs(service: $service, instance: $instance, directory: $directory, process: $process, task: $task, logs: $logs) }";
+const ADD_LOGS: &str = "mutation($service: String!, $role: String, $instance: String!, $directory: String!, $process: String!, $task: String, $logs: [LogLineInput!]!) { addLogs(service: $service, role: $role, instance: $instance, directory: $directory, process: $process, task: $task, logs: $logs) }";
 
 impl Client {
     /// Sends `lines` of `source` (in batches of at most [`MAX_BATCH`]); returns how many
@@ -80,6 +82,7 @@ impl Client {
         for batch in lines.chunks(MAX_BATCH) {
             let variables = json!({
                 "service": source.service,
+                "role": source.role,
                 "instance": source.instance,
                 "directory": source.directory,
                 "process": source.process,

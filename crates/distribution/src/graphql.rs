@@ -35,6 +35,7 @@ use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema};
 pub use context::{ApiContext, Caller, DistributionInfo, require};
 pub use result::ApiResult;
 pub use transport::routes;
+pub(crate) use types::parse_arg;
 
 /// Every query, one part per subject.
 #[derive(MergedObject, Default)]

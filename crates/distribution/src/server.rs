@@ -222,12 +222,22 @@ impl Distribution {
             },
             wait_for_stop(stopped.clone()),
         ));
-        let watchers = tokio::spawn(track_reconcile(
+        let intake = LogIntake::new(store.clone());
+        let tracked = track_reconcile(
             watcher.subscribe(),
             reconciler.subscribe(),
             metrics.clone(),
             stopped.clone(),
-        ));
+        );
+        let split = crate::roles::split_stored_when_in_force(
+            store.clone(),
+            watcher.subscribe(),
+            intake.clone(),
+            stopped.clone(),
+        );
+        let watchers = tokio::spawn(async move {
+            tokio::join!(tracked, split);
+        });
 
         let context = ApiContext {
             info: DistributionInfo {
@@ -243,7 +253,7 @@ impl Distribution {
             watch_status: watcher.subscribe_status(),
             watch_trigger: watcher.trigger_handle(),
             reconcile: reconciler.handle(),
-            intake: LogIntake::new(store.clone()),
+            intake,
             state_reports: StateReports::start(store.clone()),
             store,
             fault_files: fault_files.clone(),

@@ -112,6 +112,7 @@ mod tests {
                 distribution: "acme".to_owned(),
                 instance: instance.to_owned(),
                 service: service.parse().expect("service"),
+                role: None,
                 directory: format!("/srv/{service}"),
                 state: ServiceState {
                     time: chrono::Utc::now(),

@@ -200,6 +200,14 @@ pub enum StateError {
         /// What git said.
         reason: String,
     },
+    /// The folder `git` was to run in does not exist (or is not a folder).
+    #[error("cannot run `git {args}` in {}: no such folder", dir.display())]
+    GitDirectory {
+        /// The arguments.
+        args: String,
+        /// The folder.
+        dir: PathBuf,
+    },
     /// The `git` program could not be run.
     #[error("cannot run `git {args}`: {source} (is git installed and on PATH?)")]
     GitProgram {

@@ -305,7 +305,7 @@ impl ServiceRunner {
     /// The state feed the state reporter takes.
     pub fn state_feed(&self) -> StateFeed {
         StateFeed {
-            service: self.dir.name(),
+            instance: self.dir.instance().clone(),
             directory: self.dir.root().display().to_string(),
             state: self.state(),
         }

@@ -84,7 +84,8 @@ impl LogSink for ApiLogs {
     async fn send(&self, source: &LogSource, batch: &[SpooledLine]) -> Result<(), ClientError> {
         for run in batch.chunk_by(|a, b| a.process == b.process) {
             let source = vupdate_client::LogSource {
-                service: source.service.clone(),
+                service: source.instance.service.to_string(),
+                role: source.instance.role.as_ref().map(ToString::to_string),
                 instance: self.0.instance.clone(),
                 directory: source.directory.clone(),
                 process: run[0].process.to_string(),
@@ -181,7 +182,8 @@ impl StateSink for ApiStates {
             .iter()
             .map(|state| ServiceStateReport {
                 instance: self.0.instance.clone(),
-                service: state.service.clone(),
+                service: state.service.to_string(),
+                role: state.role.as_ref().map(ToString::to_string),
                 directory: state.directory.clone(),
                 state: state_report(&state.state),
             })

@@ -139,6 +139,37 @@ fn relative_paths_resolve_against_the_files_folder() {
 }
 
 #[test]
+fn a_relative_config_path_gives_absolute_paths_resolved_once() {
+    // The issue's case: `--config distribution.yaml` with `dataDirectory: data` cloned
+    // into `data/data/state`, since the clone ran inside `data` with a relative target.
+    let text = "name: acme\ndataDirectory: ./data\nstateRepo: {url: 'https://git.example/s.git'}\n\
+                tokenFiles: {updater: ./data/../updater.token}\nbuilder: {directory: work/}\n";
+    let config = DistributionConfig::from_str(text, ".").expect("loads");
+    let cwd = std::env::current_dir().expect("working directory");
+    assert_eq!(config.data_directory, cwd.join("data"));
+    assert_eq!(config.state_repo.clone, cwd.join("data/state"));
+    assert_eq!(
+        config.store,
+        StoreConfig::Sqlite {
+            path: cwd.join("data/store.sqlite")
+        }
+    );
+    assert_eq!(config.jwt_key_file, cwd.join("data/jwt.key"));
+    assert_eq!(config.builder.directory, cwd.join("work"));
+    assert_eq!(
+        config.token_files["updater"],
+        cwd.join("data/../updater.token")
+    );
+    let text = "name: acme\nstateRepo: {path: ../state}\n";
+    let config = DistributionConfig::from_str(text, "conf/.").expect("loads");
+    assert_eq!(config.data_directory, cwd.join("conf"));
+    assert_eq!(
+        config.state_repo.source,
+        StateRepoSource::Path(cwd.join("conf/../state"))
+    );
+}
+
+#[test]
 fn a_missing_file_is_named() {
     let error = DistributionConfig::load("/nonexistent/distribution.yaml").expect_err("fails");
     assert!(

@@ -1,11 +1,11 @@
 //! Log records: batches from updaters and builders, queries with every filter, the value
 //! lists the dashboard's filters offer, and a live subscription.
 
-use async_graphql::{Context, InputObject, Object, SimpleObject, Subscription};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use vupdate_core::log::Level;
-use vupdate_core::service::ServiceName;
+use vupdate_core::paths::clean_directory;
 use vupdate_store::FollowFrom;
 use vupdate_store::model::logs::{LogField, LogQuery, LogRecord, MAX_MESSAGE_BYTES};
 
@@ -16,6 +16,7 @@ use super::types::parse_arg;
 use crate::auth::Role;
 use crate::http::ApiError;
 use crate::intake::LogSource;
+use crate::roles::{read_instance, split_in_force};
 
 /// Who reads logs.
 const READERS: &[Role] = &[Role::Administrator, Role::Developer];
@@ -47,8 +48,10 @@ struct LogLineInput {
 /// The filters every log query shares.
 #[derive(InputObject, Default, Clone)]
 struct LogFilter {
-    /// Only this service.
+    /// Only this service (in every role, unless `role` is given).
     service: Option<String>,
+    /// Only this role.
+    role: Option<String>,
     /// Only this instance.
     instance: Option<String>,
     /// Only this directory.
@@ -73,6 +76,10 @@ impl LogFilter {
             service: self
                 .service
                 .map(|s| parse_arg("filter.service", &s))
+                .transpose()?,
+            role: self
+                .role
+                .map(|r| parse_arg("filter.role", &r))
                 .transpose()?,
             instance: self.instance,
             directory: self.directory,
@@ -128,7 +135,8 @@ impl LogsQuery {
     }
 
     /// The distinct values of `field` among matching lines (for the dashboard's filters):
-    /// `SERVICE`, `INSTANCE`, `DIRECTORY`, `PROCESS`, `TASK` or `LEVEL`.
+    /// `SERVICE` (without roles), `ROLE`, `INSTANCE`, `DIRECTORY`, `PROCESS`, `TASK` or
+    /// `LEVEL`.
     async fn log_values(
         &self,
         ctx: &Context<'_>,
@@ -161,8 +169,10 @@ impl LogsQuery {
 /// A field of log lines whose values can be listed.
 #[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
 enum LogValueField {
-    /// Services.
+    /// Services, without their roles.
     Service,
+    /// Roles.
+    Role,
     /// Instances.
     Instance,
     /// Directories.
@@ -179,6 +189,7 @@ impl From<LogValueField> for LogField {
     fn from(field: LogValueField) -> LogField {
         match field {
             LogValueField::Service => LogField::Service,
+            LogValueField::Role => LogField::Role,
             LogValueField::Instance => LogField::Instance,
             LogValueField::Directory => LogField::Directory,
             LogValueField::Process => LogField::Process,
@@ -195,12 +206,16 @@ pub struct LogsMutation;
 #[Object]
 impl LogsMutation {
     /// Stores a batch of lines of one process (all or nothing); returns how many were
-    /// new (lines whose `sequence` was stored before are dropped).
+    /// new (lines whose `sequence` was stored before are dropped). `role` is the role the
+    /// service runs in, or null for none; left out (as updaters before roles had their own
+    /// field did), `service` is read as `name-role` by the dash rule against the services
+    /// the state in force knows.
     #[allow(clippy::too_many_arguments)]
     async fn add_logs(
         &self,
         ctx: &Context<'_>,
         service: String,
+        role: MaybeUndefined<String>,
         instance: String,
         directory: String,
         process: String,
@@ -215,7 +230,12 @@ impl LogsMutation {
             )))
             .api();
         }
-        let service: ServiceName = parse_arg("service", &service).api()?;
+        let in_force = api(ctx).in_force.borrow().clone();
+        let (service, role) = read_instance("service", &service, role, |name| {
+            split_in_force(&in_force, name)
+        })
+        .api()?;
+        let directory = clean_directory(&directory);
         let records = logs
             .into_iter()
             .enumerate()
@@ -229,6 +249,7 @@ impl LogsMutation {
                 }
                 Ok(LogRecord {
                     service: service.clone(),
+                    role: role.clone(),
                     instance: instance.clone(),
                     directory: directory.clone(),
                     process: process.clone(),
@@ -245,6 +266,7 @@ impl LogsMutation {
             .api()?;
         let source = LogSource {
             service,
+            role,
             instance,
             directory,
             process,

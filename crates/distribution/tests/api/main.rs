@@ -9,6 +9,8 @@
 //! - `images`: 200 MB through upload and download with bounded memory; a cut upload leaves
 //!   no version.
 //! - `reports`: states, logs (deduplicated, followed live) and fault reports.
+//! - `service_roles`: the role of a service apart in states, logs, faults and `status`,
+//!   also for what older updaters sent and stored.
 //! - `tls`: HTTPS from the configured PEM files; a bad key file names both files.
 //! - `builds`: build tasks for desired versions, their status, and recovery after a restart.
 
@@ -17,6 +19,7 @@ mod desired;
 mod images;
 mod reports;
 mod roles;
+mod service_roles;
 mod support;
 mod tls;
 mod watch;

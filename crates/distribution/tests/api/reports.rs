@@ -220,20 +220,12 @@ async fn reported_states_show_which_instances_run_the_desired_version() {
         )
         .await;
     assert_eq!(stored["setServiceStates"], 2);
-    let status = harness
-        .ok(
-            &harness.developer,
-            r#"{ status { services { service sync instancesOnDesired instancesNotOnDesired instances { instance onDesired } } } }"#,
-            json!({}),
+    let api = harness
+        .service_status(
+            "api",
+            "sync instancesOnDesired instancesNotOnDesired instances { instance onDesired }",
         )
         .await;
-    let api = status["status"]["services"]
-        .as_array()
-        .expect("services")
-        .iter()
-        .find(|s| s["service"] == "api")
-        .expect("api")
-        .clone();
     assert_eq!(api["instancesOnDesired"], 1);
     assert_eq!(api["instancesNotOnDesired"], 1);
     let (code, message) = harness
@@ -263,15 +255,7 @@ async fn a_fault_report_needs_its_archive_and_is_added_once() {
         .await;
     assert_eq!(code, "NOT_FOUND");
     assert!(message.contains("PUT /faults/vm1-api-0001"), "{message}");
-    let put = harness
-        .client
-        .put(harness.url("/faults/vm1-api-0001"))
-        .bearer_auth(&harness.updater)
-        .body(b"zip".to_vec())
-        .send()
-        .await
-        .expect("PUT");
-    assert_eq!(put.status(), reqwest::StatusCode::CREATED);
+    harness.upload_fault_archive("vm1-api-0001").await;
     for _ in 0..2 {
         let added = harness
             .ok(&harness.updater, add, json!({"r": report}))

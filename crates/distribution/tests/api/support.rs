@@ -263,6 +263,32 @@ impl Harness {
             .map(str::to_owned)
     }
 
+    /// Uploads `zip` as the updater to `PUT /faults/{id}`, which must store it.
+    pub async fn upload_fault_archive(&self, id: &str) {
+        let put = self
+            .client
+            .put(self.url(&format!("/faults/{id}")))
+            .bearer_auth(&self.updater)
+            .body(b"zip".to_vec())
+            .send()
+            .await
+            .expect("PUT");
+        assert_eq!(put.status(), reqwest::StatusCode::CREATED);
+    }
+
+    /// The `status` entry of `service`, with `fields` of it (besides `service`).
+    pub async fn service_status(&self, service: &str, fields: &str) -> Value {
+        let query = format!("{{ status {{ services {{ service {fields} }} }} }}");
+        let data = self.ok(&self.developer, &query, json!({})).await;
+        data["status"]["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .find(|s| s["service"] == service)
+            .unwrap_or_else(|| panic!("no `{service}` in {data:#}"))
+            .clone()
+    }
+
     /// Waits until `check` returns `Some`, polling the API; fails after [`LIMIT`].
     pub async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
     where

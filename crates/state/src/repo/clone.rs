@@ -30,6 +30,12 @@ impl StateRepo {
 }
 
 fn clone(url: &str, directory: &Path) -> Result<(), StateError> {
+    // `git clone` runs in the parent folder: a relative target would be taken from there,
+    // a second time.
+    let directory = &std::path::absolute(directory).map_err(|source| StateError::Io {
+        path: directory.to_path_buf(),
+        source,
+    })?;
     let fail = |reason: String| StateError::Clone {
         url: url.to_owned(),
         directory: directory.to_path_buf(),
@@ -44,10 +50,7 @@ fn clone(url: &str, directory: &Path) -> Result<(), StateError> {
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
     }
-    let parent = match directory.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let parent = directory.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(io(parent))?;
     let target = partial
         .to_str()

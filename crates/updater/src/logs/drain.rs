@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep, sleep_until};
+use vupdate_core::service::ServiceInstance;
 
 use super::spool::{SpoolReader, SpooledLine};
 use crate::Error;
@@ -16,8 +17,8 @@ use crate::Error;
 /// VM's instance id is the sink's own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSource {
-    /// `service[-role]`.
-    pub service: String,
+    /// The service and the role it runs in.
+    pub instance: ServiceInstance,
     /// The service's directory on the VM.
     pub directory: String,
 }

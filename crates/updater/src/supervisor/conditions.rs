@@ -114,7 +114,9 @@ impl ConditionChecker {
         let since = *self.over_since.get_or_insert(then);
         let held = now.duration_since(since);
         (held >= Duration::from_secs(max_cpu.duration_sec)).then(|| Condition::Cpu {
-            percents: percents.round() as u32,
+            // Above the limit, so never reported as the limit itself (20.4 % is not "20 %
+            // above 20 %").
+            percents: (percents.round() as u32).max(max_cpu.percents.saturating_add(1)),
             limit_percents: max_cpu.percents,
             duration_ms: held.as_millis() as u64,
         })
