@@ -1,10 +1,11 @@
 //! Passwords: the length policy, random initial passwords, and argon2id hashing and
-//! verification on the blocking pool (a hash takes tens of milliseconds by design).
+//! verification on the [`HashPool`] (a hash takes tens of milliseconds and its memory cost
+//! by design).
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use super::AuthError;
+use super::{AuthError, HashPool};
 
 /// The shortest password accepted, in characters.
 pub const MIN_PASSWORD_LENGTH: usize = 12;
@@ -92,8 +93,12 @@ pub(crate) fn generate() -> Result<String, AuthError> {
 }
 
 /// The argon2id PHC string of `password`.
-pub(crate) async fn hash(cost: PasswordCost, password: String) -> Result<String, AuthError> {
-    blocking(move || {
+pub(crate) async fn hash(
+    pool: &HashPool,
+    cost: PasswordCost,
+    password: String,
+) -> Result<String, AuthError> {
+    pool.run(move || {
         let hash = cost
             .hasher()?
             .hash_password(password.as_bytes())
@@ -104,19 +109,15 @@ pub(crate) async fn hash(cost: PasswordCost, password: String) -> Result<String,
 }
 
 /// Whether `password` matches the PHC string `hash` (false for a malformed hash).
-pub(crate) async fn verify(password: String, hash: String) -> Result<bool, AuthError> {
-    blocking(move || {
+pub(crate) async fn verify(
+    pool: &HashPool,
+    password: String,
+    hash: String,
+) -> Result<bool, AuthError> {
+    pool.run(move || {
         Ok(Argon2::default()
             .verify_password(password.as_bytes(), hash.as_str())
             .is_ok())
     })
     .await
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
-) -> Result<T, AuthError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| AuthError::Internal(format!("the password worker failed: {e}")))?
 }
