@@ -43,7 +43,7 @@ use crate::metrics::Metrics;
 use crate::private::PrivateFiles;
 use crate::watcher::WatchTrigger;
 
-pub use client::ClientAddress;
+pub use client::{AddressSlot, AddressSlots, ClientAddress};
 pub use error::ApiError;
 pub use limits::{BodyTimeout, RequestGate, enforce as enforce_limits};
 pub use metrics::count_requests;

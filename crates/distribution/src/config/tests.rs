@@ -161,7 +161,7 @@ fn errors_name_the_file_position_and_field() {
     let cases: &[(&str, &str)] = &[
         (
             "name: acme\nstateRepo: {path: s}\nlisten: 127.0.0.1:80\ntitel: x\n",
-            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile, tokenFiles, builder",
+            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile, tokenFiles, builder, limits",
         ),
         (
             "name: acme\nstateRepo: {path: s}\nexpiration:\n  serviceLogs: 7 dayz\n",

@@ -17,10 +17,9 @@
 //! Refusals on `/graphql` are GraphQL responses (`errors[].extensions.code`); elsewhere
 //! `{"error": {"code", "message"}}`; both carry `Retry-After` where waiting helps.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,7 +32,7 @@ use futures::StreamExt as _;
 use hyper::body::{Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{ApiError, ClientAddress};
+use super::{AddressSlot, AddressSlots, ApiError, ClientAddress};
 use crate::auth::ClientKey;
 use crate::config::RequestLimits;
 
@@ -45,7 +44,7 @@ const BUSY_RETRY: Duration = Duration::from_secs(1);
 pub struct RequestGate {
     limits: RequestLimits,
     running: Arc<Semaphore>,
-    by_address: Arc<Mutex<HashMap<ClientKey, usize>>>,
+    by_address: AddressSlots,
 }
 
 impl RequestGate {
@@ -54,7 +53,7 @@ impl RequestGate {
         RequestGate {
             limits,
             running: Arc::new(Semaphore::new(limits.max)),
-            by_address: Arc::default(),
+            by_address: AddressSlots::default(),
         }
     }
 }
@@ -171,21 +170,7 @@ fn check_head(limits: &RequestLimits, request: &Request) -> Result<(), ApiError>
 /// A request's places among those in progress, given back when its response ends.
 struct Hold {
     _permit: OwnedSemaphorePermit,
-    address: Option<(ClientKey, Arc<Mutex<HashMap<ClientKey, usize>>>)>,
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        if let Some((key, by_address)) = &self.address {
-            let mut counts = by_address.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(count) = counts.get_mut(key) {
-                *count -= 1;
-                if *count == 0 {
-                    counts.remove(key);
-                }
-            }
-        }
-    }
+    _address: Option<AddressSlot>,
 }
 
 /// Takes a place for a request from `client`, or says why there is none.
@@ -201,31 +186,20 @@ fn admit(gate: &RequestGate, client: Option<IpAddr>) -> Result<Hold, ApiError> {
         )
         .with_retry_after(BUSY_RETRY)
     })?;
-    let Some(client) = client else {
-        return Ok(Hold {
-            _permit: permit,
-            address: None,
-        });
+    let address = match client.map(ClientKey::of) {
+        None => None,
+        Some(key) => Some(gate.by_address.take(key, gate.limits.per_address).map_err(|count| {
+            ApiError::too_many_requests(
+                format!(
+                    "{key} has {count} requests in progress, the limit per address; wait for some to finish"
+                ),
+                BUSY_RETRY,
+            )
+        })?),
     };
-    let key = ClientKey::of(client);
-    let mut counts = gate
-        .by_address
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    let count = counts.entry(key).or_default();
-    if *count >= gate.limits.per_address {
-        let error = ApiError::too_many_requests(
-            format!(
-                "{key} has {count} requests in progress, the limit per address; wait for some to finish",
-            ),
-            BUSY_RETRY,
-        );
-        return Err(error);
-    }
-    *count += 1;
     Ok(Hold {
         _permit: permit,
-        address: Some((key, Arc::clone(&gate.by_address))),
+        _address: address,
     })
 }
 

@@ -13,13 +13,12 @@
 //! - HTTP/1.1 handles one request at a time per connection, so the per-connection cap on
 //!   concurrent requests is one by construction; WebSockets bound their own operations.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -38,7 +37,7 @@ use tower::ServiceExt as _;
 
 use crate::auth::ClientKey;
 use crate::config::ConnectionLimits;
-use crate::http::ApiError;
+use crate::http::{AddressSlot, AddressSlots, ApiError};
 
 /// How long requests in flight get to finish once a stop is asked.
 const GRACE: Duration = Duration::from_secs(10);
@@ -56,7 +55,7 @@ pub(super) fn spawn(
     mut stopped: watch::Receiver<bool>,
 ) -> JoinHandle<io::Result<()>> {
     tokio::spawn(async move {
-        let gate = Arc::new(Gate::new(limits));
+        let gate = Gate::new(limits);
         let settings = Arc::new(Settings {
             limits,
             max_head_bytes: max_head_bytes + HEAD_SLACK,
@@ -118,7 +117,7 @@ struct Settings {
 
 /// What became of a new connection.
 enum Admission {
-    /// Served; the slot is given back when the permit is dropped.
+    /// Served; its places are given back when the permit is dropped.
     Served(Permit),
     /// Answered `503 TOO_MANY_CONNECTIONS`, with what to say.
     Refused(Permit, String),
@@ -126,93 +125,79 @@ enum Admission {
     Drop,
 }
 
-/// Counts of open connections, in total and per address.
+/// Counts of open connections (and of refusals being answered), in total and per address.
 struct Gate {
     limits: ConnectionLimits,
-    counts: Mutex<Counts>,
+    open: Arc<AtomicUsize>,
+    refusing: Arc<AtomicUsize>,
+    by_address: AddressSlots,
 }
 
-#[derive(Default)]
-struct Counts {
-    open: usize,
-    refusing: usize,
-    by_address: HashMap<ClientKey, usize>,
-}
-
-/// A connection's place in the [`Gate`], given back on drop.
+/// A connection's places in the [`Gate`], given back on drop.
 struct Permit {
-    gate: Arc<Gate>,
-    key: ClientKey,
-    refusal: bool,
+    count: Arc<AtomicUsize>,
+    _address: Option<AddressSlot>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Takes one of `max` places of `count`, if one is free.
+fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Arc<AtomicUsize>> {
+    count
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+        .ok()
+        .map(|_| Arc::clone(count))
 }
 
 impl Gate {
     fn new(limits: ConnectionLimits) -> Gate {
         Gate {
             limits,
-            counts: Mutex::default(),
+            open: Arc::default(),
+            refusing: Arc::default(),
+            by_address: AddressSlots::default(),
         }
     }
 
-    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
-        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn admit(self: &Arc<Self>, address: IpAddr) -> Admission {
+    fn admit(&self, address: IpAddr) -> Admission {
         let key = ClientKey::of(address);
-        let mut counts = self.counts();
-        let from_address = counts.by_address.get(&key).copied().unwrap_or(0);
-        let reason = if counts.open >= self.limits.max {
-            Some(format!(
+        let reason = match take(&self.open, self.limits.max) {
+            None => format!(
                 "the server has {} connections open, its limit; try again shortly",
-                counts.open
-            ))
-        } else if from_address >= self.limits.per_address {
-            Some(format!(
-                "{key} has {from_address} connections open, the limit per address; close some or reuse them"
-            ))
-        } else {
-            None
+                self.limits.max
+            ),
+            Some(count) => match self.by_address.take(key, self.limits.per_address) {
+                Ok(slot) => {
+                    return Admission::Served(Permit {
+                        count,
+                        _address: Some(slot),
+                    });
+                }
+                Err(open) => {
+                    // The total place taken above is given back with `count`.
+                    drop(Permit {
+                        count,
+                        _address: None,
+                    });
+                    format!(
+                        "{key} has {open} connections open, the limit per address; close some or reuse them"
+                    )
+                }
+            },
         };
-        match reason {
-            None => {
-                counts.open += 1;
-                *counts.by_address.entry(key).or_default() += 1;
-                Admission::Served(Permit {
-                    gate: Arc::clone(self),
-                    key,
-                    refusal: false,
-                })
-            }
-            Some(_) if counts.refusing >= self.limits.max => Admission::Drop,
-            Some(reason) => {
-                counts.refusing += 1;
-                Admission::Refused(
-                    Permit {
-                        gate: Arc::clone(self),
-                        key,
-                        refusal: true,
-                    },
-                    reason,
-                )
-            }
-        }
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        let mut counts = self.gate.counts();
-        if self.refusal {
-            counts.refusing -= 1;
-            return;
-        }
-        counts.open -= 1;
-        if let Some(count) = counts.by_address.get_mut(&self.key) {
-            *count -= 1;
-            if *count == 0 {
-                counts.by_address.remove(&self.key);
-            }
+        match take(&self.refusing, self.limits.max) {
+            Some(count) => Admission::Refused(
+                Permit {
+                    count,
+                    _address: None,
+                },
+                reason,
+            ),
+            None => Admission::Drop,
         }
     }
 }
