@@ -389,12 +389,21 @@ mod tests {
         let sizes: Vec<usize> = batches(&short).iter().map(|b| b.len()).collect();
         assert_eq!(sizes, [MAX_BATCH, 5]);
         // Long lines: a batch takes as many as fit in MAX_BATCH_BYTES, in order.
-        let long: Vec<LogLine> = (0..7).map(|_| line("x".repeat(MAX_MESSAGE_BYTES - 100))).collect();
+        let long: Vec<LogLine> = (0..7)
+            .map(|_| line("x".repeat(MAX_MESSAGE_BYTES - 100)))
+            .collect();
         let split = batches(&long);
-        assert_eq!(split.iter().map(|b| b.len()).collect::<Vec<_>>(), [1, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(
+            split.iter().map(|b| b.len()).collect::<Vec<_>>(),
+            [1, 1, 1, 1, 1, 1, 1]
+        );
         let medium: Vec<LogLine> = (0..10).map(|_| line("y".repeat(500 << 10))).collect();
         let split = batches(&medium);
-        assert!(split.iter().all(|b| serde_json::to_vec(b).expect("json").len() <= MAX_BATCH_BYTES));
+        assert!(
+            split
+                .iter()
+                .all(|b| serde_json::to_vec(b).expect("json").len() <= MAX_BATCH_BYTES)
+        );
         assert_eq!(split.iter().map(|b| b.len()).sum::<usize>(), 10);
         assert!(batches(&[]).is_empty());
     }

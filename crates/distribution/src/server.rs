@@ -143,11 +143,11 @@ impl Distribution {
             })?;
         let private_files =
             PrivateFiles::open(data.join("private"), limits.requests.max_private_file)
-            .await
-            .map_err(|source| ServerError::DataDirectory {
-                path: data.join("private"),
-                source,
-            })?;
+                .await
+                .map_err(|source| ServerError::DataDirectory {
+                    path: data.join("private"),
+                    source,
+                })?;
 
         let tasks = TaskManager::new(store.clone(), log_origin(config), TASK_GRACE)
             .with_metrics(metrics.clone());

@@ -185,6 +185,9 @@ mod tests {
             .await
             .expect_err("a panic is an error");
         assert_eq!(error.code(), "INTERNAL");
-        assert_eq!(pool.run(|| Ok("still here")).await.expect("runs"), "still here");
+        assert_eq!(
+            pool.run(|| Ok("still here")).await.expect("runs"),
+            "still here"
+        );
     }
 }

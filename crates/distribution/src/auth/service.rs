@@ -11,9 +11,9 @@ use vupdate_store::model::Stored;
 use vupdate_store::model::accounts::{Account, AccountKind};
 
 use super::password::{self, PasswordCost};
-use super::{HashPool, HashPoolSize, LoginThrottle, ThrottlePolicy};
 use super::token::{self, Claims, TokenUse};
 use super::{AuthError, JwtKey, Principal, PrincipalKind, Role};
+use super::{HashPool, HashPoolSize, LoginThrottle, ThrottlePolicy};
 
 /// The first administrator's account name.
 const ADMIN: &str = "admin";
@@ -218,8 +218,12 @@ impl AuthService {
             name: "Administrator".to_owned(),
             role: Role::Administrator.to_store(),
             kind: AccountKind::User {
-                password_hash: password::hash(&self.pool, self.options.password_cost, admin_password.clone())
-                    .await?,
+                password_hash: password::hash(
+                    &self.pool,
+                    self.options.password_cost,
+                    admin_password.clone(),
+                )
+                .await?,
                 email: None,
                 notifications: Vec::new(),
                 must_change_password: true,

@@ -48,7 +48,10 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     async fn login(&self, account: &str, password: &str) -> Session {
-        self.auth.login(account, password, None).await.expect("login")
+        self.auth
+            .login(account, password, None)
+            .await
+            .expect("login")
     }
 
     /// The principal a token stands for; panics if it is refused.
@@ -169,8 +172,16 @@ async fn wrong_password_and_unknown_account_are_the_same_error() {
         .login("admin", "not the password", None)
         .await
         .expect_err("wrong");
-    let unknown = f.auth.login("nobody", STRONG, None).await.expect_err("unknown");
-    let service = f.auth.login("builder", "", None).await.expect_err("service");
+    let unknown = f
+        .auth
+        .login("nobody", STRONG, None)
+        .await
+        .expect_err("unknown");
+    let service = f
+        .auth
+        .login("builder", "", None)
+        .await
+        .expect_err("service");
     for error in [wrong, unknown, service] {
         assert_eq!(error.code(), "INVALID_CREDENTIALS");
         assert_eq!(error.to_string(), "invalid account or password");
@@ -445,7 +456,13 @@ async fn a_developer_changes_only_their_own_password_and_never_a_role() {
     assert_eq!(error.code(), "FORBIDDEN");
     let error = f
         .auth
-        .change_password(&dev, "dev", Some("wrong password!"), "a brand new password", None)
+        .change_password(
+            &dev,
+            "dev",
+            Some("wrong password!"),
+            "a brand new password",
+            None,
+        )
         .await
         .expect_err("wrong old");
     assert_eq!(error.code(), "INVALID_CREDENTIALS");

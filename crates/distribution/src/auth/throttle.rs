@@ -164,11 +164,19 @@ impl LoginThrottle {
 
     /// Refuses an attempt on `account` from `from` while either must still wait, saying
     /// which and for how long.
-    pub fn check(&self, account: &str, from: Option<IpAddr>, now: Instant) -> Result<(), AuthError> {
+    pub fn check(
+        &self,
+        account: &str,
+        from: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<(), AuthError> {
         let forget = self.policy.max_delay;
         let account_wait = lock(&self.accounts).wait_left(&account.to_owned(), now, forget);
         let (address_wait, key) = match from.map(ClientKey::of) {
-            Some(key) => (lock(&self.addresses).wait_left(&key, now, forget), Some(key)),
+            Some(key) => (
+                lock(&self.addresses).wait_left(&key, now, forget),
+                Some(key),
+            ),
             None => (Duration::ZERO, None),
         };
         if account_wait.is_zero() && address_wait.is_zero() {
@@ -204,7 +212,10 @@ impl LoginThrottle {
 
     /// How many accounts and addresses are remembered now.
     pub fn tracked(&self) -> (usize, usize) {
-        (lock(&self.accounts).entries.len(), lock(&self.addresses).entries.len())
+        (
+            lock(&self.accounts).entries.len(),
+            lock(&self.addresses).entries.len(),
+        )
     }
 }
 
@@ -268,13 +279,19 @@ mod tests {
         assert!(reason.contains("`admin`"), "{reason}");
         // Half-way through, half is left; other accounts are not concerned.
         let half = t0 + Duration::from_millis(500);
-        assert_eq!(wait(throttle.check("admin", None, half)).expect("waits").0, Duration::from_millis(500));
+        assert_eq!(
+            wait(throttle.check("admin", None, half)).expect("waits").0,
+            Duration::from_millis(500)
+        );
         assert!(wait(throttle.check("dev", None, half)).is_none());
         // After the wait, the next failure doubles it.
         let t1 = t0 + Duration::from_secs(1);
         assert!(wait(throttle.check("admin", None, t1)).is_none());
         throttle.failed("admin", None, t1);
-        assert_eq!(wait(throttle.check("admin", None, t1)).expect("waits").0, Duration::from_secs(2));
+        assert_eq!(
+            wait(throttle.check("admin", None, t1)).expect("waits").0,
+            Duration::from_secs(2)
+        );
         throttle.succeeded("admin", None);
         assert!(wait(throttle.check("admin", None, t1)).is_none());
     }
@@ -313,7 +330,10 @@ mod tests {
         let later = t0 + Duration::from_secs(62);
         assert!(wait(throttle.check("admin", None, later)).is_none());
         throttle.failed("admin", None, later);
-        assert!(wait(throttle.check("admin", None, later)).is_none(), "one failure is free again");
+        assert!(
+            wait(throttle.check("admin", None, later)).is_none(),
+            "one failure is free again"
+        );
         for n in 0..10 {
             throttle.failed(&format!("account-{n}"), ip(&format!("10.0.0.{n}")), later);
         }

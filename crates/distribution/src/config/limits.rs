@@ -195,7 +195,8 @@ impl RawLimits {
     pub(crate) fn resolve(self) -> Result<LimitsConfig, (&'static str, String)> {
         let d = LimitsConfig::default();
         let bytes = |value: Option<ByteSize>, default: u64| value.map_or(default, |b| b.as_u64());
-        let duration = |value: Option<HumanDuration>, default: Duration| value.map_or(default, |d| d.0);
+        let duration =
+            |value: Option<HumanDuration>, default: Duration| value.map_or(default, |d| d.0);
         let (c, r, g, l) = (self.connections, self.requests, self.graphql, self.login);
         let workers = l.hash_workers.unwrap_or(d.login.hashing.workers);
         let limits = LimitsConfig {
@@ -246,22 +247,58 @@ impl RawLimits {
         };
         let positive: [(&'static str, u64); 14] = [
             ("limits.connections.max", limits.connections.max as u64),
-            ("limits.connections.perAddress", limits.connections.per_address as u64),
-            ("limits.connections.headerTimeout", limits.connections.header_timeout.as_millis() as u64),
+            (
+                "limits.connections.perAddress",
+                limits.connections.per_address as u64,
+            ),
+            (
+                "limits.connections.headerTimeout",
+                limits.connections.header_timeout.as_millis() as u64,
+            ),
             ("limits.requests.max", limits.requests.max as u64),
-            ("limits.requests.perAddress", limits.requests.per_address as u64),
-            ("limits.requests.maxHeaderBytes", limits.requests.max_header_bytes),
-            ("limits.requests.bodyTimeout", limits.requests.body_timeout.as_millis() as u64),
-            ("limits.requests.maxGraphqlBody", limits.requests.max_graphql_body),
+            (
+                "limits.requests.perAddress",
+                limits.requests.per_address as u64,
+            ),
+            (
+                "limits.requests.maxHeaderBytes",
+                limits.requests.max_header_bytes,
+            ),
+            (
+                "limits.requests.bodyTimeout",
+                limits.requests.body_timeout.as_millis() as u64,
+            ),
+            (
+                "limits.requests.maxGraphqlBody",
+                limits.requests.max_graphql_body,
+            ),
             ("limits.graphql.maxDepth", limits.graphql.max_depth as u64),
-            ("limits.graphql.maxComplexity", limits.graphql.max_complexity as u64),
-            ("limits.graphql.maxWebSocketMessage", limits.graphql.max_websocket_message),
-            ("limits.graphql.maxOperationsPerWebSocket", limits.graphql.max_operations_per_websocket as u64),
-            ("limits.login.hashWorkers", limits.login.hashing.workers as u64),
-            ("limits.login.maxTracked", limits.login.throttle.max_tracked as u64),
+            (
+                "limits.graphql.maxComplexity",
+                limits.graphql.max_complexity as u64,
+            ),
+            (
+                "limits.graphql.maxWebSocketMessage",
+                limits.graphql.max_websocket_message,
+            ),
+            (
+                "limits.graphql.maxOperationsPerWebSocket",
+                limits.graphql.max_operations_per_websocket as u64,
+            ),
+            (
+                "limits.login.hashWorkers",
+                limits.login.hashing.workers as u64,
+            ),
+            (
+                "limits.login.maxTracked",
+                limits.login.throttle.max_tracked as u64,
+            ),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
-            return Err((field, "must be more than 0 (it would refuse everything)".to_owned()));
+            return Err((
+                field,
+                "must be more than 0 (it would refuse everything)".to_owned(),
+            ));
         }
         Ok(limits)
     }

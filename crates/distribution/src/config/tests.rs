@@ -217,13 +217,22 @@ fn limits_take_sizes_and_durations_and_refuse_zeros() {
     assert_eq!(config.limits.requests.max_image, 10_000);
     assert_eq!(config.limits.requests.body_timeout, Duration::from_secs(2));
     assert_eq!(config.limits.login.hashing.workers, 3);
-    assert_eq!(config.limits.login.hashing.queue, 12, "4 per worker by default");
-    assert_eq!(config.limits.requests.max, 512, "the rest keeps its defaults");
+    assert_eq!(
+        config.limits.login.hashing.queue, 12,
+        "4 per worker by default"
+    );
+    assert_eq!(
+        config.limits.requests.max, 512,
+        "the rest keeps its defaults"
+    );
 
     let zero = format!("{MINIMAL}limits:\n  connections:\n    perAddress: 0\n");
     let error = DistributionConfig::from_str(&zero, dir.path()).expect_err("zero refused");
     let message = error.to_string();
-    assert!(message.contains("limits.connections.perAddress"), "{message}");
+    assert!(
+        message.contains("limits.connections.perAddress"),
+        "{message}"
+    );
     let typo = format!("{MINIMAL}limits:\n  requests:\n    maxBodies: 1\n");
     let message = DistributionConfig::from_str(&typo, dir.path())
         .expect_err("unknown field refused")

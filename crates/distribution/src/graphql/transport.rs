@@ -119,21 +119,17 @@ async fn websocket(
                     }
                 })
             });
-            let protocol_done = GraphQLWebSocket::new_with_pair(
-                outgoing,
-                incoming,
-                endpoint.schema,
-                protocol,
-            )
-            .on_connection_init(move |payload| async move {
-                let caller = authenticate(&auth, payload_token(&payload)).await;
-                let mut data = Data::default();
-                data.insert(caller);
-                data.insert(client);
-                data.insert(OperationSlots::new(limits.max_operations_per_websocket));
-                Ok(data)
-            })
-            .serve();
+            let protocol_done =
+                GraphQLWebSocket::new_with_pair(outgoing, incoming, endpoint.schema, protocol)
+                    .on_connection_init(move |payload| async move {
+                        let caller = authenticate(&auth, payload_token(&payload)).await;
+                        let mut data = Data::default();
+                        data.insert(caller);
+                        data.insert(client);
+                        data.insert(OperationSlots::new(limits.max_operations_per_websocket));
+                        Ok(data)
+                    })
+                    .serve();
             let (_, _) = tokio::join!(protocol_done, sending);
         })
 }

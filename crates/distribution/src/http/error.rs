@@ -38,7 +38,10 @@ impl ApiError {
     }
 
     /// Too many requests: wait `retry_after` (429 `TOO_MANY_REQUESTS`).
-    pub fn too_many_requests(message: impl Into<String>, retry_after: std::time::Duration) -> ApiError {
+    pub fn too_many_requests(
+        message: impl Into<String>,
+        retry_after: std::time::Duration,
+    ) -> ApiError {
         ApiError {
             retry_after: Some(retry_after),
             ..Self::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message)

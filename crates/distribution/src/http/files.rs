@@ -87,9 +87,7 @@ pub(super) async fn download_private(
 }
 
 /// A request body's chunks, a failure as the error to answer (e.g. `408` when it stalled).
-fn body_chunks(
-    body: Body,
-) -> impl futures::Stream<Item = Result<bytes::Bytes, ApiError>> + Unpin {
+fn body_chunks(body: Body) -> impl futures::Stream<Item = Result<bytes::Bytes, ApiError>> + Unpin {
     use futures::StreamExt as _;
     body.into_data_stream()
         .map(|chunk| chunk.map_err(ApiError::from_body))

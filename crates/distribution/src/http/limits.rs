@@ -97,10 +97,10 @@ impl Route {
 
 /// The middleware (see the module doc).
 pub async fn enforce(State(gate): State<RequestGate>, request: Request, next: Next) -> Response {
-    let path = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| request.uri().path().to_owned(), |m| m.as_str().to_owned());
+    let path = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |m| m.as_str().to_owned(),
+    );
     let route = Route::of(&path);
     let refuse = |error: ApiError| {
         if route == Route::Graphql {
@@ -304,7 +304,9 @@ impl HttpBody for IdleTimeout {
                 Poll::Ready(frame)
             }
             Poll::Pending => match this.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTimeout(this.timeout))))),
+                Poll::Ready(()) => {
+                    Poll::Ready(Some(Err(axum::Error::new(BodyTimeout(this.timeout)))))
+                }
                 Poll::Pending => Poll::Pending,
             },
         }
@@ -358,7 +360,10 @@ mod tests {
             ("/images/{kind}/{service}/{version}", Route::Image),
             ("/faults/{id}", Route::Fault),
             ("/faults/{distribution}/{id}", Route::Fault),
-            ("/private-files/{kind}/{service}/{*path}", Route::PrivateFile),
+            (
+                "/private-files/{kind}/{service}/{*path}",
+                Route::PrivateFile,
+            ),
             ("/hooks/git", Route::Other),
             ("/no/such/route", Route::Other),
         ] {

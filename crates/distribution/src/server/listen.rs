@@ -91,9 +91,11 @@ pub(super) fn spawn(
             ));
         }
         drop(listener);
-        if tokio::time::timeout(GRACE, async { while connections.join_next().await.is_some() {} })
-            .await
-            .is_err()
+        if tokio::time::timeout(GRACE, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
         {
             tracing::warn!(
                 open = connections.len(),
@@ -148,7 +150,9 @@ impl Drop for Permit {
 /// Takes one of `max` places of `count`, if one is free.
 fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Arc<AtomicUsize>> {
     count
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
         .ok()
         .map(|_| Arc::clone(count))
 }
@@ -269,7 +273,11 @@ async fn drive<I>(
         .timer(TokioTimer::new())
         .header_read_timeout(settings.limits.header_timeout)
         .max_header_size(settings.max_head_bytes);
-    let mut connection = pin!(builder.serve_connection(TokioIo::new(io), service).with_upgrades());
+    let mut connection = pin!(
+        builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades()
+    );
     let result = tokio::select! {
         result = connection.as_mut() => result,
         () = stop_asked(&mut stopped) => {
@@ -432,8 +440,12 @@ fn refusal_router(reason: String) -> Router {
         let reason = reason.clone();
         async move {
             let mut response = axum::response::IntoResponse::into_response(
-                ApiError::refusal(StatusCode::SERVICE_UNAVAILABLE, "TOO_MANY_CONNECTIONS", reason)
-                    .with_retry_after(Duration::from_secs(1)),
+                ApiError::refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "TOO_MANY_CONNECTIONS",
+                    reason,
+                )
+                .with_retry_after(Duration::from_secs(1)),
             );
             response
                 .headers_mut()

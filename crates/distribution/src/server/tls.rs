@@ -22,7 +22,9 @@ pub(super) fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, ServerError> {
         .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
         .map_err(|e| refused(format!("cannot read the certificate chain: {e}")))?;
     if chain.is_empty() {
-        return Err(refused("the certificate file holds no certificate".to_owned()));
+        return Err(refused(
+            "the certificate file holds no certificate".to_owned(),
+        ));
     }
     let key = PrivateKeyDer::from_pem_file(&tls.key)
         .map_err(|e| refused(format!("cannot read the private key: {e}")))?;

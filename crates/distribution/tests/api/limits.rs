@@ -112,9 +112,14 @@ async fn bodies_heads_and_query_strings_past_their_limits_are_refused() {
         .expect("POST");
     assert_eq!(response.status(), 413);
     let body = json_of(response).await;
-    assert_eq!(body["errors"][0]["extensions"]["code"], "PAYLOAD_TOO_LARGE", "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "PAYLOAD_TOO_LARGE",
+        "{body}"
+    );
     // The same without a length (chunked): refused as it arrives.
-    let chunks = vec![Ok::<_, std::io::Error>(json!({"query": big_query}).to_string())];
+    let chunks = vec![Ok::<_, std::io::Error>(
+        json!({"query": big_query}).to_string(),
+    )];
     let response = harness
         .client
         .post(harness.url("/graphql"))
@@ -150,13 +155,20 @@ async fn bodies_heads_and_query_strings_past_their_limits_are_refused() {
     // Query strings (GraphQL by GET).
     let response = harness
         .client
-        .get(format!("{}?query={}", harness.url("/graphql"), "x".repeat(3000)))
+        .get(format!(
+            "{}?query={}",
+            harness.url("/graphql"),
+            "x".repeat(3000)
+        ))
         .send()
         .await
         .expect("GET");
     assert_eq!(response.status(), 414);
     let body = json_of(response).await;
-    assert_eq!(body["errors"][0]["extensions"]["code"], "URI_TOO_LONG", "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "URI_TOO_LONG",
+        "{body}"
+    );
     // Within the limits all is well.
     harness.ok(&harness.developer, "{ ping }", json!({})).await;
 
@@ -191,7 +203,11 @@ async fn bodies_heads_and_query_strings_past_their_limits_are_refused() {
         .send()
         .await
         .expect("PUT");
-    assert_eq!(response.status(), 201, "an image within the limit is stored");
+    assert_eq!(
+        response.status(),
+        201,
+        "an image within the limit is stored"
+    );
 }
 
 #[tokio::test]
@@ -231,7 +247,10 @@ async fn operations_too_deep_complex_or_aliased_are_refused_with_codes() {
     } else {
         message["payload"]["errors"].clone()
     };
-    assert_eq!(errors[0]["extensions"]["code"], "TOO_MANY_ALIASES", "{message}");
+    assert_eq!(
+        errors[0]["extensions"]["code"], "TOO_MANY_ALIASES",
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -252,15 +271,12 @@ async fn websocket_messages_and_operations_past_their_limits_are_refused() {
     let message = socket.next_message().await;
     assert_eq!(message["id"], "2", "{message}");
     assert_eq!(
-        message["payload"]["errors"][0]["extensions"]["code"],
-        "TOO_MANY_OPERATIONS",
+        message["payload"]["errors"][0]["extensions"]["code"], "TOO_MANY_OPERATIONS",
         "{message}"
     );
     // Once the first completes, its place is free again.
     socket.send(json!({"type": "complete", "id": "1"})).await;
-    socket
-        .subscribe("3", "query { ping }", json!({}))
-        .await;
+    socket.subscribe("3", "query { ping }", json!({})).await;
     let message = loop {
         let message = socket.next_message().await;
         if message["id"] == "3" && message["type"] == "next" {
@@ -341,10 +357,21 @@ async fn connections_past_the_limit_per_address_are_answered_503() {
         .expect("send");
     let answer = read_to_close(&mut third).await;
     let (status, body) = parse(&answer);
-    assert_eq!((status, code(&body)), (503, "TOO_MANY_CONNECTIONS"), "{body}");
-    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    assert_eq!(
+        (status, code(&body)),
+        (503, "TOO_MANY_CONNECTIONS"),
+        "{body}"
+    );
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
     // Another address is not concerned.
-    let (status, _) = raw(&harness, "GET /health HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n").await;
+    let (status, _) = raw(
+        &harness,
+        "GET /health HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n",
+    )
+    .await;
     assert_eq!(status, 200);
     // Once one closes, a new connection from the address is served again.
     drop(first);

@@ -80,7 +80,11 @@ async fn an_address_that_failed_too_often_waits_whatever_the_account() {
         fail(&harness, "127.0.0.3", account, 1).await;
     }
     let (status, _, answer) = login(&harness, "127.0.0.3", "admin", PASSWORD).await;
-    assert_eq!((status, code(&answer)), (429, "TOO_MANY_REQUESTS"), "{answer}");
+    assert_eq!(
+        (status, code(&answer)),
+        (429, "TOO_MANY_REQUESTS"),
+        "{answer}"
+    );
     let message = answer["errors"][0]["message"].as_str().expect("message");
     assert!(message.contains("from 127.0.0.3"), "{message}");
     // The same account from another address logs in.
@@ -137,7 +141,13 @@ async fn a_login_flood_past_the_hashing_queue_is_refused_at_once() {
         let calls = (0..12).map(|n| {
             let harness = &harness;
             async move {
-                login(harness, "127.0.0.2", &format!("nobody-{round}-{n}"), "wrong!").await
+                login(
+                    harness,
+                    "127.0.0.2",
+                    &format!("nobody-{round}-{n}"),
+                    "wrong!",
+                )
+                .await
             }
         });
         let answers = futures::future::join_all(calls).await;

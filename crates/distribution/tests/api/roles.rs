@@ -58,11 +58,20 @@ const QUERIES: Table = &[
     ("buildSettings", &["admin", "developer", "builder"]),
     ("serviceProfiles", &["admin", "developer"]),
     ("status", &["admin", "developer", "builder"]),
-    ("developerDesiredVersions", &["admin", "developer", "builder", "consumer"]),
-    ("clientDesiredVersions", &["admin", "developer", "builder", "updater"]),
+    (
+        "developerDesiredVersions",
+        &["admin", "developer", "builder", "consumer"],
+    ),
+    (
+        "clientDesiredVersions",
+        &["admin", "developer", "builder", "updater"],
+    ),
     ("desiredVersionsHistory", &["admin", "developer"]),
     ("testedVersions", &["admin", "developer", "consumer"]),
-    ("developerVersionsInfo", &["admin", "developer", "builder", "consumer"]),
+    (
+        "developerVersionsInfo",
+        &["admin", "developer", "builder", "consumer"],
+    ),
     ("clientVersionsInfo", &["admin", "developer", "builder"]),
     ("tasks", &["admin", "developer"]),
     ("taskTypes", &["admin", "developer"]),
@@ -78,7 +87,10 @@ const QUERIES: Table = &[
 
 /// Who may call each subscription.
 const SUBSCRIPTIONS: Table = &[
-    ("clientDesiredVersionsChanged", &["admin", "developer", "builder", "updater"]),
+    (
+        "clientDesiredVersionsChanged",
+        &["admin", "developer", "builder", "updater"],
+    ),
     ("logs", &["admin", "developer", "consumer"]),
 ];
 
@@ -238,7 +250,9 @@ fn calls(schema: &Value, root: Root) -> Vec<Call> {
 async fn answer(harness: &Harness, root: Root, token: &str, call: &Call) -> (String, Value) {
     let answer = if root == Root::Subscription {
         let mut socket = harness.socket(token).await;
-        socket.subscribe("1", &call.query, call.variables.clone()).await;
+        socket
+            .subscribe("1", &call.query, call.variables.clone())
+            .await;
         let message = socket.next_message().await;
         match message["type"].as_str() {
             Some("next") => message["payload"].clone(),
@@ -246,7 +260,9 @@ async fn answer(harness: &Harness, root: Root, token: &str, call: &Call) -> (Str
             _ => panic!("`{}`: unexpected answer {message}", call.name),
         }
     } else {
-        harness.graphql(token, &call.query, call.variables.clone()).await
+        harness
+            .graphql(token, &call.query, call.variables.clone())
+            .await
     };
     let code = answer["errors"][0]["extensions"]["code"]
         .as_str()
@@ -270,12 +286,15 @@ async fn check_every_field(harness: &Harness, root: Root, table: Table) {
     let refused = |code: &str| code == "FORBIDDEN" || code == "UNAUTHENTICATED";
     for call in &calls {
         let name = call.name.as_str();
-        let allowed = table.get(name).unwrap_or_else(|| {
-            panic!("`{name}` has no entry in the table: say who may call it")
-        });
+        let allowed = table
+            .get(name)
+            .unwrap_or_else(|| panic!("`{name}` has no entry in the table: say who may call it"));
         if allowed.contains(&"-") {
             let (code, response) = answer(harness, root, "", call).await;
-            assert!(!refused(&code), "public `{name}` refused anonymous: {response:#}");
+            assert!(
+                !refused(&code),
+                "public `{name}` refused anonymous: {response:#}"
+            );
             continue;
         }
         for token in ["", "not-a-token"] {
@@ -285,7 +304,10 @@ async fn check_every_field(harness: &Harness, root: Root, table: Table) {
                 "`{name}` with token `{token}`: {response:#}\n{}\n{}",
                 call.query, call.variables
             );
-            assert!(response["data"].is_null(), "`{name}` gave data: {response:#}");
+            assert!(
+                response["data"].is_null(),
+                "`{name}` gave data: {response:#}"
+            );
         }
         // `*`: every signed-in caller reaches the resolver, which decides (e.g. whose
         // password may be changed).
@@ -295,10 +317,16 @@ async fn check_every_field(harness: &Harness, root: Root, table: Table) {
         for (role, token) in &callers {
             let (code, response) = answer(harness, root, token, call).await;
             if allowed.contains(role) {
-                assert!(!refused(&code), "`{name}` refused {role}, who may call it: {response:#}");
+                assert!(
+                    !refused(&code),
+                    "`{name}` refused {role}, who may call it: {response:#}"
+                );
             } else {
                 assert_eq!(code, "FORBIDDEN", "`{name}` as {role}: {response:#}");
-                assert!(response["data"].is_null(), "`{name}` gave {role} data: {response:#}");
+                assert!(
+                    response["data"].is_null(),
+                    "`{name}` gave {role} data: {response:#}"
+                );
             }
         }
     }
@@ -306,7 +334,10 @@ async fn check_every_field(harness: &Harness, root: Root, table: Table) {
         .keys()
         .filter(|name| !calls.iter().any(|call| call.name == ***name))
         .collect();
-    assert!(missing.is_empty(), "the table names fields the schema lacks: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "the table names fields the schema lacks: {missing:?}"
+    );
 }
 
 #[tokio::test]
