@@ -217,7 +217,7 @@ async fn serve_connection(
     stopped: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let (router, _permit) = match admission {
+    let (router, permit) = match admission {
         Admission::Served(permit) => (router, permit),
         Admission::Refused(permit, reason) => (refusal_router(reason), permit),
         Admission::Drop => return,
@@ -227,6 +227,7 @@ async fn serve_connection(
         stream,
         progress: Arc::clone(&progress),
         plain: tls.is_none(),
+        _permit: permit,
     };
     match tls {
         None => drive(watched, peer, router, &progress, &settings, stopped).await,
@@ -315,11 +316,13 @@ impl Progress {
 
 /// The TCP stream, counting what it reads; when dropped after a slow head it writes the
 /// `408` answer (a few hundred bytes into an empty send buffer: a non-blocking write
-/// succeeds).
+/// succeeds). It holds the connection's place in the [`Gate`]: an upgraded connection (a
+/// WebSocket) keeps the stream, and so its place, until it closes.
 struct Watched {
     stream: TcpStream,
     progress: Arc<Progress>,
     plain: bool,
+    _permit: Permit,
 }
 
 impl Drop for Watched {
