@@ -390,7 +390,7 @@ mod tests {
         assert_eq!(sizes, [MAX_BATCH, 5]);
         // Long lines: a batch takes as many as fit in MAX_BATCH_BYTES, in order.
         let long: Vec<LogLine> = (0..7)
-            .map(|_| line("x".repeat(MAX_MESSAGE_BYTES - 100)))
+            .map(|_| line("x".repeat(MAX_MESSAGE_BYTES)))
             .collect();
         let split = batches(&long);
         assert_eq!(
