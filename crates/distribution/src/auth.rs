@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use vupdate_store::model::accounts::AccountRole;
 
-pub use hashing::{HashPool, HashPoolSize};
+pub use hashing::{HashPool, HashPoolSize, Ticket};
 pub use key::JwtKey;
 pub use password::{MIN_PASSWORD_LENGTH, PasswordCost};
 pub use service::{AccountDetails, AccountInfo, AuthOptions, AuthService, Bootstrap, Session};

@@ -9,6 +9,7 @@
 //! [`AuthError::TooManyRequests`], so the memory of hashing is bounded by `workers` × cost
 //! whatever the load, and a queued request waits at most `queue / workers` hash times.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -44,6 +45,22 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct HashPool {
     jobs: SyncSender<Job>,
     size: HashPoolSize,
+    /// Requests admitted (from [`HashPool::admit`] until their work is done), at most
+    /// `workers + queue`: a login is admitted before it reads its account, so a flood is
+    /// refused before it costs the store anything either.
+    admitted: Arc<AtomicUsize>,
+}
+
+/// A place among the requests the pool takes; given back on drop.
+#[derive(Debug)]
+pub struct Ticket {
+    pool: HashPool,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.pool.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl HashPool {
@@ -53,7 +70,8 @@ impl HashPool {
             workers: size.workers.max(1),
             ..size
         };
-        let (jobs, receiver) = sync_channel::<Job>(size.queue);
+        // Room for every admitted job: admission is the bound.
+        let (jobs, receiver) = sync_channel::<Job>(size.workers + size.queue);
         let receiver = Arc::new(Mutex::new(receiver));
         for index in 0..size.workers {
             let receiver = Arc::clone(&receiver);
@@ -62,7 +80,29 @@ impl HashPool {
                 .spawn(move || work(&receiver))
                 .expect("the system can start a password hashing thread");
         }
-        HashPool { jobs, size }
+        HashPool {
+            jobs,
+            size,
+            admitted: Arc::default(),
+        }
+    }
+
+    /// A place for one piece of work, or [`AuthError::TooManyRequests`] at once when
+    /// every thread is busy and the queue is full.
+    pub fn admit(&self) -> Result<Ticket, AuthError> {
+        let limit = self.size.workers + self.size.queue;
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .map_err(|_| AuthError::TooManyRequests {
+                reason: format!(
+                    "the server is checking {} passwords with {} more waiting",
+                    self.size.workers, self.size.queue
+                ),
+                retry_after: BUSY_RETRY,
+            })?;
+        Ok(Ticket { pool: self.clone() })
     }
 
     /// The pool's size.
@@ -76,13 +116,23 @@ impl HashPool {
         &self,
         work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
     ) -> Result<T, AuthError> {
+        self.admit()?.run(work).await
+    }
+}
+
+impl Ticket {
+    /// Runs `work` on a hashing thread in this ticket's place and returns its result.
+    pub async fn run<T: Send + 'static>(
+        self,
+        work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+    ) -> Result<T, AuthError> {
         self.submit(work)?.await
     }
 
-    /// Queues `work` now (or refuses it, as [`HashPool::run`]); the future is its result.
+    /// Queues `work` now; the future is its result (the place is held until it is done).
     /// Work whose future is dropped before a thread takes it is skipped.
     pub fn submit<T: Send + 'static>(
-        &self,
+        self,
         work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
     ) -> Result<impl Future<Output = Result<T, AuthError>>, AuthError> {
         let (answer, result) = tokio::sync::oneshot::channel();
@@ -91,24 +141,16 @@ impl HashPool {
                 let _ = answer.send(work());
             }
         });
-        match self.jobs.try_send(job) {
+        match self.pool.jobs.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                return Err(AuthError::TooManyRequests {
-                    reason: format!(
-                        "the server is checking {} passwords with {} more waiting",
-                        self.size.workers, self.size.queue
-                    ),
-                    retry_after: BUSY_RETRY,
-                });
-            }
-            Err(TrySendError::Disconnected(_)) => {
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 return Err(AuthError::Internal(
-                    "the password hashing threads have stopped".to_owned(),
+                    "the password hashing threads have stopped taking work".to_owned(),
                 ));
             }
         }
         Ok(async move {
+            let _place = self;
             result.await.map_err(|_| {
                 AuthError::Internal("a password hashing thread failed during the work".to_owned())
             })?
@@ -146,6 +188,8 @@ mod tests {
         let (release, wait) = mpsc::channel::<()>();
         let (started, running) = mpsc::channel::<()>();
         let first = pool
+            .admit()
+            .expect("a free worker")
             .submit(move || {
                 let _ = started.send(());
                 let _ = wait.recv();
@@ -157,8 +201,12 @@ mod tests {
             .expect("join")
             .expect("the first job runs");
         // The worker is busy: one job waits in the queue, the next is refused at once.
-        let queued = pool.submit(|| Ok(2)).expect("the queue has room for one");
-        let refused = match pool.submit(|| Ok(3)) {
+        let queued = pool
+            .admit()
+            .expect("the queue has room for one")
+            .submit(|| Ok(2))
+            .expect("queued");
+        let refused = match pool.admit() {
             Err(error) => error,
             Ok(_) => panic!("a third job was taken with one worker and a queue of one"),
         };

@@ -1,11 +1,11 @@
 //! Passwords: the length policy, random initial passwords, and argon2id hashing and
-//! verification on the [`HashPool`] (a hash takes tens of milliseconds and its memory cost
+//! verification on the [`HashPool`](super::HashPool), each in a place admitted before (a hash takes tens of milliseconds and its memory cost
 //! by design).
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use super::{AuthError, HashPool};
+use super::{AuthError, Ticket};
 
 /// The shortest password accepted, in characters.
 pub const MIN_PASSWORD_LENGTH: usize = 12;
@@ -94,30 +94,32 @@ pub(crate) fn generate() -> Result<String, AuthError> {
 
 /// The argon2id PHC string of `password`.
 pub(crate) async fn hash(
-    pool: &HashPool,
+    place: Ticket,
     cost: PasswordCost,
     password: String,
 ) -> Result<String, AuthError> {
-    pool.run(move || {
-        let hash = cost
-            .hasher()?
-            .hash_password(password.as_bytes())
-            .map_err(|e| AuthError::Internal(format!("argon2 hashing failed: {e}")))?;
-        Ok(hash.to_string())
-    })
-    .await
+    place
+        .run(move || {
+            let hash = cost
+                .hasher()?
+                .hash_password(password.as_bytes())
+                .map_err(|e| AuthError::Internal(format!("argon2 hashing failed: {e}")))?;
+            Ok(hash.to_string())
+        })
+        .await
 }
 
 /// Whether `password` matches the PHC string `hash` (false for a malformed hash).
 pub(crate) async fn verify(
-    pool: &HashPool,
+    place: Ticket,
     password: String,
     hash: String,
 ) -> Result<bool, AuthError> {
-    pool.run(move || {
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), hash.as_str())
-            .is_ok())
-    })
-    .await
+    place
+        .run(move || {
+            Ok(Argon2::default()
+                .verify_password(password.as_bytes(), hash.as_str())
+                .is_ok())
+        })
+        .await
 }

@@ -219,7 +219,7 @@ impl AuthService {
             role: Role::Administrator.to_store(),
             kind: AccountKind::User {
                 password_hash: password::hash(
-                    &self.pool,
+                    self.pool.admit()?,
                     self.options.password_cost,
                     admin_password.clone(),
                 )
@@ -259,6 +259,9 @@ impl AuthService {
         from: Option<IpAddr>,
     ) -> Result<Session, AuthError> {
         self.throttle.check(account, from, Instant::now())?;
+        // The place is taken before the account is read: a flood is refused before it
+        // costs the store anything.
+        let place = self.pool.admit()?;
         let stored = self.store.accounts().get(account).await?;
         let hash = match stored.as_ref().map(|s| &s.record.kind) {
             Some(AccountKind::User { password_hash, .. }) => Some(password_hash.clone()),
@@ -268,7 +271,7 @@ impl AuthService {
             Some(hash) => hash.clone(),
             None => self.dummy_hash().await?,
         };
-        let matches = password::verify(&self.pool, password.to_owned(), against).await?;
+        let matches = password::verify(place, password.to_owned(), against).await?;
         let (Some(stored), Some(_), true) = (stored, hash, matches) else {
             self.throttle.failed(account, from, Instant::now());
             return Err(AuthError::InvalidCredentials);
@@ -328,7 +331,7 @@ impl AuthService {
         let cost = self.options.password_cost;
         self.dummy_hash
             .get_or_try_init(|| async move {
-                password::hash(&self.pool, cost, password::generate()?).await
+                password::hash(self.pool.admit()?, cost, password::generate()?).await
             })
             .await
             .cloned()
@@ -372,7 +375,8 @@ impl AuthService {
                 account: account.to_owned(),
             })?;
             self.throttle.check(account, from, Instant::now())?;
-            if !password::verify(&self.pool, old.to_owned(), password_hash.clone()).await? {
+            let place = self.pool.admit()?;
+            if !password::verify(place, old.to_owned(), password_hash.clone()).await? {
                 self.throttle.failed(account, from, Instant::now());
                 return Err(AuthError::InvalidCredentials);
             }
@@ -385,7 +389,7 @@ impl AuthService {
         }
         password::check_policy(account, new_password)?;
         let new_hash = password::hash(
-            &self.pool,
+            self.pool.admit()?,
             self.options.password_cost,
             new_password.to_owned(),
         )
@@ -471,7 +475,7 @@ impl AuthService {
             role: role.to_store(),
             kind: AccountKind::User {
                 password_hash: password::hash(
-                    &self.pool,
+                    self.pool.admit()?,
                     self.options.password_cost,
                     password.to_owned(),
                 )
