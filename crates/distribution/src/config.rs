@@ -5,6 +5,7 @@
 //! A full, commented example is `examples/distribution.yaml` at the workspace root.
 
 mod duration;
+mod limits;
 mod raw;
 #[cfg(test)]
 mod tests;
@@ -21,6 +22,7 @@ use vupdate_core::paths::clean;
 use vupdate_core::version::is_distribution_name;
 use vupdate_store::{ExpiryPolicy, Schedule, StoreConfig};
 
+pub use limits::{ConnectionLimits, GraphqlLimits, LimitsConfig, LoginLimits, RequestLimits};
 use raw::{RawConfig, RawSource, RawStore};
 
 /// The default address the server listens on.
@@ -58,6 +60,8 @@ pub struct DistributionConfig {
     pub token_files: BTreeMap<String, PathBuf>,
     /// How builds run.
     pub builder: BuilderConfig,
+    /// What clients may ask of the server before it refuses.
+    pub limits: LimitsConfig,
 }
 
 /// The builder settings: where builds work and how many run at once.
@@ -382,6 +386,14 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
         directory: in_data(raw.builder.directory, "builder"),
         max_parallel_builds,
     };
+    let limits = raw
+        .limits
+        .resolve()
+        .map_err(|(field, message)| ConfigError::Invalid {
+            file: file.to_owned(),
+            field,
+            message,
+        })?;
     let title = raw.title.unwrap_or_else(|| raw.name.as_str().to_owned());
     Ok(DistributionConfig {
         name: raw.name,
@@ -402,6 +414,7 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
             .map(|(account, path)| (account, at(path)))
             .collect(),
         builder,
+        limits,
         data_directory: data,
     })
 }

@@ -21,10 +21,12 @@
 //!   and `GET /private-files/{kind}/{service}/{*path}`: private files (see `files`).
 //! - `GET /metrics`: Prometheus text format, no login.
 
+mod client;
 mod error;
 mod files;
 mod hooks;
 mod images;
+mod limits;
 mod metrics;
 pub(crate) mod principal;
 mod range;
@@ -41,7 +43,9 @@ use crate::metrics::Metrics;
 use crate::private::PrivateFiles;
 use crate::watcher::WatchTrigger;
 
+pub use client::{AddressSlot, AddressSlots, ClientAddress};
 pub use error::ApiError;
+pub use limits::{BodyTimeout, RequestGate, enforce as enforce_limits};
 pub use metrics::count_requests;
 pub use range::ByteRange;
 

@@ -17,8 +17,6 @@ use crate::images::ImageKind;
 
 /// The folder of files shared by every service (no service name starts with `_`).
 pub const COMMON: &str = "_common";
-/// The most bytes one private file may have.
-pub const MAX_PRIVATE_BYTES: u64 = 256 << 20;
 
 /// Whose private file: one service's, or common to all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,14 +74,16 @@ pub fn check_path(path: &str) -> Result<PathBuf, ApiError> {
 #[derive(Debug, Clone)]
 pub struct PrivateFiles {
     root: PathBuf,
+    /// The most bytes one file may have (`limits.requests.maxPrivateFile`).
+    max_bytes: u64,
 }
 
 impl PrivateFiles {
-    /// The files under `root` (created when needed).
-    pub async fn open(root: impl Into<PathBuf>) -> std::io::Result<PrivateFiles> {
+    /// The files under `root` (created when needed), each at most `max_bytes`.
+    pub async fn open(root: impl Into<PathBuf>, max_bytes: u64) -> std::io::Result<PrivateFiles> {
         let root = root.into();
         tokio::fs::create_dir_all(root.join("tmp")).await?;
-        Ok(PrivateFiles { root })
+        Ok(PrivateFiles { root, max_bytes })
     }
 
     fn file(&self, kind: ImageKind, owner: &Owner, path: &Path) -> PathBuf {
@@ -103,7 +103,7 @@ impl PrivateFiles {
     ) -> Result<u64, ApiError>
     where
         S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
-        E: std::fmt::Display,
+        E: Into<ApiError>,
     {
         let relative = check_path(path)?;
         let target = self.file(kind, owner, &relative);
@@ -123,14 +123,13 @@ impl PrivateFiles {
                 .map_err(ApiError::internal)?;
             let mut size = 0u64;
             while let Some(chunk) = body.next().await {
-                let chunk = chunk
-                    .map_err(|e| ApiError::bad_request(format!("the upload broke off: {e}")))?;
+                let chunk = chunk.map_err(Into::into)?;
                 size += chunk.len() as u64;
-                if size > MAX_PRIVATE_BYTES {
-                    return Err(ApiError::invalid(
-                        "PAYLOAD_TOO_LARGE",
-                        format!("a private file may have at most {MAX_PRIVATE_BYTES} bytes"),
-                    ));
+                if size > self.max_bytes {
+                    return Err(ApiError::payload_too_large(format!(
+                        "a private file may have at most {} bytes",
+                        self.max_bytes
+                    )));
                 }
                 file.write_all(&chunk).await.map_err(ApiError::internal)?;
             }

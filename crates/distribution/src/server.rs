@@ -6,6 +6,7 @@
 //! stops taking requests, lets the ones in flight finish, and stops the loops.
 
 mod error;
+mod listen;
 mod tls;
 mod token_files;
 
@@ -110,34 +111,43 @@ impl Distribution {
             .await
             .map_err(|e| ServerError::Join(e.to_string()))?
             .map_err(ServerError::Auth)?;
+        let limits = config.limits;
         let auth = AuthService::with_options(
             store.clone(),
             key,
             AuthOptions {
                 password_cost: options.password_cost,
+                hashing: limits.login.hashing,
+                throttle: limits.login.throttle,
                 ..AuthOptions::default()
             },
         );
         let bootstrap = auth.bootstrap().await.map_err(ServerError::Auth)?;
         token_files::write_token_files(&auth, &config.token_files).await?;
-        let images = ImageStore::open_with(data.join("images"), ImageStoreOptions::default())
-            .await
-            .map_err(ServerError::Images)?;
+        let images = ImageStore::open_with(
+            data.join("images"),
+            ImageStoreOptions {
+                max_image_bytes: Some(limits.requests.max_image),
+            },
+        )
+        .await
+        .map_err(ServerError::Images)?;
 
         let metrics = Metrics::new();
         store.set_observer(Arc::new(metrics.clone()));
-        let fault_files = FaultFiles::open(data.join("faults"))
+        let fault_files = FaultFiles::open(data.join("faults"), limits.requests.max_fault_archive)
             .await
             .map_err(|source| ServerError::DataDirectory {
                 path: data.join("faults"),
                 source,
             })?;
-        let private_files = PrivateFiles::open(data.join("private"))
-            .await
-            .map_err(|source| ServerError::DataDirectory {
-                path: data.join("private"),
-                source,
-            })?;
+        let private_files =
+            PrivateFiles::open(data.join("private"), limits.requests.max_private_file)
+                .await
+                .map_err(|source| ServerError::DataDirectory {
+                    path: data.join("private"),
+                    source,
+                })?;
 
         let tasks = TaskManager::new(store.clone(), log_origin(config), TASK_GRACE)
             .with_metrics(metrics.clone());
@@ -154,6 +164,7 @@ impl Distribution {
             );
         }
 
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let watcher = StateWatcher::start(watch_config(config))
             .await
             .map_err(ServerError::Watch)?;
@@ -269,20 +280,31 @@ impl Distribution {
             distribution: config.name.to_string(),
             metrics: metrics.clone(),
         })
-        .merge(graphql::routes(graphql::schema(context.clone()), auth))
+        .merge(graphql::routes(
+            graphql::schema(context.clone(), limits.graphql),
+            auth,
+            limits.graphql,
+        ))
+        // The layers come last, so they cover every route above (requests refused by the
+        // limits are counted too).
+        .layer(axum::middleware::from_fn_with_state(
+            http::RequestGate::new(limits.requests),
+            http::enforce_limits,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             http::count_requests,
         ));
 
-        let server = match &config.tls {
-            None => tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(wait_for_stop(stopped))
-                    .await
-            }),
-            Some(tls) => tls::serve(listener, tls, router, stopped).await?,
-        };
+        let head_bytes = limits.requests.max_header_bytes + limits.requests.max_query_string_bytes;
+        let server = listen::spawn(
+            listener,
+            tls,
+            router,
+            limits.connections,
+            usize::try_from(head_bytes).unwrap_or(usize::MAX),
+            stopped,
+        );
         tracing::info!(%local_addr, distribution = %config.name, "distribution serving");
         Ok(Distribution {
             local_addr,

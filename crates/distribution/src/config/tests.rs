@@ -119,6 +119,13 @@ fn the_example_file_loads() {
     assert_eq!(config.data_directory, dir.path().join("data"));
     assert_eq!(config.builder.directory, dir.path().join("data/builder"));
     assert_eq!(config.builder.max_parallel_builds, 2);
+    // The example writes every limit out at its default (the hashing threads at 2).
+    let mut defaults = crate::config::LimitsConfig::default();
+    defaults.login.hashing = crate::auth::HashPoolSize {
+        workers: 2,
+        queue: 8,
+    };
+    assert_eq!(config.limits, defaults);
 }
 
 #[test]
@@ -185,7 +192,7 @@ fn errors_name_the_file_position_and_field() {
     let cases: &[(&str, &str)] = &[
         (
             "name: acme\nstateRepo: {path: s}\nlisten: 127.0.0.1:80\ntitel: x\n",
-            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile, tokenFiles, builder",
+            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile, tokenFiles, builder, limits",
         ),
         (
             "name: acme\nstateRepo: {path: s}\nexpiration:\n  serviceLogs: 7 dayz\n",
@@ -228,4 +235,38 @@ fn errors_name_the_file_position_and_field() {
         })
         .collect();
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn limits_take_sizes_and_durations_and_refuse_zeros() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let yaml = format!(
+        "{MINIMAL}limits:\n  requests:\n    maxGraphqlBody: 512KiB\n    maxImage: 10000\n    bodyTimeout: 2s\n  login:\n    hashWorkers: 3\n"
+    );
+    let config = DistributionConfig::from_str(&yaml, dir.path()).expect("loads");
+    assert_eq!(config.limits.requests.max_graphql_body, 512 << 10);
+    assert_eq!(config.limits.requests.max_image, 10_000);
+    assert_eq!(config.limits.requests.body_timeout, Duration::from_secs(2));
+    assert_eq!(config.limits.login.hashing.workers, 3);
+    assert_eq!(
+        config.limits.login.hashing.queue, 12,
+        "4 per worker by default"
+    );
+    assert_eq!(
+        config.limits.requests.max, 512,
+        "the rest keeps its defaults"
+    );
+
+    let zero = format!("{MINIMAL}limits:\n  connections:\n    perAddress: 0\n");
+    let error = DistributionConfig::from_str(&zero, dir.path()).expect_err("zero refused");
+    let message = error.to_string();
+    assert!(
+        message.contains("limits.connections.perAddress"),
+        "{message}"
+    );
+    let typo = format!("{MINIMAL}limits:\n  requests:\n    maxBodies: 1\n");
+    let message = DistributionConfig::from_str(&typo, dir.path())
+        .expect_err("unknown field refused")
+        .to_string();
+    assert!(message.contains("maxBodies"), "{message}");
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, whole_seconds};
 use crate::images::ImageError;
 
 mod parts;
@@ -21,6 +21,8 @@ pub struct ApiError {
     cause: Option<String>,
     /// The image size for the `Content-Range: bytes */size` of a 416.
     unsatisfiable_size: Option<u64>,
+    /// How long to wait before trying again (`Retry-After`, `extensions.retryAfterSeconds`).
+    retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -31,7 +33,42 @@ impl ApiError {
             message: message.into(),
             cause: None,
             unsatisfiable_size: None,
+            retry_after: None,
         }
+    }
+
+    /// Too many requests: wait `retry_after` (429 `TOO_MANY_REQUESTS`).
+    pub fn too_many_requests(
+        message: impl Into<String>,
+        retry_after: std::time::Duration,
+    ) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message)
+        }
+    }
+
+    /// The body or a part of the request is larger than allowed (413 `PAYLOAD_TOO_LARGE`).
+    pub fn payload_too_large(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", message)
+    }
+
+    /// A refusal with its own status and code (the request limits' answers).
+    pub fn refusal(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        Self::new(status, code, message)
+    }
+
+    /// The same error, telling the client to wait `retry_after` before trying again.
+    pub fn with_retry_after(self, retry_after: std::time::Duration) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..self
+        }
+    }
+
+    /// How long the client should wait before trying again, if it was told.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     /// No usable credentials (401 `UNAUTHENTICATED`).
@@ -134,6 +171,9 @@ impl From<AuthError> for ApiError {
             | AuthError::InvalidAccountName { .. }
             | AuthError::WrongAccountKind { .. } => StatusCode::BAD_REQUEST,
             // Key files and the store are the server's business: only the log sees them.
+            AuthError::TooManyRequests { retry_after, .. } => {
+                return ApiError::too_many_requests(error.to_string(), *retry_after);
+            }
             AuthError::Key { .. } | AuthError::Store(_) | AuthError::Internal(_) => {
                 return ApiError::internal(error);
             }
@@ -162,11 +202,7 @@ impl From<ImageError> for ApiError {
             ImageError::BadExpectedDigest { .. } | ImageError::UploadDigestMismatch { .. } => {
                 ApiError::bad_request(error.to_string())
             }
-            ImageError::TooLarge { .. } => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                error.to_string(),
-            ),
+            ImageError::TooLarge { .. } => ApiError::payload_too_large(error.to_string()),
             ImageError::RangeNotSatisfiable { size, .. } => {
                 ApiError::range_not_satisfiable(error.to_string(), size)
             }
@@ -181,14 +217,24 @@ impl From<ImageError> for ApiError {
 }
 
 impl ApiError {
-    /// The same failure as a GraphQL error: the message, and `extensions.code`.
+    /// The same failure as a GraphQL error: the message, `extensions.code`, and
+    /// `extensions.retryAfterSeconds` when the client should wait.
     pub fn into_graphql(self) -> async_graphql::Error {
         use async_graphql::ErrorExtensions as _;
         self.log();
         let code = self.code;
+        let retry_after = self.retry_after.map(whole_seconds);
         async_graphql::Error::new(self.message).extend_with(|_, extensions| {
             extensions.set("code", code);
+            if let Some(seconds) = retry_after {
+                extensions.set("retryAfterSeconds", seconds);
+            }
         })
+    }
+
+    /// The error as JSON, the way the REST routes answer: `{"error": {"code", "message"}}`.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": { "code": self.code, "message": self.message } })
     }
 
     /// Logs an internal cause once (at error level) or a refusal (at debug level).
@@ -200,19 +246,42 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        self.log();
+impl ApiError {
+    /// The error as a GraphQL response (`{"errors": [{"message", "extensions"}]}`) with its
+    /// HTTP status, for refusals of `/graphql` made before an operation runs.
+    pub fn into_graphql_response(self) -> Response {
+        let mut extensions = serde_json::json!({ "code": self.code });
+        if let Some(wait) = self.retry_after {
+            extensions["retryAfterSeconds"] = whole_seconds(wait).into();
+        }
         let body = serde_json::json!({
-            "error": { "code": self.code, "message": self.message }
+            "errors": [{ "message": self.message, "extensions": extensions }]
         });
+        self.respond(body)
+    }
+
+    /// `body` with this error's status, `Retry-After` and `Content-Range`; logs the error.
+    fn respond(self, body: serde_json::Value) -> Response {
+        self.log();
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(whole_seconds(wait)));
+        }
         if let Some(size) = self.unsatisfiable_size {
             let value = HeaderValue::from_str(&format!("bytes */{size}"))
                 .expect("a number is a valid header value");
             response.headers_mut().insert(header::CONTENT_RANGE, value);
         }
         response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
+        self.respond(body)
     }
 }
 

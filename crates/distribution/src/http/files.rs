@@ -38,7 +38,7 @@ pub(super) async fn upload_fault(
     };
     let size = state
         .faults
-        .store(&distribution, &id, body.into_data_stream())
+        .store(&distribution, &id, body_chunks(body))
         .await?;
     tracing::info!(account = %principal.account, %distribution, fault = %id, size, "fault archive uploaded");
     Ok(StatusCode::CREATED)
@@ -67,7 +67,7 @@ pub(super) async fn upload_private(
     let owner = Owner::parse(&service)?;
     let size = state
         .private_files
-        .store(kind, &owner, &path, body.into_data_stream())
+        .store(kind, &owner, &path, body_chunks(body))
         .await?;
     tracing::info!(account = %principal.account, %kind, %service, %path, size, "private file stored");
     Ok(StatusCode::CREATED)
@@ -84,6 +84,13 @@ pub(super) async fn download_private(
     let owner = Owner::parse(&service)?;
     let (file, size) = state.private_files.open_for(kind, &owner, &path).await?;
     file_response(file, size, "application/octet-stream")
+}
+
+/// A request body's chunks, a failure as the error to answer (e.g. `408` when it stalled).
+fn body_chunks(body: Body) -> impl futures::Stream<Item = Result<bytes::Bytes, ApiError>> + Unpin {
+    use futures::StreamExt as _;
+    body.into_data_stream()
+        .map(|chunk| chunk.map_err(ApiError::from_body))
 }
 
 fn parse_kind(kind: &str) -> Result<ImageKind, ApiError> {

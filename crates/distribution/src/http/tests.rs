@@ -55,7 +55,7 @@ async fn serve_with(
     let admin_password = boot.admin_password.expect("first start creates admin");
     // The first admin must change its password: its session is refused everywhere else.
     let admin_pending = auth
-        .login("admin", &admin_password)
+        .login("admin", &admin_password, None)
         .await
         .expect("login")
         .token;
@@ -72,7 +72,7 @@ async fn serve_with(
     .await
     .expect("a second administrator");
     let admin = auth
-        .login("root", "a long enough password")
+        .login("root", "a long enough password", None)
         .await
         .expect("login")
         .token;
@@ -86,10 +86,10 @@ async fn serve_with(
         auth,
         images,
         trigger,
-        faults: crate::faults::FaultFiles::open(dir.path().join("faults"))
+        faults: crate::faults::FaultFiles::open(dir.path().join("faults"), 1 << 30)
             .await
             .expect("fault files"),
-        private_files: crate::private::PrivateFiles::open(dir.path().join("private"))
+        private_files: crate::private::PrivateFiles::open(dir.path().join("private"), 256 << 20)
             .await
             .expect("private files"),
         distribution: "acme".to_owned(),

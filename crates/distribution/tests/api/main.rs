@@ -2,7 +2,12 @@
 //! config, a real SQLite store, real Git state repos in temp dirs.
 //!
 //! - `support`: starting a distribution, logging in, GraphQL over HTTP and WebSocket.
-//! - `roles`: every mutation refuses callers without the right role, with a stable code.
+//! - `roles`: every query, mutation and subscription refuses callers without the right
+//!   role, with a stable code.
+//! - `login`: failed logins wait longer per account and per address; a flood past the
+//!   hashing threads is refused at once.
+//! - `limits`: bodies, heads, query strings, GraphQL operations, WebSocket messages, slow
+//!   clients, connections and requests past their limits are answered with stable codes.
 //! - `desired`: edits become commits (author, message), stale edits are refused, reverts.
 //! - `watch`: an invalid commit is reported while the previous one stays in force; the
 //!   webhook makes the distribution fetch at once.
@@ -17,6 +22,8 @@
 mod builds;
 mod desired;
 mod images;
+mod limits;
+mod login;
 mod reports;
 mod roles;
 mod service_roles;
