@@ -17,7 +17,6 @@ mod desired;
 mod faults;
 mod general;
 mod logs;
-mod page;
 mod records;
 mod result;
 #[cfg(test)]

@@ -258,6 +258,7 @@ impl Distribution {
             private_files,
             distribution: config.name.to_string(),
             metrics: metrics.clone(),
+            store: context.store.clone(),
         })
         .merge(graphql::routes(graphql::schema(context.clone()), auth))
         .layer(axum::middleware::from_fn_with_state(

@@ -105,9 +105,10 @@ pub struct LogsQuery;
 
 #[Object]
 impl LogsQuery {
-    /// Matching lines, newest first: at most `limit` (default 1000, at most 10000); page
-    /// back with `before` (a `sequence`); `after` keeps only lines newer than a `sequence`
-    /// (still newest first; the `logs` subscription reads forward).
+    /// Matching lines: at most `limit` (default 1000, at most 10000). Without `after`,
+    /// newest first, paging back with `before` (a `sequence`). With `after` (a
+    /// `sequence`), reading forward: the lines stored after it, oldest first (and before
+    /// `before`, if given), so a reader pages forward from its last line.
     async fn logs(
         &self,
         ctx: &Context<'_>,
@@ -123,7 +124,12 @@ impl LogsQuery {
             limit: Some(limit.min(MAX_LINES)),
             ..filter.query().api()?
         };
-        let found = api(ctx).store.logs().query(&query).await.api()?;
+        let logs = api(ctx).store.logs();
+        let found = match after {
+            Some(_) => logs.in_sequence(&query, limit.min(MAX_LINES)).await,
+            None => logs.query(&query).await,
+        }
+        .api()?;
         Ok(found.into_iter().map(LogLine::from).collect())
     }
 

@@ -32,7 +32,6 @@ pub fn routes(schema: ApiSchema, auth: AuthService) -> Router {
     Router::new()
         .route("/graphql", get(execute).post(execute))
         .route("/graphql/ws", get(websocket))
-        .route("/graphiql", get(super::page::graphiql))
         .with_state(Endpoint { schema, auth })
 }
 

@@ -10,9 +10,12 @@
 //!   no version.
 //! - `reports`: states, logs (deduplicated, followed live) and fault reports.
 //! - `tls`: HTTPS from the configured PEM files; a bad key file names both files.
+//! - `dashboard`: the app and GraphiQL served from the binary, logs read forward and
+//!   downloaded.
 //! - `builds`: build tasks for desired versions, their status, and recovery after a restart.
 
 mod builds;
+mod dashboard;
 mod desired;
 mod images;
 mod reports;

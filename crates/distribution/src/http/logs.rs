@@ -1,0 +1,165 @@
+//! `GET /logs/download` (Administrator, Developer): every line a filter matches, oldest
+//! first, as a text file, for the dashboard's "download" and for `curl`.
+//!
+//! The query parameters are the `LogFilter` of the GraphQL `logs` query: `service`,
+//! `instance`, `directory`, `process`, `task`, `minLevel`, `find`, `fromTime`, `toTime`
+//! (RFC 3339). Each line is `service instance process` followed by the line in the
+//! standard format (`date LEVEL unit message`). The body is streamed page by page in
+//! store order, so a large download holds one page in memory; it stops after
+//! [`MAX_LINES`] lines and then says so on a last line.
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use vupdate_core::log::LogLine;
+use vupdate_store::model::logs::{LogQuery, LogRecord};
+
+use super::{ApiError, AppState};
+use crate::auth::{Principal, Role};
+
+/// The most lines one download carries.
+pub const MAX_LINES: u64 = 1_000_000;
+/// Lines read from the store at a time.
+const PAGE: u64 = 2_000;
+
+/// The filter, as query parameters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct Params {
+    service: Option<String>,
+    instance: Option<String>,
+    directory: Option<String>,
+    process: Option<String>,
+    task: Option<String>,
+    min_level: Option<String>,
+    find: Option<String>,
+    from_time: Option<DateTime<Utc>>,
+    to_time: Option<DateTime<Utc>>,
+}
+
+impl Params {
+    fn query(self) -> Result<LogQuery, ApiError> {
+        let non_empty = |value: Option<String>| value.filter(|v| !v.is_empty());
+        Ok(LogQuery {
+            service: non_empty(self.service)
+                .map(|s| parse("service", &s))
+                .transpose()?,
+            instance: non_empty(self.instance),
+            directory: non_empty(self.directory),
+            process: non_empty(self.process),
+            task: non_empty(self.task),
+            min_level: non_empty(self.min_level)
+                .map(|l| parse("minLevel", &l))
+                .transpose()?,
+            text: non_empty(self.find),
+            from_time: self.from_time,
+            to_time: self.to_time,
+            ..LogQuery::default()
+        })
+    }
+
+    /// The file name the browser saves: `logs-<service or task or "all">.log`.
+    fn file_name(&self) -> String {
+        let what = self
+            .task
+            .as_deref()
+            .or(self.service.as_deref())
+            .filter(|w| !w.is_empty())
+            .unwrap_or("all");
+        let safe: String = what
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        format!("logs-{safe}.log")
+    }
+}
+
+/// Reads query parameter `name`.
+fn parse<T>(name: &str, value: &str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|error| {
+        ApiError::bad_request(format!("parameter `{name}`: `{value}` is not valid: {error}"))
+    })
+}
+
+/// The handler.
+pub(super) async fn download(
+    State(state): State<AppState>,
+    principal: Principal,
+    params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    principal.require(&[Role::Administrator, Role::Developer])?;
+    let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let file_name = params.file_name();
+    let query = params.query()?;
+    // The first page is read before answering, so a store failure is a proper error.
+    let first = state.store.logs().in_sequence(&query, PAGE).await?;
+    let stream = futures::stream::unfold(
+        Some((state.store, query, first, 0u64)),
+        |cursor| async move {
+            let (store, mut query, page, sent) = cursor?;
+            if page.is_empty() {
+                return None;
+            }
+            let mut text = String::new();
+            let mut sent = sent;
+            let mut last = None;
+            for stored in &page {
+                if sent == MAX_LINES {
+                    text.push_str(&format!(
+                        "# vupdate: the download stops after {MAX_LINES} lines; narrow the filter for the rest\n"
+                    ));
+                    return Some((Ok::<_, std::io::Error>(text), None));
+                }
+                text.push_str(&line(&stored.record));
+                text.push('\n');
+                sent += 1;
+                last = Some(stored.sequence);
+            }
+            query.after_sequence = last;
+            let next = if (page.len() as u64) < PAGE {
+                Vec::new()
+            } else {
+                match store.logs().in_sequence(&query, PAGE).await {
+                    Ok(next) => next,
+                    Err(error) => {
+                        tracing::warn!(%error, "log download cut short by a store error");
+                        text.push_str(&format!("# vupdate: the download was cut short: {error}\n"));
+                        return Some((Ok(text), None));
+                    }
+                }
+            };
+            Some((Ok(text), Some((store, query, next, sent))))
+        },
+    );
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+/// One record as a line of the file.
+fn line(record: &LogRecord) -> String {
+    let standard = LogLine {
+        time: record.time.naive_utc(),
+        level: record.level,
+        unit: record.unit.clone(),
+        message: record.message.replace('\n', "\\n"),
+    };
+    format!(
+        "{} {} {} {standard}",
+        record.service, record.instance, record.process
+    )
+}
