@@ -135,8 +135,10 @@ function EditTab({ kind }: { kind: Kind }) {
   if (query.error) return <Problem error={query.error} />;
   if (!query.data) return <Text c="dimmed">Loading…</Text>;
 
-  const pending = effective(current, changes);
+  // An emptied field is a version being typed, not a change yet.
+  const pending = effective(current, changes.filter((c) => c.version !== ''));
   const pendingOf = (service: string) => pending.find((c) => c.service === service);
+  const draftOf = (service: string) => changes.findLast((c) => c.service === service);
   const rows = [...current.map((e) => e.service), ...pending.filter((c) => !current.some((e) => e.service === c.service)).map((c) => c.service)].sort();
   const change = (service: string, version: string | null) => setChanges((list) => [...list.filter((c) => c.service !== service), { service, version }]);
   const file = `desired/${kind}.yaml`;
@@ -144,9 +146,9 @@ function EditTab({ kind }: { kind: Kind }) {
   function buildEdit(list: Entry[]): Edit {
     return {
       title: `Change the desired ${kind} versions`,
-      diff: [desiredDiff(file, list, changes)],
+      diff: [desiredDiff(file, list, changes.filter((c) => c.version !== ''))],
       commit: async (comment, expectedRevision) => {
-        const variables = { changes: effective(list, changes), comment, expectedRevision };
+        const variables = { changes: effective(list, changes.filter((c) => c.version !== '')), comment, expectedRevision };
         return kind === 'developer'
           ? (await request(SetDeveloper, variables)).setDeveloperDesiredVersions
           : (await request(SetClient, variables)).setClientDesiredVersions;
@@ -189,7 +191,8 @@ function EditTab({ kind }: { kind: Kind }) {
           {rows.map((service) => {
             const now = current.find((e) => e.service === service)?.version ?? null;
             const next = pendingOf(service);
-            const value = next ? (next.version ?? '') : (now ?? '');
+            const draft = draftOf(service);
+            const value = draft ? (draft.version ?? '') : (now ?? '');
             return (
               <Table.Tr key={service} data-service={service} bg={next ? 'var(--mantine-color-yellow-light)' : undefined}>
                 <Table.Td fw={600}>{service}</Table.Td>
@@ -202,7 +205,7 @@ function EditTab({ kind }: { kind: Kind }) {
                       aria-label={`New version of ${service}`}
                       data={versions.get(service) ?? []}
                       value={value}
-                      onChange={(v) => change(service, v.trim() || now)}
+                      onChange={(v) => change(service, v.trim())}
                       w={260}
                       size="xs"
                     />
@@ -210,7 +213,7 @@ function EditTab({ kind }: { kind: Kind }) {
                 </Table.Td>
                 <Table.Td>
                   <Group gap={4} justify="flex-end">
-                    {next && (
+                    {draft && (
                       <Button size="compact-xs" variant="subtle" onClick={() => setChanges((list) => list.filter((c) => c.service !== service))}>
                         Undo
                       </Button>
