@@ -25,6 +25,6 @@ export async function shot(page, dir, name) {
 export async function logIn(page, base, account, password) {
   if (!page.url().includes('/login')) await page.goto(`${base}/login`);
   await page.getByLabel('Account').fill(account);
-  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByLabel(/^Password/).fill(password);
   await page.getByRole('button', { name: 'Log in' }).click();
 }

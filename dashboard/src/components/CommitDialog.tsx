@@ -3,7 +3,7 @@
 //! loaded, and then shows the commit made. When the branch moved meanwhile the server
 //! refuses with `STALE`: the dialog says so and offers "Reload and re-apply" (the page
 //! reloads and applies the same changes on the new tip), never a silent overwrite.
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { Alert, Box, Button, Code, Group, Modal, Stack, Text, Textarea } from '@mantine/core';
 import { Link } from 'react-router';
 import { describe } from '../api/client';
@@ -46,8 +46,11 @@ export function CommitDialog({
   const [error, setError] = useState<unknown>(null);
   const [made, setMade] = useState<Made | null>(null);
 
+  const open = useRef(false);
   useEffect(() => {
-    setComment(edit?.defaultComment ?? '');
+    // A new edit starts from its default comment; a re-applied one keeps what was typed.
+    if (!open.current || !edit) setComment(edit?.defaultComment ?? '');
+    open.current = edit != null;
     setError(null);
     setMade(null);
   }, [edit]);

@@ -21,6 +21,7 @@ const Builds = graphql(`
     distributionInfo {
       distribution
     }
+    services
     status {
       services {
         service
@@ -203,7 +204,8 @@ export default function BuildsPage() {
           </Table.Tr>
         </Table.Thead>
         <Table.Tbody>
-          {data.status.services.map((s) => {
+          {data.services.map((service) => {
+            const s = data.status.services.find((x) => x.service === service) ?? { service, desiredDeveloperVersion: null, desiredClientVersion: null, builds: [] };
             const dev = latest(data.developerVersionsInfo, s.service);
             const cli = latest(data.clientVersionsInfo, s.service);
             const desired = s.desiredDeveloperVersion;

@@ -6,8 +6,8 @@
 //!   editor that talks to the same `/graphql`.
 //! - Any other `GET`/`HEAD` that no route took: the file of that path if the build has
 //!   one, else `index.html` (the history fallback: the app's router reads the URL). A
-//!   missing file (a path with an extension, or under `assets/`) and the API's own
-//!   prefixes answer the JSON 404 every route does.
+//!   missing file (a path with an extension, or under `assets/`) and unknown paths below
+//!   the API's own prefixes (`/images/…`, `/logs/…`) answer the JSON 404 every route does.
 //! - Vite names files under `assets/` by their content hash, so they are cached for a
 //!   year (`immutable`); every other file is revalidated by its `ETag`. A `.gz` twin
 //!   written by the dashboard build is sent to clients that accept gzip.
@@ -26,7 +26,7 @@ use super::ApiError;
 #[folder = "$VUPDATE_DASHBOARD_DIR"]
 struct Assets;
 
-/// Path prefixes of the API: an unknown path under them is an API 404, not an app page.
+/// Path prefixes of the API: an unknown path below them is an API 404, not an app page.
 const API_PREFIXES: &[&str] = &[
     "graphql",
     "images",
@@ -62,8 +62,11 @@ pub(super) async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Re
         return ApiError::not_found("no such route").into_response();
     }
     let path = uri.path().trim_start_matches('/');
-    let first = path.split('/').next().unwrap_or_default();
-    if API_PREFIXES.contains(&first) {
+    // `/logs` and `/faults` are pages of the app; `/logs/x` and `/faults/x` are the API's.
+    let api = path
+        .split_once('/')
+        .is_some_and(|(first, _)| API_PREFIXES.contains(&first));
+    if api {
         return ApiError::not_found("no such route").into_response();
     }
     let path = if path.is_empty() { "index.html" } else { path };

@@ -214,7 +214,7 @@ async fn health_answers_without_a_token() {
 #[tokio::test]
 async fn unknown_api_routes_answer_a_json_not_found_and_other_pages_the_app() {
     let server = serve(None).await;
-    for path in ["/images/nothing", "/private-files", "/metrics/x"] {
+    for path in ["/images/nothing", "/hooks/other", "/metrics/x"] {
         let response = server.client.get(server.url(path)).send().await.expect("GET");
         let (code, _) = error_code(response, StatusCode::NOT_FOUND).await;
         assert_eq!(code, "NOT_FOUND", "{path}");

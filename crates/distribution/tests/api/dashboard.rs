@@ -158,10 +158,13 @@ async fn the_dashboard_is_served_from_the_binary_with_a_history_fallback() {
     assert!(headers["content-type"].to_str().expect("type").starts_with("text/html"));
     assert_eq!(headers["cache-control"], "no-cache");
     let root = String::from_utf8(root).expect("UTF-8");
-    // A client route gets the same page; the app's router reads the URL.
-    let (status, _, page) = get(&harness, "/settings/accounts", &[]).await;
-    assert_eq!(status, 200);
-    assert_eq!(String::from_utf8(page).expect("UTF-8"), root);
+    // A client route gets the same page; the app's router reads the URL (`/logs` and
+    // `/faults` are pages, though `/logs/download` and `/faults/…` are API routes).
+    for path in ["/settings/accounts", "/logs", "/faults", "/tasks/abc?x=1"] {
+        let (status, _, page) = get(&harness, path, &[]).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(String::from_utf8(page).expect("UTF-8"), root, "{path}");
+    }
     // Missing files and the API's own paths are JSON 404s, not the app.
     for path in ["/assets/missing-abc123.js", "/favicon.ico", "/graphql/nothing", "/images/x"] {
         let (status, headers, _) = get(&harness, path, &[]).await;
