@@ -20,8 +20,8 @@ fn main() {
         if dashboard.is_dir() {
             println!("cargo:rerun-if-changed={}", dashboard.display());
         }
-        let empty = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"))
-            .join("no-dashboard");
+        let empty =
+            PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("no-dashboard");
         std::fs::create_dir_all(&empty).expect("create an empty dashboard folder in OUT_DIR");
         empty
     };

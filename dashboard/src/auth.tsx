@@ -24,15 +24,13 @@ const WhoAmI = graphql(`
   }
 `);
 
+/** The `whoAmI` query of a session token. */
+export const whoAmIQuery = (token: string | null) => ({ queryKey: ['whoAmI', token], queryFn: () => request(WhoAmI), staleTime: 60_000 });
+
 /** The logged-in account (null when logged out) and the distribution's name. */
 export function useSession() {
   const stored = useSyncExternalStore(session.subscribe, () => session.current()?.token ?? null);
-  const query = useQuery({
-    queryKey: ['whoAmI', stored],
-    queryFn: () => request(WhoAmI),
-    enabled: stored != null,
-    staleTime: 60_000,
-  });
+  const query = useQuery({ ...whoAmIQuery(stored), enabled: stored != null });
   return {
     account: stored ? (query.data?.whoAmI ?? null) : null,
     info: query.data?.distributionInfo ?? null,

@@ -10,6 +10,9 @@ import '@mantine/core/styles.css';
 import '@mantine/notifications/styles.css';
 import { App } from './App';
 import { ApiError } from './api/client';
+import { session } from './api/session';
+import { whoAmIQuery } from './auth';
+import { overviewQuery } from './pages/Overview';
 
 const theme = createTheme({
   primaryColor: 'teal',
@@ -27,6 +30,14 @@ const queries = new QueryClient({
     },
   },
 });
+
+// With a session, the account and (on `/`) the overview's data are asked for at once, in
+// parallel, instead of one after the other once React has rendered.
+const token = session.token();
+if (token) {
+  void queries.prefetchQuery(whoAmIQuery(token));
+  if (location.pathname === '/') void queries.prefetchQuery(overviewQuery);
+}
 
 const root = document.getElementById('root');
 if (root) {

@@ -91,10 +91,7 @@ pub fn app(state: AppState) -> Router {
                 .delete(files::remove_private),
         )
         .route("/private-files/{kind}", get(files::list_private))
-        .route(
-            "/logs/download",
-            get(logs::download),
-        )
+        .route("/logs/download", get(logs::download))
         .route(
             "/metrics",
             get(metrics::metrics).with_state(state.metrics.clone()),

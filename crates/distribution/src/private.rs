@@ -207,10 +207,9 @@ impl PrivateFiles {
         let relative = check_path(path)?;
         match tokio::fs::remove_file(self.file(kind, owner, &relative)).await {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::not_found(format!(
-                "no {kind} private file `{path}` of `{}`",
-                owner.dir_name()
-            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::not_found(
+                format!("no {kind} private file `{path}` of `{}`", owner.dir_name()),
+            )),
             Err(e) => Err(ApiError::internal(e)),
         }
     }

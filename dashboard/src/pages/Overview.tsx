@@ -188,8 +188,11 @@ function ServiceTable({ rows }: { rows: ServiceRow[] }) {
   );
 }
 
+/** The overview's query; `main.tsx` starts it before the first render when `/` opens. */
+export const overviewQuery = { queryKey: ['overview'], queryFn: () => request(Overview) };
+
 export function OverviewPage() {
-  const { data, error, isPending } = useQuery({ queryKey: ['overview'], queryFn: () => request(Overview), refetchInterval: 2_000 });
+  const { data, error, isPending } = useQuery({ ...overviewQuery, refetchInterval: 2_000 });
   const [onlyProblems, setOnlyProblems] = useState(false);
   const [profile, setProfile] = useState<string | null>(null);
 

@@ -100,10 +100,9 @@ fn file(path: &str, headers: &HeaderMap) -> Option<Response> {
         match gzip {
             Some(packed) => {
                 let mut response = Body::from(packed.data).into_response();
-                response.headers_mut().insert(
-                    header::CONTENT_ENCODING,
-                    HeaderValue::from_static("gzip"),
-                );
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                 response
             }
             None => Body::from(asset.data).into_response(),
@@ -214,7 +213,8 @@ mod tests {
 
     #[test]
     fn etags_match_by_value_weak_or_star() {
-        let check = |value: &str| matches(Some(&HeaderValue::from_str(value).expect("h")), "\"ab\"");
+        let check =
+            |value: &str| matches(Some(&HeaderValue::from_str(value).expect("h")), "\"ab\"");
         assert!(check("\"ab\""));
         assert!(check("W/\"ab\", \"cd\""));
         assert!(check("*"));

@@ -71,7 +71,13 @@ impl Params {
             .unwrap_or("all");
         let safe: String = what
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         format!("logs-{safe}.log")
     }
@@ -84,7 +90,9 @@ where
     T::Err: std::fmt::Display,
 {
     value.parse().map_err(|error| {
-        ApiError::bad_request(format!("parameter `{name}`: `{value}` is not valid: {error}"))
+        ApiError::bad_request(format!(
+            "parameter `{name}`: `{value}` is not valid: {error}"
+        ))
     })
 }
 

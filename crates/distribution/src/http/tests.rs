@@ -215,7 +215,12 @@ async fn health_answers_without_a_token() {
 async fn unknown_api_routes_answer_a_json_not_found_and_other_pages_the_app() {
     let server = serve(None).await;
     for path in ["/images/nothing", "/hooks/other", "/metrics/x"] {
-        let response = server.client.get(server.url(path)).send().await.expect("GET");
+        let response = server
+            .client
+            .get(server.url(path))
+            .send()
+            .await
+            .expect("GET");
         let (code, _) = error_code(response, StatusCode::NOT_FOUND).await;
         assert_eq!(code, "NOT_FOUND", "{path}");
     }
@@ -235,7 +240,10 @@ async fn unknown_api_routes_answer_a_json_not_found_and_other_pages_the_app() {
         .await
         .expect("GET");
     assert_eq!(page.status(), StatusCode::OK);
-    let kind = page.headers()["content-type"].to_str().expect("type").to_owned();
+    let kind = page.headers()["content-type"]
+        .to_str()
+        .expect("type")
+        .to_owned();
     assert!(kind.starts_with("text/html"), "{kind}");
 }
 

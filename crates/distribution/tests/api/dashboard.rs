@@ -57,7 +57,9 @@ async fn logs_read_forward_with_after_and_back_with_before() {
     // Forward from the oldest line: the next three, oldest first.
     let forward = messages(
         &harness,
-        &format!(r#"{{ logs(filter: {{service: "api"}}, after: {oldest}, limit: 3) {{ message }} }}"#),
+        &format!(
+            r#"{{ logs(filter: {{service: "api"}}, after: {oldest}, limit: 3) {{ message }} }}"#
+        ),
     )
     .await;
     assert_eq!(forward, ["line 2", "line 3", "line 4"]);
@@ -74,7 +76,10 @@ async fn logs_read_forward_with_after_and_back_with_before() {
     // Back from the newest: newest first, as before.
     let back = messages(
         &harness,
-        &format!(r#"{{ logs(filter: {{service: "api"}}, before: {}, limit: 2) {{ message }} }}"#, sequences[0]),
+        &format!(
+            r#"{{ logs(filter: {{service: "api"}}, before: {}, limit: 2) {{ message }} }}"#,
+            sequences[0]
+        ),
     )
     .await;
     assert_eq!(back, ["line 9", "line 8"]);
@@ -95,7 +100,10 @@ async fn filtered_logs_download_as_a_file_oldest_first() {
         .await
         .expect("download");
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
     assert_eq!(
         response.headers()["content-disposition"],
         "attachment; filename=\"logs-api.log\""
@@ -103,8 +111,14 @@ async fn filtered_logs_download_as_a_file_oldest_first() {
     let text = response.text().await.expect("body");
     let got: Vec<&str> = text.lines().collect();
     assert_eq!(got.len(), 6, "{text}");
-    assert_eq!(got[0], "api vm-2 7 2026-12-01 10:00:01.000 INFO main line 1");
-    assert_eq!(got[2], "api vm-2 7 2026-12-01 10:00:03.000 WARN main line 3");
+    assert_eq!(
+        got[0],
+        "api vm-2 7 2026-12-01 10:00:01.000 INFO main line 1"
+    );
+    assert_eq!(
+        got[2],
+        "api vm-2 7 2026-12-01 10:00:03.000 WARN main line 3"
+    );
     assert!(got.iter().all(|l| l.starts_with("api vm-2 ")), "{text}");
 
     // Who may not, and what is not a filter.
@@ -139,7 +153,11 @@ async fn filtered_logs_download_as_a_file_oldest_first() {
 }
 
 /// `GET path` with optional headers; returns status, headers and body.
-async fn get(harness: &Harness, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+async fn get(
+    harness: &Harness,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
     let mut request = harness.client.get(harness.url(path));
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -147,7 +165,11 @@ async fn get(harness: &Harness, path: &str, headers: &[(&str, &str)]) -> (u16, r
     let response = request.send().await.expect("GET");
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    (status, headers, response.bytes().await.expect("body").to_vec())
+    (
+        status,
+        headers,
+        response.bytes().await.expect("body").to_vec(),
+    )
 }
 
 #[tokio::test]
@@ -155,7 +177,12 @@ async fn the_dashboard_is_served_from_the_binary_with_a_history_fallback() {
     let harness = Harness::start().await;
     let (status, headers, root) = get(&harness, "/", &[]).await;
     assert_eq!(status, 200);
-    assert!(headers["content-type"].to_str().expect("type").starts_with("text/html"));
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/html")
+    );
     assert_eq!(headers["cache-control"], "no-cache");
     let root = String::from_utf8(root).expect("UTF-8");
     // A client route gets the same page; the app's router reads the URL (`/logs` and
@@ -166,7 +193,12 @@ async fn the_dashboard_is_served_from_the_binary_with_a_history_fallback() {
         assert_eq!(String::from_utf8(page).expect("UTF-8"), root, "{path}");
     }
     // Missing files and the API's own paths are JSON 404s, not the app.
-    for path in ["/assets/missing-abc123.js", "/favicon.ico", "/graphql/nothing", "/images/x"] {
+    for path in [
+        "/assets/missing-abc123.js",
+        "/favicon.ico",
+        "/graphql/nothing",
+        "/images/x",
+    ] {
         let (status, headers, _) = get(&harness, path, &[]).await;
         assert_eq!(status, 404, "{path}");
         assert_eq!(headers["content-type"], "application/json", "{path}");
@@ -183,7 +215,10 @@ async fn the_dashboard_is_served_from_the_binary_with_a_history_fallback() {
     assert_eq!(status, 200);
     let graphiql = String::from_utf8(graphiql).expect("UTF-8");
     for page in [&root, &graphiql] {
-        assert!(!page.contains("src=\"http") && !page.contains("href=\"http"), "{page}");
+        assert!(
+            !page.contains("src=\"http") && !page.contains("href=\"http"),
+            "{page}"
+        );
         assert!(!page.contains("unpkg") && !page.contains("cdn"), "{page}");
     }
 
@@ -200,15 +235,26 @@ async fn the_dashboard_is_served_from_the_binary_with_a_history_fallback() {
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .expect("a script in index.html");
-    assert!(script.starts_with("/assets/") && script.ends_with(".js"), "{script}");
+    assert!(
+        script.starts_with("/assets/") && script.ends_with(".js"),
+        "{script}"
+    );
     let (status, headers, plain) = get(&harness, script, &[]).await;
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "text/javascript");
-    assert_eq!(headers["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(
+        headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
     let (status, gz_headers, packed) = get(&harness, script, &[("accept-encoding", "gzip")]).await;
     assert_eq!(status, 200);
     assert_eq!(gz_headers["content-encoding"], "gzip");
-    assert!(packed.len() < plain.len(), "{} >= {}", packed.len(), plain.len());
+    assert!(
+        packed.len() < plain.len(),
+        "{} >= {}",
+        packed.len(),
+        plain.len()
+    );
     let etag = headers["etag"].to_str().expect("etag");
     let (status, _, body) = get(&harness, script, &[("if-none-match", etag)]).await;
     assert_eq!(status, 304);
