@@ -124,8 +124,12 @@ test("a build's log is followed live and the build is cancelled", async () => {
   await row.getByRole('button', { name: 'Start build' }).click();
   await page.getByLabel('Version').waitFor();
   assert.equal(await page.getByLabel('Version').inputValue(), 'orbit-1.0.0', 'the next build is prefilled');
+  // The comment offered: the newest commit message of slow's source repository.
+  await page.getByRole('button', { name: 'Last commit comment' }).click();
+  await eventually('the last commit comment', async () => (await page.getByLabel('Comment', { exact: true }).inputValue()) === 'slow');
   await page.getByRole('button', { name: 'Review' }).click();
   const dialog = page.getByRole('dialog', { name: /Build slow/ });
+  assert.equal(await dialog.getByLabel(/Comment/).inputValue(), 'slow');
   await dialog.getByLabel(/Comment/).fill('Build slow');
   await dialog.getByRole('button', { name: 'Commit' }).click();
   await dialog.getByText('Committed').waitFor();
@@ -178,6 +182,10 @@ test('a Developer sees no account settings and cannot reach them by URL', async 
     await navigation.getByText('Logs').waitFor();
     assert.equal(await navigation.getByText('Accounts').count(), 0);
     assert.equal(await navigation.getByText('Private files').count(), 0);
+    // Settings a Developer may read but not change offer no change.
+    await dev.goto(`${world.base}/settings/profiles`);
+    await dev.getByRole('heading', { name: 'Profiles' }).waitFor();
+    assert.equal(await dev.getByRole('button', { name: 'New profile' }).count(), 0);
     await dev.goto(`${world.base}/settings/accounts`);
     await dev.getByRole('heading', { name: 'Not allowed' }).waitFor();
     await shot(dev, shots, 'developer-not-allowed');

@@ -114,7 +114,8 @@ function Part({ title, repoLabel, value, onChange, readOnly }: { title: string; 
 
 export default function BuildSettingsPage() {
   const client = useQueryClient();
-  const editor = useAllowed('ADMINISTRATOR', 'DEVELOPER');
+  // Only administrators may change settings (the server refuses others).
+  const editor = useAllowed('ADMINISTRATOR');
   const [service, setService] = useState<string>('');
   const query = useQuery({
     queryKey: ['build-settings', service],

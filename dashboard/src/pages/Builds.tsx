@@ -3,7 +3,7 @@
 //! a comment, as a commit), make the next client generation, mark a version tested,
 //! and retry the failed builds.
 import { useMemo, useState } from 'react';
-import { Badge, Button, Group, Modal, Stack, Table, Text, TextInput, Title, Tooltip } from '@mantine/core';
+import { Badge, Button, Group, Modal, Stack, Table, Text, TextInput, Textarea, Title, Tooltip } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link, useNavigate } from 'react-router';
@@ -76,6 +76,16 @@ const BuildDeveloper = graphql(`
   }
 `);
 
+const LastCommit = graphql(`
+  query LastSourceCommit($service: String!) {
+    lastSourceCommit(service: $service) {
+      id
+      author
+      message
+    }
+  }
+`);
+
 const Rebuild = graphql(`
   mutation RebuildClient($service: String!) {
     rebuildClientVersion(service: $service)
@@ -114,6 +124,8 @@ export default function BuildsPage() {
   const tip = useQuery({ queryKey: ['builds', 'tip'], queryFn: loadTip, staleTime: Infinity, refetchOnWindowFocus: false });
   const [starting, setStarting] = useState<string | null>(null);
   const [version, setVersion] = useState('');
+  const [comment, setComment] = useState('');
+  const [reading, setReading] = useState(false);
   const [edit, setEdit] = useState<Edit | null>(null);
 
   const tested = useMemo(() => {
@@ -129,7 +141,21 @@ export default function BuildsPage() {
 
   function openStart(service: string, d: Data) {
     setVersion(nextBuild(distribution, d.developerVersionsInfo.filter((v) => v.service === service).map((v) => v.version)));
+    setComment('');
     setStarting(service);
+  }
+
+  async function lastCommitComment(service: string) {
+    setReading(true);
+    try {
+      const { lastSourceCommit } = await request(LastCommit, { service });
+      setComment(lastSourceCommit.message);
+    } catch (e) {
+      const { code, message } = describe(e);
+      notifications.show({ color: 'red', title: `No last commit (${code})`, message });
+    } finally {
+      setReading(false);
+    }
   }
 
   function startEdit(service: string) {
@@ -144,7 +170,8 @@ export default function BuildsPage() {
           lines: [...(current ? [{ kind: '-' as const, text: `  ${service}: ${current}` }] : []), { kind: '+' as const, text: `  ${service}: ${chosen}` }],
         },
       ],
-      commit: async (comment, expectedRevision) => (await request(BuildDeveloper, { service, version: chosen || null, comment, expectedRevision })).buildDeveloperVersion,
+      defaultComment: comment,
+      commit: async (text, expectedRevision) => (await request(BuildDeveloper, { service, version: chosen || null, comment: text, expectedRevision })).buildDeveloperVersion,
     });
   }
 
@@ -272,6 +299,15 @@ export default function BuildsPage() {
       <Modal opened={starting != null} onClose={() => setStarting(null)} title={`Start a developer build of ${starting}`}>
         <Stack>
           <TextInput label="Version" description="The next build of this distribution; change it if you need another." value={version} onChange={(e) => setVersion(e.currentTarget.value)} data-autofocus />
+          <Textarea label="Comment" value={comment} onChange={(e) => setComment(e.currentTarget.value)} autosize minRows={2} />
+          <Group>
+            <Button size="xs" variant="default" loading={reading} onClick={() => starting && lastCommitComment(starting)}>
+              Last commit comment
+            </Button>
+            <Text size="xs" c="dimmed">
+              the newest commit message of the service's first source repository
+            </Text>
+          </Group>
           <Text size="sm" c="dimmed">
             The build is a commit that sets the desired developer version; the reconcile loop builds it.
           </Text>
