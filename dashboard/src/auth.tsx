@@ -24,6 +24,23 @@ const WhoAmI = graphql(`
   }
 `);
 
+const Login = graphql(`
+  mutation Login($account: String!, $password: String!) {
+    login(account: $account, password: $password) {
+      token
+      expiresAt
+      mustChangePassword
+    }
+  }
+`);
+
+/** Logs `account` in and keeps the session; says whether the password must change first. */
+export async function logIn(account: string, password: string): Promise<{ mustChangePassword: boolean }> {
+  const { login } = await request(Login, { account, password });
+  session.start({ token: login.token, account, expiresAt: login.expiresAt });
+  return { mustChangePassword: login.mustChangePassword };
+}
+
 /** The `whoAmI` query of a session token. */
 export const whoAmIQuery = (token: string | null) => ({ queryKey: ['whoAmI', token], queryFn: () => request(WhoAmI), staleTime: 60_000 });
 

@@ -32,6 +32,7 @@ mod versions;
 use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema};
 
 pub use context::{ApiContext, Caller, DistributionInfo, require};
+pub(crate) use logs::LogFilter;
 pub use result::ApiResult;
 pub use transport::routes;
 

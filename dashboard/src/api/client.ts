@@ -60,19 +60,10 @@ export async function request<Result, Variables>(
 /** Fetches a protected file (logs, a fault archive) and hands it to the browser as a download. */
 export async function download(path: string, fileName: string): Promise<number> {
   const token = session.token();
-  const response = await fetch(path, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  const response = await fetch(path, { headers: authorization() });
   if (!response.ok) {
-    let message = `${response.status} ${response.statusText}`;
-    let code = `HTTP_${response.status}`;
-    try {
-      const body = await response.json();
-      message = body.error?.message ?? message;
-      code = body.error?.code ?? code;
-    } catch {
-      // Not JSON: the status says it.
-    }
     if (response.status === 401 && token) session.expired();
-    throw new ApiError(code, message);
+    throw await refusal(response);
   }
   const blob = await response.blob();
   const url = URL.createObjectURL(blob);
@@ -88,25 +79,39 @@ export async function download(path: string, fileName: string): Promise<number> 
 
 /** Sends a file body with PUT (private files). */
 export async function upload(path: string, body: Blob): Promise<void> {
+  const response = await fetch(path, { method: 'PUT', headers: authorization(), body });
+  if (!response.ok) throw await refusal(response);
+}
+
+/** Reads JSON from a protected HTTP route (the private files list). */
+export async function getJson<T>(path: string): Promise<T> {
+  const response = await fetch(path, { headers: authorization() });
+  if (!response.ok) throw await refusal(response);
+  return (await response.json()) as T;
+}
+
+/** Sends `DELETE` to a protected HTTP route. */
+export async function remove(path: string): Promise<void> {
+  const response = await fetch(path, { method: 'DELETE', headers: authorization() });
+  if (!response.ok) throw await refusal(response);
+}
+
+/** The bearer header of the session, if any. */
+function authorization(): Record<string, string> {
   const token = session.token();
-  const response = await fetch(path, {
-    method: 'PUT',
-    headers: token ? { Authorization: `Bearer ${token}` } : {},
-    body,
-  });
-  if (!response.ok) {
-    const text = await response.text();
-    let message = text;
-    let code = `HTTP_${response.status}`;
-    try {
-      const json = JSON.parse(text);
-      message = json.error?.message ?? text;
-      code = json.error?.code ?? code;
-    } catch {
-      // Not JSON.
-    }
-    throw new ApiError(code, message);
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+/** An HTTP route's refusal (`{"error": {"code", "message"}}`) as an `ApiError`. */
+async function refusal(response: Response): Promise<ApiError> {
+  const text = await response.text();
+  try {
+    const { error } = JSON.parse(text);
+    if (error?.code) return new ApiError(error.code, error.message ?? text);
+  } catch {
+    // Not JSON: the status says it.
   }
+  return new ApiError(`HTTP_${response.status}`, text || `${response.status} ${response.statusText}`);
 }
 
 /** The message of any thrown value, with the server's code when there is one. */

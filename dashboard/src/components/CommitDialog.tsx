@@ -7,8 +7,21 @@ import { useEffect, useRef, useState } from 'react';
 import { Alert, Box, Button, Code, Group, Modal, Stack, Text, Textarea } from '@mantine/core';
 import { Link } from 'react-router';
 import { describe } from '../api/client';
+import { graphql } from '../gql';
 import type { FileDiff } from '../lib/diff';
 import { short } from '../lib/format';
+
+/** What the dialog shows of the commit an edit made. */
+export const MadeCommit = graphql(`
+  fragment MadeCommit on StateRevision {
+    id
+    summary
+    author {
+      name
+      email
+    }
+  }
+`);
 
 /** The commit the server made. */
 export interface Made {

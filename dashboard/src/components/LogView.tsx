@@ -3,6 +3,22 @@
 import { useEffect, useRef } from 'react';
 import { Box, Text } from '@mantine/core';
 import { useVirtualizer } from '@tanstack/react-virtual';
+import { graphql } from '../gql';
+
+/** The fields of a log line the pages fetch. */
+export const LogLineFields = graphql(`
+  fragment LogLineFields on LogLine {
+    sequence
+    time
+    level
+    unit
+    message
+    service
+    instance
+    process
+    terminationStatus
+  }
+`);
 
 /** A line as the pages fetch it. */
 export interface Line {

@@ -62,12 +62,7 @@ const Settings = graphql(`
 const Save = graphql(`
   mutation SaveBuildSettings($service: String!, $developer: DeveloperSettingsInput, $client: ClientSettingsInput, $comment: String!, $expectedRevision: String!) {
     setBuildSettings(service: $service, developer: $developer, client: $client, comment: $comment, expectedRevision: $expectedRevision) {
-      id
-      summary
-      author {
-        name
-        email
-      }
+      ...MadeCommit
     }
   }
 `);

@@ -66,12 +66,7 @@ const Builds = graphql(`
 const BuildDeveloper = graphql(`
   mutation BuildDeveloper($service: String!, $version: String, $comment: String!, $expectedRevision: String!) {
     buildDeveloperVersion(service: $service, version: $version, comment: $comment, expectedRevision: $expectedRevision) {
-      id
-      summary
-      author {
-        name
-        email
-      }
+      ...MadeCommit
     }
   }
 `);
@@ -95,12 +90,7 @@ const Rebuild = graphql(`
 const MarkTested = graphql(`
   mutation MarkTested($versions: [ServiceVersionChange!]!, $comment: String!, $expectedRevision: String!) {
     setTestedVersions(versions: $versions, comment: $comment, expectedRevision: $expectedRevision) {
-      id
-      summary
-      author {
-        name
-        email
-      }
+      ...MadeCommit
     }
   }
 `);

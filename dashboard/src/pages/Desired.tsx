@@ -68,12 +68,7 @@ const History = graphql(`
 const SetDeveloper = graphql(`
   mutation SetDeveloperDesired($changes: [ServiceVersionChange!]!, $comment: String!, $expectedRevision: String!) {
     setDeveloperDesiredVersions(changes: $changes, comment: $comment, expectedRevision: $expectedRevision) {
-      id
-      summary
-      author {
-        name
-        email
-      }
+      ...MadeCommit
     }
   }
 `);
@@ -81,12 +76,7 @@ const SetDeveloper = graphql(`
 const SetClient = graphql(`
   mutation SetClientDesired($changes: [ServiceVersionChange!]!, $comment: String!, $expectedRevision: String!) {
     setClientDesiredVersions(changes: $changes, comment: $comment, expectedRevision: $expectedRevision) {
-      id
-      summary
-      author {
-        name
-        email
-      }
+      ...MadeCommit
     }
   }
 `);
@@ -94,12 +84,7 @@ const SetClient = graphql(`
 const Revert = graphql(`
   mutation Revert($revision: String!, $expectedRevision: String!, $comment: String) {
     revertRevision(revision: $revision, expectedRevision: $expectedRevision, comment: $comment) {
-      id
-      summary
-      author {
-        name
-        email
-      }
+      ...MadeCommit
     }
   }
 `);

@@ -4,20 +4,8 @@ import { useState } from 'react';
 import { Alert, Button, Center, Paper, PasswordInput, Stack, TextInput, Title } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
 import { Navigate, useNavigate, useSearchParams } from 'react-router';
-import { graphql } from '../gql';
-import { describe, request } from '../api/client';
-import { session } from '../api/session';
-import { useSession } from '../auth';
-
-const Login = graphql(`
-  mutation Login($account: String!, $password: String!) {
-    login(account: $account, password: $password) {
-      token
-      expiresAt
-      mustChangePassword
-    }
-  }
-`);
+import { describe } from '../api/client';
+import { logIn, useSession } from '../auth';
 
 /** Where to go after logging in: `?next=`, else the page that was open when the session ended. */
 function nextPage(params: URLSearchParams): string {
@@ -44,13 +32,12 @@ export function LoginPage() {
     setBusy(true);
     setError(null);
     try {
-      const { login } = await request(Login, { account: name, password });
       const next = nextPage(params);
+      client.clear();
+      const { mustChangePassword } = await logIn(name, password);
       sessionStorage.removeItem('vupdate.next');
       sessionStorage.removeItem('vupdate.expired');
-      client.clear();
-      session.start({ token: login.token, account: name, expiresAt: login.expiresAt });
-      navigate(login.mustChangePassword ? `/password?next=${encodeURIComponent(next)}` : next, { replace: true });
+      navigate(mustChangePassword ? `/password?next=${encodeURIComponent(next)}` : next, { replace: true });
     } catch (e) {
       const { code, message } = describe(e);
       setError(`${message} (${code})`);

@@ -22,15 +22,7 @@ const Values = graphql(`
 const Page = graphql(`
   query LogPage($filter: LogFilter!, $after: Int, $before: Int, $limit: Int!) {
     logs(filter: $filter, after: $after, before: $before, limit: $limit) {
-      sequence
-      time
-      level
-      unit
-      message
-      service
-      instance
-      process
-      terminationStatus
+      ...LogLineFields
     }
   }
 `);
@@ -38,15 +30,7 @@ const Page = graphql(`
 const Follow = graphql(`
   subscription FollowLogs($filter: LogFilter!, $after: Int) {
     logs(filter: $filter, after: $after) {
-      sequence
-      time
-      level
-      unit
-      message
-      service
-      instance
-      process
-      terminationStatus
+      ...LogLineFields
     }
   }
 `);

@@ -7,21 +7,11 @@ import { useNavigate, useSearchParams } from 'react-router';
 import { graphql } from '../gql';
 import { describe, request } from '../api/client';
 import { session } from '../api/session';
-import { useSession } from '../auth';
+import { logIn, useSession } from '../auth';
 
 const ChangePassword = graphql(`
   mutation ChangePassword($oldPassword: String!, $newPassword: String!) {
     changePassword(oldPassword: $oldPassword, newPassword: $newPassword)
-  }
-`);
-
-const LoginAgain = graphql(`
-  mutation LoginAgain($account: String!, $password: String!) {
-    login(account: $account, password: $password) {
-      token
-      expiresAt
-      mustChangePassword
-    }
   }
 `);
 
@@ -48,8 +38,7 @@ export default function PasswordPage() {
       await request(ChangePassword, { oldPassword: old, newPassword: fresh });
       // The old session was only good for the change: take a full one.
       const name = account?.account ?? session.current()?.account ?? '';
-      const { login } = await request(LoginAgain, { account: name, password: fresh });
-      session.start({ token: login.token, account: name, expiresAt: login.expiresAt });
+      await logIn(name, fresh);
       await client.invalidateQueries();
       const next = params.get('next');
       navigate(next && next.startsWith('/') && !next.startsWith('//') ? next : '/', { replace: true });

@@ -5,7 +5,7 @@ import { useState } from 'react';
 import { Button, FileInput, Group, SegmentedControl, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { useQuery } from '@tanstack/react-query';
-import { ApiError, describe, session, upload } from './private-files-api';
+import { describe, getJson, remove, upload } from '../api/client';
 import { Problem } from '../components/Problem';
 import { time } from '../lib/format';
 
@@ -16,29 +16,13 @@ interface Listed {
   modified: string;
 }
 
-async function list(kind: string): Promise<Listed[]> {
-  const token = session.token();
-  const response = await fetch(`/private-files/${kind}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
-  const body = await response.json();
-  if (!response.ok) throw new ApiError(body.error?.code ?? `HTTP_${response.status}`, body.error?.message ?? response.statusText);
-  return body;
-}
-
-async function remove(kind: string, file: Listed) {
-  const token = session.token();
-  const response = await fetch(`/private-files/${kind}/${encodeURIComponent(file.service)}/${file.path.split('/').map(encodeURIComponent).join('/')}`, {
-    method: 'DELETE',
-    headers: token ? { Authorization: `Bearer ${token}` } : {},
-  });
-  if (!response.ok) {
-    const body = await response.json().catch(() => ({}));
-    throw new ApiError(body.error?.code ?? `HTTP_${response.status}`, body.error?.message ?? response.statusText);
-  }
-}
+/** A file's path on the server, every part encoded. */
+const filePath = (kind: string, service: string, path: string) =>
+  `/private-files/${kind}/${encodeURIComponent(service)}/${path.split('/').map(encodeURIComponent).join('/')}`;
 
 export default function PrivateFilesPage() {
   const [kind, setKind] = useState('developer');
-  const { data, error, refetch } = useQuery({ queryKey: ['private-files', kind], queryFn: () => list(kind) });
+  const { data, error, refetch } = useQuery({ queryKey: ['private-files', kind], queryFn: () => getJson<Listed[]>(`/private-files/${kind}`) });
   const [service, setService] = useState('_common');
   const [path, setPath] = useState('');
   const [file, setFile] = useState<File | null>(null);
@@ -49,7 +33,7 @@ export default function PrivateFilesPage() {
     setBusy(true);
     const target = path.trim() || file.name;
     try {
-      await upload(`/private-files/${kind}/${encodeURIComponent(service)}/${target.split('/').map(encodeURIComponent).join('/')}`, file);
+      await upload(filePath(kind, service, target), file);
       notifications.show({ color: 'teal', title: 'Uploaded', message: `${service}/${target}` });
       setFile(null);
       setPath('');
@@ -102,7 +86,7 @@ export default function PrivateFilesPage() {
                   onClick={async () => {
                     if (!window.confirm(`Delete ${f.service}/${f.path}?`)) return;
                     try {
-                      await remove(kind, f);
+                      await remove(filePath(kind, f.service, f.path));
                       void refetch();
                     } catch (e) {
                       const { code, message } = describe(e);

@@ -22,24 +22,14 @@ const Profiles = graphql(`
 const SetProfile = graphql(`
   mutation SetProfile($profile: String!, $services: [String!]!, $comment: String!, $expectedRevision: String!) {
     setServiceProfile(profile: $profile, services: $services, comment: $comment, expectedRevision: $expectedRevision) {
-      id
-      summary
-      author {
-        name
-        email
-      }
+      ...MadeCommit
     }
   }
 `);
 const RemoveProfile = graphql(`
   mutation RemoveProfile($profile: String!, $comment: String!, $expectedRevision: String!) {
     removeServiceProfile(profile: $profile, comment: $comment, expectedRevision: $expectedRevision) {
-      id
-      summary
-      author {
-        name
-        email
-      }
+      ...MadeCommit
     }
   }
 `);

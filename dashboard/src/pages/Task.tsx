@@ -33,12 +33,7 @@ const TaskInfo = graphql(`
 const TaskLog = graphql(`
   query TaskLog($task: String!, $after: Int!) {
     logs(filter: { task: $task }, after: $after, limit: 10000) {
-      sequence
-      time
-      level
-      unit
-      message
-      terminationStatus
+      ...LogLineFields
     }
   }
 `);
@@ -46,12 +41,7 @@ const TaskLog = graphql(`
 const FollowTask = graphql(`
   subscription FollowTask($task: String!, $after: Int!) {
     logs(filter: { task: $task }, after: $after) {
-      sequence
-      time
-      level
-      unit
-      message
-      terminationStatus
+      ...LogLineFields
     }
   }
 `);

@@ -12,100 +12,44 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use vupdate_core::log::LogLine;
-use vupdate_store::model::logs::{LogQuery, LogRecord};
+use vupdate_store::model::logs::LogRecord;
 
 use super::{ApiError, AppState};
 use crate::auth::{Principal, Role};
+use crate::graphql::LogFilter;
 
 /// The most lines one download carries.
 pub const MAX_LINES: u64 = 1_000_000;
 /// Lines read from the store at a time.
 const PAGE: u64 = 2_000;
 
-/// The filter, as query parameters.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(super) struct Params {
-    service: Option<String>,
-    instance: Option<String>,
-    directory: Option<String>,
-    process: Option<String>,
-    task: Option<String>,
-    min_level: Option<String>,
-    find: Option<String>,
-    from_time: Option<DateTime<Utc>>,
-    to_time: Option<DateTime<Utc>>,
-}
-
-impl Params {
-    fn query(self) -> Result<LogQuery, ApiError> {
-        let non_empty = |value: Option<String>| value.filter(|v| !v.is_empty());
-        Ok(LogQuery {
-            service: non_empty(self.service)
-                .map(|s| parse("service", &s))
-                .transpose()?,
-            instance: non_empty(self.instance),
-            directory: non_empty(self.directory),
-            process: non_empty(self.process),
-            task: non_empty(self.task),
-            min_level: non_empty(self.min_level)
-                .map(|l| parse("minLevel", &l))
-                .transpose()?,
-            text: non_empty(self.find),
-            from_time: self.from_time,
-            to_time: self.to_time,
-            ..LogQuery::default()
+/// The file name the browser saves: `logs-<task or service or "all">.log`.
+fn file_name(filter: &LogFilter) -> String {
+    let safe: String = filter
+        .subject()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
         })
-    }
-
-    /// The file name the browser saves: `logs-<service or task or "all">.log`.
-    fn file_name(&self) -> String {
-        let what = self
-            .task
-            .as_deref()
-            .or(self.service.as_deref())
-            .filter(|w| !w.is_empty())
-            .unwrap_or("all");
-        let safe: String = what
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("logs-{safe}.log")
-    }
-}
-
-/// Reads query parameter `name`.
-fn parse<T>(name: &str, value: &str) -> Result<T, ApiError>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    value.parse().map_err(|error| {
-        ApiError::bad_request(format!(
-            "parameter `{name}`: `{value}` is not valid: {error}"
-        ))
-    })
+        .collect();
+    format!("logs-{safe}.log")
 }
 
 /// The handler.
 pub(super) async fn download(
     State(state): State<AppState>,
     principal: Principal,
-    params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+    filter: Result<Query<LogFilter>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     principal.require(&[Role::Administrator, Role::Developer])?;
-    let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-    let file_name = params.file_name();
-    let query = params.query()?;
+    let Query(filter) = filter.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let file_name = file_name(&filter);
+    let query = filter.query("")?;
     // The first page is read before answering, so a store failure is a proper error.
     let first = state.store.logs().in_sequence(&query, PAGE).await?;
     let stream = futures::stream::unfold(
