@@ -18,7 +18,6 @@ mod faults;
 mod general;
 mod limits;
 mod logs;
-mod page;
 mod records;
 mod result;
 #[cfg(test)]
@@ -37,6 +36,7 @@ use crate::config::GraphqlLimits;
 
 pub use context::{ApiContext, Caller, DistributionInfo, require};
 pub use limits::{OperationLimits, OperationSlots};
+pub(crate) use logs::LogFilter;
 pub use result::ApiResult;
 pub use transport::routes;
 pub(crate) use types::parse_arg;

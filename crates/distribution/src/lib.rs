@@ -9,7 +9,9 @@
 //! - [`watcher`]: follows the state repo; the newest valid commit is in force.
 //! - [`tasks`]: asynchronous work with a log, a final status and cancellation.
 //! - [`reconcile`]: the loop that starts a build for every desired version without an image.
-//! - [`http`]: the HTTP edge: health, the Git webhook, image upload and ranged download.
+//! - [`http`]: the HTTP edge: health, the Git webhook, image upload and ranged download,
+//!   log downloads, private files, and the embedded dashboard.
+//! - [`sources`]: the newest commit of a service's source repository.
 
 pub mod auth;
 pub mod config;
@@ -24,6 +26,7 @@ pub mod reconcile;
 pub mod retention;
 pub mod roles;
 pub mod server;
+pub mod sources;
 pub mod state_reports;
 pub mod tasks;
 pub mod watcher;

@@ -177,6 +177,82 @@ impl PrivateFiles {
     }
 }
 
+/// One stored private file, as the dashboard lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Listed {
+    /// The service, or `_common`.
+    pub service: String,
+    /// Its path in the image (`/`-separated).
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// When it was stored.
+    pub modified: chrono::DateTime<chrono::Utc>,
+}
+
+impl PrivateFiles {
+    /// Every stored file of `kind`, by service and path.
+    pub async fn list(&self, kind: ImageKind) -> Result<Vec<Listed>, ApiError> {
+        let base = self.root.join(kind.as_str());
+        tokio::task::spawn_blocking(move || list_under(&base))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)
+    }
+
+    /// Removes the private file `path` of `owner` (only its own, never common's for a
+    /// service); `NOT_FOUND` when there is none.
+    pub async fn remove(&self, kind: ImageKind, owner: &Owner, path: &str) -> Result<(), ApiError> {
+        let relative = check_path(path)?;
+        match tokio::fs::remove_file(self.file(kind, owner, &relative)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::not_found(
+                format!("no {kind} private file `{path}` of `{}`", owner.dir_name()),
+            )),
+            Err(e) => Err(ApiError::internal(e)),
+        }
+    }
+}
+
+/// The files under `base/<owner>/…`, sorted; an absent `base` lists nothing.
+fn list_under(base: &Path) -> std::io::Result<Vec<Listed>> {
+    let mut found = Vec::new();
+    let owners = match std::fs::read_dir(base) {
+        Ok(owners) => owners,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(e),
+    };
+    for owner in owners {
+        let owner = owner?;
+        let service = owner.file_name().to_string_lossy().into_owned();
+        let mut stack = vec![owner.path()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                } else if meta.is_file() {
+                    let relative = entry.path();
+                    let relative = relative.strip_prefix(owner.path()).unwrap_or(&relative);
+                    found.push(Listed {
+                        service: service.clone(),
+                        path: relative
+                            .components()
+                            .map(|c| c.as_os_str().to_string_lossy())
+                            .collect::<Vec<_>>()
+                            .join("/"),
+                        size: meta.len(),
+                        modified: meta.modified()?.into(),
+                    });
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| (&a.service, &a.path).cmp(&(&b.service, &b.path)));
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::check_path;

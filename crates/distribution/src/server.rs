@@ -279,6 +279,7 @@ impl Distribution {
             private_files,
             distribution: config.name.to_string(),
             metrics: metrics.clone(),
+            store: context.store.clone(),
         })
         .merge(graphql::routes(
             graphql::schema(context.clone(), limits.graphql),

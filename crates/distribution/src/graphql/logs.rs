@@ -46,8 +46,10 @@ struct LogLineInput {
 }
 
 /// The filters every log query shares.
-#[derive(InputObject, Default, Clone)]
-struct LogFilter {
+// Also the query parameters of `GET /logs/download` (`http::logs`).
+#[derive(InputObject, Default, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct LogFilter {
     /// Only this service (in every role, unless `role` is given).
     service: Option<String>,
     /// Only this role.
@@ -71,29 +73,38 @@ struct LogFilter {
 }
 
 impl LogFilter {
-    fn query(self) -> Result<LogQuery, ApiError> {
+    /// The store's query; `prefix` names the fields in errors (`filter.` in GraphQL).
+    pub(crate) fn query(self, prefix: &str) -> Result<LogQuery, ApiError> {
+        // An empty value (a cleared form field) filters nothing.
+        let given = |value: Option<String>| value.filter(|v| !v.is_empty());
         Ok(LogQuery {
-            service: self
-                .service
-                .map(|s| parse_arg("filter.service", &s))
+            service: given(self.service)
+                .map(|s| parse_arg(&format!("{prefix}service"), &s))
                 .transpose()?,
-            role: self
-                .role
-                .map(|r| parse_arg("filter.role", &r))
+            role: given(self.role)
+                .map(|r| parse_arg(&format!("{prefix}role"), &r))
                 .transpose()?,
-            instance: self.instance,
-            directory: self.directory,
-            process: self.process,
-            task: self.task,
-            min_level: self
-                .min_level
-                .map(|l| parse_arg("filter.minLevel", &l))
+            instance: given(self.instance),
+            directory: given(self.directory),
+            process: given(self.process),
+            task: given(self.task),
+            min_level: given(self.min_level)
+                .map(|l| parse_arg(&format!("{prefix}minLevel"), &l))
                 .transpose()?,
             from_time: self.from_time,
             to_time: self.to_time,
-            text: self.find,
+            text: given(self.find),
             ..LogQuery::default()
         })
+    }
+
+    /// What the filter is about, for a file name: its task, else its service, else `all`.
+    pub(crate) fn subject(&self) -> &str {
+        [&self.task, &self.service]
+            .into_iter()
+            .flatten()
+            .find(|v| !v.is_empty())
+            .map_or("all", String::as_str)
     }
 }
 
@@ -112,9 +123,10 @@ pub struct LogsQuery;
 
 #[Object]
 impl LogsQuery {
-    /// Matching lines, newest first: at most `limit` (default 1000, at most 10000); page
-    /// back with `before` (a `sequence`); `after` keeps only lines newer than a `sequence`
-    /// (still newest first; the `logs` subscription reads forward).
+    /// Matching lines: at most `limit` (default 1000, at most 10000). Without `after`,
+    /// newest first, paging back with `before` (a `sequence`). With `after` (a
+    /// `sequence`), reading forward: the lines stored after it, oldest first (and before
+    /// `before`, if given), so a reader pages forward from its last line.
     async fn logs(
         &self,
         ctx: &Context<'_>,
@@ -128,9 +140,14 @@ impl LogsQuery {
             after_sequence: after,
             before_sequence: before,
             limit: Some(limit.min(MAX_LINES)),
-            ..filter.query().api()?
+            ..filter.query("filter.").api()?
         };
-        let found = api(ctx).store.logs().query(&query).await.api()?;
+        let logs = api(ctx).store.logs();
+        let found = match after {
+            Some(_) => logs.in_sequence(&query, limit.min(MAX_LINES)).await,
+            None => logs.query(&query).await,
+        }
+        .api()?;
         Ok(found.into_iter().map(LogLine::from).collect())
     }
 
@@ -144,7 +161,7 @@ impl LogsQuery {
         #[graphql(default)] filter: LogFilter,
     ) -> async_graphql::Result<Vec<String>> {
         require(ctx, READERS)?;
-        let query = filter.query().api()?;
+        let query = filter.query("filter.").api()?;
         api(ctx)
             .store
             .logs()
@@ -160,7 +177,7 @@ impl LogsQuery {
         #[graphql(default)] filter: LogFilter,
     ) -> async_graphql::Result<Option<TimeRange>> {
         require(ctx, READERS)?;
-        let query = filter.query().api()?;
+        let query = filter.query("filter.").api()?;
         let range = api(ctx).store.logs().time_range(&query).await.api()?;
         Ok(range.map(|(from, to)| TimeRange { from, to }))
     }
@@ -298,7 +315,7 @@ impl LogsSubscription {
                 Role::DistributionConsumer,
             ],
         )?;
-        let query = filter.query().api()?;
+        let query = filter.query("filter.").api()?;
         let ends_with_task = query.task.is_some();
         let from = after.map_or(FollowFrom::Now, FollowFrom::After);
         let follower = api(ctx).store.logs().follow(query, from).await.api()?;

@@ -41,7 +41,6 @@ pub fn routes(schema: ApiSchema, auth: AuthService, limits: GraphqlLimits) -> Ro
     Router::new()
         .route("/graphql", get(execute).post(execute))
         .route("/graphql/ws", get(websocket))
-        .route("/graphiql", get(super::page::graphiql))
         .with_state(Endpoint {
             schema,
             auth,

@@ -17,9 +17,12 @@
 //! - `service_roles`: the role of a service apart in states, logs, faults and `status`,
 //!   also for what older updaters sent and stored.
 //! - `tls`: HTTPS from the configured PEM files; a bad key file names both files.
+//! - `dashboard`: the app and GraphiQL served from the binary, logs read forward and
+//!   downloaded.
 //! - `builds`: build tasks for desired versions, their status, and recovery after a restart.
 
 mod builds;
+mod dashboard;
 mod desired;
 mod images;
 mod limits;
