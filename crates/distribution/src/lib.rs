@@ -16,7 +16,8 @@ pub mod config;
 pub mod faults;
 pub mod graphql;
 pub mod http;
-pub mod images;
+/// The image store lives in its own crate, `vupdate-images`; this name keeps its old path.
+pub use vupdate_images as images;
 pub mod intake;
 pub mod metrics;
 pub mod private;

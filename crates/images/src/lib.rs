@@ -20,7 +20,12 @@
 //! discard another live process's uploads. Clone the handle instead of opening twice.
 //!
 //! **Boundary.** The store crate's version records carry the same digest and size; this
-//! module does not talk to it: the caller stores the image here first, then the record.
+//! crate does not talk to it (it depends on core only): the caller stores the image here
+//! first, then the record.
+//!
+//! Modules: `key` (kinds, versions, digests, [`ImageInfo`]), `upload` (streaming in),
+//! `read` (streaming out, ranges, verification), `fsutil` (durable renames and hard
+//! links), `error` ([`ImageError`]).
 
 mod error;
 mod fsutil;
