@@ -195,6 +195,36 @@ pub enum BuilderError {
         /// The step running when it was cancelled.
         step: String,
     },
+    /// A step of a build job ([`crate::job`]) failed; `source` says why.
+    #[error("step `{step}`")]
+    Step {
+        /// The step, e.g. `building` or `uploading the image`.
+        step: &'static str,
+        /// What went wrong in it.
+        #[source]
+        source: Box<BuilderError>,
+    },
+    /// What a build job was asked for cannot be built from the state it reads (a service
+    /// that is not declared, or has no developer settings).
+    #[error("{reason}")]
+    Request {
+        /// What is wrong, naming the service and the state commit.
+        reason: String,
+    },
+    /// The distribution refused a call of a build job, or could not be reached.
+    #[error(transparent)]
+    Api(#[from] vupdate_client::ClientError),
+    /// A private file of the build could not be downloaded.
+    #[error("private file `{path}`")]
+    PrivateFile {
+        /// The file's path inside the image.
+        path: String,
+        /// Why.
+        source: vupdate_client::ClientError,
+    },
+    /// The state repo could not be read at the build's commit.
+    #[error(transparent)]
+    State(#[from] vupdate_state::StateError),
     /// A blocking step ended abnormally (a panic in a worker thread).
     #[error("{step} ended abnormally: {reason}")]
     Internal {
@@ -206,6 +236,30 @@ pub enum BuilderError {
 }
 
 impl BuilderError {
+    /// Whether the error comes from what the caller asked for (a service or commit the
+    /// state repo does not have) rather than from the machine, the network or the build.
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            BuilderError::Request { .. } => true,
+            BuilderError::State(error) => error.is_invalid_input(),
+            BuilderError::Step { source, .. } => source.is_invalid_input(),
+            _ => false,
+        }
+    }
+
+    /// The message with every cause after it, `: `-separated (what `{:#}` of an
+    /// `anyhow::Error` prints), for a log line.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            text.push_str(": ");
+            text.push_str(&error.to_string());
+            cause = error.source();
+        }
+        text
+    }
+
     /// An [`BuilderError::Io`] maker for `map_err`.
     pub(crate) fn io(
         action: &'static str,

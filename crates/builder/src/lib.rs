@@ -21,6 +21,8 @@
 //! - [`generation`]: which client version a settings change makes (`_N`), pure.
 //! - [`image`]: write and unpack image zips; `copy` and `process` are internal.
 //! - [`log`]: the [`BuildLog`] sink; [`error`]: [`BuilderError`].
+//! - [`job`]: a whole build job against a distribution: settings from the state repo,
+//!   private files, images and version records through `vupdate-client`.
 
 pub mod client;
 mod copy;
@@ -28,6 +30,7 @@ pub mod developer;
 pub mod error;
 pub mod generation;
 pub mod image;
+pub mod job;
 pub mod log;
 mod private;
 mod process;

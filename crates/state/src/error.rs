@@ -219,3 +219,25 @@ pub enum StateError {
         source: Cause,
     },
 }
+
+impl StateError {
+    /// Whether the error comes from what a person gave (a path, branch, revision, edit or
+    /// commit) rather than from the machine or the network: a command exits with 2 then.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            StateError::InvalidCommit { .. }
+                | StateError::InvalidDirectory { .. }
+                | StateError::InvalidEdit { .. }
+                | StateError::Stale { .. }
+                | StateError::UnknownRevision { .. }
+                | StateError::BadBranchName { .. }
+                | StateError::BranchNotFound { .. }
+                | StateError::RemoteNotFound { .. }
+                | StateError::RevertConflict { .. }
+                | StateError::RevertMergeCommit { .. }
+                | StateError::BadMainline { .. }
+                | StateError::RevertRootCommit { .. }
+        )
+    }
+}

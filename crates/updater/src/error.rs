@@ -128,6 +128,22 @@ pub enum Error {
         /// The reserved name.
         name: String,
     },
+    /// The distribution's client could not be set up, or a call to it failed.
+    #[error("the distribution at {url}: {error}")]
+    Client {
+        /// The distribution's URL.
+        url: String,
+        /// What the client said (in the message, so it is not also a `source`).
+        error: vupdate_client::ClientError,
+    },
+    /// Work moved to a blocking thread ended abnormally (it panicked).
+    #[error("{what} stopped: {reason}")]
+    Stopped {
+        /// What was being done.
+        what: String,
+        /// What the runtime said.
+        reason: String,
+    },
     /// Another updater already runs this service directory.
     #[error("service directory `{}` is locked by another updater", path.display())]
     Locked {

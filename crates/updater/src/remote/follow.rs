@@ -23,10 +23,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vupdate_core::service::ServiceName;
-use vupdate_updater::agent::DesiredVersions;
 
 use super::api::Api;
 use super::backoff::Backoff;
+use crate::agent::DesiredVersions;
 
 /// The file, in the work directory, that keeps the last desired versions (a leading dot:
 /// no service directory can have that name).
