@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
+use vupdate_backoff::Backoff;
 use vupdate_state::{Problem, Revision, State, StateError, StateRepo};
 
 /// What went wrong starting the watcher.
@@ -227,7 +228,8 @@ const MAX_FALLBACK_DEPTH: usize = 100;
 
 impl Loop {
     async fn run(mut self) {
-        let mut failures: u32 = 0;
+        let poll = self.config.poll_interval;
+        let mut backoff = failure_backoff(poll, self.config.max_backoff);
         loop {
             let known = self.status.borrow().tip.clone();
             let nothing_in_force = self.in_force.borrow().is_none();
@@ -237,13 +239,13 @@ impl Loop {
             })
             .await
             .unwrap_or_else(|e| Err(format!("the check stopped: {e}")));
-            failures = if checked.is_ok() {
-                0
+            let delay = if checked.is_ok() {
+                backoff.reset();
+                poll
             } else {
-                failures.saturating_add(1)
+                backoff.next_delay().max(poll)
             };
             self.record(checked);
-            let delay = backoff(self.config.poll_interval, self.config.max_backoff, failures);
             tokio::select! {
                 changed = self.stopped.wait_for(|stop| *stop) => {
                     // Either shutdown was asked, or the watcher was dropped: stop both ways.
@@ -359,11 +361,10 @@ fn newest_valid_ancestor(repo: &StateRepo, tip: &Revision) -> Option<InForce> {
     None
 }
 
-/// The wait before the next check: the poll interval, doubled per consecutive failure up
-/// to `max` (but never below the poll interval).
-fn backoff(poll: Duration, max: Duration, failures: u32) -> Duration {
-    let factor = 2u32.saturating_pow(failures.min(16));
-    poll.saturating_mul(factor).min(max.max(poll))
+/// The waits after failed checks: about twice the poll interval after the first, doubled
+/// per further failure up to `max`, with jitter, and never below the poll interval.
+fn failure_backoff(poll: Duration, max: Duration) -> Backoff {
+    Backoff::new(poll.saturating_mul(2), max.max(poll))
 }
 
 #[cfg(test)]

@@ -6,12 +6,10 @@
 //! The rest of the crate knows only the seams' traits; tests give it fakes.
 //!
 //! - [`api`]: the client of the distribution and its reachability.
-//! - [`backoff`]: exponential backoff with jitter.
 //! - [`follow`]: the subscription and the poll of the desired versions, and their cache.
 //! - [`seams`]: images, logs, fault reports and states over `vupdate-client`.
 
 pub mod api;
-pub mod backoff;
 pub mod follow;
 pub mod seams;
 

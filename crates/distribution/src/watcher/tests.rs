@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 use vupdate_test_support::{GitRepo, Person};
 
-use super::{RepoSource, StateWatcher, WatchConfig, WatchStatus, backoff};
+use super::{RepoSource, StateWatcher, WatchConfig, WatchStatus, failure_backoff};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -231,17 +231,23 @@ async fn a_clone_that_fails_names_the_url() {
 }
 
 #[test]
-fn backoff_doubles_up_to_the_maximum() {
+fn backoff_doubles_from_twice_the_poll_up_to_the_maximum() {
     let poll = Duration::from_millis(100);
     let max = Duration::from_secs(1);
-    let waits: Vec<u128> = (0..6).map(|n| backoff(poll, max, n).as_millis()).collect();
-    assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
-    assert_eq!(
-        backoff(poll, Duration::ZERO, 3),
-        poll,
-        "never below the poll interval"
+    let mut backoff = failure_backoff(poll, max);
+    for ceiling in [200, 400, 800, 1000, 1000] {
+        let wait = backoff.next_delay();
+        let ceiling = Duration::from_millis(ceiling);
+        assert!(
+            wait >= ceiling / 2 && wait <= ceiling,
+            "{wait:?} for {ceiling:?}"
+        );
+    }
+    let mut backoff = failure_backoff(poll, Duration::ZERO);
+    assert!(
+        backoff.next_delay() <= poll,
+        "a maximum below the poll interval is the poll interval"
     );
-    assert_eq!(backoff(poll, max, u32::MAX), max);
 }
 
 #[tokio::test]

@@ -11,9 +11,9 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use vupdate_backoff::Backoff;
 use vupdate_client::{Client, ClientError};
 
-use super::backoff::Backoff;
 use crate::Error;
 use crate::config::{AccessToken, UpdaterConfig};
 

@@ -24,8 +24,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vupdate_core::service::ServiceName;
 
+use vupdate_backoff::Backoff;
+
 use super::api::Api;
-use super::backoff::Backoff;
 use crate::agent::DesiredVersions;
 
 /// The file, in the work directory, that keeps the last desired versions (a leading dot:
