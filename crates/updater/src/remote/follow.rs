@@ -115,12 +115,13 @@ impl Shared {
             if *current == map {
                 return false;
             }
+            // Kept before anyone is told, so whoever this change wakes finds it on disk.
+            write_cache(&self.cache, &map);
             current.clone_from(&map);
             true
         });
         if changed {
             tracing::info!(via, versions = %describe(&map), "desired versions");
-            write_cache(&self.cache, &map);
         }
         changed
     }
