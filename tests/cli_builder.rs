@@ -561,15 +561,7 @@ async fn a_failing_build_shows_its_step_and_waits_for_a_new_commit() {
 
 /// Whether process `pid` is gone (or only a zombie waiting for its parent).
 fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next())
-                == Some("Z")
-        }
-    }
+    !vupdate_process::table::is_running(pid)
 }
 
 fn read_pid(path: &PathBuf) -> Option<i32> {

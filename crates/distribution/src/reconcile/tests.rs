@@ -484,15 +484,7 @@ async fn a_builder_that_cannot_start_or_dies_says_why() {
 
 /// Whether process `pid` is gone (or a zombie).
 fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next())
-                == Some("Z")
-        }
-    }
+    !vupdate_process::table::is_running(pid)
 }
 
 #[tokio::test]
