@@ -11,14 +11,14 @@ use vupdate_core::update::UpdateJsonError;
 #[derive(Debug, thiserror::Error)]
 pub enum BuilderError {
     /// A file or directory operation failed.
-    #[error("{action} `{}`: {source}", path.display())]
+    #[error("{action} `{}`: {error}", path.display())]
     Io {
         /// What was being done (`creating directory`, `reading`, ...).
         action: &'static str,
         /// The path it was done to.
         path: PathBuf,
         /// The system error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The build settings cannot be used as given.
     #[error("invalid build settings: {0}")]
@@ -59,12 +59,12 @@ pub enum BuilderError {
         path: PathBuf,
     },
     /// `update.json` does not parse or breaks a rule.
-    #[error("`{}`: {source}", path.display())]
+    #[error("`{}`: {error}", path.display())]
     UpdateJson {
         /// The file.
         path: PathBuf,
         /// What is wrong and where (JSON path, line, column).
-        source: UpdateJsonError,
+        error: UpdateJsonError,
     },
     /// `update.json` has no entry for the service being built.
     #[error("`{}` has no entry for service `{service}` (it describes: {described})", path.display())]
@@ -77,15 +77,15 @@ pub enum BuilderError {
         described: String,
     },
     /// A macro in a build step has no value.
-    #[error("{step}: {source}")]
+    #[error("{step}: {error}")]
     Macro {
         /// The step (`buildCommands[1]`, `install.json`).
         step: String,
         /// The macro error, naming the field and the macro.
-        source: MacroError,
+        error: MacroError,
     },
     /// A build command could not be started.
-    #[error("{step}: cannot run `{command}` in `{}`: {source}", directory.display())]
+    #[error("{step}: cannot run `{command}` in `{}`: {error}", directory.display())]
     Spawn {
         /// The step (`buildCommands[0]`).
         step: String,
@@ -94,7 +94,7 @@ pub enum BuilderError {
         /// The directory it was to run in.
         directory: PathBuf,
         /// The system error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A build command ended with another exit code than its `exitCode`.
     #[error(
@@ -169,13 +169,13 @@ pub enum BuilderError {
         reason: String,
     },
     /// The client settings do not merge.
-    #[error("merging client settings ({overlays}): {source}")]
+    #[error("merging client settings ({overlays}): {error}")]
     Merge {
         /// Which repository each overlay number in the message is.
         overlays: String,
         /// What core's merge refused, naming the overlay, file and position (boxed: it is
         /// large, and every other result would carry its size).
-        source: Box<SettingsError>,
+        error: Box<SettingsError>,
     },
     /// Tagging a source repository or pushing the tag failed.
     #[error("tagging repository `{name}` ({url}) with `{tag}`: {reason}")]
@@ -250,14 +250,7 @@ impl BuilderError {
     /// The message with every cause after it, `: `-separated (what `{:#}` of an
     /// `anyhow::Error` prints), for a log line.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(error) = cause {
-            text.push_str(": ");
-            text.push_str(&error.to_string());
-            cause = error.source();
-        }
-        text
+        vupdate_core::error_chain::Chain(self).to_string()
     }
 
     /// An [`BuilderError::Io`] maker for `map_err`.
@@ -269,7 +262,7 @@ impl BuilderError {
         move |source| BuilderError::Io {
             action,
             path,
-            source,
+            error: source,
         }
     }
 }

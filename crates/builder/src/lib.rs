@@ -162,7 +162,7 @@ pub(crate) fn remove_file(path: &Path) -> Result<(), BuilderError> {
         Err(error) => Err(BuilderError::Io {
             action: "removing",
             path: path.to_path_buf(),
-            source: error,
+            error,
         }),
     }
 }
@@ -175,7 +175,7 @@ pub(crate) fn remove_dir(path: &Path) -> Result<(), BuilderError> {
         Err(error) => Err(BuilderError::Io {
             action: "removing",
             path: path.to_path_buf(),
-            source: error,
+            error,
         }),
     }
 }

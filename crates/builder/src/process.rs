@@ -95,7 +95,7 @@ pub(crate) async fn run(
             step: step.name.clone(),
             command: command_line.clone(),
             directory: directory.clone(),
-            source,
+            error: source,
         })?;
     let group = child
         .id()

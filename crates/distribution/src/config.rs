@@ -192,12 +192,12 @@ impl ExpirationConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read the distribution config {}: {source}", path.display())]
+    #[error("cannot read the distribution config {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The YAML is malformed or a field is unknown, missing or invalid.
     #[error("{}:{}: {message}", file.display(), location.as_deref().unwrap_or("?"))]
@@ -231,7 +231,7 @@ impl DistributionConfig {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error: source,
         })?;
         let base = folder_of(path);
         Self::parse(&text, base, path)

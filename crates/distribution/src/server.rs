@@ -100,7 +100,7 @@ impl Distribution {
             .await
             .map_err(|source| ServerError::DataDirectory {
                 path: data.clone(),
-                source,
+                error: source,
             })?;
         let store = vupdate_store::open(&config.store)
             .await
@@ -130,13 +130,13 @@ impl Distribution {
             .await
             .map_err(|source| ServerError::DataDirectory {
                 path: data.join("faults"),
-                source,
+                error: source,
             })?;
         let private_files = PrivateFiles::open(data.join("private"))
             .await
             .map_err(|source| ServerError::DataDirectory {
                 path: data.join("private"),
-                source,
+                error: source,
             })?;
 
         let tasks = TaskManager::new(store.clone(), log_origin(config), TASK_GRACE)
@@ -163,11 +163,11 @@ impl Distribution {
                 .await
                 .map_err(|source| ServerError::Bind {
                     address: config.listen,
-                    source,
+                    error: source,
                 })?;
         let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
             address: config.listen,
-            source,
+            error: source,
         })?;
         match builder_token(&auth).await {
             Ok(token) => options.builder.attach(&ServerLink {

@@ -30,13 +30,12 @@ use vupdate_state::{Problem, Revision, State, StateError, StateRepo};
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     /// The repository cannot be cloned or opened, or has no `origin` remote.
-    #[error("cannot open the state repo at {}: {source}", path.display())]
+    #[error("cannot open the state repo at {}: {error}", path.display())]
     Open {
         /// The repository's path.
         path: PathBuf,
         /// The state crate's error (boxed: it is large).
-        #[source]
-        source: Box<StateError>,
+        error: Box<StateError>,
     },
     /// The blocking open was cancelled or panicked.
     #[error("opening the state repo stopped: {0}")]

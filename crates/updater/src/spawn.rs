@@ -82,7 +82,7 @@ pub(crate) fn spawn<'e>(
     let spawn_error = |source| Error::Spawn {
         instance: spec.instance.to_owned(),
         command: spec.program.to_owned(),
-        source,
+        error: source,
     };
     let program = resolve_program(spec.program, spec.directory);
     #[allow(clippy::disallowed_methods)] // This is the one place that may.

@@ -39,7 +39,10 @@ fn clone(url: &str, directory: &Path) -> Result<(), StateError> {
     let partial = directory.with_extension("partial");
     let io = |path: &Path| {
         let path: PathBuf = path.to_path_buf();
-        move |source| StateError::Io { path, source }
+        move |source| StateError::Io {
+            path,
+            error: source,
+        }
     };
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(io(&partial))?;

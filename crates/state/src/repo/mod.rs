@@ -58,7 +58,7 @@ impl StateRepo {
         })?;
         let repo = gix::open(&path).map_err(|error| StateError::Open {
             path: path.clone(),
-            source: Box::new(error),
+            error: Box::new(error),
         })?;
         Ok(StateRepo {
             repo: repo.into_sync(),
@@ -142,7 +142,7 @@ impl StateRepo {
         move |error| StateError::Git {
             operation,
             path: self.path.clone(),
-            source: Box::new(error),
+            error: Box::new(error),
         }
     }
 }
