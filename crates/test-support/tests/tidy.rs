@@ -4,8 +4,81 @@
 //! - `error_messages_carry_their_cause_once`: a `thiserror` variant either writes its cause
 //!   into its message or returns it from `source()`, never both; the binary prints the
 //!   whole chain (`{:#}`), so both would print the same cause twice.
+//! - `client_and_updater_depend_on_no_server_crate`: the client and the updater, and the
+//!   `vupdate` binary built as the agent alone, ship to every VM; they must not pull the
+//!   server's HTTP framework, GraphQL server, databases or Git library.
+//!
+//! The purity of the core is checked next to it, in `crates/core/tests/purity.rs`.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Crates of the server side: none may be in the dependency tree of what runs on a VM.
+const SERVER_CRATES: &[&str] = &[
+    "axum",
+    "axum-server",
+    "async-graphql",
+    "async-graphql-axum",
+    "mongodb",
+    "rusqlite",
+    "gix",
+    "vupdate-distribution",
+    "vupdate-store",
+    "vupdate-state",
+];
+
+/// The packages (with their features) of the normal dependency tree of `args`
+/// (`-p NAME …`), as `cargo tree` resolves it.
+fn dependency_tree(args: &[&str]) -> Vec<String> {
+    let cargo = option_env!("CARGO").unwrap_or("cargo");
+    let output = Command::new(cargo)
+        .args(["tree", "--offline", "-e", "normal", "--prefix", "none"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        output.status.success(),
+        "cargo tree {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("cargo tree prints UTF-8")
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn client_and_updater_depend_on_no_server_crate() {
+    let agents: [&[&str]; 3] = [
+        &["-p", "vupdate-client"],
+        &["-p", "vupdate-updater"],
+        &[
+            "-p",
+            "vupdate",
+            "--no-default-features",
+            "--features",
+            "updater",
+        ],
+    ];
+    for args in agents {
+        let tree = dependency_tree(args);
+        assert!(
+            tree.iter().any(|name| name.starts_with("vupdate")),
+            "cargo tree {args:?} listed nothing: {tree:?}"
+        );
+        let offenders: Vec<&String> = tree
+            .iter()
+            .filter(|name| SERVER_CRATES.contains(&name.as_str()))
+            .collect();
+        assert!(
+            offenders.is_empty(),
+            "{args:?} runs on every VM and must not depend on {offenders:?}"
+        );
+    }
+}
 
 /// The workspace's `crates/` folder.
 fn crates_dir() -> PathBuf {
