@@ -121,22 +121,8 @@ impl ClientBuilder {
     /// The client; fails on a URL that is not `http(s)://host[:port][/path]` or an
     /// unreadable certificate.
     pub fn build(self) -> Result<Client, ClientError> {
-        let invalid = |reason: &str| ClientError::Url {
-            url: self.base.clone(),
-            reason: reason.to_owned(),
-        };
-        let rest = self
-            .base
-            .strip_prefix("http://")
-            .or_else(|| self.base.strip_prefix("https://"))
-            .ok_or_else(|| invalid("it must start with http:// or https://"))?;
+        parse_base(&self.base)?;
         let base = self.base.trim_end_matches('/').to_owned();
-        if rest.is_empty() || rest.starts_with('/') {
-            return Err(invalid("it names no host"));
-        }
-        if rest.contains(['?', '#']) {
-            return Err(invalid("it must not have a query or fragment"));
-        }
         install_ring_provider();
         let mut http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
@@ -166,6 +152,38 @@ impl ClientBuilder {
             socket: Arc::new(socket),
         })
     }
+}
+
+/// `base` as a URL, checked to be `http(s)://host[:port][/path]` (no query, no fragment).
+pub(crate) fn parse_base(base: &str) -> Result<url::Url, ClientError> {
+    let invalid = |reason: String| ClientError::Url {
+        url: base.to_owned(),
+        reason,
+    };
+    const NO_SCHEME: &str = "it must start with http:// or https://";
+    const NO_HOST: &str = "it names no host";
+    let url = url::Url::parse(base).map_err(|error| {
+        invalid(match error {
+            url::ParseError::RelativeUrlWithoutBase => NO_SCHEME.to_owned(),
+            url::ParseError::EmptyHost => NO_HOST.to_owned(),
+            url::ParseError::InvalidPort => "the port is not a number from 0 to 65535".to_owned(),
+            other => other.to_string(),
+        })
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(NO_SCHEME.to_owned()));
+    }
+    // The URL standard reads `https:///x` as host `x`; here a third slash is a mistake.
+    let third_slash = base
+        .split_once(':')
+        .is_some_and(|(_, rest)| rest.starts_with("///"));
+    if url.host().is_none() || third_slash {
+        return Err(invalid(NO_HOST.to_owned()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("it must not have a query or fragment".to_owned()));
+    }
+    Ok(url)
 }
 
 /// rustls needs one process-wide crypto provider; ring is the one vupdate builds with.
