@@ -409,5 +409,6 @@ fn watch_config(config: &DistributionConfig) -> WatchConfig {
         branch: repo.branch.clone(),
         poll_interval: repo.poll_interval,
         max_backoff: MAX_FETCH_BACKOFF,
+        watch_files: true,
     }
 }

@@ -3,8 +3,10 @@
 //! [`StateWatcher::start`] opens the repo (cloning a remote one on first start, see
 //! [`RepoSource`]) and runs a loop on tokio: it fetches (or, for a local repo, re-reads the
 //! branch) every `poll_interval`, or at once when [`StateWatcher::trigger`] is called (the
-//! `POST /hooks/git` webhook, and the distribution after its own commits). Triggers that
-//! arrive during a check are coalesced into one more check.
+//! `POST /hooks/git` webhook, and the distribution after its own commits), or, for a local
+//! repo, when its refs change on disk (`changes`: file system notifications; the poll
+//! stays as a safety net). Triggers that arrive during a check are coalesced into one
+//! more check.
 //!
 //! Each new tip is loaded and validated. A valid one becomes [`InForce`], published on a
 //! `watch` channel; an invalid one is recorded in [`WatchStatus::last_error`] (commit and
@@ -15,6 +17,7 @@
 //!
 //! The loop stops when [`StateWatcher::shutdown`] is called or the watcher is dropped.
 
+mod changes;
 mod open;
 
 use std::path::PathBuf;
@@ -68,6 +71,9 @@ pub struct WatchConfig {
     pub poll_interval: Duration,
     /// The longest wait between retries while fetches fail.
     pub max_backoff: Duration,
+    /// For a local repo: check at once when its refs change on disk (not only at each
+    /// poll). The server turns it on; tests of the poll alone turn it off.
+    pub watch_files: bool,
 }
 
 /// The state in force: the newest valid commit seen, and its state.
@@ -123,6 +129,8 @@ pub struct StateWatcher {
     status: watch::Receiver<WatchStatus>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// The file system watch of a local repo's refs, while it runs.
+    _changes: Option<changes::RefWatch>,
 }
 
 impl StateWatcher {
@@ -135,6 +143,10 @@ impl StateWatcher {
             .map_err(|e| WatchError::Join(e.to_string()))??;
         let repo = Arc::new(repo);
         let trigger = WatchTrigger(Arc::new(Notify::new()));
+        let watch_files = config.watch_files && matches!(config.source, RepoSource::Local(_));
+        let changes = watch_files
+            .then(|| changes::watch_refs(&repo.refs_directory(), Arc::clone(&trigger.0)))
+            .flatten();
         let (in_force_tx, in_force) = watch::channel(None);
         let (status_tx, status) = watch::channel(WatchStatus::default());
         let (stop, stopped) = watch::channel(false);
@@ -155,6 +167,7 @@ impl StateWatcher {
             status,
             stop,
             task,
+            _changes: changes,
         })
     }
 

@@ -70,6 +70,7 @@ pub(super) async fn open_fixture(repo: GitRepo) -> Fixture {
         branch: "main".to_owned(),
         poll_interval: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
+        watch_files: false,
     })
     .await
     .expect("watch the state repo");

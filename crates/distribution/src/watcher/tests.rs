@@ -51,6 +51,8 @@ fn config(source: RepoSource, poll: Duration) -> WatchConfig {
         branch: "main".to_owned(),
         poll_interval: poll,
         max_backoff: poll * 4,
+        // Only the poll and triggers, unless a test asks for the file watch.
+        watch_files: false,
     }
 }
 
@@ -177,6 +179,40 @@ async fn polling_picks_up_a_commit_without_a_trigger() {
         "subscribers are told"
     );
     assert_eq!(api_version(&watcher), "orbit-2.0.0");
+    watcher.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_commit_to_a_local_repo_is_seen_at_once_without_a_poll_or_a_trigger() {
+    let (author, _unused_origin, first) = remote();
+    // A poll of an hour: only the file watch can make the watcher look again in time.
+    let watcher = StateWatcher::start(WatchConfig {
+        watch_files: true,
+        ..config(
+            RepoSource::Local(author.path().to_path_buf()),
+            Duration::from_secs(3600),
+        )
+    })
+    .await
+    .expect("start");
+    let mut status = watcher.subscribe_status();
+    status_until(&mut status, |s| {
+        s.in_force.as_deref() == Some(first.as_str())
+    })
+    .await;
+    let second = commit(&author, "orbit-2.0.0");
+    status_until(&mut status, |s| {
+        s.in_force.as_deref() == Some(second.as_str())
+    })
+    .await;
+    // Packed refs too (`git gc`, `git pack-refs`), then a commit on top of them.
+    author.git(&["pack-refs", "--all"]);
+    let third = commit(&author, "orbit-3.0.0");
+    status_until(&mut status, |s| {
+        s.in_force.as_deref() == Some(third.as_str())
+    })
+    .await;
+    assert_eq!(api_version(&watcher), "orbit-3.0.0");
     watcher.shutdown().await;
 }
 

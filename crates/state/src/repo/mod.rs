@@ -88,6 +88,13 @@ impl StateRepo {
         &self.path
     }
 
+    /// The Git directory that holds the repository's refs (`<work tree>/.git`, the
+    /// repository itself when bare, the main one of a linked work tree): a change of the
+    /// branch shows as a change under its `refs/` or of its `packed-refs`.
+    pub fn refs_directory(&self) -> PathBuf {
+        self.repo.to_thread_local().common_dir().to_path_buf()
+    }
+
     /// The branch that holds the desired state.
     pub fn branch(&self) -> &str {
         &self.branch
