@@ -146,7 +146,10 @@ fn start(
 /// The port after `marker` in a server's output (`Listening on 127.0.0.1:PORT`).
 fn port_after(text: &str, marker: &str) -> Option<u16> {
     let at = text.find(marker)? + marker.len();
-    let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
