@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 use vupdate_core::service::ServiceInstance;
 use vupdate_core::update::RunService;
 use vupdate_process::table;
+use vupdate_test_support::Patience;
 use vupdate_updater::layout::{OWNER_ENV, ServiceDir};
 use vupdate_updater::logs::{LogOptions, LogPipeline};
 use vupdate_updater::supervisor::{RunSpec, ServiceEvent};
@@ -56,17 +57,10 @@ pub fn pipeline() -> Arc<LogPipeline> {
 
 /// Polls `check` every 20 ms until it gives a value; panics naming `what` at the deadline.
 pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    Patience::up_to(DEADLINE)
+        .every(Duration::from_millis(20))
+        .eventually(what, || std::future::ready(check()))
+        .await
 }
 
 /// The next event that `matches` picks, skipping others; panics at the deadline.
