@@ -1,9 +1,11 @@
-//! The distribution's public API over HTTP, as a library: what the builder and the updater
-//! (and any script) call, and nothing they could not call with `curl`.
+//! The distribution's public API over HTTP, as a library: what a build job
+//! (`vupdate_builder::job`) and an updater (`vupdate_updater::remote`) call, and any
+//! script may, and nothing they could not call with `curl`.
 //!
-//! A [`Client`] holds one connection pool, the distribution's base URL and an optional
-//! bearer token (a service account's access token, or a person's session). Each subject
-//! has its own module, with its wire types:
+//! A [`Client`] holds one connection pool, the distribution's base URL (checked with the
+//! `url` crate: `http(s)://host[:port][/path]`) and an optional bearer token (a service
+//! account's access token, or a person's session). Each subject has its own module, with
+//! its wire types:
 //!
 //! - [`graphql`]: `POST /graphql`, answers decoded into the caller's type; a GraphQL error
 //!   becomes [`ClientError::Graphql`] carrying each error's `extensions.code`.
@@ -17,7 +19,7 @@
 //! - [`images`]: `PUT /images/...` streamed from a file with `X-Content-Sha256`, and
 //!   `GET /images/...` streamed to a file, resumed with `Range` after a cut and verified
 //!   against the server's `X-Content-Sha256`.
-//! - [`files`]: `GET /private-files/...` to a file.
+//! - [`files`]: private files of builds, `GET /private-files/...` to a file and `PUT`.
 //! - [`logs`]: `addLogs` batches, and [`logs::LogSender`], which batches lines as they come
 //!   and numbers them so a resend never duplicates a line.
 //! - [`versions`]: version records (`addDeveloperVersionInfo`, `addClientVersionInfo`,
@@ -27,8 +29,9 @@
 //! HTTPS uses rustls with the ring provider (never aws-lc), the system's trust store, and
 //! any extra root certificates given to [`ClientBuilder::root_certificate_pem`].
 //!
-//! The crate depends on no server crate (axum, async-graphql, a database): the updater,
-//! which ships to every VM, uses it too.
+//! The crate depends on no server crate (axum, async-graphql, a database, gix): the
+//! updater, which ships to every VM, uses it too (`crates/test-support/tests/tidy.rs`
+//! checks it).
 
 pub mod desired;
 pub mod error;

@@ -11,8 +11,8 @@
 //! **Invariants.** A ref is written last, with no-clobber semantics, and only after its blob
 //! is synced in place, so every visible version has its complete bytes; an interrupted
 //! upload leaves at most a file in `tmp/`. A version that has a ref is never overwritten
-//! (the original system overwrote the image before its database insert failed, parity
-//! defect 11): [`ImageStore::begin_upload`] refuses it before any byte is stored and
+//! (vUpdate, the original, overwrote the image and only then found that its database
+//! insert failed): [`ImageStore::begin_upload`] refuses it before any byte is stored and
 //! [`Upload::finish`] refuses it again, race-free, when publishing. Blobs are shared by
 //! every ref with the same content and removed only by [`ImageStore::gc`].
 //!
