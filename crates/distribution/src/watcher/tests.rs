@@ -68,6 +68,11 @@ async fn status_until(
         .clone()
 }
 
+/// Waits (bounded) until `commit` is in force, and returns the status then.
+async fn until_in_force(status: &mut watch::Receiver<WatchStatus>, commit: &str) -> WatchStatus {
+    status_until(status, |s| s.in_force.as_deref() == Some(commit)).await
+}
+
 fn api_version(watcher: &StateWatcher) -> String {
     let in_force = watcher.in_force().expect("a state in force");
     let api: vupdate_core::service::ServiceName = "api".parse().expect("service");
@@ -98,10 +103,7 @@ async fn follows_a_remote_through_valid_and_invalid_commits() {
     let second = commit(&author, "orbit-1.0.1");
     author.push("origin", "main");
     watcher.trigger();
-    status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(second.as_str())
-    })
-    .await;
+    until_in_force(&mut status, &second).await;
     assert_eq!(api_version(&watcher), "orbit-1.0.1");
 
     // An invalid one: reported with file and line; the previous state stays in force.
@@ -130,10 +132,7 @@ async fn follows_a_remote_through_valid_and_invalid_commits() {
     let fourth = commit(&author, "orbit-1.0.3");
     author.push("origin", "main");
     watcher.trigger();
-    let converged = status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(fourth.as_str())
-    })
-    .await;
+    let converged = until_in_force(&mut status, &fourth).await;
     assert_eq!(converged.last_error, None);
     assert_eq!(converged.fetch_error, None);
     assert!(converged.last_fetch.is_some());
@@ -145,10 +144,7 @@ async fn follows_a_remote_through_valid_and_invalid_commits() {
         .await
         .expect("restart");
     let mut status = again.subscribe_status();
-    status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(fourth.as_str())
-    })
-    .await;
+    until_in_force(&mut status, &fourth).await;
     again.shutdown().await;
 }
 
@@ -163,17 +159,11 @@ async fn polling_picks_up_a_commit_without_a_trigger() {
     .await
     .expect("start");
     let mut status = watcher.subscribe_status();
-    status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(first.as_str())
-    })
-    .await;
+    until_in_force(&mut status, &first).await;
     let mut in_force = watcher.subscribe();
     in_force.mark_unchanged();
     let second = commit(&author, "orbit-2.0.0");
-    status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(second.as_str())
-    })
-    .await;
+    until_in_force(&mut status, &second).await;
     assert!(
         in_force.has_changed().expect("open"),
         "subscribers are told"
@@ -196,22 +186,13 @@ async fn a_commit_to_a_local_repo_is_seen_at_once_without_a_poll_or_a_trigger() 
     .await
     .expect("start");
     let mut status = watcher.subscribe_status();
-    status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(first.as_str())
-    })
-    .await;
+    until_in_force(&mut status, &first).await;
     let second = commit(&author, "orbit-2.0.0");
-    status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(second.as_str())
-    })
-    .await;
+    until_in_force(&mut status, &second).await;
     // Packed refs too (`git gc`, `git pack-refs`), then a commit on top of them.
     author.git(&["pack-refs", "--all"]);
     let third = commit(&author, "orbit-3.0.0");
-    status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(third.as_str())
-    })
-    .await;
+    until_in_force(&mut status, &third).await;
     assert_eq!(api_version(&watcher), "orbit-3.0.0");
     watcher.shutdown().await;
 }
@@ -230,10 +211,7 @@ async fn an_unreachable_remote_is_reported_and_the_state_kept() {
     .await
     .expect("start");
     let mut status = watcher.subscribe_status();
-    status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(first.as_str())
-    })
-    .await;
+    until_in_force(&mut status, &first).await;
     let moved = dir.path().join("moved-away");
     std::fs::rename(origin.path(), &moved).expect("move the remote away");
     let failing = status_until(&mut status, |s| s.fetch_error.is_some()).await;
