@@ -42,13 +42,12 @@ pub const INTERRUPTED: &str = "interrupted by a restart";
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     /// The store failed while recording a task.
-    #[error("cannot record task {task}: {source}")]
+    #[error("cannot record task {task}: {error}")]
     Store {
         /// The task id (or `*` for every active task).
         task: String,
         /// The store's error (boxed: it is large).
-        #[source]
-        source: Box<StoreError>,
+        error: Box<StoreError>,
     },
     /// No random id could be made.
     #[error("cannot make a task id: {0}")]
@@ -118,7 +117,7 @@ impl TaskManager {
     pub async fn recover_interrupted(&self) -> Result<Vec<Task>, TaskError> {
         let store_error = |source| TaskError::Store {
             task: "*".to_owned(),
-            source: Box::new(source),
+            error: Box::new(source),
         };
         let active = self
             .store
@@ -151,7 +150,7 @@ impl TaskManager {
                 .await
                 .map_err(|source| TaskError::Store {
                     task: task.id.clone(),
-                    source: Box::new(source),
+                    error: Box::new(source),
                 })?;
             self.finish_record(&task, false).await?;
             interrupted.push(task);
@@ -188,7 +187,7 @@ impl TaskManager {
             .await
             .map_err(|source| TaskError::Store {
                 task: id.clone(),
-                source: Box::new(source),
+                error: Box::new(source),
             })?;
         let (cancel, cancelled) = watch::channel(false);
         let (done_tx, done) = watch::channel(None);
@@ -251,7 +250,7 @@ impl TaskManager {
             .await
             .map_err(|source| TaskError::Store {
                 task: id.to_owned(),
-                source: Box::new(source),
+                error: Box::new(source),
             })?
             .ok_or_else(|| TaskError::NotRunning(id.to_owned()))?;
         match stored.record.termination_status {
@@ -341,7 +340,7 @@ impl TaskManager {
             .map(|_| ())
             .map_err(|source| TaskError::Store {
                 task: task.id.clone(),
-                source: Box::new(source),
+                error: Box::new(source),
             })
     }
 

@@ -48,7 +48,7 @@ impl Ctx {
             path: self.path.as_ref().clone(),
             collection: self.collection,
             operation: self.operation,
-            source,
+            error: source,
         }
     }
 }

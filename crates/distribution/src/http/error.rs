@@ -316,7 +316,7 @@ mod tests {
             ApiError::from(ImageError::Io {
                 action: "open blob",
                 path: secret.into(),
-                source: std::io::Error::other("disk on fire"),
+                error: std::io::Error::other("disk on fire"),
             }),
             ApiError::from(AuthError::Internal(format!("hashing failed in {secret}"))),
             ApiError::internal(format!("cause at {secret}")),

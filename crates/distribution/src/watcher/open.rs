@@ -16,6 +16,6 @@ pub(super) fn open(source: &RepoSource, branch: &str) -> Result<StateRepo, Watch
     };
     opened.map_err(|source| WatchError::Open {
         path: Path::to_path_buf(path),
-        source: Box::new(source),
+        error: Box::new(source),
     })
 }

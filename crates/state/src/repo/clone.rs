@@ -34,7 +34,7 @@ fn clone(url: &str, directory: &Path) -> Result<(), StateError> {
     // a second time.
     let directory = &std::path::absolute(directory).map_err(|source| StateError::Io {
         path: directory.to_path_buf(),
-        source,
+        error: source,
     })?;
     let fail = |reason: String| StateError::Clone {
         url: url.to_owned(),
@@ -45,7 +45,10 @@ fn clone(url: &str, directory: &Path) -> Result<(), StateError> {
     let partial = directory.with_extension("partial");
     let io = |path: &Path| {
         let path: PathBuf = path.to_path_buf();
-        move |source| StateError::Io { path, source }
+        move |source| StateError::Io {
+            path,
+            error: source,
+        }
     };
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
