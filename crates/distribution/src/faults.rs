@@ -99,9 +99,8 @@ impl FaultFiles {
         S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let mut file = tokio::fs::File::create(tmp)
-            .await
-            .map_err(ApiError::internal)?;
+        let failed = |e| ApiError::write_failed("storing the fault archive", tmp, e);
+        let mut file = tokio::fs::File::create(tmp).await.map_err(failed)?;
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk =
@@ -113,9 +112,9 @@ impl FaultFiles {
                     format!("a fault archive may have at most {MAX_FAULT_BYTES} bytes"),
                 ));
             }
-            file.write_all(&chunk).await.map_err(ApiError::internal)?;
+            file.write_all(&chunk).await.map_err(failed)?;
         }
-        file.sync_all().await.map_err(ApiError::internal)?;
+        file.sync_all().await.map_err(failed)?;
         Ok(size)
     }
 
