@@ -66,18 +66,14 @@ fn leftovers(git_dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// Starts the (killed) server armed at `point`, sends an edit, waits for the server to
-/// stop there and kills it again; the edit must not have been acknowledged.
+/// The edit a crash cuts: `api: jetto-2.0.0` on top of `expected`.
 async fn cut_edit(server: &mut Server, expected: &str, point: &str) {
-    server.restart(Some(point)).await;
-    let sending = {
-        let (admin, expected) = (server.admin().clone(), expected.to_owned());
-        tokio::spawn(async move { set_api(&admin, "jetto-2.0.0", &expected).await })
-    };
-    server.reach(point).await;
-    server.kill9();
-    let answer = sending.await.expect("join");
-    assert!(answer.is_err(), "acknowledged: {answer:?}");
+    let expected = expected.to_owned();
+    server
+        .cut(point, |admin| async move {
+            set_api(&admin, "jetto-2.0.0", &expected).await
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,7 +18,7 @@
 //!   a log batch with `DISK_FULL` naming the path, while downloads, queries and `/health`
 //!   go on; once space is freed, writes work again.
 
-// Shared with the other end-to-end tests, which use all of it.
+// Shared with the other end-to-end tests; each uses a part of it.
 #[allow(dead_code)]
 #[path = "../support/distribution.rs"]
 mod distribution;

@@ -49,20 +49,6 @@ async fn stored(admin: &Client) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-/// Starts the (killed) server armed at `point`, sends a report of `instance`, waits for
-/// the server to stop there, and kills it again; the report must not have been acknowledged.
-async fn cut_report(server: &mut Server, instance: &str, point: &str) {
-    server.restart(Some(point)).await;
-    let sending = {
-        let (admin, instance) = (server.admin().clone(), instance.to_owned());
-        tokio::spawn(async move { report(&admin, &instance).await })
-    };
-    server.reach(point).await;
-    server.kill9();
-    let answer = sending.await.expect("join");
-    assert!(answer.is_err(), "acknowledged: {answer:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledged_report_survives_and_a_cut_one_is_wholly_in_or_wholly_out() {
     let state = GitRepo::init();
@@ -80,14 +66,18 @@ async fn an_acknowledged_report_survives_and_a_cut_one_is_wholly_in_or_wholly_ou
     server.kill9();
 
     // Cut inside the transaction: every row written, none committed.
-    cut_report(
-        &mut server,
-        "vm-b",
-        "store.sqlite.uncommitted.service_states",
-    )
-    .await;
+    server
+        .cut(
+            "store.sqlite.uncommitted.service_states",
+            |admin| async move { report(&admin, "vm-b").await },
+        )
+        .await;
     // Cut after the commit, before the answer: the sender will send it again anyway.
-    cut_report(&mut server, "vm-c", "state-reports.committed").await;
+    server
+        .cut("state-reports.committed", |admin| async move {
+            report(&admin, "vm-c").await
+        })
+        .await;
 
     server.restart(None).await;
     let pair = |instance: &str, service: &str| (instance.to_owned(), service.to_owned());

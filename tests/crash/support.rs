@@ -110,6 +110,23 @@ impl Server {
         .await;
     }
 
+    /// Starts the (killed) server armed at `point`, sends what `send` sends with the
+    /// administrator's client, waits for the server to stop at the point and kills it
+    /// again: what was sent must not have been acknowledged.
+    pub async fn cut<T, F, Fut>(&mut self, point: &str, send: F)
+    where
+        T: std::fmt::Debug + Send + 'static,
+        F: FnOnce(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, vupdate_client::ClientError>> + Send + 'static,
+    {
+        self.restart(Some(point)).await;
+        let sending = tokio::spawn(send(self.admin().clone()));
+        self.reach(point).await;
+        self.kill9();
+        let answer = sending.await.expect("join");
+        assert!(answer.is_err(), "acknowledged: {answer:?}");
+    }
+
     /// SIGTERM; the server must stop cleanly.
     pub fn stop(mut self) {
         let mut started = self.started.take().expect("the server runs");

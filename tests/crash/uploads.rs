@@ -118,23 +118,15 @@ async fn an_upload_cut_between_its_blob_and_its_ref_is_not_visible_and_the_versi
     ))
     .await;
     server.kill9();
-    server.restart(Some("images.blob-stored")).await;
     let image = ImageRef::developer("api", "acme-1.0.0");
-    let bytes = image_bytes(1 << 20, 3);
     let file = tempfile::NamedTempFile::new().expect("file");
-    std::fs::write(file.path(), &bytes).expect("write");
-    let uploading = {
-        let (admin, image, path) = (
-            server.admin().clone(),
-            image.clone(),
-            file.path().to_owned(),
-        );
-        tokio::spawn(async move { admin.upload_image(&image, &path, None).await })
-    };
-    server.reach("images.blob-stored").await;
-    server.kill9();
-    let answer = uploading.await.expect("join");
-    assert!(answer.is_err(), "acknowledged: {answer:?}");
+    std::fs::write(file.path(), image_bytes(1 << 20, 3)).expect("write");
+    let (sent, path) = (image.clone(), file.path().to_owned());
+    server
+        .cut("images.blob-stored", |admin| async move {
+            admin.upload_image(&sent, &path, None).await
+        })
+        .await;
     // The crash left the blob and no ref.
     let images = server.data().join("images");
     assert_eq!(files_under(&images.join("blobs")).len(), 1);

@@ -2,9 +2,6 @@
 //! address and first password read from what it prints, and an administrator logged in
 //! (the first password changed, as the server demands).
 
-// Each test binary that includes this file uses a part of it.
-#![allow(dead_code)]
-
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -79,9 +76,6 @@ pub async fn start_with(dir: &Path, file: &Path, launch: &Launch<'_>) -> Started
         .and_then(|rest| rest.split('`').next())
         .unwrap_or_else(|| panic!("no first password in {line:?}\n{}", log(dir)))
         .to_owned();
-    let lines = spawned.lines;
-    // Nobody reads the rest; a thread keeps the pipe from filling up.
-    std::thread::spawn(move || lines.for_each(drop));
     let anonymous = Client::new(&spawned.base, None).expect("client");
     let pending = anonymous.with_token(login(&anonymous, "admin", &first).await);
     let _: Value = pending
@@ -91,14 +85,7 @@ pub async fn start_with(dir: &Path, file: &Path, launch: &Launch<'_>) -> Started
         )
         .await
         .expect("change the first password");
-    let admin_token = login(&anonymous, "admin", PASSWORD).await;
-    let admin = anonymous.with_token(admin_token.clone());
-    Started {
-        server: spawned.server,
-        base: spawned.base,
-        admin,
-        admin_token,
-    }
+    spawned.into_started().await
 }
 
 /// Starts the server again on the data of an earlier start (`dir/distribution.yaml`), with
@@ -123,7 +110,7 @@ pub struct Spawned {
 }
 
 impl Spawned {
-    /// Logs in as `admin` with [`PASSWORD`] (a restart: the first password was changed).
+    /// Logs in as `admin` with [`PASSWORD`] (the first password was changed).
     pub async fn into_started(self) -> Started {
         let lines = self.lines;
         // Nobody reads the rest; a thread keeps the pipe from filling up.
