@@ -1,4 +1,5 @@
-//! kill -9 of the distribution during a commit of desired state.
+//! kill -9 of the distribution during a commit of desired state (and the lock files a kill
+//! inside a ref update leaves in the server's clone).
 
 use std::path::{Path, PathBuf};
 
@@ -132,6 +133,11 @@ async fn an_edit_cut_after_its_push_is_wholly_in_after_the_restart() {
     let pushed = remote.rev_parse(MAIN);
     assert_ne!(pushed, head);
     let clone = server.data().join("state");
+    // What a kill inside a ref update (gix's, or a `git fetch` of the server's) leaves:
+    // the refs' lock files. No step of ours lies inside those, so they are made by hand.
+    for lock in ["refs/heads/main.lock", "refs/remotes/origin/main.lock"] {
+        std::fs::write(clone.join(lock), "").expect("a stale lock");
+    }
 
     server.restart(None).await;
     eventually("the pushed edit to be in force", &server.dir, || async {
