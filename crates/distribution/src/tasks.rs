@@ -35,8 +35,10 @@ pub type TaskId = String;
 /// The message of the last log line of a task cancelled by [`TaskManager::cancel`].
 pub const CANCELLED: &str = "cancelled";
 
-/// The message of the last log line of a task a restart interrupted.
-pub const INTERRUPTED: &str = "interrupted by a restart";
+/// The message of the last log line of a task a restart interrupted (its work is not
+/// resumed: a build whose version is still desired and without an image is planned again
+/// by the reconcile loop, as a new task).
+pub const INTERRUPTED: &str = "interrupted by a restart of the distribution; work still needed (a build of a version still desired) runs again as a new task";
 
 /// What went wrong managing tasks.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +114,7 @@ impl TaskManager {
     }
 
     /// Marks the tasks still active in the store (left by a previous run: call this before
-    /// starting any task) as failed with a last log line `interrupted by a restart`, and
+    /// starting any task) as failed with a last log line [`INTERRUPTED`], and
     /// returns them as they were, so the reconcile loop can start them again.
     pub async fn recover_interrupted(&self) -> Result<Vec<Task>, TaskError> {
         let store_error = |source| TaskError::Store {

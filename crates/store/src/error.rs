@@ -122,3 +122,18 @@ pub enum StoreError {
     #[error("the store was closed while following log records")]
     Closed,
 }
+
+impl StoreError {
+    /// The database file, when the operation failed because its disk is full (SQLite's
+    /// `SQLITE_FULL`): nothing of the operation was written, and reads still work.
+    pub fn disk_full(&self) -> Option<&std::path::Path> {
+        match self {
+            StoreError::Sqlite { path, error, .. }
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) =>
+            {
+                Some(path)
+            }
+            _ => None,
+        }
+    }
+}

@@ -249,6 +249,10 @@ impl SqliteBackend {
                 insert_doc(tx, ctx, def, sequence, now, doc)?;
                 sequences.push(sequence);
             }
+            // Every row of the batch is written, none committed.
+            if vupdate_crashpoint::any_armed() {
+                vupdate_crashpoint::reached(&format!("store.sqlite.uncommitted.{}", def.name));
+            }
             Ok(sequences)
         })
         .await

@@ -15,6 +15,11 @@
 //! group (the child then stops its build command), waits `kill_grace`, and sends SIGKILL to
 //! every group the guard saw; when the child ends on its own, what it left behind is
 //! killed the same way. Dropping the build (the task aborted) does the same at once.
+//!
+//! A server killed outright cannot do any of that: [`lease`] records each running child so
+//! the next server's runner kills what is left before it builds anything.
+
+mod lease;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -134,6 +139,11 @@ impl BuildRunner for ProcessRunner {
     }
 
     fn attach(&self, server: &ServerLink) {
+        // Builders a killed server left running would work beside the builds started now.
+        let killed = lease::kill_leftovers(&server.work_directory);
+        if !killed.is_empty() {
+            tracing::warn!(tasks = ?killed, "stopped the builders of the tasks a restart interrupted");
+        }
         // The token of an earlier start was revoked by this one: only the new link works.
         *self.link.lock().unwrap_or_else(PoisonError::into_inner) = Some(server.clone());
     }
@@ -282,6 +292,8 @@ async fn run_child(
         .id()
         .expect("a child that was just spawned and not waited for has a pid");
     let tree = TreeGuard::new(i32::try_from(pid).expect("Linux pids fit in i32"));
+    // Removed when this function ends, whichever way: only a killed server leaves it.
+    let _lease = lease::Lease::take(&link.work_directory, task.id(), pid);
     task.log(
         Level::Info,
         UNIT_BUILD,

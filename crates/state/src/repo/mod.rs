@@ -11,6 +11,7 @@
 mod clone;
 mod git;
 mod history;
+mod journal;
 mod read;
 mod remote;
 mod revision;
@@ -18,6 +19,7 @@ mod write;
 
 use std::path::{Path, PathBuf};
 
+pub use journal::Recovery;
 pub use revision::{Author, HistoryEntry, Revision};
 
 use crate::error::StateError;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep, sleep_until};
-use vupdate_core::service::ServiceInstance;
 use vupdate_backoff::Backoff;
+use vupdate_core::service::ServiceInstance;
 
 use super::spool::{SpoolReader, SpooledLine};
 use crate::Error;
