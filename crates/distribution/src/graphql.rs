@@ -16,6 +16,7 @@ mod context;
 mod desired;
 mod faults;
 mod general;
+mod install;
 mod limits;
 mod logs;
 mod records;
@@ -54,6 +55,7 @@ pub struct Query(
     logs::LogsQuery,
     faults::FaultsQuery,
     status::StatusQuery,
+    install::InstallQuery,
 );
 
 /// Every mutation, one part per subject.
@@ -69,6 +71,7 @@ pub struct Mutation(
     logs::LogsMutation,
     faults::FaultsMutation,
     status::StatusMutation,
+    install::InstallMutation,
 );
 
 /// Every subscription.

@@ -22,6 +22,8 @@
 //! - `GET /metrics`: Prometheus text format, no login.
 //! - `GET /logs/download` (Administrator, Developer): the lines a `logs` filter matches,
 //!   oldest first, as a text file (see `logs`).
+//! - `GET /install/updater.sh` (no login), `GET /install/updater.sha256` and
+//!   `GET /install/updater` (an enrolment token): the one-line install (see `install`).
 //! - `GET /graphiql` and every other `GET` no route takes: the embedded dashboard (see
 //!   `dashboard`); no login, the app logs in itself.
 
@@ -31,6 +33,7 @@ mod error;
 mod files;
 mod hooks;
 mod images;
+mod install;
 mod limits;
 mod logs;
 mod metrics;
@@ -75,6 +78,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The store, for `/logs/download`.
     pub store: vupdate_store::Store,
+    /// The install script, the updater binary and the enrolment tokens.
+    pub install: crate::install::Installer,
 }
 
 /// The distribution's router, ready to serve.
@@ -96,6 +101,9 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/private-files/{kind}", get(files::list_private))
         .route("/logs/download", get(logs::download))
+        .route("/install/updater.sh", get(install::script))
+        .route("/install/updater.sha256", get(install::checksum))
+        .route("/install/updater", get(install::binary))
         .route(
             "/metrics",
             get(metrics::metrics).with_state(state.metrics.clone()),

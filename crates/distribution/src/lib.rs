@@ -19,13 +19,17 @@
 //!   log downloads, metrics, the embedded dashboard) with one error type; [`graphql`]: the schema, one part per subject, over
 //!   HTTP and WebSocket; [`metrics`]: the Prometheus figures.
 //! - [`server`]: start, serve (HTTP or HTTPS), shut down; token files for local agents.
+//! - [`install`], [`enrolment`]: the one-line install of an updater on a VM (script,
+//!   binary, enrolment tokens exchanged for an instance's updater token).
 //! - [`sources`]: the newest commit of a service's source repository.
 
 pub mod auth;
 pub mod config;
+pub mod enrolment;
 pub mod faults;
 pub mod graphql;
 pub mod http;
+pub mod install;
 /// The image store lives in its own crate, `vupdate-images`; this name keeps its old path.
 pub use vupdate_images as images;
 pub mod intake;

@@ -11,6 +11,7 @@ mod tls;
 mod token_files;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +58,9 @@ pub struct StartOptions {
     /// Runs builds for the reconcile loop (`vupdate distribution run` gives a
     /// [`ProcessRunner`](crate::reconcile::ProcessRunner)); the default fails every build.
     pub builder: Arc<dyn BuildRunner>,
+    /// The updater binary `GET /install/updater` offers VMs (`vupdate distribution run`
+    /// gives its own executable); none: the route says no binary is offered.
+    pub updater_binary: Option<PathBuf>,
 }
 
 impl Default for StartOptions {
@@ -64,6 +68,7 @@ impl Default for StartOptions {
         StartOptions {
             password_cost: PasswordCost::DEFAULT,
             builder: Arc::new(BuilderUnavailable),
+            updater_binary: None,
         }
     }
 }
@@ -250,6 +255,15 @@ impl Distribution {
             tokio::join!(tracked, split);
         });
 
+        let installer = crate::install::Installer::new(
+            &config.data_directory,
+            public_url(config, local_addr),
+            config.tls.is_some(),
+            options
+                .updater_binary
+                .clone()
+                .map(|path| crate::install::UpdaterBinary::new(path, std::env::consts::ARCH)),
+        );
         let context = ApiContext {
             info: DistributionInfo {
                 name: config.name.to_string(),
@@ -270,6 +284,7 @@ impl Distribution {
             fault_files: fault_files.clone(),
             max_history: config.versions.max_history_size as usize,
             state_lifetime: config.expiration.service_states,
+            install: installer.clone(),
         };
         let router = http::app(AppState {
             auth: auth.clone(),
@@ -280,6 +295,7 @@ impl Distribution {
             distribution: config.name.to_string(),
             metrics: metrics.clone(),
             store: context.store.clone(),
+            install: installer.clone(),
         })
         .merge(graphql::routes(
             graphql::schema(context.clone(), limits.graphql),
@@ -400,6 +416,21 @@ async fn builder_token(auth: &AuthService) -> Result<String, crate::auth::AuthEr
 
 /// The URL this server answers on from this machine: an unspecified listen address
 /// (`0.0.0.0`, `[::]`) is reached on loopback.
+/// The address VMs are told to install from: the one listened on, or, when that is every
+/// address, the instance's name with the port.
+fn public_url(config: &DistributionConfig, local: SocketAddr) -> String {
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    if local.ip().is_unspecified() {
+        format!("{scheme}://{}:{}", config.instance, local.port())
+    } else {
+        format!("{scheme}://{local}")
+    }
+}
+
 fn own_url(config: &DistributionConfig, local: SocketAddr) -> String {
     let scheme = if config.tls.is_some() {
         "https"

@@ -62,6 +62,8 @@ pub struct ApiContext {
     pub max_history: usize,
     /// How long a reported service state counts as alive (`expiration.serviceStates`).
     pub state_lifetime: std::time::Duration,
+    /// The one-line install of updaters: enrolment tokens, the install line.
+    pub install: crate::install::Installer,
 }
 
 impl std::fmt::Debug for ApiContext {

@@ -163,6 +163,9 @@ struct Status {
     synced: bool,
     /// Per service.
     services: Vec<ServiceStatus>,
+    /// The line that installs an updater on a VM, with placeholders for an enrolment
+    /// token (mutation `issueEnrolmentToken` gives one, and the whole line) and services.
+    updater_install_line: String,
 }
 
 /// The status query.
@@ -200,6 +203,9 @@ impl StatusQuery {
             state_repo,
             reconciled_commit: reconcile.commit,
             services,
+            updater_install_line: context
+                .install
+                .line("<ENROLMENT-TOKEN>", &["<SERVICES>".to_owned()]),
         })
     }
 }

@@ -131,7 +131,7 @@ fn parse_kind(kind: &str) -> Result<ImageKind, ApiError> {
     }
 }
 
-fn file_response(
+pub(super) fn file_response(
     file: tokio::fs::File,
     size: u64,
     content_type: &'static str,

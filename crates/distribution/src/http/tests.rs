@@ -95,6 +95,12 @@ async fn serve_with(
         distribution: "acme".to_owned(),
         metrics: crate::metrics::Metrics::new(),
         store,
+        install: crate::install::Installer::new(
+            dir.path(),
+            "http://127.0.0.1:1".to_owned(),
+            false,
+            None,
+        ),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");

@@ -46,12 +46,17 @@ const MUTATIONS: Table = &[
     ("setServiceStates", &["admin", "updater", "consumer"]),
     ("addLogs", &["admin", "updater", "builder"]),
     ("addFaultReport", &["admin", "updater", "consumer"]),
+    ("issueEnrolmentToken", &["admin"]),
+    ("revokeEnrolmentToken", &["admin"]),
+    // The enrolment token in the arguments is the credential.
+    ("enrolUpdater", &["-"]),
 ];
 
 /// Who may call each query.
 const QUERIES: Table = &[
     ("ping", &["-"]),
     ("distributionInfo", &["-"]),
+    ("enrolmentTokens", &["admin"]),
     ("whoAmI", &["*"]),
     ("accounts", &["admin"]),
     ("services", &["admin", "developer", "builder"]),

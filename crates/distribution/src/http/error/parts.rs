@@ -4,8 +4,24 @@
 use vupdate_state::StateError;
 use vupdate_store::StoreError;
 
+use axum::http::StatusCode;
+
 use super::ApiError;
+use crate::enrolment::EnrolmentError;
 use crate::tasks::TaskError;
+
+impl From<EnrolmentError> for ApiError {
+    fn from(error: EnrolmentError) -> ApiError {
+        let status = match &error {
+            EnrolmentError::Unknown
+            | EnrolmentError::Expired { .. }
+            | EnrolmentError::UsedUp { .. } => StatusCode::UNAUTHORIZED,
+            EnrolmentError::Invalid(_) => StatusCode::BAD_REQUEST,
+            EnrolmentError::Io { .. } => return ApiError::internal(error),
+        };
+        ApiError::refusal(status, error.code(), error.to_string())
+    }
+}
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
