@@ -25,3 +25,14 @@ if ! command -v chromium >/dev/null; then
     echo "installing chromium (Debian)" >&2
     apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
+
+# The install tests check the generated units with `systemd-analyze verify` and the
+# cloud-init user-data with `cloud-init schema` (Debian's packages; no systemd has to run).
+if ! command -v systemd-analyze >/dev/null; then
+    echo "installing systemd (for systemd-analyze)" >&2
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends systemd >/dev/null
+fi
+if ! command -v cloud-init >/dev/null; then
+    echo "installing cloud-init (for cloud-init schema)" >&2
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends cloud-init >/dev/null
+fi

@@ -56,6 +56,101 @@ pub enum UpdaterCommand {
         #[arg(long, value_name = "LIST")]
         services: Option<String>,
     },
+    /// Print the systemd unit that runs the updater (see `install` to write it).
+    SystemdUnit {
+        #[command(flatten)]
+        unit: UnitArgs,
+        /// The services' work directory (the config's `workDirectory`).
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/vupdate")]
+        work_dir: PathBuf,
+    },
+    /// Install this program as the machine's updater (what the distribution's one-line
+    /// install script runs after checking the download): enrol with the enrolment token
+    /// from VUPDATE_ENROLMENT_TOKEN, make the system user, write /etc/vupdate/updater.yaml,
+    /// the access token (0600) and the systemd unit, then start it. Running it again
+    /// changes nothing; a failure leaves nothing half-installed.
+    Install {
+        /// The distribution, e.g. `https://dist.example.com`.
+        #[arg(long, value_name = "URL")]
+        distribution_url: String,
+        /// The services to run, comma-separated, `name` or `name-role` [default: every
+        /// service the enrolment token allows].
+        #[arg(long, value_name = "LIST")]
+        services: Option<String>,
+        /// This machine's instance name [default: the host name].
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
+        /// Write everything under this directory instead of `/` (an image being built, a
+        /// test); no user is made and nothing is started.
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+        /// The system user the updater and its services run as (made when missing).
+        #[arg(long, default_value = "vupdate")]
+        user: String,
+        /// The services' work directory.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/vupdate")]
+        work_dir: PathBuf,
+        /// A PEM file of the distribution's certificate (when it is self-signed); copied
+        /// to /etc/vupdate/distribution.pem and named by the config's `caFile`.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// Where this program is installed.
+        #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/vupdate")]
+        binary: PathBuf,
+        /// Write the files but do not start the unit (a machine without systemd).
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Stop and remove the updater's unit and program; keeps its config, token and the
+    /// services' files unless --purge.
+    Uninstall {
+        /// The directory the installation was written under.
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+        /// Also remove /etc/vupdate, the work directory and the system user.
+        #[arg(long)]
+        purge: bool,
+        /// The system user.
+        #[arg(long, default_value = "vupdate")]
+        user: String,
+        /// The services' work directory.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/vupdate")]
+        work_dir: PathBuf,
+        /// Where the program was installed.
+        #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/vupdate")]
+        binary: PathBuf,
+    },
+    /// Print cloud-init user-data (#cloud-config) that installs the updater on first boot.
+    CloudInit {
+        /// The distribution, e.g. `https://dist.example.com`.
+        #[arg(long, value_name = "URL")]
+        distribution_url: String,
+        /// An enrolment token (mutation issueEnrolmentToken); give it `uses` for as many
+        /// VMs as will boot with this user-data.
+        #[arg(long)]
+        token: String,
+        /// The services, comma-separated [default: the token's].
+        #[arg(long, value_name = "LIST")]
+        services: Option<String>,
+        /// The instance name [default: each VM's host name].
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
+    },
+}
+
+/// What a systemd unit runs, and as whom.
+#[cfg(any(feature = "updater", feature = "distribution"))]
+#[derive(Debug, clap::Args)]
+pub struct UnitArgs {
+    /// The installed program.
+    #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/vupdate")]
+    pub binary: PathBuf,
+    /// The configuration file [default: /etc/vupdate/updater.yaml or distribution.yaml].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The system user (and group) it runs as.
+    #[arg(long, default_value = "vupdate")]
+    pub user: String,
 }
 
 /// `vupdate builder ...`
@@ -145,6 +240,18 @@ pub enum DistributionCommand {
         /// The configuration file (see examples/distribution.yaml).
         #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
         config: PathBuf,
+    },
+    /// Print the systemd unit that runs the distribution.
+    SystemdUnit {
+        #[command(flatten)]
+        unit: UnitArgs,
+        /// The data directory (the config's `dataDirectory`).
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "/var/lib/vupdate-distribution"
+        )]
+        data_dir: PathBuf,
     },
 }
 

@@ -26,10 +26,16 @@ pub fn run(command: DistributionCommand) -> anyhow::Result<()> {
             let program = std::env::current_exe()
                 .context("cannot find this program's own executable to run builds with")?;
             let options = StartOptions {
-                builder: Arc::new(ProcessRunner::new(BuilderProgram::new(program))),
+                builder: Arc::new(ProcessRunner::new(BuilderProgram::new(program.clone()))),
+                // VMs install the updater from this very program (it holds the updater).
+                updater_binary: Some(program),
                 ..StartOptions::default()
             };
             runtime.block_on(serve(config, options))
+        }
+        DistributionCommand::SystemdUnit { unit, data_dir } => {
+            crate::install_cmd::distribution_unit(unit, data_dir);
+            Ok(())
         }
     }
 }

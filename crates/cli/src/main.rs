@@ -25,6 +25,10 @@ mod builder_cmd;
 #[cfg(feature = "distribution")]
 mod distribution_cmd;
 mod exit;
+#[cfg(any(feature = "updater", feature = "distribution"))]
+mod install;
+#[cfg(any(feature = "updater", feature = "distribution"))]
+mod install_cmd;
 #[cfg(feature = "state")]
 mod state_cmd;
 #[cfg(feature = "updater")]
@@ -64,14 +68,19 @@ fn run(command: args::Command, verbose: u8) -> anyhow::Result<()> {
             builder_cmd::run(command)
         }
         #[cfg(feature = "updater")]
-        args::Command::Updater(command) => {
+        args::Command::Updater(args::UpdaterCommand::Run { config, services }) => {
             // Before any thread: this answers a new binary's probe (and exits), or takes
             // over the services of the updater process this one replaced by `execve`.
             // It comes after argument parsing on purpose: a new binary that cannot read
             // these arguments fails its probe instead of exiting after the `execve`.
             let startup = vupdate_updater::handover::startup();
             init_tracing(verbose, true);
-            updater_cmd::run(command, startup)
+            updater_cmd::run(&config, services, startup)
+        }
+        #[cfg(feature = "updater")]
+        args::Command::Updater(command) => {
+            init_tracing(verbose, false);
+            install_cmd::updater(command)
         }
     }
 }

@@ -24,17 +24,15 @@ use vupdate_updater::config::UpdaterConfig;
 use vupdate_updater::handover::{Startup, UPDATER_SERVICE};
 use vupdate_updater::remote::{self, Api, follow};
 
-use crate::args::UpdaterCommand;
 use crate::exit::InvalidInput;
 
 /// The variable that asks for a multi-threaded runtime of N workers.
 const THREADS_ENV: &str = "VUPDATE_THREADS";
 
-/// Runs an `updater` subcommand; `startup` is what [`vupdate_updater::handover::startup`]
+/// Runs `updater run`; `startup` is what [`vupdate_updater::handover::startup`]
 /// found (a fresh start, or services handed over by the previous process).
-pub fn run(command: UpdaterCommand, startup: Startup) -> anyhow::Result<()> {
-    let UpdaterCommand::Run { config, services } = command;
-    let prepared = load(&config).and_then(|config| {
+pub fn run(config: &Path, services: Option<String>, startup: Startup) -> anyhow::Result<()> {
+    let prepared = load(config).and_then(|config| {
         let api = link(&config)?;
         let runtime = runtime()?;
         Ok((config, api, runtime))

@@ -13,6 +13,7 @@
 //!   (graphql-transport-ws, the token in `connection_init`); one socket per subscription,
 //!   and reconnecting is the caller's choice.
 //! - [`desired`]: `clientDesiredVersions` and its live feed `clientDesiredVersionsChanged`.
+//! - [`enrol`]: `enrolUpdater`, a new VM's enrolment token for its updater's access token.
 //! - [`states`]: `setServiceStates`, an updater's report of what each service runs.
 //! - [`faults`]: fault reports, `PUT /faults/{id}` with the archive then `addFaultReport`,
 //!   safe to repeat.
@@ -34,6 +35,7 @@
 //! checks it).
 
 pub mod desired;
+pub mod enrol;
 pub mod error;
 pub mod faults;
 pub mod files;

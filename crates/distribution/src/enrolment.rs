@@ -27,7 +27,9 @@ const PREFIX: &str = "vue_";
 #[derive(Debug, thiserror::Error)]
 pub enum EnrolmentError {
     /// No token with this value was ever issued here (or it was revoked).
-    #[error("this enrolment token is not known to this distribution (mistyped, revoked, or issued by another one)")]
+    #[error(
+        "this enrolment token is not known to this distribution (mistyped, revoked, or issued by another one)"
+    )]
     Unknown,
     /// The token's time is over.
     #[error("enrolment token {id} expired at {at}; ask an administrator for a new one")]
@@ -38,7 +40,9 @@ pub enum EnrolmentError {
         at: DateTime<Utc>,
     },
     /// Every use of the token is spent.
-    #[error("enrolment token {id} is used up (it allowed {uses} installs); ask an administrator for a new one")]
+    #[error(
+        "enrolment token {id} is used up (it allowed {uses} installs); ask an administrator for a new one"
+    )]
     UsedUp {
         /// The token's id.
         id: String,
@@ -94,14 +98,20 @@ pub struct EnrolmentRecord {
 }
 
 impl EnrolmentRecord {
-    /// Whether the token may be used at `now`, or why not.
-    fn usable(&self, now: DateTime<Utc>) -> Result<(), EnrolmentError> {
+    /// Whether the token is still valid at `now`, or why not.
+    fn current(&self, now: DateTime<Utc>) -> Result<(), EnrolmentError> {
         if now >= self.expires_at {
             return Err(EnrolmentError::Expired {
                 id: self.id.clone(),
                 at: self.expires_at,
             });
         }
+        Ok(())
+    }
+
+    /// Whether the token may enrol one more instance at `now`, or why not.
+    fn usable(&self, now: DateTime<Utc>) -> Result<(), EnrolmentError> {
+        self.current(now)?;
         if self.enrolled.len() >= self.uses as usize {
             return Err(EnrolmentError::UsedUp {
                 id: self.id.clone(),
@@ -213,7 +223,8 @@ impl Enrolments {
         Ok((token, record))
     }
 
-    /// The record of `token` if it may be used at `now` (nothing is spent).
+    /// The record of `token` if it is known and not expired at `now` (used up or not:
+    /// the download it allows spends nothing, and an install run again needs it).
     pub async fn check(
         &self,
         token: &str,
@@ -225,7 +236,7 @@ impl Enrolments {
             .into_iter()
             .find(|r| r.hash == hash(token))
             .ok_or(EnrolmentError::Unknown)?;
-        record.usable(now)?;
+        record.current(now)?;
         Ok(record)
     }
 
@@ -295,15 +306,19 @@ mod tests {
         let file = std::fs::read_to_string(dir.path().join(FILE_NAME)).expect("file");
         assert!(!file.contains(&token), "the secret is never stored");
         assert!(file.contains(&record.hash));
-        assert_eq!(tokens.check(&token, at(1)).await.expect("usable").id, record.id);
+        assert_eq!(
+            tokens.check(&token, at(1)).await.expect("usable").id,
+            record.id
+        );
         tokens
             .spend(&token, "vm-1", at(1), |_| Ok(()))
             .await
             .expect("spend");
         assert!(matches!(
-            tokens.check(&token, at(1)).await,
+            tokens.spend(&token, "vm-2", at(1), |_| Ok(())).await,
             Err(EnrolmentError::UsedUp { uses: 1, .. })
         ));
+        assert!(tokens.check(&token, at(1)).await.is_ok(), "downloads go on");
     }
 
     #[tokio::test]

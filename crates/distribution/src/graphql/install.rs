@@ -194,11 +194,10 @@ impl InstallMutation {
         let services = chosen
             .iter()
             .map(|name| {
-                let (service, role) =
-                    match crate::roles::split_in_force(&in_force, name) {
-                        Some((service, role)) => (service.to_string(), Some(role.to_string())),
-                        None => (name.clone(), None),
-                    };
+                let (service, role) = match crate::roles::split_in_force(&in_force, name) {
+                    Some((service, role)) => (service.to_string(), Some(role.to_string())),
+                    None => (name.clone(), None),
+                };
                 EnrolledService { service, role }
             })
             .collect();

@@ -5,7 +5,8 @@
 //! - `GET /install/updater.sha256?arch=…` and `GET /install/updater?arch=…`
 //!   (`Authorization: Bearer <enrolment token>`, or an administrator's token): the
 //!   updater binary's SHA-256 and the binary, for that architecture (`uname -m`).
-//!   Checking the token spends nothing; the use is spent by `enrolUpdater`.
+//!   A known token that has not expired will do, used up or not: the download spends
+//!   nothing (the use is spent by `enrolUpdater`), and an install run again needs it.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -76,18 +77,20 @@ async fn admit<'a>(
             "give the enrolment token: `Authorization: Bearer <token>`",
         ));
     };
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::unauthenticated("the `Authorization` header is not visible ASCII"))?;
+    let text = value.to_str().map_err(|_| {
+        ApiError::unauthenticated("the `Authorization` header is not visible ASCII")
+    })?;
     let token = super::principal::bearer_token(text)?;
     let now = state.auth.now();
     match state.install.enrolments.check(token, now).await {
         Ok(_) => {}
         Err(EnrolmentError::Unknown) => {
             // Not an enrolment token: an administrator may fetch the binary too.
-            let principal = state.auth.authenticate(token).await.map_err(|_| {
-                ApiError::from(EnrolmentError::Unknown)
-            })?;
+            let principal = state
+                .auth
+                .authenticate(token)
+                .await
+                .map_err(|_| ApiError::from(EnrolmentError::Unknown))?;
             principal.require(&[Role::Administrator])?;
         }
         Err(error) => return Err(error.into()),

@@ -1,0 +1,179 @@
+//! `vupdate updater systemd-unit|install|uninstall|cloud-init` and `vupdate distribution
+//! systemd-unit`: raw arguments checked into the `install` module's settings.
+
+use std::path::PathBuf;
+
+use crate::args::UnitArgs;
+#[cfg(feature = "updater")]
+use crate::args::UpdaterCommand;
+#[cfg(feature = "updater")]
+use crate::exit::InvalidInput;
+use crate::install::units::{self, UnitOptions};
+
+fn unit_options(unit: UnitArgs, default_config: &str, work_directory: PathBuf) -> UnitOptions {
+    UnitOptions {
+        binary: unit.binary,
+        config: unit.config.unwrap_or_else(|| default_config.into()),
+        user: unit.user,
+        work_directory,
+    }
+}
+
+/// Prints the distribution's unit.
+#[cfg(feature = "distribution")]
+pub fn distribution_unit(unit: UnitArgs, data_dir: PathBuf) {
+    print!(
+        "{}",
+        units::distribution(&unit_options(
+            unit,
+            "/etc/vupdate/distribution.yaml",
+            data_dir
+        ))
+    );
+}
+
+/// Runs an `updater` subcommand other than `run`.
+#[cfg(feature = "updater")]
+pub fn updater(command: UpdaterCommand) -> anyhow::Result<()> {
+    use crate::install::cloud_init::CloudInit;
+    use crate::install::files::Root;
+    use crate::install::updater::{InstallSettings, UninstallSettings, install, uninstall};
+
+    match command {
+        UpdaterCommand::Run { .. } => unreachable!("`updater run` is dispatched by main"),
+        UpdaterCommand::SystemdUnit { unit, work_dir } => {
+            print!(
+                "{}",
+                units::updater(&unit_options(
+                    unit,
+                    "/etc/vupdate/updater.yaml",
+                    absolute("--work-dir", work_dir)?
+                ))
+            );
+            Ok(())
+        }
+        UpdaterCommand::Install {
+            distribution_url,
+            services,
+            instance,
+            root,
+            user,
+            work_dir,
+            ca_file,
+            binary,
+            no_start,
+        } => install(&InstallSettings {
+            distribution_url: distribution_url_arg(&distribution_url)?,
+            services: services.map(|list| list_arg(&list)).transpose()?,
+            instance: instance.unwrap_or_else(host_name),
+            root: Root::new(absolute("--root", root)?),
+            user: user_arg(user)?,
+            work_directory: absolute("--work-dir", work_dir)?,
+            ca_file,
+            binary: absolute("--binary", binary)?,
+            no_start,
+        }),
+        UpdaterCommand::Uninstall {
+            root,
+            purge,
+            user,
+            work_dir,
+            binary,
+        } => uninstall(&UninstallSettings {
+            root: Root::new(absolute("--root", root)?),
+            purge,
+            user: user_arg(user)?,
+            work_directory: absolute("--work-dir", work_dir)?,
+            binary: absolute("--binary", binary)?,
+        }),
+        UpdaterCommand::CloudInit {
+            distribution_url,
+            token,
+            services,
+            instance,
+        } => {
+            if let Some(list) = &services {
+                list_arg(list)?;
+            }
+            print!(
+                "{}",
+                CloudInit {
+                    distribution_url: distribution_url_arg(&distribution_url)?,
+                    token,
+                    services,
+                    instance,
+                }
+                .document()
+            );
+            Ok(())
+        }
+    }
+}
+
+#[cfg(feature = "updater")]
+fn absolute(flag: &str, path: PathBuf) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(InvalidInput::new(format!("{flag} {}: give an absolute path", path.display())).into())
+    }
+}
+
+#[cfg(feature = "updater")]
+fn distribution_url_arg(url: &str) -> anyhow::Result<String> {
+    let url = url.trim_end_matches('/');
+    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+    if !scheme_ok
+        || url
+            .split_once("://")
+            .is_none_or(|(_, rest)| rest.is_empty())
+    {
+        return Err(InvalidInput::new(format!(
+            "--distribution-url `{url}`: give http(s)://host[:port]"
+        ))
+        .into());
+    }
+    Ok(url.to_owned())
+}
+
+#[cfg(feature = "updater")]
+fn list_arg(list: &str) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if names.is_empty() {
+        return Err(InvalidInput::new("--services: name at least one service").into());
+    }
+    Ok(names)
+}
+
+#[cfg(feature = "updater")]
+fn user_arg(user: String) -> anyhow::Result<String> {
+    let valid = !user.is_empty()
+        && user.len() <= 32
+        && user
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        && !user.starts_with('-');
+    if valid {
+        Ok(user)
+    } else {
+        Err(InvalidInput::new(format!(
+            "--user `{user}`: a system user name is lowercase letters, digits, `_` and `-`"
+        ))
+        .into())
+    }
+}
+
+/// This machine's host name, the default instance name.
+#[cfg(feature = "updater")]
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
