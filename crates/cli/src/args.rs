@@ -241,6 +241,27 @@ pub enum DistributionCommand {
         #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
         config: PathBuf,
     },
+    /// Back up the data of a (running or stopped) distribution into a new directory: the
+    /// SQLite store (online backup), images, fault reports, private files, the JWT key,
+    /// enrolment tokens and secrets; not the state repo's history.
+    Backup {
+        /// The server's configuration file.
+        #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
+        config: PathBuf,
+        /// The new directory to write the backup to.
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Restore a backup as the data of the distribution the config describes; refuses a
+    /// data directory a server runs on or that holds anything.
+    Restore {
+        /// The configuration file of the server to restore.
+        #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
+        config: PathBuf,
+        /// The backup directory (made by `backup`).
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+    },
     /// Print the systemd unit that runs the distribution.
     SystemdUnit {
         #[command(flatten)]

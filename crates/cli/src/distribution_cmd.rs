@@ -33,6 +33,50 @@ pub fn run(command: DistributionCommand) -> anyhow::Result<()> {
             };
             runtime.block_on(serve(config, options))
         }
+        DistributionCommand::Backup { config, to } => {
+            let config = load(&config)?;
+            let manifest = vupdate_distribution::backup::backup(&config, &to)
+                .with_context(|| format!("cannot back up distribution `{}`", config.name))?;
+            println!(
+                "backed up distribution `{}` into {}: {} files, {} bytes",
+                manifest.distribution,
+                to.display(),
+                manifest.files,
+                manifest.bytes
+            );
+            if !manifest.sqlite {
+                println!(
+                    "the store is MongoDB: dump it too, e.g. `mongodump --uri <store.url> --db <store.database> --out {}/mongodb`",
+                    to.display()
+                );
+            }
+            println!(
+                "not included: the state repo's history (it lives in {})",
+                manifest.state_repo
+            );
+            Ok(())
+        }
+        DistributionCommand::Restore { config, from } => {
+            let config = load(&config)?;
+            let manifest =
+                vupdate_distribution::backup::restore(&config, &from).map_err(|error| {
+                    match error {
+                        vupdate_distribution::backup::BackupError::Refused(_) => {
+                            anyhow::Error::new(InvalidInput::new(error.to_string()))
+                        }
+                        other => anyhow::Error::new(other),
+                    }
+                    .context("nothing was restored")
+                })?;
+            println!(
+                "restored distribution `{}` (backed up {}) into {}; start it with `vupdate distribution run`; it clones the state repo again from {}",
+                manifest.distribution,
+                manifest.created_at,
+                config.data_directory.display(),
+                manifest.state_repo
+            );
+            Ok(())
+        }
         DistributionCommand::SystemdUnit { unit, data_dir } => {
             crate::install_cmd::distribution_unit(unit, data_dir);
             Ok(())

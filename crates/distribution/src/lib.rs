@@ -21,9 +21,11 @@
 //! - [`server`]: start, serve (HTTP or HTTPS), shut down; token files for local agents.
 //! - [`install`], [`enrolment`]: the one-line install of an updater on a VM (script,
 //!   binary, enrolment tokens exchanged for an instance's updater token).
+//! - [`backup`]: backup of a running server's data and restore into an empty directory.
 //! - [`sources`]: the newest commit of a service's source repository.
 
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod enrolment;
 pub mod faults;

@@ -84,6 +84,8 @@ pub struct Distribution {
     watchers: JoinHandle<()>,
     watcher: StateWatcher,
     reconciler: Reconciler,
+    /// Held while the server runs, so a restore refuses its data directory.
+    _lock: std::fs::File,
 }
 
 impl std::fmt::Debug for Distribution {
@@ -108,6 +110,12 @@ impl Distribution {
                 path: data.clone(),
                 error: source,
             })?;
+        let lock = crate::backup::lock_data_directory(data).map_err(|source| {
+            ServerError::DataDirectoryLock {
+                path: data.clone(),
+                error: source,
+            }
+        })?;
         let store = vupdate_store::open(&config.store)
             .await
             .map_err(ServerError::Store)?;
@@ -333,6 +341,7 @@ impl Distribution {
             watchers,
             watcher,
             reconciler,
+            _lock: lock,
         })
     }
 

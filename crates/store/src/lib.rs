@@ -15,6 +15,7 @@
 //!   so filters, ordering and history rules are defined once and both backends index
 //!   exactly those fields. This is why the API is a concrete `Store` over `dyn Backend`
 //!   rather than `dyn Store`: the semantics live above the trait, where they cannot drift.
+//! - [`backup`]: a consistent copy of a SQLite store while it is in use.
 //! - [`feed`]: live log following; [`expiry`] and [`schedule`]: what is removed and when;
 //!   [`clock`]: where "now" comes from.
 //! - `tests/store/conformance/` is one suite of cases, run against both backends by
@@ -60,6 +61,7 @@
 //! older updaters, given the declared services. Its progress is kept per collection
 //! (`upgrade_marks`), so each record is rewritten once.
 
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -75,6 +77,7 @@ mod mongo;
 mod sqlite;
 mod store;
 
+pub use backup::backup_sqlite;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{MongoLogs, StoreConfig};
 pub use error::StoreError;

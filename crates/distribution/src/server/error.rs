@@ -19,6 +19,14 @@ pub enum ServerError {
         /// Why.
         error: std::io::Error,
     },
+    /// The data directory cannot be locked for this server (another one runs on it).
+    #[error("cannot take the data directory {}: {error}", path.display())]
+    DataDirectoryLock {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
     /// The store cannot be opened.
     #[error("cannot open the store: {0}")]
     Store(vupdate_store::StoreError),
