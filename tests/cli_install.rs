@@ -1,7 +1,8 @@
 //! The one-line install of an updater, from the built binary against a real distribution:
 //! `curl …/install/updater.sh | sh -s -- --token … --root DIR` writes the expected files
 //! with the expected modes, an updater started from the written config runs `hello` in
-//! role `eu`, a second run changes nothing, and each bad input (wrong, expired and used-up
+//! role `eu`, a second run changes nothing, `uninstall` removes the unit and program
+//! (and with `--purge` the rest), and each bad input (wrong, expired and used-up
 //! token, unreachable distribution, checksum mismatch) says why and leaves the root
 //! untouched. Also: the generated systemd units pass `systemd-analyze verify`, and the
 //! cloud-init document passes `cloud-init schema`.
@@ -296,6 +297,31 @@ async fn one_line_installs_an_updater_that_runs_its_service_and_refuses_bad_inpu
         )
         .await;
     terminate(&mut updater);
+
+    // Uninstall keeps the config and token unless asked to purge.
+    let root_arg = root.to_str().expect("utf-8");
+    let kept = vupdate()
+        .args(["updater", "uninstall", "--root", root_arg])
+        .output()
+        .expect("uninstall");
+    assert!(kept.status.success(), "{}", text(&kept));
+    let left: Vec<PathBuf> = snapshot(&root).into_keys().collect();
+    assert_eq!(
+        left,
+        [
+            PathBuf::from("etc/vupdate/updater.token"),
+            PathBuf::from("etc/vupdate/updater.yaml")
+        ],
+        "{}",
+        text(&kept)
+    );
+    let purged = vupdate()
+        .args(["updater", "uninstall", "--purge", "--root", root_arg])
+        .output()
+        .expect("uninstall --purge");
+    assert!(purged.status.success(), "{}", text(&purged));
+    assert!(snapshot(&root).is_empty(), "{}", text(&purged));
+
     let tokens: Value = admin
         .graphql("{ enrolmentTokens { id enrolled } }", json!({}))
         .await
