@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vupdate_client::Client;
-use vupdate_test_support::{GitRepo, Patience, isolate};
+use vupdate_test_support::{Patience, isolate};
 
 #[allow(dead_code)]
 #[path = "support/distribution.rs"]
@@ -17,7 +17,7 @@ mod distribution;
 #[path = "support/hello.rs"]
 mod hello;
 
-use hello::{commit_hello_state, hello_source};
+use hello::{hello_config, hello_repos};
 
 /// Two builds on a loaded 2-core machine.
 const LIMIT: Duration = Duration::from_secs(240);
@@ -27,6 +27,18 @@ fn vupdate(args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vupdate"));
     isolate(&mut command);
     command.args(args).output().expect("run vupdate")
+}
+
+/// `vupdate distribution restore --config CONFIG --from BACKUP`.
+fn restore(config: &std::path::Path, backup: &std::path::Path) -> Output {
+    vupdate(&[
+        "distribution",
+        "restore",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--from",
+        backup.to_str().expect("utf-8"),
+    ])
 }
 
 fn text(output: &Output) -> String {
@@ -81,17 +93,8 @@ async fn add_lines(admin: &Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_of_a_running_server_restores_into_an_empty_directory() {
     let dir = TempDir::new().expect("dir");
-    let source = hello_source();
-    let remote = GitRepo::init_bare();
-    let work = GitRepo::clone_from(&remote);
-    commit_hello_state(&work, source.path());
-    work.push("origin", "main");
-    let config = |data: &str| {
-        format!(
-            "name: acme\nlisten: 127.0.0.1:0\ndataDirectory: {data}\nstateRepo:\n  url: {}\n  pollInterval: 1s\n",
-            remote.path().display()
-        )
-    };
+    let repos = hello_repos();
+    let config = |data: &str| hello_config(&repos.remote, data);
     let first_dir = dir.path().join("first");
     std::fs::create_dir_all(&first_dir).expect("dir");
     let first = distribution::start(&first_dir, &config("data")).await;
@@ -142,14 +145,7 @@ async fn a_backup_of_a_running_server_restores_into_an_empty_directory() {
     assert!(!backup.join("data/state").exists(), "no Git history");
 
     // A restore never overwrites a running server's data.
-    let refused = vupdate(&[
-        "distribution",
-        "restore",
-        "--config",
-        config_file.to_str().expect("utf-8"),
-        "--from",
-        backup.to_str().expect("utf-8"),
-    ]);
+    let refused = restore(&config_file, &backup);
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("a server runs on"),
@@ -188,8 +184,6 @@ async fn a_backup_of_a_running_server_restores_into_an_empty_directory() {
     distribution::login(&alice, "alice", "a long enough password").await;
 
     for mut server in [first.server, second.server] {
-        let pid = nix::unistd::Pid::from_raw(server.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        assert!(server.wait().expect("exit").success());
+        distribution::terminate(&mut server);
     }
 }

@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vupdate_client::Client;
-use vupdate_test_support::{GitRepo, Patience, isolate};
+use vupdate_test_support::{Patience, isolate};
 
 #[allow(dead_code)]
 #[path = "support/distribution.rs"]
@@ -24,7 +24,8 @@ mod distribution;
 #[path = "support/hello.rs"]
 mod hello;
 
-use hello::{commit_hello_state, hello_source};
+use distribution::terminate;
+use hello::{hello_config, hello_repos};
 
 /// A build and an install on a loaded 2-core machine.
 const LIMIT: Duration = Duration::from_secs(180);
@@ -123,31 +124,13 @@ fn refused(base: &str, root: &Path, args: &[&str], reason: &str) {
     );
 }
 
-fn terminate(child: &mut Child) {
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-    let status = child.wait().expect("exit");
-    assert!(status.success(), "{status}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_line_installs_an_updater_that_runs_its_service_and_refuses_bad_input() {
     let dir = TempDir::new().expect("dir");
-    let source = hello_source();
-    let remote = GitRepo::init_bare();
-    let work = GitRepo::clone_from(&remote);
-    commit_hello_state(&work, source.path());
-    work.push("origin", "main");
+    let repos = hello_repos();
     let dist = dir.path().join("dist");
     std::fs::create_dir_all(&dist).expect("dist");
-    let started = distribution::start(
-        &dist,
-        &format!(
-            "name: acme\nlisten: 127.0.0.1:0\ndataDirectory: data\nstateRepo:\n  url: {}\n  pollInterval: 1s\n",
-            remote.path().display()
-        ),
-    )
-    .await;
+    let started = distribution::start(&dist, &hello_config(&repos.remote, "data")).await;
     let (mut server, admin, base) = (started.server, started.admin, started.base);
     Patience::up_to(LIMIT)
         .eventually("the state is in force", || async {

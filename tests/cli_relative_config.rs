@@ -5,31 +5,27 @@
 //! and the distribution hears of it as `service: hello, role: eu` with a clean directory.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vupdate_client::Client;
-use vupdate_test_support::{GitRepo, isolate};
+use vupdate_test_support::isolate;
 
 #[allow(dead_code)]
 #[path = "support/distribution.rs"]
 mod distribution;
+// Shared with the other end-to-end tests.
+#[allow(dead_code)]
 #[path = "support/hello.rs"]
 mod hello;
 
-use hello::{commit_hello_state, hello_source};
+use distribution::terminate;
+use hello::hello_repos;
 
 /// How long any wait may last: a build and an install on a loaded 2-core machine.
 const LIMIT: Duration = Duration::from_secs(180);
-
-fn terminate(child: &mut Child) {
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-    let status = child.wait().expect("exit");
-    assert!(status.success(), "{status}");
-}
 
 /// Polls `query` until `check` accepts its data; fails with `what` and `logs` after [`LIMIT`].
 async fn eventually(
@@ -53,11 +49,8 @@ async fn eventually(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_programs_run_from_another_directory_with_a_relative_config() {
     let root = TempDir::new().expect("dir");
-    let source = hello_source();
-    let remote = GitRepo::init_bare();
-    let work = GitRepo::clone_from(&remote);
-    commit_hello_state(&work, source.path());
-    work.push("origin", "main");
+    let repos = hello_repos();
+    let remote = &repos.remote;
 
     // root/dist/distribution.yaml, every path in it relative; started in root.
     let dist = root.path().join("dist");

@@ -14,6 +14,7 @@
 #[allow(dead_code)]
 #[path = "../support/distribution.rs"]
 mod distribution;
+#[allow(dead_code)]
 #[path = "../support/hello.rs"]
 mod hello;
 mod scenarios;

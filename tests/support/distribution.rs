@@ -182,3 +182,11 @@ pub async fn login(client: &Client, account: &str, password: &str) -> String {
         .expect("login");
     data["login"]["token"].as_str().expect("token").to_owned()
 }
+
+/// Stops a server (or updater) with SIGTERM, as systemd does, and checks it exited cleanly.
+pub fn terminate(child: &mut Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let status = child.wait().expect("exit");
+    assert!(status.success(), "{status}");
+}

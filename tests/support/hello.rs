@@ -43,3 +43,33 @@ pub fn commit_hello_state(work: &GitRepo, source_url: &Path) {
         &Person::alice(),
     );
 }
+
+/// The repositories of a distribution that runs `hello`: its source and a bare state
+/// repo whose `main` holds [`commit_hello_state`]'s state (kept alive together).
+pub struct HelloRepos {
+    /// hello's source repository, kept for as long as the state names it.
+    _source: GitRepo,
+    /// The bare state repo a distribution follows by its path.
+    pub remote: GitRepo,
+}
+
+/// A bare state repo that wants hello `acme-1.0.0`, built from a new source repository.
+pub fn hello_repos() -> HelloRepos {
+    let source = hello_source();
+    let remote = GitRepo::init_bare();
+    let work = GitRepo::clone_from(&remote);
+    commit_hello_state(&work, source.path());
+    work.push("origin", "main");
+    HelloRepos {
+        _source: source,
+        remote,
+    }
+}
+
+/// A distribution config that follows `remote`, its data in `data`, on a free port.
+pub fn hello_config(remote: &GitRepo, data: &str) -> String {
+    format!(
+        "name: acme\nlisten: 127.0.0.1:0\ndataDirectory: {data}\nstateRepo:\n  url: {}\n  pollInterval: 1s\n",
+        remote.path().display()
+    )
+}

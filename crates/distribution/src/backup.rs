@@ -157,10 +157,10 @@ impl Copier {
             return Ok(());
         }
         let key = (meta.dev(), meta.ino());
-        if let Some(first) = self.copied.get(&key) {
-            if fs::hard_link(first, to).is_ok() {
-                return Ok(());
-            }
+        if let Some(first) = self.copied.get(&key)
+            && fs::hard_link(first, to).is_ok()
+        {
+            return Ok(());
         }
         fs::copy(from, to).map_err(io("cannot copy", from))?;
         self.files += 1;
