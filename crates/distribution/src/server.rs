@@ -271,7 +271,8 @@ impl Distribution {
                 .updater_binary
                 .clone()
                 .map(|path| crate::install::UpdaterBinary::new(path, std::env::consts::ARCH)),
-        );
+        )
+        .with_images(&config.data_directory, images.clone(), watcher.subscribe());
         let context = ApiContext {
             info: DistributionInfo {
                 name: config.name.to_string(),

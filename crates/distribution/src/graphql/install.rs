@@ -173,6 +173,7 @@ impl InstallMutation {
             .install
             .enrolments
             .spend(&token, &instance, now, |record| {
+                check_instance(&instance)?;
                 let chosen = services.clone().unwrap_or_else(|| record.services.clone());
                 if let Some(extra) = chosen.iter().find(|s| !record.services.contains(s)) {
                     return Err(EnrolmentError::Invalid(format!(
@@ -207,6 +208,23 @@ impl InstallMutation {
             services,
             distribution: context.info.name.clone(),
         })
+    }
+}
+
+/// Refuses an instance name that cannot name an account (before a use is spent).
+fn check_instance(instance: &str) -> Result<(), EnrolmentError> {
+    let valid = !instance.is_empty()
+        && instance.len() + ACCOUNT_PREFIX.len() <= 64
+        && instance
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(EnrolmentError::Invalid(format!(
+            "instance: `{instance}` is not an instance name (letters, digits, `.`, `_`, `-`; at most {} characters)",
+            64 - ACCOUNT_PREFIX.len()
+        )))
     }
 }
 

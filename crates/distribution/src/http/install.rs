@@ -8,6 +8,8 @@
 //!   A known token that has not expired will do, used up or not: the download spends
 //!   nothing (the use is spent by `enrolUpdater`), and an install run again needs it.
 
+use std::sync::Arc;
+
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -67,11 +69,11 @@ pub(super) async fn binary(
 }
 
 /// The binary for `arch`, if the request's token may have it.
-async fn admit<'a>(
-    state: &'a AppState,
+async fn admit(
+    state: &AppState,
     headers: &HeaderMap,
     arch: Option<&str>,
-) -> Result<&'a UpdaterBinary, ApiError> {
+) -> Result<Arc<UpdaterBinary>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::unauthenticated(
             "give the enrolment token: `Authorization: Bearer <token>`",
@@ -95,9 +97,9 @@ async fn admit<'a>(
         }
         Err(error) => return Err(error.into()),
     }
-    let Some(binary) = state.install.binary() else {
+    let Some(binary) = state.install.binary().await.map_err(ApiError::internal)? else {
         return Err(ApiError::not_found(
-            "this distribution offers no updater binary (its own executable could not be found)",
+            "this distribution offers no updater binary (no image of the service `updater`, and its own executable could not be found)",
         ));
     };
     let arch = arch.unwrap_or(binary.arch());
