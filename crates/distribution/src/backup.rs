@@ -54,8 +54,11 @@ pub enum BackupError {
         error: std::io::Error,
     },
     /// The store could not be copied.
-    #[error("cannot copy the store: {0}")]
-    Store(#[from] vupdate_store::StoreError),
+    #[error("cannot copy the store: {error}")]
+    Store {
+        /// Why.
+        error: vupdate_store::StoreError,
+    },
     /// What the user asked for cannot be done as asked.
     #[error("{0}")]
     Refused(String),
@@ -193,7 +196,8 @@ pub fn backup(config: &DistributionConfig, to: &Path) -> Result<Manifest, Backup
         fs::create_dir_all(&staging).map_err(io("cannot create", &staging))?;
         let sqlite = match &config.store {
             StoreConfig::Sqlite { path } => {
-                vupdate_store::backup_sqlite(path, &staging.join("store.sqlite"))?;
+                vupdate_store::backup_sqlite(path, &staging.join("store.sqlite"))
+                    .map_err(|error| BackupError::Store { error })?;
                 true
             }
             StoreConfig::Mongo { .. } => false,
