@@ -121,6 +121,33 @@ async fn filtered_logs_download_as_a_file_oldest_first() {
     );
     assert!(got.iter().all(|l| l.starts_with("api vm-2 ")), "{text}");
 
+    // A role filters apart and names the file; each line names the service in its role.
+    let in_role = r#"mutation($logs: [LogLineInput!]!) {
+      addLogs(service: "api", role: "eu", instance: "vm-2", directory: "/srv", process: "8", logs: $logs)
+    }"#;
+    harness
+        .ok(&harness.updater, in_role, json!({"logs": lines(1, 2)}))
+        .await;
+    let response = harness
+        .client
+        .get(harness.url("/logs/download?service=api&role=eu"))
+        .bearer_auth(&harness.developer)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"logs-api-eu.log\""
+    );
+    let text = response.text().await.expect("body");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "api-eu vm-2 8 2026-12-01 10:00:01.000 INFO main line 1",
+            "api-eu vm-2 8 2026-12-01 10:00:02.000 INFO main line 2"
+        ]
+    );
+
     // Who may not, and what is not a filter.
     let anonymous = harness
         .client

@@ -83,6 +83,7 @@ const QUERIES: Table = &[
     ("faults", &["admin", "developer"]),
     ("faultDistributions", &["admin", "developer"]),
     ("faultServices", &["admin", "developer"]),
+    ("faultRoles", &["admin", "developer"]),
 ];
 
 /// Who may call each subscription.
