@@ -23,8 +23,8 @@ STATUS = "{ status { stateRepo { commit } } }"
 NEW_PASSWORD = "bench password that is long enough"
 
 
-def memory_kib(pid, field):
-    """A `Vm*` figure of /proc/PID/status in KiB, or None once the process is gone."""
+def status_field(pid, field):
+    """A number of /proc/PID/status (`Vm*` in KiB, `Threads`), or None once the process is gone."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
@@ -160,15 +160,17 @@ class Sampler(threading.Thread):
         self.pid = pid
         self.max_rss_kib = max_rss_kib
         self.peak = 0
+        self.peak_threads = 0
         self.killed = False
         self.stop = threading.Event()
 
     def run(self):
         while not self.stop.is_set():
-            rss = memory_kib(self.pid, "VmRSS")
+            rss = status_field(self.pid, "VmRSS")
             if rss is None:
                 return
             self.peak = max(self.peak, rss)
+            self.peak_threads = max(self.peak_threads, status_field(self.pid, "Threads") or 0)
             if rss > self.max_rss_kib:
                 os.kill(self.pid, signal.SIGKILL)
                 self.killed = True
@@ -203,7 +205,8 @@ def main():
     token = graphql(host, port, 'mutation($p: String!) { login(account: "admin", password: $p) { token } }',
                     {"p": NEW_PASSWORD})["data"]["login"]["token"]
     time.sleep(2)
-    before = memory_kib(args.pid, "VmRSS")
+    before = status_field(args.pid, "VmRSS")
+    threads_before = status_field(args.pid, "Threads")
 
     sampler = Sampler(args.pid, args.max_rss_mb * 1024)
     health = Prober(host, port, "GET", "/health", None, {})
@@ -226,8 +229,9 @@ def main():
     time.sleep(10)
     sampler.stop.set()
     sampler.join()
-    after = memory_kib(args.pid, "VmRSS")
-    peak = max(sampler.peak, memory_kib(args.pid, "VmHWM") or 0)
+    after = status_field(args.pid, "VmRSS")
+    threads_after = status_field(args.pid, "Threads")
+    peak = max(sampler.peak, status_field(args.pid, "VmHWM") or 0)
 
     answered = sum(tally.values())
     print(f"login flood: {args.concurrency} concurrent wrong passwords for `admin` from 127.0.0.2, "
@@ -237,6 +241,7 @@ def main():
     valve = f" (killed by the safety valve at {args.max_rss_mb} MB)" if sampler.killed else ""
     print(f"RSS before {mb(before)}; peak {mb(peak)}{valve} (target < 300 MB); "
           f"10 s after {mb(after)} (target within 50 MB of before)")
+    print(f"threads before {threads_before}; peak {sampler.peak_threads}; 10 s after {threads_after}")
     print(f"GET /health during the flood: {health.summary()} (target p99 < 100 ms)")
     print(f"status query during the flood: {status.summary()} (target p99 < 100 ms)")
 

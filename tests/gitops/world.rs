@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vupdate_client::Client;
-use vupdate_test_support::{GitRepo, MAIN, Person, isolate};
+use vupdate_test_support::{GitRepo, MAIN, Patience, Person, isolate};
 
 use crate::distribution::{self, PASSWORD};
 use crate::hello::{commit_hello_state, hello_source};
@@ -330,35 +330,32 @@ impl World {
     }
 
     /// Waits until `check` gives a value; fails after [`LIMIT`] with every log.
-    pub async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    pub async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            if Instant::now() > deadline {
-                let status = self
-                    .admin
-                    .graphql::<Value>("{ status { stateRepo { commit tip lastError { commit } } services { service sync builds { version state message } instances { instance version updateError } } } }", json!({}))
-                    .await;
-                let logs: Vec<String> = self
-                    .updaters
-                    .iter()
-                    .map(|u| format!("--- updater {} ---\n{}", u.instance, u.log()))
-                    .collect();
-                panic!(
-                    "timed out waiting for {what}\nstatus: {status:#?}\n--- distribution ---\n{}\n{}",
-                    std::fs::read_to_string(distribution::log_path(self.dir.path()))
-                        .unwrap_or_default(),
-                    logs.join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let report = || async {
+            let status = self
+                .admin
+                .graphql::<Value>("{ status { stateRepo { commit tip lastError { commit } } services { service sync builds { version state message } instances { instance version updateError } } } }", json!({}))
+                .await;
+            let logs: Vec<String> = self
+                .updaters
+                .iter()
+                .map(|u| format!("--- updater {} ---\n{}", u.instance, u.log()))
+                .collect();
+            format!(
+                "status: {status:#?}\n--- distribution ---\n{}\n{}",
+                std::fs::read_to_string(distribution::log_path(self.dir.path()))
+                    .unwrap_or_default(),
+                logs.join("\n")
+            )
+        };
+        Patience::up_to(LIMIT)
+            .every(Duration::from_millis(100))
+            .eventually_or(what, check, report)
+            .await
     }
 
     /// The `status` of `hello`.

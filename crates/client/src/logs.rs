@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
+use vupdate_backoff::Backoff;
 use vupdate_core::log::Level;
 
 use crate::Client;
@@ -124,6 +125,9 @@ fn batches(lines: &[LogLine]) -> Vec<&[LogLine]> {
     }
     batches
 }
+
+/// The longest wait before a batch is sent again while the distribution is away.
+const MAX_RESEND_DELAY: Duration = Duration::from_secs(5);
 
 /// How a [`LogSender`] batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,7 +287,7 @@ async fn run(
 ) {
     let mut queue: VecDeque<LogLine> = VecDeque::new();
     let mut open = true;
-    let mut backoff = options.interval;
+    let mut backoff = Backoff::new(options.interval, MAX_RESEND_DELAY);
     loop {
         // Gather until a batch is full, the interval passed, or the sender closed.
         if open {
@@ -324,7 +328,7 @@ async fn run(
                 Ok(stored) => {
                     queue.drain(..take);
                     state.sent += stored;
-                    backoff = options.interval;
+                    backoff.reset();
                     false
                 }
                 Err(error) if error.is_transient() => {
@@ -345,8 +349,7 @@ async fn run(
             resend
         };
         if resend {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            tokio::time::sleep(backoff.next_delay()).await;
             // Lines that came meanwhile join the queue without waiting another interval.
             while let Ok(message) = receiver.try_recv() {
                 match message {

@@ -33,7 +33,7 @@ pub(crate) fn transport(method: &'static str, url: &str, source: reqwest::Error)
         method,
         url: url.to_owned(),
         // The URL is in the message already; reqwest would repeat it.
-        source: source.without_url(),
+        error: source.without_url(),
     }
 }
 

@@ -13,7 +13,9 @@
 //! - [`settings`]: the client settings merge (`.json`, `.properties`, `.conf`, `.defines`, `X.N`).
 //! - [`log`]: the `yyyy-MM-dd HH:mm:ss.SSS LEVEL unit message` log line format.
 //! - [`reconcile`]: the pure build plan (which developer and client images to build, in order).
+//! - [`error_chain`]: an error and its causes on one line, for messages that carry them.
 
+pub mod error_chain;
 pub mod log;
 pub mod macros;
 pub mod paths;

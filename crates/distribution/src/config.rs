@@ -197,12 +197,12 @@ impl ExpirationConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read the distribution config {}: {source}", path.display())]
+    #[error("cannot read the distribution config {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The YAML is malformed or a field is unknown, missing or invalid.
     #[error("{}:{}: {message}", file.display(), location.as_deref().unwrap_or("?"))]
@@ -236,7 +236,7 @@ impl DistributionConfig {
         let path = path.as_ref();
         let read_error = |source| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error: source,
         };
         let text = std::fs::read_to_string(path).map_err(read_error)?;
         let base = absolute(folder_of(path)).map_err(read_error)?;
@@ -250,7 +250,7 @@ impl DistributionConfig {
         let file = base.join(INLINE);
         let base = absolute(base).map_err(|source| ConfigError::Read {
             path: file.clone(),
-            source,
+            error: source,
         })?;
         Self::parse(text, &base, &file)
     }

@@ -99,9 +99,8 @@ impl FaultFiles {
         S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
         E: Into<ApiError>,
     {
-        let mut file = tokio::fs::File::create(tmp)
-            .await
-            .map_err(ApiError::internal)?;
+        let failed = |e| ApiError::write_failed("storing the fault archive", tmp, e);
+        let mut file = tokio::fs::File::create(tmp).await.map_err(failed)?;
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(Into::into)?;
@@ -112,9 +111,9 @@ impl FaultFiles {
                     self.max_bytes
                 )));
             }
-            file.write_all(&chunk).await.map_err(ApiError::internal)?;
+            file.write_all(&chunk).await.map_err(failed)?;
         }
-        file.sync_all().await.map_err(ApiError::internal)?;
+        file.sync_all().await.map_err(failed)?;
         Ok(size)
     }
 

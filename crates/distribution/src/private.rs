@@ -118,9 +118,8 @@ impl PrivateFiles {
             hex::encode(path.as_bytes())
         ));
         let result = async {
-            let mut file = tokio::fs::File::create(&tmp)
-                .await
-                .map_err(ApiError::internal)?;
+            let failed = |e| ApiError::write_failed("storing the private file", &tmp, e);
+            let mut file = tokio::fs::File::create(&tmp).await.map_err(failed)?;
             let mut size = 0u64;
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(Into::into)?;
@@ -131,9 +130,9 @@ impl PrivateFiles {
                         self.max_bytes
                     )));
                 }
-                file.write_all(&chunk).await.map_err(ApiError::internal)?;
+                file.write_all(&chunk).await.map_err(failed)?;
             }
-            file.sync_all().await.map_err(ApiError::internal)?;
+            file.sync_all().await.map_err(failed)?;
             tokio::fs::rename(&tmp, &target)
                 .await
                 .map_err(ApiError::internal)?;

@@ -101,7 +101,7 @@ impl Distribution {
             .await
             .map_err(|source| ServerError::DataDirectory {
                 path: data.clone(),
-                source,
+                error: source,
             })?;
         let store = vupdate_store::open(&config.store)
             .await
@@ -139,14 +139,14 @@ impl Distribution {
             .await
             .map_err(|source| ServerError::DataDirectory {
                 path: data.join("faults"),
-                source,
+                error: source,
             })?;
         let private_files =
             PrivateFiles::open(data.join("private"), limits.requests.max_private_file)
                 .await
                 .map_err(|source| ServerError::DataDirectory {
                     path: data.join("private"),
-                    source,
+                    error: source,
                 })?;
 
         let tasks = TaskManager::new(store.clone(), log_origin(config), TASK_GRACE)
@@ -174,11 +174,11 @@ impl Distribution {
                 .await
                 .map_err(|source| ServerError::Bind {
                     address: config.listen,
-                    source,
+                    error: source,
                 })?;
         let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
             address: config.listen,
-            source,
+            error: source,
         })?;
         match builder_token(&auth).await {
             Ok(token) => options.builder.attach(&ServerLink {
@@ -442,5 +442,6 @@ fn watch_config(config: &DistributionConfig) -> WatchConfig {
         branch: repo.branch.clone(),
         poll_interval: repo.poll_interval,
         max_backoff: MAX_FETCH_BACKOFF,
+        watch_files: true,
     }
 }

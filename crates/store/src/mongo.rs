@@ -63,7 +63,7 @@ async fn connect(target: &MongoTarget<'_>) -> Result<Database, StoreError> {
     let fail = |source| StoreError::ConnectMongo {
         url: redact_url(target.url),
         database: target.database.to_owned(),
-        source: Box::new(source),
+        error: Box::new(source),
     };
     let mut options = ClientOptions::parse(target.url).await.map_err(fail)?;
     options
@@ -131,7 +131,7 @@ impl MongoBackend {
                 StoreError::ConnectMongo {
                     url: redact_url(target.url),
                     database: target.database.to_owned(),
-                    source: Box::new(source),
+                    error: Box::new(source),
                 }
             })?;
         }
@@ -325,7 +325,7 @@ fn mongo_error(
     StoreError::Mongo {
         collection: collection.to_owned(),
         operation,
-        source: Box::new(source),
+        error: Box::new(source),
     }
 }
 

@@ -48,7 +48,7 @@ impl Ctx {
             path: self.path.as_ref().clone(),
             collection: self.collection,
             operation: self.operation,
-            source,
+            error: source,
         }
     }
 }
@@ -248,6 +248,10 @@ impl SqliteBackend {
                 let sequence = first + i as i64;
                 insert_doc(tx, ctx, def, sequence, now, doc)?;
                 sequences.push(sequence);
+            }
+            // Every row of the batch is written, none committed.
+            if vupdate_crashpoint::any_armed() {
+                vupdate_crashpoint::reached(&format!("store.sqlite.uncommitted.{}", def.name));
             }
             Ok(sequences)
         })

@@ -4,7 +4,8 @@
 //! once per WebSocket (from the `connection_init` payload's `Authorization` or `token`),
 //! and travels with the operation as a [`Caller`]; resolvers check roles themselves.
 //! A subscription sent by `POST` is refused by the schema: subscriptions need the socket,
-//! where the caller is known (the original let SSE subscriptions skip auth: defect 1).
+//! where the caller is known (the original answered one by server-sent events without
+//! checking who asked).
 //!
 //! A response whose error is `TOO_MANY_REQUESTS` (a throttled login) has HTTP status 429
 //! and `Retry-After`. A WebSocket message larger than `limits.graphql.maxWebSocketMessage`

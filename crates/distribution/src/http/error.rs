@@ -123,6 +123,29 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, code, message)
     }
 
+    /// The disk holding `path` is full (507 `DISK_FULL`): what could not be written, where,
+    /// and what to do. The server keeps answering reads; writes work again once there is
+    /// space. The path is sent (only accounts that may write reach this) because the person
+    /// who can free the space needs it.
+    pub fn disk_full(what: &str, path: &std::path::Path) -> ApiError {
+        let message = format!(
+            "no space left on the disk holding `{}`: {what} failed and nothing of it was kept; free space on that disk (or move the distribution's dataDirectory to a larger one), then send it again",
+            path.display()
+        );
+        tracing::error!(path = %path.display(), what, "disk full");
+        Self::new(StatusCode::INSUFFICIENT_STORAGE, "DISK_FULL", message)
+    }
+
+    /// A failed write of `path`: [`disk_full`](Self::disk_full) when the disk is full
+    /// (or the quota spent), else [`internal`](Self::internal).
+    pub fn write_failed(what: &str, path: &std::path::Path, error: std::io::Error) -> ApiError {
+        if is_disk_full(&error) {
+            Self::disk_full(what, path)
+        } else {
+            Self::internal(format!("{what}: `{}`: {error}", path.display()))
+        }
+    }
+
     /// A failure of the server (500 `INTERNAL`); `cause` is logged, never sent.
     pub fn internal(cause: impl std::fmt::Display) -> ApiError {
         ApiError {
@@ -206,6 +229,9 @@ impl From<ImageError> for ApiError {
             ImageError::RangeNotSatisfiable { size, .. } => {
                 ApiError::range_not_satisfiable(error.to_string(), size)
             }
+            ImageError::Io { path, error, .. } if is_disk_full(&error) => {
+                ApiError::disk_full("storing the image", &path)
+            }
             ImageError::Io { .. }
             | ImageError::UploadFailed { .. }
             | ImageError::Corrupt { .. }
@@ -214,6 +240,15 @@ impl From<ImageError> for ApiError {
             | ImageError::Task(_) => ApiError::internal(error),
         }
     }
+}
+
+/// Whether a file system error means the disk (or the quota) is full.
+pub(crate) fn is_disk_full(error: &std::io::Error) -> bool {
+    // ENOSPC and EDQUOT.
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 impl ApiError {
@@ -316,7 +351,7 @@ mod tests {
             ApiError::from(ImageError::Io {
                 action: "open blob",
                 path: secret.into(),
-                source: std::io::Error::other("disk on fire"),
+                error: std::io::Error::other("disk on fire"),
             }),
             ApiError::from(AuthError::Internal(format!("hashing failed in {secret}"))),
             ApiError::internal(format!("cause at {secret}")),

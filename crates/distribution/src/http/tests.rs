@@ -488,6 +488,7 @@ async fn the_git_hook_needs_a_builder_and_triggers_a_check() {
         branch: "main".to_owned(),
         poll_interval: Duration::from_secs(3600),
         max_backoff: Duration::from_secs(3600),
+        watch_files: false,
     })
     .await
     .expect("watcher");

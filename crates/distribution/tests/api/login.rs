@@ -124,53 +124,102 @@ async fn wrong_current_passwords_in_change_password_count_as_failed_logins() {
     assert_eq!(code(&answer), "TOO_MANY_REQUESTS", "{answer}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_login_flood_past_the_hashing_queue_is_refused_at_once() {
-    // One hashing thread, one waiting place, hashes at the production cost (tens of ms),
-    // and a throttle that does not get in the way: only the pool can refuse.
-    let harness = Harness::start_with(Options {
+/// A harness with one hashing thread, one waiting place, hashes at the production cost
+/// (tens of ms), and a throttle that does not get in the way: only the pool can refuse.
+async fn one_hashing_thread() -> Harness {
+    Harness::start_with(Options {
         extra_config: "limits:\n  login:\n    hashWorkers: 1\n    hashQueue: 1\n    freeFailures: 100000\n",
         password_cost: PasswordCost::DEFAULT,
         ..Options::default()
     })
-    .await;
-    // A round of 12 logins at once keeps the thread busy long enough for most to find it
-    // and its queue taken; a loaded machine may spread a round out, so a few rounds are
-    // allowed before the test gives up.
+    .await
+}
+
+/// Rounds of 12 wrong logins at once (of `account`, or of a new unknown account each
+/// when `None`) from 127.0.0.2, until one round finds the single hashing thread and its
+/// queue taken; every answer of every round. A round keeps the thread busy long enough
+/// for most logins to find it taken; a loaded machine may spread a round out, so a few
+/// rounds are allowed before the test gives up.
+async fn flood_until_refused(
+    harness: &Harness,
+    account: Option<&str>,
+) -> Vec<(u16, Option<String>, Value)> {
+    let mut all = Vec::new();
     for round in 0..5 {
-        let calls = (0..12).map(|n| {
-            let harness = &harness;
-            async move {
-                login(
-                    harness,
-                    "127.0.0.2",
-                    &format!("nobody-{round}-{n}"),
-                    "wrong!",
-                )
-                .await
-            }
+        let calls = (0..12).map(|n| async move {
+            let unknown = format!("nobody-{round}-{n}");
+            login(harness, "127.0.0.2", account.unwrap_or(&unknown), "wrong!").await
         });
         let answers = futures::future::join_all(calls).await;
-        let refused: Vec<&(u16, Option<String>, Value)> = answers
-            .iter()
-            .filter(|(_, _, answer)| code(answer) == "TOO_MANY_REQUESTS")
-            .collect();
         for (_, _, answer) in &answers {
             assert!(
                 matches!(code(answer), "TOO_MANY_REQUESTS" | "INVALID_CREDENTIALS"),
                 "{answer}"
             );
         }
-        if let Some((status, retry_after, answer)) = refused.first() {
-            assert_eq!(*status, 429, "{answer}");
-            assert_eq!(retry_after.as_deref(), Some("1"));
-            let message = answer["errors"][0]["message"].as_str().expect("message");
-            assert!(
-                message.contains("checking 1 passwords with 1 more waiting"),
-                "{message}"
-            );
-            return;
+        all.extend(answers);
+        if all
+            .iter()
+            .any(|(_, _, answer)| code(answer) == "TOO_MANY_REQUESTS")
+        {
+            return all;
         }
     }
     panic!("12 logins at once never found the single hashing thread and its queue busy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_flood_past_the_hashing_queue_is_refused_at_once() {
+    let harness = one_hashing_thread().await;
+    let answers = flood_until_refused(&harness, None).await;
+    let (status, retry_after, answer) = answers
+        .iter()
+        .find(|(_, _, answer)| code(answer) == "TOO_MANY_REQUESTS")
+        .expect("a refusal");
+    assert_eq!(*status, 429, "{answer}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    let message = answer["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("checking 1 passwords with 1 more waiting"),
+        "{message}"
+    );
+}
+
+/// How many times the store has read the `accounts` collection, from `/metrics`.
+async fn account_reads(harness: &Harness) -> u64 {
+    let metrics = harness
+        .client
+        .get(harness.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    let prefix = "vupdate_store_operation_duration_seconds_count{operation=\"find\",collection=\"accounts\",outcome=\"ok\"} ";
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix))
+        .map_or(0, |count| count.parse().expect("a count"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_refused_by_the_hashing_pool_never_reads_the_store() {
+    // Each login read its account before the pool could refuse it: a flood of refused
+    // logins cost a blocking thread (and its memory) apiece.
+    let harness = one_hashing_thread().await;
+    let before = account_reads(&harness).await;
+    let answers = flood_until_refused(&harness, Some("dev")).await;
+    let after = account_reads(&harness).await;
+    let checked = answers
+        .iter()
+        .filter(|(_, _, answer)| code(answer) == "INVALID_CREDENTIALS")
+        .count() as u64;
+    assert!(checked < answers.len() as u64, "some were refused");
+    assert_eq!(
+        after - before,
+        checked,
+        "{} logins, {checked} checked against the stored hash",
+        answers.len()
+    );
 }

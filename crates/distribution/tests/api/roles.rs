@@ -56,6 +56,7 @@ const QUERIES: Table = &[
     ("accounts", &["admin"]),
     ("services", &["admin", "developer", "builder"]),
     ("buildSettings", &["admin", "developer", "builder"]),
+    ("lastSourceCommit", &["admin", "developer"]),
     ("serviceProfiles", &["admin", "developer"]),
     ("status", &["admin", "developer", "builder"]),
     (

@@ -13,7 +13,7 @@ use vupdate_distribution::auth::PasswordCost;
 use vupdate_distribution::config::DistributionConfig;
 use vupdate_distribution::reconcile::BuildRunner;
 use vupdate_distribution::server::{Distribution, StartOptions};
-use vupdate_test_support::{GitRepo, Person};
+use vupdate_test_support::{GitRepo, Patience, Person};
 
 /// How long any wait in these tests may last before it fails.
 pub const LIMIT: Duration = Duration::from_secs(30);
@@ -297,22 +297,12 @@ impl Harness {
     }
 
     /// Waits until `check` returns `Some`, polling the API; fails after [`LIMIT`].
-    pub async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    pub async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = tokio::time::Instant::now() + LIMIT;
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        Patience::up_to(LIMIT).eventually(what, check).await
     }
 
     /// Waits until `commit` is in force.

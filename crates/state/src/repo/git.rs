@@ -34,7 +34,7 @@ fn run(dir: &Path, args: &[&str]) -> Result<Ran, StateError> {
         .output()
         .map_err(|source| StateError::GitProgram {
             args: args.join(" "),
-            source,
+            error: source,
         })?;
     if output.status.success() {
         return Ok(Ran::Ok);

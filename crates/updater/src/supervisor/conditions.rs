@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use vupdate_core::update::RestartConditions;
 
-use super::proc::{self, ProcInfo};
+use vupdate_process::ProcInfo;
+use vupdate_process::table as proc;
 
 /// A restart condition that a service passed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -133,6 +134,7 @@ mod tests {
             pid,
             ppid: 1,
             pgid: pid,
+            session: pid,
             state: 'R',
             cpu_ticks,
             start_ticks: 7,
@@ -201,8 +203,7 @@ mod tests {
             make_core: false,
             check_timeout_ms: 100,
         });
-        let me =
-            proc::read_stat(i32::try_from(std::process::id()).expect("pid")).expect("own stat");
+        let me = proc::read(i32::try_from(std::process::id()).expect("pid")).expect("own stat");
         match checker.check(&[me], Instant::now()) {
             Some(Condition::Memory { bytes, limit_bytes }) => {
                 assert_eq!(limit_bytes, 1024 * 1024);

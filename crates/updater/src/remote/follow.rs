@@ -23,10 +23,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vupdate_core::service::ServiceName;
-use vupdate_updater::agent::DesiredVersions;
+
+use vupdate_backoff::Backoff;
 
 use super::api::Api;
-use super::backoff::Backoff;
+use crate::agent::DesiredVersions;
 
 /// The file, in the work directory, that keeps the last desired versions (a leading dot:
 /// no service directory can have that name).
@@ -114,12 +115,13 @@ impl Shared {
             if *current == map {
                 return false;
             }
+            // Kept before anyone is told, so whoever this change wakes finds it on disk.
+            write_cache(&self.cache, &map);
             current.clone_from(&map);
             true
         });
         if changed {
             tracing::info!(via, versions = %describe(&map), "desired versions");
-            write_cache(&self.cache, &map);
         }
         changed
     }

@@ -42,14 +42,14 @@ impl std::fmt::Display for ImageId {
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// A file system call failed.
-    #[error("image store: cannot {action} `{path}`: {source}")]
+    #[error("image store: cannot {action} `{path}`: {error}")]
     Io {
         /// What was being done (e.g. "create directory").
         action: &'static str,
         /// The file or directory concerned.
         path: PathBuf,
         /// The operating system's error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The version already has an image; versions are immutable, so nothing was stored.
     #[error("{image} already exists (`{path}`); versions are immutable, use a new version number")]
@@ -159,7 +159,14 @@ pub enum ImageError {
     },
     /// A blocking file system task panicked or was cancelled.
     #[error("image store: background file task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
+    Task(tokio::task::JoinError),
+}
+
+/// `?` on a blocking task's join; the message carries the cause, so it is no `source`.
+impl From<tokio::task::JoinError> for ImageError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        ImageError::Task(error)
+    }
 }
 
 /// A closure that wraps an I/O error with what was done to which path.
@@ -171,6 +178,6 @@ pub(crate) fn io_err(
     move |source| ImageError::Io {
         action,
         path,
-        source,
+        error: source,
     }
 }

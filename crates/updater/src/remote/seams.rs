@@ -1,4 +1,4 @@
-//! The agent's four network seams ([`vupdate_updater::agent::Seams`]) over vupdate-client:
+//! The agent's four network seams ([`crate::agent::Seams`]) over vupdate-client:
 //! images from `GET /images/client/{service}/{version}` (resumed, verified), log batches
 //! to `addLogs`, fault reports to `PUT /faults/{id}` and `addFaultReport`, states to
 //! `setServiceStates`. Each tells the [`Api`] whether the distribution answered.
@@ -17,13 +17,14 @@ use vupdate_client::{
 };
 use vupdate_core::service::ServiceName;
 use vupdate_core::version::ClientVersion;
-use vupdate_updater::agent::Seams;
-use vupdate_updater::faults::{FaultUploader, PendingFault};
-use vupdate_updater::images::ImageSource;
-use vupdate_updater::logs::{LogSink, LogSource, SpooledLine};
-use vupdate_updater::state::{InstanceState, ServiceState, StateSink};
 
 use super::api::Api;
+use crate::Error;
+use crate::agent::Seams;
+use crate::faults::{FaultUploader, PendingFault};
+use crate::images::ImageSource;
+use crate::logs::{LogSink, LogSource, SpooledLine};
+use crate::state::{InstanceState, ServiceState, StateSink};
 
 /// The seams the agent runs with.
 pub type ApiSeams = Seams<ApiImages, ApiLogs, ApiFaults, ApiStates>;
@@ -117,13 +118,16 @@ impl LogSink for ApiLogs {
 pub struct ApiFaults(Arc<Api>);
 
 impl FaultUploader for ApiFaults {
-    type Error = anyhow::Error;
+    type Error = Error;
 
-    async fn upload(&self, fault: &PendingFault) -> Result<(), anyhow::Error> {
+    async fn upload(&self, fault: &PendingFault) -> Result<(), Error> {
         let pending = fault.clone();
         let (info, log_tail) = tokio::task::spawn_blocking(move || pending.read())
             .await
-            .map_err(|e| anyhow::anyhow!("reading fault report {}: {e}", fault.id))??;
+            .map_err(|e| Error::Stopped {
+                what: format!("reading fault report {}", fault.id),
+                reason: e.to_string(),
+            })??;
         let report = FaultReport {
             id: info.id.clone(),
             info: FaultInfoReport {
@@ -149,7 +153,11 @@ impl FaultUploader for ApiFaults {
             .retrying("fault report", move |client| async move {
                 client.send_fault_report(archive, report).await
             })
-            .await?;
+            .await
+            .map_err(|error| Error::Client {
+                url: self.0.url().to_owned(),
+                error,
+            })?;
         Ok(())
     }
 }

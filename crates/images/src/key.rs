@@ -108,24 +108,6 @@ impl ImageInfo {
     }
 }
 
-impl From<ImageInfo> for vupdate_store::model::versions::ImageInfo {
-    fn from(info: ImageInfo) -> Self {
-        vupdate_store::model::versions::ImageInfo {
-            digest: info.digest,
-            size: info.size,
-        }
-    }
-}
-
-impl From<vupdate_store::model::versions::ImageInfo> for ImageInfo {
-    fn from(info: vupdate_store::model::versions::ImageInfo) -> Self {
-        ImageInfo {
-            digest: info.digest,
-            size: info.size,
-        }
-    }
-}
-
 /// Normalises a digest given by a caller (`sha256:<hex>` or bare hex, any case) to its
 /// lowercase hex; `None` when it is not 64 hex digits.
 pub fn normalize_sha256(text: &str) -> Option<String> {

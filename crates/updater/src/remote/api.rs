@@ -10,13 +10,12 @@ use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::sync::watch;
+use vupdate_backoff::Backoff;
 use vupdate_client::{Client, ClientError};
-use vupdate_updater::config::{AccessToken, UpdaterConfig};
 
-use super::backoff::Backoff;
-use crate::exit::InvalidInput;
+use crate::Error;
+use crate::config::{AccessToken, UpdaterConfig};
 
 /// How far a retried call backs off while the distribution is away.
 const RETRY_INITIAL: Duration = Duration::from_millis(500);
@@ -43,22 +42,19 @@ pub struct Api {
 }
 
 impl Api {
-    /// The link the config describes; an unreadable token or certificate file is
-    /// invalid input.
-    pub fn new(config: &UpdaterConfig) -> anyhow::Result<Api> {
+    /// The link the config describes; an unreadable token or certificate file is an
+    /// [`Error::Io`] naming it, a client that cannot be set up an [`Error::Client`].
+    pub fn new(config: &UpdaterConfig) -> Result<Api, Error> {
         let mut builder = Client::builder(&config.distribution_url);
         if let Some(ca_file) = &config.ca_file {
-            let pem = std::fs::read(ca_file)
-                .map_err(|e| InvalidInput::new(format!("`caFile` {}: {e}", ca_file.display())))?;
+            let pem = std::fs::read(ca_file).map_err(Error::io("read the `caFile`", ca_file))?;
             builder = builder.root_certificate_pem(pem);
         }
-        let client = builder
-            .build()
-            .with_context(|| format!("cannot set up the client of {}", config.distribution_url))?;
-        let token = config
-            .access_token
-            .read()
-            .map_err(|e| InvalidInput::new(e.to_string()))?;
+        let client = builder.build().map_err(|error| Error::Client {
+            url: config.distribution_url.clone(),
+            error,
+        })?;
+        let token = config.access_token.read()?;
         Ok(Api {
             client,
             token: config.access_token.clone(),
@@ -69,6 +65,11 @@ impl Api {
             }),
             instance: config.instance.clone(),
         })
+    }
+
+    /// The distribution's URL.
+    pub fn url(&self) -> &str {
+        self.client.base_url()
     }
 
     /// A client with the current token: read again from its file, or the last one read

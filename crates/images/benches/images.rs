@@ -1,13 +1,13 @@
 //! Image store throughput: streams a 200 MB image in and out, printing MB/s and the growth
 //! of peak RSS (`VmHWM`), which stays flat because no image is ever held in memory.
 //!
-//! Run with `cargo bench -p vupdate-distribution --bench images` (set `IMAGE_BENCH_MB` to
+//! Run with `cargo bench -p vupdate-images --bench images` (set `IMAGE_BENCH_MB` to
 //! change the size).
 
 use std::time::Instant;
 
 use tokio::io::AsyncReadExt as _;
-use vupdate_distribution::images::{ImageKind, ImageStore, ImageVersion};
+use vupdate_images::{ImageKind, ImageStore, ImageVersion};
 
 const MB: usize = 1024 * 1024;
 

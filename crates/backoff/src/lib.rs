@@ -1,7 +1,12 @@
-//! Exponential backoff with jitter, for everything the updater retries while the
-//! distribution is away: each delay is drawn between half and all of a ceiling that
-//! doubles after each failure up to a maximum, so a fleet of updaters that lost the same
-//! server does not come back in lockstep.
+//! Exponential backoff with jitter, for everything vupdate retries while something it
+//! needs is away (the distribution for an updater or a builder, a state remote for the
+//! distribution): each delay is drawn between half and all of a ceiling that doubles
+//! after each failure up to a maximum, so a fleet of updaters that lost the same server
+//! does not come back in lockstep.
+//!
+//! The crate only computes delays; callers sleep (and cut a sleep short) as they need.
+//! It depends on `getrandom` alone, so the updater and the client can use it without any
+//! server crate, and the pure core stays without randomness.
 
 use std::time::Duration;
 
@@ -10,31 +15,41 @@ use std::time::Duration;
 pub struct Backoff {
     initial: Duration,
     max: Duration,
-    ceiling: Duration,
+    failures: u32,
 }
 
 impl Backoff {
     /// Delays from about `initial`, doubling, never above `max`.
     pub fn new(initial: Duration, max: Duration) -> Backoff {
-        let initial = initial.min(max);
         Backoff {
             initial,
             max,
-            ceiling: initial,
+            failures: 0,
         }
     }
 
-    /// The delay before the next attempt (the ceiling then doubles).
+    /// The delay before the next attempt, after one more failure in a row: between half
+    /// and all of [`ceiling`] for that many failures.
     pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.ceiling;
-        self.ceiling = self.ceiling.saturating_mul(2).min(self.max);
-        jittered(ceiling, random_fraction())
+        self.failures = self.failures.saturating_add(1);
+        jittered(
+            ceiling(self.initial, self.max, self.failures),
+            random_fraction(),
+        )
     }
 
     /// After a success: the next failure waits about `initial` again.
     pub fn reset(&mut self) {
-        self.ceiling = self.initial;
+        self.failures = 0;
     }
+}
+
+/// The delay ceiling after `failures` failures in a row (1 for the first): `initial`,
+/// doubled for each further failure, never above `max`. Without jitter, for a caller
+/// whose delays must be exact (a local restart resumed by another process).
+pub fn ceiling(initial: Duration, max: Duration, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(31);
+    initial.saturating_mul(1u32 << doublings).min(max)
 }
 
 /// A delay between half of `ceiling` and all of it, `fraction` (0 to 1) of the way.
@@ -73,6 +88,19 @@ mod tests {
         }
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn ceilings_double_from_the_first_failure_and_stop_at_the_maximum() {
+        let initial = Duration::from_millis(100);
+        let max = Duration::from_secs(1);
+        let ceilings: Vec<u128> = (0..7)
+            .map(|failures| ceiling(initial, max, failures).as_millis())
+            .collect();
+        assert_eq!(ceilings, [100, 100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(ceiling(initial, max, u32::MAX), max);
+        assert_eq!(ceiling(Duration::ZERO, max, 9), Duration::ZERO);
+        assert_eq!(ceiling(Duration::from_secs(60), max, 1), max);
     }
 
     #[test]

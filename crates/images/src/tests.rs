@@ -539,7 +539,7 @@ async fn put_file_streams_a_file_in() {
     );
 }
 
-/// Streams 200 MB through the store; run with `cargo test -p vupdate-distribution
+/// Streams 200 MB through the store; run with `cargo test -p vupdate-images
 /// --release -- --ignored large`. Memory is measured by `benches/images.rs`.
 #[tokio::test]
 #[ignore = "streams 200 MB; slow in debug builds"]

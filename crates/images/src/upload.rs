@@ -199,6 +199,7 @@ impl Upload {
                 fs::rename(&tmp, &blob).map_err(io_err("move upload into blob", &blob))?;
                 sync_dir(dir)?;
             }
+            vupdate_crashpoint::reached("images.blob-stored");
             let json = serde_json::to_vec_pretty(&info2).expect("ImageInfo always serialises");
             publish_new(&tmp_dir, &ref_path, &json)
         })

@@ -3,12 +3,13 @@
 
 use std::io::Write as _;
 
-use vupdate_builder::BuildLog;
 use vupdate_client::{Client, LogSender, LogSenderOptions, LogSource};
 use vupdate_core::log::Level;
 
+use crate::BuildLog;
+
 /// A build log that streams to the distribution's `addLogs` and prints each line.
-pub struct ApiLog {
+pub(super) struct ApiLog {
     sender: LogSender,
 }
 

@@ -11,8 +11,8 @@
 //! **Invariants.** A ref is written last, with no-clobber semantics, and only after its blob
 //! is synced in place, so every visible version has its complete bytes; an interrupted
 //! upload leaves at most a file in `tmp/`. A version that has a ref is never overwritten
-//! (the original system overwrote the image before its database insert failed, parity
-//! defect 11): [`ImageStore::begin_upload`] refuses it before any byte is stored and
+//! (vUpdate, the original, overwrote the image and only then found that its database
+//! insert failed): [`ImageStore::begin_upload`] refuses it before any byte is stored and
 //! [`Upload::finish`] refuses it again, race-free, when publishing. Blobs are shared by
 //! every ref with the same content and removed only by [`ImageStore::gc`].
 //!
@@ -20,7 +20,12 @@
 //! discard another live process's uploads. Clone the handle instead of opening twice.
 //!
 //! **Boundary.** The store crate's version records carry the same digest and size; this
-//! module does not talk to it: the caller stores the image here first, then the record.
+//! crate does not talk to it (it depends on core only): the caller stores the image here
+//! first, then the record.
+//!
+//! Modules: `key` (kinds, versions, digests, [`ImageInfo`]), `upload` (streaming in),
+//! `read` (streaming out, ranges, verification), `fsutil` (durable renames and hard
+//! links), `error` ([`ImageError`]).
 
 mod error;
 mod fsutil;
