@@ -1,5 +1,6 @@
 // The dashboard in a real browser (Debian's Chromium through playwright-core) against the
-// real `vupdate` binary, a real state repo and a real updater running `hello`. The
+// real `vupdate` binary, a real state repo and a real updater running `hello`, in no role
+// and in role `blue`. The
 // scenarios share one world and run in order, as one person would use it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +23,7 @@ const downloads = outputDir('downloads');
 
 before(async () => {
   world = await World.start({
+    roles: ['blue'],
     sources: { slow: { 'update.json': SLOW_UPDATE_JSON } },
     services: { slow: 'developer:\n  sources:\n    - name: slow\n      git:\n        url: %%DIR%%/slow\n        branch: main\n' },
   });
@@ -168,6 +170,38 @@ test("a service's logs are filtered and downloaded as a file", async () => {
     assert.match(line, /^hello vm-1 \d+ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO hello /);
     assert.match(line, /marker-\d/);
   }
+});
+
+test("a role's logs are filtered apart and downloaded; versions and the overview show the role", async () => {
+  await eventually('hello running in role blue', async () => (await world.serving('blue')) !== null);
+  const port = readFileSync(join(world.vm, 'hello-blue/current/port'), 'utf8').trim();
+  for (const n of [1, 2]) await fetch(`http://127.0.0.1:${port}/blue-${n}`);
+  await page.goto(`${world.base}/logs?service=hello&find=GET`);
+  await page.getByLabel('Role', { exact: true }).click();
+  await page.getByRole('option', { name: 'blue', exact: true }).click();
+  await page.waitForURL(/role=blue/);
+  const lines = page.getByTestId('log-lines');
+  await eventually("blue's request lines", async () => {
+    await page.getByRole('button', { name: '↓ Newer' }).click();
+    return (await lines.getByText(/GET \/blue-2/).count()) > 0;
+  });
+  assert.equal(await lines.getByText(/GET \/marker-/).count(), 0, 'hello in no role is filtered out');
+  await lines.getByText(/^hello-blue vm-1 \d+/).first().waitFor();
+  await shot(page, shots, 'logs-role');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download' }).click()]);
+  assert.equal(download.suggestedFilename(), 'logs-hello-blue.log');
+  const file = join(downloads, 'logs-hello-blue.log');
+  await download.saveAs(file);
+  const saved = readFileSync(file, 'utf8').trim().split('\n');
+  assert.ok(saved.some((line) => line.includes('GET /blue-2')), saved.join('\n'));
+  for (const line of saved) assert.match(line, /^hello-blue vm-1 \d+ /);
+
+  await page.goto(`${world.base}/versions`);
+  await page.getByRole('row').filter({ hasText: 'blue' }).filter({ hasText: 'hello' }).first().waitFor();
+  await page.goto(`${world.base}/`);
+  const instances = page.locator('[role=row][data-service=hello] [data-testid=instances]');
+  await instances.filter({ hasText: '1 role' }).waitFor();
+  assert.match(await instances.getAttribute('title'), /^no role: \d+ on, \d+ off\nblue: \d+ on, \d+ off$/);
 });
 
 test('a Developer sees no account settings and cannot reach them by URL', async () => {
