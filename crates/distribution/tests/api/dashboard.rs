@@ -288,3 +288,33 @@ async fn the_dashboard_is_served_from_the_binary_with_a_history_fallback() {
     assert!(body.is_empty());
     assert!(graphiql.contains("id=\"graphiql\""), "{graphiql}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_changed_pushes_when_states_are_reported() {
+    let harness = Harness::start().await;
+    let mut socket = harness.socket(&harness.developer).await;
+    socket
+        .subscribe("1", "subscription { statusChanged }", json!({}))
+        .await;
+    let next = async |socket: &mut super::support::Socket| {
+        let message = socket.next_message().await;
+        assert_eq!(message["type"], "next", "{message}");
+        message["payload"]["data"]["statusChanged"]
+            .as_i64()
+            .expect("a count")
+    };
+    assert_eq!(next(&mut socket).await, 0, "a first value at once");
+
+    let report = r#"mutation($states: [ServiceStateInput!]!) { setServiceStates(states: $states) }"#;
+    let mut seen = 0;
+    for version in ["acme-1.0.0", "acme-1.0.1"] {
+        let state = json!([{"instance": "vm-1", "service": "api", "directory": "/srv/api",
+                            "state": {"time": chrono::Utc::now().to_rfc3339(), "version": version}}]);
+        harness
+            .ok(&harness.updater, report, json!({"states": state}))
+            .await;
+        let count = next(&mut socket).await;
+        assert!(count > seen, "a report is a change: {count} after {seen}");
+        seen = count;
+    }
+}

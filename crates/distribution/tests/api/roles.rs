@@ -94,6 +94,7 @@ const SUBSCRIPTIONS: Table = &[
         &["admin", "developer", "builder", "updater"],
     ),
     ("logs", &["admin", "developer", "consumer"]),
+    ("statusChanged", &["admin", "developer", "builder"]),
 ];
 
 const INTROSPECTION: &str = r#"{
