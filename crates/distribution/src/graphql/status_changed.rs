@@ -52,7 +52,8 @@ impl StatusSubscription {
                 .boxed(),
         ];
         // The feed ends when the state watcher does (the server stops), whatever the rest do.
-        let changes = futures::stream::select_all(sources).take_until(ended(WatchStream::from_changes(context.in_force.clone())));
+        let changes = futures::stream::select_all(sources)
+            .take_until(ended(WatchStream::from_changes(context.in_force.clone())));
         let start = Feed {
             changes: changes.boxed(),
             count: 0,
@@ -61,7 +62,10 @@ impl StatusSubscription {
         Ok(futures::stream::unfold(start, |mut feed| async move {
             if feed.last.is_some() {
                 feed.changes.next().await?;
-                if let Some(wait) = feed.last.and_then(|last| THROTTLE.checked_sub(last.elapsed())) {
+                if let Some(wait) = feed
+                    .last
+                    .and_then(|last| THROTTLE.checked_sub(last.elapsed()))
+                {
                     tokio::time::sleep(wait).await;
                 }
                 // What came while waiting is in the one change sent now.

@@ -305,7 +305,8 @@ async fn status_changed_pushes_when_states_are_reported() {
     };
     assert_eq!(next(&mut socket).await, 0, "a first value at once");
 
-    let report = r#"mutation($states: [ServiceStateInput!]!) { setServiceStates(states: $states) }"#;
+    let report =
+        r#"mutation($states: [ServiceStateInput!]!) { setServiceStates(states: $states) }"#;
     let mut seen = 0;
     for version in ["acme-1.0.0", "acme-1.0.1"] {
         let state = json!([{"instance": "vm-1", "service": "api", "directory": "/srv/api",
