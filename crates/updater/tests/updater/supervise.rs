@@ -177,6 +177,8 @@ async fn a_memory_hog_is_restarted_by_its_condition() {
 async fn a_cpu_hog_is_restarted_by_its_condition_with_sigquit_for_a_core() {
     let work = tempfile::tempdir().expect("tempdir");
     let mut run = sh("echo spinning; while :; do :; done");
+    // Writing the core can take seconds on a busy disk; SIGKILL must not cut it.
+    run.stop_timeout_ms = 20_000;
     // Low enough to pass on a loaded 2-core machine, where the hog gets less than a core.
     run.restart_conditions = Some(RestartConditions {
         max_memory_mb: None,
