@@ -16,7 +16,19 @@ use vupdate_updater::supervisor::{
 
 use crate::support::*;
 
+/// Makes SIGINT and SIGQUIT handled in this test process, as the updater's program does
+/// (`stop_signal` in the CLI): a test runner started with `&` from a script inherits them
+/// ignored, and the services would inherit that (a shell cannot even trap them).
+fn handle_stop_signals() {
+    use tokio::signal::unix::{SignalKind, signal};
+    for kind in [SignalKind::interrupt(), SignalKind::quit()] {
+        // The handler stays installed once registered; the stream itself is not needed.
+        drop(signal(kind).expect("a signal handler"));
+    }
+}
+
 fn options(cgroups: CgroupMode) -> SupervisorOptions {
+    handle_stop_signals();
     SupervisorOptions {
         restart: RestartPolicy {
             initial_delay: Duration::from_millis(50),
