@@ -25,6 +25,7 @@ mod schema_test;
 mod settings;
 mod states;
 mod status;
+mod status_changed;
 mod tasks;
 mod transport;
 mod types;
@@ -73,7 +74,11 @@ pub struct Mutation(
 
 /// Every subscription.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(desired::DesiredSubscription, logs::LogsSubscription);
+pub struct Subscription(
+    desired::DesiredSubscription,
+    logs::LogsSubscription,
+    status_changed::StatusSubscription,
+);
 
 /// The distribution's schema.
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;

@@ -70,6 +70,17 @@ struct InstanceStatus {
     time: DateTime<Utc>,
 }
 
+/// A service's instances in one role.
+#[derive(SimpleObject)]
+struct RoleInstances {
+    /// The role (null: the instances that run in none).
+    role: Option<String>,
+    /// How many run the desired client version.
+    instances_on_desired: usize,
+    /// How many do not.
+    instances_not_on_desired: usize,
+}
+
 /// One service's status.
 #[derive(SimpleObject)]
 struct ServiceStatus {
@@ -93,6 +104,8 @@ struct ServiceStatus {
     instances_on_desired: usize,
     /// How many do not.
     instances_not_on_desired: usize,
+    /// The same counts by role, the instances in no role first; empty when none reports.
+    roles: Vec<RoleInstances>,
 }
 
 /// A problem of an invalid commit.
@@ -294,10 +307,32 @@ async fn services(
             builds,
             instances_not_on_desired: instances.len() - on,
             instances_on_desired: on,
+            roles: by_role(&instances),
             instances,
         });
     }
     Ok(list)
+}
+
+/// The instances' counts by role (`None`, no role, sorts first).
+fn by_role(instances: &[InstanceStatus]) -> Vec<RoleInstances> {
+    let mut counts: BTreeMap<Option<&str>, (usize, usize)> = BTreeMap::new();
+    for instance in instances {
+        let (on, off) = counts.entry(instance.role.as_deref()).or_default();
+        if instance.on_desired {
+            *on += 1;
+        } else {
+            *off += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(role, (on, off))| RoleInstances {
+            role: role.map(str::to_owned),
+            instances_on_desired: on,
+            instances_not_on_desired: off,
+        })
+        .collect()
 }
 
 fn build_status(service: &ServiceName, key: &BuildKey, build: &BuildState) -> Option<BuildStatus> {

@@ -84,6 +84,7 @@ const QUERIES: Table = &[
     ("faults", &["admin", "developer"]),
     ("faultDistributions", &["admin", "developer"]),
     ("faultServices", &["admin", "developer"]),
+    ("faultRoles", &["admin", "developer"]),
 ];
 
 /// Who may call each subscription.
@@ -93,6 +94,7 @@ const SUBSCRIPTIONS: Table = &[
         &["admin", "developer", "builder", "updater"],
     ),
     ("logs", &["admin", "developer", "consumer"]),
+    ("statusChanged", &["admin", "developer", "builder"]),
 ];
 
 const INTROSPECTION: &str = r#"{
