@@ -99,6 +99,8 @@ impl From<&ClientBuild> for ClientSettings {
 struct ServiceSettings {
     /// The service; empty for `common.yaml`.
     service: String,
+    /// The provider whose distribution runs the builds (with these settings); null: here.
+    builder: Option<String>,
     /// Developer builds; null when the service is received from a provider.
     developer: Option<DeveloperSettings>,
     /// Client builds; null when there is nothing to customise.
@@ -162,6 +164,7 @@ impl SettingsQuery {
         };
         Ok(ServiceSettings {
             service: name,
+            builder: settings.builder.clone(),
             developer: settings.developer.as_ref().map(DeveloperSettings::from),
             client: settings.client.as_ref().map(ClientSettings::from),
         })
@@ -280,11 +283,14 @@ pub struct SettingsMutation;
 impl SettingsMutation {
     /// Sets the build settings of `service` (`services/<service>.yaml`, created when new) or,
     /// with `service` empty, of `common.yaml`, as one commit on top of `expectedRevision`.
-    /// A part left null is removed. Only the changed lines of the file change.
+    /// A part left null is removed. Only the changed lines of the file change. `builder`
+    /// names a provider of `providers.yaml` whose distribution runs the builds.
+    #[allow(clippy::too_many_arguments)]
     async fn set_build_settings(
         &self,
         ctx: &Context<'_>,
         service: String,
+        builder: Option<String>,
         developer: Option<DeveloperSettingsInput>,
         client: Option<ClientSettingsInput>,
         expected_revision: String,
@@ -292,6 +298,7 @@ impl SettingsMutation {
     ) -> async_graphql::Result<StateRevision> {
         let principal = require(ctx, EDITORS)?;
         let settings = Settings {
+            builder: builder.filter(|b| !b.is_empty()),
             developer: developer
                 .map(DeveloperSettingsInput::into_build)
                 .transpose()

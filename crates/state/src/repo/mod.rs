@@ -11,6 +11,7 @@
 mod clone;
 mod git;
 mod history;
+mod propose;
 mod read;
 mod remote;
 mod revision;

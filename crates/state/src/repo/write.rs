@@ -42,24 +42,10 @@ impl StateRepo {
         let _entered = span.enter();
         let repo = self.start_change()?;
         let parent = self.checked_parent(&repo, expected_parent)?;
-        let parent_tree = self.tree_of(&repo, parent)?;
-        let files = self.files_in_tree(&repo, parent_tree)?;
-        let edited = edit
-            .apply(&files, Utc::now())
-            .map_err(|errors| StateError::InvalidEdit {
-                parent: parent.to_string(),
-                errors,
-            })?;
-        if edited == files {
+        let Some(commit) = self.edit_commit(&repo, edit, parent, author, message)? else {
             tracing::info!("the edit changes nothing; no commit made");
             return self.revision(&repo, parent);
-        }
-        State::parse(&edited).map_err(|errors| StateError::InvalidEdit {
-            parent: parent.to_string(),
-            errors,
-        })?;
-        let tree = self.write_tree(&repo, parent_tree, &files, &edited)?;
-        let commit = self.write_commit(&repo, tree, &[parent], author, message)?;
+        };
         span.record("commit", tracing::field::display(commit));
         self.publish(&repo, parent, commit)?;
         tracing::info!(%commit, "edit committed");
@@ -212,8 +198,39 @@ impl StateRepo {
             .detach())
     }
 
+    /// The commit (written, on no branch yet) that makes `edit` on top of `parent` with
+    /// `author` and `message`, after the edited state validated as a whole; `None` when the
+    /// edit changes nothing.
+    pub(super) fn edit_commit(
+        &self,
+        repo: &gix::Repository,
+        edit: StateEdit,
+        parent: ObjectId,
+        author: &Author,
+        message: &str,
+    ) -> Result<Option<ObjectId>, StateError> {
+        let parent_tree = self.tree_of(repo, parent)?;
+        let files = self.files_in_tree(repo, parent_tree)?;
+        let edited = edit
+            .apply(&files, Utc::now())
+            .map_err(|errors| StateError::InvalidEdit {
+                parent: parent.to_string(),
+                errors,
+            })?;
+        if edited == files {
+            return Ok(None);
+        }
+        State::parse(&edited).map_err(|errors| StateError::InvalidEdit {
+            parent: parent.to_string(),
+            errors,
+        })?;
+        let tree = self.write_tree(repo, parent_tree, &files, &edited)?;
+        self.write_commit(repo, tree, &[parent], author, message)
+            .map(Some)
+    }
+
     /// Fetches when a remote is set, and returns the repository handle to change it with.
-    fn start_change(&self) -> Result<gix::Repository, StateError> {
+    pub(super) fn start_change(&self) -> Result<gix::Repository, StateError> {
         if self.remote.is_some() {
             self.fetch()?;
         }
@@ -221,7 +238,7 @@ impl StateRepo {
     }
 
     /// The tip, when it is the commit `expected` names; [`StateError::Stale`] otherwise.
-    fn checked_parent(
+    pub(super) fn checked_parent(
         &self,
         repo: &gix::Repository,
         expected: &str,
