@@ -146,6 +146,40 @@ pub enum DistributionCommand {
         #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
         config: PathBuf,
     },
+    /// Manage the named secrets of a distribution's data directory (a provider's access
+    /// token); works whether the server runs or not, and a running server uses a new
+    /// value at its next use.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+/// `vupdate distribution secret ...`
+#[cfg(feature = "distribution")]
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Set secret NAME to the value read from stdin (one trailing newline is dropped), e.g.
+    /// `vupdate distribution secret set jetto-token < token.txt`.
+    Set {
+        /// The secret's name, as `accessTokenSecret` in providers.yaml names it.
+        name: String,
+        /// The distribution's configuration file (its data directory holds the secrets).
+        #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// List the secrets' names and when each was set (never their values).
+    List {
+        /// The distribution's configuration file.
+        #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Remove secret NAME.
+    Remove {
+        /// The secret's name.
+        name: String,
+        /// The distribution's configuration file.
+        #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 /// Which state repository and branch a command works on.

@@ -22,6 +22,7 @@ mod records;
 mod result;
 #[cfg(test)]
 mod schema_test;
+mod secrets;
 mod settings;
 mod states;
 mod status;
@@ -49,6 +50,7 @@ pub struct Query(
     logs::LogsQuery,
     faults::FaultsQuery,
     status::StatusQuery,
+    secrets::SecretsQuery,
 );
 
 /// Every mutation, one part per subject.
@@ -64,6 +66,7 @@ pub struct Mutation(
     logs::LogsMutation,
     faults::FaultsMutation,
     status::StatusMutation,
+    secrets::SecretsMutation,
 );
 
 /// Every subscription.

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod private;
 pub mod reconcile;
 pub mod retention;
+pub mod secrets;
 pub mod server;
 pub mod state_reports;
 pub mod tasks;

@@ -31,6 +31,7 @@ use crate::reconcile::{
     BuildRunner, BuilderUnavailable, GenerationLink, ReconcileConfig, ReconcileStatus, Reconciler,
     ServerLink,
 };
+use crate::secrets::Secrets;
 use crate::state_reports::StateReports;
 use crate::tasks::{LogOrigin, TaskManager};
 use crate::watcher::{InForce, RepoSource, StateWatcher, WatchConfig};
@@ -138,6 +139,8 @@ impl Distribution {
                 path: data.join("private"),
                 source,
             })?;
+
+        let secrets = Secrets::open(data).map_err(ServerError::Secrets)?;
 
         let tasks = TaskManager::new(store.clone(), log_origin(config), TASK_GRACE)
             .with_metrics(metrics.clone());
@@ -247,6 +250,7 @@ impl Distribution {
             state_reports: StateReports::start(store.clone()),
             store,
             fault_files: fault_files.clone(),
+            secrets,
             max_history: config.versions.max_history_size as usize,
             state_lifetime: config.expiration.service_states,
         };

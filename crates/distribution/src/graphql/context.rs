@@ -14,6 +14,7 @@ use crate::http::ApiError;
 use crate::images::ImageStore;
 use crate::intake::LogIntake;
 use crate::reconcile::ReconcileHandle;
+use crate::secrets::Secrets;
 use crate::state_reports::StateReports;
 use crate::tasks::TaskManager;
 use crate::watcher::{InForce, WatchStatus, WatchTrigger};
@@ -58,6 +59,8 @@ pub struct ApiContext {
     pub state_reports: StateReports,
     /// Fault report archives.
     pub fault_files: FaultFiles,
+    /// Named secrets (providers' access tokens).
+    pub secrets: Secrets,
     /// How many versions of each kind are kept per service (`versions.maxHistorySize`).
     pub max_history: usize,
     /// How long a reported service state counts as alive (`expiration.serviceStates`).

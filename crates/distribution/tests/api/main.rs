@@ -11,12 +11,14 @@
 //! - `reports`: states, logs (deduplicated, followed live) and fault reports.
 //! - `tls`: HTTPS from the configured PEM files; a bad key file names both files.
 //! - `builds`: build tasks for desired versions, their status, and recovery after a restart.
+//! - `secrets`: named secrets set by an administrator, listed without their values.
 
 mod builds;
 mod desired;
 mod images;
 mod reports;
 mod roles;
+mod secrets;
 mod support;
 mod tls;
 mod watch;

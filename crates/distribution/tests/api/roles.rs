@@ -40,6 +40,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("setServiceStates", &["admin", "updater", "consumer"]),
     ("addLogs", &["admin", "updater", "builder"]),
     ("addFaultReport", &["admin", "updater", "consumer"]),
+    ("setSecret", &["admin"]),
+    ("removeSecret", &["admin"]),
 ];
 
 const INTROSPECTION: &str = r#"{
