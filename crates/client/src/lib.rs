@@ -20,6 +20,8 @@
 //! - [`files`]: `GET /private-files/...` to a file.
 //! - [`logs`]: `addLogs` batches, and [`logs::LogSender`], which batches lines as they come
 //!   and numbers them so a resend never duplicates a line.
+//! - [`mesh`]: a consumer distribution's calls to its provider (the versions offered,
+//!   tested marks, installed versions).
 //! - [`versions`]: version records (`addDeveloperVersionInfo`, `addClientVersionInfo`,
 //!   `developerVersionsInfo`, `clientVersionsInfo`).
 //! - [`error`]: [`ClientError`]; `transport` (internal): requests and REST error bodies.
@@ -37,6 +39,7 @@ pub mod files;
 pub mod graphql;
 pub mod images;
 pub mod logs;
+pub mod mesh;
 pub mod states;
 pub mod subscription;
 mod transport;
@@ -50,6 +53,7 @@ pub use error::{ClientError, GraphqlError};
 pub use faults::{ArchiveUpload, FaultFileReport, FaultInfoReport, FaultReport};
 pub use images::{DownloadedImage, ImageKind, ImageRef, UploadedImage};
 pub use logs::{LogLine, LogSender, LogSenderOptions, LogSource};
+pub use mesh::{Offer, OfferFeed};
 pub use states::{ServiceStateReport, StateReport, UpdateErrorReport};
 pub use subscription::Subscription;
 pub use versions::{

@@ -12,12 +12,14 @@
 //!   rewrites it).
 
 mod accounts;
+mod consumers;
 mod context;
 mod desired;
 mod faults;
 mod general;
 mod logs;
 mod page;
+mod providers;
 mod records;
 mod result;
 #[cfg(test)]
@@ -33,7 +35,7 @@ mod versions;
 
 use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema};
 
-pub use context::{ApiContext, Caller, DistributionInfo, require};
+pub use context::{ApiContext, Caller, DistributionInfo, TIP_ATTEMPTS, require};
 pub use result::ApiResult;
 pub use transport::routes;
 
@@ -51,6 +53,8 @@ pub struct Query(
     faults::FaultsQuery,
     status::StatusQuery,
     secrets::SecretsQuery,
+    consumers::ConsumersQuery,
+    providers::ProvidersQuery,
 );
 
 /// Every mutation, one part per subject.
@@ -67,11 +71,17 @@ pub struct Mutation(
     faults::FaultsMutation,
     status::StatusMutation,
     secrets::SecretsMutation,
+    consumers::ConsumersMutation,
+    providers::ProvidersMutation,
 );
 
 /// Every subscription.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(desired::DesiredSubscription, logs::LogsSubscription);
+pub struct Subscription(
+    desired::DesiredSubscription,
+    logs::LogsSubscription,
+    consumers::ConsumersSubscription,
+);
 
 /// The distribution's schema.
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;

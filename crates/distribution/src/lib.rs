@@ -13,11 +13,13 @@
 
 pub mod auth;
 pub mod config;
+pub mod consumers;
 pub mod faults;
 pub mod graphql;
 pub mod http;
 pub mod images;
 pub mod intake;
+pub mod mesh;
 pub mod metrics;
 pub mod private;
 pub mod reconcile;

@@ -28,6 +28,7 @@
 mod generation;
 mod process;
 
+pub(crate) use generation::newest_record;
 pub use generation::{GenerationLink, GenerationOutcome, distribution_author};
 pub use process::{BuilderProgram, ProcessRunner, ServerLink};
 pub use vupdate_state::{client_settings_hash, service_settings_hash};
@@ -199,6 +200,10 @@ pub enum RebuildRefused {
     Stopped,
 }
 
+/// Client versions wanted although no desired list names them yet, by who wants them (a
+/// provider whose offer needs its client images before it is committed).
+type Wanted = Arc<Mutex<BTreeMap<String, BTreeMap<ServiceName, ClientVersion>>>>;
+
 /// What the API asks of the loop and waits for.
 #[derive(Debug)]
 enum Request {
@@ -213,6 +218,7 @@ pub struct ReconcileHandle {
     wake: Arc<Notify>,
     retry: Arc<Notify>,
     requests: mpsc::UnboundedSender<Request>,
+    wanted: Wanted,
 }
 
 impl ReconcileHandle {
@@ -236,6 +242,22 @@ impl ReconcileHandle {
         self.retry.notify_one();
     }
 
+    /// Asks for the client images of `clients` although no desired list names them (yet):
+    /// what `source` (e.g. `provider jetto`) wants replaces what it wanted before; an
+    /// empty list withdraws it. Their developer images must exist here, else they wait.
+    pub fn want_clients(&self, source: &str, clients: BTreeMap<ServiceName, ClientVersion>) {
+        let mut wanted = self.wanted.lock().unwrap_or_else(PoisonError::into_inner);
+        let changed = if clients.is_empty() {
+            wanted.remove(source).is_some()
+        } else {
+            wanted.insert(source.to_owned(), clients.clone()) != Some(clients)
+        };
+        drop(wanted);
+        if changed {
+            self.wake.notify_one();
+        }
+    }
+
     /// Starts a client generation check of `service` now (a settings repository changed,
     /// which the state repo cannot show), whatever the stamps and the memory of earlier
     /// checks say; returns its task id.
@@ -255,6 +277,7 @@ pub struct Reconciler {
     wake: Arc<Notify>,
     retry: Arc<Notify>,
     requests: mpsc::UnboundedSender<Request>,
+    wanted: Wanted,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -276,7 +299,9 @@ impl Reconciler {
         let (stop, stopped) = watch::channel(false);
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let (requests, requests_rx) = mpsc::unbounded_channel();
+        let wanted = Wanted::default();
         let state = Loop {
+            wanted: Arc::clone(&wanted),
             config,
             in_force,
             images,
@@ -301,6 +326,7 @@ impl Reconciler {
             wake,
             retry,
             requests,
+            wanted,
             stop,
             task,
         }
@@ -323,6 +349,7 @@ impl Reconciler {
             wake: Arc::clone(&self.wake),
             retry: Arc::clone(&self.retry),
             requests: self.requests.clone(),
+            wanted: Arc::clone(&self.wanted),
         }
     }
 
@@ -347,6 +374,7 @@ impl Reconciler {
 type Done = (BuildKey, TaskId, Option<String>);
 
 struct Loop {
+    wanted: Wanted,
     config: ReconcileConfig,
     in_force: watch::Receiver<Option<InForce>>,
     images: ImageStore,
@@ -458,6 +486,7 @@ impl Loop {
             &|s: &ServiceName, v: &ClientVersion| have_client.contains(&(s.clone(), v.clone())),
             &failed,
         );
+        plan.extend(self.wanted_builds(&plan, &failed).await?);
         if self.generations.is_some() {
             let mut in_force = BTreeMap::new();
             for (service, version) in &clients {
@@ -484,6 +513,42 @@ impl Loop {
             ));
         }
         Ok(plan)
+    }
+
+    /// Client builds of the versions wanted beside the desired lists (see
+    /// [`ReconcileHandle::want_clients`]) that are not planned already, have no image and
+    /// did not fail, and whose developer image is here.
+    async fn wanted_builds(
+        &self,
+        planned: &[Build],
+        failed: &BTreeSet<BuildKey>,
+    ) -> Result<Vec<Build>, String> {
+        let wanted: BTreeSet<(ServiceName, ClientVersion)> = self
+            .wanted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .flat_map(|list| list.iter().map(|(s, v)| (s.clone(), v.clone())))
+            .collect();
+        let mut builds = Vec::new();
+        for (service, version) in wanted {
+            let build = Build::Client {
+                service: service.clone(),
+                from: version.developer.clone(),
+                version: version.clone(),
+            };
+            if planned.contains(&build) || failed.contains(&build.key()) {
+                continue;
+            }
+            let developer = ImageVersion::Developer(version.developer.clone());
+            if self.has(&service, ImageVersion::Client(version)).await?
+                || !self.has(&service, developer).await?
+            {
+                continue;
+            }
+            builds.push(build);
+        }
+        Ok(builds)
     }
 
     /// What a generation check of `service` needs to know; `None` when the state does not

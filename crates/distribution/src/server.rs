@@ -20,11 +20,15 @@ use vupdate_core::service::ServiceName;
 
 use crate::auth::{AuthOptions, AuthService, Bootstrap, JwtKey, PasswordCost, Role};
 use crate::config::{DistributionConfig, StateRepoSource};
+use crate::consumers::ConsumerRecords;
 use crate::faults::FaultFiles;
 use crate::graphql::{self, ApiContext, DistributionInfo};
 use crate::http::{self, AppState};
 use crate::images::{ImageStore, ImageStoreOptions};
 use crate::intake::LogIntake;
+use crate::mesh::Mesh;
+use crate::mesh::board::Board;
+use crate::mesh::worker::Parts as MeshParts;
 use crate::metrics::Metrics;
 use crate::private::PrivateFiles;
 use crate::reconcile::{
@@ -79,6 +83,7 @@ pub struct Distribution {
     watchers: JoinHandle<()>,
     watcher: StateWatcher,
     reconciler: Reconciler,
+    mesh: Mesh,
 }
 
 impl std::fmt::Debug for Distribution {
@@ -141,6 +146,11 @@ impl Distribution {
             })?;
 
         let secrets = Secrets::open(data).map_err(ServerError::Secrets)?;
+        let consumers =
+            ConsumerRecords::open(data).map_err(|source| ServerError::DataDirectory {
+                path: data.join("consumers"),
+                source,
+            })?;
 
         let tasks = TaskManager::new(store.clone(), log_origin(config), TASK_GRACE)
             .with_metrics(metrics.clone());
@@ -232,6 +242,20 @@ impl Distribution {
             stopped.clone(),
         ));
 
+        let mesh = Mesh::start(MeshParts {
+            distribution: config.name.to_string(),
+            config: config.mesh,
+            data_directory: data.clone(),
+            secrets: secrets.clone(),
+            repo: watcher.repo(),
+            in_force: watcher.subscribe(),
+            trigger: watcher.trigger_handle(),
+            images: images.clone(),
+            store: store.clone(),
+            fault_files: fault_files.clone(),
+            reconcile: reconciler.handle(),
+            board: Board::default(),
+        });
         let context = ApiContext {
             info: DistributionInfo {
                 name: config.name.to_string(),
@@ -251,6 +275,8 @@ impl Distribution {
             store,
             fault_files: fault_files.clone(),
             secrets,
+            consumers,
+            mesh: mesh.handle(),
             max_history: config.versions.max_history_size as usize,
             state_lifetime: config.expiration.service_states,
         };
@@ -288,6 +314,7 @@ impl Distribution {
             watchers,
             watcher,
             reconciler,
+            mesh,
         })
     }
 
@@ -312,6 +339,7 @@ impl Distribution {
         let served = self.server.await;
         let _ = self.expiry.await;
         let _ = self.watchers.await;
+        self.mesh.shutdown().await;
         self.reconciler.shutdown().await;
         self.watcher.shutdown().await;
         match served {

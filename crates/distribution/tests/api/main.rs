@@ -12,10 +12,13 @@
 //! - `tls`: HTTPS from the configured PEM files; a bad key file names both files.
 //! - `builds`: build tasks for desired versions, their status, and recovery after a restart.
 //! - `secrets`: named secrets set by an administrator, listed without their values.
+//! - `mesh`: a consumer distribution following a provider: commits, branches, taking by
+//!   hand, tested gating, a revoked token, uploads across restarts.
 
 mod builds;
 mod desired;
 mod images;
+mod mesh;
 mod reports;
 mod roles;
 mod secrets;

@@ -42,6 +42,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("addFaultReport", &["admin", "updater", "consumer"]),
     ("setSecret", &["admin"]),
     ("removeSecret", &["admin"]),
+    ("setInstalledDesiredVersions", &["consumer"]),
+    ("setConsumer", &["admin"]),
+    ("removeConsumer", &["admin"]),
+    ("setProvider", &["admin"]),
+    ("removeProvider", &["admin"]),
+    ("takeProviderVersions", &["admin", "developer"]),
+    ("setProviderTestedVersions", &["admin", "developer"]),
 ];
 
 const INTROSPECTION: &str = r#"{

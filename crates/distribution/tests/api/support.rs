@@ -69,6 +69,12 @@ pub struct Options {
     pub poll: &'static str,
     /// The build runner (default: none available, builds fail with a clear message).
     pub builder: Option<Arc<dyn BuildRunner>>,
+    /// The distribution's name (default `acme`).
+    pub name: &'static str,
+    /// The state repo's first commit (default [`state_files`] with `api: acme-1.0.0`).
+    pub files: Option<Vec<(&'static str, String)>>,
+    /// More lines of `distribution.yaml`.
+    pub config: String,
 }
 
 impl Default for Options {
@@ -76,6 +82,9 @@ impl Default for Options {
         Options {
             poll: "1h",
             builder: None,
+            name: "acme",
+            files: None,
+            config: String::new(),
         }
     }
 }
@@ -90,15 +99,20 @@ impl Harness {
     pub async fn start_with(options: Options) -> Harness {
         let remote = GitRepo::init_bare();
         let work = GitRepo::clone_from(&remote);
-        let files = state_files("acme-1.0.0");
+        let files = options
+            .files
+            .clone()
+            .unwrap_or_else(|| state_files("acme-1.0.0"));
         let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
         work.commit_files(&refs, "First state", &Person::alice());
         work.push("origin", "main");
         let data = TempDir::new().expect("data dir");
         let yaml = format!(
-            "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  url: {}\n  pollInterval: {}\n",
+            "name: {}\nlisten: 127.0.0.1:0\nstateRepo:\n  url: {}\n  pollInterval: {}\n{}",
+            options.name,
             remote.path().display(),
-            options.poll
+            options.poll,
+            options.config
         );
         let config = DistributionConfig::from_str(&yaml, data.path()).expect("config");
         // In a workspace build reqwest has rustls without a provider (vupdate-client brings

@@ -88,6 +88,22 @@ impl StateRepo {
         self.revision(&repo, commit).map(Some)
     }
 
+    /// [`propose`](Self::propose) the edit `make` gives for the branch tip's state, on that
+    /// tip; when the branch moves meanwhile, `make` is asked again for the new tip (at
+    /// most `attempts` times). `None`: `make` or the edit changes nothing.
+    pub fn propose_tip(
+        &self,
+        attempts: usize,
+        branch: &str,
+        replaces: &str,
+        author: &Author,
+        make: impl FnMut(&crate::State) -> Option<(StateEdit, String)>,
+    ) -> Result<Option<Revision>, StateError> {
+        self.on_tip(attempts, make, |edit, parent, message| {
+            self.propose(edit, parent, branch, replaces, author, message)
+        })
+    }
+
     /// The local branches whose name starts with `prefix` (proposals made here), sorted.
     pub fn branches_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StateError> {
         self.proposals(&self.local(), prefix)

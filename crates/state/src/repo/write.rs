@@ -52,6 +52,51 @@ impl StateRepo {
         self.revision(&repo, commit)
     }
 
+    /// Makes the edit that `make` gives for the branch tip's state, with the message it
+    /// gives, as one commit on that tip, authored by `author`. When the branch moves
+    /// meanwhile, `make` is asked again for the new tip, at most `attempts` times in all;
+    /// `make` returning `None` (nothing to change there) makes no commit and returns
+    /// `None`. For changes the distribution makes on its own, where no person saw a
+    /// revision: they are computed from the newest state, never merged blind.
+    pub fn edit_tip(
+        &self,
+        attempts: usize,
+        author: &Author,
+        make: impl FnMut(&State) -> Option<(StateEdit, String)>,
+    ) -> Result<Option<Revision>, StateError> {
+        self.on_tip(attempts, make, |edit, parent, message| {
+            self.edit(edit, parent, author, message).map(Some)
+        })
+    }
+
+    /// Runs `apply` with the edit `make` gives for the tip's state, on that tip; again on
+    /// the new tip while `apply` finds the branch moved, at most `attempts` times.
+    pub(super) fn on_tip(
+        &self,
+        attempts: usize,
+        mut make: impl FnMut(&State) -> Option<(StateEdit, String)>,
+        mut apply: impl FnMut(StateEdit, &str, &str) -> Result<Option<Revision>, StateError>,
+    ) -> Result<Option<Revision>, StateError> {
+        let mut parent = self.head()?.id;
+        for _ in 0..attempts {
+            let state = self.load(&parent)?;
+            let Some((edit, message)) = make(&state) else {
+                return Ok(None);
+            };
+            match apply(edit, &parent, &message) {
+                Err(StateError::Stale { actual, .. }) => {
+                    tracing::info!(tip = %actual, "the branch moved; making the change on the new tip");
+                    parent = actual;
+                }
+                done => return done,
+            }
+        }
+        Err(StateError::Stale {
+            expected: parent,
+            actual: format!("a tip that moved {attempts} times in a row"),
+        })
+    }
+
     /// Makes a commit that undoes `rev` on top of `expected_parent` (like `git revert`).
     ///
     /// The change is computed as a three-way merge of the trees: base = `rev`'s tree,

@@ -288,7 +288,7 @@ fn a_proposal_is_a_branch_on_the_remote_and_a_newer_one_replaces_it() {
         .expect("a change");
     assert_eq!(remote.rev_parse("vupdate/jetto/aaa"), proposal.id);
     assert_eq!(remote.rev_parse(MAIN), first, "the followed branch stays");
-    assert_eq!(proposal.parents, [first.clone()]);
+    assert_eq!(proposal.parents, std::slice::from_ref(&first));
     assert_eq!(
         remote.changed_lines(&first, &proposal.id),
         [
@@ -361,4 +361,39 @@ fn a_proposal_is_a_branch_on_the_remote_and_a_newer_one_replaces_it() {
         ),
         "{error}"
     );
+}
+
+#[test]
+fn an_edit_of_the_tip_is_made_again_on_a_tip_that_moved() {
+    let (remote, clone, _) = shared();
+    let state_repo = StateRepo::open(clone.path(), MAIN)
+        .expect("opens")
+        .with_remote("origin")
+        .expect("origin");
+    // Someone pushes after this clone last fetched: the first try is stale.
+    let bob = GitRepo::clone_from(&remote);
+    let theirs = bob.commit_files(
+        &[("desired/client.yaml", "versions: {}\n")],
+        "Clear client list",
+        &Person::bob(),
+    );
+    bob.push("origin", MAIN);
+    let mut seen = Vec::new();
+    let revision = state_repo
+        .edit_tip(3, &carol(), |state| {
+            seen.push(state.desired.developer.len());
+            let mut list = state.desired.developer.clone();
+            list.insert(
+                "api".parse().expect("service"),
+                "orbit-2.0.0".parse().expect("version"),
+            );
+            Some((StateEdit::SetDesiredDeveloper(list), "api 2.0.0".to_owned()))
+        })
+        .expect("edit")
+        .expect("a commit");
+    assert_eq!(seen.len(), 2, "asked again for the new tip");
+    assert_eq!(revision.parents, [theirs]);
+    assert_eq!(remote.rev_parse(MAIN), revision.id);
+    let nothing = state_repo.edit_tip(3, &carol(), |_| None).expect("no edit");
+    assert!(nothing.is_none());
 }

@@ -6,6 +6,7 @@ use vupdate_state::StateError;
 use vupdate_store::StoreError;
 
 use super::ApiError;
+use crate::consumers::ViewRefused;
 use crate::secrets::SecretError;
 use crate::tasks::TaskError;
 
@@ -67,6 +68,15 @@ impl From<SecretError> for ApiError {
                 ApiError::invalid("INVALID_SECRET", error.to_string())
             }
             SecretError::Io { .. } | SecretError::Corrupt { .. } => ApiError::internal(error),
+        }
+    }
+}
+
+impl From<ViewRefused> for ApiError {
+    fn from(refused: ViewRefused) -> ApiError {
+        match refused {
+            ViewRefused::NotAConsumer(_) => ApiError::forbidden(refused.to_string()),
+            ViewRefused::UnknownTester(_) => ApiError::not_found(refused.to_string()),
         }
     }
 }
