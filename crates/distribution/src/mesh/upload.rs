@@ -61,6 +61,15 @@ async fn round(
     worker: &Worker,
     installed_sent: &mut Option<BTreeMap<ServiceName, DeveloperVersion>>,
 ) -> Result<(u64, u64), String> {
+    // A token the provider refused is not used again until the follower has a new one.
+    if worker
+        .parts
+        .board
+        .get(&worker.name)
+        .is_some_and(|status| status.refused)
+    {
+        return Err("the provider refused the access token; waiting for a new one".to_owned());
+    }
     let client = worker.client().map_err(|error| error.to_string())?;
     let states = send_states(worker, &client).await?;
     let faults = send_faults(worker, &client).await?;
