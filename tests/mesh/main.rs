@@ -8,6 +8,9 @@
 //! - `production` follows jetto with `testConsumer: staging`, `autoUpdate: pullRequest`
 //!   and `uploadState`; its settings say `production`; an updater runs `hello`.
 //!
+//! `remote_build`: a consumer whose settings name its provider as builder gets its
+//! versions built there, with its own settings, and runs them.
+//!
 //! `scenario`: a new version flows through staging, is marked tested, reaches production
 //! as a branch with exactly that version (not the untested newer one), runs there once
 //! merged; jetto shows both consumers' instances and installed versions; jetto stops and
@@ -16,5 +19,6 @@
 
 #[path = "../support/distribution.rs"]
 mod distribution;
+mod remote_build;
 mod scenario;
 mod world;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use vupdate_test_support::{GitRepo, MAIN, Person};
 
-use super::world::{Node, Vm, eventually, hello_files, settings_repo};
+use super::world::{Node, Vm, eventually, free_port, hello_files, settings_repo};
 
 /// How long jetto stays away: 8 s by default to keep the suite short, the 30 s
 /// with `VUPDATE_TEST_OUTAGE_SECS=30` (the behaviour shown is the same: the consumers
@@ -131,7 +131,7 @@ async fn a_version_flows_provider_staging_tested_production_with_outage_revocati
                 .to_owned(),
         ),
     ];
-    let jetto = Node::start(root, "jetto", &jetto_files, "", &[]).await;
+    let jetto = Node::start(root, "jetto", free_port(), &jetto_files, "", &[]).await;
     let staging_token = jetto.consumer_token("staging", "partner").await;
     let production_token = jetto.consumer_token("production", "partner").await;
 
@@ -140,6 +140,7 @@ async fn a_version_flows_provider_staging_tested_production_with_outage_revocati
     let staging = Node::start(
         root,
         "staging",
+        free_port(),
         &consumer_files(&staging_site, &jetto.base, "    autoUpdate: commit\n"),
         CONSUMER_CONFIG,
         &[("jetto-token", &staging_token)],
@@ -150,6 +151,7 @@ async fn a_version_flows_provider_staging_tested_production_with_outage_revocati
     let production = Node::start(
         root,
         "production",
+        free_port(),
         &consumer_files(
             &production_site,
             &jetto.base,

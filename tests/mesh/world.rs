@@ -51,12 +51,13 @@ pub struct Node {
 }
 
 impl Node {
-    /// Writes `files` as the first commit of a new state repo and the config (with `extra`
-    /// lines) into `root/<name>`; sets `secrets` with the CLI before the first start, as an
-    /// administrator would on a stopped server; starts the server.
+    /// Writes `files` as the first commit of a new state repo and the config (listening on
+    /// `port`, with `extra` lines) into `root/<name>`; sets `secrets` with the CLI before the
+    /// first start, as an administrator would on a stopped server; starts the server.
     pub async fn start(
         root: &Path,
         name: &'static str,
+        port: u16,
         files: &[(&str, String)],
         extra: &str,
         secrets: &[(&str, &str)],
@@ -68,7 +69,6 @@ impl Node {
         let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
         work.commit_files(&refs, &format!("{name}: first state"), &Person::alice());
         work.push("origin", MAIN);
-        let port = free_port();
         let config = format!(
             "name: {name}\nlisten: 127.0.0.1:{port}\nstateRepo:\n  url: {}\n  pollInterval: 1s\ntokenFiles:\n  updater: updater.token\n{extra}",
             remote.path().display()

@@ -109,11 +109,12 @@ pub struct BuildArgs {
     /// A PEM file of extra trusted certificates (e.g. the distribution's self-signed one).
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-    /// The state repository the build settings are read from.
+    /// The state repository the build settings are read from [default: the
+    /// distribution's API at --commit, as a remote builder reads them].
     #[arg(long, value_name = "PATH")]
-    pub state_repo: PathBuf,
+    pub state_repo: Option<PathBuf>,
     /// The state commit whose settings are used (the one that asked for the build)
-    /// [default: the branch tip].
+    /// [default: the branch tip; required without --state-repo].
     #[arg(long, value_name = "COMMIT")]
     pub commit: Option<String>,
     /// The branch of the state repository [default: the branch checked out, else main].

@@ -26,7 +26,10 @@ use vupdate_client::{
 use vupdate_core::log::Level;
 use vupdate_core::service::ServiceName;
 use vupdate_core::version::{ClientVersion, DeveloperVersion};
-use vupdate_state::{GitRepository, Revision, ServiceSettings, StateRepo, client_settings_hash};
+use vupdate_state::{
+    Author, ClientBuild, DeveloperBuild, GitRepository, Revision, ServiceSettings, StateRepo,
+    client_settings_hash,
+};
 
 use crate::args::{BuildArgs, BuilderCommand};
 use crate::exit::InvalidInput;
@@ -113,9 +116,6 @@ impl Job {
                 vupdate_client::ACCESS_TOKEN_ENV
             ))
         })?;
-        let (revision, settings) = read_settings(args, service)
-            .await
-            .context("step `reading the build settings`")?;
         let mut client = Client::builder(&args.distribution).token(token);
         if let Some(file) = &args.ca_file {
             let pem = std::fs::read(file)
@@ -125,6 +125,11 @@ impl Job {
         let client = client
             .build()
             .map_err(|e| InvalidInput::new(format!("--distribution: {e}")))?;
+        let (revision, settings) = match &args.state_repo {
+            Some(path) => read_settings(path, args, service).await,
+            None => api_settings(&client, args, service).await,
+        }
+        .context("step `reading the build settings`")?;
         let work_dir = std::path::absolute(&args.work_dir)
             .with_context(|| format!("--work-dir {}", args.work_dir.display()))?;
         let source = LogSource {
@@ -478,10 +483,11 @@ impl Job {
 
 /// Opens the state repo, loads the commit and takes the service's merged settings.
 async fn read_settings(
+    path: &Path,
     args: &BuildArgs,
     service: &ServiceName,
 ) -> anyhow::Result<(Revision, ServiceSettings)> {
-    let path = args.state_repo.clone();
+    let path = path.to_path_buf();
     let branch = args.branch.clone();
     let commit = args.commit.clone();
     let service = service.clone();
@@ -505,6 +511,69 @@ async fn read_settings(
     })
     .await
     .context("reading the state repo stopped")?
+}
+
+/// The service's merged settings at `--commit`, as the distribution's API gives them (a
+/// remote builder has no clone of the distribution's state repo); the revision is what
+/// the arguments say of it.
+async fn api_settings(
+    client: &Client,
+    args: &BuildArgs,
+    service: &ServiceName,
+) -> anyhow::Result<(Revision, ServiceSettings)> {
+    let commit = args.commit.clone().ok_or_else(|| {
+        InvalidInput::new("--commit is required without --state-repo: the settings are read from the distribution at that commit")
+    })?;
+    let settings = client
+        .build_settings(service, &commit)
+        .await
+        .with_context(|| format!("the build settings of {service} at state commit {commit}"))?;
+    let author = args.author.as_deref().map_or_else(
+        || Author::new("unknown", ""),
+        |text| match text.split_once(" <") {
+            Some((name, email)) => Author::new(name, email.trim_end_matches('>')),
+            None => Author::new(text, ""),
+        },
+    );
+    let revision = Revision {
+        id: commit,
+        author,
+        time: chrono::Utc::now().fixed_offset(),
+        summary: args.comment.clone().unwrap_or_default(),
+        parents: Vec::new(),
+    };
+    Ok((revision, service_settings(settings)))
+}
+
+/// The API's build settings as the state crate's.
+fn service_settings(settings: vupdate_client::BuildSettings) -> ServiceSettings {
+    let repositories = |part: &vupdate_client::BuildPart| -> Vec<GitRepository> {
+        part.repositories
+            .iter()
+            .map(|r| GitRepository {
+                name: r.name.clone(),
+                url: r.url.clone(),
+                branch: r.branch.clone(),
+                clone_submodules: r.clone_submodules,
+                sub_directory: r.sub_directory.clone(),
+            })
+            .collect()
+    };
+    ServiceSettings {
+        builder: settings.builder,
+        developer: settings.developer.map(|part| DeveloperBuild {
+            sources: repositories(&part),
+            macro_values: part.macro_values,
+            environment: part.environment,
+            private_files: part.private_files,
+        }),
+        client: settings.client.map(|part| ClientBuild {
+            settings: repositories(&part),
+            macro_values: part.macro_values,
+            environment: part.environment,
+            private_files: part.private_files,
+        }),
+    }
 }
 
 /// The sources of a build with the branch each was built from.

@@ -10,6 +10,8 @@
 //! - [`subscription`]: GraphQL subscriptions over the `/graphql/ws` WebSocket
 //!   (graphql-transport-ws, the token in `connection_init`); one socket per subscription,
 //!   and reconnecting is the caller's choice.
+//! - [`builds`]: builds run on another distribution (`runBuilder`, `remoteBuild`,
+//!   `cancelTask`) and a service's build settings at a commit (`buildSettings`).
 //! - [`desired`]: `clientDesiredVersions` and its live feed `clientDesiredVersionsChanged`.
 //! - [`states`]: `setServiceStates`, an updater's report of what each service runs.
 //! - [`faults`]: fault reports, `PUT /faults/{id}` with the archive then `addFaultReport`,
@@ -32,6 +34,7 @@
 //! The crate depends on no server crate (axum, async-graphql, a database): the updater,
 //! which ships to every VM, uses it too.
 
+pub mod builds;
 pub mod desired;
 pub mod error;
 pub mod faults;
@@ -48,6 +51,9 @@ pub mod versions;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use builds::{
+    BuildPart, BuildSettings, RemoteBuild, RemoteBuildKind, RemoteBuildRequest, Repository,
+};
 pub use desired::DesiredVersionsFeed;
 pub use error::{ClientError, GraphqlError};
 pub use faults::{ArchiveUpload, FaultFileReport, FaultInfoReport, FaultReport};

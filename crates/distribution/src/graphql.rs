@@ -21,6 +21,7 @@ mod logs;
 mod page;
 mod providers;
 mod records;
+mod remote_builds;
 mod result;
 #[cfg(test)]
 mod schema_test;
@@ -55,6 +56,7 @@ pub struct Query(
     secrets::SecretsQuery,
     consumers::ConsumersQuery,
     providers::ProvidersQuery,
+    remote_builds::RemoteBuildsQuery,
 );
 
 /// Every mutation, one part per subject.
@@ -73,6 +75,7 @@ pub struct Mutation(
     secrets::SecretsMutation,
     consumers::ConsumersMutation,
     providers::ProvidersMutation,
+    remote_builds::RemoteBuildsMutation,
 );
 
 /// Every subscription.

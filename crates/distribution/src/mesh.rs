@@ -16,12 +16,15 @@
 //! installed versions, behind persistent cursors). They report where they stand in the
 //! [`board::Board`], which `providers` and `status` read. The access token is read from
 //! the secret named `accessTokenSecret` at each connection, and appears nowhere else.
+//! [`remote_build`] runs the builds of services whose settings name a provider as their
+//! `builder` on that provider.
 
 pub mod backoff;
 pub mod board;
 pub mod follow;
 pub mod memory;
 pub mod plan;
+pub mod remote_build;
 pub mod take;
 pub mod upload;
 pub mod worker;

@@ -30,6 +30,7 @@ mod process;
 
 pub(crate) use generation::newest_record;
 pub use generation::{GenerationLink, GenerationOutcome, distribution_author};
+pub(crate) use process::requester;
 pub use process::{BuilderProgram, ProcessRunner, ServerLink};
 pub use vupdate_state::{client_settings_hash, service_settings_hash};
 
@@ -83,6 +84,88 @@ pub trait BuildRunner: Send + Sync + 'static {
     /// Called once by the server before the loop starts, with how a builder reaches it
     /// (its URL and a Builder token); the default ignores it.
     fn attach(&self, _server: &ServerLink) {}
+
+    /// Runs a build a consumer distribution asked for (`runBuilder`), with the consumer's
+    /// settings and against the consumer's API, logging into `task` here; the default
+    /// refuses.
+    fn run_for_consumer(&self, build: ConsumerBuild, task: TaskContext) -> BuildFuture {
+        Box::pin(async move {
+            let message = format!(
+                "{} for consumer `{}`: this distribution runs no builds for consumers",
+                describe(&build.build),
+                build.consumer
+            );
+            task.log(vupdate_core::log::Level::Error, "BUILD", &message);
+            Err(message)
+        })
+    }
+}
+
+/// A build a consumer distribution asked this one to run (`runBuilder`): its builder
+/// reads the consumer's settings at the consumer's commit and sends everything to the
+/// consumer's API, with a Builder token of the consumer's.
+#[derive(Clone)]
+pub struct ConsumerBuild {
+    /// What to build.
+    pub build: Build,
+    /// The consumer distribution (its account here).
+    pub consumer: String,
+    /// Its URL, from `consumers.yaml` here.
+    pub url: String,
+    /// Its Builder token; in the child's environment only, never logged or shown.
+    token: String,
+    /// Its state commit whose settings the build uses.
+    pub commit: String,
+    /// Its task, whose log gets the build's lines.
+    pub task: String,
+    /// Who asked for the build there.
+    pub author: String,
+    /// Why.
+    pub comment: String,
+}
+
+impl ConsumerBuild {
+    /// A build for `consumer` at `url`, with its Builder `token`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        build: Build,
+        consumer: String,
+        url: String,
+        token: String,
+        commit: String,
+        task: String,
+        author: String,
+        comment: String,
+    ) -> ConsumerBuild {
+        ConsumerBuild {
+            build,
+            consumer,
+            url,
+            token,
+            commit,
+            task,
+            author,
+            comment,
+        }
+    }
+
+    /// The consumer's Builder token, for the child's environment.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl std::fmt::Debug for ConsumerBuild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("ConsumerBuild")
+            .field("build", &self.build)
+            .field("consumer", &self.consumer)
+            .field("url", &self.url)
+            .field("commit", &self.commit)
+            .field("task", &self.task)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The runner in force until the builder exists: every build fails with a clear message.
@@ -820,7 +903,8 @@ fn describe_key(key: &BuildKey) -> String {
     }
 }
 
-fn describe(build: &Build) -> String {
+/// What a build makes, for messages: `developer version … of …`.
+pub(crate) fn describe(build: &Build) -> String {
     match build {
         Build::Developer { service, version } => {
             format!("developer version {version} of {service}")

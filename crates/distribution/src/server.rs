@@ -28,6 +28,7 @@ use crate::images::{ImageStore, ImageStoreOptions};
 use crate::intake::LogIntake;
 use crate::mesh::Mesh;
 use crate::mesh::board::Board;
+use crate::mesh::remote_build::{MeshRunner, REMOTE_BUILDER_ACCOUNT};
 use crate::mesh::worker::Parts as MeshParts;
 use crate::metrics::Metrics;
 use crate::private::PrivateFiles;
@@ -182,8 +183,19 @@ impl Distribution {
             address: config.listen,
             source,
         })?;
-        match builder_token(&auth).await {
-            Ok(token) => options.builder.attach(&ServerLink {
+        // Builds of services whose settings name a provider as builder run there.
+        let runner = Arc::new(MeshRunner::new(options.builder, secrets.clone()));
+        match builder_token(&auth, REMOTE_BUILDER_ACCOUNT, "Builds run by providers").await {
+            Ok(token) => runner.set_token(token),
+            Err(error) => tracing::error!(
+                %error,
+                account = REMOTE_BUILDER_ACCOUNT,
+                "cannot issue the remote builders' access token; builds on providers will fail"
+            ),
+        }
+        let builder: Arc<dyn BuildRunner> = runner;
+        match builder_token(&auth, BUILDER_ACCOUNT, "Builder of this distribution").await {
+            Ok(token) => builder.attach(&ServerLink {
                 url: own_url(config, local_addr),
                 token,
                 ca_file: config.tls.as_ref().map(|tls| tls.certificate.clone()),
@@ -207,7 +219,7 @@ impl Distribution {
             watcher.subscribe(),
             images.clone(),
             tasks.clone(),
-            options.builder,
+            Arc::clone(&builder),
             Some(GenerationLink {
                 store: store.clone(),
                 repo: watcher.repo(),
@@ -277,6 +289,7 @@ impl Distribution {
             secrets,
             consumers,
             mesh: mesh.handle(),
+            builder,
             max_history: config.versions.max_history_size as usize,
             state_lifetime: config.expiration.service_states,
         };
@@ -379,22 +392,22 @@ async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
 
-/// A fresh access token of [`BUILDER_ACCOUNT`] (created on first use), the account's
-/// older tokens revoked.
-async fn builder_token(auth: &AuthService) -> Result<String, crate::auth::AuthError> {
-    match auth.account(BUILDER_ACCOUNT).await {
-        Ok(_) => auth.revoke_access_tokens(BUILDER_ACCOUNT).await?,
+/// A fresh access token of the Builder service account `account` (created on first use
+/// with the display name `name`), its older tokens revoked.
+async fn builder_token(
+    auth: &AuthService,
+    account: &str,
+    name: &str,
+) -> Result<String, crate::auth::AuthError> {
+    match auth.account(account).await {
+        Ok(_) => auth.revoke_access_tokens(account).await?,
         Err(crate::auth::AuthError::NoSuchAccount { .. }) => {
-            auth.add_service_account(
-                BUILDER_ACCOUNT,
-                "Builder of this distribution",
-                Role::Builder,
-            )
-            .await?;
+            auth.add_service_account(account, name, Role::Builder)
+                .await?;
         }
         Err(error) => return Err(error),
     }
-    auth.issue_access_token(BUILDER_ACCOUNT).await
+    auth.issue_access_token(account).await
 }
 
 /// The URL this server answers on from this machine: an unspecified listen address

@@ -15,7 +15,7 @@ use crate::http::ApiError;
 use crate::images::ImageStore;
 use crate::intake::LogIntake;
 use crate::mesh::MeshHandle;
-use crate::reconcile::ReconcileHandle;
+use crate::reconcile::{BuildRunner, ReconcileHandle};
 use crate::secrets::Secrets;
 use crate::state_reports::StateReports;
 use crate::tasks::TaskManager;
@@ -67,6 +67,8 @@ pub struct ApiContext {
     pub consumers: ConsumerRecords,
     /// The providers this distribution follows.
     pub mesh: MeshHandle,
+    /// Runs builds (those of the reconcile loop, and those consumers ask for).
+    pub builder: Arc<dyn BuildRunner>,
     /// How many versions of each kind are kept per service (`versions.maxHistorySize`).
     pub max_history: usize,
     /// How long a reported service state counts as alive (`expiration.serviceStates`).

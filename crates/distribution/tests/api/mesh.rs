@@ -516,3 +516,45 @@ async fn uploaded(provider: &Harness) -> Value {
         )
         .await
 }
+
+#[tokio::test]
+async fn a_consumer_runs_builds_only_where_consumers_yaml_says_and_cancels_only_its_own() {
+    let mut files = state_files("acme-1.0.0");
+    files.push((
+        "consumers.yaml",
+        "consumers:\n  mirror:\n    profile: self\n".to_owned(),
+    ));
+    let provider = Harness::start_with(Options {
+        files: Some(files),
+        ..Options::default()
+    })
+    .await;
+    provider
+        .wait_in_force(&provider.remote.rev_parse("main"))
+        .await;
+    let run = "mutation($t: String!) { runBuilder(build: {kind: DEVELOPER, service: \"api\", version: \"mirror-1.0.0\", commit: \"abc123\", task: \"t-1\", author: \"a\", comment: \"c\"}, accessToken: $t) }";
+    let (code, message) = provider
+        .fails(&provider.consumer, run, json!({"t": "tok-of-mirror-123"}))
+        .await;
+    assert_eq!(code, "NO_CONSUMER_URL", "{message}");
+    assert!(!message.contains("tok-of-mirror-123"));
+    // The provider's own build task (api acme-1.0.0 fails: no builder here) is not the
+    // consumer's to cancel or to look at.
+    let task = provider
+        .eventually("the provider's build task", || async {
+            let data = provider
+                .ok(&provider.admin, "{ tasks { id } }", json!({}))
+                .await;
+            data["tasks"][0]["id"].as_str().map(str::to_owned)
+        })
+        .await;
+    for query in [
+        "mutation($t: String!) { cancelTask(task: $t) }",
+        "query($t: String!) { remoteBuild(task: $t) { active } }",
+    ] {
+        let (code, _) = provider
+            .fails(&provider.consumer, query, json!({"t": task}))
+            .await;
+        assert_eq!(code, "NOT_FOUND", "{query}");
+    }
+}

@@ -49,6 +49,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("removeProvider", &["admin"]),
     ("takeProviderVersions", &["admin", "developer"]),
     ("setProviderTestedVersions", &["admin", "developer"]),
+    ("runBuilder", &["consumer"]),
 ];
 
 const INTROSPECTION: &str = r#"{
