@@ -37,7 +37,7 @@ async fn a_service_whose_builder_is_its_provider_is_built_there_and_runs_here() 
         ),
     ];
     let jetto = Node::start(root, "jetto", free_port(), &jetto_files, "", &[]).await;
-    let token = jetto.consumer_token("orbit", "partner").await;
+    let token = jetto.consumer_token("orbit").await;
 
     let orbit_files = vec![
         ("vupdate.yaml", "schema: 1\n".to_owned()),

@@ -132,8 +132,8 @@ async fn a_version_flows_provider_staging_tested_production_with_outage_revocati
         ),
     ];
     let jetto = Node::start(root, "jetto", free_port(), &jetto_files, "", &[]).await;
-    let staging_token = jetto.consumer_token("staging", "partner").await;
-    let production_token = jetto.consumer_token("production", "partner").await;
+    let staging_token = jetto.consumer_token("staging").await;
+    let production_token = jetto.consumer_token("production").await;
 
     // staging: its token set with the CLI before its first start.
     let staging_site = settings_repo("staging");

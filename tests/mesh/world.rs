@@ -103,12 +103,17 @@ impl Node {
             .unwrap_or_else(|e| panic!("{}: `{query}` failed: {e}\n{}", self.name, self.log()))
     }
 
-    /// A new consumer account `account` receiving `profile`, and its access token.
-    pub async fn consumer_token(&self, account: &str, profile: &str) -> String {
-        self.query(
-            "mutation($a: String!, $p: String!) { addConsumerAccount(account: $a, name: $a, profile: $p, url: \"http://127.0.0.1:9\") { account } }",
-            json!({"a": account, "p": profile}),
-        )
+    /// An access token of the consumer account `account`, which the node made for the
+    /// consumer of that name in its consumers.yaml.
+    pub async fn consumer_token(&self, account: &str) -> String {
+        eventually(&format!("{}'s account {account}", self.name), || self.log(), || async {
+            let data = self
+                .admin
+                .graphql::<Value>("query($a: String!) { accounts(account: $a) { type } }", json!({"a": account}))
+                .await
+                .ok()?;
+            (data["accounts"][0]["type"] == "CONSUMER").then_some(())
+        })
         .await;
         let data = self
             .query(

@@ -2,7 +2,11 @@
 //! installed (`setInstalledDesiredVersions`), and which versions a consumer receives.
 //!
 //! A consumer is an entry of `consumers.yaml` whose name is also the name of a consumer
-//! account on this distribution; its access token is that account's. Its instance states
+//! account on this distribution; its access token is that account's. Consumer accounts
+//! follow `consumers.yaml` ([`follow_accounts`]): a commit that adds a consumer creates
+//! its account (and, when `tokenFiles` names it, its token file). Accounts are never
+//! removed by a commit (a consumer removed from the file receives nothing; its account goes
+//! with `removeAccount`), so a bad commit or a revert can never bring back revoked tokens. Its instance states
 //! and fault reports are stored like an updater's, under the consumer's name as their
 //! distribution. The installed versions are a small file per consumer,
 //! `<dataDirectory>/consumers/<name>.json`, replaced whole at each report (written to a
@@ -10,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -119,6 +124,54 @@ pub fn consumer_view(
         .filter(|(service, _)| profile.contains(service))
         .collect();
     Ok((versions, tester))
+}
+
+/// Creates a consumer account for each consumer of the state in force that has none,
+/// each time the state changes, and writes its token file when `tokenFiles` names it.
+pub async fn follow_accounts(
+    auth: crate::auth::AuthService,
+    mut in_force: tokio::sync::watch::Receiver<Option<crate::watcher::InForce>>,
+    token_files: BTreeMap<String, PathBuf>,
+) {
+    loop {
+        let state = in_force.borrow_and_update().as_ref().map(|f| Arc::clone(&f.state));
+        if let Some(state) = state {
+            for (name, consumer) in &state.consumers {
+                match auth.account(name).await {
+                    Ok(_) => continue,
+                    Err(crate::auth::AuthError::NoSuchAccount { .. }) => {}
+                    Err(error) => {
+                        tracing::warn!(consumer = %name, %error, "cannot look up the consumer's account");
+                        continue;
+                    }
+                }
+                let url = consumer.url.clone().unwrap_or_default();
+                match auth
+                    .add_consumer_account(name, name, &consumer.profile, &url)
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(consumer = %name, "created the consumer account of consumers.yaml; give it a token with issueAccessToken")
+                    }
+                    Err(error) => {
+                        tracing::warn!(consumer = %name, %error, "cannot create the consumer's account");
+                        continue;
+                    }
+                }
+                if let Some(file) = token_files.get(name) {
+                    let one = BTreeMap::from([(name.clone(), file.clone())]);
+                    if let Err(error) =
+                        crate::server::token_files::write_token_files(&auth, &one).await
+                    {
+                        tracing::warn!(consumer = %name, %error, "cannot write the consumer's token file");
+                    }
+                }
+            }
+        }
+        if in_force.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

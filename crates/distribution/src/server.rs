@@ -7,7 +7,7 @@
 
 mod error;
 mod tls;
-mod token_files;
+pub(crate) mod token_files;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,6 +85,7 @@ pub struct Distribution {
     watcher: StateWatcher,
     reconciler: Reconciler,
     mesh: Mesh,
+    consumer_accounts: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Distribution {
@@ -254,6 +255,11 @@ impl Distribution {
             stopped.clone(),
         ));
 
+        let consumer_accounts = tokio::spawn(crate::consumers::follow_accounts(
+            auth.clone(),
+            watcher.subscribe(),
+            config.token_files.clone(),
+        ));
         let mesh = Mesh::start(MeshParts {
             distribution: config.name.to_string(),
             config: config.mesh,
@@ -328,6 +334,7 @@ impl Distribution {
             watcher,
             reconciler,
             mesh,
+            consumer_accounts,
         })
     }
 
@@ -352,6 +359,7 @@ impl Distribution {
         let served = self.server.await;
         let _ = self.expiry.await;
         let _ = self.watchers.await;
+        self.consumer_accounts.abort();
         self.mesh.shutdown().await;
         self.reconciler.shutdown().await;
         self.watcher.shutdown().await;

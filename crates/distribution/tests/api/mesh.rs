@@ -348,13 +348,11 @@ async fn a_test_consumer_gates_what_is_taken_to_the_versions_it_marked_tested() 
     assert_eq!(status["offered"], json!([]), "{status}");
     // Staging marks 1.0.0 as tested (as staging's distribution does, by its token);
     // 1.0.1 is desired on the provider but not tested.
-    provider
-        .ok(
-            &provider.admin,
-            r#"mutation { addConsumerAccount(account: "staging", name: "Staging", profile: "self", url: "http://127.0.0.1:9/") { account } }"#,
-            json!({}),
-        )
+    // consumers.yaml names staging: its account exists without anyone adding it.
+    let accounts = provider
+        .ok(&provider.admin, "{ accounts(account: \"staging\") { type profile } }", json!({}))
         .await;
+    assert_eq!(accounts["accounts"][0]["type"], "CONSUMER");
     let staging = provider.token_of("staging").await;
     provider
         .ok(
