@@ -17,6 +17,8 @@
 //! comes back while the consumers keep running and catch up; a revoked token is reported,
 //! not retried in a loop; and no secret value is anywhere it should not be.
 
+// Shared with the other end-to-end tests; restarting a server is for the crash tests.
+#[allow(dead_code)]
 #[path = "../support/distribution.rs"]
 mod distribution;
 mod remote_build;

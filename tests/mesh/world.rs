@@ -106,14 +106,21 @@ impl Node {
     /// An access token of the consumer account `account`, which the node made for the
     /// consumer of that name in its consumers.yaml.
     pub async fn consumer_token(&self, account: &str) -> String {
-        eventually(&format!("{}'s account {account}", self.name), || self.log(), || async {
-            let data = self
-                .admin
-                .graphql::<Value>("query($a: String!) { accounts(account: $a) { type } }", json!({"a": account}))
-                .await
-                .ok()?;
-            (data["accounts"][0]["type"] == "CONSUMER").then_some(())
-        })
+        eventually(
+            &format!("{}'s account {account}", self.name),
+            || self.log(),
+            || async {
+                let data = self
+                    .admin
+                    .graphql::<Value>(
+                        "query($a: String!) { accounts(account: $a) { type } }",
+                        json!({"a": account}),
+                    )
+                    .await
+                    .ok()?;
+                (data["accounts"][0]["type"] == "CONSUMER").then_some(())
+            },
+        )
         .await;
         let data = self
             .query(

@@ -69,8 +69,14 @@ async fn pair(mesh: &str) -> BenchResult<(Node, Node)> {
             ("vupdate.yaml", "schema: 1\n".to_owned()),
             ("services/api.yaml", String::new()),
             ("profiles.yaml", "profiles:\n  partner: [api]\n".to_owned()),
-            ("consumers.yaml", "consumers:\n  mirror:\n    profile: partner\n".to_owned()),
-            ("desired/developer.yaml", format!("versions:\n  api: {}\n", VERSIONS[0])),
+            (
+                "consumers.yaml",
+                "consumers:\n  mirror:\n    profile: partner\n".to_owned(),
+            ),
+            (
+                "desired/developer.yaml",
+                format!("versions:\n  api: {}\n", VERSIONS[0]),
+            ),
         ],
         "",
     )
@@ -113,11 +119,19 @@ async fn pair(mesh: &str) -> BenchResult<(Node, Node)> {
         let client = ImageVersion::Client(version.parse()?);
         context
             .images
-            .put_bytes(&api, &developer, format!("developer image of {version}").as_bytes())
+            .put_bytes(
+                &api,
+                &developer,
+                format!("developer image of {version}").as_bytes(),
+            )
             .await?;
         context
             .images
-            .put_bytes(&api, &client, format!("client image of {version}").as_bytes())
+            .put_bytes(
+                &api,
+                &client,
+                format!("client image of {version}").as_bytes(),
+            )
             .await?;
     }
     context.secrets.set("acme-token", &token)?;

@@ -134,7 +134,10 @@ pub async fn follow_accounts(
     token_files: BTreeMap<String, PathBuf>,
 ) {
     loop {
-        let state = in_force.borrow_and_update().as_ref().map(|f| Arc::clone(&f.state));
+        let state = in_force
+            .borrow_and_update()
+            .as_ref()
+            .map(|f| Arc::clone(&f.state));
         if let Some(state) = state {
             for (name, consumer) in &state.consumers {
                 match auth.account(name).await {

@@ -19,7 +19,6 @@
 //! [`remote_build`] runs the builds of services whose settings name a provider as their
 //! `builder` on that provider.
 
-pub mod backoff;
 pub mod board;
 pub mod follow;
 pub mod memory;

@@ -33,6 +33,8 @@ pub(crate) struct RawConfig {
     pub builder: RawBuilder,
     #[serde(default)]
     pub mesh: RawMesh,
+    #[serde(default)]
+    pub limits: super::limits::RawLimits,
 }
 
 #[derive(Debug, Deserialize)]

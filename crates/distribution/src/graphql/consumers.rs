@@ -18,7 +18,7 @@ use super::context::{ApiContext, api, require};
 use super::result::ApiResult as _;
 use super::types::{ServiceVersion, StateRevision, parse_arg};
 use crate::auth::{Principal, Role};
-use crate::consumers::{Installed, consumer_view};
+use crate::consumers::{Installed, ViewRefused, consumer_view};
 use crate::http::ApiError;
 use crate::watcher::InForce;
 
@@ -139,12 +139,14 @@ pub(super) async fn consumer_statuses(
 }
 
 /// The consumer a call is about: the calling consumer itself, or the one a person names.
+/// Another consumer is `NOT_FOUND` to a consumer, as if it did not exist: one consumer
+/// learns nothing of the others.
 fn subject(principal: &Principal, consumer: Option<String>) -> Result<String, ApiError> {
     match (principal.role, consumer) {
         (Role::DistributionConsumer, None) => Ok(principal.account.clone()),
         (Role::DistributionConsumer, Some(other)) if other == principal.account => Ok(other),
-        (Role::DistributionConsumer, Some(other)) => Err(ApiError::forbidden(format!(
-            "consumer `{}` may only ask for its own versions, not those of `{other}`",
+        (Role::DistributionConsumer, Some(other)) => Err(ApiError::not_found(format!(
+            "consumer `{}` sees only its own versions: leave `consumer` out (asked for `{other}`)",
             principal.account
         ))),
         (_, Some(consumer)) => Ok(consumer),
@@ -154,14 +156,21 @@ fn subject(principal: &Principal, consumer: Option<String>) -> Result<String, Ap
     }
 }
 
-/// What `consumer` receives at the state in force.
+/// What `consumer` receives at the state in force. A consumer missing from
+/// `consumers.yaml` is `FORBIDDEN` to itself (`own`) and `NOT_FOUND` to a person naming it.
 fn versions_of(
     name: &str,
     in_force: &InForce,
     consumer: &str,
+    own: bool,
     test_consumer: Option<&str>,
 ) -> Result<ConsumerVersions, ApiError> {
-    let (versions, tester) = consumer_view(&in_force.state, consumer, test_consumer)?;
+    let (versions, tester) = consumer_view(&in_force.state, consumer, test_consumer).map_err(
+        |refused| match refused {
+            ViewRefused::NotAConsumer(_) if !own => ApiError::not_found(refused.to_string()),
+            refused => refused.into(),
+        },
+    )?;
     Ok(ConsumerVersions {
         distribution: name.to_owned(),
         consumer: consumer.to_owned(),
@@ -197,11 +206,13 @@ impl ConsumersQuery {
         )?;
         let context = api(ctx);
         let consumer = subject(principal, consumer).api()?;
+        let own = principal.role == Role::DistributionConsumer;
         let in_force = context.state_in_force().api()?;
         versions_of(
             &context.info.name,
             &in_force,
             &consumer,
+            own,
             test_consumer.as_deref(),
         )
         .api()
@@ -331,12 +342,13 @@ impl ConsumersSubscription {
         )?;
         let context = api(ctx);
         let consumer = subject(principal, consumer).api()?;
+        let own = principal.role == Role::DistributionConsumer;
         let name = context.info.name.clone();
         let mut last: Option<Vec<ServiceVersion>> = None;
         Ok(WatchStream::new(context.in_force.clone())
             .filter_map(move |in_force| {
                 let emit = in_force.and_then(|in_force| {
-                    match versions_of(&name, &in_force, &consumer, test_consumer.as_deref()) {
+                    match versions_of(&name, &in_force, &consumer, own, test_consumer.as_deref()) {
                         Ok(view) if last.as_ref() == Some(&view.versions) => None,
                         Ok(view) => {
                             last = Some(view.versions.clone());

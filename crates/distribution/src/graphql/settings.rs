@@ -116,6 +116,23 @@ struct Profile {
     services: Vec<String>,
 }
 
+/// The newest commit of a service's first source repository.
+#[derive(SimpleObject)]
+struct SourceCommit {
+    /// The repository's URL.
+    url: String,
+    /// The branch read.
+    branch: String,
+    /// The commit id.
+    id: String,
+    /// Its author's name.
+    author: String,
+    /// When it was authored.
+    time: chrono::DateTime<chrono::Utc>,
+    /// Its whole message (the dashboard offers it as a build's comment).
+    message: String,
+}
+
 /// Reading build settings and profiles.
 #[derive(Default)]
 pub struct SettingsQuery;
@@ -167,6 +184,41 @@ impl SettingsQuery {
             builder: settings.builder.clone(),
             developer: settings.developer.as_ref().map(DeveloperSettings::from),
             client: settings.client.as_ref().map(ClientSettings::from),
+        })
+    }
+
+    /// The newest commit of the branch built of `service`'s first source repository
+    /// (the one holding `update.json`), read now from the repository, in force settings;
+    /// the dashboard offers its message as a developer build's comment. Refused with
+    /// `NOT_FOUND` (not declared, or no developer sources) or `SOURCE_UNREACHABLE`.
+    async fn last_source_commit(
+        &self,
+        ctx: &Context<'_>,
+        service: String,
+    ) -> async_graphql::Result<SourceCommit> {
+        require(ctx, &[Role::Administrator, Role::Developer])?;
+        let state = api(ctx).state_at(None).await.api()?;
+        let service: ServiceName = parse_arg("service", &service).api()?;
+        let source = state
+            .build_settings(&service)
+            .and_then(|settings| settings.developer)
+            .and_then(|developer| developer.sources.into_iter().next())
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "service `{service}` has no developer sources in the state in force"
+                ))
+            })
+            .api()?;
+        let commit = crate::sources::last_commit(&source.url, &source.branch)
+            .await
+            .api()?;
+        Ok(SourceCommit {
+            url: source.url,
+            branch: source.branch,
+            id: commit.id,
+            author: commit.author,
+            time: commit.time,
+            message: commit.message,
         })
     }
 
@@ -284,7 +336,9 @@ impl SettingsMutation {
     /// Sets the build settings of `service` (`services/<service>.yaml`, created when new) or,
     /// with `service` empty, of `common.yaml`, as one commit on top of `expectedRevision`.
     /// A part left null is removed. Only the changed lines of the file change. `builder`
-    /// names a provider of `providers.yaml` whose distribution runs the builds.
+    /// names a provider of `providers.yaml` whose distribution runs the builds; left null
+    /// it stays as written at `expectedRevision` (so an editor that does not know it keeps
+    /// it), and `""` removes it.
     #[allow(clippy::too_many_arguments)]
     async fn set_build_settings(
         &self,
@@ -297,8 +351,25 @@ impl SettingsMutation {
         comment: String,
     ) -> async_graphql::Result<StateRevision> {
         let principal = require(ctx, EDITORS)?;
+        let service: Option<ServiceName> = match service.as_str() {
+            "" => None,
+            text => Some(parse_arg("service", text).api()?),
+        };
+        let builder = match builder {
+            Some(name) => Some(name).filter(|name| !name.is_empty()),
+            None => {
+                let state = api(ctx)
+                    .state_at(Some(expected_revision.clone()))
+                    .await
+                    .api()?;
+                match &service {
+                    None => state.common.builder.clone(),
+                    Some(service) => state.services.get(service).and_then(|s| s.builder.clone()),
+                }
+            }
+        };
         let settings = Settings {
-            builder: builder.filter(|b| !b.is_empty()),
+            builder,
             developer: developer
                 .map(DeveloperSettingsInput::into_build)
                 .transpose()
@@ -308,13 +379,9 @@ impl SettingsMutation {
                 .transpose()
                 .api()?,
         };
-        let edit = if service.is_empty() {
-            StateEdit::SetCommon(settings)
-        } else {
-            StateEdit::SetServiceSettings {
-                service: parse_arg("service", &service).api()?,
-                settings,
-            }
+        let edit = match service {
+            None => StateEdit::SetCommon(settings),
+            Some(service) => StateEdit::SetServiceSettings { service, settings },
         };
         let revision = api(ctx)
             .commit_edit(principal, edit, expected_revision, comment)

@@ -17,9 +17,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use vupdate_client::{ClientError, Offer, OfferFeed};
 
-use super::backoff::Backoff;
 use super::board::Via;
 use super::worker::{LinkError, Worker};
+use vupdate_backoff::Backoff;
 
 /// The first wait after the provider was away.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(500);

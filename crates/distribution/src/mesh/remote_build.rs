@@ -19,13 +19,13 @@ use vupdate_core::log::Level;
 use vupdate_core::reconcile::Build;
 use vupdate_state::State;
 
-use super::backoff::Backoff;
 use super::worker::base_url;
 use crate::reconcile::{
     BuildFuture, BuildOrder, BuildRunner, ConsumerBuild, ServerLink, describe, requester,
 };
 use crate::secrets::Secrets;
 use crate::tasks::{CANCELLED, TaskContext};
+use vupdate_backoff::Backoff;
 
 /// The unit of this runner's task log lines.
 const UNIT: &str = "REMOTE_BUILD";

@@ -30,7 +30,6 @@ use vupdate_core::version::{ClientVersion, DeveloperVersion};
 use vupdate_state::{AutoUpdate, State};
 use vupdate_store::model::versions::{BuildInfo, DeveloperVersionRecord, SourceRef};
 
-use super::backoff::Backoff;
 use super::memory::{OfferMemory, Proposal};
 use super::plan::{OfferPlan, message, plan_offer};
 use super::worker::Worker;
@@ -38,6 +37,7 @@ use crate::graphql::TIP_ATTEMPTS;
 use crate::images::{ImageError, ImageVersion};
 use crate::reconcile::{BuildState, newest_record};
 use crate::watcher::InForce;
+use vupdate_backoff::Backoff;
 
 /// The first wait after a step failed (a download cut, a commit refused).
 const RETRY_INITIAL: Duration = Duration::from_secs(1);
@@ -325,7 +325,10 @@ async fn ensure_developer(
         service: service.clone(),
         version: developer.clone(),
         build_info,
-        image: info.into(),
+        image: vupdate_store::model::versions::ImageInfo {
+            digest: info.digest,
+            size: info.size,
+        },
     };
     match parts.store.developer_versions().add(record).await {
         Ok(_) | Err(vupdate_store::StoreError::Duplicate { .. }) => Ok(()),

@@ -205,6 +205,7 @@ fn state_report(record: &ServiceStateRecord) -> ServiceStateReport {
     ServiceStateReport {
         instance: record.instance.clone(),
         service: record.service.to_string(),
+        role: record.role.as_ref().map(|role| role.as_str().to_owned()),
         directory: record.directory.clone(),
         state: state(&record.state),
     }
@@ -218,7 +219,10 @@ fn fault_report(report: &FaultReport) -> FaultReportWire {
             time: info.time,
             instance: info.instance.clone(),
             service: info.service.to_string(),
-            service_role: info.service_role.clone(),
+            service_role: info
+                .service_role
+                .as_ref()
+                .map(|role| role.as_str().to_owned()),
             service_directory: info.service_directory.clone(),
             state: state(&info.state),
             log_tail: info.log_tail.clone(),

@@ -86,7 +86,8 @@ async fn pair(provider_entry: &str, consumer_config: &str) -> Pair {
         name: "mirror",
         files: Some(consumer_files),
         builder: Some(runner.clone()),
-        config: format!("mesh:\n  pollInterval: 1h\n{consumer_config}"),
+        // One consumer per test: leaking its few config lines is harmless.
+        extra_config: format!("mesh:\n  pollInterval: 1h\n{consumer_config}").leak(),
         ..Options::default()
     })
     .await;
@@ -350,7 +351,11 @@ async fn a_test_consumer_gates_what_is_taken_to_the_versions_it_marked_tested() 
     // 1.0.1 is desired on the provider but not tested.
     // consumers.yaml names staging: its account exists without anyone adding it.
     let accounts = provider
-        .ok(&provider.admin, "{ accounts(account: \"staging\") { type profile } }", json!({}))
+        .ok(
+            &provider.admin,
+            "{ accounts(account: \"staging\") { type profile } }",
+            json!({}),
+        )
         .await;
     assert_eq!(accounts["accounts"][0]["type"], "CONSUMER");
     let staging = provider.token_of("staging").await;
@@ -555,4 +560,50 @@ async fn a_consumer_runs_builds_only_where_consumers_yaml_says_and_cancels_only_
             .await;
         assert_eq!(code, "NOT_FOUND", "{query}");
     }
+}
+
+#[tokio::test]
+async fn an_edit_of_build_settings_that_leaves_builder_out_keeps_it() {
+    let mut files = state_files("acme-1.0.0");
+    files.push((
+        "providers.yaml",
+        "providers:\n  jetto:\n    url: http://127.0.0.1:9\n    accessTokenSecret: jetto-token\n"
+            .to_owned(),
+    ));
+    let harness = Harness::start_with(Options {
+        files: Some(files),
+        ..Options::default()
+    })
+    .await;
+    let set = |builder: &str| {
+        format!(
+            r#"mutation($e: String!) {{ setBuildSettings(service: "api", {builder} expectedRevision: $e, comment: "edit",
+                developer: {{sources: [{{name: "api", url: "https://git.example.invalid/api.git", branch: "main"}}]}}) {{ id }} }}"#
+        )
+    };
+    let mut tip = harness.remote.rev_parse("main");
+    let mut services_api = Vec::new();
+    for builder in [r#"builder: "jetto","#, "", r#"builder: "","#] {
+        harness.wait_in_force(&tip).await;
+        let data = harness
+            .ok(&harness.admin, &set(builder), json!({"e": tip}))
+            .await;
+        tip = data["setBuildSettings"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        services_api.push(harness.remote.show(&tip, "services/api.yaml"));
+    }
+    assert!(
+        services_api[0].contains("builder: jetto"),
+        "{}",
+        services_api[0]
+    );
+    // A dashboard that does not know `builder` sends none: it stays.
+    assert!(
+        services_api[1].contains("builder: jetto"),
+        "{}",
+        services_api[1]
+    );
+    assert!(!services_api[2].contains("builder"), "{}", services_api[2]);
 }

@@ -80,7 +80,7 @@ impl StateRepo {
                 found.delete().map_err(|error| StateError::Git {
                     operation: format!("deleting branch {old}"),
                     path: self.path.clone(),
-                    source: error.into(),
+                    error: error.into(),
                 })?;
             }
         }
@@ -116,12 +116,12 @@ impl StateRepo {
         for reference in platform.local_branches().map_err(|error| StateError::Git {
             operation: what(),
             path: self.path.clone(),
-            source: error.into(),
+            error: error.into(),
         })? {
             let reference = reference.map_err(|error| StateError::Git {
                 operation: what(),
                 path: self.path.clone(),
-                source: error.into(),
+                error: error.into(),
             })?;
             let name = reference.name().shorten().to_string();
             if name.starts_with(prefix) {
