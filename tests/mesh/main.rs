@@ -21,6 +21,10 @@
 #[allow(dead_code)]
 #[path = "../support/distribution.rs"]
 mod distribution;
+// The mesh builds its own states; only the sample service's source is shared.
+#[allow(dead_code)]
+#[path = "../support/hello.rs"]
+mod hello;
 mod remote_build;
 mod scenario;
 mod world;

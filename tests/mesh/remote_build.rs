@@ -5,21 +5,15 @@
 
 use serde_json::json;
 use tempfile::TempDir;
-use vupdate_test_support::{GitRepo, Person};
 
-use super::world::{Node, Vm, eventually, free_port, hello_files};
+use super::world::{Node, Vm, eventually, free_port};
+use crate::hello::hello_source;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_whose_builder_is_its_provider_is_built_there_and_runs_here() {
     let root = TempDir::new().expect("dir");
     let root = root.path();
-    let source = GitRepo::init();
-    let hello = hello_files();
-    let refs: Vec<(&str, &str)> = hello
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    source.commit_files(&refs, "hello", &Person::alice());
+    let source = hello_source();
     let orbit_port = free_port();
 
     let jetto_files = vec![

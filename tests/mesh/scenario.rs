@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use vupdate_test_support::{GitRepo, MAIN, Person};
 
-use super::world::{Node, Vm, eventually, free_port, hello_files, settings_repo};
+use super::world::{Node, Vm, eventually, free_port, settings_repo};
+use crate::hello::hello_source;
 
 /// How long jetto stays away: 8 s by default to keep the suite short, the 30 s
 /// with `VUPDATE_TEST_OUTAGE_SECS=30` (the behaviour shown is the same: the consumers
@@ -99,13 +100,7 @@ async fn wait_serving(vm: &Vm, version: &str, site: &str, explain: impl Fn() -> 
 async fn a_version_flows_provider_staging_tested_production_with_outage_revocation_and_no_leaks() {
     let root = TempDir::new().expect("dir");
     let root = root.path();
-    let source = GitRepo::init();
-    let hello = hello_files();
-    let refs: Vec<(&str, &str)> = hello
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    source.commit_files(&refs, "hello", &Person::alice());
+    let source = hello_source();
 
     // jetto, the provider.
     let jetto_files = vec![

@@ -6,11 +6,11 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use vupdate_client::Client;
-use vupdate_test_support::{GitRepo, MAIN, Person, isolate};
+use vupdate_test_support::{GitRepo, MAIN, Patience, Person, isolate};
 
 use crate::distribution;
 
@@ -275,25 +275,7 @@ impl Vm {
 
     /// The version `hello` answers with, if it answers.
     pub fn serving(&self) -> Option<String> {
-        use std::io::{Read as _, Write as _};
-        let port = std::fs::read_to_string(self.work.join("hello/current/port")).ok()?;
-        let address: std::net::SocketAddr = format!("127.0.0.1:{}", port.trim()).parse().ok()?;
-        let mut stream =
-            std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        stream
-            .write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
-            .ok()?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).ok()?;
-        answer.starts_with("HTTP/1.0 200").then(|| {
-            answer
-                .rsplit("\r\n\r\n")
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_owned()
-        })
+        crate::hello::serving(&self.work.join("hello"))
     }
 
     /// A file of the running version.
@@ -309,35 +291,15 @@ impl Drop for Vm {
 }
 
 /// Waits until `check` gives a value; fails after [`LIMIT`] with `logs()`.
-pub async fn eventually<T, F, Fut>(what: &str, logs: impl Fn() -> String, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, logs: impl FnOnce() -> String, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The sample service's files, from examples/hello-service.
-pub fn hello_files() -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello-service");
-    ["update.json", "serve.py"]
-        .iter()
-        .map(|name| {
-            let text = std::fs::read_to_string(dir.join(name)).expect("example file");
-            (name.to_string(), text)
-        })
-        .collect()
+    Patience::up_to(LIMIT)
+        .every(Duration::from_millis(200))
+        .eventually_or(what, check, || async { logs() })
+        .await
 }
 
 /// A repository of client settings that adds `site.txt` saying `site`.

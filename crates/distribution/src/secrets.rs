@@ -13,13 +13,14 @@
 //! and no error, log line, task parameter or API answer carries one (`secrets` lists
 //! names and times only).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use vupdate_core::version::is_distribution_name;
+
+use crate::auth::write_private;
 
 /// The longest value accepted (a token is far shorter; a whole file is not a secret here).
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -258,19 +259,6 @@ impl Secrets {
 /// Whether `name` can name a secret: what `accessTokenSecret` accepts in `providers.yaml`.
 pub fn is_secret_name(name: &str) -> bool {
     is_distribution_name(name) && name.len() <= MAX_NAME
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 #[cfg(test)]

@@ -24,6 +24,12 @@ use crate::watcher::InForce;
 
 /// Who reads and edits consumers.
 const PEOPLE: &[Role] = &[Role::Administrator, Role::Developer];
+/// Who reads what a consumer receives: people, and the consumer itself.
+pub(super) const PEOPLE_AND_CONSUMERS: &[Role] = &[
+    Role::Administrator,
+    Role::Developer,
+    Role::DistributionConsumer,
+];
 /// Who edits consumers.yaml.
 const ADMINS: &[Role] = &[Role::Administrator];
 
@@ -196,14 +202,7 @@ impl ConsumersQuery {
         consumer: Option<String>,
         test_consumer: Option<String>,
     ) -> async_graphql::Result<ConsumerVersions> {
-        let principal = require(
-            ctx,
-            &[
-                Role::Administrator,
-                Role::Developer,
-                Role::DistributionConsumer,
-            ],
-        )?;
+        let principal = require(ctx, PEOPLE_AND_CONSUMERS)?;
         let context = api(ctx);
         let consumer = subject(principal, consumer).api()?;
         let own = principal.role == Role::DistributionConsumer;
@@ -332,14 +331,7 @@ impl ConsumersSubscription {
         consumer: Option<String>,
         test_consumer: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ConsumerVersions>>> {
-        let principal = require(
-            ctx,
-            &[
-                Role::Administrator,
-                Role::Developer,
-                Role::DistributionConsumer,
-            ],
-        )?;
+        let principal = require(ctx, PEOPLE_AND_CONSUMERS)?;
         let context = api(ctx);
         let consumer = subject(principal, consumer).api()?;
         let own = principal.role == Role::DistributionConsumer;

@@ -151,14 +151,7 @@ impl RemoteBuildsQuery {
         ctx: &Context<'_>,
         task: String,
     ) -> async_graphql::Result<RemoteBuild> {
-        let principal = require(
-            ctx,
-            &[
-                Role::Administrator,
-                Role::Developer,
-                Role::DistributionConsumer,
-            ],
-        )?;
+        let principal = require(ctx, super::consumers::PEOPLE_AND_CONSUMERS)?;
         let context = api(ctx);
         let record = own_task(context, principal, &task).await.api()?;
         let message = if record.termination_status == Some(false) {

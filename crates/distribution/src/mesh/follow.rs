@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
+use vupdate_backoff::Backoff;
 use vupdate_client::{ClientError, Offer, OfferFeed};
 
 use super::board::Via;
 use super::worker::{LinkError, Worker};
-use vupdate_backoff::Backoff;
 
 /// The first wait after the provider was away.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(500);

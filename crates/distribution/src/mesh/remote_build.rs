@@ -14,6 +14,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use vupdate_backoff::Backoff;
 use vupdate_client::{Client, RemoteBuildKind, RemoteBuildRequest};
 use vupdate_core::log::Level;
 use vupdate_core::reconcile::Build;
@@ -25,7 +26,6 @@ use crate::reconcile::{
 };
 use crate::secrets::Secrets;
 use crate::tasks::{CANCELLED, TaskContext};
-use vupdate_backoff::Backoff;
 
 /// The unit of this runner's task log lines.
 const UNIT: &str = "REMOTE_BUILD";

@@ -23,11 +23,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::watch;
+use vupdate_backoff::Backoff;
 use vupdate_client::{ImageRef, Offer};
 use vupdate_core::reconcile::BuildKey;
 use vupdate_core::service::ServiceName;
 use vupdate_core::version::{ClientVersion, DeveloperVersion};
-use vupdate_state::{AutoUpdate, State};
+use vupdate_state::{AutoUpdate, State, StateEdit};
 use vupdate_store::model::versions::{BuildInfo, DeveloperVersionRecord, SourceRef};
 
 use super::memory::{OfferMemory, Proposal};
@@ -37,7 +38,6 @@ use crate::graphql::TIP_ATTEMPTS;
 use crate::images::{ImageError, ImageVersion};
 use crate::reconcile::{BuildState, newest_record};
 use crate::watcher::InForce;
-use vupdate_backoff::Backoff;
 
 /// The first wait after a step failed (a download cut, a commit refused).
 const RETRY_INITIAL: Duration = Duration::from_secs(1);
@@ -117,6 +117,29 @@ pub fn plan(
             .cloned()
             .unwrap_or_else(|| ClientVersion::first(developer.clone()))
     })
+}
+
+/// The plan, edit and commit message that take `offer` on top of `state`; `None` when it
+/// changes nothing there.
+fn taking(
+    provider: &str,
+    offer: &Offer,
+    candidates: &BTreeMap<ServiceName, ClientVersion>,
+    state: &State,
+) -> Option<(OfferPlan, StateEdit, String)> {
+    let plan = plan(state, offer, candidates);
+    if plan.is_empty() {
+        return None;
+    }
+    let text = message(
+        provider,
+        &offer.revision,
+        offer.test_consumer.as_deref(),
+        state,
+        &plan,
+    );
+    let edit = plan.edit(state);
+    Some((plan, edit, text))
 }
 
 /// One look at the offer in the state in force (the module docs say what it does).
@@ -348,17 +371,7 @@ async fn commit(
     let (name, offered) = (worker.name.clone(), offer.clone());
     let committed = tokio::task::spawn_blocking(move || {
         repo.edit_tip(TIP_ATTEMPTS, &author, |state| {
-            let plan = plan(state, &offered, &candidates);
-            (!plan.is_empty()).then(|| {
-                let text = message(
-                    &name,
-                    &offered.revision,
-                    offered.test_consumer.as_deref(),
-                    state,
-                    &plan,
-                );
-                (plan.edit(state), text)
-            })
+            taking(&name, &offered, &candidates, state).map(|(_, edit, text)| (edit, text))
         })
     })
     .await
@@ -395,22 +408,13 @@ async fn propose(
     let proposed = tokio::task::spawn_blocking(move || {
         let mut versions = BTreeMap::new();
         let revision = repo.propose_tip(TIP_ATTEMPTS, &target, &prefix, &author, |state| {
-            let plan = plan(state, &offered, &candidates);
+            let (plan, edit, text) = taking(&name, &offered, &candidates, state)?;
             versions = plan
                 .change
                 .iter()
                 .map(|(s, v)| (s.to_string(), v.to_string()))
                 .collect();
-            (!plan.is_empty()).then(|| {
-                let text = message(
-                    &name,
-                    &offered.revision,
-                    offered.test_consumer.as_deref(),
-                    state,
-                    &plan,
-                );
-                (plan.edit(state), text)
-            })
+            Some((edit, text))
         })?;
         Ok::<_, vupdate_state::StateError>(revision.map(|r| (r, versions)))
     })
