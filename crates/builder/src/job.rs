@@ -1,8 +1,10 @@
 //! A build job: what `vupdate builder build-developer-version`, `build-client-version`
 //! and `build-client-generation` run, for a distribution's build task or a person.
 //!
-//! The build settings come from the state repo at the commit that asked for the build; the
-//! distribution is reached only through its public API (`vupdate-client`): private files
+//! The build settings come from the state repo at the commit that asked for the build (a
+//! remote builder, which has no clone of that repo, reads them at that commit through the
+//! distribution's `buildSettings`); the distribution is reached only through its public
+//! API (`vupdate-client`): private files
 //! are downloaded into a temporary directory, the build's log lines stream into the task
 //! log with `addLogs` (and to stdout), the image is uploaded and the version record added.
 //! Each step is named in the error that ends the job ([`BuilderError::Step`]); a
