@@ -48,7 +48,11 @@ pub async fn upload(worker: Arc<Worker>) {
                 status.upload.faults_sent += faults;
             }
             Err(message) => {
-                tracing::info!(provider = %worker.name, %message, "upload failed; tried again at the next round");
+                // Logged when the reason changes, not every round: a secret not set yet
+                // would otherwise log a line every interval for as long as it is missing.
+                if status.upload.last_error.as_ref() != Some(&message) {
+                    tracing::info!(provider = %worker.name, %message, "upload failed; tried again at each round until it succeeds");
+                }
                 status.upload.last_error = Some(message);
             }
         });
