@@ -103,6 +103,7 @@ async fn pair(mesh: &str) -> BenchResult<(Node, Node)> {
         &[
             ("vupdate.yaml", "schema: 1\n".to_owned()),
             ("services/api.yaml", "client: {}\n".to_owned()),
+            ("desired/client.yaml", "versions: {}\n".to_owned()),
             (
                 "providers.yaml",
                 format!(
