@@ -83,12 +83,12 @@ pub enum SecretError {
         size: usize,
     },
     /// A file or folder could not be read or written.
-    #[error("secret store {}: {source}", path.display())]
+    #[error("secret store {}: {error}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A secret file is not what this module writes.
     #[error("secret file {} is unreadable ({reason}); set the secret again", path.display())]
@@ -119,9 +119,9 @@ impl Secrets {
     /// The secrets under `data_directory` (`secrets/`, created with mode 0700 when missing).
     pub fn open(data_directory: &Path) -> Result<Secrets, SecretError> {
         let dir = data_directory.join("secrets");
-        let io = |source| SecretError::Io {
+        let io = |error| SecretError::Io {
             path: dir.clone(),
-            source,
+            error,
         };
         std::fs::create_dir_all(&dir).map_err(io)?;
         #[cfg(unix)]
@@ -171,9 +171,9 @@ impl Secrets {
             .join(format!("{name}{SUFFIX}.{}.tmp", std::process::id()));
         let _ = std::fs::remove_file(&temp);
         let written = write_private(&temp, &bytes).and_then(|()| std::fs::rename(&temp, &path));
-        if let Err(source) = written {
+        if let Err(error) = written {
             let _ = std::fs::remove_file(&temp);
-            return Err(SecretError::Io { path, source });
+            return Err(SecretError::Io { path, error });
         }
         self.changed.send_modify(|count| *count += 1);
         tracing::info!(secret = name, "secret set");
@@ -193,7 +193,7 @@ impl Secrets {
                 Ok(true)
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(SecretError::Io { path, source }),
+            Err(error) => Err(SecretError::Io { path, error }),
         }
     }
 
@@ -212,9 +212,9 @@ impl Secrets {
 
     /// Every secret's name and time, by name.
     pub fn list(&self) -> Result<Vec<SecretInfo>, SecretError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(|source| SecretError::Io {
+        let entries = std::fs::read_dir(&self.dir).map_err(|error| SecretError::Io {
             path: self.dir.clone(),
-            source,
+            error,
         })?;
         let mut list = Vec::new();
         for entry in entries.flatten() {
@@ -235,7 +235,7 @@ impl Secrets {
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(SecretError::Io { path, source }),
+            Err(error) => return Err(SecretError::Io { path, error }),
         };
         // serde_json's messages quote no values of a struct's fields, only positions.
         serde_json::from_slice(&bytes)

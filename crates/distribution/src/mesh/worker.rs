@@ -65,10 +65,10 @@ pub enum LinkError {
     )]
     NoSecret(String),
     /// The secret cannot be read.
-    #[error("{0}")]
+    #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
     /// The provider's URL cannot be used.
-    #[error("{0}")]
+    #[error(transparent)]
     Url(#[from] ClientError),
 }
 
