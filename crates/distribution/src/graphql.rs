@@ -12,16 +12,20 @@
 //!   rewrites it).
 
 mod accounts;
+mod consumers;
 mod context;
 mod desired;
 mod faults;
 mod general;
 mod limits;
 mod logs;
+mod providers;
 mod records;
+mod remote_builds;
 mod result;
 #[cfg(test)]
 mod schema_test;
+mod secrets;
 mod settings;
 mod states;
 mod status;
@@ -35,7 +39,7 @@ use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema};
 
 use crate::config::GraphqlLimits;
 
-pub use context::{ApiContext, Caller, DistributionInfo, require};
+pub use context::{ApiContext, Caller, DistributionInfo, TIP_ATTEMPTS, require};
 pub use limits::{OperationLimits, OperationSlots};
 pub(crate) use logs::LogFilter;
 pub use result::ApiResult;
@@ -55,6 +59,10 @@ pub struct Query(
     logs::LogsQuery,
     faults::FaultsQuery,
     status::StatusQuery,
+    secrets::SecretsQuery,
+    consumers::ConsumersQuery,
+    providers::ProvidersQuery,
+    remote_builds::RemoteBuildsQuery,
 );
 
 /// Every mutation, one part per subject.
@@ -70,6 +78,10 @@ pub struct Mutation(
     logs::LogsMutation,
     faults::FaultsMutation,
     status::StatusMutation,
+    secrets::SecretsMutation,
+    consumers::ConsumersMutation,
+    providers::ProvidersMutation,
+    remote_builds::RemoteBuildsMutation,
 );
 
 /// Every subscription.
@@ -78,6 +90,7 @@ pub struct Subscription(
     desired::DesiredSubscription,
     logs::LogsSubscription,
     status_changed::StatusSubscription,
+    consumers::ConsumersSubscription,
 );
 
 /// The distribution's schema.

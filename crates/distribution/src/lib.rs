@@ -23,17 +23,20 @@
 
 pub mod auth;
 pub mod config;
+pub mod consumers;
 pub mod faults;
 pub mod graphql;
 pub mod http;
 /// The image store lives in its own crate, `vupdate-images`; this name keeps its old path.
 pub use vupdate_images as images;
 pub mod intake;
+pub mod mesh;
 pub mod metrics;
 pub mod private;
 pub mod reconcile;
 pub mod retention;
 pub mod roles;
+pub mod secrets;
 pub mod server;
 pub mod sources;
 pub mod state_reports;

@@ -176,6 +176,11 @@ struct Status {
     synced: bool,
     /// Per service.
     services: Vec<ServiceStatus>,
+    /// The consumers of `consumers.yaml`: what they receive, report and run.
+    consumers: Vec<super::consumers::ConsumerStatus>,
+    /// The providers of `providers.yaml`: reachable, last sync, what they offer, a change
+    /// waiting for review.
+    providers: Vec<super::providers::ProviderInfo>,
 }
 
 /// The status query.
@@ -199,20 +204,28 @@ impl StatusQuery {
             fetch_error: watch.fetch_error,
         };
         let in_force = context.in_force.borrow().clone();
-        let services = match in_force {
+        let (services, consumers, providers) = match in_force {
             Some(in_force) => {
                 // Until the loop has looked at the commit in force, its missing images have
                 // no build listed yet: they wait for one, they are not synced.
                 let planned = reconcile.commit.as_deref() == Some(in_force.revision.id.as_str());
-                services(context, &in_force.state, &reconcile.builds, planned).await?
+                (
+                    services(context, &in_force.state, &reconcile.builds, planned).await?,
+                    super::consumers::consumer_statuses(context, &in_force.state)
+                        .await
+                        .api()?,
+                    super::providers::provider_infos(context, &in_force.state),
+                )
             }
-            None => Vec::new(),
+            None => (Vec::new(), Vec::new(), Vec::new()),
         };
         Ok(Status {
             synced: reconcile.is_synced() && services.iter().all(|s| s.sync == ServiceSync::Synced),
             state_repo,
             reconciled_commit: reconcile.commit,
             services,
+            consumers,
+            providers,
         })
     }
 }

@@ -46,6 +46,16 @@ const MUTATIONS: Table = &[
     ("setServiceStates", &["admin", "updater", "consumer"]),
     ("addLogs", &["admin", "updater", "builder"]),
     ("addFaultReport", &["admin", "updater", "consumer"]),
+    ("setSecret", &["admin"]),
+    ("removeSecret", &["admin"]),
+    ("setInstalledDesiredVersions", &["consumer"]),
+    ("setConsumer", &["admin"]),
+    ("removeConsumer", &["admin"]),
+    ("setProvider", &["admin"]),
+    ("removeProvider", &["admin"]),
+    ("takeProviderVersions", &["admin", "developer"]),
+    ("setProviderTestedVersions", &["admin", "developer"]),
+    ("runBuilder", &["consumer"]),
 ];
 
 /// Who may call each query.
@@ -85,6 +95,12 @@ const QUERIES: Table = &[
     ("faultDistributions", &["admin", "developer"]),
     ("faultServices", &["admin", "developer"]),
     ("faultRoles", &["admin", "developer"]),
+    ("secrets", &["admin"]),
+    ("consumerVersions", &["admin", "developer", "consumer"]),
+    ("consumers", &["admin", "developer"]),
+    ("providers", &["admin", "developer"]),
+    ("providerTestedVersions", &["admin", "developer"]),
+    ("remoteBuild", &["admin", "developer", "consumer"]),
 ];
 
 /// Who may call each subscription.
@@ -95,6 +111,10 @@ const SUBSCRIPTIONS: Table = &[
     ),
     ("logs", &["admin", "developer", "consumer"]),
     ("statusChanged", &["admin", "developer", "builder"]),
+    (
+        "consumerVersionsChanged",
+        &["admin", "developer", "consumer"],
+    ),
 ];
 
 const INTROSPECTION: &str = r#"{
