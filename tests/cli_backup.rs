@@ -14,6 +14,8 @@ use vupdate_test_support::{Patience, isolate};
 #[allow(dead_code)]
 #[path = "support/distribution.rs"]
 mod distribution;
+// Shared with the other end-to-end tests; this one does not ask what runs.
+#[allow(dead_code)]
 #[path = "support/hello.rs"]
 mod hello;
 

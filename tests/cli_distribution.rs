@@ -225,3 +225,70 @@ fn password_checks_give_their_memory_back() {
     );
     assert!(stop(child).success());
 }
+
+#[test]
+fn secrets_are_set_from_stdin_on_a_stopped_server_listed_without_values_and_removed() {
+    let repo = example_repo();
+    let dir = tempfile::TempDir::new().expect("dir");
+    let config = dir.path().join("distribution.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: orbit\nstateRepo:\n  path: {}\ndataDirectory: data\n",
+            repo.path().display()
+        ),
+    )
+    .expect("config");
+    let secret = |args: &[&str], stdin: &str| {
+        let mut child = vupdate()
+            .args(["distribution", "secret"])
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write");
+        let output = child.wait_with_output().expect("wait");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (code, said) = secret(&["set", "jetto-token"], "tok-3f9a1c\n");
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("secret `jetto-token` set (10 bytes)"),
+        "{said}"
+    );
+    let file = dir.path().join("data/secrets/jetto-token.json");
+    let mode = std::fs::metadata(&file)
+        .expect("secret file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (code, listed) = secret(&["list"], "");
+    assert_eq!(code, Some(0), "{listed}");
+    assert!(listed.starts_with("jetto-token\t"), "{listed}");
+    assert!(!listed.contains("tok-3f9a1c"), "{listed}");
+    // Bad input is refused with exit code 2, and the value is never echoed.
+    let (code, said) = secret(&["set", "no/slash"], "tok-3f9a1c");
+    assert_eq!(code, Some(2), "{said}");
+    assert!(!said.contains("tok-3f9a1c"), "{said}");
+    let (code, said) = secret(&["set", "empty"], "\n");
+    assert_eq!(code, Some(2), "{said}");
+    let (code, said) = secret(&["remove", "jetto-token"], "");
+    assert_eq!(code, Some(0), "{said}");
+    assert!(!file.exists());
+    let (code, said) = secret(&["remove", "jetto-token"], "");
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("there is no secret `jetto-token`"), "{said}");
+}

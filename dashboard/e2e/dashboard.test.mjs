@@ -1,11 +1,12 @@
 // The dashboard in a real browser (Debian's Chromium through playwright-core) against the
-// real `vupdate` binary, a real state repo and a real updater running `hello`. The
+// real `vupdate` binary, a real state repo and a real updater running `hello`, in no role
+// and in role `blue`. The
 // scenarios share one world and run in order, as one person would use it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PASSWORD, World, eventually, outputDir } from './world.mjs';
+import { PASSWORD, World, eventually, git, outputDir } from './world.mjs';
 import { launch, logIn, shot } from './browser.mjs';
 
 /** A build that prints a numbered step every half second for minutes: followed, then cancelled. */
@@ -22,6 +23,7 @@ const downloads = outputDir('downloads');
 
 before(async () => {
   world = await World.start({
+    roles: ['blue'],
     sources: { slow: { 'update.json': SLOW_UPDATE_JSON } },
     services: { slow: 'developer:\n  sources:\n    - name: slow\n      git:\n        url: %%DIR%%/slow\n        branch: main\n' },
   });
@@ -29,6 +31,15 @@ before(async () => {
   context = await browser.newContext({ viewport: { width: 1360, height: 860 }, acceptDownloads: true });
   page = await context.newPage();
 });
+
+/** Clicks the button named `button`, checks the browser saves `name`, and returns its bytes. */
+async function saved(button, name) {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: button }).click()]);
+  assert.equal(download.suggestedFilename(), name);
+  const file = join(downloads, name);
+  await download.saveAs(file);
+  return readFileSync(file);
+}
 
 after(async () => {
   await browser?.close();
@@ -158,16 +169,60 @@ test("a service's logs are filtered and downloaded as a file", async () => {
     return (await page.getByTestId('log-lines').getByText(/marker-3/).count()) > 0;
   });
   await shot(page, shots, 'logs');
-  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download' }).click()]);
-  assert.equal(download.suggestedFilename(), 'logs-hello.log');
-  const file = join(downloads, 'logs-hello.log');
-  await download.saveAs(file);
-  const lines = readFileSync(file, 'utf8').trim().split('\n');
+  const lines = (await saved('Download', 'logs-hello.log')).toString('utf8').trim().split('\n');
   assert.ok(lines.length >= 3, lines.join('\n'));
   for (const line of lines) {
     assert.match(line, /^hello vm-1 \d+ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO hello /);
     assert.match(line, /marker-\d/);
   }
+});
+
+test("a role's logs are filtered apart and downloaded; versions and the overview show the role", async () => {
+  await eventually('hello running in role blue', async () => (await world.serving('blue')) !== null);
+  const port = readFileSync(join(world.vm, 'hello-blue/current/port'), 'utf8').trim();
+  for (const n of [1, 2]) await fetch(`http://127.0.0.1:${port}/blue-${n}`);
+  await page.goto(`${world.base}/logs?service=hello&find=GET`);
+  await page.getByLabel('Role', { exact: true }).first().click();
+  await page.getByRole('option', { name: 'blue', exact: true }).click();
+  await page.waitForURL(/role=blue/);
+  const lines = page.getByTestId('log-lines');
+  await eventually("blue's request lines", async () => {
+    await page.getByRole('button', { name: '↓ Newer' }).click();
+    return (await lines.getByText(/GET \/blue-2/).count()) > 0;
+  });
+  assert.equal(await lines.getByText(/GET \/marker-/).count(), 0, 'hello in no role is filtered out');
+  await lines.getByText(/^hello-blue vm-1 \d+/).first().waitFor();
+  await shot(page, shots, 'logs-role');
+  const file = (await saved('Download', 'logs-hello-blue.log')).toString('utf8').trim().split('\n');
+  assert.ok(file.some((line) => line.includes('GET /blue-2')), file.join('\n'));
+  for (const line of file) assert.match(line, /^hello-blue vm-1 \d+ /);
+
+  await page.goto(`${world.base}/versions`);
+  await page.getByRole('row').filter({ hasText: 'blue' }).filter({ hasText: 'hello' }).first().waitFor();
+  await page.goto(`${world.base}/`);
+  const instances = page.locator('[role=row][data-service=hello] [data-testid=instances]');
+  await instances.filter({ hasText: '1 role' }).waitFor();
+  assert.match(await instances.getAttribute('title'), /^no role: \d+ on, \d+ off\nblue: \d+ on, \d+ off$/);
+});
+
+test('the overview is pushed a reported state without polling', async () => {
+  await page.goto(`${world.base}/`);
+  await page.getByTestId('live').filter({ hasText: 'live' }).waitFor();
+  const { status, serviceStates } = await world.graphql('{ status { services { service instancesOnDesired instances { instance role onDesired } } } serviceStates(service: "hello") { instance role state { version } } }');
+  const hello = status.services.find((s) => s.service === 'hello');
+  const on = hello.instances.find((i) => i.onDesired);
+  const version = serviceStates.find((s) => s.instance === on.instance && s.role === on.role).state.version;
+  const instances = page.locator('[role=row][data-service=hello] [data-testid=instances]');
+  await instances.filter({ hasText: new RegExp(`^${hello.instancesOnDesired} on`) }).waitFor();
+  const updater = readFileSync(join(world.dir, 'data/updater.token'), 'utf8').trim();
+  const now = new Date().toISOString();
+  await world.graphql(
+    'mutation($s: [ServiceStateInput!]!) { setServiceStates(states: $s) }',
+    { s: [{ instance: 'vm-push', service: 'hello', directory: '/srv/hello', state: { time: now, version, installTime: now, startTime: now, failuresCount: 0 } }] },
+    updater,
+  );
+  // Well within the 30 s safety poll: only the push brings it this soon.
+  await instances.filter({ hasText: new RegExp(`^${hello.instancesOnDesired + 1} on`) }).waitFor({ timeout: 15_000 });
 });
 
 test('a Developer sees no account settings and cannot reach them by URL', async () => {
@@ -206,6 +261,87 @@ test('an ended session goes back to login, then to the page that was open', asyn
   await page.getByText('Session ended').waitFor();
   await logIn(page, world.base, 'admin', PASSWORD);
   await page.waitForURL(/\/faults$/);
+});
+
+test('a fault report of a role is found by its role, shown in detail and its archive downloaded', async () => {
+  const updater = readFileSync(join(world.dir, 'data/updater.token'), 'utf8').trim();
+  const id = 'vm1-hello-blue-0001';
+  const archive = Buffer.from('PK\x05\x06 a fault archive');
+  const put = await fetch(`${world.base}/faults/${id}`, { method: 'PUT', headers: { authorization: `Bearer ${updater}` }, body: archive });
+  assert.equal(put.status, 201, await put.text());
+  const now = new Date().toISOString();
+  await world.graphql(
+    'mutation($r: FaultReportInput!) { addFaultReport(report: $r) }',
+    {
+      r: {
+        id,
+        info: { time: now, instance: 'vm-1', service: 'hello', serviceRole: 'blue', serviceDirectory: '/srv/hello-blue', state: { time: now, version: 'orbit-1.0.1', lastExitCode: 134 }, logTail: ['serving', 'segmentation fault'] },
+        files: [{ path: 'core', size: 4096 }],
+      },
+    },
+    updater,
+  );
+  await page.goto(`${world.base}/faults`);
+  await page.getByLabel('Role', { exact: true }).first().click();
+  await page.getByRole('option', { name: 'blue', exact: true }).click();
+  const report = page.getByRole('button', { name: /hello.*blue.*vm-1/ });
+  await report.click();
+  await page.getByText('segmentation fault').waitFor();
+  await page.getByRole('table', { name: 'Files' }).getByText('4096 bytes').waitFor();
+  await shot(page, shots, 'fault');
+  assert.deepEqual(await saved('Download archive', `fault-${id}.zip`), archive);
+});
+
+test('a build settings edit is reviewed as a diff and committed by the account', async () => {
+  await page.goto(`${world.base}/settings/build`);
+  await page.getByRole('heading', { name: 'Build settings' }).waitFor();
+  const macros = page.getByLabel('Macro values (name=value)').first();
+  await macros.fill('logLevel=INFO\ngreeting=hi');
+  await page.getByRole('button', { name: 'Review and commit' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByText('developer.macroValues: greeting=hi').waitFor();
+  await dialog.getByLabel(/Comment/).fill('Greet in every build');
+  await dialog.getByRole('button', { name: 'Commit' }).click();
+  await dialog.getByText('Committed').waitFor();
+  assert.equal(world.lastCommit().subject, 'Greet in every build');
+  assert.match(git(world.remote, 'show', 'main:common.yaml'), /greeting: hi/);
+});
+
+test('a service account is created and its token is shown once and works', async () => {
+  await page.goto(`${world.base}/settings/accounts`);
+  await page.getByRole('tab', { name: 'Services' }).click();
+  await page.getByRole('button', { name: 'New service' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Account').fill('ci-bot');
+  await dialog.getByLabel('Name').fill('CI bot');
+  await dialog.getByRole('button', { name: 'Create' }).click();
+  const row = page.locator('[data-account=ci-bot]');
+  await row.waitFor();
+  await row.getByRole('button', { name: 'Issue token' }).click();
+  const token = (await page.getByTestId('token').textContent()).trim();
+  const { whoAmI } = await world.graphql('{ whoAmI { account } }', {}, token);
+  assert.equal(whoAmI.account, 'ci-bot');
+  await page.keyboard.press('Escape');
+  await page.getByTestId('token').waitFor({ state: 'detached' });
+  await page.reload();
+  await page.getByRole('tab', { name: 'Services' }).click();
+  await row.waitFor();
+  assert.equal(await page.getByText(token).count(), 0, 'the token is not shown again');
+});
+
+test('a private file is uploaded, listed and deleted', async () => {
+  await page.goto(`${world.base}/settings/private-files`);
+  await page.getByRole('heading', { name: 'Private files' }).waitFor();
+  await page.getByLabel('Path in the image').fill('keys/e2e.pem');
+  await page.locator('input[type=file]').setInputFiles({ name: 'e2e.pem', mimeType: 'application/x-pem-file', buffer: Buffer.from('-----BEGIN TEST-----\n') });
+  await page.getByRole('button', { name: 'Upload' }).click();
+  const row = page.getByRole('row').filter({ hasText: 'keys/e2e.pem' });
+  await row.getByText('21 bytes').waitFor();
+  page.once('dialog', (dialog) => void dialog.accept());
+  await row.getByRole('button', { name: 'Delete' }).click();
+  await row.waitFor({ state: 'detached' });
+  const listed = await (await fetch(`${world.base}/private-files/developer`, { headers: { authorization: `Bearer ${world.adminToken}` } })).json();
+  assert.deepEqual(listed.filter((f) => f.path === 'keys/e2e.pem'), []);
 });
 
 test('every page loads with all other hosts blocked and logs no console error', async () => {

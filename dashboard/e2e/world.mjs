@@ -70,14 +70,15 @@ export class World {
 
   /**
    * Builds and starts everything. Options: `services` (extra `name: yaml` service files),
-   * `desired` (the developer list, default hello), `updater` (start one, default true).
+   * `desired` (the developer list, default hello), `updater` (start one, default true),
+   * `roles` (roles the updater also runs hello in, besides hello in none).
    */
-  static async start({ services = {}, desired = { hello: 'orbit-1.0.0' }, updater = true, sources = {} } = {}) {
+  static async start({ services = {}, desired = { hello: 'orbit-1.0.0' }, updater = true, sources = {}, roles = [] } = {}) {
     const world = new World(mkdtempSync(join(tmpdir(), 'vupdate-dash-')));
     try {
       world.makeRepos(services, desired, sources);
       await world.startDistribution();
-      if (updater) await world.startUpdater();
+      if (updater) await world.startUpdater(roles);
     } catch (error) {
       await world.stop();
       throw error;
@@ -171,14 +172,14 @@ export class World {
     this.firstPassword = printed.map((l) => l.split('password `')[1]).find(Boolean).split('`')[0];
   }
 
-  async startUpdater() {
+  async startUpdater(roles) {
     const token = join(this.dir, 'data/updater.token');
     await eventually('the updater token file', () => existsSync(token));
     const vm = join(this.dir, 'vm');
     mkdirSync(vm, { recursive: true });
     writeFileSync(
       join(vm, 'updater.yaml'),
-      [`instance: vm-1`, `distributionUrl: ${this.base}`, `accessTokenFile: ${token}`, 'workDirectory: .', 'services: [hello]', 'pollInterval: 5s', ''].join('\n'),
+      [`instance: vm-1`, `distributionUrl: ${this.base}`, `accessTokenFile: ${token}`, 'workDirectory: .', 'services:', '  - hello', ...roles.map((role) => `  - {service: hello, role: ${role}}`), 'pollInterval: 5s', ''].join('\n'),
     );
     const updater = spawn(binary(), ['updater', 'run', '--config', join(vm, 'updater.yaml')], { cwd: vm, stdio: ['ignore', 'ignore', 'pipe'], env: GIT_ENV });
     this.updaterLog = [];
@@ -214,10 +215,10 @@ export class World {
     return this.adminToken;
   }
 
-  /** What the local `hello` answers (the version it was built as), or null. */
-  async serving() {
+  /** What the local `hello` (in `role`, if given) answers (the version it was built as), or null. */
+  async serving(role) {
     try {
-      const port = readFileSync(join(this.vm, 'hello/current/port'), 'utf8').trim();
+      const port = readFileSync(join(this.vm, role ? `hello-${role}` : 'hello', 'current/port'), 'utf8').trim();
       const response = await fetch(`http://127.0.0.1:${port}/`);
       return (await response.text()).trim();
     } catch {

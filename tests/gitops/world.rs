@@ -80,18 +80,7 @@ impl Updater {
 
     /// The version its `hello` answers with, if it answers.
     pub fn serving(&self) -> Option<String> {
-        let port =
-            std::fs::read_to_string(self.work.join(self.service).join("current/port")).ok()?;
-        let address = format!("127.0.0.1:{}", port.trim());
-        let answer = try_http(&address, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
-        answer.starts_with("HTTP/1.0 200").then(|| {
-            answer
-                .rsplit("\r\n\r\n")
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_owned()
-        })
+        crate::hello::serving(&self.work.join(self.service))
     }
 }
 

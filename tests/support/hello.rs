@@ -2,6 +2,7 @@
 //! end-to-end tests of the whole system start.
 
 use std::path::Path;
+use std::time::Duration;
 
 use vupdate_test_support::{GitRepo, Person};
 
@@ -72,4 +73,27 @@ pub fn hello_config(remote: &GitRepo, data: &str) -> String {
         "name: acme\nlisten: 127.0.0.1:0\ndataDirectory: {data}\nstateRepo:\n  url: {}\n  pollInterval: 1s\n",
         remote.path().display()
     )
+}
+
+/// The version the `hello` installed in `service_dir` (its `current/port`) answers with,
+/// if it answers.
+pub fn serving(service_dir: &Path) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let port = std::fs::read_to_string(service_dir.join("current/port")).ok()?;
+    let address: std::net::SocketAddr = format!("127.0.0.1:{}", port.trim()).parse().ok()?;
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.starts_with("HTTP/1.0 200").then(|| {
+        answer
+            .rsplit("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    })
 }

@@ -1,8 +1,10 @@
 //! A build job: what `vupdate builder build-developer-version`, `build-client-version`
 //! and `build-client-generation` run, for a distribution's build task or a person.
 //!
-//! The build settings come from the state repo at the commit that asked for the build; the
-//! distribution is reached only through its public API (`vupdate-client`): private files
+//! The build settings come from the state repo at the commit that asked for the build (a
+//! remote builder, which has no clone of that repo, reads them at that commit through the
+//! distribution's `buildSettings`); the distribution is reached only through its public
+//! API (`vupdate-client`): private files
 //! are downloaded into a temporary directory, the build's log lines stream into the task
 //! log with `addLogs` (and to stdout), the image is uploaded and the version record added.
 //! Each step is named in the error that ends the job ([`BuilderError::Step`]); a
@@ -21,7 +23,10 @@ use vupdate_client::{
 use vupdate_core::log::Level;
 use vupdate_core::service::ServiceName;
 use vupdate_core::version::{ClientVersion, DeveloperVersion};
-use vupdate_state::{GitRepository, Revision, ServiceSettings, StateRepo, client_settings_hash};
+use vupdate_state::{
+    Author, ClientBuild, DeveloperBuild, GitRepository, Revision, ServiceSettings, StateRepo,
+    client_settings_hash,
+};
 
 use crate::{
     BuildLog, Builder, BuilderError, BuiltImage, CancellationToken, ClientRequest,
@@ -47,8 +52,9 @@ pub enum JobRequest {
 /// Where a job's settings come from and where its results go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSettings {
-    /// The state repository the build settings are read from.
-    pub state_repo: PathBuf,
+    /// The state repository the build settings are read from; `None`: the distribution's
+    /// API gives them at `commit` (a remote builder has no clone of that state repo).
+    pub state_repo: Option<PathBuf>,
     /// The state commit whose settings are used [default: the branch tip].
     pub commit: Option<String>,
     /// The branch [default: the branch checked out, else `main`].
@@ -119,9 +125,11 @@ impl Job {
         service: &ServiceName,
         cancel: CancellationToken,
     ) -> Result<Job, BuilderError> {
-        let (revision, settings) = read_settings(args, service)
-            .await
-            .map_err(step("reading the build settings"))?;
+        let (revision, settings) = match &args.state_repo {
+            Some(path) => read_settings(path, args, service).await,
+            None => api_settings(&client, args, service).await,
+        }
+        .map_err(step("reading the build settings"))?;
         let source = LogSource {
             service: LOG_SERVICE.to_owned(),
             role: None,
@@ -441,10 +449,11 @@ impl Job {
 
 /// Opens the state repo, loads the commit and takes the service's merged settings.
 async fn read_settings(
+    path: &Path,
     args: &JobSettings,
     service: &ServiceName,
 ) -> Result<(Revision, ServiceSettings), BuilderError> {
-    let path = args.state_repo.clone();
+    let path = path.to_path_buf();
     let branch = args.branch.clone();
     let commit = args.commit.clone();
     let service = service.clone();
@@ -473,6 +482,65 @@ async fn read_settings(
         step: "reading the build settings",
         reason: error.to_string(),
     })?
+}
+
+/// The service's merged settings at `commit`, as the distribution's API gives them; the
+/// revision is what the job's settings say of it.
+async fn api_settings(
+    client: &Client,
+    args: &JobSettings,
+    service: &ServiceName,
+) -> Result<(Revision, ServiceSettings), BuilderError> {
+    let commit = args.commit.clone().ok_or_else(|| BuilderError::Request {
+        reason: "a state commit is required without a state repo: the settings are read from the distribution at that commit".to_owned(),
+    })?;
+    let settings = client.build_settings(service, &commit).await?;
+    let author = args.author.as_deref().map_or_else(
+        || Author::new("unknown", ""),
+        |text| match text.split_once(" <") {
+            Some((name, email)) => Author::new(name, email.trim_end_matches('>')),
+            None => Author::new(text, ""),
+        },
+    );
+    let revision = Revision {
+        id: commit,
+        author,
+        time: chrono::Utc::now().fixed_offset(),
+        summary: args.comment.clone().unwrap_or_default(),
+        parents: Vec::new(),
+    };
+    Ok((revision, service_settings(settings)))
+}
+
+/// The API's build settings as the state crate's.
+fn service_settings(settings: vupdate_client::BuildSettings) -> ServiceSettings {
+    let repositories = |part: &vupdate_client::BuildPart| -> Vec<GitRepository> {
+        part.repositories
+            .iter()
+            .map(|r| GitRepository {
+                name: r.name.clone(),
+                url: r.url.clone(),
+                branch: r.branch.clone(),
+                clone_submodules: r.clone_submodules,
+                sub_directory: r.sub_directory.clone(),
+            })
+            .collect()
+    };
+    ServiceSettings {
+        builder: settings.builder,
+        developer: settings.developer.map(|part| DeveloperBuild {
+            sources: repositories(&part),
+            macro_values: part.macro_values,
+            environment: part.environment,
+            private_files: part.private_files,
+        }),
+        client: settings.client.map(|part| ClientBuild {
+            settings: repositories(&part),
+            macro_values: part.macro_values,
+            environment: part.environment,
+            private_files: part.private_files,
+        }),
+    }
 }
 
 /// A temporary directory for the private files of one build.

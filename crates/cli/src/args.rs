@@ -204,11 +204,12 @@ pub struct BuildArgs {
     /// A PEM file of extra trusted certificates (e.g. the distribution's self-signed one).
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-    /// The state repository the build settings are read from.
+    /// The state repository the build settings are read from [default: the
+    /// distribution's API at --commit, as a remote builder reads them].
     #[arg(long, value_name = "PATH")]
-    pub state_repo: PathBuf,
+    pub state_repo: Option<PathBuf>,
     /// The state commit whose settings are used (the one that asked for the build)
-    /// [default: the branch tip].
+    /// [default: the branch tip; required without --state-repo].
     #[arg(long, value_name = "COMMIT")]
     pub commit: Option<String>,
     /// The branch of the state repository [default: the branch checked out, else main].
@@ -273,6 +274,40 @@ pub enum DistributionCommand {
             default_value = "/var/lib/vupdate-distribution"
         )]
         data_dir: PathBuf,
+    },
+    /// Manage the named secrets of a distribution's data directory (a provider's access
+    /// token); works whether the server runs or not, and a running server uses a new
+    /// value at its next use.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+/// `vupdate distribution secret ...`
+#[cfg(feature = "distribution")]
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Set secret NAME to the value read from stdin (one trailing newline is dropped), e.g.
+    /// `vupdate distribution secret set jetto-token < token.txt`.
+    Set {
+        /// The secret's name, as `accessTokenSecret` in providers.yaml names it.
+        name: String,
+        /// The distribution's configuration file (its data directory holds the secrets).
+        #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// List the secrets' names and when each was set (never their values).
+    List {
+        /// The distribution's configuration file.
+        #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Remove secret NAME.
+    Remove {
+        /// The secret's name.
+        name: String,
+        /// The distribution's configuration file.
+        #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
+        config: PathBuf,
     },
 }
 

@@ -1,6 +1,7 @@
 //! `vupdate distribution run`: loads `distribution.yaml`, starts the server (its builds run
 //! as `vupdate builder` children of this same executable), prints where to log in, and
-//! stops cleanly on Ctrl-C or SIGTERM.
+//! stops cleanly on Ctrl-C or SIGTERM. `vupdate distribution secret …` sets, lists and
+//! removes the named secrets of the config's data directory.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +11,11 @@ use vupdate_distribution::config::DistributionConfig;
 use vupdate_distribution::reconcile::{BuilderProgram, ProcessRunner};
 use vupdate_distribution::server::{Distribution, StartOptions};
 
-use crate::args::DistributionCommand;
+use std::io::Read as _;
+
+use vupdate_distribution::secrets::{SecretError, Secrets};
+
+use crate::args::{DistributionCommand, SecretCommand};
 use crate::exit::InvalidInput;
 
 /// Runs a `distribution` subcommand.
@@ -81,7 +86,58 @@ pub fn run(command: DistributionCommand) -> anyhow::Result<()> {
             crate::install_cmd::distribution_unit(unit, data_dir);
             Ok(())
         }
+        DistributionCommand::Secret(command) => secret(command),
     }
+}
+
+/// A bad name or value is invalid input (exit 2); a file that cannot be written is not.
+fn secret_error(error: SecretError) -> anyhow::Error {
+    match error {
+        SecretError::Io { .. } | SecretError::Corrupt { .. } => error.into(),
+        _ => InvalidInput::new(error.to_string()).into(),
+    }
+}
+
+/// Runs a `secret` subcommand on the config's data directory.
+fn secret(command: SecretCommand) -> anyhow::Result<()> {
+    let (SecretCommand::Set { config, .. }
+    | SecretCommand::List { config }
+    | SecretCommand::Remove { config, .. }) = &command;
+    let config = load(config)?;
+    let secrets = Secrets::open(&config.data_directory)
+        .with_context(|| format!("distribution `{}`", config.name))?;
+    match command {
+        SecretCommand::Set { name, .. } => {
+            let mut value = String::new();
+            std::io::stdin()
+                .read_to_string(&mut value)
+                .context("cannot read the secret's value from stdin")?;
+            let value = value
+                .strip_suffix('\n')
+                .map(|v| v.strip_suffix('\r').unwrap_or(v))
+                .unwrap_or(&value);
+            let info = secrets.set(&name, value).map_err(secret_error)?;
+            println!(
+                "secret `{}` set ({} bytes) in {}",
+                info.name,
+                value.len(),
+                secrets.dir().display()
+            );
+        }
+        SecretCommand::List { .. } => {
+            for info in secrets.list()? {
+                println!("{}\t{}", info.name, info.set_at.to_rfc3339());
+            }
+        }
+        SecretCommand::Remove { name, .. } => {
+            let removed = secrets.remove(&name).map_err(secret_error)?;
+            if !removed {
+                return Err(InvalidInput::new(format!("there is no secret `{name}`")).into());
+            }
+            println!("secret `{name}` removed");
+        }
+    }
+    Ok(())
 }
 
 /// The config at `path`; a bad file is invalid input (exit 2) naming file, line and field.

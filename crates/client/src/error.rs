@@ -139,6 +139,31 @@ impl ClientError {
         }
     }
 
+    /// Whether the server refused the credentials or their role (a revoked, expired or
+    /// unknown token, or an account that may not do this): the same call with the same
+    /// token fails the same way until someone changes the token or the account.
+    pub fn is_refused(&self) -> bool {
+        let refused_code = matches!(
+            self.code(),
+            Some(
+                "UNAUTHENTICATED"
+                    | "TOKEN_REVOKED"
+                    | "TOKEN_EXPIRED"
+                    | "INVALID_CREDENTIALS"
+                    | "FORBIDDEN"
+                    | "PASSWORD_CHANGE_REQUIRED"
+            )
+        );
+        refused_code
+            || matches!(
+                self,
+                ClientError::Refused {
+                    status: 401 | 403,
+                    ..
+                }
+            )
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
@@ -185,6 +210,8 @@ mod tests {
             ],
         };
         assert_eq!(graphql.code(), Some("FORBIDDEN"));
+        assert!(graphql.is_refused());
+        assert!(!refused.is_refused());
         assert_eq!(
             graphql.to_string(),
             "GraphQL `addLogs`: no; `builder` (Builder) may not do this (FORBIDDEN)"

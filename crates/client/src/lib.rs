@@ -12,6 +12,8 @@
 //! - [`subscription`]: GraphQL subscriptions over the `/graphql/ws` WebSocket
 //!   (graphql-transport-ws, the token in `connection_init`); one socket per subscription,
 //!   and reconnecting is the caller's choice.
+//! - [`builds`]: builds run on another distribution (`runBuilder`, `remoteBuild`,
+//!   `cancelTask`) and a service's build settings at a commit (`buildSettings`).
 //! - [`desired`]: `clientDesiredVersions` and its live feed `clientDesiredVersionsChanged`.
 //! - [`enrol`]: `enrolUpdater`, a new VM's enrolment token for its updater's access token.
 //! - [`states`]: `setServiceStates`, an updater's report of what each service runs.
@@ -23,6 +25,8 @@
 //! - [`files`]: private files of builds, `GET /private-files/...` to a file and `PUT`.
 //! - [`logs`]: `addLogs` batches, and [`logs::LogSender`], which batches lines as they come
 //!   and numbers them so a resend never duplicates a line.
+//! - [`mesh`]: a consumer distribution's calls to its provider (the versions offered,
+//!   tested marks, installed versions).
 //! - [`versions`]: version records (`addDeveloperVersionInfo`, `addClientVersionInfo`,
 //!   `developerVersionsInfo`, `clientVersionsInfo`).
 //! - [`error`]: [`ClientError`]; `transport` (internal): requests and REST error bodies.
@@ -34,6 +38,7 @@
 //! updater, which ships to every VM, uses it too (`crates/test-support/tests/tidy.rs`
 //! checks it).
 
+pub mod builds;
 pub mod desired;
 pub mod enrol;
 pub mod error;
@@ -42,6 +47,7 @@ pub mod files;
 pub mod graphql;
 pub mod images;
 pub mod logs;
+pub mod mesh;
 pub mod states;
 pub mod subscription;
 mod transport;
@@ -50,11 +56,15 @@ pub mod versions;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use builds::{
+    BuildPart, BuildSettings, RemoteBuild, RemoteBuildKind, RemoteBuildRequest, Repository,
+};
 pub use desired::DesiredVersionsFeed;
 pub use error::{ClientError, GraphqlError};
 pub use faults::{ArchiveUpload, FaultFileReport, FaultInfoReport, FaultReport};
 pub use images::{DownloadedImage, ImageKind, ImageRef, UploadedImage};
 pub use logs::{LogLine, LogSender, LogSenderOptions, LogSource};
+pub use mesh::{Offer, OfferFeed};
 pub use states::{ServiceStateReport, StateReport, UpdateErrorReport};
 pub use subscription::Subscription;
 pub use versions::{

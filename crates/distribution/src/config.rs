@@ -62,6 +62,32 @@ pub struct DistributionConfig {
     pub builder: BuilderConfig,
     /// What clients may ask of the server before it refuses.
     pub limits: LimitsConfig,
+    /// How this distribution follows its providers (`providers.yaml`).
+    pub mesh: MeshConfig,
+}
+
+/// How a consumer distribution follows its providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeshConfig {
+    /// How often each provider's offer is polled, as a safety net beside the
+    /// subscription (or alone without it); default 30 s.
+    pub poll_interval: Duration,
+    /// Whether to follow each provider's offer by a subscription, for changes at once;
+    /// default true.
+    pub subscription: bool,
+    /// How often instance states and fault reports are uploaded to providers with
+    /// `uploadState`; default 10 s.
+    pub upload_interval: Duration,
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        MeshConfig {
+            poll_interval: Duration::from_secs(30),
+            subscription: true,
+            upload_interval: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The builder settings: where builds work and how many run at once.
@@ -386,6 +412,30 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
         directory: in_data(raw.builder.directory, "builder"),
         max_parallel_builds,
     };
+    let defaults = MeshConfig::default();
+    let mesh = MeshConfig {
+        poll_interval: raw
+            .mesh
+            .poll_interval
+            .map_or(defaults.poll_interval, |d| d.0),
+        subscription: raw.mesh.subscription.unwrap_or(defaults.subscription),
+        upload_interval: raw
+            .mesh
+            .upload_interval
+            .map_or(defaults.upload_interval, |d| d.0),
+    };
+    for (field, interval) in [
+        ("mesh.pollInterval", mesh.poll_interval),
+        ("mesh.uploadInterval", mesh.upload_interval),
+    ] {
+        if interval.is_zero() {
+            return Err(ConfigError::Invalid {
+                file: file.to_owned(),
+                field,
+                message: "must be longer than 0s".to_owned(),
+            });
+        }
+    }
     let limits = raw
         .limits
         .resolve()
@@ -414,6 +464,7 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
             .map(|(account, path)| (account, at(path)))
             .collect(),
         builder,
+        mesh,
         limits,
         data_directory: data,
     })

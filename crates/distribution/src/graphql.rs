@@ -12,6 +12,7 @@
 //!   rewrites it).
 
 mod accounts;
+mod consumers;
 mod context;
 mod desired;
 mod faults;
@@ -19,13 +20,17 @@ mod general;
 mod install;
 mod limits;
 mod logs;
+mod providers;
 mod records;
+mod remote_builds;
 mod result;
 #[cfg(test)]
 mod schema_test;
+mod secrets;
 mod settings;
 mod states;
 mod status;
+mod status_changed;
 mod tasks;
 mod transport;
 mod types;
@@ -35,7 +40,7 @@ use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema};
 
 use crate::config::GraphqlLimits;
 
-pub use context::{ApiContext, Caller, DistributionInfo, require};
+pub use context::{ApiContext, Caller, DistributionInfo, TIP_ATTEMPTS, require};
 pub use limits::{OperationLimits, OperationSlots};
 pub(crate) use logs::LogFilter;
 pub use result::ApiResult;
@@ -56,6 +61,10 @@ pub struct Query(
     faults::FaultsQuery,
     status::StatusQuery,
     install::InstallQuery,
+    secrets::SecretsQuery,
+    consumers::ConsumersQuery,
+    providers::ProvidersQuery,
+    remote_builds::RemoteBuildsQuery,
 );
 
 /// Every mutation, one part per subject.
@@ -72,11 +81,20 @@ pub struct Mutation(
     faults::FaultsMutation,
     status::StatusMutation,
     install::InstallMutation,
+    secrets::SecretsMutation,
+    consumers::ConsumersMutation,
+    providers::ProvidersMutation,
+    remote_builds::RemoteBuildsMutation,
 );
 
 /// Every subscription.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(desired::DesiredSubscription, logs::LogsSubscription);
+pub struct Subscription(
+    desired::DesiredSubscription,
+    logs::LogsSubscription,
+    status_changed::StatusSubscription,
+    consumers::ConsumersSubscription,
+);
 
 /// The distribution's schema.
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;

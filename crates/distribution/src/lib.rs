@@ -27,6 +27,7 @@
 pub mod auth;
 pub mod backup;
 pub mod config;
+pub mod consumers;
 pub mod enrolment;
 pub mod faults;
 pub mod graphql;
@@ -35,11 +36,13 @@ pub mod install;
 /// The image store lives in its own crate, `vupdate-images`; this name keeps its old path.
 pub use vupdate_images as images;
 pub mod intake;
+pub mod mesh;
 pub mod metrics;
 pub mod private;
 pub mod reconcile;
 pub mod retention;
 pub mod roles;
+pub mod secrets;
 pub mod server;
 pub mod sources;
 pub mod state_reports;

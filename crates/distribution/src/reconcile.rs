@@ -28,7 +28,9 @@
 mod generation;
 mod process;
 
+pub(crate) use generation::newest_record;
 pub use generation::{GenerationLink, GenerationOutcome, distribution_author};
+pub(crate) use process::requester;
 pub use process::{BuilderProgram, ProcessRunner, ServerLink};
 pub use vupdate_state::{client_settings_hash, service_settings_hash};
 
@@ -82,6 +84,88 @@ pub trait BuildRunner: Send + Sync + 'static {
     /// Called once by the server before the loop starts, with how a builder reaches it
     /// (its URL and a Builder token); the default ignores it.
     fn attach(&self, _server: &ServerLink) {}
+
+    /// Runs a build a consumer distribution asked for (`runBuilder`), with the consumer's
+    /// settings and against the consumer's API, logging into `task` here; the default
+    /// refuses.
+    fn run_for_consumer(&self, build: ConsumerBuild, task: TaskContext) -> BuildFuture {
+        Box::pin(async move {
+            let message = format!(
+                "{} for consumer `{}`: this distribution runs no builds for consumers",
+                describe(&build.build),
+                build.consumer
+            );
+            task.log(vupdate_core::log::Level::Error, "BUILD", &message);
+            Err(message)
+        })
+    }
+}
+
+/// A build a consumer distribution asked this one to run (`runBuilder`): its builder
+/// reads the consumer's settings at the consumer's commit and sends everything to the
+/// consumer's API, with a Builder token of the consumer's.
+#[derive(Clone)]
+pub struct ConsumerBuild {
+    /// What to build.
+    pub build: Build,
+    /// The consumer distribution (its account here).
+    pub consumer: String,
+    /// Its URL, from `consumers.yaml` here.
+    pub url: String,
+    /// Its Builder token; in the child's environment only, never logged or shown.
+    token: String,
+    /// Its state commit whose settings the build uses.
+    pub commit: String,
+    /// Its task, whose log gets the build's lines.
+    pub task: String,
+    /// Who asked for the build there.
+    pub author: String,
+    /// Why.
+    pub comment: String,
+}
+
+impl ConsumerBuild {
+    /// A build for `consumer` at `url`, with its Builder `token`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        build: Build,
+        consumer: String,
+        url: String,
+        token: String,
+        commit: String,
+        task: String,
+        author: String,
+        comment: String,
+    ) -> ConsumerBuild {
+        ConsumerBuild {
+            build,
+            consumer,
+            url,
+            token,
+            commit,
+            task,
+            author,
+            comment,
+        }
+    }
+
+    /// The consumer's Builder token, for the child's environment.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl std::fmt::Debug for ConsumerBuild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("ConsumerBuild")
+            .field("build", &self.build)
+            .field("consumer", &self.consumer)
+            .field("url", &self.url)
+            .field("commit", &self.commit)
+            .field("task", &self.task)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The runner in force until the builder exists: every build fails with a clear message.
@@ -199,6 +283,10 @@ pub enum RebuildRefused {
     Stopped,
 }
 
+/// Client versions wanted although no desired list names them yet, by who wants them (a
+/// provider whose offer needs its client images before it is committed).
+type Wanted = Arc<Mutex<BTreeMap<String, BTreeMap<ServiceName, ClientVersion>>>>;
+
 /// What the API asks of the loop and waits for.
 #[derive(Debug)]
 enum Request {
@@ -213,6 +301,7 @@ pub struct ReconcileHandle {
     wake: Arc<Notify>,
     retry: Arc<Notify>,
     requests: mpsc::UnboundedSender<Request>,
+    wanted: Wanted,
 }
 
 impl ReconcileHandle {
@@ -236,6 +325,22 @@ impl ReconcileHandle {
         self.retry.notify_one();
     }
 
+    /// Asks for the client images of `clients` although no desired list names them (yet):
+    /// what `source` (e.g. `provider jetto`) wants replaces what it wanted before; an
+    /// empty list withdraws it. Their developer images must exist here, else they wait.
+    pub fn want_clients(&self, source: &str, clients: BTreeMap<ServiceName, ClientVersion>) {
+        let mut wanted = self.wanted.lock().unwrap_or_else(PoisonError::into_inner);
+        let changed = if clients.is_empty() {
+            wanted.remove(source).is_some()
+        } else {
+            wanted.insert(source.to_owned(), clients.clone()) != Some(clients)
+        };
+        drop(wanted);
+        if changed {
+            self.wake.notify_one();
+        }
+    }
+
     /// Starts a client generation check of `service` now (a settings repository changed,
     /// which the state repo cannot show), whatever the stamps and the memory of earlier
     /// checks say; returns its task id.
@@ -255,6 +360,7 @@ pub struct Reconciler {
     wake: Arc<Notify>,
     retry: Arc<Notify>,
     requests: mpsc::UnboundedSender<Request>,
+    wanted: Wanted,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -276,7 +382,9 @@ impl Reconciler {
         let (stop, stopped) = watch::channel(false);
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let (requests, requests_rx) = mpsc::unbounded_channel();
+        let wanted = Wanted::default();
         let state = Loop {
+            wanted: Arc::clone(&wanted),
             config,
             in_force,
             images,
@@ -301,6 +409,7 @@ impl Reconciler {
             wake,
             retry,
             requests,
+            wanted,
             stop,
             task,
         }
@@ -323,6 +432,7 @@ impl Reconciler {
             wake: Arc::clone(&self.wake),
             retry: Arc::clone(&self.retry),
             requests: self.requests.clone(),
+            wanted: Arc::clone(&self.wanted),
         }
     }
 
@@ -347,6 +457,7 @@ impl Reconciler {
 type Done = (BuildKey, TaskId, Option<String>);
 
 struct Loop {
+    wanted: Wanted,
     config: ReconcileConfig,
     in_force: watch::Receiver<Option<InForce>>,
     images: ImageStore,
@@ -458,6 +569,7 @@ impl Loop {
             &|s: &ServiceName, v: &ClientVersion| have_client.contains(&(s.clone(), v.clone())),
             &failed,
         );
+        plan.extend(self.wanted_builds(&plan, &failed).await?);
         if self.generations.is_some() {
             let mut in_force = BTreeMap::new();
             for (service, version) in &clients {
@@ -484,6 +596,42 @@ impl Loop {
             ));
         }
         Ok(plan)
+    }
+
+    /// Client builds of the versions wanted beside the desired lists (see
+    /// [`ReconcileHandle::want_clients`]) that are not planned already, have no image and
+    /// did not fail, and whose developer image is here.
+    async fn wanted_builds(
+        &self,
+        planned: &[Build],
+        failed: &BTreeSet<BuildKey>,
+    ) -> Result<Vec<Build>, String> {
+        let wanted: BTreeSet<(ServiceName, ClientVersion)> = self
+            .wanted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .flat_map(|list| list.iter().map(|(s, v)| (s.clone(), v.clone())))
+            .collect();
+        let mut builds = Vec::new();
+        for (service, version) in wanted {
+            let build = Build::Client {
+                service: service.clone(),
+                from: version.developer.clone(),
+                version: version.clone(),
+            };
+            if planned.contains(&build) || failed.contains(&build.key()) {
+                continue;
+            }
+            let developer = ImageVersion::Developer(version.developer.clone());
+            if self.has(&service, ImageVersion::Client(version)).await?
+                || !self.has(&service, developer).await?
+            {
+                continue;
+            }
+            builds.push(build);
+        }
+        Ok(builds)
     }
 
     /// What a generation check of `service` needs to know; `None` when the state does not
@@ -755,7 +903,8 @@ fn describe_key(key: &BuildKey) -> String {
     }
 }
 
-fn describe(build: &Build) -> String {
+/// What a build makes, for messages: `developer version … of …`.
+pub(crate) fn describe(build: &Build) -> String {
     match build {
         Build::Developer { service, version } => {
             format!("developer version {version} of {service}")

@@ -8,7 +8,7 @@
 mod error;
 mod listen;
 mod tls;
-mod token_files;
+pub(crate) mod token_files;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,17 +22,23 @@ use vupdate_core::service::ServiceName;
 
 use crate::auth::{AuthOptions, AuthService, Bootstrap, JwtKey, PasswordCost, Role};
 use crate::config::{DistributionConfig, StateRepoSource};
+use crate::consumers::ConsumerRecords;
 use crate::faults::FaultFiles;
 use crate::graphql::{self, ApiContext, DistributionInfo};
 use crate::http::{self, AppState};
 use crate::images::{ImageStore, ImageStoreOptions};
 use crate::intake::LogIntake;
+use crate::mesh::Mesh;
+use crate::mesh::board::Board;
+use crate::mesh::remote_build::{MeshRunner, REMOTE_BUILDER_ACCOUNT};
+use crate::mesh::worker::Parts as MeshParts;
 use crate::metrics::Metrics;
 use crate::private::PrivateFiles;
 use crate::reconcile::{
     BuildRunner, BuilderUnavailable, GenerationLink, ReconcileConfig, ReconcileStatus, Reconciler,
     ServerLink,
 };
+use crate::secrets::Secrets;
 use crate::state_reports::StateReports;
 use crate::tasks::{LogOrigin, TaskManager};
 use crate::watcher::{InForce, RepoSource, StateWatcher, WatchConfig};
@@ -86,6 +92,8 @@ pub struct Distribution {
     reconciler: Reconciler,
     /// Held while the server runs, so a restore refuses its data directory.
     _lock: std::fs::File,
+    mesh: Mesh,
+    consumer_accounts: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Distribution {
@@ -162,6 +170,13 @@ impl Distribution {
                     error: source,
                 })?;
 
+        let secrets = Secrets::open(data).map_err(ServerError::Secrets)?;
+        let consumers =
+            ConsumerRecords::open(data).map_err(|source| ServerError::DataDirectory {
+                path: data.join("consumers"),
+                error: source,
+            })?;
+
         let tasks = TaskManager::new(store.clone(), log_origin(config), TASK_GRACE)
             .with_metrics(metrics.clone());
         // Tasks a previous run left active are failed now; the reconcile loop plans their
@@ -193,8 +208,19 @@ impl Distribution {
             address: config.listen,
             error: source,
         })?;
-        match builder_token(&auth).await {
-            Ok(token) => options.builder.attach(&ServerLink {
+        // Builds of services whose settings name a provider as builder run there.
+        let runner = Arc::new(MeshRunner::new(options.builder, secrets.clone()));
+        match builder_token(&auth, REMOTE_BUILDER_ACCOUNT, "Builds run by providers").await {
+            Ok(token) => runner.set_token(token),
+            Err(error) => tracing::error!(
+                %error,
+                account = REMOTE_BUILDER_ACCOUNT,
+                "cannot issue the remote builders' access token; builds on providers will fail"
+            ),
+        }
+        let builder: Arc<dyn BuildRunner> = runner;
+        match builder_token(&auth, BUILDER_ACCOUNT, "Builder of this distribution").await {
+            Ok(token) => builder.attach(&ServerLink {
                 url: own_url(config, local_addr),
                 token,
                 ca_file: config.tls.as_ref().map(|tls| tls.certificate.clone()),
@@ -218,7 +244,7 @@ impl Distribution {
             watcher.subscribe(),
             images.clone(),
             tasks.clone(),
-            options.builder,
+            Arc::clone(&builder),
             Some(GenerationLink {
                 store: store.clone(),
                 repo: watcher.repo(),
@@ -273,6 +299,25 @@ impl Distribution {
                 .map(|path| crate::install::UpdaterBinary::new(path, std::env::consts::ARCH)),
         )
         .with_images(&config.data_directory, images.clone(), watcher.subscribe());
+        let consumer_accounts = tokio::spawn(crate::consumers::follow_accounts(
+            auth.clone(),
+            watcher.subscribe(),
+            config.token_files.clone(),
+        ));
+        let mesh = Mesh::start(MeshParts {
+            distribution: config.name.to_string(),
+            config: config.mesh,
+            data_directory: data.clone(),
+            secrets: secrets.clone(),
+            repo: watcher.repo(),
+            in_force: watcher.subscribe(),
+            trigger: watcher.trigger_handle(),
+            images: images.clone(),
+            store: store.clone(),
+            fault_files: fault_files.clone(),
+            reconcile: reconciler.handle(),
+            board: Board::default(),
+        });
         let context = ApiContext {
             info: DistributionInfo {
                 name: config.name.to_string(),
@@ -291,6 +336,10 @@ impl Distribution {
             state_reports: StateReports::start(store.clone()),
             store,
             fault_files: fault_files.clone(),
+            secrets,
+            consumers,
+            mesh: mesh.handle(),
+            builder,
             max_history: config.versions.max_history_size as usize,
             state_lifetime: config.expiration.service_states,
             install: installer.clone(),
@@ -343,6 +392,8 @@ impl Distribution {
             watcher,
             reconciler,
             _lock: lock,
+            mesh,
+            consumer_accounts,
         })
     }
 
@@ -367,6 +418,8 @@ impl Distribution {
         let served = self.server.await;
         let _ = self.expiry.await;
         let _ = self.watchers.await;
+        self.consumer_accounts.abort();
+        self.mesh.shutdown().await;
         self.reconciler.shutdown().await;
         self.watcher.shutdown().await;
         match served {
@@ -406,22 +459,22 @@ async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
 
-/// A fresh access token of [`BUILDER_ACCOUNT`] (created on first use), the account's
-/// older tokens revoked.
-async fn builder_token(auth: &AuthService) -> Result<String, crate::auth::AuthError> {
-    match auth.account(BUILDER_ACCOUNT).await {
-        Ok(_) => auth.revoke_access_tokens(BUILDER_ACCOUNT).await?,
+/// A fresh access token of the Builder service account `account` (created on first use
+/// with the display name `name`), its older tokens revoked.
+async fn builder_token(
+    auth: &AuthService,
+    account: &str,
+    name: &str,
+) -> Result<String, crate::auth::AuthError> {
+    match auth.account(account).await {
+        Ok(_) => auth.revoke_access_tokens(account).await?,
         Err(crate::auth::AuthError::NoSuchAccount { .. }) => {
-            auth.add_service_account(
-                BUILDER_ACCOUNT,
-                "Builder of this distribution",
-                Role::Builder,
-            )
-            .await?;
+            auth.add_service_account(account, name, Role::Builder)
+                .await?;
         }
         Err(error) => return Err(error),
     }
-    auth.issue_access_token(BUILDER_ACCOUNT).await
+    auth.issue_access_token(account).await
 }
 
 /// The URL this server answers on from this machine: an unspecified listen address

@@ -6,9 +6,11 @@
 //! per second stay low however many reports there are. A report is acknowledged only once
 //! the transaction holding it has committed. When a transaction of several reports fails,
 //! each report is written again on its own, so one bad report fails alone and never takes
-//! the others with it (nor is any report ever half written).
+//! the others with it (nor is any report ever half written). Each committed transaction
+//! is counted on a watch ([`StateReports::written`]), so the dashboard's `statusChanged`
+//! hears of new states without polling the store.
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use vupdate_store::model::states::ServiceStateRecord;
 use vupdate_store::{Store, StoreError};
 
@@ -27,6 +29,7 @@ struct Pending {
 #[derive(Clone)]
 pub struct StateReports {
     queue: mpsc::Sender<Pending>,
+    written: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for StateReports {
@@ -39,8 +42,14 @@ impl StateReports {
     /// Starts the writer on the current runtime; it ends when the last handle is dropped.
     pub fn start(store: Store) -> StateReports {
         let (queue, pending) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(store, pending));
-        StateReports { queue }
+        let (counter, written) = watch::channel(0);
+        tokio::spawn(write_loop(store, pending, counter));
+        StateReports { queue, written }
+    }
+
+    /// Changes each time reports were written (the count of transactions committed).
+    pub fn written(&self) -> watch::Receiver<u64> {
+        self.written.clone()
     }
 
     /// Stores one report (all or nothing), replacing the earlier state of each instance.
@@ -61,7 +70,11 @@ fn stopped() -> StoreError {
     }
 }
 
-async fn write_loop(store: Store, mut pending: mpsc::Receiver<Pending>) {
+async fn write_loop(
+    store: Store,
+    mut pending: mpsc::Receiver<Pending>,
+    written: watch::Sender<u64>,
+) {
     while let Some(first) = pending.recv().await {
         let mut states = first.records.len();
         let mut batch = vec![first];
@@ -74,12 +87,13 @@ async fn write_loop(store: Store, mut pending: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        write(&store, batch).await;
+        write(&store, batch, &written).await;
     }
 }
 
-/// Writes `batch` in one transaction, or each report alone when that fails.
-async fn write(store: &Store, batch: Vec<Pending>) {
+/// Writes `batch` in one transaction, or each report alone when that fails; each commit
+/// is counted on `written` before its reports are acknowledged.
+async fn write(store: &Store, batch: Vec<Pending>, written: &watch::Sender<u64>) {
     if batch.len() > 1 {
         let records: Vec<ServiceStateRecord> = batch
             .iter()
@@ -87,6 +101,7 @@ async fn write(store: &Store, batch: Vec<Pending>) {
             .collect();
         if store.service_states().set(records).await.is_ok() {
             vupdate_crashpoint::reached_async("state-reports.committed").await;
+            written.send_modify(|count| *count += 1);
             for report in batch {
                 let _ = report.done.send(Ok(()));
             }
@@ -97,6 +112,7 @@ async fn write(store: &Store, batch: Vec<Pending>) {
         let result = store.service_states().set(report.records).await.map(drop);
         if result.is_ok() {
             vupdate_crashpoint::reached_async("state-reports.committed").await;
+            written.send_modify(|count| *count += 1);
         }
         let _ = report.done.send(result);
     }
@@ -141,6 +157,8 @@ mod tests {
         .await
         .expect("store");
         let reports = StateReports::start(store.clone());
+        let written = reports.written();
+        assert_eq!(*written.borrow(), 0);
         // 200 reports at once, one of them invalid (an instance must be named).
         let sends: Vec<_> = (0..200)
             .map(|i| {
@@ -190,5 +208,16 @@ mod tests {
             })
             .collect();
         assert_eq!(vm7, ["acme-1.1.0", "acme-1.1.0"]);
+
+        // Each commit is counted before its report is acknowledged; a refused one is not.
+        let count = *written.borrow();
+        assert!(count >= 2, "{count} commits counted");
+        reports
+            .set(report("vm-8", "acme-1.1.0"))
+            .await
+            .expect("report");
+        assert_eq!(*written.borrow(), count + 1);
+        assert!(reports.set(report("", "acme-1.1.0")).await.is_err());
+        assert_eq!(*written.borrow(), count + 1);
     }
 }

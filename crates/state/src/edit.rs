@@ -15,9 +15,11 @@ use vupdate_core::service::ServiceName;
 use vupdate_core::version::{ClientVersion, DeveloperVersion};
 
 use crate::files::FileSet;
-use crate::model::ServiceSettings;
+use crate::model::{AutoUpdate, Consumer, Provider, ServiceSettings};
 use crate::problems::{Problem, ValidationErrors};
-use crate::validate::{COMMON, DESIRED_CLIENT, DESIRED_DEVELOPER, service_path};
+use crate::validate::{
+    COMMON, CONSUMERS, DESIRED_CLIENT, DESIRED_DEVELOPER, PROVIDERS, service_path,
+};
 use crate::yaml::{self, Op, Value};
 
 /// A change to the state repo, made as one commit.
@@ -57,6 +59,25 @@ pub enum StateEdit {
     RemoveService(ServiceName),
     /// Create or replace `common.yaml`, the build settings shared by every service.
     SetCommon(ServiceSettings),
+    /// Create or replace a provider of `providers.yaml` (fields at their defaults are left
+    /// out).
+    SetProvider {
+        /// The provider's distribution name.
+        name: String,
+        /// How this distribution follows it.
+        provider: Provider,
+    },
+    /// Remove a provider of `providers.yaml` (nothing happens if there is none).
+    RemoveProvider(String),
+    /// Create or replace a consumer of `consumers.yaml`.
+    SetConsumer {
+        /// The consumer's distribution name (its account's name on this distribution).
+        name: String,
+        /// What it receives.
+        consumer: Consumer,
+    },
+    /// Remove a consumer of `consumers.yaml` (nothing happens if there is none).
+    RemoveConsumer(String),
 }
 
 impl StateEdit {
@@ -71,6 +92,8 @@ impl StateEdit {
                 service_path(service).into()
             }
             StateEdit::SetCommon(_) => COMMON.into(),
+            StateEdit::SetProvider { .. } | StateEdit::RemoveProvider(_) => PROVIDERS.into(),
+            StateEdit::SetConsumer { .. } | StateEdit::RemoveConsumer(_) => CONSUMERS.into(),
         }
     }
 
@@ -101,6 +124,10 @@ impl StateEdit {
             }
             StateEdit::RemoveService(service) => format!("Remove service {service}"),
             StateEdit::SetCommon(_) => "Set common build settings".to_owned(),
+            StateEdit::SetProvider { name, .. } => format!("Set provider {name}"),
+            StateEdit::RemoveProvider(name) => format!("Remove provider {name}"),
+            StateEdit::SetConsumer { name, .. } => format!("Set consumer {name}"),
+            StateEdit::RemoveConsumer(name) => format!("Remove consumer {name}"),
         }
     }
 
@@ -183,6 +210,20 @@ impl StateEdit {
                 header: "# Build settings shared by every service.\n".to_owned(),
                 declares: false,
             },
+            StateEdit::SetProvider { name, provider } => Change::Mapping(
+                "providers",
+                vec![Op::Set(name.clone(), provider_value(provider))],
+            ),
+            StateEdit::RemoveProvider(name) => {
+                Change::Mapping("providers", vec![Op::Remove(name.clone())])
+            }
+            StateEdit::SetConsumer { name, consumer } => Change::Mapping(
+                "consumers",
+                vec![Op::Set(name.clone(), consumer_value(consumer))],
+            ),
+            StateEdit::RemoveConsumer(name) => {
+                Change::Mapping("consumers", vec![Op::Remove(name.clone())])
+            }
         }
     }
 }
@@ -212,6 +253,39 @@ fn replace_list<V: ToString>(list: &BTreeMap<ServiceName, V>) -> Op {
             .map(|(service, version)| (service.to_string(), Value::scalar(version.to_string())))
             .collect(),
     )
+}
+
+/// A provider entry as `providers.yaml` writes it; defaults are left out.
+fn provider_value(provider: &Provider) -> Value {
+    let mut entries = vec![
+        ("url".to_owned(), Value::scalar(&provider.url)),
+        (
+            "accessTokenSecret".to_owned(),
+            Value::scalar(&provider.access_token_secret),
+        ),
+    ];
+    if let Some(test_consumer) = &provider.test_consumer {
+        entries.push(("testConsumer".to_owned(), Value::scalar(test_consumer)));
+    }
+    if provider.upload_state {
+        entries.push(("uploadState".to_owned(), Value::Bool(true)));
+    }
+    if provider.auto_update != AutoUpdate::Off {
+        entries.push(("autoUpdate".to_owned(), Value::scalar(provider.auto_update)));
+    }
+    Value::Map(entries)
+}
+
+/// A consumer entry as `consumers.yaml` writes it.
+fn consumer_value(consumer: &Consumer) -> Value {
+    let mut entries = vec![("profile".to_owned(), Value::scalar(&consumer.profile))];
+    if let Some(url) = &consumer.url {
+        entries.push(("url".to_owned(), Value::scalar(url)));
+    }
+    if let Some(test_consumer) = &consumer.test_consumer {
+        entries.push(("testConsumer".to_owned(), Value::scalar(test_consumer)));
+    }
+    Value::Map(entries)
 }
 
 fn not_editable(path: &str, message: String) -> ValidationErrors {
@@ -281,6 +355,49 @@ mod tests {
             .apply(&edited, now())
             .expect("applies");
         assert_eq!(same, edited);
+    }
+
+    #[test]
+    fn providers_and_consumers_are_written_without_their_defaults() {
+        let files: FileSet = [(PROVIDERS, "# who we follow\nproviders: {}\n")]
+            .into_iter()
+            .collect();
+        let provider = Provider {
+            url: "https://jetto.example.com".into(),
+            access_token_secret: "jetto-token".into(),
+            test_consumer: Some("staging".into()),
+            upload_state: true,
+            auto_update: AutoUpdate::PullRequest,
+        };
+        let edited = StateEdit::SetProvider {
+            name: "jetto".into(),
+            provider,
+        }
+        .apply(&files, now())
+        .expect("applies");
+        assert_eq!(
+            text(&edited, PROVIDERS),
+            "# who we follow\nproviders:\n  jetto:\n    url: \"https://jetto.example.com\"\n    accessTokenSecret: jetto-token\n    testConsumer: staging\n    uploadState: true\n    autoUpdate: pullRequest\n"
+        );
+        let removed = StateEdit::RemoveProvider("jetto".into())
+            .apply(&edited, now())
+            .expect("applies");
+        assert!(!text(&removed, PROVIDERS).contains("jetto"));
+        let consumer = Consumer {
+            profile: "partner".into(),
+            url: None,
+            test_consumer: None,
+        };
+        let edited = StateEdit::SetConsumer {
+            name: "acme".into(),
+            consumer,
+        }
+        .apply(&FileSet::new(), now())
+        .expect("applies");
+        assert_eq!(
+            text(&edited, CONSUMERS),
+            "consumers:\n  acme:\n    profile: partner\n"
+        );
     }
 
     #[test]

@@ -37,9 +37,13 @@ pub struct State {
     pub tested: BTreeMap<String, TestedVersions>,
 }
 
-/// How a service (or, in `common.yaml`, every service) is built; both parts are optional.
+/// How a service (or, in `common.yaml`, every service) is built; every part is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceSettings {
+    /// The provider (of `providers.yaml`) whose distribution runs this service's builds,
+    /// with this distribution's settings; `None`: they run here. A service's own value
+    /// wins over `common.yaml`'s.
+    pub builder: Option<String>,
     /// How developer versions are built; `None`: the service is only received from a provider.
     pub developer: Option<DeveloperBuild>,
     /// How client versions are made; `None`: nothing of the service's own (common may still apply).
@@ -107,8 +111,53 @@ pub struct Provider {
     pub test_consumer: Option<String>,
     /// Upload instance states and fault reports to the provider.
     pub upload_state: bool,
-    /// Build client versions of the provider's desired versions automatically.
-    pub auto_update: bool,
+    /// What happens when the provider offers other versions.
+    pub auto_update: AutoUpdate,
+}
+
+/// What a consumer does when its provider offers other versions (and their client images
+/// exist): the `autoUpdate` of `providers.yaml`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum AutoUpdate {
+    /// Commit the new desired client versions to the branch, authored as the provider.
+    Commit,
+    /// Push the same change to a branch `vupdate/<provider>/<revision>` for a person to
+    /// review and merge.
+    PullRequest,
+    /// Change nothing: `status` shows the offer, and `takeProviderVersions` takes it.
+    #[default]
+    Off,
+}
+
+impl AutoUpdate {
+    /// Every mode, in the order the schema documents them.
+    pub const ALL: [AutoUpdate; 3] = [AutoUpdate::Commit, AutoUpdate::PullRequest, AutoUpdate::Off];
+
+    /// The spelling in `providers.yaml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoUpdate::Commit => "commit",
+            AutoUpdate::PullRequest => "pullRequest",
+            AutoUpdate::Off => "off",
+        }
+    }
+}
+
+impl std::fmt::Display for AutoUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AutoUpdate {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<AutoUpdate, String> {
+        AutoUpdate::ALL
+            .into_iter()
+            .find(|mode| mode.as_str() == text)
+            .ok_or_else(|| format!("autoUpdate `{text}` is not one of commit, pullRequest, off"))
+    }
 }
 
 /// A distribution that receives versions from this one.
@@ -161,7 +210,8 @@ impl State {
     /// settings exist when either common or the service has a `client` part, as in the
     /// original where a client build needs only the common configuration. Merging:
     /// `macroValues` and `environment` take the service's value over common's; `sources`,
-    /// `settings` and `privateFiles` are common's followed by the service's.
+    /// `settings` and `privateFiles` are common's followed by the service's; `builder` is the
+    /// service's, else common's.
     pub fn build_settings(&self, service: &ServiceName) -> Option<ServiceSettings> {
         let own = self.services.get(service)?;
         let developer = own.developer.as_ref().map(|own| {
@@ -186,7 +236,11 @@ impl State {
                 })
             }
         };
-        Some(ServiceSettings { developer, client })
+        Some(ServiceSettings {
+            builder: own.builder.clone().or_else(|| self.common.builder.clone()),
+            developer,
+            client,
+        })
     }
 
     /// The services a profile names; `None` when there is no such profile.

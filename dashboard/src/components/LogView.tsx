@@ -4,6 +4,7 @@ import { useEffect, useRef } from 'react';
 import { Box, Text } from '@mantine/core';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { graphql } from '../gql';
+import { asRun } from '../lib/format';
 
 /** The fields of a log line the pages fetch. */
 export const LogLineFields = graphql(`
@@ -14,6 +15,7 @@ export const LogLineFields = graphql(`
     unit
     message
     service
+    role
     instance
     process
     terminationStatus
@@ -28,6 +30,7 @@ export interface Line {
   unit: string;
   message: string;
   service?: string;
+  role?: string | null;
   instance?: string;
   process?: string;
   terminationStatus?: boolean | null;
@@ -79,7 +82,7 @@ export function LogView({ lines, follow, showSource = false, height = 'calc(100v
               </Text>
               {showSource && (
                 <Text span c="blue" inherit>
-                  {line.service} {line.instance} {line.process}{' '}
+                  {asRun(line.service ?? '', line.role)} {line.instance} {line.process}{' '}
                 </Text>
               )}
               <Text span c="dimmed" inherit>

@@ -22,8 +22,7 @@ export function ago(value: string | null | undefined, now = Date.now()): string 
   return `${Math.round(seconds / 86400)} d ago`;
 }
 
-/** A service as run (`name-role`) split into its name and role, by the dash rule (names have no dash). */
-export function splitRole(service: string): { name: string; role: string | null } {
-  const dash = service.indexOf('-');
-  return dash < 0 ? { name: service, role: null } : { name: service.slice(0, dash), role: service.slice(dash + 1) };
+/** A service as run: `name-role` in a role, else its name. */
+export function asRun(service: string, role: string | null | undefined): string {
+  return role ? `${service}-${role}` : service;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compareVersions, developerOf, nextBuild, parseVersion } from './versions';
-import { splitRole } from './format';
+import { asRun } from './format';
 
 describe('versions', () => {
   it('parses developer and client versions and refuses others', () => {
@@ -25,8 +25,8 @@ describe('versions', () => {
     expect(developerOf('acme-1.2.3')).toBe('acme-1.2.3');
   });
 
-  it('splits a service as run into name and role', () => {
-    expect(splitRole('hello-blue')).toEqual({ name: 'hello', role: 'blue' });
-    expect(splitRole('hello')).toEqual({ name: 'hello', role: null });
+  it('names a service as run in its role', () => {
+    expect(asRun('hello', 'blue')).toBe('hello-blue');
+    expect(asRun('hello', null)).toBe('hello');
   });
 });

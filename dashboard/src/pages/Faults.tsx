@@ -1,4 +1,4 @@
-//! Fault reports: filters (distribution, service, time range), each report's info,
+//! Fault reports: filters (distribution, service, role, time range), each report's info,
 //! files and log tail, and the archive's download.
 import { useState } from 'react';
 import { Accordion, Badge, Button, Code, Group, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
@@ -10,8 +10,8 @@ import { Problem } from '../components/Problem';
 import { time } from '../lib/format';
 
 const Faults = graphql(`
-  query Faults($distribution: String, $service: String, $fromTime: DateTime, $toTime: DateTime) {
-    faults(distribution: $distribution, service: $service, fromTime: $fromTime, toTime: $toTime, limit: 200) {
+  query Faults($distribution: String, $service: String, $role: String, $fromTime: DateTime, $toTime: DateTime) {
+    faults(distribution: $distribution, service: $service, role: $role, fromTime: $fromTime, toTime: $toTime, limit: 200) {
       id
       distribution
       service
@@ -35,6 +35,7 @@ const Faults = graphql(`
     }
     faultDistributions
     faultServices(distribution: $distribution)
+    faultRoles(distribution: $distribution, service: $service)
   }
 `);
 
@@ -43,11 +44,12 @@ const iso = (local: string) => (local ? new Date(local).toISOString() : null);
 export default function FaultsPage() {
   const [distribution, setDistribution] = useState<string | null>(null);
   const [service, setService] = useState<string | null>(null);
+  const [role, setRole] = useState<string | null>(null);
   const [from, setFrom] = useState('');
   const [to, setTo] = useState('');
   const { data, error } = useQuery({
-    queryKey: ['faults', distribution, service, from, to],
-    queryFn: () => request(Faults, { distribution, service, fromTime: iso(from), toTime: iso(to) }),
+    queryKey: ['faults', distribution, service, role, from, to],
+    queryFn: () => request(Faults, { distribution, service, role, fromTime: iso(from), toTime: iso(to) }),
     refetchInterval: 10_000,
   });
 
@@ -66,6 +68,7 @@ export default function FaultsPage() {
       <Group align="flex-end">
         <Select label="Distribution" placeholder="any" data={data?.faultDistributions ?? []} value={distribution} onChange={setDistribution} clearable />
         <Select label="Service" placeholder="any" data={data?.faultServices ?? []} value={service} onChange={setService} clearable searchable />
+        <Select label="Role" placeholder="any" data={data?.faultRoles ?? (role ? [role] : [])} value={role} onChange={setRole} clearable searchable />
         <TextInput label="From" type="datetime-local" value={from} onChange={(e) => setFrom(e.currentTarget.value)} />
         <TextInput label="To" type="datetime-local" value={to} onChange={(e) => setTo(e.currentTarget.value)} />
       </Group>
@@ -76,7 +79,12 @@ export default function FaultsPage() {
           <Accordion.Item key={f.distribution + f.id} value={f.distribution + f.id}>
             <Accordion.Control>
               <Group>
-                <Text fw={600}>{f.service}{f.serviceRole ? `-${f.serviceRole}` : ''}</Text>
+                <Text fw={600}>{f.service}</Text>
+                {f.serviceRole && (
+                  <Badge variant="outline" tt="none" data-testid="fault-role">
+                    {f.serviceRole}
+                  </Badge>
+                )}
                 <Text size="sm">{f.instance}</Text>
                 <Text size="sm" c="dimmed">
                   {time(f.time)}

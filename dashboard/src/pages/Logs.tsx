@@ -1,4 +1,4 @@
-//! Service and task logs: filters (service, instance, directory, process, level, time
+//! Service and task logs: filters (service, role, instance, directory, process, level, time
 //! range, text), paging back and forward, following live, and downloading the filtered
 //! lines as a file (`GET /logs/download`).
 import { useEffect, useMemo, useRef, useState } from 'react';
@@ -12,6 +12,7 @@ import { describe, download, request } from '../api/client';
 import { subscribe } from '../api/live';
 import { LogView, type Line } from '../components/LogView';
 import { Problem } from '../components/Problem';
+import { asRun } from '../lib/format';
 
 const Values = graphql(`
   query LogValues($field: LogValueField!, $filter: LogFilter!) {
@@ -36,7 +37,7 @@ const Follow = graphql(`
 `);
 
 const PAGE = 500;
-const FIELDS = ['service', 'instance', 'directory', 'process', 'task', 'minLevel', 'find', 'fromTime', 'toTime'] as const;
+const FIELDS = ['service', 'role', 'instance', 'directory', 'process', 'task', 'minLevel', 'find', 'fromTime', 'toTime'] as const;
 type Field = (typeof FIELDS)[number];
 
 /** The filter as the URL keeps it (so a filtered view can be shared and reloaded). */
@@ -48,6 +49,12 @@ function filterOf(params: URLSearchParams): LogFilter {
     filter[field] = field === 'fromTime' || field === 'toTime' ? new Date(value).toISOString() : value;
   }
   return filter;
+}
+
+/** The file a download saves, as the server names it: `logs-<task, service[-role], role-<role> or all>.log`. */
+export function downloadName(filter: LogFilter): string {
+  const subject = filter.task || (filter.service ? asRun(filter.service, filter.role) : filter.role ? `role-${filter.role}` : 'all');
+  return `logs-${subject}.log`;
 }
 
 /** `GET /logs/download` parameters for a filter. */
@@ -77,8 +84,9 @@ export default function LogsPage() {
     const next = new URLSearchParams(params);
     if (value) next.set(field, value);
     else next.delete(field);
-    // A narrower choice depends on the wider one.
-    if (field === 'service') ['instance', 'directory', 'process'].forEach((f) => next.delete(f));
+    // A narrower choice depends on the wider one (a role is kept across services: every
+    // service in role `eu` is a view of its own).
+    if (field === 'service' || field === 'role') ['instance', 'directory', 'process'].forEach((f) => next.delete(f));
     if (field === 'instance') ['directory', 'process'].forEach((f) => next.delete(f));
     setParams(next, { replace: true });
   };
@@ -140,9 +148,8 @@ export default function LogsPage() {
   }
 
   async function save() {
-    const what = filter.task ?? filter.service ?? 'all';
     try {
-      const size = await download(downloadPath(filter), `logs-${what}.log`);
+      const size = await download(downloadPath(filter), downloadName(filter));
       notifications.show({ color: 'teal', title: 'Downloaded', message: `${size} bytes` });
     } catch (e) {
       const { code, message } = describe(e);
@@ -163,9 +170,10 @@ export default function LogsPage() {
       </Group>
       <Group align="flex-end" gap="xs">
         <ValueSelect field="SERVICE" label="Service" filter={{}} value={filter.service ?? null} onChange={(v) => set('service', v)} />
-        <ValueSelect field="INSTANCE" label="Instance" filter={scope('service')} value={filter.instance ?? null} onChange={(v) => set('instance', v)} />
-        <ValueSelect field="DIRECTORY" label="Directory" filter={scope('service', 'instance')} value={filter.directory ?? null} onChange={(v) => set('directory', v)} />
-        <ValueSelect field="PROCESS" label="Process" filter={scope('service', 'instance', 'directory')} value={filter.process ?? null} onChange={(v) => set('process', v)} />
+        <ValueSelect field="ROLE" label="Role" filter={scope('service')} value={filter.role ?? null} onChange={(v) => set('role', v)} />
+        <ValueSelect field="INSTANCE" label="Instance" filter={scope('service', 'role')} value={filter.instance ?? null} onChange={(v) => set('instance', v)} />
+        <ValueSelect field="DIRECTORY" label="Directory" filter={scope('service', 'role', 'instance')} value={filter.directory ?? null} onChange={(v) => set('directory', v)} />
+        <ValueSelect field="PROCESS" label="Process" filter={scope('service', 'role', 'instance', 'directory')} value={filter.process ?? null} onChange={(v) => set('process', v)} />
         <Select label="Level" placeholder="any" data={['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']} value={filter.minLevel ?? null} onChange={(v) => set('minLevel', v)} clearable w={110} />
         <TextInput label="From" type="datetime-local" value={params.get('fromTime') ?? ''} onChange={(e) => set('fromTime', e.currentTarget.value)} w={200} />
         <TextInput label="To" type="datetime-local" value={params.get('toTime') ?? ''} onChange={(e) => set('toTime', e.currentTarget.value)} w={200} />

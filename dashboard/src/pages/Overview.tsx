@@ -1,15 +1,17 @@
 //! The overview: the commit in force, the branch tip, the last invalid commit with
 //! file:line:column, and per service its desired versions, images, builds and instances
-//! on or off the desired version. Refreshed every two seconds; the service table is
-//! virtualised so 200 services with 2,000 instances stay responsive.
-import { useMemo, useRef, useState } from 'react';
-import { Alert, Badge, Card, Code, Group, Select, SimpleGrid, Stack, Switch, Text, Title, Tooltip } from '@mantine/core';
-import { useQuery } from '@tanstack/react-query';
+//! on or off the desired version. Read again when the server says it changed
+//! (`statusChanged`), every two seconds while that push is not connected; the service
+//! table is virtualised so 200 services with 2,000 instances stay responsive.
+import { memo, useEffect, useMemo, useRef, useState } from 'react';
+import { Alert, Badge, Card, Code, Group, Select, SimpleGrid, Stack, Switch, Text, Title } from '@mantine/core';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { Link } from 'react-router';
 import { graphql } from '../gql';
 import type { OverviewQuery } from '../gql/graphql';
 import { request } from '../api/client';
+import { subscribe } from '../api/live';
 import { Problem } from '../components/Problem';
 import { ago, short } from '../lib/format';
 
@@ -43,6 +45,11 @@ const Overview = graphql(`
         clientImage
         instancesOnDesired
         instancesNotOnDesired
+        roles {
+          role
+          instancesOnDesired
+          instancesNotOnDesired
+        }
         builds {
           target
           version
@@ -59,6 +66,38 @@ const Overview = graphql(`
   }
 `);
 
+const StatusChanged = graphql(`
+  subscription StatusChanged {
+    statusChanged
+  }
+`);
+
+/** How often the overview is read: while the push is connected only as a safety net
+ * (an instance that stops reporting changes nothing the server pushes), else often. */
+const POLL_LIVE_MS = 30_000;
+const POLL_MS = 2_000;
+
+/** Whether the push is connected; each change it brings reads the overview again (the
+ * first value of a connection too, but the page's very first: a change may have come
+ * while the socket was down). */
+function useStatusPush(): boolean {
+  const queries = useQueryClient();
+  const [live, setLive] = useState(false);
+  useEffect(() => {
+    let first = true;
+    return subscribe(StatusChanged, {}, {
+      onData: () => {
+        setLive(true);
+        if (!first) void queries.invalidateQueries({ queryKey: overviewQuery.queryKey });
+        first = false;
+      },
+      onError: () => setLive(false),
+      onComplete: () => setLive(false),
+    });
+  }, [queries]);
+  return live;
+}
+
 type ServiceRow = OverviewQuery['status']['services'][number];
 
 const SYNC_COLOR: Record<string, string> = {
@@ -68,14 +107,15 @@ const SYNC_COLOR: Record<string, string> = {
   OUT_OF_SYNC: 'orange',
 };
 
+// The rows use native `title` hints rather than Mantine tooltips: a tooltip is a floating
+// element with hooks of its own per badge, and the table shows hundreds of badges.
+
 function Image({ present, label }: { present: boolean | null | undefined; label: string }) {
   if (present == null) return <Text span c="dimmed">—</Text>;
   return (
-    <Tooltip label={present ? `${label} image stored` : `no ${label} image yet`}>
-      <Badge size="sm" variant="light" color={present ? 'teal' : 'gray'}>
-        {present ? 'image' : 'no image'}
-      </Badge>
-    </Tooltip>
+    <Badge size="sm" variant="light" color={present ? 'teal' : 'gray'} title={present ? `${label} image stored` : `no ${label} image yet`}>
+      {present ? 'image' : 'no image'}
+    </Badge>
   );
 }
 
@@ -86,21 +126,100 @@ function Builds({ row }: { row: ServiceRow }) {
       {row.builds.map((build) => {
         const color = build.state === 'FAILED' ? 'red' : build.state === 'RUNNING' ? 'blue' : 'gray';
         const badge = (
-          <Badge size="sm" color={color} variant={build.state === 'FAILED' ? 'filled' : 'light'}>
+          <Badge key={build.target + build.version} size="sm" color={color} variant={build.state === 'FAILED' ? 'filled' : 'light'} title={build.message ?? build.version}>
             {build.target} {build.state.toLowerCase()}
           </Badge>
         );
-        return (
-          <Tooltip key={build.target + build.version} label={build.message ?? build.version}>
-            {build.task ? <Link to={`/tasks/${build.task}`}>{badge}</Link> : badge}
-          </Tooltip>
+        return build.task ? (
+          <Link key={build.target + build.version} to={`/tasks/${build.task}`}>
+            {badge}
+          </Link>
+        ) : (
+          badge
         );
       })}
     </Group>
   );
 }
 
+function Instances({ row }: { row: ServiceRow }) {
+  const roles = row.roles.filter((r) => r.role).length;
+  return (
+    <Text size="sm">
+      <Text span c="teal" fw={600}>
+        {row.instancesOnDesired}
+      </Text>{' '}
+      on
+      {row.instancesNotOnDesired > 0 && (
+        <>
+          {' · '}
+          <Text span c="orange" fw={600}>
+            {row.instancesNotOnDesired}
+          </Text>{' '}
+          off
+        </>
+      )}
+      {roles > 0 && (
+        <Text span c="dimmed" size="xs">
+          {` · ${roles} role${roles === 1 ? '' : 's'}`}
+        </Text>
+      )}
+    </Text>
+  );
+}
+
+/** The instances by role, one line each, for the hint of the instances cell. */
+function rolesHint(roles: ServiceRow['roles']): string | undefined {
+  if (!roles.some((r) => r.role)) return undefined;
+  return roles.map((r) => `${r.role ?? 'no role'}: ${r.instancesOnDesired} on, ${r.instancesNotOnDesired} off`).join('\n');
+}
+
 const COLUMNS = '1.3fr 1fr 1.3fr 1.3fr 0.9fr 1.6fr 1fr';
+
+/** One service's row; the poll hands back the same row object while it is unchanged, so
+ * an unchanged row is not rendered again. */
+const Row = memo(function Row({ row, start, size }: { row: ServiceRow; start: number; size: number }) {
+  return (
+    <div
+      role="row"
+      data-service={row.service}
+      style={{ position: 'absolute', top: 0, left: 0, right: 0, transform: `translateY(${start}px)`, height: size, display: 'grid', gridTemplateColumns: COLUMNS, gap: 8, alignItems: 'center', padding: '0 12px', borderBottom: '1px solid var(--mantine-color-default-border)' }}
+    >
+      <div role="cell">
+        <Text fw={600} size="sm">
+          {row.service}
+        </Text>
+      </div>
+      <div role="cell">
+        <Badge color={SYNC_COLOR[row.sync]} data-testid="sync">
+          {row.sync.replace(/_/g, ' ').toLowerCase()}
+        </Badge>
+      </div>
+      <div role="cell">
+        <Text size="sm" ff="monospace">
+          {row.desiredDeveloperVersion ?? '—'}
+        </Text>
+      </div>
+      <div role="cell">
+        <Text size="sm" ff="monospace">
+          {row.desiredClientVersion ?? '—'}
+        </Text>
+      </div>
+      <div role="cell">
+        <Group gap={2}>
+          <Image present={row.developerImage} label="developer" />
+          <Image present={row.clientImage} label="client" />
+        </Group>
+      </div>
+      <div role="cell">
+        <Builds row={row} />
+      </div>
+      <div role="cell" title={rolesHint(row.roles)} data-testid="instances">
+        <Instances row={row} />
+      </div>
+    </div>
+  );
+});
 
 function ServiceTable({ rows }: { rows: ServiceRow[] }) {
   const parent = useRef<HTMLDivElement>(null);
@@ -120,61 +239,7 @@ function ServiceTable({ rows }: { rows: ServiceRow[] }) {
           <div style={{ height: virtual.getTotalSize(), position: 'relative' }}>
             {virtual.getVirtualItems().map((item) => {
               const row = rows[item.index];
-              return (
-                <div
-                  role="row"
-                  key={row.service}
-                  data-service={row.service}
-                  style={{ position: 'absolute', top: 0, left: 0, right: 0, transform: `translateY(${item.start}px)`, height: item.size, display: 'grid', gridTemplateColumns: COLUMNS, gap: 8, alignItems: 'center', padding: '0 12px', borderBottom: '1px solid var(--mantine-color-default-border)' }}
-                >
-                  <div role="cell">
-                    <Text fw={600} size="sm">
-                      {row.service}
-                    </Text>
-                  </div>
-                  <div role="cell">
-                    <Badge color={SYNC_COLOR[row.sync]} data-testid="sync">
-                      {row.sync.replace(/_/g, ' ').toLowerCase()}
-                    </Badge>
-                  </div>
-                  <div role="cell">
-                    <Text size="sm" ff="monospace">
-                      {row.desiredDeveloperVersion ?? '—'}
-                    </Text>
-                  </div>
-                  <div role="cell">
-                    <Text size="sm" ff="monospace">
-                      {row.desiredClientVersion ?? '—'}
-                    </Text>
-                  </div>
-                  <div role="cell">
-                    <Group gap={2}>
-                      <Image present={row.developerImage} label="developer" />
-                      <Image present={row.clientImage} label="client" />
-                    </Group>
-                  </div>
-                  <div role="cell">
-                    <Builds row={row} />
-                  </div>
-                  <div role="cell">
-                    <Text size="sm">
-                      <Text span c="teal" fw={600}>
-                        {row.instancesOnDesired}
-                      </Text>{' '}
-                      on
-                      {row.instancesNotOnDesired > 0 && (
-                        <>
-                          {' · '}
-                          <Text span c="orange" fw={600}>
-                            {row.instancesNotOnDesired}
-                          </Text>{' '}
-                          off
-                        </>
-                      )}
-                    </Text>
-                  </div>
-                </div>
-              );
+              return <Row key={row.service} row={row} start={item.start} size={item.size} />;
             })}
           </div>
         </div>
@@ -192,7 +257,8 @@ function ServiceTable({ rows }: { rows: ServiceRow[] }) {
 export const overviewQuery = { queryKey: ['overview'], queryFn: () => request(Overview) };
 
 export function OverviewPage() {
-  const { data, error, isPending } = useQuery({ ...overviewQuery, refetchInterval: 2_000 });
+  const live = useStatusPush();
+  const { data, error, isPending } = useQuery({ ...overviewQuery, refetchInterval: live ? POLL_LIVE_MS : POLL_MS });
   const [onlyProblems, setOnlyProblems] = useState(false);
   const [profile, setProfile] = useState<string | null>(null);
 
@@ -211,7 +277,12 @@ export function OverviewPage() {
   return (
     <Stack>
       <Group justify="space-between">
-        <Title order={2}>Overview</Title>
+        <Group gap="xs">
+          <Title order={2}>Overview</Title>
+          <Text size="xs" c="dimmed" data-testid="live" title={live ? 'the server pushes changes' : 'read every 2 s'}>
+            {live ? '● live' : 'polling'}
+          </Text>
+        </Group>
         <Badge size="lg" color={status.synced ? 'teal' : 'orange'} data-testid="fleet-sync">
           {status.synced ? 'all synced' : `${problems} service${problems === 1 ? '' : 's'} need attention`}
         </Badge>

@@ -9,7 +9,7 @@ import { graphql } from '../gql';
 import type { VersionsQuery } from '../gql/graphql';
 import { request } from '../api/client';
 import { Problem } from '../components/Problem';
-import { ago, splitRole, time } from '../lib/format';
+import { ago, time } from '../lib/format';
 
 const Versions = graphql(`
   query Versions {
@@ -24,6 +24,7 @@ const Versions = graphql(`
       distribution
       instance
       service
+      role
       directory
       state {
         time
@@ -98,13 +99,12 @@ export default function VersionsPage() {
     const desired = new Map(data.status.services.map((s) => [s.service, s]));
     const map = new Map<string, Group>();
     for (const state of data.serviceStates) {
-      const { name, role } = splitRole(state.service);
-      const d = desired.get(name) ?? desired.get(state.service);
-      const key = [state.service, state.state.version, state.directory].join('\u0000');
+      const d = desired.get(state.service);
+      const key = [state.service, state.role ?? '', state.state.version, state.directory].join('\u0000');
       const group = map.get(key) ?? {
         key,
-        service: name,
-        role,
+        service: state.service,
+        role: state.role ?? null,
         developer: d?.desiredDeveloperVersion ?? null,
         client: d?.desiredClientVersion ?? null,
         running: state.state.version ?? null,
@@ -115,8 +115,9 @@ export default function VersionsPage() {
       map.set(key, group);
     }
     // Desired services no instance reports yet still show.
+    const reported = new Set(data.serviceStates.map((state) => state.service));
     for (const s of data.status.services) {
-      if (![...map.values()].some((g) => g.service === s.service)) {
+      if (!reported.has(s.service)) {
         map.set(s.service, { key: s.service, service: s.service, role: null, developer: s.desiredDeveloperVersion ?? null, client: s.desiredClientVersion ?? null, running: null, directory: '', instances: [] });
       }
     }

@@ -54,7 +54,7 @@ fn state_repo(source: &Source) -> GitRepo {
 
 fn settings(state: &GitRepo, dir: &TempDir) -> JobSettings {
     JobSettings {
-        state_repo: state.path().to_path_buf(),
+        state_repo: Some(state.path().to_path_buf()),
         commit: None,
         branch: None,
         task: None,

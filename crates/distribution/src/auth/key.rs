@@ -98,7 +98,8 @@ fn temp_name(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to a new file `path` only its owner can read, synced to disk.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -32,6 +32,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub builder: RawBuilder,
     #[serde(default)]
+    pub mesh: RawMesh,
+    #[serde(default)]
     pub limits: super::limits::RawLimits,
 }
 
@@ -116,6 +118,14 @@ impl TryFrom<StateRepoFields> for RawStateRepo {
 pub(crate) struct RawBuilder {
     pub directory: Option<PathBuf>,
     pub max_parallel_builds: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawMesh {
+    pub poll_interval: Option<HumanDuration>,
+    pub subscription: Option<bool>,
+    pub upload_interval: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -192,7 +192,7 @@ fn errors_name_the_file_position_and_field() {
     let cases: &[(&str, &str)] = &[
         (
             "name: acme\nstateRepo: {path: s}\nlisten: 127.0.0.1:80\ntitel: x\n",
-            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile, tokenFiles, builder, limits",
+            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile, tokenFiles, builder, mesh, limits",
         ),
         (
             "name: acme\nstateRepo: {path: s}\nexpiration:\n  serviceLogs: 7 dayz\n",
@@ -221,6 +221,10 @@ fn errors_name_the_file_position_and_field() {
         (
             "name: acme\nstateRepo: {path: s}\nbuilder: {maxParalelBuilds: 3}\n",
             "/srv/distribution.yaml:3:11: unknown field `maxParalelBuilds`, expected one of directory, maxParallelBuilds",
+        ),
+        (
+            "name: acme\nstateRepo: {path: s}\nmesh: {uploadInterval: 0s}\n",
+            "/srv/distribution.yaml: `mesh.uploadInterval`: must be longer than 0s",
         ),
         (
             "name: acme\nstateRepo: {path: s}\ntls: {certificate: nope.pem, key: nope.key}\n",

@@ -9,11 +9,14 @@ use vupdate_state::{Author, Revision, State, StateEdit, StateError, StateRepo};
 use vupdate_store::Store;
 
 use crate::auth::{AccountDetails, AuthError, AuthService, Principal, Role};
+use crate::consumers::ConsumerRecords;
 use crate::faults::FaultFiles;
 use crate::http::ApiError;
 use crate::images::ImageStore;
 use crate::intake::LogIntake;
-use crate::reconcile::ReconcileHandle;
+use crate::mesh::MeshHandle;
+use crate::reconcile::{BuildRunner, ReconcileHandle};
+use crate::secrets::Secrets;
 use crate::state_reports::StateReports;
 use crate::tasks::TaskManager;
 use crate::watcher::{InForce, WatchStatus, WatchTrigger};
@@ -58,6 +61,14 @@ pub struct ApiContext {
     pub state_reports: StateReports,
     /// Fault report archives.
     pub fault_files: FaultFiles,
+    /// Named secrets (providers' access tokens).
+    pub secrets: Secrets,
+    /// What consumer distributions reported having installed.
+    pub consumers: ConsumerRecords,
+    /// The providers this distribution follows.
+    pub mesh: MeshHandle,
+    /// Runs builds (those of the reconcile loop, and those consumers ask for).
+    pub builder: Arc<dyn BuildRunner>,
     /// How many versions of each kind are kept per service (`versions.maxHistorySize`).
     pub max_history: usize,
     /// How long a reported service state counts as alive (`expiration.serviceStates`).
@@ -148,6 +159,27 @@ impl ApiContext {
         Ok(revision)
     }
 
+    /// Makes `edit` as one commit by `principal` on the branch tip (again on a newer tip
+    /// when the branch moves meanwhile), for an edit that no other edit can conflict with.
+    pub async fn commit_edit_on_tip(
+        &self,
+        principal: &Principal,
+        edit: StateEdit,
+        comment: String,
+    ) -> Result<Revision, ApiError> {
+        let comment = commit_message(comment)?;
+        let author = self.author_of(principal).await?;
+        let committed = self
+            .with_repo(move |repo| {
+                repo.edit_tip(TIP_ATTEMPTS, &author, |_| {
+                    Some((edit.clone(), comment.clone()))
+                })
+            })
+            .await?;
+        self.watch_trigger.trigger();
+        committed.ok_or_else(|| ApiError::internal("an edit of the tip made no commit"))
+    }
+
     /// Makes a commit by `principal` that undoes `revision` on top of `expected_revision`
     /// (`mainline` picks the kept side of a merge, as `git revert -m`).
     pub async fn commit_revert(
@@ -186,6 +218,9 @@ impl ApiContext {
         })
     }
 }
+
+/// How many times an edit of the tip is tried on a branch that keeps moving.
+pub const TIP_ATTEMPTS: usize = 5;
 
 /// Who is calling, as the transport found out before the operation ran.
 #[derive(Debug, Clone)]

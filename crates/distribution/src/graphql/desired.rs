@@ -19,6 +19,7 @@ use super::types::{
     ServiceVersion, ServiceVersionChange, StateRevision, only, parse_arg, parse_services,
 };
 use crate::auth::Role;
+use crate::consumers::consumer_view;
 use crate::http::ApiError;
 
 /// Who reads desired developer versions.
@@ -72,21 +73,32 @@ pub struct DesiredQuery;
 
 #[Object]
 impl DesiredQuery {
-    /// The desired developer versions at `revision` (default: the state in force). A
-    /// consumer distribution sees its profile's services, or the versions its test
-    /// consumer marked as tested when `consumers.yaml` names one.
+    /// The desired developer versions at `revision` (default: the state in force), or with
+    /// `testConsumer` the versions that consumer marked as tested. A consumer distribution
+    /// sees its profile's services, and the versions of its test consumer when
+    /// `consumers.yaml` names one (or it asks with `testConsumer`).
     async fn developer_desired_versions(
         &self,
         ctx: &Context<'_>,
         revision: Option<String>,
         services: Option<Vec<String>>,
+        test_consumer: Option<String>,
     ) -> async_graphql::Result<Vec<ServiceVersion>> {
         let principal = require(ctx, DEVELOPER_READERS)?;
         let services = parse_services("services", services).api()?;
         let state = api(ctx).state_at(revision).await.api()?;
-        let versions = match principal.role {
-            Role::DistributionConsumer => consumer_view(&state, &principal.account).api()?,
-            _ => state.desired.developer.clone(),
+        let versions = match (principal.role, test_consumer) {
+            (Role::DistributionConsumer, tester) => {
+                consumer_view(&state, &principal.account, tester.as_deref())
+                    .map(|(versions, _)| versions)
+                    .api()?
+            }
+            (_, Some(tester)) => state
+                .tested
+                .get(&tester)
+                .map(|tested| tested.versions.clone())
+                .unwrap_or_default(),
+            (_, None) => state.desired.developer.clone(),
         };
         Ok(ServiceVersion::list(&only(&versions, services.as_ref())))
     }
@@ -308,12 +320,14 @@ impl DesiredMutation {
     }
 
     /// Marks developer versions as tested by this distribution (or, for a consumer, by that
-    /// consumer), as one commit.
+    /// consumer), as one commit on top of `expectedRevision`. A consumer distribution may
+    /// leave `expectedRevision` out: its marks are its own entry, which no other edit
+    /// changes, so they are committed on the branch tip.
     async fn set_tested_versions(
         &self,
         ctx: &Context<'_>,
         versions: Vec<ServiceVersionChange>,
-        expected_revision: String,
+        expected_revision: Option<String>,
         comment: String,
     ) -> async_graphql::Result<StateRevision> {
         let principal = require(
@@ -334,10 +348,16 @@ impl DesiredMutation {
             distribution,
             versions: list,
         };
-        let revision = context
-            .commit_edit(principal, edit, expected_revision, comment)
-            .await
-            .api()?;
+        let revision = match expected_revision {
+            Some(expected) => context.commit_edit(principal, edit, expected, comment).await,
+            None if principal.role == Role::DistributionConsumer => {
+                context.commit_edit_on_tip(principal, edit, comment).await
+            }
+            None => Err(ApiError::bad_request(
+                "argument `expectedRevision`: give the revision you saw (only a consumer distribution may leave it out)",
+            )),
+        }
+        .api()?;
         Ok(revision.into())
     }
 }
@@ -442,35 +462,6 @@ where
         }
     }
     Ok(list)
-}
-
-/// What a consumer distribution receives: its profile's desired developer versions, or
-/// the versions its test consumer marked as tested.
-fn consumer_view(
-    state: &State,
-    consumer: &str,
-) -> Result<BTreeMap<ServiceName, DeveloperVersion>, ApiError> {
-    let settings = state.consumers.get(consumer).ok_or_else(|| {
-        ApiError::forbidden(format!(
-            "consumer `{consumer}` is not in consumers.yaml of the state repo"
-        ))
-    })?;
-    let profile = state
-        .profile(&settings.profile)
-        .cloned()
-        .unwrap_or_default();
-    let source = match &settings.test_consumer {
-        Some(tester) => state
-            .tested
-            .get(tester)
-            .map(|t| t.versions.clone())
-            .unwrap_or_default(),
-        None => state.desired.developer.clone(),
-    };
-    Ok(source
-        .into_iter()
-        .filter(|(service, _)| profile.contains(service))
-        .collect())
 }
 
 /// One past the newest build of this distribution among the desired version and the

@@ -172,6 +172,26 @@ impl FaultsQuery {
             .await
             .api()
     }
+
+    /// The roles that have fault reports (of one distribution, of one service).
+    async fn fault_roles(
+        &self,
+        ctx: &Context<'_>,
+        distribution: Option<String>,
+        service: Option<String>,
+    ) -> async_graphql::Result<Vec<String>> {
+        require(ctx, READERS)?;
+        let service = service
+            .map(|s| parse_arg("service", &s))
+            .transpose()
+            .api()?;
+        api(ctx)
+            .store
+            .fault_reports()
+            .roles(distribution.as_deref(), service.as_ref())
+            .await
+            .api()
+    }
 }
 
 /// Adding fault reports.

@@ -98,13 +98,19 @@ impl LogFilter {
         })
     }
 
-    /// What the filter is about, for a file name: its task, else its service, else `all`.
-    pub(crate) fn subject(&self) -> &str {
-        [&self.task, &self.service]
-            .into_iter()
-            .flatten()
-            .find(|v| !v.is_empty())
-            .map_or("all", String::as_str)
+    /// What the filter is about, for a file name: its task, else its service and role
+    /// (`name-role`, `name`, `role-<role>`), else `all`.
+    pub(crate) fn subject(&self) -> String {
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        if let Some(task) = given(&self.task) {
+            return task;
+        }
+        match (given(&self.service), given(&self.role)) {
+            (Some(service), Some(role)) => format!("{service}-{role}"),
+            (Some(service), None) => service,
+            (None, Some(role)) => format!("role-{role}"),
+            (None, None) => "all".to_owned(),
+        }
     }
 }
 

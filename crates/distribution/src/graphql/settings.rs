@@ -99,6 +99,8 @@ impl From<&ClientBuild> for ClientSettings {
 struct ServiceSettings {
     /// The service; empty for `common.yaml`.
     service: String,
+    /// The provider whose distribution runs the builds (with these settings); null: here.
+    builder: Option<String>,
     /// Developer builds; null when the service is received from a provider.
     developer: Option<DeveloperSettings>,
     /// Client builds; null when there is nothing to customise.
@@ -179,6 +181,7 @@ impl SettingsQuery {
         };
         Ok(ServiceSettings {
             service: name,
+            builder: settings.builder.clone(),
             developer: settings.developer.as_ref().map(DeveloperSettings::from),
             client: settings.client.as_ref().map(ClientSettings::from),
         })
@@ -332,18 +335,41 @@ pub struct SettingsMutation;
 impl SettingsMutation {
     /// Sets the build settings of `service` (`services/<service>.yaml`, created when new) or,
     /// with `service` empty, of `common.yaml`, as one commit on top of `expectedRevision`.
-    /// A part left null is removed. Only the changed lines of the file change.
+    /// A part left null is removed. Only the changed lines of the file change. `builder`
+    /// names a provider of `providers.yaml` whose distribution runs the builds; left null
+    /// it stays as written at `expectedRevision` (so an editor that does not know it keeps
+    /// it), and `""` removes it.
+    #[allow(clippy::too_many_arguments)]
     async fn set_build_settings(
         &self,
         ctx: &Context<'_>,
         service: String,
+        builder: Option<String>,
         developer: Option<DeveloperSettingsInput>,
         client: Option<ClientSettingsInput>,
         expected_revision: String,
         comment: String,
     ) -> async_graphql::Result<StateRevision> {
         let principal = require(ctx, EDITORS)?;
+        let service: Option<ServiceName> = match service.as_str() {
+            "" => None,
+            text => Some(parse_arg("service", text).api()?),
+        };
+        let builder = match builder {
+            Some(name) => Some(name).filter(|name| !name.is_empty()),
+            None => {
+                let state = api(ctx)
+                    .state_at(Some(expected_revision.clone()))
+                    .await
+                    .api()?;
+                match &service {
+                    None => state.common.builder.clone(),
+                    Some(service) => state.services.get(service).and_then(|s| s.builder.clone()),
+                }
+            }
+        };
         let settings = Settings {
+            builder,
             developer: developer
                 .map(DeveloperSettingsInput::into_build)
                 .transpose()
@@ -353,13 +379,9 @@ impl SettingsMutation {
                 .transpose()
                 .api()?,
         };
-        let edit = if service.is_empty() {
-            StateEdit::SetCommon(settings)
-        } else {
-            StateEdit::SetServiceSettings {
-                service: parse_arg("service", &service).api()?,
-                settings,
-            }
+        let edit = match service {
+            None => StateEdit::SetCommon(settings),
+            Some(service) => StateEdit::SetServiceSettings { service, settings },
         };
         let revision = api(ctx)
             .commit_edit(principal, edit, expected_revision, comment)

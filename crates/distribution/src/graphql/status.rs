@@ -70,6 +70,17 @@ struct InstanceStatus {
     time: DateTime<Utc>,
 }
 
+/// A service's instances in one role.
+#[derive(SimpleObject)]
+struct RoleInstances {
+    /// The role (null: the instances that run in none).
+    role: Option<String>,
+    /// How many run the desired client version.
+    instances_on_desired: usize,
+    /// How many do not.
+    instances_not_on_desired: usize,
+}
+
 /// One service's status.
 #[derive(SimpleObject)]
 struct ServiceStatus {
@@ -93,6 +104,8 @@ struct ServiceStatus {
     instances_on_desired: usize,
     /// How many do not.
     instances_not_on_desired: usize,
+    /// The same counts by role, the instances in no role first; empty when none reports.
+    roles: Vec<RoleInstances>,
 }
 
 /// A problem of an invalid commit.
@@ -166,6 +179,11 @@ struct Status {
     /// The line that installs an updater on a VM, with placeholders for an enrolment
     /// token (mutation `issueEnrolmentToken` gives one, and the whole line) and services.
     updater_install_line: String,
+    /// The consumers of `consumers.yaml`: what they receive, report and run.
+    consumers: Vec<super::consumers::ConsumerStatus>,
+    /// The providers of `providers.yaml`: reachable, last sync, what they offer, a change
+    /// waiting for review.
+    providers: Vec<super::providers::ProviderInfo>,
 }
 
 /// The status query.
@@ -189,14 +207,20 @@ impl StatusQuery {
             fetch_error: watch.fetch_error,
         };
         let in_force = context.in_force.borrow().clone();
-        let services = match in_force {
+        let (services, consumers, providers) = match in_force {
             Some(in_force) => {
                 // Until the loop has looked at the commit in force, its missing images have
                 // no build listed yet: they wait for one, they are not synced.
                 let planned = reconcile.commit.as_deref() == Some(in_force.revision.id.as_str());
-                services(context, &in_force.state, &reconcile.builds, planned).await?
+                (
+                    services(context, &in_force.state, &reconcile.builds, planned).await?,
+                    super::consumers::consumer_statuses(context, &in_force.state)
+                        .await
+                        .api()?,
+                    super::providers::provider_infos(context, &in_force.state),
+                )
             }
-            None => Vec::new(),
+            None => (Vec::new(), Vec::new(), Vec::new()),
         };
         Ok(Status {
             synced: reconcile.is_synced() && services.iter().all(|s| s.sync == ServiceSync::Synced),
@@ -206,6 +230,8 @@ impl StatusQuery {
             updater_install_line: context
                 .install
                 .line("<ENROLMENT-TOKEN>", &["<SERVICES>".to_owned()]),
+            consumers,
+            providers,
         })
     }
 }
@@ -300,10 +326,32 @@ async fn services(
             builds,
             instances_not_on_desired: instances.len() - on,
             instances_on_desired: on,
+            roles: by_role(&instances),
             instances,
         });
     }
     Ok(list)
+}
+
+/// The instances' counts by role (`None`, no role, sorts first).
+fn by_role(instances: &[InstanceStatus]) -> Vec<RoleInstances> {
+    let mut counts: BTreeMap<Option<&str>, (usize, usize)> = BTreeMap::new();
+    for instance in instances {
+        let (on, off) = counts.entry(instance.role.as_deref()).or_default();
+        if instance.on_desired {
+            *on += 1;
+        } else {
+            *off += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(role, (on, off))| RoleInstances {
+            role: role.map(str::to_owned),
+            instances_on_desired: on,
+            instances_not_on_desired: off,
+        })
+        .collect()
 }
 
 fn build_status(service: &ServiceName, key: &BuildKey, build: &BuildState) -> Option<BuildStatus> {

@@ -109,9 +109,9 @@ pub struct TasksMutation;
 impl TasksMutation {
     /// Cancels a running task: its work is signalled, then stopped after a grace period;
     /// it ends as failed with the last log line `cancelled`. `NOT_FOUND` when it is not
-    /// running here.
+    /// running here. A consumer distribution may cancel only the builds run for it.
     async fn cancel_task(&self, ctx: &Context<'_>, task: String) -> async_graphql::Result<bool> {
-        require(
+        let principal = require(
             ctx,
             &[
                 Role::Administrator,
@@ -119,7 +119,13 @@ impl TasksMutation {
                 Role::DistributionConsumer,
             ],
         )?;
-        api(ctx).tasks.cancel(&task).api()?;
+        let context = api(ctx);
+        if principal.role == Role::DistributionConsumer {
+            super::remote_builds::own_task(context, principal, &task)
+                .await
+                .api()?;
+        }
+        context.tasks.cancel(&task).api()?;
         Ok(true)
     }
 }

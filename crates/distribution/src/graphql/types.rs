@@ -51,7 +51,8 @@ impl From<AccountRole> for Role {
 }
 
 /// A service and a version, as desired lists and version queries give them.
-#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+#[derive(SimpleObject, InputObject, Debug, Clone, PartialEq, Eq)]
+#[graphql(input_name = "ServiceVersionInput")]
 pub struct ServiceVersion {
     /// The service.
     pub service: String,

@@ -2,9 +2,9 @@
 //! first, as a text file, for the dashboard's "download" and for `curl`.
 //!
 //! The query parameters are the `LogFilter` of the GraphQL `logs` query: `service`,
-//! `instance`, `directory`, `process`, `task`, `minLevel`, `find`, `fromTime`, `toTime`
-//! (RFC 3339). Each line is `service instance process` followed by the line in the
-//! standard format (`date LEVEL unit message`). The body is streamed page by page in
+//! `role`, `instance`, `directory`, `process`, `task`, `minLevel`, `find`, `fromTime`,
+//! `toTime` (RFC 3339). Each line is `service[-role] instance process` followed by the
+//! line in the standard format (`date LEVEL unit message`). The body is streamed page by page in
 //! store order, so a large download holds one page in memory; it stops after
 //! [`MAX_LINES`] lines and then says so on a last line.
 
@@ -24,7 +24,7 @@ pub const MAX_LINES: u64 = 1_000_000;
 /// Lines read from the store at a time.
 const PAGE: u64 = 2_000;
 
-/// The file name the browser saves: `logs-<task or service or "all">.log`.
+/// The file name the browser saves: `logs-<task or service[-role] or "all">.log`.
 fn file_name(filter: &LogFilter) -> String {
     let safe: String = filter
         .subject()
@@ -110,8 +110,13 @@ fn line(record: &LogRecord) -> String {
         unit: record.unit.clone(),
         message: record.message.replace('\n', "\\n"),
     };
+    let role = record
+        .role
+        .as_ref()
+        .map(|role| format!("-{role}"))
+        .unwrap_or_default();
     format!(
-        "{} {} {} {standard}",
+        "{}{role} {} {} {standard}",
         record.service, record.instance, record.process
     )
 }

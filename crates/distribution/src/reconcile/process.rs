@@ -22,7 +22,7 @@
 mod lease;
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -33,7 +33,7 @@ use vupdate_core::reconcile::Build;
 use vupdate_process::{TreeGuard, describe_status, stop_group};
 use vupdate_state::{HistoryEntry, Revision, State, StateRepo};
 
-use super::{BuildFuture, BuildOrder, BuildRunner, describe};
+use super::{BuildFuture, BuildOrder, BuildRunner, ConsumerBuild, describe};
 use crate::tasks::TaskContext;
 
 /// The environment variable the child reads its access token from.
@@ -134,7 +134,38 @@ impl BuildRunner for ProcessRunner {
             };
             let (author, comment) = requester(&link.repo, &order).await;
             let arguments = arguments(&program, &link, &order, &task, &author, &comment);
-            run_child(&program, &link, arguments, &order, &task).await
+            let run = Run {
+                build: &order.build,
+                commit: &order.revision.id,
+                token: &link.token,
+                work_directory: &link.work_directory,
+            };
+            run_child(&program, run, arguments, &task).await
+        })
+    }
+
+    fn run_for_consumer(&self, build: ConsumerBuild, task: TaskContext) -> BuildFuture {
+        let program = self.program.clone();
+        let link = self
+            .link
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Box::pin(async move {
+            let Some(link) = link else {
+                let message =
+                    "this distribution's builder is not set up (see the server's log)".to_owned();
+                task.log(Level::Error, UNIT_BUILD, &message);
+                return Err(message);
+            };
+            let arguments = consumer_arguments(&program, &link, &build);
+            let run = Run {
+                build: &build.build,
+                commit: &build.commit,
+                token: build.token(),
+                work_directory: &link.work_directory,
+            };
+            run_child(&program, run, arguments, &task).await
         })
     }
 
@@ -158,28 +189,7 @@ fn arguments(
     author: &str,
     comment: &str,
 ) -> Vec<OsString> {
-    let mut args: Vec<OsString> = program.args.clone();
-    args.push("builder".into());
-    match &order.build {
-        Build::Developer { service, version } => {
-            args.extend(["build-developer-version".into(), service.to_string().into()]);
-            args.push(version.to_string().into());
-        }
-        Build::Client {
-            service,
-            version,
-            from,
-        } => {
-            args.extend(["build-client-version".into(), service.to_string().into()]);
-            args.extend([from.to_string().into(), version.to_string().into()]);
-        }
-        Build::Generation {
-            service, current, ..
-        } => {
-            args.extend(["build-client-generation".into(), service.to_string().into()]);
-            args.push(current.developer.to_string().into());
-        }
-    }
+    let mut args = command(program, &order.build);
     let mut option = |name: &str, value: OsString| {
         args.push(format!("--{name}").into());
         args.push(value);
@@ -199,10 +209,61 @@ fn arguments(
     args
 }
 
+/// The arguments of a build run for a consumer: its API gives the settings at its
+/// commit, gets the log lines (into its task) and the image; the work directory is the
+/// consumer's own under this builder's.
+fn consumer_arguments(
+    program: &BuilderProgram,
+    link: &ServerLink,
+    build: &ConsumerBuild,
+) -> Vec<OsString> {
+    let mut args = command(program, &build.build);
+    let work = link.work_directory.join("consumers").join(&build.consumer);
+    let mut option = |name: &str, value: OsString| {
+        args.push(format!("--{name}").into());
+        args.push(value);
+    };
+    option("distribution", build.url.clone().into());
+    option("commit", build.commit.clone().into());
+    option("task", build.task.clone().into());
+    option("work-dir", work.into_os_string());
+    option("author", build.author.clone().into());
+    option("comment", build.comment.clone().into());
+    option("instance", link.instance.clone().into());
+    args
+}
+
+/// `[args…] builder build-… SERVICE VERSION…`: the command of a build.
+fn command(program: &BuilderProgram, build: &Build) -> Vec<OsString> {
+    let mut args: Vec<OsString> = program.args.clone();
+    args.push("builder".into());
+    match build {
+        Build::Developer { service, version } => {
+            args.extend(["build-developer-version".into(), service.to_string().into()]);
+            args.push(version.to_string().into());
+        }
+        Build::Client {
+            service,
+            version,
+            from,
+        } => {
+            args.extend(["build-client-version".into(), service.to_string().into()]);
+            args.extend([from.to_string().into(), version.to_string().into()]);
+        }
+        Build::Generation {
+            service, current, ..
+        } => {
+            args.extend(["build-client-generation".into(), service.to_string().into()]);
+            args.push(current.developer.to_string().into());
+        }
+    }
+    args
+}
+
 /// Who asked for the build and why: the author and summary of the commit that set the
 /// desired version, found in the branch's history; the commit in force when the history
 /// does not say (it is not the branch tip, or is too far back).
-async fn requester(repo: &Arc<StateRepo>, order: &BuildOrder) -> (String, String) {
+pub(crate) async fn requester(repo: &Arc<StateRepo>, order: &BuildOrder) -> (String, String) {
     let repo = Arc::clone(repo);
     let (build, in_force) = (order.build.clone(), order.revision.clone());
     let found = tokio::task::spawn_blocking(move || setter(&repo, &build, &in_force))
@@ -262,18 +323,28 @@ fn desires(entry: &HistoryEntry, build: &Build) -> bool {
     }
 }
 
+/// What a child builds and with which token.
+struct Run<'a> {
+    build: &'a Build,
+    /// The state commit whose settings it uses.
+    commit: &'a str,
+    /// The access token it talks to the distribution with (in its environment).
+    token: &'a str,
+    /// This distribution's builder work directory, where the child's lease is kept.
+    work_directory: &'a Path,
+}
+
 /// Starts the child, streams its stderr into the task log, and ends it with the task.
 async fn run_child(
     program: &BuilderProgram,
-    link: &ServerLink,
+    run: Run<'_>,
     arguments: Vec<OsString>,
-    order: &BuildOrder,
     task: &TaskContext,
 ) -> Result<(), String> {
-    let what = describe(&order.build);
+    let what = describe(run.build);
     let mut child = tokio::process::Command::new(&program.program)
         .args(&arguments)
-        .env(ACCESS_TOKEN_ENV, &link.token)
+        .env(ACCESS_TOKEN_ENV, run.token)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -293,13 +364,13 @@ async fn run_child(
         .expect("a child that was just spawned and not waited for has a pid");
     let tree = TreeGuard::new(i32::try_from(pid).expect("Linux pids fit in i32"));
     // Removed when this function ends, whichever way: only a killed server leaves it.
-    let _lease = lease::Lease::take(&link.work_directory, task.id(), pid);
+    let _lease = lease::Lease::take(run.work_directory, task.id(), pid);
     task.log(
         Level::Info,
         UNIT_BUILD,
         &format!(
             "{what}: started the builder, process {pid}, at state commit {}",
-            order.revision.id
+            run.commit
         ),
     );
     let stderr = child.stderr.take().expect("stderr is piped");

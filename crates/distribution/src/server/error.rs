@@ -36,6 +36,9 @@ pub enum ServerError {
     /// The image store cannot be opened.
     #[error("cannot open the image store: {0}")]
     Images(ImageError),
+    /// The secrets folder cannot be set up.
+    #[error("cannot open the secrets: {0}")]
+    Secrets(crate::secrets::SecretError),
     /// Interrupted tasks cannot be recovered.
     #[error("cannot recover the tasks of the previous run: {0}")]
     Tasks(TaskError),

@@ -2,7 +2,8 @@
 //! updater or builder on the same machine can authenticate without anyone copying a token
 //! by hand (as k3s writes its node token). A file that exists is left alone: its token
 //! stays valid until the account's tokens are revoked, and a revoked one is replaced by
-//! deleting the file and restarting.
+//! deleting the file and restarting. An account that does not exist yet at start (a
+//! consumer that `consumers.yaml` will create) gets its file when it is created.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -12,13 +13,18 @@ use std::path::{Path, PathBuf};
 use super::ServerError;
 use crate::auth::AuthService;
 
-/// Writes a token for each account of `files` whose file is missing.
-pub(super) async fn write_token_files(
+/// Writes a token for each account of `files` whose file is missing; an account that
+/// does not exist is skipped (with a warning), to be written when it is created.
+pub(crate) async fn write_token_files(
     auth: &AuthService,
     files: &BTreeMap<String, PathBuf>,
 ) -> Result<(), ServerError> {
     for (account, path) in files {
         if path.exists() {
+            continue;
+        }
+        if let Err(crate::auth::AuthError::NoSuchAccount { .. }) = auth.account(account).await {
+            tracing::warn!(%account, file = %path.display(), "tokenFiles: no such account yet; its file is written if consumers.yaml creates it");
             continue;
         }
         let fail = |message: String| ServerError::TokenFile {

@@ -121,6 +121,33 @@ async fn filtered_logs_download_as_a_file_oldest_first() {
     );
     assert!(got.iter().all(|l| l.starts_with("api vm-2 ")), "{text}");
 
+    // A role filters apart and names the file; each line names the service in its role.
+    let in_role = r#"mutation($logs: [LogLineInput!]!) {
+      addLogs(service: "api", role: "eu", instance: "vm-2", directory: "/srv", process: "8", logs: $logs)
+    }"#;
+    harness
+        .ok(&harness.updater, in_role, json!({"logs": lines(1, 2)}))
+        .await;
+    let response = harness
+        .client
+        .get(harness.url("/logs/download?service=api&role=eu"))
+        .bearer_auth(&harness.developer)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"logs-api-eu.log\""
+    );
+    let text = response.text().await.expect("body");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "api-eu vm-2 8 2026-12-01 10:00:01.000 INFO main line 1",
+            "api-eu vm-2 8 2026-12-01 10:00:02.000 INFO main line 2"
+        ]
+    );
+
     // Who may not, and what is not a filter.
     let anonymous = harness
         .client
@@ -260,4 +287,35 @@ async fn the_dashboard_is_served_from_the_binary_with_a_history_fallback() {
     assert_eq!(status, 304);
     assert!(body.is_empty());
     assert!(graphiql.contains("id=\"graphiql\""), "{graphiql}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_changed_pushes_when_states_are_reported() {
+    let harness = Harness::start().await;
+    let mut socket = harness.socket(&harness.developer).await;
+    socket
+        .subscribe("1", "subscription { statusChanged }", json!({}))
+        .await;
+    let next = async |socket: &mut super::support::Socket| {
+        let message = socket.next_message().await;
+        assert_eq!(message["type"], "next", "{message}");
+        message["payload"]["data"]["statusChanged"]
+            .as_i64()
+            .expect("a count")
+    };
+    assert_eq!(next(&mut socket).await, 0, "a first value at once");
+
+    let report =
+        r#"mutation($states: [ServiceStateInput!]!) { setServiceStates(states: $states) }"#;
+    let mut seen = 0;
+    for version in ["acme-1.0.0", "acme-1.0.1"] {
+        let state = json!([{"instance": "vm-1", "service": "api", "directory": "/srv/api",
+                            "state": {"time": chrono::Utc::now().to_rfc3339(), "version": version}}]);
+        harness
+            .ok(&harness.updater, report, json!({"states": state}))
+            .await;
+        let count = next(&mut socket).await;
+        assert!(count > seen, "a report is a change: {count} after {seen}");
+        seen = count;
+    }
 }

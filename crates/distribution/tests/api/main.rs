@@ -20,6 +20,9 @@
 //! - `dashboard`: the app and GraphiQL served from the binary, logs read forward and
 //!   downloaded.
 //! - `builds`: build tasks for desired versions, their status, and recovery after a restart.
+//! - `secrets`: named secrets set by an administrator, listed without their values.
+//! - `mesh`: a consumer distribution following a provider: commits, branches, taking by
+//!   hand, tested gating, a revoked token, uploads across restarts.
 
 mod builds;
 mod dashboard;
@@ -27,8 +30,10 @@ mod desired;
 mod images;
 mod limits;
 mod login;
+mod mesh;
 mod reports;
 mod roles;
+mod secrets;
 mod service_roles;
 mod support;
 mod tls;

@@ -50,6 +50,16 @@ const MUTATIONS: Table = &[
     ("revokeEnrolmentToken", &["admin"]),
     // The enrolment token in the arguments is the credential.
     ("enrolUpdater", &["-"]),
+    ("setSecret", &["admin"]),
+    ("removeSecret", &["admin"]),
+    ("setInstalledDesiredVersions", &["consumer"]),
+    ("setConsumer", &["admin"]),
+    ("removeConsumer", &["admin"]),
+    ("setProvider", &["admin"]),
+    ("removeProvider", &["admin"]),
+    ("takeProviderVersions", &["admin", "developer"]),
+    ("setProviderTestedVersions", &["admin", "developer"]),
+    ("runBuilder", &["consumer"]),
 ];
 
 /// Who may call each query.
@@ -89,6 +99,13 @@ const QUERIES: Table = &[
     ("faults", &["admin", "developer"]),
     ("faultDistributions", &["admin", "developer"]),
     ("faultServices", &["admin", "developer"]),
+    ("faultRoles", &["admin", "developer"]),
+    ("secrets", &["admin"]),
+    ("consumerVersions", &["admin", "developer", "consumer"]),
+    ("consumers", &["admin", "developer"]),
+    ("providers", &["admin", "developer"]),
+    ("providerTestedVersions", &["admin", "developer"]),
+    ("remoteBuild", &["admin", "developer", "consumer"]),
 ];
 
 /// Who may call each subscription.
@@ -98,6 +115,11 @@ const SUBSCRIPTIONS: Table = &[
         &["admin", "developer", "builder", "updater"],
     ),
     ("logs", &["admin", "developer", "consumer"]),
+    ("statusChanged", &["admin", "developer", "builder"]),
+    (
+        "consumerVersionsChanged",
+        &["admin", "developer", "consumer"],
+    ),
 ];
 
 const INTROSPECTION: &str = r#"{

@@ -103,13 +103,23 @@ async fn states_logs_and_faults_carry_the_role_apart() {
     let api = harness
         .service_status(
             "api",
-            "instancesOnDesired instancesNotOnDesired instances { instance role }",
+            "instancesOnDesired instancesNotOnDesired instances { instance role } \
+             roles { role instancesOnDesired instancesNotOnDesired }",
         )
         .await;
     assert_eq!(
         (&api["instancesOnDesired"], &api["instancesNotOnDesired"]),
         (&json!(3), &json!(1)),
         "instances of `api` counted across roles: {api}"
+    );
+    assert_eq!(
+        api["roles"],
+        json!([
+            {"role": null, "instancesOnDesired": 1, "instancesNotOnDesired": 0},
+            {"role": "eu", "instancesOnDesired": 2, "instancesNotOnDesired": 0},
+            {"role": "us", "instancesOnDesired": 0, "instancesNotOnDesired": 1},
+        ]),
+        "and counted by role, no role first"
     );
 
     for (service, role, message) in [("api", Some("eu"), "api in eu"), ("api", None, "plain api")] {
@@ -182,6 +192,18 @@ async fn states_logs_and_faults_carry_the_role_apart() {
         ["vm1-api-eu-01/eu//var/lib/vupdate/api-eu"]
     );
     assert!(faults(r#"service: "api", role: "us""#).await.is_empty());
+    let roles = harness
+        .ok(
+            &harness.developer,
+            r#"{ all: faultRoles, api: faultRoles(service: "api"), web: faultRoles(service: "web") }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        roles,
+        json!({"all": ["eu"], "api": ["eu"], "web": []}),
+        "the roles the dashboard's fault filter offers"
+    );
 
     let (code, message) = harness
         .fails(

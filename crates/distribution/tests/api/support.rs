@@ -72,6 +72,10 @@ pub struct Options {
     pub poll: &'static str,
     /// The build runner (default: none available, builds fail with a clear message).
     pub builder: Option<Arc<dyn BuildRunner>>,
+    /// The distribution's name (default `acme`).
+    pub name: &'static str,
+    /// The state repo's first commit (default [`state_files`] with `api: acme-1.0.0`).
+    pub files: Option<Vec<(&'static str, String)>>,
     /// More of `distribution.yaml` (e.g. a `limits:` section).
     pub extra_config: &'static str,
     /// The argon2 cost of new password hashes (default: the cheapest, for speed).
@@ -83,6 +87,8 @@ impl Default for Options {
         Options {
             poll: "1h",
             builder: None,
+            name: "acme",
+            files: None,
             extra_config: "",
             password_cost: PasswordCost::MINIMAL_FOR_TESTS,
         }
@@ -99,13 +105,17 @@ impl Harness {
     pub async fn start_with(options: Options) -> Harness {
         let remote = GitRepo::init_bare();
         let work = GitRepo::clone_from(&remote);
-        let files = state_files("acme-1.0.0");
+        let files = options
+            .files
+            .clone()
+            .unwrap_or_else(|| state_files("acme-1.0.0"));
         let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
         work.commit_files(&refs, "First state", &Person::alice());
         work.push("origin", "main");
         let data = TempDir::new().expect("data dir");
         let yaml = format!(
-            "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  url: {}\n  pollInterval: {}\n{}",
+            "name: {}\nlisten: 127.0.0.1:0\nstateRepo:\n  url: {}\n  pollInterval: {}\n{}",
+            options.name,
             remote.path().display(),
             options.poll,
             options.extra_config
@@ -175,12 +185,19 @@ impl Harness {
             json!({"p": PASSWORD}),
         )
         .await;
-        self.ok(
-            &admin,
-            r#"mutation { addConsumerAccount(account: "mirror", name: "Mirror", profile: "self", url: "http://127.0.0.1:9/") { account } }"#,
-            json!({}),
-        )
-        .await;
+        // A state whose consumers.yaml names `mirror` may have created it already.
+        let added = self
+            .graphql(
+                &admin,
+                r#"mutation { addConsumerAccount(account: "mirror", name: "Mirror", profile: "self", url: "http://127.0.0.1:9/") { account } }"#,
+                json!({}),
+            )
+            .await;
+        let code = &added["errors"][0]["extensions"]["code"];
+        assert!(
+            code.is_null() || code == "ACCOUNT_EXISTS",
+            "addConsumerAccount: {added}"
+        );
         self.developer = self.login("dev", PASSWORD).await;
         self.builder = self.token_of("builder").await;
         self.updater = self.token_of("updater").await;

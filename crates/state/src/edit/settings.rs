@@ -10,6 +10,7 @@ use crate::validate;
 use crate::yaml::{self, NotEditable, Value};
 
 // The schema's field names (see `crate::schema::raw`); the round-trip tests hold them to it.
+const BUILDER: &str = "builder";
 const DEVELOPER: &str = "developer";
 const CLIENT: &str = "client";
 const SOURCES: &str = "sources";
@@ -47,9 +48,13 @@ pub(crate) fn edit(
     yaml::edit_document(old, &target, new_header)
 }
 
-/// The root mapping of a settings file: `developer`, then `client`, each when present.
+/// The root mapping of a settings file: `builder`, `developer`, then `client`, each when
+/// present.
 pub(crate) fn document(settings: &ServiceSettings) -> Vec<(String, Value)> {
     let mut root = Vec::new();
+    if let Some(builder) = &settings.builder {
+        root.push((BUILDER.to_owned(), Value::scalar(builder)));
+    }
     if let Some(build) = &settings.developer {
         root.push((DEVELOPER.to_owned(), developer(build)));
     }

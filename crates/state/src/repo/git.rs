@@ -112,3 +112,31 @@ pub(crate) fn advance_work_tree(workdir: &Path, old: &str, new: &str) -> Result<
         }),
     }
 }
+
+/// Pushes `commit` to `remote`'s branch `branch`, replacing whatever is there (a proposal
+/// branch belongs to the distribution that makes it).
+pub(crate) fn push_branch(
+    git_dir: &Path,
+    remote: &str,
+    commit: &str,
+    branch: &str,
+) -> Result<Ran, StateError> {
+    let refspec = format!("+{commit}:refs/heads/{branch}");
+    run(git_dir, &["push", "--porcelain", remote, &refspec])
+}
+
+/// Deletes `branches` on `remote`, each on its own (one already gone does not stop the
+/// others).
+pub(crate) fn delete_branches(
+    git_dir: &Path,
+    remote: &str,
+    branches: &[String],
+) -> Result<Ran, StateError> {
+    let refspecs: Vec<String> = branches
+        .iter()
+        .map(|branch| format!(":refs/heads/{branch}"))
+        .collect();
+    let mut args = vec!["push", "--porcelain", remote];
+    args.extend(refspecs.iter().map(String::as_str));
+    run(git_dir, &args)
+}

@@ -12,6 +12,7 @@ mod clone;
 mod git;
 mod history;
 mod journal;
+mod propose;
 mod read;
 mod remote;
 mod revision;

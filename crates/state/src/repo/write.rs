@@ -43,28 +43,59 @@ impl StateRepo {
         let _entered = span.enter();
         let repo = self.start_change()?;
         let parent = self.checked_parent(&repo, expected_parent)?;
-        let parent_tree = self.tree_of(&repo, parent)?;
-        let files = self.files_in_tree(&repo, parent_tree)?;
-        let edited = edit
-            .apply(&files, Utc::now())
-            .map_err(|errors| StateError::InvalidEdit {
-                parent: parent.to_string(),
-                errors,
-            })?;
-        if edited == files {
+        let Some(commit) = self.edit_commit(&repo, edit, parent, author, message)? else {
             tracing::info!("the edit changes nothing; no commit made");
             return self.revision(&repo, parent);
-        }
-        State::parse(&edited).map_err(|errors| StateError::InvalidEdit {
-            parent: parent.to_string(),
-            errors,
-        })?;
-        let tree = self.write_tree(&repo, parent_tree, &files, &edited)?;
-        let commit = self.write_commit(&repo, tree, &[parent], author, message)?;
+        };
         span.record("commit", tracing::field::display(commit));
         self.publish(&repo, parent, commit)?;
         tracing::info!(%commit, "edit committed");
         self.revision(&repo, commit)
+    }
+
+    /// Makes the edit that `make` gives for the branch tip's state, with the message it
+    /// gives, as one commit on that tip, authored by `author`. When the branch moves
+    /// meanwhile, `make` is asked again for the new tip, at most `attempts` times in all;
+    /// `make` returning `None` (nothing to change there) makes no commit and returns
+    /// `None`. For changes the distribution makes on its own, where no person saw a
+    /// revision: they are computed from the newest state, never merged blind.
+    pub fn edit_tip(
+        &self,
+        attempts: usize,
+        author: &Author,
+        make: impl FnMut(&State) -> Option<(StateEdit, String)>,
+    ) -> Result<Option<Revision>, StateError> {
+        self.on_tip(attempts, make, |edit, parent, message| {
+            self.edit(edit, parent, author, message).map(Some)
+        })
+    }
+
+    /// Runs `apply` with the edit `make` gives for the tip's state, on that tip; again on
+    /// the new tip while `apply` finds the branch moved, at most `attempts` times.
+    pub(super) fn on_tip(
+        &self,
+        attempts: usize,
+        mut make: impl FnMut(&State) -> Option<(StateEdit, String)>,
+        mut apply: impl FnMut(StateEdit, &str, &str) -> Result<Option<Revision>, StateError>,
+    ) -> Result<Option<Revision>, StateError> {
+        let mut parent = self.head()?.id;
+        for _ in 0..attempts {
+            let state = self.load(&parent)?;
+            let Some((edit, message)) = make(&state) else {
+                return Ok(None);
+            };
+            match apply(edit, &parent, &message) {
+                Err(StateError::Stale { actual, .. }) => {
+                    tracing::info!(tip = %actual, "the branch moved; making the change on the new tip");
+                    parent = actual;
+                }
+                done => return done,
+            }
+        }
+        Err(StateError::Stale {
+            expected: parent,
+            actual: format!("a tip that moved {attempts} times in a row"),
+        })
     }
 
     /// Makes a commit that undoes `rev` on top of `expected_parent` (like `git revert`).
@@ -213,8 +244,39 @@ impl StateRepo {
             .detach())
     }
 
+    /// The commit (written, on no branch yet) that makes `edit` on top of `parent` with
+    /// `author` and `message`, after the edited state validated as a whole; `None` when the
+    /// edit changes nothing.
+    pub(super) fn edit_commit(
+        &self,
+        repo: &gix::Repository,
+        edit: StateEdit,
+        parent: ObjectId,
+        author: &Author,
+        message: &str,
+    ) -> Result<Option<ObjectId>, StateError> {
+        let parent_tree = self.tree_of(repo, parent)?;
+        let files = self.files_in_tree(repo, parent_tree)?;
+        let edited = edit
+            .apply(&files, Utc::now())
+            .map_err(|errors| StateError::InvalidEdit {
+                parent: parent.to_string(),
+                errors,
+            })?;
+        if edited == files {
+            return Ok(None);
+        }
+        State::parse(&edited).map_err(|errors| StateError::InvalidEdit {
+            parent: parent.to_string(),
+            errors,
+        })?;
+        let tree = self.write_tree(repo, parent_tree, &files, &edited)?;
+        self.write_commit(repo, tree, &[parent], author, message)
+            .map(Some)
+    }
+
     /// Fetches when a remote is set, and returns the repository handle to change it with.
-    fn start_change(&self) -> Result<gix::Repository, StateError> {
+    pub(super) fn start_change(&self) -> Result<gix::Repository, StateError> {
         if self.remote.is_some() {
             self.fetch()?;
         }
@@ -222,7 +284,7 @@ impl StateRepo {
     }
 
     /// The tip, when it is the commit `expected` names; [`StateError::Stale`] otherwise.
-    fn checked_parent(
+    pub(super) fn checked_parent(
         &self,
         repo: &gix::Repository,
         expected: &str,

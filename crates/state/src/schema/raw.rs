@@ -19,6 +19,7 @@ pub(crate) struct MarkerFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SettingsFile {
+    pub(crate) builder: Option<Spanned<String>>,
     pub(crate) developer: Option<RawDeveloperBuild>,
     pub(crate) client: Option<RawClientBuild>,
 }
@@ -90,7 +91,17 @@ pub(crate) struct RawProvider {
     pub(crate) access_token_secret: Spanned<String>,
     pub(crate) test_consumer: Option<Spanned<String>>,
     pub(crate) upload_state: Option<bool>,
-    pub(crate) auto_update: Option<bool>,
+    pub(crate) auto_update: Option<Spanned<RawAutoUpdate>>,
+}
+
+/// `autoUpdate:` as written: one of the modes, or the boolean of schema 1's first release.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawAutoUpdate {
+    /// `true` (read as `commit`) or `false` (read as `off`).
+    Flag(bool),
+    /// `commit`, `pullRequest` or `off`.
+    Mode(String),
 }
 
 /// `consumers.yaml`.

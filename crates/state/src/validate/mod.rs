@@ -20,11 +20,14 @@ use vupdate_core::version::{ClientVersion, DeveloperVersion, VersionError};
 
 use crate::error::StateError;
 use crate::files::{FileSet, MARKER};
-use crate::model::{Consumer, Desired, Provider, SCHEMA_VERSION, State, TestedVersions};
+use crate::model::{
+    AutoUpdate, Consumer, Desired, Provider, SCHEMA_VERSION, State, TestedVersions,
+};
 use crate::problems::ValidationErrors;
 use crate::schema::entries::Entries;
 use crate::schema::raw::{
-    ConsumersFile, DesiredFile, MarkerFile, ProfilesFile, ProvidersFile, SettingsFile, TestedFile,
+    ConsumersFile, DesiredFile, MarkerFile, ProfilesFile, ProvidersFile, RawAutoUpdate,
+    SettingsFile, TestedFile,
 };
 use crate::schema::{Problems, parse_document, parse_file};
 
@@ -35,8 +38,10 @@ pub(crate) const DESIRED_CLIENT: &str = "desired/client.yaml";
 /// Path of the build settings shared by every service.
 pub(crate) const COMMON: &str = "common.yaml";
 const PROFILES: &str = "profiles.yaml";
-const PROVIDERS: &str = "providers.yaml";
-const CONSUMERS: &str = "consumers.yaml";
+/// Path of the providers this distribution follows.
+pub(crate) const PROVIDERS: &str = "providers.yaml";
+/// Path of the consumers this distribution provides for.
+pub(crate) const CONSUMERS: &str = "consumers.yaml";
 const TESTED: &str = "tested.yaml";
 
 /// Path of a service's own build settings.
@@ -49,7 +54,7 @@ pub(crate) fn service_path(service: &ServiceName) -> String {
 pub(crate) fn settings_file(path: &str, bytes: &[u8]) -> Option<crate::model::ServiceSettings> {
     let mut problems = Problems::new();
     let raw = parse_file::<SettingsFile>(path, bytes, &mut problems)?;
-    let settings = settings::convert(path, raw, None, &mut problems);
+    let settings = settings::convert(path, raw, None, None, &mut problems);
     problems.list.is_empty().then_some(settings)
 }
 
@@ -98,11 +103,13 @@ fn parse_state(files: &FileSet, problems: &mut Problems) -> Option<State> {
     let known: BTreeSet<&str> = declared.keys().map(ServiceName::as_str).collect();
     check_desired_folder(files, problems);
 
+    let providers = parse_providers(files, problems);
+    let provider_names: BTreeSet<String> = providers.keys().cloned().collect();
     let common_raw = files
         .get(COMMON)
         .and_then(|bytes| parse_file::<SettingsFile>(COMMON, bytes, problems))
         .unwrap_or_default();
-    let common = settings::convert(COMMON, common_raw, None, problems);
+    let common = settings::convert(COMMON, common_raw, None, Some(&provider_names), problems);
 
     let mut services = BTreeMap::new();
     for (service, path) in &declared {
@@ -110,13 +117,12 @@ fn parse_state(files: &FileSet, problems: &mut Problems) -> Option<State> {
         let raw = parse_file::<SettingsFile>(path, bytes, problems).unwrap_or_default();
         services.insert(
             service.clone(),
-            settings::convert(path, raw, Some(&common), problems),
+            settings::convert(path, raw, Some(&common), Some(&provider_names), problems),
         );
     }
 
     let desired = parse_desired(files, Some(&known), problems);
     let profiles = parse_profiles(files, &known, problems);
-    let providers = parse_providers(files, problems);
     let consumers = parse_consumers(files, profiles.as_ref(), problems);
     let tested = parse_tested(files, &known, problems);
 
@@ -378,6 +384,16 @@ fn parse_providers(files: &FileSet, problems: &mut Problems) -> BTreeMap<String,
             let result = names::check_distribution_name(&test_consumer.value, "testConsumer");
             check(&test_consumer.referenced, result);
         }
+        let auto_update = match provider.auto_update {
+            None => AutoUpdate::Off,
+            Some(raw) => match auto_update(&raw.value) {
+                Ok(mode) => mode,
+                Err(message) => {
+                    problems.at(PROVIDERS, &raw.referenced, message);
+                    AutoUpdate::Off
+                }
+            },
+        };
         providers.insert(
             name.value,
             Provider {
@@ -385,11 +401,25 @@ fn parse_providers(files: &FileSet, problems: &mut Problems) -> BTreeMap<String,
                 access_token_secret: provider.access_token_secret.value,
                 test_consumer: provider.test_consumer.map(|t| t.value),
                 upload_state: provider.upload_state.unwrap_or(false),
-                auto_update: provider.auto_update.unwrap_or(false),
+                auto_update,
             },
         );
     }
     providers
+}
+
+/// `autoUpdate` as written: a mode, or the first release's boolean (`true` is `commit`,
+/// `false` is `off`, as they meant then).
+fn auto_update(raw: &RawAutoUpdate) -> Result<AutoUpdate, String> {
+    match raw {
+        RawAutoUpdate::Flag(true) => Ok(AutoUpdate::Commit),
+        RawAutoUpdate::Flag(false) => Ok(AutoUpdate::Off),
+        RawAutoUpdate::Mode(text) => text.parse().map_err(|_| {
+            format!(
+                "autoUpdate `{text}` is not one of `commit` (commit the provider's versions), `pullRequest` (push them to a branch for review) or `off` (only show them); `true` and `false` are read as `commit` and `off`"
+            )
+        }),
+    }
 }
 
 fn parse_consumers(

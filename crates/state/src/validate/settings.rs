@@ -11,14 +11,30 @@ use crate::schema::entries::Entries;
 use crate::schema::raw::{RawClientBuild, RawDeveloperBuild, RawRepository, SettingsFile};
 
 /// Checks one settings file; `common` is given for a service file, so that repository names
-/// that would clash once common's are added are reported.
+/// that would clash once common's are added are reported; `providers`, the names of
+/// `providers.yaml` (when known), are what `builder` may name.
 pub(crate) fn convert(
     path: &str,
     raw: SettingsFile,
     common: Option<&ServiceSettings>,
+    providers: Option<&BTreeSet<String>>,
     problems: &mut Problems,
 ) -> ServiceSettings {
     let mut check = Checker { path, problems };
+    let builder = raw.builder.map(|builder| {
+        check.check(
+            &builder.referenced,
+            names::check_distribution_name(&builder.value, "builder"),
+        );
+        if providers.is_some_and(|providers| !providers.contains(&builder.value)) {
+            let message = format!(
+                "builder `{}` is not a provider of providers.yaml: a remote builder is reached as a provider (its url and access token)",
+                builder.value
+            );
+            check.problems.at(path, &builder.referenced, message);
+        }
+        builder.value
+    });
     let developer = raw.developer.map(|build: RawDeveloperBuild| {
         let inherited = common
             .and_then(|c| c.developer.as_ref())
@@ -41,7 +57,11 @@ pub(crate) fn convert(
             private_files: check.private_files(build.private_files.unwrap_or_default()),
         }
     });
-    ServiceSettings { developer, client }
+    ServiceSettings {
+        builder,
+        developer,
+        client,
+    }
 }
 
 struct Checker<'a> {

@@ -217,6 +217,23 @@ fn each_problem_is_reported_with_file_line_and_column() {
             ],
         ),
         (
+            "an autoUpdate that is not a mode",
+            &[(
+                "providers.yaml",
+                "providers:\n  jetto:\n    url: https://jetto.example.com\n    accessTokenSecret: t\n    autoUpdate: always\n",
+            )],
+            &[
+                "providers.yaml:5:17: autoUpdate `always` is not one of `commit` (commit the provider's versions), `pullRequest` (push them to a branch for review) or `off` (only show them); `true` and `false` are read as `commit` and `off`",
+            ],
+        ),
+        (
+            "a builder that is not a provider",
+            &[("common.yaml", "builder: farm\n")],
+            &[
+                "common.yaml:1:10: builder `farm` is not a provider of providers.yaml: a remote builder is reached as a provider (its url and access token)",
+            ],
+        ),
+        (
             "a bad tested time",
             &[(
                 "tested.yaml",
@@ -337,6 +354,45 @@ fn defaults_and_merged_build_settings() {
             .build_settings(&"mail".parse().expect("name"))
             .is_none()
     );
+}
+
+#[test]
+fn auto_update_modes_and_the_first_releases_booleans() {
+    let provider = |auto: &str| {
+        let text = format!(
+            "providers:\n  jetto:\n    url: https://jetto.example.com\n    accessTokenSecret: t\n{auto}"
+        );
+        let state = State::parse(&files(&[("providers.yaml", &text)])).expect("valid");
+        state.providers["jetto"].auto_update
+    };
+    assert_eq!(provider(""), AutoUpdate::Off);
+    assert_eq!(provider("    autoUpdate: commit\n"), AutoUpdate::Commit);
+    assert_eq!(
+        provider("    autoUpdate: pullRequest\n"),
+        AutoUpdate::PullRequest
+    );
+    assert_eq!(provider("    autoUpdate: off\n"), AutoUpdate::Off);
+    assert_eq!(provider("    autoUpdate: true\n"), AutoUpdate::Commit);
+    assert_eq!(provider("    autoUpdate: false\n"), AutoUpdate::Off);
+}
+
+#[test]
+fn a_builder_named_by_common_applies_unless_the_service_names_its_own() {
+    let providers = "providers:\n  jetto:\n    url: https://jetto.example.com\n    accessTokenSecret: t\n  farm:\n    url: https://farm.example.com\n    accessTokenSecret: f\n";
+    let state = State::parse(&files(&[
+        ("providers.yaml", providers),
+        ("common.yaml", "builder: farm\n"),
+        ("services/payment-api.yaml", "builder: jetto\nclient: {}\n"),
+    ]))
+    .expect("valid");
+    let builder = |service: &str| {
+        state
+            .build_settings(&service.parse().expect("name"))
+            .expect("declared")
+            .builder
+    };
+    assert_eq!(builder("api").as_deref(), Some("farm"));
+    assert_eq!(builder("payment-api").as_deref(), Some("jetto"));
 }
 
 #[test]

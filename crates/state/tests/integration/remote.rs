@@ -264,3 +264,136 @@ fn an_http_remote_is_fetched_with_the_git_program() {
     };
     assert!(reason.contains("not found"), "{reason}");
 }
+
+#[test]
+fn a_proposal_is_a_branch_on_the_remote_and_a_newer_one_replaces_it() {
+    let (remote, clone, first) = shared();
+    let state_repo = StateRepo::open(clone.path(), MAIN)
+        .expect("opens")
+        .with_remote("origin")
+        .expect("origin");
+    let edit = |version: &str| {
+        StateEdit::SetDesiredDeveloper(fixture::developer_with(&[("api", version)]))
+    };
+    let proposal = state_repo
+        .propose(
+            edit("orbit-1.0.1"),
+            &first,
+            "vupdate/jetto/aaa",
+            "vupdate/jetto/",
+            &carol(),
+            "api 1.0.1 from jetto",
+        )
+        .expect("propose")
+        .expect("a change");
+    assert_eq!(remote.rev_parse("vupdate/jetto/aaa"), proposal.id);
+    assert_eq!(remote.rev_parse(MAIN), first, "the followed branch stays");
+    assert_eq!(proposal.parents, std::slice::from_ref(&first));
+    assert_eq!(
+        remote.changed_lines(&first, &proposal.id),
+        [
+            "-  api: orbit-1.0.0  # the public API",
+            "+  api: orbit-1.0.1  # the public API"
+        ]
+    );
+
+    // A newer proposal replaces it, also after a person deleted the old one remotely.
+    let newer = state_repo
+        .propose(
+            edit("orbit-1.0.2"),
+            &first,
+            "vupdate/jetto/bbb",
+            "vupdate/jetto/",
+            &carol(),
+            "api 1.0.2 from jetto",
+        )
+        .expect("propose")
+        .expect("a change");
+    let branches = remote.git(&["branch", "--list", "vupdate/*"]);
+    assert_eq!(branches.trim(), "vupdate/jetto/bbb", "{branches}");
+    assert_eq!(
+        state_repo
+            .branches_with_prefix("vupdate/jetto/")
+            .expect("list"),
+        ["vupdate/jetto/bbb"]
+    );
+    remote.git(&["branch", "-D", "vupdate/jetto/bbb"]);
+    let third = state_repo
+        .propose(
+            edit("orbit-1.0.3"),
+            &first,
+            "vupdate/jetto/ccc",
+            "vupdate/jetto/",
+            &carol(),
+            "api 1.0.3 from jetto",
+        )
+        .expect("a proposal whose predecessor is gone remotely")
+        .expect("a change");
+    assert_ne!(newer.id, third.id);
+    assert_eq!(remote.rev_parse("vupdate/jetto/ccc"), third.id);
+
+    // Nothing to change: no branch; a stale base is refused as for an edit.
+    let same = state_repo
+        .propose(
+            StateEdit::SetDesiredDeveloper(fixture::developer_with(&[])),
+            &first,
+            "vupdate/jetto/ddd",
+            "vupdate/jetto/",
+            &carol(),
+            "nothing",
+        )
+        .expect("propose");
+    assert!(same.is_none());
+    let error = state_repo
+        .propose(
+            edit("orbit-1.0.4"),
+            "HEAD~0~1",
+            "vupdate/jetto/eee",
+            "vupdate/jetto/",
+            &carol(),
+            "x",
+        )
+        .expect_err("stale");
+    assert!(
+        matches!(
+            error,
+            StateError::Stale { .. } | StateError::UnknownRevision { .. }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_edit_of_the_tip_is_made_again_on_a_tip_that_moved() {
+    let (remote, clone, _) = shared();
+    let state_repo = StateRepo::open(clone.path(), MAIN)
+        .expect("opens")
+        .with_remote("origin")
+        .expect("origin");
+    // Someone pushes after this clone last fetched: the first try is stale.
+    let bob = GitRepo::clone_from(&remote);
+    let theirs = bob.commit_files(
+        &[("desired/client.yaml", "versions: {}\n")],
+        "Clear client list",
+        &Person::bob(),
+    );
+    bob.push("origin", MAIN);
+    let mut seen = Vec::new();
+    let revision = state_repo
+        .edit_tip(3, &carol(), |state| {
+            seen.push(state.desired.developer.len());
+            let mut list = state.desired.developer.clone();
+            list.insert(
+                "api".parse().expect("service"),
+                "orbit-2.0.0".parse().expect("version"),
+            );
+            Some((StateEdit::SetDesiredDeveloper(list), "api 2.0.0".to_owned()))
+        })
+        .expect("edit")
+        .expect("a commit");
+    assert_eq!(seen.len(), 2, "asked again for the new tip");
+    assert_eq!(revision.parents, [theirs]);
+    assert_eq!(remote.rev_parse(MAIN), revision.id);
+    let nothing = state_repo.edit_tip(3, &carol(), |_| None).expect("no edit");
+    assert!(nothing.is_none());
+}

@@ -57,6 +57,7 @@ fn api_settings() -> ServiceSettings {
     let mut source = git("api", "git@example.com:api.git");
     source.sub_directory = Some("server".into());
     ServiceSettings {
+        builder: None,
         developer: Some(DeveloperBuild {
             sources: vec![source],
             macro_values: [("port".to_owned(), "8080".to_owned())].into(),
@@ -179,6 +180,7 @@ fn a_new_service_and_common_settings_get_files_with_a_header() {
         "# Build settings of queue: how its developer and client versions are made.\n"
     );
     let common = ServiceSettings {
+        builder: None,
         developer: Some(DeveloperBuild {
             environment: [("GRADLE_OPTS".to_owned(), "-Xmx2g".to_owned())].into(),
             ..DeveloperBuild::default()

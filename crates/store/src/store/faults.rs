@@ -7,7 +7,7 @@ use crate::doc::{Cond, Val};
 use crate::error::StoreError;
 use crate::model::Stored;
 use crate::model::faults::{
-    DISTRIBUTION, FAULT_REPORTS, FaultQuery, FaultReport, ID, SERVICE, by_time,
+    DISTRIBUTION, FAULT_REPORTS, FaultQuery, FaultReport, ID, ROLE, SERVICE, by_time,
 };
 use crate::store::Store;
 use crate::store::accounts::one;
@@ -65,6 +65,26 @@ impl<'a> FaultReports<'a> {
         self.store
             .backend()
             .distinct(&FAULT_REPORTS, &SERVICE, filter)
+            .await
+    }
+
+    /// The roles that have reports (a report of a service in no role adds none),
+    /// optionally of one distribution and one service, sorted.
+    pub async fn roles(
+        &self,
+        distribution: Option<&str>,
+        service: Option<&ServiceName>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut filter = Vec::new();
+        if let Some(distribution) = distribution {
+            filter.push(Cond::Eq(&DISTRIBUTION, Val::str(distribution)));
+        }
+        if let Some(service) = service {
+            filter.push(Cond::Eq(&SERVICE, Val::str(service.as_str())));
+        }
+        self.store
+            .backend()
+            .distinct(&FAULT_REPORTS, &ROLE, filter)
             .await
     }
 

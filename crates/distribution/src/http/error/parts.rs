@@ -1,5 +1,6 @@
-//! [`ApiError`]s for the store's, the state repo's and the task manager's errors: what a
-//! client did wrong keeps its message and gets a stable code; the rest is `INTERNAL`.
+//! [`ApiError`]s for the store's, the state repo's, the task manager's and the secrets'
+//! errors: what a client did wrong keeps its message and gets a stable code; the rest is
+//! `INTERNAL`.
 
 use vupdate_state::StateError;
 use vupdate_store::StoreError;
@@ -7,7 +8,9 @@ use vupdate_store::StoreError;
 use axum::http::StatusCode;
 
 use super::ApiError;
+use crate::consumers::ViewRefused;
 use crate::enrolment::EnrolmentError;
+use crate::secrets::SecretError;
 use crate::tasks::TaskError;
 
 impl From<EnrolmentError> for ApiError {
@@ -70,6 +73,29 @@ impl From<TaskError> for ApiError {
         match error {
             TaskError::NotRunning(_) => ApiError::not_found(error.to_string()),
             TaskError::Store { .. } | TaskError::Id(_) => ApiError::internal(error),
+        }
+    }
+}
+
+impl From<SecretError> for ApiError {
+    fn from(error: SecretError) -> ApiError {
+        // No variant carries a value, so a message is safe to send.
+        match error {
+            SecretError::InvalidName { .. }
+            | SecretError::EmptyValue { .. }
+            | SecretError::TooLarge { .. } => {
+                ApiError::invalid("INVALID_SECRET", error.to_string())
+            }
+            SecretError::Io { .. } | SecretError::Corrupt { .. } => ApiError::internal(error),
+        }
+    }
+}
+
+impl From<ViewRefused> for ApiError {
+    fn from(refused: ViewRefused) -> ApiError {
+        match refused {
+            ViewRefused::NotAConsumer(_) => ApiError::forbidden(refused.to_string()),
+            ViewRefused::UnknownTester(_) => ApiError::not_found(refused.to_string()),
         }
     }
 }

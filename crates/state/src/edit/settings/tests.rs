@@ -70,6 +70,7 @@ fn commented_settings() -> ServiceSettings {
     api.clone_submodules = false;
     api.sub_directory = Some("server".into());
     ServiceSettings {
+        builder: None,
         developer: Some(DeveloperBuild {
             sources: vec![
                 api,
@@ -150,6 +151,7 @@ client:
     );
     // Parts that are present but empty are written, so the service stays buildable.
     let empty = ServiceSettings {
+        builder: None,
         developer: Some(DeveloperBuild::default()),
         client: None,
     };
@@ -356,8 +358,17 @@ fn settings() -> impl Strategy<Value = ServiceSettings> {
                 private_files,
             },
         );
-    (prop::option::of(developer), prop::option::of(client))
-        .prop_map(|(developer, client)| ServiceSettings { developer, client })
+    let builder = prop::option::of(prop::sample::select(vec!["jetto", "build-farm.eu"]));
+    (
+        builder,
+        prop::option::of(developer),
+        prop::option::of(client),
+    )
+        .prop_map(|(builder, developer, client)| ServiceSettings {
+            builder: builder.map(str::to_owned),
+            developer,
+            client,
+        })
 }
 
 fn written(before: Option<&str>, settings: &ServiceSettings) -> String {

@@ -183,6 +183,31 @@ pub async fn service_and_role_filter_apart(ctx: Ctx) {
         .await,
         ["fault-eu-1"]
     );
+    let mut us = fault("kiosk", "fault-us-1", "worker", 2);
+    us.info.service_role = Some(role("us"));
+    faults.add(us).await.expect("add");
+    let mut api = fault("jetto", "fault-api-1", "api", 3);
+    api.info.service_role = Some(role("ap"));
+    faults.add(api).await.expect("add");
+    assert_eq!(
+        faults.roles(None, None).await.expect("roles"),
+        ["ap", "eu", "us"],
+        "a report in no role adds none"
+    );
+    assert_eq!(
+        faults
+            .roles(Some("jetto"), Some(&service("worker")))
+            .await
+            .expect("roles"),
+        ["eu"]
+    );
+    assert_eq!(
+        faults
+            .roles(None, Some(&service("worker")))
+            .await
+            .expect("roles"),
+        ["eu", "us"]
+    );
 }
 
 /// How the distribution reads names: `worker` and `payment-api` are declared services.
