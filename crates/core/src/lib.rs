@@ -11,10 +11,12 @@
 //! - [`macros`]: `%%name%%` expansion with undefined macros reported, never left in.
 //! - [`settings`]: the client settings merge (`.json`, `.properties`, `.conf`, `.defines`, `X.N`).
 //! - [`log`]: the `yyyy-MM-dd HH:mm:ss.SSS LEVEL unit message` log line format.
+//! - [`range`]: the byte range of an image download's HTTP `Range` header.
 //! - [`reconcile`]: the pure build plan (which developer and client images to build, in order).
 
 pub mod log;
 pub mod macros;
+pub mod range;
 pub mod reconcile;
 pub mod service;
 pub mod settings;

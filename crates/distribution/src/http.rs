@@ -27,7 +27,6 @@ mod hooks;
 mod images;
 mod metrics;
 pub(crate) mod principal;
-mod range;
 #[cfg(test)]
 mod tests;
 
@@ -43,7 +42,7 @@ use crate::watcher::WatchTrigger;
 
 pub use error::ApiError;
 pub use metrics::count_requests;
-pub use range::ByteRange;
+pub use vupdate_core::range::ByteRange;
 
 /// What every handler shares; cheap to clone.
 #[derive(Debug, Clone)]
