@@ -14,7 +14,9 @@ use chrono::NaiveDateTime;
 pub const PLAIN_UNIT: &str = "PLAIN";
 
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
-const TIME_LEN: usize = "yyyy-MM-dd HH:mm:ss.SSS".len();
+/// Where the time of a line has digits (`d`) and which separators it has.
+const TIME_SHAPE: &str = "dddd-dd-dd dd:dd:dd.ddd";
+const TIME_LEN: usize = TIME_SHAPE.len();
 
 /// A log level; the order is severity, so "this level and above" is `>=`.
 #[derive(
@@ -106,7 +108,17 @@ impl LogLine {
     }
 
     fn parse_structured(line: &str) -> Option<LogLine> {
-        let time = NaiveDateTime::parse_from_str(line.get(..TIME_LEN)?, TIME_FORMAT).ok()?;
+        let time = line.get(..TIME_LEN)?;
+        // chrono's `%Y` also takes a sign and fewer digits (`-026`): such a time would print
+        // back in another shape, so only the format's own digits are read as a time.
+        let shape = time.bytes().zip(TIME_SHAPE.bytes());
+        if !shape.into_iter().all(|(byte, want)| match want {
+            b'd' => byte.is_ascii_digit(),
+            want => byte == want,
+        }) {
+            return None;
+        }
+        let time = NaiveDateTime::parse_from_str(time, TIME_FORMAT).ok()?;
         let rest = line.get(TIME_LEN..)?.strip_prefix(' ')?;
         let (level, rest) = rest.split_once(' ')?;
         let level = level.parse().ok()?;
@@ -177,6 +189,26 @@ mod tests {
             assert_eq!(
                 (line.level, line.unit.as_str(), line.time),
                 (Level::Info, PLAIN_UNIT, received)
+            );
+            assert_eq!(line.message, text);
+        }
+    }
+
+    /// Found by the `log_line` fuzz target: chrono read `-026` as a year, so the line was
+    /// stamped in the year -26 and printed back as `-0026-11-25 …`, another line.
+    #[test]
+    fn a_time_in_another_shape_keeps_the_line_plain() {
+        let received = at("2026-01-01 00:00:00.000");
+        for text in [
+            "-026-11-25 10:01:02.345 ERROR main year with a sign",
+            "+2026-11-25 10:01:02.34 INFO unit",
+            "2026-11-25 10:01: 2.345 INFO unit space for a digit",
+        ] {
+            let line = LogLine::parse(text, received);
+            assert_eq!(
+                (line.unit.as_str(), line.time),
+                (PLAIN_UNIT, received),
+                "{text}"
             );
             assert_eq!(line.message, text);
         }
