@@ -25,6 +25,8 @@ struct Entry {
     key: String,
     /// Start of the comment lines directly above the entry, or of the entry.
     comments_start: usize,
+    /// Start of the key as written.
+    key_start: usize,
     /// End of the key as written.
     key_end: usize,
     /// Start of the value as written (after the separator and its whitespace).
@@ -56,18 +58,28 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
     let base_keys: BTreeMap<&str, ()> = base.entries.iter().map(|e| (e.key.as_str(), ())).collect();
     let mut replaced: BTreeMap<&str, &str> = BTreeMap::new();
     // New keys in order of first appearance: written as first seen, with the last value.
-    let mut added: IndexMap<&str, (&str, bool, &str)> = IndexMap::new();
+    let mut added: IndexMap<&str, (&str, bool, bool, &str)> = IndexMap::new();
     for overlay in overlays {
         for entry in &overlay.entries {
             let value = &overlay.text[entry.value_start..entry.value_end];
             if base_keys.contains_key(entry.key.as_str()) {
                 replaced.insert(&entry.key, value);
             } else if let Some(slot) = added.get_mut(entry.key.as_str()) {
-                slot.2 = value;
+                slot.3 = value;
             } else {
-                let prefix = &overlay.text[entry.comments_start..entry.value_start];
-                let bare_key = entry.key_end == entry.value_start;
-                added.insert(&entry.key, (prefix, bare_key, value));
+                // A `\` ending the overlay's last line continues nothing there, but appended
+                // above other lines it would join them to this entry: it is left out.
+                let end = if entry.dangling {
+                    entry.line_end - 1
+                } else {
+                    entry.line_end
+                };
+                let value_start = entry.value_start.min(end);
+                let prefix = &overlay.text[entry.comments_start..value_start];
+                let bare_key = entry.key_end.min(end) == value_start;
+                // A key written as nothing (a lone `\`) still needs its `=` to stay an entry.
+                let empty_key = entry.key_start >= value_start;
+                added.insert(&entry.key, (prefix, bare_key, empty_key, value));
             }
         }
     }
@@ -99,9 +111,14 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
             // The base's last line continues into the end of the file: a blank line ends it.
             out.push_str(newline);
         }
-        for (prefix, bare_key, value) in added.values() {
+        for (prefix, bare_key, empty_key, value) in added.values() {
             out.push_str(prefix);
-            push_value(&mut out, *bare_key, value);
+            if *empty_key {
+                out.push('=');
+                out.push_str(value);
+            } else {
+                push_value(&mut out, *bare_key, value);
+            }
             out.push_str(newline);
         }
     }
@@ -194,9 +211,10 @@ fn parse(text: &str) -> Result<Vec<Entry>, (usize, &'static str)> {
         }
         let line_end = lines[index].1;
         let dangling = continues(&text[lines[index].0..line_end]) && index + 1 == lines.len();
+        let key_start = end - body.len();
         let mut scanner = Scanner {
             text,
-            pos: end - body.len(),
+            pos: key_start,
             end: line_end,
         };
         let key = scanner.key()?;
@@ -212,6 +230,7 @@ fn parse(text: &str) -> Result<Vec<Entry>, (usize, &'static str)> {
         entries.push(Entry {
             key,
             comments_start: comments_start.take().unwrap_or(start),
+            key_start,
             key_end,
             value_start,
             value_end,
@@ -519,6 +538,27 @@ mod tests {
             }
             let got = decoded(&result);
             assert_eq!(got, want, "{layers:?}");
+        }
+    }
+
+    /// Found by the `settings_properties` fuzz target: an overlay's last line `b\` (a key
+    /// and a `\` continuing nothing) was appended as written, so the `\` then continued
+    /// into the next appended key, which was lost into `b`'s line.
+    #[test]
+    fn a_dangling_backslash_of_an_appended_key_joins_no_line() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["a=1\n", "b\\", "c=3"], "a=1\nb\nc=3\n"),
+            (&["a=1\n", "b = 2\\", "c=3"], "a=1\nb = 2\nc=3\n"),
+            (&["a=1\n", "# why\n\\", "c=3"], "a=1\n# why\n=\nc=3\n"),
+        ];
+        for (layers, expected) in cases {
+            let result = merged(layers);
+            assert_eq!(result, *expected, "{layers:?}");
+            let mut want: IndexMap<String, String> = IndexMap::new();
+            for layer in *layers {
+                want.extend(decoded(layer));
+            }
+            assert_eq!(decoded(&result), want, "{layers:?}");
         }
     }
 
