@@ -113,7 +113,7 @@ pub fn check_repo(data: &[u8]) {
                 else {
                     continue;
                 };
-                let lines = bytes.split(|byte| *byte == b'\n').count() as u64;
+                let lines = yaml_lines(bytes);
                 assert!(
                     (1..=lines).contains(&position.line) && position.column >= 1,
                     "`{problem}` points past the {lines} lines of the file"
@@ -121,6 +121,18 @@ pub fn check_repo(data: &[u8]) {
             }
         }
     }
+}
+
+/// How many lines YAML sees in a file: line breaks are `\n`, `\r\n` and a lone `\r`.
+fn yaml_lines(bytes: &[u8]) -> u64 {
+    let breaks = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(at, byte)| {
+            *byte == b'\n' || (*byte == b'\r' && bytes.get(at + 1) != Some(&b'\n'))
+        })
+        .count();
+    breaks as u64 + 1
 }
 
 /// Input: the edit (decoded with `arbitrary`), a NUL byte, then the content of the file the
