@@ -94,11 +94,12 @@ pub struct LogLine {
 }
 
 impl LogLine {
-    /// Parses one line (without its line ending). A line that does not match the format
-    /// becomes an `INFO` line of unit [`PLAIN_UNIT`] at `received`, with the whole line,
-    /// untrimmed, as its message.
+    /// Parses one line (without its `\n`; carriage returns before it belong to the line
+    /// ending too). A line that does not match the format becomes an `INFO` line of unit
+    /// [`PLAIN_UNIT`] at `received`, with the whole line, untrimmed, as its message.
     pub fn parse(line: &str, received: NaiveDateTime) -> LogLine {
-        let line = line.strip_suffix('\r').unwrap_or(line);
+        // All of them: a line kept with a trailing `\r` would print as one ending in `\r\n`.
+        let line = line.trim_end_matches('\r');
         Self::parse_structured(line).unwrap_or_else(|| LogLine {
             time: received,
             level: Level::Info,
@@ -226,6 +227,18 @@ mod tests {
         );
     }
 
+    /// Found by the `log_line` fuzz target: `… WARN db\r\r` kept one `\r` in its unit, so
+    /// the line printed back (as the updater writes its log files) read as another line.
+    #[test]
+    fn trailing_carriage_returns_are_part_of_the_line_ending() {
+        let received = at("2000-01-01 00:00:00.000");
+        let line = LogLine::parse("2026-11-25 10:01:02.345 WARN db\r\r\r", received);
+        assert_eq!((line.unit.as_str(), line.message.as_str()), ("db", ""));
+        assert_eq!(LogLine::parse(&line.to_string(), received), line);
+        let plain = LogLine::parse("progress 50%\r\r", received);
+        assert_eq!(plain.message, "progress 50%");
+    }
+
     #[test]
     fn levels_order_by_severity_and_parse_by_name() {
         assert!(Level::Trace < Level::Debug && Level::Warn < Level::Error);
@@ -249,7 +262,7 @@ mod tests {
         #[test]
         fn no_line_is_ever_lost(text in "[^\n]{0,80}") {
             let line = LogLine::parse(&text, NaiveDateTime::MIN);
-            let text = text.strip_suffix('\r').unwrap_or(&text);
+            let text = text.trim_end_matches('\r');
             prop_assert!(line.message.len() <= text.len());
             prop_assert!(text.ends_with(&line.message));
         }
