@@ -58,28 +58,18 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
     let base_keys: BTreeMap<&str, ()> = base.entries.iter().map(|e| (e.key.as_str(), ())).collect();
     let mut replaced: BTreeMap<&str, &str> = BTreeMap::new();
     // New keys in order of first appearance: written as first seen, with the last value.
-    let mut added: IndexMap<&str, (&str, bool, bool, &str)> = IndexMap::new();
+    let mut added: IndexMap<&str, (&str, Separator, &str)> = IndexMap::new();
     for overlay in overlays {
         for entry in &overlay.entries {
             let value = &overlay.text[entry.value_start..entry.value_end];
             if base_keys.contains_key(entry.key.as_str()) {
                 replaced.insert(&entry.key, value);
             } else if let Some(slot) = added.get_mut(entry.key.as_str()) {
-                slot.3 = value;
+                slot.2 = value;
             } else {
-                // A `\` ending the overlay's last line continues nothing there, but appended
-                // above other lines it would join them to this entry: it is left out.
-                let end = if entry.dangling {
-                    entry.line_end - 1
-                } else {
-                    entry.line_end
-                };
-                let value_start = entry.value_start.min(end);
+                let (value_start, separator) = entry.rewrite_point();
                 let prefix = &overlay.text[entry.comments_start..value_start];
-                let bare_key = entry.key_end.min(end) == value_start;
-                // A key written as nothing (a lone `\`) still needs its `=` to stay an entry.
-                let empty_key = entry.key_start >= value_start;
-                added.insert(&entry.key, (prefix, bare_key, empty_key, value));
+                added.insert(&entry.key, (prefix, separator, value));
             }
         }
     }
@@ -91,8 +81,9 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
     for entry in &base.entries {
         match replaced.get(entry.key.as_str()) {
             Some(value) => {
-                out.push_str(&text[cursor..entry.value_start]);
-                push_value(&mut out, entry.key_end == entry.value_start, value);
+                let (value_start, separator) = entry.rewrite_point();
+                out.push_str(&text[cursor..value_start]);
+                push_value(&mut out, separator, value);
                 // Through the line's end: a dangling `\` of the old value goes with it.
                 cursor = entry.line_end;
                 dangling = false;
@@ -111,23 +102,51 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
             // The base's last line continues into the end of the file: a blank line ends it.
             out.push_str(newline);
         }
-        for (prefix, bare_key, empty_key, value) in added.values() {
+        for (prefix, separator, value) in added.values() {
             out.push_str(prefix);
-            if *empty_key {
-                out.push('=');
-                out.push_str(value);
-            } else {
-                push_value(&mut out, *bare_key, value);
-            }
+            push_value(&mut out, *separator, value);
             out.push_str(newline);
         }
     }
     Ok(out.into_bytes())
 }
 
-/// Appends `value`, with a `=` first when the key was written with no separator at all.
-fn push_value(out: &mut String, bare_key: bool, value: &str) {
-    if bare_key && !value.is_empty() {
+/// What must come between an entry's key as written and a new value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Separator {
+    /// The key is followed by its separator already.
+    Written,
+    /// The key was written with no separator at all: `=` before a value that is not empty.
+    IfValue,
+    /// The key was written as nothing (a lone `\`): `=` always, or it is no entry.
+    Always,
+}
+
+impl Entry {
+    /// Where a new value of the entry is written, and what goes before it. A `\` ending the
+    /// file's last line continues nothing there, but with text written after it, it would
+    /// continue into that text or escape it (`\=`): the entry is cut before it.
+    fn rewrite_point(&self) -> (usize, Separator) {
+        let end = if self.dangling {
+            self.line_end - 1
+        } else {
+            self.line_end
+        };
+        let value_start = self.value_start.min(end);
+        let separator = if self.key_start >= value_start {
+            Separator::Always
+        } else if self.key_end.min(end) == value_start {
+            Separator::IfValue
+        } else {
+            Separator::Written
+        };
+        (value_start, separator)
+    }
+}
+
+/// Appends `value` after the separator it needs.
+fn push_value(out: &mut String, separator: Separator, value: &str) {
+    if separator == Separator::Always || (separator == Separator::IfValue && !value.is_empty()) {
         out.push('=');
     }
     out.push_str(value);
@@ -528,29 +547,12 @@ mod tests {
             (&["a=1\\\n", "b=2"], "a=1\\\n\nb=2\n"),
             (&["a=1\\", "a=2\\"], "a=2"),
         ];
-        for (layers, expected) in cases {
-            let result = merged(layers);
-            assert_eq!(result, *expected, "{layers:?}");
-            // What Java would read from the result is what the layers say, last one winning.
-            let mut want: IndexMap<String, String> = IndexMap::new();
-            for layer in *layers {
-                want.extend(decoded(layer));
-            }
-            let got = decoded(&result);
-            assert_eq!(got, want, "{layers:?}");
-        }
+        check_merges(cases);
     }
 
-    /// Found by the `settings_properties` fuzz target: an overlay's last line `b\` (a key
-    /// and a `\` continuing nothing) was appended as written, so the `\` then continued
-    /// into the next appended key, which was lost into `b`'s line.
-    #[test]
-    fn a_dangling_backslash_of_an_appended_key_joins_no_line() {
-        let cases: &[(&[&str], &str)] = &[
-            (&["a=1\n", "b\\", "c=3"], "a=1\nb\nc=3\n"),
-            (&["a=1\n", "b = 2\\", "c=3"], "a=1\nb = 2\nc=3\n"),
-            (&["a=1\n", "# why\n\\", "c=3"], "a=1\n# why\n=\nc=3\n"),
-        ];
+    /// Merges each case's layers, expecting its text, and what Java would read from the
+    /// result to be what the layers say, the last one winning.
+    fn check_merges(cases: &[(&[&str], &str)]) {
         for (layers, expected) in cases {
             let result = merged(layers);
             assert_eq!(result, *expected, "{layers:?}");
@@ -560,6 +562,23 @@ mod tests {
             }
             assert_eq!(decoded(&result), want, "{layers:?}");
         }
+    }
+
+    /// Found by the `settings_properties` fuzz target: an overlay's last line `b\` (a key
+    /// and a `\` continuing nothing) was appended as written, so the `\` then continued
+    /// into the next appended key, which was lost into `b`'s line; and a base's last line
+    /// `\` given a value became `\=8080`, the key `=`.
+    #[test]
+    fn a_dangling_backslash_of_an_appended_key_joins_no_line() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["a=1\n", "b\\", "c=3"], "a=1\nb\nc=3\n"),
+            (&["a=1\n", "b = 2\\", "c=3"], "a=1\nb = 2\nc=3\n"),
+            (&["a=1\n", "# why\n\\", "c=3"], "a=1\n# why\n=\nc=3\n"),
+            // The same in the base: the `\` would escape the `=` of the new value.
+            (&["a=1\r\n\\", "=8080"], "a=1\r\n=8080"),
+            (&["b\\", "b=2"], "b=2"),
+        ];
+        check_merges(cases);
     }
 
     #[test]
