@@ -76,7 +76,7 @@ const EXAMPLE: &[(&str, &str)] = &[
 const EXTRA: &[&str] = &["services/new-service.yaml", "desired/other.yaml"];
 
 /// The example state repo as a [`FileSet`].
-pub fn example() -> FileSet {
+fn example() -> FileSet {
     EXAMPLE.iter().copied().collect()
 }
 
