@@ -17,3 +17,11 @@ fi
 # A MongoDB-wire-compatible server for the store's MongoDB conformance run (no mongod is
 # in this machine's package registries); skipped when one is already installed.
 "$(dirname "$0")/install-mongo-test-server.sh"
+
+# The dashboard: Node to build and test it, Debian's Chromium for its browser tests
+# (Playwright drives it; no browser is downloaded).
+"$(dirname "$0")/install-node.sh"
+if ! command -v chromium >/dev/null; then
+    echo "installing chromium (Debian)" >&2
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi

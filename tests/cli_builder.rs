@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vupdate_client::{Client, ImageKind, ImageRef};
-use vupdate_test_support::{GitRepo, MAIN, Person, isolate};
+use vupdate_test_support::{GitRepo, MAIN, Patience, Person, isolate};
 
 // Shared with tests/gitops, which uses all of it.
 #[allow(dead_code)]
@@ -223,24 +223,22 @@ impl Scenario {
     }
 
     /// Waits until `check` gives a value; fails after [`LIMIT`] with the server's log.
-    async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; status: {:#}\nserver log:\n{}",
+        let report = || async {
+            format!(
+                "status: {:#}\nserver log:\n{}",
                 self.api_status().await,
                 server_log(self.dir.path())
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            )
+        };
+        Patience::up_to(LIMIT)
+            .every(Duration::from_millis(200))
+            .eventually_or(what, check, report)
+            .await
     }
 
     fn stop(mut self) {
@@ -561,15 +559,7 @@ async fn a_failing_build_shows_its_step_and_waits_for_a_new_commit() {
 
 /// Whether process `pid` is gone (or only a zombie waiting for its parent).
 fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next())
-                == Some("Z")
-        }
-    }
+    !vupdate_process::table::is_running(pid)
 }
 
 fn read_pid(path: &PathBuf) -> Option<i32> {

@@ -10,7 +10,11 @@
 //! - `scenarios`: a merged pull request, its `git revert`, an API edit, an updater that was
 //!   offline, a bad commit, and a version that cannot start.
 
+// Shared with the other end-to-end tests; restarting a server is for the crash tests.
+#[allow(dead_code)]
 #[path = "../support/distribution.rs"]
 mod distribution;
+#[path = "../support/hello.rs"]
+mod hello;
 mod scenarios;
 mod world;

@@ -8,26 +8,15 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vupdate_client::Client;
-use vupdate_test_support::{GitRepo, MAIN, Person, isolate};
+use vupdate_test_support::{GitRepo, MAIN, Patience, Person, isolate};
 
 use crate::distribution::{self, PASSWORD};
+use crate::hello::{commit_hello_state, hello_source};
 
 /// How long any wait may last: builds and installs on a loaded 2-core machine.
 pub const LIMIT: Duration = Duration::from_secs(120);
 /// The two instances: (instance id, service as run).
 pub const INSTANCES: [(&str, &str); 2] = [("vm-1", "hello"), ("vm-2", "hello-blue")];
-
-/// The sample service's files, from examples/hello-service.
-fn hello_files() -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello-service");
-    ["update.json", "serve.py"]
-        .iter()
-        .map(|name| {
-            let text = std::fs::read_to_string(dir.join(name)).expect("example file");
-            (name.to_string(), text)
-        })
-        .collect()
-}
 
 /// A running updater process.
 pub struct Updater {
@@ -198,33 +187,13 @@ impl World {
     pub async fn start_with(options: Options) -> World {
         let dir = TempDir::new().expect("dir");
         let source_remote = GitRepo::init_bare();
-        let source = GitRepo::init();
-        let files = hello_files();
-        let refs: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(p, c)| (p.as_str(), c.as_str()))
-            .collect();
-        source.commit_files(&refs, "hello, the sample service", &Person::alice());
+        let source = hello_source();
         source.add_remote("origin", &source_remote);
         source.push("origin", MAIN);
 
         let remote = GitRepo::init_bare();
         let work = GitRepo::clone_from(&remote);
-        let hello = format!(
-            "developer:\n  sources:\n    - name: hello\n      git:\n        url: {}\n        branch: main\n",
-            source_remote.path().display()
-        );
-        work.commit_files(
-            &[
-                ("vupdate.yaml", "schema: 1\n"),
-                ("services/hello.yaml", &hello),
-                ("profiles.yaml", "profiles:\n  self: [hello]\n"),
-                ("desired/developer.yaml", "versions:\n  hello: acme-1.0.0\n"),
-                ("desired/client.yaml", "versions: {}\n"),
-            ],
-            "hello 1.0.0 for everyone",
-            &Person::alice(),
-        );
+        commit_hello_state(&work, source_remote.path());
         work.push("origin", MAIN);
 
         let (git_http, remote_url) = if options.http {
@@ -361,35 +330,32 @@ impl World {
     }
 
     /// Waits until `check` gives a value; fails after [`LIMIT`] with every log.
-    pub async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    pub async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            if Instant::now() > deadline {
-                let status = self
-                    .admin
-                    .graphql::<Value>("{ status { stateRepo { commit tip lastError { commit } } services { service sync builds { version state message } instances { instance version updateError } } } }", json!({}))
-                    .await;
-                let logs: Vec<String> = self
-                    .updaters
-                    .iter()
-                    .map(|u| format!("--- updater {} ---\n{}", u.instance, u.log()))
-                    .collect();
-                panic!(
-                    "timed out waiting for {what}\nstatus: {status:#?}\n--- distribution ---\n{}\n{}",
-                    std::fs::read_to_string(distribution::log_path(self.dir.path()))
-                        .unwrap_or_default(),
-                    logs.join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let report = || async {
+            let status = self
+                .admin
+                .graphql::<Value>("{ status { stateRepo { commit tip lastError { commit } } services { service sync builds { version state message } instances { instance version updateError } } } }", json!({}))
+                .await;
+            let logs: Vec<String> = self
+                .updaters
+                .iter()
+                .map(|u| format!("--- updater {} ---\n{}", u.instance, u.log()))
+                .collect();
+            format!(
+                "status: {status:#?}\n--- distribution ---\n{}\n{}",
+                std::fs::read_to_string(distribution::log_path(self.dir.path()))
+                    .unwrap_or_default(),
+                logs.join("\n")
+            )
+        };
+        Patience::up_to(LIMIT)
+            .every(Duration::from_millis(100))
+            .eventually_or(what, check, report)
+            .await
     }
 
     /// The `status` of `hello`.

@@ -39,34 +39,44 @@ pub fn log(dir: &Path) -> String {
 pub async fn start(dir: &Path, config: &str) -> Started {
     let file = dir.join("distribution.yaml");
     std::fs::write(&file, config).expect("distribution config");
-    let stderr = std::fs::File::create(log_path(dir)).expect("log file");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vupdate"));
-    isolate(&mut command);
-    let mut server = command
-        .args(["distribution", "run", "--config"])
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(stderr))
-        .spawn()
-        .expect("start the distribution");
-    let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
-    let mut printed: Vec<String> = Vec::new();
-    while !printed.iter().any(|l| l.contains("first start")) {
-        match lines.next() {
-            Some(Ok(line)) => printed.push(line),
-            _ => panic!("the distribution stopped: {printed:?}\n{}", log(dir)),
-        }
-    }
-    // Nobody reads the rest; a thread keeps the pipe from filling up.
-    std::thread::spawn(move || lines.for_each(drop));
-    let base = printed[0].rsplit(' ').next().expect("the URL").to_owned();
-    let first = printed
-        .iter()
-        .find_map(|l| l.split("password `").nth(1))
+    start_from(dir, &file, None).await
+}
+
+/// Starts the server on the config file `file` (relative to `cwd` when given, the
+/// server's working directory) with its log in `dir`, and logs in.
+pub async fn start_from(dir: &Path, file: &Path, cwd: Option<&Path>) -> Started {
+    let launch = Launch {
+        cwd,
+        ..Launch::default()
+    };
+    start_with(dir, file, &launch).await
+}
+
+/// How a server process is started beyond its config file.
+#[derive(Default)]
+pub struct Launch<'a> {
+    /// Its working directory.
+    pub cwd: Option<&'a Path>,
+    /// Variables added to its environment.
+    pub env: &'a [(&'a str, &'a str)],
+    /// A program (and its arguments) that runs `vupdate` as its last arguments, e.g.
+    /// `unshare` to give it a mount namespace.
+    pub wrapper: &'a [String],
+}
+
+/// Starts the server for the first time on the config `file` as `launch` says, changes
+/// the first password to [`PASSWORD`] and logs in.
+pub async fn start_with(dir: &Path, file: &Path, launch: &Launch<'_>) -> Started {
+    let mut spawned = spawn(dir, file, launch);
+    let line = spawned.lines.next();
+    let first = line
+        .as_ref()
+        .and_then(|line| line.as_ref().ok())
+        .and_then(|line| line.split("password `").nth(1))
         .and_then(|rest| rest.split('`').next())
-        .expect("the first password")
+        .unwrap_or_else(|| panic!("no first password in {line:?}\n{}", log(dir)))
         .to_owned();
-    let anonymous = Client::new(&base, None).expect("client");
+    let anonymous = Client::new(&spawned.base, None).expect("client");
     let pending = anonymous.with_token(login(&anonymous, "admin", &first).await);
     let _: Value = pending
         .graphql(
@@ -75,13 +85,89 @@ pub async fn start(dir: &Path, config: &str) -> Started {
         )
         .await
         .expect("change the first password");
-    let admin_token = login(&anonymous, "admin", PASSWORD).await;
-    let admin = anonymous.with_token(admin_token.clone());
-    Started {
+    spawned.into_started().await
+}
+
+/// Starts the server again on the data of an earlier start (`dir/distribution.yaml`), with
+/// `env` added to its environment, and logs in as `admin` with [`PASSWORD`].
+pub async fn restart(dir: &Path, env: &[(&str, &str)]) -> Started {
+    let launch = Launch {
+        env,
+        ..Launch::default()
+    };
+    let spawned = spawn(dir, &dir.join("distribution.yaml"), &launch);
+    spawned.into_started().await
+}
+
+/// A server process that printed its address; nobody logged in yet.
+pub struct Spawned {
+    /// The server process.
+    pub server: Child,
+    /// Its URL.
+    pub base: String,
+    /// The rest of its stdout.
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Spawned {
+    /// Logs in as `admin` with [`PASSWORD`] (the first password was changed).
+    pub async fn into_started(self) -> Started {
+        let lines = self.lines;
+        // Nobody reads the rest; a thread keeps the pipe from filling up.
+        std::thread::spawn(move || lines.for_each(drop));
+        let anonymous = Client::new(&self.base, None).expect("client");
+        let admin_token = login(&anonymous, "admin", PASSWORD).await;
+        Started {
+            admin: anonymous.with_token(admin_token.clone()),
+            server: self.server,
+            base: self.base,
+            admin_token,
+        }
+    }
+}
+
+/// Starts `vupdate distribution run --config file` as `launch` says, its stderr appended
+/// to the log in `dir`, and waits until it prints where it serves.
+pub fn spawn(dir: &Path, file: &Path, launch: &Launch<'_>) -> Spawned {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(dir))
+        .expect("log file");
+    let vupdate = env!("CARGO_BIN_EXE_vupdate");
+    let mut command = match launch.wrapper.split_first() {
+        None => Command::new(vupdate),
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(vupdate);
+            command
+        }
+    };
+    isolate(&mut command);
+    if let Some(cwd) = launch.cwd {
+        command.current_dir(cwd);
+    }
+    let mut server = command
+        .args(["distribution", "run", "--config"])
+        .arg(file)
+        .envs(launch.env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr))
+        .spawn()
+        .expect("start the distribution");
+    let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let mut printed: Vec<String> = Vec::new();
+    while !printed.iter().any(|l| l.contains("state repo:")) {
+        match lines.next() {
+            Some(Ok(line)) => printed.push(line),
+            _ => panic!("the distribution stopped: {printed:?}\n{}", log(dir)),
+        }
+    }
+    let base = printed[0].rsplit(' ').next().expect("the URL").to_owned();
+    Spawned {
         server,
         base,
-        admin,
-        admin_token,
+        lines,
     }
 }
 

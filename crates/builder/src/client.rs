@@ -150,9 +150,9 @@ impl Builder {
             })
             .await
             .map_err(|error| match error {
-                BuilderError::Merge { source, .. } => BuilderError::Merge {
+                BuilderError::Merge { error: source, .. } => BuilderError::Merge {
                     overlays: describe_overlays(&checkouts),
-                    source,
+                    error: source,
                 },
                 other => other,
             })?
@@ -213,7 +213,7 @@ fn merge_into(build: &Path, overlays: &[PathBuf], macros: &Macros) -> Result<Str
     let base = read_touched(build, &trees)?;
     let merged = merge_settings(&base, &trees, macros).map_err(|source| BuilderError::Merge {
         overlays: String::new(),
-        source: Box::new(source),
+        error: Box::new(source),
     })?;
     for (path, bytes) in &merged.tree {
         if base.get(path) == Some(bytes) {
@@ -249,7 +249,7 @@ fn read_tree(root: &Path) -> Result<(FileTree, BTreeMap<String, u32>), BuilderEr
         let entry = entry.map_err(|e| BuilderError::Io {
             action: "reading",
             path: e.path().unwrap_or(root).to_path_buf(),
-            source: e.into(),
+            error: e.into(),
         })?;
         if entry.file_type().is_dir() {
             continue;
@@ -262,7 +262,7 @@ fn read_tree(root: &Path) -> Result<(FileTree, BTreeMap<String, u32>), BuilderEr
             .map_err(|e| BuilderError::Io {
                 action: "reading",
                 path: entry.path().to_path_buf(),
-                source: e.into(),
+                error: e.into(),
             })?
             .permissions()
             .mode()

@@ -52,7 +52,7 @@ pub fn copy_files(
                 let item = item.map_err(|e| BuilderError::Io {
                     action: "reading",
                     path: e.path().unwrap_or(&source).to_path_buf(),
-                    source: e.into(),
+                    error: e.into(),
                 })?;
                 let relative = item
                     .path()

@@ -141,7 +141,7 @@ impl Builder {
                 .expand(&macros)
                 .map_err(|source| BuilderError::Macro {
                     step: step.clone(),
-                    source,
+                    error: source,
                 })?;
             let step = Step {
                 name: step,
@@ -275,7 +275,7 @@ fn read_rules(directory: &Path, service: &ServiceName) -> Result<ServiceUpdate, 
     };
     let file = UpdateFile::from_json(&text).map_err(|source| BuilderError::UpdateJson {
         path: path.clone(),
-        source,
+        error: source,
     })?;
     file.service(service.as_str())
         .cloned()

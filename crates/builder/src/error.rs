@@ -11,14 +11,14 @@ use vupdate_core::update::UpdateJsonError;
 #[derive(Debug, thiserror::Error)]
 pub enum BuilderError {
     /// A file or directory operation failed.
-    #[error("{action} `{}`: {source}", path.display())]
+    #[error("{action} `{}`: {error}", path.display())]
     Io {
         /// What was being done (`creating directory`, `reading`, ...).
         action: &'static str,
         /// The path it was done to.
         path: PathBuf,
         /// The system error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The build settings cannot be used as given.
     #[error("invalid build settings: {0}")]
@@ -59,12 +59,12 @@ pub enum BuilderError {
         path: PathBuf,
     },
     /// `update.json` does not parse or breaks a rule.
-    #[error("`{}`: {source}", path.display())]
+    #[error("`{}`: {error}", path.display())]
     UpdateJson {
         /// The file.
         path: PathBuf,
         /// What is wrong and where (JSON path, line, column).
-        source: UpdateJsonError,
+        error: UpdateJsonError,
     },
     /// `update.json` has no entry for the service being built.
     #[error("`{}` has no entry for service `{service}` (it describes: {described})", path.display())]
@@ -77,15 +77,15 @@ pub enum BuilderError {
         described: String,
     },
     /// A macro in a build step has no value.
-    #[error("{step}: {source}")]
+    #[error("{step}: {error}")]
     Macro {
         /// The step (`buildCommands[1]`, `install.json`).
         step: String,
         /// The macro error, naming the field and the macro.
-        source: MacroError,
+        error: MacroError,
     },
     /// A build command could not be started.
-    #[error("{step}: cannot run `{command}` in `{}`: {source}", directory.display())]
+    #[error("{step}: cannot run `{command}` in `{}`: {error}", directory.display())]
     Spawn {
         /// The step (`buildCommands[0]`).
         step: String,
@@ -94,7 +94,7 @@ pub enum BuilderError {
         /// The directory it was to run in.
         directory: PathBuf,
         /// The system error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A build command ended with another exit code than its `exitCode`.
     #[error(
@@ -169,13 +169,13 @@ pub enum BuilderError {
         reason: String,
     },
     /// The client settings do not merge.
-    #[error("merging client settings ({overlays}): {source}")]
+    #[error("merging client settings ({overlays}): {error}")]
     Merge {
         /// Which repository each overlay number in the message is.
         overlays: String,
         /// What core's merge refused, naming the overlay, file and position (boxed: it is
         /// large, and every other result would carry its size).
-        source: Box<SettingsError>,
+        error: Box<SettingsError>,
     },
     /// Tagging a source repository or pushing the tag failed.
     #[error("tagging repository `{name}` ({url}) with `{tag}`: {reason}")]
@@ -195,6 +195,36 @@ pub enum BuilderError {
         /// The step running when it was cancelled.
         step: String,
     },
+    /// A step of a build job ([`crate::job`]) failed; `source` says why.
+    #[error("step `{step}`")]
+    Step {
+        /// The step, e.g. `building` or `uploading the image`.
+        step: &'static str,
+        /// What went wrong in it.
+        #[source]
+        source: Box<BuilderError>,
+    },
+    /// What a build job was asked for cannot be built from the state it reads (a service
+    /// that is not declared, or has no developer settings).
+    #[error("{reason}")]
+    Request {
+        /// What is wrong, naming the service and the state commit.
+        reason: String,
+    },
+    /// The distribution refused a call of a build job, or could not be reached.
+    #[error(transparent)]
+    Api(#[from] vupdate_client::ClientError),
+    /// A private file of the build could not be downloaded.
+    #[error("private file `{path}`")]
+    PrivateFile {
+        /// The file's path inside the image.
+        path: String,
+        /// Why.
+        source: vupdate_client::ClientError,
+    },
+    /// The state repo could not be read at the build's commit.
+    #[error(transparent)]
+    State(#[from] vupdate_state::StateError),
     /// A blocking step ended abnormally (a panic in a worker thread).
     #[error("{step} ended abnormally: {reason}")]
     Internal {
@@ -206,6 +236,23 @@ pub enum BuilderError {
 }
 
 impl BuilderError {
+    /// Whether the error comes from what the caller asked for (a service or commit the
+    /// state repo does not have) rather than from the machine, the network or the build.
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            BuilderError::Request { .. } => true,
+            BuilderError::State(error) => error.is_invalid_input(),
+            BuilderError::Step { source, .. } => source.is_invalid_input(),
+            _ => false,
+        }
+    }
+
+    /// The message with every cause after it, `: `-separated (what `{:#}` of an
+    /// `anyhow::Error` prints), for a log line.
+    pub fn chain(&self) -> String {
+        vupdate_core::error_chain::Chain(self).to_string()
+    }
+
     /// An [`BuilderError::Io`] maker for `map_err`.
     pub(crate) fn io(
         action: &'static str,
@@ -215,7 +262,7 @@ impl BuilderError {
         move |source| BuilderError::Io {
             action,
             path,
-            source,
+            error: source,
         }
     }
 }

@@ -1,13 +1,18 @@
-//! The vupdate builder: turns a service's build settings into a version image (a zip).
+//! The vupdate builder: turns a service's build settings into a version image (a zip),
+//! and, as a [`job`], hands it to a distribution.
 //!
-//! A [`Builder`] owns a work directory laid out as the original's:
-//! `<dir>/developer/services/<service>/{source/<name>,build}` for developer versions and
-//! `<dir>/client/services/<service>/{settings/<name>,build}` for client versions; finished
-//! zips are written next to those (`<service>-<version>.zip`). It does not talk to the
-//! distribution: callers hand it the build settings (from the state repo), private files as
-//! a local directory, a [`BuildLog`] and a cancellation token, and get a [`BuiltImage`] to
-//! upload. A distribution's build runner is a thin adapter over [`Builder::build_developer`]
-//! and [`Builder::build_client`].
+//! A [`Builder`] owns a work directory: `<dir>/developer/services/<service>/{source/<name>,
+//! build}` for developer versions and `<dir>/client/services/<service>/{settings/<name>,
+//! build}` for client versions; finished zips are written next to those
+//! (`<service>-<version>.zip`). The `Builder` itself does not talk to the distribution:
+//! callers hand it the build settings (from the state repo), private files as a local
+//! directory, a [`BuildLog`] and a cancellation token, and get a [`BuiltImage`] to upload.
+//!
+//! The caller in production is [`job::run`], what `vupdate builder build-…` runs: the
+//! distribution's reconcile loop starts that command as a child process for each build,
+//! and the job reads the settings at the build's state commit, downloads private files,
+//! builds, uploads the image and records the version through the distribution's public
+//! API, as a builder on another machine would.
 //!
 //! Builds of one service share its directories, so they must run one at a time (the
 //! reconcile loop does so); builds of different services may run in parallel. A failed or
@@ -21,6 +26,8 @@
 //! - [`generation`]: which client version a settings change makes (`_N`), pure.
 //! - [`image`]: write and unpack image zips; `copy` and `process` are internal.
 //! - [`log`]: the [`BuildLog`] sink; [`error`]: [`BuilderError`].
+//! - [`job`]: a whole build job against a distribution: settings from the state repo,
+//!   private files, images and version records through `vupdate-client`.
 
 pub mod client;
 mod copy;
@@ -28,6 +35,7 @@ pub mod developer;
 pub mod error;
 pub mod generation;
 pub mod image;
+pub mod job;
 pub mod log;
 mod private;
 mod process;
@@ -159,7 +167,7 @@ pub(crate) fn remove_file(path: &Path) -> Result<(), BuilderError> {
         Err(error) => Err(BuilderError::Io {
             action: "removing",
             path: path.to_path_buf(),
-            source: error,
+            error,
         }),
     }
 }
@@ -172,7 +180,7 @@ pub(crate) fn remove_dir(path: &Path) -> Result<(), BuilderError> {
         Err(error) => Err(BuilderError::Io {
             action: "removing",
             path: path.to_path_buf(),
-            source: error,
+            error,
         }),
     }
 }

@@ -43,7 +43,7 @@ pub(crate) fn add(
         let entry = entry.map_err(|e| BuilderError::Io {
             action: "reading",
             path: e.path().unwrap_or(directory).to_path_buf(),
-            source: e.into(),
+            error: e.into(),
         })?;
         let relative = entry
             .path()

@@ -6,18 +6,16 @@
 //! are the same for every step.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 use vupdate_core::log::Level;
 use vupdate_core::update::Command;
+use vupdate_process::{describe_status, kill_group, stop_group};
 
 use crate::error::BuilderError;
 use crate::log::{BuildLog, UNIT_BUILD, UNIT_PROCESS};
@@ -97,12 +95,11 @@ pub(crate) async fn run(
             step: step.name.clone(),
             command: command_line.clone(),
             directory: directory.clone(),
-            source,
+            error: source,
         })?;
     let group = child
         .id()
         .and_then(|pid| i32::try_from(pid).ok())
-        .map(Pid::from_raw)
         .expect("a child that was just spawned and not waited for has a pid");
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -111,7 +108,8 @@ pub(crate) async fn run(
     let status = tokio::select! {
         status = stream_until_exit(&mut child, stdout, stderr, log, &mut output, group) => status,
         () = cancel.cancelled() => {
-            terminate(&mut child, group, grace).await;
+            stop_group(&mut child, grace).await;
+            let _ = child.wait().await;
             log.line(Level::Warn, UNIT_BUILD, &format!("{}: cancelled, `{command_line}` and its process group killed", step.name));
             return Err(BuilderError::Cancelled { step: step.name.clone() });
         }
@@ -120,7 +118,7 @@ pub(crate) async fn run(
         "waiting for the build command in",
         &directory,
     ))?;
-    let described = describe(status);
+    let described = describe_status(status);
     log.line(
         Level::Info,
         UNIT_PROCESS,
@@ -222,7 +220,7 @@ async fn stream_until_exit(
     stderr: impl AsyncRead + Unpin,
     log: &dyn BuildLog,
     output: &mut Output,
-    group: Pid,
+    group: i32,
 ) -> std::io::Result<ExitStatus> {
     let mut stdout = BufReader::new(stdout);
     let mut stderr = BufReader::new(stderr);
@@ -252,7 +250,7 @@ async fn stream_until_exit(
         None => child.wait().await?,
     };
     // Background processes the command started would keep the pipes open forever.
-    let _ = killpg(group, Signal::SIGKILL);
+    kill_group(group);
     let drain = async {
         while out_open || err_open {
             tokio::select! {
@@ -269,23 +267,6 @@ async fn stream_until_exit(
     // A process that left the group (setsid) may hold a pipe: stop reading after a while.
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
     Ok(status)
-}
-
-/// SIGTERM to the group, `grace` for the command to end, then SIGKILL to the group.
-async fn terminate(child: &mut Child, group: Pid, grace: Duration) {
-    let _ = killpg(group, Signal::SIGTERM);
-    let _ = tokio::time::timeout(grace, child.wait()).await;
-    // Whether or not the leader ended, its group may still hold processes.
-    let _ = killpg(group, Signal::SIGKILL);
-    let _ = child.wait().await;
-}
-
-fn describe(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit code {code}"),
-        (None, Some(signal)) => format!("signal {signal}"),
-        (None, None) => "an unknown status".to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -37,12 +37,13 @@ pub fn code_for(error: &anyhow::Error) -> ExitCode {
     }
 }
 
-/// Whether `cause` is a state repo error caused by what the user gave.
+/// Whether `cause` is a state repo error, or a build job's, caused by what the user gave.
 #[cfg(any(feature = "state", feature = "builder"))]
 fn is_invalid_state_error(cause: &(dyn std::error::Error + 'static)) -> bool {
     cause
         .downcast_ref::<StateError>()
-        .is_some_and(is_invalid_state_input)
+        .is_some_and(StateError::is_invalid_input)
+        || is_invalid_build_error(cause)
 }
 
 /// Without the state repo's crate there are no state repo errors.
@@ -51,22 +52,14 @@ fn is_invalid_state_error(_: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// State repo errors caused by what the user gave rather than by the machine or the network.
-#[cfg(any(feature = "state", feature = "builder"))]
-fn is_invalid_state_input(error: &StateError) -> bool {
-    matches!(
-        error,
-        StateError::InvalidCommit { .. }
-            | StateError::InvalidDirectory { .. }
-            | StateError::InvalidEdit { .. }
-            | StateError::Stale { .. }
-            | StateError::UnknownRevision { .. }
-            | StateError::BadBranchName { .. }
-            | StateError::BranchNotFound { .. }
-            | StateError::RemoteNotFound { .. }
-            | StateError::RevertConflict { .. }
-            | StateError::RevertMergeCommit { .. }
-            | StateError::BadMainline { .. }
-            | StateError::RevertRootCommit { .. }
-    )
+#[cfg(feature = "builder")]
+fn is_invalid_build_error(cause: &(dyn std::error::Error + 'static)) -> bool {
+    cause
+        .downcast_ref::<vupdate_builder::BuilderError>()
+        .is_some_and(vupdate_builder::BuilderError::is_invalid_input)
+}
+
+#[cfg(all(feature = "state", not(feature = "builder")))]
+fn is_invalid_build_error(_: &(dyn std::error::Error + 'static)) -> bool {
+    false
 }

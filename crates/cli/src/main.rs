@@ -15,6 +15,8 @@
 )))]
 compile_error!("enable at least one of the features `state`, `distribution`, `builder`, `updater`");
 
+#[cfg(feature = "distribution")]
+mod allocator;
 mod args;
 #[cfg(feature = "state")]
 mod author;

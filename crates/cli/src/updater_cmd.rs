@@ -1,23 +1,15 @@
 //! `vupdate updater run`: the agent on each VM. Loads `updater.yaml`, follows the desired
-//! client versions of its services, and runs `vupdate_updater`'s agent with the
-//! distribution's API as its network seams; stops every service tree-wide on SIGTERM or
+//! client versions of its services (`vupdate_updater::remote::follow`), and runs
+//! `vupdate_updater`'s agent with the distribution's API as its network seams
+//! (`vupdate_updater::remote::seams`); stops every service tree-wide on SIGTERM or
 //! Ctrl-C; updates itself by `execve` when the desired version of service `updater`
 //! changes (the services keep running, see `vupdate_updater::handover`).
 //!
-//! - `api`: the client of the distribution, the token read at each use, and whether the
-//!   distribution answers (shared, so that its return wakes every retry).
-//! - `backoff`: exponential backoff with jitter.
-//! - `follow`: the subscription and the poll of the desired versions, and their cache.
-//! - `seams`: images, logs, fault reports and states over vupdate-client.
 //! - `services`: reading `--services a,b-role`.
 //!
 //! The runtime has one thread unless `VUPDATE_THREADS=N` asks for N workers: the agent
 //! waits on pipes, children and the network, and one thread is its smallest footprint.
 
-mod api;
-mod backoff;
-mod follow;
-mod seams;
 mod services;
 
 use std::path::Path;
@@ -30,10 +22,10 @@ use vupdate_core::service::{ServiceInstance, ServiceName};
 use vupdate_updater::agent::Agent;
 use vupdate_updater::config::UpdaterConfig;
 use vupdate_updater::handover::{Startup, UPDATER_SERVICE};
+use vupdate_updater::remote::{self, Api, follow};
 
 use crate::args::UpdaterCommand;
 use crate::exit::InvalidInput;
-use api::Api;
 
 /// The variable that asks for a multi-threaded runtime of N workers.
 const THREADS_ENV: &str = "VUPDATE_THREADS";
@@ -43,7 +35,7 @@ const THREADS_ENV: &str = "VUPDATE_THREADS";
 pub fn run(command: UpdaterCommand, startup: Startup) -> anyhow::Result<()> {
     let UpdaterCommand::Run { config, services } = command;
     let prepared = load(&config).and_then(|config| {
-        let api = Api::new(&config)?;
+        let api = link(&config)?;
         let runtime = runtime()?;
         Ok((config, api, runtime))
     });
@@ -61,6 +53,14 @@ pub fn run(command: UpdaterCommand, startup: Startup) -> anyhow::Result<()> {
 /// The config at `path`; a bad file is invalid input (exit 2) naming file, line and field.
 fn load(path: &Path) -> anyhow::Result<UpdaterConfig> {
     UpdaterConfig::load(path).map_err(|error| InvalidInput::new(error.to_string()).into())
+}
+
+/// The link to the distribution; an unreadable token or certificate file is invalid input.
+fn link(config: &UpdaterConfig) -> anyhow::Result<Api> {
+    Api::new(config).map_err(|error| match error {
+        vupdate_updater::Error::Io { .. } => InvalidInput::new(error.to_string()).into(),
+        other => anyhow::Error::new(other).context("cannot set up the client"),
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -172,7 +172,7 @@ async fn serve(
         &config.work_directory,
         desired_tx,
     );
-    let seams = Arc::new(seams::seams(&api));
+    let seams = Arc::new(remote::seams(&api));
     loop {
         let mut agent = Agent::start_with(
             &config,

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use vupdate_core::error_chain::Chain;
+
 /// One error of a GraphQL response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GraphqlError {
@@ -44,15 +46,14 @@ pub enum ClientError {
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
     /// No answer: the connection failed, timed out or was cut.
-    #[error("{method} {url}: {source}")]
+    #[error("{method} {url}: {}", Chain(error))]
     Transport {
         /// The HTTP method.
         method: &'static str,
         /// The URL.
         url: String,
         /// What reqwest said.
-        #[source]
-        source: reqwest::Error,
+        error: reqwest::Error,
     },
     /// A subscription's WebSocket could not be opened, was refused by the protocol, went
     /// silent or was cut.
@@ -94,15 +95,14 @@ pub enum ClientError {
         reason: String,
     },
     /// A local file could not be read or written.
-    #[error("{action} `{}`: {source}", path.display())]
+    #[error("{action} `{}`: {error}", path.display())]
     Io {
         /// What was being done (`reading`, `writing`, `renaming`).
         action: &'static str,
         /// The file.
         path: PathBuf,
         /// The system error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A download's content does not have the SHA-256 the server announced.
     #[error(
@@ -147,7 +147,7 @@ impl ClientError {
         move |source| ClientError::Io {
             action,
             path,
-            source,
+            error: source,
         }
     }
 }

@@ -1,9 +1,11 @@
-//! The distribution's public API over HTTP, as a library: what the builder and the updater
-//! (and any script) call, and nothing they could not call with `curl`.
+//! The distribution's public API over HTTP, as a library: what a build job
+//! (`vupdate_builder::job`) and an updater (`vupdate_updater::remote`) call, and any
+//! script may, and nothing they could not call with `curl`.
 //!
-//! A [`Client`] holds one connection pool, the distribution's base URL and an optional
-//! bearer token (a service account's access token, or a person's session). Each subject
-//! has its own module, with its wire types:
+//! A [`Client`] holds one connection pool, the distribution's base URL (checked with the
+//! `url` crate: `http(s)://host[:port][/path]`) and an optional bearer token (a service
+//! account's access token, or a person's session). Each subject has its own module, with
+//! its wire types:
 //!
 //! - [`graphql`]: `POST /graphql`, answers decoded into the caller's type; a GraphQL error
 //!   becomes [`ClientError::Graphql`] carrying each error's `extensions.code`.
@@ -17,7 +19,7 @@
 //! - [`images`]: `PUT /images/...` streamed from a file with `X-Content-Sha256`, and
 //!   `GET /images/...` streamed to a file, resumed with `Range` after a cut and verified
 //!   against the server's `X-Content-Sha256`.
-//! - [`files`]: `GET /private-files/...` to a file.
+//! - [`files`]: private files of builds, `GET /private-files/...` to a file and `PUT`.
 //! - [`logs`]: `addLogs` batches, and [`logs::LogSender`], which batches lines as they come
 //!   and numbers them so a resend never duplicates a line.
 //! - [`versions`]: version records (`addDeveloperVersionInfo`, `addClientVersionInfo`,
@@ -27,8 +29,9 @@
 //! HTTPS uses rustls with the ring provider (never aws-lc), the system's trust store, and
 //! any extra root certificates given to [`ClientBuilder::root_certificate_pem`].
 //!
-//! The crate depends on no server crate (axum, async-graphql, a database): the updater,
-//! which ships to every VM, uses it too.
+//! The crate depends on no server crate (axum, async-graphql, a database, gix): the
+//! updater, which ships to every VM, uses it too (`crates/test-support/tests/tidy.rs`
+//! checks it).
 
 pub mod desired;
 pub mod error;
@@ -121,22 +124,8 @@ impl ClientBuilder {
     /// The client; fails on a URL that is not `http(s)://host[:port][/path]` or an
     /// unreadable certificate.
     pub fn build(self) -> Result<Client, ClientError> {
-        let invalid = |reason: &str| ClientError::Url {
-            url: self.base.clone(),
-            reason: reason.to_owned(),
-        };
-        let rest = self
-            .base
-            .strip_prefix("http://")
-            .or_else(|| self.base.strip_prefix("https://"))
-            .ok_or_else(|| invalid("it must start with http:// or https://"))?;
+        parse_base(&self.base)?;
         let base = self.base.trim_end_matches('/').to_owned();
-        if rest.is_empty() || rest.starts_with('/') {
-            return Err(invalid("it names no host"));
-        }
-        if rest.contains(['?', '#']) {
-            return Err(invalid("it must not have a query or fragment"));
-        }
         install_ring_provider();
         let mut http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
@@ -166,6 +155,38 @@ impl ClientBuilder {
             socket: Arc::new(socket),
         })
     }
+}
+
+/// `base` as a URL, checked to be `http(s)://host[:port][/path]` (no query, no fragment).
+pub(crate) fn parse_base(base: &str) -> Result<url::Url, ClientError> {
+    let invalid = |reason: String| ClientError::Url {
+        url: base.to_owned(),
+        reason,
+    };
+    const NO_SCHEME: &str = "it must start with http:// or https://";
+    const NO_HOST: &str = "it names no host";
+    let url = url::Url::parse(base).map_err(|error| {
+        invalid(match error {
+            url::ParseError::RelativeUrlWithoutBase => NO_SCHEME.to_owned(),
+            url::ParseError::EmptyHost => NO_HOST.to_owned(),
+            url::ParseError::InvalidPort => "the port is not a number from 0 to 65535".to_owned(),
+            other => other.to_string(),
+        })
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(NO_SCHEME.to_owned()));
+    }
+    // The URL standard reads `https:///x` as host `x`; here a third slash is a mistake.
+    let third_slash = base
+        .split_once(':')
+        .is_some_and(|(_, rest)| rest.starts_with("///"));
+    if url.host().is_none() || third_slash {
+        return Err(invalid(NO_HOST.to_owned()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("it must not have a query or fragment".to_owned()));
+    }
+    Ok(url)
 }
 
 /// rustls needs one process-wide crypto provider; ring is the one vupdate builds with.

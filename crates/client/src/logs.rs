@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
+use vupdate_backoff::Backoff;
 use vupdate_core::log::Level;
 
 use crate::Client;
@@ -25,12 +26,18 @@ use crate::error::ClientError;
 pub const MAX_BATCH: usize = 10_000;
 /// The most bytes of one message the distribution takes; longer ones are cut.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// The most bytes of encoded lines sent in one `addLogs` call: half the distribution's
+/// default GraphQL body limit (`limits.requests.maxGraphqlBody`, 4 MiB), so a batch of
+/// long lines is split rather than refused.
+pub const MAX_BATCH_BYTES: usize = 2 << 20;
 
 /// Where lines come from; with `task`, they belong to that task's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSource {
-    /// The service (`builder` for build output).
+    /// The service, without its role (`builder` for build output).
     pub service: String,
+    /// The role it runs in, if any.
+    pub role: Option<String>,
     /// The instance (host) it runs on.
     pub instance: String,
     /// Its directory there.
@@ -66,20 +73,22 @@ fn level_name<S: serde::Serializer>(level: &Level, serializer: S) -> Result<S::O
     serializer.serialize_str(level.as_str())
 }
 
-const ADD_LOGS: &str = "mutation($service: String!, $instance: String!, $directory: String!, $process: String!, $task: String, $logs: [LogLineInput!]!) { addLogs(service: $service, instance: $instance, directory: $directory, process: $process, task: $task, logs: $logs) }";
+const ADD_LOGS: &str = "mutation($service: String!, $role: String, $instance: String!, $directory: String!, $process: String!, $task: String, $logs: [LogLineInput!]!) { addLogs(service: $service, role: $role, instance: $instance, directory: $directory, process: $process, task: $task, logs: $logs) }";
 
 impl Client {
-    /// Sends `lines` of `source` (in batches of at most [`MAX_BATCH`]); returns how many
-    /// the distribution stored (lines it had already are not counted).
+    /// Sends `lines` of `source` (in batches of at most [`MAX_BATCH`] lines and
+    /// [`MAX_BATCH_BYTES`]); returns how many the distribution stored (lines it had
+    /// already are not counted).
     pub async fn add_logs(
         &self,
         source: &LogSource,
         lines: &[LogLine],
     ) -> Result<usize, ClientError> {
         let mut stored = 0;
-        for batch in lines.chunks(MAX_BATCH) {
+        for batch in batches(lines) {
             let variables = json!({
                 "service": source.service,
+                "role": source.role,
                 "instance": source.instance,
                 "directory": source.directory,
                 "process": source.process,
@@ -97,6 +106,28 @@ impl Client {
         Ok(stored)
     }
 }
+
+/// `lines` in order, cut into batches of at most [`MAX_BATCH`] lines and
+/// [`MAX_BATCH_BYTES`] of JSON (a line larger than that alone goes alone).
+fn batches(lines: &[LogLine]) -> Vec<&[LogLine]> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, line) in lines.iter().enumerate() {
+        let size = serde_json::to_vec(line).map_or(line.message.len(), |json| json.len());
+        if index > start && (index - start == MAX_BATCH || bytes + size > MAX_BATCH_BYTES) {
+            batches.push(&lines[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < lines.len() {
+        batches.push(&lines[start..]);
+    }
+    batches
+}
+
+/// The longest wait before a batch is sent again while the distribution is away.
+const MAX_RESEND_DELAY: Duration = Duration::from_secs(5);
 
 /// How a [`LogSender`] batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,7 +287,7 @@ async fn run(
 ) {
     let mut queue: VecDeque<LogLine> = VecDeque::new();
     let mut open = true;
-    let mut backoff = options.interval;
+    let mut backoff = Backoff::new(options.interval, MAX_RESEND_DELAY);
     loop {
         // Gather until a batch is full, the interval passed, or the sender closed.
         if open {
@@ -297,7 +328,7 @@ async fn run(
                 Ok(stored) => {
                     queue.drain(..take);
                     state.sent += stored;
-                    backoff = options.interval;
+                    backoff.reset();
                     false
                 }
                 Err(error) if error.is_transient() => {
@@ -318,8 +349,7 @@ async fn run(
             resend
         };
         if resend {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            tokio::time::sleep(backoff.next_delay()).await;
             // Lines that came meanwhile join the queue without waiting another interval.
             while let Ok(message) = receiver.try_recv() {
                 match message {
@@ -349,6 +379,39 @@ mod tests {
             serde_json::to_value(&line).expect("json"),
             json!({"time": "2026-01-01T00:00:00Z", "level": "WARN", "unit": "BUILD", "message": "hello", "sequence": 7})
         );
+    }
+
+    #[test]
+    fn batches_stay_under_the_line_and_byte_limits() {
+        let line = |message: String| LogLine {
+            time: DateTime::from_timestamp(1_767_225_600, 0).expect("time"),
+            level: Level::Info,
+            unit: "PLAIN".to_owned(),
+            message,
+            sequence: None,
+            termination_status: None,
+        };
+        let short: Vec<LogLine> = (0..MAX_BATCH + 5).map(|n| line(n.to_string())).collect();
+        let sizes: Vec<usize> = batches(&short).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [MAX_BATCH, 5]);
+        // Long lines: a batch takes as many as fit in MAX_BATCH_BYTES, in order.
+        let long: Vec<LogLine> = (0..7)
+            .map(|_| line("x".repeat(MAX_MESSAGE_BYTES)))
+            .collect();
+        let split = batches(&long);
+        assert_eq!(
+            split.iter().map(|b| b.len()).collect::<Vec<_>>(),
+            [1, 1, 1, 1, 1, 1, 1]
+        );
+        let medium: Vec<LogLine> = (0..10).map(|_| line("y".repeat(500 << 10))).collect();
+        let split = batches(&medium);
+        assert!(
+            split
+                .iter()
+                .all(|b| serde_json::to_vec(b).expect("json").len() <= MAX_BATCH_BYTES)
+        );
+        assert_eq!(split.iter().map(|b| b.len()).sum::<usize>(), 10);
+        assert!(batches(&[]).is_empty());
     }
 
     #[test]

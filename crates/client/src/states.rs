@@ -50,8 +50,11 @@ pub struct StateReport {
 pub struct ServiceStateReport {
     /// The instance (VM) id.
     pub instance: String,
-    /// The service as run: `name` or `name-role`.
+    /// The service, without its role.
     pub service: String,
+    /// The role it runs in; sent as `null` when none, so the distribution knows the
+    /// service was not given as `name-role`.
+    pub role: Option<String>,
     /// Its directory on the instance.
     pub directory: String,
     /// The state.
@@ -90,7 +93,8 @@ mod tests {
         let time = DateTime::from_timestamp(1_767_225_600, 0).expect("time");
         let report = ServiceStateReport {
             instance: "vm-1".to_owned(),
-            service: "web-eu".to_owned(),
+            service: "web".to_owned(),
+            role: Some("eu".to_owned()),
             directory: "/srv/web-eu".to_owned(),
             state: StateReport {
                 time,
@@ -108,7 +112,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_value(&report).expect("json"),
-            json!({"instance": "vm-1", "service": "web-eu", "directory": "/srv/web-eu", "state": {
+            json!({"instance": "vm-1", "service": "web", "role": "eu", "directory": "/srv/web-eu", "state": {
                 "time": "2026-01-01T00:00:00Z", "installTime": null, "startTime": "2026-01-01T00:00:00Z",
                 "version": "acme-1.0.0_1", "updateToVersion": null,
                 "updateError": {"critical": true, "error": "rolled back"},

@@ -28,6 +28,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio_tungstenite::tungstenite::{self, Message};
+use url::Host;
 
 use crate::Client;
 use crate::error::ClientError;
@@ -115,63 +116,30 @@ impl SocketSettings {
     }
 }
 
-/// The scheme, host and port of a base URL already checked by the builder
-/// (`http(s)://host[:port][/path]`).
+/// Whether a base URL already checked by the builder is `https`, and its host and port
+/// (an IPv6 host without its brackets, as a socket address takes it).
 fn endpoint(base: &str) -> Result<(bool, String, u16), ClientError> {
-    let invalid = |reason: &str| ClientError::Url {
-        url: base.to_owned(),
-        reason: reason.to_owned(),
+    let url = crate::parse_base(base)?;
+    let host = match url.host() {
+        Some(Host::Ipv6(address)) => address.to_string(),
+        Some(host) => host.to_string(),
+        None => unreachable!("parse_base refuses a URL without a host"),
     };
-    let (tls, rest) = match base.strip_prefix("https://") {
-        Some(rest) => (true, rest),
-        None => (
-            false,
-            base.strip_prefix("http://")
-                .ok_or_else(|| invalid("it must start with http:// or https://"))?,
-        ),
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let default_port = if tls { 443 } else { 80 };
-    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let (host, after) = bracketed
-            .split_once(']')
-            .ok_or_else(|| invalid("an IPv6 host lacks its `]`"))?;
-        let port = match after.strip_prefix(':') {
-            Some(port) => Some(port),
-            None if after.is_empty() => None,
-            None => return Err(invalid("text after the IPv6 host")),
-        };
-        (host, port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    let port = match port {
-        Some(port) => port
-            .parse()
-            .map_err(|_| invalid("the port is not a number from 0 to 65535"))?,
-        None => default_port,
-    };
-    if host.is_empty() {
-        return Err(invalid("it names no host"));
-    }
-    Ok((tls, host.to_owned(), port))
+    let port = url
+        .port_or_known_default()
+        .expect("http and https have a default port");
+    Ok((url.scheme() == "https", host, port))
 }
 
 /// `ws(s)://…/graphql/ws` for a base URL `http(s)://…`.
-fn socket_url(base: &str) -> String {
-    let rest = base
-        .strip_prefix("https://")
-        .map(|rest| format!("wss://{rest}"))
-        .or_else(|| {
-            base.strip_prefix("http://")
-                .map(|rest| format!("ws://{rest}"))
-        })
-        .unwrap_or_else(|| base.to_owned());
-    format!("{rest}/graphql/ws")
+fn socket_url(base: &str) -> Result<String, ClientError> {
+    let mut url = crate::parse_base(base)?;
+    let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+    url.set_scheme(scheme)
+        .expect("http(s) and ws(s) are special schemes, so one may replace the other");
+    let path = format!("{}/graphql/ws", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    Ok(url.into())
 }
 
 fn cut(url: &str, reason: impl Into<String>) -> ClientError {
@@ -225,7 +193,7 @@ impl Client {
         query: &str,
         variables: Value,
     ) -> Result<Subscription<T>, ClientError> {
-        let url = socket_url(&self.base);
+        let url = socket_url(&self.base)?;
         let settings = &self.socket;
         let mut socket = self.open_socket(&url).await?;
         let payload = match &self.token {
@@ -505,12 +473,16 @@ mod tests {
     #[test]
     fn socket_urls_and_endpoints_follow_the_base_url() {
         assert_eq!(
-            socket_url("http://127.0.0.1:8000"),
+            socket_url("http://127.0.0.1:8000").expect("url"),
             "ws://127.0.0.1:8000/graphql/ws"
         );
         assert_eq!(
-            socket_url("https://dist.example.com/vupdate"),
+            socket_url("https://dist.example.com/vupdate/").expect("url"),
             "wss://dist.example.com/vupdate/graphql/ws"
+        );
+        assert_eq!(
+            socket_url("https://user@[::1]:9443").expect("url"),
+            "wss://user@[::1]:9443/graphql/ws"
         );
         let cases = [
             ("http://127.0.0.1:8000", (false, "127.0.0.1", 8000)),
@@ -521,6 +493,8 @@ mod tests {
             ("http://h", (false, "h", 80)),
             ("https://[::1]:9443/x", (true, "::1", 9443)),
             ("http://[::1]", (false, "::1", 80)),
+            ("http://user:secret@h:81", (false, "h", 81)),
+            ("HTTP://Dist.Example.COM", (false, "dist.example.com", 80)),
         ];
         for (base, (tls, host, port)) in cases {
             assert_eq!(
@@ -531,5 +505,14 @@ mod tests {
         }
         let error = endpoint("http://h:port").expect_err("a bad port");
         assert!(error.to_string().contains("port"), "{error}");
+        for (base, reason) in [
+            ("ftp://h", "http:// or https://"),
+            ("http://h/?q=1", "query or fragment"),
+            ("http://[::1", "IPv6"),
+            ("h:80", "http:// or https://"),
+        ] {
+            let error = endpoint(base).expect_err(base).to_string();
+            assert!(error.contains(reason), "{base}: {error}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Sending a request and turning a non-success answer into [`ClientError::Refused`] with
 //! the server's stable code (`{"error": {"code", "message"}}`, the distribution's REST
-//! error body).
+//! error body, or the first of `{"errors": [{"message", "extensions": {"code"}}]}`, its
+//! answer when it refuses a GraphQL request before running it).
 
 use reqwest::{RequestBuilder, Response};
 
@@ -32,7 +33,7 @@ pub(crate) fn transport(method: &'static str, url: &str, source: reqwest::Error)
         method,
         url: url.to_owned(),
         // The URL is in the message already; reqwest would repeat it.
-        source: source.without_url(),
+        error: source.without_url(),
     }
 }
 
@@ -55,9 +56,15 @@ fn parse_error_body(status: u16, body: &str) -> (String, String) {
     let parsed: Option<(String, String)> = serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|json| {
-            let error = json.get("error")?;
+            let (error, code) = match json.get("error") {
+                Some(error) => (error, error.get("code")?),
+                None => {
+                    let error = json.get("errors")?.get(0)?;
+                    (error, error.get("extensions")?.get("code")?)
+                }
+            };
             Some((
-                error.get("code")?.as_str()?.to_owned(),
+                code.as_str()?.to_owned(),
                 error.get("message")?.as_str()?.to_owned(),
             ))
         });
@@ -82,6 +89,13 @@ mod tests {
                 r#"{"error":{"code":"NOT_FOUND","message":"no such image"}}"#
             ),
             ("NOT_FOUND".to_owned(), "no such image".to_owned())
+        );
+        assert_eq!(
+            parse_error_body(
+                413,
+                r#"{"errors":[{"message":"too big","extensions":{"code":"PAYLOAD_TOO_LARGE"}}]}"#
+            ),
+            ("PAYLOAD_TOO_LARGE".to_owned(), "too big".to_owned())
         );
         assert_eq!(
             parse_error_body(502, "<html>Bad gateway</html>\n"),

@@ -87,11 +87,58 @@ fn scan(dir: &Path, offenders: &mut Vec<String>) {
             scan(&path, offenders);
         } else if path.extension().is_some_and(|ext| ext == "rs") {
             let text = std::fs::read_to_string(&path).expect("source is UTF-8");
-            for (number, line) in text.lines().enumerate() {
-                if let Some(hit) = FORBIDDEN_PATHS.iter().find(|p| line.contains(*p)) {
-                    offenders.push(format!("{}:{}: uses {hit}", path.display(), number + 1));
-                }
+            for (line, hit) in io_paths(&text) {
+                offenders.push(format!("{}:{line}: uses {hit}", path.display()));
             }
         }
     }
+}
+
+/// The forbidden std paths `text` names, with their line numbers: written out
+/// (`std::fs::read`), or in a group (`use std::{fs, io}`, `use std::{io, process::Command}`),
+/// whitespace and line breaks inside the group included.
+fn io_paths(text: &str) -> Vec<(usize, &'static str)> {
+    let mut found = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let compact: String = line.split_whitespace().collect();
+        if let Some(hit) = FORBIDDEN_PATHS.iter().find(|p| compact.contains(*p)) {
+            found.push((number + 1, *hit));
+        }
+    }
+    let mut at = 0;
+    while let Some(offset) = text[at..].find("std::{") {
+        let start = at + offset + "std::{".len();
+        let Some(length) = text[start..].find('}') else {
+            break;
+        };
+        let line = text[..start].lines().count();
+        for item in text[start..start + length].split(',') {
+            let module = item.trim().split("::").next().unwrap_or_default().trim();
+            if let Some(hit) = FORBIDDEN_PATHS
+                .iter()
+                .find(|path| path.strip_prefix("std::") == Some(module))
+            {
+                found.push((line, *hit));
+            }
+        }
+        at = start + length;
+    }
+    found
+}
+
+#[test]
+fn the_scan_sees_grouped_and_spaced_uses() {
+    let hits =
+        |text: &str| -> Vec<&str> { io_paths(text).into_iter().map(|(_, hit)| hit).collect() };
+    assert_eq!(hits("use std::{fs, io};"), ["std::fs"]);
+    assert_eq!(
+        hits("use std::{\n    io,\n    process::Command,\n};"),
+        ["std::process"]
+    );
+    assert_eq!(hits("let _ = std :: env :: var(\"X\");"), ["std::env"]);
+    assert_eq!(
+        hits("use std::{collections::HashMap, fmt};"),
+        Vec::<&str>::new()
+    );
+    assert_eq!(hits("use std::{fmt, thread::sleep};"), ["std::thread"]);
 }

@@ -8,25 +8,34 @@
 //! - [`Principal::require`] is the one check the API layer calls; each refusal has a
 //!   stable [`AuthError::code`] a client can act on.
 //!
+//! - Password hashes run on a [`HashPool`] of a few threads with a bounded queue, and
+//!   failed password checks are slowed per account and per address by a [`LoginThrottle`]:
+//!   past either, a request is refused at once with `TOO_MANY_REQUESTS` and when to retry.
+//!
 //! Differences from the original, on purpose: sessions expire (12 h by default); the first
 //! administrator gets a random password that must be changed, and is never recreated;
 //! only an administrator may change a role; passwords are argon2id with a length policy.
 
+mod hashing;
 mod key;
 mod password;
 mod service;
 #[cfg(test)]
 mod tests;
+mod throttle;
 mod token;
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use vupdate_store::model::accounts::AccountRole;
 
+pub use hashing::{HashPool, HashPoolSize, Ticket};
 pub use key::JwtKey;
 pub use password::{MIN_PASSWORD_LENGTH, PasswordCost};
 pub use service::{AccountDetails, AccountInfo, AuthOptions, AuthService, Bootstrap, Session};
+pub use throttle::{ClientKey, LoginThrottle, ThrottlePolicy};
 
 /// What an account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -170,6 +179,16 @@ fn role_list(roles: &[Role]) -> String {
         .join(" or ")
 }
 
+/// A wait in whole seconds, rounded up (as `Retry-After` counts), at least 1.
+pub fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// A wait as a person reads it, in whole seconds (`8s`, `4m 16s`).
+fn retry_text(wait: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(whole_seconds(wait))).to_string()
+}
+
 /// Why an authentication or account operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -275,6 +294,15 @@ pub enum AuthError {
         /// What failed.
         reason: String,
     },
+    /// Too many attempts (failed password checks, or a server busy checking passwords):
+    /// nothing was checked; try again after `retry_after`.
+    #[error("{reason}; try again in {}", retry_text(*retry_after))]
+    TooManyRequests {
+        /// Why, naming the account or address that must wait.
+        reason: String,
+        /// How long to wait.
+        retry_after: Duration,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] vupdate_store::StoreError),
@@ -300,6 +328,7 @@ impl AuthError {
             AuthError::InvalidAccountName { .. } => "INVALID_ACCOUNT_NAME",
             AuthError::WrongAccountKind { .. } => "WRONG_ACCOUNT_KIND",
             AuthError::LastAdministrator { .. } => "LAST_ADMINISTRATOR",
+            AuthError::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             AuthError::Key { .. } | AuthError::Store(_) | AuthError::Internal(_) => "INTERNAL",
         }
     }

@@ -5,6 +5,7 @@
 //! A full, commented example is `examples/distribution.yaml` at the workspace root.
 
 mod duration;
+mod limits;
 mod raw;
 #[cfg(test)]
 mod tests;
@@ -17,17 +18,19 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
+use vupdate_core::paths::clean;
 use vupdate_core::version::is_distribution_name;
 use vupdate_store::{ExpiryPolicy, Schedule, StoreConfig};
 
+pub use limits::{ConnectionLimits, GraphqlLimits, LimitsConfig, LoginLimits, RequestLimits};
 use raw::{RawConfig, RawSource, RawStore};
 
 /// The default address the server listens on.
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 8000);
 
-/// The whole configuration of a distribution server, defaults applied and paths absolute
-/// (or relative to the process only when the config file's own path was).
+/// The whole configuration of a distribution server, defaults applied and every path
+/// absolute: a relative one is resolved once, against the folder of the config file.
 #[derive(Debug, Clone)]
 pub struct DistributionConfig {
     /// The distribution's name (letters, digits, `.`, `_`, `-`), e.g. `acme`.
@@ -57,6 +60,8 @@ pub struct DistributionConfig {
     pub token_files: BTreeMap<String, PathBuf>,
     /// How builds run.
     pub builder: BuilderConfig,
+    /// What clients may ask of the server before it refuses.
+    pub limits: LimitsConfig,
 }
 
 /// The builder settings: where builds work and how many run at once.
@@ -192,12 +197,12 @@ impl ExpirationConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read the distribution config {}: {source}", path.display())]
+    #[error("cannot read the distribution config {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The YAML is malformed or a field is unknown, missing or invalid.
     #[error("{}:{}: {message}", file.display(), location.as_deref().unwrap_or("?"))]
@@ -226,22 +231,28 @@ const INLINE: &str = "distribution.yaml";
 
 impl DistributionConfig {
     /// Reads and validates the config file at `path`; relative paths in it are resolved
-    /// against the file's folder.
+    /// against the file's folder, whatever the working directory.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read_error = |source| ConfigError::Read {
             path: path.to_owned(),
-            source,
-        })?;
-        let base = folder_of(path);
-        Self::parse(&text, base, path)
+            error: source,
+        };
+        let text = std::fs::read_to_string(path).map_err(read_error)?;
+        let base = absolute(folder_of(path)).map_err(read_error)?;
+        Self::parse(&text, &base, path)
     }
 
     /// Parses config text as if it were a file in `base_dir` (errors name
     /// `base_dir/distribution.yaml`).
     pub fn from_str(text: &str, base_dir: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let base = base_dir.as_ref();
-        Self::parse(text, base, &base.join(INLINE))
+        let file = base.join(INLINE);
+        let base = absolute(base).map_err(|source| ConfigError::Read {
+            path: file.clone(),
+            error: source,
+        })?;
+        Self::parse(text, &base, &file)
     }
 
     fn parse(text: &str, base: &Path, file: &Path) -> Result<Self, ConfigError> {
@@ -268,6 +279,12 @@ fn folder_of(path: &Path) -> &Path {
     }
 }
 
+/// `folder` as an absolute, cleaned path (against the working directory when relative),
+/// so the paths resolved against it stay right when a child process runs elsewhere.
+fn absolute(folder: &Path) -> std::io::Result<PathBuf> {
+    std::path::absolute(folder).map(|folder| clean(&folder))
+}
+
 /// The parser's message without its own location (the error adds `file:line:column`).
 fn plain_message(error: &serde_saphyr::Error) -> String {
     let text = error.render_with_options(serde_saphyr::render_options! {
@@ -281,13 +298,9 @@ fn plain_message(error: &serde_saphyr::Error) -> String {
 }
 
 fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfig, ConfigError> {
-    let at = |path: PathBuf| {
-        if path.is_absolute() {
-            path
-        } else {
-            base.join(path)
-        }
-    };
+    // `base` is absolute: joining replaces it with an absolute path and completes a
+    // relative one, so every path below is resolved exactly once.
+    let at = |path: PathBuf| clean(&base.join(path));
     let data = raw
         .data_directory
         .map(at)
@@ -373,6 +386,14 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
         directory: in_data(raw.builder.directory, "builder"),
         max_parallel_builds,
     };
+    let limits = raw
+        .limits
+        .resolve()
+        .map_err(|(field, message)| ConfigError::Invalid {
+            file: file.to_owned(),
+            field,
+            message,
+        })?;
     let title = raw.title.unwrap_or_else(|| raw.name.as_str().to_owned());
     Ok(DistributionConfig {
         name: raw.name,
@@ -393,6 +414,7 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
             .map(|(account, path)| (account, at(path)))
             .collect(),
         builder,
+        limits,
         data_directory: data,
     })
 }

@@ -12,13 +12,12 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::http::ApiError;
 
-/// The most bytes one fault archive may have.
-pub const MAX_FAULT_BYTES: u64 = 1 << 30;
-
 /// Fault report archives on disk; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct FaultFiles {
     root: PathBuf,
+    /// The most bytes one archive may have (`limits.requests.maxFaultArchive`).
+    max_bytes: u64,
 }
 
 /// Checks a report id: 8 to 64 of `[A-Za-z0-9_-]`, so it is safe as a file name.
@@ -38,8 +37,8 @@ pub fn check_id(id: &str) -> Result<(), ApiError> {
 
 impl FaultFiles {
     /// The archives under `root` (created when needed, with leftovers of interrupted
-    /// uploads removed).
-    pub async fn open(root: impl Into<PathBuf>) -> std::io::Result<FaultFiles> {
+    /// uploads removed), each at most `max_bytes`.
+    pub async fn open(root: impl Into<PathBuf>, max_bytes: u64) -> std::io::Result<FaultFiles> {
         let root = root.into();
         let tmp = root.join("tmp");
         match tokio::fs::remove_dir_all(&tmp).await {
@@ -48,7 +47,7 @@ impl FaultFiles {
             Err(e) => return Err(e),
         }
         tokio::fs::create_dir_all(&tmp).await?;
-        Ok(FaultFiles { root })
+        Ok(FaultFiles { root, max_bytes })
     }
 
     /// The archive of report `id` of `distribution`.
@@ -63,8 +62,9 @@ impl FaultFiles {
             .unwrap_or(false)
     }
 
-    /// Streams `body` in as the archive of report `id`; `ALREADY_EXISTS` when it exists.
-    /// Returns the size.
+    /// Streams `body` in as the archive of report `id`; `ALREADY_EXISTS` when it exists,
+    /// `PAYLOAD_TOO_LARGE` past the limit, the body's own error when it fails. Returns the
+    /// size.
     pub async fn store<S, E>(
         &self,
         distribution: &str,
@@ -73,7 +73,7 @@ impl FaultFiles {
     ) -> Result<u64, ApiError>
     where
         S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
-        E: std::fmt::Display,
+        E: Into<ApiError>,
     {
         check_id(id)?;
         let target = self.path(distribution, id);
@@ -97,25 +97,23 @@ impl FaultFiles {
     async fn write_tmp<S, E>(&self, tmp: &Path, body: &mut S) -> Result<u64, ApiError>
     where
         S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
-        E: std::fmt::Display,
+        E: Into<ApiError>,
     {
-        let mut file = tokio::fs::File::create(tmp)
-            .await
-            .map_err(ApiError::internal)?;
+        let failed = |e| ApiError::write_failed("storing the fault archive", tmp, e);
+        let mut file = tokio::fs::File::create(tmp).await.map_err(failed)?;
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {
-            let chunk =
-                chunk.map_err(|e| ApiError::bad_request(format!("the upload broke off: {e}")))?;
+            let chunk = chunk.map_err(Into::into)?;
             size += chunk.len() as u64;
-            if size > MAX_FAULT_BYTES {
-                return Err(ApiError::invalid(
-                    "PAYLOAD_TOO_LARGE",
-                    format!("a fault archive may have at most {MAX_FAULT_BYTES} bytes"),
-                ));
+            if size > self.max_bytes {
+                return Err(ApiError::payload_too_large(format!(
+                    "a fault archive may have at most {} bytes",
+                    self.max_bytes
+                )));
             }
-            file.write_all(&chunk).await.map_err(ApiError::internal)?;
+            file.write_all(&chunk).await.map_err(failed)?;
         }
-        file.sync_all().await.map_err(ApiError::internal)?;
+        file.sync_all().await.map_err(failed)?;
         Ok(size)
     }
 

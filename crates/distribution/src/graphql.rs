@@ -16,8 +16,8 @@ mod context;
 mod desired;
 mod faults;
 mod general;
+mod limits;
 mod logs;
-mod page;
 mod records;
 mod result;
 #[cfg(test)]
@@ -32,9 +32,14 @@ mod versions;
 
 use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema};
 
+use crate::config::GraphqlLimits;
+
 pub use context::{ApiContext, Caller, DistributionInfo, require};
+pub use limits::{OperationLimits, OperationSlots};
+pub(crate) use logs::LogFilter;
 pub use result::ApiResult;
 pub use transport::routes;
+pub(crate) use types::parse_arg;
 
 /// Every query, one part per subject.
 #[derive(MergedObject, Default)]
@@ -73,17 +78,16 @@ pub struct Subscription(desired::DesiredSubscription, logs::LogsSubscription);
 /// The distribution's schema.
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 
-/// Builds the schema over the running distribution's parts.
-pub fn schema(context: ApiContext) -> ApiSchema {
+/// Builds the schema over the running distribution's parts; operations past `limits`
+/// are refused before they run.
+pub fn schema(context: ApiContext, limits: GraphqlLimits) -> ApiSchema {
     Schema::build(
         Query::default(),
         Mutation::default(),
         Subscription::default(),
     )
     .data(context)
-    // Deep or huge queries are refused before they run.
-    .limit_depth(16)
-    .limit_complexity(10_000)
+    .extension(OperationLimits(limits))
     .finish()
 }
 

@@ -20,11 +20,19 @@
 //! - `PUT /faults/{id}`, `GET /faults/{distribution}/{id}`: fault report archives; `PUT`
 //!   and `GET /private-files/{kind}/{service}/{*path}`: private files (see `files`).
 //! - `GET /metrics`: Prometheus text format, no login.
+//! - `GET /logs/download` (Administrator, Developer): the lines a `logs` filter matches,
+//!   oldest first, as a text file (see `logs`).
+//! - `GET /graphiql` and every other `GET` no route takes: the embedded dashboard (see
+//!   `dashboard`); no login, the app logs in itself.
 
+mod client;
+mod dashboard;
 mod error;
 mod files;
 mod hooks;
 mod images;
+mod limits;
+mod logs;
 mod metrics;
 pub(crate) mod principal;
 #[cfg(test)]
@@ -40,12 +48,15 @@ use crate::metrics::Metrics;
 use crate::private::PrivateFiles;
 use crate::watcher::WatchTrigger;
 
+pub use client::{AddressSlot, AddressSlots, ClientAddress};
+pub use dashboard::embedded as dashboard_embedded;
 pub use error::ApiError;
+pub use limits::{BodyTimeout, RequestGate, enforce as enforce_limits};
 pub use metrics::count_requests;
 pub use vupdate_core::range::ByteRange;
 
 /// What every handler shares; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     /// Authenticates every request.
     pub auth: AuthService,
@@ -61,6 +72,8 @@ pub struct AppState {
     pub distribution: String,
     /// What `/metrics` serves.
     pub metrics: Metrics,
+    /// The store, for `/logs/download`.
+    pub store: vupdate_store::Store,
 }
 
 /// The distribution's router, ready to serve.
@@ -76,12 +89,17 @@ pub fn app(state: AppState) -> Router {
         .route("/faults/{distribution}/{id}", get(files::download_fault))
         .route(
             "/private-files/{kind}/{service}/{*path}",
-            get(files::download_private).put(files::upload_private),
+            get(files::download_private)
+                .put(files::upload_private)
+                .delete(files::remove_private),
         )
+        .route("/private-files/{kind}", get(files::list_private))
+        .route("/logs/download", get(logs::download))
         .route(
             "/metrics",
             get(metrics::metrics).with_state(state.metrics.clone()),
         )
-        .fallback(|| async { ApiError::not_found("no such route") })
+        .route("/graphiql", get(dashboard::graphiql))
+        .fallback(dashboard::fallback)
         .with_state(state)
 }

@@ -2,13 +2,13 @@
 //!
 //! Senders deliver at least once (an updater resends what the server did not acknowledge),
 //! so each line may carry the sender's own increasing sequence number per source (service,
-//! instance, directory, process). The intake remembers the last number stored per source,
+//! role, instance, directory, process). The intake remembers the last number stored per source,
 //! reads it from the store the first time it sees a source (so a restart forgets nothing),
 //! and drops every line at or below it. Batches are stored whole or not at all.
 
 use std::collections::HashMap;
 
-use vupdate_core::service::ServiceName;
+use vupdate_core::service::{Role, ServiceName};
 use vupdate_store::model::logs::LogRecord;
 use vupdate_store::{Store, StoreError};
 
@@ -17,6 +17,8 @@ use vupdate_store::{Store, StoreError};
 pub struct LogSource {
     /// The service.
     pub service: ServiceName,
+    /// The role it runs in, if any.
+    pub role: Option<Role>,
     /// The instance (VM).
     pub instance: String,
     /// The service's directory there.
@@ -43,6 +45,13 @@ impl LogIntake {
         }
     }
 
+    /// Forgets the last numbers read, so the next batch of each source reads them from the
+    /// store again (after records were rewritten under another source, see
+    /// [`crate::roles::split_stored`]).
+    pub async fn forget(&self) {
+        self.last.lock().await.clear();
+    }
+
     /// Stores the lines of `records` (all from `source`) that were not stored before;
     /// returns how many were stored. Lines without a source sequence are always stored.
     pub async fn add(
@@ -59,6 +68,7 @@ impl LogIntake {
                     .logs()
                     .last_source_sequence(
                         &source.service,
+                        source.role.as_ref(),
                         &source.instance,
                         &source.directory,
                         &source.process,

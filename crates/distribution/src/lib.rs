@@ -1,28 +1,41 @@
-//! The vupdate distribution server, built up part by part (issue 4).
+//! The vupdate distribution server: the hub that follows the Git state repo, builds the
+//! versions it asks for, stores their images, and serves the GraphQL API and the REST
+//! edge that updaters, builders, the dashboard and people use.
 //!
-//! Parts that exist so far, each a library module with its own tests; the HTTP/GraphQL
-//! server that ties them together comes next:
+//! [`server::Distribution::start`] opens every part in dependency order and serves them on
+//! one address; the parts, each a module with its own tests:
 //!
 //! - [`config`]: `distribution.yaml`, documented and validated.
 //! - [`auth`]: accounts, roles, argon2 passwords, JWT sessions and revocable access tokens.
-//! - [`images`]: the content-addressed image store (streaming, SHA-256, retention).
+//! - [`images`]: the image store (the `vupdate-images` crate, under its old path).
 //! - [`watcher`]: follows the state repo; the newest valid commit is in force.
 //! - [`tasks`]: asynchronous work with a log, a final status and cancellation.
-//! - [`reconcile`]: the loop that starts a build for every desired version without an image.
-//! - [`http`]: the HTTP edge: health, the Git webhook, image upload and ranged download.
+//! - [`reconcile`]: the loop that builds every desired version without an image, each
+//!   build a `vupdate builder` child process; and client generations.
+//! - [`retention`]: which versions are in use, and the pass that keeps the newest others.
+//! - [`state_reports`], [`intake`]: updaters' states (group commit) and log batches
+//!   (numbered, never duplicated); [`faults`], [`private`]: fault archives and private files.
+//! - [`http`]: the REST edge (health, the Git webhook, images, faults, private files,
+//!   log downloads, metrics, the embedded dashboard) with one error type; [`graphql`]: the schema, one part per subject, over
+//!   HTTP and WebSocket; [`metrics`]: the Prometheus figures.
+//! - [`server`]: start, serve (HTTP or HTTPS), shut down; token files for local agents.
+//! - [`sources`]: the newest commit of a service's source repository.
 
 pub mod auth;
 pub mod config;
 pub mod faults;
 pub mod graphql;
 pub mod http;
-pub mod images;
+/// The image store lives in its own crate, `vupdate-images`; this name keeps its old path.
+pub use vupdate_images as images;
 pub mod intake;
 pub mod metrics;
 pub mod private;
 pub mod reconcile;
 pub mod retention;
+pub mod roles;
 pub mod server;
+pub mod sources;
 pub mod state_reports;
 pub mod tasks;
 pub mod watcher;

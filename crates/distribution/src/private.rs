@@ -17,8 +17,6 @@ use crate::images::ImageKind;
 
 /// The folder of files shared by every service (no service name starts with `_`).
 pub const COMMON: &str = "_common";
-/// The most bytes one private file may have.
-pub const MAX_PRIVATE_BYTES: u64 = 256 << 20;
 
 /// Whose private file: one service's, or common to all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,14 +74,16 @@ pub fn check_path(path: &str) -> Result<PathBuf, ApiError> {
 #[derive(Debug, Clone)]
 pub struct PrivateFiles {
     root: PathBuf,
+    /// The most bytes one file may have (`limits.requests.maxPrivateFile`).
+    max_bytes: u64,
 }
 
 impl PrivateFiles {
-    /// The files under `root` (created when needed).
-    pub async fn open(root: impl Into<PathBuf>) -> std::io::Result<PrivateFiles> {
+    /// The files under `root` (created when needed), each at most `max_bytes`.
+    pub async fn open(root: impl Into<PathBuf>, max_bytes: u64) -> std::io::Result<PrivateFiles> {
         let root = root.into();
         tokio::fs::create_dir_all(root.join("tmp")).await?;
-        Ok(PrivateFiles { root })
+        Ok(PrivateFiles { root, max_bytes })
     }
 
     fn file(&self, kind: ImageKind, owner: &Owner, path: &Path) -> PathBuf {
@@ -103,7 +103,7 @@ impl PrivateFiles {
     ) -> Result<u64, ApiError>
     where
         S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
-        E: std::fmt::Display,
+        E: Into<ApiError>,
     {
         let relative = check_path(path)?;
         let target = self.file(kind, owner, &relative);
@@ -118,23 +118,21 @@ impl PrivateFiles {
             hex::encode(path.as_bytes())
         ));
         let result = async {
-            let mut file = tokio::fs::File::create(&tmp)
-                .await
-                .map_err(ApiError::internal)?;
+            let failed = |e| ApiError::write_failed("storing the private file", &tmp, e);
+            let mut file = tokio::fs::File::create(&tmp).await.map_err(failed)?;
             let mut size = 0u64;
             while let Some(chunk) = body.next().await {
-                let chunk = chunk
-                    .map_err(|e| ApiError::bad_request(format!("the upload broke off: {e}")))?;
+                let chunk = chunk.map_err(Into::into)?;
                 size += chunk.len() as u64;
-                if size > MAX_PRIVATE_BYTES {
-                    return Err(ApiError::invalid(
-                        "PAYLOAD_TOO_LARGE",
-                        format!("a private file may have at most {MAX_PRIVATE_BYTES} bytes"),
-                    ));
+                if size > self.max_bytes {
+                    return Err(ApiError::payload_too_large(format!(
+                        "a private file may have at most {} bytes",
+                        self.max_bytes
+                    )));
                 }
-                file.write_all(&chunk).await.map_err(ApiError::internal)?;
+                file.write_all(&chunk).await.map_err(failed)?;
             }
-            file.sync_all().await.map_err(ApiError::internal)?;
+            file.sync_all().await.map_err(failed)?;
             tokio::fs::rename(&tmp, &target)
                 .await
                 .map_err(ApiError::internal)?;
@@ -176,6 +174,82 @@ impl PrivateFiles {
             owner.dir_name()
         )))
     }
+}
+
+/// One stored private file, as the dashboard lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Listed {
+    /// The service, or `_common`.
+    pub service: String,
+    /// Its path in the image (`/`-separated).
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// When it was stored.
+    pub modified: chrono::DateTime<chrono::Utc>,
+}
+
+impl PrivateFiles {
+    /// Every stored file of `kind`, by service and path.
+    pub async fn list(&self, kind: ImageKind) -> Result<Vec<Listed>, ApiError> {
+        let base = self.root.join(kind.as_str());
+        tokio::task::spawn_blocking(move || list_under(&base))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)
+    }
+
+    /// Removes the private file `path` of `owner` (only its own, never common's for a
+    /// service); `NOT_FOUND` when there is none.
+    pub async fn remove(&self, kind: ImageKind, owner: &Owner, path: &str) -> Result<(), ApiError> {
+        let relative = check_path(path)?;
+        match tokio::fs::remove_file(self.file(kind, owner, &relative)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::not_found(
+                format!("no {kind} private file `{path}` of `{}`", owner.dir_name()),
+            )),
+            Err(e) => Err(ApiError::internal(e)),
+        }
+    }
+}
+
+/// The files under `base/<owner>/…`, sorted; an absent `base` lists nothing.
+fn list_under(base: &Path) -> std::io::Result<Vec<Listed>> {
+    let mut found = Vec::new();
+    let owners = match std::fs::read_dir(base) {
+        Ok(owners) => owners,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(e),
+    };
+    for owner in owners {
+        let owner = owner?;
+        let service = owner.file_name().to_string_lossy().into_owned();
+        let mut stack = vec![owner.path()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                } else if meta.is_file() {
+                    let relative = entry.path();
+                    let relative = relative.strip_prefix(owner.path()).unwrap_or(&relative);
+                    found.push(Listed {
+                        service: service.clone(),
+                        path: relative
+                            .components()
+                            .map(|c| c.as_os_str().to_string_lossy())
+                            .collect::<Vec<_>>()
+                            .join("/"),
+                        size: meta.len(),
+                        modified: meta.modified()?.into(),
+                    });
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| (&a.service, &a.path).cmp(&(&b.service, &b.path)));
+    Ok(found)
 }
 
 #[cfg(test)]

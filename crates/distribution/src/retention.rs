@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use vupdate_core::service::{ServiceInstance, ServiceName};
+use vupdate_core::service::ServiceName;
 use vupdate_core::version::{ClientVersion, DeveloperVersion};
 use vupdate_state::State;
 use vupdate_store::Store;
@@ -69,24 +69,18 @@ pub async fn in_use(
             used.developer.insert(version.clone());
         }
     }
-    // States are stored under the name the updater runs (`name` or `name-role`).
-    let states = store.service_states().query(&StateQuery::default()).await?;
-    for stored in states {
-        let record = stored.record;
-        let reported = ServiceInstance::parse(record.service.as_str(), |name| {
-            state.services.keys().any(|s| s.as_str() == name)
-        });
-        let same = match reported {
-            Ok(instance) => instance.service == *service,
-            Err(_) => record.service == *service,
-        };
-        if same {
-            for version in [record.state.version, record.state.update_to_version]
-                .into_iter()
-                .flatten()
-            {
-                used.add_client(version);
-            }
+    // Instances of the service in every role.
+    let query = StateQuery {
+        service: Some(service.clone()),
+        ..StateQuery::default()
+    };
+    for stored in store.service_states().query(&query).await? {
+        let state = stored.record.state;
+        for version in [state.version, state.update_to_version]
+            .into_iter()
+            .flatten()
+        {
+            used.add_client(version);
         }
     }
     Ok(used)

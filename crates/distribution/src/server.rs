@@ -6,6 +6,7 @@
 //! stops taking requests, lets the ones in flight finish, and stops the loops.
 
 mod error;
+mod listen;
 mod tls;
 mod token_files;
 
@@ -100,7 +101,7 @@ impl Distribution {
             .await
             .map_err(|source| ServerError::DataDirectory {
                 path: data.clone(),
-                source,
+                error: source,
             })?;
         let store = vupdate_store::open(&config.store)
             .await
@@ -110,34 +111,43 @@ impl Distribution {
             .await
             .map_err(|e| ServerError::Join(e.to_string()))?
             .map_err(ServerError::Auth)?;
+        let limits = config.limits;
         let auth = AuthService::with_options(
             store.clone(),
             key,
             AuthOptions {
                 password_cost: options.password_cost,
+                hashing: limits.login.hashing,
+                throttle: limits.login.throttle,
                 ..AuthOptions::default()
             },
         );
         let bootstrap = auth.bootstrap().await.map_err(ServerError::Auth)?;
         token_files::write_token_files(&auth, &config.token_files).await?;
-        let images = ImageStore::open_with(data.join("images"), ImageStoreOptions::default())
-            .await
-            .map_err(ServerError::Images)?;
+        let images = ImageStore::open_with(
+            data.join("images"),
+            ImageStoreOptions {
+                max_image_bytes: Some(limits.requests.max_image),
+            },
+        )
+        .await
+        .map_err(ServerError::Images)?;
 
         let metrics = Metrics::new();
         store.set_observer(Arc::new(metrics.clone()));
-        let fault_files = FaultFiles::open(data.join("faults"))
+        let fault_files = FaultFiles::open(data.join("faults"), limits.requests.max_fault_archive)
             .await
             .map_err(|source| ServerError::DataDirectory {
                 path: data.join("faults"),
-                source,
+                error: source,
             })?;
-        let private_files = PrivateFiles::open(data.join("private"))
-            .await
-            .map_err(|source| ServerError::DataDirectory {
-                path: data.join("private"),
-                source,
-            })?;
+        let private_files =
+            PrivateFiles::open(data.join("private"), limits.requests.max_private_file)
+                .await
+                .map_err(|source| ServerError::DataDirectory {
+                    path: data.join("private"),
+                    error: source,
+                })?;
 
         let tasks = TaskManager::new(store.clone(), log_origin(config), TASK_GRACE)
             .with_metrics(metrics.clone());
@@ -154,6 +164,7 @@ impl Distribution {
             );
         }
 
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let watcher = StateWatcher::start(watch_config(config))
             .await
             .map_err(ServerError::Watch)?;
@@ -163,11 +174,11 @@ impl Distribution {
                 .await
                 .map_err(|source| ServerError::Bind {
                     address: config.listen,
-                    source,
+                    error: source,
                 })?;
         let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
             address: config.listen,
-            source,
+            error: source,
         })?;
         match builder_token(&auth).await {
             Ok(token) => options.builder.attach(&ServerLink {
@@ -222,12 +233,22 @@ impl Distribution {
             },
             wait_for_stop(stopped.clone()),
         ));
-        let watchers = tokio::spawn(track_reconcile(
+        let intake = LogIntake::new(store.clone());
+        let tracked = track_reconcile(
             watcher.subscribe(),
             reconciler.subscribe(),
             metrics.clone(),
             stopped.clone(),
-        ));
+        );
+        let split = crate::roles::split_stored_when_in_force(
+            store.clone(),
+            watcher.subscribe(),
+            intake.clone(),
+            stopped.clone(),
+        );
+        let watchers = tokio::spawn(async move {
+            tokio::join!(tracked, split);
+        });
 
         let context = ApiContext {
             info: DistributionInfo {
@@ -243,7 +264,7 @@ impl Distribution {
             watch_status: watcher.subscribe_status(),
             watch_trigger: watcher.trigger_handle(),
             reconcile: reconciler.handle(),
-            intake: LogIntake::new(store.clone()),
+            intake,
             state_reports: StateReports::start(store.clone()),
             store,
             fault_files: fault_files.clone(),
@@ -258,21 +279,33 @@ impl Distribution {
             private_files,
             distribution: config.name.to_string(),
             metrics: metrics.clone(),
+            store: context.store.clone(),
         })
-        .merge(graphql::routes(graphql::schema(context.clone()), auth))
+        .merge(graphql::routes(
+            graphql::schema(context.clone(), limits.graphql),
+            auth,
+            limits.graphql,
+        ))
+        // The layers come last, so they cover every route above (requests refused by the
+        // limits are counted too).
+        .layer(axum::middleware::from_fn_with_state(
+            http::RequestGate::new(limits.requests),
+            http::enforce_limits,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             http::count_requests,
         ));
 
-        let server = match &config.tls {
-            None => tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(wait_for_stop(stopped))
-                    .await
-            }),
-            Some(tls) => tls::serve(listener, tls, router, stopped).await?,
-        };
+        let head_bytes = limits.requests.max_header_bytes + limits.requests.max_query_string_bytes;
+        let server = listen::spawn(
+            listener,
+            tls,
+            router,
+            limits.connections,
+            usize::try_from(head_bytes).unwrap_or(usize::MAX),
+            stopped,
+        );
         tracing::info!(%local_addr, distribution = %config.name, "distribution serving");
         Ok(Distribution {
             local_addr,
@@ -409,5 +442,6 @@ fn watch_config(config: &DistributionConfig) -> WatchConfig {
         branch: repo.branch.clone(),
         poll_interval: repo.poll_interval,
         max_backoff: MAX_FETCH_BACKOFF,
+        watch_files: true,
     }
 }

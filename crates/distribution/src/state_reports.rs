@@ -86,6 +86,7 @@ async fn write(store: &Store, batch: Vec<Pending>) {
             .flat_map(|report| report.records.iter().cloned())
             .collect();
         if store.service_states().set(records).await.is_ok() {
+            vupdate_crashpoint::reached_async("state-reports.committed").await;
             for report in batch {
                 let _ = report.done.send(Ok(()));
             }
@@ -94,6 +95,9 @@ async fn write(store: &Store, batch: Vec<Pending>) {
     }
     for report in batch {
         let result = store.service_states().set(report.records).await.map(drop);
+        if result.is_ok() {
+            vupdate_crashpoint::reached_async("state-reports.committed").await;
+        }
         let _ = report.done.send(result);
     }
 }
@@ -112,6 +116,7 @@ mod tests {
                 distribution: "acme".to_owned(),
                 instance: instance.to_owned(),
                 service: service.parse().expect("service"),
+                role: None,
                 directory: format!("/srv/{service}"),
                 state: ServiceState {
                     time: chrono::Utc::now(),

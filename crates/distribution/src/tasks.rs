@@ -35,20 +35,21 @@ pub type TaskId = String;
 /// The message of the last log line of a task cancelled by [`TaskManager::cancel`].
 pub const CANCELLED: &str = "cancelled";
 
-/// The message of the last log line of a task a restart interrupted.
-pub const INTERRUPTED: &str = "interrupted by a restart";
+/// The message of the last log line of a task a restart interrupted (its work is not
+/// resumed: a build whose version is still desired and without an image is planned again
+/// by the reconcile loop, as a new task).
+pub const INTERRUPTED: &str = "interrupted by a restart of the distribution; work still needed (a build of a version still desired) runs again as a new task";
 
 /// What went wrong managing tasks.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     /// The store failed while recording a task.
-    #[error("cannot record task {task}: {source}")]
+    #[error("cannot record task {task}: {error}")]
     Store {
         /// The task id (or `*` for every active task).
         task: String,
         /// The store's error (boxed: it is large).
-        #[source]
-        source: Box<StoreError>,
+        error: Box<StoreError>,
     },
     /// No random id could be made.
     #[error("cannot make a task id: {0}")]
@@ -113,12 +114,12 @@ impl TaskManager {
     }
 
     /// Marks the tasks still active in the store (left by a previous run: call this before
-    /// starting any task) as failed with a last log line `interrupted by a restart`, and
+    /// starting any task) as failed with a last log line [`INTERRUPTED`], and
     /// returns them as they were, so the reconcile loop can start them again.
     pub async fn recover_interrupted(&self) -> Result<Vec<Task>, TaskError> {
         let store_error = |source| TaskError::Store {
             task: "*".to_owned(),
-            source: Box::new(source),
+            error: Box::new(source),
         };
         let active = self
             .store
@@ -151,7 +152,7 @@ impl TaskManager {
                 .await
                 .map_err(|source| TaskError::Store {
                     task: task.id.clone(),
-                    source: Box::new(source),
+                    error: Box::new(source),
                 })?;
             self.finish_record(&task, false).await?;
             interrupted.push(task);
@@ -188,7 +189,7 @@ impl TaskManager {
             .await
             .map_err(|source| TaskError::Store {
                 task: id.clone(),
-                source: Box::new(source),
+                error: Box::new(source),
             })?;
         let (cancel, cancelled) = watch::channel(false);
         let (done_tx, done) = watch::channel(None);
@@ -251,7 +252,7 @@ impl TaskManager {
             .await
             .map_err(|source| TaskError::Store {
                 task: id.to_owned(),
-                source: Box::new(source),
+                error: Box::new(source),
             })?
             .ok_or_else(|| TaskError::NotRunning(id.to_owned()))?;
         match stored.record.termination_status {
@@ -341,7 +342,7 @@ impl TaskManager {
             .map(|_| ())
             .map_err(|source| TaskError::Store {
                 task: task.id.clone(),
-                source: Box::new(source),
+                error: Box::new(source),
             })
     }
 

@@ -3,8 +3,10 @@
 //! [`StateWatcher::start`] opens the repo (cloning a remote one on first start, see
 //! [`RepoSource`]) and runs a loop on tokio: it fetches (or, for a local repo, re-reads the
 //! branch) every `poll_interval`, or at once when [`StateWatcher::trigger`] is called (the
-//! `POST /hooks/git` webhook, and the distribution after its own commits). Triggers that
-//! arrive during a check are coalesced into one more check.
+//! `POST /hooks/git` webhook, and the distribution after its own commits), or, for a local
+//! repo, when its refs change on disk (`changes`: file system notifications; the poll
+//! stays as a safety net). Triggers that arrive during a check are coalesced into one
+//! more check.
 //!
 //! Each new tip is loaded and validated. A valid one becomes [`InForce`], published on a
 //! `watch` channel; an invalid one is recorded in [`WatchStatus::last_error`] (commit and
@@ -15,6 +17,7 @@
 //!
 //! The loop stops when [`StateWatcher::shutdown`] is called or the watcher is dropped.
 
+mod changes;
 mod open;
 
 use std::path::PathBuf;
@@ -23,19 +26,19 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
+use vupdate_backoff::Backoff;
 use vupdate_state::{Problem, Revision, State, StateError, StateRepo};
 
 /// What went wrong starting the watcher.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     /// The repository cannot be cloned or opened, or has no `origin` remote.
-    #[error("cannot open the state repo at {}: {source}", path.display())]
+    #[error("cannot open the state repo at {}: {error}", path.display())]
     Open {
         /// The repository's path.
         path: PathBuf,
         /// The state crate's error (boxed: it is large).
-        #[source]
-        source: Box<StateError>,
+        error: Box<StateError>,
     },
     /// The blocking open was cancelled or panicked.
     #[error("opening the state repo stopped: {0}")]
@@ -68,6 +71,9 @@ pub struct WatchConfig {
     pub poll_interval: Duration,
     /// The longest wait between retries while fetches fail.
     pub max_backoff: Duration,
+    /// For a local repo: check at once when its refs change on disk (not only at each
+    /// poll). The server turns it on; tests of the poll alone turn it off.
+    pub watch_files: bool,
 }
 
 /// The state in force: the newest valid commit seen, and its state.
@@ -123,6 +129,8 @@ pub struct StateWatcher {
     status: watch::Receiver<WatchStatus>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// The file system watch of a local repo's refs, while it runs.
+    _changes: Option<changes::RefWatch>,
 }
 
 impl StateWatcher {
@@ -135,6 +143,10 @@ impl StateWatcher {
             .map_err(|e| WatchError::Join(e.to_string()))??;
         let repo = Arc::new(repo);
         let trigger = WatchTrigger(Arc::new(Notify::new()));
+        let watch_files = config.watch_files && matches!(config.source, RepoSource::Local(_));
+        let changes = watch_files
+            .then(|| changes::watch_refs(&repo.refs_directory(), Arc::clone(&trigger.0)))
+            .flatten();
         let (in_force_tx, in_force) = watch::channel(None);
         let (status_tx, status) = watch::channel(WatchStatus::default());
         let (stop, stopped) = watch::channel(false);
@@ -155,6 +167,7 @@ impl StateWatcher {
             status,
             stop,
             task,
+            _changes: changes,
         })
     }
 
@@ -227,7 +240,8 @@ const MAX_FALLBACK_DEPTH: usize = 100;
 
 impl Loop {
     async fn run(mut self) {
-        let mut failures: u32 = 0;
+        let poll = self.config.poll_interval;
+        let mut backoff = failure_backoff(poll, self.config.max_backoff);
         loop {
             let known = self.status.borrow().tip.clone();
             let nothing_in_force = self.in_force.borrow().is_none();
@@ -237,13 +251,13 @@ impl Loop {
             })
             .await
             .unwrap_or_else(|e| Err(format!("the check stopped: {e}")));
-            failures = if checked.is_ok() {
-                0
+            let delay = if checked.is_ok() {
+                backoff.reset();
+                poll
             } else {
-                failures.saturating_add(1)
+                backoff.next_delay().max(poll)
             };
             self.record(checked);
-            let delay = backoff(self.config.poll_interval, self.config.max_backoff, failures);
             tokio::select! {
                 changed = self.stopped.wait_for(|stop| *stop) => {
                     // Either shutdown was asked, or the watcher was dropped: stop both ways.
@@ -359,11 +373,10 @@ fn newest_valid_ancestor(repo: &StateRepo, tip: &Revision) -> Option<InForce> {
     None
 }
 
-/// The wait before the next check: the poll interval, doubled per consecutive failure up
-/// to `max` (but never below the poll interval).
-fn backoff(poll: Duration, max: Duration, failures: u32) -> Duration {
-    let factor = 2u32.saturating_pow(failures.min(16));
-    poll.saturating_mul(factor).min(max.max(poll))
+/// The waits after failed checks: about twice the poll interval after the first, doubled
+/// per further failure up to `max`, with jitter, and never below the poll interval.
+fn failure_backoff(poll: Duration, max: Duration) -> Backoff {
+    Backoff::new(poll.saturating_mul(2), max.max(poll))
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use vupdate_core::error_chain::Chain;
+
 use crate::problems::ValidationErrors;
 
 /// A boxed underlying error (from gix or the OS); its type is not part of the API.
@@ -12,20 +14,20 @@ pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum StateError {
     /// The path is not a Git repository, or it could not be opened.
-    #[error("cannot open the state repo at {path}: {source}")]
+    #[error("cannot open the state repo at {path}: {}", Chain(&**error))]
     Open {
         /// The path given.
         path: PathBuf,
         /// Why.
-        source: Cause,
+        error: Cause,
     },
     /// A file or directory could not be read or written.
-    #[error("cannot access {path}: {source}")]
+    #[error("cannot access {path}: {error}")]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The branch name is not a valid Git branch name.
     #[error("`{branch}` is not a valid branch name: {reason}")]
@@ -200,22 +202,52 @@ pub enum StateError {
         /// What git said.
         reason: String,
     },
+    /// The folder `git` was to run in does not exist (or is not a folder).
+    #[error("cannot run `git {args}` in {}: no such folder", dir.display())]
+    GitDirectory {
+        /// The arguments.
+        args: String,
+        /// The folder.
+        dir: PathBuf,
+    },
     /// The `git` program could not be run.
-    #[error("cannot run `git {args}`: {source} (is git installed and on PATH?)")]
+    #[error("cannot run `git {args}`: {error} (is git installed and on PATH?)")]
     GitProgram {
         /// The arguments.
         args: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A Git operation failed in a way not covered above.
-    #[error("{operation} failed in the state repo at {path}: {source}")]
+    #[error("{operation} failed in the state repo at {path}: {}", Chain(&**error))]
     Git {
         /// What was being done, e.g. "reading commit 1a2b3c".
         operation: String,
         /// The repository.
         path: PathBuf,
         /// The underlying error.
-        source: Cause,
+        error: Cause,
     },
+}
+
+impl StateError {
+    /// Whether the error comes from what a person gave (a path, branch, revision, edit or
+    /// commit) rather than from the machine or the network: a command exits with 2 then.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            StateError::InvalidCommit { .. }
+                | StateError::InvalidDirectory { .. }
+                | StateError::InvalidEdit { .. }
+                | StateError::Stale { .. }
+                | StateError::UnknownRevision { .. }
+                | StateError::BadBranchName { .. }
+                | StateError::BranchNotFound { .. }
+                | StateError::RemoteNotFound { .. }
+                | StateError::RevertConflict { .. }
+                | StateError::RevertMergeCommit { .. }
+                | StateError::BadMainline { .. }
+                | StateError::RevertRootCommit { .. }
+        )
+    }
 }

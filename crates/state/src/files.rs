@@ -110,12 +110,12 @@ impl FileSet {
     fn read_folder(&mut self, dir: &Path, prefix: &str) -> Result<(), StateError> {
         let entries = std::fs::read_dir(dir).map_err(|source| StateError::Io {
             path: dir.to_path_buf(),
-            source,
+            error: source,
         })?;
         for entry in entries {
             let entry = entry.map_err(|source| StateError::Io {
                 path: dir.to_path_buf(),
-                source,
+                error: source,
             })?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') {
@@ -136,7 +136,7 @@ impl FileSet {
 fn read(path: &Path) -> Result<Vec<u8>, StateError> {
     std::fs::read(path).map_err(|source| StateError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     })
 }
 

@@ -42,5 +42,5 @@ pub use model::{
     SELF_PROFILE, ServiceSettings, State, TestedVersions,
 };
 pub use problems::{Position, Problem, ValidationErrors};
-pub use repo::{Author, HistoryEntry, Revision, StateRepo};
+pub use repo::{Author, HistoryEntry, Recovery, Revision, StateRepo};
 pub use settings_hash::{client_settings_hash, service_settings_hash};

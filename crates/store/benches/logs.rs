@@ -20,6 +20,7 @@ fn record(i: usize) -> LogRecord {
         service: ["api", "web", "db", "queue", "auth"][i % 5]
             .parse()
             .expect("name"),
+        role: None,
         instance: format!("vm-{}", i % 20),
         directory: "/srv".to_owned(),
         process: format!("{}", 1000 + i % 7),

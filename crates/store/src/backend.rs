@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::doc::{CollectionDef, Cond, Doc, FieldDef, Find};
+use crate::doc::{CollectionDef, Cond, Doc, FieldDef, Find, Val};
 use crate::error::StoreError;
 
 /// A stored document as read back: history fields and the record's JSON body.
@@ -88,6 +88,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
         now: DateTime<Utc>,
         window_start: DateTime<Utc>,
     ) -> Result<i64, StoreError>;
+
+    /// Sets declared fields, none of them a key field, of the current documents matching
+    /// `filter`, in place: `_sequence` and `_modifyTime` stay, since the record is the same
+    /// (e.g. the same values spelled as a newer build spells them). Returns how many.
+    async fn update(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+        set: Vec<(&'static FieldDef, Val)>,
+    ) -> Result<u64, StoreError>;
 
     /// Removes matching current documents for good (expiry). Returns how many.
     async fn purge(

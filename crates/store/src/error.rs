@@ -19,18 +19,17 @@ pub enum StoreError {
         reason: String,
     },
     /// The MongoDB server could not be reached or refused the start-up commands.
-    #[error("cannot use MongoDB at {url} (database `{database}`): {source}")]
+    #[error("cannot use MongoDB at {url} (database `{database}`): {error}")]
     ConnectMongo {
         /// The connection URL, password removed.
         url: String,
         /// The database name.
         database: String,
         /// The driver's error.
-        #[source]
-        source: Box<mongodb::error::Error>,
+        error: Box<mongodb::error::Error>,
     },
     /// A SQLite statement failed after start-up.
-    #[error("SQLite store {path}: {operation} on `{collection}` failed: {source}")]
+    #[error("SQLite store {path}: {operation} on `{collection}` failed: {error}")]
     Sqlite {
         /// The database file.
         path: PathBuf,
@@ -39,19 +38,17 @@ pub enum StoreError {
         /// What was being done.
         operation: &'static str,
         /// The cause.
-        #[source]
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     /// A MongoDB command failed after start-up.
-    #[error("MongoDB {operation} on `{collection}` failed: {source}")]
+    #[error("MongoDB {operation} on `{collection}` failed: {error}")]
     Mongo {
         /// The collection.
         collection: String,
         /// What was being done.
         operation: &'static str,
         /// The driver's error.
-        #[source]
-        source: Box<mongodb::error::Error>,
+        error: Box<mongodb::error::Error>,
     },
     /// A document with this key already exists; nothing of the batch was written.
     #[error("{collection} `{key}` already exists; nothing of the batch was written")]
@@ -124,4 +121,19 @@ pub enum StoreError {
     /// The store was closed while a follower was waiting for log records.
     #[error("the store was closed while following log records")]
     Closed,
+}
+
+impl StoreError {
+    /// The database file, when the operation failed because its disk is full (SQLite's
+    /// `SQLITE_FULL`): nothing of the operation was written, and reads still work.
+    pub fn disk_full(&self) -> Option<&std::path::Path> {
+        match self {
+            StoreError::Sqlite { path, error, .. }
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) =>
+            {
+                Some(path)
+            }
+            _ => None,
+        }
+    }
 }

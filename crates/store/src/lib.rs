@@ -50,6 +50,15 @@
 //! matching record once and in order, and re-reads from the store if it falls behind.
 //! Text search is one definition everywhere (case-insensitive substring,
 //! Unicode lower-casing), in queries and in the feed alike.
+//!
+//! # Upgrades
+//!
+//! A SQLite file of an older schema gets the columns of fields declared since when it is
+//! opened (values its records held in the body move into them); MongoDB needs nothing.
+//! Records whose meaning changed are rewritten by an explicit call that knows what the
+//! store cannot: [`Store::split_legacy_roles`] splits the `name-role` service names of
+//! older updaters, given the declared services. Its progress is kept per collection
+//! (`upgrade_marks`), so each record is rewritten once.
 
 pub mod clock;
 pub mod config;
@@ -76,7 +85,7 @@ pub use observe::StoreObserver;
 pub use schedule::{Schedule, ScheduleError, run_expiry};
 pub use store::{
     ARCHIVE_RETENTION, Accounts, BuildStates, ClientVersions, DeveloperVersions, FaultReports,
-    Logs, ServiceStates, Store, Tasks,
+    Logs, RoleSplit, ServiceStates, Store, Tasks,
 };
 
 /// Every collection, for schema creation and history expiry.
@@ -89,6 +98,7 @@ pub(crate) const COLLECTIONS: &[&doc::CollectionDef] = &[
     &model::logs::LOG_RECORDS,
     &model::states::SERVICE_STATES,
     &model::faults::FAULT_REPORTS,
+    &model::upgrades::UPGRADE_MARKS,
 ];
 
 /// Opens the store `config` describes: creates the SQLite file, its directory and schema

@@ -13,6 +13,7 @@ pub mod faults;
 pub mod logs;
 pub mod states;
 pub mod tasks;
+pub(crate) mod upgrades;
 pub mod versions;
 
 /// A record as stored: its history fields and the record itself.

@@ -22,7 +22,7 @@ use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 use crate::backend::{Backend, Raw};
-use crate::doc::{CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, describe_key};
+use crate::doc::{CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, Val, describe_key};
 use crate::error::StoreError;
 use convert::{ARCHIVE_TIME, SEQUENCE};
 
@@ -63,7 +63,7 @@ async fn connect(target: &MongoTarget<'_>) -> Result<Database, StoreError> {
     let fail = |source| StoreError::ConnectMongo {
         url: redact_url(target.url),
         database: target.database.to_owned(),
-        source: Box::new(source),
+        error: Box::new(source),
     };
     let mut options = ClientOptions::parse(target.url).await.map_err(fail)?;
     options
@@ -131,7 +131,7 @@ impl MongoBackend {
                 StoreError::ConnectMongo {
                     url: redact_url(target.url),
                     database: target.database.to_owned(),
-                    source: Box::new(source),
+                    error: Box::new(source),
                 }
             })?;
         }
@@ -325,7 +325,7 @@ fn mongo_error(
     StoreError::Mongo {
         collection: collection.to_owned(),
         operation,
-        source: Box::new(source),
+        error: Box::new(source),
     }
 }
 
@@ -599,6 +599,39 @@ impl Backend for MongoBackend {
             }),
             Err(e) => Err(mongo_error(def.name, "restore", e)),
         }
+    }
+
+    async fn update(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+        set: Vec<(&'static FieldDef, Val)>,
+    ) -> Result<u64, StoreError> {
+        // Absent values are left out, as everywhere in this backend.
+        let mut to_set = Document::new();
+        let mut to_unset = Document::new();
+        for (field, value) in &set {
+            match value {
+                Val::Null => to_unset.insert(field.path, ""),
+                value => to_set.insert(field.path, convert::val_to_bson(value)),
+            };
+        }
+        let mut change = Document::new();
+        if !to_set.is_empty() {
+            change.insert("$set", to_set);
+        }
+        if !to_unset.is_empty() {
+            change.insert("$unset", to_unset);
+        }
+        if change.is_empty() {
+            return Ok(0);
+        }
+        let result = self
+            .current(def)
+            .update_many(convert::filter_document(&filter), change)
+            .await
+            .map_err(|e| mongo_error(def.name, "update", e))?;
+        Ok(result.matched_count)
     }
 
     async fn purge(

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::backend::{Backend, Raw};
-use crate::doc::{CollectionDef, Cond, Doc, FieldDef, Find};
+use crate::doc::{CollectionDef, Cond, Doc, FieldDef, Find, Val};
 use crate::error::StoreError;
 
 /// Receives the duration of every store operation.
@@ -149,6 +149,18 @@ impl Backend for Timed {
         let start = Instant::now();
         let result = self.inner.restore(def, sequence, now, window_start).await;
         self.seen("restore", def, start, &result);
+        result
+    }
+
+    async fn update(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+        set: Vec<(&'static FieldDef, Val)>,
+    ) -> Result<u64, StoreError> {
+        let start = Instant::now();
+        let result = self.inner.update(def, filter, set).await;
+        self.seen("update", def, start, &result);
         result
     }
 

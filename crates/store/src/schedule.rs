@@ -202,6 +202,7 @@ mod tests {
             .with_clock(std::sync::Arc::new(clock));
         let old_line = crate::model::logs::LogRecord {
             service: "api".parse().expect("name"),
+            role: None,
             instance: "vm".into(),
             directory: "/srv".into(),
             process: "1".into(),

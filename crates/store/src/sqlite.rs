@@ -19,7 +19,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_fro
 
 use crate::backend::{Backend, Raw};
 use crate::doc::{
-    CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, contains_lowered, describe_key,
+    CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, Val, contains_lowered, describe_key,
 };
 use crate::error::StoreError;
 
@@ -48,7 +48,7 @@ impl Ctx {
             path: self.path.as_ref().clone(),
             collection: self.collection,
             operation: self.operation,
-            source,
+            error: source,
         }
     }
 }
@@ -115,11 +115,35 @@ impl SqliteBackend {
         let tx = writer
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| fail(e.to_string()))?;
-        let mut statements = vec![sql::sequences_schema()];
-        statements.extend(defs.iter().flat_map(|def| sql::schema(def)));
-        for statement in &statements {
+        let run = |statement: &str| {
             tx.execute_batch(statement)
-                .map_err(|e| fail(format!("{e} (while creating the schema)")))?;
+                .map_err(|e| fail(format!("{e} (while creating the schema)")))
+        };
+        run(&sql::sequences_schema())?;
+        for def in defs {
+            for statement in sql::tables(def) {
+                run(&statement)?;
+            }
+            // A file written by an older build lacks the columns of fields declared since.
+            let mut tables = vec![def.name.to_owned()];
+            if def.history {
+                tables.push(def.history_name());
+            }
+            for table in &tables {
+                let existing = columns(&tx, table)
+                    .map_err(|e| fail(format!("{e} (while reading the schema of {table})")))?;
+                for statement in sql::added_columns(def, table, &existing).map_err(&fail)? {
+                    tx.execute_batch(&statement).map_err(|e| {
+                        fail(format!(
+                            "{e} (while upgrading {table} to schema {})",
+                            sql::SCHEMA_VERSION
+                        ))
+                    })?;
+                }
+            }
+            for statement in sql::indexes(def) {
+                run(&statement)?;
+            }
         }
         tx.pragma_update(None, "user_version", sql::SCHEMA_VERSION)
             .map_err(|e| fail(e.to_string()))?;
@@ -225,10 +249,20 @@ impl SqliteBackend {
                 insert_doc(tx, ctx, def, sequence, now, doc)?;
                 sequences.push(sequence);
             }
+            // Every row of the batch is written, none committed.
+            if vupdate_crashpoint::any_armed() {
+                vupdate_crashpoint::reached(&format!("store.sqlite.uncommitted.{}", def.name));
+            }
             Ok(sequences)
         })
         .await
     }
+}
+
+/// The column names of `table`.
+fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut statement = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    statement.query_map([table], |row| row.get(0))?.collect()
 }
 
 /// Runs `work` on tokio's blocking pool; a panicked or cancelled task is a [`StoreError::Task`].
@@ -507,6 +541,23 @@ impl Backend for SqliteBackend {
                 .and_then(|mut statement| statement.execute((new_sequence, sequence, now_ms)))
                 .map_err(ctx.err())?;
             Ok(new_sequence)
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+        set: Vec<(&'static FieldDef, Val)>,
+    ) -> Result<u64, StoreError> {
+        self.write(self.ctx(def, "update"), move |conn, ctx| {
+            let (text, params) = sql::update(def, &set, &filter);
+            let updated = conn
+                .prepare_cached(&text)
+                .and_then(|mut statement| statement.execute(params_from_iter(params)))
+                .map_err(ctx.err())?;
+            Ok(updated as u64)
         })
         .await
     }

@@ -7,6 +7,9 @@
 //! and history order are reproducible. Helpers panic with git's output on failure: they
 //! are for tests only.
 //!
+//! [`Patience`] waits for what another process or task does, by looking again up to a
+//! limit (never by sleeping and hoping).
+//!
 //! ```no_run
 //! use vupdate_test_support::{GitRepo, Person};
 //! let remote = GitRepo::init_bare();
@@ -18,11 +21,15 @@
 //! assert_eq!(remote.rev_parse("main"), first);
 //! ```
 
+mod wait;
+
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use tempfile::TempDir;
+
+pub use wait::Patience;
 
 /// The branch every repository starts on.
 pub const MAIN: &str = "main";

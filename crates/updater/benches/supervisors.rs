@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use vupdate_process::table;
 
 const SERVICES: usize = 10;
 
@@ -263,12 +264,7 @@ fn read_pid(path: &Path) -> Option<u32> {
 }
 
 fn alive(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next());
-        !matches!(state, Some("Z" | "X") | None)
-    })
+    table::is_running(pid as i32)
 }
 
 fn wait_until<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
@@ -283,23 +279,11 @@ fn wait_until<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<
 }
 
 fn rss_kb(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
+    table::rss_bytes(pid as i32) / 1024
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .expect("stat format")
-        .1
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+    table::read(pid as i32).expect("stat").cpu_ticks
 }
 
 fn measure(supervisor: &mut dyn Supervisor, root: &Path, kills: usize, idle: Duration) -> Figures {

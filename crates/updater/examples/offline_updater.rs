@@ -45,7 +45,7 @@ impl LogSink for LogFile {
         let mut text = Vec::new();
         for line in batch {
             let record = serde_json::json!({
-                "service": source.service, "seq": line.seq, "process": line.process,
+                "service": source.instance.service, "role": source.instance.role, "seq": line.seq, "process": line.process,
                 "line": line.line.to_string(),
             });
             serde_json::to_writer(&mut text, &record).map_err(|error| error.to_string())?;

@@ -232,7 +232,6 @@ impl Agent {
         let mut feeds = Vec::new();
         for runner in runners {
             let dir = runner.dir().clone();
-            let name = dir.name();
             feeds.push(runner.state_feed());
             let wake = runner.pipeline().spool_wake();
             let faults = runner.faults();
@@ -247,7 +246,7 @@ impl Agent {
             let until = ending(end_rx.clone());
             tasks.spawn(async move { runner.run_until(one_rx, &images_seams.images, until).await });
             let source = LogSource {
-                service: name.clone(),
+                instance: dir.instance().clone(),
                 directory: dir.root().display().to_string(),
             };
             let reader = SpoolReader::open(&dir.spool())?;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_saphyr::Spanned;
+use vupdate_core::paths::clean;
 use vupdate_core::service::{Role, ServiceInstance, ServiceName};
 
 use crate::Error;
@@ -69,8 +70,8 @@ impl Default for SelfUpdateOptions {
     }
 }
 
-/// The whole configuration of an updater, defaults applied and paths absolute (or relative
-/// to the process only when the config file's own path was).
+/// The whole configuration of an updater, defaults applied and every path absolute: a
+/// relative one is resolved once, against the folder of the config file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdaterConfig {
     /// This VM's instance id, as the state reports name it (`instance`).
@@ -100,23 +101,28 @@ pub struct UpdaterConfig {
 
 impl UpdaterConfig {
     /// Reads and validates the config file at `path`; relative paths in it are resolved
-    /// against the file's folder.
+    /// against the file's folder, whatever the working directory.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let text =
             std::fs::read_to_string(path).map_err(Error::io("read the updater config", path))?;
-        let base = match path.parent() {
+        let folder = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
-        Self::parse(&text, base, path)
+        let base =
+            absolute(folder).map_err(Error::io("resolve the updater config's folder", path))?;
+        Self::parse(&text, &base, path)
     }
 
     /// Parses config text as if it were a file in `base_dir` (errors name
     /// `base_dir/updater.yaml`).
     pub fn from_str(text: &str, base_dir: impl AsRef<Path>) -> Result<Self, Error> {
         let base = base_dir.as_ref();
-        Self::parse(text, base, &base.join(INLINE))
+        let file = base.join(INLINE);
+        let base =
+            absolute(base).map_err(Error::io("resolve the updater config's folder", &file))?;
+        Self::parse(text, &base, &file)
     }
 
     fn parse(text: &str, base: &Path, file: &Path) -> Result<Self, Error> {
@@ -129,6 +135,12 @@ impl UpdaterConfig {
         })?;
         resolve(raw, base, file)
     }
+}
+
+/// `folder` as an absolute, cleaned path (against the working directory when relative),
+/// so service directories and token files stay right whatever a process's working directory.
+fn absolute(folder: &Path) -> std::io::Result<PathBuf> {
+    std::path::absolute(folder).map(|folder| clean(&folder))
 }
 
 /// The parser's message without its own location (the error adds `file:line:column`).
@@ -155,13 +167,9 @@ fn at<T>(file: &Path, spanned: &Spanned<T>, message: String) -> Error {
 }
 
 fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<UpdaterConfig, Error> {
-    let absolute = |path: PathBuf| {
-        if path.is_absolute() {
-            path
-        } else {
-            base.join(path)
-        }
-    };
+    // `base` is absolute: joining replaces it with an absolute path and completes a
+    // relative one, so every path below is resolved exactly once.
+    let absolute = |path: PathBuf| clean(&base.join(path));
     let instance = raw.instance.value.trim().to_owned();
     if instance.is_empty() || instance.chars().any(char::is_control) {
         return Err(at(

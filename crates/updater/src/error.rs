@@ -11,22 +11,22 @@ use vupdate_core::update::UpdateJsonError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file or directory operation failed.
-    #[error("cannot {action} `{}`: {source}", path.display())]
+    #[error("cannot {action} `{}`: {error}", path.display())]
     Io {
         /// What was being done (`open`, `write`, `rename`, …).
         action: &'static str,
         /// The file or directory.
         path: PathBuf,
         /// The system's error.
-        source: io::Error,
+        error: io::Error,
     },
     /// A zip archive (an image or a fault report) could not be read or written.
-    #[error("zip archive `{}`: {source}", path.display())]
+    #[error("zip archive `{}`: {error}", path.display())]
     Zip {
         /// The archive.
         path: PathBuf,
         /// The zip library's error.
-        source: zip::result::ZipError,
+        error: zip::result::ZipError,
     },
     /// An image holds an entry the updater refuses to unpack.
     #[error("image `{}`: entry `{entry}`: {reason}", image.display())]
@@ -55,22 +55,22 @@ pub enum Error {
         message: String,
     },
     /// A `%%macro%%` in `install.json` has no value for this service.
-    #[error("service `{instance}`, install.json: {source}")]
+    #[error("service `{instance}`, install.json: {error}")]
     Macro {
         /// `service[-role]`.
         instance: String,
         /// The macro error, naming the field.
-        source: MacroError,
+        error: MacroError,
     },
     /// A program could not be started.
-    #[error("service `{instance}`: cannot start `{command}`: {source}")]
+    #[error("service `{instance}`: cannot start `{command}`: {error}")]
     Spawn {
         /// `service[-role]`.
         instance: String,
         /// The program.
         command: String,
         /// The system's error.
-        source: io::Error,
+        error: io::Error,
     },
     /// An install or post-install command failed its checks.
     #[error("service `{instance}`, {field} `{command}`: {message}")]
@@ -128,6 +128,22 @@ pub enum Error {
         /// The reserved name.
         name: String,
     },
+    /// The distribution's client could not be set up, or a call to it failed.
+    #[error("the distribution at {url}: {error}")]
+    Client {
+        /// The distribution's URL.
+        url: String,
+        /// What the client said (in the message, so it is not also a `source`).
+        error: vupdate_client::ClientError,
+    },
+    /// Work moved to a blocking thread ended abnormally (it panicked).
+    #[error("{what} stopped: {reason}")]
+    Stopped {
+        /// What was being done.
+        what: String,
+        /// What the runtime said.
+        reason: String,
+    },
     /// Another updater already runs this service directory.
     #[error("service directory `{}` is locked by another updater", path.display())]
     Locked {
@@ -146,14 +162,17 @@ impl Error {
         move |source| Error::Io {
             action,
             path,
-            source,
+            error: source,
         }
     }
 
     /// A closure turning a zip error into [`Error::Zip`] for `path`.
     pub(crate) fn zip(path: impl Into<PathBuf>) -> impl FnOnce(zip::result::ZipError) -> Error {
         let path = path.into();
-        move |source| Error::Zip { path, source }
+        move |source| Error::Zip {
+            path,
+            error: source,
+        }
     }
 
     /// An [`Error::InstallJson`] from a parse error of the file at `path`.

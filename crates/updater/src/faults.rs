@@ -137,7 +137,7 @@ impl PendingFault {
         let info = serde_json::from_str(&text).map_err(|error| Error::Io {
             action: "parse fault.json of",
             path: self.path.clone(),
-            source: error.into(),
+            error: error.into(),
         })?;
         let mut tail = String::new();
         archive

@@ -1,7 +1,9 @@
 //! The updater's machinery: what runs on every VM to install, run and watch services.
 //!
-//! The crate is a library; the `vupdate updater run` command ties it to the distribution's
-//! API (the network seams are traits here, implemented by the binary). Layout:
+//! The crate is a library; the `vupdate updater run` command loads the config and runs the
+//! [`agent`] with the [`remote`] seams. The agent reaches the network only through four
+//! seam traits, which [`remote`] implements over `vupdate-client` and tests replace with
+//! fakes. Layout:
 //!
 //! - [`config`]: `updater.yaml`, validated, with defaults.
 //! - [`layout`]: the directory of one service, `<workDirectory>/<service[-role]>/…`.
@@ -26,6 +28,8 @@
 //! - [`agent`]: the whole updater: every runner, log drain and fault uploader, and the
 //!   state reporter, joined to the network by [`agent::Seams`]; it hands over to a new
 //!   version of itself ([`agent::Agent::hand_over`]).
+//! - [`remote`]: the seams over the distribution's API, and the follower of the desired
+//!   versions (subscription, poll, cache).
 //! - [`error`]: the crate's one error type.
 
 pub mod agent;
@@ -37,6 +41,7 @@ pub mod images;
 pub mod install;
 pub mod layout;
 pub mod logs;
+pub mod remote;
 pub mod runner;
 mod spawn;
 pub mod state;

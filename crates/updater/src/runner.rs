@@ -35,6 +35,7 @@ use std::time::Duration;
 use chrono::Utc;
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
+use vupdate_backoff::Backoff;
 use vupdate_core::service::ServiceInstance;
 use vupdate_core::version::ClientVersion;
 
@@ -77,7 +78,8 @@ pub struct RunnerOptions {
     pub spool_max_bytes: u64,
     /// The most bytes the faults folder keeps.
     pub faults_max_bytes: u64,
-    /// The delay before fetching an image again after a failure; doubled up to 32 times it.
+    /// About the delay before fetching an image again after a failure (with jitter);
+    /// doubled up to 32 times it.
     pub fetch_retry: Duration,
 }
 
@@ -305,7 +307,7 @@ impl ServiceRunner {
     /// The state feed the state reporter takes.
     pub fn state_feed(&self) -> StateFeed {
         StateFeed {
-            service: self.dir.name(),
+            instance: self.dir.instance().clone(),
             directory: self.dir.root().display().to_string(),
             state: self.state(),
         }
@@ -450,7 +452,10 @@ impl ServiceRunner {
             tracing::error!(service = %self.dir.name(), %error, "recovery failed");
             self.report_error(&error);
         }
-        let mut retry = self.options.fetch_retry;
+        let mut retry = Backoff::new(
+            self.options.fetch_retry,
+            self.options.fetch_retry.saturating_mul(32),
+        );
         self.desired = Some(desired.clone());
         loop {
             let want = desired.borrow_and_update().clone();
@@ -467,14 +472,14 @@ impl ServiceRunner {
                 self.forget_failed_unless(&want)?;
                 match self.install(&want, images).await {
                     Ok(outcome) => {
-                        retry = self.options.fetch_retry;
+                        retry.reset();
                         tracing::info!(service = %self.dir.name(), version = %want, ?outcome, "install done");
                     }
                     Err(error) => {
-                        tracing::warn!(service = %self.dir.name(), %error, ?retry, "install failed; retrying");
+                        let delay = retry.next_delay();
+                        tracing::warn!(service = %self.dir.name(), %error, retry_in = ?delay, "install failed; retrying");
                         self.report_error(&error);
-                        wait = Some(retry);
-                        retry = retry.saturating_mul(2).min(self.options.fetch_retry * 32);
+                        wait = Some(delay);
                     }
                 }
             }

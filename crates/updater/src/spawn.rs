@@ -82,7 +82,7 @@ pub(crate) fn spawn<'e>(
     let spawn_error = |source| Error::Spawn {
         instance: spec.instance.to_owned(),
         command: spec.program.to_owned(),
-        source,
+        error: source,
     };
     let program = resolve_program(spec.program, spec.directory);
     #[allow(clippy::disallowed_methods)] // This is the one place that may.
@@ -189,14 +189,13 @@ mod tests {
             .expect("read");
         assert_eq!(first, "owner-1 hi\n");
         let pid = i32::try_from(spawned.pid).expect("pid");
-        let stat = crate::supervisor::proc::read_stat(pid).expect("stat of the child");
+        let stat = vupdate_process::table::read(pid).expect("stat of the child");
         assert_eq!(stat.pgid, pid, "the child leads its own process group");
-        assert!(crate::supervisor::proc::environ_has(
+        assert!(vupdate_process::table::environ_has(
             pid,
             b"VUPDATE_OWNER=owner-1"
         ));
-        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
-            .expect("kill the group");
+        assert!(vupdate_process::kill_group(pid), "kill the group");
         spawned.child.wait().await.expect("wait");
     }
 }

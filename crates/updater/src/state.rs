@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use vupdate_core::service::{Role, ServiceInstance, ServiceName};
 use vupdate_core::version::ClientVersion;
 
 /// What a service is running and how it fares, with the field names of the API's
@@ -87,8 +88,11 @@ pub struct UpdateError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceState {
-    /// `service[-role]`.
-    pub service: String,
+    /// The service, without its role.
+    pub service: ServiceName,
+    /// The role it runs in, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
     /// The service's directory on the VM.
     pub directory: String,
     /// Its state.
@@ -110,8 +114,8 @@ pub trait StateSink: Send + Sync {
 /// One service's state channel, as a runner hands it out.
 #[derive(Debug, Clone)]
 pub struct StateFeed {
-    /// `service[-role]`.
-    pub service: String,
+    /// The service and the role it runs in.
+    pub instance: ServiceInstance,
     /// The service's directory on the VM.
     pub directory: String,
     /// Its state, updated by the runner.
@@ -151,7 +155,8 @@ pub async fn report_states<S: StateSink>(
                 let mut state = feed.state.borrow_and_update().clone();
                 state.time = Utc::now();
                 InstanceState {
-                    service: feed.service.clone(),
+                    service: feed.instance.service.clone(),
+                    role: feed.instance.role.clone(),
                     directory: feed.directory.clone(),
                     state,
                 }
@@ -204,7 +209,10 @@ mod tests {
     async fn reports_on_the_interval_and_at_once_on_a_change() {
         let (sender, receiver) = watch::channel(ServiceState::unknown());
         let feeds = vec![StateFeed {
-            service: "web-eu".to_owned(),
+            instance: ServiceInstance {
+                service: "web".parse().expect("name"),
+                role: Some("eu".parse().expect("role")),
+            },
             directory: "/srv/web-eu".to_owned(),
             state: receiver,
         }];
@@ -233,7 +241,12 @@ mod tests {
             .map(|report| report[0].state.failures_count)
             .collect();
         assert_eq!(failures, [None, None, Some(2)]);
-        assert_eq!(reports[2][0].service, "web-eu");
+        let sent = &reports[2][0];
+        assert_eq!(
+            (sent.service.as_str(), sent.role.as_ref().map(Role::as_str)),
+            ("web", Some("eu")),
+            "service and role apart"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //!   read, the leader is neither killed nor reaped) and adopted by a new supervisor in the
 //!   next updater process ([`Supervisor::adopt`]), see [`crate::handover`].
 //!
-//! - `proc`: reading `/proc`. `tree`: the process tree of a run (both private).
+//! - `tree`: the process tree of a run (private), over `vupdate-process`'s table of `/proc`.
 //! - [`cgroup`]: the per-service cgroup. [`conditions`]: memory and CPU conditions.
 //! - [`backoff`]: the restart policy. [`status`]: the status and events it publishes.
 //! - `stop`: ending a tree. `event_loop`: the loop. `leader`: the group leader, spawned
@@ -34,7 +34,6 @@ pub mod cgroup;
 pub mod conditions;
 mod event_loop;
 pub(crate) mod leader;
-pub(crate) mod proc;
 pub mod status;
 pub(crate) mod stop;
 pub(crate) mod tree;
@@ -259,7 +258,7 @@ pub fn adoptable(record: &RunRecord) -> bool {
     let Ok(pid) = i32::try_from(record.pid) else {
         return false;
     };
-    proc::read_stat(pid).is_some_and(|info| {
+    vupdate_process::table::read(pid).is_some_and(|info| {
         info.ppid == i32::try_from(std::process::id()).expect("Linux pids fit in i32")
             && info.start_ticks == record.start_ticks
     })

@@ -29,14 +29,7 @@ impl BuildLog for CancelOn {
 
 /// Whether `pid` is still a live process (a zombie waiting for its reaper counts as dead).
 fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state is the first field after the `(command)`, which may hold spaces.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    i32::try_from(pid).is_ok_and(vupdate_process::table::is_running)
 }
 
 fn read_pid(path: &Path) -> u32 {

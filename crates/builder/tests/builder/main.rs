@@ -7,10 +7,12 @@
 //! - `sources`: reusing a clone, fetching new commits, cloning again when the URL changes.
 //! - `cancel`: a cancelled build kills the whole process tree and leaves no image.
 //! - `client`: client versions merging settings repositories, and the next generation.
+//! - `job`: a whole build job against a real distribution, without the binary.
 
 mod cancel;
 mod client;
 mod developer;
 mod failures;
+mod job;
 mod sources;
 mod support;

@@ -11,8 +11,8 @@ use vupdate_client::ClientError;
 use vupdate_core::service::{ServiceInstance, ServiceNameError};
 use vupdate_updater::agent::DesiredVersions;
 use vupdate_updater::config::UpdaterConfig;
+use vupdate_updater::remote::Api;
 
-use super::api::Api;
 use crate::exit::InvalidInput;
 
 /// One item read, or `None` when the names known do not settle it.

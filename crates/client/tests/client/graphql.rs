@@ -59,3 +59,40 @@ async fn data_is_decoded_and_errors_carry_their_codes() {
     assert!(matches!(error, ClientError::Transport { .. }), "{error}");
     assert!(error.is_transient());
 }
+
+/// A server that accepts a connection and closes it at once: reqwest's own message says
+/// only "error sending request"; the cause is two sources down.
+#[tokio::test]
+async fn a_cut_connection_names_its_cause_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let closer = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+        }
+    });
+    let error = Client::new(&base, None)
+        .expect("client")
+        .graphql::<Value>("{ status { synced } }", json!({}))
+        .await
+        .expect_err("the connection is cut");
+    closer.abort();
+    assert!(error.is_transient(), "{error}");
+    // The message carries the whole cause, as the updater's logs print it...
+    let message = error.to_string();
+    assert!(message.contains("error sending request"), "{message}");
+    assert!(
+        message.to_lowercase().contains("connection"),
+        "the cause is in the message: {message}"
+    );
+    // ...and `source()` does not repeat it, so `{:#}` of the binary prints it once.
+    let printed = vupdate_core::error_chain::Chain(&error).to_string();
+    assert_eq!(printed, message);
+    assert_eq!(
+        printed.matches("error sending request").count(),
+        1,
+        "{printed}"
+    );
+}

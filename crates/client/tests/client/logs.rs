@@ -12,6 +12,7 @@ use super::support;
 fn source(task: &str) -> LogSource {
     LogSource {
         service: "builder".to_owned(),
+        role: None,
         instance: "ci".to_owned(),
         directory: "/srv/builder".to_owned(),
         process: "4242".to_owned(),

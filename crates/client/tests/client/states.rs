@@ -8,7 +8,8 @@ use super::support;
 fn report(version: &str, failures: u32, error: Option<&str>) -> ServiceStateReport {
     ServiceStateReport {
         instance: "vm-1".to_owned(),
-        service: "web-eu".to_owned(),
+        service: "web".to_owned(),
+        role: Some("eu".to_owned()),
         directory: "/srv/web-eu".to_owned(),
         state: StateReport {
             time: chrono::Utc::now(),
@@ -31,6 +32,7 @@ async fn a_report_is_stored_and_replaced_by_the_next_one() {
     let mut server = support::start().await;
     let api = ServiceStateReport {
         service: "api".to_owned(),
+        role: None,
         directory: "/srv/api".to_owned(),
         ..report("acme-1.0.0", 0, None)
     };
@@ -48,14 +50,14 @@ async fn a_report_is_stored_and_replaced_by_the_next_one() {
     let data: Value = server
         .admin
         .graphql(
-            "{ serviceStates(instance: \"vm-1\", service: \"web-eu\") { distribution service directory state { version failuresCount updateError { critical error } } } }",
+            "{ serviceStates(instance: \"vm-1\", service: \"web\", role: \"eu\") { distribution service role directory state { version failuresCount updateError { critical error } } } }",
             json!({}),
         )
         .await
         .expect("states");
     assert_eq!(
         data["serviceStates"],
-        json!([{"distribution": "acme", "service": "web-eu", "directory": "/srv/web-eu",
+        json!([{"distribution": "acme", "service": "web", "role": "eu", "directory": "/srv/web-eu",
                 "state": {"version": "acme-1.0.0_2", "failuresCount": 3,
                           "updateError": {"critical": true, "error": "rolled back"}}}])
     );

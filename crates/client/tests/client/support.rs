@@ -6,7 +6,7 @@ use vupdate_client::Client;
 use vupdate_distribution::auth::PasswordCost;
 use vupdate_distribution::config::DistributionConfig;
 use vupdate_distribution::server::{Distribution, StartOptions};
-use vupdate_test_support::{GitRepo, Person};
+use vupdate_test_support::{GitRepo, Patience, Person};
 
 /// The password the administrator gets.
 const PASSWORD: &str = "correct horse battery staple";
@@ -155,13 +155,13 @@ impl Server {
             .as_str()
             .expect("the new commit")
             .to_owned();
-        for _ in 0..600 {
-            if self.commit_in_force().await.as_deref() == Some(commit.as_str()) {
-                return commit;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("commit {commit} was not in force within a minute");
+        Patience::up_to(std::time::Duration::from_secs(60))
+            .every(std::time::Duration::from_millis(100))
+            .eventually(&format!("commit {commit} in force"), || async {
+                (self.commit_in_force().await.as_deref() == Some(commit.as_str())).then_some(())
+            })
+            .await;
+        commit
     }
 
     /// Stops the server.

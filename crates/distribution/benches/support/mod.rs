@@ -358,35 +358,11 @@ pub fn client(max_idle: usize) -> BenchResult<reqwest::Client> {
 
 /// User plus system CPU time of process `pid` so far, in seconds (Linux `/proc`).
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the `(comm)` that may hold spaces: state is field 3, utime 14, stime 15.
-    let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / clock_ticks()
-}
-
-/// Kernel clock ticks per second (`getconf CLK_TCK`; 100 on every common Linux).
-fn clock_ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(100.0)
-    })
+    let ticks = i32::try_from(pid)
+        .ok()
+        .and_then(vupdate_process::table::read)
+        .map_or(0, |info| info.cpu_ticks);
+    ticks as f64 / vupdate_process::table::clock_ticks() as f64
 }
 
 /// The 1-minute load average, to show how busy the machine was.

@@ -1,10 +1,11 @@
 //! Passwords: the length policy, random initial passwords, and argon2id hashing and
-//! verification on the blocking pool (a hash takes tens of milliseconds by design).
+//! verification on the [`HashPool`](super::HashPool), each in a place admitted before (a hash takes tens of milliseconds and its memory cost
+//! by design).
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use super::AuthError;
+use super::{AuthError, Ticket};
 
 /// The shortest password accepted, in characters.
 pub const MIN_PASSWORD_LENGTH: usize = 12;
@@ -92,31 +93,33 @@ pub(crate) fn generate() -> Result<String, AuthError> {
 }
 
 /// The argon2id PHC string of `password`.
-pub(crate) async fn hash(cost: PasswordCost, password: String) -> Result<String, AuthError> {
-    blocking(move || {
-        let hash = cost
-            .hasher()?
-            .hash_password(password.as_bytes())
-            .map_err(|e| AuthError::Internal(format!("argon2 hashing failed: {e}")))?;
-        Ok(hash.to_string())
-    })
-    .await
+pub(crate) async fn hash(
+    place: Ticket,
+    cost: PasswordCost,
+    password: String,
+) -> Result<String, AuthError> {
+    place
+        .run(move || {
+            let hash = cost
+                .hasher()?
+                .hash_password(password.as_bytes())
+                .map_err(|e| AuthError::Internal(format!("argon2 hashing failed: {e}")))?;
+            Ok(hash.to_string())
+        })
+        .await
 }
 
 /// Whether `password` matches the PHC string `hash` (false for a malformed hash).
-pub(crate) async fn verify(password: String, hash: String) -> Result<bool, AuthError> {
-    blocking(move || {
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), hash.as_str())
-            .is_ok())
-    })
-    .await
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
-) -> Result<T, AuthError> {
-    tokio::task::spawn_blocking(work)
+pub(crate) async fn verify(
+    place: Ticket,
+    password: String,
+    hash: String,
+) -> Result<bool, AuthError> {
+    place
+        .run(move || {
+            Ok(Argon2::default()
+                .verify_password(password.as_bytes(), hash.as_str())
+                .is_ok())
+        })
         .await
-        .map_err(|e| AuthError::Internal(format!("the password worker failed: {e}")))?
 }

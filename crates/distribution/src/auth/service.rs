@@ -1,7 +1,9 @@
 //! [`AuthService`]: bootstrap, login, authentication, passwords, roles, accounts and
 //! access tokens, over the store's accounts collection.
 
-use std::time::Duration;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use vupdate_store::Store;
@@ -11,6 +13,7 @@ use vupdate_store::model::accounts::{Account, AccountKind};
 use super::password::{self, PasswordCost};
 use super::token::{self, Claims, TokenUse};
 use super::{AuthError, JwtKey, Principal, PrincipalKind, Role};
+use super::{HashPool, HashPoolSize, LoginThrottle, ThrottlePolicy};
 
 /// The first administrator's account name.
 const ADMIN: &str = "admin";
@@ -26,6 +29,10 @@ pub struct AuthOptions {
     pub session_lifetime: Duration,
     /// The argon2id cost of new password hashes.
     pub password_cost: PasswordCost,
+    /// How many password hashes run at once and how many may wait.
+    pub hashing: HashPoolSize,
+    /// How failed password checks slow down further attempts.
+    pub throttle: ThrottlePolicy,
 }
 
 impl Default for AuthOptions {
@@ -33,6 +40,8 @@ impl Default for AuthOptions {
         AuthOptions {
             session_lifetime: Duration::from_secs(12 * 60 * 60),
             password_cost: PasswordCost::DEFAULT,
+            hashing: HashPoolSize::default(),
+            throttle: ThrottlePolicy::default(),
         }
     }
 }
@@ -127,9 +136,13 @@ pub struct AuthService {
     store: Store,
     key: JwtKey,
     options: AuthOptions,
+    /// Where every password hash runs.
+    pool: HashPool,
+    /// Failed password checks per account and address.
+    throttle: Arc<LoginThrottle>,
     /// A hash no password matches, made at the configured cost and verified for unknown
     /// accounts, so a login takes as long whether the account exists or not.
-    dummy_hash: std::sync::Arc<tokio::sync::OnceCell<String>>,
+    dummy_hash: Arc<tokio::sync::OnceCell<String>>,
 }
 
 fn kind_of(account: &Account) -> PrincipalKind {
@@ -185,7 +198,9 @@ impl AuthService {
             store,
             key,
             options,
-            dummy_hash: std::sync::Arc::default(),
+            pool: HashPool::new(options.hashing),
+            throttle: Arc::new(LoginThrottle::new(options.throttle)),
+            dummy_hash: Arc::default(),
         }
     }
 
@@ -203,8 +218,12 @@ impl AuthService {
             name: "Administrator".to_owned(),
             role: Role::Administrator.to_store(),
             kind: AccountKind::User {
-                password_hash: password::hash(self.options.password_cost, admin_password.clone())
-                    .await?,
+                password_hash: password::hash(
+                    self.pool.admit()?,
+                    self.options.password_cost,
+                    admin_password.clone(),
+                )
+                .await?,
                 email: None,
                 notifications: Vec::new(),
                 must_change_password: true,
@@ -229,9 +248,20 @@ impl AuthService {
         })
     }
 
-    /// Logs a person in; a wrong password and an unknown account are the same
-    /// [`AuthError::InvalidCredentials`].
-    pub async fn login(&self, account: &str, password: &str) -> Result<Session, AuthError> {
+    /// Logs a person in from the client at `from`; a wrong password and an unknown account
+    /// are the same [`AuthError::InvalidCredentials`]. While the account or the address
+    /// must wait after failed attempts, or every hashing thread is busy, the attempt is
+    /// refused with [`AuthError::TooManyRequests`] before the password is checked.
+    pub async fn login(
+        &self,
+        account: &str,
+        password: &str,
+        from: Option<IpAddr>,
+    ) -> Result<Session, AuthError> {
+        self.throttle.check(account, from, Instant::now())?;
+        // The place is taken before the account is read: a flood is refused before it
+        // costs the store anything.
+        let place = self.pool.admit()?;
         let stored = self.store.accounts().get(account).await?;
         let hash = match stored.as_ref().map(|s| &s.record.kind) {
             Some(AccountKind::User { password_hash, .. }) => Some(password_hash.clone()),
@@ -241,10 +271,12 @@ impl AuthService {
             Some(hash) => hash.clone(),
             None => self.dummy_hash().await?,
         };
-        let matches = password::verify(password.to_owned(), against).await?;
+        let matches = password::verify(place, password.to_owned(), against).await?;
         let (Some(stored), Some(_), true) = (stored, hash, matches) else {
+            self.throttle.failed(account, from, Instant::now());
             return Err(AuthError::InvalidCredentials);
         };
+        self.throttle.succeeded(account, from);
         let now = self.store.now();
         let expires_at =
             now + TimeDelta::from_std(self.options.session_lifetime).unwrap_or(TimeDelta::MAX);
@@ -298,7 +330,9 @@ impl AuthService {
     async fn dummy_hash(&self) -> Result<String, AuthError> {
         let cost = self.options.password_cost;
         self.dummy_hash
-            .get_or_try_init(|| async move { password::hash(cost, password::generate()?).await })
+            .get_or_try_init(|| async move {
+                password::hash(self.pool.admit()?, cost, password::generate()?).await
+            })
             .await
             .cloned()
     }
@@ -314,14 +348,16 @@ impl AuthService {
     }
 
     /// Changes `account`'s password. Anyone changing their own must give the old one (this
-    /// also clears a pending must-change); only an administrator may change another's, and
-    /// that person must then change it at their next login.
+    /// also clears a pending must-change; a wrong one counts as a failed login of the
+    /// account from `from`); only an administrator may change another's, and that person
+    /// must then change it at their next login.
     pub async fn change_password(
         &self,
         principal: &Principal,
         account: &str,
         old_password: Option<&str>,
         new_password: &str,
+        from: Option<IpAddr>,
     ) -> Result<(), AuthError> {
         let own = principal.account == account;
         if !own {
@@ -338,9 +374,13 @@ impl AuthService {
             let old = old_password.ok_or_else(|| AuthError::OldPasswordRequired {
                 account: account.to_owned(),
             })?;
-            if !password::verify(old.to_owned(), password_hash.clone()).await? {
+            self.throttle.check(account, from, Instant::now())?;
+            let place = self.pool.admit()?;
+            if !password::verify(place, old.to_owned(), password_hash.clone()).await? {
+                self.throttle.failed(account, from, Instant::now());
                 return Err(AuthError::InvalidCredentials);
             }
+            self.throttle.succeeded(account, from);
             if old == new_password {
                 return Err(AuthError::WeakPassword {
                     reason: "it must differ from the current one".to_owned(),
@@ -348,7 +388,12 @@ impl AuthService {
             }
         }
         password::check_policy(account, new_password)?;
-        let new_hash = password::hash(self.options.password_cost, new_password.to_owned()).await?;
+        let new_hash = password::hash(
+            self.pool.admit()?,
+            self.options.password_cost,
+            new_password.to_owned(),
+        )
+        .await?;
         if let AccountKind::User {
             password_hash,
             must_change_password,
@@ -429,8 +474,12 @@ impl AuthService {
             name: name.to_owned(),
             role: role.to_store(),
             kind: AccountKind::User {
-                password_hash: password::hash(self.options.password_cost, password.to_owned())
-                    .await?,
+                password_hash: password::hash(
+                    self.pool.admit()?,
+                    self.options.password_cost,
+                    password.to_owned(),
+                )
+                .await?,
                 email: None,
                 notifications: Vec::new(),
                 must_change_password: must_change,

@@ -48,7 +48,10 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     async fn login(&self, account: &str, password: &str) -> Session {
-        self.auth.login(account, password).await.expect("login")
+        self.auth
+            .login(account, password, None)
+            .await
+            .expect("login")
     }
 
     /// The principal a token stands for; panics if it is refused.
@@ -88,7 +91,7 @@ async fn admin(f: &Fixture) -> Principal {
     let session = f.login("admin", &initial).await;
     let principal = f.principal(&session.token).await;
     f.auth
-        .change_password(&principal, "admin", Some(&initial), STRONG)
+        .change_password(&principal, "admin", Some(&initial), STRONG, None)
         .await
         .expect("change");
     f.principal(&session.token).await
@@ -166,11 +169,19 @@ async fn wrong_password_and_unknown_account_are_the_same_error() {
     assert_eq!(session.expires_at - f.auth.now(), TimeDelta::hours(12));
     let wrong = f
         .auth
-        .login("admin", "not the password")
+        .login("admin", "not the password", None)
         .await
         .expect_err("wrong");
-    let unknown = f.auth.login("nobody", STRONG).await.expect_err("unknown");
-    let service = f.auth.login("builder", "").await.expect_err("service");
+    let unknown = f
+        .auth
+        .login("nobody", STRONG, None)
+        .await
+        .expect_err("unknown");
+    let service = f
+        .auth
+        .login("builder", "", None)
+        .await
+        .expect_err("service");
     for error in [wrong, unknown, service] {
         assert_eq!(error.code(), "INVALID_CREDENTIALS");
         assert_eq!(error.to_string(), "invalid account or password");
@@ -197,7 +208,7 @@ async fn a_pending_password_change_allows_only_the_change() {
 
     let weak = f
         .auth
-        .change_password(&principal, "admin", Some(&initial), "short")
+        .change_password(&principal, "admin", Some(&initial), "short", None)
         .await
         .expect_err("policy");
     assert_eq!(weak.code(), "WEAK_PASSWORD");
@@ -207,12 +218,12 @@ async fn a_pending_password_change_allows_only_the_change() {
     );
     let no_old = f
         .auth
-        .change_password(&principal, "admin", None, STRONG)
+        .change_password(&principal, "admin", None, STRONG, None)
         .await
         .expect_err("old needed");
     assert_eq!(no_old.code(), "OLD_PASSWORD_REQUIRED");
     f.auth
-        .change_password(&principal, "admin", Some(&initial), STRONG)
+        .change_password(&principal, "admin", Some(&initial), STRONG, None)
         .await
         .expect("change");
     let principal = f.principal(&session.token).await;
@@ -221,7 +232,7 @@ async fn a_pending_password_change_allows_only_the_change() {
         .expect("allowed now");
     assert_eq!(
         f.auth
-            .login("admin", &initial)
+            .login("admin", &initial, None)
             .await
             .expect_err("old")
             .code(),
@@ -439,13 +450,19 @@ async fn a_developer_changes_only_their_own_password_and_never_a_role() {
 
     let error = f
         .auth
-        .change_password(&dev, "other", None, "a brand new password")
+        .change_password(&dev, "other", None, "a brand new password", None)
         .await
         .expect_err("another's");
     assert_eq!(error.code(), "FORBIDDEN");
     let error = f
         .auth
-        .change_password(&dev, "dev", Some("wrong password!"), "a brand new password")
+        .change_password(
+            &dev,
+            "dev",
+            Some("wrong password!"),
+            "a brand new password",
+            None,
+        )
         .await
         .expect_err("wrong old");
     assert_eq!(error.code(), "INVALID_CREDENTIALS");
@@ -462,22 +479,22 @@ async fn a_developer_changes_only_their_own_password_and_never_a_role() {
         Role::Developer
     );
     f.auth
-        .change_password(&dev, "dev", Some(STRONG), "a brand new password")
+        .change_password(&dev, "dev", Some(STRONG), "a brand new password", None)
         .await
         .expect("own");
     f.auth
-        .login("dev", "a brand new password")
+        .login("dev", "a brand new password", None)
         .await
         .expect("new password works");
 
     // The admin resets another's password without the old one; they must change it.
     f.auth
-        .change_password(&admin, "other", None, "temporary password")
+        .change_password(&admin, "other", None, "temporary password", None)
         .await
         .expect("reset");
     let session = f
         .auth
-        .login("other", "temporary password")
+        .login("other", "temporary password", None)
         .await
         .expect("login");
     assert!(session.must_change_password);

@@ -31,6 +31,8 @@ pub(crate) struct RawConfig {
     pub token_files: BTreeMap<String, PathBuf>,
     #[serde(default)]
     pub builder: RawBuilder,
+    #[serde(default)]
+    pub limits: super::limits::RawLimits,
 }
 
 #[derive(Debug, Deserialize)]

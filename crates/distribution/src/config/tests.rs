@@ -119,6 +119,13 @@ fn the_example_file_loads() {
     assert_eq!(config.data_directory, dir.path().join("data"));
     assert_eq!(config.builder.directory, dir.path().join("data/builder"));
     assert_eq!(config.builder.max_parallel_builds, 2);
+    // The example writes every limit out at its default (the hashing threads at 2).
+    let mut defaults = crate::config::LimitsConfig::default();
+    defaults.login.hashing = crate::auth::HashPoolSize {
+        workers: 2,
+        queue: 8,
+    };
+    assert_eq!(config.limits, defaults);
 }
 
 #[test]
@@ -139,6 +146,37 @@ fn relative_paths_resolve_against_the_files_folder() {
 }
 
 #[test]
+fn a_relative_config_path_gives_absolute_paths_resolved_once() {
+    // The issue's case: `--config distribution.yaml` with `dataDirectory: data` cloned
+    // into `data/data/state`, since the clone ran inside `data` with a relative target.
+    let text = "name: acme\ndataDirectory: ./data\nstateRepo: {url: 'https://git.example/s.git'}\n\
+                tokenFiles: {updater: ./data/../updater.token}\nbuilder: {directory: work/}\n";
+    let config = DistributionConfig::from_str(text, ".").expect("loads");
+    let cwd = std::env::current_dir().expect("working directory");
+    assert_eq!(config.data_directory, cwd.join("data"));
+    assert_eq!(config.state_repo.clone, cwd.join("data/state"));
+    assert_eq!(
+        config.store,
+        StoreConfig::Sqlite {
+            path: cwd.join("data/store.sqlite")
+        }
+    );
+    assert_eq!(config.jwt_key_file, cwd.join("data/jwt.key"));
+    assert_eq!(config.builder.directory, cwd.join("work"));
+    assert_eq!(
+        config.token_files["updater"],
+        cwd.join("data/../updater.token")
+    );
+    let text = "name: acme\nstateRepo: {path: ../state}\n";
+    let config = DistributionConfig::from_str(text, "conf/.").expect("loads");
+    assert_eq!(config.data_directory, cwd.join("conf"));
+    assert_eq!(
+        config.state_repo.source,
+        StateRepoSource::Path(cwd.join("conf/../state"))
+    );
+}
+
+#[test]
 fn a_missing_file_is_named() {
     let error = DistributionConfig::load("/nonexistent/distribution.yaml").expect_err("fails");
     assert!(
@@ -154,7 +192,7 @@ fn errors_name_the_file_position_and_field() {
     let cases: &[(&str, &str)] = &[
         (
             "name: acme\nstateRepo: {path: s}\nlisten: 127.0.0.1:80\ntitel: x\n",
-            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile, tokenFiles, builder",
+            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile, tokenFiles, builder, limits",
         ),
         (
             "name: acme\nstateRepo: {path: s}\nexpiration:\n  serviceLogs: 7 dayz\n",
@@ -197,4 +235,38 @@ fn errors_name_the_file_position_and_field() {
         })
         .collect();
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn limits_take_sizes_and_durations_and_refuse_zeros() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let yaml = format!(
+        "{MINIMAL}limits:\n  requests:\n    maxGraphqlBody: 512KiB\n    maxImage: 10000\n    bodyTimeout: 2s\n  login:\n    hashWorkers: 3\n"
+    );
+    let config = DistributionConfig::from_str(&yaml, dir.path()).expect("loads");
+    assert_eq!(config.limits.requests.max_graphql_body, 512 << 10);
+    assert_eq!(config.limits.requests.max_image, 10_000);
+    assert_eq!(config.limits.requests.body_timeout, Duration::from_secs(2));
+    assert_eq!(config.limits.login.hashing.workers, 3);
+    assert_eq!(
+        config.limits.login.hashing.queue, 12,
+        "4 per worker by default"
+    );
+    assert_eq!(
+        config.limits.requests.max, 512,
+        "the rest keeps its defaults"
+    );
+
+    let zero = format!("{MINIMAL}limits:\n  connections:\n    perAddress: 0\n");
+    let error = DistributionConfig::from_str(&zero, dir.path()).expect_err("zero refused");
+    let message = error.to_string();
+    assert!(
+        message.contains("limits.connections.perAddress"),
+        "{message}"
+    );
+    let typo = format!("{MINIMAL}limits:\n  requests:\n    maxBodies: 1\n");
+    let message = DistributionConfig::from_str(&typo, dir.path())
+        .expect_err("unknown field refused")
+        .to_string();
+    assert!(message.contains("maxBodies"), "{message}");
 }

@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, Enum, Object, SimpleObject};
 
-use super::context::{api, caller, require};
+use super::context::{api, caller, client_address, require};
 use super::result::ApiResult as _;
 use super::types::AccountRole;
 use crate::auth::{AccountDetails, AccountInfo, Role};
@@ -122,7 +122,13 @@ impl AccountsMutation {
         let account = account.unwrap_or_else(|| principal.account.clone());
         api(ctx)
             .auth
-            .change_password(principal, &account, old_password.as_deref(), &new_password)
+            .change_password(
+                principal,
+                &account,
+                old_password.as_deref(),
+                &new_password,
+                client_address(ctx),
+            )
             .await
             .api()?;
         Ok(true)

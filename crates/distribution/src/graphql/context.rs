@@ -247,6 +247,12 @@ pub fn caller<'a>(ctx: &Context<'a>) -> &'a Caller {
     ctx.data_opt::<Caller>().unwrap_or(&Caller::Anonymous)
 }
 
+/// The address the request came from, when known (for throttling failed logins).
+pub fn client_address(ctx: &Context<'_>) -> Option<std::net::IpAddr> {
+    ctx.data_opt::<crate::http::ClientAddress>()
+        .and_then(|client| client.0)
+}
+
 /// The distribution's parts.
 pub fn api<'a>(ctx: &Context<'a>) -> &'a ApiContext {
     ctx.data_unchecked::<ApiContext>()

@@ -4,7 +4,8 @@
 
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use vupdate_core::service::ServiceName;
+use vupdate_core::paths::clean_directory;
+use vupdate_core::service::{Role as ServiceRole, ServiceName};
 use vupdate_store::model::faults::{FaultFile, FaultInfo, FaultQuery, FaultReport};
 
 use super::context::{api, require};
@@ -97,7 +98,7 @@ impl From<FaultReport> for Fault {
             time: info.time,
             instance: info.instance,
             service: info.service.to_string(),
-            service_role: info.service_role,
+            service_role: info.service_role.map(|role| role.to_string()),
             service_directory: info.service_directory,
             state: info.state.into(),
             log_tail: info.log_tail,
@@ -119,7 +120,8 @@ pub struct FaultsQuery;
 
 #[Object]
 impl FaultsQuery {
-    /// Fault reports, newest first, filtered; at most `limit` (default 100).
+    /// Fault reports, newest first, filtered (`service` alone matches the service in every
+    /// role); at most `limit` (default 100).
     #[allow(clippy::too_many_arguments)]
     async fn faults(
         &self,
@@ -127,6 +129,7 @@ impl FaultsQuery {
         id: Option<String>,
         distribution: Option<String>,
         service: Option<String>,
+        role: Option<String>,
         from_time: Option<DateTime<Utc>>,
         to_time: Option<DateTime<Utc>>,
         #[graphql(default = 100)] limit: u64,
@@ -139,6 +142,7 @@ impl FaultsQuery {
                 .map(|s| parse_arg("service", &s))
                 .transpose()
                 .api()?,
+            role: role.map(|r| parse_arg("role", &r)).transpose().api()?,
             from_time,
             to_time,
             after_sequence: None,
@@ -216,6 +220,11 @@ impl FaultsMutation {
         }
         let info = report.info;
         let service: ServiceName = parse_arg("report.info.service", &info.service).api()?;
+        let service_role: Option<ServiceRole> = info
+            .service_role
+            .map(|role| parse_arg("report.info.serviceRole", &role))
+            .transpose()
+            .api()?;
         let record = FaultReport {
             distribution,
             id: report.id.clone(),
@@ -223,8 +232,8 @@ impl FaultsMutation {
                 time: info.time,
                 instance: info.instance,
                 service,
-                service_role: info.service_role,
-                service_directory: info.service_directory,
+                service_role,
+                service_directory: clean_directory(&info.service_directory),
                 state: info.state.into_state("report.info.state").api()?,
                 log_tail: info.log_tail,
             },

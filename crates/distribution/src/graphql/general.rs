@@ -3,7 +3,7 @@
 use async_graphql::{Context, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::context::{api, caller};
+use super::context::{api, caller, client_address};
 use super::result::ApiResult as _;
 use super::types::AccountRole;
 
@@ -82,14 +82,20 @@ pub struct GeneralMutation;
 #[Object]
 impl GeneralMutation {
     /// Logs a person in and returns a session token; a wrong password and an unknown
-    /// account are the same `INVALID_CREDENTIALS` error.
+    /// account are the same `INVALID_CREDENTIALS` error. After repeated failures the
+    /// account and the client's address must wait (`TOO_MANY_REQUESTS`, with
+    /// `extensions.retryAfterSeconds`) before a password is checked again.
     async fn login(
         &self,
         ctx: &Context<'_>,
         account: String,
         password: String,
     ) -> async_graphql::Result<Session> {
-        let session = api(ctx).auth.login(&account, &password).await.api()?;
+        let session = api(ctx)
+            .auth
+            .login(&account, &password, client_address(ctx))
+            .await
+            .api()?;
         Ok(Session {
             token: session.token,
             expires_at: session.expires_at,

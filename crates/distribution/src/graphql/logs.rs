@@ -1,11 +1,11 @@
 //! Log records: batches from updaters and builders, queries with every filter, the value
 //! lists the dashboard's filters offer, and a live subscription.
 
-use async_graphql::{Context, InputObject, Object, SimpleObject, Subscription};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use vupdate_core::log::Level;
-use vupdate_core::service::ServiceName;
+use vupdate_core::paths::clean_directory;
 use vupdate_store::FollowFrom;
 use vupdate_store::model::logs::{LogField, LogQuery, LogRecord, MAX_MESSAGE_BYTES};
 
@@ -16,6 +16,7 @@ use super::types::parse_arg;
 use crate::auth::Role;
 use crate::http::ApiError;
 use crate::intake::LogSource;
+use crate::roles::{read_instance, split_in_force};
 
 /// Who reads logs.
 const READERS: &[Role] = &[Role::Administrator, Role::Developer];
@@ -45,10 +46,14 @@ struct LogLineInput {
 }
 
 /// The filters every log query shares.
-#[derive(InputObject, Default, Clone)]
-struct LogFilter {
-    /// Only this service.
+// Also the query parameters of `GET /logs/download` (`http::logs`).
+#[derive(InputObject, Default, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct LogFilter {
+    /// Only this service (in every role, unless `role` is given).
     service: Option<String>,
+    /// Only this role.
+    role: Option<String>,
     /// Only this instance.
     instance: Option<String>,
     /// Only this directory.
@@ -68,25 +73,38 @@ struct LogFilter {
 }
 
 impl LogFilter {
-    fn query(self) -> Result<LogQuery, ApiError> {
+    /// The store's query; `prefix` names the fields in errors (`filter.` in GraphQL).
+    pub(crate) fn query(self, prefix: &str) -> Result<LogQuery, ApiError> {
+        // An empty value (a cleared form field) filters nothing.
+        let given = |value: Option<String>| value.filter(|v| !v.is_empty());
         Ok(LogQuery {
-            service: self
-                .service
-                .map(|s| parse_arg("filter.service", &s))
+            service: given(self.service)
+                .map(|s| parse_arg(&format!("{prefix}service"), &s))
                 .transpose()?,
-            instance: self.instance,
-            directory: self.directory,
-            process: self.process,
-            task: self.task,
-            min_level: self
-                .min_level
-                .map(|l| parse_arg("filter.minLevel", &l))
+            role: given(self.role)
+                .map(|r| parse_arg(&format!("{prefix}role"), &r))
+                .transpose()?,
+            instance: given(self.instance),
+            directory: given(self.directory),
+            process: given(self.process),
+            task: given(self.task),
+            min_level: given(self.min_level)
+                .map(|l| parse_arg(&format!("{prefix}minLevel"), &l))
                 .transpose()?,
             from_time: self.from_time,
             to_time: self.to_time,
-            text: self.find,
+            text: given(self.find),
             ..LogQuery::default()
         })
+    }
+
+    /// What the filter is about, for a file name: its task, else its service, else `all`.
+    pub(crate) fn subject(&self) -> &str {
+        [&self.task, &self.service]
+            .into_iter()
+            .flatten()
+            .find(|v| !v.is_empty())
+            .map_or("all", String::as_str)
     }
 }
 
@@ -105,9 +123,10 @@ pub struct LogsQuery;
 
 #[Object]
 impl LogsQuery {
-    /// Matching lines, newest first: at most `limit` (default 1000, at most 10000); page
-    /// back with `before` (a `sequence`); `after` keeps only lines newer than a `sequence`
-    /// (still newest first; the `logs` subscription reads forward).
+    /// Matching lines: at most `limit` (default 1000, at most 10000). Without `after`,
+    /// newest first, paging back with `before` (a `sequence`). With `after` (a
+    /// `sequence`), reading forward: the lines stored after it, oldest first (and before
+    /// `before`, if given), so a reader pages forward from its last line.
     async fn logs(
         &self,
         ctx: &Context<'_>,
@@ -121,14 +140,20 @@ impl LogsQuery {
             after_sequence: after,
             before_sequence: before,
             limit: Some(limit.min(MAX_LINES)),
-            ..filter.query().api()?
+            ..filter.query("filter.").api()?
         };
-        let found = api(ctx).store.logs().query(&query).await.api()?;
+        let logs = api(ctx).store.logs();
+        let found = match after {
+            Some(_) => logs.in_sequence(&query, limit.min(MAX_LINES)).await,
+            None => logs.query(&query).await,
+        }
+        .api()?;
         Ok(found.into_iter().map(LogLine::from).collect())
     }
 
     /// The distinct values of `field` among matching lines (for the dashboard's filters):
-    /// `SERVICE`, `INSTANCE`, `DIRECTORY`, `PROCESS`, `TASK` or `LEVEL`.
+    /// `SERVICE` (without roles), `ROLE`, `INSTANCE`, `DIRECTORY`, `PROCESS`, `TASK` or
+    /// `LEVEL`.
     async fn log_values(
         &self,
         ctx: &Context<'_>,
@@ -136,7 +161,7 @@ impl LogsQuery {
         #[graphql(default)] filter: LogFilter,
     ) -> async_graphql::Result<Vec<String>> {
         require(ctx, READERS)?;
-        let query = filter.query().api()?;
+        let query = filter.query("filter.").api()?;
         api(ctx)
             .store
             .logs()
@@ -152,7 +177,7 @@ impl LogsQuery {
         #[graphql(default)] filter: LogFilter,
     ) -> async_graphql::Result<Option<TimeRange>> {
         require(ctx, READERS)?;
-        let query = filter.query().api()?;
+        let query = filter.query("filter.").api()?;
         let range = api(ctx).store.logs().time_range(&query).await.api()?;
         Ok(range.map(|(from, to)| TimeRange { from, to }))
     }
@@ -161,8 +186,10 @@ impl LogsQuery {
 /// A field of log lines whose values can be listed.
 #[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
 enum LogValueField {
-    /// Services.
+    /// Services, without their roles.
     Service,
+    /// Roles.
+    Role,
     /// Instances.
     Instance,
     /// Directories.
@@ -179,6 +206,7 @@ impl From<LogValueField> for LogField {
     fn from(field: LogValueField) -> LogField {
         match field {
             LogValueField::Service => LogField::Service,
+            LogValueField::Role => LogField::Role,
             LogValueField::Instance => LogField::Instance,
             LogValueField::Directory => LogField::Directory,
             LogValueField::Process => LogField::Process,
@@ -195,12 +223,16 @@ pub struct LogsMutation;
 #[Object]
 impl LogsMutation {
     /// Stores a batch of lines of one process (all or nothing); returns how many were
-    /// new (lines whose `sequence` was stored before are dropped).
+    /// new (lines whose `sequence` was stored before are dropped). `role` is the role the
+    /// service runs in, or null for none; left out (as updaters before roles had their own
+    /// field did), `service` is read as `name-role` by the dash rule against the services
+    /// the state in force knows.
     #[allow(clippy::too_many_arguments)]
     async fn add_logs(
         &self,
         ctx: &Context<'_>,
         service: String,
+        role: MaybeUndefined<String>,
         instance: String,
         directory: String,
         process: String,
@@ -215,7 +247,12 @@ impl LogsMutation {
             )))
             .api();
         }
-        let service: ServiceName = parse_arg("service", &service).api()?;
+        let in_force = api(ctx).in_force.borrow().clone();
+        let (service, role) = read_instance("service", &service, role, |name| {
+            split_in_force(&in_force, name)
+        })
+        .api()?;
+        let directory = clean_directory(&directory);
         let records = logs
             .into_iter()
             .enumerate()
@@ -229,6 +266,7 @@ impl LogsMutation {
                 }
                 Ok(LogRecord {
                     service: service.clone(),
+                    role: role.clone(),
                     instance: instance.clone(),
                     directory: directory.clone(),
                     process: process.clone(),
@@ -245,6 +283,7 @@ impl LogsMutation {
             .api()?;
         let source = LogSource {
             service,
+            role,
             instance,
             directory,
             process,
@@ -276,7 +315,7 @@ impl LogsSubscription {
                 Role::DistributionConsumer,
             ],
         )?;
-        let query = filter.query().api()?;
+        let query = filter.query("filter.").api()?;
         let ends_with_task = query.task.is_some();
         let from = after.map_or(FollowFrom::Now, FollowFrom::After);
         let follower = api(ctx).store.logs().follow(query, from).await.api()?;

@@ -110,8 +110,10 @@ impl StateInput {
 pub struct LogLine {
     /// Its place in the store (increasing); page and follow by it.
     pub sequence: i64,
-    /// The service that wrote it.
+    /// The service that wrote it, without its role.
     pub service: String,
+    /// The role the service runs in, if any.
+    pub role: Option<String>,
     /// The instance it ran on.
     pub instance: String,
     /// The service's directory there.
@@ -138,6 +140,7 @@ impl From<Stored<LogRecord>> for LogLine {
         LogLine {
             sequence: stored.sequence,
             service: r.service.to_string(),
+            role: r.role.map(|role| role.to_string()),
             instance: r.instance,
             directory: r.directory,
             process: r.process,

@@ -114,6 +114,23 @@ struct Profile {
     services: Vec<String>,
 }
 
+/// The newest commit of a service's first source repository.
+#[derive(SimpleObject)]
+struct SourceCommit {
+    /// The repository's URL.
+    url: String,
+    /// The branch read.
+    branch: String,
+    /// The commit id.
+    id: String,
+    /// Its author's name.
+    author: String,
+    /// When it was authored.
+    time: chrono::DateTime<chrono::Utc>,
+    /// Its whole message (the dashboard offers it as a build's comment).
+    message: String,
+}
+
 /// Reading build settings and profiles.
 #[derive(Default)]
 pub struct SettingsQuery;
@@ -164,6 +181,41 @@ impl SettingsQuery {
             service: name,
             developer: settings.developer.as_ref().map(DeveloperSettings::from),
             client: settings.client.as_ref().map(ClientSettings::from),
+        })
+    }
+
+    /// The newest commit of the branch built of `service`'s first source repository
+    /// (the one holding `update.json`), read now from the repository, in force settings;
+    /// the dashboard offers its message as a developer build's comment. Refused with
+    /// `NOT_FOUND` (not declared, or no developer sources) or `SOURCE_UNREACHABLE`.
+    async fn last_source_commit(
+        &self,
+        ctx: &Context<'_>,
+        service: String,
+    ) -> async_graphql::Result<SourceCommit> {
+        require(ctx, &[Role::Administrator, Role::Developer])?;
+        let state = api(ctx).state_at(None).await.api()?;
+        let service: ServiceName = parse_arg("service", &service).api()?;
+        let source = state
+            .build_settings(&service)
+            .and_then(|settings| settings.developer)
+            .and_then(|developer| developer.sources.into_iter().next())
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "service `{service}` has no developer sources in the state in force"
+                ))
+            })
+            .api()?;
+        let commit = crate::sources::last_commit(&source.url, &source.branch)
+            .await
+            .api()?;
+        Ok(SourceCommit {
+            url: source.url,
+            branch: source.branch,
+            id: commit.id,
+            author: commit.author,
+            time: commit.time,
+            message: commit.message,
         })
     }
 

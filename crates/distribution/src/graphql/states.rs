@@ -1,8 +1,8 @@
 //! Service states: updaters report the state of every service instance they run (every
 //! 10 s and on a change); people and the status query read them.
 
-use async_graphql::{Context, InputObject, Object, SimpleObject};
-use vupdate_core::service::ServiceName;
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject};
+use vupdate_core::paths::clean_directory;
 use vupdate_store::model::states::{ServiceStateRecord, StateQuery};
 
 use super::context::{api, require};
@@ -11,6 +11,7 @@ use super::result::ApiResult as _;
 use super::types::parse_arg;
 use crate::auth::Role;
 use crate::http::ApiError;
+use crate::roles::{read_instance, split_in_force};
 
 /// The most states one report may carry.
 const MAX_REPORT: usize = 10_000;
@@ -20,8 +21,12 @@ const MAX_REPORT: usize = 10_000;
 struct ServiceStateInput {
     /// The instance (VM) id.
     instance: String,
-    /// The service as run: `name` or `name-role`.
+    /// The service, without its role.
     service: String,
+    /// The role the service runs in, or null for none. Left out (as updaters before
+    /// roles had their own field did), `service` is read as `name-role` by the dash rule
+    /// against the services the state in force knows.
+    role: MaybeUndefined<String>,
     /// The service's directory on the instance.
     directory: String,
     /// The state.
@@ -35,8 +40,10 @@ struct ServiceStateInfo {
     distribution: String,
     /// The instance.
     instance: String,
-    /// The service as run.
+    /// The service, without its role.
     service: String,
+    /// The role it runs in, if any.
+    role: Option<String>,
     /// Its directory.
     directory: String,
     /// The state.
@@ -49,12 +56,15 @@ pub struct StatesQuery;
 
 #[Object]
 impl StatesQuery {
-    /// Reported states, by distribution, service, instance and directory.
+    /// Reported states, by distribution, service, role, instance and directory; `service`
+    /// alone matches the service in every role.
+    #[allow(clippy::too_many_arguments)]
     async fn service_states(
         &self,
         ctx: &Context<'_>,
         distribution: Option<String>,
         service: Option<String>,
+        role: Option<String>,
         instance: Option<String>,
         directory: Option<String>,
     ) -> async_graphql::Result<Vec<ServiceStateInfo>> {
@@ -65,6 +75,7 @@ impl StatesQuery {
                 .map(|s| parse_arg("service", &s))
                 .transpose()
                 .api()?,
+            role: role.map(|r| parse_arg("role", &r)).transpose().api()?,
             instance,
             directory,
             after_sequence: None,
@@ -78,6 +89,7 @@ impl StatesQuery {
                     distribution: r.distribution,
                     instance: r.instance,
                     service: r.service.to_string(),
+                    role: r.role.map(|role| role.to_string()),
                     directory: r.directory,
                     state: r.state.into(),
                 }
@@ -121,17 +133,23 @@ impl StatesMutation {
             Role::DistributionConsumer => principal.account.clone(),
             _ => context.info.name.clone(),
         };
+        let in_force = context.in_force.borrow().clone();
         let records = states
             .into_iter()
             .enumerate()
             .map(|(index, input)| {
-                let service: ServiceName =
-                    parse_arg(&format!("states[{index}].service"), &input.service)?;
+                let (service, role) = read_instance(
+                    &format!("states[{index}].service"),
+                    &input.service,
+                    input.role,
+                    |name| split_in_force(&in_force, name),
+                )?;
                 Ok(ServiceStateRecord {
                     distribution: distribution.clone(),
                     instance: input.instance,
                     service,
-                    directory: input.directory,
+                    role,
+                    directory: clean_directory(&input.directory),
                     state: input.state.into_state(&format!("states[{index}].state"))?,
                 })
             })

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_graphql::{Context, Enum, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use vupdate_core::reconcile::BuildKey;
-use vupdate_core::service::{ServiceInstance, ServiceName};
+use vupdate_core::service::ServiceName;
 use vupdate_core::version::ClientVersion;
 use vupdate_store::model::states::{ServiceStateRecord, StateQuery};
 
@@ -52,8 +52,10 @@ struct BuildStatus {
 struct InstanceStatus {
     /// The instance.
     instance: String,
-    /// The service as run (`name` or `name-role`).
+    /// The service, without its role.
     service: String,
+    /// The role it runs in, if any.
+    role: Option<String>,
     /// Its directory.
     directory: String,
     /// The version it runs.
@@ -85,7 +87,7 @@ struct ServiceStatus {
     client_image: Option<bool>,
     /// Builds under way, queued or failed.
     builds: Vec<BuildStatus>,
-    /// Instances that reported within the service-state expiration.
+    /// Instances that reported within the service-state expiration, in every role.
     instances: Vec<InstanceStatus>,
     /// How many of them run the desired client version.
     instances_on_desired: usize,
@@ -185,7 +187,12 @@ impl StatusQuery {
         };
         let in_force = context.in_force.borrow().clone();
         let services = match in_force {
-            Some(in_force) => services(context, &in_force.state, &reconcile.builds).await?,
+            Some(in_force) => {
+                // Until the loop has looked at the commit in force, its missing images have
+                // no build listed yet: they wait for one, they are not synced.
+                let planned = reconcile.commit.as_deref() == Some(in_force.revision.id.as_str());
+                services(context, &in_force.state, &reconcile.builds, planned).await?
+            }
             None => Vec::new(),
         };
         Ok(Status {
@@ -201,6 +208,7 @@ async fn services(
     context: &ApiContext,
     state: &vupdate_state::State,
     builds: &BTreeMap<BuildKey, BuildState>,
+    planned: bool,
 ) -> async_graphql::Result<Vec<ServiceStatus>> {
     let developer = &state.desired.developer;
     let client = state.effective_client_versions();
@@ -222,12 +230,11 @@ async fn services(
         if record.state.time < alive_since {
             continue;
         }
-        let base = ServiceInstance::parse(record.service.as_str(), |n| {
-            names.iter().any(|s| s.as_str() == n) || state.services.keys().any(|s| s.as_str() == n)
-        })
-        .map(|i| i.service)
-        .unwrap_or_else(|_| record.service.clone());
-        by_service.entry(base).or_default().push(record);
+        // The role is a field of its own: a service's instances in every role count here.
+        by_service
+            .entry(record.service.clone())
+            .or_default()
+            .push(record);
     }
     let mut list = Vec::new();
     for service in names {
@@ -268,7 +275,9 @@ async fn services(
         let on = instances.iter().filter(|i| i.on_desired).count();
         let sync = if builds.iter().any(|b| b.state == "FAILED") {
             ServiceSync::BuildFailed
-        } else if !builds.is_empty() {
+        } else if !builds.is_empty()
+            || (!planned && [developer_image, client_image].contains(&Some(false)))
+        {
             ServiceSync::Building
         } else if on < instances.len() {
             ServiceSync::OutOfSync
@@ -319,6 +328,7 @@ fn instance_status(record: ServiceStateRecord, desired: Option<&ClientVersion>) 
         on_desired: desired.is_some() && state.version.as_ref() == desired,
         instance: record.instance,
         service: record.service.to_string(),
+        role: record.role.map(|role| role.to_string()),
         directory: record.directory,
         version: state.version.map(|v| v.to_string()),
         update_to_version: state.update_to_version.map(|v| v.to_string()),

@@ -4,43 +4,57 @@
 //! once per WebSocket (from the `connection_init` payload's `Authorization` or `token`),
 //! and travels with the operation as a [`Caller`]; resolvers check roles themselves.
 //! A subscription sent by `POST` is refused by the schema: subscriptions need the socket,
-//! where the caller is known (the original let SSE subscriptions skip auth: defect 1).
+//! where the caller is known (the original answered one by server-sent events without
+//! checking who asked).
+//!
+//! A response whose error is `TOO_MANY_REQUESTS` (a throttled login) has HTTP status 429
+//! and `Retry-After`. A WebSocket message larger than `limits.graphql.maxWebSocketMessage`
+//! closes the socket with code 1009 and the limit as the reason; a socket that fails
+//! otherwise is closed with 1002 and what failed.
 
 use async_graphql::Data;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
+use axum::extract::ws::{CloseFrame, Message};
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{HeaderMap, header};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
+use futures::StreamExt as _;
 
-use super::{ApiSchema, Caller};
+use super::{ApiSchema, Caller, OperationSlots};
 use crate::auth::AuthService;
-use crate::http::ApiError;
+use crate::config::GraphqlLimits;
 use crate::http::principal::bearer_token;
+use crate::http::{ApiError, ClientAddress};
 
 /// What the GraphQL handlers share.
 #[derive(Clone)]
 struct Endpoint {
     schema: ApiSchema,
     auth: AuthService,
+    limits: GraphqlLimits,
 }
 
 /// The GraphQL routes, ready to merge into the server's router.
-pub fn routes(schema: ApiSchema, auth: AuthService) -> Router {
+pub fn routes(schema: ApiSchema, auth: AuthService, limits: GraphqlLimits) -> Router {
     Router::new()
         .route("/graphql", get(execute).post(execute))
         .route("/graphql/ws", get(websocket))
-        .route("/graphiql", get(super::page::graphiql))
-        .with_state(Endpoint { schema, auth })
+        .with_state(Endpoint {
+            schema,
+            auth,
+            limits,
+        })
 }
 
 async fn execute(
     State(endpoint): State<Endpoint>,
+    client: ClientAddress,
     headers: HeaderMap,
     request: GraphQLRequest,
-) -> GraphQLResponse {
+) -> Response {
     let token = headers.get(header::AUTHORIZATION).map(|value| {
         value
             .to_str()
@@ -50,31 +64,96 @@ async fn execute(
             .and_then(bearer_token)
     });
     let caller = authenticate(&endpoint.auth, token).await;
-    endpoint
+    let response = endpoint
         .schema
-        .execute(request.into_inner().data(caller))
-        .await
-        .into()
+        .execute(request.into_inner().data(caller).data(client))
+        .await;
+    let retry_after = response.errors.iter().find_map(|error| {
+        let extensions = error.extensions.as_ref()?;
+        match extensions.get("code")? {
+            async_graphql::Value::String(code) if code == "TOO_MANY_REQUESTS" => {
+                match extensions.get("retryAfterSeconds") {
+                    Some(async_graphql::Value::Number(seconds)) => seconds.as_u64(),
+                    _ => Some(1),
+                }
+            }
+            _ => None,
+        }
+    });
+    let mut answer = GraphQLResponse::from(response).into_response();
+    if let Some(seconds) = retry_after {
+        *answer.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    answer
 }
 
 async fn websocket(
     State(endpoint): State<Endpoint>,
+    client: ClientAddress,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let limits = endpoint.limits;
+    let max_message = usize::try_from(limits.max_websocket_message).unwrap_or(usize::MAX);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
+        .on_upgrade(move |socket| async move {
             let auth = endpoint.auth.clone();
-            GraphQLWebSocket::new(stream, endpoint.schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let caller = authenticate(&auth, payload_token(&payload)).await;
-                    let mut data = Data::default();
-                    data.insert(caller);
-                    Ok(data)
+            let (sink, stream) = socket.split();
+            // Both the protocol and the reader of the socket may close it, so the socket's
+            // sink is fed from a channel.
+            let (outgoing, to_send) = futures::channel::mpsc::channel::<Message>(16);
+            let sending = to_send.map(Ok::<_, axum::Error>).forward(sink);
+            let mut closer = outgoing.clone();
+            let incoming = stream.scan((), move |(), message| {
+                futures::future::ready(match message {
+                    Ok(message) => Some(Ok::<_, axum::Error>(message)),
+                    Err(error) => {
+                        let _ = closer.try_send(Message::Close(Some(close_frame(&error))));
+                        None
+                    }
                 })
-                .serve()
+            });
+            let protocol_done =
+                GraphQLWebSocket::new_with_pair(outgoing, incoming, endpoint.schema, protocol)
+                    .on_connection_init(move |payload| async move {
+                        let caller = authenticate(&auth, payload_token(&payload)).await;
+                        let mut data = Data::default();
+                        data.insert(caller);
+                        data.insert(client);
+                        data.insert(OperationSlots::new(limits.max_operations_per_websocket));
+                        Ok(data)
+                    })
+                    .serve();
+            let (_, _) = tokio::join!(protocol_done, sending);
         })
+}
+
+/// The close frame for a socket that failed: 1009 for a message past the size limit,
+/// 1002 for anything else, with what happened as the reason (cut to the 123 bytes a
+/// reason may have).
+fn close_frame(error: &axum::Error) -> CloseFrame {
+    let cause = error.to_string();
+    let too_big = std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|error| matches!(error, tungstenite::Error::Capacity(_)));
+    let (code, mut reason) = if too_big {
+        (1009, format!("message too big: {cause}"))
+    } else {
+        (1002, cause)
+    };
+    while reason.len() > 123 {
+        reason.pop();
+    }
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
 }
 
 /// The token of a `connection_init` payload: its `Authorization` entry (any case, with

@@ -447,7 +447,10 @@ async fn image_of(
     version: ImageVersion,
 ) -> async_graphql::Result<vupdate_store::model::versions::ImageInfo> {
     match context.images.info(service, &version).await.api()? {
-        Some(info) => Ok(info.into()),
+        Some(info) => Ok(vupdate_store::model::versions::ImageInfo {
+            digest: info.digest,
+            size: info.size,
+        }),
         None => Err(ApiError::not_found(format!(
             "{} version {version} of {service} has no image; upload it to /images/{}/{service}/{version} first",
             version.kind(),

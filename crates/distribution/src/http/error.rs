@@ -4,7 +4,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, whole_seconds};
 use crate::images::ImageError;
 
 mod parts;
@@ -21,6 +21,8 @@ pub struct ApiError {
     cause: Option<String>,
     /// The image size for the `Content-Range: bytes */size` of a 416.
     unsatisfiable_size: Option<u64>,
+    /// How long to wait before trying again (`Retry-After`, `extensions.retryAfterSeconds`).
+    retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -31,7 +33,42 @@ impl ApiError {
             message: message.into(),
             cause: None,
             unsatisfiable_size: None,
+            retry_after: None,
         }
+    }
+
+    /// Too many requests: wait `retry_after` (429 `TOO_MANY_REQUESTS`).
+    pub fn too_many_requests(
+        message: impl Into<String>,
+        retry_after: std::time::Duration,
+    ) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message)
+        }
+    }
+
+    /// The body or a part of the request is larger than allowed (413 `PAYLOAD_TOO_LARGE`).
+    pub fn payload_too_large(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", message)
+    }
+
+    /// A refusal with its own status and code (the request limits' answers).
+    pub fn refusal(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        Self::new(status, code, message)
+    }
+
+    /// The same error, telling the client to wait `retry_after` before trying again.
+    pub fn with_retry_after(self, retry_after: std::time::Duration) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..self
+        }
+    }
+
+    /// How long the client should wait before trying again, if it was told.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     /// No usable credentials (401 `UNAUTHENTICATED`).
@@ -86,6 +123,29 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, code, message)
     }
 
+    /// The disk holding `path` is full (507 `DISK_FULL`): what could not be written, where,
+    /// and what to do. The server keeps answering reads; writes work again once there is
+    /// space. The path is sent (only accounts that may write reach this) because the person
+    /// who can free the space needs it.
+    pub fn disk_full(what: &str, path: &std::path::Path) -> ApiError {
+        let message = format!(
+            "no space left on the disk holding `{}`: {what} failed and nothing of it was kept; free space on that disk (or move the distribution's dataDirectory to a larger one), then send it again",
+            path.display()
+        );
+        tracing::error!(path = %path.display(), what, "disk full");
+        Self::new(StatusCode::INSUFFICIENT_STORAGE, "DISK_FULL", message)
+    }
+
+    /// A failed write of `path`: [`disk_full`](Self::disk_full) when the disk is full
+    /// (or the quota spent), else [`internal`](Self::internal).
+    pub fn write_failed(what: &str, path: &std::path::Path, error: std::io::Error) -> ApiError {
+        if is_disk_full(&error) {
+            Self::disk_full(what, path)
+        } else {
+            Self::internal(format!("{what}: `{}`: {error}", path.display()))
+        }
+    }
+
     /// A failure of the server (500 `INTERNAL`); `cause` is logged, never sent.
     pub fn internal(cause: impl std::fmt::Display) -> ApiError {
         ApiError {
@@ -134,6 +194,9 @@ impl From<AuthError> for ApiError {
             | AuthError::InvalidAccountName { .. }
             | AuthError::WrongAccountKind { .. } => StatusCode::BAD_REQUEST,
             // Key files and the store are the server's business: only the log sees them.
+            AuthError::TooManyRequests { retry_after, .. } => {
+                return ApiError::too_many_requests(error.to_string(), *retry_after);
+            }
             AuthError::Key { .. } | AuthError::Store(_) | AuthError::Internal(_) => {
                 return ApiError::internal(error);
             }
@@ -162,13 +225,12 @@ impl From<ImageError> for ApiError {
             ImageError::BadExpectedDigest { .. } | ImageError::UploadDigestMismatch { .. } => {
                 ApiError::bad_request(error.to_string())
             }
-            ImageError::TooLarge { .. } => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                error.to_string(),
-            ),
+            ImageError::TooLarge { .. } => ApiError::payload_too_large(error.to_string()),
             ImageError::RangeNotSatisfiable { size, .. } => {
                 ApiError::range_not_satisfiable(error.to_string(), size)
+            }
+            ImageError::Io { path, error, .. } if is_disk_full(&error) => {
+                ApiError::disk_full("storing the image", &path)
             }
             ImageError::Io { .. }
             | ImageError::UploadFailed { .. }
@@ -180,15 +242,34 @@ impl From<ImageError> for ApiError {
     }
 }
 
+/// Whether a file system error means the disk (or the quota) is full.
+pub(crate) fn is_disk_full(error: &std::io::Error) -> bool {
+    // ENOSPC and EDQUOT.
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 impl ApiError {
-    /// The same failure as a GraphQL error: the message, and `extensions.code`.
+    /// The same failure as a GraphQL error: the message, `extensions.code`, and
+    /// `extensions.retryAfterSeconds` when the client should wait.
     pub fn into_graphql(self) -> async_graphql::Error {
         use async_graphql::ErrorExtensions as _;
         self.log();
         let code = self.code;
+        let retry_after = self.retry_after.map(whole_seconds);
         async_graphql::Error::new(self.message).extend_with(|_, extensions| {
             extensions.set("code", code);
+            if let Some(seconds) = retry_after {
+                extensions.set("retryAfterSeconds", seconds);
+            }
         })
+    }
+
+    /// The error as JSON, the way the REST routes answer: `{"error": {"code", "message"}}`.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": { "code": self.code, "message": self.message } })
     }
 
     /// Logs an internal cause once (at error level) or a refusal (at debug level).
@@ -200,19 +281,42 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        self.log();
+impl ApiError {
+    /// The error as a GraphQL response (`{"errors": [{"message", "extensions"}]}`) with its
+    /// HTTP status, for refusals of `/graphql` made before an operation runs.
+    pub fn into_graphql_response(self) -> Response {
+        let mut extensions = serde_json::json!({ "code": self.code });
+        if let Some(wait) = self.retry_after {
+            extensions["retryAfterSeconds"] = whole_seconds(wait).into();
+        }
         let body = serde_json::json!({
-            "error": { "code": self.code, "message": self.message }
+            "errors": [{ "message": self.message, "extensions": extensions }]
         });
+        self.respond(body)
+    }
+
+    /// `body` with this error's status, `Retry-After` and `Content-Range`; logs the error.
+    fn respond(self, body: serde_json::Value) -> Response {
+        self.log();
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(whole_seconds(wait)));
+        }
         if let Some(size) = self.unsatisfiable_size {
             let value = HeaderValue::from_str(&format!("bytes */{size}"))
                 .expect("a number is a valid header value");
             response.headers_mut().insert(header::CONTENT_RANGE, value);
         }
         response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
+        self.respond(body)
     }
 }
 
@@ -247,7 +351,7 @@ mod tests {
             ApiError::from(ImageError::Io {
                 action: "open blob",
                 path: secret.into(),
-                source: std::io::Error::other("disk on fire"),
+                error: std::io::Error::other("disk on fire"),
             }),
             ApiError::from(AuthError::Internal(format!("hashing failed in {secret}"))),
             ApiError::internal(format!("cause at {secret}")),

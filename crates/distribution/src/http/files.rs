@@ -7,6 +7,9 @@
 //!   service (or of `_common`); replaces an older content.
 //! - `GET /private-files/{kind}/{service}/{*path}` (Administrator, Builder): the file a
 //!   build of `service` uses: its own, else common's.
+//! - `GET /private-files/{kind}` (Administrator): every stored file of that kind as JSON
+//!   `[{"service", "path", "size", "modified"}]`.
+//! - `DELETE /private-files/{kind}/{service}/{*path}` (Administrator): removes one; `204`.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -38,7 +41,7 @@ pub(super) async fn upload_fault(
     };
     let size = state
         .faults
-        .store(&distribution, &id, body.into_data_stream())
+        .store(&distribution, &id, body_chunks(body))
         .await?;
     tracing::info!(account = %principal.account, %distribution, fault = %id, size, "fault archive uploaded");
     Ok(StatusCode::CREATED)
@@ -67,7 +70,7 @@ pub(super) async fn upload_private(
     let owner = Owner::parse(&service)?;
     let size = state
         .private_files
-        .store(kind, &owner, &path, body.into_data_stream())
+        .store(kind, &owner, &path, body_chunks(body))
         .await?;
     tracing::info!(account = %principal.account, %kind, %service, %path, size, "private file stored");
     Ok(StatusCode::CREATED)
@@ -84,6 +87,38 @@ pub(super) async fn download_private(
     let owner = Owner::parse(&service)?;
     let (file, size) = state.private_files.open_for(kind, &owner, &path).await?;
     file_response(file, size, "application/octet-stream")
+}
+
+/// A request body's chunks, a failure as the error to answer (e.g. `408` when it stalled).
+fn body_chunks(body: Body) -> impl futures::Stream<Item = Result<bytes::Bytes, ApiError>> + Unpin {
+    use futures::StreamExt as _;
+    body.into_data_stream()
+        .map(|chunk| chunk.map_err(ApiError::from_body))
+}
+
+/// Lists the private files of a kind.
+pub(super) async fn list_private(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(kind): Path<String>,
+) -> Result<axum::Json<Vec<crate::private::Listed>>, ApiError> {
+    principal.require(&[Role::Administrator])?;
+    let kind = parse_kind(&kind)?;
+    Ok(axum::Json(state.private_files.list(kind).await?))
+}
+
+/// Removes a private file.
+pub(super) async fn remove_private(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((kind, service, path)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(&[Role::Administrator])?;
+    let kind = parse_kind(&kind)?;
+    let owner = Owner::parse(&service)?;
+    state.private_files.remove(kind, &owner, &path).await?;
+    tracing::info!(account = %principal.account, %kind, %service, %path, "private file removed");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn parse_kind(kind: &str) -> Result<ImageKind, ApiError> {

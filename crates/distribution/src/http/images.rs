@@ -101,8 +101,7 @@ pub(super) async fn upload(
     let mut chunks = body.into_data_stream();
     while let Some(chunk) = chunks.next().await {
         // A failed read drops `upload`, which discards what was written.
-        let chunk = chunk
-            .map_err(|e| ApiError::bad_request(format!("the request body was cut off: {e}")))?;
+        let chunk = chunk.map_err(ApiError::from_body)?;
         upload.write(&chunk).await?;
     }
     let info = upload.finish().await?;

@@ -44,7 +44,7 @@ async fn serve_with(
     .await
     .expect("open the store");
     let auth = AuthService::with_options(
-        store,
+        store.clone(),
         JwtKey::generate().expect("key"),
         AuthOptions {
             password_cost: PasswordCost::MINIMAL_FOR_TESTS,
@@ -55,7 +55,7 @@ async fn serve_with(
     let admin_password = boot.admin_password.expect("first start creates admin");
     // The first admin must change its password: its session is refused everywhere else.
     let admin_pending = auth
-        .login("admin", &admin_password)
+        .login("admin", &admin_password, None)
         .await
         .expect("login")
         .token;
@@ -72,7 +72,7 @@ async fn serve_with(
     .await
     .expect("a second administrator");
     let admin = auth
-        .login("root", "a long enough password")
+        .login("root", "a long enough password", None)
         .await
         .expect("login")
         .token;
@@ -86,14 +86,15 @@ async fn serve_with(
         auth,
         images,
         trigger,
-        faults: crate::faults::FaultFiles::open(dir.path().join("faults"))
+        faults: crate::faults::FaultFiles::open(dir.path().join("faults"), 1 << 30)
             .await
             .expect("fault files"),
-        private_files: crate::private::PrivateFiles::open(dir.path().join("private"))
+        private_files: crate::private::PrivateFiles::open(dir.path().join("private"), 256 << 20)
             .await
             .expect("private files"),
         distribution: "acme".to_owned(),
         metrics: crate::metrics::Metrics::new(),
+        store,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
@@ -211,16 +212,39 @@ async fn health_answers_without_a_token() {
 }
 
 #[tokio::test]
-async fn unknown_routes_answer_a_json_not_found() {
+async fn unknown_api_routes_answer_a_json_not_found_and_other_pages_the_app() {
     let server = serve(None).await;
+    for path in ["/images/nothing", "/hooks/other", "/metrics/x"] {
+        let response = server
+            .client
+            .get(server.url(path))
+            .send()
+            .await
+            .expect("GET");
+        let (code, _) = error_code(response, StatusCode::NOT_FOUND).await;
+        assert_eq!(code, "NOT_FOUND", "{path}");
+    }
     let response = server
+        .client
+        .delete(server.url("/nothing/here"))
+        .send()
+        .await
+        .expect("DELETE");
+    let (code, _) = error_code(response, StatusCode::NOT_FOUND).await;
+    assert_eq!(code, "NOT_FOUND");
+    // A path of the app (history fallback): its page, HTML, whatever the route.
+    let page = server
         .client
         .get(server.url("/nothing/here"))
         .send()
         .await
         .expect("GET");
-    let (code, _) = error_code(response, StatusCode::NOT_FOUND).await;
-    assert_eq!(code, "NOT_FOUND");
+    assert_eq!(page.status(), StatusCode::OK);
+    let kind = page.headers()["content-type"]
+        .to_str()
+        .expect("type")
+        .to_owned();
+    assert!(kind.starts_with("text/html"), "{kind}");
 }
 
 #[tokio::test]
@@ -464,6 +488,7 @@ async fn the_git_hook_needs_a_builder_and_triggers_a_check() {
         branch: "main".to_owned(),
         poll_interval: Duration::from_secs(3600),
         max_backoff: Duration::from_secs(3600),
+        watch_files: false,
     })
     .await
     .expect("watcher");
@@ -674,6 +699,91 @@ async fn private_files_are_the_services_own_or_else_common() {
     .await;
     assert_eq!(code, "BAD_REQUEST");
     assert!(message.contains(".."), "{message}");
+}
+
+#[tokio::test]
+async fn private_files_are_listed_and_removed_by_administrators() {
+    let server = serve(None).await;
+    for path in [
+        "/private-files/developer/_common/keys/signing.pem",
+        "/private-files/developer/api/keys/deep/api.pem",
+        "/private-files/client/web/tls.key",
+    ] {
+        server.put(path, Some(&server.admin), b"secret", None).await;
+    }
+    let list = |token: String| {
+        let client = server.client.clone();
+        let url = server.url("/private-files/developer");
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("GET")
+        }
+    };
+    let listed: serde_json::Value = serde_json::from_slice(
+        &list(server.admin.clone())
+            .await
+            .bytes()
+            .await
+            .expect("body"),
+    )
+    .expect("JSON");
+    let names: Vec<(String, String, u64)> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|f| {
+            (
+                f["service"].as_str().expect("service").to_owned(),
+                f["path"].as_str().expect("path").to_owned(),
+                f["size"].as_u64().expect("size"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("_common".to_owned(), "keys/signing.pem".to_owned(), 6),
+            ("api".to_owned(), "keys/deep/api.pem".to_owned(), 6),
+        ]
+    );
+    assert_eq!(
+        list(server.builder.clone()).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let own = "/private-files/developer/api/keys/deep/api.pem";
+    let removed = server
+        .client
+        .delete(server.url(own))
+        .bearer_auth(&server.admin)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let (code, _) = error_code(
+        server
+            .client
+            .delete(server.url(own))
+            .bearer_auth(&server.admin)
+            .send()
+            .await
+            .expect("DELETE"),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(code, "NOT_FOUND");
+    let left: serde_json::Value = serde_json::from_slice(
+        &list(server.admin.clone())
+            .await
+            .bytes()
+            .await
+            .expect("body"),
+    )
+    .expect("JSON");
+    assert_eq!(left.as_array().expect("a list").len(), 1);
 }
 
 #[tokio::test]

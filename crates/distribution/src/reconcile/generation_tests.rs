@@ -132,7 +132,10 @@ async fn record(
                 author: "Alice".to_owned(),
                 time: now,
             },
-            image: image.into(),
+            image: vupdate_store::model::versions::ImageInfo {
+                digest: image.digest,
+                size: image.size,
+            },
             content_digest: Some(content.to_owned()),
             settings: hash.map(|hash| SettingsStamp {
                 hash,

@@ -10,24 +10,27 @@
 //! last `error:` line.
 //!
 //! The child runs in its own process group; the build commands it starts run in groups of
-//! their own. So the runner keeps a snapshot, refreshed every second, of the process
+//! their own. So the runner keeps a [`TreeGuard`], refreshed every second, of the process
 //! groups of every descendant of the child. A cancelled task sends SIGTERM to the child's
 //! group (the child then stops its build command), waits `kill_grace`, and sends SIGKILL to
-//! every group of the snapshot; when the child ends on its own, what it left behind is
+//! every group the guard saw; when the child ends on its own, what it left behind is
 //! killed the same way. Dropping the build (the task aborted) does the same at once.
+//!
+//! A server killed outright cannot do any of that: [`lease`] records each running child so
+//! the next server's runner kills what is left before it builds anything.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod lease;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use vupdate_core::log::Level;
 use vupdate_core::reconcile::Build;
+use vupdate_process::{TreeGuard, describe_status, stop_group};
 use vupdate_state::{HistoryEntry, Revision, State, StateRepo};
 
 use super::{BuildFuture, BuildOrder, BuildRunner, describe};
@@ -136,6 +139,11 @@ impl BuildRunner for ProcessRunner {
     }
 
     fn attach(&self, server: &ServerLink) {
+        // Builders a killed server left running would work beside the builds started now.
+        let killed = lease::kill_leftovers(&server.work_directory);
+        if !killed.is_empty() {
+            tracing::warn!(tasks = ?killed, "stopped the builders of the tasks a restart interrupted");
+        }
         // The token of an earlier start was revoked by this one: only the new link works.
         *self.link.lock().unwrap_or_else(PoisonError::into_inner) = Some(server.clone());
     }
@@ -283,7 +291,9 @@ async fn run_child(
     let pid = child
         .id()
         .expect("a child that was just spawned and not waited for has a pid");
-    let tree = Tree::new(pid);
+    let tree = TreeGuard::new(i32::try_from(pid).expect("Linux pids fit in i32"));
+    // Removed when this function ends, whichever way: only a killed server leaves it.
+    let _lease = lease::Lease::take(&link.work_directory, task.id(), pid);
     task.log(
         Level::Info,
         UNIT_BUILD,
@@ -339,11 +349,11 @@ async fn run_child(
             () = task.cancelled() => {
                 task.log(Level::Warn, UNIT_BUILD, &format!("{what}: cancelled; stopping the builder process {pid} and its build commands"));
                 tree.refresh();
-                let _ = killpg(tree.leader(), Signal::SIGTERM);
-                if tokio::time::timeout(program.kill_grace, child.wait()).await.is_err() {
+                if !stop_group(&mut child, program.kill_grace).await {
                     task.log(Level::Warn, UNIT_BUILD, &format!("the builder did not stop within {:?}; killing it", program.kill_grace));
                 }
-                let killed = tree.kill_all();
+                let mut killed = tree.kill_all();
+                killed.insert(tree.leader());
                 let _ = child.wait().await;
                 task.log(Level::Warn, UNIT_BUILD, &format!("killed process groups {killed:?}"));
                 return Err(crate::tasks::CANCELLED.to_owned());
@@ -397,178 +407,14 @@ fn level_of(line: &str) -> Level {
     }
 }
 
-fn describe_status(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt as _;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit code {code}"),
-        (None, Some(signal)) => format!("signal {signal}"),
-        (None, None) => "an unknown status".to_owned(),
-    }
-}
-
-/// The child's process tree: every process its descendants were seen as (pid, group and
-/// start time, so a pid reused since is never killed). Killing on drop makes an aborted
-/// build leave nothing running.
-struct Tree {
-    leader: u32,
-    seen: Mutex<BTreeMap<i32, Seen>>,
-    killed: std::sync::atomic::AtomicBool,
-}
-
-/// A process as `/proc/<pid>/stat` showed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Seen {
-    parent: i32,
-    group: i32,
-    start: u64,
-}
-
-impl Tree {
-    fn new(leader: u32) -> Tree {
-        let seen: BTreeMap<i32, Seen> = stat_of(leader as i32)
-            .map(|seen| (leader as i32, seen))
-            .into_iter()
-            .collect();
-        let tree = Tree {
-            leader,
-            seen: Mutex::new(seen),
-            killed: std::sync::atomic::AtomicBool::new(false),
-        };
-        tree.refresh();
-        tree
-    }
-
-    fn leader(&self) -> Pid {
-        Pid::from_raw(self.leader as i32)
-    }
-
-    /// Adds the leader's current descendants.
-    fn refresh(&self) {
-        let found = descendants(self.leader as i32);
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(found);
-    }
-
-    /// SIGKILL to every process seen that is still the same process, and to its group;
-    /// returns the groups.
-    fn kill_all(&self) -> BTreeSet<i32> {
-        self.refresh();
-        self.killed.store(true, std::sync::atomic::Ordering::SeqCst);
-        let seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let mut groups = BTreeSet::new();
-        for (pid, then) in seen {
-            let same = stat_of(pid).is_some_and(|now| now.start == then.start);
-            if !same {
-                continue;
-            }
-            // The group first: it also holds what started after the last snapshot.
-            let _ = killpg(Pid::from_raw(then.group), Signal::SIGKILL);
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            groups.insert(then.group);
-        }
-        groups
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        if !self.killed.load(std::sync::atomic::Ordering::SeqCst) {
-            self.kill_all();
-        }
-    }
-}
-
-/// Every descendant of `root`, read from `/proc`.
-fn descendants(root: i32) -> Vec<(i32, Seen)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut children: BTreeMap<i32, Vec<(i32, Seen)>> = BTreeMap::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if let Some(seen) = stat_of(pid) {
-            children.entry(seen.parent).or_default().push((pid, seen));
-        }
-    }
-    let mut found = Vec::new();
-    let mut pending = vec![root];
-    while let Some(parent) = pending.pop() {
-        for &(pid, seen) in children.get(&parent).map(Vec::as_slice).unwrap_or_default() {
-            found.push((pid, seen));
-            pending.push(pid);
-        }
-    }
-    found
-}
-
-/// Process `pid` as `/proc/<pid>/stat` shows it now, if it exists.
-fn stat_of(pid: i32) -> Option<Seen> {
-    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-/// Parent, group and start time of a `/proc/<pid>/stat` line (fields 4, 5 and 22, after
-/// the command name in parentheses, which may itself hold spaces and parentheses).
-fn parse_stat(stat: &str) -> Option<Seen> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(Seen {
-        parent: fields.get(1)?.parse().ok()?,
-        group: fields.get(2)?.parse().ok()?,
-        start: fields.get(19)?.parse().ok()?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_lines_give_parent_group_and_start_time() {
-        let line =
-            "4242 (sh) S 4200 4242 4200 0 -1 4194560 97 0 0 0 0 0 0 0 20 0 1 0 123456 2498560 214";
-        assert_eq!(
-            parse_stat(line),
-            Some(Seen {
-                parent: 4200,
-                group: 4242,
-                start: 123456
-            })
-        );
-        let odd = "77 (a (b) c) R 1 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0";
-        assert_eq!(parse_stat(odd).map(|s| (s.parent, s.start)), Some((1, 99)));
-        assert_eq!(parse_stat("garbage"), None);
-        assert_eq!(parse_stat("1 (init) S 0 1"), None);
-    }
 
     #[test]
     fn the_builders_error_lines_stand_out() {
         assert_eq!(level_of("error: step `building`: boom"), Level::Error);
         assert_eq!(level_of("warning: 3 lines lost"), Level::Warn);
         assert_eq!(level_of("cancelling the build"), Level::Info);
-    }
-
-    #[test]
-    fn the_descendants_of_this_process_include_a_child() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .expect("sleep");
-        let found = descendants(std::process::id() as i32);
-        let pid = child.id() as i32;
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(found.iter().any(|(p, _)| *p == pid), "{found:?}");
     }
 }

@@ -70,6 +70,7 @@ pub(super) async fn open_fixture(repo: GitRepo) -> Fixture {
         branch: "main".to_owned(),
         poll_interval: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
+        watch_files: false,
     })
     .await
     .expect("watch the state repo");
@@ -484,15 +485,7 @@ async fn a_builder_that_cannot_start_or_dies_says_why() {
 
 /// Whether process `pid` is gone (or a zombie).
 fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next())
-                == Some("Z")
-        }
-    }
+    !vupdate_process::table::is_running(pid)
 }
 
 #[tokio::test]

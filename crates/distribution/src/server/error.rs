@@ -12,37 +12,37 @@ use crate::watcher::WatchError;
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The data directory cannot be created.
-    #[error("cannot create the data directory {}: {source}", path.display())]
+    #[error("cannot create the data directory {}: {error}", path.display())]
     DataDirectory {
         /// The directory.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The store cannot be opened.
     #[error("cannot open the store: {0}")]
-    Store(#[source] vupdate_store::StoreError),
+    Store(vupdate_store::StoreError),
     /// The JWT key or the first accounts cannot be set up.
     #[error("cannot set up accounts: {0}")]
-    Auth(#[source] AuthError),
+    Auth(AuthError),
     /// The image store cannot be opened.
     #[error("cannot open the image store: {0}")]
-    Images(#[source] ImageError),
+    Images(ImageError),
     /// Interrupted tasks cannot be recovered.
     #[error("cannot recover the tasks of the previous run: {0}")]
-    Tasks(#[source] TaskError),
+    Tasks(TaskError),
     /// The state repo cannot be opened or cloned.
     #[error("cannot follow the state repo: {0}")]
-    Watch(#[source] WatchError),
+    Watch(WatchError),
     /// The listen address cannot be bound.
     #[error(
-        "cannot listen on {address}: {source} (is another server running there? set `listen` in the config)"
+        "cannot listen on {address}: {error} (is another server running there? set `listen` in the config)"
     )]
     Bind {
         /// The configured address.
         address: SocketAddr,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TLS certificate or key cannot be used.
     #[error("cannot use the TLS certificate {} and key {}: {reason}", certificate.display(), key.display())]
@@ -56,7 +56,7 @@ pub enum ServerError {
     },
     /// Serving stopped with an I/O error.
     #[error("the HTTP server failed: {0}")]
-    Serve(#[source] std::io::Error),
+    Serve(std::io::Error),
     /// An access token of `tokenFiles` cannot be issued or written.
     #[error("tokenFiles.{account}: cannot write an access token to {}: {message}", path.display())]
     TokenFile {

@@ -39,6 +39,7 @@ impl LogOrigin {
     ) -> LogRecord {
         LogRecord {
             service: self.service.clone(),
+            role: None,
             instance: self.instance.clone(),
             directory: self.directory.clone(),
             process: self.process.clone(),
@@ -54,7 +55,8 @@ impl LogOrigin {
 }
 
 enum Message {
-    Line(LogRecord),
+    // Boxed: a record is large beside a close.
+    Line(Box<LogRecord>),
     Close(oneshot::Sender<()>),
 }
 
@@ -136,7 +138,7 @@ impl TaskContext {
             .origin
             .record(&self.id, self.store.now(), level, unit, message, status);
         // After the task ended the writer is closed: a lingering clone's lines are dropped.
-        let _ = self.lines.send(Message::Line(record));
+        let _ = self.lines.send(Message::Line(Box::new(record)));
     }
 }
 
@@ -161,7 +163,7 @@ async fn write_lines(store: Store, task: String, mut receiver: mpsc::UnboundedRe
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Line(record) => batch.push(record),
+                Message::Line(record) => batch.push(*record),
                 Message::Close(done) => {
                     closed = Some(done);
                     break;

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 use vupdate_test_support::{GitRepo, Person};
 
-use super::{RepoSource, StateWatcher, WatchConfig, WatchStatus, backoff};
+use super::{RepoSource, StateWatcher, WatchConfig, WatchStatus, failure_backoff};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -51,6 +51,8 @@ fn config(source: RepoSource, poll: Duration) -> WatchConfig {
         branch: "main".to_owned(),
         poll_interval: poll,
         max_backoff: poll * 4,
+        // Only the poll and triggers, unless a test asks for the file watch.
+        watch_files: false,
     }
 }
 
@@ -64,6 +66,11 @@ async fn status_until(
         .expect("the status changes in time")
         .expect("the watcher runs")
         .clone()
+}
+
+/// Waits (bounded) until `commit` is in force, and returns the status then.
+async fn until_in_force(status: &mut watch::Receiver<WatchStatus>, commit: &str) -> WatchStatus {
+    status_until(status, |s| s.in_force.as_deref() == Some(commit)).await
 }
 
 fn api_version(watcher: &StateWatcher) -> String {
@@ -96,10 +103,7 @@ async fn follows_a_remote_through_valid_and_invalid_commits() {
     let second = commit(&author, "orbit-1.0.1");
     author.push("origin", "main");
     watcher.trigger();
-    status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(second.as_str())
-    })
-    .await;
+    until_in_force(&mut status, &second).await;
     assert_eq!(api_version(&watcher), "orbit-1.0.1");
 
     // An invalid one: reported with file and line; the previous state stays in force.
@@ -128,10 +132,7 @@ async fn follows_a_remote_through_valid_and_invalid_commits() {
     let fourth = commit(&author, "orbit-1.0.3");
     author.push("origin", "main");
     watcher.trigger();
-    let converged = status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(fourth.as_str())
-    })
-    .await;
+    let converged = until_in_force(&mut status, &fourth).await;
     assert_eq!(converged.last_error, None);
     assert_eq!(converged.fetch_error, None);
     assert!(converged.last_fetch.is_some());
@@ -143,10 +144,7 @@ async fn follows_a_remote_through_valid_and_invalid_commits() {
         .await
         .expect("restart");
     let mut status = again.subscribe_status();
-    status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(fourth.as_str())
-    })
-    .await;
+    until_in_force(&mut status, &fourth).await;
     again.shutdown().await;
 }
 
@@ -161,22 +159,41 @@ async fn polling_picks_up_a_commit_without_a_trigger() {
     .await
     .expect("start");
     let mut status = watcher.subscribe_status();
-    status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(first.as_str())
-    })
-    .await;
+    until_in_force(&mut status, &first).await;
     let mut in_force = watcher.subscribe();
     in_force.mark_unchanged();
     let second = commit(&author, "orbit-2.0.0");
-    status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(second.as_str())
-    })
-    .await;
+    until_in_force(&mut status, &second).await;
     assert!(
         in_force.has_changed().expect("open"),
         "subscribers are told"
     );
     assert_eq!(api_version(&watcher), "orbit-2.0.0");
+    watcher.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_commit_to_a_local_repo_is_seen_at_once_without_a_poll_or_a_trigger() {
+    let (author, _unused_origin, first) = remote();
+    // A poll of an hour: only the file watch can make the watcher look again in time.
+    let watcher = StateWatcher::start(WatchConfig {
+        watch_files: true,
+        ..config(
+            RepoSource::Local(author.path().to_path_buf()),
+            Duration::from_secs(3600),
+        )
+    })
+    .await
+    .expect("start");
+    let mut status = watcher.subscribe_status();
+    until_in_force(&mut status, &first).await;
+    let second = commit(&author, "orbit-2.0.0");
+    until_in_force(&mut status, &second).await;
+    // Packed refs too (`git gc`, `git pack-refs`), then a commit on top of them.
+    author.git(&["pack-refs", "--all"]);
+    let third = commit(&author, "orbit-3.0.0");
+    until_in_force(&mut status, &third).await;
+    assert_eq!(api_version(&watcher), "orbit-3.0.0");
     watcher.shutdown().await;
 }
 
@@ -194,10 +211,7 @@ async fn an_unreachable_remote_is_reported_and_the_state_kept() {
     .await
     .expect("start");
     let mut status = watcher.subscribe_status();
-    status_until(&mut status, |s| {
-        s.in_force.as_deref() == Some(first.as_str())
-    })
-    .await;
+    until_in_force(&mut status, &first).await;
     let moved = dir.path().join("moved-away");
     std::fs::rename(origin.path(), &moved).expect("move the remote away");
     let failing = status_until(&mut status, |s| s.fetch_error.is_some()).await;
@@ -231,17 +245,23 @@ async fn a_clone_that_fails_names_the_url() {
 }
 
 #[test]
-fn backoff_doubles_up_to_the_maximum() {
+fn backoff_doubles_from_twice_the_poll_up_to_the_maximum() {
     let poll = Duration::from_millis(100);
     let max = Duration::from_secs(1);
-    let waits: Vec<u128> = (0..6).map(|n| backoff(poll, max, n).as_millis()).collect();
-    assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
-    assert_eq!(
-        backoff(poll, Duration::ZERO, 3),
-        poll,
-        "never below the poll interval"
+    let mut backoff = failure_backoff(poll, max);
+    for ceiling in [200, 400, 800, 1000, 1000] {
+        let wait = backoff.next_delay();
+        let ceiling = Duration::from_millis(ceiling);
+        assert!(
+            wait >= ceiling / 2 && wait <= ceiling,
+            "{wait:?} for {ceiling:?}"
+        );
+    }
+    let mut backoff = failure_backoff(poll, Duration::ZERO);
+    assert!(
+        backoff.next_delay() <= poll,
+        "a maximum below the poll interval is the poll interval"
     );
-    assert_eq!(backoff(poll, max, u32::MAX), max);
 }
 
 #[tokio::test]

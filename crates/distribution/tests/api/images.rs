@@ -1,12 +1,10 @@
 //! Images through the server: a cut upload leaves no version, and a version uploaded once
 //! stays as it was.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use tokio::io::AsyncWriteExt as _;
 
-use super::support::{Harness, LIMIT};
+use super::support::Harness;
 
 #[tokio::test]
 async fn a_killed_upload_leaves_no_visible_version() {
@@ -41,30 +39,27 @@ async fn a_killed_upload_leaves_no_visible_version() {
     };
     assert_eq!(get().await, StatusCode::NOT_FOUND);
     // Once the server has seen the connection go, the version can be uploaded whole.
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    loop {
-        let put = harness
-            .client
-            .put(harness.url(path))
-            .bearer_auth(&harness.builder)
-            .body(vec![1u8; 4096])
-            .send()
-            .await
-            .expect("PUT");
-        if put.status() == StatusCode::CREATED {
-            break;
-        }
-        assert_eq!(
-            put.status(),
-            StatusCode::CONFLICT,
-            "only the dying upload may still hold the version"
-        );
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the cut upload never let go"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    harness
+        .eventually("the cut upload to let go of the version", || async {
+            let put = harness
+                .client
+                .put(harness.url(path))
+                .bearer_auth(&harness.builder)
+                .body(vec![1u8; 4096])
+                .send()
+                .await
+                .expect("PUT");
+            if put.status() == StatusCode::CREATED {
+                return Some(());
+            }
+            assert_eq!(
+                put.status(),
+                StatusCode::CONFLICT,
+                "only the dying upload may still hold the version"
+            );
+            None
+        })
+        .await;
     let body = harness
         .client
         .get(harness.url(path))

@@ -2,21 +2,34 @@
 //! config, a real SQLite store, real Git state repos in temp dirs.
 //!
 //! - `support`: starting a distribution, logging in, GraphQL over HTTP and WebSocket.
-//! - `roles`: every mutation refuses callers without the right role, with a stable code.
+//! - `roles`: every query, mutation and subscription refuses callers without the right
+//!   role, with a stable code.
+//! - `login`: failed logins wait longer per account and per address; a flood past the
+//!   hashing threads is refused at once.
+//! - `limits`: bodies, heads, query strings, GraphQL operations, WebSocket messages, slow
+//!   clients, connections and requests past their limits are answered with stable codes.
 //! - `desired`: edits become commits (author, message), stale edits are refused, reverts.
 //! - `watch`: an invalid commit is reported while the previous one stays in force; the
 //!   webhook makes the distribution fetch at once.
 //! - `images`: 200 MB through upload and download with bounded memory; a cut upload leaves
 //!   no version.
 //! - `reports`: states, logs (deduplicated, followed live) and fault reports.
+//! - `service_roles`: the role of a service apart in states, logs, faults and `status`,
+//!   also for what older updaters sent and stored.
 //! - `tls`: HTTPS from the configured PEM files; a bad key file names both files.
+//! - `dashboard`: the app and GraphiQL served from the binary, logs read forward and
+//!   downloaded.
 //! - `builds`: build tasks for desired versions, their status, and recovery after a restart.
 
 mod builds;
+mod dashboard;
 mod desired;
 mod images;
+mod limits;
+mod login;
 mod reports;
 mod roles;
+mod service_roles;
 mod support;
 mod tls;
 mod watch;

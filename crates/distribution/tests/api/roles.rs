@@ -1,8 +1,10 @@
-//! Every mutation checks its caller's role before anything else: anonymous callers get
-//! `UNAUTHENTICATED`, callers of another role `FORBIDDEN`, and neither gets data.
+//! Every query, mutation and subscription checks its caller's role before anything else:
+//! anonymous callers and callers with a bad token get `UNAUTHENTICATED`, callers of another
+//! role `FORBIDDEN`, and neither gets data.
 //!
-//! The mutations are read from the schema itself and called with arguments made up from
-//! their types, so a new mutation without an entry in `ALLOWED` fails this test.
+//! The operations are read from the schema itself and called with arguments made up from
+//! their types (queries and mutations over HTTP, subscriptions over the WebSocket), so a
+//! new field without an entry in its table fails these tests.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +12,12 @@ use serde_json::{Value, json};
 
 use super::support::Harness;
 
-/// Who may call each mutation (`*`: anyone signed in; `-`: anyone at all).
-const ALLOWED: &[(&str, &[&str])] = &[
+/// Who may call a field: `-` anyone at all; `*` anyone signed in (the resolver decides);
+/// otherwise the roles named.
+type Table = &'static [(&'static str, &'static [&'static str])];
+
+/// Who may call each mutation.
+const MUTATIONS: Table = &[
     ("login", &["-"]),
     ("changePassword", &["*"]),
     ("addUserAccount", &["admin"]),
@@ -42,12 +48,62 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("addFaultReport", &["admin", "updater", "consumer"]),
 ];
 
+/// Who may call each query.
+const QUERIES: Table = &[
+    ("ping", &["-"]),
+    ("distributionInfo", &["-"]),
+    ("whoAmI", &["*"]),
+    ("accounts", &["admin"]),
+    ("services", &["admin", "developer", "builder"]),
+    ("buildSettings", &["admin", "developer", "builder"]),
+    ("lastSourceCommit", &["admin", "developer"]),
+    ("serviceProfiles", &["admin", "developer"]),
+    ("status", &["admin", "developer", "builder"]),
+    (
+        "developerDesiredVersions",
+        &["admin", "developer", "builder", "consumer"],
+    ),
+    (
+        "clientDesiredVersions",
+        &["admin", "developer", "builder", "updater"],
+    ),
+    ("desiredVersionsHistory", &["admin", "developer"]),
+    ("testedVersions", &["admin", "developer", "consumer"]),
+    (
+        "developerVersionsInfo",
+        &["admin", "developer", "builder", "consumer"],
+    ),
+    ("clientVersionsInfo", &["admin", "developer", "builder"]),
+    ("tasks", &["admin", "developer"]),
+    ("taskTypes", &["admin", "developer"]),
+    ("taskServices", &["admin", "developer"]),
+    ("serviceStates", &["admin", "developer", "updater"]),
+    ("logs", &["admin", "developer"]),
+    ("logValues", &["admin", "developer"]),
+    ("logsTimeRange", &["admin", "developer"]),
+    ("faults", &["admin", "developer"]),
+    ("faultDistributions", &["admin", "developer"]),
+    ("faultServices", &["admin", "developer"]),
+];
+
+/// Who may call each subscription.
+const SUBSCRIPTIONS: Table = &[
+    (
+        "clientDesiredVersionsChanged",
+        &["admin", "developer", "builder", "updater"],
+    ),
+    ("logs", &["admin", "developer", "consumer"]),
+];
+
 const INTROSPECTION: &str = r#"{
   __schema {
-    mutationType { fields { name type { ...T } args { name type { ...T } } } }
+    queryType { fields { ...F } }
+    mutationType { fields { ...F } }
+    subscriptionType { fields { ...F } }
     types { name kind enumValues { name } inputFields { name type { ...T } } }
   }
 }
+fragment F on __Field { name type { ...T } args { name type { ...T } } }
 fragment T on __Type { kind name ofType { kind name ofType { kind name ofType { kind name } } } }"#;
 
 /// A value of GraphQL type `ty` that passes validation.
@@ -109,21 +165,118 @@ fn selection(ty: &Value, types: &BTreeMap<String, Value>) -> &'static str {
     }
 }
 
-#[tokio::test]
-async fn every_mutation_refuses_callers_without_its_role() {
-    let harness = Harness::start().await;
-    let schema = harness.ok(&harness.admin, INTROSPECTION, json!({})).await;
+/// The root types, and how their operations travel.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Root {
+    Query,
+    Mutation,
+    Subscription,
+}
+
+impl Root {
+    fn introspection_key(self) -> &'static str {
+        match self {
+            Root::Query => "queryType",
+            Root::Mutation => "mutationType",
+            Root::Subscription => "subscriptionType",
+        }
+    }
+
+    fn keyword(self) -> &'static str {
+        match self {
+            Root::Query => "query",
+            Root::Mutation => "mutation",
+            Root::Subscription => "subscription",
+        }
+    }
+}
+
+/// One field called with made-up arguments.
+struct Call {
+    name: String,
+    query: String,
+    variables: Value,
+}
+
+/// Every field of `root`, as a call.
+fn calls(schema: &Value, root: Root) -> Vec<Call> {
     let types: BTreeMap<String, Value> = schema["__schema"]["types"]
         .as_array()
         .expect("types")
         .iter()
         .map(|t| (t["name"].as_str().expect("name").to_owned(), t.clone()))
         .collect();
-    let mutations = schema["__schema"]["mutationType"]["fields"]
+    let fields = schema["__schema"][root.introspection_key()]["fields"]
         .as_array()
-        .expect("mutations")
-        .clone();
-    let table: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+        .expect("fields");
+    fields
+        .iter()
+        .map(|field| {
+            let name = field["name"].as_str().expect("name").to_owned();
+            let args = field["args"].as_array().expect("args");
+            let arg = |a: &Value| a["name"].as_str().expect("name").to_owned();
+            let declarations: Vec<String> = args
+                .iter()
+                .map(|a| format!("${}: {}", arg(a), type_text(&a["type"])))
+                .collect();
+            let uses: Vec<String> = args.iter().map(|a| format!("{0}: ${0}", arg(a))).collect();
+            let variables: serde_json::Map<String, Value> = args
+                .iter()
+                .map(|a| (arg(a), sample(&a["type"], &types)))
+                .collect();
+            let wrap = |list: &[String]| {
+                if list.is_empty() {
+                    String::new()
+                } else {
+                    format!("({})", list.join(", "))
+                }
+            };
+            Call {
+                query: format!(
+                    "{}{} {{ {name}{}{} }}",
+                    root.keyword(),
+                    wrap(&declarations),
+                    wrap(&uses),
+                    selection(&field["type"], &types)
+                ),
+                name,
+                variables: Value::Object(variables),
+            }
+        })
+        .collect()
+}
+
+/// The first answer to `call` from a caller with `token` (anonymous when empty): the
+/// error code (empty when none) and the whole answer.
+async fn answer(harness: &Harness, root: Root, token: &str, call: &Call) -> (String, Value) {
+    let answer = if root == Root::Subscription {
+        let mut socket = harness.socket(token).await;
+        socket
+            .subscribe("1", &call.query, call.variables.clone())
+            .await;
+        let message = socket.next_message().await;
+        match message["type"].as_str() {
+            Some("next") => message["payload"].clone(),
+            Some("error") => json!({"errors": message["payload"], "data": null}),
+            _ => panic!("`{}`: unexpected answer {message}", call.name),
+        }
+    } else {
+        harness
+            .graphql(token, &call.query, call.variables.clone())
+            .await
+    };
+    let code = answer["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    (code, answer)
+}
+
+/// Calls every field of `root` as every caller and checks each answer against `table`.
+async fn check_every_field(harness: &Harness, root: Root, table: Table) {
+    let schema = harness.ok(&harness.admin, INTROSPECTION, json!({})).await;
+    let calls = calls(&schema, root);
+    let table: BTreeMap<&str, &[&str]> = table.iter().copied().collect();
     let callers = [
         ("admin", harness.admin.clone()),
         ("developer", harness.developer.clone()),
@@ -131,78 +284,42 @@ async fn every_mutation_refuses_callers_without_its_role() {
         ("updater", harness.updater.clone()),
         ("consumer", harness.consumer.clone()),
     ];
-    let mut checked = 0;
-    for mutation in &mutations {
-        let name = mutation["name"].as_str().expect("name");
-        let allowed = table.get(name).unwrap_or_else(|| {
-            panic!("mutation `{name}` has no entry in ALLOWED: say who may call it")
-        });
+    let refused = |code: &str| code == "FORBIDDEN" || code == "UNAUTHENTICATED";
+    for call in &calls {
+        let name = call.name.as_str();
+        let allowed = table
+            .get(name)
+            .unwrap_or_else(|| panic!("`{name}` has no entry in the table: say who may call it"));
         if allowed.contains(&"-") {
+            let (code, response) = answer(harness, root, "", call).await;
+            assert!(
+                !refused(&code),
+                "public `{name}` refused anonymous: {response:#}"
+            );
             continue;
         }
-        let args = mutation["args"].as_array().expect("args");
-        let declarations: Vec<String> = args
-            .iter()
-            .map(|a| {
-                format!(
-                    "${}: {}",
-                    a["name"].as_str().expect("name"),
-                    type_text(&a["type"])
-                )
-            })
-            .collect();
-        let uses: Vec<String> = args
-            .iter()
-            .map(|a| format!("{0}: ${0}", a["name"].as_str().expect("name")))
-            .collect();
-        let variables: serde_json::Map<String, Value> = args
-            .iter()
-            .map(|a| {
-                (
-                    a["name"].as_str().expect("name").to_owned(),
-                    sample(&a["type"], &types),
-                )
-            })
-            .collect();
-        let wrap = |list: &[String]| {
-            if list.is_empty() {
-                String::new()
-            } else {
-                format!("({})", list.join(", "))
-            }
-        };
-        let query = format!(
-            "mutation{} {{ {name}{}{} }}",
-            wrap(&declarations),
-            wrap(&uses),
-            selection(&mutation["type"], &types)
-        );
-        let variables = Value::Object(variables);
-
-        let (code, message) = harness.fails("", &query, variables.clone()).await;
-        assert_eq!(
-            code, "UNAUTHENTICATED",
-            "anonymous `{name}`: {message}\n{query}\n{variables}"
-        );
-        let (code, _) = harness
-            .fails("not-a-token", &query, variables.clone())
-            .await;
-        assert_eq!(code, "UNAUTHENTICATED", "`{name}` with a bad token");
+        for token in ["", "not-a-token"] {
+            let (code, response) = answer(harness, root, token, call).await;
+            assert_eq!(
+                code, "UNAUTHENTICATED",
+                "`{name}` with token `{token}`: {response:#}\n{}\n{}",
+                call.query, call.variables
+            );
+            assert!(
+                response["data"].is_null(),
+                "`{name}` gave data: {response:#}"
+            );
+        }
         // `*`: every signed-in caller reaches the resolver, which decides (e.g. whose
-        // password may be changed); only anonymous callers are refused up front.
+        // password may be changed).
         if allowed.contains(&"*") {
-            checked += 1;
             continue;
         }
         for (role, token) in &callers {
-            let may = allowed.contains(role);
-            let response = harness.graphql(token, &query, variables.clone()).await;
-            let code = response["errors"][0]["extensions"]["code"]
-                .as_str()
-                .unwrap_or("");
-            if may {
+            let (code, response) = answer(harness, root, token, call).await;
+            if allowed.contains(role) {
                 assert!(
-                    code != "FORBIDDEN" && code != "UNAUTHENTICATED",
+                    !refused(&code),
                     "`{name}` refused {role}, who may call it: {response:#}"
                 );
             } else {
@@ -213,17 +330,45 @@ async fn every_mutation_refuses_callers_without_its_role() {
                 );
             }
         }
-        checked += 1;
     }
-    assert!(checked >= 20, "only {checked} mutations were checked");
     let missing: Vec<&&str> = table
         .keys()
-        .filter(|name| !mutations.iter().any(|m| m["name"] == ***name))
+        .filter(|name| !calls.iter().any(|call| call.name == ***name))
         .collect();
     assert!(
         missing.is_empty(),
-        "ALLOWED names mutations the schema lacks: {missing:?}"
+        "the table names fields the schema lacks: {missing:?}"
     );
+}
+
+#[tokio::test]
+async fn every_mutation_refuses_callers_without_its_role() {
+    let harness = Harness::start().await;
+    check_every_field(&harness, Root::Mutation, MUTATIONS).await;
+}
+
+#[tokio::test]
+async fn every_query_refuses_callers_without_its_role() {
+    let harness = Harness::start().await;
+    check_every_field(&harness, Root::Query, QUERIES).await;
+}
+
+#[tokio::test]
+async fn every_subscription_refuses_callers_without_its_role() {
+    let harness = Harness::start().await;
+    // Stored lines make a `logs` subscription from line 1 answer at once for those who
+    // may follow logs, so every caller gets a first answer to judge.
+    harness
+        .ok(
+            &harness.updater,
+            r#"mutation { addLogs(service: "api", instance: "vm", directory: "/d", process: "1", logs: [
+                {time: "2026-01-01T00:00:00Z", level: "INFO", unit: "U", message: "one"},
+                {time: "2026-01-01T00:00:01Z", level: "INFO", unit: "U", message: "two"},
+                {time: "2026-01-01T00:00:02Z", level: "INFO", unit: "U", message: "three"}]) }"#,
+            json!({}),
+        )
+        .await;
+    check_every_field(&harness, Root::Subscription, SUBSCRIPTIONS).await;
 }
 
 #[tokio::test]

@@ -4,13 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use vupdate_distribution::auth::PasswordCost;
 use vupdate_distribution::config::DistributionConfig;
 use vupdate_distribution::reconcile::BuildRunner;
 use vupdate_distribution::server::{Distribution, StartOptions};
-use vupdate_test_support::{GitRepo, Person};
+use vupdate_test_support::{GitRepo, Patience, Person};
 
 /// How long any wait in these tests may last before it fails.
 pub const LIMIT: Duration = Duration::from_secs(30);
@@ -69,6 +72,10 @@ pub struct Options {
     pub poll: &'static str,
     /// The build runner (default: none available, builds fail with a clear message).
     pub builder: Option<Arc<dyn BuildRunner>>,
+    /// More of `distribution.yaml` (e.g. a `limits:` section).
+    pub extra_config: &'static str,
+    /// The argon2 cost of new password hashes (default: the cheapest, for speed).
+    pub password_cost: PasswordCost,
 }
 
 impl Default for Options {
@@ -76,6 +83,8 @@ impl Default for Options {
         Options {
             poll: "1h",
             builder: None,
+            extra_config: "",
+            password_cost: PasswordCost::MINIMAL_FOR_TESTS,
         }
     }
 }
@@ -96,9 +105,10 @@ impl Harness {
         work.push("origin", "main");
         let data = TempDir::new().expect("data dir");
         let yaml = format!(
-            "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  url: {}\n  pollInterval: {}\n",
+            "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  url: {}\n  pollInterval: {}\n{}",
             remote.path().display(),
-            options.poll
+            options.poll,
+            options.extra_config
         );
         let config = DistributionConfig::from_str(&yaml, data.path()).expect("config");
         // In a workspace build reqwest has rustls without a provider (vupdate-client brings
@@ -107,10 +117,7 @@ impl Harness {
         let mut harness = Harness {
             distribution: None,
             base: String::new(),
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
+            client: client_from(None),
             remote,
             work,
             data,
@@ -130,7 +137,7 @@ impl Harness {
     /// Starts the server on the harness's config; returns the first admin password.
     pub async fn boot(&mut self, options: Options) -> Option<String> {
         let mut start = StartOptions {
-            password_cost: PasswordCost::MINIMAL_FOR_TESTS,
+            password_cost: options.password_cost,
             ..StartOptions::default()
         };
         if let Some(builder) = options.builder {
@@ -263,23 +270,39 @@ impl Harness {
             .map(str::to_owned)
     }
 
+    /// Uploads `zip` as the updater to `PUT /faults/{id}`, which must store it.
+    pub async fn upload_fault_archive(&self, id: &str) {
+        let put = self
+            .client
+            .put(self.url(&format!("/faults/{id}")))
+            .bearer_auth(&self.updater)
+            .body(b"zip".to_vec())
+            .send()
+            .await
+            .expect("PUT");
+        assert_eq!(put.status(), reqwest::StatusCode::CREATED);
+    }
+
+    /// The `status` entry of `service`, with `fields` of it (besides `service`).
+    pub async fn service_status(&self, service: &str, fields: &str) -> Value {
+        let query = format!("{{ status {{ services {{ service {fields} }} }} }}");
+        let data = self.ok(&self.developer, &query, json!({})).await;
+        data["status"]["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .find(|s| s["service"] == service)
+            .unwrap_or_else(|| panic!("no `{service}` in {data:#}"))
+            .clone()
+    }
+
     /// Waits until `check` returns `Some`, polling the API; fails after [`LIMIT`].
-    pub async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    pub async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = tokio::time::Instant::now() + LIMIT;
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        Patience::up_to(LIMIT).eventually(what, check).await
     }
 
     /// Waits until `commit` is in force.
@@ -301,6 +324,143 @@ impl Harness {
             .await
             .expect("POST /hooks/git");
         assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+    }
+}
+
+/// An HTTP client that never uses a proxy, sending from `address` when given (any
+/// 127.x.y.z is this machine: tests play clients at other addresses with them). Idle
+/// connections are dropped well before the server's header timeout closes them.
+pub fn client_from(address: Option<std::net::IpAddr>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(address)
+        .pool_idle_timeout(Duration::from_millis(500))
+        .build()
+        .expect("client")
+}
+
+impl Harness {
+    /// Runs a GraphQL operation as an anonymous client at `address`; the HTTP status,
+    /// `Retry-After` and the answer.
+    pub async fn graphql_from(
+        &self,
+        address: &str,
+        query: &str,
+        variables: Value,
+    ) -> (u16, Option<String>, Value) {
+        let client = client_from(Some(address.parse().expect("an address")));
+        let response = client
+            .post(self.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(json!({"query": query, "variables": variables}).to_string())
+            .send()
+            .await
+            .expect("POST /graphql");
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|value| value.to_str().expect("ASCII").to_owned());
+        let body = response.bytes().await.expect("body");
+        let answer = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&body)));
+        (status, retry_after, answer)
+    }
+
+    /// A graphql-transport-ws session on `/graphql/ws`, initialised with `token` (no
+    /// token when empty) and acknowledged.
+    pub async fn socket(&self, token: &str) -> Socket {
+        let url = self.url("/graphql/ws").replacen("http", "ws", 1);
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connect");
+        let mut socket = Socket { socket };
+        let payload = if token.is_empty() {
+            json!({})
+        } else {
+            json!({"Authorization": format!("Bearer {token}")})
+        };
+        socket
+            .send(json!({"type": "connection_init", "payload": payload}))
+            .await;
+        let ack = socket.next_message().await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        socket
+    }
+}
+
+/// An open GraphQL WebSocket.
+pub struct Socket {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Socket {
+    /// Sends one protocol message.
+    pub async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::text(message.to_string()))
+            .await
+            .expect("send on the socket");
+    }
+
+    /// Starts operation `id`.
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({"type": "subscribe", "id": id, "payload": {"query": query, "variables": variables}}))
+            .await;
+    }
+
+    /// The next protocol message (pings answered, pongs skipped); fails after [`LIMIT`]
+    /// or when the socket closes.
+    pub async fn next_message(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(LIMIT, self.socket.next())
+                .await
+                .expect("a message in time")
+                .expect("the socket is open")
+                .expect("a readable message");
+            match message {
+                Message::Text(text) => {
+                    let value: Value = serde_json::from_str(&text).expect("JSON");
+                    match value["type"].as_str() {
+                        Some("ping") => self.send(json!({"type": "pong"})).await,
+                        Some("pong") => {}
+                        _ => return value,
+                    }
+                }
+                Message::Close(frame) => panic!("the socket closed: {frame:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The code and reason the server closed the socket with; fails after [`LIMIT`].
+    pub async fn closed(mut self) -> (u16, String) {
+        loop {
+            let message = tokio::time::timeout(LIMIT, self.socket.next())
+                .await
+                .expect("a close in time");
+            match message {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (frame.code.into(), frame.reason.to_string());
+                }
+                Some(Ok(Message::Close(None))) | None => panic!("closed without a close frame"),
+                Some(Err(error)) => panic!("the socket failed without a close frame: {error}"),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Sends a raw text frame of `text`.
+    pub async fn send_text(&mut self, text: String) {
+        // A refused frame may close the socket before the send completes.
+        let _ = self.socket.send(Message::text(text)).await;
     }
 }
 

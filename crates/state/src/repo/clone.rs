@@ -14,8 +14,14 @@ impl StateRepo {
     /// A bare clone has no work tree to keep in step: [`fetch`](Self::fetch) fast-forwards
     /// the branch itself. The clone is made next to `directory` and renamed into place, so
     /// a failed clone leaves nothing that a later start would take for a good repository.
+    ///
+    /// The clone belongs to one server, so the lock files in it when it is opened were
+    /// left by a server killed while it moved a ref (`refs/heads/main.lock`, …); they are
+    /// removed, or every later fetch and edit of that ref would be refused.
     pub fn open_clone(url: &str, directory: &Path, branch: &str) -> Result<StateRepo, StateError> {
-        if !directory.exists() {
+        if directory.exists() {
+            remove_stale_locks(directory)?;
+        } else {
             clone(url, directory)?;
         }
         StateRepo::open(directory, branch)?.with_remote("origin")
@@ -29,7 +35,36 @@ impl StateRepo {
     }
 }
 
+/// Removes every `*.lock` file in the Git directory `dir` outside `objects/`.
+fn remove_stale_locks(dir: &Path) -> Result<(), StateError> {
+    let io = |path: &Path| {
+        let path: PathBuf = path.to_path_buf();
+        move |source| StateError::Io {
+            path,
+            error: source,
+        }
+    };
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|name| name != "objects") {
+                remove_stale_locks(&path)?;
+            }
+        } else if path.extension().is_some_and(|ext| ext == "lock") {
+            tracing::warn!(path = %path.display(), "removed a lock file a killed server left in its clone of the state repo");
+            std::fs::remove_file(&path).map_err(io(&path))?;
+        }
+    }
+    Ok(())
+}
+
 fn clone(url: &str, directory: &Path) -> Result<(), StateError> {
+    // `git clone` runs in the parent folder: a relative target would be taken from there,
+    // a second time.
+    let directory = &std::path::absolute(directory).map_err(|source| StateError::Io {
+        path: directory.to_path_buf(),
+        error: source,
+    })?;
     let fail = |reason: String| StateError::Clone {
         url: url.to_owned(),
         directory: directory.to_path_buf(),
@@ -39,15 +74,15 @@ fn clone(url: &str, directory: &Path) -> Result<(), StateError> {
     let partial = directory.with_extension("partial");
     let io = |path: &Path| {
         let path: PathBuf = path.to_path_buf();
-        move |source| StateError::Io { path, source }
+        move |source| StateError::Io {
+            path,
+            error: source,
+        }
     };
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
     }
-    let parent = match directory.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let parent = directory.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(io(parent))?;
     let target = partial
         .to_str()

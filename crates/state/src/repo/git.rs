@@ -15,6 +15,14 @@ pub(crate) enum Ran {
 
 /// Runs `git` with `args` in `dir`, isolated from variables that would point it elsewhere.
 fn run(dir: &Path, args: &[&str]) -> Result<Ran, StateError> {
+    // Spawning in a missing folder fails with "No such file or directory", which reads as
+    // a missing git: say which folder is missing instead.
+    if !dir.is_dir() {
+        return Err(StateError::GitDirectory {
+            args: args.join(" "),
+            dir: dir.to_path_buf(),
+        });
+    }
     let output: Output = Command::new("git")
         .current_dir(dir)
         .args(args)
@@ -26,7 +34,7 @@ fn run(dir: &Path, args: &[&str]) -> Result<Ran, StateError> {
         .output()
         .map_err(|source| StateError::GitProgram {
             args: args.join(" "),
-            source,
+            error: source,
         })?;
     if output.status.success() {
         return Ok(Ran::Ok);

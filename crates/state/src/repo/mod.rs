@@ -11,6 +11,7 @@
 mod clone;
 mod git;
 mod history;
+mod journal;
 mod read;
 mod remote;
 mod revision;
@@ -18,6 +19,7 @@ mod write;
 
 use std::path::{Path, PathBuf};
 
+pub use journal::Recovery;
 pub use revision::{Author, HistoryEntry, Revision};
 
 use crate::error::StateError;
@@ -58,7 +60,7 @@ impl StateRepo {
         })?;
         let repo = gix::open(&path).map_err(|error| StateError::Open {
             path: path.clone(),
-            source: Box::new(error),
+            error: Box::new(error),
         })?;
         Ok(StateRepo {
             repo: repo.into_sync(),
@@ -86,6 +88,13 @@ impl StateRepo {
     /// The path the repository was opened at.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The Git directory that holds the repository's refs (`<work tree>/.git`, the
+    /// repository itself when bare, the main one of a linked work tree): a change of the
+    /// branch shows as a change under its `refs/` or of its `packed-refs`.
+    pub fn refs_directory(&self) -> PathBuf {
+        self.repo.to_thread_local().common_dir().to_path_buf()
     }
 
     /// The branch that holds the desired state.
@@ -142,7 +151,7 @@ impl StateRepo {
         move |error| StateError::Git {
             operation,
             path: self.path.clone(),
-            source: Box::new(error),
+            error: Box::new(error),
         }
     }
 }

@@ -7,6 +7,7 @@ use gix::bstr::ByteSlice;
 use gix::objs::tree::EntryKind;
 use gix::refs::transaction::PreviousValue;
 
+use super::journal::Journal;
 use super::{Author, Revision, StateRepo, git};
 use crate::edit::StateEdit;
 use crate::error::StateError;
@@ -313,9 +314,16 @@ impl StateRepo {
     ) -> Result<(), StateError> {
         let (old_hex, new_hex) = (old.to_string(), new.to_string());
         let workdir = self.checked_out_workdir(repo)?;
-        if let Some(dir) = &workdir {
-            git::advance_work_tree(dir, &old_hex, &new_hex)?;
-        }
+        // Open while the work tree is ahead of the branch; every return below closes it.
+        let _journal = match &workdir {
+            Some(dir) => {
+                let journal = Journal::begin(repo, &old_hex, &new_hex)?;
+                git::advance_work_tree(dir, &old_hex, &new_hex)?;
+                Some(journal)
+            }
+            None => None,
+        };
+        vupdate_crashpoint::reached("state.edit.work-tree-advanced");
         let undo_work_tree = || {
             if let Some(dir) = &workdir
                 && let Err(error) = git::advance_work_tree(dir, &new_hex, &old_hex)
@@ -329,6 +337,7 @@ impl StateRepo {
             match git::push(repo.git_dir(), remote, &self.branch, &old_hex, &new_hex)? {
                 git::Ran::Ok => {
                     tracing::info!("pushed");
+                    vupdate_crashpoint::reached("state.edit.pushed");
                     let tracking = format!("refs/remotes/{remote}/{}", self.branch);
                     if let Err(error) = repo.reference(
                         tracking.as_str(),

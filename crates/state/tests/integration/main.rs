@@ -7,12 +7,14 @@
 //! - `remote`: fetch, push to a bare remote, a push that loses a race.
 //! - `clone`: a server's bare clone of a remote; the checked-out branch.
 //! - `history`: history, diff, revert (plain, conflicting, merge commits).
+//! - `journal`: an edit a crash cut between the work tree and the branch, made whole.
 
 mod clone;
 mod edit;
 mod example;
 mod fixture;
 mod history;
+mod journal;
 mod load;
 mod remote;
 mod settings;

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use vupdate_core::service::ServiceName;
+use vupdate_core::service::{Role, ServiceName};
 
 use crate::doc::{CollectionDef, Cond, FieldDef, FieldKind, Find, Op, Record, SortKey, Val};
 use crate::model::states::ServiceState;
@@ -20,10 +20,10 @@ pub struct FaultInfo {
     pub time: DateTime<Utc>,
     /// The instance (VM).
     pub instance: String,
-    /// The service.
+    /// The service, without its role.
     pub service: ServiceName,
-    /// The role it ran in.
-    pub service_role: Option<String>,
+    /// The role it ran in, if any.
+    pub service_role: Option<Role>,
     /// The service's directory on the instance.
     pub service_directory: String,
     /// The instance's state at the fault.
@@ -65,8 +65,10 @@ pub struct FaultQuery {
     pub id: Option<String>,
     /// Only this distribution.
     pub distribution: Option<String>,
-    /// Only this service.
+    /// Only this service (in any role, unless `role` is given).
     pub service: Option<ServiceName>,
+    /// Only this role.
+    pub role: Option<Role>,
     /// Faults at or after.
     pub from_time: Option<DateTime<Utc>>,
     /// Faults at or before.
@@ -82,10 +84,12 @@ pub(crate) static DISTRIBUTION: FieldDef =
 pub(crate) static ID: FieldDef = FieldDef::new("fault", "fault", FieldKind::Str);
 pub(crate) static SERVICE: FieldDef = FieldDef::new("info.service", "info_service", FieldKind::Str);
 pub(crate) static TIME: FieldDef = FieldDef::new("info.time", "info_time", FieldKind::Time);
+pub(crate) static ROLE: FieldDef =
+    FieldDef::new("info.serviceRole", "info_service_role", FieldKind::Str);
 
 pub(crate) static FAULT_REPORTS: CollectionDef = CollectionDef {
     name: "fault_reports",
-    fields: &[&DISTRIBUTION, &ID, &SERVICE, &TIME],
+    fields: &[&DISTRIBUTION, &ID, &SERVICE, &TIME, &ROLE],
     key: &[&DISTRIBUTION, &ID],
     indexes: &[&[&TIME], &[&DISTRIBUTION, &SERVICE, &TIME]],
     history: true,
@@ -101,6 +105,7 @@ impl Record for FaultReport {
             Val::str(&self.id),
             Val::str(self.info.service.as_str()),
             Val::time(self.info.time),
+            Val::opt_str(self.info.service_role.as_ref().map(Role::as_str)),
         ]
     }
 
@@ -141,6 +146,9 @@ impl FaultQuery {
         }
         if let Some(s) = &self.service {
             filter.push(Cond::Eq(&SERVICE, Val::str(s.as_str())));
+        }
+        if let Some(r) = &self.role {
+            filter.push(Cond::Eq(&ROLE, Val::str(r.as_str())));
         }
         if let Some(t) = self.from_time {
             filter.push(Cond::Cmp(&TIME, Op::Gte, Val::time(t)));

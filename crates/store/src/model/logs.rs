@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use vupdate_core::log::Level;
-use vupdate_core::service::ServiceName;
+use vupdate_core::service::{Role, ServiceName};
 
 use crate::doc::{
     CollectionDef, Cond, FieldDef, FieldKind, Find, Op, Record, SortKey, Val,
@@ -17,8 +17,12 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogRecord {
-    /// The service that wrote it (`builder` for build tasks).
+    /// The service that wrote it, without its role (`builder` for build tasks).
     pub service: ServiceName,
+    /// The role the service runs in, if any (records written before roles had their own
+    /// field have none; see [`crate::Store::split_legacy_roles`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
     /// The instance (VM) it ran on.
     pub instance: String,
     /// The service's directory on that instance.
@@ -38,7 +42,7 @@ pub struct LogRecord {
     /// For the last line of a task or process: whether it succeeded.
     pub termination_status: Option<bool>,
     /// The sender's own sequence number of the line, increasing per source (service,
-    /// instance, directory, process); lets a receiver drop lines sent twice.
+    /// role, instance, directory, process); lets a receiver drop lines sent twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_sequence: Option<i64>,
 }
@@ -46,8 +50,10 @@ pub struct LogRecord {
 /// Which log records to read; every filter is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogQuery {
-    /// Only this service.
+    /// Only this service (in any role, unless `role` is given).
     pub service: Option<ServiceName>,
+    /// Only this role.
+    pub role: Option<Role>,
     /// Only this instance.
     pub instance: Option<String>,
     /// Only this directory.
@@ -75,8 +81,10 @@ pub struct LogQuery {
 /// A field of log records that [`crate::Logs::distinct`] can list the values of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogField {
-    /// Services.
+    /// Services (without their roles).
     Service,
+    /// Roles.
+    Role,
     /// Instances.
     Instance,
     /// Directories.
@@ -98,11 +106,12 @@ pub(crate) static TIME: FieldDef = FieldDef::new("time", "time", FieldKind::Time
 pub(crate) static LEVEL: FieldDef = FieldDef::new("level", "level", FieldKind::Str);
 pub(crate) static UNIT: FieldDef = FieldDef::new("unit", "unit", FieldKind::Str);
 pub(crate) static MESSAGE: FieldDef = FieldDef::new("message", "message", FieldKind::Str);
+pub(crate) static ROLE: FieldDef = FieldDef::new("role", "role", FieldKind::Str);
 
 pub(crate) static LOG_RECORDS: CollectionDef = CollectionDef {
     name: "log_records",
     fields: &[
-        &SERVICE, &INSTANCE, &DIRECTORY, &PROCESS, &TASK, &TIME, &LEVEL, &UNIT, &MESSAGE,
+        &SERVICE, &INSTANCE, &DIRECTORY, &PROCESS, &TASK, &TIME, &LEVEL, &UNIT, &MESSAGE, &ROLE,
     ],
     key: &[],
     // Newest first by service, by service and instance, by task, and overall; directory
@@ -131,6 +140,7 @@ impl Record for LogRecord {
             Val::str(self.level.as_str()),
             Val::str(&self.unit),
             Val::str(&self.message),
+            Val::opt_str(self.role.as_ref().map(Role::as_str)),
         ]
     }
 
@@ -171,6 +181,10 @@ impl LogQuery {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         let time = truncate_millis(record.time);
         self.service.as_ref().is_none_or(|s| *s == record.service)
+            && self
+                .role
+                .as_ref()
+                .is_none_or(|r| record.role.as_ref() == Some(r))
             && eq(&self.instance, &record.instance)
             && eq(&self.directory, &record.directory)
             && eq(&self.process, &record.process)
@@ -202,6 +216,7 @@ impl LogQuery {
             &SERVICE,
             &self.service.as_ref().map(|s| s.as_str().to_owned()),
         );
+        eq(&ROLE, &self.role.as_ref().map(|r| r.as_str().to_owned()));
         eq(&INSTANCE, &self.instance);
         eq(&DIRECTORY, &self.directory);
         eq(&PROCESS, &self.process);
@@ -255,6 +270,7 @@ impl LogField {
     pub(crate) fn def(self) -> &'static FieldDef {
         match self {
             LogField::Service => &SERVICE,
+            LogField::Role => &ROLE,
             LogField::Instance => &INSTANCE,
             LogField::Directory => &DIRECTORY,
             LogField::Process => &PROCESS,

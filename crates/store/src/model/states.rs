@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use vupdate_core::service::ServiceName;
+use vupdate_core::service::{Role, ServiceName};
 use vupdate_core::version::ClientVersion;
 
 use crate::doc::{CollectionDef, Cond, FieldDef, FieldKind, Find, Op, Record, SortKey, Val};
@@ -40,7 +40,7 @@ pub struct ServiceState {
 }
 
 /// A service state with where it comes from; the key is distribution, instance, service
-/// and directory.
+/// and directory (the directory of a service in a role has the role in its name).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceStateRecord {
@@ -48,8 +48,12 @@ pub struct ServiceStateRecord {
     pub distribution: String,
     /// The instance (VM).
     pub instance: String,
-    /// The service.
+    /// The service, without its role.
     pub service: ServiceName,
+    /// The role the service runs in, if any (records written before roles had their own
+    /// field have none; see [`crate::Store::split_legacy_roles`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
     /// The service's directory on the instance.
     pub directory: String,
     /// The state.
@@ -61,8 +65,10 @@ pub struct ServiceStateRecord {
 pub struct StateQuery {
     /// Only this distribution.
     pub distribution: Option<String>,
-    /// Only this service.
+    /// Only this service (in any role, unless `role` is given).
     pub service: Option<ServiceName>,
+    /// Only this role.
+    pub role: Option<Role>,
     /// Only this instance.
     pub instance: Option<String>,
     /// Only this directory.
@@ -77,12 +83,20 @@ pub(crate) static INSTANCE: FieldDef = FieldDef::new("instance", "instance", Fie
 pub(crate) static SERVICE: FieldDef = FieldDef::new("service", "service", FieldKind::Str);
 pub(crate) static DIRECTORY: FieldDef = FieldDef::new("directory", "directory", FieldKind::Str);
 pub(crate) static STATE_TIME: FieldDef = FieldDef::new("state.time", "state_time", FieldKind::Time);
+pub(crate) static ROLE: FieldDef = FieldDef::new("role", "role", FieldKind::Str);
 
 /// No history: a state is replaced every few seconds, and the original's 60 s TTL on
 /// `state.time` removed replaced versions as fast.
 pub(crate) static SERVICE_STATES: CollectionDef = CollectionDef {
     name: "service_states",
-    fields: &[&DISTRIBUTION, &INSTANCE, &SERVICE, &DIRECTORY, &STATE_TIME],
+    fields: &[
+        &DISTRIBUTION,
+        &INSTANCE,
+        &SERVICE,
+        &DIRECTORY,
+        &STATE_TIME,
+        &ROLE,
+    ],
     key: &[&DISTRIBUTION, &INSTANCE, &SERVICE, &DIRECTORY],
     indexes: &[&[&DISTRIBUTION, &SERVICE, &INSTANCE], &[&STATE_TIME]],
     history: false,
@@ -99,6 +113,7 @@ impl Record for ServiceStateRecord {
             Val::str(self.service.as_str()),
             Val::str(&self.directory),
             Val::time(self.state.time),
+            Val::opt_str(self.role.as_ref().map(Role::as_str)),
         ]
     }
 
@@ -123,6 +138,7 @@ impl StateQuery {
         };
         eq(&DISTRIBUTION, self.distribution.as_deref());
         eq(&SERVICE, self.service.as_ref().map(ServiceName::as_str));
+        eq(&ROLE, self.role.as_ref().map(Role::as_str));
         eq(&INSTANCE, self.instance.as_deref());
         eq(&DIRECTORY, self.directory.as_deref());
         if let Some(after) = self.after_sequence {
@@ -135,6 +151,7 @@ impl StateQuery {
             vec![
                 (SortKey::Field(&DISTRIBUTION), false),
                 (SortKey::Field(&SERVICE), false),
+                (SortKey::Field(&ROLE), false),
                 (SortKey::Field(&INSTANCE), false),
                 (SortKey::Field(&DIRECTORY), false),
             ]

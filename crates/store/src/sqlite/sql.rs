@@ -15,8 +15,10 @@ use crate::doc::{
     remove_path, set_path, time_from_millis,
 };
 
-/// The schema version this build writes (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes (`PRAGMA user_version`). 2 added `role` to
+/// service states and log records and `info_service_role` to fault reports; a file of
+/// version 1 gets the columns when it is opened (see [`added_columns`]).
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The table of per-collection sequence counters.
 pub(crate) const SEQUENCES_TABLE: &str = "_sequences";
@@ -33,27 +35,92 @@ fn column_type(kind: FieldKind) -> &'static str {
 }
 
 /// The statements that create every table and index of `def` (idempotent).
+#[cfg(test)]
 pub(crate) fn schema(def: &CollectionDef) -> Vec<String> {
-    let mut statements = Vec::new();
-    let is_key = |f: &FieldDef| def.key.iter().any(|k| std::ptr::eq(*k, f));
-    let columns: String = def
-        .fields
+    let mut statements = tables(def);
+    statements.extend(indexes(def));
+    statements
+}
+
+fn is_key(def: &CollectionDef, field: &FieldDef) -> bool {
+    def.key.iter().any(|k| std::ptr::eq(*k, field))
+}
+
+/// The column definitions of the declared fields, each as `, "name" TYPE [NOT NULL]`.
+fn field_definitions(def: &CollectionDef) -> String {
+    def.fields
         .iter()
         .map(|f| {
-            let not_null = if is_key(f) { " NOT NULL" } else { "" };
+            let not_null = if is_key(def, f) { " NOT NULL" } else { "" };
             format!(", {} {}{not_null}", quote(f.column), column_type(f.kind))
         })
-        .collect();
+        .collect()
+}
+
+/// The statements that create the tables of `def`, current and history (idempotent).
+pub(crate) fn tables(def: &CollectionDef) -> Vec<String> {
+    let columns = field_definitions(def);
+    let mut statements = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {} (_sequence INTEGER PRIMARY KEY, _modify_time INTEGER NOT NULL{columns}, body TEXT NOT NULL) STRICT",
+        quote(def.name)
+    )];
+    if def.history {
+        statements.push(format!(
+            "CREATE TABLE IF NOT EXISTS {} (_sequence INTEGER PRIMARY KEY, _modify_time INTEGER NOT NULL, _archive_time INTEGER NOT NULL{columns}, body TEXT NOT NULL) STRICT",
+            quote(&def.history_name())
+        ));
+    }
+    statements
+}
+
+/// The statements that give `table` (of `def`, current or history), which has only the
+/// columns `existing`, the columns of the fields declared since: each is added, and a
+/// value the record's body held at the field's path moves into it (the body keeps only
+/// what has no column). Refused for a key field or a time field, which a body cannot fill.
+pub(crate) fn added_columns(
+    def: &CollectionDef,
+    table: &str,
+    existing: &[String],
+) -> Result<Vec<String>, String> {
+    let mut statements = Vec::new();
+    for field in def.fields {
+        if existing.iter().any(|column| column == field.column) {
+            continue;
+        }
+        if is_key(def, field) || field.kind == FieldKind::Time {
+            return Err(format!(
+                "table {table} lacks column {}, which an upgrade cannot add (a key or time field)",
+                field.column
+            ));
+        }
+        statements.push(format!(
+            "ALTER TABLE {} ADD COLUMN {} {}",
+            quote(table),
+            quote(field.column),
+            column_type(field.kind)
+        ));
+        if !field.derived {
+            let path = format!("'$.{}'", field.path);
+            statements.push(format!(
+                "UPDATE {} SET {} = json_extract(body, {path}), body = json_remove(body, {path}) \
+                 WHERE json_type(body, {path}) IS NOT NULL",
+                quote(table),
+                quote(field.column),
+            ));
+        }
+    }
+    Ok(statements)
+}
+
+/// The statements that create the indexes of `def` (idempotent), once its columns exist.
+pub(crate) fn indexes(def: &CollectionDef) -> Vec<String> {
+    let mut statements = Vec::new();
     let key_columns = def
         .key
         .iter()
         .map(|f| quote(f.column))
         .collect::<Vec<_>>()
         .join(", ");
-    statements.push(format!(
-        "CREATE TABLE IF NOT EXISTS {} (_sequence INTEGER PRIMARY KEY, _modify_time INTEGER NOT NULL{columns}, body TEXT NOT NULL) STRICT",
-        quote(def.name)
-    ));
     if !def.key.is_empty() {
         statements.push(format!(
             "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({key_columns})",
@@ -79,10 +146,6 @@ pub(crate) fn schema(def: &CollectionDef) -> Vec<String> {
     }
     if def.history {
         let history = def.history_name();
-        statements.push(format!(
-            "CREATE TABLE IF NOT EXISTS {} (_sequence INTEGER PRIMARY KEY, _modify_time INTEGER NOT NULL, _archive_time INTEGER NOT NULL{columns}, body TEXT NOT NULL) STRICT",
-            quote(&history)
-        ));
         if !def.key.is_empty() {
             statements.push(format!(
                 "CREATE INDEX IF NOT EXISTS {} ON {} ({key_columns})",
@@ -189,6 +252,33 @@ pub(crate) fn insert_params(
     params.extend(doc.fields.iter().map(to_sql));
     params.push(SqlValue::Text(stored_body(def, doc)));
     params
+}
+
+/// `UPDATE` of the current rows of `def` matching `filter`, setting each field of `set`
+/// to its value (columns only: a declared field lives in its column, not in `body`), with
+/// its parameters.
+pub(crate) fn update(
+    def: &CollectionDef,
+    set: &[(&'static FieldDef, Val)],
+    filter: &[Cond],
+) -> (String, Vec<SqlValue>) {
+    let mut params = Vec::with_capacity(set.len());
+    let assignments = set
+        .iter()
+        .map(|(field, value)| {
+            params.push(to_sql(value));
+            format!("{} = ?{}", quote(field.column), params.len())
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let where_sql = where_clause(filter, &mut params);
+    (
+        format!(
+            "UPDATE {} AS t SET {assignments}{where_sql}",
+            quote(def.name)
+        ),
+        params,
+    )
 }
 
 /// Builds ` WHERE …` (or nothing) for `filter` over a table aliased `t`, appending the

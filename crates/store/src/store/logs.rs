@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use vupdate_core::service::ServiceName;
+use vupdate_core::service::{Role, ServiceName};
 
-use crate::doc::{Find, SortKey};
+use crate::doc::{Cond, Find, SortKey, Val};
 use crate::error::StoreError;
 use crate::feed::{FollowFrom, LogFollower};
 use crate::model::Stored;
-use crate::model::logs::{LOG_RECORDS, LogField, LogQuery, LogRecord, TIME};
+use crate::model::logs::{LOG_RECORDS, LogField, LogQuery, LogRecord, ROLE, TIME};
 use crate::store::Store;
 
 /// Log records: append-only, newest first, with a live feed.
@@ -109,11 +109,13 @@ impl<'a> Logs<'a> {
             .map(|r| r.sequence))
     }
 
-    /// The newest `source_sequence` stored for one source (service, instance, directory,
-    /// process), so a receiver can drop lines that a sender sends again after a retry.
+    /// The newest `source_sequence` stored for one source (service, role, instance,
+    /// directory, process), so a receiver can drop lines that a sender sends again after a
+    /// retry.
     pub async fn last_source_sequence(
         &self,
         service: &ServiceName,
+        role: Option<&Role>,
         instance: &str,
         directory: &str,
         process: &str,
@@ -125,8 +127,11 @@ impl<'a> Logs<'a> {
             process: Some(process.to_owned()),
             ..LogQuery::default()
         };
+        // No role is a filter here: a source without a role is not any role's source.
+        let mut filter = query.filter();
+        filter.push(Cond::Eq(&ROLE, Val::opt_str(role.map(Role::as_str))));
         let newest = Find {
-            filter: query.filter(),
+            filter,
             sort: vec![(SortKey::Sequence, true)],
             skip: 0,
             limit: Some(1),

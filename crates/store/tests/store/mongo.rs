@@ -1,15 +1,19 @@
 //! The conformance suite on MongoDB, each case in its own database.
 //!
-//! The server is, in order: `VUPDATE_TEST_MONGODB_URL` if set; else a `mongod` on PATH,
-//! started on a free 127.0.0.1 port; else the `nx-27017` stand-in (a MongoDB wire-protocol
-//! server over SQLite, installed by `scripts/install-mongo-test-server.sh`), started the same way.
-//! A server this binary starts is stopped when the binary exits: it runs under a shell that
-//! kills it when the test process's end of a pipe closes. Without any server the cases fail
-//! under CI (`CI` set) and are skipped, loudly, elsewhere.
+//! The server is, in order: `VUPDATE_TEST_MONGODB_URL` if set; else a `mongod` on PATH;
+//! else the `nx-27017` stand-in (a MongoDB wire-protocol server over SQLite, installed by
+//! `scripts/install-mongo-test-server.sh`). The stand-in listens on port 0 and its log
+//! says which port it got; `mongod` (which takes no port 0) is given a port that was free
+//! and is started again on another when it finds it taken. Either way the port is the one
+//! the server itself reports, never one merely probed, so no other process's listener is
+//! mistaken for it. A server this binary starts is stopped when the binary exits: it runs
+//! under a shell that kills it when the test process's end of a pipe closes. Without any
+//! server the cases fail when `VUPDATE_REQUIRE_MONGODB` or `CI` is set (`scripts/test`
+//! sets the first, having installed the stand-in) and are skipped, loudly, elsewhere.
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -92,14 +96,25 @@ fn quoted(path: &std::path::Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }
 
-/// Starts `server` under a shell that kills it and removes `dir` when stdin closes.
-fn start(server: &str, port: u16, dir: &std::path::Path) -> Result<String, String> {
+/// Starts `server` under a shell that, when stdin closes, kills it and removes `dir`;
+/// then waits until `listening` finds the port it listens on in its output. `Ok(None)`:
+/// the server ended first (a port taken meanwhile, for one given a port).
+fn start(
+    server: &str,
+    dir: &Path,
+    listening: impl Fn(&str) -> Option<u16>,
+) -> Result<Option<u16>, String> {
+    let output = dir.join("server.out");
     let script = format!(
-        "{server} >{log} 2>&1 & pid=$!; cat >/dev/null; kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf {dir}",
-        log = quoted(&dir.join("server.out")),
-        dir = quoted(dir)
+        // A background list reads /dev/null unless told otherwise: the watcher reads the
+        // test process's pipe through fd 3.
+        "exec 3<&0; {server} >{log} 2>&1 & pid=$!; \
+         (cat <&3 >/dev/null; kill $pid 2>/dev/null; while kill -0 $pid 2>/dev/null; do sleep 0.1; done; rm -rf {dir}) & \
+         wait $pid",
+        log = quoted(&output),
+        dir = quoted(dir),
     );
-    let child = Command::new("sh")
+    let mut child = Command::new("sh")
         .arg("-c")
         .arg(script)
         .stdin(Stdio::piped())
@@ -107,22 +122,40 @@ fn start(server: &str, port: u16, dir: &std::path::Path) -> Result<String, Strin
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start `{server}`: {e}"))?;
-    *RUNNING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(child);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    loop {
+        let text = std::fs::read_to_string(&output).unwrap_or_default();
+        if let Some(port) = listening(&text) {
+            *RUNNING
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(child);
+            return Ok(Some(port));
+        }
+        if child.try_wait().is_ok_and(|ended| ended.is_some()) {
+            announce(&format!("`{server}` ended before it listened:\n{text}"));
+            return Ok(None);
+        }
         if Instant::now() > deadline {
-            let output = std::fs::read_to_string(dir.join("server.out")).unwrap_or_default();
-            return Err(format!(
-                "`{server}` did not listen on 127.0.0.1:{port} within 30 s:\n{output}"
-            ));
+            let _ = child.kill();
+            return Err(format!("`{server}` did not listen within 30 s:\n{text}"));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(format!(
-        "mongodb://127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=10000"
-    ))
+}
+
+/// The port after `marker` in a server's output (`Listening on 127.0.0.1:PORT`).
+fn port_after(text: &str, marker: &str) -> Option<u16> {
+    let at = text.find(marker)? + marker.len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// The URL of a server on `port` of 127.0.0.1.
+fn url(port: u16) -> String {
+    format!("mongodb://127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=10000")
 }
 
 fn start_server() -> Server {
@@ -150,28 +183,45 @@ fn start_server() -> Server {
         Ok(dir) => dir.keep(),
         Err(e) => return Server::Missing(format!("cannot create a temporary directory: {e}")),
     };
-    let port = free_port();
     let started = match program {
         Program::Mongod(mongod) => {
             let data = dir.join("data");
             let _ = std::fs::create_dir_all(&data);
-            let command = format!(
-                "{} --dbpath {} --port {port} --bind_ip 127.0.0.1 --quiet",
-                quoted(&mongod),
-                quoted(&data)
-            );
-            start(&command, port, &dir).map(|url| (url, "mongod".to_owned()))
+            // mongod takes no port 0: a port that was free, again while another took it.
+            let mut started = Ok(None);
+            for _ in 0..5 {
+                let port = free_port();
+                let command = format!(
+                    "{} --dbpath {} --port {port} --bind_ip 127.0.0.1",
+                    quoted(&mongod),
+                    quoted(&data)
+                );
+                // mongod logs (as JSON) that it waits for connections once it listens.
+                started = start(&command, &dir, |text| {
+                    text.contains("Waiting for connections").then_some(port)
+                });
+                if !matches!(started, Ok(None)) {
+                    break;
+                }
+            }
+            started.map(|port| port.map(|port| (url(port), "mongod".to_owned())))
         }
         Program::StandIn(stand_in) => {
             let command = format!(
-                "{} --data-dir memory -p {port} --pid-file {} --log-file {}",
+                "{} --data-dir memory -p 0 --pid-file {} --log-file {}",
                 quoted(&stand_in),
                 quoted(&dir.join("nx.pid")),
                 quoted(&dir.join("nx.log"))
             );
-            start(&command, port, &dir).map(|url| (url, "nx-27017 (a stand-in)".to_owned()))
+            start(&command, &dir, |text| {
+                port_after(text, "Listening on 127.0.0.1:")
+            })
+            .map(|port| port.map(|port| (url(port), "nx-27017 (a stand-in)".to_owned())))
         }
     };
+    let started = started.and_then(|started| {
+        started.ok_or_else(|| "the server ended before it listened (see above)".to_owned())
+    });
     match started {
         Ok((url, kind)) => {
             announce(&format!("MongoDB conformance suite: using {kind} at {url}"));
@@ -188,7 +238,9 @@ fn server_url() -> Option<String> {
     match SERVER.get_or_init(start_server) {
         Server::Ready { url } => Some(url.clone()),
         Server::Missing(why) => {
-            if std::env::var_os("CI").is_some() {
+            if std::env::var_os("VUPDATE_REQUIRE_MONGODB").is_some()
+                || std::env::var_os("CI").is_some()
+            {
                 panic!("no MongoDB server for the conformance suite: {why}");
             }
             announce(&format!(

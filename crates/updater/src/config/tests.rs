@@ -87,6 +87,27 @@ fn every_setting_is_read() {
 }
 
 #[test]
+fn a_relative_config_path_gives_absolute_cleaned_paths() {
+    // `workDirectory: .` once made services report `/var/lib/vupdate/./worker-eu`.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("token"), "t").expect("token");
+    let text =
+        "instance: vm\ndistributionUrl: http://d\naccessTokenFile: ./token\nworkDirectory: .\n";
+    let config = UpdaterConfig::from_str(text, dir.path().join(".")).expect("loads");
+    assert_eq!(config.work_directory, dir.path());
+    assert_eq!(
+        config.access_token,
+        AccessToken::File(dir.path().join("token"))
+    );
+    let text =
+        "instance: vm\ndistributionUrl: http://d\naccessToken: t\nworkDirectory: services/\n";
+    let config = UpdaterConfig::from_str(text, "vm").expect("loads");
+    let cwd = std::env::current_dir().expect("working directory");
+    assert_eq!(config.work_directory, cwd.join("vm/services"));
+    assert!(config.work_directory.is_absolute());
+}
+
+#[test]
 fn the_example_file_loads() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/updater.yaml");
     let text = std::fs::read_to_string(&example).expect("examples/updater.yaml");

@@ -5,6 +5,8 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
+use vupdate_backoff::Backoff;
+
 use super::{FaultReports, PendingFault};
 use crate::Error;
 
@@ -25,7 +27,8 @@ pub trait FaultUploader: Send + Sync {
 pub struct UploadOptions {
     /// How often the folder is looked at when no report was written meanwhile.
     pub poll: Duration,
-    /// The delay after the first failed upload; it doubles after each failure in a row.
+    /// About the delay after the first failed upload (with jitter); it doubles after each
+    /// failure in a row.
     pub retry_initial: Duration,
     /// The longest delay between retries.
     pub retry_max: Duration,
@@ -53,9 +56,9 @@ pub async fn upload_faults<U: FaultUploader>(
     tokio::pin!(shutdown);
     let written = reports.written();
     let mut uploaded = 0;
-    let mut delay = options.retry_initial;
+    let mut backoff = Backoff::new(options.retry_initial, options.retry_max);
     loop {
-        let mut failed = false;
+        let mut retry_in = None;
         for fault in reports.pending()? {
             let sent = tokio::select! {
                 () = &mut shutdown => return Ok(uploaded),
@@ -65,23 +68,19 @@ pub async fn upload_faults<U: FaultUploader>(
                 Ok(()) => {
                     reports.remove(&fault)?;
                     uploaded += 1;
-                    delay = options.retry_initial;
+                    backoff.reset();
                     tracing::info!(fault = %fault.id, "fault report uploaded");
                 }
                 Err(error) => {
+                    let delay = backoff.next_delay();
                     tracing::warn!(fault = %fault.id, %error, retry_in = ?delay, "fault report upload failed");
-                    failed = true;
+                    retry_in = Some(delay);
                     break;
                 }
             }
         }
-        let wait = if failed {
-            let wait = delay;
-            delay = delay.saturating_mul(2).min(options.retry_max);
-            wait
-        } else {
-            options.poll
-        };
+        let failed = retry_in.is_some();
+        let wait = retry_in.unwrap_or(options.poll);
         tokio::select! {
             () = &mut shutdown => return Ok(uploaded),
             () = written.notified(), if !failed => {}

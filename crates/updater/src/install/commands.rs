@@ -256,7 +256,7 @@ mod tests {
             .trim()
             .parse()
             .expect("pid");
-        let gone = crate::supervisor::proc::read_stat(child).is_none_or(|info| info.is_zombie());
+        let gone = vupdate_process::table::read(child).is_none_or(|info| info.is_zombie());
         assert!(gone, "the command's child survived");
     }
 }

@@ -44,7 +44,7 @@ pub fn unpack(image: &Path, dest: &Path, max_bytes: u64) -> Result<u64, Error> {
     let read_error = |error: io::Error| match error.kind() {
         io::ErrorKind::InvalidData => Error::Zip {
             path: image.to_owned(),
-            source: zip::result::ZipError::Io(error),
+            error: zip::result::ZipError::Io(error),
         },
         _ => Error::io("read", image)(error),
     };

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep, sleep_until};
+use vupdate_backoff::Backoff;
+use vupdate_core::service::ServiceInstance;
 
 use super::spool::{SpoolReader, SpooledLine};
 use crate::Error;
@@ -16,8 +18,8 @@ use crate::Error;
 /// VM's instance id is the sink's own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSource {
-    /// `service[-role]`.
-    pub service: String,
+    /// The service and the role it runs in.
+    pub instance: ServiceInstance,
     /// The service's directory on the VM.
     pub directory: String,
 }
@@ -49,7 +51,8 @@ pub struct DrainOptions {
     pub max_wait: Duration,
     /// How often the spool is looked at when nobody wakes the drainer.
     pub poll: Duration,
-    /// The delay after the first failed send; it doubles after each failure in a row.
+    /// About the delay after the first failed send (with jitter); it doubles after each
+    /// failure in a row.
     pub retry_initial: Duration,
     /// The longest delay between retries.
     pub retry_max: Duration,
@@ -116,7 +119,7 @@ pub async fn drain<S: LogSink>(
             }
             batch.extend(more);
         }
-        let mut delay = options.retry_initial;
+        let mut backoff = Backoff::new(options.retry_initial, options.retry_max);
         loop {
             let sent = tokio::select! {
                 () = &mut shutdown => return Ok(stats),
@@ -126,12 +129,12 @@ pub async fn drain<S: LogSink>(
                 Ok(()) => break,
                 Err(error) => {
                     stats.failures += 1;
+                    let delay = backoff.next_delay();
                     tracing::warn!(%error, lines = batch.len(), retry_in = ?delay, "log upload failed");
                     tokio::select! {
                         () = &mut shutdown => return Ok(stats),
                         () = sleep(delay) => {}
                     }
-                    delay = delay.saturating_mul(2).min(options.retry_max);
                 }
             }
         }

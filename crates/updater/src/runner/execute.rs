@@ -86,7 +86,7 @@ pub(crate) fn load_rules(
         .expand(&macros(dir, version))
         .map_err(|source| Error::Macro {
             instance: dir.name(),
-            source,
+            error: source,
         })
 }
 

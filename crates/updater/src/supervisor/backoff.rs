@@ -30,12 +30,11 @@ impl Default for RestartPolicy {
 
 impl RestartPolicy {
     /// The delay before restarting after the `failures_in_row`-th fault in a row (1 for the
-    /// first): `initial_delay * 2^(n-1)`, capped at `max_delay`.
+    /// first): `initial_delay * 2^(n-1)`, capped at `max_delay`. No jitter: a restart is
+    /// local to this VM, and a tracker handed over to a new updater process resumes at the
+    /// same delay.
     pub fn delay(&self, failures_in_row: u32) -> Duration {
-        let doublings = failures_in_row.saturating_sub(1).min(32);
-        self.initial_delay
-            .saturating_mul(1u32 << doublings.min(31))
-            .min(self.max_delay)
+        vupdate_backoff::ceiling(self.initial_delay, self.max_delay, failures_in_row)
     }
 }
 

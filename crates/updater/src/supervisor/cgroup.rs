@@ -14,8 +14,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 /// Whether services are put in cgroups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -102,7 +101,7 @@ impl Cgroup {
             return;
         }
         for pid in self.pids() {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            vupdate_process::signal(pid, Signal::SIGKILL);
         }
     }
 

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use vupdate_core::update::RestartConditions;
 
-use super::proc::{self, ProcInfo};
+use vupdate_process::ProcInfo;
+use vupdate_process::table as proc;
 
 /// A restart condition that a service passed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -114,7 +115,9 @@ impl ConditionChecker {
         let since = *self.over_since.get_or_insert(then);
         let held = now.duration_since(since);
         (held >= Duration::from_secs(max_cpu.duration_sec)).then(|| Condition::Cpu {
-            percents: percents.round() as u32,
+            // Above the limit, so never reported as the limit itself (20.4 % is not "20 %
+            // above 20 %").
+            percents: (percents.round() as u32).max(max_cpu.percents.saturating_add(1)),
             limit_percents: max_cpu.percents,
             duration_ms: held.as_millis() as u64,
         })
@@ -131,6 +134,7 @@ mod tests {
             pid,
             ppid: 1,
             pgid: pid,
+            session: pid,
             state: 'R',
             cpu_ticks,
             start_ticks: 7,
@@ -199,8 +203,7 @@ mod tests {
             make_core: false,
             check_timeout_ms: 100,
         });
-        let me =
-            proc::read_stat(i32::try_from(std::process::id()).expect("pid")).expect("own stat");
+        let me = proc::read(i32::try_from(std::process::id()).expect("pid")).expect("own stat");
         match checker.check(&[me], Instant::now()) {
             Some(Condition::Memory { bytes, limit_bytes }) => {
                 assert_eq!(limit_bytes, 1024 * 1024);

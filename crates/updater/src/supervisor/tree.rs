@@ -10,11 +10,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
-
-use super::proc::{self, ProcInfo};
+use vupdate_process::table::{self as proc, ProcInfo};
 
 /// The processes of one service run, followed across samples.
 #[derive(Debug)]
@@ -40,7 +39,7 @@ impl TreeTracker {
         TreeTracker {
             marker: marker.into_bytes(),
             leader: Some(leader),
-            leader_start: proc::read_stat(leader).map(|info| info.start_ticks),
+            leader_start: proc::read(leader).map(|info| info.start_ticks),
             updater: own_pid(),
             seen: HashMap::new(),
         }
@@ -93,10 +92,7 @@ impl TreeTracker {
     /// that were re-parented to the updater are reaped here (the leader is left to tokio).
     pub fn scan(&mut self, cgroup: &[i32], deep: bool) -> Members {
         let table = proc::snapshot();
-        let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-        for info in table.values() {
-            children.entry(info.ppid).or_default().push(info.pid);
-        }
+        let children = proc::children(&table);
         // Once the leader is reaped its pid may be reused; a process that holds it with
         // another start time is someone else, and so is its group.
         let leader = self.leader.filter(|leader| {
@@ -149,10 +145,10 @@ impl TreeTracker {
     pub fn signal(&self, members: &Members, signal: Signal, group: bool) {
         // The group may be empty already; ESRCH is the normal answer then.
         if group && let Some(leader) = self.leader {
-            let _ = killpg(Pid::from_raw(leader), signal);
+            vupdate_process::signal_group(leader, signal);
         }
         for info in &members.running {
-            let _ = kill(Pid::from_raw(info.pid), signal);
+            vupdate_process::signal(info.pid, signal);
         }
     }
 

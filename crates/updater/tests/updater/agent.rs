@@ -31,7 +31,7 @@ impl LogSink for Recorder {
         lines.extend(
             batch
                 .iter()
-                .map(|spooled| (source.service.clone(), spooled.line.message.clone())),
+                .map(|spooled| (source.instance.to_string(), spooled.line.message.clone())),
         );
         Ok(())
     }
@@ -105,10 +105,10 @@ async fn the_agent_runs_every_service_and_ships_their_states_and_logs() {
         .await
         .expect("start");
     // Both instances, and the updater itself.
-    let names: Vec<&str> = agent
+    let names: Vec<String> = agent
         .states()
         .iter()
-        .map(|feed| feed.service.as_str())
+        .map(|feed| feed.instance.to_string())
         .collect();
     assert_eq!(names, ["svc", "svc-eu", "updater"]);
     let owners: Vec<String> = services
@@ -130,7 +130,9 @@ async fn the_agent_runs_every_service_and_ships_their_states_and_logs() {
             let states = recorder.states.lock().expect("lock");
             let reported = |name: &str| {
                 states.iter().any(|state| {
-                    state.service == name
+                    // Reported apart: `svc-eu` is the service `svc` in role `eu`.
+                    let role = state.role.as_ref().map(|r| format!("-{r}"));
+                    format!("{}{}", state.service, role.unwrap_or_default()) == name
                         && state
                             .state
                             .version

@@ -29,7 +29,7 @@ impl LogSink for FlakySink {
     type Error = String;
 
     async fn send(&self, source: &LogSource, batch: &[SpooledLine]) -> Result<(), String> {
-        assert_eq!(source.service, "gen");
+        assert_eq!(source.instance.to_string(), "gen");
         let send = {
             let mut sends = self.sends.lock().expect("lock");
             *sends += 1;
@@ -99,7 +99,7 @@ async fn a_hundred_thousand_lines_arrive_complete_through_rotation_and_an_unreli
 
     // The first drainer stops partway, as an updater restart would stop it.
     let source = LogSource {
-        service: dir.name(),
+        instance: dir.instance().clone(),
         directory: dir.root().display().to_string(),
     };
     let reader = SpoolReader::open(&dir.spool()).expect("reader");

@@ -6,6 +6,7 @@
 //! - `install`: installs, upgrades, aborted installs, rollbacks, following the desired version.
 //! - `logs`: 100,000 lines through rotation, the spool and an unreliable sink.
 //! - `agent`: the whole updater with recording seams.
+//! - `remote`: the follower of the desired versions against a real distribution.
 //! - `kill9`: a real updater process killed at each install step, then recovery.
 //! - `handover`: a real updater process updating itself by `execve`, the services kept,
 //!   and the previous binary taking over again when the new one fails.
@@ -15,5 +16,6 @@ mod handover;
 mod install;
 mod kill9;
 mod logs;
+mod remote;
 mod supervise;
 mod support;

@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use vupdate_core::service::ServiceInstance;
 use vupdate_core::update::RunService;
+use vupdate_process::table;
+use vupdate_test_support::Patience;
 use vupdate_updater::layout::{OWNER_ENV, ServiceDir};
 use vupdate_updater::logs::{LogOptions, LogPipeline};
 use vupdate_updater::supervisor::{RunSpec, ServiceEvent};
@@ -55,17 +57,10 @@ pub fn pipeline() -> Arc<LogPipeline> {
 
 /// Polls `check` every 20 ms until it gives a value; panics naming `what` at the deadline.
 pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    Patience::up_to(DEADLINE)
+        .every(Duration::from_millis(20))
+        .eventually(what, || std::future::ready(check()))
+        .await
 }
 
 /// The next event that `matches` picks, skipping others; panics at the deadline.
@@ -94,27 +89,16 @@ pub async fn next_event<T>(
 
 /// Whether `pid` is a live process (not gone, not a zombie).
 pub fn is_running(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next());
-        !matches!(state, Some("Z" | "X") | None)
-    })
+    table::is_running(pid)
 }
 
 /// The live processes of the machine whose environment holds `VUPDATE_OWNER=owner`.
 pub fn marked(owner: &str) -> Vec<i32> {
     let marker = format!("{OWNER_ENV}={owner}");
-    let mut pids: Vec<i32> = fs::read_dir("/proc")
-        .expect("list /proc")
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                env.split(|b| *b == 0)
-                    .any(|entry| entry == marker.as_bytes())
-            })
-        })
-        .filter(|pid| is_running(*pid))
+    let mut pids: Vec<i32> = table::snapshot()
+        .into_values()
+        .filter(|info| !info.is_zombie() && table::environ_has(info.pid, marker.as_bytes()))
+        .map(|info| info.pid)
         .collect();
     pids.sort();
     pids
@@ -122,13 +106,7 @@ pub fn marked(owner: &str) -> Vec<i32> {
 
 /// The session id of `pid`.
 pub fn session_of(pid: i32) -> Option<i32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(4)?
-        .parse()
-        .ok()
+    table::read(pid).map(|info| info.session)
 }
 
 /// Reads a pid written by a test service into `path`.

@@ -9,6 +9,9 @@ use crate::tasks::TaskError;
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
+        if let Some(path) = error.disk_full() {
+            return ApiError::disk_full("writing to the store", path);
+        }
         match error {
             StoreError::Duplicate { .. } => ApiError::conflict("ALREADY_EXISTS", error.to_string()),
             StoreError::NotFound { .. } => ApiError::not_found(error.to_string()),

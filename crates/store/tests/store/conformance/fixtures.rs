@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use vupdate_core::log::Level;
-use vupdate_core::service::ServiceName;
+use vupdate_core::service::{Role, ServiceName};
 use vupdate_store::model::accounts::{Account, AccountKind, AccountRole};
 use vupdate_store::model::builds::{BuildState, BuildStatus, BuildTarget};
 use vupdate_store::model::faults::{FaultFile, FaultInfo, FaultReport};
@@ -157,6 +157,7 @@ pub fn log(
 ) -> LogRecord {
     LogRecord {
         service: service(service_name),
+        role: None,
         instance: instance.to_owned(),
         directory: "/srv".to_owned(),
         process: "100".to_owned(),
@@ -189,6 +190,7 @@ pub fn state(
         distribution: distribution.to_owned(),
         instance: instance.to_owned(),
         service: service(service_name),
+        role: None,
         directory: "/srv".to_owned(),
         state: ServiceState {
             time: at(seconds),
@@ -201,6 +203,11 @@ pub fn state(
             last_exit_code: None,
         },
     }
+}
+
+/// A role, e.g. `eu`.
+pub fn role(name: &str) -> Role {
+    name.parse().expect("valid role")
 }
 
 /// A fault report of `service_name` at `seconds` after `t0`.

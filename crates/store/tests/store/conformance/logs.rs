@@ -6,7 +6,7 @@ use vupdate_store::StoreError;
 use vupdate_store::model::logs::{LogField, LogQuery, LogRecord, MAX_MESSAGE_BYTES};
 
 use super::Ctx;
-use super::fixtures::{at, log, service, task_log};
+use super::fixtures::{at, log, role, service, task_log};
 
 fn messages(found: &[vupdate_store::Stored<LogRecord>]) -> Vec<&str> {
     found.iter().map(|r| r.record.message.as_str()).collect()
@@ -447,6 +447,7 @@ pub async fn random_queries_agree_with_the_feed_matcher(ctx: Ctx) {
     let directories = ["/srv".to_owned(), "/opt".to_owned()];
     let processes = ["1".to_owned(), "2".to_owned()];
     let tasks = ["t1".to_owned(), "t2".to_owned()];
+    let roles = [role("eu"), role("us")];
     let words = [
         "Error",
         "error",
@@ -469,6 +470,7 @@ pub async fn random_queries_agree_with_the_feed_matcher(ctx: Ctx) {
         record.directory = rng.pick(&directories).clone();
         record.process = rng.pick(&processes).clone();
         record.task = rng.maybe(&tasks);
+        record.role = rng.maybe(&roles);
         records.push(record);
     }
     let mut stored = Vec::new();
@@ -480,6 +482,7 @@ pub async fn random_queries_agree_with_the_feed_matcher(ctx: Ctx) {
     for round in 0..150 {
         let query = LogQuery {
             service: rng.maybe(&services).map(service),
+            role: rng.maybe(&roles),
             instance: rng.maybe(&instances),
             directory: rng.maybe(&directories),
             process: rng.maybe(&processes),
@@ -517,7 +520,7 @@ pub async fn the_last_source_sequence_is_per_source(ctx: Ctx) {
     let logs = ctx.store.logs();
     let api = service("api");
     assert_eq!(
-        logs.last_source_sequence(&api, "vm-1", "/srv", "100")
+        logs.last_source_sequence(&api, None, "vm-1", "/srv", "100")
             .await
             .expect("query"),
         None,
@@ -544,22 +547,48 @@ pub async fn the_last_source_sequence_is_per_source(ctx: Ctx) {
         .await
         .expect("insert");
     assert_eq!(
-        logs.last_source_sequence(&api, "vm-1", "/srv", "100")
+        logs.last_source_sequence(&api, None, "vm-1", "/srv", "100")
             .await
             .expect("query"),
         Some(9)
     );
     assert_eq!(
-        logs.last_source_sequence(&api, "vm-2", "/srv", "100")
+        logs.last_source_sequence(&api, None, "vm-2", "/srv", "100")
             .await
             .expect("query"),
         Some(3)
     );
     assert_eq!(
-        logs.last_source_sequence(&api, "vm-1", "/srv", "other")
+        logs.last_source_sequence(&api, None, "vm-1", "/srv", "other")
             .await
             .expect("query"),
         None,
         "another process is another source"
+    );
+    assert_eq!(
+        logs.last_source_sequence(&api, Some(&role("eu")), "vm-1", "/srv", "100")
+            .await
+            .expect("query"),
+        None,
+        "the service in a role is another source"
+    );
+    logs.insert(vec![LogRecord {
+        role: Some(role("eu")),
+        ..numbered("vm-1", 2)
+    }])
+    .await
+    .expect("insert");
+    assert_eq!(
+        logs.last_source_sequence(&api, Some(&role("eu")), "vm-1", "/srv", "100")
+            .await
+            .expect("query"),
+        Some(2)
+    );
+    assert_eq!(
+        logs.last_source_sequence(&api, None, "vm-1", "/srv", "100")
+            .await
+            .expect("query"),
+        Some(9),
+        "the service without a role keeps its own numbers"
     );
 }

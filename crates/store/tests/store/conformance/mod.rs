@@ -9,6 +9,7 @@ pub mod faults;
 pub mod fixtures;
 pub mod follow;
 pub mod logs;
+pub mod roles;
 pub mod sequences;
 pub mod states;
 pub mod tasks;
@@ -74,6 +75,7 @@ macro_rules! instantiate {
                 query_and_follow_agree_on_text, a_lagging_follower_resyncs_without_gaps, large_batches_are_split],
             sequences: [sequences_increase_across_collections_writes, sequences_survive_a_reopen,
                 two_stores_on_one_database_never_share_a_sequence],
+            roles: [service_and_role_filter_apart, legacy_name_role_records_are_split_once],
             states: [set_replaces_by_key_and_queries_filter, a_cursor_reads_in_sequence_order,
                 a_state_batch_with_one_invalid_record_writes_nothing],
             faults: [an_id_matches_exactly, query_by_distribution_service_and_time_newest_first,

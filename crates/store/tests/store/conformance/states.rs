@@ -77,6 +77,7 @@ pub async fn set_replaces_by_key_and_queries_filter(ctx: Ctx) {
     let exact = StateQuery {
         distribution: Some("jetto".into()),
         service: Some(service("web")),
+        role: None,
         instance: Some("vm-1".into()),
         directory: Some("/srv".into()),
         after_sequence: None,

@@ -1,0 +1,373 @@
+//! The request limits (`limits.requests` in `distribution.yaml`): one layer over every
+//! route, so a route added later is covered without a line of its own.
+//!
+//! In order, a request is refused when:
+//! - its query string or its headers are too large: `414 URI_TOO_LONG`,
+//!   `431 HEADERS_TOO_LARGE`;
+//! - the server has `max` requests in progress: `503 SERVER_BUSY`; its address has
+//!   `perAddress`: `429 TOO_MANY_REQUESTS` (a request counts until its response's last
+//!   byte is sent, so slow downloads count too);
+//! - its body is larger than its route allows (by `Content-Length` before a byte is read,
+//!   or as it arrives): `413 PAYLOAD_TOO_LARGE`; it sends nothing for `bodyTimeout`:
+//!   `408 REQUEST_TIMEOUT`.
+//!
+//! Bodies of GraphQL and of routes without their own limit are read whole here (they are
+//! small); image, fault and private-file uploads stream on to their handlers with an idle
+//! timeout ([`BodyTimeout`]), and their stores count the bytes against the same limits.
+//! Refusals on `/graphql` are GraphQL responses (`errors[].extensions.code`); elsewhere
+//! `{"error": {"code", "message"}}`; both carry `Retry-After` where waiting helps.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use futures::StreamExt as _;
+use hyper::body::{Frame, SizeHint};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{AddressSlot, AddressSlots, ApiError, ClientAddress};
+use crate::auth::ClientKey;
+use crate::config::RequestLimits;
+
+/// How long a client refused for load is told to wait.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+/// The layer's shared state: the limits and the requests in progress.
+#[derive(Clone)]
+pub struct RequestGate {
+    limits: RequestLimits,
+    running: Arc<Semaphore>,
+    by_address: AddressSlots,
+}
+
+impl RequestGate {
+    /// A gate with nothing in progress.
+    pub fn new(limits: RequestLimits) -> RequestGate {
+        RequestGate {
+            limits,
+            running: Arc::new(Semaphore::new(limits.max)),
+            by_address: AddressSlots::default(),
+        }
+    }
+}
+
+/// Which body limit applies to a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Graphql,
+    Image,
+    Fault,
+    PrivateFile,
+    Other,
+}
+
+impl Route {
+    fn of(path: &str) -> Route {
+        if path == "/graphql" || path.starts_with("/graphql/") {
+            Route::Graphql
+        } else if path.starts_with("/images/") {
+            Route::Image
+        } else if path.starts_with("/faults/") {
+            Route::Fault
+        } else if path.starts_with("/private-files/") {
+            Route::PrivateFile
+        } else {
+            Route::Other
+        }
+    }
+
+    /// The largest body, and whether it streams on to the handler.
+    fn body_limit(self, limits: &RequestLimits) -> (u64, bool) {
+        match self {
+            Route::Graphql => (limits.max_graphql_body, false),
+            Route::Other => (limits.max_body, false),
+            Route::Image => (limits.max_image, true),
+            Route::Fault => (limits.max_fault_archive, true),
+            Route::PrivateFile => (limits.max_private_file, true),
+        }
+    }
+}
+
+/// The middleware (see the module doc).
+pub async fn enforce(State(gate): State<RequestGate>, request: Request, next: Next) -> Response {
+    let path = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |m| m.as_str().to_owned(),
+    );
+    let route = Route::of(&path);
+    let refuse = |error: ApiError| {
+        if route == Route::Graphql {
+            error.into_graphql_response()
+        } else {
+            error.into_response()
+        }
+    };
+    if let Err(error) = check_head(&gate.limits, &request) {
+        return refuse(error);
+    }
+    let client = ClientAddress::of(request.extensions()).0;
+    let hold = match admit(&gate, client) {
+        Ok(hold) => hold,
+        Err(error) => return refuse(error),
+    };
+    let (limit, streams) = route.body_limit(&gate.limits);
+    let (parts, body) = request.into_parts();
+    if let Some(length) = content_length(&parts.headers)
+        && length > limit
+    {
+        return refuse(too_large(length, limit));
+    }
+    let body = if streams {
+        Body::new(IdleTimeout::new(body, gate.limits.body_timeout))
+    } else {
+        match read_small(body, limit, gate.limits.body_timeout).await {
+            Ok(bytes) => Body::from(bytes),
+            Err(error) => return refuse(error),
+        }
+    };
+    let response = next.run(Request::from_parts(parts, body)).await;
+    response.map(|body| Body::new(Held { body, _hold: hold }))
+}
+
+/// The query string and header limits.
+fn check_head(limits: &RequestLimits, request: &Request) -> Result<(), ApiError> {
+    let query = request.uri().query().map_or(0, str::len) as u64;
+    if query > limits.max_query_string_bytes {
+        return Err(ApiError::refusal(
+            StatusCode::URI_TOO_LONG,
+            "URI_TOO_LONG",
+            format!(
+                "the query string has {query} bytes, more than the {} allowed; send large GraphQL operations by POST",
+                limits.max_query_string_bytes
+            ),
+        ));
+    }
+    let headers: u64 = request
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().len() + value.len() + 4) as u64)
+        .sum();
+    if headers > limits.max_header_bytes {
+        return Err(ApiError::refusal(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "HEADERS_TOO_LARGE",
+            format!(
+                "the request's headers have {headers} bytes, more than the {} allowed",
+                limits.max_header_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A request's places among those in progress, given back when its response ends.
+struct Hold {
+    _permit: OwnedSemaphorePermit,
+    _address: Option<AddressSlot>,
+}
+
+/// Takes a place for a request from `client`, or says why there is none.
+fn admit(gate: &RequestGate, client: Option<IpAddr>) -> Result<Hold, ApiError> {
+    let permit = Arc::clone(&gate.running).try_acquire_owned().map_err(|_| {
+        ApiError::refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVER_BUSY",
+            format!(
+                "the server is answering {} requests, its limit; try again shortly",
+                gate.limits.max
+            ),
+        )
+        .with_retry_after(BUSY_RETRY)
+    })?;
+    let address = match client.map(ClientKey::of) {
+        None => None,
+        Some(key) => Some(gate.by_address.take(key, gate.limits.per_address).map_err(|count| {
+            ApiError::too_many_requests(
+                format!(
+                    "{key} has {count} requests in progress, the limit per address; wait for some to finish"
+                ),
+                BUSY_RETRY,
+            )
+        })?),
+    };
+    Ok(Hold {
+        _permit: permit,
+        _address: address,
+    })
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn too_large(size: u64, limit: u64) -> ApiError {
+    ApiError::payload_too_large(format!(
+        "the request body has {size} bytes, more than the {limit} this route takes"
+    ))
+}
+
+fn too_slow(timeout: Duration) -> ApiError {
+    ApiError::refusal(
+        StatusCode::REQUEST_TIMEOUT,
+        "REQUEST_TIMEOUT",
+        format!(
+            "the request body sent nothing for {}; send it without pauses",
+            humantime::format_duration(timeout)
+        ),
+    )
+}
+
+/// A small body, read whole within `timeout`, at most `limit` bytes.
+async fn read_small(body: Body, limit: u64, timeout: Duration) -> Result<Bytes, ApiError> {
+    let read = async {
+        let mut chunks = body.into_data_stream();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(ApiError::from_body)?;
+            let size = (bytes.len() + chunk.len()) as u64;
+            if size > limit {
+                return Err(too_large(size, limit));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(bytes))
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or_else(|_| Err(too_slow(timeout)))
+}
+
+/// Why a streamed request body stopped: it sent nothing for too long.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body sent nothing for {}", humantime::format_duration(*.0))]
+pub struct BodyTimeout(pub Duration);
+
+impl ApiError {
+    /// The error for a request body that failed while read: [`BodyTimeout`] is `408
+    /// REQUEST_TIMEOUT`; anything else (the client went away) `400`.
+    pub fn from_body(error: axum::Error) -> ApiError {
+        // Each body wrapper on the way adds a layer of `axum::Error` around the cause.
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        while let Some(error) = cause {
+            if let Some(BodyTimeout(timeout)) = error.downcast_ref::<BodyTimeout>() {
+                return too_slow(*timeout);
+            }
+            cause = error.source();
+        }
+        ApiError::bad_request(format!("the request body was cut off: {error}"))
+    }
+}
+
+/// A request body that fails with [`BodyTimeout`] when no data comes for `timeout`.
+struct IdleTimeout {
+    body: Body,
+    timeout: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl IdleTimeout {
+    fn new(body: Body, timeout: Duration) -> IdleTimeout {
+        IdleTimeout {
+            body,
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl HttpBody for IdleTimeout {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + this.timeout;
+                this.deadline.as_mut().reset(next);
+                Poll::Ready(frame)
+            }
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    Poll::Ready(Some(Err(axum::Error::new(BodyTimeout(this.timeout)))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A response body that keeps its request's [`Hold`] until it is sent or dropped.
+struct Held {
+    body: Body,
+    _hold: Hold,
+}
+
+impl HttpBody for Held {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Route;
+
+    #[test]
+    fn routes_take_their_own_body_limits() {
+        for (path, route) in [
+            ("/graphql", Route::Graphql),
+            ("/graphql/ws", Route::Graphql),
+            ("/graphiql", Route::Other),
+            ("/images/{kind}/{service}/{version}", Route::Image),
+            ("/faults/{id}", Route::Fault),
+            ("/faults/{distribution}/{id}", Route::Fault),
+            (
+                "/private-files/{kind}/{service}/{*path}",
+                Route::PrivateFile,
+            ),
+            ("/hooks/git", Route::Other),
+            ("/no/such/route", Route::Other),
+        ] {
+            assert_eq!(Route::of(path), route, "{path}");
+        }
+    }
+}

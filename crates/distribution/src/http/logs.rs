@@ -1,0 +1,117 @@
+//! `GET /logs/download` (Administrator, Developer): every line a filter matches, oldest
+//! first, as a text file, for the dashboard's "download" and for `curl`.
+//!
+//! The query parameters are the `LogFilter` of the GraphQL `logs` query: `service`,
+//! `instance`, `directory`, `process`, `task`, `minLevel`, `find`, `fromTime`, `toTime`
+//! (RFC 3339). Each line is `service instance process` followed by the line in the
+//! standard format (`date LEVEL unit message`). The body is streamed page by page in
+//! store order, so a large download holds one page in memory; it stops after
+//! [`MAX_LINES`] lines and then says so on a last line.
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use vupdate_core::log::LogLine;
+use vupdate_store::model::logs::LogRecord;
+
+use super::{ApiError, AppState};
+use crate::auth::{Principal, Role};
+use crate::graphql::LogFilter;
+
+/// The most lines one download carries.
+pub const MAX_LINES: u64 = 1_000_000;
+/// Lines read from the store at a time.
+const PAGE: u64 = 2_000;
+
+/// The file name the browser saves: `logs-<task or service or "all">.log`.
+fn file_name(filter: &LogFilter) -> String {
+    let safe: String = filter
+        .subject()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("logs-{safe}.log")
+}
+
+/// The handler.
+pub(super) async fn download(
+    State(state): State<AppState>,
+    principal: Principal,
+    filter: Result<Query<LogFilter>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    principal.require(&[Role::Administrator, Role::Developer])?;
+    let Query(filter) = filter.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let file_name = file_name(&filter);
+    let query = filter.query("")?;
+    // The first page is read before answering, so a store failure is a proper error.
+    let first = state.store.logs().in_sequence(&query, PAGE).await?;
+    let stream = futures::stream::unfold(
+        Some((state.store, query, first, 0u64)),
+        |cursor| async move {
+            let (store, mut query, page, sent) = cursor?;
+            if page.is_empty() {
+                return None;
+            }
+            let mut text = String::new();
+            let mut sent = sent;
+            let mut last = None;
+            for stored in &page {
+                if sent == MAX_LINES {
+                    text.push_str(&format!(
+                        "# vupdate: the download stops after {MAX_LINES} lines; narrow the filter for the rest\n"
+                    ));
+                    return Some((Ok::<_, std::io::Error>(text), None));
+                }
+                text.push_str(&line(&stored.record));
+                text.push('\n');
+                sent += 1;
+                last = Some(stored.sequence);
+            }
+            query.after_sequence = last;
+            let next = if (page.len() as u64) < PAGE {
+                Vec::new()
+            } else {
+                match store.logs().in_sequence(&query, PAGE).await {
+                    Ok(next) => next,
+                    Err(error) => {
+                        tracing::warn!(%error, "log download cut short by a store error");
+                        text.push_str(&format!("# vupdate: the download was cut short: {error}\n"));
+                        return Some((Ok(text), None));
+                    }
+                }
+            };
+            Some((Ok(text), Some((store, query, next, sent))))
+        },
+    );
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+/// One record as a line of the file.
+fn line(record: &LogRecord) -> String {
+    let standard = LogLine {
+        time: record.time.naive_utc(),
+        level: record.level,
+        unit: record.unit.clone(),
+        message: record.message.replace('\n', "\\n"),
+    };
+    format!(
+        "{} {} {} {standard}",
+        record.service, record.instance, record.process
+    )
+}

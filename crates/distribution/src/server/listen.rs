@@ -1,0 +1,459 @@
+//! The connection loop: accepts TCP connections (TLS when configured), bounds how many are
+//! open in total and per address, serves each with hyper's HTTP/1.1 under timeouts for slow
+//! clients, and stops gracefully.
+//!
+//! - A connection past `limits.connections` is still read and answered, `503
+//!   TOO_MANY_CONNECTIONS` with `Connection: close`, so a client always learns why (only
+//!   past a second bound, as many refusals in progress as open connections allowed, is a
+//!   connection closed unanswered: the kernel would drop it anyway).
+//! - A request head (or a TLS handshake) must arrive within `headerTimeout`; a head that
+//!   started and stalls (slowloris) is answered `408 REQUEST_TIMEOUT` on plain HTTP, and an
+//!   idle keep-alive connection is closed. Bodies are timed by the request limits
+//!   (`http::limits`), which also see every request with its [`ConnectInfo`].
+//! - HTTP/1.1 handles one request at a time per connection, so the per-connection cap on
+//!   concurrent requests is one by construction; WebSockets bound their own operations.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
+
+use crate::auth::ClientKey;
+use crate::config::ConnectionLimits;
+use crate::http::{AddressSlot, AddressSlots, ApiError};
+
+/// How long requests in flight get to finish once a stop is asked.
+const GRACE: Duration = Duration::from_secs(10);
+/// Bytes a request's head may have beyond the header and query-string limits (start
+/// line, path): hyper's own bound, under which the request limits answer with a code.
+const HEAD_SLACK: usize = 8 << 10;
+
+/// Serves `router` on `listener` until `stopped` turns true.
+pub(super) fn spawn(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    limits: ConnectionLimits,
+    max_head_bytes: usize,
+    mut stopped: watch::Receiver<bool>,
+) -> JoinHandle<io::Result<()>> {
+    tokio::spawn(async move {
+        let gate = Gate::new(limits);
+        let settings = Arc::new(Settings {
+            limits,
+            max_head_bytes: max_head_bytes + HEAD_SLACK,
+        });
+        let mut connections = JoinSet::new();
+        loop {
+            while connections.try_join_next().is_some() {}
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors or a connection reset before accept:
+                        // the listener itself is fine; wait a little rather than spin.
+                        tracing::warn!(%error, "cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = stop_asked(&mut stopped) => break,
+            };
+            let admission = gate.admit(peer.ip());
+            if matches!(admission, Admission::Drop) {
+                continue;
+            }
+            connections.spawn(serve_connection(
+                stream,
+                peer,
+                tls.clone(),
+                router.clone(),
+                admission,
+                Arc::clone(&settings),
+                stopped.clone(),
+            ));
+        }
+        drop(listener);
+        if tokio::time::timeout(GRACE, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!(
+                open = connections.len(),
+                "connections still busy after the grace period; closing them"
+            );
+            connections.abort_all();
+        }
+        Ok(())
+    })
+}
+
+/// Resolves once a stop is asked (or the server that could ask is gone).
+async fn stop_asked(stopped: &mut watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+struct Settings {
+    limits: ConnectionLimits,
+    max_head_bytes: usize,
+}
+
+/// What became of a new connection.
+enum Admission {
+    /// Served; its places are given back when the permit is dropped.
+    Served(Permit),
+    /// Answered `503 TOO_MANY_CONNECTIONS`, with what to say.
+    Refused(Permit, String),
+    /// Closed at once (refusals themselves are at their bound).
+    Drop,
+}
+
+/// Counts of open connections (and of refusals being answered), in total and per address.
+struct Gate {
+    limits: ConnectionLimits,
+    open: Arc<AtomicUsize>,
+    refusing: Arc<AtomicUsize>,
+    by_address: AddressSlots,
+}
+
+/// A connection's places in the [`Gate`], given back on drop.
+struct Permit {
+    count: Arc<AtomicUsize>,
+    _address: Option<AddressSlot>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Takes one of `max` places of `count`, if one is free.
+fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Arc<AtomicUsize>> {
+    count
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Arc::clone(count))
+}
+
+impl Gate {
+    fn new(limits: ConnectionLimits) -> Gate {
+        Gate {
+            limits,
+            open: Arc::default(),
+            refusing: Arc::default(),
+            by_address: AddressSlots::default(),
+        }
+    }
+
+    fn admit(&self, address: IpAddr) -> Admission {
+        let key = ClientKey::of(address);
+        let reason = match take(&self.open, self.limits.max) {
+            None => format!(
+                "the server has {} connections open, its limit; try again shortly",
+                self.limits.max
+            ),
+            Some(count) => match self.by_address.take(key, self.limits.per_address) {
+                Ok(slot) => {
+                    return Admission::Served(Permit {
+                        count,
+                        _address: Some(slot),
+                    });
+                }
+                Err(open) => {
+                    // The total place taken above is given back with `count`.
+                    drop(Permit {
+                        count,
+                        _address: None,
+                    });
+                    format!(
+                        "{key} has {open} connections open, the limit per address; close some or reuse them"
+                    )
+                }
+            },
+        };
+        match take(&self.refusing, self.limits.max) {
+            Some(count) => Admission::Refused(
+                Permit {
+                    count,
+                    _address: None,
+                },
+                reason,
+            ),
+            None => Admission::Drop,
+        }
+    }
+}
+
+/// Serves one connection until it closes, its head times out, or the server stops.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    admission: Admission,
+    settings: Arc<Settings>,
+    stopped: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (router, permit) = match admission {
+        Admission::Served(permit) => (router, permit),
+        Admission::Refused(permit, reason) => (refusal_router(reason), permit),
+        Admission::Drop => return,
+    };
+    let progress = Arc::new(Progress::default());
+    let watched = Watched {
+        stream,
+        progress: Arc::clone(&progress),
+        plain: tls.is_none(),
+        _permit: permit,
+    };
+    match tls {
+        None => drive(watched, peer, router, &progress, &settings, stopped).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(settings.limits.header_timeout, acceptor.accept(watched))
+                .await
+            {
+                Ok(Ok(stream)) => drive(stream, peer, router, &progress, &settings, stopped).await,
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Runs hyper's HTTP/1.1 over `io` (with upgrades, for WebSockets).
+async fn drive<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    progress: &Arc<Progress>,
+    settings: &Settings,
+    mut stopped: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = {
+        let progress = Arc::clone(progress);
+        hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let router = router.clone();
+            let progress = Arc::clone(&progress);
+            async move {
+                let response = router
+                    .oneshot(request.map(Body::new))
+                    .await
+                    .unwrap_or_else(|never: Infallible| match never {});
+                Ok::<_, Infallible>(response.map(|body| Body::new(MarkEnd { body, progress })))
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.limits.header_timeout)
+        .max_header_size(settings.max_head_bytes);
+    let mut connection = pin!(
+        builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades()
+    );
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = stop_asked(&mut stopped) => {
+            connection.as_mut().graceful_shutdown();
+            connection.as_mut().await
+        }
+    };
+    if let Err(error) = result {
+        if error.is_timeout() && progress.head_started() {
+            // The connection (and the stream in it) is dropped after this: the answer is
+            // written then (plain HTTP only).
+            progress.answer_timeout.store(true, Ordering::Relaxed);
+            tracing::debug!(%peer, "a request head was too slow; answered 408");
+        } else {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
+    }
+}
+
+/// A connection's position: bytes read so far, and how many had been read when it last
+/// became idle (the previous response was sent), so a timeout can tell a slow head from
+/// an idle keep-alive connection.
+#[derive(Default)]
+struct Progress {
+    read: AtomicU64,
+    idle_at: AtomicU64,
+    answer_timeout: AtomicBool,
+}
+
+impl Progress {
+    fn head_started(&self) -> bool {
+        self.read.load(Ordering::Relaxed) > self.idle_at.load(Ordering::Relaxed)
+    }
+}
+
+/// The TCP stream, counting what it reads; when dropped after a slow head it writes the
+/// `408` answer (a few hundred bytes into an empty send buffer: a non-blocking write
+/// succeeds). It holds the connection's place in the [`Gate`]: an upgraded connection (a
+/// WebSocket) keeps the stream, and so its place, until it closes.
+struct Watched {
+    stream: TcpStream,
+    progress: Arc<Progress>,
+    plain: bool,
+    _permit: Permit,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if self.plain && self.progress.answer_timeout.load(Ordering::Relaxed) {
+            let _ = self.stream.try_write(&timeout_answer());
+        }
+    }
+}
+
+/// The raw `408 REQUEST_TIMEOUT` answer.
+fn timeout_answer() -> Vec<u8> {
+    let body = ApiError::refusal(
+        StatusCode::REQUEST_TIMEOUT,
+        "REQUEST_TIMEOUT",
+        "the request's head did not arrive in time; send it at once",
+    )
+    .body()
+    .to_string();
+    format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        self.progress.read.fetch_add(read, Ordering::Relaxed);
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// A response body that marks the connection idle when its last byte is sent (or the
+/// body is dropped).
+struct MarkEnd {
+    body: Body,
+    progress: Arc<Progress>,
+}
+
+impl MarkEnd {
+    fn mark(&self) {
+        let read = self.progress.read.load(Ordering::Relaxed);
+        self.progress.idle_at.store(read, Ordering::Relaxed);
+    }
+}
+
+impl Drop for MarkEnd {
+    fn drop(&mut self) {
+        self.mark();
+    }
+}
+
+impl axum::body::HttpBody for MarkEnd {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.mark();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A router that answers every request `503 TOO_MANY_CONNECTIONS` and closes.
+fn refusal_router(reason: String) -> Router {
+    Router::new().fallback(move || {
+        let reason = reason.clone();
+        async move {
+            let mut response = axum::response::IntoResponse::into_response(
+                ApiError::refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "TOO_MANY_CONNECTIONS",
+                    reason,
+                )
+                .with_retry_after(Duration::from_secs(1)),
+            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    })
+}

@@ -1,0 +1,125 @@
+//! A SQLite file written by an older build (schema 1: no role columns, the role of a
+//! fault report inside its body) opens, gains the new columns with the values its records
+//! held, and its `name-role` records are split like any others.
+
+use rusqlite::Connection;
+use vupdate_core::service::ServiceName;
+use vupdate_store::StoreConfig;
+use vupdate_store::model::faults::FaultQuery;
+use vupdate_store::model::logs::LogQuery;
+use vupdate_store::model::states::StateQuery;
+
+/// The tables of the three collections that changed, as schema 1 created them, with one
+/// record each as the last build of that schema wrote them.
+const SCHEMA_1: &str = r#"
+CREATE TABLE _sequences (collection TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+INSERT INTO _sequences VALUES ('service_states', 1), ('log_records', 1), ('fault_reports', 1);
+CREATE TABLE "service_states" (_sequence INTEGER PRIMARY KEY, _modify_time INTEGER NOT NULL,
+  "distribution" TEXT NOT NULL, "instance" TEXT NOT NULL, "service" TEXT NOT NULL,
+  "directory" TEXT NOT NULL, "state_time" INTEGER, body TEXT NOT NULL) STRICT;
+CREATE UNIQUE INDEX "service_states_key" ON "service_states" ("distribution", "instance", "service", "directory");
+INSERT INTO service_states VALUES (1, 1767225600000, 'jetto', 'vm-1', 'worker-eu',
+  '/var/lib/vupdate/./worker-eu', 1767225600000, '{"state":{"version":"jetto-1.0.0_1"}}');
+CREATE TABLE "log_records" (_sequence INTEGER PRIMARY KEY, _modify_time INTEGER NOT NULL,
+  "service" TEXT, "instance" TEXT, "directory" TEXT, "process" TEXT, "task" TEXT, "time" INTEGER,
+  "level" TEXT, "unit" TEXT, "message" TEXT, body TEXT NOT NULL) STRICT;
+INSERT INTO log_records VALUES (1, 1767225600000, 'worker-eu', 'vm-1', '/var/lib/vupdate/./worker-eu',
+  '42', NULL, 1767225600000, 'INFO', 'main', 'started', '{"sourceSequence":5}');
+CREATE TABLE "fault_reports" (_sequence INTEGER PRIMARY KEY, _modify_time INTEGER NOT NULL,
+  "distribution" TEXT NOT NULL, "fault" TEXT NOT NULL, "info_service" TEXT, "info_time" INTEGER,
+  body TEXT NOT NULL) STRICT;
+CREATE TABLE "fault_reports_history" (_sequence INTEGER PRIMARY KEY, _modify_time INTEGER NOT NULL,
+  _archive_time INTEGER NOT NULL, "distribution" TEXT NOT NULL, "fault" TEXT NOT NULL,
+  "info_service" TEXT, "info_time" INTEGER, body TEXT NOT NULL) STRICT;
+INSERT INTO fault_reports VALUES (1, 1767225600000, 'jetto', 'fault-0001', 'worker', 1767225600000,
+  '{"info":{"instance":"vm-1","serviceRole":"eu","serviceDirectory":"/var/lib/vupdate/./worker-eu","state":{"time":"2026-01-01T00:00:00.000Z"},"logTail":["boom"]},"files":[]}');
+PRAGMA user_version = 1;
+"#;
+
+/// The roles of the fault reports `store` holds that match `query`.
+async fn fault_roles(store: &vupdate_store::Store, query: &FaultQuery) -> Vec<Option<String>> {
+    store
+        .fault_reports()
+        .query(query)
+        .await
+        .expect("faults")
+        .into_iter()
+        .map(|fault| fault.record.info.service_role.map(|role| role.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_schema_1_file_gains_the_role_columns_and_keeps_every_value() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("store.sqlite");
+    Connection::open(&path)
+        .and_then(|conn| conn.execute_batch(SCHEMA_1))
+        .expect("a schema 1 file");
+
+    let config = StoreConfig::Sqlite { path: path.clone() };
+    let store = vupdate_store::open(&config)
+        .await
+        .expect("opens and upgrades");
+    let in_eu = FaultQuery {
+        role: Some("eu".parse().expect("role")),
+        ..FaultQuery::default()
+    };
+    assert_eq!(
+        fault_roles(&store, &in_eu).await,
+        [Some("eu".to_owned())],
+        "the role moved from the body into its column"
+    );
+    let faults = store.fault_reports().query(&in_eu).await.expect("faults");
+    assert_eq!(
+        faults[0].record.info.log_tail,
+        ["boom"],
+        "the rest of the body stays"
+    );
+
+    let split = |name: &str| {
+        let (service, role) = name.rsplit_once('-')?;
+        Some((service.parse().ok()?, role.parse().ok()?))
+    };
+    let done = store.split_legacy_roles(split).await.expect("split");
+    assert_eq!(
+        (done.states, done.log_roles, done.log_directories),
+        (1, 1, 1)
+    );
+    let worker: ServiceName = "worker".parse().expect("name");
+    let states = store
+        .service_states()
+        .query(&StateQuery {
+            service: Some(worker.clone()),
+            role: Some("eu".parse().expect("role")),
+            ..StateQuery::default()
+        })
+        .await
+        .expect("states");
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].record.directory, "/var/lib/vupdate/worker-eu");
+    let logs = store
+        .logs()
+        .query(&LogQuery {
+            service: Some(worker),
+            ..LogQuery::default()
+        })
+        .await
+        .expect("logs");
+    assert_eq!(
+        (logs[0].sequence, logs[0].record.source_sequence),
+        (1, Some(5)),
+        "rewritten in place"
+    );
+    drop(store);
+
+    let version: i64 = Connection::open(&path)
+        .and_then(|conn| conn.query_row("PRAGMA user_version", [], |row| row.get(0)))
+        .expect("user_version");
+    assert_eq!(version, 2);
+    // Opening again finds every column and changes nothing.
+    let store = vupdate_store::open(&config).await.expect("opens again");
+    assert_eq!(
+        fault_roles(&store, &FaultQuery::default()).await,
+        [Some("eu".to_owned())]
+    );
+}

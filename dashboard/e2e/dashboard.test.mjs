@@ -1,0 +1,257 @@
+// The dashboard in a real browser (Debian's Chromium through playwright-core) against the
+// real `vupdate` binary, a real state repo and a real updater running `hello`. The
+// scenarios share one world and run in order, as one person would use it.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PASSWORD, World, eventually, outputDir } from './world.mjs';
+import { launch, logIn, shot } from './browser.mjs';
+
+/** A build that prints a numbered step every half second for minutes: followed, then cancelled. */
+const SLOW_UPDATE_JSON = JSON.stringify({
+  update: [{ service: 'slow', build: { buildCommands: [{ command: 'sh', args: ['-c', 'for i in $(seq 1 600); do echo "step $i"; sleep 0.5; done'] }], copyFiles: [] } }],
+});
+
+let world;
+let browser;
+let context;
+let page;
+const shots = outputDir('screenshots');
+const downloads = outputDir('downloads');
+
+before(async () => {
+  world = await World.start({
+    sources: { slow: { 'update.json': SLOW_UPDATE_JSON } },
+    services: { slow: 'developer:\n  sources:\n    - name: slow\n      git:\n        url: %%DIR%%/slow\n        branch: main\n' },
+  });
+  browser = await launch();
+  context = await browser.newContext({ viewport: { width: 1360, height: 860 }, acceptDownloads: true });
+  page = await context.newPage();
+});
+
+after(async () => {
+  await browser?.close();
+  await world?.stop();
+});
+
+test('first login asks for a new password, then shows the overview', async () => {
+  await page.goto(`${world.base}/versions`);
+  await page.waitForURL(/\/login\?next=%2Fversions/);
+  await shot(page, shots, 'login');
+  await logIn(page, world.base, 'admin', 'wrong password');
+  await page.getByRole('alert').filter({ hasText: 'INVALID_CREDENTIALS' }).waitFor();
+  await logIn(page, world.base, 'admin', world.firstPassword);
+  await page.waitForURL(/\/password/);
+  await page.getByLabel(/^Current password/).fill(world.firstPassword);
+  await page.getByLabel(/^New password( \*)?$/).fill(PASSWORD);
+  await page.getByLabel(/^New password again/).fill(PASSWORD);
+  await shot(page, shots, 'password');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  // Back to the page asked for first.
+  await page.waitForURL(/\/versions$/);
+  world.adminToken = await world.login('admin', PASSWORD);
+  await page.goto(`${world.base}/`);
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+});
+
+test('a desired version changed in the UI is a commit by the account, runs on the updater and shows synced', async () => {
+  await eventually('hello 1.0.0 running', async () => (await world.serving()) === 'orbit-1.0.0');
+  await page.goto(`${world.base}/desired/developer`);
+  const input = page.getByRole('combobox', { name: 'New version of hello' });
+  await input.fill('orbit-1.0.1');
+  await page.getByRole('button', { name: /Review and commit/ }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByText('- hello: orbit-1.0.0').waitFor();
+  await dialog.getByText('+ hello: orbit-1.0.1').waitFor();
+  await dialog.getByLabel(/Comment/).fill('Ship hello 1.0.1');
+  await shot(page, shots, 'desired-commit');
+  await dialog.getByRole('button', { name: 'Commit' }).click();
+  await dialog.getByText('Committed').waitFor();
+  const { accounts } = await world.graphql('{ accounts(account: "admin") { name } }');
+  assert.deepEqual(world.lastCommit(), { author: accounts[0].name, subject: 'Ship hello 1.0.1' });
+  await eventually('hello 1.0.1 running', async () => (await world.serving()) === 'orbit-1.0.1');
+  await page.goto(`${world.base}/`);
+  const row = page.locator('[role=row][data-service=hello]');
+  await row.getByText('orbit-1.0.1').first().waitFor();
+  await row.getByTestId('sync').filter({ hasText: 'synced' }).waitFor({ timeout: 60_000 });
+  await shot(page, shots, 'overview');
+});
+
+test('a revert from the history page is a new commit and brings the old version back', async () => {
+  await page.goto(`${world.base}/desired/developer?tab=history`);
+  const row = page.getByRole('row').filter({ hasText: 'Ship hello 1.0.1' });
+  await row.getByText('hello: orbit-1.0.0 → orbit-1.0.1').waitFor();
+  await shot(page, shots, 'desired-history');
+  await row.getByRole('button', { name: 'Revert' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByText('+ hello: orbit-1.0.0').waitFor();
+  await dialog.getByRole('button', { name: 'Commit' }).click();
+  await dialog.getByText('Committed').waitFor();
+  assert.equal(world.lastCommit().subject, 'Revert "Ship hello 1.0.1"');
+  await eventually('hello 1.0.0 running again', async () => (await world.serving()) === 'orbit-1.0.0');
+});
+
+test('an edit on a branch that moved in another tab is refused, then re-applied on the new tip', async () => {
+  await page.goto(`${world.base}/desired/developer`);
+  await page.getByRole('combobox', { name: 'New version of hello' }).waitFor();
+  // Another tab (here: another client) commits meanwhile.
+  const { status } = await world.graphql('{ status { stateRepo { tip } } }');
+  await world.graphql(
+    'mutation($r: String!) { setServiceProfile(profile: "ops", services: ["hello"], comment: "Add the ops profile", expectedRevision: $r) { id } }',
+    { r: status.stateRepo.tip },
+  );
+  await page.getByRole('combobox', { name: 'New version of hello' }).fill('orbit-1.0.2');
+  await page.getByRole('button', { name: /Review and commit/ }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel(/Comment/).fill('Ship hello 1.0.2');
+  await dialog.getByRole('button', { name: 'Commit' }).click();
+  await dialog.getByText('The branch moved').waitFor();
+  await shot(page, shots, 'desired-stale');
+  assert.equal(world.lastCommit().subject, 'Add the ops profile', 'nothing was written');
+  await dialog.getByRole('button', { name: 'Reload and re-apply' }).click();
+  await dialog.getByText('The branch moved').waitFor({ state: 'detached' });
+  await dialog.getByText('+ hello: orbit-1.0.2').waitFor();
+  assert.equal(await dialog.getByLabel(/Comment/).inputValue(), 'Ship hello 1.0.2', 'the comment is kept');
+  await dialog.getByRole('button', { name: 'Commit' }).click();
+  await dialog.getByText('Committed').waitFor();
+  assert.equal(world.lastCommit().subject, 'Ship hello 1.0.2');
+});
+
+test("a build's log is followed live and the build is cancelled", async () => {
+  await page.goto(`${world.base}/builds`);
+  const row = page.locator('tr[data-service=slow]');
+  await row.getByRole('button', { name: 'Start build' }).click();
+  await page.getByLabel('Version').waitFor();
+  assert.equal(await page.getByLabel('Version').inputValue(), 'orbit-1.0.0', 'the next build is prefilled');
+  // The comment offered: the newest commit message of slow's source repository.
+  await page.getByRole('button', { name: 'Last commit comment' }).click();
+  await eventually('the last commit comment', async () => (await page.getByLabel('Comment', { exact: true }).inputValue()) === 'slow');
+  await page.getByRole('button', { name: 'Review' }).click();
+  const dialog = page.getByRole('dialog', { name: /Build slow/ });
+  assert.equal(await dialog.getByLabel(/Comment/).inputValue(), 'slow');
+  await dialog.getByLabel(/Comment/).fill('Build slow');
+  await dialog.getByRole('button', { name: 'Commit' }).click();
+  await dialog.getByText('Committed').waitFor();
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  const running = row.getByRole('link', { name: /developer orbit-1.0.0 running/ });
+  await running.waitFor({ timeout: 60_000 });
+  await running.click();
+  await page.waitForURL(/\/tasks\//);
+  await page.getByTestId('live-state').filter({ hasText: 'Following the log live' }).waitFor();
+  await page.getByTestId('log-lines').getByText('step 3', { exact: true }).waitFor({ timeout: 60_000 });
+  await shot(page, shots, 'task');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.getByTestId('task-state').filter({ hasText: 'failed' }).waitFor({ timeout: 60_000 });
+  await page.getByTestId('log-lines').getByText('cancelled').first().waitFor();
+  await page.getByTestId('live-state').filter({ hasText: 'The task ended' }).waitFor();
+});
+
+test("a service's logs are filtered and downloaded as a file", async () => {
+  const port = readFileSync(join(world.vm, 'hello/current/port'), 'utf8').trim();
+  for (const n of [1, 2, 3]) await fetch(`http://127.0.0.1:${port}/marker-${n}`);
+  await page.goto(`${world.base}/logs?service=hello`);
+  await page.getByLabel('Text').fill('marker');
+  await page.getByLabel('Text').press('Enter');
+  await eventually('the marker lines', async () => {
+    await page.getByRole('button', { name: '↓ Newer' }).click();
+    return (await page.getByTestId('log-lines').getByText(/marker-3/).count()) > 0;
+  });
+  await shot(page, shots, 'logs');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download' }).click()]);
+  assert.equal(download.suggestedFilename(), 'logs-hello.log');
+  const file = join(downloads, 'logs-hello.log');
+  await download.saveAs(file);
+  const lines = readFileSync(file, 'utf8').trim().split('\n');
+  assert.ok(lines.length >= 3, lines.join('\n'));
+  for (const line of lines) {
+    assert.match(line, /^hello vm-1 \d+ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO hello /);
+    assert.match(line, /marker-\d/);
+  }
+});
+
+test('a Developer sees no account settings and cannot reach them by URL', async () => {
+  await world.graphql('mutation($p: String!) { addUserAccount(account: "dev", name: "Dee Veloper", role: DEVELOPER, password: $p, mustChangePassword: false) { account } }', { p: PASSWORD });
+  const other = await browser.newContext({ viewport: { width: 1360, height: 860 } });
+  try {
+    const dev = await other.newPage();
+    await dev.goto(`${world.base}/login`);
+    await logIn(dev, world.base, 'dev', PASSWORD);
+    await dev.getByRole('heading', { name: 'Overview' }).waitFor();
+    const navigation = dev.getByRole('navigation', { name: 'Main' });
+    await navigation.getByText('Logs').waitFor();
+    assert.equal(await navigation.getByText('Accounts').count(), 0);
+    assert.equal(await navigation.getByText('Private files').count(), 0);
+    // Settings a Developer may read but not change offer no change.
+    await dev.goto(`${world.base}/settings/profiles`);
+    await dev.getByRole('heading', { name: 'Profiles' }).waitFor();
+    assert.equal(await dev.getByRole('button', { name: 'New profile' }).count(), 0);
+    await dev.goto(`${world.base}/settings/accounts`);
+    await dev.getByRole('heading', { name: 'Not allowed' }).waitFor();
+    await shot(dev, shots, 'developer-not-allowed');
+  } finally {
+    await other.close();
+  }
+});
+
+test('an ended session goes back to login, then to the page that was open', async () => {
+  await page.goto(`${world.base}/faults`);
+  await page.getByRole('heading', { name: 'Faults' }).waitFor();
+  await page.evaluate(() => {
+    const kept = JSON.parse(localStorage.getItem('vupdate.session'));
+    localStorage.setItem('vupdate.session', JSON.stringify({ ...kept, token: 'not-a-token' }));
+  });
+  await page.reload();
+  await page.waitForURL(/\/login/);
+  await page.getByText('Session ended').waitFor();
+  await logIn(page, world.base, 'admin', PASSWORD);
+  await page.waitForURL(/\/faults$/);
+});
+
+test('every page loads with all other hosts blocked and logs no console error', async () => {
+  const offline = await browser.newContext({ viewport: { width: 1360, height: 860 } });
+  const origin = new URL(world.base).origin;
+  const blocked = [];
+  await offline.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url.startsWith(origin) || url.startsWith('data:') || url.startsWith('blob:')) return route.continue();
+    blocked.push(url);
+    return route.abort();
+  });
+  const errors = [];
+  try {
+    const p = await offline.newPage();
+    p.on('console', (m) => m.type() === 'error' && errors.push(`${p.url()}: ${m.text()}`));
+    p.on('pageerror', (e) => errors.push(`${p.url()}: ${e.message}`));
+    await logIn(p, world.base, 'admin', PASSWORD);
+    await p.getByRole('heading', { name: 'Overview' }).waitFor();
+    const pages = [
+      ['/', 'Overview', 'overview-offline'],
+      ['/versions', 'Versions', 'versions'],
+      ['/desired/client', 'Desired versions', 'desired-client'],
+      ['/builds', 'Builds', 'builds'],
+      ['/tasks', 'Tasks', 'tasks'],
+      ['/logs?service=hello', 'Logs', 'logs-hello'],
+      ['/faults', 'Faults', 'faults'],
+      ['/settings/accounts', 'Accounts', 'accounts'],
+      ['/settings/build', 'Build settings', 'build-settings'],
+      ['/settings/profiles', 'Profiles', 'profiles'],
+      ['/settings/distributions', 'Providers and consumers', 'distributions'],
+      ['/settings/private-files', 'Private files', 'private-files'],
+      ['/no/such/page', 'Page not found', 'not-found'],
+    ];
+    for (const [path, heading, name] of pages) {
+      await p.goto(`${world.base}${path}`);
+      await p.getByRole('heading', { name: heading, exact: true }).waitFor();
+      await p.waitForLoadState('networkidle');
+      await shot(p, shots, name);
+    }
+    await p.goto(`${world.base}/graphiql`);
+    await p.locator('.graphiql-container').waitFor();
+    await shot(p, shots, 'graphiql');
+  } finally {
+    await offline.close();
+  }
+  assert.deepEqual(blocked, [], 'nothing is fetched from another host');
+  assert.deepEqual(errors, [], 'no console errors');
+});
