@@ -1,10 +1,11 @@
 //! A distribution that a test kills with SIGKILL and starts again on the same data.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 use vupdate_client::Client;
+use vupdate_test_support::Patience;
 
 use crate::distribution::{self, Started};
 
@@ -147,36 +148,21 @@ impl Drop for Server {
 }
 
 /// Waits until `check` gives a value; fails after [`LIMIT`] with the log in `dir`.
-pub async fn eventually<T, F, Fut>(what: &str, dir: &TempDir, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, dir: &TempDir, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; server log:\n{}",
-            distribution::log(dir.path())
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Patience::up_to(LIMIT)
+        .eventually_or(what, check, || async {
+            format!("server log:\n{}", distribution::log(dir.path()))
+        })
+        .await
 }
 
 /// Whether process `pid` is gone (or only a zombie waiting for its parent).
 pub fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next())
-                == Some("Z")
-        }
-    }
+    !vupdate_process::table::is_running(pid)
 }
 
 /// The entries of a folder (none when it does not exist).
