@@ -31,7 +31,8 @@ struct Entry {
     key_end: usize,
     /// Start of the value as written (after the separator and its whitespace).
     value_start: usize,
-    /// End of the value, without a dangling `\` at the end of the file.
+    /// End of the value's last character as written: without a `\` continuing onto a
+    /// blank line or ending the file.
     value_end: usize,
     /// End of the entry's last line (before its line terminator).
     line_end: usize,
@@ -240,12 +241,7 @@ fn parse(text: &str) -> Result<Vec<Entry>, (usize, &'static str)> {
         let key_end = scanner.pos;
         scanner.separator();
         let value_start = scanner.pos;
-        scanner.value()?;
-        let value_end = if dangling {
-            (line_end - 1).max(value_start)
-        } else {
-            line_end
-        };
+        let (_, value_end) = scanner.value()?;
         entries.push(Entry {
             key,
             comments_start: comments_start.take().unwrap_or(start),
@@ -330,9 +326,12 @@ impl Scanner<'_> {
         }
     }
 
-    /// Reads the value, unescaped; merging copies it as written, so this checks its escapes.
-    fn value(&mut self) -> Result<String, (usize, &'static str)> {
+    /// Reads the value, unescaped (merging copies it as written, so this checks its
+    /// escapes), and where its last character as written ends: a `\` continuing onto a
+    /// blank line, or ending the file, adds nothing to the value, so it is not part of it.
+    fn value(&mut self) -> Result<(String, usize), (usize, &'static str)> {
         let mut value = String::new();
+        let mut end = self.pos;
         while let Some(c) = self.peek() {
             if c == '\\' {
                 match self.escape()? {
@@ -340,15 +339,17 @@ impl Scanner<'_> {
                     Escape::Char(c, next) => {
                         value.push(c);
                         self.pos = next;
+                        end = next;
                     }
                     Escape::Dangling => self.pos = self.end,
                 }
             } else {
                 value.push(c);
                 self.pos += c.len_utf8();
+                end = self.pos;
             }
         }
-        Ok(value)
+        Ok((value, end))
     }
 
     /// With `\` at the cursor followed by a line terminator: where the next line's text starts.
@@ -432,7 +433,7 @@ pub(super) fn decoded(text: &str) -> IndexMap<String, String> {
                 pos: entry.value_start,
                 end: entry.value_end,
             };
-            let value = scanner.value().expect("checked by parse");
+            let (value, _) = scanner.value().expect("checked by parse");
             (entry.key, value)
         })
         .collect()
@@ -577,6 +578,19 @@ mod tests {
             // The same in the base: the `\` would escape the `=` of the new value.
             (&["a=1\r\n\\", "=8080"], "a=1\r\n=8080"),
             (&["b\\", "b=2"], "b=2"),
+        ];
+        check_merges(cases);
+    }
+
+    /// Found by the `settings_properties` fuzz target: a value whose `\` continued onto a
+    /// blank line was copied with its `\` and the CR ending it, so the LF written next made
+    /// one CR LF line break with it and the `\` continued into the next key, which was lost.
+    #[test]
+    fn a_value_continued_onto_a_blank_line_swallows_no_key() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["", "k=v\\\r\rj=2"], "k=v\nj=2\n"),
+            (&["k=1\nj=2\n", "k=v\\\r\r"], "k=v\nj=2\n"),
+            (&["a=1\n", "k = v \\\n   \n"], "a=1\nk = v \n"),
         ];
         check_merges(cases);
     }
