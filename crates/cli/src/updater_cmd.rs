@@ -84,14 +84,23 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     .context("cannot start the async runtime")
 }
 
-/// Completes on SIGTERM (what systemd sends on stop) or SIGINT (Ctrl-C).
+/// Completes on SIGTERM (what systemd sends on stop), SIGINT (Ctrl-C) or SIGQUIT (a
+/// graceful stop, as for nginx).
+///
+/// Listening also matters for the services: a shell starts a background job with SIGINT
+/// and SIGQUIT ignored, an ignored signal stays ignored across `exec`, and a shell
+/// service cannot even trap it; a handled one is reset to its default in every child. So
+/// an updater started with `&` from a script still stops its services with `stopSignal:
+/// INT` and gets their core dumps with `makeCore` (SIGQUIT).
 fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut quit = signal(SignalKind::quit()).context("cannot listen for SIGQUIT")?;
     Ok(async move {
         tokio::select! {
             _ = terminate.recv() => "SIGTERM",
             _ = interrupt.recv() => "SIGINT",
+            _ = quit.recv() => "SIGQUIT",
         }
     })
 }

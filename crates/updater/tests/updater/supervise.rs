@@ -16,7 +16,19 @@ use vupdate_updater::supervisor::{
 
 use crate::support::*;
 
+/// Makes SIGINT and SIGQUIT handled in this test process, as the updater's program does
+/// (`stop_signal` in the CLI): a test runner started with `&` from a script inherits them
+/// ignored, and the services would inherit that (a shell cannot even trap them).
+fn handle_stop_signals() {
+    use tokio::signal::unix::{SignalKind, signal};
+    for kind in [SignalKind::interrupt(), SignalKind::quit()] {
+        // The handler stays installed once registered; the stream itself is not needed.
+        drop(signal(kind).expect("a signal handler"));
+    }
+}
+
 fn options(cgroups: CgroupMode) -> SupervisorOptions {
+    handle_stop_signals();
     SupervisorOptions {
         restart: RestartPolicy {
             initial_delay: Duration::from_millis(50),
@@ -177,6 +189,8 @@ async fn a_memory_hog_is_restarted_by_its_condition() {
 async fn a_cpu_hog_is_restarted_by_its_condition_with_sigquit_for_a_core() {
     let work = tempfile::tempdir().expect("tempdir");
     let mut run = sh("echo spinning; while :; do :; done");
+    // Writing the core can take seconds on a busy disk; SIGKILL must not cut it.
+    run.stop_timeout_ms = 20_000;
     // Low enough to pass on a loaded 2-core machine, where the hog gets less than a core.
     run.restart_conditions = Some(RestartConditions {
         max_memory_mb: None,
