@@ -124,7 +124,9 @@ impl LogLine {
         let (level, rest) = rest.split_once(' ')?;
         let level = level.parse().ok()?;
         let (unit, message) = rest.split_once(' ').unwrap_or((rest, ""));
-        if unit.is_empty() {
+        // A unit is a word: one holding a control character (`main\r`) would not print
+        // back as the same line, so such a line is kept whole, as text.
+        if unit.is_empty() || unit.contains(char::is_control) {
             return None;
         }
         Some(LogLine {
@@ -237,6 +239,23 @@ mod tests {
         assert_eq!(LogLine::parse(&line.to_string(), received), line);
         let plain = LogLine::parse("progress 50%\r\r", received);
         assert_eq!(plain.message, "progress 50%");
+    }
+
+    /// Found by the `log_line` fuzz target: `… ERROR main\r ` read as the unit `main\r` with
+    /// an empty message, printed back as `… ERROR main\r`, which reads as the unit `main`.
+    #[test]
+    fn a_unit_with_a_control_character_keeps_the_line_plain() {
+        let received = at("2000-01-01 00:00:00.000");
+        for text in [
+            "2026-11-28 12:01:02.345 ERROR main\r ",
+            "2026-11-28 12:01:02.345 ERROR ma\x1bin message",
+        ] {
+            let line = LogLine::parse(text, received);
+            assert_eq!(
+                (line.unit.as_str(), line.message.as_str()),
+                (PLAIN_UNIT, text)
+            );
+        }
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
             } else if let Some(slot) = added.get_mut(entry.key.as_str()) {
                 slot.2 = value;
             } else {
-                let (value_start, separator) = entry.rewrite_point();
+                let (value_start, separator) = entry.rewrite_point(overlay.text);
                 let prefix = &overlay.text[entry.comments_start..value_start];
                 added.insert(&entry.key, (prefix, separator, value));
             }
@@ -82,7 +82,7 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
     for entry in &base.entries {
         match replaced.get(entry.key.as_str()) {
             Some(value) => {
-                let (value_start, separator) = entry.rewrite_point();
+                let (value_start, separator) = entry.rewrite_point(text);
                 out.push_str(&text[cursor..value_start]);
                 push_value(&mut out, separator, value);
                 // Through the line's end: a dangling `\` of the old value goes with it.
@@ -115,8 +115,11 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
 /// What must come between an entry's key as written and a new value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Separator {
-    /// The key is followed by its separator already.
+    /// The key is followed by its `=` or `:` already.
     Written,
+    /// The key is followed by whitespace only: `=` before a value starting with `=` or `:`,
+    /// which would otherwise be read as the separator and lost from the value.
+    Spaces,
     /// The key was written with no separator at all: `=` before a value that is not empty.
     IfValue,
     /// The key was written as nothing (a lone `\`): `=` always, or it is no entry.
@@ -127,7 +130,7 @@ impl Entry {
     /// Where a new value of the entry is written, and what goes before it. A `\` ending the
     /// file's last line continues nothing there, but with text written after it, it would
     /// continue into that text or escape it (`\=`): the entry is cut before it.
-    fn rewrite_point(&self) -> (usize, Separator) {
+    fn rewrite_point(&self, text: &str) -> (usize, Separator) {
         let end = if self.dangling {
             self.line_end - 1
         } else {
@@ -138,8 +141,10 @@ impl Entry {
             Separator::Always
         } else if self.key_end.min(end) == value_start {
             Separator::IfValue
-        } else {
+        } else if text[self.key_end..value_start].contains(['=', ':']) {
             Separator::Written
+        } else {
+            Separator::Spaces
         };
         (value_start, separator)
     }
@@ -147,7 +152,13 @@ impl Entry {
 
 /// Appends `value` after the separator it needs.
 fn push_value(out: &mut String, separator: Separator, value: &str) {
-    if separator == Separator::Always || (separator == Separator::IfValue && !value.is_empty()) {
+    let needed = match separator {
+        Separator::Written => false,
+        Separator::Spaces => value.starts_with(['=', ':']),
+        Separator::IfValue => !value.is_empty(),
+        Separator::Always => true,
+    };
+    if needed {
         out.push('=');
     }
     out.push_str(value);
@@ -591,6 +602,19 @@ mod tests {
             (&["", "k=v\\\r\rj=2"], "k=v\nj=2\n"),
             (&["k=1\nj=2\n", "k=v\\\r\r"], "k=v\nj=2\n"),
             (&["a=1\n", "k = v \\\n   \n"], "a=1\nk = v \n"),
+        ];
+        check_merges(cases);
+    }
+
+    /// Found by the `settings_properties` fuzz target: `ho   0` given the value `=1` was
+    /// written `ho   =1`, where the `=` is the separator and the value `1`.
+    #[test]
+    fn a_value_starting_with_a_separator_keeps_it() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["ho   0\n", "ho = =1"], "ho   ==1\n"),
+            (&["a=1\n", "\\\nho   0", "ho = :1"], "a=1\n\\\nho   =:1\n"),
+            (&["ho   0\n", "ho=1"], "ho   1\n"),
+            (&["ho:0\n", "ho==1"], "ho:=1\n"),
         ];
         check_merges(cases);
     }
