@@ -247,12 +247,21 @@ fn parse(text: &str) -> Result<Vec<Entry>, (usize, &'static str)> {
             text,
             pos: key_start,
             end: line_end,
+            written: key_start,
         };
         let key = scanner.key()?;
-        let key_end = scanner.pos;
+        let key_end = scanner.written;
         scanner.separator();
+        let separator_end = scanner.written;
         let value_start = scanner.pos;
         let (_, value_end) = scanner.value()?;
+        // An empty value starts where the separator (or key) ends as written: a `\` left
+        // after them continues onto a blank line, and a value written there would follow it.
+        let (value_start, value_end) = if value_end == value_start {
+            (separator_end, separator_end)
+        } else {
+            (value_start, value_end)
+        };
         entries.push(Entry {
             key,
             comments_start: comments_start.take().unwrap_or(start),
@@ -273,6 +282,8 @@ struct Scanner<'a> {
     text: &'a str,
     pos: usize,
     end: usize,
+    /// Where the last character read ends, line continuations left out.
+    written: usize,
 }
 
 /// What a `\` at the cursor means.
@@ -300,6 +311,7 @@ impl Scanner<'_> {
                     Escape::Char(c, next) => {
                         key.push(c);
                         self.pos = next;
+                        self.written = next;
                     }
                     Escape::Dangling => self.pos = self.end,
                 },
@@ -308,6 +320,7 @@ impl Scanner<'_> {
                 c => {
                     key.push(c);
                     self.pos += c.len_utf8();
+                    self.written = self.pos;
                 }
             }
         }
@@ -319,6 +332,7 @@ impl Scanner<'_> {
         self.skip_space();
         if matches!(self.peek(), Some('=' | ':')) {
             self.pos += 1;
+            self.written = self.pos;
             self.skip_space();
         }
     }
@@ -327,7 +341,10 @@ impl Scanner<'_> {
     fn skip_space(&mut self) {
         loop {
             match self.peek() {
-                Some(c) if is_space(c) => self.pos += 1,
+                Some(c) if is_space(c) => {
+                    self.pos += 1;
+                    self.written = self.pos;
+                }
                 Some('\\') => match self.continuation() {
                     Some(next) => self.pos = next,
                     None => return,
@@ -443,6 +460,7 @@ pub(super) fn decoded(text: &str) -> IndexMap<String, String> {
                 text,
                 pos: entry.value_start,
                 end: entry.value_end,
+                written: entry.value_start,
             };
             let (value, _) = scanner.value().expect("checked by parse");
             (entry.key, value)
@@ -602,6 +620,19 @@ mod tests {
             (&["", "k=v\\\r\rj=2"], "k=v\nj=2\n"),
             (&["k=1\nj=2\n", "k=v\\\r\r"], "k=v\nj=2\n"),
             (&["a=1\n", "k = v \\\n   \n"], "a=1\nk = v \n"),
+        ];
+        check_merges(cases);
+    }
+
+    /// Found by the `settings_properties` fuzz target: the key `a` written `a\` + CR + a
+    /// blank line, given a value, was copied with its `\` and CR, and the LF after it made
+    /// one CR LF line break: the next key became `a`'s value.
+    #[test]
+    fn a_key_continued_onto_a_blank_line_swallows_no_key() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["", " a\\\r\r=0h"], " a\n=0h\n"),
+            (&["a\\\r\rb=1\n", "a=2"], "a=2\rb=1\n"),
+            (&["", "a =\\\r\rb=1"], "a =\nb=1\n"),
         ];
         check_merges(cases);
     }
