@@ -12,6 +12,7 @@
 //! - [`macros`]: `%%name%%` expansion with undefined macros reported, never left in.
 //! - [`settings`]: the client settings merge (`.json`, `.properties`, `.conf`, `.defines`, `X.N`).
 //! - [`log`]: the `yyyy-MM-dd HH:mm:ss.SSS LEVEL unit message` log line format.
+//! - [`range`]: the byte range of an image download's HTTP `Range` header.
 //! - [`reconcile`]: the pure build plan (which developer and client images to build, in order).
 //! - [`error_chain`]: an error and its causes on one line, for messages that carry them.
 
@@ -19,6 +20,7 @@ pub mod error_chain;
 pub mod log;
 pub mod macros;
 pub mod paths;
+pub mod range;
 pub mod reconcile;
 pub mod service;
 pub mod settings;

@@ -14,7 +14,9 @@ use chrono::NaiveDateTime;
 pub const PLAIN_UNIT: &str = "PLAIN";
 
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
-const TIME_LEN: usize = "yyyy-MM-dd HH:mm:ss.SSS".len();
+/// Where the time of a line has digits (`d`) and which separators it has.
+const TIME_SHAPE: &str = "dddd-dd-dd dd:dd:dd.ddd";
+const TIME_LEN: usize = TIME_SHAPE.len();
 
 /// A log level; the order is severity, so "this level and above" is `>=`.
 #[derive(
@@ -92,11 +94,12 @@ pub struct LogLine {
 }
 
 impl LogLine {
-    /// Parses one line (without its line ending). A line that does not match the format
-    /// becomes an `INFO` line of unit [`PLAIN_UNIT`] at `received`, with the whole line,
-    /// untrimmed, as its message.
+    /// Parses one line (without its `\n`; carriage returns before it belong to the line
+    /// ending too). A line that does not match the format becomes an `INFO` line of unit
+    /// [`PLAIN_UNIT`] at `received`, with the whole line, untrimmed, as its message.
     pub fn parse(line: &str, received: NaiveDateTime) -> LogLine {
-        let line = line.strip_suffix('\r').unwrap_or(line);
+        // All of them: a line kept with a trailing `\r` would print as one ending in `\r\n`.
+        let line = line.trim_end_matches('\r');
         Self::parse_structured(line).unwrap_or_else(|| LogLine {
             time: received,
             level: Level::Info,
@@ -106,12 +109,24 @@ impl LogLine {
     }
 
     fn parse_structured(line: &str) -> Option<LogLine> {
-        let time = NaiveDateTime::parse_from_str(line.get(..TIME_LEN)?, TIME_FORMAT).ok()?;
+        let time = line.get(..TIME_LEN)?;
+        // chrono's `%Y` also takes a sign and fewer digits (`-026`): such a time would print
+        // back in another shape, so only the format's own digits are read as a time.
+        let shape = time.bytes().zip(TIME_SHAPE.bytes());
+        if !shape.into_iter().all(|(byte, want)| match want {
+            b'd' => byte.is_ascii_digit(),
+            want => byte == want,
+        }) {
+            return None;
+        }
+        let time = NaiveDateTime::parse_from_str(time, TIME_FORMAT).ok()?;
         let rest = line.get(TIME_LEN..)?.strip_prefix(' ')?;
         let (level, rest) = rest.split_once(' ')?;
         let level = level.parse().ok()?;
         let (unit, message) = rest.split_once(' ').unwrap_or((rest, ""));
-        if unit.is_empty() {
+        // A unit is a word: one holding a control character (`main\r`) would not print
+        // back as the same line, so such a line is kept whole, as text.
+        if unit.is_empty() || unit.contains(char::is_control) {
             return None;
         }
         Some(LogLine {
@@ -182,6 +197,26 @@ mod tests {
         }
     }
 
+    /// Found by the `log_line` fuzz target: chrono read `-026` as a year, so the line was
+    /// stamped in the year -26 and printed back as `-0026-11-25 …`, another line.
+    #[test]
+    fn a_time_in_another_shape_keeps_the_line_plain() {
+        let received = at("2026-01-01 00:00:00.000");
+        for text in [
+            "-026-11-25 10:01:02.345 ERROR main year with a sign",
+            "+2026-11-25 10:01:02.34 INFO unit",
+            "2026-11-25 10:01: 2.345 INFO unit space for a digit",
+        ] {
+            let line = LogLine::parse(text, received);
+            assert_eq!(
+                (line.unit.as_str(), line.time),
+                (PLAIN_UNIT, received),
+                "{text}"
+            );
+            assert_eq!(line.message, text);
+        }
+    }
+
     #[test]
     fn strips_a_carriage_return_and_allows_empty_messages() {
         let line = LogLine::parse(
@@ -192,6 +227,35 @@ mod tests {
             (line.level, line.unit.as_str(), line.message.as_str()),
             (Level::Error, "main", "")
         );
+    }
+
+    /// Found by the `log_line` fuzz target: `… WARN db\r\r` kept one `\r` in its unit, so
+    /// the line printed back (as the updater writes its log files) read as another line.
+    #[test]
+    fn trailing_carriage_returns_are_part_of_the_line_ending() {
+        let received = at("2000-01-01 00:00:00.000");
+        let line = LogLine::parse("2026-11-25 10:01:02.345 WARN db\r\r\r", received);
+        assert_eq!((line.unit.as_str(), line.message.as_str()), ("db", ""));
+        assert_eq!(LogLine::parse(&line.to_string(), received), line);
+        let plain = LogLine::parse("progress 50%\r\r", received);
+        assert_eq!(plain.message, "progress 50%");
+    }
+
+    /// Found by the `log_line` fuzz target: `… ERROR main\r ` read as the unit `main\r` with
+    /// an empty message, printed back as `… ERROR main\r`, which reads as the unit `main`.
+    #[test]
+    fn a_unit_with_a_control_character_keeps_the_line_plain() {
+        let received = at("2000-01-01 00:00:00.000");
+        for text in [
+            "2026-11-28 12:01:02.345 ERROR main\r ",
+            "2026-11-28 12:01:02.345 ERROR ma\x1bin message",
+        ] {
+            let line = LogLine::parse(text, received);
+            assert_eq!(
+                (line.unit.as_str(), line.message.as_str()),
+                (PLAIN_UNIT, text)
+            );
+        }
     }
 
     #[test]
@@ -217,7 +281,7 @@ mod tests {
         #[test]
         fn no_line_is_ever_lost(text in "[^\n]{0,80}") {
             let line = LogLine::parse(&text, NaiveDateTime::MIN);
-            let text = text.strip_suffix('\r').unwrap_or(&text);
+            let text = text.trim_end_matches('\r');
             prop_assert!(line.message.len() <= text.len());
             prop_assert!(text.ends_with(&line.message));
         }

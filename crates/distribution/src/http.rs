@@ -38,7 +38,6 @@ mod limits;
 mod logs;
 mod metrics;
 pub(crate) mod principal;
-mod range;
 #[cfg(test)]
 mod tests;
 
@@ -57,7 +56,7 @@ pub use dashboard::embedded as dashboard_embedded;
 pub use error::ApiError;
 pub use limits::{BodyTimeout, RequestGate, enforce as enforce_limits};
 pub use metrics::count_requests;
-pub use range::ByteRange;
+pub use vupdate_core::range::ByteRange;
 
 /// What every handler shares; cheap to clone.
 #[derive(Clone)]

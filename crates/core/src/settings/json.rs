@@ -141,6 +141,22 @@ mod tests {
         );
     }
 
+    /// Found by the `settings_json` fuzz target: without serde_json's exact float parsing
+    /// a number could read as a neighbouring float, so a client's setting changed a little
+    /// at every merge it went through (`5.0000000000000205e+33`, then `…021e+33`).
+    #[test]
+    fn numbers_read_exactly_so_merges_never_move_them() {
+        let written = "5.0000000000000205e+33";
+        let mut text = format!("{{\"n\": {written}, \"f\": 0.1}}");
+        for _ in 0..3 {
+            let base = layer(TreeId::Base, &text);
+            let over = layer(TreeId::Overlay(1), r#"{"other": 1}"#);
+            let merged = merge(&[base, over]).expect("valid JSON");
+            text = String::from_utf8(merged).expect("UTF-8");
+            assert!(text.contains(written) && text.contains("0.1"), "{text}");
+        }
+    }
+
     #[test]
     fn a_byte_order_mark_is_accepted() {
         let base = layer(TreeId::Base, "\u{feff}{\"a\": 1}");

@@ -25,11 +25,14 @@ struct Entry {
     key: String,
     /// Start of the comment lines directly above the entry, or of the entry.
     comments_start: usize,
+    /// Start of the key as written.
+    key_start: usize,
     /// End of the key as written.
     key_end: usize,
     /// Start of the value as written (after the separator and its whitespace).
     value_start: usize,
-    /// End of the value, without a dangling `\` at the end of the file.
+    /// End of the value's last character as written: without a `\` continuing onto a
+    /// blank line or ending the file.
     value_end: usize,
     /// End of the entry's last line (before its line terminator).
     line_end: usize,
@@ -56,7 +59,7 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
     let base_keys: BTreeMap<&str, ()> = base.entries.iter().map(|e| (e.key.as_str(), ())).collect();
     let mut replaced: BTreeMap<&str, &str> = BTreeMap::new();
     // New keys in order of first appearance: written as first seen, with the last value.
-    let mut added: IndexMap<&str, (&str, bool, &str)> = IndexMap::new();
+    let mut added: IndexMap<&str, (&str, Separator, &str)> = IndexMap::new();
     for overlay in overlays {
         for entry in &overlay.entries {
             let value = &overlay.text[entry.value_start..entry.value_end];
@@ -65,9 +68,9 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
             } else if let Some(slot) = added.get_mut(entry.key.as_str()) {
                 slot.2 = value;
             } else {
-                let prefix = &overlay.text[entry.comments_start..entry.value_start];
-                let bare_key = entry.key_end == entry.value_start;
-                added.insert(&entry.key, (prefix, bare_key, value));
+                let (value_start, separator) = entry.rewrite_point(overlay.text);
+                let prefix = &overlay.text[entry.comments_start..value_start];
+                added.insert(&entry.key, (prefix, separator, value));
             }
         }
     }
@@ -79,8 +82,9 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
     for entry in &base.entries {
         match replaced.get(entry.key.as_str()) {
             Some(value) => {
-                out.push_str(&text[cursor..entry.value_start]);
-                push_value(&mut out, entry.key_end == entry.value_start, value);
+                let (value_start, separator) = entry.rewrite_point(text);
+                out.push_str(&text[cursor..value_start]);
+                push_value(&mut out, separator, value);
                 // Through the line's end: a dangling `\` of the old value goes with it.
                 cursor = entry.line_end;
                 dangling = false;
@@ -99,18 +103,62 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
             // The base's last line continues into the end of the file: a blank line ends it.
             out.push_str(newline);
         }
-        for (prefix, bare_key, value) in added.values() {
+        for (prefix, separator, value) in added.values() {
             out.push_str(prefix);
-            push_value(&mut out, *bare_key, value);
+            push_value(&mut out, *separator, value);
             out.push_str(newline);
         }
     }
     Ok(out.into_bytes())
 }
 
-/// Appends `value`, with a `=` first when the key was written with no separator at all.
-fn push_value(out: &mut String, bare_key: bool, value: &str) {
-    if bare_key && !value.is_empty() {
+/// What must come between an entry's key as written and a new value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Separator {
+    /// The key is followed by its `=` or `:` already.
+    Written,
+    /// The key is followed by whitespace only: `=` before a value starting with `=` or `:`,
+    /// which would otherwise be read as the separator and lost from the value.
+    Spaces,
+    /// The key was written with no separator at all: `=` before a value that is not empty.
+    IfValue,
+    /// The key was written as nothing (a lone `\`): `=` always, or it is no entry.
+    Always,
+}
+
+impl Entry {
+    /// Where a new value of the entry is written, and what goes before it. A `\` ending the
+    /// file's last line continues nothing there, but with text written after it, it would
+    /// continue into that text or escape it (`\=`): the entry is cut before it.
+    fn rewrite_point(&self, text: &str) -> (usize, Separator) {
+        let end = if self.dangling {
+            self.line_end - 1
+        } else {
+            self.line_end
+        };
+        let value_start = self.value_start.min(end);
+        let separator = if self.key_start >= value_start {
+            Separator::Always
+        } else if self.key_end.min(end) == value_start {
+            Separator::IfValue
+        } else if text[self.key_end..value_start].contains(['=', ':']) {
+            Separator::Written
+        } else {
+            Separator::Spaces
+        };
+        (value_start, separator)
+    }
+}
+
+/// Appends `value` after the separator it needs.
+fn push_value(out: &mut String, separator: Separator, value: &str) {
+    let needed = match separator {
+        Separator::Written => false,
+        Separator::Spaces => value.starts_with(['=', ':']),
+        Separator::IfValue => !value.is_empty(),
+        Separator::Always => true,
+    };
+    if needed {
         out.push('=');
     }
     out.push_str(value);
@@ -194,24 +242,30 @@ fn parse(text: &str) -> Result<Vec<Entry>, (usize, &'static str)> {
         }
         let line_end = lines[index].1;
         let dangling = continues(&text[lines[index].0..line_end]) && index + 1 == lines.len();
+        let key_start = end - body.len();
         let mut scanner = Scanner {
             text,
-            pos: end - body.len(),
+            pos: key_start,
             end: line_end,
+            written: key_start,
         };
         let key = scanner.key()?;
-        let key_end = scanner.pos;
+        let key_end = scanner.written;
         scanner.separator();
+        let separator_end = scanner.written;
         let value_start = scanner.pos;
-        scanner.value()?;
-        let value_end = if dangling {
-            (line_end - 1).max(value_start)
+        let (_, value_end) = scanner.value()?;
+        // An empty value starts where the separator (or key) ends as written: a `\` left
+        // after them continues onto a blank line, and a value written there would follow it.
+        let (value_start, value_end) = if value_end == value_start {
+            (separator_end, separator_end)
         } else {
-            line_end
+            (value_start, value_end)
         };
         entries.push(Entry {
             key,
             comments_start: comments_start.take().unwrap_or(start),
+            key_start,
             key_end,
             value_start,
             value_end,
@@ -228,6 +282,8 @@ struct Scanner<'a> {
     text: &'a str,
     pos: usize,
     end: usize,
+    /// Where the last character read ends, line continuations left out.
+    written: usize,
 }
 
 /// What a `\` at the cursor means.
@@ -255,6 +311,7 @@ impl Scanner<'_> {
                     Escape::Char(c, next) => {
                         key.push(c);
                         self.pos = next;
+                        self.written = next;
                     }
                     Escape::Dangling => self.pos = self.end,
                 },
@@ -263,6 +320,7 @@ impl Scanner<'_> {
                 c => {
                     key.push(c);
                     self.pos += c.len_utf8();
+                    self.written = self.pos;
                 }
             }
         }
@@ -274,6 +332,7 @@ impl Scanner<'_> {
         self.skip_space();
         if matches!(self.peek(), Some('=' | ':')) {
             self.pos += 1;
+            self.written = self.pos;
             self.skip_space();
         }
     }
@@ -282,7 +341,10 @@ impl Scanner<'_> {
     fn skip_space(&mut self) {
         loop {
             match self.peek() {
-                Some(c) if is_space(c) => self.pos += 1,
+                Some(c) if is_space(c) => {
+                    self.pos += 1;
+                    self.written = self.pos;
+                }
                 Some('\\') => match self.continuation() {
                     Some(next) => self.pos = next,
                     None => return,
@@ -292,9 +354,12 @@ impl Scanner<'_> {
         }
     }
 
-    /// Reads the value, unescaped; merging copies it as written, so this checks its escapes.
-    fn value(&mut self) -> Result<String, (usize, &'static str)> {
+    /// Reads the value, unescaped (merging copies it as written, so this checks its
+    /// escapes), and where its last character as written ends: a `\` continuing onto a
+    /// blank line, or ending the file, adds nothing to the value, so it is not part of it.
+    fn value(&mut self) -> Result<(String, usize), (usize, &'static str)> {
         let mut value = String::new();
+        let mut end = self.pos;
         while let Some(c) = self.peek() {
             if c == '\\' {
                 match self.escape()? {
@@ -302,15 +367,17 @@ impl Scanner<'_> {
                     Escape::Char(c, next) => {
                         value.push(c);
                         self.pos = next;
+                        end = next;
                     }
                     Escape::Dangling => self.pos = self.end,
                 }
             } else {
                 value.push(c);
                 self.pos += c.len_utf8();
+                end = self.pos;
             }
         }
-        Ok(value)
+        Ok((value, end))
     }
 
     /// With `\` at the cursor followed by a line terminator: where the next line's text starts.
@@ -393,8 +460,9 @@ pub(super) fn decoded(text: &str) -> IndexMap<String, String> {
                 text,
                 pos: entry.value_start,
                 end: entry.value_end,
+                written: entry.value_start,
             };
-            let value = scanner.value().expect("checked by parse");
+            let (value, _) = scanner.value().expect("checked by parse");
             (entry.key, value)
         })
         .collect()
@@ -509,17 +577,77 @@ mod tests {
             (&["a=1\\\n", "b=2"], "a=1\\\n\nb=2\n"),
             (&["a=1\\", "a=2\\"], "a=2"),
         ];
+        check_merges(cases);
+    }
+
+    /// Merges each case's layers, expecting its text, and what Java would read from the
+    /// result to be what the layers say, the last one winning.
+    fn check_merges(cases: &[(&[&str], &str)]) {
         for (layers, expected) in cases {
             let result = merged(layers);
             assert_eq!(result, *expected, "{layers:?}");
-            // What Java would read from the result is what the layers say, last one winning.
             let mut want: IndexMap<String, String> = IndexMap::new();
             for layer in *layers {
                 want.extend(decoded(layer));
             }
-            let got = decoded(&result);
-            assert_eq!(got, want, "{layers:?}");
+            assert_eq!(decoded(&result), want, "{layers:?}");
         }
+    }
+
+    /// Found by the `settings_properties` fuzz target: an overlay's last line `b\` (a key
+    /// and a `\` continuing nothing) was appended as written, so the `\` then continued
+    /// into the next appended key, which was lost into `b`'s line; and a base's last line
+    /// `\` given a value became `\=8080`, the key `=`.
+    #[test]
+    fn a_dangling_backslash_of_an_appended_key_joins_no_line() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["a=1\n", "b\\", "c=3"], "a=1\nb\nc=3\n"),
+            (&["a=1\n", "b = 2\\", "c=3"], "a=1\nb = 2\nc=3\n"),
+            (&["a=1\n", "# why\n\\", "c=3"], "a=1\n# why\n=\nc=3\n"),
+            // The same in the base: the `\` would escape the `=` of the new value.
+            (&["a=1\r\n\\", "=8080"], "a=1\r\n=8080"),
+            (&["b\\", "b=2"], "b=2"),
+        ];
+        check_merges(cases);
+    }
+
+    /// Found by the `settings_properties` fuzz target: a value whose `\` continued onto a
+    /// blank line was copied with its `\` and the CR ending it, so the LF written next made
+    /// one CR LF line break with it and the `\` continued into the next key, which was lost.
+    #[test]
+    fn a_value_continued_onto_a_blank_line_swallows_no_key() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["", "k=v\\\r\rj=2"], "k=v\nj=2\n"),
+            (&["k=1\nj=2\n", "k=v\\\r\r"], "k=v\nj=2\n"),
+            (&["a=1\n", "k = v \\\n   \n"], "a=1\nk = v \n"),
+        ];
+        check_merges(cases);
+    }
+
+    /// Found by the `settings_properties` fuzz target: the key `a` written `a\` + CR + a
+    /// blank line, given a value, was copied with its `\` and CR, and the LF after it made
+    /// one CR LF line break: the next key became `a`'s value.
+    #[test]
+    fn a_key_continued_onto_a_blank_line_swallows_no_key() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["", " a\\\r\r=0h"], " a\n=0h\n"),
+            (&["a\\\r\rb=1\n", "a=2"], "a=2\rb=1\n"),
+            (&["", "a =\\\r\rb=1"], "a =\nb=1\n"),
+        ];
+        check_merges(cases);
+    }
+
+    /// Found by the `settings_properties` fuzz target: `ho   0` given the value `=1` was
+    /// written `ho   =1`, where the `=` is the separator and the value `1`.
+    #[test]
+    fn a_value_starting_with_a_separator_keeps_it() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["ho   0\n", "ho = =1"], "ho   ==1\n"),
+            (&["a=1\n", "\\\nho   0", "ho = :1"], "a=1\n\\\nho   =:1\n"),
+            (&["ho   0\n", "ho=1"], "ho   1\n"),
+            (&["ho:0\n", "ho==1"], "ho:=1\n"),
+        ];
+        check_merges(cases);
     }
 
     #[test]

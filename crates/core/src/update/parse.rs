@@ -88,12 +88,32 @@ fn json_path(path: &serde_path_to_error::Path) -> String {
     }
     let mut text = String::new();
     for segment in &segments[..known] {
-        if !text.is_empty() && !matches!(segment, Segment::Seq { .. }) {
-            text.push('.');
+        match segment {
+            // A key that is not a plain word (empty, or holding `.`, `[`, a space…) is
+            // written quoted, `env["a.b"]`, so the path still says where it is.
+            Segment::Map { key } if !is_plain_key(key) => {
+                text.push('[');
+                text.push_str(&serde_json::Value::from(key.as_str()).to_string());
+                text.push(']');
+            }
+            Segment::Seq { .. } => text.push_str(&segment.to_string()),
+            _ => {
+                if !text.is_empty() {
+                    text.push('.');
+                }
+                text.push_str(&segment.to_string());
+            }
         }
-        text.push_str(&segment.to_string());
     }
     text
+}
+
+/// Whether a key can be written bare in a path: letters, digits, `_` and `-`.
+fn is_plain_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
 }
 
 fn parse_error(path: String, inner: &serde_json::Error) -> UpdateJsonError {

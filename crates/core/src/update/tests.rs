@@ -300,6 +300,23 @@ fn each_kind_of_error_names_its_path() {
     }
 }
 
+/// Found by the `update_json` fuzz target: an unknown empty key gave the path `` (and the
+/// message `: unknown field …`); keys that are not plain words are quoted in a path.
+#[test]
+fn a_key_that_is_no_plain_word_is_quoted_in_the_path() {
+    for (text, path) in [
+        (r#"{"update": [], "": 1}"#, r#"[""]"#),
+        (r#"{"update": [], "a.b c": 1}"#, r#"["a.b c"]"#),
+        (
+            r#"{"update": [{"service": "a", "build": {"copyFiles": []}, "x\"y": 1}]}"#,
+            r#"update[0]["x\"y"]"#,
+        ),
+    ] {
+        let error = UpdateFile::from_json(text).expect_err(path);
+        assert_eq!(error.path(), path, "{error}");
+    }
+}
+
 #[test]
 fn missing_check_interval_is_reported_where_restart_conditions_sit() {
     let text = broken(r#""makeCore": true,"#, r#""makeCore": true"#).replacen(

@@ -9,9 +9,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
 use tokio_util::io::ReaderStream;
+use vupdate_core::range::ByteRange;
 use vupdate_core::service::ServiceName;
 
-use super::range::ByteRange;
 use super::{ApiError, AppState};
 use crate::auth::{Principal, Role};
 use crate::images::{ImageInfo, ImageKind, ImageVersion};

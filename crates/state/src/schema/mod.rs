@@ -9,6 +9,23 @@ use serde_saphyr::{Location, MessageFormatter, UserMessageFormatter};
 
 use crate::problems::{Position, Problem};
 
+/// How the state repo's YAML is read, by the validator and the editor alike.
+///
+/// An alias (`*name`) is read as a copy of its anchor, so a few hundred bytes of nested
+/// aliases can stand for a billion values. A state file shares a block a few times at most,
+/// so aliases may add 10 000 parser events to a file, and a file may hold 100 000 values
+/// in all: a hostile file is refused in milliseconds, naming where.
+pub(crate) fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 10_000,
+        },
+        budget: serde_saphyr::budget! {
+            max_nodes: 100_000,
+        },
+    }
+}
+
 /// The position of a location, or `None` when the parser did not know it.
 pub(crate) fn position(location: &Location) -> Option<Position> {
     let (line, column) = (location.line(), location.column());
@@ -61,7 +78,7 @@ pub(crate) fn parse_document<T: DeserializeOwned>(
     bytes: &[u8],
     problems: &mut Problems,
 ) -> Option<Option<T>> {
-    match serde_saphyr::from_slice::<Option<T>>(bytes) {
+    match serde_saphyr::from_slice_with_options::<Option<T>>(bytes, yaml_options()) {
         Ok(value) => Some(value),
         Err(error) => {
             let message = UserMessageFormatter.format_message(error.without_snippet());

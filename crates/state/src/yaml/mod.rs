@@ -69,8 +69,21 @@ fn expand(ops: &[Op], current: &[(String, Value)]) -> Vec<Op> {
 pub(crate) struct NotEditable(pub(crate) String);
 
 /// Parses a document with locations; `Ok(None)` for an empty one (or only comments).
+///
+/// A carriage return that no line feed follows is refused: YAML ends a line there, the
+/// editor's line arithmetic (`text`) does not, so a splice could land in the wrong line.
 fn parse(text: &str) -> Result<Option<Spanned<Tree>>, NotEditable> {
-    serde_saphyr::from_str::<Option<Spanned<Tree>>>(text).map_err(|error| {
+    if let Some(line) = text::lone_carriage_return(text) {
+        return Err(NotEditable(format!(
+            "line {line} ends in a carriage return alone; it can be edited once its lines \
+             end in a line feed (\\n or \\r\\n)"
+        )));
+    }
+    serde_saphyr::from_str_with_options::<Option<Spanned<Tree>>>(
+        text,
+        crate::schema::yaml_options(),
+    )
+    .map_err(|error| {
         use serde_saphyr::MessageFormatter;
         let message = serde_saphyr::UserMessageFormatter.format_message(error.without_snippet());
         let at = error

@@ -467,3 +467,43 @@ fn booleans_are_written_plain_and_strings_that_look_like_them_quoted() {
         "git:\n  url: u\n  cloneSubmodules: false\n  tag: \"false\"\n",
     );
 }
+
+/// Found by the `state_edit` fuzz target: YAML ends a line at a carriage return alone, the
+/// editor's line arithmetic did not, so a comment line holding one (`# note\r stray: 1`)
+/// hid a key from the editor, which wrote it a second time; the result did not parse.
+#[test]
+fn a_carriage_return_alone_is_refused_before_editing() {
+    let text = "# note\r stray: 1\nversions:\n  api: jetto-1.0.0\n";
+    let error =
+        edit_mapping(Some(text), TOP, &[Op::Remove("stray".into())]).expect_err("a lone CR");
+    assert!(
+        error.0.contains("line 1 ends in a carriage return alone"),
+        "{error:?}"
+    );
+}
+
+/// Nine anchors of ten aliases each stand for a billion list items; the `laughs-common`
+/// seeds of the `state_repo` and `state_edit` fuzz targets. Read as written, the editor's
+/// tree took seconds and a quarter of a million nodes before the reader gave up; aliases
+/// now replay 10 000 events at most, so the file is refused at once, naming where.
+#[test]
+fn an_alias_bomb_is_refused_within_a_small_budget() {
+    let mut text = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");
+    for (name, previous) in "bcdefghi".chars().zip("abcdefgh".chars()) {
+        let aliases = vec![format!("*{previous}"); 10].join(",");
+        text.push_str(&format!("{name}: &{name} [{aliases}]\n"));
+    }
+    let error =
+        edit_mapping(Some(&text), TOP, &[Op::Remove("a".into())]).expect_err("an alias bomb");
+    assert!(
+        error
+            .0
+            .contains("total_replayed_events=10001 > 10000 at line 4"),
+        "{error:?}"
+    );
+    let shared = "common: &common {registry: r, level: INFO}\napi: *common\nweb: *common\n";
+    assert_eq!(
+        read_root(shared).expect("a block shared by aliases").len(),
+        3
+    );
+}

@@ -36,6 +36,15 @@ impl LineIndex {
     }
 }
 
+/// The line (from 1, counting line feeds) of the first carriage return that no line feed
+/// follows.
+pub(crate) fn lone_carriage_return(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let at =
+        (0..bytes.len()).find(|&at| bytes[at] == b'\r' && bytes.get(at + 1) != Some(&b'\n'))?;
+    Some(bytes[..at].iter().filter(|&&byte| byte == b'\n').count() + 1)
+}
+
 /// Whether a line holds nothing but spaces and maybe a comment.
 pub(crate) fn is_blank_or_comment(line: &str) -> bool {
     let trimmed = line.trim();

@@ -1,4 +1,5 @@
-//! [`ByteRange`]: the single byte range of an HTTP `Range` header, resolved against a size.
+//! [`ByteRange`]: the single byte range of an HTTP `Range` header (an image download
+//! resumed or read in part), resolved against the image's size.
 
 /// One `bytes=` range as the client wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
