@@ -369,6 +369,7 @@ fn map(pairs: &[(Text, Text)]) -> BTreeMap<String, String> {
 struct SettingsSpec {
     developer: Option<BuildSpec>,
     client: Option<BuildSpec>,
+    builder: Option<Text>,
 }
 
 impl SettingsSpec {
@@ -376,6 +377,7 @@ impl SettingsSpec {
         ServiceSettings {
             developer: self.developer.as_ref().map(BuildSpec::developer),
             client: self.client.as_ref().map(BuildSpec::client),
+            builder: self.builder.as_ref().map(Text::text),
         }
     }
 }
