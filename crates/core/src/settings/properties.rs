@@ -29,6 +29,8 @@ struct Entry {
     key_start: usize,
     /// End of the key as written.
     key_end: usize,
+    /// End of the separator (or of the key without one) as written.
+    separator_end: usize,
     /// Start of the value as written (after the separator and its whitespace).
     value_start: usize,
     /// End of the value's last character as written: without a `\` continuing onto a
@@ -59,7 +61,7 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
     let base_keys: BTreeMap<&str, ()> = base.entries.iter().map(|e| (e.key.as_str(), ())).collect();
     let mut replaced: BTreeMap<&str, &str> = BTreeMap::new();
     // New keys in order of first appearance: written as first seen, with the last value.
-    let mut added: IndexMap<&str, (&str, Separator, &str)> = IndexMap::new();
+    let mut added: IndexMap<&str, (&Entry, &str, &str)> = IndexMap::new();
     for overlay in overlays {
         for entry in &overlay.entries {
             let value = &overlay.text[entry.value_start..entry.value_end];
@@ -68,9 +70,7 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
             } else if let Some(slot) = added.get_mut(entry.key.as_str()) {
                 slot.2 = value;
             } else {
-                let (value_start, separator) = entry.rewrite_point(overlay.text);
-                let prefix = &overlay.text[entry.comments_start..value_start];
-                added.insert(&entry.key, (prefix, separator, value));
+                added.insert(&entry.key, (entry, overlay.text, value));
             }
         }
     }
@@ -82,7 +82,7 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
     for entry in &base.entries {
         match replaced.get(entry.key.as_str()) {
             Some(value) => {
-                let (value_start, separator) = entry.rewrite_point(text);
+                let (value_start, separator) = entry.rewrite_point(text, value);
                 out.push_str(&text[cursor..value_start]);
                 push_value(&mut out, separator, value);
                 // Through the line's end: a dangling `\` of the old value goes with it.
@@ -103,9 +103,10 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
             // The base's last line continues into the end of the file: a blank line ends it.
             out.push_str(newline);
         }
-        for (prefix, separator, value) in added.values() {
-            out.push_str(prefix);
-            push_value(&mut out, *separator, value);
+        for (entry, entry_text, value) in added.values() {
+            let (value_start, separator) = entry.rewrite_point(entry_text, value);
+            out.push_str(&entry_text[entry.comments_start..value_start]);
+            push_value(&mut out, separator, value);
             out.push_str(newline);
         }
     }
@@ -130,13 +131,21 @@ impl Entry {
     /// Where a new value of the entry is written, and what goes before it. A `\` ending the
     /// file's last line continues nothing there, but with text written after it, it would
     /// continue into that text or escape it (`\=`): the entry is cut before it.
-    fn rewrite_point(&self, text: &str) -> (usize, Separator) {
+    /// An empty `value` goes right after the separator: after a `\` continuing the line
+    /// (`k=\` + a line break + an indented value) it would be read the same, but a merge of
+    /// the result would then write it without the `\`, and a merge must be stable.
+    fn rewrite_point(&self, text: &str, value: &str) -> (usize, Separator) {
         let end = if self.dangling {
             self.line_end - 1
         } else {
             self.line_end
         };
-        let value_start = self.value_start.min(end);
+        let start = if value.is_empty() {
+            self.separator_end
+        } else {
+            self.value_start
+        };
+        let value_start = start.min(end);
         let separator = if self.key_start >= value_start {
             Separator::Always
         } else if self.key_end.min(end) == value_start {
@@ -267,6 +276,7 @@ fn parse(text: &str) -> Result<Vec<Entry>, (usize, &'static str)> {
             comments_start: comments_start.take().unwrap_or(start),
             key_start,
             key_end,
+            separator_end,
             value_start,
             value_end,
             line_end,
@@ -646,6 +656,25 @@ mod tests {
             (&["a=1\n", "\\\nho   0", "ho = :1"], "a=1\n\\\nho   =:1\n"),
             (&["ho   0\n", "ho=1"], "ho   1\n"),
             (&["ho:0\n", "ho==1"], "ho:=1\n"),
+        ];
+        check_merges(cases);
+    }
+
+    /// Found by the `settings_properties` fuzz target: an appended key whose value was
+    /// emptied by a later layer was written after its first value's `\` continuation
+    /// (`port=\` + an empty line), which a second merge wrote as `port=`: the merge of its
+    /// own result changed it.
+    #[test]
+    fn an_emptied_value_is_written_after_its_separator() {
+        let base = "# head\npead\nptrt=9rtost = a\\\n";
+        let overlay = "port=\\\ntrt=9rtost = a\\\n";
+        let layer = "port=\\\n";
+        let once = merged(&[base, overlay, layer]);
+        assert_eq!(once, "# head\npead\nptrt=9rtost = a\\\n\nport=\n");
+        assert_eq!(merged(&[&once, overlay, layer]), once);
+        let cases: &[(&[&str], &str)] = &[
+            (&["k=\\\n  old\nj=2\n", "k="], "k=\nj=2\n"),
+            (&["a=1\n", "k=\\\n  v", "k="], "a=1\nk=\n"),
         ];
         check_merges(cases);
     }
