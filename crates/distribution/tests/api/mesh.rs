@@ -148,8 +148,19 @@ async fn publish(provider: &Harness, version: &str, desire: bool) {
 const PROVIDERS: &str = "{ providers { distribution secretSet reachable connectedBy lastError tokenRefused nextAttempt offeredRevision offered { service version } offersNewer pending { service version } preparing waitingChange { branch revision versions { service version } } upload { lastUpload lastError statesSent faultsSent } } }";
 
 async fn provider_status(consumer: &Harness) -> Value {
-    let data = consumer.ok(&consumer.admin, PROVIDERS, json!({})).await;
-    data["providers"][0].clone()
+    let response = consumer
+        .graphql(&consumer.admin, PROVIDERS, json!({}))
+        .await;
+    // Right after a restart the consumer has not read its state repo yet; the callers
+    // wait for a state to come, so "not yet" is no answer rather than a failure.
+    if response["errors"][0]["extensions"]["code"] == "STATE_UNAVAILABLE" {
+        return Value::Null;
+    }
+    assert!(
+        response.get("errors").is_none(),
+        "`providers` failed: {response:#}"
+    );
+    response["data"]["providers"][0].clone()
 }
 
 /// The consumer's `desired/client.yaml` at the tip of its remote.
