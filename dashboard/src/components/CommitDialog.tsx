@@ -116,7 +116,7 @@ export function CommitDialog({
                       </Text>
                     ) : (
                       file.lines.map((line, i) => (
-                        <Text key={i} span ff="monospace" size="sm" display="block" c={line.kind === '+' ? 'teal' : 'red'}>
+                        <Text key={i} span ff="monospace" size="sm" display="block" c={line.kind === '+' ? 'teal' : line.kind === '-' ? 'red' : 'dimmed'}>
                           {line.kind} {line.text}
                         </Text>
                       ))
