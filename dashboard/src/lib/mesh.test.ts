@@ -1,20 +1,37 @@
 //! The YAML lines of mesh entries, their review diff, and a provider's state phrase.
 import { describe, expect, it } from 'vitest';
-import { consumerLines, entryDiff, providerLines, providerState, type ProviderEntry } from './mesh';
+import { consumerLines, entryDiff, providerLines, providerState, yamlScalar, type ProviderEntry } from './mesh';
 
 const jetto: ProviderEntry = { provider: 'jetto', url: 'https://jetto.example.com/graphql', accessTokenSecret: 'jetto-token', autoUpdate: 'OFF', testConsumer: null, uploadState: false };
 
 describe('providerLines', () => {
   it('leaves out the defaults and writes autoUpdate as providers.yaml does', () => {
-    expect(providerLines(jetto)).toEqual(['  jetto:', '    url: https://jetto.example.com/graphql', '    accessTokenSecret: jetto-token']);
+    expect(providerLines(jetto)).toEqual(['  jetto:', '    url: "https://jetto.example.com/graphql"', '    accessTokenSecret: jetto-token']);
     expect(providerLines({ ...jetto, autoUpdate: 'PULL_REQUEST', uploadState: true, testConsumer: 'staging' })).toEqual([
       '  jetto:',
-      '    url: https://jetto.example.com/graphql',
+      '    url: "https://jetto.example.com/graphql"',
       '    accessTokenSecret: jetto-token',
       '    testConsumer: staging',
       '    uploadState: true',
       '    autoUpdate: pullRequest',
     ]);
+  });
+});
+
+describe('yamlScalar', () => {
+  it('quotes what the server quotes', () => {
+    for (const [text, written] of [
+      ['jetto-token', 'jetto-token'],
+      ['payment-api', 'payment-api'],
+      ['1password', '"1password"'],
+      ['yes', '"yes"'],
+      ['Null', '"Null"'],
+      ['a: b', '"a: b"'],
+      ['https://jetto.example.com', '"https://jetto.example.com"'],
+      ['', '""'],
+    ]) {
+      expect(yamlScalar(text), text).toBe(written);
+    }
   });
 });
 

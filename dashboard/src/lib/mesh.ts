@@ -31,13 +31,24 @@ export function autoUpdateYaml(mode: AutoUpdate): string {
   return AUTO_UPDATE_YAML[mode];
 }
 
+const SPECIAL = new Set(['true', 'false', 'yes', 'no', 'on', 'off', 'y', 'n', 'null', 'nan', 'inf']);
+
+/**
+ * A scalar as the server's YAML editor writes it (crates/state/src/yaml/render.rs): plain
+ * when a letter first, then letters, digits and `-_./`, and no special word; otherwise
+ * double-quoted.
+ */
+export function yamlScalar(text: string): string {
+  return /^[A-Za-z][A-Za-z0-9\-_./]*$/.test(text) && !SPECIAL.has(text.toLowerCase()) ? text : JSON.stringify(text);
+}
+
 /** A provider's lines in `providers.yaml` (the defaults, `off` and `false`, left out as the server writes them). */
 export function providerLines(entry: ProviderEntry): string[] {
   return [
     `  ${entry.provider}:`,
-    `    url: ${entry.url}`,
-    `    accessTokenSecret: ${entry.accessTokenSecret}`,
-    ...(entry.testConsumer ? [`    testConsumer: ${entry.testConsumer}`] : []),
+    `    url: ${yamlScalar(entry.url)}`,
+    `    accessTokenSecret: ${yamlScalar(entry.accessTokenSecret)}`,
+    ...(entry.testConsumer ? [`    testConsumer: ${yamlScalar(entry.testConsumer)}`] : []),
     ...(entry.uploadState ? ['    uploadState: true'] : []),
     ...(entry.autoUpdate !== 'OFF' ? [`    autoUpdate: ${autoUpdateYaml(entry.autoUpdate)}`] : []),
   ];
@@ -47,9 +58,9 @@ export function providerLines(entry: ProviderEntry): string[] {
 export function consumerLines(entry: ConsumerEntry): string[] {
   return [
     `  ${entry.consumer}:`,
-    `    profile: ${entry.profile}`,
-    ...(entry.url ? [`    url: ${entry.url}`] : []),
-    ...(entry.testConsumer ? [`    testConsumer: ${entry.testConsumer}`] : []),
+    `    profile: ${yamlScalar(entry.profile)}`,
+    ...(entry.url ? [`    url: ${yamlScalar(entry.url)}`] : []),
+    ...(entry.testConsumer ? [`    testConsumer: ${yamlScalar(entry.testConsumer)}`] : []),
   ];
 }
 

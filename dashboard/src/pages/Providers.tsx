@@ -122,7 +122,7 @@ const EMPTY: ProviderEntry = { provider: '', url: '', accessTokenSecret: '', aut
 export default function ProvidersPage() {
   const client = useQueryClient();
   const admin = useAllowed('ADMINISTRATOR');
-  const query = useQuery({ queryKey: ['providers'], queryFn: load, refetchInterval: 15_000 });
+  const query = useQuery({ queryKey: ['providers'], queryFn: load, refetchInterval: 5_000 });
   const secrets = useQuery({ queryKey: ['secrets'], queryFn: () => request(SecretNames), enabled: admin });
   const [editing, setEditing] = useState<{ entry: ProviderEntry; isNew: boolean } | null>(null);
   const [edit, setEdit] = useState<Edit | null>(null);
