@@ -4,11 +4,11 @@
 //! access token (Accounts).
 import { useState } from 'react';
 import { Badge, Button, Group, Modal, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useQuery } from '@tanstack/react-query';
 import { graphql } from '../gql';
 import { request } from '../api/client';
 import { useAllowed } from '../auth';
-import { CommitDialog, type Edit } from '../components/CommitDialog';
+import { PageCommitDialog, type Edit } from '../components/CommitDialog';
 import { Problem } from '../components/Problem';
 import { time } from '../lib/format';
 import { consumerLines, entryDiff, type ConsumerEntry } from '../lib/mesh';
@@ -63,7 +63,6 @@ async function load() {
 const EMPTY: ConsumerEntry = { consumer: '', profile: '', url: null, testConsumer: null };
 
 export default function ConsumersPage() {
-  const client = useQueryClient();
   const admin = useAllowed('ADMINISTRATOR');
   const query = useQuery({ queryKey: ['consumers'], queryFn: load });
   const [editing, setEditing] = useState<{ entry: ConsumerEntry; isNew: boolean } | null>(null);
@@ -163,15 +162,7 @@ export default function ConsumersPage() {
       <Modal opened={editing != null} onClose={() => setEditing(null)} title={editing?.isNew ? 'New consumer' : `Consumer ${editing?.entry.consumer}`}>
         {editing && <ConsumerForm entry={editing.entry} isNew={editing.isNew} profiles={query.data.serviceProfiles.map((p) => p.profile)} onReview={review} />}
       </Modal>
-      <CommitDialog
-        edit={edit}
-        revision={query.data.tip}
-        onClose={() => setEdit(null)}
-        onReapply={async () => {
-          await query.refetch();
-        }}
-        onCommitted={() => void client.invalidateQueries({ queryKey: ['consumers'] })}
-      />
+      <PageCommitDialog edit={edit} onClose={() => setEdit(null)} query={query} queryKey={['consumers']} />
     </Stack>
   );
 }

@@ -4,12 +4,12 @@
 //! versions") as a commit; administrators add, change and remove entries as commits.
 import { useState } from 'react';
 import { Alert, Badge, Button, Card, Code, Group, Modal, Select, SimpleGrid, Stack, Switch, Text, TextInput, Title } from '@mantine/core';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useQuery } from '@tanstack/react-query';
 import { graphql } from '../gql';
 import type { ProvidersQuery } from '../gql/graphql';
 import { request } from '../api/client';
 import { useAllowed } from '../auth';
-import { CommitDialog, type Edit } from '../components/CommitDialog';
+import { PageCommitDialog, type Edit } from '../components/CommitDialog';
 import { Problem } from '../components/Problem';
 import { ago, short, time } from '../lib/format';
 import { autoUpdateYaml, entryDiff, providerLines, providerState, type AutoUpdate, type ProviderEntry } from '../lib/mesh';
@@ -120,7 +120,6 @@ function entryOf(p: Provider): ProviderEntry {
 const EMPTY: ProviderEntry = { provider: '', url: '', accessTokenSecret: '', autoUpdate: 'OFF', testConsumer: null, uploadState: false };
 
 export default function ProvidersPage() {
-  const client = useQueryClient();
   const admin = useAllowed('ADMINISTRATOR');
   const query = useQuery({ queryKey: ['providers'], queryFn: load, refetchInterval: 5_000 });
   const secrets = useQuery({ queryKey: ['secrets'], queryFn: () => request(SecretNames), enabled: admin });
@@ -184,15 +183,7 @@ export default function ProvidersPage() {
       <Modal opened={editing != null} onClose={() => setEditing(null)} title={editing?.isNew ? 'New provider' : `Provider ${editing?.entry.provider}`}>
         {editing && <ProviderForm entry={editing.entry} isNew={editing.isNew} secrets={secrets.data?.secrets.map((s) => s.name) ?? []} onReview={review} />}
       </Modal>
-      <CommitDialog
-        edit={edit}
-        revision={query.data.tip}
-        onClose={() => setEdit(null)}
-        onReapply={async () => {
-          await query.refetch();
-        }}
-        onCommitted={() => void client.invalidateQueries({ queryKey: ['providers'] })}
-      />
+      <PageCommitDialog edit={edit} onClose={() => setEdit(null)} query={query} queryKey={['providers']} />
     </Stack>
   );
 }
