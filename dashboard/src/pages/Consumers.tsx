@@ -64,7 +64,8 @@ const EMPTY: ConsumerEntry = { consumer: '', profile: '', url: null, testConsume
 
 export default function ConsumersPage() {
   const admin = useAllowed('ADMINISTRATOR');
-  const query = useQuery({ queryKey: ['consumers'], queryFn: load });
+  // Read once (and on "reload"), so an edit commits on the revision the user saw.
+  const query = useQuery({ queryKey: ['consumers'], queryFn: load, staleTime: Infinity, refetchOnWindowFocus: false });
   const [editing, setEditing] = useState<{ entry: ConsumerEntry; isNew: boolean } | null>(null);
   const [edit, setEdit] = useState<Edit | null>(null);
 

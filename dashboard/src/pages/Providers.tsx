@@ -107,9 +107,9 @@ const RemoveProvider = graphql(`
 
 type Provider = ProvidersQuery['providers'][number];
 
-async function load() {
-  const tip = await loadTip();
-  return { tip, ...(await request(Providers)) };
+/** The tip edits commit on: read once (and on "reload"), never by the page's polling. */
+async function loadEditBase() {
+  return { tip: await loadTip() };
 }
 
 /** The entry of `providers.yaml` a provider's state comes from. */
@@ -121,8 +121,10 @@ const EMPTY: ProviderEntry = { provider: '', url: '', accessTokenSecret: '', aut
 
 export default function ProvidersPage() {
   const admin = useAllowed('ADMINISTRATOR');
-  const query = useQuery({ queryKey: ['providers'], queryFn: load, refetchInterval: 5_000 });
-  const secrets = useQuery({ queryKey: ['secrets'], queryFn: () => request(SecretNames), enabled: admin });
+  // Where providers stand changes by itself: read again every few seconds.
+  const query = useQuery({ queryKey: ['providers', 'state'], queryFn: () => request(Providers), refetchInterval: 5_000 });
+  const base = useQuery({ queryKey: ['providers', 'tip'], queryFn: loadEditBase, staleTime: Infinity, refetchOnWindowFocus: false });
+  const secrets = useQuery({ queryKey: ['secrets', 'names'], queryFn: () => request(SecretNames), enabled: admin });
   const [editing, setEditing] = useState<{ entry: ProviderEntry; isNew: boolean } | null>(null);
   const [edit, setEdit] = useState<Edit | null>(null);
 
@@ -183,7 +185,7 @@ export default function ProvidersPage() {
       <Modal opened={editing != null} onClose={() => setEditing(null)} title={editing?.isNew ? 'New provider' : `Provider ${editing?.entry.provider}`}>
         {editing && <ProviderForm entry={editing.entry} isNew={editing.isNew} secrets={secrets.data?.secrets.map((s) => s.name) ?? []} onReview={review} />}
       </Modal>
-      <PageCommitDialog edit={edit} onClose={() => setEdit(null)} query={query} queryKey={['providers']} />
+      <PageCommitDialog edit={edit} onClose={() => setEdit(null)} query={base} queryKey={['providers']} />
     </Stack>
   );
 }
