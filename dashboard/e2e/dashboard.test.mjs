@@ -237,6 +237,8 @@ test('a Developer sees no account settings and cannot reach them by URL', async 
     await navigation.getByText('Logs').waitFor();
     assert.equal(await navigation.getByText('Accounts').count(), 0);
     assert.equal(await navigation.getByText('Private files').count(), 0);
+    assert.equal(await navigation.getByText('Secrets').count(), 0);
+    await navigation.getByText('Providers').waitFor();
     // Settings a Developer may read but not change offer no change.
     await dev.goto(`${world.base}/settings/profiles`);
     await dev.getByRole('heading', { name: 'Profiles' }).waitFor();
@@ -344,6 +346,71 @@ test('a private file is uploaded, listed and deleted', async () => {
   assert.deepEqual(listed.filter((f) => f.path === 'keys/e2e.pem'), []);
 });
 
+test('a secret is set, listed without its value, and removed', async () => {
+  const value = 'e2e-secret-value-never-shown';
+  await page.goto(`${world.base}/settings/secrets`);
+  await page.getByRole('heading', { name: 'Secrets' }).waitFor();
+  await page.getByLabel('Name').fill('e2e-token');
+  const field = page.getByLabel('Value');
+  assert.equal(await field.getAttribute('type'), 'password');
+  await field.fill(value);
+  await page.getByRole('button', { name: 'Set', exact: true }).click();
+  const row = page.locator('[data-secret=e2e-token]');
+  await row.waitFor();
+  assert.equal(await field.inputValue(), '', 'the field is emptied');
+  await page.reload();
+  await row.waitFor();
+  assert.equal(await page.getByText(value).count(), 0, 'the value is never shown');
+  assert.ok(!(await page.content()).includes(value));
+  await shot(page, shots, 'secrets');
+  page.once('dialog', (dialog) => void dialog.accept());
+  await row.getByRole('button', { name: 'Remove' }).click();
+  await row.waitFor({ state: 'detached' });
+  const { secrets } = await world.graphql('{ secrets { name } }');
+  assert.deepEqual(secrets.filter((s) => s.name === 'e2e-token'), []);
+});
+
+test('a provider added as a commit shows its state and last error, then is removed as a commit', async () => {
+  await world.graphql('mutation($v: String!) { setSecret(name: "away-token", value: $v) { name } }', { v: 'not a real token' });
+  await page.goto(`${world.base}/settings/providers`);
+  await page.getByRole('heading', { name: 'Providers' }).waitFor();
+  await page.getByRole('button', { name: 'New provider' }).click();
+  const form = page.getByRole('dialog');
+  await form.getByLabel(/^Provider/).fill('away');
+  // Port 1 on loopback: nothing listens, so the provider is unreachable.
+  await form.getByLabel('URL').fill('http://127.0.0.1:1/graphql');
+  await form.getByLabel('Access token secret').click();
+  await page.getByRole('option', { name: 'away-token' }).click();
+  await form.getByRole('button', { name: 'Review' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Provider away' });
+  await dialog.getByText('+   away:').waitFor();
+  await dialog.getByText('+     url: "http://127.0.0.1:1/graphql"').waitFor();
+  await dialog.getByText('+     accessTokenSecret: away-token').waitFor();
+  await dialog.getByLabel(/Comment/).fill('Follow away');
+  await dialog.getByRole('button', { name: 'Commit' }).click();
+  await dialog.getByText('Committed').waitFor();
+  const commit = (await dialog.getByTestId('commit-id').textContent()).trim();
+  assert.ok(git(world.remote, 'log', '-1', '--format=%H %s').startsWith(commit), 'the commit is on the branch');
+  assert.match(git(world.remote, 'show', 'HEAD:providers.yaml'), /away:\n\s+url: "http:\/\/127\.0\.0\.1:1\/graphql"/);
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  const card = page.locator('[data-provider=away]');
+  await card.getByText('http://127.0.0.1:1/graphql', { exact: true }).waitFor();
+  // The page reads again every few seconds: the failed attempt shows up without a reload.
+  await card.getByTestId('provider-error').waitFor({ timeout: 60_000 });
+  await card.getByTestId('provider-state').filter({ hasText: 'unreachable' }).waitFor();
+  assert.equal(await page.getByText('not a real token').count(), 0, 'no token is shown');
+  await shot(page, shots, 'providers');
+  await card.getByRole('button', { name: 'Remove' }).click();
+  const removal = page.getByRole('dialog', { name: 'Remove provider away' });
+  await removal.getByText('-   away:').waitFor();
+  await removal.getByLabel(/Comment/).fill('Stop following away');
+  await removal.getByRole('button', { name: 'Commit' }).click();
+  await removal.getByText('Committed').waitFor();
+  await removal.getByRole('button', { name: 'Close' }).click();
+  await card.waitFor({ state: 'detached' });
+  assert.doesNotMatch(git(world.remote, 'show', 'HEAD:providers.yaml'), /away/);
+});
+
 test('every page loads with all other hosts blocked and logs no console error', async () => {
   const offline = await browser.newContext({ viewport: { width: 1360, height: 860 } });
   const origin = new URL(world.base).origin;
@@ -372,7 +439,9 @@ test('every page loads with all other hosts blocked and logs no console error', 
       ['/settings/accounts', 'Accounts', 'accounts'],
       ['/settings/build', 'Build settings', 'build-settings'],
       ['/settings/profiles', 'Profiles', 'profiles'],
-      ['/settings/distributions', 'Providers and consumers', 'distributions'],
+      ['/settings/providers', 'Providers', 'providers-offline'],
+      ['/settings/consumers', 'Consumers', 'consumers'],
+      ['/settings/secrets', 'Secrets', 'secrets-offline'],
       ['/settings/private-files', 'Private files', 'private-files'],
       ['/no/such/page', 'Page not found', 'not-found'],
     ];

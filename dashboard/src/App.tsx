@@ -21,7 +21,9 @@ const FaultsPage = lazy(() => import('./pages/Faults'));
 const AccountsPage = lazy(() => import('./pages/Accounts'));
 const BuildSettingsPage = lazy(() => import('./pages/BuildSettings'));
 const ProfilesPage = lazy(() => import('./pages/Profiles'));
-const DistributionsPage = lazy(() => import('./pages/Distributions'));
+const ProvidersPage = lazy(() => import('./pages/Providers'));
+const ConsumersPage = lazy(() => import('./pages/Consumers'));
+const SecretsPage = lazy(() => import('./pages/Secrets'));
 const PrivateFilesPage = lazy(() => import('./pages/PrivateFiles'));
 
 /** Who may use the pages: people who build and edit, and administrators. */
@@ -73,7 +75,10 @@ export function App() {
         <Route path="/settings/accounts" element={<Guard roles={ADMINS}><AccountsPage /></Guard>} />
         <Route path="/settings/build" element={<Guard roles={PEOPLE}><BuildSettingsPage /></Guard>} />
         <Route path="/settings/profiles" element={<Guard roles={PEOPLE}><ProfilesPage /></Guard>} />
-        <Route path="/settings/distributions" element={<Guard roles={PEOPLE}><DistributionsPage /></Guard>} />
+        <Route path="/settings/providers" element={<Guard roles={PEOPLE}><ProvidersPage /></Guard>} />
+        <Route path="/settings/consumers" element={<Guard roles={PEOPLE}><ConsumersPage /></Guard>} />
+        <Route path="/settings/secrets" element={<Guard roles={ADMINS}><SecretsPage /></Guard>} />
+        <Route path="/settings/distributions" element={<Navigate to="/settings/providers" replace />} />
         <Route path="/settings/private-files" element={<Guard roles={ADMINS}><PrivateFilesPage /></Guard>} />
         <Route path="*" element={<NotFoundPage />} />
       </Route>

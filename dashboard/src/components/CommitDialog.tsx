@@ -6,6 +6,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { Alert, Box, Button, Code, Group, Modal, Stack, Text, Textarea } from '@mantine/core';
 import { Link } from 'react-router';
+import { useQueryClient } from '@tanstack/react-query';
 import { describe } from '../api/client';
 import { graphql } from '../gql';
 import type { FileDiff } from '../lib/diff';
@@ -116,7 +117,7 @@ export function CommitDialog({
                       </Text>
                     ) : (
                       file.lines.map((line, i) => (
-                        <Text key={i} span ff="monospace" size="sm" display="block" c={line.kind === '+' ? 'teal' : 'red'}>
+                        <Text key={i} span ff="monospace" size="sm" display="block" c={line.kind === '+' ? 'teal' : line.kind === '-' ? 'red' : 'dimmed'}>
                           {line.kind} {line.text}
                         </Text>
                       ))
@@ -162,5 +163,34 @@ export function CommitDialog({
         </Stack>
       )}
     </Modal>
+  );
+}
+
+/**
+ * The dialog of a settings page whose query loads the tip it edits on (`data.tip`):
+ * "reload and re-apply" reads the page again, a commit invalidates `queryKey`.
+ */
+export function PageCommitDialog({
+  edit,
+  onClose,
+  query,
+  queryKey,
+}: {
+  edit: Edit | null;
+  onClose: () => void;
+  query: { data?: { tip: string | null }; refetch: () => Promise<unknown> };
+  queryKey: string[];
+}) {
+  const client = useQueryClient();
+  return (
+    <CommitDialog
+      edit={edit}
+      revision={query.data?.tip}
+      onClose={onClose}
+      onReapply={async () => {
+        await query.refetch();
+      }}
+      onCommitted={() => void client.invalidateQueries({ queryKey })}
+    />
   );
 }

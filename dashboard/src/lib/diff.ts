@@ -13,9 +13,9 @@ export interface Change {
   version: string | null;
 }
 
-/** One line of a diff: removed, added or context. */
+/** One line of a diff: removed, added or context (` `, unchanged, says where the others are). */
 export interface DiffLine {
-  kind: '-' | '+';
+  kind: '-' | '+' | ' ';
   text: string;
 }
 

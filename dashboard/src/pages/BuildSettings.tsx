@@ -3,12 +3,12 @@
 //! lists), shown as written in the state repo and edited as a commit.
 import { useEffect, useState } from 'react';
 import { Alert, Button, Card, Code, Group, Select, SimpleGrid, Stack, Text, Textarea, Title } from '@mantine/core';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useQuery } from '@tanstack/react-query';
 import { graphql } from '../gql';
 import type { BuildSettingsQuery } from '../gql/graphql';
 import { request } from '../api/client';
 import { useAllowed } from '../auth';
-import { CommitDialog, type Edit } from '../components/CommitDialog';
+import { PageCommitDialog, type Edit } from '../components/CommitDialog';
 import { Problem } from '../components/Problem';
 import { short } from '../lib/format';
 import { loadTip } from '../lib/revision';
@@ -108,7 +108,6 @@ function Part({ title, repoLabel, value, onChange, readOnly }: { title: string; 
 }
 
 export default function BuildSettingsPage() {
-  const client = useQueryClient();
   // Only administrators may change settings (the server refuses others).
   const editor = useAllowed('ADMINISTRATOR');
   const [service, setService] = useState<string>('');
@@ -182,7 +181,7 @@ export default function BuildSettingsPage() {
           <Button onClick={review}>Review and commit</Button>
         </Group>
       )}
-      <CommitDialog edit={edit} revision={query.data.tip} onClose={() => setEdit(null)} onReapply={async () => void (await query.refetch())} onCommitted={() => void client.invalidateQueries({ queryKey: ['build-settings'] })} />
+      <PageCommitDialog edit={edit} onClose={() => setEdit(null)} query={query} queryKey={['build-settings']} />
     </Stack>
   );
 }

@@ -2,11 +2,11 @@
 //! versions for); create, change or remove one, each as a commit.
 import { useState } from 'react';
 import { Badge, Button, Group, Modal, MultiSelect, Stack, Table, Text, TextInput, Title } from '@mantine/core';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useQuery } from '@tanstack/react-query';
 import { graphql } from '../gql';
 import { request } from '../api/client';
 import { useAllowed } from '../auth';
-import { CommitDialog, type Edit } from '../components/CommitDialog';
+import { PageCommitDialog, type Edit } from '../components/CommitDialog';
 import { Problem } from '../components/Problem';
 import { loadTip } from '../lib/revision';
 
@@ -40,7 +40,6 @@ async function load() {
 }
 
 export default function ProfilesPage() {
-  const client = useQueryClient();
   // Only administrators may change settings (the server refuses others).
   const editor = useAllowed('ADMINISTRATOR');
   const query = useQuery({ queryKey: ['profiles'], queryFn: load, staleTime: Infinity, refetchOnWindowFocus: false });
@@ -126,15 +125,7 @@ export default function ProfilesPage() {
           </Stack>
         )}
       </Modal>
-      <CommitDialog
-        edit={edit}
-        revision={query.data.tip}
-        onClose={() => setEdit(null)}
-        onReapply={async () => {
-          await query.refetch();
-        }}
-        onCommitted={() => void client.invalidateQueries({ queryKey: ['profiles'] })}
-      />
+      <PageCommitDialog edit={edit} onClose={() => setEdit(null)} query={query} queryKey={['profiles']} />
     </Stack>
   );
 }
