@@ -101,7 +101,13 @@ pub(super) fn merge(layers: &[Layer<'_>]) -> Result<Vec<u8>, SettingsError> {
         }
         if dangling {
             // The base's last line continues into the end of the file: a blank line ends it.
-            out.push_str(newline);
+            // After a lone CR, an LF would join it into one CR LF break, and the blank line
+            // would be gone: a CR ends it there instead.
+            if out.ends_with('\r') && newline == "\n" {
+                out.push('\r');
+            } else {
+                out.push_str(newline);
+            }
         }
         for (entry, entry_text, value) in added.values() {
             let (value_start, separator) = entry.rewrite_point(entry_text, value);
@@ -677,6 +683,17 @@ mod tests {
             (&["a=1\n", "k=\\\n  v", "k="], "a=1\nk=\n"),
         ];
         check_merges(cases);
+    }
+
+    /// Found by the `settings_properties` fuzz target: a base ending `a1\` + a lone CR (its
+    /// `\` continues into the end of the file) got an LF for the blank line that ends it,
+    /// which made one CR LF break with that CR: the appended `u` became `a1`'s value.
+    #[test]
+    fn a_dangling_line_ended_by_a_lone_cr_keeps_its_blank_line() {
+        let cases: &[(&[&str], &str)] = &[(&["\na1\\\r", "u\nL"], "\na1\\\r\ru\nL\n")];
+        check_merges(cases);
+        let once = merged(&["\na1\\\r", "u\nL"]);
+        assert_eq!(merged(&[&once, "u\nL"]), once);
     }
 
     #[test]
