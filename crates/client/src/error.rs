@@ -104,6 +104,19 @@ pub enum ClientError {
         /// The system error.
         error: std::io::Error,
     },
+    /// The server presented another public key than the pinned one (a TLS handshake
+    /// refused by the client; transient, as a server may be swapped back).
+    #[error(
+        "{url}: the server's public key is not the pinned one (`pinnedPublicKey`): expected {expected}, the server presents {presented}"
+    )]
+    UnpinnedKey {
+        /// The URL asked for.
+        url: String,
+        /// The pin the client was given.
+        expected: crate::PublicKeyPin,
+        /// The pin of the key the server presented.
+        presented: crate::PublicKeyPin,
+    },
     /// A download's content does not have the SHA-256 the server announced.
     #[error(
         "GET {url}: the downloaded file has SHA-256 {actual} but the server announced {expected}; it was removed"
@@ -133,7 +146,9 @@ impl ClientError {
     /// was cut) or answered with a server-side error (5xx) or `429`.
     pub fn is_transient(&self) -> bool {
         match self {
-            ClientError::Transport { .. } | ClientError::WebSocket { .. } => true,
+            ClientError::Transport { .. }
+            | ClientError::WebSocket { .. }
+            | ClientError::UnpinnedKey { .. } => true,
             ClientError::Refused { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }

@@ -32,7 +32,9 @@
 //! - [`error`]: [`ClientError`]; `transport` (internal): requests and REST error bodies.
 //!
 //! HTTPS uses rustls with the ring provider (never aws-lc), the system's trust store, and
-//! any extra root certificates given to [`ClientBuilder::root_certificate_pem`].
+//! any extra root certificates given to [`ClientBuilder::root_certificate_pem`]; or, given
+//! a [`PublicKeyPin`] ([`ClientBuilder::pinned_public_key`], module [`pin`]), exactly the
+//! server that presents that key, for requests and subscriptions alike.
 //!
 //! The crate depends on no server crate (axum, async-graphql, a database, gix): the
 //! updater, which ships to every VM, uses it too (`crates/test-support/tests/tidy.rs`
@@ -48,6 +50,7 @@ pub mod graphql;
 pub mod images;
 pub mod logs;
 pub mod mesh;
+pub mod pin;
 pub mod states;
 pub mod subscription;
 mod transport;
@@ -65,6 +68,7 @@ pub use faults::{ArchiveUpload, FaultFileReport, FaultInfoReport, FaultReport};
 pub use images::{DownloadedImage, ImageKind, ImageRef, UploadedImage};
 pub use logs::{LogLine, LogSender, LogSenderOptions, LogSource};
 pub use mesh::{Offer, OfferFeed};
+pub use pin::PublicKeyPin;
 pub use states::{ServiceStateReport, StateReport, UpdateErrorReport};
 pub use subscription::Subscription;
 pub use versions::{
@@ -101,6 +105,7 @@ pub struct ClientBuilder {
     base: String,
     token: Option<String>,
     roots: Vec<Vec<u8>>,
+    pin: Option<PublicKeyPin>,
     connect_timeout: Duration,
     read_timeout: Duration,
 }
@@ -116,6 +121,13 @@ impl ClientBuilder {
     /// self-signed certificate), besides the system's.
     pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.roots.push(pem.into());
+        self
+    }
+
+    /// Trusts exactly a server presenting the public key of `pin` (a self-signed
+    /// distribution), instead of certificate authorities and extra roots.
+    pub fn pinned_public_key(mut self, pin: PublicKeyPin) -> Self {
+        self.pin = Some(pin);
         self
     }
 
@@ -155,11 +167,23 @@ impl ClientBuilder {
                 http = http.add_root_certificate(certificate);
             }
         }
+        let pinned = self
+            .pin
+            .map(pin::pinned_config)
+            .transpose()
+            .map_err(|e| ClientError::Setup(format!("TLS for a pinned key: {e}")))?;
+        if let Some(config) = &pinned {
+            http = http.tls_backend_preconfigured(config.clone());
+        }
         let http = http
             .build()
             .map_err(|e| ClientError::Setup(e.to_string()))?;
-        let socket =
-            subscription::SocketSettings::new(self.connect_timeout, self.read_timeout, self.roots);
+        let socket = subscription::SocketSettings::new(
+            self.connect_timeout,
+            self.read_timeout,
+            self.roots,
+            pinned,
+        );
         Ok(Client {
             http,
             base,
@@ -214,6 +238,7 @@ impl Client {
             base: base_url.into(),
             token: None,
             roots: Vec::new(),
+            pin: None,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
         }

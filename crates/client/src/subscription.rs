@@ -52,6 +52,8 @@ pub(crate) struct SocketSettings {
     connect_timeout: Duration,
     read_timeout: Duration,
     roots: Vec<Vec<u8>>,
+    /// The setup trusting a pinned key only, when the client has a pin.
+    pinned: Option<rustls::ClientConfig>,
     tls: Mutex<Option<Arc<rustls::ClientConfig>>>,
 }
 
@@ -61,30 +63,42 @@ impl std::fmt::Debug for SocketSettings {
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
             .field("extra_roots", &self.roots.len())
+            .field("pinned", &self.pinned.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl SocketSettings {
-    /// Settings with the client builder's timeouts and extra roots (PEM texts).
+    /// Settings with the client builder's timeouts and extra roots (PEM texts), or the
+    /// TLS setup of its pinned key.
     pub(crate) fn new(
         connect_timeout: Duration,
         read_timeout: Duration,
         roots: Vec<Vec<u8>>,
+        pinned: Option<rustls::ClientConfig>,
     ) -> SocketSettings {
         SocketSettings {
             connect_timeout,
             read_timeout,
             roots,
+            pinned,
             tls: Mutex::new(None),
         }
     }
 
-    /// The TLS setup, made once: ring, the system's roots and the extra ones.
+    /// The TLS setup, made once: ring, the system's roots and the extra ones (or the
+    /// pinned key alone).
     fn tls(&self) -> Result<Arc<rustls::ClientConfig>, ClientError> {
         let mut cached = self.tls.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(config) = cached.as_ref() {
             return Ok(Arc::clone(config));
+        }
+        if let Some(pinned) = &self.pinned {
+            let mut config = pinned.clone();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let config = Arc::new(config);
+            *cached = Some(Arc::clone(&config));
+            return Ok(config);
         }
         let setup = |what: &str, e: &dyn std::fmt::Display| {
             ClientError::Setup(format!("WebSocket TLS: {what}: {e}"))
@@ -295,7 +309,9 @@ impl Client {
                         format!("no TLS handshake within {:?}", settings.read_timeout),
                     )
                 })?
-                .map_err(|e| cut(url, format!("TLS: {e}")))?;
+                .map_err(|e| {
+                    crate::pin::unpinned(url, &e).unwrap_or_else(|| cut(url, format!("TLS: {e}")))
+                })?;
             Box::new(stream)
         } else {
             Box::new(tcp)

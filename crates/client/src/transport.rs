@@ -27,8 +27,12 @@ pub(crate) async fn send(
     }
 }
 
-/// A [`ClientError::Transport`] for `method url`.
+/// A [`ClientError::Transport`] for `method url` ([`ClientError::UnpinnedKey`] when the
+/// server's key was not the pinned one).
 pub(crate) fn transport(method: &'static str, url: &str, source: reqwest::Error) -> ClientError {
+    if let Some(error) = crate::pin::unpinned(url, &source) {
+        return error;
+    }
     ClientError::Transport {
         method,
         url: url.to_owned(),

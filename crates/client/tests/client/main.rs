@@ -11,7 +11,8 @@
 //! - `images`: upload, download, resume after a cut, checksum and conflict refusals.
 //! - `files`: private files, the service's own over common's.
 //! - `logs`: `addLogs` and the batching sender; resends never duplicate a line.
-//! - `tls`: HTTPS with ring; an extra root certificate is trusted, an unknown one is not.
+//! - `tls`: HTTPS with ring; an extra root certificate is trusted, an unknown one is not;
+//!   a pinned key is trusted alone, another key refused naming both pins.
 
 mod desired;
 mod faults;

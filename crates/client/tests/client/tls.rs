@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use vupdate_client::Client;
+use vupdate_client::{Client, PublicKeyPin};
 use vupdate_test_support::{GitRepo, Person};
 
 use crate::support;
@@ -74,6 +74,80 @@ async fn https_trusts_an_extra_root_and_refuses_an_unknown_certificate() {
         matches!(error, vupdate_client::ClientError::WebSocket { .. })
             && error.to_string().contains("TLS"),
         "{error}"
+    );
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_pinned_key_is_trusted_alone_and_another_key_is_refused_with_both_pins() {
+    let repo = GitRepo::init();
+    repo.commit_files(
+        &[("vupdate.yaml", "schema: 1\n")],
+        "state",
+        &Person::alice(),
+    );
+    let dir = TempDir::new().expect("dir");
+    // A name the client does not use, from no authority: only the pin can vouch for it.
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["dist.example".to_owned()]).expect("certificate");
+    std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).expect("write");
+    std::fs::write(
+        dir.path().join("key.pem"),
+        certified.signing_key.serialize_pem(),
+    )
+    .expect("write");
+    let yaml = format!(
+        "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  path: {}\ntls:\n  certificate: cert.pem\n  key: key.pem\n",
+        repo.path().display()
+    );
+    let server = support::serve(&yaml, dir.path()).await;
+    let base = format!("https://{}", server.local_addr());
+    let pin = PublicKeyPin::of_certificate(certified.cert.der()).expect("pin");
+
+    let pinned = Client::builder(&base)
+        .pinned_public_key(pin)
+        .build()
+        .expect("client");
+    let data: Value = pinned
+        .graphql("{ distributionInfo { distribution } }", json!({}))
+        .await
+        .expect("over HTTPS, pinned");
+    assert_eq!(data["distributionInfo"]["distribution"], "acme");
+    let mut feed = pinned
+        .follow_client_desired_versions(None)
+        .await
+        .expect("a socket over TLS, pinned");
+    let refused = tokio::time::timeout(std::time::Duration::from_secs(60), feed.next())
+        .await
+        .expect("an answer in time")
+        .expect_err("no token");
+    assert_eq!(refused.code(), Some("UNAUTHENTICATED"), "{refused}");
+
+    let other = PublicKeyPin::of_public_key(b"another key");
+    let wrong = Client::builder(&base)
+        .pinned_public_key(other)
+        .build()
+        .expect("client");
+    let expected = format!(
+        "the server's public key is not the pinned one (`pinnedPublicKey`): expected {other}, the server presents {pin}"
+    );
+    let error = wrong
+        .graphql::<Value>("{ distributionInfo { distribution } }", json!({}))
+        .await
+        .expect_err("another key");
+    assert!(
+        matches!(error, vupdate_client::ClientError::UnpinnedKey { .. })
+            && error.to_string() == format!("{base}/graphql: {expected}"),
+        "{error}"
+    );
+    let error = wrong
+        .follow_client_desired_versions(None)
+        .await
+        .expect_err("another key");
+    let socket = base.replacen("https", "wss", 1);
+    assert_eq!(
+        error.to_string(),
+        format!("{socket}/graphql/ws: {expected}")
     );
     server.shutdown().await.expect("shutdown");
 }
