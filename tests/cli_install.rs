@@ -1,5 +1,5 @@
 //! The one-line install of an updater, from the built binary against a real distribution:
-//! `curl …/install/updater.sh | sh -s -- --token … --root DIR` writes the expected files
+//! `curl …/install/updater.sh | sh -s -- --token … --root DIR` (the old flag, kept) writes the expected files
 //! with the expected modes, an updater started from the written config runs `hello` in
 //! role `eu`, a second run changes nothing, `uninstall` removes the unit and program
 //! (and with `--purge` the rest), and each bad input (wrong, expired and used-up
@@ -152,7 +152,7 @@ async fn one_line_installs_an_updater_that_runs_its_service_and_refuses_bad_inpu
     assert_eq!(
         status["status"]["updaterInstallLine"],
         format!(
-            "curl -fsSL {base}/install/updater.sh | sh -s -- --token <ENROLMENT-TOKEN> --services <SERVICES>"
+            "curl -fsSL {base}/install/updater.sh | VUPDATE_ENROLMENT_TOKEN=<ENROLMENT-TOKEN> sh -s -- --services <SERVICES>"
         )
     );
     let issued = issue(&admin, "1h", 1).await;
@@ -160,7 +160,7 @@ async fn one_line_installs_an_updater_that_runs_its_service_and_refuses_bad_inpu
     assert_eq!(
         issued["installLine"],
         format!(
-            "curl -fsSL {base}/install/updater.sh | sh -s -- --token {token} --services hello-eu"
+            "curl -fsSL {base}/install/updater.sh | VUPDATE_ENROLMENT_TOKEN={token} sh -s -- --services hello-eu"
         )
     );
 

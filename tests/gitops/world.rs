@@ -198,6 +198,7 @@ impl World {
             base,
             admin,
             admin_token,
+            ..
         } = distribution::start(
             dir.path(),
             &format!(

@@ -82,6 +82,7 @@ impl Node {
             base,
             admin,
             admin_token,
+            ..
         } = distribution::start(&dir, &config).await;
         Node {
             name,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
-use vupdate_client::Client;
+use vupdate_client::{Client, PublicKeyPin};
 use vupdate_test_support::isolate;
 
 /// The password every test account gets.
@@ -23,6 +23,19 @@ pub struct Started {
     pub admin: Client,
     /// The administrator's session token.
     pub admin_token: String,
+    /// The pin of its TLS key, when it serves HTTPS.
+    pub pin: Option<PublicKeyPin>,
+}
+
+/// An anonymous client of `base`, trusting the key of `pin` when given.
+pub fn client(base: &str, pin: Option<PublicKeyPin>) -> Client {
+    let builder = Client::builder(base);
+    match pin {
+        Some(pin) => builder.pinned_public_key(pin),
+        None => builder,
+    }
+    .build()
+    .expect("client")
 }
 
 /// Where the server's stderr goes, in `dir`.
@@ -76,7 +89,7 @@ pub async fn start_with(dir: &Path, file: &Path, launch: &Launch<'_>) -> Started
         .and_then(|rest| rest.split('`').next())
         .unwrap_or_else(|| panic!("no first password in {line:?}\n{}", log(dir)))
         .to_owned();
-    let anonymous = Client::new(&spawned.base, None).expect("client");
+    let anonymous = client(&spawned.base, spawned.pin);
     let pending = anonymous.with_token(login(&anonymous, "admin", &first).await);
     let _: Value = pending
         .graphql(
@@ -105,6 +118,8 @@ pub struct Spawned {
     pub server: Child,
     /// Its URL.
     pub base: String,
+    /// The pin of its TLS key, as it printed it.
+    pub pin: Option<PublicKeyPin>,
     /// The rest of its stdout.
     lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
 }
@@ -115,13 +130,14 @@ impl Spawned {
         let lines = self.lines;
         // Nobody reads the rest; a thread keeps the pipe from filling up.
         std::thread::spawn(move || lines.for_each(drop));
-        let anonymous = Client::new(&self.base, None).expect("client");
+        let anonymous = client(&self.base, self.pin);
         let admin_token = login(&anonymous, "admin", PASSWORD).await;
         Started {
             admin: anonymous.with_token(admin_token.clone()),
             server: self.server,
             base: self.base,
             admin_token,
+            pin: self.pin,
         }
     }
 }
@@ -164,9 +180,14 @@ pub fn spawn(dir: &Path, file: &Path, launch: &Launch<'_>) -> Spawned {
         }
     }
     let base = printed[0].rsplit(' ').next().expect("the URL").to_owned();
+    let pin = printed.iter().find_map(|line| {
+        let pin = line.trim().strip_prefix("TLS key pin: ")?;
+        Some(pin.split(' ').next()?.parse().expect("a pin"))
+    });
     Spawned {
         server,
         base,
+        pin,
         lines,
     }
 }

@@ -94,6 +94,11 @@ pub enum UpdaterCommand {
         /// to /etc/vupdate/distribution.pem and named by the config's `caFile`.
         #[arg(long, value_name = "FILE")]
         ca_file: Option<PathBuf>,
+        /// Trust exactly the distribution presenting this public key, `sha256//BASE64`
+        /// (a self-signed distribution's pin, which the install line passes); written to
+        /// the config's `pinnedPublicKey`.
+        #[arg(long, value_name = "PIN", conflicts_with = "ca_file")]
+        pinned_public_key: Option<vupdate_client::PublicKeyPin>,
         /// Where this program is installed.
         #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/vupdate")]
         binary: PathBuf,
@@ -135,6 +140,10 @@ pub enum UpdaterCommand {
         /// The instance name [default: each VM's host name].
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
+        /// The pin of a self-signed distribution's key, `sha256//BASE64` (its `status`
+        /// shows it): every download and the updater trust exactly that key.
+        #[arg(long, value_name = "PIN")]
+        pinned_public_key: Option<vupdate_client::PublicKeyPin>,
     },
 }
 
@@ -204,6 +213,10 @@ pub struct BuildArgs {
     /// A PEM file of extra trusted certificates (e.g. the distribution's self-signed one).
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Trust exactly the distribution presenting this public key, `sha256//BASE64` (what
+    /// a distribution prints at start), instead of certificate authorities.
+    #[arg(long, value_name = "PIN", conflicts_with = "ca_file")]
+    pub pinned_public_key: Option<vupdate_client::PublicKeyPin>,
     /// The state repository the build settings are read from [default: the
     /// distribution's API at --commit, as a remote builder reads them].
     #[arg(long, value_name = "PATH")]

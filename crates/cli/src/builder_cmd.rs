@@ -105,6 +105,9 @@ fn client(args: &BuildArgs) -> anyhow::Result<Client> {
             .map_err(|e| InvalidInput::new(format!("--ca-file {}: {e}", file.display())))?;
         client = client.root_certificate_pem(pem);
     }
+    if let Some(pin) = args.pinned_public_key {
+        client = client.pinned_public_key(pin);
+    }
     Ok(client
         .build()
         .map_err(|e| InvalidInput::new(format!("--distribution: {e}")))?)

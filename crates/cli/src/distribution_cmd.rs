@@ -157,6 +157,14 @@ async fn serve(config: DistributionConfig, options: StartOptions) -> anyhow::Res
     let base = format!("{scheme}://{}", distribution.local_addr());
     println!("distribution `{}` serving on {base}", config.name);
     println!("  GraphQL:  {base}/graphql  (in a browser: {base}/graphiql)");
+    let install = &distribution.context().install;
+    if let Some(pin) = install.public_key_pin() {
+        println!("  TLS key pin: {pin}  (updater.yaml `pinnedPublicKey`, curl --pinnedpubkey)");
+    }
+    println!(
+        "  install an updater: {}",
+        install.line("<ENROLMENT-TOKEN>", &["<SERVICES>".to_owned()])
+    );
     println!(
         "  state repo: {} (branch {})",
         distribution.context().repo.path().display(),

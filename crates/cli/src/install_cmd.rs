@@ -60,6 +60,7 @@ pub fn updater(command: UpdaterCommand) -> anyhow::Result<()> {
             user,
             work_dir,
             ca_file,
+            pinned_public_key,
             binary,
             no_start,
         } => install(&InstallSettings {
@@ -70,6 +71,7 @@ pub fn updater(command: UpdaterCommand) -> anyhow::Result<()> {
             user: user_arg(user)?,
             work_directory: absolute("--work-dir", work_dir)?,
             ca_file,
+            pinned_public_key,
             binary: absolute("--binary", binary)?,
             no_start,
         }),
@@ -91,6 +93,7 @@ pub fn updater(command: UpdaterCommand) -> anyhow::Result<()> {
             token,
             services,
             instance,
+            pinned_public_key,
         } => {
             if let Some(list) = &services {
                 list_arg(list)?;
@@ -102,6 +105,7 @@ pub fn updater(command: UpdaterCommand) -> anyhow::Result<()> {
                     token,
                     services,
                     instance,
+                    pinned_public_key,
                 }
                 .document()
             );

@@ -148,14 +148,33 @@ impl fmt::Display for DistributionName {
     }
 }
 
-/// PEM files for HTTPS; both are checked to exist at load.
+/// PEM files for HTTPS: given (both checked to exist at load), or made by the server on
+/// its first start (`selfSigned`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
     /// The certificate chain (PEM).
     pub certificate: PathBuf,
     /// The private key (PEM).
     pub key: PathBuf,
+    /// Made by the server when missing: a key, then a self-signed certificate for these
+    /// names, never overwritten; `None` when the files are given.
+    pub self_signed: Option<SelfSigned>,
 }
+
+/// What a self-signed certificate names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelfSigned {
+    /// Host names and IP addresses (subject alternative names); default: the instance.
+    pub names: Vec<String>,
+}
+
+/// The instance a config names by default.
+const DEFAULT_INSTANCE: &str = "local";
+
+/// Where a self-signed certificate is made, in the data directory, by default.
+pub const SELF_SIGNED_CERTIFICATE: &str = "tls/certificate.pem";
+/// Where its key is made (0600), in the data directory, by default.
+pub const SELF_SIGNED_KEY: &str = "tls/key.pem";
 
 /// Where the state repository is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,6 +342,54 @@ fn plain_message(error: &serde_saphyr::Error) -> String {
     }
 }
 
+/// `tls` resolved: the given files must exist; self-signed ones are made at start.
+fn resolve_tls(
+    tls: raw::RawTls,
+    in_data: &dyn Fn(Option<PathBuf>, &str) -> PathBuf,
+    instance: &str,
+    file: &Path,
+) -> Result<TlsConfig, ConfigError> {
+    let invalid = |field, message: String| ConfigError::Invalid {
+        file: file.to_owned(),
+        field,
+        message,
+    };
+    let Some(self_signed) = tls.self_signed else {
+        let (Some(certificate), Some(key)) = (tls.certificate, tls.key) else {
+            return Err(invalid(
+                "tls",
+                "give `certificate` and `key` (PEM files), or `selfSigned: {names: [host, ...]}` for a certificate the server makes".to_owned(),
+            ));
+        };
+        let tls = TlsConfig {
+            certificate: in_data(Some(certificate), ""),
+            key: in_data(Some(key), ""),
+            self_signed: None,
+        };
+        for (field, path) in [("tls.certificate", &tls.certificate), ("tls.key", &tls.key)] {
+            if !path.is_file() {
+                return Err(invalid(field, format!("no such file {}", path.display())));
+            }
+        }
+        return Ok(tls);
+    };
+    let mut names = self_signed.names;
+    if names.is_empty() {
+        names.push(instance.to_owned());
+    }
+    if let Err(error) = rcgen::CertificateParams::new(names.clone()) {
+        return Err(invalid(
+            "tls.selfSigned.names",
+            format!("give host names or IP addresses: {error}"),
+        ));
+    }
+    Ok(TlsConfig {
+        certificate: in_data(tls.certificate, SELF_SIGNED_CERTIFICATE),
+        key: in_data(tls.key, SELF_SIGNED_KEY),
+        self_signed: Some(SelfSigned { names }),
+    })
+}
+
 fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfig, ConfigError> {
     // `base` is absolute: joining replaces it with an absolute path and completes a
     // relative one, so every path below is resolved exactly once.
@@ -337,22 +404,12 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
     };
     let tls = match raw.tls {
         None => None,
-        Some(tls) => {
-            let tls = TlsConfig {
-                certificate: at(tls.certificate),
-                key: at(tls.key),
-            };
-            for (field, path) in [("tls.certificate", &tls.certificate), ("tls.key", &tls.key)] {
-                if !path.is_file() {
-                    return Err(ConfigError::Invalid {
-                        file: file.to_owned(),
-                        field,
-                        message: format!("no such file {}", path.display()),
-                    });
-                }
-            }
-            Some(tls)
-        }
+        Some(tls) => Some(resolve_tls(
+            tls,
+            &in_data,
+            raw.instance.as_deref().unwrap_or(DEFAULT_INSTANCE),
+            file,
+        )?),
     };
     let store = match raw.store {
         None => StoreConfig::Sqlite {
@@ -448,7 +505,7 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
     Ok(DistributionConfig {
         name: raw.name,
         title,
-        instance: raw.instance.unwrap_or_else(|| "local".to_owned()),
+        instance: raw.instance.unwrap_or_else(|| DEFAULT_INSTANCE.to_owned()),
         listen: raw.listen.unwrap_or(DEFAULT_LISTEN),
         tls,
         store,

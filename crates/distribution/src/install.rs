@@ -16,6 +16,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt as _;
 use tokio::sync::watch;
+use vupdate_client::PublicKeyPin;
 use vupdate_core::service::ServiceName;
 use vupdate_images::{ImageStore, ImageVersion};
 
@@ -43,8 +44,19 @@ pub struct Installer {
     images: Option<UpdaterImages>,
     /// `http` or `https`, how this server is reached.
     scheme: &'static str,
+    /// The key HTTPS serves, when it does.
+    served_key: Option<ServedKey>,
     /// The address the install line names when a request does not say (`status`).
     public_url: String,
+}
+
+/// The key a distribution serves HTTPS with.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedKey {
+    /// Its pin, `sha256//…`.
+    pub pin: PublicKeyPin,
+    /// Whether its certificate is self-signed: then install lines pin it.
+    pub self_signed: bool,
 }
 
 /// The desired updater image's binary, taken out of its zip once.
@@ -113,20 +125,39 @@ impl UpdaterBinary {
 
 impl Installer {
     /// The installer of a distribution whose data lives in `data_directory`, reached at
-    /// `public_url`, offering `binary` (none: the routes say that no binary is offered).
+    /// `public_url` (over HTTPS with `served_key`), offering `binary` (none: the routes
+    /// say that no binary is offered).
     pub fn new(
         data_directory: &Path,
         public_url: String,
-        tls: bool,
+        served_key: Option<ServedKey>,
         binary: Option<UpdaterBinary>,
     ) -> Installer {
         Installer {
             enrolments: Enrolments::new(data_directory),
             binary: binary.map(Arc::new),
             images: None,
-            scheme: if tls { "https" } else { "http" },
+            scheme: if served_key.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            served_key,
             public_url,
         }
+    }
+
+    /// The pin of the key HTTPS serves; `None` over plain HTTP.
+    pub fn public_key_pin(&self) -> Option<PublicKeyPin> {
+        self.served_key.map(|key| key.pin)
+    }
+
+    /// The pin install lines and the script use: the key of a self-signed certificate,
+    /// which no authority vouches for.
+    fn install_pin(&self) -> Option<PublicKeyPin> {
+        self.served_key
+            .filter(|key| key.self_signed)
+            .map(|key| key.pin)
     }
 
     /// The same installer, offering the updater image the state in force names (taken
@@ -170,15 +201,28 @@ impl Installer {
         &self.public_url
     }
 
-    /// The install script, pointed at `url`.
+    /// The install script, pointed at `url` (and pinned to a self-signed key).
     pub fn script(&self, url: &str) -> String {
-        SCRIPT.replace("@DISTRIBUTION_URL@", url)
+        let pin = self
+            .install_pin()
+            .map(|pin| pin.to_string())
+            .unwrap_or_default();
+        SCRIPT
+            .replace("@DISTRIBUTION_URL@", url)
+            .replace("@PINNED_PUBLIC_KEY@", &pin)
     }
 
-    /// The line to paste on a VM.
+    /// The line to paste on a VM. The token goes to the script in its environment, never
+    /// on a command line (where `ps` would show it); a self-signed key is pinned from the
+    /// first download on.
     pub fn line(&self, token: &str, services: &[String]) -> String {
+        let curl = match self.install_pin() {
+            // -k: no authority vouches for the certificate; the pin does.
+            Some(pin) => format!("curl -fsSL --pinnedpubkey {pin} -k"),
+            None => "curl -fsSL".to_owned(),
+        };
         format!(
-            "curl -fsSL {}/install/updater.sh | sh -s -- --token {token} --services {}",
+            "{curl} {}/install/updater.sh | VUPDATE_ENROLMENT_TOKEN={token} sh -s -- --services {}",
             self.public_url,
             services.join(",")
         )

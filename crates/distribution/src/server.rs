@@ -192,7 +192,11 @@ impl Distribution {
             );
         }
 
-        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let tls = config.tls.as_ref().map(tls::serve).transpose()?;
+        if let Some(served) = &tls {
+            tracing::info!(pin = %served.pin, "serving HTTPS; clients may pin this key");
+        }
+        let pin = tls.as_ref().map(|served| served.pin);
         let watcher = StateWatcher::start(watch_config(config))
             .await
             .map_err(ServerError::Watch)?;
@@ -223,7 +227,7 @@ impl Distribution {
             Ok(token) => builder.attach(&ServerLink {
                 url: own_url(config, local_addr),
                 token,
-                ca_file: config.tls.as_ref().map(|tls| tls.certificate.clone()),
+                pinned_public_key: pin,
                 repo: watcher.repo(),
                 work_directory: config.builder.directory.clone(),
                 instance: config.instance.clone(),
@@ -292,7 +296,14 @@ impl Distribution {
         let installer = crate::install::Installer::new(
             &config.data_directory,
             public_url(config, local_addr),
-            config.tls.is_some(),
+            config
+                .tls
+                .as_ref()
+                .zip(pin)
+                .map(|(tls, pin)| crate::install::ServedKey {
+                    pin,
+                    self_signed: tls.self_signed.is_some(),
+                }),
             options
                 .updater_binary
                 .clone()
@@ -374,7 +385,7 @@ impl Distribution {
         let head_bytes = limits.requests.max_header_bytes + limits.requests.max_query_string_bytes;
         let server = listen::spawn(
             listener,
-            tls,
+            tls.map(|served| served.acceptor),
             router,
             limits.connections,
             usize::try_from(head_bytes).unwrap_or(usize::MAX),

@@ -83,6 +83,9 @@ pub struct UpdaterConfig {
     /// A PEM file of extra root certificates to trust for the distribution's HTTPS (its
     /// self-signed certificate, say), besides the system's; checked to exist.
     pub ca_file: Option<PathBuf>,
+    /// Trust exactly the distribution presenting this public key (`sha256//BASE64`, a
+    /// self-signed distribution's pin), instead of certificate authorities and `caFile`.
+    pub pinned_public_key: Option<vupdate_client::PublicKeyPin>,
     /// Where the services' directories are; default the config file's folder.
     pub work_directory: PathBuf,
     /// The services to run; empty when the command line gives them.
@@ -235,6 +238,7 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<UpdaterConfig, Er
             });
         }
     };
+    let raw_ca_file_given = raw.ca_file.is_some();
     let ca_file = match raw.ca_file {
         Some(path) => {
             let resolved = absolute(path.value.clone());
@@ -246,6 +250,23 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<UpdaterConfig, Er
                 ));
             }
             Some(resolved)
+        }
+        None => None,
+    };
+    let pinned_public_key = match raw.pinned_public_key {
+        Some(pin) => {
+            if raw_ca_file_given {
+                return Err(at(
+                    file,
+                    &pin,
+                    "`pinnedPublicKey` and `caFile` exclude each other: a pinned key is trusted alone; remove one".to_owned(),
+                ));
+            }
+            Some(
+                pin.value
+                    .parse()
+                    .map_err(|message| at(file, &pin, format!("`pinnedPublicKey`: {message}")))?,
+            )
         }
         None => None,
     };
@@ -335,6 +356,7 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<UpdaterConfig, Er
         distribution_url: url,
         access_token,
         ca_file,
+        pinned_public_key,
         work_directory: raw
             .work_directory
             .map(absolute)

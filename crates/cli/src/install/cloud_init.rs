@@ -13,6 +13,8 @@ pub struct CloudInit {
     pub services: Option<String>,
     /// The instance name (default: the VM's host name).
     pub instance: Option<String>,
+    /// A self-signed distribution's key, pinned from the first download on.
+    pub pinned_public_key: Option<vupdate_client::PublicKeyPin>,
 }
 
 /// `text` as one shell word.
@@ -31,11 +33,25 @@ impl CloudInit {
     /// The install line this document runs.
     pub fn line(&self) -> String {
         let url = self.distribution_url.trim_end_matches('/');
+        // The token goes to the script in its environment, not on a command line.
+        let curl = match &self.pinned_public_key {
+            Some(pin) => format!(
+                "curl -fsSL --pinnedpubkey {} -k",
+                shell_word(&pin.to_string())
+            ),
+            None => "curl -fsSL".to_owned(),
+        };
         let mut line = format!(
-            "curl -fsSL {} | sh -s -- --token {}",
+            "{curl} {} | VUPDATE_ENROLMENT_TOKEN={} sh -s --",
             shell_word(&format!("{url}/install/updater.sh")),
             shell_word(&self.token)
         );
+        if let Some(pin) = &self.pinned_public_key {
+            line.push_str(&format!(
+                " --pinned-public-key {}",
+                shell_word(&pin.to_string())
+            ));
+        }
         for (flag, value) in [
             ("--services", &self.services),
             ("--instance", &self.instance),
@@ -72,11 +88,28 @@ mod tests {
             token: "vue_abc".into(),
             services: Some("api,worker-eu".into()),
             instance: Some("it's me".into()),
+            pinned_public_key: None,
         }
         .document();
         assert!(document.starts_with("#cloud-config\n"), "{document}");
         assert!(document.contains(
-            r#"  - [sh, -c, "curl -fsSL https://dist.example.com:8443/install/updater.sh | sh -s -- --token vue_abc --services api,worker-eu --instance 'it'\\''s me'"]"#
+            r#"  - [sh, -c, "curl -fsSL https://dist.example.com:8443/install/updater.sh | VUPDATE_ENROLMENT_TOKEN=vue_abc sh -s -- --services api,worker-eu --instance 'it'\\''s me'"]"#
         ), "{document}");
+        let pin: vupdate_client::PublicKeyPin =
+            "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+                .parse()
+                .expect("a pin");
+        let pinned = CloudInit {
+            distribution_url: "https://10.0.0.5:8443".into(),
+            token: "vue_abc".into(),
+            services: None,
+            instance: None,
+            pinned_public_key: Some(pin),
+        }
+        .line();
+        assert_eq!(
+            pinned,
+            "curl -fsSL --pinnedpubkey sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU= -k https://10.0.0.5:8443/install/updater.sh | VUPDATE_ENROLMENT_TOKEN=vue_abc sh -s -- --pinned-public-key sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
     }
 }

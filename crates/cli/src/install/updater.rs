@@ -48,6 +48,8 @@ pub struct InstallSettings {
     pub work_directory: PathBuf,
     /// A PEM file of the distribution's certificate, copied beside the config.
     pub ca_file: Option<PathBuf>,
+    /// The distribution's public key, trusted alone (the config's `pinnedPublicKey`).
+    pub pinned_public_key: Option<vupdate_client::PublicKeyPin>,
     /// Where the program goes.
     pub binary: PathBuf,
     /// Write the files but leave the unit stopped.
@@ -208,6 +210,9 @@ fn enrol(settings: &InstallSettings, ca: Option<&[u8]>) -> anyhow::Result<Enrolm
     if let Some(pem) = ca {
         builder = builder.root_certificate_pem(pem.to_vec());
     }
+    if let Some(pin) = settings.pinned_public_key {
+        builder = builder.pinned_public_key(pin);
+    }
     let client = builder.build().context("cannot set up the client")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -259,6 +264,9 @@ fn config_text(settings: &InstallSettings, enrolment: &Enrolment) -> anyhow::Res
     );
     if settings.ca_file.is_some() {
         text.push_str("caFile: distribution.pem\n");
+    }
+    if let Some(pin) = settings.pinned_public_key {
+        text.push_str(&format!("pinnedPublicKey: {}\n", quoted(&pin.to_string())));
     }
     text.push_str("services:\n");
     for service in &enrolment.services {

@@ -38,10 +38,18 @@ pub(crate) struct RawConfig {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawTls {
-    pub certificate: PathBuf,
-    pub key: PathBuf,
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub self_signed: Option<RawSelfSigned>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawSelfSigned {
+    #[serde(default)]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

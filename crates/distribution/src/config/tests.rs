@@ -104,18 +104,22 @@ fn mongo_store_maps_to_the_store_config() {
 fn the_example_file_loads() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/distribution.yaml");
     let dir = tempfile::tempdir().expect("temporary directory");
-    // The example names TLS files relative to itself: copy it next to stand-ins for them.
     let text = std::fs::read_to_string(&example).expect("the example exists");
     let copy = dir.path().join("distribution.yaml");
     std::fs::write(&copy, &text).expect("write");
-    std::fs::create_dir_all(dir.path().join("tls")).expect("tls dir");
-    for file in ["tls/cert.pem", "tls/key.pem"] {
-        std::fs::write(dir.path().join(file), "PEM").expect("write");
-    }
     let config = DistributionConfig::load(&copy).expect("the example loads");
     assert_eq!(config.name.as_str(), "acme");
     assert_eq!(config.title, "ACME distribution");
-    assert!(config.tls.is_some());
+    assert_eq!(
+        config.tls,
+        Some(crate::config::TlsConfig {
+            certificate: dir.path().join("data/tls/certificate.pem"),
+            key: dir.path().join("data/tls/key.pem"),
+            self_signed: Some(crate::config::SelfSigned {
+                names: vec!["dist.example.com".to_owned(), "10.0.0.5".to_owned()]
+            }),
+        })
+    );
     assert_eq!(config.data_directory, dir.path().join("data"));
     assert_eq!(config.builder.directory, dir.path().join("data/builder"));
     assert_eq!(config.builder.max_parallel_builds, 2);
@@ -230,6 +234,14 @@ fn errors_name_the_file_position_and_field() {
             "name: acme\nstateRepo: {path: s}\ntls: {certificate: nope.pem, key: nope.key}\n",
             "/srv/distribution.yaml: `tls.certificate`: no such file /srv/nope.pem",
         ),
+        (
+            "name: acme\nstateRepo: {path: s}\ntls: {certificate: cert.pem}\n",
+            "/srv/distribution.yaml: `tls`: give `certificate` and `key` (PEM files), or `selfSigned: {names: [host, ...]}` for a certificate the server makes",
+        ),
+        (
+            "name: acme\nstateRepo: {path: s}\ntls: {selfSigned: {names: [\"dïst.example\"]}}\n",
+            "/srv/distribution.yaml: `tls.selfSigned.names`: give host names or IP addresses: Invalid IA5String: 'dïst.example'",
+        ),
     ];
     let mismatches: Vec<String> = cases
         .iter()
@@ -273,4 +285,23 @@ fn limits_take_sizes_and_durations_and_refuse_zeros() {
         .expect_err("unknown field refused")
         .to_string();
     assert!(message.contains("maxBodies"), "{message}");
+}
+
+#[test]
+fn a_self_signed_certificate_lives_in_the_data_directory_and_names_the_instance() {
+    let config = DistributionConfig::from_str(
+        "name: acme\ninstance: dist-1\ndataDirectory: data\nstateRepo: {path: s}\ntls: {selfSigned: {}}\n",
+        "/srv",
+    )
+    .expect("loads");
+    assert_eq!(
+        config.tls,
+        Some(crate::config::TlsConfig {
+            certificate: "/srv/data/tls/certificate.pem".into(),
+            key: "/srv/data/tls/key.pem".into(),
+            self_signed: Some(crate::config::SelfSigned {
+                names: vec!["dist-1".to_owned()]
+            }),
+        })
+    );
 }

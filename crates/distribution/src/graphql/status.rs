@@ -179,6 +179,9 @@ struct Status {
     /// The line that installs an updater on a VM, with placeholders for an enrolment
     /// token (mutation `issueEnrolmentToken` gives one, and the whole line) and services.
     updater_install_line: String,
+    /// The pin of the public key this server's HTTPS presents (`sha256//BASE64`), for an
+    /// updater's `pinnedPublicKey` and curl's `--pinnedpubkey`; null over plain HTTP.
+    public_key_pin: Option<String>,
     /// The consumers of `consumers.yaml`: what they receive, report and run.
     consumers: Vec<super::consumers::ConsumerStatus>,
     /// The providers of `providers.yaml`: reachable, last sync, what they offer, a change
@@ -230,6 +233,7 @@ impl StatusQuery {
             updater_install_line: context
                 .install
                 .line("<ENROLMENT-TOKEN>", &["<SERVICES>".to_owned()]),
+            public_key_pin: context.install.public_key_pin().map(|pin| pin.to_string()),
             consumers,
             providers,
         })

@@ -98,7 +98,7 @@ async fn serve_with(
         install: crate::install::Installer::new(
             dir.path(),
             "http://127.0.0.1:1".to_owned(),
-            false,
+            None,
             None,
         ),
     };

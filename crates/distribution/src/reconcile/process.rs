@@ -77,8 +77,9 @@ pub struct ServerLink {
     pub url: String,
     /// A Builder account's access token.
     pub token: String,
-    /// The server's certificate, for a child talking HTTPS to it.
-    pub ca_file: Option<PathBuf>,
+    /// The pin of the server's TLS key, for a child talking HTTPS to it (whatever names
+    /// its certificate holds, the child reaches it on loopback).
+    pub pinned_public_key: Option<vupdate_client::PublicKeyPin>,
     /// The state repo the server follows (its path, its branch, its history).
     pub repo: Arc<StateRepo>,
     /// The builder's work directory.
@@ -203,8 +204,8 @@ fn arguments(
     option("author", author.into());
     option("comment", comment.into());
     option("instance", link.instance.clone().into());
-    if let Some(ca_file) = &link.ca_file {
-        option("ca-file", ca_file.as_os_str().to_owned());
+    if let Some(pin) = &link.pinned_public_key {
+        option("pinned-public-key", pin.to_string().into());
     }
     args
 }

@@ -334,7 +334,7 @@ fn process_runner(fixture: &Fixture, program: super::BuilderProgram) -> Arc<supe
     runner.attach(&super::ServerLink {
         url: "http://127.0.0.1:9".to_owned(),
         token: "t0ken".to_owned(),
-        ca_file: None,
+        pinned_public_key: None,
         repo: fixture.watcher.repo(),
         work_directory: "/srv/builder".into(),
         instance: "test".to_owned(),

@@ -1,31 +1,51 @@
 //! HTTPS from the PEM files of `tls` in the config (rustls with the ring provider, the one
 //! crypto stack of the whole program): the acceptor the connection loop hands each
-//! connection to.
+//! connection to, and the pin of the key it serves.
+//!
+//! With `selfSigned`, the server makes what is missing at start: a key (ECDSA P-256,
+//! written once with mode 0600, never replaced) and a certificate for the configured
+//! names signed by it. Clients pin the key, not the certificate, so deleting the
+//! certificate to get one with other names keeps every pin valid.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
+use vupdate_client::PublicKeyPin;
 
 use super::ServerError;
-use crate::config::TlsConfig;
+use crate::config::{SelfSigned, TlsConfig};
 
-/// The TLS acceptor for the certificate chain and key of `tls`.
-pub(super) fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, ServerError> {
+/// What HTTPS serves: the acceptor and the pin of the certificate's key.
+pub(super) struct Served {
+    /// Hands each connection its TLS session.
+    pub acceptor: TlsAcceptor,
+    /// `sha256//…` of the served certificate's public key.
+    pub pin: PublicKeyPin,
+}
+
+/// The TLS acceptor for the certificate chain and key of `tls`, made first when it is
+/// self-signed and missing.
+pub(super) fn serve(tls: &TlsConfig) -> Result<Served, ServerError> {
     let refused = |reason: String| ServerError::Tls {
         certificate: tls.certificate.clone(),
         key: tls.key.clone(),
         reason,
     };
+    if let Some(self_signed) = &tls.self_signed {
+        make_self_signed(tls, self_signed).map_err(refused)?;
+    }
     let chain = CertificateDer::pem_file_iter(&tls.certificate)
         .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
         .map_err(|e| refused(format!("cannot read the certificate chain: {e}")))?;
-    if chain.is_empty() {
+    let Some(first) = chain.first() else {
         return Err(refused(
             "the certificate file holds no certificate".to_owned(),
         ));
-    }
+    };
+    let pin = PublicKeyPin::of_certificate(first).map_err(refused)?;
     let key = PrivateKeyDer::from_pem_file(&tls.key)
         .map_err(|e| refused(format!("cannot read the private key: {e}")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -36,5 +56,65 @@ pub(super) fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, ServerError> {
         .with_single_cert(chain, key)
         .map_err(|e| refused(format!("the certificate and key do not fit together: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok(Served {
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+        pin,
+    })
+}
+
+/// Makes the key when it is missing, then the certificate when it is missing; existing
+/// files are kept as they are.
+fn make_self_signed(tls: &TlsConfig, self_signed: &SelfSigned) -> Result<(), String> {
+    for path in [&tls.key, &tls.certificate] {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+    }
+    let key = if tls.key.exists() {
+        let pem = std::fs::read_to_string(&tls.key)
+            .map_err(|e| format!("cannot read the private key: {e}"))?;
+        rcgen::KeyPair::from_pem(&pem)
+            .map_err(|e| format!("cannot read the private key to sign a certificate: {e}"))?
+    } else {
+        let key = rcgen::KeyPair::generate().map_err(|e| format!("cannot make a key: {e}"))?;
+        write_new(&tls.key, key.serialize_pem().as_bytes(), true)?;
+        tracing::info!(key = %tls.key.display(), "made the TLS key (0600)");
+        key
+    };
+    if !tls.certificate.exists() {
+        let mut params = rcgen::CertificateParams::new(self_signed.names.clone())
+            .map_err(|e| format!("tls.selfSigned.names: {e}"))?;
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            self_signed.names.first().cloned().unwrap_or_default(),
+        );
+        let certificate = params
+            .self_signed(&key)
+            .map_err(|e| format!("cannot sign the certificate: {e}"))?;
+        write_new(&tls.certificate, certificate.pem().as_bytes(), false)?;
+        tracing::info!(
+            certificate = %tls.certificate.display(),
+            names = ?self_signed.names,
+            "made a self-signed TLS certificate"
+        );
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to the new file `path` (0600 when `private`, else 0644) through a
+/// temporary name, so a crash leaves no half file; an existing file is never replaced.
+fn write_new(path: &Path, bytes: &[u8], private: bool) -> Result<(), String> {
+    let temp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    let written = if private {
+        crate::auth::write_private(&temp, bytes)
+    } else {
+        std::fs::write(&temp, bytes)
+    };
+    written
+        .and_then(|()| std::fs::hard_link(&temp, path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let _ = std::fs::remove_file(&temp);
+    Ok(())
 }

@@ -17,6 +17,7 @@ pub(crate) struct RawConfig {
     pub access_token: Option<Spanned<String>>,
     pub access_token_file: Option<Spanned<PathBuf>>,
     pub ca_file: Option<Spanned<PathBuf>>,
+    pub pinned_public_key: Option<Spanned<String>>,
     pub work_directory: Option<PathBuf>,
     #[serde(default)]
     pub services: Vec<Spanned<RawService>>,

@@ -29,6 +29,29 @@ fn defaults_apply_and_paths_resolve_against_the_file() {
 }
 
 #[test]
+fn a_pinned_public_key_is_read_and_excludes_ca_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ca.pem"), "PEM\n").expect("ca");
+    let pin = "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+    let text = format!(
+        "instance: vm\ndistributionUrl: https://d\naccessToken: t\npinnedPublicKey: {pin}\n"
+    );
+    let config = UpdaterConfig::from_str(&text, dir.path()).expect("loads");
+    assert_eq!(
+        config.pinned_public_key.map(|p| p.to_string()).as_deref(),
+        Some(pin)
+    );
+    let both = format!("{text}caFile: ca.pem\n");
+    let error = UpdaterConfig::from_str(&both, dir.path()).expect_err("both");
+    assert!(
+        error.to_string().contains(
+            ":4:18: `pinnedPublicKey` and `caFile` exclude each other: a pinned key is trusted alone; remove one"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
 fn every_setting_is_read() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("token"), "  secret\n").expect("token");
@@ -126,7 +149,7 @@ fn errors_name_the_file_position_and_field() {
     let cases: &[(&str, &str)] = &[
         (
             "instance: vm\ndistributionUrl: https://d\naccessToken: t\npollIntervall: 5s\n",
-            "/srv/updater.yaml:4:1: unknown field `pollIntervall`, expected one of instance, distributionUrl, accessToken, accessTokenFile, caFile, workDirectory, services, pollInterval, stateInterval, cgroups, install, restart, logs, faults, selfUpdate",
+            "/srv/updater.yaml:4:1: unknown field `pollIntervall`, expected one of instance, distributionUrl, accessToken, accessTokenFile, caFile, pinnedPublicKey, workDirectory, services, pollInterval, stateInterval, cgroups, install, restart, logs, faults, selfUpdate",
         ),
         (
             "instance: vm\ndistributionUrl: https://d\naccessToken: t\ninstall:\n  startWindow: 7 dayz\n",
@@ -147,6 +170,14 @@ fn errors_name_the_file_position_and_field() {
         (
             "instance: vm\ndistributionUrl: https://d\naccessToken: t\ncaFile: ca.pem\n",
             "/srv/updater.yaml:4:9: `caFile`: no such file /srv/ca.pem",
+        ),
+        (
+            "instance: vm\ndistributionUrl: https://d\naccessToken: t\npinnedPublicKey: sha256//YWJj\n",
+            "/srv/updater.yaml:4:18: `pinnedPublicKey`: `sha256//YWJj`: a SHA-256 has 32 bytes, this one 3 (44 base64 characters ending in `=`)",
+        ),
+        (
+            "instance: vm\ndistributionUrl: https://d\naccessToken: t\npinnedPublicKey: 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n",
+            "/srv/updater.yaml:4:18: `pinnedPublicKey`: `47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=` is not a public-key pin: write `sha256//` and the base64 SHA-256 of the key, as `vupdate distribution run` prints it",
         ),
         (
             "instance: vm\ndistributionUrl: https://d\naccessTokenFile: missing.token\n",

@@ -50,6 +50,9 @@ impl Api {
             let pem = std::fs::read(ca_file).map_err(Error::io("read the `caFile`", ca_file))?;
             builder = builder.root_certificate_pem(pem);
         }
+        if let Some(pin) = config.pinned_public_key {
+            builder = builder.pinned_public_key(pin);
+        }
         let client = builder.build().map_err(|error| Error::Client {
             url: config.distribution_url.clone(),
             error,

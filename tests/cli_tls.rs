@@ -1,0 +1,254 @@
+//! A distribution with a self-signed certificate, end to end: on its first start it makes
+//! its key (0600) and certificate and prints the pin of the key; `status` and the install
+//! line carry it; the line (curl pinned to the key, the token in the environment) installs
+//! an updater into a temporary root whose config pins the key, and that updater runs
+//! `hello` over HTTPS (GraphQL, the subscription, the image download) although the
+//! certificate names neither 127.0.0.1 nor any authority; the server's own builder
+//! reaches it the same way. An updater pinned to another key is refused with a message
+//! that names the field and both pins. A restart keeps the key; a deleted certificate is
+//! made again with the same key, so the pin stays.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use vupdate_client::{Client, PublicKeyPin};
+use vupdate_test_support::{Patience, isolate};
+
+#[allow(dead_code)]
+#[path = "support/distribution.rs"]
+mod distribution;
+#[allow(dead_code)]
+#[path = "support/hello.rs"]
+mod hello;
+
+use distribution::terminate;
+use hello::{hello_config, hello_repos};
+
+/// A build and an install on a loaded 2-core machine.
+const LIMIT: Duration = Duration::from_secs(180);
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs `line` (an install line as the distribution prints it) with `args` appended.
+fn run_line(line: &str, args: &[&str]) -> Output {
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|arg| format!("'{}'", arg.replace('\'', r"'\''")))
+        .collect();
+    let mut command = Command::new("sh");
+    isolate(&mut command);
+    command
+        .args(["-c", &format!("{line} {}", quoted.join(" "))])
+        .output()
+        .expect("run the install line")
+}
+
+/// Starts the program installed in `root` as an updater on `config`, its output in `log`.
+fn start_updater(root: &Path, config: &Path, log: &Path) -> std::process::Child {
+    let file = std::fs::File::create(log).expect("log");
+    let mut command = Command::new(root.join("usr/local/bin/vupdate"));
+    isolate(&mut command);
+    command
+        .args(["updater", "run", "--config"])
+        .arg(config)
+        .stdout(Stdio::from(file.try_clone().expect("log")))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .expect("start the updater")
+}
+
+async fn pin_in_status(admin: &Client) -> Value {
+    let status: Value = admin
+        .graphql("{ status { publicKeyPin updaterInstallLine } }", json!({}))
+        .await
+        .expect("status");
+    status["status"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_updater_pinned_to_a_self_signed_distribution_runs_its_service() {
+    let dir = TempDir::new().expect("dir");
+    let repos = hello_repos();
+    let dist = dir.path().join("dist");
+    std::fs::create_dir_all(&dist).expect("dist");
+    let config = format!(
+        "{}tls:\n  selfSigned:\n    names: [dist.example, 10.0.0.5]\n",
+        hello_config(&repos.remote, "data")
+    );
+    let started = distribution::start(&dist, &config).await;
+    let (mut server, admin, base) = (started.server, started.admin, started.base);
+    let pin = started.pin.expect("the server prints its pin");
+    assert!(base.starts_with("https://"), "{base}");
+
+    // The key and certificate it made, and the pin everywhere.
+    let key_file = dist.join("data/tls/key.pem");
+    let certificate_file = dist.join("data/tls/certificate.pem");
+    let key = std::fs::read(&key_file).expect("the key was made");
+    assert_eq!(
+        std::fs::metadata(&key_file)
+            .expect("key")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let pem = std::fs::read(&certificate_file).expect("the certificate was made");
+    let der = rustls_pem_certificate(&pem);
+    assert_eq!(
+        PublicKeyPin::of_certificate(&der).expect("a certificate"),
+        pin
+    );
+    let status = pin_in_status(&admin).await;
+    assert_eq!(status["publicKeyPin"], pin.to_string());
+    assert_eq!(
+        status["updaterInstallLine"],
+        format!(
+            "curl -fsSL --pinnedpubkey {pin} -k {base}/install/updater.sh | VUPDATE_ENROLMENT_TOKEN=<ENROLMENT-TOKEN> sh -s -- --services <SERVICES>"
+        )
+    );
+
+    // The line an administrator gets, pasted as it is: curl checks the pin, the script
+    // passes it on to its downloads and to the config.
+    let issued: Value = admin
+        .graphql(
+            "mutation { issueEnrolmentToken(services: [\"hello-eu\"], expires: \"1h\", uses: 1) { token installLine } }",
+            json!({}),
+        )
+        .await
+        .expect("issue an enrolment token");
+    let token = issued["issueEnrolmentToken"]["token"]
+        .as_str()
+        .expect("token");
+    let line = issued["issueEnrolmentToken"]["installLine"]
+        .as_str()
+        .expect("line");
+    assert_eq!(
+        line,
+        format!(
+            "curl -fsSL --pinnedpubkey {pin} -k {base}/install/updater.sh | VUPDATE_ENROLMENT_TOKEN={token} sh -s -- --services hello-eu"
+        )
+    );
+    let root = dir.path().join("root");
+    let vm_work = dir.path().join("vm-work");
+    std::fs::create_dir_all(&root).expect("root");
+    let root_arg = root.to_str().expect("utf-8");
+    let work_arg = vm_work.to_str().expect("utf-8");
+    let installed = run_line(
+        line,
+        &[
+            "--root",
+            root_arg,
+            "--instance",
+            "vm-1",
+            "--work-dir",
+            work_arg,
+        ],
+    );
+    assert!(installed.status.success(), "{}", text(&installed));
+    let written = std::fs::read_to_string(root.join("etc/vupdate/updater.yaml")).expect("config");
+    assert!(
+        written.contains(&format!("pinnedPublicKey: \"{pin}\"\n"))
+            && written.contains(&format!("distributionUrl: \"{base}\"\n")),
+        "{written}"
+    );
+
+    // The installed updater runs hello over the pinned HTTPS (the subscription and the
+    // image download included); the image was built by the server's own builder, which
+    // reached it pinned too.
+    let log = dir.path().join("updater.log");
+    let mut updater = start_updater(&root, &root.join("etc/vupdate/updater.yaml"), &log);
+    Patience::up_to(LIMIT)
+        .every(Duration::from_millis(300))
+        .eventually_or(
+            "the pinned updater runs hello in role eu",
+            || async {
+                let data: Value = admin
+                    .graphql(
+                        r#"{ serviceStates(service: "hello", role: "eu") { instance state { version } } }"#,
+                        json!({}),
+                    )
+                    .await
+                    .ok()?;
+                let state = &data["serviceStates"][0];
+                (state["instance"] == "vm-1" && state["state"]["version"] == "acme-1.0.0")
+                    .then_some(())
+            },
+            || async {
+                format!(
+                    "updater:\n{}\ndistribution:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default(),
+                    distribution::log(&dist)
+                )
+            },
+        )
+        .await;
+    terminate(&mut updater);
+
+    // The same updater pinned to another key is refused, and says so.
+    let other = PublicKeyPin::of_public_key(b"not the distribution's key");
+    let wrong_config = root.join("etc/vupdate/wrong.yaml");
+    std::fs::write(
+        &wrong_config,
+        written.replace(&pin.to_string(), &other.to_string()),
+    )
+    .expect("config");
+    let wrong_log = dir.path().join("wrong.log");
+    let mut wrong = start_updater(&root, &wrong_config, &wrong_log);
+    let expected = format!(
+        "the server's public key is not the pinned one (`pinnedPublicKey`): expected {other}, the server presents {pin}"
+    );
+    Patience::up_to(LIMIT)
+        .eventually_or(
+            "the wrongly pinned updater says why it is refused",
+            || async {
+                std::fs::read_to_string(&wrong_log)
+                    .ok()?
+                    .contains(&expected)
+                    .then_some(())
+            },
+            || async { std::fs::read_to_string(&wrong_log).unwrap_or_default() },
+        )
+        .await;
+    terminate(&mut wrong);
+
+    // A restart keeps the key; without its certificate, it makes one with the same key,
+    // so the pin does not change.
+    terminate(&mut server);
+    std::fs::remove_file(&certificate_file).expect("remove the certificate");
+    let again = distribution::restart(&dist, &[]).await;
+    let mut server = again.server;
+    assert_eq!(again.pin, Some(pin), "the same key after a restart");
+    assert_eq!(
+        std::fs::read(&key_file).expect("key"),
+        key,
+        "never rewritten"
+    );
+    let remade = std::fs::read(&certificate_file).expect("a certificate again");
+    assert_ne!(remade, pem, "a new certificate");
+    assert_eq!(
+        PublicKeyPin::of_certificate(&rustls_pem_certificate(&remade)).expect("certificate"),
+        pin
+    );
+    assert_eq!(
+        pin_in_status(&again.admin).await["publicKeyPin"],
+        pin.to_string()
+    );
+    terminate(&mut server);
+}
+
+/// The first certificate of a PEM text, DER-encoded.
+fn rustls_pem_certificate(pem: &[u8]) -> rustls::pki_types::CertificateDer<'static> {
+    use rustls::pki_types::pem::PemObject as _;
+    rustls::pki_types::CertificateDer::from_pem_slice(pem).expect("a PEM certificate")
+}
