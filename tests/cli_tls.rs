@@ -7,9 +7,15 @@
 //! reaches it the same way. An updater pinned to another key is refused with a message
 //! that names the field and both pins. A restart keeps the key; a deleted certificate is
 //! made again with the same key, so the pin stays.
+//!
+//! `vupdate distribution install --root DIR` writes the program, a config from its flags,
+//! the unit and the self-signed key and certificate with the expected modes, prints the
+//! pin, changes nothing when run again, and a server started from what it wrote (its
+//! `/var/lib` bound to the root's in a mount namespace) serves with that key.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -251,4 +257,205 @@ async fn an_updater_pinned_to_a_self_signed_distribution_runs_its_service() {
 fn rustls_pem_certificate(pem: &[u8]) -> rustls::pki_types::CertificateDer<'static> {
     use rustls::pki_types::pem::PemObject as _;
     rustls::pki_types::CertificateDer::from_pem_slice(pem).expect("a PEM certificate")
+}
+
+fn vupdate() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vupdate"));
+    isolate(&mut command);
+    command
+}
+
+/// Every file under `root`: its path, mode and content.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("meta");
+            let relative = path.strip_prefix(root).expect("under root").to_path_buf();
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                let content = std::fs::read(&path).expect("read");
+                files.insert(relative, (meta.permissions().mode() & 0o7777, content));
+            }
+        }
+    }
+    files
+}
+
+/// The pin a `distribution install` printed.
+fn printed_pin(output: &Output) -> PublicKeyPin {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("TLS key pin: "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|pin| pin.parse().ok())
+        .unwrap_or_else(|| panic!("no pin printed:\n{}", text(output)))
+}
+
+/// Runs `command` with `/var/lib` bound to `root`'s in a mount namespace of its own, so
+/// the paths a config written for the installed system names lead into `root`.
+fn bound_var_lib(root: &Path) -> Vec<String> {
+    [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "sh",
+        "-c",
+        "mount --bind \"$0/var/lib\" /var/lib && exec \"$@\"",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .chain([root.display().to_string()])
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distribution_install_writes_a_config_that_starts_a_pinned_server() {
+    let dir = TempDir::new().expect("dir");
+    let repos = hello_repos();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).expect("root");
+    let root_arg = root.to_str().expect("utf-8");
+    let state = repos.remote.path().to_str().expect("utf-8").to_owned();
+    let args = [
+        "distribution",
+        "install",
+        "--root",
+        root_arg,
+        "--name",
+        "acme",
+        "--state-repo",
+        &state,
+        "--listen",
+        "127.0.0.1:0",
+        "--instance",
+        "dist-1",
+        "--tls-name",
+        "dist.example",
+        "--tls-name",
+        "10.0.0.5",
+    ];
+    let first = vupdate().args(args).output().expect("install");
+    assert!(first.status.success(), "{}", text(&first));
+    let pin = printed_pin(&first);
+    let files = snapshot(&root);
+    let modes: BTreeMap<String, u32> = files
+        .iter()
+        .map(|(path, (mode, _))| (path.display().to_string(), *mode))
+        .collect();
+    assert_eq!(
+        modes,
+        BTreeMap::from([
+            (
+                "etc/systemd/system/vupdate-distribution.service".to_owned(),
+                0o644
+            ),
+            ("etc/vupdate/distribution.yaml".to_owned(), 0o644),
+            ("usr/local/bin/vupdate".to_owned(), 0o755),
+            (
+                "var/lib/vupdate-distribution/tls/certificate.pem".to_owned(),
+                0o644
+            ),
+            ("var/lib/vupdate-distribution/tls/key.pem".to_owned(), 0o600),
+        ]),
+        "{}",
+        text(&first)
+    );
+    let unit = vupdate()
+        .args(["distribution", "systemd-unit"])
+        .output()
+        .expect("systemd-unit");
+    assert_eq!(
+        files[Path::new("etc/systemd/system/vupdate-distribution.service")].1,
+        unit.stdout,
+        "the installed unit is the one `systemd-unit` prints"
+    );
+    let config =
+        String::from_utf8_lossy(&files[Path::new("etc/vupdate/distribution.yaml")].1).into_owned();
+    assert!(
+        config.contains("name: \"acme\"\n")
+            && config.contains(&format!("  url: \"{state}\"\n"))
+            && config.contains("    names: [\"dist.example\", \"10.0.0.5\"]\n"),
+        "{config}"
+    );
+
+    // Again: nothing changes, the pin is the same.
+    let second = vupdate().args(args).output().expect("install again");
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(snapshot(&root), files, "{}", text(&second));
+    assert_eq!(printed_pin(&second), pin);
+    assert!(
+        !String::from_utf8_lossy(&second.stdout)
+            .lines()
+            .any(|line| line.starts_with("created") || line.starts_with("changed")),
+        "{}",
+        text(&second)
+    );
+
+    // A bad flag leaves a new root untouched.
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).expect("bad root");
+    let refused = vupdate()
+        .args([
+            "distribution",
+            "install",
+            "--root",
+            bad.to_str().expect("utf-8"),
+            "--name",
+            "acme",
+            "--state-repo",
+            &state,
+            "--tls-certificate",
+            "/etc/vupdate/missing.pem",
+            "--tls-key",
+            "/etc/vupdate/missing.key",
+        ])
+        .output()
+        .expect("install");
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("--tls-certificate /etc/vupdate/missing.pem: no such file"),
+        "{}",
+        text(&refused)
+    );
+    assert!(snapshot(&bad).is_empty());
+
+    // The server started from what was written serves with the installed key.
+    let wrapper = bound_var_lib(&root);
+    let mut probe = Command::new(&wrapper[0]);
+    probe.args(&wrapper[1..]).arg("true");
+    match probe.output() {
+        Ok(output) if output.status.success() => {}
+        outcome if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "SKIPPED starting the installed server: cannot bind /var/lib in a mount namespace here ({outcome:?})"
+            );
+            return;
+        }
+        outcome => panic!("a mount namespace is needed to start the installed server: {outcome:?}"),
+    }
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs");
+    let launch = distribution::Launch {
+        wrapper: &wrapper,
+        ..distribution::Launch::default()
+    };
+    let started =
+        distribution::start_with(&logs, &root.join("etc/vupdate/distribution.yaml"), &launch).await;
+    let mut server = started.server;
+    assert_eq!(started.pin, Some(pin), "{}", distribution::log(&logs));
+    assert!(started.base.starts_with("https://"), "{}", started.base);
+    let status = pin_in_status(&started.admin).await;
+    assert_eq!(status["publicKeyPin"], pin.to_string());
+    assert!(
+        root.join("var/lib/vupdate-distribution/store.sqlite")
+            .is_file(),
+        "the server keeps its data under the installed data directory"
+    );
+    terminate(&mut server);
 }

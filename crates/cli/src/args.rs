@@ -276,6 +276,12 @@ pub enum DistributionCommand {
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
     },
+    /// Install this program as the machine's distribution server: the system user, the
+    /// data directory, a config written from these flags (TLS with a self-signed
+    /// certificate unless --tls-certificate or --no-tls; its key and the pin printed), the
+    /// systemd unit, enabled and started. Running it again changes nothing; a failure
+    /// leaves nothing half-installed.
+    Install(Box<DistributionInstallArgs>),
     /// Print the systemd unit that runs the distribution.
     SystemdUnit {
         #[command(flatten)]
@@ -293,6 +299,67 @@ pub enum DistributionCommand {
     /// value at its next use.
     #[command(subcommand)]
     Secret(SecretCommand),
+}
+
+/// `vupdate distribution install`: the flags its config and files are made from.
+#[cfg(feature = "distribution")]
+#[derive(Debug, clap::Args)]
+pub struct DistributionInstallArgs {
+    /// The distribution's name (letters, digits, `.`, `_`, `-`).
+    #[arg(long)]
+    pub name: String,
+    /// The state repo: a Git URL (or a path on this machine) the server clones.
+    #[arg(long, value_name = "URL")]
+    pub state_repo: String,
+    /// The branch followed.
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// The address to listen on; VMs reach a server on 0.0.0.0:PORT.
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:8000")]
+    pub listen: std::net::SocketAddr,
+    /// This machine's instance name [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+    /// The data directory (store, images, keys, the state clone).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/vupdate-distribution"
+    )]
+    pub data_dir: PathBuf,
+    /// A name the self-signed certificate holds (host name or IP address), repeatable
+    /// [default: the instance].
+    #[arg(long, value_name = "NAME")]
+    pub tls_name: Vec<String>,
+    /// A PEM certificate chain to serve instead of a self-signed one (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with_all = ["tls_name", "no_tls"])]
+    pub tls_certificate: Option<PathBuf>,
+    /// The PEM private key of --tls-certificate.
+    #[arg(long, value_name = "FILE", requires = "tls_certificate")]
+    pub tls_key: Option<PathBuf>,
+    /// Plain HTTP (behind a proxy that speaks TLS).
+    #[arg(long, conflicts_with = "tls_name")]
+    pub no_tls: bool,
+    /// Write everything under this directory instead of `/` (an image being built, a
+    /// test); no user is made and nothing is started.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// The system user the server runs as (made when missing).
+    #[arg(long, default_value = "vupdate")]
+    pub user: String,
+    /// Where this program is installed.
+    #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/vupdate")]
+    pub binary: PathBuf,
+    /// Where the config is written.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/vupdate/distribution.yaml"
+    )]
+    pub config: PathBuf,
+    /// Write the files but do not start the unit (a machine without systemd).
+    #[arg(long)]
+    pub no_start: bool,
 }
 
 /// `vupdate distribution secret ...`

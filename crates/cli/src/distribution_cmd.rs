@@ -82,6 +82,7 @@ pub fn run(command: DistributionCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        DistributionCommand::Install(args) => crate::install_cmd::distribution(*args),
         DistributionCommand::SystemdUnit { unit, data_dir } => {
             crate::install_cmd::distribution_unit(unit, data_dir);
             Ok(())

@@ -1,12 +1,12 @@
 //! `vupdate updater systemd-unit|install|uninstall|cloud-init` and `vupdate distribution
-//! systemd-unit`: raw arguments checked into the `install` module's settings.
+//! systemd-unit|install`: raw arguments checked into the `install` module's settings.
 
 use std::path::PathBuf;
 
 use crate::args::UnitArgs;
 #[cfg(feature = "updater")]
 use crate::args::UpdaterCommand;
-#[cfg(feature = "updater")]
+#[cfg(any(feature = "updater", feature = "distribution"))]
 use crate::exit::InvalidInput;
 use crate::install::units::{self, UnitOptions};
 
@@ -30,6 +30,55 @@ pub fn distribution_unit(unit: UnitArgs, data_dir: PathBuf) {
             data_dir
         ))
     );
+}
+
+/// Runs `distribution install`.
+#[cfg(feature = "distribution")]
+pub fn distribution(args: crate::args::DistributionInstallArgs) -> anyhow::Result<()> {
+    use crate::install::distribution::{InstallSettings, Tls, install};
+    use crate::install::files::Root;
+
+    let crate::args::DistributionInstallArgs {
+        name,
+        state_repo,
+        branch,
+        listen,
+        instance,
+        data_dir,
+        tls_name,
+        tls_certificate,
+        tls_key,
+        no_tls,
+        root,
+        user,
+        binary,
+        config,
+        no_start,
+    } = args;
+    let instance = instance.unwrap_or_else(host_name);
+    let tls = match (tls_certificate, tls_key) {
+        (Some(certificate), Some(key)) => Tls::Files {
+            certificate: absolute("--tls-certificate", certificate)?,
+            key: absolute("--tls-key", key)?,
+        },
+        _ if no_tls => Tls::Off,
+        _ if tls_name.is_empty() => Tls::SelfSigned(vec![instance.clone()]),
+        _ => Tls::SelfSigned(tls_name),
+    };
+    install(&InstallSettings {
+        name,
+        instance,
+        listen,
+        state_repo,
+        branch,
+        data_directory: absolute("--data-dir", data_dir)?,
+        tls,
+        root: Root::new(absolute("--root", root)?),
+        user: user_arg(user)?,
+        binary: absolute("--binary", binary)?,
+        config: absolute("--config", config)?,
+        no_start,
+    })
 }
 
 /// Runs an `updater` subcommand other than `run`.
@@ -114,7 +163,7 @@ pub fn updater(command: UpdaterCommand) -> anyhow::Result<()> {
     }
 }
 
-#[cfg(feature = "updater")]
+#[cfg(any(feature = "updater", feature = "distribution"))]
 fn absolute(flag: &str, path: PathBuf) -> anyhow::Result<PathBuf> {
     if path.is_absolute() {
         Ok(path)
@@ -154,7 +203,7 @@ fn list_arg(list: &str) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-#[cfg(feature = "updater")]
+#[cfg(any(feature = "updater", feature = "distribution"))]
 fn user_arg(user: String) -> anyhow::Result<String> {
     let valid = !user.is_empty()
         && user.len() <= 32
@@ -173,7 +222,7 @@ fn user_arg(user: String) -> anyhow::Result<String> {
 }
 
 /// This machine's host name, the default instance name.
-#[cfg(feature = "updater")]
+#[cfg(any(feature = "updater", feature = "distribution"))]
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()

@@ -7,7 +7,7 @@
 
 mod error;
 mod listen;
-mod tls;
+pub mod tls;
 pub(crate) mod token_files;
 
 use std::net::SocketAddr;

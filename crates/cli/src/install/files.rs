@@ -21,6 +21,12 @@ impl Root {
         Root(path)
     }
 
+    /// The root's own path.
+    #[cfg(feature = "distribution")]
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
     /// Whether this is the running system (users, systemd and ownership apply).
     pub fn is_system(&self) -> bool {
         self.0 == Path::new("/")
@@ -123,6 +129,13 @@ impl Changes {
                 Outcome::Created
             }
         })
+    }
+
+    /// Counts `path`, made by another writer during this installation, as created: an
+    /// undo removes it.
+    #[cfg(feature = "distribution")]
+    pub fn adopt(&mut self, path: &Path) {
+        self.created.push(path.to_path_buf());
     }
 
     /// Whether anything was written.

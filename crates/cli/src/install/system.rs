@@ -6,6 +6,44 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
+use super::files::Root;
+use crate::exit::InvalidInput;
+
+/// Refuses an install on the running system by a user other than root, or (unless
+/// `no_start`) on a machine without systemd, saying how `run` starts it otherwise.
+pub fn check_can_install(root: &Root, no_start: bool, run: &str) -> anyhow::Result<()> {
+    if !root.is_system() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(InvalidInput::new(
+            "run the install as root (sudo), or give --root DIR to write into a directory"
+        ));
+    }
+    if !no_start && !systemd_runs() {
+        bail!(InvalidInput::new(format!(
+            "this machine does not run systemd (no /run/systemd/system): nothing was installed; \
+             give --no-start to write the files anyway and start `{run}` by other means"
+        )));
+    }
+    Ok(())
+}
+
+/// Enables `unit` and restarts it when the installation `changed` anything, else
+/// starts it (a no-op when it runs); prints which.
+pub fn enable_and_start(unit: &str, changed: bool) -> anyhow::Result<()> {
+    systemctl(&["daemon-reload"])?;
+    systemctl(&["enable", unit])?;
+    if changed {
+        systemctl(&["restart", unit])?;
+        println!("started {unit}; follow it with: journalctl -u {unit} -f");
+    } else {
+        systemctl(&["start", unit])?;
+        println!("nothing changed; {unit} is running");
+    }
+    Ok(())
+}
+
 /// Whether systemd is this machine's init (what `sd_booted(3)` checks).
 pub fn systemd_runs() -> bool {
     Path::new("/run/systemd/system").is_dir()
@@ -48,6 +86,7 @@ pub fn ensure_user(user: &str, home: &Path) -> anyhow::Result<bool> {
 }
 
 /// Removes the system user `user` (and its group).
+#[cfg(feature = "updater")]
 pub fn remove_user(user: &str) -> anyhow::Result<()> {
     run(Command::new("userdel").arg(user))
 }

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 #[cfg(feature = "updater")]
 pub const UPDATER_UNIT: &str = "vupdate-updater.service";
 /// Where unit files go.
-#[cfg(feature = "updater")]
+#[cfg(any(feature = "updater", feature = "distribution"))]
 pub const UNIT_DIRECTORY: &str = "/etc/systemd/system";
 
 /// What a unit runs, and as whom.

@@ -69,18 +69,11 @@ fn unit_options(settings: &InstallSettings) -> UnitOptions {
 /// Installs (or confirms) the updater as `settings` say.
 pub fn install(settings: &InstallSettings) -> anyhow::Result<()> {
     let system = settings.root.is_system();
-    if system && !system::is_root() {
-        bail!(InvalidInput::new(
-            "run the install as root (sudo), or give --root DIR to write into a directory"
-        ));
-    }
-    if system && !settings.no_start && !system::systemd_runs() {
-        bail!(InvalidInput::new(
-            "this machine does not run systemd (no /run/systemd/system): nothing was installed; \
-             give --no-start to write the files anyway and start `vupdate updater run --config \
-             /etc/vupdate/updater.yaml` by other means"
-        ));
-    }
+    system::check_can_install(
+        &settings.root,
+        settings.no_start,
+        "vupdate updater run --config /etc/vupdate/updater.yaml",
+    )?;
     let ca = match &settings.ca_file {
         Some(path) => Some(std::fs::read(path).map_err(|error| {
             InvalidInput::new(format!("--ca-file {}: {error}", path.display()))
@@ -156,16 +149,7 @@ pub fn install(settings: &InstallSettings) -> anyhow::Result<()> {
         println!("--no-start: the unit is written, not started");
         return Ok(());
     }
-    system::systemctl(&["daemon-reload"])?;
-    system::systemctl(&["enable", UPDATER_UNIT])?;
-    if changes.any() {
-        system::systemctl(&["restart", UPDATER_UNIT])?;
-        println!("started {UPDATER_UNIT}; follow it with: journalctl -u {UPDATER_UNIT} -f");
-    } else {
-        system::systemctl(&["start", UPDATER_UNIT])?;
-        println!("nothing changed; {UPDATER_UNIT} is running");
-    }
-    Ok(())
+    system::enable_and_start(UPDATER_UNIT, changes.any())
 }
 
 /// The account of an installation in this root for the same distribution and instance.

@@ -19,23 +19,35 @@ use super::ServerError;
 use crate::config::{SelfSigned, TlsConfig};
 
 /// What HTTPS serves: the acceptor and the pin of the certificate's key.
-pub(super) struct Served {
+pub(crate) struct Served {
     /// Hands each connection its TLS session.
     pub acceptor: TlsAcceptor,
     /// `sha256//…` of the served certificate's public key.
     pub pin: PublicKeyPin,
 }
 
-/// The TLS acceptor for the certificate chain and key of `tls`, made first when it is
-/// self-signed and missing.
-pub(super) fn serve(tls: &TlsConfig) -> Result<Served, ServerError> {
-    let refused = |reason: String| ServerError::Tls {
+/// Makes the key and certificate of a self-signed `tls` that are missing (what the
+/// server does at start, and `vupdate distribution install` before it), and says the pin
+/// of the certificate's key.
+pub fn prepare(tls: &TlsConfig) -> Result<PublicKeyPin, ServerError> {
+    prepare_chain(tls).map(|(_, pin)| pin)
+}
+
+fn refused(tls: &TlsConfig) -> impl Fn(String) -> ServerError + '_ {
+    |reason| ServerError::Tls {
         certificate: tls.certificate.clone(),
         key: tls.key.clone(),
         reason,
-    };
+    }
+}
+
+/// The certificate chain of `tls` (made first when self-signed and missing) and its pin.
+fn prepare_chain(
+    tls: &TlsConfig,
+) -> Result<(Vec<CertificateDer<'static>>, PublicKeyPin), ServerError> {
+    let refused = refused(tls);
     if let Some(self_signed) = &tls.self_signed {
-        make_self_signed(tls, self_signed).map_err(refused)?;
+        make_self_signed(tls, self_signed).map_err(&refused)?;
     }
     let chain = CertificateDer::pem_file_iter(&tls.certificate)
         .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
@@ -45,7 +57,15 @@ pub(super) fn serve(tls: &TlsConfig) -> Result<Served, ServerError> {
             "the certificate file holds no certificate".to_owned(),
         ));
     };
-    let pin = PublicKeyPin::of_certificate(first).map_err(refused)?;
+    let pin = PublicKeyPin::of_certificate(first).map_err(&refused)?;
+    Ok((chain, pin))
+}
+
+/// The TLS acceptor for the certificate chain and key of `tls`, made first when it is
+/// self-signed and missing.
+pub(crate) fn serve(tls: &TlsConfig) -> Result<Served, ServerError> {
+    let (chain, pin) = prepare_chain(tls)?;
+    let refused = refused(tls);
     let key = PrivateKeyDer::from_pem_file(&tls.key)
         .map_err(|e| refused(format!("cannot read the private key: {e}")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
