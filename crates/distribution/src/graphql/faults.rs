@@ -217,6 +217,12 @@ impl FaultsMutation {
         )?;
         let context = api(ctx);
         check_id(&report.id).api()?;
+        super::install::check_reported_instance(
+            principal,
+            "report.info.instance",
+            &report.info.instance,
+        )
+        .api()?;
         let distribution = match principal.role {
             Role::DistributionConsumer => principal.account.clone(),
             _ => context.info.name.clone(),

@@ -18,6 +18,25 @@ const ADMINS: &[Role] = &[Role::Administrator];
 /// The prefix of the account each enrolled instance gets: `updater@<instance>`.
 pub const ACCOUNT_PREFIX: &str = "updater@";
 
+/// Refuses a report an enrolled updater (`updater@<instance>`) makes about another
+/// instance than its own (`field` names where the report says it); any other account may
+/// report any instance.
+pub(crate) fn check_reported_instance(
+    principal: &crate::auth::Principal,
+    field: &str,
+    instance: &str,
+) -> Result<(), ApiError> {
+    match principal.account.strip_prefix(ACCOUNT_PREFIX) {
+        Some(own) if principal.role == Role::Updater && own != instance => {
+            Err(ApiError::forbidden(format!(
+                "account `{}` may report only its own instance `{own}`, and `{field}` is `{instance}`: set `instance: {own}` in its updater.yaml, or enrol the VM as `{instance}`",
+                principal.account
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// An enrolment token, without its secret.
 #[derive(SimpleObject)]
 struct EnrolmentToken {

@@ -245,7 +245,8 @@ impl LogsMutation {
         task: Option<String>,
         logs: Vec<LogLineInput>,
     ) -> async_graphql::Result<usize> {
-        require(ctx, SENDERS)?;
+        let principal = require(ctx, SENDERS)?;
+        super::install::check_reported_instance(principal, "instance", &instance).api()?;
         if logs.len() > MAX_BATCH {
             return Err(ApiError::bad_request(format!(
                 "argument `logs`: {} lines in one batch, more than the {MAX_BATCH} allowed; send smaller batches",

@@ -6,6 +6,7 @@ use vupdate_core::paths::clean_directory;
 use vupdate_store::model::states::{ServiceStateRecord, StateQuery};
 
 use super::context::{api, require};
+use super::install::check_reported_instance;
 use super::records::{InstanceState, StateInput};
 use super::result::ApiResult as _;
 use super::types::parse_arg;
@@ -138,6 +139,11 @@ impl StatesMutation {
             .into_iter()
             .enumerate()
             .map(|(index, input)| {
+                check_reported_instance(
+                    principal,
+                    &format!("states[{index}].instance"),
+                    &input.instance,
+                )?;
                 let (service, role) = read_instance(
                     &format!("states[{index}].service"),
                     &input.service,

@@ -298,3 +298,68 @@ async fn a_fault_report_needs_its_archive_and_is_added_once() {
         .expect("body");
     assert_eq!(archive.as_ref(), b"zip");
 }
+
+#[tokio::test]
+async fn an_enrolled_updater_reports_only_its_own_instance() {
+    let harness = Harness::start().await;
+    harness
+        .wait_in_force(&harness.remote.rev_parse("main"))
+        .await;
+    let issued = harness
+        .ok(
+            &harness.admin,
+            r#"mutation { issueEnrolmentToken(services: ["api"], expires: "1h", uses: 1) { token } }"#,
+            json!({}),
+        )
+        .await;
+    let enrolled = harness
+        .ok(
+            "",
+            "mutation($t: String!) { enrolUpdater(token: $t, instance: \"vm-1\") { accessToken } }",
+            json!({"t": issued["issueEnrolmentToken"]["token"]}),
+        )
+        .await;
+    let vm1 = enrolled["enrolUpdater"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let now = chrono::Utc::now().to_rfc3339();
+    let state = |instance: &str| {
+        json!({"states": [{"instance": instance, "service": "api", "directory": "/srv/api",
+               "state": {"time": now, "version": "acme-1.0.0", "failuresCount": 0}}]})
+    };
+    let own = harness.ok(&vm1, SET_STATES, state("vm-1")).await;
+    assert_eq!(own["setServiceStates"], 1);
+    let (code, message) = harness.fails(&vm1, SET_STATES, state("vm-2")).await;
+    assert_eq!(code, "FORBIDDEN");
+    assert_eq!(
+        message,
+        "account `updater@vm-1` may report only its own instance `vm-1`, and `states[0].instance` is `vm-2`: set `instance: vm-1` in its updater.yaml, or enrol the VM as `vm-2`"
+    );
+    let logs = r#"mutation($logs: [LogLineInput!]!) {
+      addLogs(service: "api", instance: "vm-2", directory: "/srv/api", process: "1", logs: $logs)
+    }"#;
+    let (code, message) = harness
+        .fails(&vm1, logs, json!({"logs": lines(1..=1)}))
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+    assert!(message.contains("`instance` is `vm-2`"), "{message}");
+    let stored = harness
+        .ok(
+            &harness.developer,
+            r#"{ serviceStates(service: "api") { instance } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        stored["serviceStates"],
+        json!([{"instance": "vm-1"}]),
+        "the refused report stored nothing"
+    );
+    // The bootstrap updater account (a local updater, or one set up by hand) is not
+    // bound to an instance.
+    let shared = harness
+        .ok(&harness.updater, SET_STATES, state("vm-2"))
+        .await;
+    assert_eq!(shared["setServiceStates"], 1);
+}
