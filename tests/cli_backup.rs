@@ -1,7 +1,8 @@
 //! `vupdate distribution backup` of a running server holding 1,000 log lines and two
 //! images (hello's developer and client image, built from its sources), a restore that
 //! refuses the running server's data directory, a restore into an empty directory, and a
-//! server started on it: the same accounts, versions, images and logs.
+//! server started on it: the same accounts, versions, images and logs. The same with a
+//! backup as one file (`--to FILE.zip`, `restore --from FILE.zip`).
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -145,6 +146,17 @@ async fn a_backup_of_a_running_server_restores_into_an_empty_directory() {
     assert!(made.status.success(), "{}", text(&made));
     assert!(backup.join("store.sqlite").is_file() && backup.join("jwt.key").is_file());
     assert!(!backup.join("data/state").exists(), "no Git history");
+    let archive = dir.path().join("backup.zip");
+    let packed = vupdate(&[
+        "distribution",
+        "backup",
+        "--config",
+        config_file.to_str().expect("utf-8"),
+        "--to",
+        archive.to_str().expect("utf-8"),
+    ]);
+    assert!(packed.status.success(), "{}", text(&packed));
+    assert!(archive.is_file(), "{}", text(&packed));
 
     // A restore never overwrites a running server's data.
     let refused = restore(&config_file, &backup);
@@ -185,7 +197,34 @@ async fn a_backup_of_a_running_server_restores_into_an_empty_directory() {
     let alice = Client::new(&second.base, None).expect("client");
     distribution::login(&alice, "alice", "a long enough password").await;
 
-    for mut server in [first.server, second.server] {
+    // From the one file, into another empty directory.
+    let third_dir = dir.path().join("third");
+    std::fs::create_dir_all(&third_dir).expect("dir");
+    std::fs::write(third_dir.join("distribution.yaml"), config("data")).expect("config");
+    let unpacked = restore(&third_dir.join("distribution.yaml"), &archive);
+    assert!(unpacked.status.success(), "{}", text(&unpacked));
+    let leftovers: Vec<_> = std::fs::read_dir(&third_dir)
+        .expect("list")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "data and the config only: {leftovers:?}"
+    );
+    let third = distribution::restart(&third_dir, &[]).await;
+    let from_file: Value = third.admin.graphql(SAME, json!({})).await.expect("after");
+    assert_eq!(from_file, before, "the same accounts, versions and logs");
+    for kind in ["developer", "client"] {
+        let path = format!("{kind}/hello/acme-1.0.0");
+        assert_eq!(
+            image(&third.base, &third.admin_token, &path),
+            image(&first.base, &first.admin_token, &path),
+            "the same {kind} image from the file"
+        );
+    }
+
+    for mut server in [first.server, second.server, third.server] {
         distribution::terminate(&mut server);
     }
 }

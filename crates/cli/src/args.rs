@@ -255,15 +255,16 @@ pub enum DistributionCommand {
         #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
         config: PathBuf,
     },
-    /// Back up the data of a (running or stopped) distribution into a new directory: the
-    /// SQLite store (online backup), images, fault reports, private files, the JWT key,
-    /// enrolment tokens and secrets; not the state repo's history.
+    /// Back up the data of a (running or stopped) distribution into a new directory, or
+    /// one new file when --to ends in `.zip`: the SQLite store (online backup), images,
+    /// fault reports, private files, the JWT key, enrolment tokens, secrets and a
+    /// self-signed TLS key; not the state repo's history.
     Backup {
         /// The server's configuration file.
         #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
         config: PathBuf,
-        /// The new directory to write the backup to.
-        #[arg(long, value_name = "DIR")]
+        /// The new directory to write the backup to, or the new file (`FILE.zip`).
+        #[arg(long, value_name = "DIR|FILE.zip")]
         to: PathBuf,
     },
     /// Restore a backup as the data of the distribution the config describes; refuses a
@@ -272,8 +273,8 @@ pub enum DistributionCommand {
         /// The configuration file of the server to restore.
         #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
         config: PathBuf,
-        /// The backup directory (made by `backup`).
-        #[arg(long, value_name = "DIR")]
+        /// The backup directory, or file, `backup` made.
+        #[arg(long, value_name = "DIR|FILE.zip")]
         from: PathBuf,
     },
     /// Install this program as the machine's distribution server: the system user, the

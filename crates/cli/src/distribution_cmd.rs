@@ -40,8 +40,15 @@ pub fn run(command: DistributionCommand) -> anyhow::Result<()> {
         }
         DistributionCommand::Backup { config, to } => {
             let config = load(&config)?;
-            let manifest = vupdate_distribution::backup::backup(&config, &to)
-                .with_context(|| format!("cannot back up distribution `{}`", config.name))?;
+            // A `.zip` path is one archive file; anything else a directory.
+            let archive = to.extension().is_some_and(|extension| extension == "zip");
+            let made = if archive {
+                vupdate_distribution::backup::backup_to_file(&config, &to)
+            } else {
+                vupdate_distribution::backup::backup(&config, &to)
+            };
+            let manifest =
+                made.with_context(|| format!("cannot back up distribution `{}`", config.name))?;
             println!(
                 "backed up distribution `{}` into {}: {} files, {} bytes",
                 manifest.distribution,
@@ -63,16 +70,20 @@ pub fn run(command: DistributionCommand) -> anyhow::Result<()> {
         }
         DistributionCommand::Restore { config, from } => {
             let config = load(&config)?;
-            let manifest =
-                vupdate_distribution::backup::restore(&config, &from).map_err(|error| {
-                    match error {
-                        vupdate_distribution::backup::BackupError::Refused(_) => {
-                            anyhow::Error::new(InvalidInput::new(error.to_string()))
-                        }
-                        other => anyhow::Error::new(other),
+            let restored = if from.is_file() {
+                vupdate_distribution::backup::restore_from_file(&config, &from)
+            } else {
+                vupdate_distribution::backup::restore(&config, &from)
+            };
+            let manifest = restored.map_err(|error| {
+                match error {
+                    vupdate_distribution::backup::BackupError::Refused(_) => {
+                        anyhow::Error::new(InvalidInput::new(error.to_string()))
                     }
-                    .context("nothing was restored")
-                })?;
+                    other => anyhow::Error::new(other),
+                }
+                .context("nothing was restored")
+            })?;
             println!(
                 "restored distribution `{}` (backed up {}) into {}; start it with `vupdate distribution run`; it clones the state repo again from {}",
                 manifest.distribution,

@@ -14,6 +14,12 @@
 //! A restore refuses a data directory a server runs on ([`SERVER_LOCK`] is held) or that
 //! holds anything; it fills a staging directory beside it and renames it into place, so a
 //! failed restore leaves nothing.
+//!
+//! A backup may also be one file, a zip archive of that directory (`archive`):
+//! [`backup_to_file`] packs it, [`restore_from_file`] unpacks it beside the data
+//! directory and restores from there.
+
+mod archive;
 
 use std::collections::HashMap;
 use std::fs;
@@ -28,12 +34,14 @@ use crate::config::{DistributionConfig, StateRepoSource};
 /// The file a running server holds locked in its data directory.
 pub const SERVER_LOCK: &str = "server.lock";
 /// The parts of the data directory a backup copies (when present).
-const DATA_PARTS: [&str; 5] = [
+const DATA_PARTS: [&str; 6] = [
     "images",
     "faults",
     "private",
     crate::enrolment::FILE_NAME,
     "secrets",
+    // A self-signed certificate's key: a restored server keeps its pin.
+    "tls",
 ];
 /// Never copied: uploads in progress.
 const SKIPPED: [&str; 1] = ["images/tmp"];
@@ -233,6 +241,45 @@ pub fn backup(config: &DistributionConfig, to: &Path) -> Result<Manifest, Backup
         let _ = fs::remove_dir_all(&staging);
     }
     result
+}
+
+/// Backs up as [`backup`] does, into the new zip archive `file`.
+pub fn backup_to_file(config: &DistributionConfig, file: &Path) -> Result<Manifest, BackupError> {
+    if file.exists() {
+        return Err(BackupError::Refused(format!(
+            "{} exists already: give a new file",
+            file.display()
+        )));
+    }
+    let dir = unpacked_path(file);
+    let _ = fs::remove_dir_all(&dir);
+    let result = backup(config, &dir).and_then(|manifest| {
+        archive::pack(&dir, file)?;
+        Ok(manifest)
+    });
+    let _ = fs::remove_dir_all(&dir);
+    result
+}
+
+/// Restores as [`restore`] does, from the zip archive `file` made by [`backup_to_file`].
+pub fn restore_from_file(
+    config: &DistributionConfig,
+    file: &Path,
+) -> Result<Manifest, BackupError> {
+    let dir = unpacked_path(&config.data_directory);
+    let _ = fs::remove_dir_all(&dir);
+    let result = archive::unpack(file, &dir).and_then(|()| restore(config, &dir));
+    let _ = fs::remove_dir_all(&dir);
+    result
+}
+
+/// A working directory beside `path`, removed when done.
+fn unpacked_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.vupdate-unpacked"))
 }
 
 fn staging_path(path: &Path) -> PathBuf {
