@@ -8,7 +8,6 @@
 //! cloud-init document passes `cloud-init schema`.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -25,37 +24,17 @@ mod distribution;
 #[allow(dead_code)]
 #[path = "support/hello.rs"]
 mod hello;
+#[path = "support/install.rs"]
+mod install;
 
 use distribution::terminate;
 use hello::{hello_config, hello_repos};
-
-/// A build and an install on a loaded 2-core machine.
-const LIMIT: Duration = Duration::from_secs(180);
+use install::{LIMIT, modes, snapshot, start_updater, text, wait_for_hello};
 
 fn vupdate() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vupdate"));
     isolate(&mut command);
     command
-}
-
-/// Every file under `root`: its path, mode and content.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read dir") {
-            let path = entry.expect("entry").path();
-            let meta = std::fs::symlink_metadata(&path).expect("meta");
-            let relative = path.strip_prefix(root).expect("under root").to_path_buf();
-            if meta.is_dir() {
-                stack.push(path);
-            } else {
-                let content = std::fs::read(&path).expect("read");
-                files.insert(relative, (meta.permissions().mode() & 0o7777, content));
-            }
-        }
-    }
-    files
 }
 
 /// `curl -fsSL BASE/install/updater.sh | sh -s -- ARGS`, as a person pastes it.
@@ -74,15 +53,6 @@ fn install_line(base: &str, args: &[&str]) -> Output {
         .args(["-c", &line])
         .output()
         .expect("run the install line")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 async fn issue(admin: &Client, expires: &str, uses: u32) -> Value {
@@ -181,12 +151,8 @@ async fn one_line_installs_an_updater_that_runs_its_service_and_refuses_bad_inpu
     let first = install_line(&base, &args);
     assert!(first.status.success(), "{}", text(&first));
     let files = snapshot(&root);
-    let modes: BTreeMap<String, u32> = files
-        .iter()
-        .map(|(path, (mode, _))| (path.display().to_string(), *mode))
-        .collect();
     assert_eq!(
-        modes,
+        modes(&files),
         BTreeMap::from([
             (
                 "etc/systemd/system/vupdate-updater.service".to_owned(),
@@ -246,41 +212,8 @@ async fn one_line_installs_an_updater_that_runs_its_service_and_refuses_bad_inpu
 
     // The updater, started from the installed program and config, runs hello in role eu.
     let log_path = dir.path().join("updater.log");
-    let log = std::fs::File::create(&log_path).expect("log");
-    let mut command = Command::new(root.join("usr/local/bin/vupdate"));
-    isolate(&mut command);
-    let mut updater = command
-        .args(["updater", "run", "--config"])
-        .arg(root.join("etc/vupdate/updater.yaml"))
-        .stdout(Stdio::from(log.try_clone().expect("log")))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start the updater");
-    Patience::up_to(LIMIT)
-        .every(Duration::from_millis(300))
-        .eventually_or(
-            "the installed updater runs hello in role eu",
-            || async {
-                let data: Value = admin
-                    .graphql(
-                        r#"{ serviceStates(service: "hello", role: "eu") { instance state { version } } }"#,
-                        json!({}),
-                    )
-                    .await
-                    .ok()?;
-                let state = &data["serviceStates"][0];
-                (state["instance"] == "vm-1" && state["state"]["version"] == "acme-1.0.0")
-                    .then_some(())
-            },
-            || async {
-                format!(
-                    "updater:\n{}\ndistribution:\n{}",
-                    std::fs::read_to_string(&log_path).unwrap_or_default(),
-                    distribution::log(&dist)
-                )
-            },
-        )
-        .await;
+    let mut updater = start_updater(&root, &root.join("etc/vupdate/updater.yaml"), &log_path);
+    wait_for_hello(&admin, &log_path, &dist).await;
     terminate(&mut updater);
 
     // Uninstall keeps the config and token unless asked to purge.

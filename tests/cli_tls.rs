@@ -15,9 +15,8 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -30,21 +29,12 @@ mod distribution;
 #[allow(dead_code)]
 #[path = "support/hello.rs"]
 mod hello;
+#[path = "support/install.rs"]
+mod install;
 
 use distribution::terminate;
 use hello::{hello_config, hello_repos};
-
-/// A build and an install on a loaded 2-core machine.
-const LIMIT: Duration = Duration::from_secs(180);
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use install::{LIMIT, modes, snapshot, start_updater, text, wait_for_hello};
 
 /// Runs `line` (an install line as the distribution prints it) with `args` appended.
 fn run_line(line: &str, args: &[&str]) -> Output {
@@ -58,20 +48,6 @@ fn run_line(line: &str, args: &[&str]) -> Output {
         .args(["-c", &format!("{line} {}", quoted.join(" "))])
         .output()
         .expect("run the install line")
-}
-
-/// Starts the program installed in `root` as an updater on `config`, its output in `log`.
-fn start_updater(root: &Path, config: &Path, log: &Path) -> std::process::Child {
-    let file = std::fs::File::create(log).expect("log");
-    let mut command = Command::new(root.join("usr/local/bin/vupdate"));
-    isolate(&mut command);
-    command
-        .args(["updater", "run", "--config"])
-        .arg(config)
-        .stdout(Stdio::from(file.try_clone().expect("log")))
-        .stderr(Stdio::from(file))
-        .spawn()
-        .expect("start the updater")
 }
 
 async fn pin_in_status(admin: &Client) -> Value {
@@ -174,31 +150,7 @@ async fn an_updater_pinned_to_a_self_signed_distribution_runs_its_service() {
     // reached it pinned too.
     let log = dir.path().join("updater.log");
     let mut updater = start_updater(&root, &root.join("etc/vupdate/updater.yaml"), &log);
-    Patience::up_to(LIMIT)
-        .every(Duration::from_millis(300))
-        .eventually_or(
-            "the pinned updater runs hello in role eu",
-            || async {
-                let data: Value = admin
-                    .graphql(
-                        r#"{ serviceStates(service: "hello", role: "eu") { instance state { version } } }"#,
-                        json!({}),
-                    )
-                    .await
-                    .ok()?;
-                let state = &data["serviceStates"][0];
-                (state["instance"] == "vm-1" && state["state"]["version"] == "acme-1.0.0")
-                    .then_some(())
-            },
-            || async {
-                format!(
-                    "updater:\n{}\ndistribution:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default(),
-                    distribution::log(&dist)
-                )
-            },
-        )
-        .await;
+    wait_for_hello(&admin, &log, &dist).await;
     terminate(&mut updater);
 
     // The same updater pinned to another key is refused, and says so.
@@ -265,26 +217,6 @@ fn vupdate() -> Command {
     command
 }
 
-/// Every file under `root`: its path, mode and content.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read dir") {
-            let path = entry.expect("entry").path();
-            let meta = std::fs::symlink_metadata(&path).expect("meta");
-            let relative = path.strip_prefix(root).expect("under root").to_path_buf();
-            if meta.is_dir() {
-                stack.push(path);
-            } else {
-                let content = std::fs::read(&path).expect("read");
-                files.insert(relative, (meta.permissions().mode() & 0o7777, content));
-            }
-        }
-    }
-    files
-}
-
 /// The pin a `distribution install` printed.
 fn printed_pin(output: &Output) -> PublicKeyPin {
     String::from_utf8_lossy(&output.stdout)
@@ -343,12 +275,8 @@ async fn distribution_install_writes_a_config_that_starts_a_pinned_server() {
     assert!(first.status.success(), "{}", text(&first));
     let pin = printed_pin(&first);
     let files = snapshot(&root);
-    let modes: BTreeMap<String, u32> = files
-        .iter()
-        .map(|(path, (mode, _))| (path.display().to_string(), *mode))
-        .collect();
     assert_eq!(
-        modes,
+        modes(&files),
         BTreeMap::from([
             (
                 "etc/systemd/system/vupdate-distribution.service".to_owned(),

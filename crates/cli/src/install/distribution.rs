@@ -18,7 +18,7 @@ use vupdate_distribution::config::{
     DistributionConfig, SELF_SIGNED_CERTIFICATE, SELF_SIGNED_KEY, SelfSigned, TlsConfig,
 };
 
-use super::files::{Changes, Outcome, Root};
+use super::files::{Changes, Outcome, Root, quoted};
 use super::system;
 use super::units::{self, UnitOptions};
 use crate::exit::InvalidInput;
@@ -69,11 +69,6 @@ pub struct InstallSettings {
     pub config: PathBuf,
     /// Write the files but leave the unit stopped.
     pub no_start: bool,
-}
-
-/// A YAML string (JSON's quoting is YAML's double-quoted style).
-fn quoted(text: &str) -> String {
-    serde_json::Value::from(text).to_string()
 }
 
 /// The config file's text.
@@ -149,20 +144,9 @@ pub fn install(settings: &InstallSettings) -> anyhow::Result<()> {
     )?;
     let text = config_text(settings);
     check_config(settings, &text)?;
-    let program = std::fs::read(
-        std::env::current_exe().context("cannot find this program's own executable")?,
-    )
-    .context("cannot read this program's own executable")?;
+    let program = system::this_program()?;
 
-    let owner = if system {
-        let created = system::ensure_user(&settings.user, &settings.data_directory)?;
-        if created {
-            println!("created the system user `{}`", settings.user);
-        }
-        system::user_ids(&settings.user)?
-    } else {
-        None
-    };
+    let owner = system::owner(&settings.root, &settings.user, &settings.data_directory)?;
     let mut changes = Changes::default();
     let written = write_files(settings, &mut changes, &program, &text, owner);
     let (outcomes, pin) = match written {

@@ -11,6 +11,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+/// `text` as a YAML string, for the configs an install writes (JSON's quoting is YAML's
+/// double-quoted style).
+pub fn quoted(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
 /// The root an installation is written under.
 #[derive(Debug, Clone)]
 pub struct Root(PathBuf);

@@ -29,6 +29,24 @@ pub fn check_can_install(root: &Root, no_start: bool, run: &str) -> anyhow::Resu
     Ok(())
 }
 
+/// The bytes of this program, which an install copies.
+pub fn this_program() -> anyhow::Result<Vec<u8>> {
+    std::fs::read(std::env::current_exe().context("cannot find this program's own executable")?)
+        .context("cannot read this program's own executable")
+}
+
+/// On the running system, the uid and gid of the system user `user` (made, with `home`,
+/// when missing); `None` under another root, where no user is made.
+pub fn owner(root: &Root, user: &str, home: &Path) -> anyhow::Result<Option<(u32, u32)>> {
+    if !root.is_system() {
+        return Ok(None);
+    }
+    if ensure_user(user, home)? {
+        println!("created the system user `{user}`");
+    }
+    user_ids(user)
+}
+
 /// Enables `unit` and restarts it when the installation `changed` anything, else
 /// starts it (a no-op when it runs); prints which.
 pub fn enable_and_start(unit: &str, changed: bool) -> anyhow::Result<()> {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use vupdate_client::enrol::{EnrolledService, Enrolment};
 
-use super::files::{Changes, Outcome, Root};
+use super::files::{Changes, Outcome, Root, quoted};
 use super::system;
 use super::units::{self, UPDATER_UNIT, UnitOptions};
 use crate::exit::InvalidInput;
@@ -80,10 +80,7 @@ pub fn install(settings: &InstallSettings) -> anyhow::Result<()> {
         })?),
         None => None,
     };
-    let program = std::fs::read(
-        std::env::current_exe().context("cannot find this program's own executable")?,
-    )
-    .context("cannot read this program's own executable")?;
+    let program = system::this_program()?;
 
     let config_path = settings.root.at(Path::new(CONFIG_FILE));
     let existing = existing_installation(&config_path, settings)?;
@@ -102,15 +99,7 @@ pub fn install(settings: &InstallSettings) -> anyhow::Result<()> {
         .map(|enrolment| config_text(settings, enrolment))
         .transpose()?;
 
-    let owner = if system {
-        let created = system::ensure_user(&settings.user, &settings.work_directory)?;
-        if created {
-            println!("created the system user `{}`", settings.user);
-        }
-        system::user_ids(&settings.user)?
-    } else {
-        None
-    };
+    let owner = system::owner(&settings.root, &settings.user, &settings.work_directory)?;
     let mut changes = Changes::default();
     let written = write_files(
         settings,
@@ -223,11 +212,6 @@ fn names(services: &[EnrolledService]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A YAML string (JSON's quoting is YAML's double-quoted style).
-fn quoted(text: &str) -> String {
-    serde_json::Value::from(text).to_string()
 }
 
 /// The config for an enrolment, checked by loading it as the updater will.

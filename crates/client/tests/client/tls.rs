@@ -9,8 +9,17 @@ use vupdate_test_support::{GitRepo, Person};
 
 use crate::support;
 
-#[tokio::test]
-async fn https_trusts_an_extra_root_and_refuses_an_unknown_certificate() {
+/// A distribution serving HTTPS with a new self-signed certificate for `names`: the
+/// server, its `https://` base URL, the certificate and what holds them.
+struct Served {
+    server: vupdate_distribution::server::Distribution,
+    base: String,
+    certified: rcgen::CertifiedKey<rcgen::KeyPair>,
+    _repo: GitRepo,
+    _dir: TempDir,
+}
+
+async fn serve_self_signed(names: &[&str]) -> Served {
     let repo = GitRepo::init();
     repo.commit_files(
         &[("vupdate.yaml", "schema: 1\n")],
@@ -18,11 +27,14 @@ async fn https_trusts_an_extra_root_and_refuses_an_unknown_certificate() {
         &Person::alice(),
     );
     let dir = TempDir::new().expect("dir");
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("certificate");
-    let pem = certified.cert.pem();
-    std::fs::write(dir.path().join("cert.pem"), &pem).expect("write");
+    let certified = rcgen::generate_simple_self_signed(
+        names
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect::<Vec<_>>(),
+    )
+    .expect("certificate");
+    std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).expect("write");
     std::fs::write(
         dir.path().join("key.pem"),
         certified.signing_key.serialize_pem(),
@@ -34,6 +46,19 @@ async fn https_trusts_an_extra_root_and_refuses_an_unknown_certificate() {
     );
     let server = support::serve(&yaml, dir.path()).await;
     let base = format!("https://{}", server.local_addr());
+    Served {
+        server,
+        base,
+        certified,
+        _repo: repo,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn https_trusts_an_extra_root_and_refuses_an_unknown_certificate() {
+    let served = serve_self_signed(&["localhost", "127.0.0.1"]).await;
+    let (base, pem) = (served.base.clone(), served.certified.cert.pem());
 
     let trusting = Client::builder(&base)
         .root_certificate_pem(pem)
@@ -75,34 +100,15 @@ async fn https_trusts_an_extra_root_and_refuses_an_unknown_certificate() {
             && error.to_string().contains("TLS"),
         "{error}"
     );
-    server.shutdown().await.expect("shutdown");
+    served.server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn a_pinned_key_is_trusted_alone_and_another_key_is_refused_with_both_pins() {
-    let repo = GitRepo::init();
-    repo.commit_files(
-        &[("vupdate.yaml", "schema: 1\n")],
-        "state",
-        &Person::alice(),
-    );
-    let dir = TempDir::new().expect("dir");
     // A name the client does not use, from no authority: only the pin can vouch for it.
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["dist.example".to_owned()]).expect("certificate");
-    std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).expect("write");
-    std::fs::write(
-        dir.path().join("key.pem"),
-        certified.signing_key.serialize_pem(),
-    )
-    .expect("write");
-    let yaml = format!(
-        "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  path: {}\ntls:\n  certificate: cert.pem\n  key: key.pem\n",
-        repo.path().display()
-    );
-    let server = support::serve(&yaml, dir.path()).await;
-    let base = format!("https://{}", server.local_addr());
-    let pin = PublicKeyPin::of_certificate(certified.cert.der()).expect("pin");
+    let served = serve_self_signed(&["dist.example"]).await;
+    let base = served.base.clone();
+    let pin = PublicKeyPin::of_certificate(served.certified.cert.der()).expect("pin");
 
     let pinned = Client::builder(&base)
         .pinned_public_key(pin)
@@ -149,5 +155,5 @@ async fn a_pinned_key_is_trusted_alone_and_another_key_is_refused_with_both_pins
         error.to_string(),
         format!("{socket}/graphql/ws: {expected}")
     );
-    server.shutdown().await.expect("shutdown");
+    served.server.shutdown().await.expect("shutdown");
 }
