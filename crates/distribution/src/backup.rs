@@ -275,19 +275,21 @@ pub fn restore_from_file(
 
 /// A working directory beside `path`, removed when done.
 fn unpacked_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.vupdate-unpacked"))
+    beside(path, "vupdate-unpacked")
 }
 
+/// Where `path` is made before it is renamed into place.
 fn staging_path(path: &Path) -> PathBuf {
+    beside(path, "vupdate-partial")
+}
+
+/// The hidden name `.<name>.<suffix>` beside `path`.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.vupdate-partial"))
+    path.with_file_name(format!(".{name}.{suffix}"))
 }
 
 /// Whether `path` is missing or an empty directory.
