@@ -82,8 +82,8 @@ pub(crate) fn serve(tls: &TlsConfig) -> Result<Served, ServerError> {
     })
 }
 
-/// Makes the key when it is missing, then the certificate when it is missing; existing
-/// files are kept as they are.
+/// Makes the key when it is missing, then the certificate when it is missing (or was of
+/// a key that is gone); an existing key is kept as it is.
 fn make_self_signed(tls: &TlsConfig, self_signed: &SelfSigned) -> Result<(), String> {
     for path in [&tls.key, &tls.certificate] {
         if let Some(parent) = path.parent() {
@@ -91,7 +91,8 @@ fn make_self_signed(tls: &TlsConfig, self_signed: &SelfSigned) -> Result<(), Str
                 .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
     }
-    let key = if tls.key.exists() {
+    let new_key = !tls.key.exists();
+    let key = if !new_key {
         let pem = std::fs::read_to_string(&tls.key)
             .map_err(|e| format!("cannot read the private key: {e}"))?;
         rcgen::KeyPair::from_pem(&pem)
@@ -102,6 +103,15 @@ fn make_self_signed(tls: &TlsConfig, self_signed: &SelfSigned) -> Result<(), Str
         tracing::info!(key = %tls.key.display(), "made the TLS key (0600)");
         key
     };
+    if new_key && tls.certificate.exists() {
+        // A certificate of a key that is gone can serve no more.
+        std::fs::remove_file(&tls.certificate).map_err(|e| {
+            format!(
+                "cannot replace {}, whose key is gone: {e}",
+                tls.certificate.display()
+            )
+        })?;
+    }
     if !tls.certificate.exists() {
         let mut params = rcgen::CertificateParams::new(self_signed.names.clone())
             .map_err(|e| format!("tls.selfSigned.names: {e}"))?;
@@ -137,4 +147,53 @@ fn write_new(path: &Path, bytes: &[u8], private: bool) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let _ = std::fs::remove_file(&temp);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn a_self_signed_key_is_made_once_and_its_certificate_follows_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tls = TlsConfig {
+            certificate: dir.path().join("tls/certificate.pem"),
+            key: dir.path().join("tls/key.pem"),
+            self_signed: Some(SelfSigned {
+                names: vec!["dist.example".to_owned(), "10.0.0.5".to_owned()],
+            }),
+        };
+        let pin = prepare(&tls).expect("made");
+        let mode = std::fs::metadata(&tls.key)
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let key = std::fs::read(&tls.key).expect("key");
+        let certificate = std::fs::read(&tls.certificate).expect("certificate");
+        assert_eq!(prepare(&tls).expect("kept"), pin);
+        assert_eq!(std::fs::read(&tls.key).expect("key"), key, "kept as it is");
+        assert_eq!(
+            std::fs::read(&tls.certificate).expect("certificate"),
+            certificate
+        );
+
+        std::fs::remove_file(&tls.certificate).expect("remove");
+        assert_eq!(
+            prepare(&tls).expect("a new certificate"),
+            pin,
+            "the same key"
+        );
+        assert_ne!(
+            std::fs::read(&tls.certificate).expect("certificate"),
+            certificate
+        );
+
+        std::fs::remove_file(&tls.key).expect("remove");
+        let other = prepare(&tls).expect("a new key and certificate");
+        assert_ne!(other, pin);
+        serve(&tls).expect("the certificate fits the new key");
+    }
 }
