@@ -345,7 +345,8 @@ fn plain_message(error: &serde_saphyr::Error) -> String {
 /// `tls` resolved: the given files must exist; self-signed ones are made at start.
 fn resolve_tls(
     tls: raw::RawTls,
-    in_data: &dyn Fn(Option<PathBuf>, &str) -> PathBuf,
+    at: &dyn Fn(PathBuf) -> PathBuf,
+    data: &Path,
     instance: &str,
     file: &Path,
 ) -> Result<TlsConfig, ConfigError> {
@@ -362,8 +363,8 @@ fn resolve_tls(
             ));
         };
         let tls = TlsConfig {
-            certificate: in_data(Some(certificate), ""),
-            key: in_data(Some(key), ""),
+            certificate: at(certificate),
+            key: at(key),
             self_signed: None,
         };
         for (field, path) in [("tls.certificate", &tls.certificate), ("tls.key", &tls.key)] {
@@ -384,8 +385,14 @@ fn resolve_tls(
         ));
     }
     Ok(TlsConfig {
-        certificate: in_data(tls.certificate, SELF_SIGNED_CERTIFICATE),
-        key: in_data(tls.key, SELF_SIGNED_KEY),
+        certificate: tls
+            .certificate
+            .map(at)
+            .unwrap_or_else(|| data.join(SELF_SIGNED_CERTIFICATE)),
+        key: tls
+            .key
+            .map(at)
+            .unwrap_or_else(|| data.join(SELF_SIGNED_KEY)),
         self_signed: Some(SelfSigned { names }),
     })
 }
@@ -406,7 +413,8 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
         None => None,
         Some(tls) => Some(resolve_tls(
             tls,
-            &in_data,
+            &at,
+            &data,
             raw.instance.as_deref().unwrap_or(DEFAULT_INSTANCE),
             file,
         )?),
