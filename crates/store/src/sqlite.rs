@@ -240,13 +240,16 @@ impl SqliteBackend {
         self.write_tx(self.ctx(def, operation), move |tx, ctx| {
             let first = reserve(tx, ctx, docs.len())?;
             let now = now.timestamp_millis();
+            let mut insert = tx
+                .prepare_cached(&sql::insert_current(def))
+                .map_err(ctx.err())?;
             let mut sequences = Vec::with_capacity(docs.len());
-            for (i, doc) in docs.iter().enumerate() {
+            for (i, doc) in docs.into_iter().enumerate() {
                 if replace {
                     archive_rows(tx, ctx, def, &doc.key_filter(def), now)?;
                 }
                 let sequence = first + i as i64;
-                insert_doc(tx, ctx, def, sequence, now, doc)?;
+                insert_doc(&mut insert, ctx, def, sequence, now, doc)?;
                 sequences.push(sequence);
             }
             // Every row of the batch is written, none committed.
@@ -294,22 +297,27 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
     matches!(error, rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ConstraintViolation)
 }
 
+/// Runs `insert` (the statement of [`sql::insert_current`]) for `doc`, binding each value
+/// in place: no row's values are copied into a parameter list.
 fn insert_doc(
-    tx: &rusqlite::Transaction<'_>,
+    insert: &mut rusqlite::CachedStatement<'_>,
     ctx: &Ctx,
     def: &'static CollectionDef,
     sequence: i64,
     now: i64,
-    doc: &Doc,
+    mut doc: Doc,
 ) -> Result<(), StoreError> {
-    let result = tx
-        .prepare_cached(&sql::insert_current(def))
-        .and_then(|mut statement| {
-            statement.execute(params_from_iter(sql::insert_params(
-                def, sequence, now, doc,
-            )))
-        });
-    match result {
+    let body = sql::stored_body(def, std::mem::take(&mut doc.body));
+    let bound = (|| {
+        insert.raw_bind_parameter(1, sequence)?;
+        insert.raw_bind_parameter(2, now)?;
+        for (i, value) in doc.fields.iter().enumerate() {
+            insert.raw_bind_parameter(i + 3, value)?;
+        }
+        insert.raw_bind_parameter(doc.fields.len() + 3, &body)?;
+        insert.raw_execute()
+    })();
+    match bound {
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate {
             collection: def.name,

@@ -11,7 +11,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use serde_json::{Map, Value};
 
 use crate::doc::{
-    CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, Op, SortKey, Val, format_time,
+    CollectionDef, Cond, FieldDef, FieldKind, Find, Op, SortKey, Val, format_time,
     remove_path, set_path, time_from_millis,
 };
 
@@ -230,28 +230,25 @@ pub(crate) fn copy_from_history(def: &CollectionDef) -> String {
 }
 
 /// The body to store: the record's JSON without the fields that have their own column.
-pub(crate) fn stored_body(def: &CollectionDef, doc: &Doc) -> String {
-    let mut body = doc.body.clone();
+pub(crate) fn stored_body(def: &CollectionDef, mut body: Map<String, Value>) -> String {
     for field in def.fields.iter().filter(|f| !f.derived) {
         remove_path(&mut body, field.path);
     }
     Value::Object(body).to_string()
 }
 
-/// The parameters of [`insert_current`] for `doc`.
-pub(crate) fn insert_params(
-    def: &CollectionDef,
-    sequence: i64,
-    modify_millis: i64,
-    doc: &Doc,
-) -> Vec<SqlValue> {
-    let mut params = vec![
-        SqlValue::Integer(sequence),
-        SqlValue::Integer(modify_millis),
-    ];
-    params.extend(doc.fields.iter().map(to_sql));
-    params.push(SqlValue::Text(stored_body(def, doc)));
-    params
+/// A field value binds as its column stores it, text borrowed rather than copied.
+impl rusqlite::ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::ToSqlOutput;
+        Ok(match self {
+            Val::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Val::Str(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Val::Bool(b) => ToSqlOutput::Owned(SqlValue::Integer(i64::from(*b))),
+            Val::Time(t) => ToSqlOutput::Owned(SqlValue::Integer(t.timestamp_millis())),
+            Val::StrList(_) => ToSqlOutput::Owned(to_sql(self)),
+        })
+    }
 }
 
 /// `UPDATE` of the current rows of `def` matching `filter`, setting each field of `set`

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use vupdate_core::service::{Role, ServiceName};
 
-use crate::doc::{Cond, Find, SortKey, Val};
+use crate::doc::{Cond, Find, SortKey, Val, truncate_millis};
 use crate::error::StoreError;
 use crate::feed::{FollowFrom, LogFollower};
 use crate::model::Stored;
@@ -32,9 +32,23 @@ impl<'a> Logs<'a> {
         let sequences = self
             .store
             .backend()
-            .insert(&LOG_RECORDS, docs.clone(), now)
+            .insert(&LOG_RECORDS, docs, now)
             .await?;
-        let stored = Store::stored::<LogRecord>(docs, sequences.clone(), now)?;
+        // Followers get the records as stored (times in whole milliseconds), without
+        // reading them back.
+        let stored = records
+            .into_iter()
+            .zip(&sequences)
+            .map(|(mut record, &sequence)| {
+                record.time = truncate_millis(record.time);
+                Stored {
+                    sequence,
+                    modify_time: now,
+                    archive_time: None,
+                    record,
+                }
+            })
+            .collect();
         // No follower is not an error: the records are in the store for later readers.
         let _ = self.store.feed().send(Arc::new(stored));
         Ok(sequences)
