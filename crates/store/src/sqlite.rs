@@ -25,6 +25,11 @@ use crate::error::StoreError;
 
 const READERS: usize = 3;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Rows an expiry deletes per transaction (a few milliseconds of work).
+const PURGE_CHUNK: usize = 2000;
+/// Page cache of the writer connection, in KiB: the hot ends of the log indexes (one
+/// per service, level and instance) stay in memory at millions of rows.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
 
 /// The SQLite backend.
 pub(crate) struct SqliteBackend {
@@ -100,8 +105,13 @@ impl SqliteBackend {
                 "cannot switch to WAL mode (journal mode stays `{mode}`)"
             )));
         }
+        // NORMAL in WAL mode: a commit is in the WAL (the OS's page cache) when a write
+        // returns, so it survives the server process being killed; it is synced to disk at
+        // each checkpoint, so a power loss can lose the last commits before it, never the
+        // database's consistency. FULL would sync every commit (every log batch).
         writer
             .pragma_update(None, "synchronous", "NORMAL")
+            .and_then(|()| writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB))
             .map_err(|e| fail(e.to_string()))?;
         let version: i64 = writer
             .pragma_query_value(None, "user_version", |row| row.get(0))
@@ -141,7 +151,12 @@ impl SqliteBackend {
                     })?;
                 }
             }
-            for statement in sql::indexes(def) {
+            for (_, statement) in sql::indexes(def) {
+                run(&statement)?;
+            }
+            let existing = table_indexes(&tx, &tables)
+                .map_err(|e| fail(format!("{e} (while reading the indexes of {})", def.name)))?;
+            for statement in sql::stale_indexes(def, &existing) {
                 run(&statement)?;
             }
         }
@@ -260,6 +275,19 @@ impl SqliteBackend {
         })
         .await
     }
+}
+
+/// The names of the indexes on `tables`.
+fn table_indexes(conn: &Connection, tables: &[String]) -> rusqlite::Result<Vec<String>> {
+    let mut statement =
+        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1")?;
+    let mut names = Vec::new();
+    for table in tables {
+        for name in statement.query_map([table], |row| row.get(0))? {
+            names.push(name?);
+        }
+    }
+    Ok(names)
 }
 
 /// The column names of `table`.
@@ -429,9 +457,7 @@ impl Backend for SqliteBackend {
     async fn find(&self, def: &'static CollectionDef, find: Find) -> Result<Vec<Raw>, StoreError> {
         self.read(self.ctx(def, "find"), move |conn, ctx| {
             let mut params = Vec::new();
-            let mut text = sql::select(def, def.name, false);
-            text.push_str(&sql::where_clause(&find.filter, &mut params));
-            text.push_str(&sql::order_and_window(&find, &mut params));
+            let text = sql::find(def, &find, &mut params);
             query_rows(conn, ctx, def, &text, params)
         })
         .await
@@ -575,10 +601,31 @@ impl Backend for SqliteBackend {
         def: &'static CollectionDef,
         filter: Vec<Cond>,
     ) -> Result<u64, StoreError> {
-        self.write(self.ctx(def, "expire"), move |conn, ctx| {
-            delete_rows(conn, ctx, def, &filter)
-        })
-        .await
+        // In chunks, each its own transaction: between two, waiting writers go first, so
+        // removing a day of logs never holds them up for longer than one chunk.
+        let mut removed = 0;
+        loop {
+            let filter = filter.clone();
+            let deleted = self
+                .write(self.ctx(def, "expire"), move |conn, ctx| {
+                    let mut params = Vec::new();
+                    let where_sql = sql::where_clause(&filter, &mut params);
+                    params.push(SqlValue::Integer(PURGE_CHUNK as i64));
+                    conn.prepare_cached(&format!(
+                        "DELETE FROM \"{name}\" WHERE _sequence IN \
+                         (SELECT t._sequence FROM \"{name}\" AS t{where_sql} LIMIT ?{})",
+                        params.len(),
+                        name = def.name
+                    ))
+                    .and_then(|mut statement| statement.execute(params_from_iter(params)))
+                    .map_err(ctx.err())
+                })
+                .await?;
+            removed += deleted as u64;
+            if deleted < PURGE_CHUNK {
+                return Ok(removed);
+            }
+        }
     }
 
     async fn purge_history(

@@ -17,8 +17,10 @@ use crate::doc::{
 
 /// The schema version this build writes (`PRAGMA user_version`). 2 added `role` to
 /// service states and log records and `info_service_role` to fault reports; a file of
-/// version 1 gets the columns when it is opened (see [`added_columns`]).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+/// version 1 gets the columns when it is opened (see [`added_columns`]). 3 indexes log
+/// records by service, level and time, and by task only where they have one; a file of
+/// version 2 gets the new indexes and loses the one they replace (see [`stale_indexes`]).
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The table of per-collection sequence counters.
 pub(crate) const SEQUENCES_TABLE: &str = "_sequences";
@@ -38,7 +40,7 @@ fn column_type(kind: FieldKind) -> &'static str {
 #[cfg(test)]
 pub(crate) fn schema(def: &CollectionDef) -> Vec<String> {
     let mut statements = tables(def);
-    statements.extend(indexes(def));
+    statements.extend(indexes(def).into_iter().map(|(_, statement)| statement));
     statements
 }
 
@@ -112,54 +114,89 @@ pub(crate) fn added_columns(
     Ok(statements)
 }
 
-/// The statements that create the indexes of `def` (idempotent), once its columns exist.
-pub(crate) fn indexes(def: &CollectionDef) -> Vec<String> {
-    let mut statements = Vec::new();
-    let key_columns = def
-        .key
-        .iter()
-        .map(|f| quote(f.column))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if !def.key.is_empty() {
-        statements.push(format!(
-            "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({key_columns})",
-            quote(&format!("{}_key", def.name)),
-            quote(def.name)
-        ));
-    }
-    for index in def.indexes {
-        let columns = index
+/// The indexes of `def`, each as its name and the statement that creates it (idempotent),
+/// once its columns exist. An index that starts with a [`CollectionDef::present_only`]
+/// field is partial, and named apart from a full one of the same columns, so a file with
+/// the full one gets the partial one and loses the other (see `stale_indexes`).
+pub(crate) fn indexes(def: &CollectionDef) -> Vec<(String, String)> {
+    let mut indexes = Vec::new();
+    let list = |fields: &[&FieldDef]| {
+        fields
             .iter()
             .map(|f| quote(f.column))
             .collect::<Vec<_>>()
-            .join(", ");
-        statements.push(format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {} ({columns})",
-            quote(&format!(
-                "{}_{}",
-                def.name,
-                index.iter().map(|f| f.column).collect::<Vec<_>>().join("_")
-            )),
-            quote(def.name)
+            .join(", ")
+    };
+    let key_columns = list(def.key);
+    if !def.key.is_empty() {
+        let name = format!("{}_key", def.name);
+        indexes.push((
+            name.clone(),
+            format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({key_columns})",
+                quote(&name),
+                quote(def.name)
+            ),
+        ));
+    }
+    for index in def.indexes {
+        let columns = index.iter().map(|f| f.column).collect::<Vec<_>>().join("_");
+        let present = index
+            .first()
+            .filter(|first| def.present_only.iter().any(|p| std::ptr::eq(*p, **first)));
+        let (name, condition) = match present {
+            Some(first) => (
+                format!("{}_{columns}_present", def.name),
+                format!(" WHERE {} IS NOT NULL", quote(first.column)),
+            ),
+            None => (format!("{}_{columns}", def.name), String::new()),
+        };
+        indexes.push((
+            name.clone(),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({}){condition}",
+                quote(&name),
+                quote(def.name),
+                list(index)
+            ),
         ));
     }
     if def.history {
         let history = def.history_name();
         if !def.key.is_empty() {
-            statements.push(format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {} ({key_columns})",
-                quote(&format!("{history}_key")),
-                quote(&history)
+            let name = format!("{history}_key");
+            indexes.push((
+                name.clone(),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} ({key_columns})",
+                    quote(&name),
+                    quote(&history)
+                ),
             ));
         }
-        statements.push(format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {} (_archive_time)",
-            quote(&format!("{history}_archive_time")),
-            quote(&history)
+        let name = format!("{history}_archive_time");
+        indexes.push((
+            name.clone(),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} (_archive_time)",
+                quote(&name),
+                quote(&history)
+            ),
         ));
     }
-    statements
+    indexes
+}
+
+/// The statements that drop the indexes `existing` (names, on the tables of `def`) that
+/// `def` no longer declares: an index a build stopped using costs every write and serves
+/// no read.
+pub(crate) fn stale_indexes(def: &CollectionDef, existing: &[String]) -> Vec<String> {
+    let declared: Vec<String> = indexes(def).into_iter().map(|(name, _)| name).collect();
+    existing
+        .iter()
+        .filter(|name| !declared.contains(name) && !name.starts_with("sqlite_autoindex_"))
+        .map(|name| format!("DROP INDEX IF EXISTS {}", quote(name)))
+        .collect()
 }
 
 /// The statement that creates the sequence counters.
@@ -376,6 +413,92 @@ pub(crate) fn order_and_window(find: &Find, params: &mut Vec<SqlValue>) -> Strin
         keys.join(", "),
         params.len()
     )
+}
+
+/// The `SELECT` of `find` on the current rows of `def`, with its parameters.
+///
+/// A filter `field IN (a, b, …)` next to equalities, sorted by one more field, is read as
+/// one index range per value when an index has exactly those columns (equalities, the
+/// `IN` field, the sort field): each range is already in order, so each gives at most
+/// `skip + limit` keys from the index alone, and only the rows of the merged window are
+/// read. A single range over the same index would have to sort every matching row: the
+/// newest 1,000 warnings of a service among millions of its lines.
+pub(crate) fn find(def: &CollectionDef, find: &Find, params: &mut Vec<SqlValue>) -> String {
+    let mut text = select(def, def.name, false);
+    let Some((position, sort)) = ranges_to_merge(def, find) else {
+        text.push_str(&where_clause(&find.filter, params));
+        text.push_str(&order_and_window(find, params));
+        return text;
+    };
+    let Cond::In(field, values) = &find.filter[position] else {
+        unreachable!("ranges_to_merge names an IN condition");
+    };
+    let direction = if find.sequence_descending() { "DESC" } else { "ASC" };
+    let sort = quote(sort.column);
+    let window = find.limit.unwrap_or(0).saturating_add(find.skip);
+    let members: Vec<String> = values
+        .iter()
+        .map(|value| {
+            let mut filter = find.filter.clone();
+            filter[position] = Cond::Eq(field, value.clone());
+            let where_sql = where_clause(&filter, params);
+            params.push(SqlValue::Integer(i64::try_from(window).unwrap_or(i64::MAX)));
+            format!(
+                "SELECT * FROM (SELECT t._sequence AS s, t.{sort} AS k FROM {} AS t{where_sql}                  ORDER BY t.{sort} {direction}, t._sequence {direction} LIMIT ?{})",
+                quote(def.name),
+                params.len()
+            )
+        })
+        .collect();
+    params.push(SqlValue::Integer(
+        find.limit
+            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+    ));
+    let limit = params.len();
+    params.push(SqlValue::Integer(
+        i64::try_from(find.skip).unwrap_or(i64::MAX),
+    ));
+    text.push_str(&format!(
+        " WHERE t._sequence IN (SELECT s FROM ({}) ORDER BY k {direction}, s {direction}          LIMIT ?{limit} OFFSET ?{}) ORDER BY t.{sort} {direction}, t._sequence {direction}",
+        members.join(" UNION ALL "),
+        params.len()
+    ));
+    text
+}
+
+/// For [`find`]: the position of the `IN` condition to read as merged ranges and the sort
+/// field, when `find` is limited, sorted by one field, and an index of `def` has exactly
+/// the filter's equality fields, then the `IN` field, then the sort field.
+fn ranges_to_merge(def: &CollectionDef, find: &Find) -> Option<(usize, &'static FieldDef)> {
+    find.limit?;
+    let [(SortKey::Field(sort), _)] = find.sort.as_slice() else {
+        return None;
+    };
+    let position = find
+        .filter
+        .iter()
+        .position(|c| matches!(c, Cond::In(_, values) if values.len() > 1))?;
+    let Cond::In(field, _) = &find.filter[position] else {
+        return None;
+    };
+    let equal: Vec<&FieldDef> = find
+        .filter
+        .iter()
+        .filter_map(|c| match c {
+            Cond::Eq(f, v) if *v != Val::Null => Some(*f),
+            _ => None,
+        })
+        .collect();
+    let fits = |index: &&&[&FieldDef]| {
+        let n = index.len();
+        n == equal.len() + 2
+            && std::ptr::eq(index[n - 1], *sort)
+            && std::ptr::eq(index[n - 2], *field)
+            && index[..n - 2]
+                .iter()
+                .all(|f| equal.iter().any(|e| std::ptr::eq(*e, *f)))
+    };
+    def.indexes.iter().any(|index| fits(&index)).then_some((position, *sort))
 }
 
 /// `SELECT` of the columns [`read_row`] expects, from `table` aliased `t`.
