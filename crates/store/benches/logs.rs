@@ -9,15 +9,20 @@
 //! - `STORE_BENCH_SIZES`: the SQLite sizes to measure at, comma-separated (default
 //!   `1000000,10000000`); `STORE_BENCH_MONGO_SIZES` the same for MongoDB (default `100000`:
 //!   the stand-in is a Python server, far slower than a real one).
-//! - `STORE_BENCH_BATCH`: lines per insert (default 1000, an updater's largest batch).
+//! - `STORE_BENCH_BATCH`: lines per insert (default 100: what an updater sends every
+//!   half second at 200 lines/s; at most 1000).
 //! - `STORE_BENCH_DIR`: where the SQLite file goes (default a temporary directory).
 //!
 //! The lines are the same on both backends and deterministic: 20 services on 200
-//! instances, levels mostly info (trace 5%, debug 15%, info 72%, warn 6%, error 2%),
+//! instances, each batch from one of them as an updater sends it, levels mostly info (trace 5%, debug 15%, info 72%, warn 6%, error 2%),
 //! messages of 60–140 bytes from a few templates with ids and numbers in them, spread evenly
 //! over 7 days so that expiring one day removes a seventh of the lines.
 
 use std::time::{Duration, Instant};
+
+// The distribution's allocator (crates/cli/src/allocator.rs), so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use vupdate_core::log::Level;
@@ -53,8 +58,8 @@ fn service(n: u64) -> String {
     format!("svc-{n:02}")
 }
 
-/// Line `i` of a run of `total` lines.
-fn line(i: u64, total: u64) -> LogRecord {
+/// Line `i` of a run of `total` lines, sent in batches of `batch` lines.
+fn line(i: u64, total: u64, batch: u64) -> LogRecord {
     let r = mix(i, 1);
     let level = match r % 100 {
         0..5 => Level::Trace,
@@ -93,7 +98,8 @@ fn line(i: u64, total: u64) -> LogRecord {
             ),
         },
     };
-    let instance = mix(i, 10) % INSTANCES;
+    // A batch is what one updater sends: lines of one service on one instance.
+    let instance = mix(i / batch, 10) % INSTANCES;
     LogRecord {
         service: service(instance % SERVICES).parse().expect("name"),
         role: None,
@@ -120,6 +126,19 @@ fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
     (at(0.50), at(0.99))
 }
 
+/// User and system CPU time of this process so far, in seconds (`/proc/self/stat`).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line; clock ticks are 1/100 s on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -135,9 +154,12 @@ struct Bench {
 }
 
 impl Bench {
-    /// Inserts lines `self.stored..until` of a run of `total`; returns lines/s.
-    fn fill(&mut self, until: u64, total: u64) -> f64 {
+    /// Inserts lines `self.stored..until` of a run of `total`; returns lines per second of
+    /// wall time and per second of this process's CPU time (which the load of other
+    /// processes on the machine changes less).
+    fn fill(&mut self, until: u64, total: u64) -> (f64, f64) {
         let started = Instant::now();
+        let cpu = cpu_seconds();
         let from = self.stored;
         let batch = self.batch;
         let store = self.store.clone();
@@ -145,13 +167,17 @@ impl Bench {
             let mut next = from;
             while next < until {
                 let end = (next + batch).min(until);
-                let lines = (next..end).map(|i| line(i, total)).collect();
+                let lines = (next..end).map(|i| line(i, total, batch)).collect();
                 store.logs().insert(lines).await.expect("insert");
                 next = end;
             }
         });
         self.stored = until;
-        (until - from) as f64 / started.elapsed().as_secs_f64()
+        let lines = (until - from) as f64;
+        (
+            lines / started.elapsed().as_secs_f64(),
+            lines / (cpu_seconds() - cpu),
+        )
     }
 
     /// Runs `query` for up to [`QUERY_TIME`]; returns (p50, p99, lines found).
@@ -180,7 +206,7 @@ impl Bench {
         let svc = || Some(service(7).parse().expect("name"));
         // The request id of the first error line from a third of the way: it appears once.
         let rare = (total / 3..total)
-            .find(|&i| line(i, total).level == Level::Error)
+            .find(|&i| line(i, total, self.batch).level == Level::Error)
             .map(|i| format!("{:016x}", mix(i, 3)))
             .unwrap_or_default();
         let cases = [
@@ -267,7 +293,7 @@ impl Bench {
                     let mut latencies = Vec::new();
                     let mut next = total;
                     while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                        let lines = (next..next + 100).map(|i| line(i, total)).collect();
+                        let lines = (next..next + 100).map(|i| line(i, total, 100)).collect();
                         let at = Instant::now();
                         store.logs().insert(lines).await.expect("insert");
                         latencies.push(at.elapsed());
@@ -312,9 +338,9 @@ fn run(mut bench: Bench, sizes: &[u64]) {
     };
     for &size in sizes {
         let from = bench.stored;
-        let rate = bench.fill(size, total);
+        let (rate, per_cpu) = bench.fill(size, total);
         println!(
-            "{:<8} {:>11} ingestion of lines {from}..{size} in batches of {}: {rate:.0} lines/s (load {})",
+            "{:<8} {:>11} ingestion of lines {from}..{size} in batches of {}: {rate:.0} lines/s, {per_cpu:.0} lines per CPU-second (load {})",
             bench.name,
             size,
             bench.batch,
@@ -327,7 +353,7 @@ fn run(mut bench: Bench, sizes: &[u64]) {
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not used here.
-    let batch = sizes("STORE_BENCH_BATCH", "1000")[0];
+    let batch = sizes("STORE_BENCH_BATCH", "100")[0];
     println!("load average before: {}", load_average());
     let runtime = || {
         tokio::runtime::Builder::new_multi_thread()

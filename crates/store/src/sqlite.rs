@@ -29,7 +29,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const PURGE_CHUNK: usize = 2000;
 /// Page cache of the writer connection, in KiB: the hot ends of the log indexes (one
 /// per service, level and instance) stay in memory at millions of rows.
-const WRITER_CACHE_KIB: i64 = 64 * 1024;
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
 /// The SQLite backend.
 pub(crate) struct SqliteBackend {

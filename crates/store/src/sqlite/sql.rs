@@ -268,10 +268,35 @@ pub(crate) fn copy_from_history(def: &CollectionDef) -> String {
 
 /// The body to store: the record's JSON without the fields that have their own column.
 pub(crate) fn stored_body(def: &CollectionDef, mut body: Map<String, Value>) -> String {
-    for field in def.fields.iter().filter(|f| !f.derived) {
+    let own = || def.fields.iter().filter(|f| !f.derived);
+    // Every column holds a top-level member: write the others, removing nothing.
+    if own().all(|f| !f.path.contains('.'))
+        && let Ok(text) = serde_json::to_string(&Uncolumned { def, body: &body })
+    {
+        return text;
+    }
+    for field in own() {
         remove_path(&mut body, field.path);
     }
     Value::Object(body).to_string()
+}
+
+/// The top-level members of `body` that have no column in `def`, as a JSON object.
+struct Uncolumned<'a> {
+    def: &'a CollectionDef,
+    body: &'a Map<String, Value>,
+}
+
+impl serde::Serialize for Uncolumned<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.body.iter().filter(|(key, _)| {
+            !self
+                .def
+                .fields
+                .iter()
+                .any(|f| !f.derived && f.path == key.as_str())
+        }))
+    }
 }
 
 /// A field value binds as its column stores it, text borrowed rather than copied.
