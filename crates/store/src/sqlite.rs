@@ -30,6 +30,9 @@ const PURGE_CHUNK: usize = 2000;
 /// Page cache of the writer connection, in KiB: the hot ends of the log indexes (one
 /// per service, level and instance) stay in memory at millions of rows.
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
+/// Page cache of each read-only connection, in KiB: the pages of a dashboard's view stay
+/// there between two refreshes.
+const READER_CACHE_KIB: i64 = 16 * 1024;
 
 /// The SQLite backend.
 pub(crate) struct SqliteBackend {
@@ -173,7 +176,9 @@ impl SqliteBackend {
                     | OpenFlags::SQLITE_OPEN_URI,
             )
             .map_err(|e| fail(e.to_string()))?;
-            configure(&reader).map_err(|e| fail(e.to_string()))?;
+            configure(&reader)
+                .and_then(|()| reader.pragma_update(None, "cache_size", -READER_CACHE_KIB))
+                .map_err(|e| fail(e.to_string()))?;
             readers.push(Mutex::new(reader));
         }
         Ok(SqliteBackend {

@@ -617,6 +617,45 @@ mod tests {
     }
 
     #[test]
+    fn a_service_and_level_query_reads_one_index_range_per_level() {
+        let query = |instance: Option<&str>| LogQuery {
+            service: Some("api".parse().expect("name")),
+            instance: instance.map(str::to_owned),
+            min_level: Some(vupdate_core::log::Level::Warn),
+            limit: Some(1000),
+            ..LogQuery::default()
+        };
+        let mut params = Vec::new();
+        let merged = find(&LOG_RECORDS, &query(None).newest_first(), &mut params);
+        assert_eq!(merged.matches("UNION ALL").count(), 1, "{merged}");
+        assert!(merged.contains("t.\"level\" = ?2"), "{merged}");
+        // No index has service, instance and level: one range, as before.
+        let mut params = Vec::new();
+        let plain = find(&LOG_RECORDS, &query(Some("vm-1")).newest_first(), &mut params);
+        assert!(!plain.contains("UNION"), "{plain}");
+        assert!(plain.contains("t.\"level\" IN (?3, ?4)"), "{plain}");
+    }
+
+    #[test]
+    fn indexes_a_build_no_longer_declares_are_dropped() {
+        let existing = [
+            "log_records_task_time".to_owned(),
+            "log_records_task_time_present".to_owned(),
+            "log_records_time".to_owned(),
+            "sqlite_autoindex_log_records_1".to_owned(),
+        ];
+        assert_eq!(
+            stale_indexes(&LOG_RECORDS, &existing),
+            ["DROP INDEX IF EXISTS \"log_records_task_time\""]
+        );
+        let (_, partial) = indexes(&LOG_RECORDS)
+            .into_iter()
+            .find(|(name, _)| name == "log_records_task_time_present")
+            .expect("the task index");
+        assert!(partial.ends_with("(\"task\", \"time\") WHERE \"task\" IS NOT NULL"));
+    }
+
+    #[test]
     fn every_collection_gets_its_table_key_and_history() {
         let statements = schema(&TASKS);
         assert!(
