@@ -144,7 +144,12 @@ fn cpu_seconds() -> f64 {
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
@@ -278,9 +283,7 @@ impl Bench {
             let (p50, p99, cpu, found) = self.time_query(&query);
             println!(
                 "{:<8} {:>11} {:<48} p50 {p50:>9.2} ms  p99 {p99:>9.2} ms  CPU p50 {cpu:>9.2} ms  ({found} lines)",
-                self.name,
-                total,
-                name
+                self.name, total, name
             );
         }
     }
@@ -379,7 +382,9 @@ fn main() {
     let path = dir.path().join("store.sqlite");
     let sqlite = runtime();
     let store = sqlite
-        .block_on(vupdate_store::open(&StoreConfig::Sqlite { path: path.clone() }))
+        .block_on(vupdate_store::open(&StoreConfig::Sqlite {
+            path: path.clone(),
+        }))
         .expect("open SQLite");
     let sqlite_sizes = sizes("STORE_BENCH_SIZES", "1000000,10000000");
     run(

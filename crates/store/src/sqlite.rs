@@ -25,7 +25,8 @@ use crate::error::StoreError;
 
 const READERS: usize = 3;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Rows an expiry deletes per transaction (a few milliseconds of work).
+/// Rows an expiry deletes per transaction: what a writer waits for at most while a day of
+/// logs goes.
 const PURGE_CHUNK: usize = 2000;
 /// Page cache of the writer connection, in KiB: the hot ends of the log indexes (one
 /// per service, level and instance) stay in memory at millions of rows.

@@ -11,8 +11,8 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use serde_json::{Map, Value};
 
 use crate::doc::{
-    CollectionDef, Cond, FieldDef, FieldKind, Find, Op, SortKey, Val, format_time,
-    remove_path, set_path, time_from_millis,
+    CollectionDef, Cond, FieldDef, FieldKind, Find, Op, SortKey, Val, format_time, remove_path,
+    set_path, time_from_millis,
 };
 
 /// The schema version this build writes (`PRAGMA user_version`). 2 added `role` to
@@ -403,6 +403,19 @@ fn op_sql(op: Op) -> &'static str {
     }
 }
 
+/// Binds `find`'s limit (-1: none) and skip; returns their parameter numbers.
+fn bind_window(find: &Find, params: &mut Vec<SqlValue>) -> (usize, usize) {
+    params.push(SqlValue::Integer(
+        find.limit
+            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+    ));
+    let limit = params.len();
+    params.push(SqlValue::Integer(
+        i64::try_from(find.skip).unwrap_or(i64::MAX),
+    ));
+    (limit, params.len())
+}
+
 /// ` ORDER BY … LIMIT … OFFSET …` for `find`.
 pub(crate) fn order_and_window(find: &Find, params: &mut Vec<SqlValue>) -> String {
     let mut keys: Vec<String> = find
@@ -425,18 +438,10 @@ pub(crate) fn order_and_window(find: &Find, params: &mut Vec<SqlValue>) -> Strin
             "ASC"
         }
     ));
-    params.push(SqlValue::Integer(
-        find.limit
-            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
-    ));
-    let limit = params.len();
-    params.push(SqlValue::Integer(
-        i64::try_from(find.skip).unwrap_or(i64::MAX),
-    ));
+    let (limit, offset) = bind_window(find, params);
     format!(
-        " ORDER BY {} LIMIT ?{limit} OFFSET ?{}",
-        keys.join(", "),
-        params.len()
+        " ORDER BY {} LIMIT ?{limit} OFFSET ?{offset}",
+        keys.join(", ")
     )
 }
 
@@ -458,7 +463,11 @@ pub(crate) fn find(def: &CollectionDef, find: &Find, params: &mut Vec<SqlValue>)
     let Cond::In(field, values) = &find.filter[position] else {
         unreachable!("ranges_to_merge names an IN condition");
     };
-    let direction = if find.sequence_descending() { "DESC" } else { "ASC" };
+    let direction = if find.sequence_descending() {
+        "DESC"
+    } else {
+        "ASC"
+    };
     let sort = quote(sort.column);
     let window = find.limit.unwrap_or(0).saturating_add(find.skip);
     let members: Vec<String> = values
@@ -469,24 +478,18 @@ pub(crate) fn find(def: &CollectionDef, find: &Find, params: &mut Vec<SqlValue>)
             let where_sql = where_clause(&filter, params);
             params.push(SqlValue::Integer(i64::try_from(window).unwrap_or(i64::MAX)));
             format!(
-                "SELECT * FROM (SELECT t._sequence AS s, t.{sort} AS k FROM {} AS t{where_sql}                  ORDER BY t.{sort} {direction}, t._sequence {direction} LIMIT ?{})",
+                "SELECT * FROM (SELECT t._sequence AS s, t.{sort} AS k FROM {} AS t{where_sql} \
+                 ORDER BY t.{sort} {direction}, t._sequence {direction} LIMIT ?{})",
                 quote(def.name),
                 params.len()
             )
         })
         .collect();
-    params.push(SqlValue::Integer(
-        find.limit
-            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
-    ));
-    let limit = params.len();
-    params.push(SqlValue::Integer(
-        i64::try_from(find.skip).unwrap_or(i64::MAX),
-    ));
+    let (limit, offset) = bind_window(find, params);
     text.push_str(&format!(
-        " WHERE t._sequence IN (SELECT s FROM ({}) ORDER BY k {direction}, s {direction}          LIMIT ?{limit} OFFSET ?{}) ORDER BY t.{sort} {direction}, t._sequence {direction}",
-        members.join(" UNION ALL "),
-        params.len()
+        " WHERE t._sequence IN (SELECT s FROM ({}) ORDER BY k {direction}, s {direction} \
+         LIMIT ?{limit} OFFSET ?{offset}) ORDER BY t.{sort} {direction}, t._sequence {direction}",
+        members.join(" UNION ALL ")
     ));
     text
 }
@@ -523,7 +526,10 @@ fn ranges_to_merge(def: &CollectionDef, find: &Find) -> Option<(usize, &'static 
                 .iter()
                 .all(|f| equal.iter().any(|e| std::ptr::eq(*e, *f)))
     };
-    def.indexes.iter().any(|index| fits(&index)).then_some((position, *sort))
+    def.indexes
+        .iter()
+        .any(|index| fits(&index))
+        .then_some((position, *sort))
 }
 
 /// `SELECT` of the columns [`read_row`] expects, from `table` aliased `t`.
@@ -631,7 +637,11 @@ mod tests {
         assert!(merged.contains("t.\"level\" = ?2"), "{merged}");
         // No index has service, instance and level: one range, as before.
         let mut params = Vec::new();
-        let plain = find(&LOG_RECORDS, &query(Some("vm-1")).newest_first(), &mut params);
+        let plain = find(
+            &LOG_RECORDS,
+            &query(Some("vm-1")).newest_first(),
+            &mut params,
+        );
         assert!(!plain.contains("UNION"), "{plain}");
         assert!(plain.contains("t.\"level\" IN (?3, ?4)"), "{plain}");
     }

@@ -29,11 +29,7 @@ impl<'a> Logs<'a> {
         let docs = Store::docs(&records)?;
         let _order = self.store.log_writes().lock().await;
         let now = self.store.now();
-        let sequences = self
-            .store
-            .backend()
-            .insert(&LOG_RECORDS, docs, now)
-            .await?;
+        let sequences = self.store.backend().insert(&LOG_RECORDS, docs, now).await?;
         // Followers get the records as stored (times in whole milliseconds), without
         // reading them back.
         let stored = records

@@ -237,7 +237,14 @@ async fn a_schema_2_file_gets_the_new_log_indexes_and_keeps_every_line() {
     assert_eq!(version, 3);
     // Opening again changes nothing.
     let store = vupdate_store::open(&config).await.expect("opens again");
-    assert_eq!(store.logs().count(&LogQuery::default()).await.expect("count"), 4);
+    assert_eq!(
+        store
+            .logs()
+            .count(&LogQuery::default())
+            .await
+            .expect("count"),
+        4
+    );
     drop(store);
     assert_eq!(log_indexes(&path).len(), 5);
 }
