@@ -501,7 +501,7 @@ pub async fn random_queries_agree_with_the_feed_matcher(ctx: Ctx) {
     // level and merges them; ties in time are broken by sequence as in one range.
     for round in 0..60 {
         let query = LogQuery {
-            service: Some(service(*rng.pick(&services))),
+            service: Some(service(rng.pick::<&str>(&services))),
             min_level: Some(*rng.pick(&Level::ALL)),
             from_time: rng.maybe(&[at(10), at(30)]),
             to_time: rng.maybe(&[at(30), at(50)]),
