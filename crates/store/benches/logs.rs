@@ -10,7 +10,8 @@
 //!   `1000000,10000000`); `STORE_BENCH_MONGO_SIZES` the same for MongoDB (default `100000`:
 //!   the stand-in is a Python server, far slower than a real one).
 //! - `STORE_BENCH_BATCH`: lines per insert (default 100: what an updater sends every
-//!   half second at 200 lines/s; at most 1000).
+//!   half second at 200 lines/s; at most 1000); `STORE_BENCH_WRITERS`: how many send at
+//!   once (default 8; the store writes batches that arrive together in one transaction).
 //! - `STORE_BENCH_DIR`: where the SQLite file goes (default a temporary directory).
 //!
 //! The lines are the same on both backends and deterministic: 20 services on 200
@@ -158,6 +159,7 @@ struct Bench {
     store: Store,
     runtime: tokio::runtime::Runtime,
     batch: u64,
+    writers: u64,
     stored: u64,
 }
 
@@ -170,14 +172,27 @@ impl Bench {
         let cpu = cpu_seconds();
         let from = self.stored;
         let batch = self.batch;
-        let store = self.store.clone();
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(from));
+        let writers: Vec<_> = (0..self.writers)
+            .map(|_| {
+                let store = self.store.clone();
+                let next = next.clone();
+                self.runtime.spawn(async move {
+                    loop {
+                        let start = next.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
+                        if start >= until {
+                            return;
+                        }
+                        let end = (start + batch).min(until);
+                        let lines = (start..end).map(|i| line(i, total, batch)).collect();
+                        store.logs().insert(lines).await.expect("insert");
+                    }
+                })
+            })
+            .collect();
         self.runtime.block_on(async {
-            let mut next = from;
-            while next < until {
-                let end = (next + batch).min(until);
-                let lines = (next..end).map(|i| line(i, total, batch)).collect();
-                store.logs().insert(lines).await.expect("insert");
-                next = end;
+            for writer in writers {
+                writer.await.expect("writer");
             }
         });
         self.stored = until;
@@ -352,10 +367,11 @@ fn run(mut bench: Bench, sizes: &[u64]) {
         let from = bench.stored;
         let (rate, per_cpu) = bench.fill(size, total);
         println!(
-            "{:<8} {:>11} ingestion of lines {from}..{size} in batches of {}: {rate:.0} lines/s, {per_cpu:.0} lines per CPU-second of this process (load {})",
+            "{:<8} {:>11} ingestion of lines {from}..{size} in batches of {} from {} senders at once: {rate:.0} lines/s, {per_cpu:.0} lines per CPU-second of this process (load {})",
             bench.name,
             size,
             bench.batch,
+            bench.writers,
             load_average()
         );
         bench.queries(size);
@@ -366,6 +382,7 @@ fn run(mut bench: Bench, sizes: &[u64]) {
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not used here.
     let batch = sizes("STORE_BENCH_BATCH", "100")[0];
+    let writers = sizes("STORE_BENCH_WRITERS", "8")[0].max(1);
     println!("load average before: {}", load_average());
     let runtime = || {
         tokio::runtime::Builder::new_multi_thread()
@@ -393,6 +410,7 @@ fn main() {
             store,
             runtime: sqlite,
             batch,
+            writers,
             stored: 0,
         },
         &sqlite_sizes,
@@ -425,6 +443,7 @@ fn main() {
                     store,
                     runtime: mongo,
                     batch,
+                    writers,
                     stored: 0,
                 },
                 &sizes("STORE_BENCH_MONGO_SIZES", "100000"),
