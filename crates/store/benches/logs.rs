@@ -129,7 +129,7 @@ fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
 
 /// CPU time of this process so far, in seconds: the sum over its threads of the time
 /// they ran (`/proc/self/task/*/schedstat`, in nanoseconds), so it is precise enough for
-/// one query. Threads that ended are not counted: the runtime keeps its threads.
+/// one query. Threads that ended are not counted: the runtimes keep theirs.
 fn cpu_seconds() -> f64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0.0;
@@ -387,6 +387,8 @@ fn main() {
     let runtime = || {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
+            // Blocking threads stay, so the CPU time summed over threads loses none.
+            .thread_keep_alive(Duration::from_secs(24 * 60 * 60))
             .build()
             .expect("runtime")
     };
