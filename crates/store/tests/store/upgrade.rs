@@ -39,6 +39,35 @@ INSERT INTO fault_reports VALUES (1, 1767225600000, 'jetto', 'fault-0001', 'work
 PRAGMA user_version = 1;
 "#;
 
+/// A store opened on a file that `schema` (SQL an older build wrote) made: its temporary
+/// directory, the file, the config and the store.
+async fn open_older(
+    schema: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    StoreConfig,
+    vupdate_store::Store,
+) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("store.sqlite");
+    Connection::open(&path)
+        .and_then(|conn| conn.execute_batch(schema))
+        .expect("a file of the older schema");
+    let config = StoreConfig::Sqlite { path: path.clone() };
+    let store = vupdate_store::open(&config)
+        .await
+        .expect("opens and upgrades");
+    (dir, path, config, store)
+}
+
+/// The schema version of the file at `path`.
+fn user_version(path: &std::path::Path) -> i64 {
+    Connection::open(path)
+        .and_then(|conn| conn.query_row("PRAGMA user_version", [], |row| row.get(0)))
+        .expect("user_version")
+}
+
 /// The roles of the fault reports `store` holds that match `query`.
 async fn fault_roles(store: &vupdate_store::Store, query: &FaultQuery) -> Vec<Option<String>> {
     store
@@ -53,16 +82,7 @@ async fn fault_roles(store: &vupdate_store::Store, query: &FaultQuery) -> Vec<Op
 
 #[tokio::test]
 async fn a_schema_1_file_gains_the_role_columns_and_keeps_every_value() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let path = dir.path().join("store.sqlite");
-    Connection::open(&path)
-        .and_then(|conn| conn.execute_batch(SCHEMA_1))
-        .expect("a schema 1 file");
-
-    let config = StoreConfig::Sqlite { path: path.clone() };
-    let store = vupdate_store::open(&config)
-        .await
-        .expect("opens and upgrades");
+    let (_dir, path, config, store) = open_older(SCHEMA_1).await;
     let in_eu = FaultQuery {
         role: Some("eu".parse().expect("role")),
         ..FaultQuery::default()
@@ -115,10 +135,7 @@ async fn a_schema_1_file_gains_the_role_columns_and_keeps_every_value() {
     );
     drop(store);
 
-    let version: i64 = Connection::open(&path)
-        .and_then(|conn| conn.query_row("PRAGMA user_version", [], |row| row.get(0)))
-        .expect("user_version");
-    assert_eq!(version, 3);
+    assert_eq!(user_version(&path), 3);
     // Opening again finds every column and changes nothing.
     let store = vupdate_store::open(&config).await.expect("opens again");
     assert_eq!(
@@ -164,16 +181,7 @@ fn log_indexes(path: &std::path::Path) -> Vec<String> {
 
 #[tokio::test]
 async fn a_schema_2_file_gets_the_new_log_indexes_and_keeps_every_line() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let path = dir.path().join("store.sqlite");
-    Connection::open(&path)
-        .and_then(|conn| conn.execute_batch(SCHEMA_2_LOGS))
-        .expect("a schema 2 file");
-
-    let config = StoreConfig::Sqlite { path: path.clone() };
-    let store = vupdate_store::open(&config)
-        .await
-        .expect("opens and upgrades");
+    let (_dir, path, config, store) = open_older(SCHEMA_2_LOGS).await;
     let worker: ServiceName = "worker".parse().expect("name");
     let errors = store
         .logs()
@@ -231,10 +239,7 @@ async fn a_schema_2_file_gets_the_new_log_indexes_and_keeps_every_line() {
         ],
         "the full task index gave way to the partial one"
     );
-    let version: i64 = Connection::open(&path)
-        .and_then(|conn| conn.query_row("PRAGMA user_version", [], |row| row.get(0)))
-        .expect("user_version");
-    assert_eq!(version, 3);
+    assert_eq!(user_version(&path), 3);
     // Opening again changes nothing.
     let store = vupdate_store::open(&config).await.expect("opens again");
     assert_eq!(
