@@ -76,6 +76,10 @@ pub(crate) struct CollectionDef {
     /// `_sequence` (SQLite's rowid; appended on MongoDB), so one index read backwards
     /// serves "newest first" (`field DESC, _sequence DESC`) without a sort.
     pub indexes: &'static [&'static [&'static FieldDef]],
+    /// Optional fields whose indexes (those of [`CollectionDef::indexes`] that start with
+    /// one) hold only the documents where the field is present, on SQLite: a partial index
+    /// costs nothing to the rows that lack the field (most log lines have no task).
+    pub present_only: &'static [&'static FieldDef],
     /// Whether replaced and deleted versions are kept in the history collection.
     pub history: bool,
     /// Whether the collection lives in the separate log database (MongoDB `logs` option).

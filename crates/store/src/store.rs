@@ -8,6 +8,7 @@
 mod accounts;
 mod builds;
 mod faults;
+mod log_writes;
 mod logs;
 mod roles;
 mod states;
@@ -61,6 +62,8 @@ struct Inner {
     /// Held from sequence reservation to broadcast, so the feed carries log records in
     /// `_sequence` order and a follower can drop what it has already seen by number.
     log_writes: tokio::sync::Mutex<()>,
+    /// Log batches waiting for the next group write (`log_writes`).
+    log_queue: std::sync::Mutex<Vec<log_writes::PendingLogs>>,
 }
 
 impl fmt::Debug for Store {
@@ -80,6 +83,7 @@ impl Store {
                 description,
                 feed,
                 log_writes: tokio::sync::Mutex::new(()),
+                log_queue: std::sync::Mutex::default(),
             }),
             clock: Arc::new(SystemClock),
         }
@@ -159,6 +163,10 @@ impl Store {
 
     pub(crate) fn log_writes(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.log_writes
+    }
+
+    pub(crate) fn log_queue(&self) -> &std::sync::Mutex<Vec<log_writes::PendingLogs>> {
+        &self.inner.log_queue
     }
 
     /// Validates every record first, so an invalid one stops the batch before anything is

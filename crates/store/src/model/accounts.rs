@@ -128,6 +128,7 @@ pub(crate) static ACCOUNTS: CollectionDef = CollectionDef {
     key: &[&ACCOUNT],
     indexes: &[&[&TYPE]],
     history: true,
+    present_only: &[],
     logs_db: false,
 };
 

@@ -78,6 +78,7 @@ pub(crate) static BUILD_STATES: CollectionDef = CollectionDef {
     key: &[&SERVICE, &TARGET],
     indexes: &[&[&STATUS]],
     history: true,
+    present_only: &[],
     logs_db: false,
 };
 

@@ -93,6 +93,7 @@ pub(crate) static FAULT_REPORTS: CollectionDef = CollectionDef {
     key: &[&DISTRIBUTION, &ID],
     indexes: &[&[&TIME], &[&DISTRIBUTION, &SERVICE, &TIME]],
     history: true,
+    present_only: &[],
     logs_db: false,
 };
 

@@ -114,14 +114,18 @@ pub(crate) static LOG_RECORDS: CollectionDef = CollectionDef {
         &SERVICE, &INSTANCE, &DIRECTORY, &PROCESS, &TASK, &TIME, &LEVEL, &UNIT, &MESSAGE, &ROLE,
     ],
     key: &[],
-    // Newest first by service, by service and instance, by task, and overall; directory
-    // and process filters narrow the rows read from the service-and-instance index.
+    // Newest first by service, by service and level (one range per level, merged: see
+    // the SQLite backend's `find`), by service and instance, by task, and overall;
+    // directory and process filters narrow the rows read from the service-and-instance
+    // index. Service logs, most lines, have no task and no entry in the task index.
     indexes: &[
         &[&SERVICE, &TIME],
+        &[&SERVICE, &LEVEL, &TIME],
         &[&SERVICE, &INSTANCE, &TIME],
         &[&TASK, &TIME],
         &[&TIME],
     ],
+    present_only: &[&TASK],
     history: false,
     logs_db: true,
 };

@@ -100,6 +100,7 @@ pub(crate) static SERVICE_STATES: CollectionDef = CollectionDef {
     key: &[&DISTRIBUTION, &INSTANCE, &SERVICE, &DIRECTORY],
     indexes: &[&[&DISTRIBUTION, &SERVICE, &INSTANCE], &[&STATE_TIME]],
     history: false,
+    present_only: &[],
     logs_db: false,
 };
 

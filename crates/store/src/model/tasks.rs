@@ -65,6 +65,7 @@ pub(crate) static TASKS: CollectionDef = CollectionDef {
     key: &[&ID],
     indexes: &[&[&CREATION_TIME], &[&TYPE, &CREATION_TIME], &[&ACTIVE]],
     history: true,
+    present_only: &[],
     logs_db: false,
 };
 

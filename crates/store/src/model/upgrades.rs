@@ -23,6 +23,7 @@ pub(crate) static UPGRADE_MARKS: CollectionDef = CollectionDef {
     key: &[&NAME],
     indexes: &[],
     history: false,
+    present_only: &[],
     logs_db: false,
 };
 

@@ -135,6 +135,7 @@ macro_rules! version_collection {
             key: &[&$service, &$version],
             indexes: &[&[&$distribution]],
             history: true,
+            present_only: &[],
             logs_db: false,
         };
 

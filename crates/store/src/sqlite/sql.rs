@@ -11,14 +11,16 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use serde_json::{Map, Value};
 
 use crate::doc::{
-    CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, Op, SortKey, Val, format_time,
-    remove_path, set_path, time_from_millis,
+    CollectionDef, Cond, FieldDef, FieldKind, Find, Op, SortKey, Val, format_time, remove_path,
+    set_path, time_from_millis,
 };
 
 /// The schema version this build writes (`PRAGMA user_version`). 2 added `role` to
 /// service states and log records and `info_service_role` to fault reports; a file of
-/// version 1 gets the columns when it is opened (see [`added_columns`]).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+/// version 1 gets the columns when it is opened (see [`added_columns`]). 3 indexes log
+/// records by service, level and time, and by task only where they have one; a file of
+/// version 2 gets the new indexes and loses the one they replace (see [`stale_indexes`]).
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The table of per-collection sequence counters.
 pub(crate) const SEQUENCES_TABLE: &str = "_sequences";
@@ -38,7 +40,7 @@ fn column_type(kind: FieldKind) -> &'static str {
 #[cfg(test)]
 pub(crate) fn schema(def: &CollectionDef) -> Vec<String> {
     let mut statements = tables(def);
-    statements.extend(indexes(def));
+    statements.extend(indexes(def).into_iter().map(|(_, statement)| statement));
     statements
 }
 
@@ -112,54 +114,89 @@ pub(crate) fn added_columns(
     Ok(statements)
 }
 
-/// The statements that create the indexes of `def` (idempotent), once its columns exist.
-pub(crate) fn indexes(def: &CollectionDef) -> Vec<String> {
-    let mut statements = Vec::new();
-    let key_columns = def
-        .key
-        .iter()
-        .map(|f| quote(f.column))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if !def.key.is_empty() {
-        statements.push(format!(
-            "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({key_columns})",
-            quote(&format!("{}_key", def.name)),
-            quote(def.name)
-        ));
-    }
-    for index in def.indexes {
-        let columns = index
+/// The indexes of `def`, each as its name and the statement that creates it (idempotent),
+/// once its columns exist. An index that starts with a [`CollectionDef::present_only`]
+/// field is partial, and named apart from a full one of the same columns, so a file with
+/// the full one gets the partial one and loses the other (see `stale_indexes`).
+pub(crate) fn indexes(def: &CollectionDef) -> Vec<(String, String)> {
+    let mut indexes = Vec::new();
+    let list = |fields: &[&FieldDef]| {
+        fields
             .iter()
             .map(|f| quote(f.column))
             .collect::<Vec<_>>()
-            .join(", ");
-        statements.push(format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {} ({columns})",
-            quote(&format!(
-                "{}_{}",
-                def.name,
-                index.iter().map(|f| f.column).collect::<Vec<_>>().join("_")
-            )),
-            quote(def.name)
+            .join(", ")
+    };
+    let key_columns = list(def.key);
+    if !def.key.is_empty() {
+        let name = format!("{}_key", def.name);
+        indexes.push((
+            name.clone(),
+            format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({key_columns})",
+                quote(&name),
+                quote(def.name)
+            ),
+        ));
+    }
+    for index in def.indexes {
+        let columns = index.iter().map(|f| f.column).collect::<Vec<_>>().join("_");
+        let present = index
+            .first()
+            .filter(|first| def.present_only.iter().any(|p| std::ptr::eq(*p, **first)));
+        let (name, condition) = match present {
+            Some(first) => (
+                format!("{}_{columns}_present", def.name),
+                format!(" WHERE {} IS NOT NULL", quote(first.column)),
+            ),
+            None => (format!("{}_{columns}", def.name), String::new()),
+        };
+        indexes.push((
+            name.clone(),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({}){condition}",
+                quote(&name),
+                quote(def.name),
+                list(index)
+            ),
         ));
     }
     if def.history {
         let history = def.history_name();
         if !def.key.is_empty() {
-            statements.push(format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {} ({key_columns})",
-                quote(&format!("{history}_key")),
-                quote(&history)
+            let name = format!("{history}_key");
+            indexes.push((
+                name.clone(),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} ({key_columns})",
+                    quote(&name),
+                    quote(&history)
+                ),
             ));
         }
-        statements.push(format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {} (_archive_time)",
-            quote(&format!("{history}_archive_time")),
-            quote(&history)
+        let name = format!("{history}_archive_time");
+        indexes.push((
+            name.clone(),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} (_archive_time)",
+                quote(&name),
+                quote(&history)
+            ),
         ));
     }
-    statements
+    indexes
+}
+
+/// The statements that drop the indexes `existing` (names, on the tables of `def`) that
+/// `def` no longer declares: an index a build stopped using costs every write and serves
+/// no read.
+pub(crate) fn stale_indexes(def: &CollectionDef, existing: &[String]) -> Vec<String> {
+    let declared: Vec<String> = indexes(def).into_iter().map(|(name, _)| name).collect();
+    existing
+        .iter()
+        .filter(|name| !declared.contains(name) && !name.starts_with("sqlite_autoindex_"))
+        .map(|name| format!("DROP INDEX IF EXISTS {}", quote(name)))
+        .collect()
 }
 
 /// The statement that creates the sequence counters.
@@ -230,28 +267,50 @@ pub(crate) fn copy_from_history(def: &CollectionDef) -> String {
 }
 
 /// The body to store: the record's JSON without the fields that have their own column.
-pub(crate) fn stored_body(def: &CollectionDef, doc: &Doc) -> String {
-    let mut body = doc.body.clone();
-    for field in def.fields.iter().filter(|f| !f.derived) {
+pub(crate) fn stored_body(def: &CollectionDef, mut body: Map<String, Value>) -> String {
+    let own = || def.fields.iter().filter(|f| !f.derived);
+    // Every column holds a top-level member: write the others, removing nothing.
+    if own().all(|f| !f.path.contains('.'))
+        && let Ok(text) = serde_json::to_string(&Uncolumned { def, body: &body })
+    {
+        return text;
+    }
+    for field in own() {
         remove_path(&mut body, field.path);
     }
     Value::Object(body).to_string()
 }
 
-/// The parameters of [`insert_current`] for `doc`.
-pub(crate) fn insert_params(
-    def: &CollectionDef,
-    sequence: i64,
-    modify_millis: i64,
-    doc: &Doc,
-) -> Vec<SqlValue> {
-    let mut params = vec![
-        SqlValue::Integer(sequence),
-        SqlValue::Integer(modify_millis),
-    ];
-    params.extend(doc.fields.iter().map(to_sql));
-    params.push(SqlValue::Text(stored_body(def, doc)));
-    params
+/// The top-level members of `body` that have no column in `def`, as a JSON object.
+struct Uncolumned<'a> {
+    def: &'a CollectionDef,
+    body: &'a Map<String, Value>,
+}
+
+impl serde::Serialize for Uncolumned<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.body.iter().filter(|(key, _)| {
+            !self
+                .def
+                .fields
+                .iter()
+                .any(|f| !f.derived && f.path == key.as_str())
+        }))
+    }
+}
+
+/// A field value binds as its column stores it, text borrowed rather than copied.
+impl rusqlite::ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::ToSqlOutput;
+        Ok(match self {
+            Val::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Val::Str(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Val::Bool(b) => ToSqlOutput::Owned(SqlValue::Integer(i64::from(*b))),
+            Val::Time(t) => ToSqlOutput::Owned(SqlValue::Integer(t.timestamp_millis())),
+            Val::StrList(_) => ToSqlOutput::Owned(to_sql(self)),
+        })
+    }
 }
 
 /// `UPDATE` of the current rows of `def` matching `filter`, setting each field of `set`
@@ -344,6 +403,19 @@ fn op_sql(op: Op) -> &'static str {
     }
 }
 
+/// Binds `find`'s limit (-1: none) and skip; returns their parameter numbers.
+fn bind_window(find: &Find, params: &mut Vec<SqlValue>) -> (usize, usize) {
+    params.push(SqlValue::Integer(
+        find.limit
+            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+    ));
+    let limit = params.len();
+    params.push(SqlValue::Integer(
+        i64::try_from(find.skip).unwrap_or(i64::MAX),
+    ));
+    (limit, params.len())
+}
+
 /// ` ORDER BY … LIMIT … OFFSET …` for `find`.
 pub(crate) fn order_and_window(find: &Find, params: &mut Vec<SqlValue>) -> String {
     let mut keys: Vec<String> = find
@@ -366,19 +438,98 @@ pub(crate) fn order_and_window(find: &Find, params: &mut Vec<SqlValue>) -> Strin
             "ASC"
         }
     ));
-    params.push(SqlValue::Integer(
-        find.limit
-            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
-    ));
-    let limit = params.len();
-    params.push(SqlValue::Integer(
-        i64::try_from(find.skip).unwrap_or(i64::MAX),
-    ));
+    let (limit, offset) = bind_window(find, params);
     format!(
-        " ORDER BY {} LIMIT ?{limit} OFFSET ?{}",
-        keys.join(", "),
-        params.len()
+        " ORDER BY {} LIMIT ?{limit} OFFSET ?{offset}",
+        keys.join(", ")
     )
+}
+
+/// The `SELECT` of `find` on the current rows of `def`, with its parameters.
+///
+/// A filter `field IN (a, b, …)` next to equalities, sorted by one more field, is read as
+/// one index range per value when an index has exactly those columns (equalities, the
+/// `IN` field, the sort field): each range is already in order, so each gives at most
+/// `skip + limit` keys from the index alone, and only the rows of the merged window are
+/// read. A single range over the same index would have to sort every matching row: the
+/// newest 1,000 warnings of a service among millions of its lines.
+pub(crate) fn find(def: &CollectionDef, find: &Find, params: &mut Vec<SqlValue>) -> String {
+    let mut text = select(def, def.name, false);
+    let Some((position, sort)) = ranges_to_merge(def, find) else {
+        text.push_str(&where_clause(&find.filter, params));
+        text.push_str(&order_and_window(find, params));
+        return text;
+    };
+    let Cond::In(field, values) = &find.filter[position] else {
+        unreachable!("ranges_to_merge names an IN condition");
+    };
+    let direction = if find.sequence_descending() {
+        "DESC"
+    } else {
+        "ASC"
+    };
+    let sort = quote(sort.column);
+    let window = find.limit.unwrap_or(0).saturating_add(find.skip);
+    let members: Vec<String> = values
+        .iter()
+        .map(|value| {
+            let mut filter = find.filter.clone();
+            filter[position] = Cond::Eq(field, value.clone());
+            let where_sql = where_clause(&filter, params);
+            params.push(SqlValue::Integer(i64::try_from(window).unwrap_or(i64::MAX)));
+            format!(
+                "SELECT * FROM (SELECT t._sequence AS s, t.{sort} AS k FROM {} AS t{where_sql} \
+                 ORDER BY t.{sort} {direction}, t._sequence {direction} LIMIT ?{})",
+                quote(def.name),
+                params.len()
+            )
+        })
+        .collect();
+    let (limit, offset) = bind_window(find, params);
+    text.push_str(&format!(
+        " WHERE t._sequence IN (SELECT s FROM ({}) ORDER BY k {direction}, s {direction} \
+         LIMIT ?{limit} OFFSET ?{offset}) ORDER BY t.{sort} {direction}, t._sequence {direction}",
+        members.join(" UNION ALL ")
+    ));
+    text
+}
+
+/// For [`find`]: the position of the `IN` condition to read as merged ranges and the sort
+/// field, when `find` is limited, sorted by one field, and an index of `def` has exactly
+/// the filter's equality fields, then the `IN` field, then the sort field.
+fn ranges_to_merge(def: &CollectionDef, find: &Find) -> Option<(usize, &'static FieldDef)> {
+    find.limit?;
+    let [(SortKey::Field(sort), _)] = find.sort.as_slice() else {
+        return None;
+    };
+    let position = find
+        .filter
+        .iter()
+        .position(|c| matches!(c, Cond::In(_, values) if values.len() > 1))?;
+    let Cond::In(field, _) = &find.filter[position] else {
+        return None;
+    };
+    let equal: Vec<&FieldDef> = find
+        .filter
+        .iter()
+        .filter_map(|c| match c {
+            Cond::Eq(f, v) if *v != Val::Null => Some(*f),
+            _ => None,
+        })
+        .collect();
+    let fits = |index: &&&[&FieldDef]| {
+        let n = index.len();
+        n == equal.len() + 2
+            && std::ptr::eq(index[n - 1], *sort)
+            && std::ptr::eq(index[n - 2], *field)
+            && index[..n - 2]
+                .iter()
+                .all(|f| equal.iter().any(|e| std::ptr::eq(*e, *f)))
+    };
+    def.indexes
+        .iter()
+        .any(|index| fits(&index))
+        .then_some((position, *sort))
 }
 
 /// `SELECT` of the columns [`read_row`] expects, from `table` aliased `t`.
@@ -469,6 +620,49 @@ mod tests {
             " WHERE t.\"service\" = ?1 AND t.\"level\" IN (?2, ?3) AND vu_contains_ci(t.\"message\", ?4) AND t._sequence > ?5"
         );
         assert_eq!(params.len(), 5);
+    }
+
+    #[test]
+    fn a_service_and_level_query_reads_one_index_range_per_level() {
+        let query = |instance: Option<&str>| LogQuery {
+            service: Some("api".parse().expect("name")),
+            instance: instance.map(str::to_owned),
+            min_level: Some(vupdate_core::log::Level::Warn),
+            limit: Some(1000),
+            ..LogQuery::default()
+        };
+        let mut params = Vec::new();
+        let merged = find(&LOG_RECORDS, &query(None).newest_first(), &mut params);
+        assert_eq!(merged.matches("UNION ALL").count(), 1, "{merged}");
+        assert!(merged.contains("t.\"level\" = ?2"), "{merged}");
+        // No index has service, instance and level: one range, as before.
+        let mut params = Vec::new();
+        let plain = find(
+            &LOG_RECORDS,
+            &query(Some("vm-1")).newest_first(),
+            &mut params,
+        );
+        assert!(!plain.contains("UNION"), "{plain}");
+        assert!(plain.contains("t.\"level\" IN (?3, ?4)"), "{plain}");
+    }
+
+    #[test]
+    fn indexes_a_build_no_longer_declares_are_dropped() {
+        let existing = [
+            "log_records_task_time".to_owned(),
+            "log_records_task_time_present".to_owned(),
+            "log_records_time".to_owned(),
+            "sqlite_autoindex_log_records_1".to_owned(),
+        ];
+        assert_eq!(
+            stale_indexes(&LOG_RECORDS, &existing),
+            ["DROP INDEX IF EXISTS \"log_records_task_time\""]
+        );
+        let (_, partial) = indexes(&LOG_RECORDS)
+            .into_iter()
+            .find(|(name, _)| name == "log_records_task_time_present")
+            .expect("the task index");
+        assert!(partial.ends_with("(\"task\", \"time\") WHERE \"task\" IS NOT NULL"));
     }
 
     #[test]

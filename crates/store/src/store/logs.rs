@@ -1,7 +1,5 @@
 //! The log records handle: batch inserts that feed followers, queries and value lists.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use vupdate_core::service::{Role, ServiceName};
 
@@ -24,20 +22,14 @@ impl<'a> Logs<'a> {
     }
 
     /// Stores a batch, all or nothing (every record is validated first), and passes it to
-    /// followers. Returns the records' `_sequence`s, in order.
+    /// followers. Returns the records' `_sequence`s, in order. Batches inserted at the
+    /// same time share one transaction (see `log_writes`).
     pub async fn insert(&self, records: Vec<LogRecord>) -> Result<Vec<i64>, StoreError> {
         let docs = Store::docs(&records)?;
-        let _order = self.store.log_writes().lock().await;
-        let now = self.store.now();
-        let sequences = self
-            .store
-            .backend()
-            .insert(&LOG_RECORDS, docs.clone(), now)
-            .await?;
-        let stored = Store::stored::<LogRecord>(docs, sequences.clone(), now)?;
-        // No follower is not an error: the records are in the store for later readers.
-        let _ = self.store.feed().send(Arc::new(stored));
-        Ok(sequences)
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        super::log_writes::insert(self.store, records, docs).await
     }
 
     /// The matching records, newest first (by time, then `_sequence`), at most `query.limit`.

@@ -1,8 +1,11 @@
 //! A SQLite file written by an older build (schema 1: no role columns, the role of a
 //! fault report inside its body) opens, gains the new columns with the values its records
-//! held, and its `name-role` records are split like any others.
+//! held, and its `name-role` records are split like any others. A file of schema 2 (the
+//! log indexes before the service-and-level one) gets the new log indexes and loses the
+//! one they replace, keeping every record.
 
 use rusqlite::Connection;
+use vupdate_core::log::Level;
 use vupdate_core::service::ServiceName;
 use vupdate_store::StoreConfig;
 use vupdate_store::model::faults::FaultQuery;
@@ -36,6 +39,35 @@ INSERT INTO fault_reports VALUES (1, 1767225600000, 'jetto', 'fault-0001', 'work
 PRAGMA user_version = 1;
 "#;
 
+/// A store opened on a file that `schema` (SQL an older build wrote) made: its temporary
+/// directory, the file, the config and the store.
+async fn open_older(
+    schema: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    StoreConfig,
+    vupdate_store::Store,
+) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("store.sqlite");
+    Connection::open(&path)
+        .and_then(|conn| conn.execute_batch(schema))
+        .expect("a file of the older schema");
+    let config = StoreConfig::Sqlite { path: path.clone() };
+    let store = vupdate_store::open(&config)
+        .await
+        .expect("opens and upgrades");
+    (dir, path, config, store)
+}
+
+/// The schema version of the file at `path`.
+fn user_version(path: &std::path::Path) -> i64 {
+    Connection::open(path)
+        .and_then(|conn| conn.query_row("PRAGMA user_version", [], |row| row.get(0)))
+        .expect("user_version")
+}
+
 /// The roles of the fault reports `store` holds that match `query`.
 async fn fault_roles(store: &vupdate_store::Store, query: &FaultQuery) -> Vec<Option<String>> {
     store
@@ -50,16 +82,7 @@ async fn fault_roles(store: &vupdate_store::Store, query: &FaultQuery) -> Vec<Op
 
 #[tokio::test]
 async fn a_schema_1_file_gains_the_role_columns_and_keeps_every_value() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let path = dir.path().join("store.sqlite");
-    Connection::open(&path)
-        .and_then(|conn| conn.execute_batch(SCHEMA_1))
-        .expect("a schema 1 file");
-
-    let config = StoreConfig::Sqlite { path: path.clone() };
-    let store = vupdate_store::open(&config)
-        .await
-        .expect("opens and upgrades");
+    let (_dir, path, config, store) = open_older(SCHEMA_1).await;
     let in_eu = FaultQuery {
         role: Some("eu".parse().expect("role")),
         ..FaultQuery::default()
@@ -112,14 +135,121 @@ async fn a_schema_1_file_gains_the_role_columns_and_keeps_every_value() {
     );
     drop(store);
 
-    let version: i64 = Connection::open(&path)
-        .and_then(|conn| conn.query_row("PRAGMA user_version", [], |row| row.get(0)))
-        .expect("user_version");
-    assert_eq!(version, 2);
+    assert_eq!(user_version(&path), 3);
     // Opening again finds every column and changes nothing.
     let store = vupdate_store::open(&config).await.expect("opens again");
     assert_eq!(
         fault_roles(&store, &FaultQuery::default()).await,
         [Some("eu".to_owned())]
     );
+}
+
+/// The log records table and its indexes as schema 2 created them, with a service log
+/// line at each of two levels and a task log line.
+const SCHEMA_2_LOGS: &str = r#"
+CREATE TABLE _sequences (collection TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+INSERT INTO _sequences VALUES ('log_records', 3);
+CREATE TABLE "log_records" (_sequence INTEGER PRIMARY KEY, _modify_time INTEGER NOT NULL,
+  "service" TEXT, "instance" TEXT, "directory" TEXT, "process" TEXT, "task" TEXT, "time" INTEGER,
+  "level" TEXT, "unit" TEXT, "message" TEXT, "role" TEXT, body TEXT NOT NULL) STRICT;
+CREATE INDEX "log_records_service_time" ON "log_records" ("service", "time");
+CREATE INDEX "log_records_service_instance_time" ON "log_records" ("service", "instance", "time");
+CREATE INDEX "log_records_task_time" ON "log_records" ("task", "time");
+CREATE INDEX "log_records_time" ON "log_records" ("time");
+INSERT INTO log_records VALUES
+  (1, 1767225600000, 'worker', 'vm-1', '/srv/worker', '42', NULL, 1767225600000, 'INFO', 'main',
+   'started', 'eu', '{"terminationStatus":null,"sourceSequence":1}'),
+  (2, 1767225601000, 'worker', 'vm-1', '/srv/worker', '42', NULL, 1767225601000, 'ERROR', 'main',
+   'disk full', 'eu', '{"terminationStatus":null,"sourceSequence":2}'),
+  (3, 1767225602000, 'builder', 'distribution', '/builds', '7', 'task-1', 1767225602000, 'INFO',
+   'build', 'compiling', NULL, '{"terminationStatus":null}');
+PRAGMA user_version = 2;
+"#;
+
+/// The names of the indexes on the log records table.
+fn log_indexes(path: &std::path::Path) -> Vec<String> {
+    let conn = Connection::open(path).expect("open");
+    let mut statement = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'log_records' ORDER BY name")
+        .expect("prepare");
+    statement
+        .query_map([], |row| row.get(0))
+        .expect("indexes")
+        .collect::<Result<_, _>>()
+        .expect("names")
+}
+
+#[tokio::test]
+async fn a_schema_2_file_gets_the_new_log_indexes_and_keeps_every_line() {
+    let (_dir, path, config, store) = open_older(SCHEMA_2_LOGS).await;
+    let worker: ServiceName = "worker".parse().expect("name");
+    let errors = store
+        .logs()
+        .query(&LogQuery {
+            service: Some(worker.clone()),
+            min_level: Some(Level::Warn),
+            limit: Some(1000),
+            ..LogQuery::default()
+        })
+        .await
+        .expect("errors");
+    assert_eq!(
+        errors
+            .iter()
+            .map(|r| (r.sequence, r.record.message.as_str()))
+            .collect::<Vec<_>>(),
+        [(2, "disk full")]
+    );
+    let task = store
+        .logs()
+        .query(&LogQuery {
+            task: Some("task-1".to_owned()),
+            ..LogQuery::default()
+        })
+        .await
+        .expect("task log");
+    assert_eq!(task.len(), 1);
+    assert_eq!(task[0].record.message, "compiling");
+    let all = store
+        .logs()
+        .query(&LogQuery::default())
+        .await
+        .expect("every line");
+    assert_eq!(
+        all.iter().map(|r| r.sequence).collect::<Vec<_>>(),
+        [3, 2, 1]
+    );
+    let mut next = all[1].record.clone();
+    next.message = "after the upgrade".to_owned();
+    assert_eq!(
+        store.logs().insert(vec![next]).await.expect("insert"),
+        [4],
+        "sequences go on from the file's counter"
+    );
+    drop(store);
+
+    assert_eq!(
+        log_indexes(&path),
+        [
+            "log_records_service_instance_time",
+            "log_records_service_level_time",
+            "log_records_service_time",
+            "log_records_task_time_present",
+            "log_records_time",
+        ],
+        "the full task index gave way to the partial one"
+    );
+    assert_eq!(user_version(&path), 3);
+    // Opening again changes nothing.
+    let store = vupdate_store::open(&config).await.expect("opens again");
+    assert_eq!(
+        store
+            .logs()
+            .count(&LogQuery::default())
+            .await
+            .expect("count"),
+        4
+    );
+    drop(store);
+    assert_eq!(log_indexes(&path).len(), 5);
 }
