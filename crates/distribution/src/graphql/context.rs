@@ -75,6 +75,8 @@ pub struct ApiContext {
     pub state_lifetime: std::time::Duration,
     /// The one-line install of updaters: enrolment tokens, the install line.
     pub install: crate::install::Installer,
+    /// The server's own self-update: running, desired and last outcome.
+    pub self_update: crate::self_update::SelfUpdates,
 }
 
 impl std::fmt::Debug for ApiContext {

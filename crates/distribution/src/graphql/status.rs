@@ -184,6 +184,9 @@ struct Status {
     /// The providers of `providers.yaml`: reachable, last sync, what they offer, a change
     /// waiting for review.
     providers: Vec<super::providers::ProviderInfo>,
+    /// This distribution's program (running, desired and last self-update) and the
+    /// updaters' versions.
+    self_update: super::self_update::SelfUpdateStatus,
 }
 
 /// The status query.
@@ -207,6 +210,17 @@ impl StatusQuery {
             fetch_error: watch.fetch_error,
         };
         let in_force = context.in_force.borrow().clone();
+        let desired_self = in_force.as_ref().and_then(|in_force| {
+            let service: ServiceName = crate::self_update::SERVICE
+                .parse()
+                .expect("a valid service name");
+            in_force
+                .state
+                .effective_client_versions()
+                .remove(&service)
+                .map(|v| v.to_string())
+        });
+        let self_update = super::self_update::self_update_status(context, desired_self).await?;
         let (services, consumers, providers) = match in_force {
             Some(in_force) => {
                 // Until the loop has looked at the commit in force, its missing images have
@@ -232,6 +246,7 @@ impl StatusQuery {
                 .line("<ENROLMENT-TOKEN>", &["<SERVICES>".to_owned()]),
             consumers,
             providers,
+            self_update,
         })
     }
 }
