@@ -13,7 +13,8 @@
 //!   and the test prints the longest stall it saw;
 //! - a swapped-in binary that dies before it confirms (stopped at a crash point and
 //!   killed) is rolled back by the next start, as systemd would start it: the previous
-//!   binary is put back and runs, and `status` says why.
+//!   binary is put back and runs, and `status` says why; a swap killed between its
+//!   marker and its rename leaves the old binary, which the next start runs.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -446,13 +447,16 @@ async fn a_new_distribution_version_takes_over_the_process_and_a_bad_one_never_d
     distribution::terminate(&mut server);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_binary_that_dies_before_confirming_is_rolled_back_at_the_next_start() {
+/// Swaps in the built program as `acme-2.0.0` on a server armed to stop at the crash
+/// point `point`, kills it there, starts it again as systemd would, and returns the
+/// restarted server's `status`, with whether the program file was the original at each
+/// step (at the kill, after the restart).
+async fn killed_at(point: &str) -> (Value, bool, bool) {
     let setup = setup();
     std::fs::write(&setup.gate, b"go").expect("builds end at once");
     let dir = setup.dir.path();
-    // Armed in the old process too, which never reaches this point.
-    let crash = [("VUPDATE_CRASH_POINT", "self-update.before-confirm")];
+    // Armed in the old process and the new one (the environment is kept by `execve`).
+    let crash = [("VUPDATE_CRASH_POINT", point)];
     let started = start(&setup, &crash).await;
     let mut server = started.server;
     let log = || async { distribution::log(dir) };
@@ -461,19 +465,18 @@ async fn a_new_binary_that_dies_before_confirming_is_rolled_back_at_the_next_sta
     upload(&started.admin, dir, "acme-2.0.0", &program).await;
     drop(program);
     desire(&setup.work, setup.source.path(), "acme-2.0.0");
-    let announcement = vupdate_crashpoint::announcement("self-update.before-confirm");
+    let announcement = vupdate_crashpoint::announcement(point);
     Patience::up_to(LIMIT)
         .eventually_or(
-            "the new binary to stop before it confirms",
+            &format!("the server to stop at {point}"),
             || async { distribution::log(dir).contains(&announcement).then_some(()) },
             log,
         )
         .await;
-    assert_ne!(inode(&setup.program), original, "swapped in");
+    let original_at_kill = inode(&setup.program) == original;
     server.kill().expect("kill");
     server.wait().expect("reap");
 
-    // Started again as systemd would: the previous binary is put back and serves.
     let launch = distribution::Launch {
         program: Some(&setup.program),
         ..distribution::Launch::default()
@@ -482,12 +485,17 @@ async fn a_new_binary_that_dies_before_confirming_is_rolled_back_at_the_next_sta
         .into_started()
         .await;
     let mut server = restarted.server;
-    assert_eq!(
-        inode(&setup.program),
-        original,
-        "the previous binary is back"
-    );
+    let original_after = inode(&setup.program) == original;
     let status = status(&restarted.admin).await;
+    distribution::terminate(&mut server);
+    (status, original_at_kill, original_after)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_binary_that_dies_before_confirming_is_rolled_back_at_the_next_start() {
+    let (status, original_at_kill, original_after) = killed_at("self-update.before-confirm").await;
+    assert!(!original_at_kill, "the new binary was in place");
+    assert!(original_after, "the previous binary is back and runs");
     let update = &status["selfUpdate"];
     assert_eq!(update["last"]["outcome"], "ROLLED_BACK", "{status:#}");
     assert_eq!(update["last"]["version"], "acme-2.0.0");
@@ -496,5 +504,16 @@ async fn a_new_binary_that_dies_before_confirming_is_rolled_back_at_the_next_sta
     assert_eq!(update["refusedVersion"], "acme-2.0.0", "not tried again");
     assert_eq!(update["runningVersion"], Value::Null);
     assert_eq!(update["pendingVersion"], Value::Null);
-    distribution::terminate(&mut server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_killed_between_its_marker_and_its_rename_leaves_the_old_binary_running() {
+    let (status, original_at_kill, original_after) = killed_at("self-update.marker-written").await;
+    assert!(original_at_kill && original_after, "the old binary stays");
+    let update = &status["selfUpdate"];
+    assert_eq!(update["last"]["outcome"], "ROLLED_BACK", "{status:#}");
+    let message = update["last"]["message"].as_str().expect("message");
+    assert!(message.contains("swap was cut"), "{message}");
+    assert_eq!(update["refusedVersion"], "acme-2.0.0", "not tried again");
+    assert_eq!(update["pendingVersion"], Value::Null);
 }

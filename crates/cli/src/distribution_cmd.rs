@@ -311,7 +311,7 @@ async fn swap_in(
         if let Err(error) = updates.update(|record| {
             record.fail(
                 &version,
-                OutcomeKind::RolledBack,
+                OutcomeKind::SwapFailed,
                 message,
                 chrono::Utc::now(),
             )

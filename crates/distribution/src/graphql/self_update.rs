@@ -18,7 +18,7 @@ pub struct SelfUpdateOutcome {
     version: String,
     /// The version it came from (null: a binary installed by hand).
     from_version: Option<String>,
-    /// `SUCCEEDED`, `FETCH_FAILED`, `PROBE_FAILED` or `ROLLED_BACK`.
+    /// `SUCCEEDED`, `FETCH_FAILED`, `PROBE_FAILED`, `SWAP_FAILED` or `ROLLED_BACK`.
     outcome: String,
     /// What happened, or why it failed.
     message: String,

@@ -62,6 +62,9 @@ pub enum OutcomeKind {
     FetchFailed,
     /// The new binary failed its probe and was never swapped in.
     ProbeFailed,
+    /// The new binary could not be put in place (e.g. a read-only directory); the old
+    /// one runs on.
+    SwapFailed,
     /// The new binary did not become healthy; the previous one was put back.
     RolledBack,
 }
