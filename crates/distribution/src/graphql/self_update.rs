@@ -80,8 +80,7 @@ pub async fn self_update_status(
 ) -> async_graphql::Result<SelfUpdateStatus> {
     let record = context.self_update.record();
     let updater: ServiceName = "updater".parse().expect("a valid service name");
-    let alive_since = context.store.now()
-        - chrono::TimeDelta::from_std(context.state_lifetime).unwrap_or(chrono::TimeDelta::MAX);
+    let alive_since = context.states_alive_since();
     let updaters = context
         .store
         .service_states()

@@ -260,8 +260,7 @@ async fn services(
     let developer = &state.desired.developer;
     let client = state.effective_client_versions();
     let names: BTreeSet<&ServiceName> = developer.keys().chain(client.keys()).collect();
-    let alive_since = context.store.now()
-        - chrono::TimeDelta::from_std(context.state_lifetime).unwrap_or(chrono::TimeDelta::MAX);
+    let alive_since = context.states_alive_since();
     let states = context
         .store
         .service_states()
