@@ -444,6 +444,10 @@ async fn a_new_distribution_version_takes_over_the_process_and_a_bad_one_never_d
         )
         .await;
     assert!(ended, "the build run again succeeded");
+    let swaps = distribution::log(dir)
+        .matches("self-update ready: the server stops")
+        .count();
+    assert_eq!(swaps, 1, "one swap, never a second while confirming");
     distribution::terminate(&mut server);
 }
 

@@ -125,6 +125,8 @@ pub struct Ready {
 pub struct SelfUpdates {
     data_directory: PathBuf,
     record: Arc<Mutex<SelfUpdateRecord>>,
+    /// Bumped at each change of the record (a confirmation wakes the follower).
+    changed: Arc<watch::Sender<u64>>,
 }
 
 impl SelfUpdates {
@@ -134,6 +136,7 @@ impl SelfUpdates {
         Ok(SelfUpdates {
             data_directory,
             record: Arc::new(Mutex::new(record)),
+            changed: Arc::new(watch::Sender::new(0)),
         })
     }
 
@@ -150,11 +153,12 @@ impl SelfUpdates {
         let mut record = self.record.lock().expect("the record lock");
         let before = record.clone();
         let result = change(&mut record);
-        if *record != before
-            && let Err(error) = record::save(&self.data_directory, &record)
-        {
-            *record = before;
-            return Err(error);
+        if *record != before {
+            if let Err(error) = record::save(&self.data_directory, &record) {
+                *record = before;
+                return Err(error);
+            }
+            self.changed.send_modify(|count| *count += 1);
         }
         Ok(result)
     }
@@ -187,7 +191,9 @@ impl Follower {
     pub async fn run(mut self) {
         let service: ServiceName = SERVICE.parse().expect("a valid service name");
         let mut stored = self.images.stored();
+        let mut changed = self.updates.changed.subscribe();
         loop {
+            changed.mark_unchanged();
             // Until a state is in force nothing is known to be desired (a refusal stays).
             let desired = self
                 .in_force
@@ -225,6 +231,8 @@ impl Follower {
             tokio::select! {
                 changed = self.in_force.changed() => if changed.is_err() { return },
                 changed = stored.changed() => if changed.is_err() { return },
+                // A confirmation (the pending swap cleared) may leave a newer version to take.
+                _ = changed.changed() => {}
                 _ = self.stopped.wait_for(|stop| *stop) => return,
             }
         }

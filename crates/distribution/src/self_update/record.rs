@@ -101,6 +101,10 @@ impl SelfUpdateRecord {
         if self.refused.is_some() && self.refused.as_deref() != desired {
             self.refused = None;
         }
+        if self.pending.is_some() {
+            // A swapped-in binary has not confirmed yet: it is not swapped again meanwhile.
+            return Want::Nothing;
+        }
         match desired {
             None => Want::Nothing,
             Some(version) if self.running.as_deref() == Some(version) => Want::Nothing,
@@ -189,6 +193,24 @@ mod tests {
                 None,
             ),
             (record(Some("a-1"), Some("a-2")), None, Want::Nothing, None),
+            (
+                SelfUpdateRecord {
+                    pending: Some(Pending {
+                        version: "a-2".into(),
+                        from: Some("a-1".into()),
+                        binary: "/bin/vupdate".into(),
+                        previous: "/bin/vupdate.previous".into(),
+                        inode: 1,
+                        swapped_at: DateTime::UNIX_EPOCH,
+                        deadline: DateTime::UNIX_EPOCH,
+                        started: true,
+                    }),
+                    ..record(Some("a-1"), None)
+                },
+                Some("a-2"),
+                Want::Nothing,
+                None,
+            ),
         ] {
             assert_eq!(record.want(desired), want, "{record:?} {desired:?}");
             assert_eq!(record.refused.as_deref(), refused_after, "{desired:?}");
