@@ -75,6 +75,9 @@ pub struct Launch<'a> {
     /// A program (and its arguments) that runs `vupdate` as its last arguments, e.g.
     /// `unshare` to give it a mount namespace.
     pub wrapper: &'a [String],
+    /// The `vupdate` program to run instead of the one cargo built (a copy that a
+    /// self-update may replace).
+    pub program: Option<&'a Path>,
 }
 
 /// Starts the server for the first time on the config `file` as `launch` says, changes
@@ -150,7 +153,9 @@ pub fn spawn(dir: &Path, file: &Path, launch: &Launch<'_>) -> Spawned {
         .append(true)
         .open(log_path(dir))
         .expect("log file");
-    let vupdate = env!("CARGO_BIN_EXE_vupdate");
+    let vupdate = launch
+        .program
+        .unwrap_or(Path::new(env!("CARGO_BIN_EXE_vupdate")));
     let mut command = match launch.wrapper.split_first() {
         None => Command::new(vupdate),
         Some((program, args)) => {

@@ -249,9 +249,20 @@ pub struct BuildArgs {
 #[cfg(feature = "distribution")]
 #[derive(Debug, Subcommand)]
 pub enum DistributionCommand {
-    /// Serve: the GraphQL API, images, the state watcher and the reconcile loop.
+    /// Serve: the GraphQL API, images, the state watcher and the reconcile loop; replaces
+    /// its own program when the state's desired `distribution` version changes
+    /// (self-update: probe, swap, re-exec in the same process, rollback).
     Run {
         /// The configuration file (see examples/distribution.yaml).
+        #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Check that this program can run the distribution of CONFIG here, changing nothing:
+    /// the config loads, the store opens read-only with a schema this program can
+    /// upgrade; prints `vupdate-distribution-probe version=…` (self-update runs a new
+    /// binary this way before swapping it in).
+    Probe {
+        /// The configuration file.
         #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
         config: PathBuf,
     },

@@ -17,6 +17,8 @@
 //! | `store.sqlite.uncommitted.<collection>` | a SQLite batch is written inside its open transaction |
 //! | `state.edit.work-tree-advanced` | an edit's commit is in the checked-out work tree; the branch is not moved |
 //! | `state.edit.pushed` | an edit's commit is on the remote; the local branch is not moved |
+//! | `self-update.marker-written` | the swap's marker is written; the new binary is not renamed into place |
+//! | `self-update.before-confirm` | a swapped-in binary is healthy and about to confirm itself |
 //!
 //! **Invariant:** a point never changes what the code does; it only waits.
 

@@ -27,6 +27,7 @@ mod result;
 #[cfg(test)]
 mod schema_test;
 mod secrets;
+mod self_update;
 mod settings;
 mod states;
 mod status;

@@ -25,8 +25,9 @@ use crate::watcher::InForce;
 
 /// The service whose client image holds the updater (as the updater names it).
 const UPDATER_SERVICE: &str = "updater";
-/// Where the binary is in that image (as the updater's self-update reads it).
-const UPDATER_BINARY: &str = "bin/vupdate";
+/// Where the binary is in that image (as the updater's self-update reads it), and in the
+/// image of `distribution` (its self-update).
+pub(crate) const UPDATER_BINARY: &str = "bin/vupdate";
 /// The most a binary taken out of an image may be.
 const MAX_BINARY: u64 = 512 << 20;
 
@@ -277,7 +278,7 @@ impl UpdaterImages {
 /// Takes [`UPDATER_BINARY`] out of the image `zip` into `target` (once: an existing file
 /// is the same, as images never change) and says its architecture; `None` when the image
 /// has no such file or it is not a Linux program this code knows.
-fn take_out(zip: &Path, target: &Path) -> std::io::Result<Option<&'static str>> {
+pub(crate) fn take_out(zip: &Path, target: &Path) -> std::io::Result<Option<&'static str>> {
     if !target.exists() {
         let file = std::fs::File::open(zip)?;
         let mut archive = zip::ZipArchive::new(file).map_err(std::io::Error::other)?;

@@ -22,6 +22,8 @@
 //! - [`install`], [`enrolment`]: the one-line install of an updater on a VM (script,
 //!   binary, enrolment tokens exchanged for an instance's updater token).
 //! - [`backup`]: backup of a running server's data and restore into an empty directory.
+//! - [`self_update`]: the server replaces its own program with the desired `distribution`
+//!   client version (stage, probe, swap and `execve`, confirm or roll back).
 //! - [`sources`]: the newest commit of a service's source repository.
 
 pub mod auth;
@@ -43,6 +45,7 @@ pub mod reconcile;
 pub mod retention;
 pub mod roles;
 pub mod secrets;
+pub mod self_update;
 pub mod server;
 pub mod sources;
 pub mod state_reports;

@@ -39,6 +39,7 @@ use crate::reconcile::{
     ServerLink,
 };
 use crate::secrets::Secrets;
+use crate::self_update::{Follower, Ready, SelfUpdateOptions, SelfUpdates};
 use crate::state_reports::StateReports;
 use crate::tasks::{LogOrigin, TaskManager};
 use crate::watcher::{InForce, RepoSource, StateWatcher, WatchConfig};
@@ -67,6 +68,12 @@ pub struct StartOptions {
     /// The updater binary `GET /install/updater` offers VMs (`vupdate distribution run`
     /// gives its own executable); none: the route says no binary is offered.
     pub updater_binary: Option<PathBuf>,
+    /// The listening socket to serve on instead of binding `config.listen` (the one a
+    /// self-update hands to the new program, or systemd's socket activation).
+    pub listener: Option<Arc<std::net::TcpListener>>,
+    /// Replace this program with the desired `distribution` version (`vupdate
+    /// distribution run` sets it); none: that version is only shown.
+    pub self_update: Option<SelfUpdateOptions>,
 }
 
 impl Default for StartOptions {
@@ -75,6 +82,8 @@ impl Default for StartOptions {
             password_cost: PasswordCost::DEFAULT,
             builder: Arc::new(BuilderUnavailable),
             updater_binary: None,
+            listener: None,
+            self_update: None,
         }
     }
 }
@@ -94,6 +103,11 @@ pub struct Distribution {
     _lock: std::fs::File,
     mesh: Mesh,
     consumer_accounts: JoinHandle<()>,
+    /// A second descriptor of the listening socket, kept open across a self-update.
+    listener: std::os::fd::OwnedFd,
+    /// New binaries ready to take over (when self-update is on).
+    ready: Option<tokio::sync::mpsc::Receiver<Ready>>,
+    self_update: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Distribution {
@@ -201,13 +215,21 @@ impl Distribution {
             .await
             .map_err(ServerError::Watch)?;
         // Bound before the loop starts, so a builder it starts can reach the server.
-        let listener =
-            TcpListener::bind(config.listen)
+        let listener = match options.listener {
+            Some(inherited) => inherited_listener(&inherited, config.listen)?,
+            None => TcpListener::bind(config.listen)
                 .await
                 .map_err(|source| ServerError::Bind {
                     address: config.listen,
                     error: source,
-                })?;
+                })?,
+        };
+        let listener_copy = std::os::fd::AsFd::as_fd(&listener)
+            .try_clone_to_owned()
+            .map_err(|source| ServerError::Bind {
+                address: config.listen,
+                error: source,
+            })?;
         let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
             address: config.listen,
             error: source,
@@ -329,6 +351,22 @@ impl Distribution {
             reconcile: reconciler.handle(),
             board: Board::default(),
         });
+        let self_updates = SelfUpdates::open(data.clone()).map_err(ServerError::SelfUpdate)?;
+        let (ready, self_update) = match options.self_update.clone() {
+            Some(self_update_options) => {
+                let (sender, receiver) = tokio::sync::mpsc::channel(1);
+                let follower = Follower {
+                    options: self_update_options,
+                    updates: self_updates.clone(),
+                    images: images.clone(),
+                    in_force: watcher.subscribe(),
+                    ready: sender,
+                    stopped: stopped.clone(),
+                };
+                (Some(receiver), Some(tokio::spawn(follower.run())))
+            }
+            None => (None, None),
+        };
         let context = ApiContext {
             info: DistributionInfo {
                 name: config.name.to_string(),
@@ -354,6 +392,7 @@ impl Distribution {
             max_history: config.versions.max_history_size as usize,
             state_lifetime: config.expiration.service_states,
             install: installer.clone(),
+            self_update: self_updates,
         };
         let router = http::app(AppState {
             auth: auth.clone(),
@@ -405,7 +444,31 @@ impl Distribution {
             _lock: lock,
             mesh,
             consumer_accounts,
+            listener: listener_copy,
+            ready,
+            self_update,
         })
+    }
+
+    /// A second descriptor of the listening socket (close-on-exec), which outlives
+    /// [`Distribution::shutdown`]: a self-update hands it to the new program.
+    pub fn listener(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        self.listener.try_clone()
+    }
+
+    /// Resolves when a new binary of this server passed its probe and waits to be swapped
+    /// in (never, when self-update is off or has handed one over already).
+    pub async fn self_update_ready(&mut self) -> Ready {
+        match self.ready.as_mut() {
+            Some(ready) => match ready.recv().await {
+                Some(ready) => ready,
+                None => {
+                    self.ready = None;
+                    std::future::pending().await
+                }
+            },
+            None => std::future::pending().await,
+        }
     }
 
     /// The address the server listens on (the real port when the config asked for 0).
@@ -430,6 +493,9 @@ impl Distribution {
         let _ = self.expiry.await;
         let _ = self.watchers.await;
         self.consumer_accounts.abort();
+        if let Some(self_update) = self.self_update {
+            let _ = self_update.await;
+        }
         self.mesh.shutdown().await;
         self.reconciler.shutdown().await;
         self.watcher.shutdown().await;
@@ -519,6 +585,27 @@ fn own_url(config: &DistributionConfig, local: SocketAddr) -> String {
         });
     }
     format!("{scheme}://{address}")
+}
+
+/// The listening socket handed over by the previous program: served when it is bound
+/// where the config says (any port when the config says 0), refused otherwise.
+fn inherited_listener(
+    inherited: &std::net::TcpListener,
+    listen: SocketAddr,
+) -> Result<TcpListener, ServerError> {
+    let fail = |error: std::io::Error| ServerError::Bind {
+        address: listen,
+        error,
+    };
+    let bound = inherited.local_addr().map_err(fail)?;
+    if bound.ip() != listen.ip() || (listen.port() != 0 && bound.port() != listen.port()) {
+        return Err(fail(std::io::Error::other(format!(
+            "the listening socket handed over is bound to {bound}, the config says {listen}"
+        ))));
+    }
+    let listener = inherited.try_clone().map_err(fail)?;
+    listener.set_nonblocking(true).map_err(fail)?;
+    TcpListener::from_std(listener).map_err(fail)
 }
 
 /// Where this server's task log lines say they come from.

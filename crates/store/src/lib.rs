@@ -69,6 +69,7 @@ pub mod expiry;
 pub mod feed;
 pub mod model;
 pub mod observe;
+pub mod probe;
 pub mod schedule;
 
 mod backend;
@@ -85,6 +86,7 @@ pub use expiry::{ExpiryPolicy, ExpiryReport};
 pub use feed::{FollowFrom, LogFollower};
 pub use model::Stored;
 pub use observe::StoreObserver;
+pub use probe::{StoreProbe, probe};
 pub use schedule::{Schedule, ScheduleError, run_expiry};
 pub use store::{
     ARCHIVE_RETENTION, Accounts, BuildStates, ClientVersions, DeveloperVersions, FaultReports,

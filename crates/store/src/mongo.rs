@@ -59,6 +59,11 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
+/// Connects to `database` at `url` and pings it, writing nothing.
+pub(crate) async fn ping(url: &str, database: &str) -> Result<(), StoreError> {
+    connect(&MongoTarget { url, database }).await.map(drop)
+}
+
 async fn connect(target: &MongoTarget<'_>) -> Result<Database, StoreError> {
     let fail = |source| StoreError::ConnectMongo {
         url: redact_url(target.url),

@@ -6,6 +6,8 @@
 
 mod sql;
 
+pub(crate) use sql::SCHEMA_VERSION;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

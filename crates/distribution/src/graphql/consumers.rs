@@ -93,8 +93,7 @@ pub(super) async fn consumer_statuses(
     context: &ApiContext,
     state: &State,
 ) -> Result<Vec<ConsumerStatus>, ApiError> {
-    let alive_since = context.store.now()
-        - chrono::TimeDelta::from_std(context.state_lifetime).unwrap_or(chrono::TimeDelta::MAX);
+    let alive_since = context.states_alive_since();
     let mut list = Vec::new();
     for (name, consumer) in &state.consumers {
         let has_account =

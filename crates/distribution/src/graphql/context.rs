@@ -75,6 +75,8 @@ pub struct ApiContext {
     pub state_lifetime: std::time::Duration,
     /// The one-line install of updaters: enrolment tokens, the install line.
     pub install: crate::install::Installer,
+    /// The server's own self-update: running, desired and last outcome.
+    pub self_update: crate::self_update::SelfUpdates,
 }
 
 impl std::fmt::Debug for ApiContext {
@@ -87,6 +89,12 @@ impl std::fmt::Debug for ApiContext {
 }
 
 impl ApiContext {
+    /// States reported before this are expired: instances that stopped reporting.
+    pub fn states_alive_since(&self) -> chrono::DateTime<chrono::Utc> {
+        self.store.now()
+            - chrono::TimeDelta::from_std(self.state_lifetime).unwrap_or(chrono::TimeDelta::MAX)
+    }
+
     /// Runs blocking work on the state repo (every gix call blocks) off the async threads.
     pub async fn with_repo<T, F>(&self, work: F) -> Result<T, ApiError>
     where

@@ -187,6 +187,9 @@ struct Status {
     /// The providers of `providers.yaml`: reachable, last sync, what they offer, a change
     /// waiting for review.
     providers: Vec<super::providers::ProviderInfo>,
+    /// This distribution's program (running, desired and last self-update) and the
+    /// updaters' versions.
+    self_update: super::self_update::SelfUpdateStatus,
 }
 
 /// The status query.
@@ -210,6 +213,17 @@ impl StatusQuery {
             fetch_error: watch.fetch_error,
         };
         let in_force = context.in_force.borrow().clone();
+        let desired_self = in_force.as_ref().and_then(|in_force| {
+            let service: ServiceName = crate::self_update::SERVICE
+                .parse()
+                .expect("a valid service name");
+            in_force
+                .state
+                .effective_client_versions()
+                .remove(&service)
+                .map(|v| v.to_string())
+        });
+        let self_update = super::self_update::self_update_status(context, desired_self).await?;
         let (services, consumers, providers) = match in_force {
             Some(in_force) => {
                 // Until the loop has looked at the commit in force, its missing images have
@@ -236,6 +250,7 @@ impl StatusQuery {
             public_key_pin: context.install.public_key_pin().map(|pin| pin.to_string()),
             consumers,
             providers,
+            self_update,
         })
     }
 }
@@ -249,8 +264,7 @@ async fn services(
     let developer = &state.desired.developer;
     let client = state.effective_client_versions();
     let names: BTreeSet<&ServiceName> = developer.keys().chain(client.keys()).collect();
-    let alive_since = context.store.now()
-        - chrono::TimeDelta::from_std(context.state_lifetime).unwrap_or(chrono::TimeDelta::MAX);
+    let alive_since = context.states_alive_since();
     let states = context
         .store
         .service_states()

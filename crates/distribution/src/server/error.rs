@@ -39,6 +39,9 @@ pub enum ServerError {
     /// The secrets folder cannot be set up.
     #[error("cannot open the secrets: {0}")]
     Secrets(crate::secrets::SecretError),
+    /// The self-update record cannot be read.
+    #[error("cannot read the self-update record: {0}")]
+    SelfUpdate(crate::self_update::SelfUpdateError),
     /// Interrupted tasks cannot be recovered.
     #[error("cannot recover the tasks of the previous run: {0}")]
     Tasks(TaskError),

@@ -41,6 +41,10 @@ use crate::http::{AddressSlot, AddressSlots, ApiError};
 
 /// How long requests in flight get to finish once a stop is asked.
 const GRACE: Duration = Duration::from_secs(10);
+/// How long a connection accepted just before a stop, whose first request has not been
+/// read yet, gets to send it: closed at once, its client would fail for nothing (a
+/// self-update stops the server while clients keep connecting).
+const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
 /// Bytes a request's head may have beyond the header and query-string limits (start
 /// line, path): hyper's own bound, under which the request limits answer with a code.
 const HEAD_SLACK: usize = 8 << 10;
@@ -260,6 +264,9 @@ async fn drive<I>(
             request.extensions_mut().insert(ConnectInfo(peer));
             let router = router.clone();
             let progress = Arc::clone(&progress);
+            if progress.requests.fetch_add(1, Ordering::Relaxed) == 0 {
+                progress.first_request.notify_one();
+            }
             async move {
                 let response = router
                     .oneshot(request.map(Body::new))
@@ -282,8 +289,24 @@ async fn drive<I>(
     let result = tokio::select! {
         result = connection.as_mut() => result,
         () = stop_asked(&mut stopped) => {
-            connection.as_mut().graceful_shutdown();
-            connection.as_mut().await
+            let first = progress.requests.load(Ordering::Relaxed) == 0;
+            let ended = if first {
+                // Once its first request is read, the graceful stop lets it finish.
+                tokio::select! {
+                    result = connection.as_mut() => Some(result),
+                    () = progress.first_request.notified() => None,
+                    () = tokio::time::sleep(FIRST_REQUEST_GRACE) => None,
+                }
+            } else {
+                None
+            };
+            match ended {
+                Some(result) => result,
+                None => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().await
+                }
+            }
         }
     };
     if let Err(error) = result {
@@ -306,6 +329,10 @@ struct Progress {
     read: AtomicU64,
     idle_at: AtomicU64,
     answer_timeout: AtomicBool,
+    /// Requests read on the connection so far.
+    requests: AtomicU64,
+    /// Told when the first request is read (a permit kept until a stop waits for it).
+    first_request: tokio::sync::Notify,
 }
 
 impl Progress {

@@ -21,6 +21,7 @@
 //!   downloaded.
 //! - `builds`: build tasks for desired versions, their status, and recovery after a restart.
 //! - `secrets`: named secrets set by an administrator, listed without their values.
+//! - `self_update`: `status { selfUpdate }`, the distribution's and updaters' versions.
 //! - `mesh`: a consumer distribution following a provider: commits, branches, taking by
 //!   hand, tested gating, a revoked token, uploads across restarts.
 
@@ -34,6 +35,7 @@ mod mesh;
 mod reports;
 mod roles;
 mod secrets;
+mod self_update;
 mod service_roles;
 mod support;
 mod tls;
