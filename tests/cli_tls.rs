@@ -283,7 +283,7 @@ async fn distribution_install_writes_a_config_that_starts_a_pinned_server() {
                 0o644
             ),
             ("etc/vupdate/distribution.yaml".to_owned(), 0o644),
-            ("usr/local/bin/vupdate".to_owned(), 0o755),
+            ("var/lib/vupdate-distribution/bin/vupdate".to_owned(), 0o755),
             (
                 "var/lib/vupdate-distribution/tls/certificate.pem".to_owned(),
                 0o644

@@ -151,9 +151,10 @@ pub enum UpdaterCommand {
 #[cfg(any(feature = "updater", feature = "distribution"))]
 #[derive(Debug, clap::Args)]
 pub struct UnitArgs {
-    /// The installed program.
-    #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/vupdate")]
-    pub binary: PathBuf,
+    /// The installed program [default: /usr/local/bin/vupdate for the updater,
+    /// DATA_DIR/bin/vupdate for the distribution, whose self-update replaces it there].
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
     /// The configuration file [default: /etc/vupdate/updater.yaml or distribution.yaml].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -359,9 +360,11 @@ pub struct DistributionInstallArgs {
     /// The system user the server runs as (made when missing).
     #[arg(long, default_value = "vupdate")]
     pub user: String,
-    /// Where this program is installed.
-    #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/vupdate")]
-    pub binary: PathBuf,
+    /// Where this program is installed [default: DATA_DIR/bin/vupdate: in the data
+    /// directory the server owns, so its self-update can replace it; `/usr` is read-only
+    /// to the unit].
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
     /// Where the config is written.
     #[arg(
         long,

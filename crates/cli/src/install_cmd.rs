@@ -10,13 +10,29 @@ use crate::args::UpdaterCommand;
 use crate::exit::InvalidInput;
 use crate::install::units::{self, UnitOptions};
 
-fn unit_options(unit: UnitArgs, default_config: &str, work_directory: PathBuf) -> UnitOptions {
+fn unit_options(
+    unit: UnitArgs,
+    default_binary: PathBuf,
+    default_config: &str,
+    work_directory: PathBuf,
+) -> UnitOptions {
     UnitOptions {
-        binary: unit.binary,
+        binary: unit.binary.unwrap_or(default_binary),
         config: unit.config.unwrap_or_else(|| default_config.into()),
         user: unit.user,
         work_directory,
     }
+}
+
+/// Where the updater's program is installed by default.
+#[cfg(feature = "updater")]
+const UPDATER_BINARY: &str = "/usr/local/bin/vupdate";
+
+/// Where the distribution's program is installed by default: in its data directory, which
+/// the server owns and `ProtectSystem=full` leaves writable, so its self-update can swap it.
+#[cfg(feature = "distribution")]
+fn distribution_binary(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("bin").join("vupdate")
 }
 
 /// Prints the distribution's unit.
@@ -26,6 +42,7 @@ pub fn distribution_unit(unit: UnitArgs, data_dir: PathBuf) {
         "{}",
         units::distribution(&unit_options(
             unit,
+            distribution_binary(&data_dir),
             "/etc/vupdate/distribution.yaml",
             data_dir
         ))
@@ -71,11 +88,14 @@ pub fn distribution(args: crate::args::DistributionInstallArgs) -> anyhow::Resul
         listen,
         state_repo,
         branch,
-        data_directory: absolute("--data-dir", data_dir)?,
         tls,
         root: Root::new(absolute("--root", root)?),
         user: user_arg(user)?,
-        binary: absolute("--binary", binary)?,
+        binary: absolute(
+            "--binary",
+            binary.unwrap_or_else(|| distribution_binary(&data_dir)),
+        )?,
+        data_directory: absolute("--data-dir", data_dir)?,
         config: absolute("--config", config)?,
         no_start,
     })
@@ -95,6 +115,7 @@ pub fn updater(command: UpdaterCommand) -> anyhow::Result<()> {
                 "{}",
                 units::updater(&unit_options(
                     unit,
+                    UPDATER_BINARY.into(),
                     "/etc/vupdate/updater.yaml",
                     absolute("--work-dir", work_dir)?
                 ))
