@@ -40,6 +40,7 @@ mod metrics;
 pub(crate) mod principal;
 #[cfg(test)]
 mod tests;
+mod uploads;
 
 use axum::Router;
 use axum::routing::{get, post, put};

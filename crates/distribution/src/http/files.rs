@@ -17,7 +17,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio_util::io::ReaderStream;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, uploads};
 use crate::auth::{Principal, Role};
 use crate::images::ImageKind;
 use crate::private::Owner;
@@ -39,10 +39,11 @@ pub(super) async fn upload_fault(
         Role::DistributionConsumer => principal.account.clone(),
         _ => state.distribution.clone(),
     };
-    let size = state
-        .faults
-        .store(&distribution, &id, body_chunks(body))
-        .await?;
+    let mut chunks = uploads::chunks(body);
+    let size = match state.faults.store(&distribution, &id, &mut chunks).await {
+        Ok(size) => size,
+        Err(error) => return Err(uploads::refuse(chunks, error).await),
+    };
     tracing::info!(account = %principal.account, %distribution, fault = %id, size, "fault archive uploaded");
     Ok(StatusCode::CREATED)
 }
@@ -68,10 +69,15 @@ pub(super) async fn upload_private(
     principal.require(&[Role::Administrator])?;
     let kind = parse_kind(&kind)?;
     let owner = Owner::parse(&service)?;
-    let size = state
+    let mut chunks = uploads::chunks(body);
+    let stored = state
         .private_files
-        .store(kind, &owner, &path, body_chunks(body))
-        .await?;
+        .store(kind, &owner, &path, &mut chunks)
+        .await;
+    let size = match stored {
+        Ok(size) => size,
+        Err(error) => return Err(uploads::refuse(chunks, error).await),
+    };
     tracing::info!(account = %principal.account, %kind, %service, %path, size, "private file stored");
     Ok(StatusCode::CREATED)
 }
@@ -87,13 +93,6 @@ pub(super) async fn download_private(
     let owner = Owner::parse(&service)?;
     let (file, size) = state.private_files.open_for(kind, &owner, &path).await?;
     file_response(file, size, "application/octet-stream")
-}
-
-/// A request body's chunks, a failure as the error to answer (e.g. `408` when it stalled).
-fn body_chunks(body: Body) -> impl futures::Stream<Item = Result<bytes::Bytes, ApiError>> + Unpin {
-    use futures::StreamExt as _;
-    body.into_data_stream()
-        .map(|chunk| chunk.map_err(ApiError::from_body))
 }
 
 /// Lists the private files of a kind.

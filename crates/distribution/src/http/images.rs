@@ -12,7 +12,7 @@ use tokio_util::io::ReaderStream;
 use vupdate_core::range::ByteRange;
 use vupdate_core::service::ServiceName;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, uploads};
 use crate::auth::{Principal, Role};
 use crate::images::{ImageInfo, ImageKind, ImageVersion};
 
@@ -94,17 +94,20 @@ pub(super) async fn upload(
         })?),
     };
     // Refuses an existing version before a byte of the body is read.
-    let mut upload = state
+    let mut image = state
         .images
         .begin_upload(&service, &version, expected)
         .await?;
-    let mut chunks = body.into_data_stream();
+    let mut chunks = uploads::chunks(body);
     while let Some(chunk) = chunks.next().await {
-        // A failed read drops `upload`, which discards what was written.
-        let chunk = chunk.map_err(ApiError::from_body)?;
-        upload.write(&chunk).await?;
+        // A failed read drops `image`, which discards what was written.
+        let chunk = chunk?;
+        if let Err(error) = image.write(&chunk).await {
+            drop(image);
+            return Err(uploads::refuse(chunks, error.into()).await);
+        }
     }
-    let info = upload.finish().await?;
+    let info = image.finish().await?;
     tracing::info!(
         account = %principal.account, %service, %version, digest = %info.digest, size = info.size,
         "image uploaded"
