@@ -8,6 +8,7 @@
 mod accounts;
 mod builds;
 mod faults;
+mod known_bad;
 mod logs;
 mod roles;
 mod states;
@@ -24,6 +25,7 @@ use tokio::sync::broadcast;
 pub use accounts::Accounts;
 pub use builds::BuildStates;
 pub use faults::FaultReports;
+pub use known_bad::KnownBadVersions;
 pub use logs::Logs;
 pub use roles::RoleSplit;
 pub use states::ServiceStates;
@@ -137,6 +139,11 @@ impl Store {
     /// Service states.
     pub fn service_states(&self) -> ServiceStates<'_> {
         ServiceStates::new(self)
+    }
+
+    /// Known-bad versions.
+    pub fn known_bad_versions(&self) -> KnownBadVersions<'_> {
+        KnownBadVersions::new(self)
     }
 
     /// Fault reports.

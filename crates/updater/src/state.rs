@@ -36,6 +36,10 @@ pub struct ServiceState {
     pub failures_count: Option<u32>,
     /// The exit code of the last run; `128 + N` when signal N ended it.
     pub last_exit_code: Option<i32>,
+    /// The version rolled back (it failed to start or to become healthy) and
+    /// skipped while it is desired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_version: Option<ClientVersion>,
     /// Whether the service keeps failing without a stable run between (it is still
     /// restarted, with the longest backoff). The API has no field for it yet: the
     /// reporter sends it as a non-critical `updateError` when there is no other.
@@ -58,6 +62,7 @@ impl ServiceState {
             update_error: None,
             failures_count: None,
             last_exit_code: None,
+            failed_version: None,
             crash_loop: false,
             unhealthy: None,
         }

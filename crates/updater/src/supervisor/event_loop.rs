@@ -682,6 +682,7 @@ impl Looper {
                 update_error: None,
                 failures_count: Some(u32::try_from(status.failures_total).unwrap_or(u32::MAX)),
                 last_exit_code: exit.and_then(|exit| exit.shell_code()),
+                failed_version: None,
                 crash_loop: status.crash_loop,
                 unhealthy: match &status.health {
                     Some(Health::Unhealthy(reason)) => Some(reason.clone()),
