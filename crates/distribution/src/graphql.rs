@@ -18,6 +18,7 @@ mod desired;
 mod faults;
 mod general;
 mod install;
+mod known_bad;
 mod limits;
 mod logs;
 mod providers;
@@ -59,6 +60,7 @@ pub struct Query(
     states::StatesQuery,
     logs::LogsQuery,
     faults::FaultsQuery,
+    known_bad::KnownBadQuery,
     status::StatusQuery,
     install::InstallQuery,
     secrets::SecretsQuery,

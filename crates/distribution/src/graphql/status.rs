@@ -184,6 +184,9 @@ struct Status {
     /// The providers of `providers.yaml`: reachable, last sync, what they offer, a change
     /// waiting for review.
     providers: Vec<super::providers::ProviderInfo>,
+    /// Versions updaters rolled back (they ended, or failed their health check, within
+    /// their start window), by service and version.
+    known_bad_versions: Vec<super::known_bad::KnownBadVersion>,
 }
 
 /// The status query.
@@ -222,7 +225,17 @@ impl StatusQuery {
             }
             None => (Vec::new(), Vec::new(), Vec::new()),
         };
+        let known_bad_versions = context
+            .store
+            .known_bad_versions()
+            .list(Some(&context.info.name))
+            .await
+            .api()?
+            .into_iter()
+            .map(super::known_bad::KnownBadVersion::from)
+            .collect();
         Ok(Status {
+            known_bad_versions,
             synced: reconcile.is_synced() && services.iter().all(|s| s.sync == ServiceSync::Synced),
             state_repo,
             reconciled_commit: reconcile.commit,
