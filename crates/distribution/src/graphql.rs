@@ -81,6 +81,7 @@ pub struct Mutation(
     states::StatesMutation,
     logs::LogsMutation,
     faults::FaultsMutation,
+    known_bad::KnownBadMutation,
     status::StatusMutation,
     install::InstallMutation,
     secrets::SecretsMutation,

@@ -9,7 +9,7 @@ use super::result::ApiResult as _;
 use super::types::parse_arg;
 use crate::auth::Role;
 
-/// Who reads known-bad versions.
+/// Who reads known-bad versions, and who may clear one.
 const READERS: &[Role] = &[Role::Administrator, Role::Developer];
 
 /// A version an updater rolled back: it ended, or failed its health check, within its
@@ -77,5 +77,28 @@ impl KnownBadQuery {
             })
             .map(KnownBadVersion::from)
             .collect())
+    }
+}
+
+/// Clearing known-bad versions.
+#[derive(Default)]
+pub struct KnownBadMutation;
+
+#[Object]
+impl KnownBadMutation {
+    /// Forgets that `version` of `service` is known-bad, so updaters may start it again
+    /// (a commit that desires it anew does the same); false when it was not known-bad.
+    async fn clear_known_bad_version(
+        &self,
+        ctx: &Context<'_>,
+        service: String,
+        version: String,
+    ) -> async_graphql::Result<bool> {
+        let principal = require(ctx, READERS)?;
+        let service: vupdate_core::service::ServiceName = parse_arg("service", &service).api()?;
+        let version: vupdate_core::version::ClientVersion = parse_arg("version", &version).api()?;
+        let cleared = api(ctx).known_bad.clear(&service, &version).await.api()?;
+        tracing::info!(account = %principal.account, %service, %version, cleared, "known-bad mark cleared");
+        Ok(cleared)
     }
 }

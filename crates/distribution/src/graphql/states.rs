@@ -163,9 +163,7 @@ impl StatesMutation {
             .collect();
         context.state_reports.set(records).await.api()?;
         if !rollbacks.is_empty() {
-            crate::known_bad::record_rollbacks(&context.store, &rollbacks)
-                .await
-                .api()?;
+            context.known_bad.record(&rollbacks).await.api()?;
         }
         Ok(count)
     }

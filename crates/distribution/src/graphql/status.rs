@@ -106,6 +106,9 @@ struct ServiceStatus {
     instances_not_on_desired: usize,
     /// The same counts by role, the instances in no role first; empty when none reports.
     roles: Vec<RoleInstances>,
+    /// Why updaters do not start the desired client version: it is known-bad (they
+    /// rolled it back; see `knownBadVersions`), so they keep the version they run.
+    held_back: Option<String>,
 }
 
 /// A problem of an invalid commit.
@@ -341,6 +344,11 @@ async fn services(
             instances_on_desired: on,
             roles: by_role(&instances),
             instances,
+            held_back: desired_client
+                .filter(|version| context.known_bad.is_held(service, version))
+                .map(|version| {
+                    format!("{version} is known-bad: updaters keep the version they run")
+                }),
         });
     }
     Ok(list)

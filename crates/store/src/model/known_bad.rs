@@ -27,13 +27,24 @@ pub struct KnownBadVersion {
     pub fault_ids: Vec<String>,
     /// When it was first recorded.
     pub recorded_at: DateTime<Utc>,
+    /// The state repo commit that made the branch desire it, as it stood when it was
+    /// marked; a later commit desiring it anew releases it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_by: Option<String>,
 }
 
 impl KnownBadVersion {
-    /// Adds what `other` (the same version) saw: its instances and fault reports. Returns
-    /// whether anything was new.
+    /// Adds what `other` (the same version) saw: its instances, fault reports and, when
+    /// none is known yet, the commit that desired it. Returns whether anything was new.
     pub fn merge(&mut self, other: &KnownBadVersion) -> bool {
-        let before = (self.instances.len(), self.fault_ids.len());
+        let before = (
+            self.instances.len(),
+            self.fault_ids.len(),
+            self.desired_by.is_some(),
+        );
+        if self.desired_by.is_none() {
+            self.desired_by.clone_from(&other.desired_by);
+        }
         for instance in &other.instances {
             if let Err(at) = self.instances.binary_search(instance) {
                 self.instances.insert(at, instance.clone());
@@ -44,7 +55,12 @@ impl KnownBadVersion {
                 self.fault_ids.insert(at, id.clone());
             }
         }
-        before != (self.instances.len(), self.fault_ids.len())
+        before
+            != (
+                self.instances.len(),
+                self.fault_ids.len(),
+                self.desired_by.is_some(),
+            )
     }
 }
 

@@ -21,6 +21,7 @@ fn entry(
         instances: vec![instance.to_owned()],
         fault_ids: faults.iter().map(|id| (*id).to_owned()).collect(),
         recorded_at: at(10),
+        desired_by: None,
     }
 }
 
@@ -74,6 +75,17 @@ pub async fn recording_merges_and_writes_only_what_is_new(ctx: Ctx) {
         "nothing new writes nothing"
     );
     assert_eq!(after.record, merged);
+    // The commit that desired it is kept once known.
+    let (with_commit, changed) = known
+        .record(KnownBadVersion {
+            desired_by: Some("abc123".to_owned()),
+            ..entry("jetto", "api", "jetto-1.2.0_1", "vm1", &[])
+        })
+        .await
+        .expect("record the commit");
+    assert!(changed);
+    assert_eq!(with_commit.desired_by.as_deref(), Some("abc123"));
+    assert_eq!(with_commit.instances, ["vm1", "vm2"]);
 }
 
 pub async fn lists_filter_by_distribution_and_removal_forgets(ctx: Ctx) {
