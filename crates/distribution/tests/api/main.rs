@@ -21,6 +21,8 @@
 //!   downloaded.
 //! - `builds`: build tasks for desired versions, their status, and recovery after a restart.
 //! - `secrets`: named secrets set by an administrator, listed without their values.
+//! - `known_bad`: versions updaters rolled back, held back from them, released by a
+//!   commit desiring them anew or by hand.
 //! - `mesh`: a consumer distribution following a provider: commits, branches, taking by
 //!   hand, tested gating, a revoked token, uploads across restarts.
 
@@ -28,6 +30,7 @@ mod builds;
 mod dashboard;
 mod desired;
 mod images;
+mod known_bad;
 mod limits;
 mod login;
 mod mesh;
