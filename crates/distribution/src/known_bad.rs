@@ -48,6 +48,7 @@ pub struct KnownBad {
     in_force: watch::Receiver<Option<InForce>>,
     trigger: WatchTrigger,
     held: Arc<watch::Sender<Held>>,
+    settled: Arc<Settled>,
 }
 
 impl std::fmt::Debug for KnownBad {
@@ -76,6 +77,7 @@ impl KnownBad {
             in_force,
             trigger,
             held: Arc::new(held),
+            settled: Arc::default(),
         };
         known.refresh().await?;
         tokio::spawn(known.clone().release_on_new_commits());
@@ -129,11 +131,11 @@ impl KnownBad {
         Ok(())
     }
 
-    /// Records the rollbacks `records` report (see [`record_rollbacks`]); a version of
+    /// Records the rollbacks `records` report (see the module's documentation); a version of
     /// this distribution that becomes known-bad is held back at once and its service's
     /// `onFailure` applied.
     pub async fn record(&self, records: &[ServiceStateRecord]) -> Result<(), StoreError> {
-        let changed = record_rollbacks(&self.store, records).await?;
+        let changed = record_rollbacks(&self.store, &self.settled, records).await?;
         let ours: Vec<&KnownBadVersion> = changed
             .iter()
             .filter(|entry| entry.distribution == self.distribution)
@@ -185,6 +187,11 @@ impl KnownBad {
             .known_bad_versions()
             .remove(&self.distribution, service, version)
             .await?;
+        // A rollback of it from now on is recorded anew.
+        self.settled
+            .lock()
+            .expect("the settled set is never poisoned")
+            .retain(|(_, s, v, _)| (s, v) != (service, version));
         self.refresh().await?;
         Ok(removed)
     }
@@ -358,10 +365,19 @@ fn revert_change(
 /// How many of a service's newest fault reports are searched for a version's evidence.
 const EVIDENCE_SEARCH: u64 = 200;
 
+/// A rollback by one instance: distribution, service, version, instance.
+type RollbackKey = (String, ServiceName, ClientVersion, String);
+
+/// The rollbacks recorded with at least one fault report of their instance: an updater
+/// repeats its rollback in every state report, and these need no further look at the
+/// fault reports (kept in memory; after a restart each is looked at once more).
+type Settled = std::sync::Mutex<BTreeSet<RollbackKey>>;
+
 /// Records the rollbacks `records` report; returns the versions that became known-bad
 /// or gained an instance or a fault report.
-pub async fn record_rollbacks(
+async fn record_rollbacks(
     store: &Store,
+    settled: &Settled,
     records: &[ServiceStateRecord],
 ) -> Result<Vec<KnownBadVersion>, StoreError> {
     // One entry per version, however many of its instances are in the report.
@@ -370,6 +386,19 @@ pub async fn record_rollbacks(
         let Some(version) = &record.state.failed_version else {
             continue;
         };
+        let key = (
+            record.distribution.clone(),
+            record.service.clone(),
+            version.clone(),
+            record.instance.clone(),
+        );
+        if settled
+            .lock()
+            .expect("the settled set is never poisoned")
+            .contains(&key)
+        {
+            continue;
+        }
         let reason = record.state.update_error.as_ref().map_or_else(
             || format!("{version} was rolled back"),
             |error| error.error.clone(),
@@ -395,8 +424,22 @@ pub async fn record_rollbacks(
     }
     let mut changed = Vec::new();
     for (_, mut entry) in rollbacks {
-        entry.fault_ids = evidence(store, &entry).await?;
+        let found = evidence(store, &entry).await?;
+        entry.fault_ids = found.iter().map(|(id, _)| id.clone()).collect();
+        entry.fault_ids.sort();
+        entry.fault_ids.dedup();
         let (record, new) = store.known_bad_versions().record(entry).await?;
+        settled
+            .lock()
+            .expect("the settled set is never poisoned")
+            .extend(found.into_iter().map(|(_, instance)| {
+                (
+                    record.distribution.clone(),
+                    record.service.clone(),
+                    record.version.clone(),
+                    instance,
+                )
+            }));
         if new {
             tracing::warn!(
                 service = %record.service,
@@ -412,8 +455,11 @@ pub async fn record_rollbacks(
     Ok(changed)
 }
 
-/// The ids of the fault reports of `entry`'s version on its instances, sorted.
-async fn evidence(store: &Store, entry: &KnownBadVersion) -> Result<Vec<String>, StoreError> {
+/// The fault reports of `entry`'s version on its instances: id and instance.
+async fn evidence(
+    store: &Store,
+    entry: &KnownBadVersion,
+) -> Result<Vec<(String, String)>, StoreError> {
     let reports = store
         .fault_reports()
         .query(&FaultQuery {
@@ -423,15 +469,13 @@ async fn evidence(store: &Store, entry: &KnownBadVersion) -> Result<Vec<String>,
             ..FaultQuery::default()
         })
         .await?;
-    let mut ids: Vec<String> = reports
+    Ok(reports
         .into_iter()
         .filter(|report| {
             let info = &report.record.info;
             info.state.version.as_ref() == Some(&entry.version)
                 && entry.instances.binary_search(&info.instance).is_ok()
         })
-        .map(|report| report.record.id)
-        .collect();
-    ids.sort();
-    Ok(ids)
+        .map(|report| (report.record.id, report.record.info.instance))
+        .collect())
 }

@@ -23,6 +23,17 @@ fn rolled_back(instance: &str, version: &str, failed: &str) -> Value {
                                      "error": format!("{failed} failed; rolling back: it failed its health check (attempt 3): not healthy within its start window of 3000 ms")}}})
 }
 
+/// `instance` reports that it runs acme-1.0.0 after rolling acme-1.1.0 back.
+async fn report_rollback(harness: &Harness, instance: &str) {
+    harness
+        .ok(
+            &harness.updater,
+            SET_STATES,
+            json!({"states": [rolled_back(instance, "acme-1.0.0", "acme-1.1.0")]}),
+        )
+        .await;
+}
+
 /// The desired client versions as `service=version` lines, as the updater sees them.
 async fn desired(harness: &Harness) -> Vec<String> {
     let data = harness.ok(&harness.updater, DESIRED, json!({})).await;
@@ -75,13 +86,7 @@ async fn a_rolled_back_version_is_held_back_until_a_commit_desires_it_anew_or_it
     harness
         .ok(&harness.updater, ADD_FAULT, json!({"r": report}))
         .await;
-    harness
-        .ok(
-            &harness.updater,
-            SET_STATES,
-            json!({"states": [rolled_back("vm-1", "acme-1.0.0", "acme-1.1.0")]}),
-        )
-        .await;
+    report_rollback(&harness, "vm-1").await;
     let data = harness.ok(&harness.developer, KNOWN_BAD, json!({})).await;
     let entry = &data["knownBadVersions"][0];
     assert_eq!(entry["service"], "api", "{data:#}");
@@ -96,13 +101,7 @@ async fn a_rolled_back_version_is_held_back_until_a_commit_desires_it_anew_or_it
         "{data:#}"
     );
     // Reported again (every state report repeats it), nothing changes.
-    harness
-        .ok(
-            &harness.updater,
-            SET_STATES,
-            json!({"states": [rolled_back("vm-1", "acme-1.0.0", "acme-1.1.0")]}),
-        )
-        .await;
+    report_rollback(&harness, "vm-1").await;
     let again = harness.ok(&harness.developer, KNOWN_BAD, json!({})).await;
     assert_eq!(
         again["knownBadVersions"][0]["recordedAt"],
@@ -162,13 +161,7 @@ async fn a_rolled_back_version_is_held_back_until_a_commit_desires_it_anew_or_it
     assert_eq!(desired(&harness).await, ["api=acme-1.1.0"]);
 
     // Marked again, then cleared by hand.
-    harness
-        .ok(
-            &harness.updater,
-            SET_STATES,
-            json!({"states": [rolled_back("vm-2", "acme-1.0.0", "acme-1.1.0")]}),
-        )
-        .await;
+    report_rollback(&harness, "vm-2").await;
     assert_eq!(desired(&harness).await, Vec::<String>::new());
     let clear = r#"mutation { clearKnownBadVersion(service: "api", version: "acme-1.1.0") }"#;
     let cleared = harness.ok(&harness.developer, clear, json!({})).await;

@@ -25,6 +25,21 @@ fn entry(
     }
 }
 
+/// The stored record of jetto's api jetto-1.2.0_1, which must exist.
+async fn stored_api(
+    known: &vupdate_store::KnownBadVersions<'_>,
+) -> vupdate_store::Stored<KnownBadVersion> {
+    known
+        .get(
+            "jetto",
+            &service("api"),
+            &"jetto-1.2.0_1".parse().expect("version"),
+        )
+        .await
+        .expect("get")
+        .expect("known")
+}
+
 pub async fn recording_merges_and_writes_only_what_is_new(ctx: Ctx) {
     let known = ctx.store.known_bad_versions();
     let (first, changed) = known
@@ -47,29 +62,13 @@ pub async fn recording_merges_and_writes_only_what_is_new(ctx: Ctx) {
     // The first reason and time stay.
     assert_eq!(merged.reason, "rolled back on vm2");
     assert_eq!(merged.recorded_at, at(10));
-    let before = known
-        .get(
-            "jetto",
-            &service("api"),
-            &"jetto-1.2.0_1".parse().expect("version"),
-        )
-        .await
-        .expect("get")
-        .expect("known");
+    let before = stored_api(&known).await;
     let (_, changed) = known
         .record(entry("jetto", "api", "jetto-1.2.0_1", "vm1", &["f1"]))
         .await
         .expect("nothing new");
     assert!(!changed);
-    let after = known
-        .get(
-            "jetto",
-            &service("api"),
-            &"jetto-1.2.0_1".parse().expect("version"),
-        )
-        .await
-        .expect("get")
-        .expect("known");
+    let after = stored_api(&known).await;
     assert_eq!(
         before.sequence, after.sequence,
         "nothing new writes nothing"
