@@ -31,7 +31,7 @@ pub enum Probe {
     Tcp(String),
     /// Run this command in `current/`; its `exitCode` (0 when left out) and `outputMatch`
     /// pass.
-    Command(Command),
+    Command(Box<Command>),
 }
 
 /// A service's health check, as written in `install.json` (`runService.healthCheck`).
@@ -170,7 +170,7 @@ impl HealthCheck {
         let (http, tcp, command) = match probe {
             Probe::Http(url) => (Some(url), None, None),
             Probe::Tcp(address) => (None, Some(address), None),
-            Probe::Command(command) => (None, None, Some(command)),
+            Probe::Command(command) => (None, None, Some(*command)),
         };
         HealthCheck {
             http,
@@ -190,7 +190,7 @@ impl HealthCheck {
         match (&self.http, &self.tcp, &self.command) {
             (Some(url), _, _) => Some(Probe::Http(url.clone())),
             (None, Some(address), _) => Some(Probe::Tcp(address.clone())),
-            (None, None, Some(command)) => Some(Probe::Command(command.clone())),
+            (None, None, Some(command)) => Some(Probe::Command(Box::new(command.clone()))),
             (None, None, None) => None,
         }
     }

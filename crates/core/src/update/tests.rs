@@ -578,7 +578,7 @@ fn health_check() -> impl Strategy<Value = HealthCheck> {
         "[a-z]{1,8}(:[0-9]{1,5})?(/[a-z%]{0,6})?"
             .prop_map(|rest| Probe::Http(format!("http://{rest}"))),
         "[a-z0-9.]{1,8}:[0-9]{1,5}".prop_map(Probe::Tcp),
-        command().prop_map(Probe::Command),
+        command().prop_map(|command| Probe::Command(Box::new(command))),
     ];
     (
         probe,

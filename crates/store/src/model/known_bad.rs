@@ -85,7 +85,7 @@ impl Record for KnownBadVersion {
         vec![
             Val::str(&self.distribution),
             Val::str(self.service.as_str()),
-            Val::str(&self.version.to_string()),
+            Val::str(self.version.to_string()),
         ]
     }
 

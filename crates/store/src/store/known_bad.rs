@@ -15,6 +15,15 @@ pub struct KnownBadVersions<'a> {
     store: &'a Store,
 }
 
+/// The conditions that select one version's record.
+fn by_key(distribution: &str, service: &ServiceName, version: &ClientVersion) -> Vec<Cond> {
+    vec![
+        Cond::Eq(&DISTRIBUTION, Val::str(distribution)),
+        Cond::Eq(&SERVICE, Val::str(service.as_str())),
+        Cond::Eq(&VERSION, Val::str(version.to_string())),
+    ]
+}
+
 impl<'a> KnownBadVersions<'a> {
     pub(crate) fn new(store: &'a Store) -> Self {
         KnownBadVersions { store }
@@ -55,11 +64,7 @@ impl<'a> KnownBadVersions<'a> {
         version: &ClientVersion,
     ) -> Result<Option<Stored<KnownBadVersion>>, StoreError> {
         self.store
-            .first_record(vec![
-                Cond::Eq(&DISTRIBUTION, Val::str(distribution)),
-                Cond::Eq(&SERVICE, Val::str(service.as_str())),
-                Cond::Eq(&VERSION, Val::str(&version.to_string())),
-            ])
+            .first_record(by_key(distribution, service, version))
             .await
     }
 
@@ -96,11 +101,7 @@ impl<'a> KnownBadVersions<'a> {
     ) -> Result<bool, StoreError> {
         let removed = self
             .store
-            .archive_records::<KnownBadVersion>(vec![
-                Cond::Eq(&DISTRIBUTION, Val::str(distribution)),
-                Cond::Eq(&SERVICE, Val::str(service.as_str())),
-                Cond::Eq(&VERSION, Val::str(&version.to_string())),
-            ])
+            .archive_records::<KnownBadVersion>(by_key(distribution, service, version))
             .await?;
         Ok(removed > 0)
     }

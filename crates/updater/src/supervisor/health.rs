@@ -74,14 +74,11 @@ impl Prober {
         match &self.probe {
             Probe::Http(url) => http(url, self.timeout).await,
             Probe::Tcp(address) => tcp(address, self.timeout).await,
-            Probe::Command(_) => self.command().await,
+            Probe::Command(command) => self.command(command).await,
         }
     }
 
-    async fn command(&self) -> ProbeResult {
-        let Probe::Command(command) = &self.probe else {
-            unreachable!("called for command probes only");
-        };
+    async fn command(&self, command: &vupdate_core::update::Command) -> ProbeResult {
         let mut command = command.clone();
         command.exit_code = Some(command.exit_code.unwrap_or(0));
         let context = CommandContext {
@@ -342,9 +339,13 @@ mod tests {
                 false,
                 "failed".to_owned(),
             ),
-            (Probe::Command(passing), true, "`sh` passed".to_owned()),
             (
-                Probe::Command(failing),
+                Probe::Command(Box::new(passing)),
+                true,
+                "`sh` passed".to_owned(),
+            ),
+            (
+                Probe::Command(Box::new(failing)),
                 false,
                 "expected exit code 0".to_owned(),
             ),
@@ -361,7 +362,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut hanging = vupdate_core::update::Command::new("sh");
         hanging.args = vec!["-c".to_owned(), "sleep 30".to_owned()];
-        let mut check = HealthCheck::new(Probe::Command(hanging));
+        let mut check = HealthCheck::new(Probe::Command(Box::new(hanging)));
         check.timeout_ms = 200;
         let prober = Prober::new(
             &check,
