@@ -118,6 +118,7 @@ export class World {
     writeFileSync(join(state, 'providers.yaml'), 'providers: {}\n');
     writeFileSync(join(state, 'consumers.yaml'), 'consumers: {}\n');
     writeFileSync(join(state, 'tested.yaml'), 'tested: {}\n');
+    writeFileSync(join(state, 'rollout.yaml'), 'onFailure: hold\n');
     const lines = Object.entries(desired).map(([s, v]) => `  ${s}: ${v}`);
     writeFileSync(join(state, 'desired/developer.yaml'), `versions:\n${lines.join('\n') || '  {}'}\n`.replace('versions:\n  {}', 'versions: {}'));
     writeFileSync(join(state, 'desired/client.yaml'), 'versions: {}\n');

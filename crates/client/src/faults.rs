@@ -163,6 +163,7 @@ mod tests {
                     update_error: None,
                     failures_count: Some(1),
                     last_exit_code: Some(3),
+                    failed_version: None,
                 },
                 log_tail: vec!["last words".to_owned()],
             },

@@ -43,6 +43,9 @@ pub struct StateReport {
     pub failures_count: Option<u32>,
     /// The exit code of the last run.
     pub last_exit_code: Option<i32>,
+    /// The version the updater rolled back and skips while it is desired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_version: Option<String>,
 }
 
 /// One instance's state (the API's `ServiceStateInput`).
@@ -108,6 +111,7 @@ mod tests {
                 }),
                 failures_count: Some(2),
                 last_exit_code: Some(137),
+                failed_version: None,
             },
         };
         assert_eq!(

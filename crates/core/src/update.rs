@@ -19,12 +19,14 @@
 //! - [`build`]: [`BuildRules`] and [`CopyFile`].
 //! - [`install`]: [`InstallRules`], the `install.json` document.
 //! - [`run`]: [`RunService`], [`WriteLogs`], [`RestartConditions`], [`MaxCpu`].
+//! - [`health`]: [`HealthCheck`] (`runService.healthCheck`) and its [`Probe`].
 //! - [`signal`]: [`StopSignal`]; [`pattern`]: [`Pattern`], a regex that keeps its source.
 //! - [`parse`]: [`UpdateJsonError`] and the path-naming reader.
 
 pub mod build;
 mod check;
 pub mod command;
+pub mod health;
 pub mod install;
 pub mod parse;
 pub mod pattern;
@@ -37,6 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use build::{BuildRules, CopyFile};
 pub use command::Command;
+pub use health::{HealthCheck, Probe};
 pub use install::InstallRules;
 pub use parse::UpdateJsonError;
 pub use pattern::{OutputMatch, Pattern};

@@ -18,6 +18,7 @@ mod desired;
 mod faults;
 mod general;
 mod install;
+mod known_bad;
 mod limits;
 mod logs;
 mod providers;
@@ -60,6 +61,7 @@ pub struct Query(
     states::StatesQuery,
     logs::LogsQuery,
     faults::FaultsQuery,
+    known_bad::KnownBadQuery,
     status::StatusQuery,
     install::InstallQuery,
     secrets::SecretsQuery,
@@ -80,6 +82,7 @@ pub struct Mutation(
     states::StatesMutation,
     logs::LogsMutation,
     faults::FaultsMutation,
+    known_bad::KnownBadMutation,
     status::StatusMutation,
     install::InstallMutation,
     secrets::SecretsMutation,

@@ -14,7 +14,8 @@
 //!   build a `vupdate builder` child process; and client generations.
 //! - [`retention`]: which versions are in use, and the pass that keeps the newest others.
 //! - [`state_reports`], [`intake`]: updaters' states (group commit) and log batches
-//!   (numbered, never duplicated); [`faults`], [`private`]: fault archives and private files.
+//!   (numbered, never duplicated); [`faults`], [`private`]: fault archives and private files;
+//!   [`known_bad`]: versions updaters rolled back, recorded from their states.
 //! - [`http`]: the REST edge (health, the Git webhook, images, faults, private files,
 //!   log downloads, metrics, the embedded dashboard) with one error type; [`graphql`]: the schema, one part per subject, over
 //!   HTTP and WebSocket; [`metrics`]: the Prometheus figures.
@@ -35,6 +36,7 @@ pub mod faults;
 pub mod graphql;
 pub mod http;
 pub mod install;
+pub mod known_bad;
 /// The image store lives in its own crate, `vupdate-images`; this name keeps its old path.
 pub use vupdate_images as images;
 pub mod intake;

@@ -367,7 +367,17 @@ impl Distribution {
             }
             None => (None, None),
         };
+        let known_bad = crate::known_bad::KnownBad::start(
+            config.name.to_string(),
+            store.clone(),
+            watcher.repo(),
+            watcher.subscribe(),
+            watcher.trigger_handle(),
+        )
+        .await
+        .map_err(ServerError::Store)?;
         let context = ApiContext {
+            known_bad,
             info: DistributionInfo {
                 name: config.name.to_string(),
                 title: config.title.clone(),

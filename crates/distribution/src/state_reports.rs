@@ -143,6 +143,7 @@ mod tests {
                     update_error: None,
                     failures_count: Some(0),
                     last_exit_code: None,
+                    failed_version: None,
                 },
             })
             .collect()

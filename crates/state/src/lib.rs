@@ -38,8 +38,8 @@ pub use edit::StateEdit;
 pub use error::StateError;
 pub use files::FileSet;
 pub use model::{
-    AutoUpdate, ClientBuild, Consumer, Desired, DeveloperBuild, GitRepository, Provider,
-    SCHEMA_VERSION, SELF_PROFILE, ServiceSettings, State, TestedVersions,
+    AutoUpdate, ClientBuild, Consumer, Desired, DeveloperBuild, GitRepository, OnFailure, Provider,
+    Rollout, SCHEMA_VERSION, SELF_PROFILE, ServiceSettings, State, TestedVersions,
 };
 pub use problems::{Position, Problem, ValidationErrors};
 pub use repo::{Author, HistoryEntry, Recovery, Revision, StateRepo};

@@ -35,6 +35,48 @@ pub struct State {
     pub consumers: BTreeMap<String, Consumer>,
     /// Versions marked as tested, by the distribution that tested them (`tested.yaml`).
     pub tested: BTreeMap<String, TestedVersions>,
+    /// What happens when updaters roll a version back (`rollout.yaml`).
+    pub rollout: Rollout,
+}
+
+/// What the distribution does when updaters roll a version back (`onFailure`); the version
+/// is recorded as known-bad either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Only mark it: the desired version stays as Git says, and updaters do not start it.
+    #[default]
+    Hold,
+    /// Commit a revert of the change that desired it, so Git again says what runs.
+    Revert,
+}
+
+impl OnFailure {
+    /// The value as written in `rollout.yaml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Hold => "hold",
+            OnFailure::Revert => "revert",
+        }
+    }
+}
+
+/// `rollout.yaml`: the `onFailure` policy, common and per service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rollout {
+    /// The policy of every service that names none (default [`OnFailure::Hold`]).
+    pub on_failure: OnFailure,
+    /// Services' own policies.
+    pub services: BTreeMap<ServiceName, OnFailure>,
+}
+
+impl Rollout {
+    /// The policy of `service`: its own, else the common one.
+    pub fn on_failure(&self, service: &ServiceName) -> OnFailure {
+        self.services
+            .get(service)
+            .copied()
+            .unwrap_or(self.on_failure)
+    }
 }
 
 /// How a service (or, in `common.yaml`, every service) is built; every part is optional.

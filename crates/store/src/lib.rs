@@ -90,7 +90,7 @@ pub use probe::{StoreProbe, probe};
 pub use schedule::{Schedule, ScheduleError, run_expiry};
 pub use store::{
     ARCHIVE_RETENTION, Accounts, BuildStates, ClientVersions, DeveloperVersions, FaultReports,
-    Logs, RoleSplit, ServiceStates, Store, Tasks,
+    KnownBadVersions, Logs, RoleSplit, ServiceStates, Store, Tasks,
 };
 
 /// Every collection, for schema creation and history expiry.
@@ -103,6 +103,7 @@ pub(crate) const COLLECTIONS: &[&doc::CollectionDef] = &[
     &model::logs::LOG_RECORDS,
     &model::states::SERVICE_STATES,
     &model::faults::FAULT_REPORTS,
+    &model::known_bad::KNOWN_BAD_VERSIONS,
     &model::upgrades::UPGRADE_MARKS,
 ];
 

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 pub mod accounts;
 pub mod builds;
 pub mod faults;
+pub mod known_bad;
 pub mod logs;
 pub mod states;
 pub mod tasks;

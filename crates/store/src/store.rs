@@ -9,6 +9,7 @@ mod accounts;
 mod builds;
 mod faults;
 mod log_writes;
+mod known_bad;
 mod logs;
 mod roles;
 mod states;
@@ -25,6 +26,7 @@ use tokio::sync::broadcast;
 pub use accounts::Accounts;
 pub use builds::BuildStates;
 pub use faults::FaultReports;
+pub use known_bad::KnownBadVersions;
 pub use logs::Logs;
 pub use roles::RoleSplit;
 pub use states::ServiceStates;
@@ -141,6 +143,11 @@ impl Store {
     /// Service states.
     pub fn service_states(&self) -> ServiceStates<'_> {
         ServiceStates::new(self)
+    }
+
+    /// Known-bad versions.
+    pub fn known_bad_versions(&self) -> KnownBadVersions<'_> {
+        KnownBadVersions::new(self)
     }
 
     /// Fault reports.

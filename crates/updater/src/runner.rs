@@ -593,6 +593,7 @@ impl ServiceRunner {
             state.install_time = journal.current.as_ref().map(|current| current.install_time);
             state.update_to_version = journal.task.as_ref().map(|task| task.to.clone());
             state.update_error = journal.update_error.clone();
+            state.failed_version = journal.failed.as_ref().map(|failed| failed.version.clone());
         });
     }
 }

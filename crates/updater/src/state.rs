@@ -36,10 +36,18 @@ pub struct ServiceState {
     pub failures_count: Option<u32>,
     /// The exit code of the last run; `128 + N` when signal N ended it.
     pub last_exit_code: Option<i32>,
+    /// The version rolled back (it failed to start or to become healthy) and
+    /// skipped while it is desired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_version: Option<ClientVersion>,
     /// Whether the service keeps failing without a stable run between (it is still
     /// restarted, with the longest backoff). The API has no field for it yet: the
     /// reporter sends it as a non-critical `updateError` when there is no other.
     pub crash_loop: bool,
+    /// Why the health check last ended a run (with the probe's evidence), until a run is
+    /// healthy again; reported like `crashLoop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy: Option<String>,
 }
 
 impl ServiceState {
@@ -54,21 +62,32 @@ impl ServiceState {
             update_error: None,
             failures_count: None,
             last_exit_code: None,
+            failed_version: None,
             crash_loop: false,
+            unhealthy: None,
         }
     }
 
-    /// The `updateError` to report: the install error, else a crash-loop notice.
+    /// The `updateError` to report: the install error, else a crash-loop notice, else
+    /// why the health check ended the last run.
     pub fn reported_error(&self) -> Option<UpdateError> {
-        self.update_error.clone().or_else(|| {
-            self.crash_loop.then(|| UpdateError {
-                critical: false,
-                error: format!(
-                    "crash loop: the service keeps failing ({} faults)",
-                    self.failures_count.unwrap_or(0)
-                ),
+        self.update_error
+            .clone()
+            .or_else(|| {
+                self.crash_loop.then(|| UpdateError {
+                    critical: false,
+                    error: format!(
+                        "crash loop: the service keeps failing ({} faults)",
+                        self.failures_count.unwrap_or(0)
+                    ),
+                })
             })
-        })
+            .or_else(|| {
+                self.unhealthy.as_ref().map(|reason| UpdateError {
+                    critical: false,
+                    error: format!("unhealthy, restarted: {reason}"),
+                })
+            })
     }
 }
 

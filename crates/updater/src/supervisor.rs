@@ -25,6 +25,9 @@
 //!
 //! - `tree`: the process tree of a run (private), over `vupdate-process`'s table of `/proc`.
 //! - [`cgroup`]: the per-service cgroup. [`conditions`]: memory and CPU conditions.
+//! - [`health`]: health probes (`runService.healthCheck`) and their passes and failures
+//!   in a row; a run that is not healthy within its start window, or that fails
+//!   `unhealthyAfter` probes once healthy, is ended like a restart condition.
 //! - [`backoff`]: the restart policy. [`status`]: the status and events it publishes.
 //! - `stop`: ending a tree. `event_loop`: the loop. `leader`: the group leader, spawned
 //!   or adopted (all private).
@@ -33,6 +36,7 @@ pub mod backoff;
 pub mod cgroup;
 pub mod conditions;
 mod event_loop;
+pub mod health;
 pub(crate) mod leader;
 pub mod status;
 pub(crate) mod stop;
@@ -56,7 +60,7 @@ use crate::logs::LogPipeline;
 pub use backoff::{RestartPolicy, RestartTracker};
 pub use cgroup::{CgroupMode, CgroupVersion};
 pub use conditions::Condition;
-pub use status::{ExitInfo, RunState, ServiceEvent, ServiceStatus};
+pub use status::{ExitInfo, Health, RunState, ServiceEvent, ServiceStatus};
 
 /// What to run: one version of one service.
 #[derive(Debug, Clone)]
@@ -220,6 +224,7 @@ impl Supervisor {
             failures_in_row: 0,
             crash_loop: false,
             last_exit: None,
+            health: None,
         };
         let (status_sender, status) = watch::channel(initial);
         let looper = event_loop::Looper::new(

@@ -26,6 +26,7 @@ fn report(id: &str) -> FaultReport {
                 update_error: None,
                 failures_count: Some(1),
                 last_exit_code: Some(3),
+                failed_version: None,
             },
             log_tail: vec!["starting".to_owned(), "giving up: no database".to_owned()],
         },

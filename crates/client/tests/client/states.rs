@@ -23,6 +23,7 @@ fn report(version: &str, failures: u32, error: Option<&str>) -> ServiceStateRepo
             }),
             failures_count: Some(failures),
             last_exit_code: Some(0),
+            failed_version: None,
         },
     }
 }

@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use super::check;
 use super::command::{expand_args, expand_env, expand_field};
+use super::health::HealthCheck;
 use super::pattern::Pattern;
 use super::signal::StopSignal;
-use crate::macros::{MacroError, Macros};
+use crate::macros::{MacroError, Macros, is_macro_name};
 
 /// The default `faultFilesMatch`: a file named `core`, as the original.
 pub const DEFAULT_FAULT_FILES_MATCH: &str = "core";
@@ -17,7 +18,7 @@ pub const DEFAULT_STOP_TIMEOUT_MS: u64 = 5000;
 
 /// The rules to run a service, as written in `install.json`.
 ///
-/// `stopSignal` and `stopTimeoutMs` are vupdate extensions; the other fields are the
+/// `stopSignal`, `stopTimeoutMs` and `healthCheck` are vupdate extensions; the other fields are the
 /// original's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -53,6 +54,10 @@ pub struct RunService {
     /// default 5000; 0 kills at once).
     #[serde(default = "default_stop_timeout_ms")]
     pub stop_timeout_ms: u64,
+    /// How to tell that a run answers (vupdate extension): a new version is kept only once
+    /// healthy, and a healthy run that stops answering is restarted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
 }
 
 /// Local log files: `<filePrefix>.log`, rotated by size, at most `maxFilesCount` kept.
@@ -131,6 +136,7 @@ impl RunService {
             restart_conditions: None,
             stop_signal: StopSignal::default(),
             stop_timeout_ms: DEFAULT_STOP_TIMEOUT_MS,
+            health_check: None,
         }
     }
 
@@ -156,7 +162,29 @@ impl RunService {
                 .fault_files_match
                 .expand(macros)
                 .map_err(|error| error.in_field("faultFilesMatch"))?,
+            health_check: self
+                .health_check
+                .as_ref()
+                .map(|check| {
+                    check
+                        .expand(&self.health_macros(macros))
+                        .map_err(|error| error.in_field("healthCheck"))
+                })
+                .transpose()?,
             ..self.clone()
         })
+    }
+
+    /// The macros of a health check: `macros` and each `env` variable of the run by its
+    /// name (`%%PORT%%` for `env: {"PORT": "8081"}`), its value expanded first; a macro
+    /// `macros` defines keeps its value.
+    fn health_macros(&self, macros: &Macros) -> Macros {
+        let mut all = macros.clone();
+        for (name, value) in &self.env {
+            if is_macro_name(name) && macros.get(name).is_none() {
+                all.insert(name.clone(), macros.expand_known(value).0);
+            }
+        }
+        all
     }
 }

@@ -544,6 +544,7 @@ fn run_service() -> impl Strategy<Value = RunService> {
         prop::option::of(conditions),
         signal,
         any::<u64>(),
+        prop::option::of(health_check()),
     )
         .prop_map(
             |(
@@ -555,6 +556,7 @@ fn run_service() -> impl Strategy<Value = RunService> {
                 restart_conditions,
                 stop_signal,
                 stop_timeout_ms,
+                health_check,
             )| RunService {
                 command: command.command,
                 args: command.args,
@@ -566,6 +568,36 @@ fn run_service() -> impl Strategy<Value = RunService> {
                 restart_conditions,
                 stop_signal,
                 stop_timeout_ms,
+                health_check,
+            },
+        )
+}
+
+fn health_check() -> impl Strategy<Value = HealthCheck> {
+    let probe = prop_oneof![
+        "[a-z]{1,8}(:[0-9]{1,5})?(/[a-z%]{0,6})?"
+            .prop_map(|rest| Probe::Http(format!("http://{rest}"))),
+        "[a-z0-9.]{1,8}:[0-9]{1,5}".prop_map(Probe::Tcp),
+        command().prop_map(|command| Probe::Command(Box::new(command))),
+    ];
+    (
+        probe,
+        1..u64::MAX,
+        1..u64::MAX,
+        1..u32::MAX,
+        1..u32::MAX,
+        1..u64::MAX,
+    )
+        .prop_map(
+            |(probe, interval_ms, timeout_ms, healthy_after, unhealthy_after, start_window_ms)| {
+                HealthCheck {
+                    interval_ms,
+                    timeout_ms,
+                    healthy_after,
+                    unhealthy_after,
+                    start_window_ms,
+                    ..HealthCheck::new(probe)
+                }
             },
         )
 }

@@ -59,6 +59,8 @@ pub struct ApiContext {
     pub intake: LogIntake,
     /// Writes state reports, several to a transaction under load.
     pub state_reports: StateReports,
+    /// Versions updaters rolled back: recorded, held back, reverted by policy.
+    pub known_bad: crate::known_bad::KnownBad,
     /// Fault report archives.
     pub fault_files: FaultFiles,
     /// Named secrets (providers' access tokens).

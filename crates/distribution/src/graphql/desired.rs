@@ -105,7 +105,8 @@ impl DesiredQuery {
 
     /// The client versions that should run at `revision` (default: the state in force):
     /// the desired client list plus every `self`-profile service it leaves out, at its
-    /// desired developer version.
+    /// desired developer version. For the state in force, a service whose version is
+    /// known-bad (see `knownBadVersions`) is left out, so updaters keep what they run.
     async fn client_desired_versions(
         &self,
         ctx: &Context<'_>,
@@ -114,8 +115,14 @@ impl DesiredQuery {
     ) -> async_graphql::Result<Vec<ServiceVersion>> {
         require(ctx, CLIENT_READERS)?;
         let services = parse_services("services", services).api()?;
-        let state = api(ctx).state_at(revision).await.api()?;
-        let versions = state.effective_client_versions();
+        let context = api(ctx);
+        let held = revision.is_none();
+        let state = context.state_at(revision).await.api()?;
+        let mut versions = state.effective_client_versions();
+        if held {
+            // Updaters do not start a known-bad version: they keep what they run.
+            versions = context.known_bad.keep_out(versions);
+        }
         Ok(ServiceVersion::list(&only(&versions, services.as_ref())))
     }
 
@@ -371,7 +378,8 @@ impl DesiredSubscription {
     /// The client versions that should run (as `clientDesiredVersions`): the list in force
     /// at once, then again each time it changes for the given services, and again
     /// (unchanged) each time an image is stored, so an updater waiting for the image of a
-    /// version just made desired fetches it at once instead of at its next retry.
+    /// version just made desired fetches it at once instead of at its next retry. A
+    /// service whose version is known-bad is left out, from the moment it becomes so.
     async fn client_desired_versions_changed(
         &self,
         ctx: &Context<'_>,
@@ -386,29 +394,38 @@ impl DesiredSubscription {
             .chain(futures::stream::once(async { Event::End }));
         // The first value is the count so far: only later ones are new images.
         let stored = WatchStream::from_changes(context.images.stored()).map(|_| Event::Image);
+        // A version becoming known-bad (or released) changes the list too.
+        let held = WatchStream::from_changes(context.known_bad.held()).map(|_| Event::Held);
+        let known_bad = context.known_bad.clone();
+        let mut latest: Option<crate::watcher::InForce> = None;
         let mut current: Option<Vec<ServiceVersion>> = None;
-        Ok(futures::stream::select(in_force, stored)
-            .take_while(|event| futures::future::ready(!matches!(event, Event::End)))
-            .filter_map(move |event| {
-                let emit = match event {
-                    Event::State(in_force) => {
-                        let list = in_force.map(|in_force| {
-                            ServiceVersion::list(&only(
-                                &in_force.state.effective_client_versions(),
-                                services.as_ref(),
-                            ))
-                        });
-                        let changed = list.is_some() && list != current;
-                        if changed {
-                            current.clone_from(&list);
+        Ok(
+            futures::stream::select(in_force, futures::stream::select(stored, held))
+                .take_while(|event| futures::future::ready(!matches!(event, Event::End)))
+                .filter_map(move |event| {
+                    let emit = match event {
+                        Event::State(_) | Event::Held => {
+                            if let Event::State(in_force) = event {
+                                latest = in_force;
+                            }
+                            let list = latest.as_ref().map(|in_force| {
+                                ServiceVersion::list(&only(
+                                    &known_bad.keep_out(in_force.state.effective_client_versions()),
+                                    services.as_ref(),
+                                ))
+                            });
+                            let changed = list.is_some() && list != current;
+                            if changed {
+                                current.clone_from(&list);
+                            }
+                            list.filter(|_| changed)
                         }
-                        list.filter(|_| changed)
-                    }
-                    Event::Image => current.clone(),
-                    Event::End => None,
-                };
-                futures::future::ready(emit)
-            }))
+                        Event::Image => current.clone(),
+                        Event::End => None,
+                    };
+                    futures::future::ready(emit)
+                }),
+        )
     }
 }
 
@@ -418,6 +435,8 @@ enum Event {
     State(Option<crate::watcher::InForce>),
     /// An image was stored.
     Image,
+    /// The known-bad versions held back changed.
+    Held,
     /// The state watcher stopped.
     End,
 }

@@ -40,6 +40,8 @@ pub struct InstanceState {
     pub failures_count: Option<u32>,
     /// The exit code of the last run.
     pub last_exit_code: Option<i32>,
+    /// The version the updater rolled back and skips while it is desired.
+    pub failed_version: Option<String>,
 }
 
 impl From<ServiceState> for InstanceState {
@@ -56,6 +58,7 @@ impl From<ServiceState> for InstanceState {
             }),
             failures_count: state.failures_count,
             last_exit_code: state.last_exit_code,
+            failed_version: state.failed_version.map(|v| v.to_string()),
         }
     }
 }
@@ -79,6 +82,8 @@ pub struct StateInput {
     pub failures_count: Option<u32>,
     /// The exit code of the last run.
     pub last_exit_code: Option<i32>,
+    /// The version the updater rolled back and skips while it is desired.
+    pub failed_version: Option<String>,
 }
 
 impl StateInput {
@@ -101,6 +106,7 @@ impl StateInput {
             }),
             failures_count: self.failures_count,
             last_exit_code: self.last_exit_code,
+            failed_version: version("failedVersion", self.failed_version)?,
         })
     }
 }

@@ -106,6 +106,9 @@ struct ServiceStatus {
     instances_not_on_desired: usize,
     /// The same counts by role, the instances in no role first; empty when none reports.
     roles: Vec<RoleInstances>,
+    /// Why updaters do not start the desired client version: it is known-bad (they
+    /// rolled it back; see `knownBadVersions`), so they keep the version they run.
+    held_back: Option<String>,
 }
 
 /// A problem of an invalid commit.
@@ -190,6 +193,9 @@ struct Status {
     /// This distribution's program (running, desired and last self-update) and the
     /// updaters' versions.
     self_update: super::self_update::SelfUpdateStatus,
+    /// Versions updaters rolled back (they ended, or failed their health check, within
+    /// their start window), by service and version.
+    known_bad_versions: Vec<super::known_bad::KnownBadVersion>,
 }
 
 /// The status query.
@@ -239,7 +245,17 @@ impl StatusQuery {
             }
             None => (Vec::new(), Vec::new(), Vec::new()),
         };
+        let known_bad_versions = context
+            .store
+            .known_bad_versions()
+            .list(Some(&context.info.name))
+            .await
+            .api()?
+            .into_iter()
+            .map(super::known_bad::KnownBadVersion::from)
+            .collect();
         Ok(Status {
+            known_bad_versions,
             synced: reconcile.is_synced() && services.iter().all(|s| s.sync == ServiceSync::Synced),
             state_repo,
             reconciled_commit: reconcile.commit,
@@ -346,6 +362,11 @@ async fn services(
             instances_on_desired: on,
             roles: by_role(&instances),
             instances,
+            held_back: desired_client
+                .filter(|version| context.known_bad.is_held(service, version))
+                .map(|version| {
+                    format!("{version} is known-bad: updaters keep the version they run")
+                }),
         });
     }
     Ok(list)

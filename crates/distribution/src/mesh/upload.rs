@@ -202,6 +202,7 @@ fn state(state: &ServiceState) -> StateReport {
         }),
         failures_count: state.failures_count,
         last_exit_code: state.last_exit_code,
+        failed_version: state.failed_version.as_ref().map(ToString::to_string),
     }
 }
 

@@ -22,6 +22,8 @@
 //! - `builds`: build tasks for desired versions, their status, and recovery after a restart.
 //! - `secrets`: named secrets set by an administrator, listed without their values.
 //! - `self_update`: `status { selfUpdate }`, the distribution's and updaters' versions.
+//! - `known_bad`: versions updaters rolled back, held back from them, released by a
+//!   commit desiring them anew or by hand.
 //! - `mesh`: a consumer distribution following a provider: commits, branches, taking by
 //!   hand, tested gating, a revoked token, uploads across restarts.
 
@@ -29,6 +31,7 @@ mod builds;
 mod dashboard;
 mod desired;
 mod images;
+mod known_bad;
 mod limits;
 mod login;
 mod mesh;

@@ -60,6 +60,7 @@ const MUTATIONS: Table = &[
     ("takeProviderVersions", &["admin", "developer"]),
     ("setProviderTestedVersions", &["admin", "developer"]),
     ("runBuilder", &["consumer"]),
+    ("clearKnownBadVersion", &["admin", "developer"]),
 ];
 
 /// Who may call each query.
@@ -100,6 +101,7 @@ const QUERIES: Table = &[
     ("faultDistributions", &["admin", "developer"]),
     ("faultServices", &["admin", "developer"]),
     ("faultRoles", &["admin", "developer"]),
+    ("knownBadVersions", &["admin", "developer"]),
     ("secrets", &["admin"]),
     ("consumerVersions", &["admin", "developer", "consumer"]),
     ("consumers", &["admin", "developer"]),

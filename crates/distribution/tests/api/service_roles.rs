@@ -242,6 +242,7 @@ async fn what_older_updaters_stored_is_split_when_the_distribution_starts() {
                 update_error: None,
                 failures_count: None,
                 last_exit_code: None,
+                failed_version: None,
             },
         }])
         .await

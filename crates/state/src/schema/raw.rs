@@ -134,3 +134,18 @@ pub(crate) struct RawTested {
     pub(crate) versions: Option<Entries<Spanned<String>>>,
     pub(crate) time: Option<Spanned<String>>,
 }
+
+/// `rollout.yaml`: what happens when updaters roll a version back.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RolloutFile {
+    pub(crate) on_failure: Option<Spanned<String>>,
+    pub(crate) services: Option<Entries<RawServiceRollout>>,
+}
+
+/// One service's part of `rollout.yaml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawServiceRollout {
+    pub(crate) on_failure: Option<Spanned<String>>,
+}

@@ -21,13 +21,14 @@ use vupdate_core::version::{ClientVersion, DeveloperVersion, VersionError};
 use crate::error::StateError;
 use crate::files::{FileSet, MARKER};
 use crate::model::{
-    AutoUpdate, Consumer, Desired, Provider, SCHEMA_VERSION, State, TestedVersions,
+    AutoUpdate, Consumer, Desired, OnFailure, Provider, Rollout, SCHEMA_VERSION, State,
+    TestedVersions,
 };
 use crate::problems::ValidationErrors;
 use crate::schema::entries::Entries;
 use crate::schema::raw::{
     ConsumersFile, DesiredFile, MarkerFile, ProfilesFile, ProvidersFile, RawAutoUpdate,
-    SettingsFile, TestedFile,
+    RolloutFile, SettingsFile, TestedFile,
 };
 use crate::schema::{Problems, parse_document, parse_file};
 
@@ -43,6 +44,7 @@ pub(crate) const PROVIDERS: &str = "providers.yaml";
 /// Path of the consumers this distribution provides for.
 pub(crate) const CONSUMERS: &str = "consumers.yaml";
 const TESTED: &str = "tested.yaml";
+const ROLLOUT: &str = "rollout.yaml";
 
 /// Path of a service's own build settings.
 pub(crate) fn service_path(service: &ServiceName) -> String {
@@ -125,6 +127,7 @@ fn parse_state(files: &FileSet, problems: &mut Problems) -> Option<State> {
     let profiles = parse_profiles(files, &known, problems);
     let consumers = parse_consumers(files, profiles.as_ref(), problems);
     let tested = parse_tested(files, &known, problems);
+    let rollout = parse_rollout(files, &known, problems);
 
     Some(State {
         schema: SCHEMA_VERSION,
@@ -135,6 +138,7 @@ fn parse_state(files: &FileSet, problems: &mut Problems) -> Option<State> {
         providers,
         consumers,
         tested,
+        rollout,
     })
 }
 
@@ -514,6 +518,55 @@ fn parse_tested(
         tested.insert(distribution.value, TestedVersions { versions, time });
     }
     tested
+}
+
+fn parse_rollout(files: &FileSet, known: &BTreeSet<&str>, problems: &mut Problems) -> Rollout {
+    let Some(raw) = files
+        .get(ROLLOUT)
+        .and_then(|bytes| parse_file::<RolloutFile>(ROLLOUT, bytes, problems))
+    else {
+        return Rollout::default();
+    };
+    let policy = |value: Option<Spanned<String>>, problems: &mut Problems| {
+        let value = value?;
+        match value.value.as_str() {
+            "hold" => Some(OnFailure::Hold),
+            "revert" => Some(OnFailure::Revert),
+            other => {
+                problems.at(
+                    ROLLOUT,
+                    &value.referenced,
+                    format!("onFailure `{other}` is not one of `revert` or `hold`"),
+                );
+                None
+            }
+        }
+    };
+    let on_failure = policy(raw.on_failure, problems).unwrap_or_default();
+    let mut services = BTreeMap::new();
+    for (name, service) in raw.services.unwrap_or_default().0 {
+        if !known.contains(name.value.as_str()) {
+            problems.at(
+                ROLLOUT,
+                &name.referenced,
+                format!(
+                    "service `{}` is not declared (no services/{}.yaml)",
+                    name.value, name.value
+                ),
+            );
+            continue;
+        }
+        let Ok(service_name) = name.value.parse::<ServiceName>() else {
+            continue;
+        };
+        if let Some(own) = policy(service.on_failure, problems) {
+            services.insert(service_name, own);
+        }
+    }
+    Rollout {
+        on_failure,
+        services,
+    }
 }
 
 #[cfg(test)]

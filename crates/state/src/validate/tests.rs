@@ -227,6 +227,23 @@ fn each_problem_is_reported_with_file_line_and_column() {
             ],
         ),
         (
+            "an onFailure that is not a policy, and a policy for an undeclared service",
+            &[(
+                "rollout.yaml",
+                "onFailure: rollback\nservices:\n  api:\n    onFailure: retry\n  nope:\n    onFailure: hold\n",
+            )],
+            &[
+                "rollout.yaml:1:12: onFailure `rollback` is not one of `revert` or `hold`",
+                "rollout.yaml:4:16: onFailure `retry` is not one of `revert` or `hold`",
+                "rollout.yaml:5:3: service `nope` is not declared (no services/nope.yaml)",
+            ],
+        ),
+        (
+            "an unknown key in rollout.yaml",
+            &[("rollout.yaml", "onFailure: hold\nonFail: revert\n")],
+            &["rollout.yaml:2:1: unknown field `onFail`, expected one of onFailure, services"],
+        ),
+        (
             "a builder that is not a provider",
             &[("common.yaml", "builder: farm\n")],
             &[
@@ -374,6 +391,47 @@ fn auto_update_modes_and_the_first_releases_booleans() {
     assert_eq!(provider("    autoUpdate: off\n"), AutoUpdate::Off);
     assert_eq!(provider("    autoUpdate: true\n"), AutoUpdate::Commit);
     assert_eq!(provider("    autoUpdate: false\n"), AutoUpdate::Off);
+}
+
+#[test]
+fn on_failure_is_the_service_s_own_else_the_common_one_else_hold() {
+    let policy = |rollout: &str, service: &str| {
+        let state = State::parse(&files(&[("rollout.yaml", rollout)])).expect("valid");
+        state.rollout.on_failure(&service.parse().expect("name"))
+    };
+    // (rollout.yaml, service, policy)
+    let cases = [
+        ("", "api", OnFailure::Hold),
+        ("onFailure: revert\n", "api", OnFailure::Revert),
+        (
+            "onFailure: revert\nservices:\n  api:\n    onFailure: hold\n",
+            "api",
+            OnFailure::Hold,
+        ),
+        (
+            "onFailure: revert\nservices:\n  api:\n    onFailure: hold\n",
+            "payment-api",
+            OnFailure::Revert,
+        ),
+        (
+            "services:\n  payment-api:\n    onFailure: revert\n",
+            "payment-api",
+            OnFailure::Revert,
+        ),
+        (
+            "services:\n  payment-api:\n    onFailure: revert\n",
+            "api",
+            OnFailure::Hold,
+        ),
+    ];
+    for (rollout, service, expected) in cases {
+        let rollout = if rollout.is_empty() {
+            "services: {}\n"
+        } else {
+            rollout
+        };
+        assert_eq!(policy(rollout, service), expected, "{rollout} {service}");
+    }
 }
 
 #[test]

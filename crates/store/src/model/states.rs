@@ -37,6 +37,10 @@ pub struct ServiceState {
     pub failures_count: Option<u32>,
     /// The exit code of the last run.
     pub last_exit_code: Option<i32>,
+    /// The version the updater rolled back and skips while it is desired (it failed
+    /// to start or to become healthy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_version: Option<ClientVersion>,
 }
 
 /// A service state with where it comes from; the key is distribution, instance, service

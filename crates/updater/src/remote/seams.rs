@@ -179,6 +179,7 @@ fn state_report(state: &ServiceState) -> StateReport {
         }),
         failures_count: state.failures_count,
         last_exit_code: state.last_exit_code,
+        failed_version: state.failed_version.as_ref().map(ToString::to_string),
     }
 }
 

@@ -23,7 +23,7 @@ use crate::install::unzip::{sync_tree, unpack};
 use crate::layout::{ServiceDir, VERSION_FILE};
 use crate::logs::RotatingFile;
 use crate::state::ServiceState;
-use crate::supervisor::{RunSpec, RunState, ServiceStatus, Supervisor};
+use crate::supervisor::{Health, RunSpec, RunState, ServiceStatus, Supervisor};
 
 /// The name of the version rules file at the root of an image.
 pub(crate) const INSTALL_JSON: &str = "install.json";
@@ -461,6 +461,11 @@ impl ServiceRunner {
             handle.restart().await;
         }
         let baseline = status.borrow().failures_total;
+        // With a health check, the version is kept once healthy; the supervisor ends a run
+        // that is not healthy within the check's own start window (a fault, seen below).
+        let health_checked = load_rules(&self.dir, &self.dir.current(), &version)?
+            .run_service
+            .is_some_and(|run| run.health_check.is_some());
         let window = self.options.start_window;
         let mut superseding = self.desired.clone();
         let initial = superseding
@@ -472,17 +477,37 @@ impl ServiceRunner {
                 let current = status.borrow_and_update();
                 if current.failures_total > baseline {
                     tracing::warn!(version = %version, "the new version ended within its start window");
+                    if let Some(Health::Unhealthy(reason)) = &current.health {
+                        let attempt = self
+                            .journal
+                            .task
+                            .as_ref()
+                            .map_or(1, |task| task.start_failures + 1);
+                        self.memory.failure = Some((
+                            format!("it failed its health check (attempt {attempt}): {reason}"),
+                            true,
+                        ));
+                    }
                     return Ok(StartOutcome::Failed);
                 }
-                match (current.state, current.start_time) {
-                    (RunState::Running, Some(start)) => {
-                        let up = (now - start).to_std().unwrap_or_default();
-                        if up >= window {
-                            return Ok(StartOutcome::Survived);
-                        }
-                        window - up
+                if health_checked {
+                    if current.state == RunState::Running && current.health == Some(Health::Healthy)
+                    {
+                        return Ok(StartOutcome::Survived);
                     }
-                    _ => window,
+                    // Bounded by the check's start window, which the supervisor keeps.
+                    std::time::Duration::from_secs(24 * 3600)
+                } else {
+                    match (current.state, current.start_time) {
+                        (RunState::Running, Some(start)) => {
+                            let up = (now - start).to_std().unwrap_or_default();
+                            if up >= window {
+                                return Ok(StartOutcome::Survived);
+                            }
+                            window - up
+                        }
+                        _ => window,
+                    }
                 }
             };
             tokio::select! {
@@ -541,6 +566,12 @@ pub(super) async fn forward_status(
                     Some(u32::try_from(current.failures_total).unwrap_or(u32::MAX));
                 state.last_exit_code = current.last_exit.and_then(|exit| exit.shell_code());
                 state.crash_loop = current.crash_loop;
+                match &current.health {
+                    Some(Health::Unhealthy(reason)) => state.unhealthy = Some(reason.clone()),
+                    Some(Health::Healthy) | None => state.unhealthy = None,
+                    // A new run keeps the reason its predecessor was ended for.
+                    Some(Health::Starting) => {}
+                }
             });
         }
         if status.changed().await.is_err() {

@@ -30,6 +30,13 @@ pub enum Condition {
         /// How long the use stayed above the limit.
         duration_ms: u64,
     },
+    /// The health check (`runService.healthCheck`) failed: the reason, with the probe's
+    /// evidence.
+    #[serde(rename_all = "camelCase")]
+    Unhealthy {
+        /// Why (`health check failed 3 times in a row: GET … answered 503`).
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Condition {
@@ -50,6 +57,7 @@ impl std::fmt::Display for Condition {
                 "CPU {percents}% above {limit_percents}% for {} ms",
                 duration_ms
             ),
+            Condition::Unhealthy { reason } => f.write_str(reason),
         }
     }
 }

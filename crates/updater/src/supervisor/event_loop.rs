@@ -14,8 +14,9 @@ use vupdate_core::log::{Level, LogLine};
 use super::backoff::RestartTracker;
 use super::cgroup::{Cgroup, CgroupMode, cgroup_name};
 use super::conditions::{Condition, ConditionChecker};
+use super::health::{HealthCount, ProbeResult, ProbeTask, Prober, Verdict};
 use super::leader::{Adopted, Leader};
-use super::status::{ExitInfo, RunState, ServiceEvent, ServiceStatus};
+use super::status::{ExitInfo, Health, RunState, ServiceEvent, ServiceStatus};
 use super::stop::end_tree;
 use super::tree::TreeTracker;
 use super::{Control, RunSpec, SupervisorOptions};
@@ -43,6 +44,12 @@ pub(super) enum Event {
     RestartDue,
     /// The run has been up for the stable uptime.
     Stable,
+    /// Time to start the run's next health probe.
+    ProbeDue,
+    /// The run's health probe ended.
+    Probed(ProbeResult),
+    /// The run's start window for becoming healthy is over.
+    HealthDeadline,
 }
 
 /// What reads one of a run's pipes: the task, which gives the reader back when stopped.
@@ -65,6 +72,34 @@ struct Run {
     kill_at: Option<Instant>,
     stable: bool,
     next_sample: Instant,
+    /// Its health checks, when the service has one.
+    health: Option<RunHealth>,
+}
+
+/// The health checks of one run.
+struct RunHealth {
+    count: HealthCount,
+    /// When the next probe starts (none while one is under way).
+    next_probe: Option<Instant>,
+    /// The probe under way.
+    probing: Option<ProbeTask>,
+    /// When the run must be healthy by; none once it was.
+    deadline: Option<Instant>,
+}
+
+impl RunHealth {
+    async fn probed(&mut self) -> ProbeResult {
+        match self.probing.as_mut() {
+            Some(probe) => match probe.await {
+                Ok(result) => result,
+                Err(error) => ProbeResult {
+                    passed: false,
+                    evidence: format!("the probe task failed: {error}"),
+                },
+            },
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// The supervisor's state between events.
@@ -84,6 +119,8 @@ pub(super) struct Looper {
     fault_write: Option<JoinHandle<()>>,
     /// The cgroup of the run that ended, kept for the next one.
     spare_cgroup: Option<Cgroup>,
+    /// The service's health probe, when it has a health check.
+    prober: Option<Prober>,
 }
 
 impl Looper {
@@ -96,7 +133,16 @@ impl Looper {
         events: broadcast::Sender<ServiceEvent>,
     ) -> Self {
         let cgroup_name = cgroup_name(&spec.instance.to_string(), &spec.service_dir);
+        let prober = spec.run.health_check.as_ref().and_then(|check| {
+            Prober::new(
+                check,
+                spec.instance.to_string(),
+                spec.directory.clone(),
+                spec.owner.clone(),
+            )
+        });
         Looper {
+            prober,
             tracker: RestartTracker::new(options.restart),
             spec,
             pipeline,
@@ -154,6 +200,9 @@ impl Looper {
                 Event::Sample => self.on_sample().await,
                 Event::RestartDue => self.start_run().await,
                 Event::Stable => self.on_stable(),
+                Event::ProbeDue => self.on_probe_due(),
+                Event::Probed(result) => self.on_probed(result),
+                Event::HealthDeadline => self.on_health_deadline(),
             }
         }
     }
@@ -169,11 +218,21 @@ impl Looper {
         };
         let stable_at = (!run.stable).then(|| run.started + stable_after);
         let sample_at = run.next_sample;
+        // A run being ended for a condition is probed no more.
+        let probing = run.condition.is_none();
+        let (probe_at, deadline) = match (&run.health, probing) {
+            (Some(health), true) => (health.next_probe, health.deadline),
+            _ => (None, None),
+        };
+        let health = run.health.as_mut().filter(|_| probing);
         tokio::select! {
             control = commands.recv() => Event::Control(control),
             status = run.leader.wait() => Event::Exited(status),
             () = sleep_until(sample_at) => Event::Sample,
             () = sleep_until_some(stable_at) => Event::Stable,
+            () = sleep_until_some(probe_at) => Event::ProbeDue,
+            () = sleep_until_some(deadline) => Event::HealthDeadline,
+            result = probed(health) => Event::Probed(result),
         }
     }
 
@@ -280,6 +339,7 @@ impl Looper {
             kill_at: None,
             stable: false,
             next_sample: now + interval,
+            health: self.new_health(now, false),
         });
         let start_time = Utc::now();
         let cgroup_path = self
@@ -330,7 +390,6 @@ impl Looper {
     }
 
     async fn on_sample(&mut self) {
-        let grace = self.grace();
         let make_core = self
             .spec
             .run
@@ -395,6 +454,17 @@ impl Looper {
         } else {
             stop_signal
         };
+        self.end_for(condition, signal, members);
+    }
+
+    /// Ends the run for passing `condition`: `signal` to its tree now, SIGKILL after the
+    /// grace; the exit then counts as a fault and is always restarted.
+    fn end_for(&mut self, condition: Condition, signal: Signal, members: super::tree::Members) {
+        let grace = self.grace();
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
         tracing::warn!(%condition, ?signal, "restart condition passed");
         let pid = run.pid;
         run.tree.signal(&members, signal, true);
@@ -402,12 +472,122 @@ impl Looper {
         let kill_at = now + grace;
         run.kill_at = Some(kill_at);
         run.next_sample = run.next_sample.min(kill_at);
+        self.status.send_modify(|status| {
+            if let Condition::Unhealthy { reason } = &condition {
+                status.health = Some(Health::Unhealthy(reason.clone()));
+            }
+        });
         self.note(
             Level::Warn,
             format!("restart condition passed: {condition}; ending process {pid} with {signal}"),
             pid,
         );
         self.emit(ServiceEvent::ConditionExceeded { condition });
+    }
+
+    /// The health checks of a run started at `now`: the first probe at once, healthy
+    /// within the start window (`kept`: an adopted run, healthy already).
+    fn new_health(&self, now: Instant, kept: bool) -> Option<RunHealth> {
+        let check = self.spec.run.health_check.as_ref()?;
+        self.prober.as_ref()?;
+        let mut count = HealthCount::new(check);
+        if kept {
+            count.assume_healthy();
+        }
+        let window = Duration::from_millis(check.start_window_ms);
+        self.status.send_modify(|status| {
+            status.health = Some(if kept {
+                Health::Healthy
+            } else {
+                Health::Starting
+            });
+        });
+        Some(RunHealth {
+            count,
+            next_probe: Some(now),
+            probing: None,
+            deadline: (!kept).then_some(now + window),
+        })
+    }
+
+    fn on_probe_due(&mut self) {
+        let (Some(prober), Some(run)) = (self.prober.as_ref(), self.run.as_mut()) else {
+            return;
+        };
+        if let Some(health) = run.health.as_mut() {
+            health.next_probe = None;
+            health.probing = Some(prober.start());
+        }
+    }
+
+    fn on_probed(&mut self, result: ProbeResult) {
+        let interval = self
+            .spec
+            .run
+            .health_check
+            .as_ref()
+            .map_or(Duration::from_secs(1), |check| {
+                Duration::from_millis(check.interval_ms)
+            });
+        let stop_signal = self.stop_signal();
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        let pid = run.pid;
+        let Some(health) = run.health.as_mut() else {
+            return;
+        };
+        health.probing = None;
+        // Probes start `interval` apart at most once per interval, whatever they take.
+        health.next_probe = Some(Instant::now() + interval);
+        tracing::debug!(passed = result.passed, evidence = %result.evidence, "health probe");
+        match health.count.count(&result) {
+            Verdict::Same => {}
+            Verdict::Healthy => {
+                health.deadline = None;
+                self.status
+                    .send_modify(|status| status.health = Some(Health::Healthy));
+                self.note(Level::Info, format!("healthy: {}", result.evidence), pid);
+                self.emit(ServiceEvent::Healthy);
+            }
+            Verdict::Unhealthy(reason) => {
+                let members = self.scan_run();
+                self.end_for(Condition::Unhealthy { reason }, stop_signal, members);
+            }
+        }
+    }
+
+    /// The run did not become healthy within its start window: it is ended as unhealthy.
+    fn on_health_deadline(&mut self) {
+        let window = self
+            .spec
+            .run
+            .health_check
+            .as_ref()
+            .map_or(0, |check| check.start_window_ms);
+        let stop_signal = self.stop_signal();
+        let Some(health) = self.run.as_mut().and_then(|run| run.health.as_mut()) else {
+            return;
+        };
+        health.deadline = None;
+        let last = health
+            .count
+            .last_failure
+            .clone()
+            .unwrap_or_else(|| "no probe ended".to_owned());
+        let reason =
+            format!("not healthy within its start window of {window} ms; last probe: {last}");
+        let members = self.scan_run();
+        self.end_for(Condition::Unhealthy { reason }, stop_signal, members);
+    }
+
+    /// The processes of the run as they are now.
+    fn scan_run(&mut self) -> super::tree::Members {
+        let Some(run) = self.run.as_mut() else {
+            return super::tree::Members::default();
+        };
+        let cgroup_pids = run.cgroup.as_ref().map(Cgroup::pids).unwrap_or_default();
+        run.tree.scan(&cgroup_pids, false)
     }
 
     async fn on_exit(&mut self, status: std::io::Result<std::process::ExitStatus>) {
@@ -502,7 +682,12 @@ impl Looper {
                 update_error: None,
                 failures_count: Some(u32::try_from(status.failures_total).unwrap_or(u32::MAX)),
                 last_exit_code: exit.and_then(|exit| exit.shell_code()),
+                failed_version: None,
                 crash_loop: status.crash_loop,
+                unhealthy: match &status.health {
+                    Some(Health::Unhealthy(reason)) => Some(reason.clone()),
+                    _ => None,
+                },
             },
             reason,
             pid: exit.map(|exit| exit.pid),
@@ -693,6 +878,8 @@ impl Looper {
             kill_at: None,
             stable: record.stable,
             next_sample: now + interval,
+            // An adopted run was kept, so it was healthy: it only has to stay so.
+            health: self.new_health(now, true),
         });
         let cgroup_path = self
             .run
@@ -831,6 +1018,14 @@ fn remove_cgroup(cgroup: Option<&Cgroup>) {
         && let Err(error) = cgroup.remove()
     {
         tracing::debug!(%error, path = %cgroup.path().display(), "cgroup not removed");
+    }
+}
+
+/// The end of the probe under way, if any; never without one.
+async fn probed(health: Option<&mut RunHealth>) -> ProbeResult {
+    match health {
+        Some(health) => health.probed().await,
+        None => std::future::pending().await,
     }
 }
 

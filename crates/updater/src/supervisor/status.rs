@@ -59,6 +59,19 @@ pub enum RunState {
     Stopped,
 }
 
+/// How a run's health check stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Health {
+    /// Not healthy yet: within its start window.
+    Starting,
+    /// Passed `healthyAfter` probes in a row and has not failed `unhealthyAfter` since.
+    Healthy,
+    /// Ended for its health check (the reason, with the probe's evidence); a new run
+    /// starts again as [`Health::Starting`].
+    Unhealthy(String),
+}
+
 /// The service's status, as the state report needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -85,6 +98,8 @@ pub struct ServiceStatus {
     pub crash_loop: bool,
     /// How the last run ended.
     pub last_exit: Option<ExitInfo>,
+    /// Its health check's verdict; `None` without a health check.
+    pub health: Option<Health>,
 }
 
 /// Something that happened to the service.
@@ -131,6 +146,8 @@ pub enum ServiceEvent {
     },
     /// The run has stayed up for the policy's stable uptime: the backoff is reset.
     Stable,
+    /// The run passed its health check's `healthyAfter` probes in a row.
+    Healthy,
     /// The service stopped on request; no further run follows.
     Stopped,
 }

@@ -4,6 +4,7 @@
 //! - `support`: temp service directories, polling with deadlines, process lookups.
 //! - `supervise`: crashes, fault reports, backoff, restart conditions, tree stops.
 //! - `install`: installs, upgrades, aborted installs, rollbacks, following the desired version.
+//! - `health`: health checks gating a new version (rolled back) and restarting a run.
 //! - `logs`: 100,000 lines through rotation, the spool and an unreliable sink.
 //! - `agent`: the whole updater with recording seams.
 //! - `remote`: the follower of the desired versions against a real distribution.
@@ -13,6 +14,7 @@
 
 mod agent;
 mod handover;
+mod health;
 mod install;
 mod kill9;
 mod logs;

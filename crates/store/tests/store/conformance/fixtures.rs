@@ -201,6 +201,7 @@ pub fn state(
             update_error: None,
             failures_count: Some(0),
             last_exit_code: None,
+            failed_version: None,
         },
     }
 }

@@ -8,6 +8,7 @@ pub mod expiry;
 pub mod faults;
 pub mod fixtures;
 pub mod follow;
+pub mod known_bad;
 pub mod logs;
 pub mod roles;
 pub mod sequences;
@@ -82,6 +83,8 @@ macro_rules! instantiate {
             faults: [an_id_matches_exactly, query_by_distribution_service_and_time_newest_first,
                 time_range_and_lists_filter_on_the_report_service, invalid_reports_are_refused, remove_and_restore_a_report],
             builds: [set_replaces_and_history_is_newest_first, builds_in_process_fail_at_start],
+            known_bad: [recording_merges_and_writes_only_what_is_new,
+                lists_filter_by_distribution_and_removal_forgets],
             expiry: [logs_expire_by_their_own_ages, faults_expire_by_age_and_by_count, dead_states_and_old_tasks_expire,
                 archived_versions_are_purged_after_seven_days, a_second_run_removes_nothing],
         }
