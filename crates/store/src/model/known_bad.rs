@@ -74,6 +74,7 @@ pub(crate) static KNOWN_BAD_VERSIONS: CollectionDef = CollectionDef {
     fields: &[&DISTRIBUTION, &SERVICE, &VERSION],
     key: &[&DISTRIBUTION, &SERVICE, &VERSION],
     indexes: &[],
+    present_only: &[],
     history: true,
     logs_db: false,
 };
