@@ -214,3 +214,124 @@ fn other_failures_exit_1() {
         result.stderr
     );
 }
+
+#[cfg(feature = "distribution")]
+#[allow(dead_code)]
+#[path = "support/distribution.rs"]
+mod distribution;
+#[cfg(feature = "distribution")]
+#[allow(dead_code)]
+#[path = "support/hello.rs"]
+mod hello;
+
+/// `--distribution` and GraphQL `plan` against a real server that built hello `acme-1.0.0`
+/// and has two instances reporting it.
+#[cfg(feature = "distribution")]
+mod live {
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+    use vupdate_client::{ServiceStateReport, StateReport};
+    use vupdate_test_support::{GitRepo, Patience, Person};
+
+    use super::{distribution, edit, hello, plan_with};
+
+    /// Two builds on a loaded 2-core machine.
+    const LIMIT: Duration = Duration::from_secs(240);
+
+    fn report(instance: &str, role: Option<&str>) -> ServiceStateReport {
+        ServiceStateReport {
+            instance: instance.to_owned(),
+            service: "hello".to_owned(),
+            role: role.map(str::to_owned),
+            directory: format!("/srv/{instance}/hello"),
+            state: StateReport {
+                time: chrono::Utc::now(),
+                install_time: None,
+                start_time: None,
+                version: Some("acme-1.0.0".to_owned()),
+                update_to_version: None,
+                update_error: None,
+                failures_count: None,
+                last_exit_code: None,
+            },
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_distribution_tells_images_present_builds_needed_and_instances() {
+        let dir = tempfile::TempDir::new().expect("dir");
+        let repos = hello::hello_repos();
+        let mut started =
+            distribution::start(dir.path(), &hello::hello_config(&repos.remote, "data")).await;
+        let admin = &started.admin;
+        Patience::up_to(LIMIT)
+            .every(Duration::from_millis(300))
+            .eventually_or(
+                "hello's developer and client images are built",
+                || async {
+                    let data: Value = admin
+                        .graphql("{ status { services { developerImage clientImage } } }", json!({}))
+                        .await
+                        .ok()?;
+                    let service = &data["status"]["services"][0];
+                    (service["developerImage"] == true && service["clientImage"] == true)
+                        .then_some(())
+                },
+                || async { distribution::log(dir.path()) },
+            )
+            .await;
+        admin
+            .set_service_states(&[report("vm-1", None), report("vm-2", Some("eu"))])
+            .await
+            .expect("states stored");
+
+        let work = GitRepo::clone_from(&repos.remote);
+        let old = work.rev_parse("HEAD");
+        edit(&work, "desired/developer.yaml", "acme-1.0.0", "acme-1.0.1");
+        let new = work.commit("hello 1.0.1", &Person::bob());
+        let token = [("VUPDATE_TOKEN", started.admin_token.as_str())];
+        let forward = plan_with(&work, &["--distribution", &started.base], &token);
+        assert_eq!(forward.code, Some(0), "{}", forward.stderr);
+        let out = &forward.stdout;
+        assert!(out.contains("developer acme-1.0.0 -> acme-1.0.1 (build needed)"), "{out}");
+        assert!(out.contains("instances to update: no role: vm-1; eu: vm-2"), "{out}");
+        assert!(
+            out.contains("this distribution does not report known-bad versions"),
+            "a server without knownBadVersions is no failure: {out}"
+        );
+        let back = plan_with(&work, &["HEAD..HEAD~1", "--distribution", &started.base], &token);
+        assert_eq!(back.code, Some(0), "{}", back.stderr);
+        assert!(back.stdout.contains("developer acme-1.0.1 -> acme-1.0.0 (image present)"), "{}", back.stdout);
+        assert!(back.stdout.contains("client acme-1.0.1 -> acme-1.0.0 (image present)"), "{}", back.stdout);
+        assert!(back.stdout.contains("instances to update: none"), "{}", back.stdout);
+
+        // The same plan from the API, once the server's clone has the commit.
+        work.push("origin", "main");
+        let query = "query($base: String!, $head: String!) { plan(base: $base, head: $head) { \
+            valid services { service developerImage instances { role instances } } markdown } }";
+        let answer: Value = Patience::up_to(LIMIT)
+            .every(Duration::from_millis(300))
+            .eventually("the server knows the pushed commit", || async {
+                admin
+                    .graphql::<Value>(query, json!({"base": new, "head": old}))
+                    .await
+                    .ok()
+            })
+            .await;
+        let service = &answer["plan"]["services"][0];
+        assert_eq!(service["developerImage"], "PRESENT", "{answer}");
+        assert_eq!(service["instances"], json!([]), "both run acme-1.0.0 already");
+        let answer: Value = admin
+            .graphql(query, json!({"base": old, "head": new}))
+            .await
+            .expect("plan");
+        assert_eq!(
+            answer["plan"]["services"][0]["instances"],
+            json!([{"role": null, "instances": ["vm-1"]}, {"role": "eu", "instances": ["vm-2"]}])
+        );
+        let markdown = answer["plan"]["markdown"].as_str().expect("markdown");
+        assert!(markdown.contains("| `hello` | versions change |"), "{markdown}");
+        distribution::terminate(&mut started.server);
+    }
+}

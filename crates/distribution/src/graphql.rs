@@ -20,6 +20,7 @@ mod general;
 mod install;
 mod limits;
 mod logs;
+mod plan;
 mod providers;
 mod records;
 mod remote_builds;
@@ -65,6 +66,7 @@ pub struct Query(
     consumers::ConsumersQuery,
     providers::ProvidersQuery,
     remote_builds::RemoteBuildsQuery,
+    plan::PlanQuery,
 );
 
 /// Every mutation, one part per subject.

@@ -245,23 +245,8 @@ async fn services(
     let developer = &state.desired.developer;
     let client = state.effective_client_versions();
     let names: BTreeSet<&ServiceName> = developer.keys().chain(client.keys()).collect();
-    let alive_since = context.store.now()
-        - chrono::TimeDelta::from_std(context.state_lifetime).unwrap_or(chrono::TimeDelta::MAX);
-    let states = context
-        .store
-        .service_states()
-        .query(&StateQuery {
-            distribution: Some(context.info.name.clone()),
-            ..StateQuery::default()
-        })
-        .await
-        .api()?;
     let mut by_service: BTreeMap<ServiceName, Vec<ServiceStateRecord>> = BTreeMap::new();
-    for stored in states {
-        let record = stored.record;
-        if record.state.time < alive_since {
-            continue;
-        }
+    for record in alive_states(context).await? {
         // The role is a field of its own: a service's instances in every role count here.
         by_service
             .entry(record.service.clone())
@@ -331,6 +316,29 @@ async fn services(
         });
     }
     Ok(list)
+}
+
+/// The states of this distribution's own instances that reported within the
+/// service-state expiration.
+pub(super) async fn alive_states(
+    context: &ApiContext,
+) -> async_graphql::Result<Vec<ServiceStateRecord>> {
+    let alive_since = context.store.now()
+        - chrono::TimeDelta::from_std(context.state_lifetime).unwrap_or(chrono::TimeDelta::MAX);
+    let states = context
+        .store
+        .service_states()
+        .query(&StateQuery {
+            distribution: Some(context.info.name.clone()),
+            ..StateQuery::default()
+        })
+        .await
+        .api()?;
+    Ok(states
+        .into_iter()
+        .map(|stored| stored.record)
+        .filter(|record| record.state.time >= alive_since)
+        .collect())
 }
 
 /// The instances' counts by role (`None`, no role, sorts first).
