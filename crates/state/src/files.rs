@@ -17,6 +17,7 @@ pub const TOP_LEVEL_FILES: &[&str] = &[
     "providers.yaml",
     "consumers.yaml",
     "tested.yaml",
+    "policy.yaml",
 ];
 
 /// The folders whose whole content belongs to the schema (anything else in them is an error).

@@ -40,7 +40,8 @@ pub use edit::StateEdit;
 pub use error::StateError;
 pub use files::FileSet;
 pub use model::{
-    AutoUpdate, ClientBuild, Consumer, Desired, DeveloperBuild, GitRepository, Provider,
+    AutoUpdate, ClientBuild, Consumer, Desired, DeveloperBuild, EditMode, EditRule, GitRepository,
+    Policy, Provider,
     SCHEMA_VERSION, SELF_PROFILE, ServiceSettings, State, TestedVersions,
 };
 pub use plan::{Facts, KnownBad, Plan};
