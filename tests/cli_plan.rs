@@ -271,7 +271,10 @@ mod live {
                 "hello's developer and client images are built",
                 || async {
                     let data: Value = admin
-                        .graphql("{ status { services { developerImage clientImage } } }", json!({}))
+                        .graphql(
+                            "{ status { services { developerImage clientImage } } }",
+                            json!({}),
+                        )
                         .await
                         .ok()?;
                     let service = &data["status"]["services"][0];
@@ -294,17 +297,41 @@ mod live {
         let forward = plan_with(&work, &["--distribution", &started.base], &token);
         assert_eq!(forward.code, Some(0), "{}", forward.stderr);
         let out = &forward.stdout;
-        assert!(out.contains("developer acme-1.0.0 -> acme-1.0.1 (build needed)"), "{out}");
-        assert!(out.contains("instances to update: no role: vm-1; eu: vm-2"), "{out}");
+        assert!(
+            out.contains("developer acme-1.0.0 -> acme-1.0.1 (build needed)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("instances to update: no role: vm-1; eu: vm-2"),
+            "{out}"
+        );
         assert!(
             out.contains("this distribution does not report known-bad versions"),
             "a server without knownBadVersions is no failure: {out}"
         );
-        let back = plan_with(&work, &["HEAD..HEAD~1", "--distribution", &started.base], &token);
+        let back = plan_with(
+            &work,
+            &["HEAD..HEAD~1", "--distribution", &started.base],
+            &token,
+        );
         assert_eq!(back.code, Some(0), "{}", back.stderr);
-        assert!(back.stdout.contains("developer acme-1.0.1 -> acme-1.0.0 (image present)"), "{}", back.stdout);
-        assert!(back.stdout.contains("client acme-1.0.1 -> acme-1.0.0 (image present)"), "{}", back.stdout);
-        assert!(back.stdout.contains("instances to update: none"), "{}", back.stdout);
+        assert!(
+            back.stdout
+                .contains("developer acme-1.0.1 -> acme-1.0.0 (image present)"),
+            "{}",
+            back.stdout
+        );
+        assert!(
+            back.stdout
+                .contains("client acme-1.0.1 -> acme-1.0.0 (image present)"),
+            "{}",
+            back.stdout
+        );
+        assert!(
+            back.stdout.contains("instances to update: none"),
+            "{}",
+            back.stdout
+        );
 
         // The same plan from the API, once the server's clone has the commit.
         work.push("origin", "main");
@@ -321,7 +348,11 @@ mod live {
             .await;
         let service = &answer["plan"]["services"][0];
         assert_eq!(service["developerImage"], "PRESENT", "{answer}");
-        assert_eq!(service["instances"], json!([]), "both run acme-1.0.0 already");
+        assert_eq!(
+            service["instances"],
+            json!([]),
+            "both run acme-1.0.0 already"
+        );
         let answer: Value = admin
             .graphql(query, json!({"base": old, "head": new}))
             .await
@@ -331,7 +362,10 @@ mod live {
             json!([{"role": null, "instances": ["vm-1"]}, {"role": "eu", "instances": ["vm-2"]}])
         );
         let markdown = answer["plan"]["markdown"].as_str().expect("markdown");
-        assert!(markdown.contains("| `hello` | versions change |"), "{markdown}");
+        assert!(
+            markdown.contains("| `hello` | versions change |"),
+            "{markdown}"
+        );
         distribution::terminate(&mut started.server);
     }
 }

@@ -78,7 +78,11 @@ fn bench(c: &mut Criterion) {
         repo.write(&format!("services/renamed-{i}.yaml"), &text);
     }
     // Removed and renamed services leave the lists too.
-    for file in ["desired/developer.yaml", "desired/client.yaml", "profiles.yaml"] {
+    for file in [
+        "desired/developer.yaml",
+        "desired/client.yaml",
+        "profiles.yaml",
+    ] {
         let text = repo.read(file);
         let kept: Vec<&str> = text
             .lines()
@@ -96,8 +100,16 @@ fn bench(c: &mut Criterion) {
     let head = state_repo.load(&head_id).expect("valid head");
     let facts = facts(&base);
     let plan = Plan::compute(Ok(&base), Ok(&head), &facts);
-    assert_eq!(plan.services.len(), 220, "200 bumps, 10 renames, 10 removals");
-    assert_eq!(plan.known_bad_count(), 5, "every 40th of the bumped desires big-2.0.0");
+    assert_eq!(
+        plan.services.len(),
+        220,
+        "200 bumps, 10 renames, 10 removals"
+    );
+    assert_eq!(
+        plan.known_bad_count(),
+        5,
+        "every 40th of the bumped desires big-2.0.0"
+    );
 
     c.bench_function("plan/load_both_compute_render", |b| {
         b.iter(|| {

@@ -41,8 +41,7 @@ pub use error::StateError;
 pub use files::FileSet;
 pub use model::{
     AutoUpdate, ClientBuild, Consumer, Desired, DeveloperBuild, EditMode, EditRule, GitRepository,
-    Policy, Provider,
-    SCHEMA_VERSION, SELF_PROFILE, ServiceSettings, State, TestedVersions,
+    Policy, Provider, SCHEMA_VERSION, SELF_PROFILE, ServiceSettings, State, TestedVersions,
 };
 pub use plan::{Facts, KnownBad, Plan};
 pub use problems::{Position, Problem, ValidationErrors};

@@ -348,17 +348,22 @@ impl DesiredMutation {
             distribution,
             versions: list,
         };
-        let revision = match expected_revision {
-            Some(expected) => context.commit_edit(principal, edit, expected, comment).await,
-            None if principal.role == Role::DistributionConsumer => {
-                context.commit_edit_on_tip(principal, edit, comment).await
-            }
+        // A consumer's marks (on the tip) are a machine's record, not a change to review.
+        let revision: StateRevision = match expected_revision {
+            Some(expected) => context
+                .commit_edit(principal, edit, expected, comment)
+                .await
+                .map(Into::into),
+            None if principal.role == Role::DistributionConsumer => context
+                .commit_edit_on_tip(principal, edit, comment)
+                .await
+                .map(Into::into),
             None => Err(ApiError::bad_request(
                 "argument `expectedRevision`: give the revision you saw (only a consumer distribution may leave it out)",
             )),
         }
         .api()?;
-        Ok(revision.into())
+        Ok(revision)
     }
 }
 

@@ -163,6 +163,18 @@ struct StateRepoStatus {
     last_fetch: Option<DateTime<Utc>>,
     /// Why the last check failed, if it did.
     fetch_error: Option<String>,
+    /// Edits waiting for review: branches `vupdate/edit/...` that `policy.yaml` sent API
+    /// and dashboard edits to, not merged into the followed branch yet.
+    proposed_edits: Vec<ProposedEdit>,
+}
+
+/// An edit on a branch of its own, waiting for a person to merge it.
+#[derive(SimpleObject)]
+struct ProposedEdit {
+    /// The branch, `vupdate/edit/<account>/<time>`.
+    branch: String,
+    /// Its commit.
+    commit: super::types::StateRevision,
 }
 
 /// The whole status.
@@ -205,6 +217,16 @@ impl StatusQuery {
             last_error: watch.last_error.map(InvalidCommitInfo::from),
             last_fetch: watch.last_fetch,
             fetch_error: watch.fetch_error,
+            proposed_edits: context
+                .with_repo(|repo| repo.waiting_proposals(super::context::PROPOSAL_PREFIX))
+                .await
+                .api()?
+                .into_iter()
+                .map(|(branch, revision)| ProposedEdit {
+                    branch,
+                    commit: revision.into(),
+                })
+                .collect(),
         };
         let in_force = context.in_force.borrow().clone();
         let (services, consumers, providers) = match in_force {

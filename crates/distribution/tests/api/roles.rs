@@ -74,6 +74,7 @@ const QUERIES: Table = &[
     ("lastSourceCommit", &["admin", "developer"]),
     ("serviceProfiles", &["admin", "developer"]),
     ("status", &["admin", "developer", "builder"]),
+    ("plan", &["admin", "developer"]),
     (
         "developerDesiredVersions",
         &["admin", "developer", "builder", "consumer"],

@@ -27,8 +27,8 @@ use crate::model::{
 use crate::problems::ValidationErrors;
 use crate::schema::entries::Entries;
 use crate::schema::raw::{
-    ConsumersFile, DesiredFile, MarkerFile, ProfilesFile, ProvidersFile, RawAutoUpdate,
-    PolicyFile, SettingsFile, TestedFile,
+    ConsumersFile, DesiredFile, MarkerFile, PolicyFile, ProfilesFile, ProvidersFile, RawAutoUpdate,
+    SettingsFile, TestedFile,
 };
 use crate::schema::{Problems, parse_document, parse_file};
 

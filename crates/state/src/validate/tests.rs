@@ -239,7 +239,10 @@ fn each_problem_is_reported_with_file_line_and_column() {
         ),
         (
             "an edit policy with an unknown field",
-            &[("policy.yaml", "edits:\n  - branch: main\n    mode: commit\n    when: always\n")],
+            &[(
+                "policy.yaml",
+                "edits:\n  - branch: main\n    mode: commit\n    when: always\n",
+            )],
             &["policy.yaml:4:5: unknown field `when`, expected one of branch, mode"],
         ),
         (
@@ -405,7 +408,11 @@ fn the_first_edit_rule_matching_a_branch_applies() {
     assert_eq!(mode("release/a/b"), EditMode::Commit, "`*` stops at `/`");
     assert_eq!(mode("staging"), EditMode::Commit);
     let without = State::parse(&files(&[])).expect("valid");
-    assert_eq!(without.policy.edit_mode("main"), EditMode::Commit, "the default");
+    assert_eq!(
+        without.policy.edit_mode("main"),
+        EditMode::Commit,
+        "the default"
+    );
 }
 
 #[test]
