@@ -245,15 +245,14 @@ async fn images(context: &ApiContext, plan: &core::Plan) -> async_graphql::Resul
         let wanted =
             |change: &Option<core::VersionChange>| change.as_ref().and_then(|c| c.to.clone());
         if let Some(Ok(version)) = wanted(&service.developer).map(|v| v.parse::<DeveloperVersion>())
+            && has_image(context, &name, ImageVersion::Developer(version.clone())).await?
         {
-            if has_image(context, &name, ImageVersion::Developer(version.clone())).await? {
-                images.developer.insert((name.clone(), version));
-            }
+            images.developer.insert((name.clone(), version));
         }
-        if let Some(Ok(version)) = wanted(&service.client).map(|v| v.parse::<ClientVersion>()) {
-            if has_image(context, &name, ImageVersion::Client(version.clone())).await? {
-                images.client.insert((name.clone(), version));
-            }
+        if let Some(Ok(version)) = wanted(&service.client).map(|v| v.parse::<ClientVersion>())
+            && has_image(context, &name, ImageVersion::Client(version.clone())).await?
+        {
+            images.client.insert((name.clone(), version));
         }
     }
     Ok(images)
