@@ -6,31 +6,34 @@ use crate::files::FileSet;
 const API: &str = "developer:\n  sources:\n    - name: api\n      git: { url: \"git@example.com:api.git\", branch: main }\n";
 const WEB: &str = "developer:\n  sources:\n    - name: web\n      git: { url: \"git@example.com:web.git\", branch: main }\n";
 
-fn state(files: &[(&str, &str)]) -> State {
+fn state<T: AsRef<str>>(files: &[(&str, T)]) -> State {
     let mut set: FileSet = [("vupdate.yaml", "schema: 1\n")].into_iter().collect();
     for (path, text) in files {
-        set.insert(*path, *text);
+        set.insert(*path, text.as_ref());
     }
     State::parse(&set).expect("a valid test state")
 }
 
+/// Two services in `self`, `api` also in acme's profile, both desired.
 fn base() -> State {
-    state(&[
-        ("services/api.yaml", API),
-        ("services/web.yaml", WEB),
+    state(&with("versions:\n  api: orbit-1.0.0\n  web: orbit-2.0.0\n"))
+}
+
+/// The files of [`base`] with `desired` as `desired/developer.yaml`.
+fn with(desired: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("services/api.yaml", API.to_owned()),
+        ("services/web.yaml", WEB.to_owned()),
         (
             "profiles.yaml",
-            "profiles:\n  self: [api, web]\n  partner: [api]\n",
+            "profiles:\n  self: [api, web]\n  partner: [api]\n".to_owned(),
         ),
         (
             "consumers.yaml",
-            "consumers:\n  acme: { profile: partner }\n",
+            "consumers:\n  acme: { profile: partner }\n".to_owned(),
         ),
-        (
-            "desired/developer.yaml",
-            "versions:\n  api: orbit-1.0.0\n  web: orbit-2.0.0\n",
-        ),
-    ])
+        ("desired/developer.yaml", desired.to_owned()),
+    ]
 }
 
 fn name(text: &str) -> ServiceName {
@@ -56,22 +59,7 @@ fn an_unchanged_state_plans_nothing() {
 
 #[test]
 fn a_version_change_names_images_instances_consumers_and_known_bad_versions() {
-    let head = state(&[
-        ("services/api.yaml", API),
-        ("services/web.yaml", WEB),
-        (
-            "profiles.yaml",
-            "profiles:\n  self: [api, web]\n  partner: [api]\n",
-        ),
-        (
-            "consumers.yaml",
-            "consumers:\n  acme: { profile: partner }\n",
-        ),
-        (
-            "desired/developer.yaml",
-            "versions:\n  api: orbit-1.0.1\n  web: jetto-2.0.1\n",
-        ),
-    ]);
+    let head = state(&with("versions:\n  api: orbit-1.0.1\n  web: jetto-2.0.1\n"));
     let facts = Facts {
         distribution: Some("orbit".to_owned()),
         images: Some(Images {

@@ -3,7 +3,7 @@
 
 use gix::refs::transaction::PreviousValue;
 
-use super::{Author, Revision, StateRepo, git};
+use super::{Author, Revision, StateRepo, branch_reference, git};
 use crate::edit::StateEdit;
 use crate::error::StateError;
 
@@ -30,7 +30,7 @@ impl StateRepo {
     ) -> Result<Option<Revision>, StateError> {
         let span = tracing::info_span!("state_propose", base = %self.branch, branch = %branch, parent = %expected_parent, commit = tracing::field::Empty);
         let _entered = span.enter();
-        proposal_reference(branch)?;
+        branch_reference(branch)?;
         let repo = self.start_change()?;
         let parent = self.checked_parent(&repo, expected_parent)?;
         let Some(commit) = self.edit_commit(&repo, edit, parent, author, message)? else {
@@ -51,7 +51,7 @@ impl StateRepo {
         branch: &str,
         replaces: &str,
     ) -> Result<(), StateError> {
-        let reference = proposal_reference(branch)?;
+        let reference = branch_reference(branch)?;
         let replaced = self.proposals(repo, replaces)?;
         let replaced: Vec<String> = replaced.into_iter().filter(|b| b != branch).collect();
         if let Some(remote) = &self.remote {
@@ -183,16 +183,4 @@ impl StateRepo {
         names.sort();
         Ok(names)
     }
-}
-
-/// The reference of the proposal branch `branch`, refused when Git would refuse the name.
-pub(super) fn proposal_reference(branch: &str) -> Result<String, StateError> {
-    let reference = format!("refs/heads/{branch}");
-    gix::validate::reference::name(reference.as_str().into()).map_err(|error| {
-        StateError::BadBranchName {
-            branch: branch.to_owned(),
-            reason: error.to_string(),
-        }
-    })?;
-    Ok(reference)
 }

@@ -142,7 +142,7 @@ impl StateRepo {
         author: &Author,
         message: Option<&str>,
     ) -> Result<Option<Revision>, StateError> {
-        super::propose::proposal_reference(branch)?;
+        super::branch_reference(branch)?;
         let parent = self.resolve(expected_parent)?.id;
         let revision = self.revert_inner(
             rev,
