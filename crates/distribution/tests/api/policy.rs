@@ -90,29 +90,3 @@ async fn an_edit_under_a_pull_request_policy_makes_a_branch_not_a_commit_on_main
     assert_eq!(waiting.len(), 1, "{waiting:?}");
     assert_eq!(waiting[0]["branch"], revert_branch);
 }
-
-#[tokio::test]
-async fn without_a_policy_edits_commit_directly_and_say_no_branch() {
-    let harness = Harness::start().await;
-    let before = harness.remote.rev_parse("main");
-    harness.wait_in_force(&before).await;
-    let data = harness
-        .ok(
-            &harness.developer,
-            SET_DEVELOPER,
-            json!({"changes": [{"service": "api", "version": "acme-1.0.1"}], "expected": before, "comment": "Direct"}),
-        )
-        .await;
-    assert_eq!(
-        data["setDeveloperDesiredVersions"]["proposedBranch"],
-        Value::Null
-    );
-    assert_eq!(
-        harness.remote.rev_parse("main"),
-        data["setDeveloperDesiredVersions"]["id"]
-            .as_str()
-            .expect("id")
-    );
-    let status = harness.ok(&harness.developer, WAITING, json!({})).await;
-    assert_eq!(status["status"]["stateRepo"]["proposedEdits"], json!([]));
-}
