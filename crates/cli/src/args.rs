@@ -436,8 +436,9 @@ pub struct LiveArgs {
     /// --token-file: other users of the machine can read a command line.
     #[arg(long, env = "VUPDATE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// A file holding the access token (e.g. one the distribution's `tokenFiles` wrote).
-    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    /// A file holding the access token (e.g. one the distribution's `tokenFiles` wrote);
+    /// it wins over --token and VUPDATE_TOKEN.
+    #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// A PEM file of extra trusted certificates (e.g. the distribution's self-signed one).
     #[arg(long, value_name = "FILE")]

@@ -143,14 +143,15 @@ fn facts(answer: Answer, known_bad: Option<Vec<KnownBadRecord>>) -> anyhow::Resu
     })
 }
 
-/// The client of `--distribution`, with the token of --token, VUPDATE_TOKEN or --token-file.
+/// The client of `--distribution`, with the token of --token-file, else --token or
+/// VUPDATE_TOKEN.
 fn client(url: &str, live: &LiveArgs) -> anyhow::Result<Client> {
-    let token = match (&live.token, &live.token_file) {
-        (Some(token), _) => token.clone(),
-        (None, Some(file)) => std::fs::read_to_string(file)
+    let token = match (&live.token_file, &live.token) {
+        (Some(file), _) => std::fs::read_to_string(file)
             .with_context(|| format!("--token-file {}", file.display()))?
             .trim()
             .to_owned(),
+        (None, Some(token)) => token.clone(),
         (None, None) => anyhow::bail!(
             "--distribution needs an access token: set VUPDATE_TOKEN or give --token-file"
         ),
