@@ -9,6 +9,7 @@
 //!
 //! - `scenarios`: a merged pull request, its `git revert`, an API edit, an updater that was
 //!   offline, a bad commit, and a version that cannot start.
+//! - `provenance`: the state commit each host reports, and the hosts not yet on a commit.
 
 // Shared with the other end-to-end tests; restarting a server is for the crash tests.
 #[allow(dead_code)]
@@ -17,5 +18,6 @@ mod distribution;
 #[allow(dead_code)]
 #[path = "../support/hello.rs"]
 mod hello;
+mod provenance;
 mod scenarios;
 mod world;

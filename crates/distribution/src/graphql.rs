@@ -21,6 +21,7 @@ mod install;
 mod limits;
 mod logs;
 mod plan;
+mod provenance;
 mod providers;
 mod records;
 mod remote_builds;
@@ -67,6 +68,7 @@ pub struct Query(
     providers::ProvidersQuery,
     remote_builds::RemoteBuildsQuery,
     plan::PlanQuery,
+    provenance::ProvenanceQuery,
 );
 
 /// Every mutation, one part per subject.

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use anyhow::Context;
 use serde::Deserialize;
 use serde_json::json;
-use vupdate_client::{Client, ClientError};
+use vupdate_client::Client;
 use vupdate_state::plan::{Images, InstanceFact};
 use vupdate_state::{Facts, KnownBad};
 
@@ -79,23 +79,13 @@ pub fn fetch(url: &str, live: &LiveArgs) -> anyhow::Result<Facts> {
             .with_context(|| format!("asking {url} for images and instances"))?;
         let known_bad = match client.graphql::<KnownBadAnswer>(KNOWN_BAD, json!({})).await {
             Ok(answer) => Some(answer.known_bad_versions),
-            Err(error) if unknown_field(&error) => None,
+            Err(error) if error.is_unknown_field("knownBadVersions") => None,
             Err(error) => {
                 return Err(error).with_context(|| format!("asking {url} for known-bad versions"));
             }
         };
         facts(answer, known_bad)
     })
-}
-
-/// A server from before known-bad versions answers that the field does not exist.
-fn unknown_field(error: &ClientError) -> bool {
-    match error {
-        ClientError::Graphql { errors, .. } => errors
-            .iter()
-            .any(|e| e.message.contains("Unknown field \"knownBadVersions\"")),
-        _ => false,
-    }
 }
 
 fn facts(answer: Answer, known_bad: Option<Vec<KnownBadRecord>>) -> anyhow::Result<Facts> {

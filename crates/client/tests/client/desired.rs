@@ -1,6 +1,6 @@
 //! Desired client versions: the query, and the live feed over `/graphql/ws` (the list in
 //! force at once, each change after), its refusal with a code, and its end when the
-//! server goes away.
+//! server goes away; both with the state commit the list comes from.
 
 use std::time::Duration;
 
@@ -82,6 +82,43 @@ async fn the_feed_gives_the_list_in_force_then_each_change() {
         .expect("the change in time")
         .expect("no error");
     assert_eq!(next, Some(map(&[("api", "acme-1.0.0_2")])));
+    feed.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_list_carries_its_state_commit_and_a_new_commit_sends_it_again() {
+    let mut server = support::start().await;
+    let first = server.desire_client(&[("api", "acme-1.0.0_1")]).await;
+    let services = names(&["api"]);
+    let polled = server
+        .updater
+        .client_desired_list(Some(&services))
+        .await
+        .expect("query");
+    assert_eq!(polled.revision.as_deref(), Some(first.as_str()));
+    assert_eq!(polled.versions, map(&[("api", "acme-1.0.0_1")]));
+    let mut feed = server
+        .updater
+        .follow_client_desired_list(Some(&services))
+        .await
+        .expect("follow");
+    let in_force = tokio::time::timeout(LIMIT, feed.next_list())
+        .await
+        .expect("the list in force in time")
+        .expect("no error")
+        .expect("a list");
+    assert_eq!(in_force, polled);
+    // A commit that leaves `api` as it was still moves the revision `api`'s updater
+    // converges to.
+    let second = server.desire_client(&[("web", "acme-3.0.0")]).await;
+    let next = tokio::time::timeout(LIMIT, feed.next_list())
+        .await
+        .expect("the new commit in time")
+        .expect("no error")
+        .expect("a list");
+    assert_eq!(next.revision.as_deref(), Some(second.as_str()));
+    assert_eq!(next.versions, polled.versions);
     feed.close().await;
     server.stop().await;
 }

@@ -41,6 +41,34 @@ const EDITORS: &[Role] = &[Role::Administrator, Role::Developer];
 /// The most history entries one query returns.
 const MAX_HISTORY: usize = 500;
 
+/// A desired client version, with the state commit its list comes from.
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+struct DesiredClientVersion {
+    /// The service.
+    service: String,
+    /// The client version that should run.
+    version: String,
+    /// The state commit (full id) the list comes from: what an updater reports as its
+    /// `stateCommit` once all its services run the list.
+    revision: String,
+}
+
+/// The client versions that should run at `revision`, for `services` (all when `None`).
+fn desired_client_list(
+    state: &State,
+    revision: &str,
+    services: Option<&std::collections::BTreeSet<ServiceName>>,
+) -> Vec<DesiredClientVersion> {
+    ServiceVersion::list(&only(&state.effective_client_versions(), services))
+        .into_iter()
+        .map(|pair| DesiredClientVersion {
+            service: pair.service,
+            version: pair.version,
+            revision: revision.to_owned(),
+        })
+        .collect()
+}
+
 /// A revision that changed the desired versions, with both lists as they were then.
 #[derive(SimpleObject)]
 struct DesiredRevision {
@@ -111,12 +139,25 @@ impl DesiredQuery {
         ctx: &Context<'_>,
         revision: Option<String>,
         services: Option<Vec<String>>,
-    ) -> async_graphql::Result<Vec<ServiceVersion>> {
+    ) -> async_graphql::Result<Vec<DesiredClientVersion>> {
         require(ctx, CLIENT_READERS)?;
         let services = parse_services("services", services).api()?;
-        let state = api(ctx).state_at(revision).await.api()?;
-        let versions = state.effective_client_versions();
-        Ok(ServiceVersion::list(&only(&versions, services.as_ref())))
+        let context = api(ctx);
+        let (revision, state) = match revision {
+            None => {
+                let in_force = context.state_in_force().api()?;
+                (in_force.revision.id, in_force.state)
+            }
+            Some(rev) => context
+                .with_repo(move |repo| {
+                    let id = repo.resolve(&rev)?.id;
+                    let state = repo.load(&id)?;
+                    Ok((id, std::sync::Arc::new(state)))
+                })
+                .await
+                .api()?,
+        };
+        Ok(desired_client_list(&state, &revision, services.as_ref()))
     }
 
     /// The revisions that changed the desired versions, newest first (at most `limit`).
@@ -376,34 +417,50 @@ impl DesiredSubscription {
     /// The client versions that should run (as `clientDesiredVersions`): the list in force
     /// at once, then again each time it changes for the given services, and again
     /// (unchanged) each time an image is stored, so an updater waiting for the image of a
-    /// version just made desired fetches it at once instead of at its next retry.
+    /// version just made desired fetches it at once instead of at its next retry. When
+    /// `revision` is asked for, a new state commit sends the list again even when it is
+    /// unchanged, with the new revision.
     async fn client_desired_versions_changed(
         &self,
         ctx: &Context<'_>,
         services: Option<Vec<String>>,
-    ) -> async_graphql::Result<impl Stream<Item = Vec<ServiceVersion>>> {
+    ) -> async_graphql::Result<impl Stream<Item = Vec<DesiredClientVersion>>> {
         require(ctx, CLIENT_READERS)?;
         let services = parse_services("services", services).api()?;
         let context = api(ctx);
+        let with_revision = ctx.look_ahead().field("revision").exists();
         // The feed ends when the state watcher does (the server stops), whatever images do.
         let in_force = WatchStream::new(context.in_force.clone())
             .map(Event::State)
             .chain(futures::stream::once(async { Event::End }));
         // The first value is the count so far: only later ones are new images.
         let stored = WatchStream::from_changes(context.images.stored()).map(|_| Event::Image);
-        let mut current: Option<Vec<ServiceVersion>> = None;
+        let mut current: Option<Vec<DesiredClientVersion>> = None;
         Ok(futures::stream::select(in_force, stored)
             .take_while(|event| futures::future::ready(!matches!(event, Event::End)))
             .filter_map(move |event| {
                 let emit = match event {
                     Event::State(in_force) => {
                         let list = in_force.map(|in_force| {
-                            ServiceVersion::list(&only(
-                                &in_force.state.effective_client_versions(),
+                            desired_client_list(
+                                &in_force.state,
+                                &in_force.revision.id,
                                 services.as_ref(),
-                            ))
+                            )
                         });
-                        let changed = list.is_some() && list != current;
+                        let same = |a: &[DesiredClientVersion], b: &[DesiredClientVersion]| {
+                            a.len() == b.len()
+                                && a.iter().zip(b).all(|(a, b)| {
+                                    a.service == b.service
+                                        && a.version == b.version
+                                        && (!with_revision || a.revision == b.revision)
+                                })
+                        };
+                        let changed = match (&list, &current) {
+                            (Some(list), Some(current)) => !same(list, current),
+                            (Some(_), None) => true,
+                            (None, _) => false,
+                        };
                         if changed {
                             current.clone_from(&list);
                         }

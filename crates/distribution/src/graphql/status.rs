@@ -68,6 +68,9 @@ struct InstanceStatus {
     on_desired: bool,
     /// When it last reported.
     time: DateTime<Utc>,
+    /// The state commit its updater last fully applied (null: unknown, an updater that
+    /// does not report it).
+    state_commit: Option<String>,
 }
 
 /// A service's instances in one role.
@@ -418,6 +421,7 @@ fn instance_status(record: ServiceStateRecord, desired: Option<&ClientVersion>) 
         update_to_version: state.update_to_version.map(|v| v.to_string()),
         update_error: state.update_error.map(|e| e.error),
         time: state.time,
+        state_commit: record.state_commit,
     }
 }
 

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use vupdate_client::DesiredList;
 use vupdate_core::service::ServiceName;
 
 use vupdate_backoff::Backoff;
@@ -109,8 +110,11 @@ struct Shared {
 }
 
 impl Shared {
-    /// Publishes `map` when it differs from the current one; says whether it did.
-    fn publish(&self, map: DesiredVersions, via: &'static str) -> bool {
+    /// Publishes `list`'s map when it differs from the current one; says whether it did.
+    /// Its revision is followed either way (a new commit may leave the map as it was).
+    fn publish(&self, list: DesiredList, via: &'static str) -> bool {
+        self.api.provenance.follow(&list);
+        let map = list.versions;
         let changed = self.desired.send_if_modified(|current| {
             if *current == map {
                 return false;
@@ -121,7 +125,7 @@ impl Shared {
             true
         });
         if changed {
-            tracing::info!(via, versions = %describe(&map), "desired versions");
+            tracing::info!(via, versions = %describe(&map), revision = list.revision.as_deref().unwrap_or("unknown"), "desired versions");
         }
         changed
     }
@@ -179,20 +183,20 @@ async fn subscribe(shared: Arc<Shared>) {
         let opened = shared
             .api
             .client()
-            .follow_client_desired_versions(Some(&shared.services))
+            .follow_client_desired_list(Some(&shared.services))
             .await;
         shared.api.observe(&opened);
         match opened {
             Ok(mut feed) => {
                 tracing::debug!("following the desired versions live");
                 loop {
-                    let event = feed.next().await;
+                    let event = feed.next_list().await;
                     shared.api.observe(&event);
                     match event {
-                        Ok(Some(map)) => {
+                        Ok(Some(list)) => {
                             backoff.reset();
                             shared.events.fetch_add(1, Ordering::SeqCst);
-                            if !shared.publish(map, "subscription") {
+                            if !shared.publish(list, "subscription") {
                                 shared.nudge();
                             }
                         }
@@ -230,14 +234,14 @@ async fn poll(shared: Arc<Shared>, interval: Duration) {
         let polled = shared
             .api
             .client()
-            .client_desired_versions(Some(&shared.services))
+            .client_desired_list(Some(&shared.services))
             .await;
         shared.api.observe(&polled);
         match polled {
-            Ok(map) => {
+            Ok(list) => {
                 backoff.reset();
                 if shared.events.load(Ordering::SeqCst) == seen {
-                    shared.publish(map, "poll");
+                    shared.publish(list, "poll");
                 }
                 tokio::time::sleep(interval).await;
             }

@@ -186,6 +186,7 @@ impl StateSink for ApiStates {
     type Error = ClientError;
 
     async fn send(&self, states: &[InstanceState]) -> Result<(), ClientError> {
+        let state_commit = self.0.provenance.commit(states);
         let reports: Vec<ServiceStateReport> = states
             .iter()
             .map(|state| ServiceStateReport {
@@ -194,6 +195,7 @@ impl StateSink for ApiStates {
                 role: state.role.as_ref().map(ToString::to_string),
                 directory: state.directory.clone(),
                 state: state_report(&state.state),
+                state_commit: state_commit.clone(),
             })
             .collect();
         let result = self.0.client().set_service_states(&reports).await;
