@@ -22,13 +22,16 @@ struct Inner {
 }
 
 impl Provenance {
-    /// Follows `list` from now on (one without a revision leaves nothing to apply).
-    pub fn follow(&self, list: &DesiredList) {
+    /// Follows `list` from now on (one without a revision leaves nothing to apply);
+    /// says whether its revision is new.
+    pub fn follow(&self, list: &DesiredList) -> bool {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let new = inner.desired.as_ref().map(|(revision, _)| revision) != list.revision.as_ref();
         inner.desired = list
             .revision
             .clone()
             .map(|revision| (revision, list.versions.clone()));
+        new
     }
 
     /// The commit to report with `states`: the followed revision when every state runs
