@@ -75,6 +75,7 @@ const QUERIES: Table = &[
     ("serviceProfiles", &["admin", "developer"]),
     ("status", &["admin", "developer", "builder"]),
     ("plan", &["admin", "developer"]),
+    ("instanceCommits", &["admin", "developer"]),
     (
         "developerDesiredVersions",
         &["admin", "developer", "builder", "consumer"],
