@@ -136,23 +136,29 @@ impl Shared {
     /// Publishes `list`'s map when it differs from the current one; says whether it did.
     /// Its revision is followed either way (a new commit may leave the map as it was).
     fn publish(&self, list: DesiredList, via: &'static str) -> bool {
-        if self.api.provenance.follow(&list)
-            && let Some(revision) = &list.revision
-        {
-            write_revision(&self.revision_file, revision);
-        }
-        let map = list.versions;
+        let new_revision = self.api.provenance.follow(&list);
+        let map = &list.versions;
         let changed = self.desired.send_if_modified(|current| {
-            if *current == map {
+            if current == map {
                 return false;
             }
             // Kept before anyone is told, so whoever this change wakes finds it on disk.
-            write_cache(&self.cache, &map);
-            current.clone_from(&map);
+            write_cache(&self.cache, map);
+            current.clone_from(map);
             true
         });
+        // After the map: a crash between the two leaves an older commit beside a newer
+        // map, which only under-reports.
+        if new_revision {
+            match &list.revision {
+                Some(revision) => write_revision(&self.revision_file, revision),
+                None => {
+                    let _ = std::fs::remove_file(&self.revision_file);
+                }
+            }
+        }
         if changed {
-            tracing::info!(via, versions = %describe(&map), revision = list.revision.as_deref().unwrap_or("unknown"), "desired versions");
+            tracing::info!(via, versions = %describe(map), revision = list.revision.as_deref().unwrap_or("unknown"), "desired versions");
         }
         changed
     }
