@@ -10,6 +10,7 @@
 //! - `scenarios`: a merged pull request, its `git revert`, an API edit, an updater that was
 //!   offline, a bad commit, and a version that cannot start.
 //! - `safety`: a version failing its health check, rolled back and marked known-bad.
+//! - `provenance`: the state commit each host reports, and the hosts not yet on a commit.
 
 // Shared with the other end-to-end tests; restarting a server is for the crash tests.
 #[allow(dead_code)]
@@ -19,5 +20,6 @@ mod distribution;
 #[path = "../support/hello.rs"]
 mod hello;
 mod safety;
+mod provenance;
 mod scenarios;
 mod world;

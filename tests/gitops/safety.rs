@@ -213,6 +213,25 @@ async fn under_revert_the_distribution_commits_the_revert_and_others_never_start
         "Git again says what runs"
     );
     assert_eq!(known_bad["version"], "acme-1.1.0");
+    // A pull request desiring it again (the reverted change over the revert) is warned of.
+    let reverted = world.remote.git(&["rev-parse", "main"]);
+    let plan = world
+        .query(
+            "query($base: String!, $head: String!) { plan(base: $base, head: $head) { markdown services { service knownBad { version reason } } } }",
+            json!({"base": reverted.trim(), "head": change}),
+        )
+        .await;
+    let hello = plan["plan"]["services"]
+        .as_array()
+        .and_then(|services| services.iter().find(|s| s["service"] == "hello"))
+        .unwrap_or_else(|| panic!("hello in the plan: {plan}"));
+    assert_eq!(hello["knownBad"][0]["version"], "acme-1.1.0", "{plan}");
+    assert!(
+        plan["plan"]["markdown"]
+            .as_str()
+            .is_some_and(|markdown| markdown.contains("known-bad")),
+        "{plan}"
+    );
     let back = chrono::Utc::now();
     world.updaters[1].restart();
     reported_on_1_0_0(&world, 1, back).await;

@@ -487,6 +487,24 @@ pub enum StateCommand {
         #[arg(required = true, value_name = "SERVICE=VERSION")]
         changes: Vec<String>,
     },
+    /// What merging HEAD over BASE would do: per service the version changes, images,
+    /// instances that would update, consumers, known-bad versions, every validation
+    /// problem. Exit 2 when HEAD is invalid, 1 on other errors, 0 otherwise.
+    Plan {
+        #[command(flatten)]
+        repo: RepoArgs,
+        /// `BASE..HEAD`, or BASE with HEAD as the next argument [default: HEAD~1..HEAD].
+        #[arg(value_name = "BASE..HEAD")]
+        range: Option<String>,
+        /// HEAD, when the first argument is BASE alone.
+        #[arg(value_name = "HEAD")]
+        head: Option<String>,
+        /// How to print the plan.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        #[command(flatten)]
+        live: LiveArgs,
+    },
     /// Undo a revision with a new commit.
     Revert {
         #[command(flatten)]
@@ -499,6 +517,39 @@ pub enum StateCommand {
         #[arg(short, long)]
         message: Option<String>,
     },
+}
+
+/// Where `state plan` reads live facts (images, instances, known-bad versions).
+#[cfg(feature = "state")]
+#[derive(Debug, clap::Args)]
+pub struct LiveArgs {
+    /// The distribution to ask, e.g. `https://dist.example.com` [default: the repo alone;
+    /// the plan then says what it could not know].
+    #[arg(long, value_name = "URL")]
+    pub distribution: Option<String>,
+    /// An access token (Developer or Administrator). Prefer the environment variable or
+    /// --token-file: other users of the machine can read a command line.
+    #[arg(long, env = "VUPDATE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding the access token (e.g. one the distribution's `tokenFiles` wrote);
+    /// it wins over --token and VUPDATE_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// A PEM file of extra trusted certificates (e.g. the distribution's self-signed one).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Output of `state plan`.
+#[cfg(feature = "state")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// Readable text.
+    Text,
+    /// Markdown, to post as a pull request's comment.
+    Markdown,
+    /// JSON, for programs.
+    Json,
 }
 
 /// Output of `state show`.

@@ -30,6 +30,8 @@ mod install;
 #[cfg(any(feature = "updater", feature = "distribution"))]
 mod install_cmd;
 #[cfg(feature = "state")]
+mod plan_cmd;
+#[cfg(feature = "state")]
 mod state_cmd;
 #[cfg(feature = "updater")]
 mod updater_cmd;

@@ -1,4 +1,5 @@
-//! `vupdate state ...`: validate, show, history, diff, set-desired and revert.
+//! `vupdate state ...`: validate, show, history, diff, set-desired and revert; `plan` is
+//! in `plan_cmd`.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -25,6 +26,13 @@ pub fn run(command: StateCommand) -> anyhow::Result<()> {
             message,
             changes,
         } => set_desired(&repo, &edit, client, &message, &changes),
+        StateCommand::Plan {
+            repo,
+            range,
+            head,
+            format,
+            live,
+        } => crate::plan_cmd::run(&repo, range.as_deref(), head.as_deref(), format, &live),
         StateCommand::Revert {
             repo,
             edit,
@@ -258,7 +266,7 @@ fn report_commit(repo: &StateRepo, parent: &Revision, revision: &Revision) {
     }
 }
 
-fn open(args: &RepoArgs, push: Option<&str>) -> anyhow::Result<StateRepo> {
+pub(crate) fn open(args: &RepoArgs, push: Option<&str>) -> anyhow::Result<StateRepo> {
     let branch = match &args.branch {
         Some(branch) => branch.clone(),
         None => StateRepo::checked_out_branch(&args.repo).unwrap_or_else(|| "main".to_owned()),
@@ -281,7 +289,7 @@ fn describe(revision: &Revision) -> String {
     )
 }
 
-fn short(id: &str) -> &str {
+pub(crate) fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 

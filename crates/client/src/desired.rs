@@ -1,6 +1,8 @@
 //! The client versions that should run: `clientDesiredVersions` (a query, for polling)
 //! and `clientDesiredVersionsChanged` (a subscription that gives the list in force at
-//! once, then again at each change), both as a map `service -> client version`.
+//! once, then again at each change), both as a map `service -> client version`, or as a
+//! [`DesiredList`] with the state commit the list comes from. A server from before
+//! revisions on the list answers the latter without one.
 
 use std::collections::BTreeMap;
 
@@ -18,11 +20,25 @@ pub type DesiredVersions = BTreeMap<ServiceName, ClientVersion>;
 
 const QUERY: &str = "query($services: [String!]) { clientDesiredVersions(services: $services) { service version } }";
 const SUBSCRIPTION: &str = "subscription($services: [String!]) { clientDesiredVersionsChanged(services: $services) { service version } }";
+const QUERY_WITH_REVISION: &str = "query($services: [String!]) { clientDesiredVersions(services: $services) { service version revision } }";
+const SUBSCRIPTION_WITH_REVISION: &str = "subscription($services: [String!]) { clientDesiredVersionsChanged(services: $services) { service version revision } }";
+
+/// The desired versions with the state commit they come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DesiredList {
+    /// The state commit (full id); `None` from a server that does not say, or for an
+    /// empty list.
+    pub revision: Option<String>,
+    /// The client version of each service.
+    pub versions: DesiredVersions,
+}
 
 #[derive(Deserialize)]
 struct ServiceVersion {
     service: String,
     version: String,
+    #[serde(default)]
+    revision: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -39,7 +55,14 @@ struct Changed {
 
 /// The list as a map; an entry that does not parse is the server breaking its promise.
 fn to_map(operation: &str, list: Vec<ServiceVersion>) -> Result<DesiredVersions, ClientError> {
-    list.into_iter()
+    to_list(operation, list).map(|list| list.versions)
+}
+
+/// The list with its revision (every entry carries the same one).
+fn to_list(operation: &str, list: Vec<ServiceVersion>) -> Result<DesiredList, ClientError> {
+    let revision = list.first().and_then(|entry| entry.revision.clone());
+    let versions = list
+        .into_iter()
         .map(|entry| {
             let decode = |reason: String| ClientError::Decode {
                 what: format!("GraphQL `{operation}`"),
@@ -57,7 +80,8 @@ fn to_map(operation: &str, list: Vec<ServiceVersion>) -> Result<DesiredVersions,
             })?;
             Ok((service, version))
         })
-        .collect()
+        .collect::<Result<_, ClientError>>()?;
+    Ok(DesiredList { revision, versions })
 }
 
 fn services_variable(services: Option<&[ServiceName]>) -> serde_json::Value {
@@ -75,6 +99,39 @@ impl Client {
         to_map("clientDesiredVersions", polled.client_desired_versions)
     }
 
+    /// [`Client::client_desired_versions`] with the state commit the list comes from
+    /// (none from a server from before it).
+    pub async fn client_desired_list(
+        &self,
+        services: Option<&[ServiceName]>,
+    ) -> Result<DesiredList, ClientError> {
+        let variables = services_variable(services);
+        let polled: Polled = match self.graphql(QUERY_WITH_REVISION, variables.clone()).await {
+            Err(error) if error.is_unknown_field("revision") => {
+                self.graphql(QUERY, variables).await?
+            }
+            other => other?,
+        };
+        to_list("clientDesiredVersions", polled.client_desired_versions)
+    }
+
+    /// [`Client::follow_client_desired_versions`] with revisions: read it with
+    /// [`DesiredVersionsFeed::next_list`]. Against a server from before them the feed is
+    /// opened again without (its lists have no revision).
+    pub async fn follow_client_desired_list(
+        &self,
+        services: Option<&[ServiceName]>,
+    ) -> Result<DesiredVersionsFeed, ClientError> {
+        let variables = services_variable(services);
+        let subscription = self
+            .subscribe(SUBSCRIPTION_WITH_REVISION, variables.clone())
+            .await?;
+        Ok(DesiredVersionsFeed {
+            subscription,
+            fallback: Some((self.clone(), variables)),
+        })
+    }
+
     /// Follows the client versions that should run for `services` (all when `None`):
     /// the feed's first event is the list in force, then one event per change. The
     /// feed ends on a cut; following again is the caller's choice.
@@ -85,7 +142,10 @@ impl Client {
         let subscription = self
             .subscribe(SUBSCRIPTION, services_variable(services))
             .await?;
-        Ok(DesiredVersionsFeed { subscription })
+        Ok(DesiredVersionsFeed {
+            subscription,
+            fallback: None,
+        })
     }
 }
 
@@ -93,20 +153,37 @@ impl Client {
 #[derive(Debug)]
 pub struct DesiredVersionsFeed {
     subscription: Subscription<Changed>,
+    /// For a feed that asks for revisions: how to open it again without them when the
+    /// server does not know the field.
+    fallback: Option<(Client, serde_json::Value)>,
 }
 
 impl DesiredVersionsFeed {
     /// The next list (the whole map for the services followed); `Ok(None)` when the
     /// server ended the feed. Cancel-safe.
     pub async fn next(&mut self) -> Result<Option<DesiredVersions>, ClientError> {
-        match self.subscription.next().await? {
-            Some(changed) => to_map(
+        Ok(self.next_list().await?.map(|list| list.versions))
+    }
+
+    /// The next list with its revision ([`DesiredVersionsFeed::next`]).
+    pub async fn next_list(&mut self) -> Result<Option<DesiredList>, ClientError> {
+        let next = match self.subscription.next().await {
+            Err(error) if error.is_unknown_field("revision") => {
+                let Some((client, variables)) = self.fallback.take() else {
+                    return Err(error);
+                };
+                self.subscription = client.subscribe(SUBSCRIPTION, variables).await?;
+                self.subscription.next().await?
+            }
+            other => other?,
+        };
+        next.map(|changed| {
+            to_list(
                 "clientDesiredVersionsChanged",
                 changed.client_desired_versions_changed,
             )
-            .map(Some),
-            None => Ok(None),
-        }
+        })
+        .transpose()
     }
 
     /// Ends the feed and closes its socket.

@@ -142,6 +142,17 @@ impl ClientError {
         }
     }
 
+    /// Whether a GraphQL answer says `field` does not exist: a server from before it.
+    pub fn is_unknown_field(&self, field: &str) -> bool {
+        let needle = format!("Unknown field \"{field}\"");
+        match self {
+            ClientError::Graphql { errors, .. } => {
+                errors.iter().any(|e| e.message.contains(&needle))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether trying again later may succeed: the server was not reached (or a socket
     /// was cut) or answered with a server-side error (5xx) or `429`.
     pub fn is_transient(&self) -> bool {

@@ -62,7 +62,7 @@ use std::time::Duration;
 pub use builds::{
     BuildPart, BuildSettings, RemoteBuild, RemoteBuildKind, RemoteBuildRequest, Repository,
 };
-pub use desired::DesiredVersionsFeed;
+pub use desired::{DesiredList, DesiredVersionsFeed};
 pub use error::{ClientError, GraphqlError};
 pub use faults::{ArchiveUpload, FaultFileReport, FaultInfoReport, FaultReport};
 pub use images::{DownloadedImage, ImageKind, ImageRef, UploadedImage};

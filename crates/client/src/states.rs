@@ -62,6 +62,10 @@ pub struct ServiceStateReport {
     pub directory: String,
     /// The state.
     pub state: StateReport,
+    /// The state commit whose desired versions the updater has fully applied; left out
+    /// when unknown (so servers from before it take the report).
+    #[serde(rename = "stateCommit", skip_serializing_if = "Option::is_none")]
+    pub state_commit: Option<String>,
 }
 
 impl Client {
@@ -95,6 +99,7 @@ mod tests {
     fn states_serialize_as_the_schema_names_them() {
         let time = DateTime::from_timestamp(1_767_225_600, 0).expect("time");
         let report = ServiceStateReport {
+            state_commit: None,
             instance: "vm-1".to_owned(),
             service: "web".to_owned(),
             role: Some("eu".to_owned()),

@@ -21,6 +21,8 @@ mod install;
 mod known_bad;
 mod limits;
 mod logs;
+mod plan;
+mod provenance;
 mod providers;
 mod records;
 mod remote_builds;
@@ -68,6 +70,8 @@ pub struct Query(
     consumers::ConsumersQuery,
     providers::ProvidersQuery,
     remote_builds::RemoteBuildsQuery,
+    plan::PlanQuery,
+    provenance::ProvenanceQuery,
 );
 
 /// Every mutation, one part per subject.

@@ -129,6 +129,7 @@ mod tests {
         ["api", "web"]
             .iter()
             .map(|service| ServiceStateRecord {
+                state_commit: None,
                 distribution: "acme".to_owned(),
                 instance: instance.to_owned(),
                 service: service.parse().expect("service"),

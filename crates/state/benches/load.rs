@@ -9,59 +9,14 @@
 //! Run: `cargo bench -p vupdate-state -- --warm-up-time 1 --measurement-time 3`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use vupdate_state::{FileSet, State, StateEdit, StateRepo};
-use vupdate_test_support::{GitRepo, Person};
 
-const SERVICES: usize = 2_000;
+mod common;
 
-fn service(i: usize) -> String {
-    format!("service-{i:04}")
-}
-
-fn build_repo() -> GitRepo {
-    let repo = GitRepo::init();
-    repo.write("vupdate.yaml", "schema: 1\n");
-    repo.write(
-        "common.yaml",
-        "developer:\n  macroValues: { registry: registry.example.com }\n  environment: { JAVA_HOME: /usr/lib/jvm/java-21 }\n",
-    );
-    let mut developer = String::from("versions:\n");
-    let mut client = String::from("versions:\n");
-    let mut own = String::from("profiles:\n  self:\n");
-    for i in 0..SERVICES {
-        let name = service(i);
-        repo.write(
-            &format!("services/{name}.yaml"),
-            &format!(
-                "# {name}\ndeveloper:\n  sources:\n    - name: {name}\n      git:\n        url: \"git@git.example.com:big/{name}.git\"\n        branch: main\n      subDirectory: server\n  macroValues:\n    port: \"{port}\"\n  environment:\n    SERVICE: {name}\n  privateFiles: [keys/{name}.pem]\nclient:\n  settings:\n    - name: settings\n      git: {{ url: \"git@git.example.com:big/settings.git\", branch: main }}\n      subDirectory: {name}\n",
-                port = 8000 + i
-            ),
-        );
-        writeln!(developer, "  {name}: big-1.{}.{}", i / 100, i % 100).expect("write to string");
-        if i % 3 == 0 {
-            writeln!(client, "  {name}: big-1.{}.{}_1", i / 100, i % 100).expect("write to string");
-        }
-        writeln!(own, "    - {name}").expect("write to string");
-    }
-    own.push_str("  partner: [service-0000, service-0001, service-0002]\n");
-    repo.write("desired/developer.yaml", &developer);
-    repo.write("desired/client.yaml", &client);
-    repo.write("profiles.yaml", &own);
-    repo.write(
-        "providers.yaml",
-        "providers:\n  jetto:\n    url: https://jetto.example.com/graphql\n    accessTokenSecret: jetto-token\n",
-    );
-    repo.write(
-        "consumers.yaml",
-        "consumers:\n  acme: { profile: partner }\n",
-    );
-    repo.commit("2,000 services", &Person::alice());
-    repo
-}
+use common::{SERVICES, build_repo, service};
 
 fn bench(c: &mut Criterion) {
     let repo = build_repo();

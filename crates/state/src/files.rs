@@ -18,6 +18,7 @@ pub const TOP_LEVEL_FILES: &[&str] = &[
     "consumers.yaml",
     "tested.yaml",
     "rollout.yaml",
+    "policy.yaml",
 ];
 
 /// The folders whose whole content belongs to the schema (anything else in them is an error).

@@ -12,6 +12,7 @@
 //! - `schema`, `validate`: the serde structs with locations, and the checks; every problem
 //!   is collected into [`ValidationErrors`] (`path:line:column: message`).
 //! - [`diff`]: per-service differences between desired lists.
+//! - [`plan`]: what merging one revision over another would do (pure; facts given).
 //! - [`edit`]: [`StateEdit`], the changes the dashboard and CLI make, applied to a
 //!   [`FileSet`] by splicing the smallest span of YAML (comments and layout survive).
 //! - [`repo`]: [`StateRepo`], the Git side (gix for reading, writing objects, refs and
@@ -25,6 +26,7 @@ pub mod edit;
 pub mod error;
 pub mod files;
 pub mod model;
+pub mod plan;
 pub mod problems;
 pub mod repo;
 pub mod settings_hash;
@@ -38,9 +40,11 @@ pub use edit::StateEdit;
 pub use error::StateError;
 pub use files::FileSet;
 pub use model::{
-    AutoUpdate, ClientBuild, Consumer, Desired, DeveloperBuild, GitRepository, OnFailure, Provider,
-    Rollout, SCHEMA_VERSION, SELF_PROFILE, ServiceSettings, State, TestedVersions,
+    AutoUpdate, ClientBuild, Consumer, Desired, DeveloperBuild, EditMode, EditRule, GitRepository,
+    OnFailure, Policy, Provider, Rollout, SCHEMA_VERSION, SELF_PROFILE, ServiceSettings, State,
+    TestedVersions,
 };
+pub use plan::{Facts, KnownBad, Plan};
 pub use problems::{Position, Problem, ValidationErrors};
 pub use repo::{Author, HistoryEntry, Recovery, Revision, StateRepo};
 pub use settings_hash::{client_settings_hash, service_settings_hash};

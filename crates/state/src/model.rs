@@ -37,6 +37,8 @@ pub struct State {
     pub tested: BTreeMap<String, TestedVersions>,
     /// What happens when updaters roll a version back (`rollout.yaml`).
     pub rollout: Rollout,
+    /// How the API and the dashboard make edits, per branch (`policy.yaml`).
+    pub policy: Policy,
 }
 
 /// What the distribution does when updaters roll a version back (`onFailure`); the version
@@ -200,6 +202,66 @@ impl std::str::FromStr for AutoUpdate {
             .find(|mode| mode.as_str() == text)
             .ok_or_else(|| format!("autoUpdate `{text}` is not one of commit, pullRequest, off"))
     }
+}
+
+/// How the API and the dashboard make edits of desired state (`policy.yaml`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// The rules, in file order; the first whose `branch` matches applies.
+    pub edits: Vec<EditRule>,
+}
+
+/// One rule of `policy.yaml`'s `edits`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditRule {
+    /// A Git wildmatch pattern of branch names (`main`, `release/*`, `**`).
+    pub branch: String,
+    /// How edits of a matching branch are made.
+    pub mode: EditMode,
+}
+
+/// How an edit made through the API reaches the state repo.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum EditMode {
+    /// One commit on the branch (the default).
+    #[default]
+    Commit,
+    /// One commit on a new branch `vupdate/edit/...`, for a person to review and merge.
+    PullRequest,
+}
+
+impl EditMode {
+    /// Every mode, in the order the schema documents them.
+    pub const ALL: [EditMode; 2] = [EditMode::Commit, EditMode::PullRequest];
+
+    /// The spelling in `policy.yaml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EditMode::Commit => "commit",
+            EditMode::PullRequest => "pullRequest",
+        }
+    }
+}
+
+impl Policy {
+    /// How edits of `branch` are made: the mode of the first rule that matches it, else
+    /// [`EditMode::Commit`].
+    pub fn edit_mode(&self, branch: &str) -> EditMode {
+        self.edits
+            .iter()
+            .find(|rule| branch_matches(&rule.branch, branch))
+            .map_or(EditMode::Commit, |rule| rule.mode)
+    }
+}
+
+/// Whether `branch` matches the wildmatch `pattern` as Git matches ref patterns: `*`
+/// stops at `/`, `**` does not.
+pub fn branch_matches(pattern: &str, branch: &str) -> bool {
+    gix::glob::wildmatch(
+        pattern.into(),
+        branch.into(),
+        gix::glob::wildmatch::Mode::NO_MATCH_SLASH_LITERAL,
+    )
 }
 
 /// A distribution that receives versions from this one.

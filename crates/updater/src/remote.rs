@@ -8,9 +8,11 @@
 //! - [`api`]: the client of the distribution and its reachability.
 //! - [`follow`]: the subscription and the poll of the desired versions, and their cache.
 //! - [`seams`]: images, logs, fault reports and states over `vupdate-client`.
+//! - [`provenance`]: the state commit this VM has converged to, for its state reports.
 
 pub mod api;
 pub mod follow;
+pub mod provenance;
 pub mod seams;
 
 pub use api::Api;

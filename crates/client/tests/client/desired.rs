@@ -1,6 +1,6 @@
 //! Desired client versions: the query, and the live feed over `/graphql/ws` (the list in
 //! force at once, each change after), its refusal with a code, and its end when the
-//! server goes away.
+//! server goes away; both with the state commit the list comes from.
 
 use std::time::Duration;
 
@@ -87,6 +87,43 @@ async fn the_feed_gives_the_list_in_force_then_each_change() {
 }
 
 #[tokio::test]
+async fn the_list_carries_its_state_commit_and_a_new_commit_sends_it_again() {
+    let mut server = support::start().await;
+    let first = server.desire_client(&[("api", "acme-1.0.0_1")]).await;
+    let services = names(&["api"]);
+    let polled = server
+        .updater
+        .client_desired_list(Some(&services))
+        .await
+        .expect("query");
+    assert_eq!(polled.revision.as_deref(), Some(first.as_str()));
+    assert_eq!(polled.versions, map(&[("api", "acme-1.0.0_1")]));
+    let mut feed = server
+        .updater
+        .follow_client_desired_list(Some(&services))
+        .await
+        .expect("follow");
+    let in_force = tokio::time::timeout(LIMIT, feed.next_list())
+        .await
+        .expect("the list in force in time")
+        .expect("no error")
+        .expect("a list");
+    assert_eq!(in_force, polled);
+    // A commit that leaves `api` as it was still moves the revision `api`'s updater
+    // converges to.
+    let second = server.desire_client(&[("web", "acme-3.0.0")]).await;
+    let next = tokio::time::timeout(LIMIT, feed.next_list())
+        .await
+        .expect("the new commit in time")
+        .expect("no error")
+        .expect("a list");
+    assert_eq!(next.revision.as_deref(), Some(second.as_str()));
+    assert_eq!(next.versions, polled.versions);
+    feed.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_refused_feed_carries_its_code_and_a_stopped_server_ends_the_feed() {
     let mut server = support::start().await;
     let anonymous = Client::new(&server.base, None).expect("client");
@@ -131,4 +168,70 @@ async fn a_refused_feed_carries_its_code_and_a_stopped_server_ends_the_feed() {
         .expect_err("nobody listens");
     assert!(error.is_transient(), "{error}");
     assert!(error.to_string().contains("/graphql/ws"), "{error}");
+}
+
+/// Answers `/graphql` as a server from before revisions on the desired list would: an
+/// unknown-field error for a query that asks for `revision`, the list for one that does
+/// not. One request per connection; returns the queries it was sent.
+async fn older_server(listener: tokio::net::TcpListener, requests: usize) -> Vec<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut seen = Vec::new();
+    for _ in 0..requests {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut request = Vec::new();
+        let mut buffer = [0_u8; 4096];
+        let body = loop {
+            let read = socket.read(&mut buffer).await.expect("read");
+            assert!(read > 0, "the request ended early");
+            request.extend_from_slice(&buffer[..read]);
+            let text = String::from_utf8_lossy(&request).into_owned();
+            let Some(end) = text.find("\r\n\r\n") else {
+                continue;
+            };
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if request.len() >= end + 4 + length {
+                break text[end + 4..].to_owned();
+            }
+        };
+        let answer = if body.contains("revision") {
+            r#"{"data":null,"errors":[{"message":"Unknown field \"revision\" on type \"ServiceVersion\".","extensions":{"code":"BAD_REQUEST"}}]}"#
+        } else {
+            r#"{"data":{"clientDesiredVersions":[{"service":"api","version":"acme-1.0.0_1"}]}}"#
+        };
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        socket.write_all(response.as_bytes()).await.expect("write");
+        seen.push(body);
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_server_from_before_revisions_gives_the_list_without_one() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let server = tokio::spawn(older_server(listener, 2));
+    let client = Client::new(&base, Some("token".to_owned())).expect("client");
+    let list = tokio::time::timeout(LIMIT, client.client_desired_list(None))
+        .await
+        .expect("in time")
+        .expect("the list, asked again without the revision");
+    assert_eq!(list.revision, None);
+    assert_eq!(list.versions, map(&[("api", "acme-1.0.0_1")]));
+    let seen = server.await.expect("the server");
+    assert!(
+        seen[0].contains("revision") && !seen[1].contains("revision"),
+        "{seen:?}"
+    );
 }

@@ -7,6 +7,7 @@ use super::support;
 
 fn report(version: &str, failures: u32, error: Option<&str>) -> ServiceStateReport {
     ServiceStateReport {
+        state_commit: None,
         instance: "vm-1".to_owned(),
         service: "web".to_owned(),
         role: Some("eu".to_owned()),
@@ -32,6 +33,7 @@ fn report(version: &str, failures: u32, error: Option<&str>) -> ServiceStateRepo
 async fn a_report_is_stored_and_replaced_by_the_next_one() {
     let mut server = support::start().await;
     let api = ServiceStateReport {
+        state_commit: None,
         service: "api".to_owned(),
         role: None,
         directory: "/srv/api".to_owned(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_graphql::Context;
 use tokio::sync::watch;
-use vupdate_state::{Author, Revision, State, StateEdit, StateError, StateRepo};
+use vupdate_state::{Author, EditMode, Revision, State, StateEdit, StateError, StateRepo};
 use vupdate_store::Store;
 
 use crate::auth::{AccountDetails, AuthError, AuthService, Principal, Role};
@@ -152,21 +152,51 @@ impl ApiContext {
     }
 
     /// Makes `edit` as one commit by `principal` on top of `expected_revision`, with
-    /// `comment` as the message, and asks the watcher to put it in force now.
+    /// `comment` as the message: on the branch (and the watcher asked to put it in force
+    /// now), or, when `policy.yaml` at that revision asks edits of the branch to be
+    /// reviewed, on a new branch `vupdate/edit/...`.
     pub async fn commit_edit(
         &self,
         principal: &Principal,
         edit: StateEdit,
         expected_revision: String,
         comment: String,
-    ) -> Result<Revision, ApiError> {
+    ) -> Result<Edited, ApiError> {
         let comment = commit_message(comment)?;
         let author = self.author_of(principal).await?;
-        let revision = self
-            .with_repo(move |repo| repo.edit(edit, &expected_revision, &author, &comment))
-            .await?;
-        self.watch_trigger.trigger();
-        Ok(revision)
+        let edited = match self.edit_mode(&expected_revision).await? {
+            EditMode::Commit => Edited::on_branch(
+                self.with_repo(move |repo| repo.edit(edit, &expected_revision, &author, &comment))
+                    .await?,
+            ),
+            EditMode::PullRequest => {
+                let branch = proposal_branch(&principal.account);
+                self.with_repo(move |repo| {
+                    let made = repo.propose(
+                        edit,
+                        &expected_revision,
+                        &branch,
+                        &branch,
+                        &author,
+                        &comment,
+                    )?;
+                    Edited::proposed(repo, made, branch, &expected_revision)
+                })
+                .await?
+            }
+        };
+        if edited.proposed_branch.is_none() {
+            self.watch_trigger.trigger();
+        } else {
+            tracing::info!(branch = ?edited.proposed_branch, commit = %edited.revision.id, "edit proposed for review, as policy.yaml asks");
+        }
+        Ok(edited)
+    }
+
+    /// How `policy.yaml` at `revision` says edits of the followed branch are made.
+    async fn edit_mode(&self, revision: &str) -> Result<EditMode, ApiError> {
+        let state = self.state_for_edit(revision.to_owned()).await?;
+        Ok(state.policy.edit_mode(self.repo.branch()))
     }
 
     /// Makes `edit` as one commit by `principal` on the branch tip (again on a newer tip
@@ -191,7 +221,8 @@ impl ApiContext {
     }
 
     /// Makes a commit by `principal` that undoes `revision` on top of `expected_revision`
-    /// (`mainline` picks the kept side of a merge, as `git revert -m`).
+    /// (`mainline` picks the kept side of a merge, as `git revert -m`); on a branch for
+    /// review when `policy.yaml` asks, as [`commit_edit`](Self::commit_edit).
     pub async fn commit_revert(
         &self,
         principal: &Principal,
@@ -199,23 +230,43 @@ impl ApiContext {
         mainline: Option<usize>,
         expected_revision: String,
         comment: Option<String>,
-    ) -> Result<Revision, ApiError> {
+    ) -> Result<Edited, ApiError> {
         let comment = comment.map(commit_message).transpose()?;
         let author = self.author_of(principal).await?;
-        let revert = self
-            .with_repo(move |repo| match mainline {
-                None => repo.revert(&revision, &expected_revision, &author, comment.as_deref()),
-                Some(mainline) => repo.revert_merge(
-                    &revision,
-                    mainline,
-                    &expected_revision,
-                    &author,
-                    comment.as_deref(),
-                ),
-            })
-            .await?;
-        self.watch_trigger.trigger();
-        Ok(revert)
+        let edited = match self.edit_mode(&expected_revision).await? {
+            EditMode::Commit => Edited::on_branch(
+                self.with_repo(move |repo| match mainline {
+                    None => repo.revert(&revision, &expected_revision, &author, comment.as_deref()),
+                    Some(mainline) => repo.revert_merge(
+                        &revision,
+                        mainline,
+                        &expected_revision,
+                        &author,
+                        comment.as_deref(),
+                    ),
+                })
+                .await?,
+            ),
+            EditMode::PullRequest => {
+                let branch = proposal_branch(&principal.account);
+                self.with_repo(move |repo| {
+                    let made = repo.propose_revert(
+                        &revision,
+                        mainline,
+                        &expected_revision,
+                        &branch,
+                        &author,
+                        comment.as_deref(),
+                    )?;
+                    Edited::proposed(repo, made, branch, &expected_revision)
+                })
+                .await?
+            }
+        };
+        if edited.proposed_branch.is_none() {
+            self.watch_trigger.trigger();
+        }
+        Ok(edited)
     }
 
     /// The state in force, or `STATE_UNAVAILABLE` while no valid commit has been seen.
@@ -227,6 +278,62 @@ impl ApiContext {
             )
         })
     }
+}
+
+/// What an edit made: a commit on the followed branch, or one on a branch for review.
+#[derive(Debug, Clone)]
+pub struct Edited {
+    /// The commit (the branch tip, unchanged, when the edit changed nothing).
+    pub revision: Revision,
+    /// The branch `vupdate/edit/...` holding the commit for review, when `policy.yaml`
+    /// asks for one.
+    pub proposed_branch: Option<String>,
+}
+
+impl Edited {
+    fn on_branch(revision: Revision) -> Edited {
+        Edited {
+            revision,
+            proposed_branch: None,
+        }
+    }
+
+    /// A proposal made on `branch`; one that changed nothing made no branch and answers
+    /// with the unchanged `expected` revision, as a direct edit does.
+    fn proposed(
+        repo: &StateRepo,
+        made: Option<Revision>,
+        branch: String,
+        expected: &str,
+    ) -> Result<Edited, StateError> {
+        Ok(match made {
+            Some(revision) => Edited {
+                revision,
+                proposed_branch: Some(branch),
+            },
+            None => Edited::on_branch(repo.resolve(expected)?),
+        })
+    }
+}
+
+/// The prefix of the branches edits go to under a pull-request policy.
+pub const PROPOSAL_PREFIX: &str = "vupdate/edit/";
+
+/// A new proposal branch for an edit by `account`: `vupdate/edit/<account>/<UTC time>`
+/// (to the microsecond: two edits of one account never share a branch).
+fn proposal_branch(account: &str) -> String {
+    let account: String = account
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let time = chrono::Utc::now().format("%Y%m%d-%H%M%S-%6f");
+    format!("{PROPOSAL_PREFIX}{account}/{time}")
 }
 
 /// How many times an edit of the tip is tried on a branch that keeps moving.

@@ -41,6 +41,34 @@ const EDITORS: &[Role] = &[Role::Administrator, Role::Developer];
 /// The most history entries one query returns.
 const MAX_HISTORY: usize = 500;
 
+/// A desired client version, with the state commit its list comes from.
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+struct DesiredClientVersion {
+    /// The service.
+    service: String,
+    /// The client version that should run.
+    version: String,
+    /// The state commit (full id) the list comes from: what an updater reports as its
+    /// `stateCommit` once all its services run the list.
+    revision: String,
+}
+
+/// The client versions that should run at `revision`, for `services` (all when `None`).
+fn desired_client_list(
+    versions: &BTreeMap<ServiceName, ClientVersion>,
+    revision: &str,
+    services: Option<&std::collections::BTreeSet<ServiceName>>,
+) -> Vec<DesiredClientVersion> {
+    ServiceVersion::list(&only(versions, services))
+        .into_iter()
+        .map(|pair| DesiredClientVersion {
+            service: pair.service,
+            version: pair.version,
+            revision: revision.to_owned(),
+        })
+        .collect()
+}
+
 /// A revision that changed the desired versions, with both lists as they were then.
 #[derive(SimpleObject)]
 struct DesiredRevision {
@@ -112,18 +140,31 @@ impl DesiredQuery {
         ctx: &Context<'_>,
         revision: Option<String>,
         services: Option<Vec<String>>,
-    ) -> async_graphql::Result<Vec<ServiceVersion>> {
+    ) -> async_graphql::Result<Vec<DesiredClientVersion>> {
         require(ctx, CLIENT_READERS)?;
         let services = parse_services("services", services).api()?;
         let context = api(ctx);
         let held = revision.is_none();
-        let state = context.state_at(revision).await.api()?;
+        let (revision, state) = match revision {
+            None => {
+                let in_force = context.state_in_force().api()?;
+                (in_force.revision.id, in_force.state)
+            }
+            Some(rev) => context
+                .with_repo(move |repo| {
+                    let id = repo.resolve(&rev)?.id;
+                    let state = repo.load(&id)?;
+                    Ok((id, std::sync::Arc::new(state)))
+                })
+                .await
+                .api()?,
+        };
         let mut versions = state.effective_client_versions();
         if held {
             // Updaters do not start a known-bad version: they keep what they run.
             versions = context.known_bad.keep_out(versions);
         }
-        Ok(ServiceVersion::list(&only(&versions, services.as_ref())))
+        Ok(desired_client_list(&versions, &revision, services.as_ref()))
     }
 
     /// The revisions that changed the desired versions, newest first (at most `limit`).
@@ -355,17 +396,22 @@ impl DesiredMutation {
             distribution,
             versions: list,
         };
-        let revision = match expected_revision {
-            Some(expected) => context.commit_edit(principal, edit, expected, comment).await,
-            None if principal.role == Role::DistributionConsumer => {
-                context.commit_edit_on_tip(principal, edit, comment).await
-            }
+        // A consumer's marks (on the tip) are a machine's record, not a change to review.
+        let revision: StateRevision = match expected_revision {
+            Some(expected) => context
+                .commit_edit(principal, edit, expected, comment)
+                .await
+                .map(Into::into),
+            None if principal.role == Role::DistributionConsumer => context
+                .commit_edit_on_tip(principal, edit, comment)
+                .await
+                .map(Into::into),
             None => Err(ApiError::bad_request(
                 "argument `expectedRevision`: give the revision you saw (only a consumer distribution may leave it out)",
             )),
         }
         .api()?;
-        Ok(revision.into())
+        Ok(revision)
     }
 }
 
@@ -379,15 +425,18 @@ impl DesiredSubscription {
     /// at once, then again each time it changes for the given services, and again
     /// (unchanged) each time an image is stored, so an updater waiting for the image of a
     /// version just made desired fetches it at once instead of at its next retry. A
-    /// service whose version is known-bad is left out, from the moment it becomes so.
+    /// service whose version is known-bad is left out, from the moment it becomes so. When
+    /// `revision` is asked for, a new state commit sends the list again even when it is
+    /// unchanged, with the new revision.
     async fn client_desired_versions_changed(
         &self,
         ctx: &Context<'_>,
         services: Option<Vec<String>>,
-    ) -> async_graphql::Result<impl Stream<Item = Vec<ServiceVersion>>> {
+    ) -> async_graphql::Result<impl Stream<Item = Vec<DesiredClientVersion>>> {
         require(ctx, CLIENT_READERS)?;
         let services = parse_services("services", services).api()?;
         let context = api(ctx);
+        let with_revision = ctx.look_ahead().field("revision").exists();
         // The feed ends when the state watcher does (the server stops), whatever images do.
         let in_force = WatchStream::new(context.in_force.clone())
             .map(Event::State)
@@ -398,7 +447,15 @@ impl DesiredSubscription {
         let held = WatchStream::from_changes(context.known_bad.held()).map(|_| Event::Held);
         let known_bad = context.known_bad.clone();
         let mut latest: Option<crate::watcher::InForce> = None;
-        let mut current: Option<Vec<ServiceVersion>> = None;
+        let mut current: Option<Vec<DesiredClientVersion>> = None;
+        let same = move |a: &[DesiredClientVersion], b: &[DesiredClientVersion]| {
+            a.len() == b.len()
+                && a.iter().zip(b).all(|(a, b)| {
+                    a.service == b.service
+                        && a.version == b.version
+                        && (!with_revision || a.revision == b.revision)
+                })
+        };
         Ok(
             futures::stream::select(in_force, futures::stream::select(stored, held))
                 .take_while(|event| futures::future::ready(!matches!(event, Event::End)))
@@ -409,12 +466,17 @@ impl DesiredSubscription {
                                 latest = in_force;
                             }
                             let list = latest.as_ref().map(|in_force| {
-                                ServiceVersion::list(&only(
+                                desired_client_list(
                                     &known_bad.keep_out(in_force.state.effective_client_versions()),
+                                    &in_force.revision.id,
                                     services.as_ref(),
-                                ))
+                                )
                             });
-                            let changed = list.is_some() && list != current;
+                            let changed = match (&list, &current) {
+                                (Some(list), Some(current)) => !same(list, current),
+                                (Some(_), None) => true,
+                                (None, _) => false,
+                            };
                             if changed {
                                 current.clone_from(&list);
                             }

@@ -32,6 +32,9 @@ struct ServiceStateInput {
     directory: String,
     /// The state.
     state: StateInput,
+    /// The state commit whose desired client versions this updater has fully applied
+    /// (all its services on them), or the last one it fully applied; left out: unknown.
+    state_commit: Option<String>,
 }
 
 /// The state of one service instance.
@@ -49,6 +52,8 @@ struct ServiceStateInfo {
     directory: String,
     /// The state.
     state: InstanceState,
+    /// The state commit the instance's updater last fully applied (null: unknown).
+    state_commit: Option<String>,
 }
 
 /// Reading states.
@@ -93,6 +98,7 @@ impl StatesQuery {
                     role: r.role.map(|role| role.to_string()),
                     directory: r.directory,
                     state: r.state.into(),
+                    state_commit: r.state_commit,
                 }
             })
             .collect())
@@ -157,6 +163,7 @@ impl StatesMutation {
                     role,
                     directory: clean_directory(&input.directory),
                     state: input.state.into_state(&format!("states[{index}].state"))?,
+                    state_commit: input.state_commit,
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()

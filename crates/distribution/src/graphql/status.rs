@@ -68,6 +68,9 @@ struct InstanceStatus {
     on_desired: bool,
     /// When it last reported.
     time: DateTime<Utc>,
+    /// The state commit its updater last fully applied (null: unknown, an updater that
+    /// does not report it).
+    state_commit: Option<String>,
 }
 
 /// A service's instances in one role.
@@ -166,6 +169,18 @@ struct StateRepoStatus {
     last_fetch: Option<DateTime<Utc>>,
     /// Why the last check failed, if it did.
     fetch_error: Option<String>,
+    /// Edits waiting for review: branches `vupdate/edit/...` that `policy.yaml` sent API
+    /// and dashboard edits to, not merged into the followed branch yet.
+    proposed_edits: Vec<ProposedEdit>,
+}
+
+/// An edit on a branch of its own, waiting for a person to merge it.
+#[derive(SimpleObject)]
+struct ProposedEdit {
+    /// The branch, `vupdate/edit/<account>/<time>`.
+    branch: String,
+    /// Its commit.
+    commit: super::types::StateRevision,
 }
 
 /// The whole status.
@@ -217,6 +232,16 @@ impl StatusQuery {
             last_error: watch.last_error.map(InvalidCommitInfo::from),
             last_fetch: watch.last_fetch,
             fetch_error: watch.fetch_error,
+            proposed_edits: context
+                .with_repo(|repo| repo.waiting_proposals(super::context::PROPOSAL_PREFIX))
+                .await
+                .api()?
+                .into_iter()
+                .map(|(branch, revision)| ProposedEdit {
+                    branch,
+                    commit: revision.into(),
+                })
+                .collect(),
         };
         let in_force = context.in_force.borrow().clone();
         let desired_self = in_force.as_ref().and_then(|in_force| {
@@ -280,22 +305,8 @@ async fn services(
     let developer = &state.desired.developer;
     let client = state.effective_client_versions();
     let names: BTreeSet<&ServiceName> = developer.keys().chain(client.keys()).collect();
-    let alive_since = context.states_alive_since();
-    let states = context
-        .store
-        .service_states()
-        .query(&StateQuery {
-            distribution: Some(context.info.name.clone()),
-            ..StateQuery::default()
-        })
-        .await
-        .api()?;
     let mut by_service: BTreeMap<ServiceName, Vec<ServiceStateRecord>> = BTreeMap::new();
-    for stored in states {
-        let record = stored.record;
-        if record.state.time < alive_since {
-            continue;
-        }
+    for record in alive_states(context).await? {
         // The role is a field of its own: a service's instances in every role count here.
         by_service
             .entry(record.service.clone())
@@ -372,6 +383,28 @@ async fn services(
     Ok(list)
 }
 
+/// The states of this distribution's own instances that reported within the
+/// service-state expiration.
+pub(super) async fn alive_states(
+    context: &ApiContext,
+) -> async_graphql::Result<Vec<ServiceStateRecord>> {
+    let alive_since = context.states_alive_since();
+    let states = context
+        .store
+        .service_states()
+        .query(&StateQuery {
+            distribution: Some(context.info.name.clone()),
+            ..StateQuery::default()
+        })
+        .await
+        .api()?;
+    Ok(states
+        .into_iter()
+        .map(|stored| stored.record)
+        .filter(|record| record.state.time >= alive_since)
+        .collect())
+}
+
 /// The instances' counts by role (`None`, no role, sorts first).
 fn by_role(instances: &[InstanceStatus]) -> Vec<RoleInstances> {
     let mut counts: BTreeMap<Option<&str>, (usize, usize)> = BTreeMap::new();
@@ -427,6 +460,7 @@ fn instance_status(record: ServiceStateRecord, desired: Option<&ClientVersion>) 
         update_to_version: state.update_to_version.map(|v| v.to_string()),
         update_error: state.update_error.map(|e| e.error),
         time: state.time,
+        state_commit: record.state_commit,
     }
 }
 

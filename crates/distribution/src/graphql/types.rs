@@ -143,6 +143,19 @@ pub struct StateRevision {
     pub summary: String,
     /// Its parents' ids.
     pub parents: Vec<String>,
+    /// The branch that holds this commit for review, when `policy.yaml` sends the edit
+    /// that made it to a branch `vupdate/edit/...` instead of the followed branch; null
+    /// when the commit is on the followed branch.
+    pub proposed_branch: Option<String>,
+}
+
+impl From<super::context::Edited> for StateRevision {
+    fn from(edited: super::context::Edited) -> StateRevision {
+        StateRevision {
+            proposed_branch: edited.proposed_branch,
+            ..edited.revision.into()
+        }
+    }
 }
 
 impl From<Revision> for StateRevision {
@@ -156,6 +169,7 @@ impl From<Revision> for StateRevision {
             time: revision.time,
             summary: revision.summary,
             parents: revision.parents,
+            proposed_branch: None,
         }
     }
 }

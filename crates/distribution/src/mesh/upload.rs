@@ -213,6 +213,7 @@ fn state_report(record: &ServiceStateRecord) -> ServiceStateReport {
         role: record.role.as_ref().map(|role| role.as_str().to_owned()),
         directory: record.directory.clone(),
         state: state(&record.state),
+        state_commit: record.state_commit.clone(),
     }
 }
 

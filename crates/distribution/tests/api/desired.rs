@@ -6,7 +6,7 @@ use serde_json::json;
 use super::support::Harness;
 
 const SET_DEVELOPER: &str = r#"mutation($changes: [ServiceVersionChange!]!, $expected: String!, $comment: String!) {
-  setDeveloperDesiredVersions(changes: $changes, expectedRevision: $expected, comment: $comment) { id summary author { name email } parents }
+  setDeveloperDesiredVersions(changes: $changes, expectedRevision: $expected, comment: $comment) { id summary author { name email } parents proposedBranch }
 }"#;
 
 #[tokio::test]
@@ -28,6 +28,11 @@ async fn an_edit_is_one_commit_by_the_account_with_the_comment() {
     assert_eq!(
         data["setDeveloperDesiredVersions"]["parents"],
         json!([before])
+    );
+    // No policy.yaml: a commit on the branch, not a branch for review.
+    assert_eq!(
+        data["setDeveloperDesiredVersions"]["proposedBranch"],
+        serde_json::Value::Null
     );
     // The commit is in the remote the team shares, not only in the server's clone.
     assert_eq!(harness.remote.rev_parse("main"), commit);

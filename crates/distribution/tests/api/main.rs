@@ -9,6 +9,8 @@
 //! - `limits`: bodies, heads, query strings, GraphQL operations, WebSocket messages, slow
 //!   clients, connections and requests past their limits are answered with stable codes.
 //! - `desired`: edits become commits (author, message), stale edits are refused, reverts.
+//! - `policy`: under `policy.yaml`'s pullRequest mode, edits and reverts go to branches
+//!   `vupdate/edit/...` that `status` lists until merged.
 //! - `watch`: an invalid commit is reported while the previous one stays in force; the
 //!   webhook makes the distribution fetch at once.
 //! - `images`: 200 MB through upload and download with bounded memory; a cut upload leaves
@@ -35,6 +37,7 @@ mod known_bad;
 mod limits;
 mod login;
 mod mesh;
+mod policy;
 mod reports;
 mod roles;
 mod secrets;

@@ -75,6 +75,8 @@ const QUERIES: Table = &[
     ("lastSourceCommit", &["admin", "developer"]),
     ("serviceProfiles", &["admin", "developer"]),
     ("status", &["admin", "developer", "builder"]),
+    ("plan", &["admin", "developer"]),
+    ("instanceCommits", &["admin", "developer"]),
     (
         "developerDesiredVersions",
         &["admin", "developer", "builder", "consumer"],

@@ -52,13 +52,7 @@ impl StateRepo {
     /// create it from the remote).
     pub fn open(path: impl AsRef<Path>, branch: &str) -> Result<StateRepo, StateError> {
         let path = path.as_ref().to_path_buf();
-        let reference = format!("refs/heads/{branch}");
-        gix::validate::reference::name(reference.as_str().into()).map_err(|error| {
-            StateError::BadBranchName {
-                branch: branch.to_owned(),
-                reason: error.to_string(),
-            }
-        })?;
+        let reference = branch_reference(branch)?;
         let repo = gix::open(&path).map_err(|error| StateError::Open {
             path: path.clone(),
             error: Box::new(error),
@@ -155,6 +149,18 @@ impl StateRepo {
             error: Box::new(error),
         }
     }
+}
+
+/// The reference of `branch` (`refs/heads/<branch>`), refused when Git would refuse the name.
+fn branch_reference(branch: &str) -> Result<String, StateError> {
+    let reference = format!("refs/heads/{branch}");
+    gix::validate::reference::name(reference.as_str().into()).map_err(|error| {
+        StateError::BadBranchName {
+            branch: branch.to_owned(),
+            reason: error.to_string(),
+        }
+    })?;
+    Ok(reference)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use gix::refs::transaction::PreviousValue;
 
-use super::{Author, Revision, StateRepo, git};
+use super::{Author, Revision, StateRepo, branch_reference, git};
 use crate::edit::StateEdit;
 use crate::error::StateError;
 
@@ -30,13 +30,7 @@ impl StateRepo {
     ) -> Result<Option<Revision>, StateError> {
         let span = tracing::info_span!("state_propose", base = %self.branch, branch = %branch, parent = %expected_parent, commit = tracing::field::Empty);
         let _entered = span.enter();
-        let reference = format!("refs/heads/{branch}");
-        gix::validate::reference::name(reference.as_str().into()).map_err(|error| {
-            StateError::BadBranchName {
-                branch: branch.to_owned(),
-                reason: error.to_string(),
-            }
-        })?;
+        branch_reference(branch)?;
         let repo = self.start_change()?;
         let parent = self.checked_parent(&repo, expected_parent)?;
         let Some(commit) = self.edit_commit(&repo, edit, parent, author, message)? else {
@@ -44,7 +38,21 @@ impl StateRepo {
             return Ok(None);
         };
         span.record("commit", tracing::field::display(commit));
-        let replaced = self.proposals(&repo, replaces)?;
+        self.put_on_branch(&repo, commit, branch, replaces)?;
+        self.revision(&repo, commit).map(Some)
+    }
+
+    /// Sets (and pushes, with a remote) the proposal branch `branch` to `commit`, deleting
+    /// the older proposals it replaces (branches named `replaces…`).
+    pub(super) fn put_on_branch(
+        &self,
+        repo: &gix::Repository,
+        commit: gix::ObjectId,
+        branch: &str,
+        replaces: &str,
+    ) -> Result<(), StateError> {
+        let reference = branch_reference(branch)?;
+        let replaced = self.proposals(repo, replaces)?;
         let replaced: Vec<String> = replaced.into_iter().filter(|b| b != branch).collect();
         if let Some(remote) = &self.remote {
             if let git::Ran::Failed(reason) =
@@ -85,7 +93,7 @@ impl StateRepo {
             }
         }
         tracing::info!(%commit, replaced = ?replaced, "proposal pushed");
-        self.revision(&repo, commit).map(Some)
+        Ok(())
     }
 
     /// [`propose`](Self::propose) the edit `make` gives for the branch tip's state, on that
@@ -102,6 +110,50 @@ impl StateRepo {
         self.on_tip(attempts, make, |edit, parent, message| {
             self.propose(edit, parent, branch, replaces, author, message)
         })
+    }
+
+    /// The proposals made here (local branches named `prefix…`) not merged yet: their
+    /// commit is not in the followed branch's history. Sorted by name.
+    pub fn waiting_proposals(&self, prefix: &str) -> Result<Vec<(String, Revision)>, StateError> {
+        let repo = self.local();
+        let Some(tip) = self.try_tip(&repo)? else {
+            return Ok(Vec::new());
+        };
+        let mut waiting = Vec::new();
+        for branch in self.proposals(&repo, prefix)? {
+            let Some(commit) = self.try_ref_tip(&repo, &format!("refs/heads/{branch}"))? else {
+                continue;
+            };
+            if !self.ancestor(&repo, commit, tip)? {
+                waiting.push((branch, self.revision(&repo, commit)?));
+            }
+        }
+        Ok(waiting)
+    }
+
+    /// Whether `ancestor` is `descendant` or in its history.
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool, StateError> {
+        let repo = self.local();
+        let ancestor = self.resolve_id(&repo, ancestor)?;
+        let descendant = self.resolve_id(&repo, descendant)?;
+        self.ancestor(&repo, ancestor, descendant)
+    }
+
+    fn ancestor(
+        &self,
+        repo: &gix::Repository,
+        ancestor: gix::ObjectId,
+        descendant: gix::ObjectId,
+    ) -> Result<bool, StateError> {
+        if ancestor == descendant {
+            return Ok(true);
+        }
+        let base = repo
+            .merge_base(ancestor, descendant)
+            .map_err(self.git_error(format!(
+                "finding the merge base of {ancestor} and {descendant}"
+            )))?;
+        Ok(base.is_some_and(|base| base.detach() == ancestor))
     }
 
     /// The local branches whose name starts with `prefix` (proposals made here), sorted.

@@ -113,7 +113,7 @@ impl StateRepo {
         author: &Author,
         message: Option<&str>,
     ) -> Result<Revision, StateError> {
-        self.revert_inner(rev, None, expected_parent, author, message)
+        self.revert_inner(rev, None, expected_parent, author, message, None)
     }
 
     /// Like [`revert`](Self::revert) for a merge commit: `mainline` (from 1) is the parent
@@ -126,7 +126,33 @@ impl StateRepo {
         author: &Author,
         message: Option<&str>,
     ) -> Result<Revision, StateError> {
-        self.revert_inner(rev, Some(mainline), expected_parent, author, message)
+        self.revert_inner(rev, Some(mainline), expected_parent, author, message, None)
+    }
+
+    /// Like [`revert`](Self::revert) (or [`revert_merge`](Self::revert_merge) with
+    /// `mainline`), with the commit put on the proposal branch `branch` for review, as
+    /// [`propose`](Self::propose) does; the followed branch does not move. `None`: the
+    /// revert changes nothing.
+    pub fn propose_revert(
+        &self,
+        rev: &str,
+        mainline: Option<usize>,
+        expected_parent: &str,
+        branch: &str,
+        author: &Author,
+        message: Option<&str>,
+    ) -> Result<Option<Revision>, StateError> {
+        super::branch_reference(branch)?;
+        let parent = self.resolve(expected_parent)?.id;
+        let revision = self.revert_inner(
+            rev,
+            mainline,
+            expected_parent,
+            author,
+            message,
+            Some(branch),
+        )?;
+        Ok((revision.id != parent).then_some(revision))
     }
 
     fn revert_inner(
@@ -136,6 +162,7 @@ impl StateRepo {
         expected_parent: &str,
         author: &Author,
         message: Option<&str>,
+        proposal: Option<&str>,
     ) -> Result<Revision, StateError> {
         let span = tracing::info_span!("state_revert", branch = %self.branch, parent = %expected_parent, reverted = %rev, commit = tracing::field::Empty);
         let _entered = span.enter();
@@ -197,8 +224,12 @@ impl StateRepo {
         };
         let commit = self.write_commit(&repo, tree, &[parent], author, message)?;
         span.record("commit", tracing::field::display(commit));
-        self.publish(&repo, parent, commit)?;
-        tracing::info!(%commit, reverted = %target, "revert committed");
+        match proposal {
+            // The branch's name says what it holds: this revert alone.
+            Some(branch) => self.put_on_branch(&repo, commit, branch, branch)?,
+            None => self.publish(&repo, parent, commit)?,
+        }
+        tracing::info!(%commit, reverted = %target, proposal = ?proposal, "revert committed");
         self.revision(&repo, commit)
     }
 

@@ -149,3 +149,18 @@ pub(crate) struct RolloutFile {
 pub(crate) struct RawServiceRollout {
     pub(crate) on_failure: Option<Spanned<String>>,
 }
+
+/// `policy.yaml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PolicyFile {
+    pub(crate) edits: Option<Vec<RawEditRule>>,
+}
+
+/// One rule of `edits:`: which branches, and how API edits of them are made.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEditRule {
+    pub(crate) branch: Spanned<String>,
+    pub(crate) mode: Spanned<String>,
+}

@@ -21,13 +21,14 @@ use vupdate_core::version::{ClientVersion, DeveloperVersion, VersionError};
 use crate::error::StateError;
 use crate::files::{FileSet, MARKER};
 use crate::model::{
-    AutoUpdate, Consumer, Desired, OnFailure, Provider, Rollout, SCHEMA_VERSION, State,
+    AutoUpdate, Consumer, Desired, EditMode, EditRule, OnFailure, Policy, Provider, Rollout,
+    SCHEMA_VERSION, State,
     TestedVersions,
 };
 use crate::problems::ValidationErrors;
 use crate::schema::entries::Entries;
 use crate::schema::raw::{
-    ConsumersFile, DesiredFile, MarkerFile, ProfilesFile, ProvidersFile, RawAutoUpdate,
+    ConsumersFile, DesiredFile, MarkerFile, PolicyFile, ProfilesFile, ProvidersFile, RawAutoUpdate,
     RolloutFile, SettingsFile, TestedFile,
 };
 use crate::schema::{Problems, parse_document, parse_file};
@@ -45,6 +46,7 @@ pub(crate) const PROVIDERS: &str = "providers.yaml";
 pub(crate) const CONSUMERS: &str = "consumers.yaml";
 const TESTED: &str = "tested.yaml";
 const ROLLOUT: &str = "rollout.yaml";
+const POLICY: &str = "policy.yaml";
 
 /// Path of a service's own build settings.
 pub(crate) fn service_path(service: &ServiceName) -> String {
@@ -128,6 +130,7 @@ fn parse_state(files: &FileSet, problems: &mut Problems) -> Option<State> {
     let consumers = parse_consumers(files, profiles.as_ref(), problems);
     let tested = parse_tested(files, &known, problems);
     let rollout = parse_rollout(files, &known, problems);
+    let policy = parse_policy(files, problems);
 
     Some(State {
         schema: SCHEMA_VERSION,
@@ -139,6 +142,7 @@ fn parse_state(files: &FileSet, problems: &mut Problems) -> Option<State> {
         consumers,
         tested,
         rollout,
+        policy,
     })
 }
 
@@ -567,6 +571,36 @@ fn parse_rollout(files: &FileSet, known: &BTreeSet<&str>, problems: &mut Problem
         on_failure,
         services,
     }
+}
+
+fn parse_policy(files: &FileSet, problems: &mut Problems) -> Policy {
+    let raw = file_section(files, POLICY, problems, |file: PolicyFile| file.edits);
+    let mut edits = Vec::new();
+    for rule in raw {
+        let branch = rule.branch;
+        if branch.value.is_empty() {
+            problems.at(POLICY, &branch.referenced, "branch pattern is empty");
+        }
+        let mode = EditMode::ALL
+            .into_iter()
+            .find(|mode| mode.as_str() == rule.mode.value);
+        let Some(mode) = mode else {
+            problems.at(
+                POLICY,
+                &rule.mode.referenced,
+                format!(
+                    "mode `{}` for branch `{}` is not one of commit, pullRequest",
+                    rule.mode.value, branch.value
+                ),
+            );
+            continue;
+        };
+        edits.push(EditRule {
+            branch: branch.value,
+            mode,
+        });
+    }
+    Policy { edits }
 }
 
 #[cfg(test)]

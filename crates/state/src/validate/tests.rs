@@ -1,7 +1,7 @@
 //! The validator as a table: files in, the exact `path:line:column: message` lines out.
 
 use super::*;
-use crate::model::ServiceSettings;
+use crate::model::{EditMode, ServiceSettings};
 
 /// A small valid repo; each case adds or replaces files.
 const BASE: &[(&str, &str)] = &[
@@ -244,6 +244,25 @@ fn each_problem_is_reported_with_file_line_and_column() {
             &["rollout.yaml:2:1: unknown field `onFail`, expected one of onFailure, services"],
         ),
         (
+            "an edit policy with a mode that is not one",
+            &[(
+                "policy.yaml",
+                "edits:\n  - branch: main\n    mode: review\n  - branch: \"\"\n    mode: commit\n",
+            )],
+            &[
+                "policy.yaml:3:11: mode `review` for branch `main` is not one of commit, pullRequest",
+                "policy.yaml:4:13: branch pattern is empty",
+            ],
+        ),
+        (
+            "an edit policy with an unknown field",
+            &[(
+                "policy.yaml",
+                "edits:\n  - branch: main\n    mode: commit\n    when: always\n",
+            )],
+            &["policy.yaml:4:5: unknown field `when`, expected one of branch, mode"],
+        ),
+        (
             "a builder that is not a provider",
             &[("common.yaml", "builder: farm\n")],
             &[
@@ -432,6 +451,26 @@ fn on_failure_is_the_service_s_own_else_the_common_one_else_hold() {
         };
         assert_eq!(policy(rollout, service), expected, "{rollout} {service}");
     }
+}
+
+#[test]
+fn the_first_edit_rule_matching_a_branch_applies() {
+    let state = State::parse(&files(&[(
+        "policy.yaml",
+        "# Releases are reviewed; everything else is edited directly.\nedits:\n  - branch: release/*\n    mode: pullRequest\n  - branch: main\n    mode: pullRequest\n  - branch: \"**\"\n    mode: commit\n",
+    )]))
+    .expect("valid");
+    let mode = |branch| state.policy.edit_mode(branch);
+    assert_eq!(mode("main"), EditMode::PullRequest);
+    assert_eq!(mode("release/2026-12"), EditMode::PullRequest);
+    assert_eq!(mode("release/a/b"), EditMode::Commit, "`*` stops at `/`");
+    assert_eq!(mode("staging"), EditMode::Commit);
+    let without = State::parse(&files(&[])).expect("valid");
+    assert_eq!(
+        without.policy.edit_mode("main"),
+        EditMode::Commit,
+        "the default"
+    );
 }
 
 #[test]

@@ -62,6 +62,10 @@ pub struct ServiceStateRecord {
     pub directory: String,
     /// The state.
     pub state: ServiceState,
+    /// The state commit whose desired client versions the updater had fully applied when
+    /// it reported (records from updaters that do not say have none: unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_commit: Option<String>,
 }
 
 /// Which states to list; every filter is optional.

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use vupdate_backoff::Backoff;
 use vupdate_client::{Client, ClientError};
 
+use super::provenance::Provenance;
 use crate::Error;
 use crate::config::{AccessToken, UpdaterConfig};
 
@@ -39,6 +40,8 @@ pub struct Api {
     reachability: watch::Sender<Reachability>,
     /// This VM's instance id, which every report names.
     pub instance: String,
+    /// The state commit this VM has converged to, for its state reports.
+    pub provenance: Provenance,
 }
 
 impl Api {
@@ -67,6 +70,7 @@ impl Api {
                 comebacks: 0,
             }),
             instance: config.instance.clone(),
+            provenance: Provenance::default(),
         })
     }
 

@@ -4,7 +4,9 @@
 //! safety net. Both retry with exponential backoff and jitter while the distribution is
 //! away; the map keeps the last versions known meanwhile, so the services keep running
 //! them. The last map is also kept in `<workDirectory>/.desired-versions.json`, so an
-//! updater restarted while the distribution is away starts from it.
+//! updater restarted while the distribution is away starts from it; the state commit
+//! the map comes from is kept beside it in `.desired-revision`, so that updater's state
+//! reports still say which commit it is on.
 //!
 //! The subscription also repeats the list, unchanged, when the distribution stores an
 //! image; that wakes the services, so one waiting for its version's image fetches it
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use vupdate_client::DesiredList;
 use vupdate_core::service::ServiceName;
 
 use vupdate_backoff::Backoff;
@@ -32,6 +35,8 @@ use crate::agent::DesiredVersions;
 /// The file, in the work directory, that keeps the last desired versions (a leading dot:
 /// no service directory can have that name).
 pub const CACHE_FILE: &str = ".desired-versions.json";
+/// The file, beside [`CACHE_FILE`], that keeps the state commit the map comes from.
+pub const REVISION_FILE: &str = ".desired-revision";
 
 /// How soon a lost subscription is tried again at first, and at most.
 const RESUBSCRIBE_INITIAL: Duration = Duration::from_millis(500);
@@ -85,6 +90,23 @@ fn write_cache(path: &Path, map: &DesiredVersions) {
     }
 }
 
+/// The cached state commit in `work_directory`, if one is kept.
+fn read_revision(work_directory: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(work_directory.join(REVISION_FILE)).ok()?;
+    let revision = text.trim();
+    (!revision.is_empty()).then(|| revision.to_owned())
+}
+
+/// Keeps `revision` in `path` (written beside it, then renamed into place).
+fn write_revision(path: &Path, revision: &str) {
+    let tmp = path.with_extension("tmp");
+    let written =
+        std::fs::write(&tmp, format!("{revision}\n")).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(error) = written {
+        tracing::warn!(file = %path.display(), %error, "cannot keep the desired versions' state commit");
+    }
+}
+
 /// `service=version` pairs, for the log.
 fn describe(map: &DesiredVersions) -> String {
     let pairs: Vec<String> = map
@@ -104,24 +126,39 @@ struct Shared {
     services: Vec<ServiceName>,
     desired: watch::Sender<DesiredVersions>,
     cache: PathBuf,
+    /// Where the state commit of the map is kept.
+    revision_file: PathBuf,
     /// Subscription events so far, so a poll can tell it may be older than one.
     events: AtomicU64,
 }
 
 impl Shared {
-    /// Publishes `map` when it differs from the current one; says whether it did.
-    fn publish(&self, map: DesiredVersions, via: &'static str) -> bool {
+    /// Publishes `list`'s map when it differs from the current one; says whether it did.
+    /// Its revision is followed either way (a new commit may leave the map as it was).
+    fn publish(&self, list: DesiredList, via: &'static str) -> bool {
+        let new_revision = self.api.provenance.follow(&list);
+        let map = &list.versions;
         let changed = self.desired.send_if_modified(|current| {
-            if *current == map {
+            if current == map {
                 return false;
             }
             // Kept before anyone is told, so whoever this change wakes finds it on disk.
-            write_cache(&self.cache, &map);
-            current.clone_from(&map);
+            write_cache(&self.cache, map);
+            current.clone_from(map);
             true
         });
+        // After the map: a crash between the two leaves an older commit beside a newer
+        // map, which only under-reports.
+        if new_revision {
+            match &list.revision {
+                Some(revision) => write_revision(&self.revision_file, revision),
+                None => {
+                    let _ = std::fs::remove_file(&self.revision_file);
+                }
+            }
+        }
         if changed {
-            tracing::info!(via, versions = %describe(&map), "desired versions");
+            tracing::info!(via, versions = %describe(map), revision = list.revision.as_deref().unwrap_or("unknown"), "desired versions");
         }
         changed
     }
@@ -157,11 +194,17 @@ pub fn start(
     work_directory: &Path,
     desired: watch::Sender<DesiredVersions>,
 ) -> Following {
+    // The cached map (already in `desired`) with its commit, until the distribution answers.
+    api.provenance.follow(&DesiredList {
+        revision: read_revision(work_directory),
+        versions: desired.borrow().clone(),
+    });
     let shared = Arc::new(Shared {
         api,
         services,
         desired,
         cache: work_directory.join(CACHE_FILE),
+        revision_file: work_directory.join(REVISION_FILE),
         events: AtomicU64::new(0),
     });
     Following {
@@ -179,20 +222,20 @@ async fn subscribe(shared: Arc<Shared>) {
         let opened = shared
             .api
             .client()
-            .follow_client_desired_versions(Some(&shared.services))
+            .follow_client_desired_list(Some(&shared.services))
             .await;
         shared.api.observe(&opened);
         match opened {
             Ok(mut feed) => {
                 tracing::debug!("following the desired versions live");
                 loop {
-                    let event = feed.next().await;
+                    let event = feed.next_list().await;
                     shared.api.observe(&event);
                     match event {
-                        Ok(Some(map)) => {
+                        Ok(Some(list)) => {
                             backoff.reset();
                             shared.events.fetch_add(1, Ordering::SeqCst);
-                            if !shared.publish(map, "subscription") {
+                            if !shared.publish(list, "subscription") {
                                 shared.nudge();
                             }
                         }
@@ -230,14 +273,14 @@ async fn poll(shared: Arc<Shared>, interval: Duration) {
         let polled = shared
             .api
             .client()
-            .client_desired_versions(Some(&shared.services))
+            .client_desired_list(Some(&shared.services))
             .await;
         shared.api.observe(&polled);
         match polled {
-            Ok(map) => {
+            Ok(list) => {
                 backoff.reset();
                 if shared.events.load(Ordering::SeqCst) == seen {
-                    shared.publish(map, "poll");
+                    shared.publish(list, "poll");
                 }
                 tokio::time::sleep(interval).await;
             }
@@ -279,5 +322,8 @@ mod tests {
         std::fs::write(&path, r#"{"api": "not a version"}"#).expect("write");
         assert_eq!(read_cache(dir.path()), None);
         assert!(parse_cache("[]").is_err());
+        assert_eq!(read_revision(dir.path()), None);
+        write_revision(&dir.path().join(REVISION_FILE), "3f1c0a9e");
+        assert_eq!(read_revision(dir.path()).as_deref(), Some("3f1c0a9e"));
     }
 }

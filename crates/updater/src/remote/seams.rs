@@ -187,6 +187,7 @@ impl StateSink for ApiStates {
     type Error = ClientError;
 
     async fn send(&self, states: &[InstanceState]) -> Result<(), ClientError> {
+        let state_commit = self.0.provenance.commit(states);
         let reports: Vec<ServiceStateReport> = states
             .iter()
             .map(|state| ServiceStateReport {
@@ -195,6 +196,7 @@ impl StateSink for ApiStates {
                 role: state.role.as_ref().map(ToString::to_string),
                 directory: state.directory.clone(),
                 state: state_report(&state.state),
+                state_commit: state_commit.clone(),
             })
             .collect();
         let result = self.0.client().set_service_states(&reports).await;

@@ -187,6 +187,7 @@ pub fn state(
     seconds: i64,
 ) -> ServiceStateRecord {
     ServiceStateRecord {
+        state_commit: None,
         distribution: distribution.to_owned(),
         instance: instance.to_owned(),
         service: service(service_name),

@@ -36,6 +36,8 @@ pub async fn set_replaces_by_key_and_queries_filter(ctx: Ctx) {
         .expect("set");
     let mut newer = state("jetto", "vm-1", "api", 30);
     newer.state.failures_count = Some(2);
+    // The state commit the updater converged to is kept with the state.
+    newer.state_commit = Some("3f1c0a9e5b7d2c4e6f8a0b1c2d3e4f5a6b7c8d9e".to_owned());
     states.set(vec![newer.clone()]).await.expect("replace");
 
     let all = states.query(&StateQuery::default()).await.expect("query");
