@@ -11,11 +11,13 @@ import { describe } from '../api/client';
 import { graphql } from '../gql';
 import type { FileDiff } from '../lib/diff';
 import { short } from '../lib/format';
+import { noteCommitted } from '../lib/revision';
 
 /** What the dialog shows of the commit an edit made. */
 export const MadeCommit = graphql(`
   fragment MadeCommit on StateRevision {
     id
+    proposedBranch
     summary
     author {
       name
@@ -27,6 +29,8 @@ export const MadeCommit = graphql(`
 /** The commit the server made. */
 export interface Made {
   id: string;
+  /** The branch the commit was proposed on, when a policy sends edits to review. */
+  proposedBranch?: string | null;
   summary: string;
   author: { name: string; email: string };
 }
@@ -78,6 +82,8 @@ export function CommitDialog({
     setError(null);
     try {
       const result = await edit.commit(comment.trim(), revision);
+      // A commit proposed on a branch of its own leaves the followed branch where it was.
+      if (!result.proposedBranch) noteCommitted(revision, result.id);
       setMade(result);
       onCommitted(result);
     } catch (e) {
