@@ -19,7 +19,7 @@ mod distribution;
 #[allow(dead_code)]
 #[path = "../support/hello.rs"]
 mod hello;
-mod safety;
 mod provenance;
+mod safety;
 mod scenarios;
 mod world;

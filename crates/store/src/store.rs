@@ -8,8 +8,8 @@
 mod accounts;
 mod builds;
 mod faults;
-mod log_writes;
 mod known_bad;
+mod log_writes;
 mod logs;
 mod roles;
 mod states;

@@ -22,8 +22,7 @@ use crate::error::StateError;
 use crate::files::{FileSet, MARKER};
 use crate::model::{
     AutoUpdate, Consumer, Desired, EditMode, EditRule, OnFailure, Policy, Provider, Rollout,
-    SCHEMA_VERSION, State,
-    TestedVersions,
+    SCHEMA_VERSION, State, TestedVersions,
 };
 use crate::problems::ValidationErrors;
 use crate::schema::entries::Entries;
