@@ -61,14 +61,8 @@ impl KnownBadQuery {
             .map(|s| parse_arg("service", &s))
             .transpose()
             .api()?;
-        let context = api(ctx);
-        let all = context
-            .store
-            .known_bad_versions()
-            .list(Some(&context.info.name))
-            .await
-            .api()?;
-        Ok(all
+        Ok(recorded(api(ctx))
+            .await?
             .into_iter()
             .filter(|entry| {
                 service
@@ -78,6 +72,18 @@ impl KnownBadQuery {
             .map(KnownBadVersion::from)
             .collect())
     }
+}
+
+/// This distribution's known-bad versions, as the store holds them.
+pub(super) async fn recorded(
+    context: &super::context::ApiContext,
+) -> async_graphql::Result<Vec<StoredKnownBad>> {
+    context
+        .store
+        .known_bad_versions()
+        .list(Some(&context.info.name))
+        .await
+        .api()
 }
 
 /// Clearing known-bad versions.

@@ -169,12 +169,8 @@ impl PlanQuery {
         let context = api(ctx);
         let (base_id, base_state) = load(context, base).await?;
         let (head_id, head_state) = load(context, head).await?;
-        let known_bad = context
-            .store
-            .known_bad_versions()
-            .list(Some(&context.info.name))
-            .await
-            .api()?
+        let known_bad = super::known_bad::recorded(context)
+            .await?
             .into_iter()
             .map(|bad| core::KnownBad {
                 service: bad.service,

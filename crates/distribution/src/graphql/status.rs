@@ -270,12 +270,8 @@ impl StatusQuery {
             }
             None => (Vec::new(), Vec::new(), Vec::new()),
         };
-        let known_bad_versions = context
-            .store
-            .known_bad_versions()
-            .list(Some(&context.info.name))
-            .await
-            .api()?
+        let known_bad_versions = super::known_bad::recorded(context)
+            .await?
             .into_iter()
             .map(super::known_bad::KnownBadVersion::from)
             .collect();
