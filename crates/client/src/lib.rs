@@ -76,6 +76,12 @@ pub use versions::{
     ImageInfo, InstallInfo, Source,
 };
 
+/// How long an idle connection is kept for the next request. The distribution closes a
+/// keep-alive connection idle for its `headerTimeout` (10 s by default), and a request sent
+/// as it closes fails with "connection closed before message completed": an updater
+/// reporting every 10 s hit that every minute or so. Below that timeout, a connection is
+/// reused only while the server still keeps it.
+const POOL_IDLE: Duration = Duration::from_secs(5);
 /// The environment variable that holds an access token for the programs that use this
 /// crate (never a command-line argument: other users can read those).
 pub const ACCESS_TOKEN_ENV: &str = "VUPDATE_ACCESS_TOKEN";
@@ -152,6 +158,7 @@ impl ClientBuilder {
         let base = self.base.trim_end_matches('/').to_owned();
         install_ring_provider();
         let mut http = reqwest::Client::builder()
+            .pool_idle_timeout(POOL_IDLE)
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
             .user_agent(concat!("vupdate-client/", env!("CARGO_PKG_VERSION")));
