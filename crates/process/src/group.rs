@@ -20,6 +20,12 @@ pub fn signal_group(pgid: i32, signal: Signal) -> bool {
     killpg(Pid::from_raw(pgid), signal).is_ok()
 }
 
+/// Whether group `pgid` has no process left (signal 0 answers ESRCH). A process we may not
+/// signal counts as a member. The same caution as [`signal_group`] applies to `pgid`.
+pub fn group_is_empty(pgid: i32) -> bool {
+    killpg(Pid::from_raw(pgid), None) == Err(nix::errno::Errno::ESRCH)
+}
+
 /// SIGKILL to every process of group `pgid` (what a command left running when it ended).
 pub fn kill_group(pgid: i32) -> bool {
     signal_group(pgid, Signal::SIGKILL)
@@ -75,5 +81,26 @@ mod tests {
             testing::gone_soon(background),
             "process {background} of group {group} survived"
         );
+    }
+
+    #[tokio::test]
+    async fn a_group_is_empty_once_its_last_process_is_reaped() {
+        let (mut child, group, background) =
+            testing::spawn_printing_a_pid("sleep 30 & echo $!; wait $!; exec sleep 30").await;
+        assert!(!group_is_empty(group), "leader and background child run");
+        assert!(signal(background, Signal::SIGKILL));
+        // Reaped by the shell (`wait $!`), not only a zombie: a zombie is still a member.
+        let reaped = (0..100).any(|_| {
+            let reaped = crate::table::read(background).is_none();
+            if !reaped {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            reaped
+        });
+        assert!(reaped, "the shell reaped its background child");
+        assert!(!group_is_empty(group), "the leader still runs (now alone)");
+        assert!(kill_group(group));
+        child.wait().await.expect("reaped");
+        assert!(group_is_empty(group), "nothing of the group is left");
     }
 }

@@ -17,7 +17,7 @@ pub mod group;
 pub mod guard;
 pub mod table;
 
-pub use group::{describe_status, kill_group, signal, signal_group, stop_group};
+pub use group::{describe_status, group_is_empty, kill_group, signal, signal_group, stop_group};
 pub use guard::TreeGuard;
 pub use nix::sys::signal::Signal;
 pub use table::ProcInfo;

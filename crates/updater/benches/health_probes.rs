@@ -12,11 +12,12 @@
 //!
 //! Prints a table, and one `FIGURE <kind> <name> <value>` line per figure.
 
+mod offline;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -29,11 +30,6 @@ struct Figures {
     rss_kb: u64,
     cpu_percent: f64,
     children_cpu_percent: f64,
-}
-
-#[allow(clippy::disallowed_methods)] // The bench starts the updater, not services.
-fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    Command::new(program)
 }
 
 /// A listener that answers every connection with an empty `200 OK`.
@@ -54,17 +50,6 @@ fn answering_listener() -> std::net::SocketAddr {
         }
     });
     address
-}
-
-/// The image zip of a bench service, `<dir>/<version>.zip`.
-fn write_image(dir: &Path, version: &str, install: &serde_json::Value) {
-    fs::create_dir_all(dir).expect("images");
-    let file = fs::File::create(dir.join(format!("{version}.zip"))).expect("image");
-    let mut zip = zip::ZipWriter::new(file);
-    zip.start_file("install.json", zip::write::SimpleFileOptions::default())
-        .expect("zip");
-    zip.write_all(install.to_string().as_bytes()).expect("zip");
-    zip.finish().expect("zip");
 }
 
 /// The `healthCheck` of `kind`, or none for `none`.
@@ -92,53 +77,26 @@ fn measure(
     address: std::net::SocketAddr,
 ) -> Figures {
     let dir = root.join(kind);
-    let images = dir.join("images");
     let pids = dir.join("pids");
     fs::create_dir_all(&pids).expect("pids");
-    let mut desired = serde_json::Map::new();
-    let mut names = Vec::new();
-    for index in 0..services {
-        let name = format!("svc{index}");
-        let mut run = serde_json::json!({
-            "command": "sh",
-            "args": ["-c", format!("echo $$ > {}/{name}.pid; exec sleep 1000000", pids.display())],
-        });
-        let check = health_check(kind, address, interval_ms);
-        if !check.is_null() {
-            run["healthCheck"] = check;
-        }
-        write_image(
-            &images.join(&name),
-            "bench-1.0.0",
-            &serde_json::json!({ "runService": run }),
-        );
-        desired.insert(name.clone(), "bench-1.0.0".into());
-        names.push(name);
-    }
-    fs::write(
-        dir.join("desired.json"),
-        serde_json::Value::Object(desired).to_string(),
-    )
-    .expect("desired.json");
-    let config = format!(
-        "instance: bench\ndistributionUrl: http://127.0.0.1:9\naccessToken: t\n\
-         workDirectory: {}\nservices: [{}]\ncgroups: off\n",
-        dir.join("work").display(),
-        names.join(", "),
-    );
-    fs::write(dir.join("updater.yaml"), config).expect("updater.yaml");
-    let mut child: Child = command(binary)
-        .arg(dir.join("updater.yaml"))
-        .arg(&images)
-        .arg(dir.join("desired.json"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(dir.join("updater.log")).expect("log"))
-        .spawn()
-        .expect("start the updater");
+    let services: Vec<(String, serde_json::Value)> = (0..services)
+        .map(|index| {
+            let name = format!("svc{index}");
+            let mut run = serde_json::json!({
+                "command": "sh",
+                "args": ["-c", format!("echo $$ > {}/{name}.pid; exec sleep 1000000", pids.display())],
+            });
+            let check = health_check(kind, address, interval_ms);
+            if !check.is_null() {
+                run["healthCheck"] = check;
+            }
+            (name, run)
+        })
+        .collect();
+    let mut child = offline::start_updater(binary, &dir, &services, "cgroups: off\n");
     let main = i32::try_from(child.id()).expect("pid");
-    eprintln!("{kind}: starting {services} services");
-    for index in 0..services {
+    eprintln!("{kind}: starting {} services", services.len());
+    for index in 0..services.len() {
         let pid_file = pids.join(format!("svc{index}.pid"));
         let mut waited = 0;
         while !pid_file.exists() {

@@ -20,13 +20,16 @@
 //!
 //! Prints a table, and one `FIGURE <supervisor> <name> <value>` line per figure.
 
+mod offline;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use offline::command;
 use vupdate_process::table;
 
 const SERVICES: usize = 10;
@@ -62,11 +65,6 @@ fn service_command(pid_dir: &Path) -> impl Fn(usize) -> String {
     }
 }
 
-#[allow(clippy::disallowed_methods)] // The bench starts supervisors, not services.
-fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    Command::new(program)
-}
-
 struct Updater {
     binary: PathBuf,
     cgroups: bool,
@@ -91,41 +89,17 @@ impl Supervisor for Updater {
     }
 
     fn start(&mut self, dir: &Path, service: &dyn Fn(usize) -> String) -> u32 {
-        let images = dir.join("images");
-        let mut desired = serde_json::Map::new();
-        let mut names = Vec::new();
-        for index in 0..SERVICES {
-            let name = format!("svc{index}");
-            write_image(
-                &images.join(&name),
-                "bench-1.0.0",
-                &serde_json::json!({"runService": {"command": "sh", "args": ["-c", service(index)]}}),
-            );
-            desired.insert(name.clone(), "bench-1.0.0".into());
-            names.push(name);
-        }
-        fs::write(
-            dir.join("desired.json"),
-            serde_json::Value::Object(desired).to_string(),
-        )
-        .expect("desired.json");
-        let config = format!(
-            "instance: bench\ndistributionUrl: http://127.0.0.1:9\naccessToken: t\n\
-             workDirectory: {}\nservices: [{}]\nrestart: {{initialDelay: 0s}}\ncgroups: {}\n",
-            dir.join("work").display(),
-            names.join(", "),
+        let services: Vec<(String, serde_json::Value)> = (0..SERVICES)
+            .map(|index| {
+                let run = serde_json::json!({"command": "sh", "args": ["-c", service(index)]});
+                (format!("svc{index}"), run)
+            })
+            .collect();
+        let settings = format!(
+            "restart: {{initialDelay: 0s}}\ncgroups: {}\n",
             if self.cgroups { "auto" } else { "off" }
         );
-        fs::write(dir.join("updater.yaml"), config).expect("updater.yaml");
-        let child = command(&self.binary)
-            .arg(dir.join("updater.yaml"))
-            .arg(&images)
-            .arg(dir.join("desired.json"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.join("updater.log")).expect("log"))
-            .spawn()
-            .expect("start the updater");
+        let child = offline::start_updater(&self.binary, dir, &services, &settings);
         let pid = child.id();
         self.child = Some(child);
         pid
@@ -138,18 +112,6 @@ impl Supervisor for Updater {
             let _ = child.wait();
         }
     }
-}
-
-/// The image zip of a bench service, `<dir>/<version>.zip`.
-fn write_image(dir: &Path, version: &str, install: &serde_json::Value) {
-    use std::io::Write;
-    fs::create_dir_all(dir).expect("images");
-    let file = fs::File::create(dir.join(format!("{version}.zip"))).expect("image");
-    let mut zip = zip::ZipWriter::new(file);
-    zip.start_file("install.json", zip::write::SimpleFileOptions::default())
-        .expect("zip");
-    zip.write_all(install.to_string().as_bytes()).expect("zip");
-    zip.finish().expect("zip");
 }
 
 struct Supervisord {

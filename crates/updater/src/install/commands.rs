@@ -1,6 +1,7 @@
 //! Running `installCommands` and `postInstallCommands`: one after another, each in its own
 //! process group with the service's command marker, output into the service's log, checked
-//! against `exitCode` and `outputMatch`, and killed tree-wide past a timeout.
+//! against `exitCode` and `outputMatch`, and killed tree-wide past a timeout. What a
+//! command leaves running when it ends is killed too ([`Leftovers`] says how it is found).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,6 +22,23 @@ use crate::supervisor::tree::TreeTracker;
 /// The most output kept per command to match `outputMatch` against.
 const MAX_CAPTURE: usize = 1024 * 1024;
 
+/// How long a command's output pipes may stay open after it exited before something else
+/// is taken to hold them (a process it left, perhaps outside its group).
+const OUTPUT_CLOSE: Duration = Duration::from_millis(100);
+
+/// How what a command leaves running is looked for once it has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leftovers {
+    /// Every process of the machine is read for the command's marker: finds even a process
+    /// that left the command's group (`setsid`) and closed its output. For install
+    /// commands, which run seldom.
+    Scan,
+    /// The command's process group and output pipes are looked at, and the machine is read
+    /// (as [`Leftovers::Scan`]) only when either is still in use: cheap enough for a health
+    /// probe every second. A process that leaves the group and closes the pipes is missed.
+    Group,
+}
+
 /// Where and how commands run.
 #[derive(Debug, Clone)]
 pub(crate) struct CommandContext<'a> {
@@ -34,6 +52,8 @@ pub(crate) struct CommandContext<'a> {
     pub pipeline: &'a Arc<LogPipeline>,
     /// How long one command may run.
     pub timeout: Duration,
+    /// How what a command leaves running is found.
+    pub leftovers: Leftovers,
 }
 
 /// Runs `commands` (macros expanded) in order; `field` names the list in errors
@@ -78,12 +98,15 @@ async fn run_one(
         command.env.iter(),
     )?;
     let pid = spawned.pid;
+    let group = i32::try_from(pid).expect("Linux pids fit in i32");
     let stdout = capture(spawned.stdout, context.pipeline.clone(), pid);
     let stderr = capture(spawned.stderr, context.pipeline.clone(), pid);
-    let mut tree = TreeTracker::new(
-        i32::try_from(pid).expect("Linux pids fit in i32"),
-        format!("{OWNER_ENV}={}", context.owner),
-    );
+    let mut output = tokio::spawn(async move {
+        let mut output = stdout.await.unwrap_or_default();
+        output.push_str(&stderr.await.unwrap_or_default());
+        output
+    });
+    let mut tree = TreeTracker::new(group, format!("{OWNER_ENV}={}", context.owner));
     let mut leader = Leader::Spawned(spawned.child);
     let waited = tokio::time::timeout(context.timeout, leader.wait()).await;
     let status = match waited {
@@ -104,10 +127,23 @@ async fn run_one(
             )));
         }
     };
-    // A command must not leave processes behind (they would outlive the install).
-    end_tree(&mut tree, None, None, Signal::SIGKILL, Duration::ZERO).await;
-    let mut output = stdout.await.unwrap_or_default();
-    output.push_str(&stderr.await.unwrap_or_default());
+    // The group is checked right after its leader was reaped: its pid is not handed out
+    // again until the kernel's pids wrap around, so the group cannot be someone else's yet.
+    let finished = match context.leftovers {
+        Leftovers::Group if vupdate_process::group_is_empty(group) => {
+            tokio::time::timeout(OUTPUT_CLOSE, &mut output).await.ok()
+        }
+        Leftovers::Group | Leftovers::Scan => None,
+    };
+    if finished.is_none() {
+        // A command must not leave processes behind (they would outlive the install).
+        end_tree(&mut tree, None, None, Signal::SIGKILL, Duration::ZERO).await;
+    }
+    let output = match finished {
+        Some(output) => output,
+        None => output.await,
+    }
+    .unwrap_or_default();
     if let Some(expected) = command.exit_code
         && status.code() != Some(expected)
     {
@@ -194,6 +230,7 @@ mod tests {
             owner: "test-owner",
             pipeline: &pipeline,
             timeout: Duration::from_secs(60),
+            leftovers: Leftovers::Scan,
         };
         let mut in_sub = sh("pwd > ../where; echo done");
         in_sub.directory = Some("sub".to_owned());
@@ -245,6 +282,7 @@ mod tests {
             owner: "slow-owner",
             pipeline: &pipeline,
             timeout: Duration::from_secs(2),
+            leftovers: Leftovers::Scan,
         };
         let command = sh("trap '' TERM; sleep 1000 & echo $! > child.pid; wait");
         let error = run_commands(&context, "postInstallCommands", &[command])

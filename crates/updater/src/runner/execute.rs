@@ -16,7 +16,7 @@ use vupdate_core::version::ClientVersion;
 
 use super::{ServiceRunner, history_dir};
 use crate::Error;
-use crate::install::commands::{CommandContext, run_commands};
+use crate::install::commands::{CommandContext, Leftovers, run_commands};
 use crate::install::journal::sync_parent;
 use crate::install::plan::{Action, Disk, Slot, StartOutcome, Tag};
 use crate::install::unzip::{sync_tree, unpack};
@@ -305,6 +305,7 @@ impl ServiceRunner {
             owner: &owner,
             pipeline: &self.pipeline,
             timeout: self.options.command_timeout,
+            leftovers: Leftovers::Scan,
         };
         run_commands(&context, field, commands).await
     }

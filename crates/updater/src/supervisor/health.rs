@@ -5,7 +5,9 @@
 //! probe is one more deadline in its supervisor's `select!` (tokio's one timer wheel for
 //! every service), and a probe in flight is a short task that loop awaits. HTTP probes
 //! share one client (one connection pool); a TCP probe is one connect; a command probe is
-//! a process started by [`crate::spawn`], killed tree-wide at its timeout.
+//! a process started by [`crate::spawn`], killed tree-wide at its timeout; what it leaves
+//! running is found by its process group and its output pipes, so `/proc` is read only
+//! when it hung or left something ([`Leftovers::Group`]).
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use vupdate_core::update::{HealthCheck, Probe};
 
-use crate::install::commands::{CommandContext, run_commands};
+use crate::install::commands::{CommandContext, Leftovers, run_commands};
 use crate::logs::{LogOptions, LogPipeline};
 
 /// How one probe went: passed or not, and what it saw, in words a person can act on.
@@ -87,6 +89,7 @@ impl Prober {
             owner: &self.owner,
             pipeline: &self.quiet,
             timeout: self.timeout,
+            leftovers: Leftovers::Group,
         };
         match run_commands(&context, "healthCheck", std::slice::from_ref(&command)).await {
             Ok(()) => ProbeResult {
@@ -357,22 +360,57 @@ mod tests {
         }
     }
 
+    /// A command probe running `script` in `dir` with a timeout of `timeout_ms`.
+    fn command_prober(script: &str, dir: &std::path::Path, timeout_ms: u64) -> Prober {
+        let mut command = vupdate_core::update::Command::new("sh");
+        command.args = vec!["-c".to_owned(), script.to_owned()];
+        let mut check = HealthCheck::new(Probe::Command(Box::new(command)));
+        check.timeout_ms = timeout_ms;
+        Prober::new(&check, "svc".to_owned(), dir.to_owned(), "o".to_owned()).expect("a probe")
+    }
+
+    /// Whether the process whose pid `dir/file` holds is gone (or a zombie).
+    fn gone(dir: &std::path::Path, file: &str) -> bool {
+        let pid: i32 = std::fs::read_to_string(dir.join(file))
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid");
+        vupdate_process::table::read(pid).is_none_or(|info| info.is_zombie())
+    }
+
     #[tokio::test]
-    async fn a_command_probe_that_hangs_is_killed_at_its_timeout() {
+    async fn a_command_probe_that_hangs_is_killed_at_its_timeout_with_its_children() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut hanging = vupdate_core::update::Command::new("sh");
-        hanging.args = vec!["-c".to_owned(), "sleep 30".to_owned()];
-        let mut check = HealthCheck::new(Probe::Command(Box::new(hanging)));
-        check.timeout_ms = 200;
-        let prober = Prober::new(
-            &check,
-            "svc".to_owned(),
-            dir.path().to_owned(),
-            "o".to_owned(),
-        )
-        .expect("a probe");
-        let result = prober.probe().await;
+        let script = "trap '' TERM; sleep 30 & echo $! > child.pid; wait";
+        let result = command_prober(script, dir.path(), 200).probe().await;
         assert!(!result.passed);
         assert!(result.evidence.contains("killed"), "{result:?}");
+        assert!(gone(dir.path(), "child.pid"), "the probe's child survived");
+    }
+
+    #[tokio::test]
+    async fn what_a_command_probe_leaves_running_is_killed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // (script, what it leaves): a child in its group, its output closed (found by the
+        // group); one out of the group (`setsid`) holding the output (found by the pipes).
+        let cases = [
+            (
+                "sleep 1000 >/dev/null 2>&1 & echo $! > child.pid",
+                "a child in the probe's group",
+            ),
+            (
+                "setsid sleep 1000 & echo $! > child.pid",
+                "a child in a session of its own",
+            ),
+        ];
+        for (script, left) in cases {
+            let prober = command_prober(script, dir.path(), 5000);
+            let result = tokio::time::timeout(Duration::from_secs(30), prober.probe())
+                .await
+                .unwrap_or_else(|_| panic!("the probe leaving {left} did not end"));
+            assert!(result.passed, "{left}: {result:?}");
+            assert!(gone(dir.path(), "child.pid"), "{left} survived");
+        }
     }
 }
