@@ -49,6 +49,10 @@ pub struct KnownBad {
     trigger: WatchTrigger,
     held: Arc<watch::Sender<Held>>,
     settled: Arc<Settled>,
+    /// Held while a record is read, merged and written back: two state reports of the same
+    /// rollback recorded at once would otherwise both read the old record, and the later
+    /// write would drop the other's instance and fault reports.
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for KnownBad {
@@ -78,6 +82,7 @@ impl KnownBad {
             trigger,
             held: Arc::new(held),
             settled: Arc::default(),
+            writes: Arc::default(),
         };
         known.refresh().await?;
         tokio::spawn(known.clone().release_on_new_commits());
@@ -135,6 +140,7 @@ impl KnownBad {
     /// this distribution that becomes known-bad is held back at once and its service's
     /// `onFailure` applied.
     pub async fn record(&self, records: &[ServiceStateRecord]) -> Result<(), StoreError> {
+        let _writing = self.writes.lock().await;
         let changed = record_rollbacks(&self.store, &self.settled, records).await?;
         let ours: Vec<&KnownBadVersion> = changed
             .iter()
@@ -182,6 +188,7 @@ impl KnownBad {
         service: &ServiceName,
         version: &ClientVersion,
     ) -> Result<bool, StoreError> {
+        let _writing = self.writes.lock().await;
         let removed = self
             .store
             .known_bad_versions()
