@@ -9,7 +9,7 @@ use vupdate_updater::faults::{FaultInfo, FaultReason};
 use vupdate_updater::runner::{InstallOutcome, ServiceRunner};
 use vupdate_updater::supervisor::Health;
 
-use crate::install::{V1, V2, images, options};
+use crate::install::{V1, V2, images, options, v1_then_v2};
 use crate::support::*;
 
 /// The reasons of the service's fault reports written so far.
@@ -53,15 +53,7 @@ async fn a_version_that_never_becomes_healthy_is_rolled_back_with_the_evidence()
         .await
         .expect("open");
     let owner = runner.dir().run_owner();
-    runner
-        .install(&V1.parse().expect("v1"), &images)
-        .await
-        .expect("install v1");
-    let outcome = runner
-        .install(&V2.parse().expect("v2"), &images)
-        .await
-        .expect("install v2");
-    match outcome {
+    match v1_then_v2(&mut runner, &images).await {
         InstallOutcome::RolledBack { error } => assert!(
             error.contains("acme-2.0.0 failed")
                 && error.contains("failed its health check (attempt 3)")

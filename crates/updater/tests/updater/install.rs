@@ -66,6 +66,18 @@ pub fn good_install(commands_wait: &str, post_wait: &str) -> serde_json::Value {
     })
 }
 
+/// The installed V1, then the outcome of installing V2 over it, in `runner`.
+pub async fn v1_then_v2(runner: &mut ServiceRunner, images: &DirectoryImages) -> InstallOutcome {
+    runner
+        .install(&V1.parse().expect("v1"), images)
+        .await
+        .expect("install v1");
+    runner
+        .install(&V2.parse().expect("v2"), images)
+        .await
+        .expect("install v2")
+}
+
 /// Images V1 (always [`good_install`] without waits) and V2 (`v2`) of service `svc` in
 /// `<work>/images`.
 pub fn images(work: &Path, v2: &serde_json::Value) -> DirectoryImages {
@@ -237,15 +249,7 @@ async fn a_version_that_fails_its_start_window_is_rolled_back_and_remembered() {
         .expect("open");
     let owner = runner.dir().run_owner();
     let dir = runner.dir().clone();
-    runner
-        .install(&V1.parse().expect("v1"), &images)
-        .await
-        .expect("install v1");
-    let outcome = runner
-        .install(&V2.parse().expect("v2"), &images)
-        .await
-        .expect("install v2");
-    match outcome {
+    match v1_then_v2(&mut runner, &images).await {
         InstallOutcome::RolledBack { error } => {
             assert!(
                 error.contains("acme-2.0.0 failed") && error.contains("3 times"),
