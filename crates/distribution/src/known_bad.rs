@@ -140,6 +140,13 @@ impl KnownBad {
     /// this distribution that becomes known-bad is held back at once and its service's
     /// `onFailure` applied.
     pub async fn record(&self, records: &[ServiceStateRecord]) -> Result<(), StoreError> {
+        // Almost every report names no rollback: those do not queue behind the lock.
+        if records
+            .iter()
+            .all(|record| record.state.failed_version.is_none())
+        {
+            return Ok(());
+        }
         let _writing = self.writes.lock().await;
         let changed = record_rollbacks(&self.store, &self.settled, records).await?;
         let ours: Vec<&KnownBadVersion> = changed
