@@ -469,9 +469,9 @@ impl ServiceRunner {
             .is_some_and(|run| run.health_check.is_some());
         let window = self.options.start_window;
         let mut superseding = self.desired.clone();
-        let initial = superseding
-            .as_ref()
-            .and_then(|desired| desired.borrow().clone());
+        // What the install is for, not what is desired now: a newer version pushed while
+        // this one was starting must end the window, not become its baseline.
+        let target = self.journal.task.as_ref().map(|task| task.to.clone());
         loop {
             let now = Utc::now();
             let wait = {
@@ -518,7 +518,7 @@ impl ServiceRunner {
                     }
                 }
                 () = tokio::time::sleep(wait) => {}
-                want = superseded(&mut superseding, initial.as_ref(), &version) => {
+                want = superseded(&mut superseding, target.as_ref(), &version) => {
                     tracing::info!(version = %version, newer = %want, "a newer desired version ends the start window");
                     return Ok(StartOutcome::Survived);
                 }
@@ -527,12 +527,12 @@ impl ServiceRunner {
     }
 }
 
-/// Completes with the desired version once it is neither `initial` (what it was when the
-/// window began) nor `running` (a rollback starts the previous version while the failed
+/// Completes with the desired version once it is neither `target` (what the install is
+/// for) nor `running` (a rollback starts the previous version while the failed
 /// one is still desired; that is no reason to end its window); never without a receiver.
 async fn superseded(
     desired: &mut Option<watch::Receiver<Option<ClientVersion>>>,
-    initial: Option<&ClientVersion>,
+    target: Option<&ClientVersion>,
     running: &ClientVersion,
 ) -> ClientVersion {
     let Some(desired) = desired else {
@@ -541,7 +541,7 @@ async fn superseded(
     loop {
         let want = desired.borrow_and_update().clone();
         if let Some(want) = want
-            && Some(&want) != initial
+            && Some(&want) != target
             && &want != running
         {
             return want;

@@ -385,3 +385,45 @@ async fn a_newer_desired_version_ends_the_start_window_of_the_one_it_replaces() 
     let _ = stop.send(());
     task.await.expect("join").expect("run");
 }
+
+/// A version pushed while the one before it is still installing ends that one's window
+/// as soon as it starts: what the install is for, not what is desired by the time it
+/// starts, is the baseline (it once was the latter, and the push was held for the hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_pushed_during_an_install_follows_it_at_once() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (waiting, release) = (work.path().join("waiting"), work.path().join("release"));
+    let hold = format!(
+        "touch {}; while [ ! -e {} ]; do sleep 0.05; done;",
+        waiting.display(),
+        release.display()
+    );
+    let root = work.path().join("images");
+    write_image(&root, "svc", V1, &good_install(&hold, ""), &[]);
+    write_image(&root, "svc", V2, &good_install("", ""), &[]);
+    let images = DirectoryImages::new(root);
+    let mut patient = options();
+    patient.start_window = Duration::from_secs(3600);
+    let runner = ServiceRunner::open(&work.path().join("services"), instance("svc"), patient)
+        .await
+        .expect("open");
+    let owner = runner.dir().run_owner();
+    let (desired, desired_rx) = watch::channel(Some(V1.parse().expect("version")));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        runner
+            .run(desired_rx, &images, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    wait_for("V1's install commands", || waiting.exists().then_some(())).await;
+    desired.send_replace(Some(V2.parse().expect("version")));
+    fs::write(&release, "").expect("release V1's install");
+    wait_for("V2 to run, long before V1's window ends", || {
+        (running_versions(&owner, &[V1, V2]) == [V2]).then_some(())
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.expect("join").expect("run");
+}
