@@ -4,7 +4,7 @@
 // scenarios share one world and run in order, as one person would use it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PASSWORD, World, eventually, git, outputDir } from './world.mjs';
 import { launch, logIn, shot } from './browser.mjs';
@@ -415,6 +415,170 @@ test('a provider added as a commit shows its state and last error, then is remov
   assert.doesNotMatch(git(world.remote, 'show', 'HEAD:providers.yaml'), /away/);
 });
 
+/** The updater's access token. */
+const updaterToken = () => readFileSync(join(world.dir, 'data/updater.token'), 'utf8').trim();
+
+/** Sends service states as the updater's account, as an updater reports them. */
+async function report(states) {
+  await world.graphql('mutation($s: [ServiceStateInput!]!) { setServiceStates(states: $s) }', { s: states }, updaterToken());
+}
+
+/** Reports, as an updater would, that `instance` rolled back `failed` of hello (with a
+ * fault report of it as the evidence); returns the fault report's id. */
+async function rollBack(instance, failed) {
+  const updater = updaterToken();
+  const id = `${instance}-hello-${failed.replace(/[^A-Za-z0-9]/g, '_')}`;
+  const put = await fetch(`${world.base}/faults/${id}`, { method: 'PUT', headers: { authorization: `Bearer ${updater}` }, body: Buffer.from('PK\x05\x06') });
+  assert.equal(put.status, 201, await put.text());
+  const now = new Date().toISOString();
+  const reason = `${failed} exited with 3 within its start window`;
+  await world.graphql(
+    'mutation($r: FaultReportInput!) { addFaultReport(report: $r) }',
+    { r: { id, info: { time: now, instance, service: 'hello', serviceDirectory: '/srv/hello', state: { time: now, version: failed, lastExitCode: 3 }, logTail: [`${failed} cannot start`] }, files: [] } },
+    updater,
+  );
+  await report([{ instance, service: 'hello', directory: '/srv/hello', state: { time: now, version: 'orbit-1.0.0', failedVersion: failed, updateError: { critical: false, error: reason }, failuresCount: 1 } }]);
+  await eventually(`${failed} known-bad with its fault report`, async () => {
+    const { knownBadVersions } = await world.graphql('{ knownBadVersions(service: "hello") { version faultIds } }');
+    return knownBadVersions.some((bad) => bad.version === failed && bad.faultIds.includes(id));
+  });
+  return id;
+}
+
+test('a known-bad version is marked where versions show, links its fault reports, and is cleared after a confirmation', async () => {
+  const { status } = await world.graphql('{ status { services { service desiredClientVersion } } }');
+  const desired = status.services.find((s) => s.service === 'hello').desiredClientVersion;
+  const fault = await rollBack('vm-bad', desired);
+  await rollBack('vm-worse', 'orbit-1.0.3');
+
+  await page.goto(`${world.base}/`);
+  const row = page.locator('[role=row][data-service=hello]');
+  await row.getByTestId('known-bad').waitFor();
+  assert.match(await row.getByTestId('known-bad').getAttribute('title'), new RegExp(`^held back: .*${desired}`));
+  const listed = page.getByRole('table', { name: 'Known-bad versions' });
+  const bad = listed.locator(`[data-known-bad="hello ${desired}"]`);
+  await bad.getByText(`${desired} exited with 3 within its start window`).waitFor();
+  await bad.getByText('vm-bad', { exact: true }).waitFor();
+  await listed.locator('[data-known-bad="hello orbit-1.0.3"]').waitFor();
+  await shot(page, shots, 'known-bad');
+
+  await page.goto(`${world.base}/versions`);
+  await page.getByRole('row').filter({ hasText: 'vm-bad' }).first().waitFor();
+  const client = page.getByRole('row').filter({ hasText: 'vm-1' }).first().getByTestId('known-bad').first();
+  await client.waitFor();
+
+  // The evidence: its fault report, opened.
+  await page.goto(`${world.base}/`);
+  await bad.getByRole('link', { name: fault }).click();
+  await page.waitForURL(new RegExp(`/faults\\?id=${fault}$`));
+  await page.getByText(`${desired} cannot start`).waitFor();
+
+  await page.goto(`${world.base}/`);
+  await bad.getByRole('button', { name: 'Clear' }).click();
+  const confirm = page.getByRole('dialog', { name: `Clear hello ${desired}?` });
+  await confirm.getByText(/may start/).waitFor();
+  await confirm.getByRole('button', { name: 'Cancel' }).click();
+  await confirm.waitFor({ state: 'detached' });
+  assert.equal((await world.graphql('{ knownBadVersions { version } }')).knownBadVersions.length, 2, 'cancel clears nothing');
+  await bad.getByRole('button', { name: 'Clear' }).click();
+  await confirm.getByRole('button', { name: 'Clear the mark' }).click();
+  await bad.waitFor({ state: 'detached' });
+  await row.getByTestId('known-bad').waitFor({ state: 'detached' });
+  const { knownBadVersions } = await world.graphql('{ knownBadVersions { service version } }');
+  assert.deepEqual(knownBadVersions, [{ service: 'hello', version: 'orbit-1.0.3' }]);
+});
+
+test('under a pullRequest policy an edit is proposed as a branch, and its plan says what merging would do', async () => {
+  const work = join(world.dir, 'state-work');
+  git(world.dir, 'clone', '-q', world.remote, work);
+  writeFileSync(join(work, 'policy.yaml'), 'edits:\n  - branch: main\n    mode: pullRequest\n');
+  git(work, 'add', 'policy.yaml');
+  git(work, 'commit', '-qm', 'Edits of main go to review');
+  git(work, 'push', '-q', 'origin', 'main');
+  const head = git(work, 'rev-parse', 'HEAD');
+  const hook = await fetch(`${world.base}/hooks/git`, { method: 'POST', headers: { authorization: `Bearer ${world.adminToken}` } });
+  assert.ok(hook.ok, await hook.text());
+  await eventually('the policy in force', async () => (await world.graphql('{ status { stateRepo { commit } } }')).status.stateRepo.commit === head);
+  const { status } = await world.graphql('{ status { services { service desiredDeveloperVersion } } }');
+  const from = status.services.find((s) => s.service === 'hello').desiredDeveloperVersion;
+
+  await page.goto(`${world.base}/desired/developer`);
+  await page.getByRole('combobox', { name: 'New version of hello' }).fill('orbit-1.0.3');
+  await page.getByRole('button', { name: /Review and commit/ }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel(/Comment/).fill('Ship hello 1.0.3');
+  await dialog.getByRole('button', { name: 'Commit' }).click();
+  const proposed = dialog.getByTestId('proposed');
+  await proposed.waitFor();
+  const branch = (await proposed.getByTestId('proposed-branch').textContent()).trim();
+  const commit = (await proposed.getByTestId('commit-id').textContent()).trim();
+  assert.match(branch, /^vupdate\/edit\/admin\//);
+  await proposed.getByText(/not yet on main/).waitFor();
+  assert.equal(await dialog.getByText('Committed', { exact: true }).count(), 0, 'not called committed');
+  await shot(page, shots, 'desired-proposed');
+  assert.equal(git(world.remote, 'rev-parse', 'main'), head, 'main did not move');
+  assert.ok(git(world.remote, 'rev-parse', branch).startsWith(commit), 'the branch holds the commit');
+
+  await proposed.getByRole('link', { name: 'See what merging it would do' }).click();
+  await page.waitForURL(/\/proposed$/);
+  const card = page.locator(`[data-proposal="${branch}"]`);
+  await card.getByText('Ship hello 1.0.3').waitFor();
+  await card.getByText('Made on its tip.').waitFor();
+  const hello = card.locator('[data-plan-service=hello]');
+  await hello.getByText(`developer ${from} → orbit-1.0.3 (needs a build)`, { exact: true }).waitFor();
+  await hello.getByText(/would update: .*vm-1/).waitFor();
+  await card.getByTestId('plan-headline').filter({ hasText: /^1 service change; 1 build needed; \d+ instance updates?$/ }).waitFor();
+  await card.getByTestId('plan-warnings').getByText('hello orbit-1.0.3 is known-bad and desired again: orbit-1.0.3 exited with 3 within its start window').waitFor();
+  await shot(page, shots, 'proposed');
+
+  // Back to direct commits for the scenarios after this one.
+  git(work, 'rm', '-q', 'policy.yaml');
+  git(work, 'commit', '-qm', 'Edits of main commit directly');
+  git(work, 'push', '-q', 'origin', 'main');
+  const direct = git(work, 'rev-parse', 'HEAD');
+  await fetch(`${world.base}/hooks/git`, { method: 'POST', headers: { authorization: `Bearer ${world.adminToken}` } });
+  await eventually('direct commits again', async () => (await world.graphql('{ status { stateRepo { commit } } }')).status.stateRepo.commit === direct);
+});
+
+test("the hosts page names each host's state commit and lists the hosts not yet on a commit", async () => {
+  const { status } = await world.graphql('{ status { stateRepo { tip } } }');
+  const tip = status.stateRepo.tip;
+  const first = git(world.remote, 'rev-list', '--max-parents=0', 'main');
+  await eventually('vm-1 on the tip', async () => (await world.graphql('{ instanceCommits { instance stateCommit } }')).instanceCommits.some((h) => h.instance === 'vm-1' && h.stateCommit === tip));
+  // Two more hosts: one still on the first commit, one whose updater does not say.
+  const now = new Date().toISOString();
+  const state = { time: now, version: 'orbit-1.0.0', installTime: now, startTime: now, failuresCount: 0 };
+  await report([
+    { instance: 'vm-old', service: 'hello', directory: '/srv/hello', state, stateCommit: first },
+    { instance: 'vm-new', service: 'hello', directory: '/srv/hello', state },
+  ]);
+  const place = (host) => page.locator(`[data-host=${host}]`).getByTestId('place');
+
+  await page.goto(`${world.base}/hosts`);
+  await page.locator('[data-host=vm-1]').getByText(tip.slice(0, 10)).waitFor();
+  await place('vm-1').filter({ hasText: 'on the tip' }).waitFor();
+  await page.locator('[data-host=vm-old]').getByText(first.slice(0, 10)).waitFor();
+  await place('vm-old').filter({ hasText: 'not on the tip' }).waitFor();
+  await place('vm-new').filter({ hasText: 'not reported' }).waitFor();
+  await shot(page, shots, 'hosts');
+
+  await page.getByRole('button', { name: 'Not on the tip' }).click();
+  await page.waitForURL(new RegExp(`notOn=${tip}`));
+  await page.getByTestId('hosts-count').filter({ hasText: `not yet on ${tip.slice(0, 10)}` }).waitFor();
+  await page.locator('[data-host=vm-old]').waitFor();
+  await page.locator('[data-host=vm-new]').waitFor();
+  assert.equal(await page.locator('[data-host=vm-1]').count(), 0, 'vm-1 is on the tip');
+
+  // vm-old is on the first commit and vm-1 on a descendant of it: only vm-new is listed.
+  await page.getByLabel('Hosts not yet on commit').fill(first.slice(0, 12));
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.waitForURL(new RegExp(`notOn=${first.slice(0, 12)}$`));
+  await page.getByTestId('hosts-count').filter({ hasText: `not yet on ${first.slice(0, 10)}` }).waitFor();
+  await page.locator('[data-host=vm-new]').waitFor();
+  assert.equal(await page.locator('[data-host=vm-old]').count(), 0, 'vm-old is on it');
+  assert.equal(await page.locator('[data-host=vm-1]').count(), 0, 'a descendant counts as on it');
+});
+
 test('every page loads with all other hosts blocked and logs no console error', async () => {
   const offline = await browser.newContext({ viewport: { width: 1360, height: 860 } });
   const origin = new URL(world.base).origin;
@@ -435,6 +599,8 @@ test('every page loads with all other hosts blocked and logs no console error', 
     const pages = [
       ['/', 'Overview', 'overview-offline'],
       ['/versions', 'Versions', 'versions'],
+      ['/hosts', 'Hosts', 'hosts-offline'],
+      ['/proposed', 'Proposed edits', 'proposed-offline'],
       ['/desired/client', 'Desired versions', 'desired-client'],
       ['/builds', 'Builds', 'builds'],
       ['/tasks', 'Tasks', 'tasks'],
@@ -447,6 +613,7 @@ test('every page loads with all other hosts blocked and logs no console error', 
       ['/settings/consumers', 'Consumers', 'consumers'],
       ['/settings/secrets', 'Secrets', 'secrets-offline'],
       ['/settings/private-files', 'Private files', 'private-files'],
+      ['/distribution', 'Distribution', 'distribution'],
       ['/no/such/page', 'Page not found', 'not-found'],
     ];
     for (const [path, heading, name] of pages) {

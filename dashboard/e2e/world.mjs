@@ -71,13 +71,14 @@ export class World {
   /**
    * Builds and starts everything. Options: `services` (extra `name: yaml` service files),
    * `desired` (the developer list, default hello), `updater` (start one, default true),
-   * `roles` (roles the updater also runs hello in, besides hello in none).
+   * `roles` (roles the updater also runs hello in, besides hello in none), `tls` (serve
+   * HTTPS with a self-signed certificate; its key pin is then `world.pin`).
    */
-  static async start({ services = {}, desired = { hello: 'orbit-1.0.0' }, updater = true, sources = {}, roles = [] } = {}) {
+  static async start({ services = {}, desired = { hello: 'orbit-1.0.0' }, updater = true, sources = {}, roles = [], tls = false } = {}) {
     const world = new World(mkdtempSync(join(tmpdir(), 'vupdate-dash-')));
     try {
       world.makeRepos(services, desired, sources);
-      await world.startDistribution();
+      await world.startDistribution(tls);
       if (updater) await world.startUpdater(roles);
     } catch (error) {
       await world.stop();
@@ -130,7 +131,7 @@ export class World {
     git(this.dir, 'clone', '-q', '--bare', state, this.remote);
   }
 
-  async startDistribution() {
+  async startDistribution(tls) {
     writeFileSync(
       join(this.dir, 'distribution.yaml'),
       [
@@ -145,6 +146,7 @@ export class World {
         '  updater: data/updater.token',
         'builder:',
         '  maxParallelBuilds: 2',
+        ...(tls ? ['tls:', '  selfSigned:', '    names: [127.0.0.1]'] : []),
         '',
       ].join('\n'),
     );
@@ -171,6 +173,7 @@ export class World {
     });
     this.base = printed[0].split(' ').at(-1);
     this.firstPassword = printed.map((l) => l.split('password `')[1]).find(Boolean).split('`')[0];
+    this.pin = printed.map((l) => l.match(/TLS key pin: (\S+)/)?.[1]).find(Boolean) ?? null;
   }
 
   async startUpdater(roles) {

@@ -25,6 +25,9 @@ const ProvidersPage = lazy(() => import('./pages/Providers'));
 const ConsumersPage = lazy(() => import('./pages/Consumers'));
 const SecretsPage = lazy(() => import('./pages/Secrets'));
 const PrivateFilesPage = lazy(() => import('./pages/PrivateFiles'));
+const HostsPage = lazy(() => import('./pages/Hosts'));
+const ProposedPage = lazy(() => import('./pages/Proposed'));
+const DistributionPage = lazy(() => import('./pages/Distribution'));
 
 /** Who may use the pages: people who build and edit, and administrators. */
 export const PEOPLE: Role[] = ['ADMINISTRATOR', 'DEVELOPER'];
@@ -67,6 +70,9 @@ export function App() {
         <Route path="/versions" element={<Guard roles={PEOPLE}><VersionsPage /></Guard>} />
         <Route path="/desired/:kind" element={<Guard roles={PEOPLE}><DesiredPage /></Guard>} />
         <Route path="/desired" element={<Navigate to="/desired/developer" replace />} />
+        <Route path="/hosts" element={<Guard roles={PEOPLE}><HostsPage /></Guard>} />
+        <Route path="/proposed" element={<Guard roles={PEOPLE}><ProposedPage /></Guard>} />
+        <Route path="/distribution" element={<Guard roles={PEOPLE}><DistributionPage /></Guard>} />
         <Route path="/builds" element={<Guard roles={PEOPLE}><BuildsPage /></Guard>} />
         <Route path="/tasks" element={<Guard roles={PEOPLE}><TasksPage /></Guard>} />
         <Route path="/tasks/:id" element={<Guard roles={PEOPLE}><TaskPage /></Guard>} />

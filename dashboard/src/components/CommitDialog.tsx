@@ -2,16 +2,18 @@
 //! will make, asks for a comment (the commit message), commits on the revision the page
 //! loaded, and then shows the commit made. When the branch moved meanwhile the server
 //! refuses with `STALE`: the dialog says so and offers "Reload and re-apply" (the page
-//! reloads and applies the same changes on the new tip), never a silent overwrite.
+//! reloads and applies the same changes on the new tip), never a silent overwrite. Under
+//! a `pullRequest` policy the commit goes to a branch of its own: the dialog then says
+//! it is proposed on that branch and not yet on the followed one.
 import { useEffect, useRef, useState } from 'react';
 import { Alert, Box, Button, Code, Group, Modal, Stack, Text, Textarea } from '@mantine/core';
 import { Link } from 'react-router';
-import { useQueryClient } from '@tanstack/react-query';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { describe } from '../api/client';
 import { graphql } from '../gql';
 import type { FileDiff } from '../lib/diff';
 import { short } from '../lib/format';
-import { noteCommitted } from '../lib/revision';
+import { branchQuery, noteCommitted } from '../lib/revision';
 
 /** What the dialog shows of the commit an edit made. */
 export const MadeCommit = graphql(`
@@ -63,6 +65,7 @@ export function CommitDialog({
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [made, setMade] = useState<Made | null>(null);
+  const branch = useQuery({ ...branchQuery, enabled: made?.proposedBranch != null });
 
   const open = useRef(false);
   useEffect(() => {
@@ -97,7 +100,17 @@ export function CommitDialog({
     <Modal opened={edit != null} onClose={onClose} title={edit?.title} size="lg">
       {edit && (
         <Stack>
-          {made ? (
+          {made?.proposedBranch ? (
+            <Alert color="blue" title="Proposed for review" data-testid="proposed">
+              <Text size="sm">
+                Proposed as branch <Code data-testid="proposed-branch">{made.proposedBranch}</Code> (commit <Code data-testid="commit-id">{short(made.id)}</Code>), not yet on{' '}
+                <b>{branch.data ?? 'the followed branch'}</b>: it takes effect once someone merges it.
+              </Text>
+              <Text size="sm" mt="xs">
+                <Link to="/proposed">See what merging it would do</Link>
+              </Text>
+            </Alert>
+          ) : made ? (
             <Alert color="teal" title="Committed">
               <Text size="sm">
                 Commit <Code data-testid="commit-id">{short(made.id)}</Code> by {made.author.name}: {made.summary}

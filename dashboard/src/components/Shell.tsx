@@ -19,7 +19,9 @@ const NAVIGATION: { section: string; items: Item[] }[] = [
     items: [
       { to: '/', label: 'Overview', roles: PEOPLE },
       { to: '/versions', label: 'Versions', roles: PEOPLE },
+      { to: '/hosts', label: 'Hosts', roles: PEOPLE },
       { to: '/desired/developer', label: 'Desired versions', roles: PEOPLE },
+      { to: '/proposed', label: 'Proposed edits', roles: PEOPLE },
     ],
   },
   {
@@ -34,6 +36,7 @@ const NAVIGATION: { section: string; items: Item[] }[] = [
   {
     section: 'Settings',
     items: [
+      { to: '/distribution', label: 'Distribution', roles: PEOPLE },
       { to: '/settings/accounts', label: 'Accounts', roles: ['ADMINISTRATOR'] },
       { to: '/settings/build', label: 'Build settings', roles: PEOPLE },
       { to: '/settings/profiles', label: 'Profiles', roles: PEOPLE },

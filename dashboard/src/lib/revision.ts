@@ -28,6 +28,13 @@ export function noteCommitted(parent: string, commit: string): void {
   lastMade = { parent, commit };
 }
 
+/** The followed branch's name (it does not change while the server runs). */
+export const branchQuery = {
+  queryKey: ['state-branch'],
+  queryFn: async () => (await request(Tip)).status.stateRepo.branch,
+  staleTime: Infinity,
+};
+
 /** The tip of the followed branch (falling back to the commit in force). */
 export async function loadTip(): Promise<string | null> {
   const { status } = await request(Tip);

@@ -1,7 +1,8 @@
 //! Desired versions (developer or client): edit one or many services (versions offered
-//! from the records, any new one typed), preview the diff, comment, commit on the
-//! revision the page loaded; and the history from Git (author, time, message,
-//! per-service changes) with a revert on every row and stepping through revisions.
+//! from the records, any new one typed, a known-bad one marked), preview the diff,
+//! comment, commit on the revision the page loaded; and the history from Git (author,
+//! time, message, per-service changes) with a revert on every row and stepping through
+//! revisions.
 import { useMemo, useState } from 'react';
 import { ActionIcon, Autocomplete, Badge, Button, Card, Code, Group, SegmentedControl, Select, Stack, Table, Tabs, Text, Title, Tooltip } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
@@ -9,9 +10,11 @@ import { useNavigate, useParams, useSearchParams } from 'react-router';
 import { graphql } from '../gql';
 import { request } from '../api/client';
 import { CommitDialog, type Edit } from '../components/CommitDialog';
+import { KnownBadMark, knownBadHint } from '../components/KnownBad';
 import { Problem } from '../components/Problem';
 import { desiredDiff, effective, listChanges, type Change, type Entry } from '../lib/diff';
 import { short, time } from '../lib/format';
+import { knownBadIndex } from '../lib/commits';
 import { loadTip } from '../lib/revision';
 import { compareVersions } from '../lib/versions';
 import { NotFoundPage } from './NotFound';
@@ -34,6 +37,12 @@ const Lists = graphql(`
     clientVersionsInfo {
       service
       version
+    }
+    knownBadVersions {
+      service
+      version
+      reason
+      instances
     }
   }
 `);
@@ -119,6 +128,11 @@ function EditTab({ kind }: { kind: Kind }) {
 
   if (query.error) return <Problem error={query.error} />;
   if (!query.data) return <Text c="dimmed">Loading…</Text>;
+  const knownBad = knownBadIndex(query.data.knownBadVersions);
+  const mark = (service: string, version: string | null | undefined) => {
+    const bad = knownBad(service, version);
+    return bad && <KnownBadMark why={knownBadHint(bad)} />;
+  };
 
   // An emptied field is a version being typed, not a change yet.
   const pending = effective(current, changes.filter((c) => c.version !== ''));
@@ -181,19 +195,24 @@ function EditTab({ kind }: { kind: Kind }) {
             return (
               <Table.Tr key={service} data-service={service} bg={next ? 'var(--mantine-color-yellow-light)' : undefined}>
                 <Table.Td fw={600}>{service}</Table.Td>
-                <Table.Td ff="monospace">{now ?? <Text span c="dimmed">(not desired)</Text>}</Table.Td>
+                <Table.Td ff="monospace">
+                  {now ?? <Text span c="dimmed">(not desired)</Text>} {mark(service, now)}
+                </Table.Td>
                 <Table.Td>
                   {next?.version === null ? (
                     <Badge color="red">removed</Badge>
                   ) : (
-                    <Autocomplete
-                      aria-label={`New version of ${service}`}
-                      data={versions.get(service) ?? []}
-                      value={value}
-                      onChange={(v) => change(service, v.trim())}
-                      w={260}
-                      size="xs"
-                    />
+                    <Group gap={4} wrap="nowrap">
+                      <Autocomplete
+                        aria-label={`New version of ${service}`}
+                        data={versions.get(service) ?? []}
+                        value={value}
+                        onChange={(v) => change(service, v.trim())}
+                        w={260}
+                        size="xs"
+                      />
+                      {next && mark(service, next.version)}
+                    </Group>
                   )}
                 </Table.Td>
                 <Table.Td>

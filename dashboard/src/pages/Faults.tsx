@@ -1,17 +1,19 @@
-//! Fault reports: filters (distribution, service, role, time range), each report's info,
-//! files and log tail, and the archive's download.
+//! Fault reports: filters (distribution, service, role, time range, or one report by
+//! `?id=`, as a known-bad version links to its evidence), each report's info, files and
+//! log tail, and the archive's download.
 import { useState } from 'react';
 import { Accordion, Badge, Button, Code, Group, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { useQuery } from '@tanstack/react-query';
+import { useSearchParams } from 'react-router';
 import { graphql } from '../gql';
 import { describe, download, request } from '../api/client';
 import { Problem } from '../components/Problem';
 import { time } from '../lib/format';
 
 const Faults = graphql(`
-  query Faults($distribution: String, $service: String, $role: String, $fromTime: DateTime, $toTime: DateTime) {
-    faults(distribution: $distribution, service: $service, role: $role, fromTime: $fromTime, toTime: $toTime, limit: 200) {
+  query Faults($distribution: String, $service: String, $role: String, $fromTime: DateTime, $toTime: DateTime, $id: String) {
+    faults(distribution: $distribution, service: $service, role: $role, fromTime: $fromTime, toTime: $toTime, id: $id, limit: 200) {
       id
       distribution
       service
@@ -47,9 +49,11 @@ export default function FaultsPage() {
   const [role, setRole] = useState<string | null>(null);
   const [from, setFrom] = useState('');
   const [to, setTo] = useState('');
+  const [params, setParams] = useSearchParams();
+  const id = params.get('id');
   const { data, error } = useQuery({
-    queryKey: ['faults', distribution, service, role, from, to],
-    queryFn: () => request(Faults, { distribution, service, role, fromTime: iso(from), toTime: iso(to) }),
+    queryKey: ['faults', distribution, service, role, from, to, id],
+    queryFn: () => request(Faults, { distribution, service, role, fromTime: iso(from), toTime: iso(to), id }),
     refetchInterval: 10_000,
   });
 
@@ -71,10 +75,15 @@ export default function FaultsPage() {
         <Select label="Role" placeholder="any" data={data?.faultRoles ?? (role ? [role] : [])} value={role} onChange={setRole} clearable searchable />
         <TextInput label="From" type="datetime-local" value={from} onChange={(e) => setFrom(e.currentTarget.value)} />
         <TextInput label="To" type="datetime-local" value={to} onChange={(e) => setTo(e.currentTarget.value)} />
+        {id && (
+          <Button variant="light" onClick={() => setParams({})} title="Show every report the filters match">
+            Report {id} ×
+          </Button>
+        )}
       </Group>
       <Problem error={error} />
       {data && data.faults.length === 0 && <Text c="dimmed">No fault report matches.</Text>}
-      <Accordion variant="separated" multiple>
+      <Accordion key={id && data ? `open-${id}` : 'all'} variant="separated" multiple defaultValue={id && data?.faults.length === 1 ? [data.faults[0].distribution + data.faults[0].id] : []}>
         {data?.faults.map((f) => (
           <Accordion.Item key={f.distribution + f.id} value={f.distribution + f.id}>
             <Accordion.Control>

@@ -1,6 +1,7 @@
 //! The overview: the commit in force, the branch tip, the last invalid commit with
 //! file:line:column, and per service its desired versions, images, builds and instances
-//! on or off the desired version. Read again when the server says it changed
+//! on or off the desired version, with a mark on a desired version held back as
+//! known-bad, and the known-bad versions. Read again when the server says it changed
 //! (`statusChanged`), every two seconds while that push is not connected; the service
 //! table is virtualised so 200 services with 2,000 instances stay responsive.
 import { memo, useEffect, useMemo, useRef, useState } from 'react';
@@ -12,6 +13,7 @@ import { graphql } from '../gql';
 import type { OverviewQuery } from '../gql/graphql';
 import { request } from '../api/client';
 import { subscribe } from '../api/live';
+import { KnownBadMark, KnownBadVersions } from '../components/KnownBad';
 import { Problem } from '../components/Problem';
 import { ago, short } from '../lib/format';
 
@@ -41,6 +43,7 @@ const Overview = graphql(`
         sync
         desiredDeveloperVersion
         desiredClientVersion
+        heldBack
         developerImage
         clientImage
         instancesOnDesired
@@ -58,6 +61,14 @@ const Overview = graphql(`
           message
         }
       }
+    }
+    knownBadVersions {
+      service
+      version
+      reason
+      instances
+      recordedAt
+      faultIds
     }
     serviceProfiles {
       profile
@@ -174,7 +185,8 @@ function rolesHint(roles: ServiceRow['roles']): string | undefined {
   return roles.map((r) => `${r.role ?? 'no role'}: ${r.instancesOnDesired} on, ${r.instancesNotOnDesired} off`).join('\n');
 }
 
-const COLUMNS = '1.3fr 1fr 1.3fr 1.3fr 0.9fr 1.6fr 1fr';
+// The client column has room for a version and its known-bad mark side by side.
+const COLUMNS = '1.3fr 1fr 1.3fr 1.6fr 0.9fr 1.3fr 1fr';
 
 /** One service's row; the poll hands back the same row object while it is unchanged, so
  * an unchanged row is not rendered again. */
@@ -201,9 +213,12 @@ const Row = memo(function Row({ row, start, size }: { row: ServiceRow; start: nu
         </Text>
       </div>
       <div role="cell">
-        <Text size="sm" ff="monospace">
-          {row.desiredClientVersion ?? '—'}
-        </Text>
+        <Group gap={4} wrap="nowrap">
+          <Text size="sm" ff="monospace" truncate title={row.desiredClientVersion ?? undefined}>
+            {row.desiredClientVersion ?? '—'}
+          </Text>
+          {row.heldBack && <KnownBadMark why={`held back: ${row.heldBack}`} />}
+        </Group>
       </div>
       <div role="cell">
         <Group gap={2}>
@@ -323,6 +338,7 @@ export function OverviewPage() {
           ))}
         </Alert>
       )}
+      <KnownBadVersions list={data.knownBadVersions} />
       <Group>
         <Switch label="Only problems" checked={onlyProblems} onChange={(e) => setOnlyProblems(e.currentTarget.checked)} />
         <Select

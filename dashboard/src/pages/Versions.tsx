@@ -1,15 +1,19 @@
 //! Versions: per service and role, developer -> client -> running version -> directory
 //! -> instances, with mismatches marked; an instance's state (install time, failures,
 //! last exit code, update error) on hover; an instance whose update failed and that
-//! still runs another version is marked as rolled back.
+//! still runs another version is marked as rolled back; a known-bad version is marked
+//! where it shows, and an instance's hover card names its state commit and whether it
+//! is the followed branch's tip.
 import { useMemo, useState } from 'react';
 import { Badge, Group, HoverCard, Stack, Switch, Table, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { graphql } from '../gql';
 import type { VersionsQuery } from '../gql/graphql';
 import { request } from '../api/client';
+import { KnownBadMark, knownBadHint } from '../components/KnownBad';
 import { Problem } from '../components/Problem';
-import { ago, time } from '../lib/format';
+import { commitPlace, knownBadIndex, PLACE_LABEL } from '../lib/commits';
+import { ago, short, time } from '../lib/format';
 
 const Versions = graphql(`
   query Versions {
@@ -19,6 +23,16 @@ const Versions = graphql(`
         desiredDeveloperVersion
         desiredClientVersion
       }
+      stateRepo {
+        tip
+        commit
+      }
+    }
+    knownBadVersions {
+      service
+      version
+      reason
+      instances
     }
     serviceStates {
       distribution
@@ -26,7 +40,9 @@ const Versions = graphql(`
       service
       role
       directory
+      stateCommit
       state {
+        failedVersion
         time
         installTime
         startTime
@@ -56,7 +72,9 @@ interface Group {
   instances: State[];
 }
 
-function InstanceBadge({ state, desired }: { state: State; desired: string | null }) {
+type Repo = VersionsQuery['status']['stateRepo'];
+
+function InstanceBadge({ state, desired, repo }: { state: State; desired: string | null; repo: Repo }) {
   const s = state.state;
   const rolledBack = !!s.updateError && s.version !== desired;
   const color = s.version !== desired ? (rolledBack ? 'red' : 'orange') : (s.failuresCount ?? 0) > 0 ? 'yellow' : 'teal';
@@ -79,6 +97,10 @@ function InstanceBadge({ state, desired }: { state: State; desired: string | nul
           <Text size="xs">running {s.version ?? '—'}</Text>
           {s.updateToVersion && <Text size="xs">installing {s.updateToVersion}</Text>}
           <Text size="xs">failures {s.failuresCount ?? 0}, last exit code {s.lastExitCode ?? '—'}</Text>
+          {s.failedVersion && <Text size="xs" c="red">rolled back {s.failedVersion}</Text>}
+          <Text size="xs" data-testid="state-commit">
+            state commit {state.stateCommit ? short(state.stateCommit) : '—'} ({PLACE_LABEL[commitPlace(state.stateCommit, repo)]})
+          </Text>
           {s.updateError && (
             <Text size="xs" c="red">
               update {s.updateError.critical ? 'given up' : 'failed'}: {s.updateError.error}
@@ -126,6 +148,11 @@ export default function VersionsPage() {
 
   if (error) return <Problem error={error} />;
   if (!data) return <Text c="dimmed">Loading…</Text>;
+  const knownBad = knownBadIndex(data.knownBadVersions);
+  const mark = (service: string, version: string | null) => {
+    const bad = knownBad(service, version);
+    return bad && <KnownBadMark why={knownBadHint(bad)} />;
+  };
   const shown = groups.filter((g) => !onlyMismatches || g.running !== g.client);
   return (
     <Stack>
@@ -153,15 +180,17 @@ export default function VersionsPage() {
                 <Table.Td fw={600}>{g.service}</Table.Td>
                 <Table.Td>{g.role ?? '—'}</Table.Td>
                 <Table.Td ff="monospace">{g.developer ?? '—'}</Table.Td>
-                <Table.Td ff="monospace">{g.client ?? '—'}</Table.Td>
+                <Table.Td ff="monospace">
+                  {g.client ?? '—'} {mark(g.service, g.client)}
+                </Table.Td>
                 <Table.Td ff="monospace" c={mismatch ? 'red' : undefined} fw={mismatch ? 700 : undefined}>
-                  {g.instances.length ? (g.running ?? 'not running') : '—'}
+                  {g.instances.length ? (g.running ?? 'not running') : '—'} {g.instances.length > 0 && mark(g.service, g.running)}
                 </Table.Td>
                 <Table.Td ff="monospace">{g.directory || '—'}</Table.Td>
                 <Table.Td>
                   <Group gap={4}>
                     {g.instances.map((i) => (
-                      <InstanceBadge key={i.instance + i.distribution} state={i} desired={g.client} />
+                      <InstanceBadge key={i.instance + i.distribution} state={i} desired={g.client} repo={data.status.stateRepo} />
                     ))}
                     {!g.instances.length && <Text c="dimmed" size="sm">no instance reports</Text>}
                   </Group>
