@@ -2,13 +2,15 @@
 //! instances, when it was recorded and links to its fault reports; administrators and
 //! developers may clear one (after a confirmation), so updaters may start it again.
 import { useState } from 'react';
-import { Alert, Anchor, Badge, Button, Card, Group, Modal, Stack, Table, Text, Title } from '@mantine/core';
+import { Anchor, Badge, Button, Card, Group, Modal, Stack, Table, Text, Title } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { graphql } from '../gql';
-import { describe, request } from '../api/client';
+import { request } from '../api/client';
 import { useAllowed } from '../auth';
+import { knownBadIndex } from '../lib/commits';
 import { time } from '../lib/format';
+import { Problem } from './Problem';
 
 const Clear = graphql(`
   mutation ClearKnownBad($service: String!, $version: String!) {
@@ -39,6 +41,15 @@ export function KnownBadMark({ why }: { why: string }) {
       known-bad
     </Badge>
   );
+}
+
+/** A function that gives the mark of `version` of `service` when it is in `list`, else nothing. */
+export function markerOf(list: readonly (Pick<Bad, 'service' | 'version' | 'reason' | 'instances'>)[]) {
+  const find = knownBadIndex(list);
+  return (service: string, version: string | null | undefined) => {
+    const bad = find(service, version);
+    return bad ? <KnownBadMark why={knownBadHint(bad)} /> : null;
+  };
 }
 
 /** The list of known-bad versions; nothing when there is none. */
@@ -128,11 +139,7 @@ export function KnownBadVersions({ list }: { list: Bad[] }) {
             <Text size="sm">
               Updaters may start <b>{asked.version}</b> of {asked.service} again wherever it is desired, though it was rolled back on {asked.instances.join(', ')}: {asked.reason}
             </Text>
-            {error != null && (
-              <Alert color="red" title="Not cleared" role="alert">
-                {describe(error).message} <code>({describe(error).code})</code>
-              </Alert>
-            )}
+            <Problem error={error} title="Not cleared" />
             <Group justify="flex-end">
               <Button variant="default" onClick={() => setAsked(null)} data-autofocus>
                 Cancel

@@ -10,11 +10,10 @@ import { useNavigate, useParams, useSearchParams } from 'react-router';
 import { graphql } from '../gql';
 import { request } from '../api/client';
 import { CommitDialog, type Edit } from '../components/CommitDialog';
-import { KnownBadMark, knownBadHint } from '../components/KnownBad';
+import { markerOf } from '../components/KnownBad';
 import { Problem } from '../components/Problem';
 import { desiredDiff, effective, listChanges, type Change, type Entry } from '../lib/diff';
 import { short, time } from '../lib/format';
-import { knownBadIndex } from '../lib/commits';
 import { loadTip } from '../lib/revision';
 import { compareVersions } from '../lib/versions';
 import { NotFoundPage } from './NotFound';
@@ -128,11 +127,7 @@ function EditTab({ kind }: { kind: Kind }) {
 
   if (query.error) return <Problem error={query.error} />;
   if (!query.data) return <Text c="dimmed">Loading…</Text>;
-  const knownBad = knownBadIndex(query.data.knownBadVersions);
-  const mark = (service: string, version: string | null | undefined) => {
-    const bad = knownBad(service, version);
-    return bad && <KnownBadMark why={knownBadHint(bad)} />;
-  };
+  const mark = markerOf(query.data.knownBadVersions);
 
   // An emptied field is a version being typed, not a change yet.
   const pending = effective(current, changes.filter((c) => c.version !== ''));

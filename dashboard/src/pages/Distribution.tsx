@@ -7,7 +7,7 @@ import { useState } from 'react';
 import { Alert, Badge, Button, Card, Group, NumberInput, SimpleGrid, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { graphql } from '../gql';
-import { describe, request } from '../api/client';
+import { request } from '../api/client';
 import { useAllowed } from '../auth';
 import { CopyField } from '../components/CopyField';
 import { Problem } from '../components/Problem';
@@ -91,11 +91,7 @@ function Enrol() {
           Issue an enrolment token
         </Button>
       </Group>
-      {error != null && (
-        <Alert color="red" title="Not issued" role="alert">
-          {describe(error).message} <code>({describe(error).code})</code>
-        </Alert>
-      )}
+      <Problem error={error} title="Not issued" />
       {issued && (
         <Alert color="teal" title="Shown once: copy it now">
           <CopyField label={`The line to paste on a VM (valid until ${time(issued.expiresAt)})`} what="the line with its token" value={issued.line} testId="issued-line" />

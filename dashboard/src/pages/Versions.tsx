@@ -10,9 +10,9 @@ import { useQuery } from '@tanstack/react-query';
 import { graphql } from '../gql';
 import type { VersionsQuery } from '../gql/graphql';
 import { request } from '../api/client';
-import { KnownBadMark, knownBadHint } from '../components/KnownBad';
+import { markerOf } from '../components/KnownBad';
 import { Problem } from '../components/Problem';
-import { commitPlace, knownBadIndex, PLACE_LABEL } from '../lib/commits';
+import { commitPlace, PLACE_LABEL } from '../lib/commits';
 import { ago, short, time } from '../lib/format';
 
 const Versions = graphql(`
@@ -148,11 +148,7 @@ export default function VersionsPage() {
 
   if (error) return <Problem error={error} />;
   if (!data) return <Text c="dimmed">Loading…</Text>;
-  const knownBad = knownBadIndex(data.knownBadVersions);
-  const mark = (service: string, version: string | null) => {
-    const bad = knownBad(service, version);
-    return bad && <KnownBadMark why={knownBadHint(bad)} />;
-  };
+  const mark = markerOf(data.knownBadVersions);
   const shown = groups.filter((g) => !onlyMismatches || g.running !== g.client);
   return (
     <Stack>
