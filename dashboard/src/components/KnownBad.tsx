@@ -1,15 +1,16 @@
-//! Known-bad versions (versions updaters rolled back): each with its reason, the
-//! instances, when it was recorded and links to its fault reports; administrators and
-//! developers may clear one (after a confirmation), so updaters may start it again.
+//! The list of known-bad versions (versions updaters rolled back): each with its reason,
+//! the instances, when it was recorded and links to its fault reports; administrators
+//! and developers may clear one (after a confirmation), so updaters may start it again.
+//! Loaded lazily by the overview, and only when there is one, so the first load stays small.
 import { useState } from 'react';
-import { Anchor, Badge, Button, Card, Group, Modal, Stack, Table, Text, Title } from '@mantine/core';
+import { Anchor, Button, Card, Group, Modal, Stack, Table, Text, Title } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { graphql } from '../gql';
 import { request } from '../api/client';
 import { useAllowed } from '../auth';
-import { knownBadIndex } from '../lib/commits';
 import { time } from '../lib/format';
+import { KnownBadMark, knownBadHint } from './KnownBadMark';
 import { Problem } from './Problem';
 
 const Clear = graphql(`
@@ -28,32 +29,8 @@ interface Bad {
   faultIds: string[];
 }
 
-/** Why a version is known-bad, in one line (a mark's hint). */
-export function knownBadHint(bad: Pick<Bad, 'reason' | 'instances'>): string {
-  return `known-bad: ${bad.reason} (rolled back on ${bad.instances.join(', ')})`;
-}
-
-/** The mark on a known-bad version where a version is shown; its hint (`why`) says why. */
-export function KnownBadMark({ why }: { why: string }) {
-  return (
-    // Never shrunk to an ellipsis: the mark is what must be seen.
-    <Badge size="sm" color="red" variant="filled" tt="none" data-testid="known-bad" title={why} aria-label={why} style={{ flexShrink: 0, overflow: 'visible' }}>
-      known-bad
-    </Badge>
-  );
-}
-
-/** A function that gives the mark of `version` of `service` when it is in `list`, else nothing. */
-export function markerOf(list: readonly (Pick<Bad, 'service' | 'version' | 'reason' | 'instances'>)[]) {
-  const find = knownBadIndex(list);
-  return (service: string, version: string | null | undefined) => {
-    const bad = find(service, version);
-    return bad ? <KnownBadMark why={knownBadHint(bad)} /> : null;
-  };
-}
-
 /** The list of known-bad versions; nothing when there is none. */
-export function KnownBadVersions({ list }: { list: Bad[] }) {
+export default function KnownBadVersions({ list }: { list: Bad[] }) {
   const allowed = useAllowed('ADMINISTRATOR', 'DEVELOPER');
   const client = useQueryClient();
   const [asked, setAsked] = useState<Bad | null>(null);

@@ -10,7 +10,7 @@ import { useNavigate, useParams, useSearchParams } from 'react-router';
 import { graphql } from '../gql';
 import { request } from '../api/client';
 import { CommitDialog, type Edit } from '../components/CommitDialog';
-import { markerOf } from '../components/KnownBad';
+import { markerOf } from '../components/KnownBadMark';
 import { Problem } from '../components/Problem';
 import { desiredDiff, effective, listChanges, type Change, type Entry } from '../lib/diff';
 import { short, time } from '../lib/format';

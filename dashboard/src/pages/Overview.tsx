@@ -4,7 +4,7 @@
 //! known-bad, and the known-bad versions. Read again when the server says it changed
 //! (`statusChanged`), every two seconds while that push is not connected; the service
 //! table is virtualised so 200 services with 2,000 instances stay responsive.
-import { memo, useEffect, useMemo, useRef, useState } from 'react';
+import { lazy, memo, Suspense, useEffect, useMemo, useRef, useState } from 'react';
 import { Alert, Badge, Card, Code, Group, Select, SimpleGrid, Stack, Switch, Text, Title } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
@@ -13,7 +13,7 @@ import { graphql } from '../gql';
 import type { OverviewQuery } from '../gql/graphql';
 import { request } from '../api/client';
 import { subscribe } from '../api/live';
-import { KnownBadMark, KnownBadVersions } from '../components/KnownBad';
+import { KnownBadMark } from '../components/KnownBadMark';
 import { Problem } from '../components/Problem';
 import { ago, short } from '../lib/format';
 
@@ -76,6 +76,9 @@ const Overview = graphql(`
     }
   }
 `);
+
+// Rare, so not part of the first load.
+const KnownBadVersions = lazy(() => import('../components/KnownBad'));
 
 const StatusChanged = graphql(`
   subscription StatusChanged {
@@ -338,7 +341,11 @@ export function OverviewPage() {
           ))}
         </Alert>
       )}
-      <KnownBadVersions list={data.knownBadVersions} />
+      {data.knownBadVersions.length > 0 && (
+        <Suspense fallback={null}>
+          <KnownBadVersions list={data.knownBadVersions} />
+        </Suspense>
+      )}
       <Group>
         <Switch label="Only problems" checked={onlyProblems} onChange={(e) => setOnlyProblems(e.currentTarget.checked)} />
         <Select

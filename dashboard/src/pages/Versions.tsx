@@ -10,7 +10,7 @@ import { useQuery } from '@tanstack/react-query';
 import { graphql } from '../gql';
 import type { VersionsQuery } from '../gql/graphql';
 import { request } from '../api/client';
-import { markerOf } from '../components/KnownBad';
+import { markerOf } from '../components/KnownBadMark';
 import { Problem } from '../components/Problem';
 import { commitPlace, PLACE_LABEL } from '../lib/commits';
 import { ago, short, time } from '../lib/format';
