@@ -71,6 +71,8 @@ struct InstanceStatus {
     /// The state commit its updater last fully applied (null: unknown, an updater that
     /// does not report it).
     state_commit: Option<String>,
+    /// Its labels (`labels` in its `updater.yaml`), by name.
+    labels: Vec<super::records::Label>,
 }
 
 /// A service's instances in one role.
@@ -457,6 +459,7 @@ fn instance_status(record: ServiceStateRecord, desired: Option<&ClientVersion>) 
         update_error: state.update_error.map(|e| e.error),
         time: state.time,
         state_commit: record.state_commit,
+        labels: super::records::Label::list(&record.labels),
     }
 }
 
