@@ -93,14 +93,14 @@ async fn the_list_carries_its_state_commit_and_a_new_commit_sends_it_again() {
     let services = names(&["api"]);
     let polled = server
         .updater
-        .client_desired_list(Some(&services))
+        .client_desired_list(Some(&services), None)
         .await
         .expect("query");
     assert_eq!(polled.revision.as_deref(), Some(first.as_str()));
     assert_eq!(polled.versions, map(&[("api", "acme-1.0.0_1")]));
     let mut feed = server
         .updater
-        .follow_client_desired_list(Some(&services))
+        .follow_client_desired_list(Some(&services), None)
         .await
         .expect("follow");
     let in_force = tokio::time::timeout(LIMIT, feed.next_list())
@@ -223,7 +223,7 @@ async fn a_server_from_before_revisions_gives_the_list_without_one() {
     let base = format!("http://{}", listener.local_addr().expect("address"));
     let server = tokio::spawn(older_server(listener, 2));
     let client = Client::new(&base, Some("token".to_owned())).expect("client");
-    let list = tokio::time::timeout(LIMIT, client.client_desired_list(None))
+    let list = tokio::time::timeout(LIMIT, client.client_desired_list(None, None))
         .await
         .expect("in time")
         .expect("the list, asked again without the revision");

@@ -179,11 +179,8 @@ impl StatesMutation {
             .collect::<Result<Vec<_>, ApiError>>()
             .api()?;
         let count = records.len();
-        let rollbacks: Vec<ServiceStateRecord> = records
-            .iter()
-            .filter(|record| record.state.failed_version.is_some())
-            .cloned()
-            .collect();
+        // Rollbacks of a version under a rollout are the rollout's to count.
+        let rollbacks = context.rollouts.reported(&records);
         context.state_reports.set(records).await.api()?;
         if !rollbacks.is_empty() {
             context.known_bad.record(&rollbacks).await.api()?;

@@ -213,6 +213,8 @@ struct Status {
     /// Versions updaters rolled back (they ended, or failed their health check, within
     /// their start window), by service and version.
     known_bad_versions: Vec<super::known_bad::KnownBadVersion>,
+    /// Each service's newest rollout by waves (`waves` in rollout.yaml) and its progress.
+    rollouts: Vec<super::rollouts::RolloutStatus>,
 }
 
 /// The status query.
@@ -279,6 +281,7 @@ impl StatusQuery {
             .collect();
         Ok(Status {
             known_bad_versions,
+            rollouts: super::rollouts::rollouts(context).await?,
             synced: reconcile.is_synced() && services.iter().all(|s| s.sync == ServiceSync::Synced),
             state_repo,
             reconciled_commit: reconcile.commit,

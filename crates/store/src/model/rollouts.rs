@@ -90,7 +90,10 @@ impl Record for RolloutRecord {
     const DEF: &'static CollectionDef = &ROLLOUTS;
 
     fn fields(&self) -> Vec<Val> {
-        vec![Val::str(&self.distribution), Val::str(self.service.as_str())]
+        vec![
+            Val::str(&self.distribution),
+            Val::str(self.service.as_str()),
+        ]
     }
 
     fn validate(&self) -> Result<(), String> {
