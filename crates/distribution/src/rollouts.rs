@@ -54,6 +54,9 @@ pub struct Rollouts {
     known_bad: KnownBad,
     state_lifetime: Duration,
     current: Arc<watch::Sender<Current>>,
+    /// The commit in force once its rollouts are started: what instances are answered
+    /// from, so none gets a new version before its rollout exists.
+    processed: Arc<watch::Sender<Option<InForce>>>,
     labels: Arc<RwLock<Labels>>,
 }
 
@@ -96,10 +99,17 @@ impl Rollouts {
             known_bad,
             state_lifetime,
             current: Arc::new(watch::Sender::new(Arc::new(current))),
+            processed: Arc::new(watch::Sender::new(None)),
             labels: Arc::default(),
         };
         tokio::spawn(rollouts.clone().run());
         Ok(rollouts)
+    }
+
+    /// The commit in force, once the rollouts it starts are stored: desired versions are
+    /// answered from it.
+    pub fn in_force(&self) -> watch::Receiver<Option<InForce>> {
+        self.processed.subscribe()
     }
 
     /// The rollouts, updated at each change (a start, a wave reached, a halt).
@@ -231,6 +241,11 @@ impl Rollouts {
         let mut last: BTreeMap<ServiceName, ClientVersion> = BTreeMap::new();
         let mut check = tokio::time::interval(CHECK_EVERY);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let first = in_force.borrow_and_update().clone();
+        if let Some(first) = first {
+            last = self.on_commit(&first, last).await;
+            self.processed.send_replace(Some(first));
+        }
         loop {
             tokio::select! {
                 changed = in_force.changed() => {
@@ -238,9 +253,10 @@ impl Rollouts {
                         return;
                     }
                     let now = in_force.borrow_and_update().clone();
-                    if let Some(now) = now {
-                        last = self.on_commit(&now, last).await;
+                    if let Some(now) = &now {
+                        last = self.on_commit(now, last).await;
                     }
+                    self.processed.send_replace(now);
                 }
                 _ = check.tick() => {
                     if let Err(error) = self.check().await {

@@ -154,7 +154,12 @@ impl DesiredQuery {
         let held = revision.is_none();
         let (revision, state) = match revision {
             None => {
-                let in_force = context.state_in_force().api()?;
+                // As the rollouts have seen it, so no instance gets a version early.
+                let in_force = context.rollouts.in_force().borrow().clone();
+                let in_force = match in_force {
+                    Some(in_force) => in_force,
+                    None => context.state_in_force().api()?,
+                };
                 (in_force.revision.id, in_force.state)
             }
             Some(rev) => context
@@ -448,10 +453,16 @@ impl DesiredSubscription {
         let services = parse_services("services", services).api()?;
         let context = api(ctx);
         let with_revision = ctx.look_ahead().field("revision").exists();
-        // The feed ends when the state watcher does (the server stops), whatever images do.
-        let in_force = WatchStream::new(context.in_force.clone())
-            .map(Event::State)
+        // The state in force once its rollouts are started (so no instance gets a
+        // version early); the feed ends when the state watcher does (the server stops),
+        // whatever images do.
+        let ended = WatchStream::new(context.in_force.clone())
+            .filter_map(|_| futures::future::ready(None))
             .chain(futures::stream::once(async { Event::End }));
+        let in_force = futures::stream::select(
+            WatchStream::new(context.rollouts.in_force()).map(Event::State),
+            ended,
+        );
         // The first value is the count so far: only later ones are new images.
         let stored = WatchStream::from_changes(context.images.stored()).map(|_| Event::Image);
         // A version becoming known-bad (or released) changes the list too.
