@@ -143,7 +143,10 @@ async fn a_healthy_version_reaches_every_wave_in_order() {
     for (wave, (name, members)) in waves.iter().zip(WAVES) {
         let (reached, promoted) = (time(&wave["reachedAt"]), time(&wave["promotedAt"]));
         if let Some(before) = promoted_before {
-            assert!(reached >= before, "{name} reached before the wave before was promoted: {rollout:#}");
+            assert!(
+                reached >= before,
+                "{name} reached before the wave before was promoted: {rollout:#}"
+            );
         }
         assert!(
             promoted - reached >= chrono::TimeDelta::seconds(2),
@@ -164,7 +167,10 @@ async fn a_healthy_version_reaches_every_wave_in_order() {
                 .iter()
                 .find(|(instance, _)| instance == member)
                 .unwrap_or_else(|| panic!("{member} runs 1.1.0: {started:?}"));
-            assert!(*at >= reached, "{member} of {name} started 1.1.0 at {at}, before its wave was reached at {reached}");
+            assert!(
+                *at >= reached,
+                "{member} of {name} started 1.1.0 at {at}, before its wave was reached at {reached}"
+            );
         }
     }
     world.wait_serving("acme-1.1.0").await;
@@ -182,7 +188,10 @@ async fn a_failing_version_stops_after_the_first_wave() {
     .await;
     assert_eq!(rollout["currentWave"], "canary", "{rollout:#}");
     let because = rollout["haltedBecause"].as_str().expect("why it halted");
-    assert!(because.contains("of wave `canary` rolled acme-1.1.0 back"), "{because}");
+    assert!(
+        because.contains("of wave `canary` rolled acme-1.1.0 back"),
+        "{because}"
+    );
     let waves = rollout["waves"].as_array().expect("waves");
     assert!(waves[0]["promotedAt"].is_null(), "{rollout:#}");
     for later in &waves[1..] {
@@ -192,7 +201,10 @@ async fn a_failing_version_stops_after_the_first_wave() {
     let known_bad = world
         .eventually("hello acme-1.1.0 known-bad on both canaries", || async {
             let data = world
-                .query("{ knownBadVersions(service: \"hello\") { version instances } }", json!({}))
+                .query(
+                    "{ knownBadVersions(service: \"hello\") { version instances } }",
+                    json!({}),
+                )
                 .await;
             let entry = data["knownBadVersions"].as_array()?.first()?.clone();
             (entry["instances"].as_array()?.len() == 2).then_some(entry)
