@@ -102,6 +102,7 @@ impl Rollouts {
             processed: Arc::new(watch::Sender::new(None)),
             labels: Arc::default(),
         };
+        rollouts.recall_labels().await?;
         tokio::spawn(rollouts.clone().run());
         Ok(rollouts)
     }
@@ -208,6 +209,30 @@ impl Rollouts {
             views.push((record.clone(), counts));
         }
         Ok(views)
+    }
+
+    /// Reads the labels of the instances of services under a rollout from their stored
+    /// states, so a restarted server answers each from its wave before it reports again.
+    async fn recall_labels(&self) -> Result<(), StoreError> {
+        let current = self.current.borrow().clone();
+        for record in current.values() {
+            if record.state == RolloutState::Done {
+                continue;
+            }
+            let reports = self
+                .store
+                .service_states()
+                .query(&StateQuery {
+                    distribution: Some(self.distribution.clone()),
+                    service: Some(record.service.clone()),
+                    ..StateQuery::default()
+                })
+                .await?;
+            let reports: Vec<ServiceStateRecord> =
+                reports.into_iter().map(|stored| stored.record).collect();
+            self.note_labels(&reports);
+        }
+        Ok(())
     }
 
     fn labels_of(&self, instance: &str) -> Option<BTreeMap<String, String>> {

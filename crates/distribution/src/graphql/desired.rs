@@ -439,7 +439,9 @@ impl DesiredSubscription {
     /// version just made desired fetches it at once instead of at its next retry. A
     /// service whose version is known-bad is left out, from the moment it becomes so. When
     /// `revision` is asked for, a new state commit sends the list again even when it is
-    /// unchanged, with the new revision.
+    /// unchanged, with the new revision. With `instance`, a service under a rollout by
+    /// waves gives the version of that instance's wave, and the list is sent again when
+    /// its wave is reached.
     async fn client_desired_versions_changed(
         &self,
         ctx: &Context<'_>,
