@@ -219,20 +219,24 @@ impl Rollouts {
             if record.state == RolloutState::Done {
                 continue;
             }
-            let reports = self
-                .store
-                .service_states()
-                .query(&StateQuery {
-                    distribution: Some(self.distribution.clone()),
-                    service: Some(record.service.clone()),
-                    ..StateQuery::default()
-                })
-                .await?;
-            let reports: Vec<ServiceStateRecord> =
-                reports.into_iter().map(|stored| stored.record).collect();
+            let reports = self.reports(&record.service).await?;
             self.note_labels(&reports);
         }
         Ok(())
+    }
+
+    /// The stored state reports of `service` by this distribution's instances.
+    async fn reports(&self, service: &ServiceName) -> Result<Vec<ServiceStateRecord>, StoreError> {
+        let reports = self
+            .store
+            .service_states()
+            .query(&StateQuery {
+                distribution: Some(self.distribution.clone()),
+                service: Some(service.clone()),
+                ..StateQuery::default()
+            })
+            .await?;
+        Ok(reports.into_iter().map(|stored| stored.record).collect())
     }
 
     fn labels_of(&self, instance: &str) -> Option<BTreeMap<String, String>> {
@@ -443,20 +447,12 @@ impl Rollouts {
         record: &RolloutRecord,
         waves: &[Wave],
     ) -> Result<(Vec<(usize, Member)>, Vec<ServiceStateRecord>), StoreError> {
-        let reports = self
-            .store
-            .service_states()
-            .query(&StateQuery {
-                distribution: Some(self.distribution.clone()),
-                service: Some(record.service.clone()),
-                ..StateQuery::default()
-            })
-            .await?;
         let alive_since = self.store.now()
             - chrono::TimeDelta::from_std(self.state_lifetime).unwrap_or(chrono::TimeDelta::MAX);
-        let reports: Vec<ServiceStateRecord> = reports
+        let reports: Vec<ServiceStateRecord> = self
+            .reports(&record.service)
+            .await?
             .into_iter()
-            .map(|stored| stored.record)
             .filter(|report| report.state.time >= alive_since)
             .collect();
         self.note_labels(&reports);
