@@ -172,7 +172,12 @@ impl DesiredQuery {
                 .api()?,
         };
         let versions = if held {
-            in_force_for(context, &state, instance.as_deref())
+            in_force_for(
+                &context.known_bad,
+                &context.rollouts,
+                &state,
+                instance.as_deref(),
+            )
         } else {
             state.effective_client_versions()
         };
@@ -470,8 +475,11 @@ impl DesiredSubscription {
         // A version becoming known-bad (or released) changes the list too.
         let held = WatchStream::from_changes(context.known_bad.held()).map(|_| Event::Held);
         // So does a rollout reaching the next wave.
-        let rolled = WatchStream::from_changes(context.rollouts.current()).map(|_| Event::Held);
-        let context = context.clone();
+        let held = futures::stream::select(
+            held,
+            WatchStream::from_changes(context.rollouts.current()).map(|_| Event::Held),
+        );
+        let (known_bad, rollouts) = (context.known_bad.clone(), context.rollouts.clone());
         let mut latest: Option<crate::watcher::InForce> = None;
         let mut current: Option<Vec<DesiredClientVersion>> = None;
         let same = move |a: &[DesiredClientVersion], b: &[DesiredClientVersion]| {
@@ -482,54 +490,57 @@ impl DesiredSubscription {
                         && (!with_revision || a.revision == b.revision)
                 })
         };
-        Ok(futures::stream::select(
-            in_force,
-            futures::stream::select(stored, futures::stream::select(held, rolled)),
-        )
-        .take_while(|event| futures::future::ready(!matches!(event, Event::End)))
-        .filter_map(move |event| {
-            let emit = match event {
-                Event::State(_) | Event::Held => {
-                    if let Event::State(in_force) = event {
-                        latest = in_force;
-                    }
-                    let list = latest.as_ref().map(|in_force| {
-                        desired_client_list(
-                            &in_force_for(&context, &in_force.state, instance.as_deref()),
-                            &in_force.revision.id,
-                            services.as_ref(),
-                        )
-                    });
-                    let changed = match (&list, &current) {
-                        (Some(list), Some(current)) => !same(list, current),
-                        (Some(_), None) => true,
-                        (None, _) => false,
+        Ok(
+            futures::stream::select(in_force, futures::stream::select(stored, held))
+                .take_while(|event| futures::future::ready(!matches!(event, Event::End)))
+                .filter_map(move |event| {
+                    let emit = match event {
+                        Event::State(_) | Event::Held => {
+                            if let Event::State(in_force) = event {
+                                latest = in_force;
+                            }
+                            let list = latest.as_ref().map(|in_force| {
+                                desired_client_list(
+                                    &in_force_for(
+                                        &known_bad,
+                                        &rollouts,
+                                        &in_force.state,
+                                        instance.as_deref(),
+                                    ),
+                                    &in_force.revision.id,
+                                    services.as_ref(),
+                                )
+                            });
+                            let changed = match (&list, &current) {
+                                (Some(list), Some(current)) => !same(list, current),
+                                (Some(_), None) => true,
+                                (None, _) => false,
+                            };
+                            if changed {
+                                current.clone_from(&list);
+                            }
+                            list.filter(|_| changed)
+                        }
+                        Event::Image => current.clone(),
+                        Event::End => None,
                     };
-                    if changed {
-                        current.clone_from(&list);
-                    }
-                    list.filter(|_| changed)
-                }
-                Event::Image => current.clone(),
-                Event::End => None,
-            };
-            futures::future::ready(emit)
-        }))
+                    futures::future::ready(emit)
+                }),
+        )
     }
 }
 
 /// The client versions of the state in force as `instance` gets them: known-bad versions
 /// held back, and a service under a rollout at the version of the instance's wave.
 fn in_force_for(
-    context: &super::context::ApiContext,
+    known_bad: &crate::known_bad::KnownBad,
+    rollouts: &crate::rollouts::Rollouts,
     state: &State,
     instance: Option<&str>,
 ) -> BTreeMap<ServiceName, ClientVersion> {
     // Updaters do not start a known-bad version: they keep what they run.
-    let versions = context
-        .known_bad
-        .keep_out(state.effective_client_versions());
-    context.rollouts.desired_for(state, instance, versions)
+    let versions = known_bad.keep_out(state.effective_client_versions());
+    rollouts.desired_for(state, instance, versions)
 }
 
 /// What wakes the desired-versions subscription.
