@@ -247,9 +247,13 @@ impl Rollouts {
             .cloned()
     }
 
+    /// Keeps the labels of this distribution's instances (a consumer's instances are its
+    /// own waves' business).
     fn note_labels(&self, records: &[ServiceStateRecord]) {
+        let ours = |record: &&ServiceStateRecord| record.distribution == self.distribution;
         let changed = records
             .iter()
+            .filter(ours)
             .any(|record| self.labels_of(&record.instance).as_ref() != Some(&record.labels));
         if !changed {
             return;
@@ -258,7 +262,7 @@ impl Rollouts {
             .labels
             .write()
             .expect("the labels lock is never poisoned");
-        for record in records {
+        for record in records.iter().filter(ours) {
             labels.insert(record.instance.clone(), record.labels.clone());
         }
     }
