@@ -6,6 +6,7 @@
 
 mod duration;
 mod limits;
+mod object_store;
 mod raw;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,7 @@ use vupdate_core::version::is_distribution_name;
 use vupdate_store::{ExpiryPolicy, Schedule, StoreConfig};
 
 pub use limits::{ConnectionLimits, GraphqlLimits, LimitsConfig, LoginLimits, RequestLimits};
+pub use object_store::S3Config;
 use raw::{RawConfig, RawSource, RawStore};
 
 /// The default address the server listens on.
@@ -66,6 +68,8 @@ pub struct DistributionConfig {
     pub mesh: MeshConfig,
     /// The lease replicas on one MongoDB store share: which one runs the work that runs once.
     pub lease: LeaseConfig,
+    /// An S3-compatible bucket for images, shared by replicas; `None`: the data directory.
+    pub object_store: Option<S3Config>,
 }
 
 /// The replicas' lease (`lease:`): held by one replica at a time, renewed well before it
@@ -556,6 +560,7 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
         builder,
         mesh,
         lease,
+        object_store: raw.object_store.map(|store| store.resolve(at)),
         limits,
         data_directory: data,
     })

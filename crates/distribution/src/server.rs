@@ -180,10 +180,19 @@ impl Distribution {
         );
         let bootstrap = auth.bootstrap().await.map_err(ServerError::Auth)?;
         token_files::write_token_files(&auth, &config.token_files).await?;
+        let remote = match &config.object_store {
+            Some(s3) => {
+                let settings = s3.settings().map_err(ServerError::ObjectStore)?;
+                tracing::info!(bucket = %settings.bucket, endpoint = ?settings.endpoint, prefix = %settings.prefix, "images in an object store; the data directory keeps a cache");
+                Some(vupdate_images::RemoteImages::s3(&settings).map_err(ServerError::Images)?)
+            }
+            None => None,
+        };
         let images = ImageStore::open_with(
             data.join("images"),
             ImageStoreOptions {
                 max_image_bytes: Some(limits.requests.max_image),
+                remote,
             },
         )
         .await

@@ -471,6 +471,7 @@ async fn size_cap_stops_the_upload_mid_stream() {
     let dir = tempfile::tempdir().expect("tempdir");
     let options = ImageStoreOptions {
         max_image_bytes: Some(1000),
+        ..ImageStoreOptions::default()
     };
     let store = ImageStore::open_with(dir.path(), options)
         .await

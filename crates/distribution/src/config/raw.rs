@@ -35,6 +35,7 @@ pub(crate) struct RawConfig {
     pub mesh: RawMesh,
     #[serde(default)]
     pub lease: RawLease,
+    pub object_store: Option<super::object_store::RawObjectStore>,
     #[serde(default)]
     pub limits: super::limits::RawLimits,
 }
