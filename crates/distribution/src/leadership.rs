@@ -143,15 +143,17 @@ impl Leadership {
                     .await
                     .map(|_| ());
             };
+            tokio::pin!(lost);
             tokio::select! {
                 () = work(lease) => {
-                    // Work that ends by itself ran to completion for this lease.
-                    let _ = held
-                        .wait_for(|now| now.as_ref().map(|l| l.token) != Some(token))
-                        .await
-                        .map(|_| ());
+                    // Work that ends by itself (at a stop, or a self-update handed over)
+                    // ran to completion for this lease: nothing more until it is lost.
+                    tokio::select! {
+                        () = &mut lost => {}
+                        () = stop_requested(&mut stopped) => return,
+                    }
                 }
-                () = lost => {}
+                () = &mut lost => {}
                 () = stop_requested(&mut stopped) => return,
             }
         }

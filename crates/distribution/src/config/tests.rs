@@ -114,6 +114,26 @@ fn mongo_store_maps_to_the_store_config() {
 }
 
 #[test]
+fn the_replica_example_loads() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/replica.yaml");
+    let text = std::fs::read_to_string(&example).expect("the example exists");
+    let config = DistributionConfig::from_str(&text, "/etc/vupdate").expect("the example loads");
+    assert!(matches!(config.store, StoreConfig::Mongo { .. }));
+    assert_eq!(
+        config.object_store,
+        Some(S3Config {
+            bucket: "acme-images".into(),
+            region: "eu-west-1".into(),
+            endpoint: None,
+            prefix: "acme".into(),
+            credentials_file: Some("/etc/vupdate/s3.env".into()),
+        })
+    );
+    assert_eq!(config.jwt_key_file, Path::new("/etc/vupdate/jwt.key"));
+    assert_eq!(config.lease, LeaseConfig::default());
+}
+
+#[test]
 fn the_example_file_loads() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/distribution.yaml");
     let dir = tempfile::tempdir().expect("temporary directory");

@@ -159,3 +159,26 @@ impl Drop for Reset {
         self.0.send_replace(false);
     }
 }
+
+#[tokio::test]
+async fn a_stop_ends_the_guard_even_when_the_work_ended_first() {
+    // Work that ends at the stop itself (expiry's loop) must not leave the guard waiting
+    // for a lease change that never comes (a sole lease never changes).
+    let sole = Leadership::sole("only");
+    let (stop, stopped) = watch::channel(false);
+    let work_stopped = stopped.clone();
+    let guard = tokio::spawn(async move {
+        sole.while_held(stopped, move |_| {
+            let mut work_stopped = work_stopped.clone();
+            async move {
+                let _ = work_stopped.wait_for(|stop| *stop).await.map(|_| ());
+            }
+        })
+        .await;
+    });
+    stop.send(true).expect("stop");
+    tokio::time::timeout(PATIENCE, guard)
+        .await
+        .expect("the guard ends at the stop")
+        .expect("no panic");
+}
