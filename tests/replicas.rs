@@ -83,6 +83,7 @@ fn log(dir: &TempDir) -> String {
 fn taken(dir: &TempDir) -> Option<i64> {
     log(dir)
         .lines()
+        .rev()
         .filter(|line| line.contains("took the lease"))
         .filter_map(|line| line.split("token=").nth(1))
         .filter_map(|rest| {
@@ -91,7 +92,7 @@ fn taken(dir: &TempDir) -> Option<i64> {
                 .parse()
                 .ok()
         })
-        .last()
+        .next()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

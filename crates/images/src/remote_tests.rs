@@ -6,10 +6,9 @@ use std::sync::Arc;
 use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStoreExt as _, PutPayload};
 use sha2::Digest as _;
-use tokio::io::AsyncReadExt as _;
-use vupdate_core::service::ServiceName;
 use vupdate_test_support::servers;
 
+use super::tests::{dev, read_all, service};
 use super::*;
 
 const ACCESS: &str = "vupdate-test";
@@ -65,22 +64,22 @@ async fn replica(dir: &tempfile::TempDir, settings: &S3Settings) -> ImageStore {
     .expect("open")
 }
 
-fn service(name: &str) -> ServiceName {
-    name.parse().expect("valid")
-}
-
-fn dev(text: &str) -> ImageVersion {
-    ImageVersion::parse(ImageKind::Developer, text).expect("valid")
-}
-
-async fn read_all(reader: ImageReader) -> Vec<u8> {
-    let mut out = Vec::new();
-    reader
-        .into_reader()
-        .read_to_end(&mut out)
-        .await
-        .expect("read");
-    out
+/// Two replicas' image stores (their own directories) on `bucket`.
+async fn two_replicas(
+    settings: &S3Settings,
+) -> (
+    (tempfile::TempDir, ImageStore),
+    (tempfile::TempDir, ImageStore),
+) {
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (a, b) = (
+        replica(&dir_a, settings).await,
+        replica(&dir_b, settings).await,
+    );
+    ((dir_a, a), (dir_b, b))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,14 +88,7 @@ async fn an_image_stored_through_one_replica_is_served_by_the_other() {
         return;
     };
     let settings = settings(&url, &bucket);
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let (a, b) = (
-        replica(&dir_a, &settings).await,
-        replica(&dir_b, &settings).await,
-    );
+    let ((_dir_a, a), (_dir_b, b)) = two_replicas(&settings).await;
     let svc = service("api");
     // Larger than one multipart part (5 MiB), so the upload takes two.
     let bytes: Vec<u8> = (0..6 * 1024 * 1024 + 17).map(|i| (i % 251) as u8).collect();
@@ -176,14 +168,7 @@ async fn a_blob_changed_in_the_bucket_is_refused_not_served() {
         return;
     };
     let settings = settings(&url, &bucket);
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let (a, b) = (
-        replica(&dir_a, &settings).await,
-        replica(&dir_b, &settings).await,
-    );
+    let ((_dir_a, a), (_dir_b, b)) = two_replicas(&settings).await;
     let svc = service("api");
     let stored = a
         .put_bytes(&svc, &dev("acme-2.0.0"), b"the real image")

@@ -9,11 +9,11 @@ use vupdate_core::service::ServiceName;
 
 use super::*;
 
-fn service(name: &str) -> ServiceName {
+pub(super) fn service(name: &str) -> ServiceName {
     name.parse().expect("test service names are valid")
 }
 
-fn dev(text: &str) -> ImageVersion {
+pub(super) fn dev(text: &str) -> ImageVersion {
     ImageVersion::parse(ImageKind::Developer, text).expect("test versions are valid")
 }
 
@@ -32,7 +32,7 @@ fn content(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-async fn read_all(reader: ImageReader) -> Vec<u8> {
+pub(super) async fn read_all(reader: ImageReader) -> Vec<u8> {
     let mut out = Vec::new();
     reader
         .into_reader()

@@ -57,17 +57,17 @@ impl S3Config {
     /// The settings with the credentials read now, from the file or the environment; the
     /// error names the file or variable that is missing.
     pub fn settings(&self) -> Result<S3Settings, String> {
-        let lookup: Box<dyn Fn(&str) -> Option<String>> = match &self.credentials_file {
-            Some(file) => {
-                let values = read_credentials(file)?;
-                Box::new(move |name| {
-                    values
-                        .iter()
-                        .find(|(key, _)| key == name)
-                        .map(|(_, value)| value.clone())
-                })
-            }
-            None => Box::new(|name| std::env::var(name).ok().filter(|v| !v.is_empty())),
+        let file = self
+            .credentials_file
+            .as_deref()
+            .map(read_credentials)
+            .transpose()?;
+        let lookup = |name: &str| match &file {
+            Some(values) => values
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone()),
+            None => std::env::var(name).ok().filter(|v| !v.is_empty()),
         };
         let from = || match &self.credentials_file {
             Some(file) => format!("in {}", file.display()),

@@ -229,7 +229,7 @@ fn errors_name_the_file_position_and_field() {
     let cases: &[(&str, &str)] = &[
         (
             "name: acme\nstateRepo: {path: s}\nlisten: 127.0.0.1:80\ntitel: x\n",
-            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile, tokenFiles, builder, mesh, lease, limits",
+            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile, tokenFiles, builder, mesh, lease, objectStore, limits",
         ),
         (
             "name: acme\nstateRepo: {path: s}\nexpiration:\n  serviceLogs: 7 dayz\n",
