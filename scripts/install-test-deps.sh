@@ -17,6 +17,8 @@ fi
 # A MongoDB-wire-compatible server for the store's MongoDB conformance run (no mongod is
 # in this machine's package registries); skipped when one is already installed.
 "$(dirname "$0")/install-mongo-test-server.sh"
+# An S3 stand-in (moto's server) for the image object store and the replica scenario.
+"$(dirname "$0")/install-s3-test-server.sh"
 
 # The dashboard: Node to build and test it, Debian's Chromium for its browser tests
 # (Playwright drives it; no browser is downloaded).

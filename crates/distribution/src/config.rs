@@ -6,6 +6,7 @@
 
 mod duration;
 mod limits;
+mod object_store;
 mod raw;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,7 @@ use vupdate_core::version::is_distribution_name;
 use vupdate_store::{ExpiryPolicy, Schedule, StoreConfig};
 
 pub use limits::{ConnectionLimits, GraphqlLimits, LimitsConfig, LoginLimits, RequestLimits};
+pub use object_store::S3Config;
 use raw::{RawConfig, RawSource, RawStore};
 
 /// The default address the server listens on.
@@ -64,6 +66,32 @@ pub struct DistributionConfig {
     pub limits: LimitsConfig,
     /// How this distribution follows its providers (`providers.yaml`).
     pub mesh: MeshConfig,
+    /// The lease replicas on one MongoDB store share: which one runs the work that runs once.
+    pub lease: LeaseConfig,
+    /// An S3-compatible bucket for images, shared by replicas; `None`: the data directory.
+    pub object_store: Option<S3Config>,
+}
+
+/// The replicas' lease (`lease:`): held by one replica at a time, renewed well before it
+/// ends, taken over by another replica once its holder stops renewing. Unused on SQLite,
+/// where one server owns the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseConfig {
+    /// How long the lease lasts unless renewed: how long the replicas wait for a dead
+    /// holder; default 5 s.
+    pub ttl: Duration,
+    /// How often the holder renews it (and a standby replica tries to take it); default
+    /// 1.5 s, at most half the ttl.
+    pub renew_every: Duration,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig {
+            ttl: Duration::from_secs(5),
+            renew_every: Duration::from_millis(1500),
+        }
+    }
 }
 
 /// How a consumer distribution follows its providers.
@@ -501,6 +529,7 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
             });
         }
     }
+    let lease = lease(&raw.lease, file)?;
     let limits = raw
         .limits
         .resolve()
@@ -530,7 +559,40 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
             .collect(),
         builder,
         mesh,
+        lease,
+        object_store: raw.object_store.map(|store| store.resolve(at)),
         limits,
         data_directory: data,
     })
+}
+
+/// `lease:` with its defaults; a renewal period of more than half the ttl is refused (one
+/// late renewal would lose the lease).
+fn lease(raw: &raw::RawLease, file: &Path) -> Result<LeaseConfig, ConfigError> {
+    let defaults = LeaseConfig::default();
+    let config = LeaseConfig {
+        ttl: raw.ttl.map_or(defaults.ttl, |d| d.0),
+        renew_every: raw.renew_every.map_or(defaults.renew_every, |d| d.0),
+    };
+    let invalid = |field, message: String| ConfigError::Invalid {
+        file: file.to_owned(),
+        field,
+        message,
+    };
+    if config.renew_every.is_zero() {
+        return Err(invalid(
+            "lease.renewEvery",
+            "must be longer than 0s".to_owned(),
+        ));
+    }
+    if config.renew_every.saturating_mul(2) > config.ttl {
+        return Err(invalid(
+            "lease.renewEvery",
+            format!(
+                "must be at most half of lease.ttl ({} ms), so one late renewal does not lose the lease",
+                config.ttl.as_millis()
+            ),
+        ));
+    }
+    Ok(config)
 }

@@ -259,7 +259,11 @@ impl UpdaterImages {
         else {
             return Ok(None);
         };
-        let zip = self.images.blob_path(&info);
+        let zip = self
+            .images
+            .local_blob(&service, &image, &info)
+            .await
+            .map_err(std::io::Error::other)?;
         let target = self.directory.join(format!("vupdate-{version}"));
         let taken = target.clone();
         let arch = tokio::task::spawn_blocking(move || take_out(&zip, &taken))

@@ -22,6 +22,8 @@
 //! - [`server`]: start, serve (HTTP or HTTPS), shut down; token files for local agents.
 //! - [`install`], [`enrolment`]: the one-line install of an updater on a VM (script,
 //!   binary, enrolment tokens exchanged for an instance's updater token).
+//! - [`leadership`]: the lease replicas on one MongoDB store share; only its holder runs
+//!   the reconcile loop, expiry, task recovery and self-update.
 //! - [`backup`]: backup of a running server's data and restore into an empty directory.
 //! - [`self_update`]: the server replaces its own program with the desired `distribution`
 //!   client version (stage, probe, swap and `execve`, confirm or roll back).
@@ -37,6 +39,7 @@ pub mod graphql;
 pub mod http;
 pub mod install;
 pub mod known_bad;
+pub mod leadership;
 /// The image store lives in its own crate, `vupdate-images`; this name keeps its old path.
 pub use vupdate_images as images;
 pub mod intake;

@@ -51,6 +51,7 @@ use vupdate_core::version::{ClientVersion, DeveloperVersion};
 use vupdate_state::{Revision, State};
 
 use crate::images::{ImageStore, ImageVersion};
+use crate::leadership::Leadership;
 use crate::tasks::{TaskContext, TaskId, TaskManager};
 use crate::watcher::InForce;
 
@@ -376,6 +377,30 @@ impl Reconciler {
         runner: Arc<dyn BuildRunner>,
         generations: Option<GenerationLink>,
     ) -> Reconciler {
+        let leadership = Leadership::sole(&config.distribution);
+        Self::start_leased(
+            config,
+            in_force,
+            images,
+            tasks,
+            runner,
+            generations,
+            leadership,
+        )
+    }
+
+    /// [`Reconciler::start`] on a replica: the loop builds only while `leadership` holds
+    /// the lease, cancels its builds when the lease is lost, and plans everything again
+    /// (failed builds included) when it takes the lease.
+    pub fn start_leased(
+        config: ReconcileConfig,
+        in_force: watch::Receiver<Option<InForce>>,
+        images: ImageStore,
+        tasks: TaskManager,
+        runner: Arc<dyn BuildRunner>,
+        generations: Option<GenerationLink>,
+        leadership: Leadership,
+    ) -> Reconciler {
         let (status_tx, status) = watch::channel(ReconcileStatus::default());
         let wake = Arc::new(Notify::new());
         let retry = Arc::new(Notify::new());
@@ -384,6 +409,8 @@ impl Reconciler {
         let (requests, requests_rx) = mpsc::unbounded_channel();
         let wanted = Wanted::default();
         let state = Loop {
+            lease: leadership.subscribe(),
+            leadership,
             wanted: Arc::clone(&wanted),
             config,
             in_force,
@@ -457,6 +484,9 @@ impl Reconciler {
 type Done = (BuildKey, TaskId, Option<String>);
 
 struct Loop {
+    /// Whether this replica holds the lease; the loop builds only while it does.
+    leadership: Leadership,
+    lease: watch::Receiver<Option<vupdate_store::Lease>>,
     wanted: Wanted,
     config: ReconcileConfig,
     in_force: watch::Receiver<Option<InForce>>,
@@ -490,8 +520,24 @@ impl Loop {
                 Some(request) = self.requests.recv() => self.answer(request).await,
                 () = self.wake.notified() => {}
                 () = self.retry.notified() => self.failed.clear(),
+                changed = self.lease.changed() => if changed.is_ok() { self.lease_changed() },
                 _ = resync.tick() => {}
                 _ = self.stopped.changed() => break,
+            }
+        }
+    }
+
+    /// On a take-over every build is planned again; on a loss the running ones stop (the
+    /// new holder runs them again).
+    fn lease_changed(&mut self) {
+        if self.lease.borrow_and_update().is_some() {
+            self.failed.clear();
+            return;
+        }
+        for (key, task) in &self.running {
+            tracing::warn!(%task, build = %describe_key(key), "lease lost: cancelling the build; the replica that took the lease over runs it again");
+            if let Err(error) = self.tasks.cancel(task) {
+                tracing::warn!(%task, %error, "cannot cancel the build");
             }
         }
     }
@@ -515,6 +561,12 @@ impl Loop {
         let Some(in_force) = self.in_force.borrow_and_update().clone() else {
             return;
         };
+        if !self.leadership.is_held() {
+            // Another replica builds (its tasks are in the store); this one plans nothing,
+            // so its status is not "synced".
+            self.status.send_replace(ReconcileStatus::default());
+            return;
+        }
         if self.commit.as_deref() != Some(in_force.revision.id.as_str()) {
             // A new commit is a new chance for every build that failed on the old one.
             self.failed.clear();

@@ -177,6 +177,7 @@ impl SelfUpdates {
 }
 
 /// Follows the desired `distribution` version and prepares each new one.
+#[derive(Clone)]
 pub(crate) struct Follower {
     pub options: SelfUpdateOptions,
     pub updates: SelfUpdates,

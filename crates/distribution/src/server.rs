@@ -28,6 +28,7 @@ use crate::graphql::{self, ApiContext, DistributionInfo};
 use crate::http::{self, AppState};
 use crate::images::{ImageStore, ImageStoreOptions};
 use crate::intake::LogIntake;
+use crate::leadership::Leadership;
 use crate::mesh::Mesh;
 use crate::mesh::board::Board;
 use crate::mesh::remote_build::{MeshRunner, REMOTE_BUILDER_ACCOUNT};
@@ -108,6 +109,12 @@ pub struct Distribution {
     /// New binaries ready to take over (when self-update is on).
     ready: Option<tokio::sync::mpsc::Receiver<Ready>>,
     self_update: Option<JoinHandle<()>>,
+    /// Renews the replicas' lease and releases it at shutdown (MongoDB only).
+    lease_keeper: Option<JoinHandle<()>>,
+    /// Tells the lease keeper to release the lease.
+    release: watch::Sender<bool>,
+    /// What a replica does at each take-over of the lease (MongoDB only).
+    take_over: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Distribution {
@@ -141,6 +148,20 @@ impl Distribution {
         let store = vupdate_store::open(&config.store)
             .await
             .map_err(ServerError::Store)?;
+        let (stop, stopped) = watch::channel(false);
+        let holder = crate::leadership::holder_id(&config.instance);
+        // One server owns a SQLite store; replicas on MongoDB share the lease in it.
+        // The lease is released after everything it guards has stopped (`shutdown`).
+        let (release, released) = watch::channel(false);
+        let (leadership, lease_keeper) = match &config.store {
+            vupdate_store::StoreConfig::Sqlite { .. } => (Leadership::sole(&holder), None),
+            _ => {
+                tracing::info!(%holder, "replica: waiting for the lease before building, expiring or self-updating");
+                let (leadership, keeper) =
+                    Leadership::keep(store.clone(), holder, config.lease, released);
+                (leadership, Some(keeper))
+            }
+        };
         let key_file = config.jwt_key_file.clone();
         let key = tokio::task::spawn_blocking(move || JwtKey::load_or_create(key_file))
             .await
@@ -159,10 +180,19 @@ impl Distribution {
         );
         let bootstrap = auth.bootstrap().await.map_err(ServerError::Auth)?;
         token_files::write_token_files(&auth, &config.token_files).await?;
+        let remote = match &config.object_store {
+            Some(s3) => {
+                let settings = s3.settings().map_err(ServerError::ObjectStore)?;
+                tracing::info!(bucket = %settings.bucket, endpoint = ?settings.endpoint, prefix = %settings.prefix, "images in an object store; the data directory keeps a cache");
+                Some(vupdate_images::RemoteImages::s3(&settings).map_err(ServerError::Images)?)
+            }
+            None => None,
+        };
         let images = ImageStore::open_with(
             data.join("images"),
             ImageStoreOptions {
                 max_image_bytes: Some(limits.requests.max_image),
+                remote,
             },
         )
         .await
@@ -194,16 +224,10 @@ impl Distribution {
         let tasks = TaskManager::new(store.clone(), log_origin(config), TASK_GRACE)
             .with_metrics(metrics.clone());
         // Tasks a previous run left active are failed now; the reconcile loop plans their
-        // builds again because their images are still missing.
-        let interrupted = tasks
-            .recover_interrupted()
-            .await
-            .map_err(ServerError::Tasks)?;
-        if !interrupted.is_empty() {
-            tracing::warn!(
-                count = interrupted.len(),
-                "failed the tasks a restart interrupted"
-            );
+        // builds again because their images are still missing. A replica does this when it
+        // takes the lease (the tasks of the holder before it).
+        if lease_keeper.is_none() {
+            recover_tasks(&tasks).await.map_err(ServerError::Tasks)?;
         }
 
         let tls = config.tls.as_ref().map(tls::serve).transpose()?;
@@ -236,32 +260,48 @@ impl Distribution {
         })?;
         // Builds of services whose settings name a provider as builder run there.
         let runner = Arc::new(MeshRunner::new(options.builder, secrets.clone()));
-        match builder_token(&auth, REMOTE_BUILDER_ACCOUNT, "Builds run by providers").await {
-            Ok(token) => runner.set_token(token),
-            Err(error) => tracing::error!(
-                %error,
-                account = REMOTE_BUILDER_ACCOUNT,
-                "cannot issue the remote builders' access token; builds on providers will fail"
-            ),
-        }
-        let builder: Arc<dyn BuildRunner> = runner;
-        match builder_token(&auth, BUILDER_ACCOUNT, "Builder of this distribution").await {
-            Ok(token) => builder.attach(&ServerLink {
+        let builders = Builders {
+            auth: auth.clone(),
+            runner: Arc::clone(&runner),
+            link: ServerLink {
                 url: own_url(config, local_addr),
-                token,
+                token: String::new(),
                 pinned_public_key: pin,
                 repo: watcher.repo(),
                 work_directory: config.builder.directory.clone(),
                 instance: config.instance.clone(),
-            }),
-            // The server is still useful without builds (uploads, updaters): say why they fail.
-            Err(error) => tracing::error!(
-                %error,
-                account = BUILDER_ACCOUNT,
-                "cannot issue the builder's access token; builds will fail"
-            ),
-        }
-        let reconciler = Reconciler::start(
+            },
+        };
+        let builder: Arc<dyn BuildRunner> = runner;
+        // The builders' tokens are issued by the lease holder, revoking its predecessor's:
+        // a builder a dead or paused holder left running can no longer upload anything.
+        let take_over = match lease_keeper {
+            None => {
+                builders.issue().await;
+                None
+            }
+            Some(_) => {
+                let (leadership, tasks) = (leadership.clone(), tasks.clone());
+                let stopped = stopped.clone();
+                Some(tokio::spawn(async move {
+                    leadership
+                        .while_held(stopped, |lease| {
+                            let (builders, tasks) = (builders.clone(), tasks.clone());
+                            async move {
+                                tracing::info!(token = lease.token, "lease taken: failing the tasks the previous holder left, issuing the builders' tokens");
+                                if let Err(error) = recover_tasks(&tasks).await {
+                                    tracing::error!(%error, "cannot fail the tasks the previous holder left");
+                                }
+                                builders.issue().await;
+                                // Holding: nothing more until the lease is lost.
+                                std::future::pending::<()>().await;
+                            }
+                        })
+                        .await;
+                }))
+            }
+        };
+        let reconciler = Reconciler::start_leased(
             ReconcileConfig {
                 distribution: config.name.to_string(),
                 max_parallel_builds: config.builder.max_parallel_builds,
@@ -276,28 +316,40 @@ impl Distribution {
                 repo: watcher.repo(),
                 trigger: watcher.trigger_handle(),
             }),
+            leadership.clone(),
         );
 
-        let (stop, stopped) = watch::channel(false);
-        let expired_faults = fault_files.clone();
-        let expiry = tokio::spawn(vupdate_store::run_expiry(
-            store.clone(),
-            config.expiration.policy(),
-            config.expiration.schedule.clone(),
-            move |at, outcome| match outcome {
-                Ok(report) => {
-                    // The store forgot these reports; their archives go too.
-                    for fault in &report.fault_reports {
-                        expired_faults.remove_blocking(&fault.distribution, &fault.id);
-                    }
-                    tracing::info!(%at, ?report, "expired old records");
-                }
-                Err(error) => {
-                    tracing::error!(%at, %error, "expiry failed; retried at the next run")
-                }
-            },
-            wait_for_stop(stopped.clone()),
-        ));
+        let expiry = {
+            let (leadership, stopped) = (leadership.clone(), stopped.clone());
+            let (store, policy) = (store.clone(), config.expiration.policy());
+            let (schedule, fault_files) = (config.expiration.schedule.clone(), fault_files.clone());
+            tokio::spawn(async move {
+                leadership
+                    .while_held(stopped.clone(), |_| {
+                        let expired_faults = fault_files.clone();
+                        vupdate_store::run_expiry(
+                            store.clone(),
+                            policy.clone(),
+                            schedule.clone(),
+                            move |at, outcome| match outcome {
+                                Ok(report) => {
+                                    // The store forgot these reports; their archives go too.
+                                    for fault in &report.fault_reports {
+                                        expired_faults
+                                            .remove_blocking(&fault.distribution, &fault.id);
+                                    }
+                                    tracing::info!(%at, ?report, "expired old records");
+                                }
+                                Err(error) => {
+                                    tracing::error!(%at, %error, "expiry failed; retried at the next run")
+                                }
+                            },
+                            wait_for_stop(stopped.clone()),
+                        )
+                    })
+                    .await;
+            })
+        };
         let intake = LogIntake::new(store.clone());
         let tracked = track_reconcile(
             watcher.subscribe(),
@@ -363,7 +415,14 @@ impl Distribution {
                     ready: sender,
                     stopped: stopped.clone(),
                 };
-                (Some(receiver), Some(tokio::spawn(follower.run())))
+                // Only the lease holder replaces its program (one replica at a time).
+                let (leadership, stopped) = (leadership.clone(), stopped.clone());
+                let run = async move {
+                    leadership
+                        .while_held(stopped, |_| follower.clone().run())
+                        .await;
+                };
+                (Some(receiver), Some(tokio::spawn(run)))
             }
             None => (None, None),
         };
@@ -467,6 +526,9 @@ impl Distribution {
             listener: listener_copy,
             ready,
             self_update,
+            lease_keeper,
+            release,
+            take_over,
         })
     }
 
@@ -519,6 +581,14 @@ impl Distribution {
         self.mesh.shutdown().await;
         self.reconciler.shutdown().await;
         self.watcher.shutdown().await;
+        if let Some(take_over) = self.take_over {
+            let _ = take_over.await;
+        }
+        // Released last, when this replica's loops have stopped.
+        let _ = self.release.send(true);
+        if let Some(keeper) = self.lease_keeper {
+            let _ = keeper.await;
+        }
         match served {
             Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(ServerError::Serve(source)),
@@ -554,6 +624,60 @@ async fn track_reconcile(
 /// Resolves once `stopped` turns true (or its sender is gone).
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Fails the tasks still active in the store (a previous run's, or the previous lease
+/// holder's) and says how many.
+async fn recover_tasks(tasks: &TaskManager) -> Result<(), crate::tasks::TaskError> {
+    let interrupted = tasks.recover_interrupted().await?;
+    if !interrupted.is_empty() {
+        tracing::warn!(
+            count = interrupted.len(),
+            "failed the tasks a restart interrupted"
+        );
+    }
+    Ok(())
+}
+
+/// The builders' access tokens and where they reach this server: issued at start on a
+/// single server, at each take-over of the lease on a replica.
+#[derive(Clone)]
+struct Builders {
+    auth: AuthService,
+    runner: Arc<MeshRunner>,
+    link: ServerLink,
+}
+
+impl Builders {
+    /// Issues fresh tokens (revoking the older ones) and hands them to the runners.
+    async fn issue(&self) {
+        match builder_token(
+            &self.auth,
+            REMOTE_BUILDER_ACCOUNT,
+            "Builds run by providers",
+        )
+        .await
+        {
+            Ok(token) => self.runner.set_token(token),
+            Err(error) => tracing::error!(
+                %error,
+                account = REMOTE_BUILDER_ACCOUNT,
+                "cannot issue the remote builders' access token; builds on providers will fail"
+            ),
+        }
+        match builder_token(&self.auth, BUILDER_ACCOUNT, "Builder of this distribution").await {
+            Ok(token) => self.runner.attach(&ServerLink {
+                token,
+                ..self.link.clone()
+            }),
+            // The server is still useful without builds (uploads, updaters): say why they fail.
+            Err(error) => tracing::error!(
+                %error,
+                account = BUILDER_ACCOUNT,
+                "cannot issue the builder's access token; builds will fail"
+            ),
+        }
+    }
 }
 
 /// A fresh access token of the Builder service account `account` (created on first use

@@ -51,6 +51,16 @@ pub enum ImageError {
         /// The operating system's error.
         error: std::io::Error,
     },
+    /// The object store (S3) refused or failed a request.
+    #[error("image object store: cannot {action} `{key}`: {error}")]
+    Remote {
+        /// What was being done (e.g. "read ref").
+        action: &'static str,
+        /// The object's key in the bucket.
+        key: String,
+        /// The object store's error.
+        error: Box<object_store::Error>,
+    },
     /// The version already has an image; versions are immutable, so nothing was stored.
     #[error("{image} already exists (`{path}`); versions are immutable, use a new version number")]
     VersionExists {

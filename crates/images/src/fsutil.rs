@@ -102,7 +102,13 @@ pub(crate) fn read_ref(path: &Path) -> Result<Option<ImageInfo>, ImageError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err("read ref", path)(e)),
     };
-    let info: ImageInfo = serde_json::from_slice(&bytes).map_err(|e| ImageError::BadRef {
+    parse_ref(&bytes, path).map(Some)
+}
+
+/// A ref's content (`{"digest": "sha256:…", "size": N}`), read from `path` (a file, or
+/// an object's key).
+pub(crate) fn parse_ref(bytes: &[u8], path: &Path) -> Result<ImageInfo, ImageError> {
+    let info: ImageInfo = serde_json::from_slice(bytes).map_err(|e| ImageError::BadRef {
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
@@ -115,7 +121,7 @@ pub(crate) fn read_ref(path: &Path) -> Result<Option<ImageInfo>, ImageError> {
             ),
         });
     }
-    Ok(Some(info))
+    Ok(info)
 }
 
 /// Hashes a file by streaming it; returns its digest and size.

@@ -31,8 +31,11 @@ mod error;
 mod fsutil;
 mod key;
 mod read;
+mod remote;
 mod upload;
 
+#[cfg(test)]
+mod remote_tests;
 #[cfg(test)]
 mod tests;
 
@@ -47,6 +50,7 @@ use vupdate_core::service::ServiceName;
 pub use error::{ImageError, ImageId};
 pub use key::{DIGEST_PREFIX, ImageInfo, ImageKind, ImageVersion, normalize_sha256};
 pub use read::ImageReader;
+pub use remote::{RemoteImages, S3Settings};
 pub use upload::Upload;
 
 use error::io_err;
@@ -57,6 +61,9 @@ use fsutil::{create_dir_durable, read_ref, sync_dir};
 pub struct ImageStoreOptions {
     /// The largest image accepted, in bytes; `None` for no limit.
     pub max_image_bytes: Option<u64>,
+    /// Refs and blobs in an object store shared by replicas; the directory then keeps a
+    /// cache of blobs only. `None`: everything on disk.
+    pub remote: Option<RemoteImages>,
 }
 
 /// What [`ImageStore::gc`] did.
@@ -178,8 +185,57 @@ impl ImageStore {
         service: &ServiceName,
         version: &ImageVersion,
     ) -> Result<Option<ImageInfo>, ImageError> {
+        if let Some(remote) = self.remote() {
+            return remote.read_ref(service, version).await;
+        }
         let path = self.ref_path(service, version);
         blocking(move || read_ref(&path)).await
+    }
+
+    fn remote(&self) -> Option<&RemoteImages> {
+        self.inner.options.remote.as_ref()
+    }
+
+    /// The local file of `info`'s blob, for a caller that needs a path (unpacking a zip).
+    /// With an object store, a blob not cached yet is downloaded first, hashed on the way.
+    pub async fn local_blob(
+        &self,
+        service: &ServiceName,
+        version: &ImageVersion,
+        info: &ImageInfo,
+    ) -> Result<PathBuf, ImageError> {
+        let path = self.blob_path(info);
+        let Some(remote) = self.remote() else {
+            return Ok(path);
+        };
+        let cached = tokio::fs::metadata(&path)
+            .await
+            .is_ok_and(|m| m.is_file() && m.len() == info.size);
+        if cached {
+            return Ok(path);
+        }
+        let tmp = fsutil::temp_path(&self.tmp_dir(), "fetch");
+        let image = ImageId {
+            service: service.clone(),
+            version: version.clone(),
+        };
+        if let Err(error) = remote.fetch_blob(&image, info, &tmp).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(error);
+        }
+        let (tmp2, path2) = (tmp.clone(), path.clone());
+        let moved = blocking(move || {
+            let dir = path2.parent().expect("a blob path has a prefix directory");
+            create_dir_durable(dir)?;
+            fs::rename(&tmp2, &path2)
+                .map_err(io_err("move downloaded blob into the cache", &path2))?;
+            sync_dir(dir)
+        })
+        .await;
+        if moved.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        moved.map(|()| path)
     }
 
     /// Starts streaming a new image for `version`. Refused with
@@ -273,6 +329,9 @@ impl ImageStore {
         kind: ImageKind,
         service: &ServiceName,
     ) -> Result<Vec<(ImageVersion, ImageInfo)>, ImageError> {
+        if let Some(remote) = self.remote() {
+            return remote.list_refs(kind, service).await;
+        }
         let dir = self.kind_dir(kind).join(service.as_str());
         blocking(move || list_refs(kind, &dir)).await
     }
@@ -286,6 +345,12 @@ impl ImageStore {
     ) -> Result<ImageInfo, ImageError> {
         let path = self.ref_path(service, version);
         let image = ImageId::boxed(service, version);
+        if let Some(remote) = self.remote() {
+            return remote
+                .remove_ref(service, version)
+                .await?
+                .ok_or(ImageError::NotFound { image, path });
+        }
         blocking(move || {
             let Some(info) = read_ref(&path)? else {
                 return Err(ImageError::NotFound { image, path });
@@ -332,7 +397,20 @@ impl ImageStore {
     pub async fn gc(&self) -> Result<GcReport, ImageError> {
         let _exclusive = self.inner.publish.write().await;
         let root = self.inner.root.clone();
-        let report = blocking(move || gc(&root)).await?;
+        // With an object store, the cache keeps the blobs its refs point to; the bucket's
+        // own blobs are left (another replica may be between its blob and its ref).
+        let live = match self.remote() {
+            Some(remote) => Some(remote.referenced().await?),
+            None => None,
+        };
+        let report = blocking(move || {
+            let live = match live {
+                Some(live) => live,
+                None => referenced(&root)?,
+            };
+            gc(&root, &live)
+        })
+        .await?;
         if !report.removed.is_empty() {
             tracing::info!(
                 removed = report.removed.len(),
@@ -424,8 +502,7 @@ fn referenced(root: &Path) -> Result<HashSet<String>, ImageError> {
     Ok(set)
 }
 
-fn gc(root: &Path) -> Result<GcReport, ImageError> {
-    let live = referenced(root)?;
+fn gc(root: &Path, live: &HashSet<String>) -> Result<GcReport, ImageError> {
     let mut report = GcReport::default();
     let blobs = root.join("blobs").join("sha256");
     for prefix in fs::read_dir(&blobs).map_err(io_err("read directory", &blobs))? {

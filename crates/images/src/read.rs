@@ -7,9 +7,9 @@ use tokio::io::AsyncReadExt as _;
 use vupdate_core::service::ServiceName;
 
 use super::error::{ImageError, ImageId, io_err};
-use super::fsutil::{hash_file, read_ref};
+use super::fsutil::hash_file;
 use super::key::{ImageInfo, ImageVersion};
-use super::{ImageStore, blob_path, blocking};
+use super::{ImageStore, blocking};
 
 /// An open image: its digest and size, and the blob file positioned at `start`.
 #[derive(Debug)]
@@ -40,16 +40,15 @@ pub(super) async fn open(
     range: Option<(u64, u64)>,
 ) -> Result<ImageReader, ImageError> {
     let ref_path = store.ref_path(service, version);
-    let root = store.inner.root.clone();
     let image = ImageId::boxed(service, version);
+    let Some(info) = store.info(service, version).await? else {
+        return Err(ImageError::NotFound {
+            image,
+            path: ref_path,
+        });
+    };
+    let path = store.local_blob(service, version, &info).await?;
     let (info, file, start, len) = blocking(move || {
-        let Some(info) = read_ref(&ref_path)? else {
-            return Err(ImageError::NotFound {
-                image,
-                path: ref_path,
-            });
-        };
-        let path = blob_path(&root, info.hex());
         let mut file = match fs::File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -109,16 +108,15 @@ pub(super) async fn verify(
     version: &ImageVersion,
 ) -> Result<ImageInfo, ImageError> {
     let ref_path = store.ref_path(service, version);
-    let root = store.inner.root.clone();
     let image = ImageId::boxed(service, version);
+    let Some(info) = store.info(service, version).await? else {
+        return Err(ImageError::NotFound {
+            image,
+            path: ref_path,
+        });
+    };
+    let path = store.local_blob(service, version, &info).await?;
     blocking(move || {
-        let Some(info) = read_ref(&ref_path)? else {
-            return Err(ImageError::NotFound {
-                image,
-                path: ref_path,
-            });
-        };
-        let path = blob_path(&root, info.hex());
         if !path.exists() {
             return Err(ImageError::BlobMissing {
                 image,

@@ -9,11 +9,11 @@ use vupdate_core::service::ServiceName;
 
 use super::*;
 
-fn service(name: &str) -> ServiceName {
+pub(super) fn service(name: &str) -> ServiceName {
     name.parse().expect("test service names are valid")
 }
 
-fn dev(text: &str) -> ImageVersion {
+pub(super) fn dev(text: &str) -> ImageVersion {
     ImageVersion::parse(ImageKind::Developer, text).expect("test versions are valid")
 }
 
@@ -32,7 +32,7 @@ fn content(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-async fn read_all(reader: ImageReader) -> Vec<u8> {
+pub(super) async fn read_all(reader: ImageReader) -> Vec<u8> {
     let mut out = Vec::new();
     reader
         .into_reader()
@@ -471,6 +471,7 @@ async fn size_cap_stops_the_upload_mid_stream() {
     let dir = tempfile::tempdir().expect("tempdir");
     let options = ImageStoreOptions {
         max_image_bytes: Some(1000),
+        ..ImageStoreOptions::default()
     };
     let store = ImageStore::open_with(dir.path(), options)
         .await

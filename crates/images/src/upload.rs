@@ -10,7 +10,7 @@ use vupdate_core::service::ServiceName;
 use super::error::{ImageError, ImageId, io_err};
 use super::fsutil::{Published, create_dir_durable, publish_new, read_ref, sync_dir, temp_path};
 use super::key::{DIGEST_PREFIX, ImageInfo, ImageVersion, digest_string, normalize_sha256};
-use super::{ImageStore, blob_path, blocking};
+use super::{ImageStore, RemoteImages, blob_path, blocking};
 
 /// An image being uploaded. Bytes go to a temp file as they come, hashed on the way; only
 /// [`finish`](Upload::finish) makes the version visible. Dropping it (or the process
@@ -45,11 +45,7 @@ pub(super) async fn begin(
         })
         .transpose()?;
     let ref_path = store.ref_path(service, version);
-    let exists = {
-        let path = ref_path.clone();
-        blocking(move || Ok(read_ref(&path)?.is_some())).await?
-    };
-    if exists {
+    if store.info(service, version).await?.is_some() {
         return Err(ImageError::VersionExists {
             image: ImageId::boxed(service, version),
             path: ref_path,
@@ -177,33 +173,10 @@ impl Upload {
 
         let store = self.store.clone();
         let shared = store.inner.publish.read().await;
-        let root = self.store.inner.root.clone();
-        let tmp_dir = self.store.tmp_dir();
-        let tmp = self.tmp.clone();
-        let ref_path = self.store.ref_path(&self.service, &self.version);
-        let info2 = info.clone();
-        let outcome = blocking(move || {
-            // Checked again here so a version taken meanwhile does not even get its blob
-            // moved; publish_new below is the race-free check.
-            if read_ref(&ref_path)?.is_some() {
-                return Ok(Published::Exists);
-            }
-            let blob = blob_path(&root, info2.hex());
-            let same_blob = fs::metadata(&blob).is_ok_and(|m| m.is_file() && m.len() == info2.size);
-            if same_blob {
-                // Deduplicated: identical content is stored already.
-                let _ = fs::remove_file(&tmp);
-            } else {
-                let dir = blob.parent().expect("a blob path has a prefix directory");
-                create_dir_durable(dir)?;
-                fs::rename(&tmp, &blob).map_err(io_err("move upload into blob", &blob))?;
-                sync_dir(dir)?;
-            }
-            vupdate_crashpoint::reached("images.blob-stored");
-            let json = serde_json::to_vec_pretty(&info2).expect("ImageInfo always serialises");
-            publish_new(&tmp_dir, &ref_path, &json)
-        })
-        .await;
+        let outcome = match store.inner.options.remote.clone() {
+            None => self.publish_local(&info).await,
+            Some(remote) => self.publish_remote(&remote, &info).await,
+        };
         drop(shared);
         match outcome {
             Ok(Published::Done) => {
@@ -226,6 +199,56 @@ impl Upload {
         }
     }
 
+    /// Moves the bytes into their blob in the local directory (kept as is when the same
+    /// content is there already); returns the blob's path.
+    async fn store_blob(&self, info: &ImageInfo) -> Result<PathBuf, ImageError> {
+        let blob = blob_path(&self.store.inner.root, info.hex());
+        let (tmp, blob2, size) = (self.tmp.clone(), blob.clone(), info.size);
+        blocking(move || move_into_blob(&tmp, &blob2, size)).await?;
+        Ok(blob)
+    }
+
+    /// With an object store: the blob goes to the local cache and the bucket, then the
+    /// ref is created in the bucket (refused when another replica created it first).
+    async fn publish_remote(
+        &self,
+        remote: &RemoteImages,
+        info: &ImageInfo,
+    ) -> Result<Published, ImageError> {
+        if remote
+            .read_ref(&self.service, &self.version)
+            .await?
+            .is_some()
+        {
+            return Ok(Published::Exists);
+        }
+        let blob = self.store_blob(info).await?;
+        remote.put_blob(&blob, info).await?;
+        vupdate_crashpoint::reached("images.blob-stored");
+        remote.publish_ref(&self.service, &self.version, info).await
+    }
+
+    /// On disk: blob, then the ref with no-clobber semantics.
+    async fn publish_local(&self, info: &ImageInfo) -> Result<Published, ImageError> {
+        let root = self.store.inner.root.clone();
+        let tmp_dir = self.store.tmp_dir();
+        let tmp = self.tmp.clone();
+        let ref_path = self.store.ref_path(&self.service, &self.version);
+        let info2 = info.clone();
+        blocking(move || {
+            // Checked again here so a version taken meanwhile does not even get its blob
+            // moved; publish_new below is the race-free check.
+            if read_ref(&ref_path)?.is_some() {
+                return Ok(Published::Exists);
+            }
+            move_into_blob(&tmp, &blob_path(&root, info2.hex()), info2.size)?;
+            vupdate_crashpoint::reached("images.blob-stored");
+            let json = serde_json::to_vec_pretty(&info2).expect("ImageInfo always serialises");
+            publish_new(&tmp_dir, &ref_path, &json)
+        })
+        .await
+    }
+
     fn failed_error(&self) -> ImageError {
         ImageError::UploadFailed {
             image: ImageId::boxed(&self.service, &self.version),
@@ -238,6 +261,24 @@ impl Upload {
         self.file = None;
         let _ = fs::remove_file(&self.tmp);
     }
+}
+
+/// Moves the upload at `tmp` into `blob`, or drops it when `blob` holds the same content
+/// already (deduplicated).
+fn move_into_blob(
+    tmp: &std::path::Path,
+    blob: &std::path::Path,
+    size: u64,
+) -> Result<(), ImageError> {
+    let same_blob = fs::metadata(blob).is_ok_and(|m| m.is_file() && m.len() == size);
+    if same_blob {
+        let _ = fs::remove_file(tmp);
+        return Ok(());
+    }
+    let dir = blob.parent().expect("a blob path has a prefix directory");
+    create_dir_durable(dir)?;
+    fs::rename(tmp, blob).map_err(io_err("move upload into blob", blob))?;
+    sync_dir(dir)
 }
 
 impl Drop for Upload {

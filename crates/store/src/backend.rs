@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::doc::{CollectionDef, Cond, Doc, FieldDef, Find, Val};
 use crate::error::StoreError;
+use crate::lease::{Ask, Lease};
 
 /// A stored document as read back: history fields and the record's JSON body.
 #[derive(Debug, Clone)]
@@ -112,4 +113,19 @@ pub(crate) trait Backend: Send + Sync + 'static {
         def: &'static CollectionDef,
         before: DateTime<Utc>,
     ) -> Result<Vec<Raw>, StoreError>;
+
+    /// Applies [`crate::lease::decide`] to lease `name` atomically: the stored lease is read
+    /// and replaced by the decision in one step no other process can come between. Returns
+    /// the lease as granted, or `None` when it was refused (nothing written).
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ask: Ask,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Lease>, StoreError>;
+
+    /// Lease `name` as stored, expired or not; `None` when it was never taken.
+    async fn read_lease(&self, name: &str) -> Result<Option<Lease>, StoreError>;
 }

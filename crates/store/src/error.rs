@@ -118,6 +118,17 @@ pub enum StoreError {
         /// The join error.
         reason: String,
     },
+    /// A write only a lease's holder may make was refused: the writer's lease expired or
+    /// was taken over (its fencing token is not the stored one).
+    #[error("lease `{name}` with token {token} is no longer held ({now}); the write was refused")]
+    LeaseLost {
+        /// The lease.
+        name: String,
+        /// The writer's fencing token.
+        token: i64,
+        /// Who holds it now.
+        now: String,
+    },
     /// The store was closed while a follower was waiting for log records.
     #[error("the store was closed while following log records")]
     Closed,

@@ -24,9 +24,12 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use crate::backend::{Backend, Raw};
 use crate::doc::{CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, Val, describe_key};
 use crate::error::StoreError;
+use crate::lease::{Ask, Lease};
 use convert::{ARCHIVE_TIME, SEQUENCE};
 
 const SEQUENCES: &str = "_sequences";
+/// Named leases (`crate::lease`), one document per lease, `_id` its name.
+const LEASES: &str = "_leases";
 const DUPLICATE_KEY: i32 = 11000;
 const PUT_ATTEMPTS: usize = 5;
 const DEFAULT_SERVER_SELECTION: Duration = Duration::from_secs(10);
@@ -145,6 +148,10 @@ impl MongoBackend {
 
     fn database(&self, def: &CollectionDef) -> &Database {
         if def.logs_db { &self.logs } else { &self.main }
+    }
+
+    fn leases(&self) -> Collection<Document> {
+        self.main.collection(LEASES)
     }
 
     fn current(&self, def: &CollectionDef) -> Collection<Document> {
@@ -680,6 +687,89 @@ impl Backend for MongoBackend {
         }
         Ok(removed)
     }
+
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ask: Ask,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Lease>, StoreError> {
+        // Each branch is one conditional write the server applies atomically: the same
+        // rule as `lease::decide`, which SQLite applies inside a transaction.
+        let leases = self.leases();
+        let failed = |e| mongo_error(LEASES, "lease", e);
+        let expires = Bson::Int64(until.timestamp_millis());
+        let written = match ask {
+            Ask::Renew(token) => leases
+                .find_one_and_update(
+                    doc! { "_id": name, "holder": holder, "token": Bson::Int64(token) },
+                    doc! { "$set": { "expires": expires } },
+                )
+                .return_document(ReturnDocument::After)
+                .await
+                .map_err(failed)?,
+            Ask::Take => {
+                let taken = leases
+                    .find_one_and_update(
+                        doc! { "_id": name, "expires": { "$lte": Bson::Int64(now.timestamp_millis()) } },
+                        doc! {
+                            "$set": { "holder": holder, "expires": expires.clone() },
+                            "$inc": { "token": Bson::Int64(1) },
+                        },
+                    )
+                    .return_document(ReturnDocument::After)
+                    .await
+                    .map_err(failed)?;
+                if taken.is_none() {
+                    // Never taken yet, or held: the unique `_id` lets one first taker in.
+                    let first = doc! { "_id": name, "holder": holder, "token": Bson::Int64(1), "expires": expires };
+                    return match leases.insert_one(&first).await {
+                        Ok(_) => lease_of(&first).map(Some),
+                        Err(e) if is_duplicate(&e) => Ok(None),
+                        Err(e) => Err(failed(e)),
+                    };
+                }
+                taken
+            }
+        };
+        written.as_ref().map(lease_of).transpose()
+    }
+
+    async fn read_lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        let found = self
+            .leases()
+            .find_one(doc! { "_id": name })
+            .await
+            .map_err(|e| mongo_error(LEASES, "read lease", e))?;
+        found.as_ref().map(lease_of).transpose()
+    }
+}
+
+/// A lease document read back (numbers in either width: the stand-in answers Int32).
+fn lease_of(document: &Document) -> Result<Lease, StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        collection: LEASES,
+        sequence: -1,
+        reason: format!("lease document {document}: {reason}"),
+    };
+    let name = document
+        .get_str("_id")
+        .map_err(|_| corrupt("`_id` is not a name"))?;
+    let holder = document
+        .get_str("holder")
+        .map_err(|_| corrupt("`holder` is not text"))?;
+    let token = convert::as_i64(document.get("token")).ok_or_else(|| corrupt("no `token`"))?;
+    let expires = convert::as_i64(document.get("expires"))
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(|| corrupt("`expires` is not a time in milliseconds"))?;
+    Ok(Lease {
+        name: name.to_owned(),
+        holder: holder.to_owned(),
+        token,
+        expires,
+    })
 }
 
 #[cfg(test)]

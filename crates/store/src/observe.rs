@@ -185,4 +185,20 @@ impl Backend for Timed {
         self.seen("purge_history", def, start, &result);
         result
     }
+
+    // Leases are a few small writes a second at most: not worth a figure of their own.
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ask: crate::lease::Ask,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<crate::lease::Lease>, StoreError> {
+        self.inner.lease(name, holder, ask, now, until).await
+    }
+
+    async fn read_lease(&self, name: &str) -> Result<Option<crate::lease::Lease>, StoreError> {
+        self.inner.read_lease(name).await
+    }
 }

@@ -17,13 +17,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params_from_iter,
+};
 
 use crate::backend::{Backend, Raw};
 use crate::doc::{
     CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, Val, contains_lowered, describe_key,
 };
 use crate::error::StoreError;
+use crate::lease::{Ask, Lease, decide};
 
 const READERS: usize = 3;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -141,6 +144,7 @@ impl SqliteBackend {
                 .map_err(|e| fail(format!("{e} (while creating the schema)")))
         };
         run(&sql::sequences_schema())?;
+        run(&sql::leases_schema())?;
         for def in defs {
             for statement in sql::tables(def) {
                 run(&statement)?;
@@ -195,6 +199,14 @@ impl SqliteBackend {
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
         })
+    }
+
+    fn leases_ctx(&self, operation: &'static str) -> Ctx {
+        Ctx {
+            path: self.path.clone(),
+            collection: sql::LEASES_TABLE,
+            operation,
+        }
     }
 
     fn ctx(&self, def: &CollectionDef, operation: &'static str) -> Ctx {
@@ -288,6 +300,42 @@ impl SqliteBackend {
         })
         .await
     }
+}
+
+/// Lease `name` as stored in the `_leases` table.
+fn read_lease_row(conn: &Connection, ctx: &Ctx, name: &str) -> Result<Option<Lease>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT holder, token, expires FROM {} WHERE name = ?1",
+            sql::LEASES_TABLE
+        ))
+        .and_then(|mut statement| {
+            statement
+                .query_row([name], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, i64>(2)?,
+                    ))
+                })
+                .optional()
+        })
+        .map_err(ctx.err())?;
+    row.map(|(holder, token, expires)| {
+        Ok(Lease {
+            name: name.to_owned(),
+            holder,
+            token,
+            expires: DateTime::from_timestamp_millis(expires).ok_or_else(|| {
+                StoreError::Corrupt {
+                    collection: sql::LEASES_TABLE,
+                    sequence: token,
+                    reason: format!("lease `{name}` expires at {expires} ms, out of range"),
+                }
+            })?,
+        })
+    })
+    .transpose()
 }
 
 /// The names of the indexes on `tables`.
@@ -661,6 +709,50 @@ impl Backend for SqliteBackend {
             .and_then(|mut statement| statement.execute([before]))
             .map_err(ctx.err())?;
             Ok(removed)
+        })
+        .await
+    }
+
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ask: Ask,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Lease>, StoreError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        // BEGIN IMMEDIATE: the read and the write below are one step for every process on
+        // the file.
+        self.write_tx(self.leases_ctx("lease"), move |tx, ctx| {
+            let current = read_lease_row(tx, ctx, &name)?;
+            let Some(granted) = decide(current.as_ref(), &name, &holder, ask, now, until) else {
+                return Ok(None);
+            };
+            tx.prepare_cached(&format!(
+                "INSERT INTO {} (name, holder, token, expires) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+                 token = excluded.token, expires = excluded.expires",
+                sql::LEASES_TABLE
+            ))
+            .and_then(|mut statement| {
+                statement.execute((
+                    &granted.name,
+                    &granted.holder,
+                    granted.token,
+                    granted.expires.timestamp_millis(),
+                ))
+            })
+            .map_err(ctx.err())?;
+            Ok(Some(granted))
+        })
+        .await
+    }
+
+    async fn read_lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        let name = name.to_owned();
+        self.read(self.leases_ctx("read lease"), move |conn, ctx| {
+            read_lease_row(conn, ctx, &name)
         })
         .await
     }

@@ -9,6 +9,7 @@ mod accounts;
 mod builds;
 mod faults;
 mod known_bad;
+mod leases;
 mod log_writes;
 mod logs;
 mod roles;
@@ -28,6 +29,7 @@ pub use accounts::Accounts;
 pub use builds::BuildStates;
 pub use faults::FaultReports;
 pub use known_bad::KnownBadVersions;
+pub use leases::Leases;
 pub use logs::Logs;
 pub use roles::RoleSplit;
 pub use rollouts::Rollouts;
@@ -155,6 +157,11 @@ impl Store {
     /// Rollouts by waves.
     pub fn rollouts(&self) -> Rollouts<'_> {
         Rollouts::new(self)
+    }
+
+    /// Named leases: which of several processes on this store does the work that runs once.
+    pub fn leases(&self) -> Leases<'_> {
+        Leases::new(self)
     }
 
     /// Fault reports.

@@ -34,6 +34,9 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub mesh: RawMesh,
     #[serde(default)]
+    pub lease: RawLease,
+    pub object_store: Option<super::object_store::RawObjectStore>,
+    #[serde(default)]
     pub limits: super::limits::RawLimits,
 }
 
@@ -134,6 +137,13 @@ pub(crate) struct RawMesh {
     pub poll_interval: Option<HumanDuration>,
     pub subscription: Option<bool>,
     pub upload_interval: Option<HumanDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawLease {
+    pub ttl: Option<HumanDuration>,
+    pub renew_every: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

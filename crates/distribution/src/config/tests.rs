@@ -42,6 +42,19 @@ fn defaults_follow_the_original_and_paths_resolve_against_the_file() {
             max_parallel_builds: 2,
         }
     );
+    assert_eq!(
+        config.lease,
+        LeaseConfig {
+            ttl: Duration::from_secs(5),
+            renew_every: Duration::from_millis(1500),
+        }
+    );
+    let tuned = format!("{MINIMAL}lease: {{ttl: 10s, renewEvery: 2s}}\n");
+    let tuned = DistributionConfig::from_str(&tuned, "/etc/vupdate").expect("loads");
+    assert_eq!(
+        (tuned.lease.ttl, tuned.lease.renew_every),
+        (Duration::from_secs(10), Duration::from_secs(2))
+    );
 }
 
 #[test]
@@ -98,6 +111,26 @@ fn mongo_store_maps_to_the_store_config() {
             }),
         }
     );
+}
+
+#[test]
+fn the_replica_example_loads() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/replica.yaml");
+    let text = std::fs::read_to_string(&example).expect("the example exists");
+    let config = DistributionConfig::from_str(&text, "/etc/vupdate").expect("the example loads");
+    assert!(matches!(config.store, StoreConfig::Mongo { .. }));
+    assert_eq!(
+        config.object_store,
+        Some(S3Config {
+            bucket: "acme-images".into(),
+            region: "eu-west-1".into(),
+            endpoint: None,
+            prefix: "acme".into(),
+            credentials_file: Some("/etc/vupdate/s3.env".into()),
+        })
+    );
+    assert_eq!(config.jwt_key_file, Path::new("/etc/vupdate/jwt.key"));
+    assert_eq!(config.lease, LeaseConfig::default());
 }
 
 #[test]
@@ -196,7 +229,7 @@ fn errors_name_the_file_position_and_field() {
     let cases: &[(&str, &str)] = &[
         (
             "name: acme\nstateRepo: {path: s}\nlisten: 127.0.0.1:80\ntitel: x\n",
-            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile, tokenFiles, builder, mesh, limits",
+            "/srv/distribution.yaml:4:1: unknown field `titel`, expected one of name, title, instance, listen, tls, dataDirectory, store, stateRepo, versions, expiration, jwtKeyFile, tokenFiles, builder, mesh, lease, objectStore, limits",
         ),
         (
             "name: acme\nstateRepo: {path: s}\nexpiration:\n  serviceLogs: 7 dayz\n",
@@ -229,6 +262,14 @@ fn errors_name_the_file_position_and_field() {
         (
             "name: acme\nstateRepo: {path: s}\nmesh: {uploadInterval: 0s}\n",
             "/srv/distribution.yaml: `mesh.uploadInterval`: must be longer than 0s",
+        ),
+        (
+            "name: acme\nstateRepo: {path: s}\nlease: {ttl: 2s, renewEvery: 1500ms}\n",
+            "/srv/distribution.yaml: `lease.renewEvery`: must be at most half of lease.ttl (2000 ms), so one late renewal does not lose the lease",
+        ),
+        (
+            "name: acme\nstateRepo: {path: s}\nlease: {renewEvery: 0s}\n",
+            "/srv/distribution.yaml: `lease.renewEvery`: must be longer than 0s",
         ),
         (
             "name: acme\nstateRepo: {path: s}\ntls: {certificate: nope.pem, key: nope.key}\n",

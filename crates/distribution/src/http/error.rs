@@ -237,6 +237,7 @@ impl From<ImageError> for ApiError {
             | ImageError::Corrupt { .. }
             | ImageError::BlobMissing { .. }
             | ImageError::BadRef { .. }
+            | ImageError::Remote { .. }
             | ImageError::Task(_) => ApiError::internal(error),
         }
     }

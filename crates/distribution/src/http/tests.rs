@@ -413,6 +413,7 @@ async fn an_image_over_the_limit_is_too_large_and_not_stored() {
         None,
         ImageStoreOptions {
             max_image_bytes: Some(20_000),
+            ..ImageStoreOptions::default()
         },
     )
     .await;

@@ -47,7 +47,10 @@ pub async fn stage(
         .verify(&service, &image)
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let zip = images.blob_path(&info);
+    let zip = images
+        .local_blob(&service, &image, &info)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     let target = staged_path(binary, &version.to_string());
     let taken = target.clone();
     let arch = tokio::task::spawn_blocking(move || {

@@ -36,6 +36,9 @@ pub enum ServerError {
     /// The image store cannot be opened.
     #[error("cannot open the image store: {0}")]
     Images(ImageError),
+    /// The object store's credentials cannot be read.
+    #[error("cannot use the object store (objectStore.s3): {0}")]
+    ObjectStore(String),
     /// The secrets folder cannot be set up.
     #[error("cannot open the secrets: {0}")]
     Secrets(crate::secrets::SecretError),

@@ -24,6 +24,8 @@ pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The table of per-collection sequence counters.
 pub(crate) const SEQUENCES_TABLE: &str = "_sequences";
+/// Named leases (`crate::lease`): one row per lease.
+pub(crate) const LEASES_TABLE: &str = "_leases";
 
 fn quote(identifier: &str) -> String {
     format!("\"{identifier}\"")
@@ -203,6 +205,14 @@ pub(crate) fn stale_indexes(def: &CollectionDef, existing: &[String]) -> Vec<Str
 pub(crate) fn sequences_schema() -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {SEQUENCES_TABLE} (collection TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT"
+    )
+}
+
+/// The leases table; expiry in milliseconds since the epoch.
+pub(crate) fn leases_schema() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {LEASES_TABLE} (name TEXT PRIMARY KEY, holder TEXT NOT NULL, \
+         token INTEGER NOT NULL, expires INTEGER NOT NULL) STRICT"
     )
 }
 

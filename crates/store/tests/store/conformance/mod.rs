@@ -9,6 +9,7 @@ pub mod faults;
 pub mod fixtures;
 pub mod follow;
 pub mod known_bad;
+pub mod leases;
 pub mod logs;
 pub mod roles;
 pub mod rollouts;
@@ -87,6 +88,9 @@ macro_rules! instantiate {
             known_bad: [recording_merges_and_writes_only_what_is_new,
                 lists_filter_by_distribution_and_removal_forgets],
             rollouts: [a_rollout_replaces_the_service_s_last_and_lists_by_distribution],
+            leases: [one_holder_at_a_time_and_the_token_grows_on_take_over,
+                renewal_keeps_the_token_and_release_frees_at_once,
+                racing_takers_on_two_connections_get_one_holder],
             expiry: [logs_expire_by_their_own_ages, faults_expire_by_age_and_by_count, dead_states_and_old_tasks_expire,
                 archived_versions_are_purged_after_seven_days, a_second_run_removes_nothing],
         }

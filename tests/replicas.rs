@@ -1,0 +1,191 @@
+//! Two `vupdate distribution run` replicas on one MongoDB (the nx-27017 stand-in) and one
+//! S3 bucket (moto's server): one holds the lease; kill -9 of the holder hands the lease
+//! to the other within 10 s, with the next fencing token; an image uploaded through one
+//! replica is downloaded through the other. Skipped, loudly, where the stand-ins are not
+//! installed (`scripts/install-test-deps.sh`); failing instead in CI.
+
+// Shared with the other scenarios, which use the rest of it.
+#[allow(dead_code)]
+#[path = "support/distribution.rs"]
+mod distribution;
+
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use vupdate_client::ImageRef;
+use vupdate_test_support::servers;
+use vupdate_test_support::{GitRepo, Patience, Person};
+
+/// How long any wait may last on a loaded machine.
+const LIMIT: Duration = Duration::from_secs(120);
+/// What the scenario promises for a take-over after the holder died (the default lease
+/// lasts 5 s and is tried every 1.5 s).
+const TAKE_OVER: Duration = Duration::from_secs(10);
+
+/// The stand-ins' URLs, or `None` (said why) where they are not installed.
+fn stand_ins() -> Option<(String, String)> {
+    let found = servers::mongodb().and_then(|(mongo, _)| Ok((mongo, servers::s3()?.0)));
+    match found {
+        Ok(urls) => Some(urls),
+        Err(why) if servers::required() => panic!("no stand-in for the replica scenario: {why}"),
+        Err(why) => {
+            servers::announce(&format!("\n*** SKIPPING the replica scenario: {why} ***\n"));
+            None
+        }
+    }
+}
+
+/// Creates `bucket` with a plain HTTP request (moto takes it unsigned).
+fn create_bucket(endpoint: &str, bucket: &str) {
+    let address = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the S3 stand-in");
+    write!(
+        stream,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "create bucket: {answer}"
+    );
+}
+
+fn config(
+    shared: &Path,
+    mongo: &str,
+    database: &str,
+    s3: &str,
+    bucket: &str,
+    state: &Path,
+) -> String {
+    format!(
+        "name: acme\nlisten: 127.0.0.1:0\ndataDirectory: data\n\
+         jwtKeyFile: {jwt}\n\
+         store:\n  kind: mongo\n  url: '{mongo}'\n  database: {database}\n\
+         stateRepo:\n  path: {state}\n  pollInterval: 1s\n\
+         objectStore:\n  s3:\n    bucket: {bucket}\n    endpoint: {s3}\n    prefix: acme\n    credentialsFile: {credentials}\n",
+        jwt = shared.join("jwt.key").display(),
+        state = state.display(),
+        credentials = shared.join("s3.env").display(),
+    )
+}
+
+/// The replica's log.
+fn log(dir: &TempDir) -> String {
+    distribution::log(dir.path())
+}
+
+/// The fencing token of the replica's last take-over, once it took the lease.
+fn taken(dir: &TempDir) -> Option<i64> {
+    log(dir)
+        .lines()
+        .rev()
+        .filter(|line| line.contains("took the lease"))
+        .filter_map(|line| line.split("token=").nth(1))
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .next()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas_images() {
+    let Some((mongo, s3)) = stand_ins() else {
+        return;
+    };
+    let shared = TempDir::new().expect("dir");
+    std::fs::write(
+        shared.path().join("s3.env"),
+        "AWS_ACCESS_KEY_ID=vupdate-test\nAWS_SECRET_ACCESS_KEY=secret\n",
+    )
+    .expect("credentials");
+    let bucket = format!("replicas-{}", std::process::id());
+    create_bucket(&s3, &bucket);
+    let state = GitRepo::init();
+    state.commit_files(
+        &[("vupdate.yaml", "schema: 1\n")],
+        "state",
+        &Person::alice(),
+    );
+    let database = format!("replicas{}", std::process::id());
+    let text = config(shared.path(), &mongo, &database, &s3, &bucket, state.path());
+
+    // The first replica sets the store up (its first password) and takes the lease.
+    let (dir_a, dir_b) = (TempDir::new().expect("dir"), TempDir::new().expect("dir"));
+    let mut a = distribution::start(dir_a.path(), &text).await;
+    let patience = Patience::up_to(LIMIT);
+    let first = patience
+        .eventually_or(
+            "replica a takes the lease",
+            || async { taken(&dir_a) },
+            || async { log(&dir_a) },
+        )
+        .await;
+    // The second logs in with the password the first one set.
+    let file_b = dir_b.path().join("distribution.yaml");
+    std::fs::write(&file_b, &text).expect("config");
+    let mut b = distribution::spawn(dir_b.path(), &file_b, &distribution::Launch::default())
+        .into_started()
+        .await;
+
+    // An image uploaded through a is downloaded through b (and the other way round).
+    let bytes: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i % 251) as u8).collect();
+    let upload = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(upload.path(), &bytes).expect("write");
+    let image = ImageRef::developer("api", "acme-1.0.0");
+    a.admin
+        .upload_image(&image, upload.path(), None)
+        .await
+        .expect("upload through a");
+    let back = TempDir::new().expect("dir");
+    b.admin
+        .download_image(&image, &back.path().join("image.zip"))
+        .await
+        .expect("download through b");
+    assert!(
+        std::fs::read(back.path().join("image.zip")).expect("read") == bytes,
+        "b serves the bytes a stored"
+    );
+    let other = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(other.path(), b"other bytes").expect("write");
+    let again = b.admin.upload_image(&image, other.path(), None).await;
+    assert!(
+        again.is_err(),
+        "the version is taken on every replica: {again:?}"
+    );
+    assert_eq!(taken(&dir_b), None, "b waits while a renews");
+
+    // kill -9 of the holder: b takes the lease over with the next token.
+    let killed = Instant::now();
+    a.server.kill().expect("SIGKILL");
+    a.server.wait().expect("wait");
+    let second = patience
+        .eventually_or(
+            "replica b takes the lease over",
+            || async { taken(&dir_b) },
+            || async { log(&dir_b) },
+        )
+        .await;
+    let handover = killed.elapsed();
+    eprintln!(
+        "lease handover after kill -9 of the holder: {} ms",
+        handover.as_millis()
+    );
+    assert!(handover < TAKE_OVER, "took {handover:?}\n{}", log(&dir_b));
+    assert_eq!(second, first + 1, "the fencing token grows on a take-over");
+
+    // b keeps serving what a stored.
+    let still = TempDir::new().expect("dir");
+    b.admin
+        .download_image(&image, &still.path().join("image.zip"))
+        .await
+        .expect("download through b after a died");
+    distribution::terminate(&mut b.server);
+}
