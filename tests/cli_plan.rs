@@ -242,6 +242,7 @@ mod live {
     fn report(instance: &str, role: Option<&str>) -> ServiceStateReport {
         ServiceStateReport {
             state_commit: None,
+            labels: Default::default(),
             instance: instance.to_owned(),
             service: "hello".to_owned(),
             role: role.map(str::to_owned),

@@ -24,7 +24,7 @@ const HEALTH_CHECK: &str = r#""healthCheck": {
 
 /// Commits and pushes to `hello`'s source a 1.1.0 that gains a health check and answers
 /// 503 on /health: it runs, but is never healthy.
-fn push_unhealthy_source(world: &World) {
+pub(super) fn push_unhealthy_source(world: &World) {
     let update = world.source.read("update.json");
     assert!(update.contains(r#""uploadLogs": true,"#), "{update}");
     world.source.write(

@@ -1,4 +1,4 @@
-//! The world of one scenario: repositories, a distribution and two updaters, all real
+//! The world of one scenario: repositories, a distribution and its updaters, all real
 //! processes and real Git repositories in one temp dir, on 127.0.0.1.
 
 use std::path::{Path, PathBuf};
@@ -15,12 +15,37 @@ use crate::hello::{commit_hello_state, hello_source};
 
 /// How long any wait may last: builds and installs on a loaded 2-core machine.
 pub const LIMIT: Duration = Duration::from_secs(120);
-/// The two instances: (instance id, service as run).
-pub const INSTANCES: [(&str, &str); 2] = [("vm-1", "hello"), ("vm-2", "hello-blue")];
+/// The two instances of a world by default.
+pub const INSTANCES: &[Instance] = &[
+    Instance::new("vm-1", "hello"),
+    Instance::new("vm-2", "hello-blue"),
+];
+
+/// One instance of a world: its updater and what it runs.
+#[derive(Clone, Copy)]
+pub struct Instance {
+    /// The instance id.
+    pub id: &'static str,
+    /// The service it runs (`hello-blue`: hello in role `blue`).
+    pub service: &'static str,
+    /// Its `labels` in updater.yaml, as a YAML flow mapping (empty: none).
+    pub labels: &'static str,
+}
+
+impl Instance {
+    /// An instance without labels.
+    pub const fn new(id: &'static str, service: &'static str) -> Instance {
+        Instance {
+            id,
+            service,
+            labels: "",
+        }
+    }
+}
 
 /// A running updater process.
 pub struct Updater {
-    /// `vm-1` or `vm-2`.
+    /// Its instance id (`vm-1`).
     pub instance: &'static str,
     /// The service it runs (`hello` or `hello-blue`).
     pub service: &'static str,
@@ -102,6 +127,8 @@ pub struct Options {
     /// Whether the distribution reaches the state remote over smart HTTP (`git
     /// http-backend` behind a small server), as on a Git host, rather than by its path.
     pub http: bool,
+    /// The instances, each with an updater of its own.
+    pub instances: &'static [Instance],
 }
 
 impl Default for Options {
@@ -110,6 +137,7 @@ impl Default for Options {
         Options {
             poll: "1h",
             http: false,
+            instances: INSTANCES,
         }
     }
 }
@@ -160,7 +188,7 @@ pub struct World {
     admin_token: String,
     /// A developer's client (`dev`, "Dee Veloper").
     pub developer: Client,
-    /// The two updaters.
+    /// The updaters, one per instance.
     pub updaters: Vec<Updater>,
     /// The Git HTTP server, when the remote is reached over HTTP.
     git_http: Option<Child>,
@@ -232,14 +260,23 @@ impl World {
         .expect("token file");
 
         let mut updaters = Vec::new();
-        for (instance, service) in INSTANCES {
+        for &Instance {
+            id: instance,
+            service,
+            labels,
+        } in options.instances
+        {
+            let labels = match labels {
+                "" => String::new(),
+                labels => format!("labels: {labels}\n"),
+            };
             let work = dir.path().join(instance);
             std::fs::create_dir_all(&work).expect("work dir");
             let config = work.join("updater.yaml");
             std::fs::write(
                 &config,
                 format!(
-                    "instance: {instance}\ndistributionUrl: {base}\naccessTokenFile: {}\nworkDirectory: {}\npollInterval: 1h\nstateInterval: 1s\ninstall:\n  startWindow: 2s\n  startAttempts: 2\nrestart:\n  initialDelay: 100ms\n",
+                    "instance: {instance}\n{labels}distributionUrl: {base}\naccessTokenFile: {}\nworkDirectory: {}\npollInterval: 1h\nstateInterval: 1s\ninstall:\n  startWindow: 2s\n  startAttempts: 2\nrestart:\n  initialDelay: 100ms\n",
                     token_file.display(),
                     work.display()
                 ),

@@ -22,6 +22,8 @@ const QUERY: &str = "query($services: [String!]) { clientDesiredVersions(service
 const SUBSCRIPTION: &str = "subscription($services: [String!]) { clientDesiredVersionsChanged(services: $services) { service version } }";
 const QUERY_WITH_REVISION: &str = "query($services: [String!]) { clientDesiredVersions(services: $services) { service version revision } }";
 const SUBSCRIPTION_WITH_REVISION: &str = "subscription($services: [String!]) { clientDesiredVersionsChanged(services: $services) { service version revision } }";
+const QUERY_FOR_INSTANCE: &str = "query($services: [String!], $instance: String) { clientDesiredVersions(services: $services, instance: $instance) { service version revision } }";
+const SUBSCRIPTION_FOR_INSTANCE: &str = "subscription($services: [String!], $instance: String) { clientDesiredVersionsChanged(services: $services, instance: $instance) { service version revision } }";
 
 /// The desired versions with the state commit they come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -84,6 +86,13 @@ fn to_list(operation: &str, list: Vec<ServiceVersion>) -> Result<DesiredList, Cl
     Ok(DesiredList { revision, versions })
 }
 
+/// `variables` with `instance` added.
+fn instance_variables(variables: &serde_json::Value, instance: &str) -> serde_json::Value {
+    let mut variables = variables.clone();
+    variables["instance"] = json!(instance);
+    variables
+}
+
 fn services_variable(services: Option<&[ServiceName]>) -> serde_json::Value {
     json!({ "services": services.map(|list| list.iter().map(ServiceName::as_str).collect::<Vec<_>>()) })
 }
@@ -100,12 +109,26 @@ impl Client {
     }
 
     /// [`Client::client_desired_versions`] with the state commit the list comes from
-    /// (none from a server from before it).
+    /// (none from a server from before it), as `instance` gets it when given (a service
+    /// rolled out by waves gives an instance the version of its wave; a server from
+    /// before waves is asked without it).
     pub async fn client_desired_list(
         &self,
         services: Option<&[ServiceName]>,
+        instance: Option<&str>,
     ) -> Result<DesiredList, ClientError> {
         let variables = services_variable(services);
+        if let Some(instance) = instance {
+            match self
+                .graphql::<Polled>(QUERY_FOR_INSTANCE, instance_variables(&variables, instance))
+                .await
+            {
+                Err(error) if error.is_unknown_argument("instance") => {}
+                polled => {
+                    return to_list("clientDesiredVersions", polled?.client_desired_versions);
+                }
+            }
+        }
         let polled: Polled = match self.graphql(QUERY_WITH_REVISION, variables.clone()).await {
             Err(error) if error.is_unknown_field("revision") => {
                 self.graphql(QUERY, variables).await?
@@ -121,14 +144,26 @@ impl Client {
     pub async fn follow_client_desired_list(
         &self,
         services: Option<&[ServiceName]>,
+        instance: Option<&str>,
     ) -> Result<DesiredVersionsFeed, ClientError> {
         let variables = services_variable(services);
-        let subscription = self
-            .subscribe(SUBSCRIPTION_WITH_REVISION, variables.clone())
-            .await?;
+        let subscription = match instance {
+            Some(instance) => {
+                self.subscribe(
+                    SUBSCRIPTION_FOR_INSTANCE,
+                    instance_variables(&variables, instance),
+                )
+                .await?
+            }
+            None => {
+                self.subscribe(SUBSCRIPTION_WITH_REVISION, variables.clone())
+                    .await?
+            }
+        };
         Ok(DesiredVersionsFeed {
             subscription,
             fallback: Some((self.clone(), variables)),
+            for_instance: instance.is_some(),
         })
     }
 
@@ -145,6 +180,7 @@ impl Client {
         Ok(DesiredVersionsFeed {
             subscription,
             fallback: None,
+            for_instance: false,
         })
     }
 }
@@ -156,6 +192,9 @@ pub struct DesiredVersionsFeed {
     /// For a feed that asks for revisions: how to open it again without them when the
     /// server does not know the field.
     fallback: Option<(Client, serde_json::Value)>,
+    /// Whether it asks for one instance's list; a server from before waves does not know
+    /// the argument, and the feed is opened again without it.
+    for_instance: bool,
 }
 
 impl DesiredVersionsFeed {
@@ -168,6 +207,16 @@ impl DesiredVersionsFeed {
     /// The next list with its revision ([`DesiredVersionsFeed::next`]).
     pub async fn next_list(&mut self) -> Result<Option<DesiredList>, ClientError> {
         let next = match self.subscription.next().await {
+            Err(error) if self.for_instance && error.is_unknown_argument("instance") => {
+                self.for_instance = false;
+                let Some((client, variables)) = &self.fallback else {
+                    return Err(error);
+                };
+                self.subscription = client
+                    .subscribe(SUBSCRIPTION_WITH_REVISION, variables.clone())
+                    .await?;
+                return Box::pin(self.next_list()).await;
+            }
             Err(error) if error.is_unknown_field("revision") => {
                 let Some((client, variables)) = self.fallback.take() else {
                     return Err(error);

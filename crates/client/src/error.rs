@@ -144,10 +144,20 @@ impl ClientError {
 
     /// Whether a GraphQL answer says `field` does not exist: a server from before it.
     pub fn is_unknown_field(&self, field: &str) -> bool {
-        let needle = format!("Unknown field \"{field}\"");
+        self.graphql_says(&format!("Unknown field \"{field}\""))
+    }
+
+    /// Whether the server refused the request for an argument it does not know (a server
+    /// from before it).
+    pub fn is_unknown_argument(&self, argument: &str) -> bool {
+        self.graphql_says(&format!("Unknown argument \"{argument}\""))
+    }
+
+    /// Whether a GraphQL error's message holds `needle`.
+    fn graphql_says(&self, needle: &str) -> bool {
         match self {
             ClientError::Graphql { errors, .. } => {
-                errors.iter().any(|e| e.message.contains(&needle))
+                errors.iter().any(|e| e.message.contains(needle))
             }
             _ => false,
         }

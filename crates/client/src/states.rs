@@ -66,6 +66,25 @@ pub struct ServiceStateReport {
     /// when unknown (so servers from before it take the report).
     #[serde(rename = "stateCommit", skip_serializing_if = "Option::is_none")]
     pub state_commit: Option<String>,
+    /// The instance's labels (`updater.yaml`); left out when it has none (so servers from
+    /// before them take the report).
+    #[serde(
+        skip_serializing_if = "std::collections::BTreeMap::is_empty",
+        serialize_with = "labels_as_list"
+    )]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// Labels as the API's `[LabelInput!]`: `{name, value}` by name.
+fn labels_as_list<S: serde::Serializer>(
+    labels: &std::collections::BTreeMap<String, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(
+        labels
+            .iter()
+            .map(|(name, value)| json!({ "name": name, "value": value })),
+    )
 }
 
 impl Client {
@@ -100,6 +119,7 @@ mod tests {
         let time = DateTime::from_timestamp(1_767_225_600, 0).expect("time");
         let report = ServiceStateReport {
             state_commit: None,
+            labels: Default::default(),
             instance: "vm-1".to_owned(),
             service: "web".to_owned(),
             role: Some("eu".to_owned()),

@@ -27,6 +27,7 @@ mod providers;
 mod records;
 mod remote_builds;
 mod result;
+mod rollouts;
 #[cfg(test)]
 mod schema_test;
 mod secrets;

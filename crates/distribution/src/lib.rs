@@ -46,6 +46,7 @@ pub mod private;
 pub mod reconcile;
 pub mod retention;
 pub mod roles;
+pub mod rollouts;
 pub mod secrets;
 pub mod self_update;
 pub mod server;

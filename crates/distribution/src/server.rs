@@ -376,8 +376,18 @@ impl Distribution {
         )
         .await
         .map_err(ServerError::Store)?;
+        let rollouts = crate::rollouts::Rollouts::start(
+            config.name.to_string(),
+            store.clone(),
+            watcher.subscribe(),
+            known_bad.clone(),
+            config.expiration.service_states,
+        )
+        .await
+        .map_err(ServerError::Store)?;
         let context = ApiContext {
             known_bad,
+            rollouts,
             info: DistributionInfo {
                 name: config.name.to_string(),
                 title: config.title.clone(),

@@ -130,6 +130,7 @@ mod tests {
             .iter()
             .map(|service| ServiceStateRecord {
                 state_commit: None,
+                labels: Default::default(),
                 distribution: "acme".to_owned(),
                 instance: instance.to_owned(),
                 service: service.parse().expect("service"),

@@ -13,6 +13,7 @@
 //!   is collected into [`ValidationErrors`] (`path:line:column: message`).
 //! - [`diff`]: per-service differences between desired lists.
 //! - [`plan`]: what merging one revision over another would do (pure; facts given).
+//! - [`waves`]: rollout waves and what an instance gets while a rollout is under way (pure).
 //! - [`edit`]: [`StateEdit`], the changes the dashboard and CLI make, applied to a
 //!   [`FileSet`] by splicing the smallest span of YAML (comments and layout survive).
 //! - [`repo`]: [`StateRepo`], the Git side (gix for reading, writing objects, refs and
@@ -30,6 +31,7 @@ pub mod plan;
 pub mod problems;
 pub mod repo;
 pub mod settings_hash;
+pub mod waves;
 
 mod schema;
 mod validate;
@@ -48,3 +50,4 @@ pub use plan::{Facts, KnownBad, Plan};
 pub use problems::{Position, Problem, ValidationErrors};
 pub use repo::{Author, HistoryEntry, Recovery, Revision, StateRepo};
 pub use settings_hash::{client_settings_hash, service_settings_hash};
+pub use waves::{MaxFailures, Wave};

@@ -10,6 +10,8 @@ use chrono::{DateTime, FixedOffset};
 use vupdate_core::service::ServiceName;
 use vupdate_core::version::{ClientVersion, DeveloperVersion};
 
+use crate::waves::Wave;
+
 /// The schema version this library reads and writes (`schema: 1` in `vupdate.yaml`).
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -62,13 +64,17 @@ impl OnFailure {
     }
 }
 
-/// `rollout.yaml`: the `onFailure` policy, common and per service.
+/// `rollout.yaml`: the `onFailure` policy and the rollout waves, common and per service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rollout {
     /// The policy of every service that names none (default [`OnFailure::Hold`]).
     pub on_failure: OnFailure,
     /// Services' own policies.
     pub services: BTreeMap<ServiceName, OnFailure>,
+    /// The waves of every service that lists none of its own (empty: no waves).
+    pub waves: Vec<Wave>,
+    /// Services' own waves, each replacing the common list for its service.
+    pub service_waves: BTreeMap<ServiceName, Vec<Wave>>,
 }
 
 impl Rollout {
@@ -78,6 +84,11 @@ impl Rollout {
             .get(service)
             .copied()
             .unwrap_or(self.on_failure)
+    }
+
+    /// The waves of `service`: its own, else the common ones; empty when it has none.
+    pub fn waves(&self, service: &ServiceName) -> &[Wave] {
+        self.service_waves.get(service).unwrap_or(&self.waves)
     }
 }
 

@@ -179,6 +179,9 @@ pub struct ServicePlan {
     pub consumers: Vec<String>,
     /// Known-bad versions HEAD desires again.
     pub known_bad: Vec<KnownBadHit>,
+    /// The waves (`rollout.yaml` at HEAD) its new client version goes to, in order: the
+    /// change starts with the first; empty when it has none or the version does not change.
+    pub waves: Vec<String>,
     /// Whether its own build settings (`services/<name>.yaml`) change.
     pub settings_changed: bool,
     /// Profiles it joins.
@@ -303,6 +306,15 @@ impl Plan {
                     .collect(),
                 _ => Vec::new(),
             };
+            let waves = match (&client, new_client) {
+                (Some(_), Some(_)) => head
+                    .rollout
+                    .waves(name)
+                    .iter()
+                    .map(|wave| wave.name.clone())
+                    .collect(),
+                _ => Vec::new(),
+            };
             plan.services.push(ServicePlan {
                 service: name.to_string(),
                 change,
@@ -314,6 +326,7 @@ impl Plan {
                 instances,
                 consumers,
                 known_bad,
+                waves,
                 settings_changed,
                 profiles_joined,
                 profiles_left,

@@ -104,6 +104,7 @@ pub(crate) const COLLECTIONS: &[&doc::CollectionDef] = &[
     &model::states::SERVICE_STATES,
     &model::faults::FAULT_REPORTS,
     &model::known_bad::KNOWN_BAD_VERSIONS,
+    &model::rollouts::ROLLOUTS,
     &model::upgrades::UPGRADE_MARKS,
 ];
 

@@ -12,6 +12,7 @@ pub mod builds;
 pub mod faults;
 pub mod known_bad;
 pub mod logs;
+pub mod rollouts;
 pub mod states;
 pub mod tasks;
 pub(crate) mod upgrades;

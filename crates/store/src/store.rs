@@ -12,6 +12,7 @@ mod known_bad;
 mod log_writes;
 mod logs;
 mod roles;
+mod rollouts;
 mod states;
 mod tasks;
 mod versions;
@@ -29,6 +30,7 @@ pub use faults::FaultReports;
 pub use known_bad::KnownBadVersions;
 pub use logs::Logs;
 pub use roles::RoleSplit;
+pub use rollouts::Rollouts;
 pub use states::ServiceStates;
 pub use tasks::Tasks;
 pub use versions::{ClientVersions, DeveloperVersions};
@@ -148,6 +150,11 @@ impl Store {
     /// Known-bad versions.
     pub fn known_bad_versions(&self) -> KnownBadVersions<'_> {
         KnownBadVersions::new(self)
+    }
+
+    /// Rollouts by waves.
+    pub fn rollouts(&self) -> Rollouts<'_> {
+        Rollouts::new(self)
     }
 
     /// Fault reports.

@@ -9,6 +9,7 @@ mod raw;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -90,6 +91,9 @@ pub struct UpdaterConfig {
     pub work_directory: PathBuf,
     /// The services to run; empty when the command line gives them.
     pub services: Vec<ServiceInstance>,
+    /// This VM's labels (`labels: {ring: canary, zone: eu}`), sent with its state reports;
+    /// rollout waves select instances by them.
+    pub labels: BTreeMap<String, String>,
     /// How often desired versions are polled (besides the subscription); default 10 s.
     pub poll_interval: Duration,
     /// How often states are reported (besides on each change); default 10 s.
@@ -169,6 +173,36 @@ fn at<T>(file: &Path, spanned: &Spanned<T>, message: String) -> Error {
     }
 }
 
+/// `labels`: names and values non-empty, without control characters.
+fn labels(
+    raw: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    file: &Path,
+) -> Result<BTreeMap<String, String>, Error> {
+    let Some(raw) = raw else {
+        return Ok(BTreeMap::new());
+    };
+    let bad = |text: &str| text.trim().is_empty() || text.chars().any(char::is_control);
+    let mut labels = BTreeMap::new();
+    for (name, value) in raw.value {
+        if bad(&name) {
+            return Err(at(
+                file,
+                &value,
+                format!("`labels`: the label name `{name}` is empty or holds control characters"),
+            ));
+        }
+        if bad(&value.value) {
+            return Err(at(
+                file,
+                &value,
+                format!("`labels.{name}`: give a non-empty value without control characters"),
+            ));
+        }
+        labels.insert(name, value.value);
+    }
+    Ok(labels)
+}
+
 fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<UpdaterConfig, Error> {
     // `base` is absolute: joining replaces it with an absolute path and completes a
     // relative one, so every path below is resolved exactly once.
@@ -181,6 +215,7 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<UpdaterConfig, Er
             "`instance`: give this VM's instance id (non-empty, no control characters)".to_owned(),
         ));
     }
+    let labels = labels(raw.labels, file)?;
     let url = raw
         .distribution_url
         .value
@@ -362,6 +397,7 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<UpdaterConfig, Er
             .map(absolute)
             .unwrap_or_else(|| base.to_owned()),
         services,
+        labels,
         poll_interval: duration(raw.poll_interval, Duration::from_secs(10)),
         state_interval: duration(raw.state_interval, Duration::from_secs(10)),
         runner,

@@ -93,14 +93,14 @@ async fn the_list_carries_its_state_commit_and_a_new_commit_sends_it_again() {
     let services = names(&["api"]);
     let polled = server
         .updater
-        .client_desired_list(Some(&services))
+        .client_desired_list(Some(&services), None)
         .await
         .expect("query");
     assert_eq!(polled.revision.as_deref(), Some(first.as_str()));
     assert_eq!(polled.versions, map(&[("api", "acme-1.0.0_1")]));
     let mut feed = server
         .updater
-        .follow_client_desired_list(Some(&services))
+        .follow_client_desired_list(Some(&services), None)
         .await
         .expect("follow");
     let in_force = tokio::time::timeout(LIMIT, feed.next_list())
@@ -171,8 +171,8 @@ async fn a_refused_feed_carries_its_code_and_a_stopped_server_ends_the_feed() {
 }
 
 /// Answers `/graphql` as a server from before revisions on the desired list would: an
-/// unknown-field error for a query that asks for `revision`, the list for one that does
-/// not. One request per connection; returns the queries it was sent.
+/// unknown-argument error for a query that gives `instance`, an unknown-field error for
+/// one that asks for `revision`, the list for one that does neither. One request per connection; returns the queries it was sent.
 async fn older_server(listener: tokio::net::TcpListener, requests: usize) -> Vec<String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut seen = Vec::new();
@@ -200,7 +200,9 @@ async fn older_server(listener: tokio::net::TcpListener, requests: usize) -> Vec
                 break text[end + 4..].to_owned();
             }
         };
-        let answer = if body.contains("revision") {
+        let answer = if body.contains("$instance") {
+            r#"{"data":null,"errors":[{"message":"Unknown argument \"instance\" on field \"clientDesiredVersions\" of type \"QueryRoot\".","extensions":{"code":"BAD_REQUEST"}}]}"#
+        } else if body.contains("revision") {
             r#"{"data":null,"errors":[{"message":"Unknown field \"revision\" on type \"ServiceVersion\".","extensions":{"code":"BAD_REQUEST"}}]}"#
         } else {
             r#"{"data":{"clientDesiredVersions":[{"service":"api","version":"acme-1.0.0_1"}]}}"#
@@ -223,7 +225,7 @@ async fn a_server_from_before_revisions_gives_the_list_without_one() {
     let base = format!("http://{}", listener.local_addr().expect("address"));
     let server = tokio::spawn(older_server(listener, 2));
     let client = Client::new(&base, Some("token".to_owned())).expect("client");
-    let list = tokio::time::timeout(LIMIT, client.client_desired_list(None))
+    let list = tokio::time::timeout(LIMIT, client.client_desired_list(None, None))
         .await
         .expect("in time")
         .expect("the list, asked again without the revision");
@@ -232,6 +234,26 @@ async fn a_server_from_before_revisions_gives_the_list_without_one() {
     let seen = server.await.expect("the server");
     assert!(
         seen[0].contains("revision") && !seen[1].contains("revision"),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_from_before_waves_is_asked_without_the_instance() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let server = tokio::spawn(older_server(listener, 3));
+    let client = Client::new(&base, Some("token".to_owned())).expect("client");
+    let list = tokio::time::timeout(LIMIT, client.client_desired_list(None, Some("vm-1")))
+        .await
+        .expect("in time")
+        .expect("the list, asked again without the instance");
+    assert_eq!(list.versions, map(&[("api", "acme-1.0.0_1")]));
+    let seen = server.await.expect("the server");
+    assert!(
+        seen[0].contains("vm-1") && !seen[1].contains("$instance") && !seen[2].contains("revision"),
         "{seen:?}"
     );
 }

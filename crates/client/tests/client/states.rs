@@ -8,6 +8,7 @@ use super::support;
 fn report(version: &str, failures: u32, error: Option<&str>) -> ServiceStateReport {
     ServiceStateReport {
         state_commit: None,
+        labels: Default::default(),
         instance: "vm-1".to_owned(),
         service: "web".to_owned(),
         role: Some("eu".to_owned()),
@@ -34,6 +35,7 @@ async fn a_report_is_stored_and_replaced_by_the_next_one() {
     let mut server = support::start().await;
     let api = ServiceStateReport {
         state_commit: None,
+        labels: Default::default(),
         service: "api".to_owned(),
         role: None,
         directory: "/srv/api".to_owned(),
@@ -45,15 +47,22 @@ async fn a_report_is_stored_and_replaced_by_the_next_one() {
         .await
         .expect("report");
     assert_eq!(stored, 2);
+    let labelled = ServiceStateReport {
+        labels: [("ring", "canary"), ("zone", "eu")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        ..report("acme-1.0.0_2", 3, Some("rolled back"))
+    };
     server
         .updater
-        .set_service_states(&[report("acme-1.0.0_2", 3, Some("rolled back"))])
+        .set_service_states(&[labelled])
         .await
         .expect("report again");
     let data: Value = server
         .admin
         .graphql(
-            "{ serviceStates(instance: \"vm-1\", service: \"web\", role: \"eu\") { distribution service role directory state { version failuresCount updateError { critical error } } } }",
+            "{ serviceStates(instance: \"vm-1\", service: \"web\", role: \"eu\") { distribution service role directory state { version failuresCount updateError { critical error } } labels { name value } } }",
             json!({}),
         )
         .await
@@ -62,7 +71,8 @@ async fn a_report_is_stored_and_replaced_by_the_next_one() {
         data["serviceStates"],
         json!([{"distribution": "acme", "service": "web", "role": "eu", "directory": "/srv/web-eu",
                 "state": {"version": "acme-1.0.0_2", "failuresCount": 3,
-                          "updateError": {"critical": true, "error": "rolled back"}}}])
+                          "updateError": {"critical": true, "error": "rolled back"}},
+                "labels": [{"name": "ring", "value": "canary"}, {"name": "zone", "value": "eu"}]}])
     );
     let error = server
         .builder

@@ -61,6 +61,8 @@ pub struct ApiContext {
     pub state_reports: StateReports,
     /// Versions updaters rolled back: recorded, held back, reverted by policy.
     pub known_bad: crate::known_bad::KnownBad,
+    /// Rollouts by waves: what each instance gets while a new version goes wave by wave.
+    pub rollouts: crate::rollouts::Rollouts,
     /// Fault report archives.
     pub fault_files: FaultFiles,
     /// Named secrets (providers' access tokens).

@@ -14,6 +14,7 @@ use vupdate_state::{State, StateEdit};
 use vupdate_store::model::versions::VersionQuery;
 
 use super::context::{api, require};
+use super::install::check_reported_instance;
 use super::result::ApiResult as _;
 use super::types::{
     ServiceVersion, ServiceVersionChange, StateRevision, only, parse_arg, parse_services,
@@ -134,20 +135,31 @@ impl DesiredQuery {
     /// The client versions that should run at `revision` (default: the state in force):
     /// the desired client list plus every `self`-profile service it leaves out, at its
     /// desired developer version. For the state in force, a service whose version is
-    /// known-bad (see `knownBadVersions`) is left out, so updaters keep what they run.
+    /// known-bad (see `knownBadVersions`) is left out, so updaters keep what they run,
+    /// and a service under a rollout by waves gives `instance` the version of its wave
+    /// (an instance left out counts as one of the last wave).
     async fn client_desired_versions(
         &self,
         ctx: &Context<'_>,
         revision: Option<String>,
         services: Option<Vec<String>>,
+        instance: Option<String>,
     ) -> async_graphql::Result<Vec<DesiredClientVersion>> {
-        require(ctx, CLIENT_READERS)?;
+        let principal = require(ctx, CLIENT_READERS)?;
+        if let Some(instance) = &instance {
+            check_reported_instance(principal, "instance", instance).api()?;
+        }
         let services = parse_services("services", services).api()?;
         let context = api(ctx);
         let held = revision.is_none();
         let (revision, state) = match revision {
             None => {
-                let in_force = context.state_in_force().api()?;
+                // As the rollouts have seen it, so no instance gets a version early.
+                let in_force = context.rollouts.in_force().borrow().clone();
+                let in_force = match in_force {
+                    Some(in_force) => in_force,
+                    None => context.state_in_force().api()?,
+                };
                 (in_force.revision.id, in_force.state)
             }
             Some(rev) => context
@@ -159,11 +171,11 @@ impl DesiredQuery {
                 .await
                 .api()?,
         };
-        let mut versions = state.effective_client_versions();
-        if held {
-            // Updaters do not start a known-bad version: they keep what they run.
-            versions = context.known_bad.keep_out(versions);
-        }
+        let versions = if held {
+            in_force_for(context, &state, instance.as_deref())
+        } else {
+            state.effective_client_versions()
+        };
         Ok(desired_client_list(&versions, &revision, services.as_ref()))
     }
 
@@ -427,25 +439,39 @@ impl DesiredSubscription {
     /// version just made desired fetches it at once instead of at its next retry. A
     /// service whose version is known-bad is left out, from the moment it becomes so. When
     /// `revision` is asked for, a new state commit sends the list again even when it is
-    /// unchanged, with the new revision.
+    /// unchanged, with the new revision. With `instance`, a service under a rollout by
+    /// waves gives the version of that instance's wave, and the list is sent again when
+    /// its wave is reached.
     async fn client_desired_versions_changed(
         &self,
         ctx: &Context<'_>,
         services: Option<Vec<String>>,
+        instance: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = Vec<DesiredClientVersion>>> {
-        require(ctx, CLIENT_READERS)?;
+        let principal = require(ctx, CLIENT_READERS)?;
+        if let Some(instance) = &instance {
+            check_reported_instance(principal, "instance", instance).api()?;
+        }
         let services = parse_services("services", services).api()?;
         let context = api(ctx);
         let with_revision = ctx.look_ahead().field("revision").exists();
-        // The feed ends when the state watcher does (the server stops), whatever images do.
-        let in_force = WatchStream::new(context.in_force.clone())
-            .map(Event::State)
+        // The state in force once its rollouts are started (so no instance gets a
+        // version early); the feed ends when the state watcher does (the server stops),
+        // whatever images do.
+        let ended = WatchStream::new(context.in_force.clone())
+            .filter_map(|_| futures::future::ready(None))
             .chain(futures::stream::once(async { Event::End }));
+        let in_force = futures::stream::select(
+            WatchStream::new(context.rollouts.in_force()).map(Event::State),
+            ended,
+        );
         // The first value is the count so far: only later ones are new images.
         let stored = WatchStream::from_changes(context.images.stored()).map(|_| Event::Image);
         // A version becoming known-bad (or released) changes the list too.
         let held = WatchStream::from_changes(context.known_bad.held()).map(|_| Event::Held);
-        let known_bad = context.known_bad.clone();
+        // So does a rollout reaching the next wave.
+        let rolled = WatchStream::from_changes(context.rollouts.current()).map(|_| Event::Held);
+        let context = context.clone();
         let mut latest: Option<crate::watcher::InForce> = None;
         let mut current: Option<Vec<DesiredClientVersion>> = None;
         let same = move |a: &[DesiredClientVersion], b: &[DesiredClientVersion]| {
@@ -456,39 +482,54 @@ impl DesiredSubscription {
                         && (!with_revision || a.revision == b.revision)
                 })
         };
-        Ok(
-            futures::stream::select(in_force, futures::stream::select(stored, held))
-                .take_while(|event| futures::future::ready(!matches!(event, Event::End)))
-                .filter_map(move |event| {
-                    let emit = match event {
-                        Event::State(_) | Event::Held => {
-                            if let Event::State(in_force) = event {
-                                latest = in_force;
-                            }
-                            let list = latest.as_ref().map(|in_force| {
-                                desired_client_list(
-                                    &known_bad.keep_out(in_force.state.effective_client_versions()),
-                                    &in_force.revision.id,
-                                    services.as_ref(),
-                                )
-                            });
-                            let changed = match (&list, &current) {
-                                (Some(list), Some(current)) => !same(list, current),
-                                (Some(_), None) => true,
-                                (None, _) => false,
-                            };
-                            if changed {
-                                current.clone_from(&list);
-                            }
-                            list.filter(|_| changed)
-                        }
-                        Event::Image => current.clone(),
-                        Event::End => None,
-                    };
-                    futures::future::ready(emit)
-                }),
+        Ok(futures::stream::select(
+            in_force,
+            futures::stream::select(stored, futures::stream::select(held, rolled)),
         )
+        .take_while(|event| futures::future::ready(!matches!(event, Event::End)))
+        .filter_map(move |event| {
+            let emit = match event {
+                Event::State(_) | Event::Held => {
+                    if let Event::State(in_force) = event {
+                        latest = in_force;
+                    }
+                    let list = latest.as_ref().map(|in_force| {
+                        desired_client_list(
+                            &in_force_for(&context, &in_force.state, instance.as_deref()),
+                            &in_force.revision.id,
+                            services.as_ref(),
+                        )
+                    });
+                    let changed = match (&list, &current) {
+                        (Some(list), Some(current)) => !same(list, current),
+                        (Some(_), None) => true,
+                        (None, _) => false,
+                    };
+                    if changed {
+                        current.clone_from(&list);
+                    }
+                    list.filter(|_| changed)
+                }
+                Event::Image => current.clone(),
+                Event::End => None,
+            };
+            futures::future::ready(emit)
+        }))
     }
+}
+
+/// The client versions of the state in force as `instance` gets them: known-bad versions
+/// held back, and a service under a rollout at the version of the instance's wave.
+fn in_force_for(
+    context: &super::context::ApiContext,
+    state: &State,
+    instance: Option<&str>,
+) -> BTreeMap<ServiceName, ClientVersion> {
+    // Updaters do not start a known-bad version: they keep what they run.
+    let versions = context
+        .known_bad
+        .keep_out(state.effective_client_versions());
+    context.rollouts.desired_for(state, instance, versions)
 }
 
 /// What wakes the desired-versions subscription.
@@ -497,7 +538,7 @@ enum Event {
     State(Option<crate::watcher::InForce>),
     /// An image was stored.
     Image,
-    /// The known-bad versions held back changed.
+    /// The known-bad versions held back, or a rollout, changed.
     Held,
     /// The state watcher stopped.
     End,

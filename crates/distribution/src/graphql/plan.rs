@@ -103,6 +103,9 @@ struct PlanService {
     consumers: Vec<String>,
     /// Known-bad versions HEAD desires again.
     known_bad: Vec<PlanKnownBad>,
+    /// The waves (rollout.yaml at HEAD) its new client version goes to, in order: the
+    /// change starts with the first; empty without waves.
+    waves: Vec<String>,
     /// Whether its own build settings change.
     settings_changed: bool,
     /// Profiles it joins.
@@ -343,6 +346,7 @@ fn service(service: core::ServicePlan) -> PlanService {
                 reason: k.reason,
             })
             .collect(),
+        waves: service.waves,
         settings_changed: service.settings_changed,
         profiles_joined: service.profiles_joined,
         profiles_left: service.profiles_left,

@@ -132,6 +132,7 @@ mod tests {
             directory: format!("/srv/{service}"),
             state,
             state_commit: commit.map(str::to_owned),
+            labels: Default::default(),
         }
     }
 

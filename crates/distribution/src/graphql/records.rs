@@ -21,6 +21,52 @@ pub struct UpdateFailure {
     pub error: String,
 }
 
+/// One label of an instance (`labels` in its `updater.yaml`).
+#[derive(SimpleObject, InputObject, Debug, Clone, PartialEq, Eq)]
+#[graphql(input_name = "LabelInput")]
+pub struct Label {
+    /// The label's name (`ring`).
+    pub name: String,
+    /// Its value (`canary`).
+    pub value: String,
+}
+
+impl Label {
+    /// `labels` as the API lists them, by name.
+    pub fn list(labels: &std::collections::BTreeMap<String, String>) -> Vec<Label> {
+        labels
+            .iter()
+            .map(|(name, value)| Label {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect()
+    }
+
+    /// The labels of argument `at` as a map: names and values non-empty, each name once.
+    pub fn map(
+        at: &str,
+        labels: Vec<Label>,
+    ) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+        let mut map = std::collections::BTreeMap::new();
+        for label in labels {
+            if label.name.trim().is_empty() || label.value.trim().is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "argument `{at}`: label `{}` needs a non-empty name and value",
+                    label.name
+                )));
+            }
+            if map.insert(label.name.clone(), label.value).is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "argument `{at}`: label `{}` is given twice",
+                    label.name
+                )));
+            }
+        }
+        Ok(map)
+    }
+}
+
 /// The state of one service instance at one time.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct InstanceState {

@@ -7,7 +7,7 @@ use vupdate_store::model::states::{ServiceStateRecord, StateQuery};
 
 use super::context::{api, require};
 use super::install::check_reported_instance;
-use super::records::{InstanceState, StateInput};
+use super::records::{InstanceState, Label, StateInput};
 use super::result::ApiResult as _;
 use super::types::parse_arg;
 use crate::auth::Role;
@@ -35,6 +35,9 @@ struct ServiceStateInput {
     /// The state commit whose desired client versions this updater has fully applied
     /// (all its services on them), or the last one it fully applied; left out: unknown.
     state_commit: Option<String>,
+    /// The instance's labels (`labels` in its `updater.yaml`), which rollout waves select
+    /// instances by; left out: none.
+    labels: Option<Vec<Label>>,
 }
 
 /// The state of one service instance.
@@ -54,6 +57,8 @@ struct ServiceStateInfo {
     state: InstanceState,
     /// The state commit the instance's updater last fully applied (null: unknown).
     state_commit: Option<String>,
+    /// The instance's labels, by name.
+    labels: Vec<Label>,
 }
 
 /// Reading states.
@@ -99,6 +104,7 @@ impl StatesQuery {
                     directory: r.directory,
                     state: r.state.into(),
                     state_commit: r.state_commit,
+                    labels: Label::list(&r.labels),
                 }
             })
             .collect())
@@ -164,16 +170,17 @@ impl StatesMutation {
                     directory: clean_directory(&input.directory),
                     state: input.state.into_state(&format!("states[{index}].state"))?,
                     state_commit: input.state_commit,
+                    labels: Label::map(
+                        &format!("states[{index}].labels"),
+                        input.labels.unwrap_or_default(),
+                    )?,
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()
             .api()?;
         let count = records.len();
-        let rollbacks: Vec<ServiceStateRecord> = records
-            .iter()
-            .filter(|record| record.state.failed_version.is_some())
-            .cloned()
-            .collect();
+        // Rollbacks of a version under a rollout are the rollout's to count.
+        let rollbacks = context.rollouts.reported(&records);
         context.state_reports.set(records).await.api()?;
         if !rollbacks.is_empty() {
             context.known_bad.record(&rollbacks).await.api()?;

@@ -71,6 +71,8 @@ struct InstanceStatus {
     /// The state commit its updater last fully applied (null: unknown, an updater that
     /// does not report it).
     state_commit: Option<String>,
+    /// Its labels (`labels` in its `updater.yaml`), by name.
+    labels: Vec<super::records::Label>,
 }
 
 /// A service's instances in one role.
@@ -211,6 +213,8 @@ struct Status {
     /// Versions updaters rolled back (they ended, or failed their health check, within
     /// their start window), by service and version.
     known_bad_versions: Vec<super::known_bad::KnownBadVersion>,
+    /// Each service's newest rollout by waves (`waves` in rollout.yaml) and its progress.
+    rollouts: Vec<super::rollouts::RolloutStatus>,
 }
 
 /// The status query.
@@ -277,6 +281,7 @@ impl StatusQuery {
             .collect();
         Ok(Status {
             known_bad_versions,
+            rollouts: super::rollouts::rollouts(context).await?,
             synced: reconcile.is_synced() && services.iter().all(|s| s.sync == ServiceSync::Synced),
             state_repo,
             reconciled_commit: reconcile.commit,
@@ -457,6 +462,7 @@ fn instance_status(record: ServiceStateRecord, desired: Option<&ClientVersion>) 
         update_error: state.update_error.map(|e| e.error),
         time: state.time,
         state_commit: record.state_commit,
+        labels: super::records::Label::list(&record.labels),
     }
 }
 

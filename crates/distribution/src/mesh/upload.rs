@@ -214,6 +214,7 @@ fn state_report(record: &ServiceStateRecord) -> ServiceStateReport {
         directory: record.directory.clone(),
         state: state(&record.state),
         state_commit: record.state_commit.clone(),
+        labels: record.labels.clone(),
     }
 }
 

@@ -46,3 +46,4 @@ mod service_roles;
 mod support;
 mod tls;
 mod watch;
+mod waves;

@@ -229,6 +229,7 @@ async fn what_older_updaters_stored_is_split_when_the_distribution_starts() {
         .service_states()
         .set(vec![ServiceStateRecord {
             state_commit: None,
+            labels: Default::default(),
             distribution: "acme".to_owned(),
             instance: "vm-1".to_owned(),
             service: "api-eu".parse().expect("name"),

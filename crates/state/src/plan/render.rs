@@ -86,6 +86,9 @@ pub fn markdown(plan: &Plan, base: &str, head: &str) -> String {
             );
         }
     }
+    for service in plan.services.iter().filter(|s| !s.waves.is_empty()) {
+        let _ = writeln!(out, "> `{}` {}\n", service.service, waves_words(service));
+    }
     if !plan.services.is_empty() {
         let _ = writeln!(
             out,
@@ -209,6 +212,9 @@ fn details(service: &ServicePlan) -> Vec<String> {
             "instances to update: {}",
             instances_cell(service.instances.as_deref())
         ));
+        if !service.waves.is_empty() {
+            lines.push(waves_words(service));
+        }
     }
     if !service.consumers.is_empty() {
         lines.push(format!(
@@ -223,6 +229,21 @@ fn details(service: &ServicePlan) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// `goes out by waves: canary first, then early, rest`.
+fn waves_words(service: &ServicePlan) -> String {
+    match service.waves.split_first() {
+        None => String::new(),
+        Some((first, [])) => format!("goes out by waves: `{first}` only"),
+        Some((first, rest)) => format!(
+            "goes out by waves: `{first}` first, then {}",
+            rest.iter()
+                .map(|wave| format!("`{wave}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 fn versions(change: &VersionChange) -> String {

@@ -185,3 +185,35 @@ fn an_invalid_head_plans_only_its_problems() {
     let text = render::text(&plan, "a", "b");
     assert!(text.contains("desired/developer.yaml:2:"), "{text}");
 }
+
+#[test]
+fn a_change_of_a_service_with_waves_names_the_wave_it_starts_with() {
+    let mut files = with("versions:\n  api: orbit-1.0.1\n  web: orbit-2.0.1\n");
+    files.push((
+        "rollout.yaml",
+        "waves:\n  - name: canary\n    labels: {ring: canary}\n  - name: rest\n    instances: [\"*\"]\nservices:\n  web:\n    waves:\n      - name: only\n        instances: [\"web-*\"]\n"
+            .to_owned(),
+    ));
+    let plan = Plan::compute(Ok(&base()), Ok(&state(&files)), &Facts::default());
+    assert_eq!(plan.services[0].waves, ["canary", "rest"]);
+    assert_eq!(plan.services[1].waves, ["only"]);
+    let text = render::text(&plan, "base", "head");
+    assert!(
+        text.contains("goes out by waves: `canary` first, then `rest`"),
+        "{text}"
+    );
+    assert!(
+        render::markdown(&plan, "base", "head").contains("> `web` goes out by waves: `only` only"),
+        "{}",
+        render::markdown(&plan, "base", "head")
+    );
+    // Without a version change there is nothing to roll out.
+    let unchanged = Plan::compute(
+        Ok(&base()),
+        Ok(&state(&with(
+            "versions:\n  api: orbit-1.0.0\n  web: orbit-2.0.0\n",
+        ))),
+        &Facts::default(),
+    );
+    assert!(unchanged.services.is_empty());
+}

@@ -140,6 +140,7 @@ pub(crate) struct RawTested {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RolloutFile {
     pub(crate) on_failure: Option<Spanned<String>>,
+    pub(crate) waves: Option<Spanned<Vec<RawWave>>>,
     pub(crate) services: Option<Entries<RawServiceRollout>>,
 }
 
@@ -148,6 +149,28 @@ pub(crate) struct RolloutFile {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawServiceRollout {
     pub(crate) on_failure: Option<Spanned<String>>,
+    pub(crate) waves: Option<Spanned<Vec<RawWave>>>,
+}
+
+/// One wave of `waves:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawWave {
+    pub(crate) name: Spanned<String>,
+    pub(crate) instances: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) labels: Option<Spanned<Entries<Spanned<String>>>>,
+    pub(crate) healthy_for: Option<Spanned<String>>,
+    pub(crate) max_failures: Option<Spanned<RawMaxFailures>>,
+}
+
+/// `maxFailures:` as written: a count (`2`) or a share (`10%`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawMaxFailures {
+    /// A number of instances.
+    Count(u64),
+    /// A share such as `10%` (or a count written as a string).
+    Text(String),
 }
 
 /// `policy.yaml`.

@@ -7,6 +7,7 @@
 
 mod names;
 mod settings;
+mod waves;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -546,7 +547,12 @@ fn parse_rollout(files: &FileSet, known: &BTreeSet<&str>, problems: &mut Problem
         }
     };
     let on_failure = policy(raw.on_failure, problems).unwrap_or_default();
+    let common_waves = raw
+        .waves
+        .map(|list| waves::convert(ROLLOUT, list, problems))
+        .unwrap_or_default();
     let mut services = BTreeMap::new();
+    let mut service_waves = BTreeMap::new();
     for (name, service) in raw.services.unwrap_or_default().0 {
         if !known.contains(name.value.as_str()) {
             problems.at(
@@ -562,6 +568,12 @@ fn parse_rollout(files: &FileSet, known: &BTreeSet<&str>, problems: &mut Problem
         let Ok(service_name) = name.value.parse::<ServiceName>() else {
             continue;
         };
+        if let Some(list) = service.waves {
+            service_waves.insert(
+                service_name.clone(),
+                waves::convert(ROLLOUT, list, problems),
+            );
+        }
         if let Some(own) = policy(service.on_failure, problems) {
             services.insert(service_name, own);
         }
@@ -569,6 +581,8 @@ fn parse_rollout(files: &FileSet, known: &BTreeSet<&str>, problems: &mut Problem
     Rollout {
         on_failure,
         services,
+        waves: common_waves,
+        service_waves,
     }
 }
 

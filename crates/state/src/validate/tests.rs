@@ -241,7 +241,36 @@ fn each_problem_is_reported_with_file_line_and_column() {
         (
             "an unknown key in rollout.yaml",
             &[("rollout.yaml", "onFailure: hold\nonFail: revert\n")],
-            &["rollout.yaml:2:1: unknown field `onFail`, expected one of onFailure, services"],
+            &[
+                "rollout.yaml:2:1: unknown field `onFail`, expected one of onFailure, waves, services",
+            ],
+        ),
+        (
+            "invalid waves: duplicate name, empty selector, bad duration, share out of range, unknown key",
+            &[(
+                "rollout.yaml",
+                "waves:\n  - name: canary\n    instances: [\"web-1\"]\n    healthyFor: 5 fortnights\n  - name: canary\n    labels: { ring: main }\n    maxFailures: 120%\n  - name: rest\n    healthyFor: 1m\n  - name: odd\n    instances: []\n    maxFailures: some\n    size: 3\n",
+            )],
+            &[
+                "rollout.yaml:13:5: unknown field `size`, expected one of name, instances, labels, healthyFor, maxFailures",
+            ],
+        ),
+        (
+            "invalid waves, each refused where it is",
+            &[(
+                "rollout.yaml",
+                "waves:\n  - name: canary\n    instances: [\"web-1\"]\n    healthyFor: 5 fortnights\n  - name: canary\n    labels: { ring: main }\n    maxFailures: 120%\n  - name: rest\n    healthyFor: 1m\n  - name: odd\n    instances: []\n    labels: { zone: \"\" }\n    maxFailures: some\nservices:\n  api:\n    waves: []\n",
+            )],
+            &[
+                "rollout.yaml:4:17: wave `canary`: healthyFor `5 fortnights` is not a duration (unknown time unit \"fortnights\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write e.g. `30s`, `10m` or `1h`",
+                "rollout.yaml:5:11: wave `canary` is named twice in this list",
+                "rollout.yaml:7:18: wave `canary`: maxFailures `120%` is neither a share from `0%` to `100%` nor a count of instances such as `2`",
+                "rollout.yaml:8:11: wave `rest` selects no instance: give `instances` (name patterns) and/or `labels`",
+                "rollout.yaml:11:16: wave `odd`: instances is empty: name at least one pattern, or leave it out",
+                "rollout.yaml:12:21: wave `odd`: label `zone` has an empty value",
+                "rollout.yaml:13:18: wave `odd`: maxFailures `some` is neither a share from `0%` to `100%` nor a count of instances such as `2`",
+                "rollout.yaml:16:12: waves is empty: list at least one wave, or leave `waves` out",
+            ],
         ),
         (
             "an edit policy with a mode that is not one",
@@ -536,4 +565,26 @@ fn desired_alone_parses_without_declared_services() {
         State::parse(&set).is_err(),
         "a whole state needs the marker and services"
     );
+}
+
+#[test]
+fn waves_are_the_service_s_own_else_the_common_ones() {
+    use crate::waves::MaxFailures;
+    let rollout = "waves:\n  - name: canary\n    instances: [\"*-canary\"]\n    labels: { zone: eu }\n    healthyFor: 10m\n    maxFailures: 10%\n  - name: rest\n    instances: [\"*\"]\n    maxFailures: 2\nservices:\n  api:\n    waves:\n      - name: only\n        labels: { ring: canary }\n";
+    let state = State::parse(&files(&[("rollout.yaml", rollout)])).expect("valid");
+    let common = state.rollout.waves(&"payment-api".parse().expect("name"));
+    assert_eq!(common.len(), 2);
+    assert_eq!(common[0].name, "canary");
+    assert_eq!(common[0].instances, ["*-canary"]);
+    assert_eq!(common[0].labels.get("zone").map(String::as_str), Some("eu"));
+    assert_eq!(common[0].healthy_for, std::time::Duration::from_secs(600));
+    assert_eq!(common[0].max_failures, MaxFailures::Share(10));
+    assert_eq!(common[1].max_failures, MaxFailures::Count(2));
+    assert_eq!(common[1].healthy_for, std::time::Duration::ZERO);
+    let own = state.rollout.waves(&"api".parse().expect("name"));
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0].name, "only");
+    assert_eq!(own[0].max_failures, MaxFailures::Count(0));
+    let none = State::parse(&files(&[])).expect("valid");
+    assert!(none.rollout.waves(&"api".parse().expect("name")).is_empty());
 }

@@ -66,6 +66,10 @@ pub struct ServiceStateRecord {
     /// it reported (records from updaters that do not say have none: unknown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_commit: Option<String>,
+    /// The instance's labels from its `updater.yaml` (records from updaters that send none
+    /// have none).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Which states to list; every filter is optional.

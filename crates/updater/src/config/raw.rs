@@ -19,6 +19,7 @@ pub(crate) struct RawConfig {
     pub ca_file: Option<Spanned<PathBuf>>,
     pub pinned_public_key: Option<Spanned<String>>,
     pub work_directory: Option<PathBuf>,
+    pub labels: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
     #[serde(default)]
     pub services: Vec<Spanned<RawService>>,
     pub poll_interval: Option<HumanDuration>,

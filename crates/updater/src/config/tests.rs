@@ -1,6 +1,7 @@
 //! Loading `updater.yaml`: defaults, path resolution, the example file, and a table of
 //! errors with their exact messages.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::*;
@@ -141,6 +142,13 @@ fn the_example_file_loads() {
     let config = UpdaterConfig::from_str(&text, dir.path()).expect("the example loads");
     assert_eq!(config.instance, "vm-eu-1");
     assert_eq!(config.services.len(), 2);
+    assert_eq!(
+        config.labels,
+        BTreeMap::from([
+            ("ring".to_owned(), "canary".to_owned()),
+            ("zone".to_owned(), "eu".to_owned())
+        ])
+    );
     assert_eq!(config.work_directory, Path::new("/var/lib/vupdate"));
 }
 
@@ -149,7 +157,7 @@ fn errors_name_the_file_position_and_field() {
     let cases: &[(&str, &str)] = &[
         (
             "instance: vm\ndistributionUrl: https://d\naccessToken: t\npollIntervall: 5s\n",
-            "/srv/updater.yaml:4:1: unknown field `pollIntervall`, expected one of instance, distributionUrl, accessToken, accessTokenFile, caFile, pinnedPublicKey, workDirectory, services, pollInterval, stateInterval, cgroups, install, restart, logs, faults, selfUpdate",
+            "/srv/updater.yaml:4:1: unknown field `pollIntervall`, expected one of instance, distributionUrl, accessToken, accessTokenFile, caFile, pinnedPublicKey, workDirectory, labels, services, pollInterval, stateInterval, cgroups, install, restart, logs, faults, selfUpdate",
         ),
         (
             "instance: vm\ndistributionUrl: https://d\naccessToken: t\ninstall:\n  startWindow: 7 dayz\n",
@@ -182,6 +190,18 @@ fn errors_name_the_file_position_and_field() {
         (
             "instance: vm\ndistributionUrl: https://d\naccessTokenFile: missing.token\n",
             "/srv/updater.yaml:3:18: `accessTokenFile`: no such file /srv/missing.token",
+        ),
+        (
+            "instance: vm\ndistributionUrl: https://d\naccessToken: t\nlabels:\n  ring: canary\n  zone: ''\n",
+            "/srv/updater.yaml:6:9: `labels.zone`: give a non-empty value without control characters",
+        ),
+        (
+            "instance: vm\ndistributionUrl: https://d\naccessToken: t\nlabels: {'': eu}\n",
+            "/srv/updater.yaml:4:14: `labels`: the label name `` is empty or holds control characters",
+        ),
+        (
+            "instance: vm\ndistributionUrl: https://d\naccessToken: t\nlabels: [canary]\n",
+            "/srv/updater.yaml:4:9: expected mapping start",
         ),
         (
             "instance: ''\ndistributionUrl: https://d\naccessToken: t\n",

@@ -40,6 +40,8 @@ pub struct Api {
     reachability: watch::Sender<Reachability>,
     /// This VM's instance id, which every report names.
     pub instance: String,
+    /// This VM's labels, which every state report carries.
+    pub labels: std::collections::BTreeMap<String, String>,
     /// The state commit this VM has converged to, for its state reports.
     pub provenance: Provenance,
 }
@@ -70,6 +72,7 @@ impl Api {
                 comebacks: 0,
             }),
             instance: config.instance.clone(),
+            labels: config.labels.clone(),
             provenance: Provenance::default(),
         })
     }

@@ -222,7 +222,7 @@ async fn subscribe(shared: Arc<Shared>) {
         let opened = shared
             .api
             .client()
-            .follow_client_desired_list(Some(&shared.services))
+            .follow_client_desired_list(Some(&shared.services), Some(&shared.api.instance))
             .await;
         shared.api.observe(&opened);
         match opened {
@@ -273,7 +273,7 @@ async fn poll(shared: Arc<Shared>, interval: Duration) {
         let polled = shared
             .api
             .client()
-            .client_desired_list(Some(&shared.services))
+            .client_desired_list(Some(&shared.services), Some(&shared.api.instance))
             .await;
         shared.api.observe(&polled);
         match polled {

@@ -197,6 +197,7 @@ impl StateSink for ApiStates {
                 directory: state.directory.clone(),
                 state: state_report(&state.state),
                 state_commit: state_commit.clone(),
+                labels: self.0.labels.clone(),
             })
             .collect();
         let result = self.0.client().set_service_states(&reports).await;

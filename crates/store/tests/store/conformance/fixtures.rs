@@ -188,6 +188,7 @@ pub fn state(
 ) -> ServiceStateRecord {
     ServiceStateRecord {
         state_commit: None,
+        labels: Default::default(),
         distribution: distribution.to_owned(),
         instance: instance.to_owned(),
         service: service(service_name),

@@ -11,6 +11,7 @@ pub mod follow;
 pub mod known_bad;
 pub mod logs;
 pub mod roles;
+pub mod rollouts;
 pub mod sequences;
 pub mod states;
 pub mod tasks;
@@ -85,6 +86,7 @@ macro_rules! instantiate {
             builds: [set_replaces_and_history_is_newest_first, builds_in_process_fail_at_start],
             known_bad: [recording_merges_and_writes_only_what_is_new,
                 lists_filter_by_distribution_and_removal_forgets],
+            rollouts: [a_rollout_replaces_the_service_s_last_and_lists_by_distribution],
             expiry: [logs_expire_by_their_own_ages, faults_expire_by_age_and_by_count, dead_states_and_old_tasks_expire,
                 archived_versions_are_purged_after_seven_days, a_second_run_removes_nothing],
         }

@@ -1,0 +1,157 @@
+//! Rollouts by waves through the API: a commit changing the desired version of a service
+//! with waves gives it only to instances of waves reached (by name and by labels; an
+//! instance that does not say who it is counts as one of the last wave); the rollout is
+//! stored, so a restarted server resumes it; a rollback within `maxFailures` is counted
+//! by the rollout, not recorded as known-bad, and the next wave gets the version.
+
+use serde_json::{Value, json};
+
+use super::support::{Harness, Options};
+
+const SET_STATES: &str =
+    r#"mutation($states: [ServiceStateInput!]!) { setServiceStates(states: $states) }"#;
+const ROLLOUTS: &str = "{ status { rollouts { service fromVersion toVersion state currentWave waves { name instances updated failed reachedAt promotedAt } } } }";
+
+/// Waves of `api`: canaries by label, then `vm-2` (and every instance no wave selects).
+const ROLLOUT: &str = "waves:\n  - name: canary\n    labels: {ring: canary}\n    healthyFor: 1h\n    maxFailures: 1\n  - name: second\n    instances: [\"vm-2\"]\n    healthyFor: 1h\n";
+
+/// `instance`'s state of api: running `version`, having rolled back `failed` if given.
+fn state(instance: &str, labels: &[(&str, &str)], version: &str, failed: Option<&str>) -> Value {
+    let labels: Vec<Value> = labels
+        .iter()
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect();
+    json!({"instance": instance, "service": "api", "directory": "/var/lib/vupdate/api",
+           "labels": labels,
+           "state": {"time": chrono::Utc::now().to_rfc3339(), "version": version,
+                     "startTime": chrono::Utc::now().to_rfc3339(), "failedVersion": failed}})
+}
+
+/// The version of api that `instance` (or an instance that does not say) gets.
+async fn desired_for(harness: &Harness, instance: Option<&str>) -> String {
+    let data = harness
+        .ok(
+            &harness.updater,
+            "query($i: String) { clientDesiredVersions(instance: $i) { service version } }",
+            json!({"i": instance}),
+        )
+        .await;
+    data["clientDesiredVersions"][0]["version"]
+        .as_str()
+        .unwrap_or_else(|| panic!("api is desired: {data}"))
+        .to_owned()
+}
+
+async fn commit(harness: &Harness, path: &str, text: &str) {
+    harness.work.write(path, text);
+    let commit = harness.work.commit(
+        &format!("change {path}"),
+        &vupdate_test_support::Person::bob(),
+    );
+    harness.push_and_hook().await;
+    harness.wait_in_force(&commit).await;
+}
+
+async fn report(harness: &Harness, states: Vec<Value>) {
+    harness
+        .ok(&harness.updater, SET_STATES, json!({"states": states}))
+        .await;
+}
+
+#[tokio::test]
+async fn instances_get_the_version_of_their_wave_and_a_restart_resumes_the_rollout() {
+    let mut harness = Harness::start().await;
+    harness
+        .wait_in_force(&harness.remote.rev_parse("main"))
+        .await;
+    commit(&harness, "rollout.yaml", ROLLOUT).await;
+    report(
+        &harness,
+        vec![
+            state("vm-1", &[("ring", "canary")], "acme-1.0.0", None),
+            state("vm-2", &[], "acme-1.0.0", None),
+            state("vm-3", &[("ring", "main")], "acme-1.0.0", None),
+        ],
+    )
+    .await;
+    commit(
+        &harness,
+        "desired/developer.yaml",
+        "versions:\n  api: acme-1.1.0\n",
+    )
+    .await;
+    assert_eq!(
+        desired_for(&harness, Some("vm-1")).await,
+        "acme-1.1.0",
+        "a canary by its label"
+    );
+    assert_eq!(
+        desired_for(&harness, Some("vm-2")).await,
+        "acme-1.0.0",
+        "the second wave waits"
+    );
+    assert_eq!(
+        desired_for(&harness, Some("vm-3")).await,
+        "acme-1.0.0",
+        "no wave selects it: the last"
+    );
+    assert_eq!(
+        desired_for(&harness, None).await,
+        "acme-1.0.0",
+        "an instance that does not say: the last"
+    );
+    let data = harness.ok(&harness.developer, ROLLOUTS, json!({})).await;
+    let rollout = &data["status"]["rollouts"][0];
+    assert_eq!(rollout["service"], "api", "{data:#}");
+    assert_eq!(rollout["fromVersion"], "acme-1.0.0", "{data:#}");
+    assert_eq!(rollout["toVersion"], "acme-1.1.0", "{data:#}");
+    assert_eq!(rollout["state"], "rolling", "{data:#}");
+    assert_eq!(rollout["currentWave"], "canary", "{data:#}");
+    assert!(rollout["waves"][1]["reachedAt"].is_null(), "{data:#}");
+
+    // A restart resumes it: the second wave still waits.
+    harness.stop().await;
+    harness.boot(Options::default()).await;
+    assert_eq!(desired_for(&harness, Some("vm-2")).await, "acme-1.0.0");
+    assert_eq!(desired_for(&harness, Some("vm-1")).await, "acme-1.1.0");
+
+    // The canary rolls it back: within maxFailures 1, so the rollout counts it (not
+    // known-bad) and the next wave gets it.
+    report(
+        &harness,
+        vec![state(
+            "vm-1",
+            &[("ring", "canary")],
+            "acme-1.0.0",
+            Some("acme-1.1.0"),
+        )],
+    )
+    .await;
+    harness
+        .eventually("vm-2 to get acme-1.1.0", || async {
+            (desired_for(&harness, Some("vm-2")).await == "acme-1.1.0").then_some(())
+        })
+        .await;
+    assert_eq!(
+        desired_for(&harness, Some("vm-3")).await,
+        "acme-1.1.0",
+        "no wave selects vm-3: it is in the last, the second"
+    );
+    let data = harness.ok(&harness.developer, ROLLOUTS, json!({})).await;
+    let waves = &data["status"]["rollouts"][0]["waves"];
+    assert_eq!(waves[0]["failed"], 1, "{data:#}");
+    assert_eq!(waves[1]["instances"], 2, "vm-2 and vm-3: {data:#}");
+    assert!(waves[0]["promotedAt"].is_string(), "{data:#}");
+    assert_eq!(
+        data["status"]["rollouts"][0]["currentWave"], "second",
+        "{data:#}"
+    );
+    let known = harness
+        .ok(
+            &harness.developer,
+            "{ knownBadVersions { version } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(known["knownBadVersions"], json!([]), "{known:#}");
+}
