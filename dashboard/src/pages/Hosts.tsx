@@ -152,7 +152,7 @@ export default function HostsPage() {
                   <Table.Td data-testid="labels">
                     <Group gap={4}>
                       {(labels.get(host.instance) ?? []).map((l) => (
-                        <Badge key={l.name} size="sm" variant="outline" color="gray" tt="none" ff="monospace">
+                        <Badge key={l.name} size="sm" variant="default" tt="none" ff="monospace">
                           {labelText(l)}
                         </Badge>
                       ))}

@@ -169,7 +169,19 @@ function rolesHint(roles: ServiceRow['roles']): string | undefined {
   return roles.map((r) => `${r.role ?? 'no role'}: ${r.instancesOnDesired} on, ${r.instancesNotOnDesired} off`).join('\n');
 }
 
-// The client column has room for a version and its known-bad mark side by side.
+/** A service's rollout under way, in its row: the wave it is in, or halted; a link to it. */
+function RolloutMark({ rollout }: { rollout: RolloutRow }) {
+  const halted = rollout.state === 'halted';
+  return (
+    <Link to="/rollouts" title={halted ? 'rollout halted' : `rolling out: wave ${rollout.currentWave}`} data-testid="rollout-mark">
+      <Badge size="sm" variant="light" color={halted ? 'red' : 'blue'} tt="none">
+        {halted ? 'halted' : `wave ${rollout.currentWave}`}
+      </Badge>
+    </Link>
+  );
+}
+
+// The client column has room for a version and its known-bad or rollout mark side by side.
 const COLUMNS = '1.3fr 1fr 1.3fr 1.6fr 0.9fr 1.3fr 1fr';
 
 /** One service's row; the poll hands back the same row object while it is unchanged, so
@@ -187,12 +199,9 @@ const Row = memo(function Row({ row, rollout, start, size }: { row: ServiceRow; 
         </Text>
       </div>
       <div role="cell">
-        <Group gap={4} wrap="nowrap">
-          <Badge color={SYNC_COLOR[row.sync]} data-testid="sync">
-            {row.sync.replace(/_/g, ' ').toLowerCase()}
-          </Badge>
-          {rollout && <RolloutMark rollout={rollout} />}
-        </Group>
+        <Badge color={SYNC_COLOR[row.sync]} data-testid="sync">
+          {row.sync.replace(/_/g, ' ').toLowerCase()}
+        </Badge>
       </div>
       <div role="cell">
         <Text size="sm" ff="monospace">
@@ -205,6 +214,7 @@ const Row = memo(function Row({ row, rollout, start, size }: { row: ServiceRow; 
             {row.desiredClientVersion ?? '—'}
           </Text>
           {row.heldBack && <KnownBadMark why={`held back: ${row.heldBack}`} />}
+          {rollout && <RolloutMark rollout={rollout} />}
         </Group>
       </div>
       <div role="cell">
@@ -222,18 +232,6 @@ const Row = memo(function Row({ row, rollout, start, size }: { row: ServiceRow; 
     </div>
   );
 });
-
-/** A service's rollout under way, in its row: the wave it is in, or halted; a link to it. */
-function RolloutMark({ rollout }: { rollout: RolloutRow }) {
-  const halted = rollout.state === 'halted';
-  return (
-    <Link to="/rollouts" title={halted ? 'rollout halted' : `rolling out: wave ${rollout.currentWave}`} data-testid="rollout-mark">
-      <Badge size="sm" variant="light" color={halted ? 'red' : 'blue'} tt="none">
-        {halted ? 'halted' : `wave ${rollout.currentWave}`}
-      </Badge>
-    </Link>
-  );
-}
 
 function ServiceTable({ rows, rollouts }: { rows: ServiceRow[]; rollouts: ReadonlyMap<string, RolloutRow> }) {
   const parent = useRef<HTMLDivElement>(null);
