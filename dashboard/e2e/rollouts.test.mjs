@@ -7,8 +7,8 @@
 // with the known-bad record and the fault report. Hosts shows and filters the labels.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PASSWORD, World, eventually, outputDir, versionsYaml } from './world.mjs';
-import { launch, logIn, shot } from './browser.mjs';
+import { World, eventually, outputDir, versionsYaml } from './world.mjs';
+import { adminPage, shot } from './browser.mjs';
 
 const ROLLOUT = `onFailure: hold
 waves:
@@ -67,11 +67,7 @@ const phase = (name, text) => wave(name).getByTestId('wave-phase').filter({ hasT
 before(async () => {
   world = await World.start({ updater: false, client: { hello: FROM }, rollout: ROLLOUT });
   await world.adminReady();
-  browser = await launch();
-  const context = await browser.newContext({ viewport: { width: 1360, height: 860 } });
-  page = await context.newPage();
-  await logIn(page, world.base, 'admin', PASSWORD);
-  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  ({ browser, page } = await adminPage(world));
 });
 
 after(async () => {
