@@ -1,10 +1,10 @@
 //! The overview: the commit in force, the branch tip, the last invalid commit with
 //! file:line:column, and per service its desired versions, images, builds and instances
 //! on or off the desired version, with a mark on a desired version held back as
-//! known-bad and on a service under a rollout by waves, the rollouts under way and the
-//! known-bad versions. Read again when the server says it changed
-//! (`statusChanged`), every two seconds while that push is not connected; the service
-//! table is virtualised so 200 services with 2,000 instances stay responsive.
+//! known-bad and on one under a rollout by waves, the rollouts under way and the
+//! known-bad versions. Read again when the server says it changed (`statusChanged`),
+//! every two seconds while that push is not connected; the service table is virtualised
+//! so 200 services with 2,000 instances stay responsive.
 import { lazy, memo, Suspense, useMemo, useRef, useState } from 'react';
 import { Alert, Badge, Card, Code, Group, Select, SimpleGrid, Stack, Switch, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
