@@ -556,7 +556,7 @@ test("the hosts page names each host's state commit and lists the hosts not yet 
 
   // vm-old is on the first commit and vm-1 on a descendant of it: only vm-new is listed.
   await page.getByLabel('Hosts not yet on commit').fill(first.slice(0, 12));
-  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.getByRole('button', { name: 'Filter', exact: true }).click();
   await page.waitForURL(new RegExp(`notOn=${first.slice(0, 12)}$`));
   await page.getByTestId('hosts-count').filter({ hasText: `not yet on ${first.slice(0, 10)}` }).waitFor();
   await page.locator('[data-host=vm-new]').waitFor();
