@@ -3,6 +3,7 @@
 import { chromium } from 'playwright-core';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { PASSWORD } from './world.mjs';
 
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
@@ -27,4 +28,15 @@ export async function logIn(page, base, account, password) {
   await page.getByLabel('Account').fill(account);
   await page.getByLabel(/^Password/).fill(password);
   await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+/** A headless Chromium with one page logged in as admin on `world`'s overview (after
+ * `world.adminReady()`); `options` go to its context. */
+export async function adminPage(world, options = {}) {
+  const browser = await launch();
+  const context = await browser.newContext({ viewport: { width: 1360, height: 860 }, ...options });
+  const page = await context.newPage();
+  await logIn(page, world.base, 'admin', PASSWORD);
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  return { browser, context, page };
 }

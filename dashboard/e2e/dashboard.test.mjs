@@ -415,29 +415,14 @@ test('a provider added as a commit shows its state and last error, then is remov
   assert.doesNotMatch(git(world.remote, 'show', 'HEAD:providers.yaml'), /away/);
 });
 
-/** The updater's access token. */
-const updaterToken = () => readFileSync(join(world.dir, 'data/updater.token'), 'utf8').trim();
-
-/** Sends service states as the updater's account, as an updater reports them. */
-async function report(states) {
-  await world.graphql('mutation($s: [ServiceStateInput!]!) { setServiceStates(states: $s) }', { s: states }, updaterToken());
-}
 
 /** Reports, as an updater would, that `instance` rolled back `failed` of hello (with a
  * fault report of it as the evidence); returns the fault report's id. */
 async function rollBack(instance, failed) {
-  const updater = updaterToken();
-  const id = `${instance}-hello-${failed.replace(/[^A-Za-z0-9]/g, '_')}`;
-  const put = await fetch(`${world.base}/faults/${id}`, { method: 'PUT', headers: { authorization: `Bearer ${updater}` }, body: Buffer.from('PK\x05\x06') });
-  assert.equal(put.status, 201, await put.text());
-  const now = new Date().toISOString();
   const reason = `${failed} exited with 3 within its start window`;
-  await world.graphql(
-    'mutation($r: FaultReportInput!) { addFaultReport(report: $r) }',
-    { r: { id, info: { time: now, instance, service: 'hello', serviceDirectory: '/srv/hello', state: { time: now, version: failed, lastExitCode: 3 }, logTail: [`${failed} cannot start`] }, files: [] } },
-    updater,
-  );
-  await report([{ instance, service: 'hello', directory: '/srv/hello', state: { time: now, version: 'orbit-1.0.0', failedVersion: failed, updateError: { critical: false, error: reason }, failuresCount: 1 } }]);
+  const id = await world.faultReport(instance, 'hello', failed);
+  const now = new Date().toISOString();
+  await world.report([{ instance, service: 'hello', directory: '/srv/hello', state: { time: now, version: 'orbit-1.0.0', failedVersion: failed, updateError: { critical: false, error: reason }, failuresCount: 1 } }]);
   await eventually(`${failed} known-bad with its fault report`, async () => {
     const { knownBadVersions } = await world.graphql('{ knownBadVersions(service: "hello") { version faultIds } }');
     return knownBadVersions.some((bad) => bad.version === failed && bad.faultIds.includes(id));
@@ -548,7 +533,7 @@ test("the hosts page names each host's state commit and lists the hosts not yet 
   // Two more hosts: one still on the first commit, one whose updater does not say.
   const now = new Date().toISOString();
   const state = { time: now, version: 'orbit-1.0.0', installTime: now, startTime: now, failuresCount: 0 };
-  await report([
+  await world.report([
     { instance: 'vm-old', service: 'hello', directory: '/srv/hello', state, stateCommit: first },
     { instance: 'vm-new', service: 'hello', directory: '/srv/hello', state },
   ]);
@@ -571,7 +556,7 @@ test("the hosts page names each host's state commit and lists the hosts not yet 
 
   // vm-old is on the first commit and vm-1 on a descendant of it: only vm-new is listed.
   await page.getByLabel('Hosts not yet on commit').fill(first.slice(0, 12));
-  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.getByRole('button', { name: 'Filter', exact: true }).click();
   await page.waitForURL(new RegExp(`notOn=${first.slice(0, 12)}$`));
   await page.getByTestId('hosts-count').filter({ hasText: `not yet on ${first.slice(0, 10)}` }).waitFor();
   await page.locator('[data-host=vm-new]').waitFor();
@@ -600,6 +585,7 @@ test('every page loads with all other hosts blocked and logs no console error', 
       ['/', 'Overview', 'overview-offline'],
       ['/versions', 'Versions', 'versions'],
       ['/hosts', 'Hosts', 'hosts-offline'],
+      ['/rollouts', 'Rollouts', 'rollouts-offline'],
       ['/proposed', 'Proposed edits', 'proposed-offline'],
       ['/desired/client', 'Desired versions', 'desired-client'],
       ['/builds', 'Builds', 'builds'],

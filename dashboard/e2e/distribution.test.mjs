@@ -3,8 +3,8 @@
 // TLS public-key pin with copy buttons, and an administrator's enrolment token.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PASSWORD, World, outputDir } from './world.mjs';
-import { launch, logIn, shot } from './browser.mjs';
+import { World, outputDir } from './world.mjs';
+import { adminPage, shot } from './browser.mjs';
 
 // The certificate is self-signed: this process's own requests (not the browser's) skip
 // the check, as `curl -k` with the pin would.
@@ -19,12 +19,8 @@ const shots = outputDir('screenshots');
 before(async () => {
   world = await World.start({ updater: false, tls: true });
   await world.adminReady();
-  browser = await launch();
-  context = await browser.newContext({ viewport: { width: 1360, height: 860 }, ignoreHTTPSErrors: true });
+  ({ browser, context, page } = await adminPage(world, { ignoreHTTPSErrors: true }));
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: world.base });
-  page = await context.newPage();
-  await logIn(page, world.base, 'admin', PASSWORD);
-  await page.getByRole('heading', { name: 'Overview' }).waitFor();
 });
 
 after(async () => {

@@ -45,6 +45,12 @@ export function git(cwd, ...args) {
   return execFileSync('git', args, { cwd, env: GIT_ENV, encoding: 'utf8' }).trim();
 }
 
+/** A desired-versions file (`versions:` by service) of `versions`. */
+export function versionsYaml(versions) {
+  const lines = Object.entries(versions).map(([s, v]) => `  ${s}: ${v}\n`);
+  return lines.length ? `versions:\n${lines.join('')}` : 'versions: {}\n';
+}
+
 /** Polls `check` until it returns a truthy value (bounded by LIMIT_MS); returns it. */
 export async function eventually(what, check, limit = LIMIT_MS) {
   const deadline = Date.now() + limit;
@@ -72,12 +78,13 @@ export class World {
    * Builds and starts everything. Options: `services` (extra `name: yaml` service files),
    * `desired` (the developer list, default hello), `updater` (start one, default true),
    * `roles` (roles the updater also runs hello in, besides hello in none), `tls` (serve
-   * HTTPS with a self-signed certificate; its key pin is then `world.pin`).
+   * HTTPS with a self-signed certificate; its key pin is then `world.pin`), `client` (the
+   * desired client versions, default none), `rollout` (rollout.yaml's text).
    */
-  static async start({ services = {}, desired = { hello: 'orbit-1.0.0' }, updater = true, sources = {}, roles = [], tls = false } = {}) {
+  static async start({ services = {}, desired = { hello: 'orbit-1.0.0' }, client = {}, rollout = 'onFailure: hold\n', updater = true, sources = {}, roles = [], tls = false } = {}) {
     const world = new World(mkdtempSync(join(tmpdir(), 'vupdate-dash-')));
     try {
-      world.makeRepos(services, desired, sources);
+      world.makeRepos(services, desired, sources, client, rollout);
       await world.startDistribution(tls);
       if (updater) await world.startUpdater(roles);
     } catch (error) {
@@ -98,7 +105,7 @@ export class World {
     return path;
   }
 
-  makeRepos(services, desired, sources) {
+  makeRepos(services, desired, sources, client, rollout) {
     const hello = join(this.dir, 'hello');
     cpSync(join(ROOT, 'examples/hello-service'), hello, { recursive: true });
     git(hello, 'init', '-q', '-b', 'main');
@@ -119,10 +126,9 @@ export class World {
     writeFileSync(join(state, 'providers.yaml'), 'providers: {}\n');
     writeFileSync(join(state, 'consumers.yaml'), 'consumers: {}\n');
     writeFileSync(join(state, 'tested.yaml'), 'tested: {}\n');
-    writeFileSync(join(state, 'rollout.yaml'), 'onFailure: hold\n');
-    const lines = Object.entries(desired).map(([s, v]) => `  ${s}: ${v}`);
-    writeFileSync(join(state, 'desired/developer.yaml'), `versions:\n${lines.join('\n') || '  {}'}\n`.replace('versions:\n  {}', 'versions: {}'));
-    writeFileSync(join(state, 'desired/client.yaml'), 'versions: {}\n');
+    writeFileSync(join(state, 'rollout.yaml'), rollout);
+    writeFileSync(join(state, 'desired/developer.yaml'), versionsYaml(desired));
+    writeFileSync(join(state, 'desired/client.yaml'), versionsYaml(client));
     execFileSync(binary(), ['state', 'validate', state], { stdio: 'pipe' });
     git(state, 'init', '-q', '-b', 'main');
     git(state, 'add', '-A');
@@ -202,6 +208,49 @@ export class World {
     const body = await response.json();
     if (body.errors?.length) throw new Error(`${body.errors[0].extensions?.code}: ${body.errors[0].message}`);
     return body.data;
+  }
+
+  /** The updater account's access token. */
+  updaterToken() {
+    return readFileSync(join(this.dir, 'data/updater.token'), 'utf8').trim();
+  }
+
+  /** Sends service states as the updater's account, as an updater reports them. */
+  async report(states) {
+    await this.graphql('mutation($s: [ServiceStateInput!]!) { setServiceStates(states: $s) }', { s: states }, this.updaterToken());
+  }
+
+  /** Stores, as an updater would, a fault report of `instance` whose `service` could not
+   * start `version` (an empty archive, a log tail); returns its id. */
+  async faultReport(instance, service, version) {
+    const updater = this.updaterToken();
+    const id = `${instance}-${service}-${version.replace(/[^A-Za-z0-9]/g, '_')}`;
+    const put = await fetch(`${this.base}/faults/${id}`, { method: 'PUT', headers: { authorization: `Bearer ${updater}` }, body: Buffer.from('PK\x05\x06') });
+    if (put.status !== 201) throw new Error(`PUT /faults/${id}: ${put.status} ${await put.text()}`);
+    const now = new Date().toISOString();
+    await this.graphql(
+      'mutation($r: FaultReportInput!) { addFaultReport(report: $r) }',
+      { r: { id, info: { time: now, instance, service, serviceDirectory: `/srv/${service}`, state: { time: now, version, lastExitCode: 3 }, logTail: [`${version} cannot start`] }, files: [] } },
+      updater,
+    );
+    return id;
+  }
+
+  /** Writes `files` (path: text) into the state repo as one commit on main, pushes it, has
+   * the server fetch it (`POST /hooks/git`) and waits until it is in force; returns its id. */
+  async commitState(files, message) {
+    const work = join(this.dir, 'state-work');
+    if (existsSync(work)) git(work, 'pull', '-q', '--ff-only', 'origin', 'main');
+    else git(this.dir, 'clone', '-q', this.remote, work);
+    for (const [path, text] of Object.entries(files)) writeFileSync(join(work, path), text);
+    git(work, 'add', '-A');
+    git(work, 'commit', '-qm', message);
+    git(work, 'push', '-q', 'origin', 'main');
+    const head = git(work, 'rev-parse', 'HEAD');
+    const hook = await fetch(`${this.base}/hooks/git`, { method: 'POST', headers: { authorization: `Bearer ${this.adminToken}` } });
+    if (!hook.ok) throw new Error(`POST /hooks/git: ${hook.status} ${await hook.text()}`);
+    await eventually(`commit ${head} in force`, async () => (await this.graphql('{ status { stateRepo { commit } } }')).status.stateRepo.commit === head);
+    return head;
   }
 
   /** Logs in as `account`; returns the session token. */

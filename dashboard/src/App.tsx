@@ -26,6 +26,7 @@ const ConsumersPage = lazy(() => import('./pages/Consumers'));
 const SecretsPage = lazy(() => import('./pages/Secrets'));
 const PrivateFilesPage = lazy(() => import('./pages/PrivateFiles'));
 const HostsPage = lazy(() => import('./pages/Hosts'));
+const RolloutsPage = lazy(() => import('./pages/Rollouts'));
 const ProposedPage = lazy(() => import('./pages/Proposed'));
 const DistributionPage = lazy(() => import('./pages/Distribution'));
 
@@ -71,6 +72,7 @@ export function App() {
         <Route path="/desired/:kind" element={<Guard roles={PEOPLE}><DesiredPage /></Guard>} />
         <Route path="/desired" element={<Navigate to="/desired/developer" replace />} />
         <Route path="/hosts" element={<Guard roles={PEOPLE}><HostsPage /></Guard>} />
+        <Route path="/rollouts" element={<Guard roles={PEOPLE}><RolloutsPage /></Guard>} />
         <Route path="/proposed" element={<Guard roles={PEOPLE}><ProposedPage /></Guard>} />
         <Route path="/distribution" element={<Guard roles={PEOPLE}><DistributionPage /></Guard>} />
         <Route path="/builds" element={<Guard roles={PEOPLE}><BuildsPage /></Guard>} />

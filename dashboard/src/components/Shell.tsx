@@ -20,6 +20,7 @@ const NAVIGATION: { section: string; items: Item[] }[] = [
       { to: '/', label: 'Overview', roles: PEOPLE },
       { to: '/versions', label: 'Versions', roles: PEOPLE },
       { to: '/hosts', label: 'Hosts', roles: PEOPLE },
+      { to: '/rollouts', label: 'Rollouts', roles: PEOPLE },
       { to: '/desired/developer', label: 'Desired versions', roles: PEOPLE },
       { to: '/proposed', label: 'Proposed edits', roles: PEOPLE },
     ],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { instancesLine, summarize, type PlanInput } from './plan';
+import { instancesLine, summarize, wavesLine, type PlanInput } from './plan';
 
 const empty: PlanInput = { valid: true, problems: [], baseProblems: [], commonSettingsChanged: false, profiles: [], unknown: [], services: [] };
 
@@ -76,5 +76,15 @@ describe('plan', () => {
 
   it('writes instances in no role bare and the others with their role', () => {
     expect(instancesLine([{ role: 'green', instances: ['a'] }, { instances: ['b', 'c'] }])).toBe('a (green), b, c');
+  });
+
+  it('says which wave a new client version starts with, and nothing without waves', () => {
+    const plan = summarize({
+      ...empty,
+      services: [service({ client: { from: 'acme-1.0.0', to: 'acme-1.0.1' }, clientImage: 'PRESENT', waves: ['canary', 'europe', 'everyone'] }), service({ service: 'web', client: { from: 'acme-1.0.0', to: 'acme-1.0.1' }, clientImage: 'PRESENT', waves: [] })],
+    });
+    expect(plan.services[0].lines).toEqual(['client acme-1.0.0 → acme-1.0.1 (image present)', 'rolls out by waves: starts with canary, then europe, everyone']);
+    expect(plan.services[1].lines).toEqual(['client acme-1.0.0 → acme-1.0.1 (image present)']);
+    expect(wavesLine(['only'])).toBe('rolls out by waves: starts with only');
   });
 });

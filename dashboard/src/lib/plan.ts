@@ -1,7 +1,8 @@
 //! A plan (`plan(base, head)`: what merging a change would do) in sentences a person
 //! reads before merging: per service the version changes, where images come from, the
-//! instances that would update, and the warnings (known-bad versions desired again,
-//! validation problems) apart so they cannot be missed.
+//! instances that would update, the rollout waves a new client version starts with, and
+//! the warnings (known-bad versions desired again, validation problems) apart so they
+//! cannot be missed.
 import type { PlanImage } from '../gql/graphql';
 
 /** The parts of a plan this module reads (a subset of the GraphQL `Plan`). */
@@ -26,6 +27,8 @@ export interface PlanInput {
     profilesJoined: string[];
     profilesLeft: string[];
     settingsChanged: boolean;
+    /** The waves its new client version goes to, in order (empty: all at once). */
+    waves?: string[];
   }[];
 }
 
@@ -85,6 +88,12 @@ export function instancesLine(groups: { role?: string | null; instances: string[
   return groups.map((g) => (g.role ? g.instances.map((i) => `${i} (${g.role})`) : g.instances).join(', ')).join(', ');
 }
 
+/** `rolls out by waves: starts with canary, then europe, everyone`. */
+export function wavesLine(waves: readonly string[]): string {
+  const [first, ...rest] = waves;
+  return `rolls out by waves: starts with ${first}${rest.length ? `, then ${rest.join(', ')}` : ''}`;
+}
+
 function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
@@ -107,6 +116,7 @@ export function summarize(plan: PlanInput): PlanSummary {
     const lines: string[] = [];
     if (s.developer) lines.push(versionLine('developer', s.developer, s.developerImage));
     if (s.client) lines.push(versionLine('client', s.client, s.clientImage));
+    if (s.waves?.length) lines.push(wavesLine(s.waves));
     if (s.settingsChanged) lines.push('build settings change');
     const updates = s.instances.reduce((n, g) => n + g.instances.length, 0);
     if (updates) lines.push(`${plural(updates, 'instance')} would update: ${instancesLine(s.instances)}`);

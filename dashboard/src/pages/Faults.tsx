@@ -1,6 +1,7 @@
 //! Fault reports: filters (distribution, service, role, time range, or one report by
-//! `?id=`, as a known-bad version links to its evidence), each report's info, files and
-//! log tail, and the archive's download.
+//! `?id=`, as a known-bad version links to its evidence; `?service=` starts filtered, as
+//! a halted rollout links to them), each report's info, files and log tail, and the
+//! archive's download.
 import { useState } from 'react';
 import { Accordion, Badge, Button, Code, Group, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
@@ -45,11 +46,12 @@ const iso = (local: string) => (local ? new Date(local).toISOString() : null);
 
 export default function FaultsPage() {
   const [distribution, setDistribution] = useState<string | null>(null);
-  const [service, setService] = useState<string | null>(null);
+  const [params, setParams] = useSearchParams();
+  // `?service=` opens the page filtered (a halted rollout links to its service's reports).
+  const [service, setService] = useState<string | null>(() => params.get('service'));
   const [role, setRole] = useState<string | null>(null);
   const [from, setFrom] = useState('');
   const [to, setTo] = useState('');
-  const [params, setParams] = useSearchParams();
   const id = params.get('id');
   const { data, error } = useQuery({
     queryKey: ['faults', distribution, service, role, from, to, id],

@@ -1,15 +1,18 @@
 //! Hosts: the state commit each reporting instance is on (what its updater last fully
 //! applied), whether that is the followed branch's tip, and the filter "hosts not yet on
 //! commit X" (`instanceCommits(notOn:)`: a descendant of X counts as on it, an unknown
-//! commit as not). The filter lives in the URL (`?notOn=`), so a link can share it.
-import { useEffect, useState } from 'react';
-import { Badge, Button, Code, Group, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+//! commit as not), and each host's labels (updater.yaml; rollout waves select by them),
+//! filtered by one (`ring=canary`, or `ring` for any value). The filters live in the URL
+//! (`?notOn=`, `?label=`), so a link can share them.
+import { useEffect, useMemo, useState } from 'react';
+import { Autocomplete, Badge, Button, Code, Group, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { useSearchParams } from 'react-router';
 import { graphql } from '../gql';
 import { request } from '../api/client';
 import { Problem } from '../components/Problem';
 import { commitPlace, PLACE_LABEL, type CommitPlace } from '../lib/commits';
+import { labelChoices, labelsByInstance, labelText, matchesLabel, parseLabelFilter } from '../lib/labels';
 import { ago, short } from '../lib/format';
 
 const Hosts = graphql(`
@@ -25,6 +28,15 @@ const Hosts = graphql(`
         tip
         commit
       }
+      services {
+        instances {
+          instance
+          labels {
+            name
+            value
+          }
+        }
+      }
     }
   }
 `);
@@ -34,11 +46,24 @@ const PLACE_COLOR: Record<CommitPlace, string> = { tip: 'teal', 'in-force': 'yel
 export default function HostsPage() {
   const [params, setParams] = useSearchParams();
   const notOn = params.get('notOn');
+  const label = params.get('label');
   const [typed, setTyped] = useState(notOn ?? '');
+  const [typedLabel, setTypedLabel] = useState(label ?? '');
   useEffect(() => setTyped(notOn ?? ''), [notOn]);
+  useEffect(() => setTypedLabel(label ?? ''), [label]);
   const { data, error } = useQuery({ queryKey: ['hosts', notOn], queryFn: () => request(Hosts, { notOn }), refetchInterval: 10_000 });
   const repo = data?.status.stateRepo;
-  const filter = (value: string) => setParams(value.trim() ? { notOn: value.trim() } : {});
+  const labels = useMemo(() => labelsByInstance(data?.status.services ?? []), [data]);
+  const wanted = parseLabelFilter(label);
+  const hosts = (data?.instanceCommits ?? []).filter((host) => matchesLabel(labels.get(host.instance) ?? [], wanted));
+  /** Sets one filter of the URL, keeping the other. */
+  const set = (name: 'notOn' | 'label', value: string) => {
+    const next = new URLSearchParams(params);
+    if (value.trim()) next.set(name, value.trim());
+    else next.delete(name);
+    setParams(next);
+  };
+  const filter = (value: string) => set('notOn', value);
 
   return (
     <Stack>
@@ -75,12 +100,30 @@ export default function HostsPage() {
           )}
         </Group>
       </form>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          set('label', typedLabel);
+        }}
+      >
+        <Group align="flex-end">
+          <Autocomplete label="With label" placeholder="ring=canary, or ring" value={typedLabel} onChange={setTypedLabel} onOptionSubmit={(value) => set('label', value)} data={labelChoices(labels)} w={320} />
+          <Button type="submit" variant="default">
+            Filter by label
+          </Button>
+          {label && (
+            <Button variant="subtle" onClick={() => set('label', '')}>
+              Any label
+            </Button>
+          )}
+        </Group>
+      </form>
       <Problem error={error} />
       {data && (
         <Text size="sm" data-testid="hosts-count">
-          {notOn
-            ? `${data.instanceCommits.length} host${data.instanceCommits.length === 1 ? '' : 's'} not yet on ${short(notOn)}`
-            : `${data.instanceCommits.length} host${data.instanceCommits.length === 1 ? '' : 's'} reporting`}
+          {`${hosts.length} host${hosts.length === 1 ? '' : 's'}`}
+          {notOn ? ` not yet on ${short(notOn)}` : ' reporting'}
+          {wanted && ` with label ${wanted.value === null ? wanted.name : labelText({ name: wanted.name, value: wanted.value })}`}
         </Text>
       )}
       {data && repo && (
@@ -90,11 +133,12 @@ export default function HostsPage() {
               <Table.Th>Instance</Table.Th>
               <Table.Th>State commit</Table.Th>
               <Table.Th>Against {repo.branch}</Table.Th>
+              <Table.Th>Labels</Table.Th>
               <Table.Th>Reported</Table.Th>
             </Table.Tr>
           </Table.Thead>
           <Table.Tbody>
-            {data.instanceCommits.map((host) => {
+            {hosts.map((host) => {
               const place = commitPlace(host.stateCommit, repo);
               return (
                 <Table.Tr key={host.instance} data-host={host.instance}>
@@ -104,6 +148,15 @@ export default function HostsPage() {
                     <Badge color={PLACE_COLOR[place]} variant="light" tt="none" data-testid="place">
                       {PLACE_LABEL[place]}
                     </Badge>
+                  </Table.Td>
+                  <Table.Td data-testid="labels">
+                    <Group gap={4}>
+                      {(labels.get(host.instance) ?? []).map((l) => (
+                        <Badge key={l.name} size="sm" variant="default" tt="none" ff="monospace">
+                          {labelText(l)}
+                        </Badge>
+                      ))}
+                    </Group>
                   </Table.Td>
                   <Table.Td>{ago(host.time)}</Table.Td>
                 </Table.Tr>

@@ -1,18 +1,19 @@
 //! The overview: the commit in force, the branch tip, the last invalid commit with
 //! file:line:column, and per service its desired versions, images, builds and instances
 //! on or off the desired version, with a mark on a desired version held back as
-//! known-bad, and the known-bad versions. Read again when the server says it changed
-//! (`statusChanged`), every two seconds while that push is not connected; the service
-//! table is virtualised so 200 services with 2,000 instances stay responsive.
-import { lazy, memo, Suspense, useEffect, useMemo, useRef, useState } from 'react';
+//! known-bad and on one under a rollout by waves, the rollouts under way and the
+//! known-bad versions. Read again when the server says it changed (`statusChanged`),
+//! every two seconds while that push is not connected; the service table is virtualised
+//! so 200 services with 2,000 instances stay responsive.
+import { lazy, memo, Suspense, useMemo, useRef, useState } from 'react';
 import { Alert, Badge, Card, Code, Group, Select, SimpleGrid, Stack, Switch, Text, Title } from '@mantine/core';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useQuery } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { Link } from 'react-router';
 import { graphql } from '../gql';
 import type { OverviewQuery } from '../gql/graphql';
 import { request } from '../api/client';
-import { subscribe } from '../api/live';
+import { useStatusPush } from '../api/statusPush';
 import { KnownBadMark } from '../components/KnownBadMark';
 import { Problem } from '../components/Problem';
 import { ago, short } from '../lib/format';
@@ -22,6 +23,11 @@ const Overview = graphql(`
     status {
       synced
       reconciledCommit
+      rollouts {
+        service
+        state
+        currentWave
+      }
       stateRepo {
         branch
         commit
@@ -79,40 +85,15 @@ const Overview = graphql(`
 
 // Rare, so not part of the first load.
 const KnownBadVersions = lazy(() => import('../components/KnownBad'));
-
-const StatusChanged = graphql(`
-  subscription StatusChanged {
-    statusChanged
-  }
-`);
+const RolloutList = lazy(() => import('../components/Rollouts'));
 
 /** How often the overview is read: while the push is connected only as a safety net
  * (an instance that stops reporting changes nothing the server pushes), else often. */
 const POLL_LIVE_MS = 30_000;
 const POLL_MS = 2_000;
 
-/** Whether the push is connected; each change it brings reads the overview again (the
- * first value of a connection too, but the page's very first: a change may have come
- * while the socket was down). */
-function useStatusPush(): boolean {
-  const queries = useQueryClient();
-  const [live, setLive] = useState(false);
-  useEffect(() => {
-    let first = true;
-    return subscribe(StatusChanged, {}, {
-      onData: () => {
-        setLive(true);
-        if (!first) void queries.invalidateQueries({ queryKey: overviewQuery.queryKey });
-        first = false;
-      },
-      onError: () => setLive(false),
-      onComplete: () => setLive(false),
-    });
-  }, [queries]);
-  return live;
-}
-
 type ServiceRow = OverviewQuery['status']['services'][number];
+type RolloutRow = OverviewQuery['status']['rollouts'][number];
 
 const SYNC_COLOR: Record<string, string> = {
   SYNCED: 'teal',
@@ -188,12 +169,24 @@ function rolesHint(roles: ServiceRow['roles']): string | undefined {
   return roles.map((r) => `${r.role ?? 'no role'}: ${r.instancesOnDesired} on, ${r.instancesNotOnDesired} off`).join('\n');
 }
 
-// The client column has room for a version and its known-bad mark side by side.
+/** A service's rollout under way, in its row: the wave it is in, or halted; a link to it. */
+function RolloutMark({ rollout }: { rollout: RolloutRow }) {
+  const halted = rollout.state === 'halted';
+  return (
+    <Link to="/rollouts" title={halted ? 'rollout halted' : `rolling out: wave ${rollout.currentWave}`} data-testid="rollout-mark">
+      <Badge size="sm" variant="light" color={halted ? 'red' : 'blue'} tt="none">
+        {halted ? 'halted' : `wave ${rollout.currentWave}`}
+      </Badge>
+    </Link>
+  );
+}
+
+// The client column has room for a version and its known-bad or rollout mark side by side.
 const COLUMNS = '1.3fr 1fr 1.3fr 1.6fr 0.9fr 1.3fr 1fr';
 
 /** One service's row; the poll hands back the same row object while it is unchanged, so
  * an unchanged row is not rendered again. */
-const Row = memo(function Row({ row, start, size }: { row: ServiceRow; start: number; size: number }) {
+const Row = memo(function Row({ row, rollout, start, size }: { row: ServiceRow; rollout: RolloutRow | undefined; start: number; size: number }) {
   return (
     <div
       role="row"
@@ -221,6 +214,7 @@ const Row = memo(function Row({ row, start, size }: { row: ServiceRow; start: nu
             {row.desiredClientVersion ?? '—'}
           </Text>
           {row.heldBack && <KnownBadMark why={`held back: ${row.heldBack}`} />}
+          {rollout && <RolloutMark rollout={rollout} />}
         </Group>
       </div>
       <div role="cell">
@@ -239,7 +233,7 @@ const Row = memo(function Row({ row, start, size }: { row: ServiceRow; start: nu
   );
 });
 
-function ServiceTable({ rows }: { rows: ServiceRow[] }) {
+function ServiceTable({ rows, rollouts }: { rows: ServiceRow[]; rollouts: ReadonlyMap<string, RolloutRow> }) {
   const parent = useRef<HTMLDivElement>(null);
   const virtual = useVirtualizer({ count: rows.length, getScrollElement: () => parent.current, estimateSize: () => 41, overscan: 12 });
   const header = ['Service', 'Status', 'Developer', 'Client', 'Images', 'Builds', 'Instances'];
@@ -257,7 +251,7 @@ function ServiceTable({ rows }: { rows: ServiceRow[] }) {
           <div style={{ height: virtual.getTotalSize(), position: 'relative' }}>
             {virtual.getVirtualItems().map((item) => {
               const row = rows[item.index];
-              return <Row key={row.service} row={row} start={item.start} size={item.size} />;
+              return <Row key={row.service} row={row} rollout={rollouts.get(row.service)} start={item.start} size={item.size} />;
             })}
           </div>
         </div>
@@ -275,7 +269,7 @@ function ServiceTable({ rows }: { rows: ServiceRow[] }) {
 export const overviewQuery = { queryKey: ['overview'], queryFn: () => request(Overview) };
 
 export function OverviewPage() {
-  const live = useStatusPush();
+  const live = useStatusPush(overviewQuery.queryKey);
   const { data, error, isPending } = useQuery({ ...overviewQuery, refetchInterval: live ? POLL_LIVE_MS : POLL_MS });
   const [onlyProblems, setOnlyProblems] = useState(false);
   const [profile, setProfile] = useState<string | null>(null);
@@ -285,6 +279,8 @@ export function OverviewPage() {
     const members = profile ? new Set(data.serviceProfiles.find((p) => p.profile === profile)?.services ?? []) : null;
     return data.status.services.filter((s) => (!onlyProblems || s.sync !== 'SYNCED') && (!members || members.has(s.service)));
   }, [data, onlyProblems, profile]);
+  // Rollouts under way, by service; the poll hands back the same objects while unchanged.
+  const rollouts = useMemo(() => new Map((data?.status.rollouts ?? []).filter((r) => r.state !== 'done').map((r) => [r.service, r])), [data]);
 
   if (error) return <Problem error={error} />;
   if (isPending || !data) return <Text c="dimmed">Loading the status…</Text>;
@@ -341,6 +337,11 @@ export function OverviewPage() {
           ))}
         </Alert>
       )}
+      {rollouts.size > 0 && (
+        <Suspense fallback={null}>
+          <RolloutList active />
+        </Suspense>
+      )}
       {data.knownBadVersions.length > 0 && (
         <Suspense fallback={null}>
           <KnownBadVersions list={data.knownBadVersions} />
@@ -361,7 +362,7 @@ export function OverviewPage() {
           {rows.length} of {status.services.length} services
         </Text>
       </Group>
-      <ServiceTable rows={rows} />
+      <ServiceTable rows={rows} rollouts={rollouts} />
     </Stack>
   );
 }

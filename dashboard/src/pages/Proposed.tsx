@@ -1,8 +1,8 @@
 //! Proposed edits: the branches `policy.yaml` sent dashboard and API edits to, waiting for
 //! a person to merge them, each with what merging it would do — the server's
 //! `plan(base, head)` of the edit over the commit it was made on, in sentences: version
-//! changes, builds needed, instances that would update, known-bad versions desired
-//! again and validation problems.
+//! changes, builds needed, instances that would update, the rollout wave a new client
+//! version starts with, known-bad versions desired again and validation problems.
 import { Alert, Badge, Button, Card, Code, CopyButton, Group, List, Stack, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { graphql } from '../gql';
@@ -86,6 +86,7 @@ const EditPlan = graphql(`
         profilesJoined
         profilesLeft
         settingsChanged
+        waves
       }
     }
   }
