@@ -378,6 +378,7 @@ impl Distribution {
         .map_err(ServerError::Store)?;
         let context = ApiContext {
             known_bad,
+            desired_lists: Default::default(),
             info: DistributionInfo {
                 name: config.name.to_string(),
                 title: config.title.clone(),

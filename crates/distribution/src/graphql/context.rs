@@ -61,6 +61,8 @@ pub struct ApiContext {
     pub state_reports: StateReports,
     /// Versions updaters rolled back: recorded, held back, reverted by policy.
     pub known_bad: crate::known_bad::KnownBad,
+    /// The desired client list in force, rendered once per revision and known-bad set.
+    pub(crate) desired_lists: super::desired_list::DesiredLists,
     /// Fault report archives.
     pub fault_files: FaultFiles,
     /// Named secrets (providers' access tokens).

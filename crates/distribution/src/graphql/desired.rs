@@ -3,6 +3,7 @@
 //! that tells updaters at once when their desired client versions change.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_graphql::{Context, Object, SimpleObject, Subscription};
 use futures::Stream;
@@ -14,6 +15,7 @@ use vupdate_state::{State, StateEdit};
 use vupdate_store::model::versions::VersionQuery;
 
 use super::context::{api, require};
+use super::desired_list::{self, DesiredList};
 use super::result::ApiResult as _;
 use super::types::{
     ServiceVersion, ServiceVersionChange, StateRevision, only, parse_arg, parse_services,
@@ -40,34 +42,6 @@ const CLIENT_READERS: &[Role] = &[
 const EDITORS: &[Role] = &[Role::Administrator, Role::Developer];
 /// The most history entries one query returns.
 const MAX_HISTORY: usize = 500;
-
-/// A desired client version, with the state commit its list comes from.
-#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
-struct DesiredClientVersion {
-    /// The service.
-    service: String,
-    /// The client version that should run.
-    version: String,
-    /// The state commit (full id) the list comes from: what an updater reports as its
-    /// `stateCommit` once all its services run the list.
-    revision: String,
-}
-
-/// The client versions that should run at `revision`, for `services` (all when `None`).
-fn desired_client_list(
-    versions: &BTreeMap<ServiceName, ClientVersion>,
-    revision: &str,
-    services: Option<&std::collections::BTreeSet<ServiceName>>,
-) -> Vec<DesiredClientVersion> {
-    ServiceVersion::list(&only(versions, services))
-        .into_iter()
-        .map(|pair| DesiredClientVersion {
-            service: pair.service,
-            version: pair.version,
-            revision: revision.to_owned(),
-        })
-        .collect()
-}
 
 /// A revision that changed the desired versions, with both lists as they were then.
 #[derive(SimpleObject)]
@@ -140,31 +114,28 @@ impl DesiredQuery {
         ctx: &Context<'_>,
         revision: Option<String>,
         services: Option<Vec<String>>,
-    ) -> async_graphql::Result<Vec<DesiredClientVersion>> {
+    ) -> async_graphql::Result<DesiredList> {
         require(ctx, CLIENT_READERS)?;
         let services = parse_services("services", services).api()?;
         let context = api(ctx);
-        let held = revision.is_none();
-        let (revision, state) = match revision {
-            None => {
-                let in_force = context.state_in_force().api()?;
-                (in_force.revision.id, in_force.state)
-            }
-            Some(rev) => context
-                .with_repo(move |repo| {
-                    let id = repo.resolve(&rev)?.id;
-                    let state = repo.load(&id)?;
-                    Ok((id, std::sync::Arc::new(state)))
-                })
-                .await
-                .api()?,
-        };
-        let mut versions = state.effective_client_versions();
-        if held {
+        let list = match revision {
             // Updaters do not start a known-bad version: they keep what they run.
-            versions = context.known_bad.keep_out(versions);
-        }
-        Ok(desired_client_list(&versions, &revision, services.as_ref()))
+            None => context
+                .desired_lists
+                .in_force(&context.state_in_force().api()?, &context.known_bad),
+            Some(rev) => {
+                let (id, state) = context
+                    .with_repo(move |repo| {
+                        let id = repo.resolve(&rev)?.id;
+                        let state = repo.load(&id)?;
+                        Ok((id, state))
+                    })
+                    .await
+                    .api()?;
+                desired_list::render(&state.effective_client_versions(), &id, None)
+            }
+        };
+        Ok(desired_list::for_instance(&list, services.as_ref()))
     }
 
     /// The revisions that changed the desired versions, newest first (at most `limit`).
@@ -432,7 +403,7 @@ impl DesiredSubscription {
         &self,
         ctx: &Context<'_>,
         services: Option<Vec<String>>,
-    ) -> async_graphql::Result<impl Stream<Item = Vec<DesiredClientVersion>>> {
+    ) -> async_graphql::Result<impl Stream<Item = DesiredList>> {
         require(ctx, CLIENT_READERS)?;
         let services = parse_services("services", services).api()?;
         let context = api(ctx);
@@ -446,11 +417,13 @@ impl DesiredSubscription {
         // A version becoming known-bad (or released) changes the list too.
         let held = WatchStream::from_changes(context.known_bad.held()).map(|_| Event::Held);
         let known_bad = context.known_bad.clone();
+        let lists = context.desired_lists.clone();
         let mut latest: Option<crate::watcher::InForce> = None;
-        let mut current: Option<Vec<DesiredClientVersion>> = None;
-        let same = move |a: &[DesiredClientVersion], b: &[DesiredClientVersion]| {
-            a.len() == b.len()
-                && a.iter().zip(b).all(|(a, b)| {
+        let mut current: Option<DesiredList> = None;
+        let same = move |a: &DesiredList, b: &DesiredList| {
+            Arc::ptr_eq(a, b)
+                || a.len() == b.len()
+                && a.iter().zip(b.iter()).all(|(a, b)| {
                     a.service == b.service
                         && a.version == b.version
                         && (!with_revision || a.revision == b.revision)
@@ -465,10 +438,10 @@ impl DesiredSubscription {
                             if let Event::State(in_force) = event {
                                 latest = in_force;
                             }
+                            // The shared list, then this subscriber's part of it.
                             let list = latest.as_ref().map(|in_force| {
-                                desired_client_list(
-                                    &known_bad.keep_out(in_force.state.effective_client_versions()),
-                                    &in_force.revision.id,
+                                desired_list::for_instance(
+                                    &lists.in_force(in_force, &known_bad),
                                     services.as_ref(),
                                 )
                             });
@@ -508,7 +481,7 @@ enum Event {
 async fn base_state(
     ctx: &Context<'_>,
     expected_revision: &str,
-) -> async_graphql::Result<std::sync::Arc<State>> {
+) -> async_graphql::Result<Arc<State>> {
     api(ctx)
         .state_for_edit(expected_revision.to_owned())
         .await
