@@ -85,7 +85,14 @@ fn main() -> BenchResult<()> {
         );
         println!(
             "{:>11} | {:>9} {:>9} {:>9} | {:>10} {:>10} {:>8} | {:>10} | load avg",
-            "subscribers", "p50 ms", "p99 ms", "max ms", "rss before", "rss after", "KiB/sub", "server cpu"
+            "subscribers",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "rss before",
+            "rss after",
+            "KiB/sub",
+            "server cpu"
         );
         for &count in &settings.subscribers {
             // The server takes every subscriber (all from 127.0.0.1) and the bench's own
@@ -161,7 +168,9 @@ async fn measure(server: &Server, count: usize, settings: &Settings) -> BenchRes
                 Some(ended) = subscribers.join_next() => return Err(ended_early(ended)),
             };
             if seen != change {
-                return Err(format!("a subscriber saw change {seen} during change {change}").into());
+                return Err(
+                    format!("a subscriber saw change {seen} during change {change}").into(),
+                );
             }
             latencies.record(at.saturating_duration_since(hook));
         }
@@ -188,7 +197,8 @@ fn ended_early(
     }
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A socket with the subscription sent, as the updater opens it.
 async fn subscribe(info: &ServerInfo) -> BenchResult<Socket> {

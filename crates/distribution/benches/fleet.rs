@@ -23,13 +23,14 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use std::sync::Mutex;
 use support::calls::{Errors, graphql, report_body};
 use support::{BenchResult, CpuMeter, Latencies, Server, ServerInfo};
-use tokio::sync::{Mutex, Semaphore};
+
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 #[global_allocator]
@@ -80,6 +81,7 @@ struct Tally {
     lines_sent: u64,
     lines_accepted: u64,
     lines_lost: u64,
+    not_sent: u64,
 }
 
 fn main() -> BenchResult<()> {
@@ -116,69 +118,63 @@ fn main() -> BenchResult<()> {
 async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> BenchResult<String> {
     let client = support::client(settings.in_flight)?;
     let slots = Arc::new(Semaphore::new(settings.in_flight));
+    // Every outcome is counted when it happens, so an instance still sending at the end
+    // has its answers counted too.
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let not_sent = Arc::new(AtomicU64::new(0));
     let meter = CpuMeter::start(info.pid);
     let start = Instant::now() + Duration::from_millis(200);
     let end = start + Duration::from_secs_f64(settings.seconds);
     let mut instances = tokio::task::JoinSet::new();
     for instance in 0..count {
         let offset = Duration::from_secs_f64(settings.period * instance as f64 / count as f64);
-        let (client, info, slots, tally, not_sent, settings) = (
-            client.clone(),
-            info.clone(),
-            slots.clone(),
-            tally.clone(),
-            not_sent.clone(),
-            settings.clone(),
-        );
-        instances.spawn(async move {
-            let simulated = Instance {
-                number: instance,
-                client,
-                url: format!("{}/graphql", info.base),
-                token: info.updater.clone(),
-                slots,
-                settings,
-            };
-            let mine = simulated.run(start + offset, end).await;
-            not_sent.fetch_add(mine.1, Ordering::Relaxed);
-            let mut all = tally.lock().await;
-            all.reports.extend(mine.0.reports);
-            all.errors.merge(mine.0.errors);
-            all.lines_sent += mine.0.lines_sent;
-            all.lines_accepted += mine.0.lines_accepted;
-            all.lines_lost += mine.0.lines_lost;
-        });
+        let simulated = Instance {
+            number: instance,
+            client: client.clone(),
+            url: format!("{}/graphql", info.base),
+            token: info.updater.clone(),
+            slots: slots.clone(),
+            settings: settings.clone(),
+            tally: tally.clone(),
+        };
+        instances.spawn(async move { simulated.run(start + offset, end).await });
     }
-    let drained = tokio::time::timeout_at(
-        end + Duration::from_secs_f64(settings.drain),
-        async { while instances.join_next().await.is_some() {} },
-    )
+    let drained = tokio::time::timeout_at(end + Duration::from_secs_f64(settings.drain), async {
+        while instances.join_next().await.is_some() {}
+    })
     .await
     .is_ok();
     let abandoned = instances.len();
     instances.abort_all();
-    let cpu = meter.report(count);
     let wall = start.elapsed().as_secs_f64();
-    let mut tally = std::mem::take(&mut *tally.lock().await);
+    let mut tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|p| p.into_inner()));
+    // CPU per request: the reports and the log batches answered.
+    let lines_per_batch = (settings.lines_per_second * settings.period)
+        .round()
+        .max(1.0) as u64;
+    let requests = tally.reports.len() + (tally.lines_sent / lines_per_batch) as usize;
+    let cpu = meter.report(requests);
+    let scheduled = (count as f64 * settings.seconds / settings.period).ceil() as usize;
     let offered = count as f64 / settings.period;
     let answered = tally.reports.len() as f64 / wall;
     let [p50, p99, max] = tally.reports.quantiles().unwrap_or([f64::NAN; 3]);
     let (rss, peak) = (support::rss_kib(info.pid), support::rss_peak_kib(info.pid));
     Ok(format!(
         "{count:>7} instances: reports offered {offered:.0}/s, answered {answered:.0}/s, latency from schedule p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms; \
-         log lines sent {} (at {:.0}/s), accepted {}, lost {}, not sent in time {}; {}{}; server RSS {} MiB (peak {} MiB); {cpu}",
+         {} of {scheduled} scheduled reports answered; log lines sent {} (at {:.0}/s), accepted {}, lost {}, not sent in time {}; {}{}; server RSS {} MiB (peak {} MiB); {cpu}",
+        tally.reports.len(),
         tally.lines_sent,
         tally.lines_sent as f64 / wall,
         tally.lines_accepted,
         tally.lines_lost,
-        not_sent.load(Ordering::Relaxed),
+        tally.not_sent,
         tally.errors.summary(),
         if drained {
             String::new()
         } else {
-            format!(", {abandoned} instances still sending {} s after the schedule (abandoned)", settings.drain)
+            format!(
+                ", {abandoned} instances still sending {} s after the schedule (abandoned)",
+                settings.drain
+            )
         },
         rss / 1024,
         peak / 1024,
@@ -193,55 +189,71 @@ struct Instance {
     token: String,
     slots: Arc<Semaphore>,
     settings: Arc<Settings>,
+    tally: Arc<Mutex<Tally>>,
 }
 
 impl Instance {
-    /// Reports and ships logs once per period from `first` until `end`; returns its tally
-    /// and the log lines it had no time to send.
-    async fn run(&self, first: Instant, end: Instant) -> (Tally, u64) {
+    /// Reports and ships logs once per period from `first` until `end`, counting each
+    /// outcome in the shared tally as it comes.
+    async fn run(&self, first: Instant, end: Instant) {
         let settings = &self.settings;
         let period = Duration::from_secs_f64(settings.period);
         let lines = (settings.lines_per_second * settings.period).round() as usize;
-        let mut tally = Tally::default();
         let mut sequence = 0i64;
-        let mut not_sent = 0;
         let mut at = first;
         while at < end {
             tokio::time::sleep_until(at).await;
             let body = report_body(self.number, settings.services, settings.per_report);
-            match self.call(body).await {
+            let answer = self.call(body).await;
+            self.count(|tally| match answer {
                 Ok(_) => tally.reports.record(at.elapsed()),
                 Err(message) => tally.errors.add(format!("setServiceStates: {message}")),
-            }
+            });
             if lines > 0 {
                 let batch = self.logs(sequence, lines);
                 sequence += lines as i64;
-                loop {
-                    match self.call(batch.clone()).await {
-                        Ok(answer) => {
-                            let accepted = serde_json::from_slice::<Value>(&answer)
-                                .ok()
-                                .and_then(|value| value["data"]["addLogs"].as_u64())
-                                .unwrap_or(0);
-                            tally.lines_sent += lines as u64;
-                            tally.lines_accepted += accepted;
-                            tally.lines_lost += (lines as u64).saturating_sub(accepted);
-                            break;
-                        }
-                        Err(message) => {
-                            tally.errors.add(format!("addLogs: {message}"));
-                            if Instant::now() + RETRY_AFTER >= end {
-                                not_sent += lines as u64;
-                                break;
-                            }
-                            tokio::time::sleep(RETRY_AFTER).await;
-                        }
-                    }
-                }
+                self.ship(&batch, lines as u64, end).await;
             }
             at += period;
         }
-        (tally, not_sent)
+    }
+
+    /// Sends one log batch until it is answered, or counts it as not sent when the
+    /// schedule ends first.
+    async fn ship(&self, batch: &str, lines: u64, end: Instant) {
+        loop {
+            match self.call(batch.to_owned()).await {
+                Ok(answer) => {
+                    let accepted = serde_json::from_slice::<Value>(&answer)
+                        .ok()
+                        .and_then(|value| value["data"]["addLogs"].as_u64())
+                        .unwrap_or(0);
+                    self.count(|tally| {
+                        tally.lines_sent += lines;
+                        tally.lines_accepted += accepted;
+                        tally.lines_lost += lines.saturating_sub(accepted);
+                    });
+                    return;
+                }
+                Err(message) => {
+                    let late = Instant::now() + RETRY_AFTER >= end;
+                    self.count(|tally| {
+                        tally.errors.add(format!("addLogs: {message}"));
+                        if late {
+                            tally.not_sent += lines;
+                        }
+                    });
+                    if late {
+                        return;
+                    }
+                    tokio::time::sleep(RETRY_AFTER).await;
+                }
+            }
+        }
+    }
+
+    fn count(&self, record: impl FnOnce(&mut Tally)) {
+        record(&mut self.tally.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
     async fn call(&self, body: String) -> Result<bytes::Bytes, String> {

@@ -117,4 +117,3 @@ pub fn report_body(instance: usize, services: usize, per_report: usize) -> Strin
         .collect();
     json!({"query": SET_STATES, "variables": {"states": states}}).to_string()
 }
-

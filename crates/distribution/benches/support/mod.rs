@@ -291,12 +291,15 @@ impl Server {
     pub async fn start_for(services: usize, connections: Option<usize>) -> BenchResult<Server> {
         let mode = std::env::var("BENCH_SERVER").unwrap_or_else(|_| "child".to_owned());
         match (mode.as_str(), connections) {
-            ("inprocess", Some(_)) => {
-                Err("BENCH_SERVER=inprocess: this bench sets connection limits, which need the child".into())
-            }
+            ("inprocess", Some(_)) => Err(
+                "BENCH_SERVER=inprocess: this bench sets connection limits, which need the child"
+                    .into(),
+            ),
             ("child", _) => Server::child(services, connections),
             ("inprocess", None) => Ok(Server::InProcess(Box::new(Local::start(services).await?))),
-            (other, _) => Err(format!("BENCH_SERVER=`{other}`: expected `child` or `inprocess`").into()),
+            (other, _) => {
+                Err(format!("BENCH_SERVER=`{other}`: expected `child` or `inprocess`").into())
+            }
         }
     }
 

@@ -423,11 +423,11 @@ impl DesiredSubscription {
         let same = move |a: &DesiredList, b: &DesiredList| {
             Arc::ptr_eq(a, b)
                 || a.len() == b.len()
-                && a.iter().zip(b.iter()).all(|(a, b)| {
-                    a.service == b.service
-                        && a.version == b.version
-                        && (!with_revision || a.revision == b.revision)
-                })
+                    && a.iter().zip(b.iter()).all(|(a, b)| {
+                        a.service == b.service
+                            && a.version == b.version
+                            && (!with_revision || a.revision == b.revision)
+                    })
         };
         Ok(
             futures::stream::select(in_force, futures::stream::select(stored, held))

@@ -90,7 +90,10 @@ impl DesiredLists {
     fn rendered(&self, in_force: &InForce, held: Held) -> DesiredList {
         // Rendered under the lock: the subscribers woken by one change wait for the first
         // to render it, then share its list.
-        let mut last = self.last.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         if let Some(rendered) = last.as_ref()
             && rendered.revision == in_force.revision.id
             && Arc::ptr_eq(&rendered.state, &in_force.state)
@@ -172,7 +175,10 @@ mod tests {
         let none = held(&[]);
         let a = lists.rendered(&first, Arc::clone(&none));
         let b = lists.rendered(&first.clone(), Arc::clone(&none));
-        assert!(Arc::ptr_eq(&a, &b), "the second caller shares the first's list");
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "the second caller shares the first's list"
+        );
         assert_eq!(text(&a), "api=acme-1.0.0@c1,web=acme-2.0.0@c1");
     }
 
@@ -196,7 +202,11 @@ mod tests {
         let clean = lists.rendered(&state, held(&[]));
         let marked = lists.rendered(&state, held(&[("api", "acme-1.0.0")]));
         assert_eq!(text(&clean), "api=acme-1.0.0@c1,web=acme-2.0.0@c1");
-        assert_eq!(text(&marked), "web=acme-2.0.0@c1", "the known-bad version is left out");
+        assert_eq!(
+            text(&marked),
+            "web=acme-2.0.0@c1",
+            "the known-bad version is left out"
+        );
         // Another version of the service being known-bad holds nothing back.
         let other = lists.rendered(&state, held(&[("api", "acme-0.9.0")]));
         assert_eq!(text(&other), text(&clean));
@@ -211,6 +221,9 @@ mod tests {
         let web: BTreeSet<ServiceName> = ["web".parse().expect("name")].into_iter().collect();
         assert_eq!(text(&for_instance(&list, Some(&web))), "web=acme-2.0.0@c1");
         assert_eq!(text(&for_instance(&list, Some(&BTreeSet::new()))), "");
-        assert!(Arc::ptr_eq(&for_instance(&list, None), &list), "all services: no copy");
+        assert!(
+            Arc::ptr_eq(&for_instance(&list, None), &list),
+            "all services: no copy"
+        );
     }
 }
