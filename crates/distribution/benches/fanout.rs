@@ -72,11 +72,7 @@ fn main() -> BenchResult<()> {
     }
     let settings = Settings::from_env()?;
     let limit = raise_descriptor_limit()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(support::env_or("BENCH_CLIENT_THREADS", 2)?)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
+    support::client_runtime()?.block_on(async move {
         println!(
             "fanout: {} services, {} changes per count, descriptor limit {limit}, load avg {}",
             settings.services,

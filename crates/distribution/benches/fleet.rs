@@ -16,7 +16,8 @@
 //! the end and its peak, its CPU, and the machine's load.
 //!
 //! At most `BENCH_IN_FLIGHT` (400) requests are in flight at once (the server's default
-//! `limits.requests.max` is 512); the server takes that many connections from one address.
+//! `limits.requests.max` is 512); the server takes twice that many connections and requests
+//! from one address (every simulated instance connects from 127.0.0.1).
 //!
 //! Run with `cargo bench -p vupdate-distribution --bench fleet`.
 
@@ -89,11 +90,7 @@ fn main() -> BenchResult<()> {
         return Ok(());
     }
     let settings = Arc::new(Settings::from_env()?);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(support::env_or("BENCH_CLIENT_THREADS", 2)?)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
+    support::client_runtime()?.block_on(async move {
         println!(
             "fleet: {} services, {} per report, every {} s, {} log lines/s per instance, {} s of schedule, {} requests in flight at most, load avg {}",
             settings.services,
@@ -105,7 +102,9 @@ fn main() -> BenchResult<()> {
             support::load_average()
         );
         for &count in &settings.instances {
-            let server = Server::start_for(settings.services, Some(settings.in_flight + 64)).await?;
+            // Twice the requests in flight: a connection the client dropped may still count
+            // on the server for a moment.
+            let server = Server::start_for(settings.services, Some(settings.in_flight * 2)).await?;
             let row = measure(server.info(), count, &settings).await;
             server.stop().await?;
             println!("{}", row?);

@@ -422,10 +422,5 @@ fn main() -> BenchResult<()> {
     if support::serve_if_child()? {
         return Ok(());
     }
-    let threads = support::env_or("BENCH_CLIENT_THREADS", 2usize)?;
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .enable_all()
-        .build()?
-        .block_on(run())
+    support::client_runtime()?.block_on(run())
 }

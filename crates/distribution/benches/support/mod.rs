@@ -264,6 +264,15 @@ pub fn serve_if_child() -> BenchResult<bool> {
     Ok(true)
 }
 
+/// The load generator's runtime: `BENCH_CLIENT_THREADS` (2) worker threads.
+pub fn client_runtime() -> BenchResult<tokio::runtime::Runtime> {
+    let threads = env_or("BENCH_CLIENT_THREADS", 2usize)?;
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()?)
+}
+
 /// A benched distribution: a child process (default) or this process
 /// (`BENCH_SERVER=inprocess`).
 pub enum Server {
