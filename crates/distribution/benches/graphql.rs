@@ -30,14 +30,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::calls::{Errors, Outcome, REQUEST_TIMEOUT, graphql, report_body};
 use support::{BenchResult, CpuMeter, Latencies, Server, ServerInfo};
 use tokio::sync::Semaphore;
 
 const CLIENT_DESIRED: &str = "{ clientDesiredVersions { service version } }";
-const SET_STATES: &str =
-    "mutation($states: [ServiceStateInput!]!) { setServiceStates(states: $states) }";
-/// How long one request may take before it counts as an error.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most reports in flight in the open loop (connections); a report waiting for one
 /// still has its latency counted from its scheduled time.
 const MAX_IN_FLIGHT: usize = 2048;
@@ -80,40 +77,6 @@ impl Settings {
     }
 }
 
-/// How one request ended.
-enum Outcome {
-    Ok,
-    Failed(String),
-}
-
-/// Sends one GraphQL operation with `token` and reads the whole answer; it must hold no
-/// `errors`.
-async fn graphql(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    body: String,
-) -> Result<bytes::Bytes, String> {
-    let mut request = client
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body)
-        .timeout(REQUEST_TIMEOUT);
-    if !token.is_empty() {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.map_err(|e| format!("send: {e}"))?;
-    let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| format!("read: {e}"))?;
-    if !status.is_success() || bytes.windows(9).any(|w| w == b"\"errors\":") {
-        return Err(format!(
-            "HTTP {status}: {}",
-            String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
-        ));
-    }
-    Ok(bytes)
-}
-
 /// One request of a closed loop.
 enum Call {
     /// `GET /health`: the HTTP stack alone.
@@ -153,72 +116,6 @@ async fn send(
                 .map(drop)
         }
     }
-}
-
-/// Counts errors and keeps the first few messages.
-#[derive(Default)]
-struct Errors {
-    count: usize,
-    first: Vec<String>,
-}
-
-impl Errors {
-    fn add(&mut self, message: String) {
-        self.count += 1;
-        if self.first.len() < 3 {
-            self.first.push(message);
-        }
-    }
-
-    fn merge(&mut self, other: Errors) {
-        self.count += other.count;
-        for message in other.first {
-            if self.first.len() < 3 {
-                self.first.push(message);
-            }
-        }
-    }
-
-    fn summary(&self) -> String {
-        if self.count == 0 {
-            "0 errors".to_owned()
-        } else {
-            format!("{} errors (first: {})", self.count, self.first.join(" | "))
-        }
-    }
-}
-
-/// One state report of instance `instance`: `per_report` services, most of them on their
-/// desired version, every tenth instance one version behind.
-fn report_body(instance: usize, services: usize, per_report: usize) -> String {
-    let now = chrono::Utc::now();
-    let started = (now - chrono::Duration::hours(3)).to_rfc3339();
-    let states: Vec<Value> = (0..per_report.min(services))
-        .map(|k| {
-            let n = (instance * per_report + k) % services + 1;
-            let name = support::service_name(n);
-            let version = if instance % 10 == 9 {
-                // One minor behind the desired `1.n.0`.
-                format!("{}-1.{}.0", support::DISTRIBUTION, n - 1)
-            } else {
-                support::desired_version(n)
-            };
-            json!({
-                "instance": format!("vm-{instance:05}"),
-                "service": name,
-                "directory": format!("/srv/{name}"),
-                "state": {
-                    "time": now.to_rfc3339(),
-                    "version": version,
-                    "startTime": started,
-                    "installTime": started,
-                    "failuresCount": 0,
-                    "lastExitCode": 0,
-                },
-            })
-        })
-        .collect();
-    json!({"query": SET_STATES, "variables": {"states": states}}).to_string()
 }
 
 /// `workers` connections each sending `make(i)` for the next `i` until `deadline` (or
@@ -525,10 +422,5 @@ fn main() -> BenchResult<()> {
     if support::serve_if_child()? {
         return Ok(());
     }
-    let threads = support::env_or("BENCH_CLIENT_THREADS", 2usize)?;
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .enable_all()
-        .build()?
-        .block_on(run())
+    support::client_runtime()?.block_on(run())
 }

@@ -15,6 +15,7 @@ mod accounts;
 mod consumers;
 mod context;
 mod desired;
+pub(crate) mod desired_list;
 mod faults;
 mod general;
 mod install;

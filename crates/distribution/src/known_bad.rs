@@ -38,6 +38,17 @@ const REVERT_SEARCH: usize = 200;
 /// The known-bad versions held back, by service.
 pub type Held = Arc<BTreeMap<ServiceName, BTreeSet<ClientVersion>>>;
 
+/// `versions` without the services whose version is in `held`.
+pub fn keep_out_of(
+    held: &Held,
+    versions: BTreeMap<ServiceName, ClientVersion>,
+) -> BTreeMap<ServiceName, ClientVersion> {
+    versions
+        .into_iter()
+        .filter(|(service, version)| !held.get(service).is_some_and(|bad| bad.contains(version)))
+        .collect()
+}
+
 /// This distribution's known-bad versions: recorded from rollbacks, held back from its
 /// updaters, reverted in Git by policy; cheap to clone.
 #[derive(Clone)]
@@ -99,13 +110,12 @@ impl KnownBad {
         &self,
         versions: BTreeMap<ServiceName, ClientVersion>,
     ) -> BTreeMap<ServiceName, ClientVersion> {
-        let held = self.held.borrow();
-        versions
-            .into_iter()
-            .filter(|(service, version)| {
-                !held.get(service).is_some_and(|bad| bad.contains(version))
-            })
-            .collect()
+        keep_out_of(&self.held.borrow(), versions)
+    }
+
+    /// The known-bad versions held back now (a new `Arc` each time they change).
+    pub fn held_now(&self) -> Held {
+        Arc::clone(&self.held.borrow())
     }
 
     /// Whether `version` of `service` is held back as known-bad.

@@ -32,6 +32,7 @@ use vupdate_store::model::rollouts::{RolloutRecord, RolloutState, WaveTimes};
 use vupdate_store::model::states::{ServiceStateRecord, StateQuery};
 use vupdate_store::{Store, StoreError};
 
+use crate::graphql::desired_list::DesiredList;
 use crate::known_bad::KnownBad;
 use crate::watcher::InForce;
 
@@ -155,6 +156,50 @@ impl Rollouts {
                 None => waves.len().saturating_sub(1),
             }
         })
+    }
+
+    /// `list` (the desired list every updater shares) as `instance` gets it: the shared
+    /// list itself unless a service in it is under a rollout whose new version this
+    /// instance's wave has not reached yet; then a copy with that service at the old one.
+    pub fn list_for(
+        &self,
+        state: &State,
+        instance: Option<&str>,
+        list: &DesiredList,
+    ) -> DesiredList {
+        let rolling: BTreeMap<ServiceName, ClientVersion> = {
+            let current = self.current.borrow();
+            list.iter()
+                .filter_map(|item| {
+                    let service: ServiceName = item.service.parse().ok()?;
+                    let rolling = current
+                        .get(&service)
+                        .is_some_and(|record| record.state != RolloutState::Done);
+                    rolling.then(|| Some((service, item.version.parse().ok()?)))?
+                })
+                .collect()
+        };
+        if rolling.is_empty() {
+            return Arc::clone(list);
+        }
+        let versions = self.desired_for(state, instance, rolling.clone());
+        if versions == rolling {
+            return Arc::clone(list);
+        }
+        list.iter()
+            .map(|item| {
+                let mut item = item.clone();
+                if let Some(version) = item
+                    .service
+                    .parse::<ServiceName>()
+                    .ok()
+                    .and_then(|service| versions.get(&service))
+                {
+                    item.version = version.to_string();
+                }
+                item
+            })
+            .collect()
     }
 
     /// Takes note of a state report: the instances' labels, and which rollbacks it names

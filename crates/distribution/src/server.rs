@@ -447,6 +447,7 @@ impl Distribution {
         let context = ApiContext {
             known_bad,
             rollouts,
+            desired_lists: Default::default(),
             info: DistributionInfo {
                 name: config.name.to_string(),
                 title: config.title.clone(),

@@ -10,6 +10,8 @@
 // Each bench binary uses its own part of this module.
 #![allow(dead_code)]
 
+pub mod calls;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -26,6 +28,11 @@ use vupdate_test_support::{GitRepo, Person};
 
 /// Set (to the number of services) in the environment of the child that serves.
 pub const SERVE_ENV: &str = "VUPDATE_BENCH_SERVE";
+
+/// Set (to a count) in the environment of the child that serves: the server's connection
+/// limits (`limits.connections.max` and `perAddress`) and requests from one address
+/// (`limits.requests.perAddress`) instead of their defaults.
+pub const MAX_CONNECTIONS_ENV: &str = "BENCH_MAX_CONNECTIONS";
 
 /// The name of the benched distribution.
 pub const DISTRIBUTION: &str = "acme";
@@ -132,6 +139,8 @@ pub struct ServerInfo {
     pub builder: String,
     /// The distribution's data directory.
     pub data: PathBuf,
+    /// The state repo's work tree (a bench may commit to it, then call the Git hook).
+    pub repo: PathBuf,
     /// The process that serves.
     pub pid: u32,
 }
@@ -148,10 +157,17 @@ impl Local {
             .collect();
         repo.commit_files(&refs, "Bench state", &Person::alice());
         let data = TempDir::new()?;
-        let yaml = format!(
+        let mut yaml = format!(
             "name: {DISTRIBUTION}\nlisten: 127.0.0.1:0\nstateRepo:\n  path: {}\n  pollInterval: 1h\n",
             repo.path().display()
         );
+        // Every bench client connects from 127.0.0.1: one address, many connections.
+        let connections = env_or(MAX_CONNECTIONS_ENV, 0usize)?;
+        if connections > 0 {
+            yaml.push_str(&format!(
+                "limits:\n  connections:\n    max: {connections}\n    perAddress: {connections}\n  requests:\n    perAddress: {connections}\n"
+            ));
+        }
         let config = DistributionConfig::from_str(&yaml, data.path())?;
         let distribution = Distribution::start(
             &config,
@@ -169,6 +185,7 @@ impl Local {
             updater: auth.issue_access_token("updater").await?,
             builder: auth.issue_access_token("builder").await?,
             data: data.path().to_owned(),
+            repo: repo.path().to_owned(),
             pid: std::process::id(),
         };
         Ok(Local {
@@ -227,6 +244,7 @@ pub fn serve_if_child() -> BenchResult<bool> {
             "updater": info.updater,
             "builder": info.builder,
             "data": info.data,
+            "repo": info.repo,
             "pid": info.pid,
         });
         {
@@ -244,6 +262,15 @@ pub fn serve_if_child() -> BenchResult<bool> {
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
     })?;
     Ok(true)
+}
+
+/// The load generator's runtime: `BENCH_CLIENT_THREADS` (2) worker threads.
+pub fn client_runtime() -> BenchResult<tokio::runtime::Runtime> {
+    let threads = env_or("BENCH_CLIENT_THREADS", 2usize)?;
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()?)
 }
 
 /// A benched distribution: a child process (default) or this process
@@ -265,16 +292,32 @@ pub enum Server {
 impl Server {
     /// Starts a distribution with `services` services the way `BENCH_SERVER` says.
     pub async fn start(services: usize) -> BenchResult<Server> {
+        Server::start_for(services, None).await
+    }
+
+    /// As [`Server::start`], taking up to `connections` connections (from one address)
+    /// when given.
+    pub async fn start_for(services: usize, connections: Option<usize>) -> BenchResult<Server> {
         let mode = std::env::var("BENCH_SERVER").unwrap_or_else(|_| "child".to_owned());
-        match mode.as_str() {
-            "child" => Server::child(services),
-            "inprocess" => Ok(Server::InProcess(Box::new(Local::start(services).await?))),
-            other => Err(format!("BENCH_SERVER=`{other}`: expected `child` or `inprocess`").into()),
+        match (mode.as_str(), connections) {
+            ("inprocess", Some(_)) => Err(
+                "BENCH_SERVER=inprocess: this bench sets connection limits, which need the child"
+                    .into(),
+            ),
+            ("child", _) => Server::child(services, connections),
+            ("inprocess", None) => Ok(Server::InProcess(Box::new(Local::start(services).await?))),
+            (other, _) => {
+                Err(format!("BENCH_SERVER=`{other}`: expected `child` or `inprocess`").into())
+            }
         }
     }
 
-    fn child(services: usize) -> BenchResult<Server> {
-        let mut child = Command::new(std::env::current_exe()?)
+    fn child(services: usize, connections: Option<usize>) -> BenchResult<Server> {
+        let mut command = Command::new(std::env::current_exe()?);
+        if let Some(connections) = connections {
+            command.env(MAX_CONNECTIONS_ENV, connections.to_string());
+        }
+        let mut child = command
             .env(SERVE_ENV, services.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -301,6 +344,7 @@ impl Server {
             updater: text("updater")?,
             builder: text("builder")?,
             data: PathBuf::from(text("data")?),
+            repo: PathBuf::from(text("repo")?),
             pid: value["pid"]
                 .as_u64()
                 .ok_or("the child's line lacks `pid`")? as u32,
@@ -348,6 +392,8 @@ impl Server {
 
 /// An HTTP/1.1 client with keep-alive that never uses a proxy.
 pub fn client(max_idle: usize) -> BenchResult<reqwest::Client> {
+    // reqwest is built without a crypto provider of its own; the workspace uses ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Ok(reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(max_idle)
@@ -363,6 +409,34 @@ pub fn cpu_seconds(pid: u32) -> f64 {
         .and_then(vupdate_process::table::read)
         .map_or(0, |info| info.cpu_ticks);
     ticks as f64 / vupdate_process::table::clock_ticks() as f64
+}
+
+/// The resident set size of process `pid` in KiB (`VmRSS` in `/proc/PID/status`; 0 if
+/// unreadable).
+pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// The largest resident set size process `pid` had so far, in KiB (`VmHWM`).
+pub fn rss_peak_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
+/// A `… kB` entry of `/proc/PID/status` (0 if unreadable).
+fn status_kib(pid: u32, entry: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                line.strip_prefix(entry)?
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+        })
+        .unwrap_or(0)
 }
 
 /// The 1-minute load average, to show how busy the machine was.
@@ -447,19 +521,24 @@ impl Latencies {
 
     /// `p50 … p99 … max …` in milliseconds.
     pub fn summary(&mut self) -> String {
+        match self.quantiles() {
+            None => "no samples".to_owned(),
+            Some([p50, p99, max]) => {
+                format!("p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms")
+            }
+        }
+    }
+
+    /// p50, p99 and max in milliseconds (none without samples).
+    pub fn quantiles(&mut self) -> Option<[f64; 3]> {
         if self.micros.is_empty() {
-            return "no samples".to_owned();
+            return None;
         }
         self.micros.sort_unstable();
         let at = |q: f64| {
             let index = ((self.micros.len() as f64 * q).ceil() as usize).saturating_sub(1);
             self.micros[index.min(self.micros.len() - 1)] as f64 / 1000.0
         };
-        format!(
-            "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            at(0.50),
-            at(0.99),
-            at(1.0)
-        )
+        Some([at(0.50), at(0.99), at(1.0)])
     }
 }

@@ -63,6 +63,8 @@ pub struct ApiContext {
     pub known_bad: crate::known_bad::KnownBad,
     /// Rollouts by waves: what each instance gets while a new version goes wave by wave.
     pub rollouts: crate::rollouts::Rollouts,
+    /// The desired client list in force, rendered once per revision and known-bad set.
+    pub(crate) desired_lists: super::desired_list::DesiredLists,
     /// Fault report archives.
     pub fault_files: FaultFiles,
     /// Named secrets (providers' access tokens).

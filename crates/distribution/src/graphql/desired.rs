@@ -3,6 +3,7 @@
 //! that tells updaters at once when their desired client versions change.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_graphql::{Context, Object, SimpleObject, Subscription};
 use futures::Stream;
@@ -14,6 +15,7 @@ use vupdate_state::{State, StateEdit};
 use vupdate_store::model::versions::VersionQuery;
 
 use super::context::{api, require};
+use super::desired_list::{self, DesiredList};
 use super::install::check_reported_instance;
 use super::result::ApiResult as _;
 use super::types::{
@@ -41,34 +43,6 @@ const CLIENT_READERS: &[Role] = &[
 const EDITORS: &[Role] = &[Role::Administrator, Role::Developer];
 /// The most history entries one query returns.
 const MAX_HISTORY: usize = 500;
-
-/// A desired client version, with the state commit its list comes from.
-#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
-struct DesiredClientVersion {
-    /// The service.
-    service: String,
-    /// The client version that should run.
-    version: String,
-    /// The state commit (full id) the list comes from: what an updater reports as its
-    /// `stateCommit` once all its services run the list.
-    revision: String,
-}
-
-/// The client versions that should run at `revision`, for `services` (all when `None`).
-fn desired_client_list(
-    versions: &BTreeMap<ServiceName, ClientVersion>,
-    revision: &str,
-    services: Option<&std::collections::BTreeSet<ServiceName>>,
-) -> Vec<DesiredClientVersion> {
-    ServiceVersion::list(&only(versions, services))
-        .into_iter()
-        .map(|pair| DesiredClientVersion {
-            service: pair.service,
-            version: pair.version,
-            revision: revision.to_owned(),
-        })
-        .collect()
-}
 
 /// A revision that changed the desired versions, with both lists as they were then.
 #[derive(SimpleObject)]
@@ -144,15 +118,14 @@ impl DesiredQuery {
         revision: Option<String>,
         services: Option<Vec<String>>,
         instance: Option<String>,
-    ) -> async_graphql::Result<Vec<DesiredClientVersion>> {
+    ) -> async_graphql::Result<DesiredList> {
         let principal = require(ctx, CLIENT_READERS)?;
         if let Some(instance) = &instance {
             check_reported_instance(principal, "instance", instance).api()?;
         }
         let services = parse_services("services", services).api()?;
         let context = api(ctx);
-        let held = revision.is_none();
-        let (revision, state) = match revision {
+        let list = match revision {
             None => {
                 // As the rollouts have seen it, so no instance gets a version early.
                 let in_force = context.rollouts.in_force().borrow().clone();
@@ -160,28 +133,27 @@ impl DesiredQuery {
                     Some(in_force) => in_force,
                     None => context.state_in_force().api()?,
                 };
-                (in_force.revision.id, in_force.state)
+                // Updaters do not start a known-bad version: they keep what they run.
+                let shared = context
+                    .desired_lists
+                    .in_force(&in_force, &context.known_bad);
+                context
+                    .rollouts
+                    .list_for(&in_force.state, instance.as_deref(), &shared)
             }
-            Some(rev) => context
-                .with_repo(move |repo| {
-                    let id = repo.resolve(&rev)?.id;
-                    let state = repo.load(&id)?;
-                    Ok((id, std::sync::Arc::new(state)))
-                })
-                .await
-                .api()?,
+            Some(rev) => {
+                let (id, state) = context
+                    .with_repo(move |repo| {
+                        let id = repo.resolve(&rev)?.id;
+                        let state = repo.load(&id)?;
+                        Ok((id, state))
+                    })
+                    .await
+                    .api()?;
+                desired_list::render(&state.effective_client_versions(), &id, None)
+            }
         };
-        let versions = if held {
-            in_force_for(
-                &context.known_bad,
-                &context.rollouts,
-                &state,
-                instance.as_deref(),
-            )
-        } else {
-            state.effective_client_versions()
-        };
-        Ok(desired_client_list(&versions, &revision, services.as_ref()))
+        Ok(desired_list::for_instance(&list, services.as_ref()))
     }
 
     /// The revisions that changed the desired versions, newest first (at most `limit`).
@@ -452,7 +424,7 @@ impl DesiredSubscription {
         ctx: &Context<'_>,
         services: Option<Vec<String>>,
         instance: Option<String>,
-    ) -> async_graphql::Result<impl Stream<Item = Vec<DesiredClientVersion>>> {
+    ) -> async_graphql::Result<impl Stream<Item = DesiredList>> {
         let principal = require(ctx, CLIENT_READERS)?;
         if let Some(instance) = &instance {
             check_reported_instance(principal, "instance", instance).api()?;
@@ -480,15 +452,17 @@ impl DesiredSubscription {
             WatchStream::from_changes(context.rollouts.current()).map(|_| Event::Held),
         );
         let (known_bad, rollouts) = (context.known_bad.clone(), context.rollouts.clone());
+        let lists = context.desired_lists.clone();
         let mut latest: Option<crate::watcher::InForce> = None;
-        let mut current: Option<Vec<DesiredClientVersion>> = None;
-        let same = move |a: &[DesiredClientVersion], b: &[DesiredClientVersion]| {
-            a.len() == b.len()
-                && a.iter().zip(b).all(|(a, b)| {
-                    a.service == b.service
-                        && a.version == b.version
-                        && (!with_revision || a.revision == b.revision)
-                })
+        let mut current: Option<DesiredList> = None;
+        let same = move |a: &DesiredList, b: &DesiredList| {
+            Arc::ptr_eq(a, b)
+                || a.len() == b.len()
+                    && a.iter().zip(b.iter()).all(|(a, b)| {
+                        a.service == b.service
+                            && a.version == b.version
+                            && (!with_revision || a.revision == b.revision)
+                    })
         };
         Ok(
             futures::stream::select(in_force, futures::stream::select(stored, held))
@@ -499,15 +473,14 @@ impl DesiredSubscription {
                             if let Event::State(in_force) = event {
                                 latest = in_force;
                             }
+                            // The shared list, then this subscriber's part of it.
                             let list = latest.as_ref().map(|in_force| {
-                                desired_client_list(
-                                    &in_force_for(
-                                        &known_bad,
-                                        &rollouts,
+                                desired_list::for_instance(
+                                    &rollouts.list_for(
                                         &in_force.state,
                                         instance.as_deref(),
+                                        &lists.in_force(in_force, &known_bad),
                                     ),
-                                    &in_force.revision.id,
                                     services.as_ref(),
                                 )
                             });
@@ -530,19 +503,6 @@ impl DesiredSubscription {
     }
 }
 
-/// The client versions of the state in force as `instance` gets them: known-bad versions
-/// held back, and a service under a rollout at the version of the instance's wave.
-fn in_force_for(
-    known_bad: &crate::known_bad::KnownBad,
-    rollouts: &crate::rollouts::Rollouts,
-    state: &State,
-    instance: Option<&str>,
-) -> BTreeMap<ServiceName, ClientVersion> {
-    // Updaters do not start a known-bad version: they keep what they run.
-    let versions = known_bad.keep_out(state.effective_client_versions());
-    rollouts.desired_for(state, instance, versions)
-}
-
 /// What wakes the desired-versions subscription.
 enum Event {
     /// The state in force changed.
@@ -560,7 +520,7 @@ enum Event {
 async fn base_state(
     ctx: &Context<'_>,
     expected_revision: &str,
-) -> async_graphql::Result<std::sync::Arc<State>> {
+) -> async_graphql::Result<Arc<State>> {
     api(ctx)
         .state_for_edit(expected_revision.to_owned())
         .await

@@ -29,6 +29,9 @@ use crate::config::GraphqlLimits;
 use crate::http::principal::bearer_token;
 use crate::http::{ApiError, ClientAddress};
 
+/// The read chunk of a WebSocket (see [`websocket`]): enough for what an updater sends.
+const SOCKET_READ_BUFFER: usize = 4096;
+
 /// What the GraphQL handlers share.
 #[derive(Clone)]
 struct Endpoint {
@@ -100,6 +103,15 @@ async fn websocket(
     let max_message = usize::try_from(limits.max_websocket_message).unwrap_or(usize::MAX);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        // Memory per idle socket (an updater's subscription idles for days): tungstenite
+        // reads into a buffer of `read_buffer_size` (128 KiB by default) and zero-fills all
+        // of it before each read, so every socket kept 128 KiB resident. What updaters send
+        // is small (`connection_init`, `subscribe`, `pong`); a larger frame still arrives
+        // whole, as the buffer grows to the frame's length (up to `max_message`).
+        .read_buffer_size(SOCKET_READ_BUFFER)
+        // Frames are written out at once instead of gathering up to 128 KiB: a push is one
+        // small message per socket, and the buffer then only holds a message being written.
+        .write_buffer_size(0)
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .on_upgrade(move |socket| async move {

@@ -293,3 +293,38 @@ async fn build_settings_are_read_merged_and_edited_as_a_commit() {
         .await;
     assert_eq!(code, "FORBIDDEN");
 }
+
+#[tokio::test]
+async fn a_websocket_message_far_larger_than_the_read_buffer_arrives_whole() {
+    // The server reads sockets in 4 KiB chunks (an idle subscription's memory); a message
+    // of 600 KiB (the limit is 1 MiB) must still be read whole, and its answer sent.
+    let harness = Harness::start().await;
+    let head = harness.remote.rev_parse("main");
+    harness.wait_in_force(&head).await;
+    let mut socket = harness.socket(&harness.updater).await;
+    let padding = format!("# {}\n", "x".repeat(600 << 10));
+    let query = format!(
+        "{padding}subscription {{ clientDesiredVersionsChanged(services: [\"api\"]) {{ service version revision }} }}"
+    );
+    socket.subscribe("big", &query, json!({})).await;
+    let first = socket.next_message().await;
+    assert_eq!(first["id"], "big", "{first}");
+    assert_eq!(
+        first["payload"]["data"]["clientDesiredVersionsChanged"],
+        json!([{"service": "api", "version": "acme-1.0.0", "revision": head}]),
+        "{first}"
+    );
+    // A large answer: the refusal of an unknown 300 KiB field name quotes the name (as an
+    // `error`, or a `next` carrying `errors`, as the protocol allows).
+    let name = format!("f{}", "y".repeat(300 << 10));
+    socket
+        .subscribe("long", &format!("subscription {{ {name} }}"), json!({}))
+        .await;
+    let refused = socket.next_message().await;
+    assert_eq!(refused["id"], "long", "the answer to the second operation");
+    assert!(refused.to_string().contains("errors") || refused["type"] == "error");
+    assert!(
+        refused.to_string().contains(&name),
+        "the refusal quotes the whole name"
+    );
+}
