@@ -105,14 +105,6 @@ impl KnownBad {
         self.held.subscribe()
     }
 
-    /// `versions` without the services whose version is known-bad.
-    pub fn keep_out(
-        &self,
-        versions: BTreeMap<ServiceName, ClientVersion>,
-    ) -> BTreeMap<ServiceName, ClientVersion> {
-        keep_out_of(&self.held.borrow(), versions)
-    }
-
     /// The known-bad versions held back now (a new `Arc` each time they change).
     pub fn held_now(&self) -> Held {
         Arc::clone(&self.held.borrow())
