@@ -1,38 +1,62 @@
-//! The updater next to supervisord and PM2 on this machine, in one run, with the same ten
-//! services (`sh -c 'echo $$ > svcN.pid; exec sleep …'`): the idle resident memory of
-//! the supervisor process itself (PM2: its daemon) after a quiet period, its CPU in that
-//! period, and the restart latency after `kill -9` of a service (from the kill to the new
-//! process's pid in its pid file, polled every millisecond), p50/p99 over many kills
-//! spread over the ten services. The updater runs twice: as configured by default (each
-//! service in its own cgroup where the machine gives one, as this one does, cgroup v1),
-//! and with `cgroups: off` (process group, subreaper and `/proc` only, as the others
-//! work), since moving a process into a v1 cgroup costs the kernel some milliseconds.
-//! Every supervisor restarts at once: the updater with `restart.initialDelay: 0s`, PM2 with `restart_delay: 0` (and no exponential backoff,
-//! `min_uptime: 0`, unlimited restarts), supervisord with `startsecs=0` (it has no restart
-//! delay setting; with `startsecs=0` an exit is never a start failure, so no BACKOFF).
+//! The real `vupdate updater run` next to supervisord and PM2 on this machine, in one run,
+//! each supervising the same ten services (`sh -c 'echo $$ > svcN.pid; exec sleep …'`):
+//! the idle resident memory of the supervisor process itself (PM2: its daemon), its CPU
+//! while idle, and the restart latency after `kill -9` of a service (from the kill to the
+//! new process's pid in its pid file, polled every millisecond), p50/p99/max over many
+//! kills spread over the ten services.
+//!
+//! The updater needs a distribution: the bench starts the `vupdate` cargo built for it
+//! (`distribution run` on a temporary bare state repo that desires `svc0`..`svc9` at
+//! `acme-1.0.0`, their images uploaded by the bench, as an offline bundle would be), and
+//! runs each updater build against it with an `updater.yaml` holding only what has no
+//! default (instance, URL, token file, work directory, services) plus `restart.stableAfter:
+//! 1s`, so every kill is a first fault after a stable run and waits the default
+//! `initialDelay` (100 ms) as a service's first crash does; the bench kills a service only
+//! once it has been up that long. Everything else is the default: a cgroup v2 per service
+//! where the machine gives one (as this one does), state reports and polls every 10 s, a
+//! sample of each service's processes every 5 s. The peers restart at once: PM2 with
+//! `restart_delay: 0` (and no exponential backoff, `min_uptime: 0`, unlimited restarts),
+//! supervisord with `startsecs=0` (it has no restart delay setting; with `startsecs=0` an
+//! exit is never a start failure, so no BACKOFF).
+//!
+//! Idle CPU is the time the process's threads spent on a CPU (`/proc/PID/task/*/schedstat`,
+//! in nanoseconds: the tick counts of `/proc/PID/stat` are 10 ms coarse, as much as the
+//! whole target over half a minute) over `BENCH_IDLE_SECS`, after `BENCH_SETTLE_SECS` for
+//! start-up work (downloads, installs, the first reports) to end.
 //!
 //! Usually run by `scripts/bench-updater`, which installs supervisord and PM2 and builds
-//! the updater. Environment:
+//! both updaters. Environment:
 //!
-//! - `UPDATER_BIN`: the `offline_updater` example, built in release (required);
+//! - `UPDATER_ONLY_BIN`: the updater-only build (`--no-default-features --features
+//!   updater`), measured next to the full one; skipped when unset;
 //! - `SUPERVISORD_BIN`, `PM2_BIN`: skipped when unset;
-//! - `BENCH_KILLS` (default 100), `BENCH_IDLE_SECS` (default 10).
+//! - `BENCH_KILLS` (default 100), `BENCH_SETTLE_SECS` (default 15), `BENCH_IDLE_SECS`
+//!   (default 60).
 //!
 //! Prints a table, and one `FIGURE <supervisor> <name> <value>` line per figure.
 
-mod offline;
+#[allow(dead_code)]
+#[path = "../../../tests/support/distribution.rs"]
+mod distribution;
 
 use std::fs;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use offline::command;
+use serde_json::{Value, json};
+use vupdate_client::ImageRef;
 use vupdate_process::table;
+use vupdate_test_support::{GitRepo, Person};
 
 const SERVICES: usize = 10;
+/// The version every bench service runs.
+const VERSION: &str = "acme-1.0.0";
+/// How long a run of the updater's services must last to be stable (`restart.stableAfter`).
+const STABLE_AFTER: Duration = Duration::from_secs(1);
 
 /// What was measured for one supervisor.
 struct Figures {
@@ -49,69 +73,184 @@ trait Supervisor {
     fn name(&self) -> &'static str;
     /// The name in `FIGURE` lines and directories.
     fn key(&self) -> &'static str;
-    /// Starts it; returns the process whose memory is measured.
-    fn start(&mut self, dir: &Path, service: &dyn Fn(usize) -> String) -> u32;
+    /// Starts it in `dir`, its services writing their pid files into `dir/pids`; returns
+    /// the process whose memory and CPU are measured.
+    fn start(&mut self, dir: &Path) -> u32;
+    /// How long a service must have been up before it is killed.
+    fn min_uptime(&self) -> Duration {
+        Duration::ZERO
+    }
     /// Stops it and every service.
     fn stop(&mut self, dir: &Path);
 }
 
-fn service_command(pid_dir: &Path) -> impl Fn(usize) -> String {
-    let pid_dir = pid_dir.to_owned();
-    move |index| {
-        format!(
-            "echo $$ > {}/svc{index}.pid; exec sleep 1000000",
-            pid_dir.display()
+/// The command of service `index`, writing its pid into `pid_dir`.
+fn service_command(pid_dir: &str, index: usize) -> String {
+    format!("echo $$ > {pid_dir}/svc{index}.pid; exec sleep 1000000")
+}
+
+/// The distribution every updater build follows.
+struct Distribution {
+    server: Child,
+    base: String,
+    token_file: PathBuf,
+    /// The state repo, kept while the server follows it.
+    _remote: GitRepo,
+}
+
+impl Distribution {
+    /// Starts it in `dir` on a state that desires the ten services, uploads their images
+    /// and writes an updater token next to it.
+    async fn start(dir: &Path) -> Distribution {
+        let remote = GitRepo::init_bare();
+        let work = GitRepo::clone_from(&remote);
+        let mut files: Vec<(String, String)> = vec![
+            ("vupdate.yaml".into(), "schema: 1\n".into()),
+            ("profiles.yaml".into(), "profiles:\n  self: []\n".into()),
+            ("desired/developer.yaml".into(), "versions: {}\n".into()),
+        ];
+        let mut desired = String::from("versions:\n");
+        for index in 0..SERVICES {
+            files.push((
+                format!("services/svc{index}.yaml"),
+                "# images uploaded by the bench\n".into(),
+            ));
+            desired.push_str(&format!("  svc{index}: {VERSION}\n"));
+        }
+        files.push(("desired/client.yaml".into(), desired));
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(path, text)| (path.as_str(), text.as_str()))
+            .collect();
+        work.commit_files(&refs, "ten bench services", &Person::alice());
+        work.push("origin", "main");
+        let started = distribution::start(
+            dir,
+            &format!(
+                "name: acme\nlisten: 127.0.0.1:0\nstateRepo:\n  url: {}\n  pollInterval: 1h\n",
+                remote.path().display()
+            ),
         )
+        .await;
+        for index in 0..SERVICES {
+            // The service runs in `<workDirectory>/svcN/current`; the pid files go to
+            // `<workDirectory>/pids`.
+            let zip = write_image(dir, index, &service_command("../../pids", index));
+            started
+                .admin
+                .upload_image(
+                    &ImageRef::client(format!("svc{index}"), VERSION),
+                    &zip,
+                    None,
+                )
+                .await
+                .expect("upload an image");
+        }
+        let token: Value = started
+            .admin
+            .graphql(
+                "mutation { issueAccessToken(account: \"updater\") }",
+                json!({}),
+            )
+            .await
+            .expect("an updater token");
+        let token_file = dir.join("updater.token");
+        fs::write(
+            &token_file,
+            token["issueAccessToken"].as_str().expect("token"),
+        )
+        .expect("token file");
+        Distribution {
+            server: started.server,
+            base: started.base,
+            token_file,
+            _remote: remote,
+        }
     }
 }
 
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        terminate(&mut self.server);
+    }
+}
+
+/// The image zip of service `index`, running `command`.
+fn write_image(dir: &Path, index: usize, command: &str) -> PathBuf {
+    let path = dir.join(format!("svc{index}.zip"));
+    let mut zip = zip::ZipWriter::new(fs::File::create(&path).expect("image"));
+    zip.start_file("install.json", zip::write::SimpleFileOptions::default())
+        .expect("zip");
+    let install = json!({"runService": {"command": "sh", "args": ["-c", command]}});
+    zip.write_all(install.to_string().as_bytes()).expect("zip");
+    zip.finish().expect("zip");
+    path
+}
+
+/// One build of `vupdate updater run`.
 struct Updater {
+    name: &'static str,
+    key: &'static str,
     binary: PathBuf,
-    cgroups: bool,
+    base: String,
+    token_file: PathBuf,
     child: Option<Child>,
 }
 
 impl Supervisor for Updater {
     fn name(&self) -> &'static str {
-        if self.cgroups {
-            "vupdate updater"
-        } else {
-            "vupdate, no cgroup"
-        }
+        self.name
     }
 
     fn key(&self) -> &'static str {
-        if self.cgroups {
-            "vupdate"
-        } else {
-            "vupdate-nocg"
-        }
+        self.key
     }
 
-    fn start(&mut self, dir: &Path, service: &dyn Fn(usize) -> String) -> u32 {
-        let services: Vec<(String, serde_json::Value)> = (0..SERVICES)
-            .map(|index| {
-                let run = serde_json::json!({"command": "sh", "args": ["-c", service(index)]});
-                (format!("svc{index}"), run)
-            })
-            .collect();
-        let settings = format!(
-            "restart: {{initialDelay: 0s}}\ncgroups: {}\n",
-            if self.cgroups { "auto" } else { "off" }
-        );
-        let child = offline::start_updater(&self.binary, dir, &services, &settings);
+    fn start(&mut self, dir: &Path) -> u32 {
+        let names: Vec<String> = (0..SERVICES).map(|index| format!("svc{index}")).collect();
+        let config = dir.join("updater.yaml");
+        fs::write(
+            &config,
+            format!(
+                "instance: bench-{}\ndistributionUrl: {}\naccessTokenFile: {}\nworkDirectory: {}\n\
+                 services: [{}]\nrestart:\n  stableAfter: {}ms\n",
+                self.key,
+                self.base,
+                self.token_file.display(),
+                dir.display(),
+                names.join(", "),
+                STABLE_AFTER.as_millis(),
+            ),
+        )
+        .expect("updater.yaml");
+        let child = Command::new(&self.binary)
+            .args(["updater", "run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("updater.log")).expect("log"))
+            .spawn()
+            .expect("start the updater");
         let pid = child.id();
         self.child = Some(child);
         pid
     }
 
+    fn min_uptime(&self) -> Duration {
+        STABLE_AFTER + Duration::from_millis(200)
+    }
+
     fn stop(&mut self, _dir: &Path) {
         if let Some(mut child) = self.child.take() {
-            let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
-            let _ = kill(pid, Signal::SIGTERM);
-            let _ = child.wait();
+            terminate(&mut child);
         }
     }
+}
+
+/// Sends SIGTERM to `child` and waits for it.
+fn terminate(child: &mut Child) {
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    let _ = kill(pid, Signal::SIGTERM);
+    let _ = child.wait();
 }
 
 struct Supervisord {
@@ -128,7 +267,9 @@ impl Supervisor for Supervisord {
         "supervisord"
     }
 
-    fn start(&mut self, dir: &Path, service: &dyn Fn(usize) -> String) -> u32 {
+    fn start(&mut self, dir: &Path) -> u32 {
+        let pids = dir.join("pids");
+        let service = |index| service_command(&pids.display().to_string(), index);
         fs::create_dir_all(dir.join("logs")).expect("logs");
         let mut config = format!(
             "[supervisord]\nnodaemon=true\nlogfile={0}/supervisord.log\npidfile={0}/supervisord.pid\n\
@@ -143,7 +284,7 @@ impl Supervisor for Supervisord {
             ));
         }
         fs::write(dir.join("supervisord.conf"), config).expect("supervisord.conf");
-        let child = command(&self.binary)
+        let child = Command::new(&self.binary)
             .arg("-n")
             .arg("-c")
             .arg(dir.join("supervisord.conf"))
@@ -158,9 +299,7 @@ impl Supervisor for Supervisord {
 
     fn stop(&mut self, _dir: &Path) {
         if let Some(mut child) = self.child.take() {
-            let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
-            let _ = kill(pid, Signal::SIGTERM);
-            let _ = child.wait();
+            terminate(&mut child);
         }
     }
 }
@@ -171,7 +310,7 @@ struct Pm2 {
 
 impl Pm2 {
     fn run(&self, dir: &Path, args: &[&str]) {
-        let status = command(&self.binary)
+        let status = Command::new(&self.binary)
             .args(args)
             .env("PM2_HOME", dir.join("pm2home"))
             .stdout(Stdio::null())
@@ -191,7 +330,9 @@ impl Supervisor for Pm2 {
         "PM2"
     }
 
-    fn start(&mut self, dir: &Path, service: &dyn Fn(usize) -> String) -> u32 {
+    fn start(&mut self, dir: &Path) -> u32 {
+        let pids = dir.join("pids");
+        let service = |index| service_command(&pids.display().to_string(), index);
         let apps: Vec<serde_json::Value> = (0..SERVICES)
             .map(|index| {
                 serde_json::json!({
@@ -244,47 +385,86 @@ fn rss_kb(pid: u32) -> u64 {
     table::rss_bytes(pid as i32) / 1024
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    table::read(pid as i32).expect("stat").cpu_ticks
+/// Nanoseconds the live threads of `pid` have spent on a CPU.
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
-fn measure(supervisor: &mut dyn Supervisor, root: &Path, kills: usize, idle: Duration) -> Figures {
+/// How long each phase lasts.
+struct Settings {
+    kills: usize,
+    settle: Duration,
+    idle: Duration,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let number = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .unwrap_or(default)
+        };
+        Settings {
+            kills: usize::try_from(number("BENCH_KILLS", 100)).expect("a count"),
+            settle: Duration::from_secs(number("BENCH_SETTLE_SECS", 15)),
+            idle: Duration::from_secs(number("BENCH_IDLE_SECS", 60)),
+        }
+    }
+}
+
+fn measure(supervisor: &mut dyn Supervisor, root: &Path, settings: &Settings) -> Figures {
     let (name, key) = (supervisor.name(), supervisor.key());
     let dir = root.join(key);
     let pids = dir.join("pids");
     fs::create_dir_all(&pids).expect("pid dir");
-    let service = service_command(&pids);
     let pid_file = |index: usize| pids.join(format!("svc{index}.pid"));
     eprintln!("{name}: starting {SERVICES} services");
-    let main = supervisor.start(&dir, &service);
+    let main = supervisor.start(&dir);
     let started: Vec<u32> = (0..SERVICES)
         .map(|index| {
             wait_until(
                 &format!("{name}: svc{index}"),
-                Duration::from_secs(120),
+                Duration::from_secs(300),
                 || read_pid(&pid_file(index)).filter(|pid| alive(*pid)),
             )
         })
         .collect();
-    eprintln!("{name}: idle for {} s", idle.as_secs());
-    let ticks = cpu_ticks(main);
-    std::thread::sleep(idle);
-    let idle_cpu_percent = (cpu_ticks(main) - ticks) as f64 / 100.0 / idle.as_secs_f64() * 100.0;
+    eprintln!(
+        "{name}: settling for {} s, then idle for {} s",
+        settings.settle.as_secs(),
+        settings.idle.as_secs()
+    );
+    std::thread::sleep(settings.settle);
+    let (cpu, since) = (cpu_ns(main), Instant::now());
+    std::thread::sleep(settings.idle);
+    let spent = cpu_ns(main).saturating_sub(cpu) as f64;
+    let idle_cpu_percent = spent / since.elapsed().as_nanos() as f64 * 100.0;
     let rss_kb = rss_kb(main);
     assert!(
         started.iter().all(|pid| alive(*pid)),
         "{name}: a service ended while idle"
     );
-    eprintln!("{name}: {kills} kills");
+    eprintln!("{name}: {} kills", settings.kills);
+    let mut up_since = [since; SERVICES];
     let mut latencies_ms = Vec::new();
     let mut timeouts = 0;
-    for round in 0..kills {
+    for round in 0..settings.kills {
         let index = round % SERVICES;
         let old = wait_until(
             &format!("{name}: svc{index} up"),
             Duration::from_secs(60),
             || read_pid(&pid_file(index)).filter(|pid| alive(*pid)),
         );
+        let stable = up_since[index] + supervisor.min_uptime();
+        std::thread::sleep(stable.saturating_duration_since(Instant::now()));
         let killed = Instant::now();
         kill(
             Pid::from_raw(i32::try_from(old).expect("pid")),
@@ -294,6 +474,7 @@ fn measure(supervisor: &mut dyn Supervisor, root: &Path, kills: usize, idle: Dur
         let deadline = killed + Duration::from_secs(10);
         loop {
             if read_pid(&pid_file(index)).is_some_and(|pid| pid != old) {
+                up_since[index] = Instant::now();
                 latencies_ms.push(killed.elapsed().as_secs_f64() * 1000.0);
                 break;
             }
@@ -339,35 +520,33 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let kills: usize = std::env::var("BENCH_KILLS")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(100);
-    let idle = Duration::from_secs(
-        std::env::var("BENCH_IDLE_SECS")
-            .ok()
-            .and_then(|text| text.parse().ok())
-            .unwrap_or(10),
-    );
+    let settings = Settings::from_env();
     let env_path = |name: &str| std::env::var_os(name).map(PathBuf::from);
-    let Some(updater) = env_path("UPDATER_BIN") else {
-        eprintln!(
-            "UPDATER_BIN is not set: build the example (cargo build --release --example offline_updater) and point it there, or run scripts/bench-updater"
-        );
-        std::process::exit(2);
+    let root = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let served = root.path().join("distribution");
+    fs::create_dir_all(&served).expect("distribution dir");
+    eprintln!("starting a distribution with {SERVICES} service images");
+    let distribution = runtime.block_on(Distribution::start(&served));
+    let updater = |name, key, binary: PathBuf| Updater {
+        name,
+        key,
+        binary,
+        base: distribution.base.clone(),
+        token_file: distribution.token_file.clone(),
+        child: None,
     };
-    let mut supervisors: Vec<Box<dyn Supervisor>> = vec![
-        Box::new(Updater {
-            binary: updater.clone(),
-            cgroups: true,
-            child: None,
-        }),
-        Box::new(Updater {
-            binary: updater,
-            cgroups: false,
-            child: None,
-        }),
-    ];
+    let full = PathBuf::from(env!("CARGO_BIN_EXE_vupdate"));
+    let mut supervisors: Vec<Box<dyn Supervisor>> =
+        vec![Box::new(updater("vupdate (full)", "vupdate", full))];
+    match env_path("UPDATER_ONLY_BIN") {
+        Some(binary) => supervisors.push(Box::new(updater(
+            "vupdate (updater only)",
+            "vupdate-updater-only",
+            binary,
+        ))),
+        None => eprintln!("UPDATER_ONLY_BIN is not set: the updater-only build is left out"),
+    }
     match env_path("SUPERVISORD_BIN") {
         Some(binary) => supervisors.push(Box::new(Supervisord {
             binary,
@@ -379,17 +558,19 @@ fn main() {
         Some(binary) => supervisors.push(Box::new(Pm2 { binary })),
         None => eprintln!("PM2_BIN is not set: PM2 is left out"),
     }
-    let root = tempfile::tempdir().expect("tempdir");
     let mut all = Vec::new();
     for supervisor in &mut supervisors {
-        all.push(measure(supervisor.as_mut(), root.path(), kills, idle));
+        all.push(measure(supervisor.as_mut(), root.path(), &settings));
     }
+    drop(distribution);
     println!(
-        "\n{SERVICES} services each; RSS and CPU after {} s idle; restart after kill -9 over {kills} kills",
-        idle.as_secs()
+        "\n{SERVICES} services each; CPU over {} s idle after {} s, then RSS; restart after kill -9 over {} kills",
+        settings.idle.as_secs(),
+        settings.settle.as_secs(),
+        settings.kills
     );
     println!(
-        "{:<18} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9}",
+        "{:<24} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9}",
         "supervisor", "RSS MB", "idle CPU%", "p50 ms", "p99 ms", "max ms", "timeouts"
     );
     for figures in &mut all {
@@ -398,7 +579,7 @@ fn main() {
         let (p50, p99) = (percentile(sorted, 50.0), percentile(sorted, 99.0));
         let max = sorted.last().copied().unwrap_or(f64::NAN);
         println!(
-            "{:<18} {:>10.1} {:>10.2} {:>10.1} {:>10.1} {:>10.1} {:>9}",
+            "{:<24} {:>8.1} {:>10.3} {:>8.1} {:>8.1} {:>8.1} {:>9}",
             figures.name,
             figures.rss_kb as f64 / 1024.0,
             figures.idle_cpu_percent,
@@ -410,7 +591,7 @@ fn main() {
         let key = figures.key;
         println!("FIGURE {key} rss_mb {:.1}", figures.rss_kb as f64 / 1024.0);
         println!(
-            "FIGURE {key} idle_cpu_percent {:.2}",
+            "FIGURE {key} idle_cpu_percent {:.3}",
             figures.idle_cpu_percent
         );
         println!("FIGURE {key} restart_p50_ms {p50:.1}");
