@@ -63,6 +63,7 @@ use crate::images::ImageSource;
 use crate::layout::{OWNER_ENV, ServiceDir};
 use crate::logs::{LogSink, LogSource, SpoolReader, drain};
 use crate::runner::{Ending, SelfRole, ServiceRunner, Staged};
+use crate::schedule::Schedule;
 use crate::state::{StateFeed, StateSink, report_states};
 use crate::supervisor::cgroup::Cgroup;
 use crate::supervisor::stop::end_tree;
@@ -292,6 +293,7 @@ impl Agent {
             report_states(
                 report_feeds,
                 &state_seams.states,
+                Schedule::process(),
                 interval,
                 Duration::from_millis(200),
                 until,

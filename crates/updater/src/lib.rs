@@ -30,6 +30,8 @@
 //!   version of itself ([`agent::Agent::hand_over`]).
 //! - [`remote`]: the seams over the distribution's API, and the follower of the desired
 //!   versions (subscription, poll, cache).
+//! - [`schedule`]: one grid for everything periodic (reports, polls, samples), so an idle
+//!   updater wakes once for all that falls due together.
 //! - [`error`]: the crate's one error type.
 
 pub mod agent;
@@ -43,6 +45,7 @@ pub mod layout;
 pub mod logs;
 pub mod remote;
 pub mod runner;
+pub mod schedule;
 mod spawn;
 pub mod state;
 pub mod supervisor;

@@ -15,6 +15,8 @@ use tokio::sync::watch;
 use vupdate_core::service::{Role, ServiceInstance, ServiceName};
 use vupdate_core::version::ClientVersion;
 
+use crate::schedule::Schedule;
+
 /// What a service is running and how it fares, with the field names of the API's
 /// `StateInput`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,13 +143,15 @@ pub struct StateFeed {
     pub state: watch::Receiver<ServiceState>,
 }
 
-/// Sends every feed's state to `sink` each `interval` and soon after any change (changes
+/// Sends every feed's state to `sink` at once, then at each tick of `interval` on
+/// `schedule` (with whatever else falls due then) and soon after any change (changes
 /// within `settle` are sent together), until `shutdown` completes. A failed send is
 /// logged and retried at the next tick or change; states are snapshots, so only the
 /// newest matters.
 pub async fn report_states<S: StateSink>(
     mut feeds: Vec<StateFeed>,
     sink: &S,
+    schedule: Schedule,
     interval: Duration,
     settle: Duration,
     shutdown: impl Future<Output = ()>,
@@ -185,7 +189,7 @@ pub async fn report_states<S: StateSink>(
         if let Err(error) = sink.send(&states).await {
             tracing::warn!(%error, services = states.len(), "state report failed");
         }
-        next_tick = tokio::time::Instant::now() + interval;
+        next_tick = schedule.next(interval);
     }
 }
 
@@ -240,6 +244,7 @@ mod tests {
         let reporter = report_states(
             feeds,
             &sink,
+            Schedule::starting_now(),
             Duration::from_secs(10),
             Duration::from_millis(100),
             async {

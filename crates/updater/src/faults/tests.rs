@@ -228,7 +228,6 @@ async fn the_uploader_retries_and_deletes_only_what_was_taken() {
         taken: Mutex::new(Vec::new()),
     };
     let options = UploadOptions {
-        poll: Duration::from_millis(20),
         retry_initial: Duration::from_millis(5),
         retry_max: Duration::from_millis(20),
     };

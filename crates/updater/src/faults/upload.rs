@@ -22,11 +22,11 @@ pub trait FaultUploader: Send + Sync {
     fn upload(&self, fault: &PendingFault) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
-/// How the fault upload task waits and retries.
+/// How the fault upload task retries. It looks at the folder when it starts, after each
+/// report written through the same [`FaultReports`] (a write while it is busy is kept for
+/// its next wait), and after a failed upload's delay; never on a timer of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadOptions {
-    /// How often the folder is looked at when no report was written meanwhile.
-    pub poll: Duration,
     /// About the delay after the first failed upload (with jitter); it doubles after each
     /// failure in a row.
     pub retry_initial: Duration,
@@ -37,7 +37,6 @@ pub struct UploadOptions {
 impl Default for UploadOptions {
     fn default() -> Self {
         UploadOptions {
-            poll: Duration::from_secs(60),
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
         }
@@ -80,11 +79,18 @@ pub async fn upload_faults<U: FaultUploader>(
             }
         }
         let failed = retry_in.is_some();
-        let wait = retry_in.unwrap_or(options.poll);
         tokio::select! {
             () = &mut shutdown => return Ok(uploaded),
             () = written.notified(), if !failed => {}
-            () = tokio::time::sleep(wait) => {}
+            () = sleep_some(retry_in) => {}
         }
+    }
+}
+
+/// Sleeps for `delay`, or for ever without one.
+async fn sleep_some(delay: Option<Duration>) {
+    match delay {
+        Some(delay) => tokio::time::sleep(delay).await,
+        None => std::future::pending().await,
     }
 }

@@ -49,7 +49,9 @@ pub struct DrainOptions {
     pub max_lines: usize,
     /// How long a batch that is not full waits for more lines after its first.
     pub max_wait: Duration,
-    /// How often the spool is looked at when nobody wakes the drainer.
+    /// How often the spool is looked at when no writer in this process wakes the drainer
+    /// (a drainer given a wake waits for it alone: every flush wakes it, and a wake
+    /// that finds it busy is kept for its next wait).
     pub poll: Duration,
     /// About the delay after the first failed send (with jitter); it doubles after each
     /// failure in a row.
@@ -82,8 +84,10 @@ pub struct DrainStats {
 }
 
 /// Sends the spool's lines (of `source`) to `sink` until `shutdown` completes, starting after the
-/// acknowledged marker; `wake` (from [`super::SpoolWriter::wake`]) shortens the wait for
-/// new lines. Lines not acknowledged at shutdown stay in the spool for the next drainer.
+/// acknowledged marker. With `wake` (from [`super::SpoolWriter::wake`]) it looks at the
+/// spool only when woken, so an idle service costs no wake-up; without, every
+/// `options.poll`. Lines not acknowledged at shutdown stay in the spool for the next
+/// drainer.
 ///
 /// Spool reads are small reads of recently written (cached) local files, done inline.
 pub async fn drain<S: LogSink>(
@@ -95,6 +99,7 @@ pub async fn drain<S: LogSink>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<DrainStats, Error> {
     tokio::pin!(shutdown);
+    let polling = wake.is_none();
     let wake = wake.unwrap_or_default();
     let mut stats = DrainStats::default();
     loop {
@@ -103,7 +108,7 @@ pub async fn drain<S: LogSink>(
             tokio::select! {
                 () = &mut shutdown => return Ok(stats),
                 () = wake.notified() => {}
-                () = sleep(options.poll) => {}
+                () = sleep(options.poll), if polling => {}
             }
             continue;
         }

@@ -31,6 +31,7 @@ use vupdate_backoff::Backoff;
 
 use super::api::Api;
 use crate::agent::DesiredVersions;
+use crate::schedule::Schedule;
 
 /// The file, in the work directory, that keeps the last desired versions (a leading dot:
 /// no service directory can have that name).
@@ -265,7 +266,8 @@ async fn subscribe(shared: Arc<Shared>) {
     }
 }
 
-/// Polls every `interval` (sooner, with backoff, after a failure).
+/// Polls at each tick of `interval` on the process's [`Schedule`] (sooner, with backoff,
+/// after a failure).
 async fn poll(shared: Arc<Shared>, interval: Duration) {
     let mut backoff = Backoff::new(REPOLL_INITIAL, interval.min(RESUBSCRIBE_MAX));
     loop {
@@ -282,7 +284,8 @@ async fn poll(shared: Arc<Shared>, interval: Duration) {
                 if shared.events.load(Ordering::SeqCst) == seen {
                     shared.publish(list, "poll");
                 }
-                tokio::time::sleep(interval).await;
+                // On the state reports' grid: one wake-up for both when their intervals match.
+                tokio::time::sleep_until(Schedule::process().next(interval)).await;
             }
             Err(error) => {
                 if error.is_transient() {

@@ -18,13 +18,14 @@ use super::health::{HealthCount, ProbeResult, ProbeTask, Prober, Verdict};
 use super::leader::{Adopted, Leader};
 use super::status::{ExitInfo, Health, RunState, ServiceEvent, ServiceStatus};
 use super::stop::end_tree;
-use super::tree::TreeTracker;
+use super::tree::{TreeTracker, sampled_table};
 use super::{Control, RunSpec, SupervisorOptions};
 use crate::faults::{FaultInfo, FaultReason, FaultReport, FaultReports, new_fault_id};
 use crate::handover::{CgroupRecord, LivePipe, LiveRun, RunRecord};
 use crate::layout::OWNER_ENV;
 use crate::logs::LogPipeline;
 use crate::logs::pipeline::{PumpEnd, pump_until};
+use crate::schedule::Schedule;
 use crate::spawn::{ProcessSpec, spawn};
 use crate::state::ServiceState;
 
@@ -338,7 +339,7 @@ impl Looper {
             condition: None,
             kill_at: None,
             stable: false,
-            next_sample: now + interval,
+            next_sample: Schedule::process().next(interval),
             health: self.new_health(now, false),
         });
         let start_time = Utc::now();
@@ -410,7 +411,8 @@ impl Looper {
                 Duration::from_millis(c.check_timeout_ms)
             })
             .max(Duration::from_millis(10));
-        run.next_sample = now + interval;
+        let tick = run.next_sample;
+        run.next_sample = Schedule::process().next(interval);
         if let Some(kill_at) = run.kill_at {
             if now >= kill_at {
                 let status = end_tree(
@@ -431,7 +433,9 @@ impl Looper {
             run.next_sample = run.next_sample.min(kill_at);
         }
         let cgroup_pids = run.cgroup.as_ref().map(Cgroup::pids).unwrap_or_default();
-        let members = run.tree.scan(&cgroup_pids, false);
+        // Every supervisor sampling at this tick reads the one table.
+        let table = sampled_table(tick);
+        let members = run.tree.scan_in(&table, &cgroup_pids, false);
         if let Some(cgroup) = &run.cgroup {
             // A process forked before the leader joined the cgroup is moved in now.
             for info in &members.running {
@@ -877,7 +881,7 @@ impl Looper {
             condition: None,
             kill_at: None,
             stable: record.stable,
-            next_sample: now + interval,
+            next_sample: Schedule::process().next(interval),
             // An adopted run was kept, so it was healthy: it only has to stay so.
             health: self.new_health(now, true),
         });

@@ -4,7 +4,7 @@
 //! An adopted leader is still this process's child (a process keeps its pid and its
 //! children across `execve`), so `waitpid` on it works and gives its real exit status;
 //! only tokio does not know it. It is waited for by `waitpid(pid, WNOHANG)` each time
-//! SIGCHLD arrives (with a slow poll in case the signal cannot be listened to), so only
+//! SIGCHLD arrives (with a slow poll only when the signal cannot be listened to), so only
 //! this pid is ever reaped here, never an exit status tokio or the tree walker waits for.
 
 use std::os::unix::process::ExitStatusExt;
@@ -18,8 +18,7 @@ use nix::unistd::Pid;
 use tokio::process::Child;
 use tokio::signal::unix::{SignalKind, signal};
 
-/// How often an adopted leader is polled when SIGCHLD cannot be listened to; also the
-/// longest it takes to notice its exit should a signal be missed.
+/// How often an adopted leader is polled when SIGCHLD cannot be listened to.
 const POLL: Duration = Duration::from_secs(1);
 
 /// The leader of a run's process group.
@@ -83,12 +82,15 @@ impl Adopted {
             if let Some(status) = self.try_wait()? {
                 return Ok(status);
             }
-            match &mut self.sigchld {
-                Some(sigchld) => {
-                    // SIGCHLD of any child wakes this; a missed one is caught by the poll.
-                    let _ = tokio::time::timeout(POLL, sigchld.recv()).await;
-                }
-                None => tokio::time::sleep(POLL).await,
+            // SIGCHLD of any child wakes this. None is missed: the stream was made before
+            // the first `try_wait`, and a signal that comes while nobody waits is kept
+            // for the next `recv`.
+            let signalled = match &mut self.sigchld {
+                Some(sigchld) => sigchld.recv().await.is_some(),
+                None => false,
+            };
+            if !signalled {
+                tokio::time::sleep(POLL).await;
             }
         }
     }

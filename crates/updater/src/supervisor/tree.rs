@@ -9,11 +9,38 @@
 //! when it was never sampled and the updater is not its subreaper (after a restart).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use vupdate_process::table::{self as proc, ProcInfo};
+
+/// A snapshot of the machine's processes, by pid.
+pub(crate) type Table = HashMap<i32, ProcInfo>;
+
+/// How old a shared table may be: samples due at one tick read it within milliseconds.
+const SHARED_FOR: Duration = Duration::from_secs(1);
+
+/// The process table for the periodic samples due at `tick`: the first supervisor due
+/// then reads `/proc`, every other one due at the same instant (the supervisors' samples
+/// are on one grid, see [`crate::schedule`]) reads the same table. One pass over `/proc`
+/// per tick, whatever the number of services.
+pub(crate) fn sampled_table(tick: tokio::time::Instant) -> Arc<Table> {
+    type Latest = Option<(tokio::time::Instant, std::time::Instant, Arc<Table>)>;
+    static LATEST: Mutex<Latest> = Mutex::new(None);
+    let mut latest = LATEST.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((due, read, table)) = latest.as_ref()
+        && *due == tick
+        && read.elapsed() < SHARED_FOR
+    {
+        return Arc::clone(table);
+    }
+    let table = Arc::new(proc::snapshot());
+    *latest = Some((tick, std::time::Instant::now(), Arc::clone(&table)));
+    table
+}
 
 /// The processes of one service run, followed across samples.
 #[derive(Debug)]
@@ -91,8 +118,13 @@ impl TreeTracker {
     /// `deep` also reads the environment of every process on the machine. Exited members
     /// that were re-parented to the updater are reaped here (the leader is left to tokio).
     pub fn scan(&mut self, cgroup: &[i32], deep: bool) -> Members {
-        let table = proc::snapshot();
-        let children = proc::children(&table);
+        self.scan_in(&proc::snapshot(), cgroup, deep)
+    }
+
+    /// Like [`TreeTracker::scan`], in `table`, a snapshot of the machine's processes read
+    /// just before (see [`sampled_table`]).
+    pub fn scan_in(&mut self, table: &Table, cgroup: &[i32], deep: bool) -> Members {
+        let children = proc::children(table);
         // Once the leader is reaped its pid may be reused; a process that holds it with
         // another start time is someone else, and so is its group.
         let leader = self.leader.filter(|leader| {
@@ -169,4 +201,19 @@ fn own_pid() -> i32 {
 /// rather than to init, so it can still be found, measured and killed.
 pub(crate) fn become_subreaper() -> Result<(), nix::Error> {
     nix::sys::prctl::set_child_subreaper(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn samples_due_at_one_tick_share_one_table() {
+        let tick = crate::schedule::Schedule::starting_now().next(Duration::from_secs(5));
+        let first = sampled_table(tick);
+        assert!(first.contains_key(&own_pid()));
+        assert!(Arc::ptr_eq(&first, &sampled_table(tick)), "same tick");
+        let later = tick + Duration::from_secs(5);
+        assert!(!Arc::ptr_eq(&first, &sampled_table(later)), "next tick");
+    }
 }
