@@ -282,10 +282,27 @@ fn instances_cell(instances: Option<&[RoleUpdate]>) -> String {
         .iter()
         .map(|role| {
             let name = role.role.as_deref().unwrap_or("no role");
-            format!("{name}: {}", role.instances.join(", "))
+            format!("{name}: {}", named_instances(&role.instances))
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// How many instances of a role a text or Markdown plan names; JSON has them all.
+const NAMED_INSTANCES: usize = 10;
+
+/// `instances`, the first [`NAMED_INSTANCES`] by name and a count of the rest: a fleet of
+/// thousands would otherwise make a pull request comment longer than Git hosts accept.
+fn named_instances(instances: &[String]) -> String {
+    if instances.len() <= NAMED_INSTANCES {
+        return instances.join(", ");
+    }
+    format!(
+        "{} and {} more ({} in all)",
+        instances[..NAMED_INSTANCES].join(", "),
+        instances.len() - NAMED_INSTANCES,
+        instances.len()
+    )
 }
 
 fn members(added: &[String], removed: &[String]) -> String {

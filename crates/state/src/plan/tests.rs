@@ -217,3 +217,35 @@ fn a_change_of_a_service_with_waves_names_the_wave_it_starts_with() {
     );
     assert!(unchanged.services.is_empty());
 }
+
+#[test]
+fn text_and_markdown_name_ten_instances_of_a_role_and_count_the_rest() {
+    let head = state(&with("versions:\n  api: orbit-1.0.1\n  web: jetto-2.0.0\n"));
+    let facts = Facts {
+        instances: Some(
+            (0..2500)
+                .map(|i| instance(&format!("vm-{i:04}"), "api", None, "orbit-1.0.0"))
+                .collect(),
+        ),
+        ..Facts::default()
+    };
+    let plan = Plan::compute(Ok(&base()), Ok(&head), &facts);
+    let named = "vm-0000, vm-0001, vm-0002, vm-0003, vm-0004, vm-0005, vm-0006, vm-0007, \
+                 vm-0008, vm-0009 and 2490 more (2500 in all)";
+    for out in [
+        render::text(&plan, "base", "head"),
+        render::markdown(&plan, "base", "head"),
+    ] {
+        assert!(out.contains(named), "{out}");
+        assert!(!out.contains("vm-0010"), "{out}");
+    }
+    let all = plan.services[0]
+        .instances
+        .as_ref()
+        .expect("instances known");
+    assert_eq!(
+        all[0].instances.len(),
+        2500,
+        "the plan itself keeps them all"
+    );
+}
