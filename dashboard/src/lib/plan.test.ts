@@ -76,6 +76,10 @@ describe('plan', () => {
 
   it('writes instances in no role bare and the others with their role', () => {
     expect(instancesLine([{ role: 'green', instances: ['a'] }, { instances: ['b', 'c'] }])).toBe('a (green), b, c');
+    const fleet = Array.from({ length: 2500 }, (_, i) => `vm-${String(i).padStart(4, '0')}`);
+    expect(instancesLine([{ role: 'green', instances: ['a'] }, { instances: fleet }])).toBe(
+      'a (green), vm-0000, vm-0001, vm-0002, vm-0003, vm-0004, vm-0005, vm-0006, vm-0007, vm-0008 and 2491 more',
+    );
   });
 
   it('says which wave a new client version starts with, and nothing without waves', () => {

@@ -83,9 +83,15 @@ function versionLine(kind: string, change: { from?: string | null; to?: string |
   return `${kind} ${from} → ${to}${change.to && image ? ` (${IMAGE[image]})` : ''}`;
 }
 
-/** `vm-1, vm-2` in no role, `vm-3 (blue)`: the instances that would update. */
+/** How many instances a plan line names; a fleet of thousands gets a count for the rest. */
+const NAMED_INSTANCES = 10;
+
+/** `vm-1, vm-2` in no role, `vm-3 (blue)`: the instances that would update, the first ten
+ * named and the rest counted. */
 export function instancesLine(groups: { role?: string | null; instances: string[] }[]): string {
-  return groups.map((g) => (g.role ? g.instances.map((i) => `${i} (${g.role})`) : g.instances).join(', ')).join(', ');
+  const all = groups.flatMap((g) => (g.role ? g.instances.map((i) => `${i} (${g.role})`) : g.instances));
+  const named = all.slice(0, NAMED_INSTANCES).join(', ');
+  return all.length > NAMED_INSTANCES ? `${named} and ${all.length - NAMED_INSTANCES} more` : named;
 }
 
 /** `rolls out by waves: starts with canary, then europe, everyone`. */
