@@ -220,16 +220,32 @@ async fn a_version_flows_provider_staging_tested_production_with_outage_revocati
         "nothing runs before the merge"
     );
 
-    // 5. A person merges it: production's updater runs the tested version.
-    production.work.git(&["fetch", "-q", "origin"]);
-    production.work.git(&[
-        "merge",
-        "-q",
-        "--no-ff",
-        "-m",
-        "Merge jetto's tested versions",
-        &format!("origin/{branch}"),
-    ]);
+    // 5. A person merges it: production's updater runs the tested version. The proposal
+    //    is named after jetto's commit, so a later jetto commit may replace the branch
+    //    between reading and fetching it: merge whichever is waiting then.
+    eventually("the waiting branch merged", explain, || {
+        let (production, first) = (&production, branch.clone());
+        async move {
+            let waiting = provider(production).await["waitingChange"]["branch"]
+                .as_str()
+                .map_or(first, str::to_owned);
+            let work = &production.work;
+            work.git(&["fetch", "-q", "--prune", "origin"]);
+            let merged = work.run(
+                &[
+                    "merge",
+                    "-q",
+                    "--no-ff",
+                    "-m",
+                    "Merge jetto's tested versions",
+                    &format!("origin/{waiting}"),
+                ],
+                &[],
+            );
+            merged.status.success().then_some(())
+        }
+    })
+    .await;
     production.push_and_hook();
     wait_serving(&production_vm, "jetto-1.0.1", "production", explain).await;
 
