@@ -1,7 +1,9 @@
 //! Two `vupdate distribution run` replicas on one MongoDB (the nx-27017 stand-in) and one
 //! S3 bucket (moto's server): one holds the lease; kill -9 of the holder hands the lease
 //! to the other within 10 s, with the next fencing token; an image uploaded through one
-//! replica is downloaded through the other. Skipped, loudly, where the stand-ins are not
+//! replica is downloaded through the other; a commit announced only to the holder (its
+//! webhook) reaches the other's desired versions and subscribers through the store, with
+//! the replicas' `pollInterval` an hour. Skipped, loudly, where the stand-ins are not
 //! installed (`scripts/install-test-deps.sh`); failing instead in CI.
 
 // Shared with the other scenarios, which use the rest of it.
@@ -24,6 +26,11 @@ const LIMIT: Duration = Duration::from_secs(120);
 /// lasts 5 s and is tried every 1.5 s).
 const TAKE_OVER: Duration = Duration::from_secs(10);
 
+/// What the scenario promises for a commit announced to the holder to reach the other
+/// replica: the relay's 1 s check plus one fetch, with room for a loaded machine; far
+/// below the replicas' `pollInterval` (an hour), so only the store can explain it.
+const RELAYED: Duration = Duration::from_secs(15);
+
 /// The stand-ins' URLs, or `None` (said why) where they are not installed.
 fn stand_ins() -> Option<(String, String)> {
     let found = servers::mongodb().and_then(|(mongo, _)| Ok((mongo, servers::s3()?.0)));
@@ -37,22 +44,49 @@ fn stand_ins() -> Option<(String, String)> {
     }
 }
 
-/// Creates `bucket` with a plain HTTP request (moto takes it unsigned).
-fn create_bucket(endpoint: &str, bucket: &str) {
-    let address = endpoint.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).expect("connect to the S3 stand-in");
+/// Sends one plain HTTP/1.1 request to `base` (`http://host:port`) and returns the answer.
+fn request(base: &str, head: &str) -> String {
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
     write!(
         stream,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{head}\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .expect("send");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("answer");
+    answer
+}
+
+/// Creates `bucket` (moto takes it unsigned).
+fn create_bucket(endpoint: &str, bucket: &str) {
+    let answer = request(endpoint, &format!("PUT /{bucket} HTTP/1.1"));
     assert!(
         answer.starts_with("HTTP/1.1 200"),
         "create bucket: {answer}"
     );
 }
+
+/// `POST /hooks/git` to one replica, as a Git host's push webhook would.
+fn hook(base: &str, token: &str) {
+    let answer = request(
+        base,
+        &format!("POST /hooks/git HTTP/1.1\r\nAuthorization: Bearer {token}"),
+    );
+    assert!(answer.starts_with("HTTP/1.1 202"), "webhook: {answer}");
+}
+
+/// A state where `api` (its image uploaded, so nothing is built) is desired at `acme-1.0.0`.
+const API_STATE: &[(&str, &str)] = &[
+    ("vupdate.yaml", "schema: 1\n"),
+    (
+        "services/api.yaml",
+        "developer:\n  sources:\n    - name: api\n      git:\n        url: https://git.example.invalid/api.git\n        branch: main\n",
+    ),
+    ("profiles.yaml", "profiles:\n  self: [api]\n"),
+    ("desired/developer.yaml", "versions:\n  api: acme-1.0.0\n"),
+    ("desired/client.yaml", "versions: {}\n"),
+];
 
 fn config(
     shared: &Path,
@@ -66,7 +100,7 @@ fn config(
         "name: acme\nlisten: 127.0.0.1:0\ndataDirectory: data\n\
          jwtKeyFile: {jwt}\n\
          store:\n  kind: mongo\n  url: '{mongo}'\n  database: {database}\n\
-         stateRepo:\n  path: {state}\n  pollInterval: 1s\n\
+         stateRepo:\n  url: {state}\n  pollInterval: 1h\n\
          objectStore:\n  s3:\n    bucket: {bucket}\n    endpoint: {s3}\n    prefix: acme\n    credentialsFile: {credentials}\n",
         jwt = shared.join("jwt.key").display(),
         state = state.display(),
@@ -108,12 +142,16 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
     .expect("credentials");
     let bucket = format!("replicas-{}", std::process::id());
     create_bucket(&s3, &bucket);
-    let state = GitRepo::init();
-    state.commit_files(
+    // The state repo is remote to both replicas, fetched hourly: only a webhook or the
+    // relay through the store makes a replica fetch sooner.
+    let state = GitRepo::init_bare();
+    let work = GitRepo::clone_from(&state);
+    work.commit_files(
         &[("vupdate.yaml", "schema: 1\n")],
         "state",
         &Person::alice(),
     );
+    work.push("origin", "main");
     let database = format!("replicas{}", std::process::id());
     let text = config(shared.path(), &mongo, &database, &s3, &bucket, state.path());
 
@@ -161,6 +199,65 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
         "the version is taken on every replica: {again:?}"
     );
     assert_eq!(taken(&dir_b), None, "b waits while a renews");
+
+    // A commit announced only to the holder reaches b's desired versions and subscribers.
+    let mut feed = b
+        .admin
+        .follow_client_desired_list(None)
+        .await
+        .expect("subscribe on b");
+    let before = tokio::time::timeout(LIMIT, feed.next_list())
+        .await
+        .expect("the list in force, in time")
+        .expect("the list in force")
+        .expect("a list");
+    assert!(before.versions.is_empty(), "{before:?}");
+    let commit = work.commit_files(API_STATE, "api 1.0.0 for everyone", &Person::alice());
+    work.push("origin", "main");
+    let announced = Instant::now();
+    hook(&a.base, &a.admin_token);
+    // The first list from the new commit (an image arriving may repeat the old one).
+    let pushed = tokio::time::timeout(LIMIT, async {
+        loop {
+            let list = feed
+                .next_list()
+                .await
+                .expect("the next list")
+                .expect("a list");
+            if list.revision.is_some() {
+                return list;
+            }
+        }
+    })
+    .await
+    .expect("b's subscriber hears of the commit in time");
+    let relayed = announced.elapsed();
+    assert_eq!(pushed.revision.as_deref(), Some(commit.as_str()));
+    assert_eq!(
+        pushed
+            .versions
+            .get("api")
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("acme-1.0.0")
+    );
+    let answered = b
+        .admin
+        .client_desired_list(None)
+        .await
+        .expect("clientDesiredVersions on b");
+    assert_eq!(answered.revision.as_deref(), Some(commit.as_str()));
+    eprintln!(
+        "commit announced to the holder, pushed to a subscriber on the other replica: {} ms",
+        relayed.as_millis()
+    );
+    assert!(relayed < RELAYED, "took {relayed:?}\n{}", log(&dir_b));
+    assert!(
+        log(&dir_b).contains("the lease holder has another commit in force"),
+        "b fetched because of the holder's record:\n{}",
+        log(&dir_b)
+    );
+    feed.close().await;
 
     // kill -9 of the holder: b takes the lease over with the next token.
     let killed = Instant::now();
