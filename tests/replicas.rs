@@ -3,7 +3,8 @@
 //! to the other within 10 s, with the next fencing token; an image uploaded through one
 //! replica is downloaded through the other; a commit announced only to the holder (its
 //! webhook) reaches the other's desired versions and subscribers through the store, with
-//! the replicas' `pollInterval` an hour. Skipped, loudly, where the stand-ins are not
+//! the replicas' `pollInterval` an hour; a push during the handover (its webhook lost with
+//! the holder) is fetched and answered by the new holder. Skipped, loudly, where the stand-ins are not
 //! installed (`scripts/install-test-deps.sh`); failing instead in CI.
 
 // Shared with the other scenarios, which use the rest of it.
@@ -259,10 +260,35 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
     );
     feed.close().await;
 
+    // The version the push during the handover desires has its image: nothing to build.
+    let newer = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(newer.path(), b"api 1.1.0").expect("write");
+    a.admin
+        .upload_image(
+            &ImageRef::developer("api", "acme-1.1.0"),
+            newer.path(),
+            None,
+        )
+        .await
+        .expect("upload through a");
+
     // kill -9 of the holder: b takes the lease over with the next token.
     let killed = Instant::now();
     a.server.kill().expect("SIGKILL");
     a.server.wait().expect("wait");
+    // A push during the handover, its webhook lost with the holder: the new holder fetches
+    // once when it takes the lease over.
+    let during = work.commit_files(
+        &[("desired/developer.yaml", "versions:\n  api: acme-1.1.0\n")],
+        "api 1.1.0 for everyone",
+        &Person::alice(),
+    );
+    work.push("origin", "main");
+    assert_eq!(
+        taken(&dir_b),
+        None,
+        "the push came before the take-over (the killed holder's lease lasts 3.5 s at least)"
+    );
     let second = patience
         .eventually_or(
             "replica b takes the lease over",
@@ -277,6 +303,42 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
     );
     assert!(handover < TAKE_OVER, "took {handover:?}\n{}", log(&dir_b));
     assert_eq!(second, first + 1, "the fencing token grows on a take-over");
+    let answered = patience
+        .eventually_or(
+            "the new holder answers the version pushed during the handover",
+            || async {
+                let list = b.admin.client_desired_list(None).await.ok()?;
+                (list.revision.as_deref() == Some(during.as_str())).then_some(list)
+            },
+            || async { log(&dir_b) },
+        )
+        .await;
+    assert_eq!(
+        answered
+            .versions
+            .get("api")
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("acme-1.1.0")
+    );
+    eprintln!(
+        "push during the handover answered by the new holder: {} ms after the kill -9",
+        killed.elapsed().as_millis()
+    );
+    patience
+        .eventually_or(
+            "the new holder records the commit for the other replicas",
+            || async {
+                log(&dir_b)
+                    .lines()
+                    .any(|line| {
+                        line.contains("recorded the commit in force") && line.contains(&during)
+                    })
+                    .then_some(())
+            },
+            || async { log(&dir_b) },
+        )
+        .await;
 
     // b keeps serving what a stored.
     let still = TempDir::new().expect("dir");
