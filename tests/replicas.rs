@@ -4,8 +4,8 @@
 //! replica is downloaded through the other; a commit announced only to the holder (its
 //! webhook) reaches the other's desired versions and subscribers through the store, with
 //! the replicas' `pollInterval` an hour; a push during the handover (its webhook lost with
-//! the holder) is fetched and answered by the new holder. Skipped, loudly, where the stand-ins are not
-//! installed (`scripts/install-test-deps.sh`); failing instead in CI.
+//! the holder) is fetched and answered by the new holder. Skipped, loudly, where the
+//! stand-ins are not installed (`scripts/install-test-deps.sh`); failing instead in CI.
 
 // Shared with the other scenarios, which use the rest of it.
 #[allow(dead_code)]
