@@ -3,9 +3,10 @@
 //! to the other within 10 s, with the next fencing token; an image uploaded through one
 //! replica is downloaded through the other; a commit announced only to the holder (its
 //! webhook) reaches the other's desired versions and subscribers through the store, with
-//! the replicas' `pollInterval` an hour; a push during the handover (its webhook lost with
-//! the holder) is fetched and answered by the new holder. Skipped, loudly, where the
-//! stand-ins are not installed (`scripts/install-test-deps.sh`); failing instead in CI.
+//! the replicas' `pollInterval` an hour, and one announced to the standby reaches the
+//! holder; a push during the handover (its webhook lost with the holder) is fetched and
+//! answered by the new holder. Skipped, loudly, where the stand-ins are not installed
+//! (`scripts/install-test-deps.sh`); failing instead in CI.
 
 // Shared with the other scenarios, which use the rest of it.
 #[allow(dead_code)]
@@ -254,11 +255,41 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
     );
     assert!(relayed < RELAYED, "took {relayed:?}\n{}", log(&dir_b));
     assert!(
-        log(&dir_b).contains("the lease holder has another commit in force"),
+        log(&dir_b).contains("another replica has another commit in force"),
         "b fetched because of the holder's record:\n{}",
         log(&dir_b)
     );
     feed.close().await;
+
+    // And the other way: a commit whose webhook reached the standby (behind a load
+    // balancer, any replica gets it) reaches the holder, which builds.
+    let reviewed = work.commit_files(
+        &[(
+            "desired/developer.yaml",
+            "versions:\n  api: acme-1.0.0 # reviewed\n",
+        )],
+        "api 1.0.0 reviewed",
+        &Person::alice(),
+    );
+    work.push("origin", "main");
+    let announced = Instant::now();
+    hook(&b.base, &b.admin_token);
+    patience
+        .eventually_or(
+            "the holder has the commit announced to the standby",
+            || async {
+                let list = a.admin.client_desired_list(None).await.ok()?;
+                (list.revision.as_deref() == Some(reviewed.as_str())).then_some(())
+            },
+            || async { log(&dir_a) },
+        )
+        .await;
+    let relayed = announced.elapsed();
+    eprintln!(
+        "commit announced to the standby, answered by the holder: {} ms",
+        relayed.as_millis()
+    );
+    assert!(relayed < RELAYED, "took {relayed:?}\n{}", log(&dir_a));
 
     // The version the push during the handover desires has its image: nothing to build.
     let newer = tempfile::NamedTempFile::new().expect("file");

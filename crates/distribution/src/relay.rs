@@ -3,11 +3,14 @@
 //! Every replica runs its own state watcher (its own clone), so each one serves the state
 //! in force to its own subscribers. A change announced to one replica (the `POST
 //! /hooks/git` webhook, or a commit the holder made) would reach the others only at their
-//! next `pollInterval`. The relay closes that gap: the lease holder records the commit in
-//! force (branch, revision, time) in the store whenever its watcher moves; every other
-//! replica reads that record every [`CHECK_EVERY`] and, when it names a commit other than
-//! its own, has its own watcher fetch at once. A subscriber on any replica so hears of a
-//! change within about one second plus one fetch after the holder saw it.
+//! next `pollInterval`. The relay closes that gap: a replica whose watcher moves (the
+//! lease holder's, or the one a webhook reached behind a load balancer) records the commit
+//! in force (branch, revision, time) in the store; every replica reads that record every
+//! [`CHECK_EVERY`] and, when it names a commit other than its own, has its own watcher
+//! fetch once. A subscriber on any replica so hears of a change within about one second
+//! plus one fetch after any replica saw it. A fetch that finds nothing new moves nothing
+//! and so records nothing: replicas do not echo each other. A replica that takes the
+//! lease over fetches once and records what it has.
 //!
 //! A store polled once a second, not MongoDB change streams: the stand-in the tests run
 //! (and many hosted MongoDB offerings without a replica set) has none, and one small read
@@ -42,14 +45,11 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Records (as holder) or follows (otherwise) the commit in force until `stopped`.
+    /// Records and follows the commit in force until `stopped`.
     pub async fn run(mut self, mut stopped: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // As holder: the commit last recorded; `None` right after a take-over.
-        let mut recorded: Option<String> = None;
-        // Otherwise: the recorded commit a fetch was last asked for (one fetch per commit).
-        let mut fetched_for: Option<String> = None;
+        let mut shared = Shared::default();
         let mut failing = false;
         loop {
             tokio::select! {
@@ -62,14 +62,19 @@ impl Relay {
                 .borrow_and_update()
                 .as_ref()
                 .map(|in_force| in_force.revision.id.clone());
-            let outcome = if self.leadership.is_held() {
-                fetched_for = None;
-                self.record(own, &mut recorded).await
-            } else {
-                recorded = None;
-                self.follow(own, &mut fetched_for).await
-            };
-            match outcome {
+            if own != shared.own {
+                shared.own.clone_from(&own);
+                shared.pending.clone_from(&own);
+            }
+            let token = self.leadership.current().map(|lease| lease.token);
+            if token.is_some() && token != shared.token {
+                // A take-over: the previous holder may have seen more (a webhook it got
+                // just before it died), so fetch once, and record what this replica has.
+                self.trigger.trigger();
+                shared.pending.clone_from(&own);
+            }
+            shared.token = token;
+            match self.step(&mut shared).await {
                 Ok(()) => failing = false,
                 // Said once per outage, not every second.
                 Err(error) if !failing => {
@@ -81,51 +86,46 @@ impl Relay {
         }
     }
 
-    /// As holder: records `own` when it is not what this replica last recorded. At a
-    /// take-over the watcher fetches once first (the previous holder may have seen more).
-    async fn record(
-        &self,
-        own: Option<String>,
-        recorded: &mut Option<String>,
-    ) -> Result<(), vupdate_store::StoreError> {
-        let Some(own) = own else { return Ok(()) };
-        if recorded.as_ref() == Some(&own) {
+    /// Records the commit this replica moved to, if the record names another; otherwise
+    /// has the watcher fetch once for a recorded commit other than its own.
+    async fn step(&self, shared: &mut Shared) -> Result<(), vupdate_store::StoreError> {
+        let commits = self.store.commits_in_force();
+        let record = commits.current(&self.distribution).await?;
+        let recorded = record
+            .as_ref()
+            .filter(|record| record.branch == self.branch)
+            .map(|record| record.revision.clone());
+        if let Some(moved) = shared.pending.clone() {
+            if recorded.as_ref() != Some(&moved) {
+                commits
+                    .record(&self.distribution, &self.branch, &moved)
+                    .await?;
+                tracing::info!(commit = %moved, "recorded the commit in force for the other replicas");
+            }
+            shared.pending = None;
             return Ok(());
         }
-        if recorded.is_none() {
+        if let Some(recorded) = recorded
+            && shared.own.as_ref() != Some(&recorded)
+            && shared.fetched_for.as_ref() != Some(&recorded)
+        {
+            tracing::info!(commit = %recorded, "fetching: another replica has another commit in force");
             self.trigger.trigger();
+            shared.fetched_for = Some(recorded);
         }
-        self.store
-            .commits_in_force()
-            .record(&self.distribution, &self.branch, &own)
-            .await?;
-        tracing::info!(commit = %own, "recorded the commit in force for the other replicas");
-        *recorded = Some(own);
         Ok(())
     }
+}
 
-    /// Otherwise: has the watcher fetch once for each recorded commit other than `own`.
-    async fn follow(
-        &self,
-        own: Option<String>,
-        fetched_for: &mut Option<String>,
-    ) -> Result<(), vupdate_store::StoreError> {
-        let Some(record) = self
-            .store
-            .commits_in_force()
-            .current(&self.distribution)
-            .await?
-        else {
-            return Ok(());
-        };
-        let news = record.branch == self.branch
-            && own.as_ref() != Some(&record.revision)
-            && fetched_for.as_ref() != Some(&record.revision);
-        if news {
-            tracing::info!(commit = %record.revision, recorded = %record.at, "fetching: the lease holder has another commit in force");
-            self.trigger.trigger();
-            *fetched_for = Some(record.revision);
-        }
-        Ok(())
-    }
+/// What one replica's relay remembers between checks.
+#[derive(Debug, Default)]
+struct Shared {
+    /// This replica's commit in force at the last check.
+    own: Option<String>,
+    /// A commit this replica moved to (or has at a take-over) that is not recorded yet.
+    pending: Option<String>,
+    /// The recorded commit a fetch was last asked for: one fetch per recorded commit.
+    fetched_for: Option<String>,
+    /// The lease's token while this replica holds it.
+    token: Option<i64>,
 }
