@@ -1,4 +1,4 @@
-//! Replicas follow the lease holder's state watcher through the store.
+//! Replicas share the commit in force through the store.
 //!
 //! Every replica runs its own state watcher (its own clone), so each one serves the state
 //! in force to its own subscribers. A change announced to one replica (the `POST
@@ -13,8 +13,8 @@
 //! lease over fetches once and records what it has.
 //!
 //! A store polled once a second, not MongoDB change streams: the stand-in the tests run
-//! (and many hosted MongoDB offerings without a replica set) has none, and one small read
-//! per replica per second costs nothing. On SQLite one server owns the store: no relay.
+//! has none, nor has a MongoDB that is not a replica set, and one small read per replica
+//! per second costs nothing. On SQLite one server owns the store: no relay.
 
 use std::time::Duration;
 
@@ -24,8 +24,7 @@ use vupdate_store::Store;
 use crate::leadership::Leadership;
 use crate::watcher::{InForce, WatchTrigger};
 
-/// How often a replica that does not hold the lease reads the holder's record (and how
-/// often the holder retries a record the store refused).
+/// How often each replica reads the record (and retries a record the store refused).
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// What the relay of one replica needs.
@@ -36,7 +35,7 @@ pub struct Relay {
     pub distribution: String,
     /// The branch this replica's watcher follows.
     pub branch: String,
-    /// Whether this replica holds the lease (and so records).
+    /// Whether this replica holds the lease (a take-over fetches once).
     pub leadership: Leadership,
     /// This replica's state in force.
     pub in_force: watch::Receiver<Option<InForce>>,
