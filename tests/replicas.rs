@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use vupdate_client::ImageRef;
+use vupdate_client::{Client, DesiredList, ImageRef};
 use vupdate_test_support::servers;
 use vupdate_test_support::{GitRepo, Patience, Person};
 
@@ -113,6 +113,24 @@ fn config(
 /// The replica's log.
 fn log(dir: &TempDir) -> String {
     distribution::log(dir.path())
+}
+
+/// Waits until the replica of `client` (its log in `dir`) answers `clientDesiredVersions`
+/// from `commit`; returns the list.
+async fn answered(client: &Client, commit: &str, dir: &TempDir) -> DesiredList {
+    Patience::up_to(LIMIT)
+        .eventually_or(
+            &format!(
+                "the replica in {} answers from {commit}",
+                dir.path().display()
+            ),
+            || async {
+                let list = client.client_desired_list(None).await.ok()?;
+                (list.revision.as_deref() == Some(commit)).then_some(list)
+            },
+            || async { log(dir) },
+        )
+        .await
 }
 
 /// The fencing token of the replica's last take-over, once it took the lease.
@@ -243,12 +261,12 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
             .as_deref(),
         Some("acme-1.0.0")
     );
-    let answered = b
+    let on_b = b
         .admin
         .client_desired_list(None)
         .await
         .expect("clientDesiredVersions on b");
-    assert_eq!(answered.revision.as_deref(), Some(commit.as_str()));
+    assert_eq!(on_b.revision.as_deref(), Some(commit.as_str()));
     eprintln!(
         "commit announced to the holder, pushed to a subscriber on the other replica: {} ms",
         relayed.as_millis()
@@ -274,16 +292,7 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
     work.push("origin", "main");
     let announced = Instant::now();
     hook(&b.base, &b.admin_token);
-    patience
-        .eventually_or(
-            "the holder has the commit announced to the standby",
-            || async {
-                let list = a.admin.client_desired_list(None).await.ok()?;
-                (list.revision.as_deref() == Some(reviewed.as_str())).then_some(())
-            },
-            || async { log(&dir_a) },
-        )
-        .await;
+    answered(&a.admin, &reviewed, &dir_a).await;
     let relayed = announced.elapsed();
     eprintln!(
         "commit announced to the standby, answered by the holder: {} ms",
@@ -334,18 +343,9 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
     );
     assert!(handover < TAKE_OVER, "took {handover:?}\n{}", log(&dir_b));
     assert_eq!(second, first + 1, "the fencing token grows on a take-over");
-    let answered = patience
-        .eventually_or(
-            "the new holder answers the version pushed during the handover",
-            || async {
-                let list = b.admin.client_desired_list(None).await.ok()?;
-                (list.revision.as_deref() == Some(during.as_str())).then_some(list)
-            },
-            || async { log(&dir_b) },
-        )
-        .await;
+    let after_handover = answered(&b.admin, &during, &dir_b).await;
     assert_eq!(
-        answered
+        after_handover
             .versions
             .get("api")
             .map(ToString::to_string)
