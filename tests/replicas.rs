@@ -1,8 +1,12 @@
 //! Two `vupdate distribution run` replicas on one MongoDB (the nx-27017 stand-in) and one
 //! S3 bucket (moto's server): one holds the lease; kill -9 of the holder hands the lease
 //! to the other within 10 s, with the next fencing token; an image uploaded through one
-//! replica is downloaded through the other. Skipped, loudly, where the stand-ins are not
-//! installed (`scripts/install-test-deps.sh`); failing instead in CI.
+//! replica is downloaded through the other; a commit announced only to the holder (its
+//! webhook) reaches the other's desired versions and subscribers through the store, with
+//! the replicas' `pollInterval` an hour, and one announced to the standby reaches the
+//! holder; a push during the handover (its webhook lost with the holder) is fetched and
+//! answered by the new holder. Skipped, loudly, where the stand-ins are not installed
+//! (`scripts/install-test-deps.sh`); failing instead in CI.
 
 // Shared with the other scenarios, which use the rest of it.
 #[allow(dead_code)]
@@ -14,7 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use vupdate_client::ImageRef;
+use vupdate_client::{Client, DesiredList, ImageRef};
 use vupdate_test_support::servers;
 use vupdate_test_support::{GitRepo, Patience, Person};
 
@@ -23,6 +27,11 @@ const LIMIT: Duration = Duration::from_secs(120);
 /// What the scenario promises for a take-over after the holder died (the default lease
 /// lasts 5 s and is tried every 1.5 s).
 const TAKE_OVER: Duration = Duration::from_secs(10);
+
+/// What the scenario promises for a commit announced to the holder to reach the other
+/// replica: the relay's 1 s check plus one fetch, with room for a loaded machine; far
+/// below the replicas' `pollInterval` (an hour), so only the store can explain it.
+const RELAYED: Duration = Duration::from_secs(15);
 
 /// The stand-ins' URLs, or `None` (said why) where they are not installed.
 fn stand_ins() -> Option<(String, String)> {
@@ -37,22 +46,49 @@ fn stand_ins() -> Option<(String, String)> {
     }
 }
 
-/// Creates `bucket` with a plain HTTP request (moto takes it unsigned).
-fn create_bucket(endpoint: &str, bucket: &str) {
-    let address = endpoint.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).expect("connect to the S3 stand-in");
+/// Sends one plain HTTP/1.1 request to `base` (`http://host:port`) and returns the answer.
+fn request(base: &str, head: &str) -> String {
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
     write!(
         stream,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{head}\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .expect("send");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("answer");
+    answer
+}
+
+/// Creates `bucket` (moto takes it unsigned).
+fn create_bucket(endpoint: &str, bucket: &str) {
+    let answer = request(endpoint, &format!("PUT /{bucket} HTTP/1.1"));
     assert!(
         answer.starts_with("HTTP/1.1 200"),
         "create bucket: {answer}"
     );
 }
+
+/// `POST /hooks/git` to one replica, as a Git host's push webhook would.
+fn hook(base: &str, token: &str) {
+    let answer = request(
+        base,
+        &format!("POST /hooks/git HTTP/1.1\r\nAuthorization: Bearer {token}"),
+    );
+    assert!(answer.starts_with("HTTP/1.1 202"), "webhook: {answer}");
+}
+
+/// A state where `api` (its image uploaded, so nothing is built) is desired at `acme-1.0.0`.
+const API_STATE: &[(&str, &str)] = &[
+    ("vupdate.yaml", "schema: 1\n"),
+    (
+        "services/api.yaml",
+        "developer:\n  sources:\n    - name: api\n      git:\n        url: https://git.example.invalid/api.git\n        branch: main\n",
+    ),
+    ("profiles.yaml", "profiles:\n  self: [api]\n"),
+    ("desired/developer.yaml", "versions:\n  api: acme-1.0.0\n"),
+    ("desired/client.yaml", "versions: {}\n"),
+];
 
 fn config(
     shared: &Path,
@@ -66,7 +102,7 @@ fn config(
         "name: acme\nlisten: 127.0.0.1:0\ndataDirectory: data\n\
          jwtKeyFile: {jwt}\n\
          store:\n  kind: mongo\n  url: '{mongo}'\n  database: {database}\n\
-         stateRepo:\n  path: {state}\n  pollInterval: 1s\n\
+         stateRepo:\n  url: {state}\n  pollInterval: 1h\n\
          objectStore:\n  s3:\n    bucket: {bucket}\n    endpoint: {s3}\n    prefix: acme\n    credentialsFile: {credentials}\n",
         jwt = shared.join("jwt.key").display(),
         state = state.display(),
@@ -77,6 +113,24 @@ fn config(
 /// The replica's log.
 fn log(dir: &TempDir) -> String {
     distribution::log(dir.path())
+}
+
+/// Waits until the replica of `client` (its log in `dir`) answers `clientDesiredVersions`
+/// from `commit`; returns the list.
+async fn answered(client: &Client, commit: &str, dir: &TempDir) -> DesiredList {
+    Patience::up_to(LIMIT)
+        .eventually_or(
+            &format!(
+                "the replica in {} answers from {commit}",
+                dir.path().display()
+            ),
+            || async {
+                let list = client.client_desired_list(None).await.ok()?;
+                (list.revision.as_deref() == Some(commit)).then_some(list)
+            },
+            || async { log(dir) },
+        )
+        .await
 }
 
 /// The fencing token of the replica's last take-over, once it took the lease.
@@ -108,12 +162,16 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
     .expect("credentials");
     let bucket = format!("replicas-{}", std::process::id());
     create_bucket(&s3, &bucket);
-    let state = GitRepo::init();
-    state.commit_files(
+    // The state repo is remote to both replicas, fetched hourly: only a webhook or the
+    // relay through the store makes a replica fetch sooner.
+    let state = GitRepo::init_bare();
+    let work = GitRepo::clone_from(&state);
+    work.commit_files(
         &[("vupdate.yaml", "schema: 1\n")],
         "state",
         &Person::alice(),
     );
+    work.push("origin", "main");
     let database = format!("replicas{}", std::process::id());
     let text = config(shared.path(), &mongo, &database, &s3, &bucket, state.path());
 
@@ -162,10 +220,115 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
     );
     assert_eq!(taken(&dir_b), None, "b waits while a renews");
 
+    // A commit announced only to the holder reaches b's desired versions and subscribers.
+    let mut feed = b
+        .admin
+        .follow_client_desired_list(None)
+        .await
+        .expect("subscribe on b");
+    let before = tokio::time::timeout(LIMIT, feed.next_list())
+        .await
+        .expect("the list in force, in time")
+        .expect("the list in force")
+        .expect("a list");
+    assert!(before.versions.is_empty(), "{before:?}");
+    let commit = work.commit_files(API_STATE, "api 1.0.0 for everyone", &Person::alice());
+    work.push("origin", "main");
+    let announced = Instant::now();
+    hook(&a.base, &a.admin_token);
+    // The first list from the new commit (an image arriving may repeat the old one).
+    let pushed = tokio::time::timeout(LIMIT, async {
+        loop {
+            let list = feed
+                .next_list()
+                .await
+                .expect("the next list")
+                .expect("a list");
+            if list.revision.is_some() {
+                return list;
+            }
+        }
+    })
+    .await
+    .expect("b's subscriber hears of the commit in time");
+    let relayed = announced.elapsed();
+    assert_eq!(pushed.revision.as_deref(), Some(commit.as_str()));
+    assert_eq!(
+        pushed
+            .versions
+            .get("api")
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("acme-1.0.0")
+    );
+    let on_b = b
+        .admin
+        .client_desired_list(None)
+        .await
+        .expect("clientDesiredVersions on b");
+    assert_eq!(on_b.revision.as_deref(), Some(commit.as_str()));
+    eprintln!(
+        "commit announced to the holder, pushed to a subscriber on the other replica: {} ms",
+        relayed.as_millis()
+    );
+    assert!(relayed < RELAYED, "took {relayed:?}\n{}", log(&dir_b));
+    assert!(
+        log(&dir_b).contains("another replica has another commit in force"),
+        "b fetched because of the holder's record:\n{}",
+        log(&dir_b)
+    );
+    feed.close().await;
+
+    // And the other way: a commit whose webhook reached the standby (behind a load
+    // balancer, any replica gets it) reaches the holder, which builds.
+    let reviewed = work.commit_files(
+        &[(
+            "desired/developer.yaml",
+            "versions:\n  api: acme-1.0.0 # reviewed\n",
+        )],
+        "api 1.0.0 reviewed",
+        &Person::alice(),
+    );
+    work.push("origin", "main");
+    let announced = Instant::now();
+    hook(&b.base, &b.admin_token);
+    answered(&a.admin, &reviewed, &dir_a).await;
+    let relayed = announced.elapsed();
+    eprintln!(
+        "commit announced to the standby, answered by the holder: {} ms",
+        relayed.as_millis()
+    );
+    assert!(relayed < RELAYED, "took {relayed:?}\n{}", log(&dir_a));
+
+    // The version the push during the handover desires has its image: nothing to build.
+    let newer = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(newer.path(), b"api 1.1.0").expect("write");
+    a.admin
+        .upload_image(
+            &ImageRef::developer("api", "acme-1.1.0"),
+            newer.path(),
+            None,
+        )
+        .await
+        .expect("upload through a");
+
     // kill -9 of the holder: b takes the lease over with the next token.
     let killed = Instant::now();
     a.server.kill().expect("SIGKILL");
     a.server.wait().expect("wait");
+    // A push during the handover, its webhook lost with the holder: the new holder fetches
+    // once when it takes the lease over.
+    let during = work.commit_files(
+        &[("desired/developer.yaml", "versions:\n  api: acme-1.1.0\n")],
+        "api 1.1.0 for everyone",
+        &Person::alice(),
+    );
+    work.push("origin", "main");
+    assert_eq!(
+        taken(&dir_b),
+        None,
+        "the push came before the take-over (the killed holder's lease lasts 3.5 s at least)"
+    );
     let second = patience
         .eventually_or(
             "replica b takes the lease over",
@@ -180,6 +343,33 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
     );
     assert!(handover < TAKE_OVER, "took {handover:?}\n{}", log(&dir_b));
     assert_eq!(second, first + 1, "the fencing token grows on a take-over");
+    let after_handover = answered(&b.admin, &during, &dir_b).await;
+    assert_eq!(
+        after_handover
+            .versions
+            .get("api")
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("acme-1.1.0")
+    );
+    eprintln!(
+        "push during the handover answered by the new holder: {} ms after the kill -9",
+        killed.elapsed().as_millis()
+    );
+    patience
+        .eventually_or(
+            "the new holder records the commit for the other replicas",
+            || async {
+                log(&dir_b)
+                    .lines()
+                    .any(|line| {
+                        line.contains("recorded the commit in force") && line.contains(&during)
+                    })
+                    .then_some(())
+            },
+            || async { log(&dir_b) },
+        )
+        .await;
 
     // b keeps serving what a stored.
     let still = TempDir::new().expect("dir");

@@ -24,6 +24,8 @@
 //!   binary, enrolment tokens exchanged for an instance's updater token).
 //! - [`leadership`]: the lease replicas on one MongoDB store share; only its holder runs
 //!   the reconcile loop, expiry, task recovery and self-update.
+//! - [`relay`]: replicas share their commit in force through the store, so a
+//!   change seen by one reaches every replica's subscribers within about a second.
 //! - [`backup`]: backup of a running server's data and restore into an empty directory.
 //! - [`self_update`]: the server replaces its own program with the desired `distribution`
 //!   client version (stage, probe, swap and `execve`, confirm or roll back).
@@ -47,6 +49,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod private;
 pub mod reconcile;
+pub mod relay;
 pub mod retention;
 pub mod roles;
 pub mod rollouts;

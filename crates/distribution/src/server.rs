@@ -363,8 +363,25 @@ impl Distribution {
             intake.clone(),
             stopped.clone(),
         );
+        // Replicas on MongoDB follow the holder's commit in force through the store.
+        let relay = lease_keeper.is_some().then(|| {
+            crate::relay::Relay {
+                store: store.clone(),
+                distribution: config.name.to_string(),
+                branch: config.state_repo.branch.clone(),
+                leadership: leadership.clone(),
+                in_force: watcher.subscribe(),
+                trigger: watcher.trigger_handle(),
+            }
+            .run(stopped.clone())
+        });
         let watchers = tokio::spawn(async move {
-            tokio::join!(tracked, split);
+            let relay = async {
+                if let Some(relay) = relay {
+                    relay.await;
+                }
+            };
+            tokio::join!(tracked, split, relay);
         });
 
         let installer = crate::install::Installer::new(

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::doc::{CollectionDef, Cond, Doc, FieldDef, Find, Val};
 use crate::error::StoreError;
+use crate::in_force::CommitInForce;
 use crate::lease::{Ask, Lease};
 
 /// A stored document as read back: history fields and the record's JSON body.
@@ -128,4 +129,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Lease `name` as stored, expired or not; `None` when it was never taken.
     async fn read_lease(&self, name: &str) -> Result<Option<Lease>, StoreError>;
+
+    /// Replaces the record of `record.distribution`'s commit in force with `record`.
+    async fn record_in_force(&self, record: &CommitInForce) -> Result<(), StoreError>;
+
+    /// `distribution`'s commit in force as last recorded; `None` before the first record.
+    async fn read_in_force(&self, distribution: &str) -> Result<Option<CommitInForce>, StoreError>;
 }

@@ -15,6 +15,8 @@
 //!   so filters, ordering and history rules are defined once and both backends index
 //!   exactly those fields. This is why the API is a concrete `Store` over `dyn Backend`
 //!   rather than `dyn Store`: the semantics live above the trait, where they cannot drift.
+//! - [`in_force`]: each distribution's commit in force, recorded by its lease holder and
+//!   read by the other replicas ([`Store::commits_in_force`]).
 //! - [`lease`]: named leases with fencing tokens ([`Store::leases`]), so one of several
 //!   processes on one store runs the work that must run once.
 //! - [`backup`]: a consistent copy of a SQLite store while it is in use.
@@ -69,6 +71,7 @@ pub mod config;
 pub mod error;
 pub mod expiry;
 pub mod feed;
+pub mod in_force;
 pub mod lease;
 pub mod model;
 pub mod observe;
@@ -87,14 +90,15 @@ pub use config::{MongoLogs, StoreConfig};
 pub use error::StoreError;
 pub use expiry::{ExpiryPolicy, ExpiryReport};
 pub use feed::{FollowFrom, LogFollower};
+pub use in_force::CommitInForce;
 pub use lease::Lease;
 pub use model::Stored;
 pub use observe::StoreObserver;
 pub use probe::{StoreProbe, probe};
 pub use schedule::{Schedule, ScheduleError, run_expiry};
 pub use store::{
-    ARCHIVE_RETENTION, Accounts, BuildStates, ClientVersions, DeveloperVersions, FaultReports,
-    KnownBadVersions, Leases, Logs, RoleSplit, ServiceStates, Store, Tasks,
+    ARCHIVE_RETENTION, Accounts, BuildStates, ClientVersions, CommitsInForce, DeveloperVersions,
+    FaultReports, KnownBadVersions, Leases, Logs, RoleSplit, ServiceStates, Store, Tasks,
 };
 
 /// Every collection, for schema creation and history expiry.

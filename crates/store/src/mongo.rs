@@ -24,12 +24,15 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use crate::backend::{Backend, Raw};
 use crate::doc::{CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, Val, describe_key};
 use crate::error::StoreError;
+use crate::in_force::CommitInForce;
 use crate::lease::{Ask, Lease};
 use convert::{ARCHIVE_TIME, SEQUENCE};
 
 const SEQUENCES: &str = "_sequences";
 /// Named leases (`crate::lease`), one document per lease, `_id` its name.
 const LEASES: &str = "_leases";
+/// Each distribution's commit in force (`crate::in_force`), `_id` its name.
+const IN_FORCE: &str = "_in_force";
 const DUPLICATE_KEY: i32 = 11000;
 const PUT_ATTEMPTS: usize = 5;
 const DEFAULT_SERVER_SELECTION: Duration = Duration::from_secs(10);
@@ -152,6 +155,10 @@ impl MongoBackend {
 
     fn leases(&self) -> Collection<Document> {
         self.main.collection(LEASES)
+    }
+
+    fn in_force(&self) -> Collection<Document> {
+        self.main.collection(IN_FORCE)
     }
 
     fn current(&self, def: &CollectionDef) -> Collection<Document> {
@@ -745,6 +752,56 @@ impl Backend for MongoBackend {
             .map_err(|e| mongo_error(LEASES, "read lease", e))?;
         found.as_ref().map(lease_of).transpose()
     }
+
+    async fn record_in_force(&self, record: &CommitInForce) -> Result<(), StoreError> {
+        self.in_force()
+            .replace_one(
+                doc! { "_id": &record.distribution },
+                doc! {
+                    "_id": &record.distribution,
+                    "branch": &record.branch,
+                    "revision": &record.revision,
+                    "at": Bson::Int64(record.at.timestamp_millis()),
+                },
+            )
+            .upsert(true)
+            .await
+            .map_err(|e| mongo_error(IN_FORCE, "record", e))?;
+        Ok(())
+    }
+
+    async fn read_in_force(&self, distribution: &str) -> Result<Option<CommitInForce>, StoreError> {
+        let found = self
+            .in_force()
+            .find_one(doc! { "_id": distribution })
+            .await
+            .map_err(|e| mongo_error(IN_FORCE, "read", e))?;
+        found.as_ref().map(in_force_of).transpose()
+    }
+}
+
+/// A commit-in-force document read back.
+fn in_force_of(document: &Document) -> Result<CommitInForce, StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        collection: IN_FORCE,
+        sequence: -1,
+        reason: format!("commit-in-force document {document}: {reason}"),
+    };
+    let text = |field: &str| {
+        document
+            .get_str(field)
+            .map(str::to_owned)
+            .map_err(|_| corrupt(&format!("`{field}` is not text")))
+    };
+    let at = convert::as_i64(document.get("at"))
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(|| corrupt("`at` is not a time in milliseconds"))?;
+    Ok(CommitInForce {
+        distribution: text("_id")?,
+        branch: text("branch")?,
+        revision: text("revision")?,
+        at,
+    })
 }
 
 /// A lease document read back (numbers in either width: the stand-in answers Int32).

@@ -201,4 +201,18 @@ impl Backend for Timed {
     async fn read_lease(&self, name: &str) -> Result<Option<crate::lease::Lease>, StoreError> {
         self.inner.read_lease(name).await
     }
+
+    async fn record_in_force(
+        &self,
+        record: &crate::in_force::CommitInForce,
+    ) -> Result<(), StoreError> {
+        self.inner.record_in_force(record).await
+    }
+
+    async fn read_in_force(
+        &self,
+        distribution: &str,
+    ) -> Result<Option<crate::in_force::CommitInForce>, StoreError> {
+        self.inner.read_in_force(distribution).await
+    }
 }

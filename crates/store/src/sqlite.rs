@@ -26,6 +26,7 @@ use crate::doc::{
     CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, Val, contains_lowered, describe_key,
 };
 use crate::error::StoreError;
+use crate::in_force::CommitInForce;
 use crate::lease::{Ask, Lease, decide};
 
 const READERS: usize = 3;
@@ -145,6 +146,7 @@ impl SqliteBackend {
         };
         run(&sql::sequences_schema())?;
         run(&sql::leases_schema())?;
+        run(&sql::in_force_schema())?;
         for def in defs {
             for statement in sql::tables(def) {
                 run(&statement)?;
@@ -199,6 +201,14 @@ impl SqliteBackend {
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
         })
+    }
+
+    fn in_force_ctx(&self, operation: &'static str) -> Ctx {
+        Ctx {
+            path: self.path.clone(),
+            collection: sql::IN_FORCE_TABLE,
+            operation,
+        }
     }
 
     fn leases_ctx(&self, operation: &'static str) -> Ctx {
@@ -753,6 +763,66 @@ impl Backend for SqliteBackend {
         let name = name.to_owned();
         self.read(self.leases_ctx("read lease"), move |conn, ctx| {
             read_lease_row(conn, ctx, &name)
+        })
+        .await
+    }
+
+    async fn record_in_force(&self, record: &CommitInForce) -> Result<(), StoreError> {
+        let record = record.clone();
+        self.write_tx(self.in_force_ctx("record"), move |tx, ctx| {
+            tx.prepare_cached(&format!(
+                "INSERT INTO {} (distribution, branch, revision, at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (distribution) DO UPDATE SET branch = excluded.branch, \
+                 revision = excluded.revision, at = excluded.at",
+                sql::IN_FORCE_TABLE
+            ))
+            .and_then(|mut statement| {
+                statement.execute((
+                    &record.distribution,
+                    &record.branch,
+                    &record.revision,
+                    record.at.timestamp_millis(),
+                ))
+            })
+            .map_err(ctx.err())?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_in_force(&self, distribution: &str) -> Result<Option<CommitInForce>, StoreError> {
+        let distribution = distribution.to_owned();
+        self.read(self.in_force_ctx("read"), move |conn, ctx| {
+            let row = conn
+                .prepare_cached(&format!(
+                    "SELECT branch, revision, at FROM {} WHERE distribution = ?1",
+                    sql::IN_FORCE_TABLE
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_row([&distribution], |row| {
+                            Ok((
+                                row.get::<_, String>(0)?,
+                                row.get::<_, String>(1)?,
+                                row.get::<_, i64>(2)?,
+                            ))
+                        })
+                        .optional()
+                })
+                .map_err(ctx.err())?;
+            row.map(|(branch, revision, at)| {
+                Ok(CommitInForce {
+                    at: DateTime::from_timestamp_millis(at).ok_or_else(|| StoreError::Corrupt {
+                        collection: sql::IN_FORCE_TABLE,
+                        sequence: -1,
+                        reason: format!("`{distribution}` recorded at {at} ms, out of range"),
+                    })?,
+                    distribution: distribution.clone(),
+                    branch,
+                    revision,
+                })
+            })
+            .transpose()
         })
         .await
     }

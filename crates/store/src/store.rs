@@ -8,6 +8,7 @@
 mod accounts;
 mod builds;
 mod faults;
+mod in_force;
 mod known_bad;
 mod leases;
 mod log_writes;
@@ -28,6 +29,7 @@ use tokio::sync::broadcast;
 pub use accounts::Accounts;
 pub use builds::BuildStates;
 pub use faults::FaultReports;
+pub use in_force::CommitsInForce;
 pub use known_bad::KnownBadVersions;
 pub use leases::Leases;
 pub use logs::Logs;
@@ -162,6 +164,11 @@ impl Store {
     /// Named leases: which of several processes on this store does the work that runs once.
     pub fn leases(&self) -> Leases<'_> {
         Leases::new(self)
+    }
+
+    /// Each distribution's commit in force, as its lease holder last recorded it.
+    pub fn commits_in_force(&self) -> CommitsInForce<'_> {
+        CommitsInForce::new(self)
     }
 
     /// Fault reports.

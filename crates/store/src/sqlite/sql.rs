@@ -26,6 +26,8 @@ pub(crate) const SCHEMA_VERSION: i64 = 3;
 pub(crate) const SEQUENCES_TABLE: &str = "_sequences";
 /// Named leases (`crate::lease`): one row per lease.
 pub(crate) const LEASES_TABLE: &str = "_leases";
+/// Each distribution's commit in force (`crate::in_force`): one row per distribution.
+pub(crate) const IN_FORCE_TABLE: &str = "_in_force";
 
 fn quote(identifier: &str) -> String {
     format!("\"{identifier}\"")
@@ -213,6 +215,14 @@ pub(crate) fn leases_schema() -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {LEASES_TABLE} (name TEXT PRIMARY KEY, holder TEXT NOT NULL, \
          token INTEGER NOT NULL, expires INTEGER NOT NULL) STRICT"
+    )
+}
+
+/// The commits-in-force table; `at` in milliseconds since the epoch.
+pub(crate) fn in_force_schema() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {IN_FORCE_TABLE} (distribution TEXT PRIMARY KEY, \
+         branch TEXT NOT NULL, revision TEXT NOT NULL, at INTEGER NOT NULL) STRICT"
     )
 }
 

@@ -8,6 +8,7 @@ pub mod expiry;
 pub mod faults;
 pub mod fixtures;
 pub mod follow;
+pub mod in_force;
 pub mod known_bad;
 pub mod leases;
 pub mod logs;
@@ -91,6 +92,7 @@ macro_rules! instantiate {
             leases: [one_holder_at_a_time_and_the_token_grows_on_take_over,
                 renewal_keeps_the_token_and_release_frees_at_once,
                 racing_takers_on_two_connections_get_one_holder],
+            in_force: [the_last_record_is_read_back_per_distribution],
             expiry: [logs_expire_by_their_own_ages, faults_expire_by_age_and_by_count, dead_states_and_old_tasks_expire,
                 archived_versions_are_purged_after_seven_days, a_second_run_removes_nothing],
         }
