@@ -125,7 +125,7 @@ async fn answered(client: &Client, commit: &str, dir: &TempDir) -> DesiredList {
                 dir.path().display()
             ),
             || async {
-                let list = client.client_desired_list(None).await.ok()?;
+                let list = client.client_desired_list(None, None).await.ok()?;
                 (list.revision.as_deref() == Some(commit)).then_some(list)
             },
             || async { log(dir) },
@@ -223,7 +223,7 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
     // A commit announced only to the holder reaches b's desired versions and subscribers.
     let mut feed = b
         .admin
-        .follow_client_desired_list(None)
+        .follow_client_desired_list(None, None)
         .await
         .expect("subscribe on b");
     let before = tokio::time::timeout(LIMIT, feed.next_list())
@@ -263,7 +263,7 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
     );
     let on_b = b
         .admin
-        .client_desired_list(None)
+        .client_desired_list(None, None)
         .await
         .expect("clientDesiredVersions on b");
     assert_eq!(on_b.revision.as_deref(), Some(commit.as_str()));
