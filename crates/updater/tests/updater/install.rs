@@ -347,43 +347,74 @@ async fn run_follows_the_desired_version_and_stops_at_shutdown() {
     assert!(marked(&owner).is_empty(), "nothing runs after shutdown");
 }
 
+/// A runner following a desired version with a start window of an hour, as a task.
+struct Patient {
+    owner: String,
+    desired: watch::Sender<Option<vupdate_core::version::ClientVersion>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), vupdate_updater::Error>>,
+}
+
+impl Patient {
+    /// Runs a runner in `work` over `images`, desiring V1.
+    async fn follow(work: &Path, images: DirectoryImages) -> Patient {
+        let mut patient = options();
+        patient.start_window = Duration::from_secs(3600);
+        let runner = ServiceRunner::open(&work.join("services"), instance("svc"), patient)
+            .await
+            .expect("open");
+        let owner = runner.dir().run_owner();
+        let (desired, desired_rx) = watch::channel(Some(V1.parse().expect("version")));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            runner
+                .run(desired_rx, &images, async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Patient {
+            owner,
+            desired,
+            stop,
+            task,
+        }
+    }
+
+    fn desire(&self, version: &str) {
+        self.desired
+            .send_replace(Some(version.parse().expect("version")));
+    }
+
+    /// Waits, naming `what`, until exactly `version` of V1 and V2 runs.
+    async fn wait_running(&self, what: &str, version: &str) {
+        wait_for(what, || {
+            (running_versions(&self.owner, &[V1, V2]) == [version]).then_some(())
+        })
+        .await;
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("join").expect("run");
+    }
+}
+
 /// A revert pushed while the new version is still in its start window is installed at
 /// once: the window (an hour here) would otherwise hold the rollback back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_desired_version_ends_the_start_window_of_the_one_it_replaces() {
     let work = tempfile::tempdir().expect("tempdir");
     let images = images(work.path(), &good_install("", ""));
-    let mut patient = options();
-    patient.start_window = Duration::from_secs(3600);
-    let runner = ServiceRunner::open(&work.path().join("services"), instance("svc"), patient)
-        .await
-        .expect("open");
-    let owner = runner.dir().run_owner();
-    let (desired, desired_rx) = watch::channel(Some(V1.parse().expect("version")));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        runner
-            .run(desired_rx, &images, async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    wait_for("V1 to run", || {
-        (running_versions(&owner, &[V1, V2]) == [V1]).then_some(())
-    })
-    .await;
-    desired.send_replace(Some(V2.parse().expect("version")));
-    wait_for("V2 to run", || {
-        (running_versions(&owner, &[V1, V2]) == [V2]).then_some(())
-    })
-    .await;
-    desired.send_replace(Some(V1.parse().expect("version")));
-    wait_for("V1 to run again, long before V2's window ends", || {
-        (running_versions(&owner, &[V1, V2]) == [V1]).then_some(())
-    })
-    .await;
-    let _ = stop.send(());
-    task.await.expect("join").expect("run");
+    let patient = Patient::follow(work.path(), images).await;
+    patient.wait_running("V1 to run", V1).await;
+    patient.desire(V2);
+    patient.wait_running("V2 to run", V2).await;
+    patient.desire(V1);
+    patient
+        .wait_running("V1 to run again, long before V2's window ends", V1)
+        .await;
+    patient.stop().await;
 }
 
 /// A version pushed while the one before it is still installing ends that one's window
@@ -401,29 +432,12 @@ async fn a_version_pushed_during_an_install_follows_it_at_once() {
     let root = work.path().join("images");
     write_image(&root, "svc", V1, &good_install(&hold, ""), &[]);
     write_image(&root, "svc", V2, &good_install("", ""), &[]);
-    let images = DirectoryImages::new(root);
-    let mut patient = options();
-    patient.start_window = Duration::from_secs(3600);
-    let runner = ServiceRunner::open(&work.path().join("services"), instance("svc"), patient)
-        .await
-        .expect("open");
-    let owner = runner.dir().run_owner();
-    let (desired, desired_rx) = watch::channel(Some(V1.parse().expect("version")));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        runner
-            .run(desired_rx, &images, async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let patient = Patient::follow(work.path(), DirectoryImages::new(root)).await;
     wait_for("V1's install commands", || waiting.exists().then_some(())).await;
-    desired.send_replace(Some(V2.parse().expect("version")));
+    patient.desire(V2);
     fs::write(&release, "").expect("release V1's install");
-    wait_for("V2 to run, long before V1's window ends", || {
-        (running_versions(&owner, &[V1, V2]) == [V2]).then_some(())
-    })
-    .await;
-    let _ = stop.send(());
-    task.await.expect("join").expect("run");
+    patient
+        .wait_running("V2 to run, long before V1's window ends", V2)
+        .await;
+    patient.stop().await;
 }
