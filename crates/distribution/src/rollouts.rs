@@ -167,15 +167,16 @@ impl Rollouts {
         instance: Option<&str>,
         list: &DesiredList,
     ) -> DesiredList {
+        // From the few rollouts under way, not the whole list: with none, every subscriber
+        // gets the shared list without parsing a name.
         let rolling: BTreeMap<ServiceName, ClientVersion> = {
             let current = self.current.borrow();
-            list.iter()
-                .filter_map(|item| {
-                    let service: ServiceName = item.service.parse().ok()?;
-                    let rolling = current
-                        .get(&service)
-                        .is_some_and(|record| record.state != RolloutState::Done);
-                    rolling.then(|| Some((service, item.version.parse().ok()?)))?
+            current
+                .iter()
+                .filter(|(_, record)| record.state != RolloutState::Done)
+                .filter_map(|(service, _)| {
+                    let item = list.iter().find(|item| item.service == service.as_str())?;
+                    Some((service.clone(), item.version.parse().ok()?))
                 })
                 .collect()
         };
