@@ -367,8 +367,8 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    /// Starts the loop over the state in force; it looks at once. With `generations`, it
-    /// also checks client generations when client settings change.
+    /// [`Reconciler::start_leased`] holding the lease for good, as a single server does.
+    #[cfg(test)]
     pub fn start(
         config: ReconcileConfig,
         in_force: watch::Receiver<Option<InForce>>,
@@ -389,9 +389,11 @@ impl Reconciler {
         )
     }
 
-    /// [`Reconciler::start`] on a replica: the loop builds only while `leadership` holds
-    /// the lease, cancels its builds when the lease is lost, and plans everything again
-    /// (failed builds included) when it takes the lease.
+    /// Starts the loop over the state in force; it looks at once. It builds only while
+    /// `leadership` holds the lease (a single server's is held for good), cancels its
+    /// builds when the lease is lost, and plans everything again (failed builds included)
+    /// when it takes the lease. With `generations`, it also checks client generations when
+    /// client settings change.
     pub fn start_leased(
         config: ReconcileConfig,
         in_force: watch::Receiver<Option<InForce>>,
