@@ -17,30 +17,10 @@ pins=(
     "dnspython==2.9.2"
 )
 venv="${VUPDATE_NX27017_VENV:-$HOME/.cache/vupdate/nx-27017}"
-stamp="$venv/vupdate-pins.txt"
 
 if [[ -n "${VUPDATE_TEST_MONGODB_URL:-}" ]] || command -v mongod >/dev/null || command -v nx-27017 >/dev/null; then
     exit 0
 fi
-if [[ -x "$venv/bin/nx-27017" ]] && [[ "$(cat "$stamp" 2>/dev/null)" == "$(printf '%s\n' "${pins[@]}")" ]]; then
-    exit 0
-fi
-
-if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-    echo "installing python3 and venv (for the MongoDB stand-in)" >&2
-    apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
-fi
-echo "installing ${pins[*]} into $venv (MongoDB stand-in for the store tests)" >&2
-rm -rf "$venv"
-python3 -m venv "$venv"
-printf '%s\n' "${pins[@]}" >"$venv/constraints.txt"
-"$venv/bin/pip" install --quiet --disable-pip-version-check \
-    --constraint "$venv/constraints.txt" "nx-27017==$version"
-# Anything unpinned that pip pulled in fails here, so a new dependency is noticed.
-if extra="$("$venv/bin/pip" freeze --all --exclude pip --exclude setuptools --exclude wheel |
-    grep -vxF -f "$venv/constraints.txt")"; then
-    echo "unpinned packages in $venv: $extra (add them to pins in $0)" >&2
-    exit 1
-fi
-"$venv/bin/nx-27017" --help >/dev/null
-cp "$venv/constraints.txt" "$stamp"
+# shellcheck source=lib/pinned-venv.sh
+source "$(dirname "$0")/lib/pinned-venv.sh"
+pinned_venv "$venv" nx-27017 "the MongoDB stand-in of the store tests" "nx-27017==$version"

@@ -19,30 +19,10 @@ pins=(
     "s3transfer==0.19.3" "six==1.17.0" "urllib3==2.8.0" "Werkzeug==3.1.9" "xmltodict==1.0.4"
 )
 venv="${VUPDATE_MOTO_VENV:-$HOME/.cache/vupdate/moto}"
-stamp="$venv/vupdate-pins.txt"
 
 if [[ -n "${VUPDATE_TEST_S3_URL:-}" ]]; then
     exit 0
 fi
-if [[ -x "$venv/bin/moto_server" ]] && [[ "$(cat "$stamp" 2>/dev/null)" == "$(printf '%s\n' "${pins[@]}")" ]]; then
-    exit 0
-fi
-
-if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-    echo "installing python3 and venv (for the S3 stand-in)" >&2
-    apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
-fi
-echo "installing moto[s3]==$version and its server into $venv (S3 stand-in for the replica tests)" >&2
-rm -rf "$venv"
-python3 -m venv "$venv"
-printf '%s\n' "${pins[@]}" >"$venv/constraints.txt"
-"$venv/bin/pip" install --quiet --disable-pip-version-check \
-    --constraint "$venv/constraints.txt" "moto[s3]==$version" Flask flask-cors
-# Anything unpinned that pip pulled in fails here, so a new dependency is noticed.
-if extra="$("$venv/bin/pip" freeze --all --exclude pip --exclude setuptools --exclude wheel |
-    grep -vixF -f "$venv/constraints.txt")"; then
-    echo "unpinned packages in $venv: $extra (add them to pins in $0)" >&2
-    exit 1
-fi
-"$venv/bin/moto_server" --help >/dev/null
-cp "$venv/constraints.txt" "$stamp"
+# shellcheck source=lib/pinned-venv.sh
+source "$(dirname "$0")/lib/pinned-venv.sh"
+pinned_venv "$venv" moto_server "the S3 stand-in of the replica tests" "moto[s3]==$version" Flask flask-cors
