@@ -322,9 +322,13 @@ fn fake_program(dir: &std::path::Path, body: &str) -> super::BuilderProgram {
     let path = dir.join("fake-vupdate");
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write the script");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // Run by `sh`, not executed itself: a process another test forks while the script is
+    // being written holds it open for writing until it execs, and executing the file then
+    // fails with "Text file busy" (the build fails at once and never says it started).
+    // `sh` only reads it, and sees the same arguments ($0 the script, $1 `-v`, ...).
     super::BuilderProgram {
-        program: path,
-        args: vec!["-v".into()],
+        program: "/bin/sh".into(),
+        args: vec![path.into_os_string(), "-v".into()],
         kill_grace: Duration::from_millis(500),
     }
 }
