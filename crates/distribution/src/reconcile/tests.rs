@@ -40,7 +40,7 @@ fn commit(repo: &GitRepo, api: &str) -> String {
 
 /// A state repo with its watcher, a store, an image store and a task manager in a temp dir.
 pub(super) struct Fixture {
-    pub(super) _dir: TempDir,
+    pub(super) dir: TempDir,
     pub(super) repo: GitRepo,
     pub(super) store: Store,
     pub(super) images: ImageStore,
@@ -82,7 +82,7 @@ pub(super) async fn open_fixture(repo: GitRepo) -> Fixture {
     };
     let tasks = TaskManager::new(store.clone(), origin, Duration::from_millis(100));
     Fixture {
-        _dir: dir,
+        dir,
         repo,
         store,
         images,
@@ -92,6 +92,11 @@ pub(super) async fn open_fixture(repo: GitRepo) -> Fixture {
 }
 
 impl Fixture {
+    /// The builder work directory of this fixture's runner.
+    fn builder_work_directory(&self) -> std::path::PathBuf {
+        self.dir.path().join("builder")
+    }
+
     fn start(&self, runner: Arc<dyn BuildRunner>) -> Reconciler {
         let config = ReconcileConfig {
             distribution: "orbit".to_owned(),
@@ -340,7 +345,9 @@ fn process_runner(fixture: &Fixture, program: super::BuilderProgram) -> Arc<supe
         token: "t0ken".to_owned(),
         pinned_public_key: None,
         repo: fixture.watcher.repo(),
-        work_directory: "/srv/builder".into(),
+        // Each test its own: attaching kills the builders that leases in the work
+        // directory name, which would be another test's running builder.
+        work_directory: fixture.builder_work_directory(),
         instance: "test".to_owned(),
     });
     runner
@@ -390,6 +397,7 @@ async fn a_builder_process_gets_the_build_and_its_last_error_line_is_the_failure
     };
     assert_eq!(message, "step `building`: boom");
     let args = std::fs::read_to_string(out.join("args-api")).expect("args");
+    let work_dir = fixture.builder_work_directory().display().to_string();
     let mut args: Vec<&str> = args.lines().collect();
     let commit = fixture.repo.rev_parse("HEAD");
     let repo = fixture.watcher.repo().path().display().to_string();
@@ -415,7 +423,7 @@ async fn a_builder_process_gets_the_build_and_its_last_error_line_is_the_failure
             "--task",
             "TASK",
             "--work-dir",
-            "/srv/builder",
+            work_dir.as_str(),
             "--author",
             "Alice Example <alice@example.com>",
             "--comment",
