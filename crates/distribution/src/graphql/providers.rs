@@ -124,6 +124,10 @@ pub(super) struct ProviderInfo {
     preparing: Option<String>,
     /// A change waiting on a branch for review (`autoUpdate: pullRequest`).
     waiting_change: Option<WaitingChange>,
+    /// The provider's revision whose offer was last acted on: committed, proposed for
+    /// review, or found to propose the same change as the branch already waiting (which
+    /// is then kept, not replaced).
+    acted_revision: Option<String>,
     /// The commit that last took an offer (since the server started).
     last_taken_commit: Option<String>,
     /// The upload, with `uploadState`.
@@ -166,6 +170,7 @@ pub(super) fn provider_infos(context: &ApiContext, state: &State) -> Vec<Provide
                 pending: ServiceVersion::list(&status.pending),
                 undeclared: status.undeclared.iter().map(ToString::to_string).collect(),
                 preparing: status.preparing.clone(),
+                acted_revision: status.acted.clone(),
                 waiting_change: status.waiting.map(|p| WaitingChange {
                     branch: p.branch,
                     commit: p.commit,

@@ -60,6 +60,9 @@ pub struct ProviderStatus {
     pub preparing: Option<String>,
     /// The proposal waiting for review (`autoUpdate: pullRequest`).
     pub waiting: Option<Proposal>,
+    /// The provider's revision whose offer was last acted on: committed, proposed, or
+    /// found to propose the same change as the branch already waiting.
+    pub acted: Option<String>,
     /// The commit that last took an offer, and when.
     pub last_taken: Option<(String, DateTime<Utc>)>,
     /// The upload side.

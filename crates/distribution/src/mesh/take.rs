@@ -13,8 +13,9 @@
 //!    revision (remembered across restarts, so a person's later change is never fought):
 //!    `commit` commits the new desired client versions on the branch tip, authored as the
 //!    provider, the message naming its revision; `pullRequest` pushes the same change to
-//!    `vupdate/<provider>/<revision>` (replacing older such branches) and the status says
-//!    a change waits until it is merged; `off` only shows the offer, which
+//!    `vupdate/<provider>/<revision>` (replacing older such branches, but keeping the one
+//!    waiting when a newer revision proposes the same change) and the status says a change
+//!    waits until it is merged; `off` only shows the offer, which
 //!    `takeProviderVersions` takes.
 
 use std::collections::BTreeMap;
@@ -157,6 +158,7 @@ async fn step(worker: &Worker, offer: &Offer, in_force: &InForce) -> Result<(), 
         status.pending = plan.change.clone();
         status.undeclared = plan.undeclared.clone();
         status.waiting = waiting;
+        status.acted = memory.acted.clone();
     });
     if plan.is_empty() {
         parts
@@ -382,6 +384,7 @@ async fn commit(
         .memory
         .set_offer(&memory)
         .map_err(|error| format!("cannot remember the commit: {error}"))?;
+    acted(worker, offer);
     if let Some(revision) = committed {
         tracing::info!(provider = %worker.name, commit = %revision.id, revision = %offer.revision, "committed the provider's versions");
         worker.parts.trigger.trigger();
@@ -405,7 +408,19 @@ async fn propose(
     let prefix = format!("vupdate/{}/", worker.name);
     let branch = format!("{prefix}{short}");
     let (name, offered, target) = (worker.name.clone(), offer.clone(), branch.clone());
+    let earlier = memory.proposal.clone();
     let proposed = tokio::task::spawn_blocking(move || {
+        // A provider commit that changes nothing here (the same versions as the proposal
+        // still waiting) keeps that branch: replacing it would close the pull request a
+        // reviewer may be reading, for the same change under a new name.
+        let waiting = match &earlier {
+            Some(earlier) => repo
+                .waiting_proposals(&prefix)?
+                .into_iter()
+                .any(|(branch, revision)| branch == earlier.branch && revision.id == earlier.commit)
+                .then_some(earlier),
+            None => None,
+        };
         let mut versions = BTreeMap::new();
         let revision = repo.propose_tip(TIP_ATTEMPTS, &target, &prefix, &author, |state| {
             let (plan, edit, text) = taking(&name, &offered, &candidates, state)?;
@@ -414,6 +429,9 @@ async fn propose(
                 .iter()
                 .map(|(s, v)| (s.to_string(), v.to_string()))
                 .collect();
+            if waiting.is_some_and(|waiting| waiting.versions == versions) {
+                return None;
+            }
             Some((edit, text))
         })?;
         Ok::<_, vupdate_state::StateError>(revision.map(|r| (r, versions)))
@@ -443,5 +461,14 @@ async fn propose(
     worker
         .memory
         .set_offer(&memory)
-        .map_err(|error| format!("cannot remember the proposal: {error}"))
+        .map_err(|error| format!("cannot remember the proposal: {error}"))?;
+    acted(worker, offer);
+    Ok(())
+}
+
+/// Shows that `offer` was acted on, once that is remembered.
+fn acted(worker: &Worker, offer: &Offer) {
+    worker.parts.board.update(&worker.name, |status| {
+        status.acted = Some(offer.revision.clone());
+    });
 }

@@ -82,12 +82,19 @@ async fn pair(provider_entry: &str, consumer_config: &str) -> Pair {
         ),
     ];
     let runner = Arc::new(CopyRunner::default());
+    // The subscription brings every change of versions; polls (which also bring new
+    // revisions that change nothing) only where a test asks for them.
+    let poll = if consumer_config.contains("pollInterval") {
+        ""
+    } else {
+        "  pollInterval: 1h\n"
+    };
     let consumer = Harness::start_with(Options {
         name: "mirror",
         files: Some(consumer_files),
         builder: Some(runner.clone()),
         // One consumer per test: leaking its few config lines is harmless.
-        extra_config: format!("mesh:\n  pollInterval: 1h\n{consumer_config}").leak(),
+        extra_config: format!("mesh:\n{poll}{consumer_config}").leak(),
         ..Options::default()
     })
     .await;
@@ -145,7 +152,7 @@ async fn publish(provider: &Harness, version: &str, desire: bool) {
     }
 }
 
-const PROVIDERS: &str = "{ providers { distribution secretSet reachable connectedBy lastError tokenRefused nextAttempt offeredRevision offered { service version } offersNewer pending { service version } preparing waitingChange { branch revision versions { service version } } upload { lastUpload lastError statesSent faultsSent } } }";
+const PROVIDERS: &str = "{ providers { distribution secretSet reachable connectedBy lastError tokenRefused nextAttempt offeredRevision offered { service version } offersNewer pending { service version } preparing waitingChange { branch revision versions { service version } } actedRevision upload { lastUpload lastError statesSent faultsSent } } }";
 
 async fn provider_status(consumer: &Harness) -> Value {
     let response = consumer
@@ -255,7 +262,7 @@ async fn a_consumer_commits_its_providers_new_versions_authored_as_the_provider(
 
 #[tokio::test]
 async fn with_pull_requests_the_change_waits_on_a_branch_and_a_newer_one_replaces_it() {
-    let pair = pair("    autoUpdate: pullRequest\n", "").await;
+    let pair = pair("    autoUpdate: pullRequest\n", "  pollInterval: 500ms\n").await;
     let (provider, consumer) = (&pair.provider, &pair.consumer);
     let main = consumer.remote.rev_parse("main");
     let waiting = consumer
@@ -275,6 +282,33 @@ async fn with_pull_requests_the_change_waits_on_a_branch_and_a_newer_one_replace
         consumer.remote.rev_parse("main"),
         main,
         "main is left alone"
+    );
+
+    // A provider commit that offers the same versions (seen by a poll) keeps the branch a
+    // reviewer reads.
+    provider
+        .work
+        .git(&["pull", "-q", "--ff-only", "origin", "main"]);
+    provider.work.write("README.md", "acme's fleet\n");
+    provider
+        .work
+        .commit("a note", &vupdate_test_support::Person::bob());
+    provider.push_and_hook().await;
+    let unrelated = provider.remote.rev_parse("main");
+    let kept = consumer
+        .eventually("the unrelated revision looked at", || async {
+            let status = provider_status(consumer).await;
+            (status["actedRevision"] == unrelated.as_str()).then_some(status)
+        })
+        .await;
+    assert_eq!(kept["waitingChange"]["branch"], branch.as_str(), "{kept}");
+    assert_eq!(
+        consumer
+            .remote
+            .git(&["branch", "--list", "vupdate/*"])
+            .trim(),
+        branch,
+        "the branch is not replaced by the same change"
     );
 
     publish(provider, "acme-1.0.1", true).await;
