@@ -3,7 +3,7 @@
 //! other.
 //!
 //! Flow: each commit in force is compared with the one before (or, after a restart, with
-//! the stored rollouts); a service whose desired version changed gets a rollout record in
+//! the stored rollouts, else with the version its instances report running); a service whose desired version changed gets a rollout record in
 //! the store (state `rolling`, the first wave reached). Once a second, every rolling
 //! rollout is checked against the stored state reports of its service
 //! ([`vupdate_state::waves::step`]): when every instance of the current wave has run the
@@ -271,6 +271,30 @@ impl Rollouts {
         Ok(())
     }
 
+    /// The version most of `service`'s live instances run, if any reports.
+    async fn running(&self, service: &ServiceName) -> Result<Option<ClientVersion>, StoreError> {
+        let alive_since = self.alive_since();
+        let mut counts: BTreeMap<ClientVersion, usize> = BTreeMap::new();
+        for report in self.reports(service).await? {
+            if report.state.time < alive_since {
+                continue;
+            }
+            if let Some(version) = report.state.version {
+                *counts.entry(version).or_default() += 1;
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .max_by_key(|(_, count)| *count)
+            .map(|(version, _)| version))
+    }
+
+    /// When a state report must be newer than to count as alive.
+    fn alive_since(&self) -> DateTime<Utc> {
+        self.store.now()
+            - chrono::TimeDelta::from_std(self.state_lifetime).unwrap_or(chrono::TimeDelta::MAX)
+    }
+
     /// The stored state reports of `service` by this distribution's instances.
     async fn reports(&self, service: &ServiceName) -> Result<Vec<ServiceStateRecord>, StoreError> {
         let reports = self
@@ -315,8 +339,8 @@ impl Rollouts {
 
     async fn run(self) {
         let mut in_force = self.in_force.clone();
-        // The desired versions of the last commit seen; none yet: a version desired when
-        // the server starts is not rolled out again (stored rollouts resume).
+        // The desired versions of the last commit seen; none yet: at start, what instances
+        // run stands for them (stored rollouts resume).
         let mut last: BTreeMap<ServiceName, ClientVersion> = BTreeMap::new();
         let mut check = tokio::time::interval(CHECK_EVERY);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -365,19 +389,29 @@ impl Rollouts {
                 continue;
             }
             // What the waves not yet reached keep: what the last rollout left everywhere
-            // (its old version unless it was done), else the version desired before.
+            // (its old version unless it was done), else the version desired before, else
+            // (the first commit since this server started: pushed while it was stopped)
+            // what its instances run.
             let from = match existing {
-                Some(rollout) if rollout.state == RolloutState::Done => &rollout.to_version,
-                Some(rollout) => &rollout.from_version,
+                Some(rollout) if rollout.state == RolloutState::Done => rollout.to_version.clone(),
+                Some(rollout) => rollout.from_version.clone(),
                 None => match last.get(service) {
-                    Some(before) if before != to => before,
-                    _ => continue,
+                    Some(before) if before != to => before.clone(),
+                    Some(_) => continue,
+                    None => match self.running(service).await {
+                        Ok(Some(running)) if running != *to => running,
+                        Ok(_) => continue,
+                        Err(error) => {
+                            tracing::error!(%service, %error, "cannot read what instances run; the new version goes to every wave");
+                            continue;
+                        }
+                    },
                 },
             };
             let record = new_rollout(
                 &self.distribution,
                 service,
-                from,
+                &from,
                 to,
                 &in_force.revision.id,
                 waves,
@@ -497,8 +531,7 @@ impl Rollouts {
         record: &RolloutRecord,
         waves: &[Wave],
     ) -> Result<(Vec<(usize, Member)>, Vec<ServiceStateRecord>), StoreError> {
-        let alive_since = self.store.now()
-            - chrono::TimeDelta::from_std(self.state_lifetime).unwrap_or(chrono::TimeDelta::MAX);
+        let alive_since = self.alive_since();
         let reports: Vec<ServiceStateRecord> = self
             .reports(&record.service)
             .await?

@@ -1,7 +1,8 @@
 //! Rollouts by waves through the API: a commit changing the desired version of a service
 //! with waves gives it only to instances of waves reached (by name and by labels; an
 //! instance that does not say who it is counts as one of the last wave); the rollout is
-//! stored, so a restarted server resumes it; a rollback within `maxFailures` is counted
+//! stored, so a restarted server resumes it; a version pushed while the server was stopped
+//! is rolled out from what the instances run; a rollback within `maxFailures` is counted
 //! by the rollout, not recorded as known-bad, and the next wave gets the version.
 
 use serde_json::{Value, json};
@@ -154,4 +155,43 @@ async fn instances_get_the_version_of_their_wave_and_a_restart_resumes_the_rollo
         )
         .await;
     assert_eq!(known["knownBadVersions"], json!([]), "{known:#}");
+}
+
+#[tokio::test]
+async fn a_version_pushed_while_the_server_was_stopped_is_rolled_out_from_what_runs() {
+    let mut harness = Harness::start().await;
+    harness
+        .wait_in_force(&harness.remote.rev_parse("main"))
+        .await;
+    commit(&harness, "rollout.yaml", ROLLOUT).await;
+    report(
+        &harness,
+        vec![
+            state("vm-1", &[("ring", "canary")], "acme-1.0.0", None),
+            state("vm-2", &[], "acme-1.0.0", None),
+        ],
+    )
+    .await;
+    harness.stop().await;
+    harness
+        .work
+        .write("desired/developer.yaml", "versions:\n  api: acme-1.1.0\n");
+    let pushed = harness
+        .work
+        .commit("api 1.1.0", &vupdate_test_support::Person::bob());
+    harness.work.push("origin", "main");
+    harness.boot(Options::default()).await;
+    harness.wait_in_force(&pushed).await;
+
+    assert_eq!(desired_for(&harness, Some("vm-1")).await, "acme-1.1.0");
+    assert_eq!(
+        desired_for(&harness, Some("vm-2")).await,
+        "acme-1.0.0",
+        "the second wave waits, as for a push the server saw"
+    );
+    let data = harness.ok(&harness.developer, ROLLOUTS, json!({})).await;
+    let rollout = &data["status"]["rollouts"][0];
+    assert_eq!(rollout["fromVersion"], "acme-1.0.0", "{data:#}");
+    assert_eq!(rollout["toVersion"], "acme-1.1.0", "{data:#}");
+    assert_eq!(rollout["currentWave"], "canary", "{data:#}");
 }
