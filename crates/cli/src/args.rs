@@ -25,6 +25,11 @@ pub enum Command {
     #[cfg(feature = "state")]
     #[command(subcommand)]
     State(StateCommand),
+    /// Where the fleet stands: per service the desired version, builds, instances on it,
+    /// rollouts, known-bad versions and hosts not on the state commit; --wait waits
+    /// until everything runs it (for a deploy pipeline after a merge).
+    #[cfg(feature = "state")]
+    Status(StatusArgs),
     /// Run the distribution server.
     #[cfg(feature = "distribution")]
     #[command(subcommand)]
@@ -37,6 +42,42 @@ pub enum Command {
     #[cfg(feature = "updater")]
     #[command(subcommand)]
     Updater(UpdaterCommand),
+}
+
+/// `vupdate status`: where the fleet stands against the state repo.
+#[cfg(feature = "state")]
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The distribution to ask, e.g. `https://dist.example.com`.
+    #[arg(long, value_name = "URL")]
+    pub distribution: String,
+    #[command(flatten)]
+    pub access: AccessArgs,
+    /// Wait until every service is synced and every reporting host is on the commit (exit
+    /// 0); exit 3 when --timeout passes first, 4 as soon as it cannot happen without a
+    /// new commit (a build failed, a version is known-bad, a rollout halted).
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait, the state commit (full or abbreviated) hosts must be on, e.g. the
+    /// merge commit of a pull request [default: the commit in force at each look].
+    #[arg(long, value_name = "REV", requires = "wait")]
+    pub commit: Option<String>,
+    /// With --wait, how long to wait, e.g. `90s`, `10m`.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, requires = "wait")]
+    pub timeout: std::time::Duration,
+    /// How to print where it stands.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+}
+
+/// Output of `vupdate status`.
+#[cfg(feature = "state")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    /// Readable text.
+    Text,
+    /// The distribution's `status` answer as JSON, for programs.
+    Json,
 }
 
 /// `vupdate updater ...`
@@ -527,6 +568,14 @@ pub struct LiveArgs {
     /// the plan then says what it could not know].
     #[arg(long, value_name = "URL")]
     pub distribution: Option<String>,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// How a command that asks a distribution gets in: its token and the certificates it trusts.
+#[cfg(feature = "state")]
+#[derive(Debug, clap::Args)]
+pub struct AccessArgs {
     /// An access token (Developer or Administrator). Prefer the environment variable or
     /// --token-file: other users of the machine can read a command line.
     #[arg(long, env = "VUPDATE_TOKEN", hide_env_values = true)]

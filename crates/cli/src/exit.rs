@@ -1,4 +1,5 @@
-//! Exit codes: 0 success, 2 when the user's input is invalid, 1 for every other failure.
+//! Exit codes: 0 success, 2 when the user's input is invalid, 1 for every other failure;
+//! `status --wait` ends with 3 when its timeout passed and 4 when the fleet is stuck.
 
 use std::fmt;
 use std::process::ExitCode;
@@ -25,8 +26,39 @@ impl fmt::Display for InvalidInput {
 
 impl std::error::Error for InvalidInput {}
 
+/// How `status --wait` ended without the fleet arriving: exit 3 (timed out) or 4 (stuck).
+#[derive(Debug)]
+pub struct WaitEnded {
+    code: u8,
+    message: String,
+}
+
+#[cfg(feature = "state")]
+impl WaitEnded {
+    /// `--timeout` passed first.
+    pub fn timed_out(message: String) -> Self {
+        WaitEnded { code: 3, message }
+    }
+
+    /// It cannot arrive without a new commit.
+    pub fn stuck(message: String) -> Self {
+        WaitEnded { code: 4, message }
+    }
+}
+
+impl fmt::Display for WaitEnded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for WaitEnded {}
+
 /// The exit code for an error that ended the program.
 pub fn code_for(error: &anyhow::Error) -> ExitCode {
+    if let Some(ended) = error.downcast_ref::<WaitEnded>() {
+        return ExitCode::from(ended.code);
+    }
     let invalid = error
         .chain()
         .any(|cause| cause.is::<InvalidInput>() || is_invalid_state_error(cause));

@@ -32,7 +32,11 @@ mod install_cmd;
 #[cfg(feature = "state")]
 mod plan_cmd;
 #[cfg(feature = "state")]
+mod remote;
+#[cfg(feature = "state")]
 mod state_cmd;
+#[cfg(feature = "state")]
+mod status_cmd;
 #[cfg(feature = "updater")]
 mod updater_cmd;
 
@@ -58,6 +62,11 @@ fn run(command: args::Command, verbose: u8) -> anyhow::Result<()> {
         args::Command::State(command) => {
             init_tracing(verbose, false);
             state_cmd::run(command)
+        }
+        #[cfg(feature = "state")]
+        args::Command::Status(args) => {
+            init_tracing(verbose, false);
+            status_cmd::run(&args)
         }
         #[cfg(feature = "distribution")]
         args::Command::Distribution(command) => {

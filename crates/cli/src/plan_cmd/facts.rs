@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use anyhow::Context;
 use serde::Deserialize;
 use serde_json::json;
-use vupdate_client::Client;
 use vupdate_state::plan::{Images, InstanceFact};
 use vupdate_state::{Facts, KnownBad};
 
@@ -67,12 +66,8 @@ struct KnownBadRecord {
 
 /// Asks the distribution at `url` for the facts a plan uses.
 pub fn fetch(url: &str, live: &LiveArgs) -> anyhow::Result<Facts> {
-    let client = client(url, live)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime for --distribution")?;
-    runtime.block_on(async {
+    let client = crate::remote::client(url, &live.access)?;
+    crate::remote::runtime()?.block_on(async {
         let answer: Answer = client
             .graphql(FACTS, json!({}))
             .await
@@ -131,27 +126,4 @@ fn facts(answer: Answer, known_bad: Option<Vec<KnownBadRecord>>) -> anyhow::Resu
         instances: Some(instances),
         known_bad,
     })
-}
-
-/// The client of `--distribution`, with the token of --token-file, else --token or
-/// VUPDATE_TOKEN.
-fn client(url: &str, live: &LiveArgs) -> anyhow::Result<Client> {
-    let token = match (&live.token_file, &live.token) {
-        (Some(file), _) => std::fs::read_to_string(file)
-            .with_context(|| format!("--token-file {}", file.display()))?
-            .trim()
-            .to_owned(),
-        (None, Some(token)) => token.clone(),
-        (None, None) => anyhow::bail!(
-            "--distribution needs an access token: set VUPDATE_TOKEN or give --token-file"
-        ),
-    };
-    let mut client = Client::builder(url).token(token);
-    if let Some(file) = &live.ca_file {
-        let pem = std::fs::read(file).with_context(|| format!("--ca-file {}", file.display()))?;
-        client = client.root_certificate_pem(pem);
-    }
-    client
-        .build()
-        .with_context(|| format!("--distribution {url}"))
 }
