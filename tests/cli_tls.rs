@@ -88,7 +88,7 @@ async fn an_updater_pinned_to_a_self_signed_distribution_runs_its_service() {
     let pem = std::fs::read(&certificate_file).expect("the certificate was made");
     let der = rustls_pem_certificate(&pem);
     assert_eq!(
-        PublicKeyPin::of_certificate(&der).expect("a certificate"),
+        vupdate_client::pin::pin_of_certificate(&der).expect("a certificate"),
         pin
     );
     let status = pin_in_status(&admin).await;
@@ -195,7 +195,8 @@ async fn an_updater_pinned_to_a_self_signed_distribution_runs_its_service() {
     let remade = std::fs::read(&certificate_file).expect("a certificate again");
     assert_ne!(remade, pem, "a new certificate");
     assert_eq!(
-        PublicKeyPin::of_certificate(&rustls_pem_certificate(&remade)).expect("certificate"),
+        vupdate_client::pin::pin_of_certificate(&rustls_pem_certificate(&remade))
+            .expect("certificate"),
         pin
     );
     assert_eq!(
@@ -386,4 +387,137 @@ async fn distribution_install_writes_a_config_that_starts_a_pinned_server() {
         "the server keeps its data under the installed data directory"
     );
     terminate(&mut server);
+}
+
+/// A consumer whose `providers.yaml` pins a self-signed provider's key follows it over
+/// HTTPS; an entry pinning another key is refused with both pins named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_follows_a_self_signed_provider_by_its_pin() {
+    use vupdate_test_support::{GitRepo, Person};
+
+    let dir = TempDir::new().expect("dir");
+    let repos = hello_repos();
+    let work = GitRepo::clone_from(&repos.remote);
+    work.write(
+        "consumers.yaml",
+        "consumers:\n  mirror:\n    profile: self\n",
+    );
+    work.commit("mirror follows us", &Person::bob());
+    work.push("origin", "main");
+    let provider_dir = dir.path().join("provider");
+    std::fs::create_dir_all(&provider_dir).expect("provider dir");
+    let config = format!(
+        "{}tls:\n  selfSigned:\n    names: [acme.example]\n",
+        hello_config(&repos.remote, "data")
+    );
+    let mut provider = distribution::start(&provider_dir, &config).await;
+    let pin = provider.pin.expect("the provider prints its pin");
+    let token: Value = provider
+        .admin
+        .graphql(
+            r#"mutation { issueAccessToken(account: "mirror") }"#,
+            json!({}),
+        )
+        .await
+        .expect("a consumer token");
+    let token = token["issueAccessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+
+    let other = PublicKeyPin::of_public_key(b"not the provider's key");
+    let state = GitRepo::init_bare();
+    let consumer_work = GitRepo::clone_from(&state);
+    for (path, text) in [
+        ("vupdate.yaml", "schema: 1\n".to_owned()),
+        ("services/hello.yaml", "client: {}\n".to_owned()),
+        ("desired/client.yaml", "versions: {}\n".to_owned()),
+        (
+            "providers.yaml",
+            format!(
+                "providers:\n  acme:\n    url: {base}\n    accessTokenSecret: acme-token\n    pinnedPublicKey: \"{pin}\"\n  acme-by-another-key:\n    url: {base}\n    accessTokenSecret: acme-token\n    pinnedPublicKey: \"{other}\"\n",
+                base = provider.base
+            ),
+        ),
+    ] {
+        consumer_work.write(path, &text);
+    }
+    consumer_work.commit("follow acme", &Person::bob());
+    consumer_work.push("origin", "main");
+    let consumer_dir = dir.path().join("consumer");
+    std::fs::create_dir_all(&consumer_dir).expect("consumer dir");
+    let mut consumer = distribution::start(
+        &consumer_dir,
+        &format!(
+            "name: mirror\nlisten: 127.0.0.1:0\ndataDirectory: data\nstateRepo:\n  url: {}\n  pollInterval: 1s\n",
+            state.path().display()
+        ),
+    )
+    .await;
+    consumer
+        .admin
+        .graphql::<Value>(
+            r#"mutation($v: String!) { setSecret(name: "acme-token", value: $v) { name } }"#,
+            json!({"v": token}),
+        )
+        .await
+        .expect("the secret set");
+
+    let providers = Patience::up_to(LIMIT)
+        .every(std::time::Duration::from_millis(300))
+        .eventually_or(
+            "the pinned provider reached and the other refused",
+            || async {
+                let data: Value = consumer
+                    .admin
+                    .graphql(
+                        "{ providers { distribution reachable lastError offered { service version } } }",
+                        json!({}),
+                    )
+                    .await
+                    .ok()?;
+                let list = data["providers"].as_array()?.clone();
+                // The first attempts may come before the secret is set.
+                let settled = |p: &Value| {
+                    p["reachable"] == true
+                        || p["lastError"]
+                            .as_str()
+                            .is_some_and(|e| e.contains("not the pinned one"))
+                };
+                list.iter().all(settled).then_some(list)
+            },
+            || async {
+                format!(
+                    "{}\n{}",
+                    distribution::log(&provider_dir),
+                    distribution::log(&consumer_dir)
+                )
+            },
+        )
+        .await;
+    let by_name = |name: &str| {
+        providers
+            .iter()
+            .find(|p| p["distribution"] == name)
+            .unwrap_or_else(|| panic!("{name} in {providers:#?}"))
+            .clone()
+    };
+    let pinned = by_name("acme");
+    assert_eq!(pinned["reachable"], true, "{pinned:#}");
+    assert_eq!(
+        pinned["offered"],
+        json!([{"service": "hello", "version": "acme-1.0.0"}]),
+        "{pinned:#}"
+    );
+    let refused = by_name("acme-by-another-key");
+    assert_eq!(refused["reachable"], false, "{refused:#}");
+    let error = refused["lastError"].as_str().expect("an error");
+    assert!(
+        error.contains("not the pinned one")
+            && error.contains(&other.to_string())
+            && error.contains(&pin.to_string()),
+        "{error}"
+    );
+    terminate(&mut consumer.server);
+    terminate(&mut provider.server);
 }

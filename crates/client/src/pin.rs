@@ -10,85 +10,23 @@
 //! moot: the issuer, the names and the validity dates.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
-use sha2::{Digest as _, Sha256};
+pub use vupdate_core::pin::PublicKeyPin;
 
 use crate::ClientError;
 
-/// The prefix of a pin's text: the hash it is made with.
-const PREFIX: &str = "sha256//";
-
-/// The SHA-256 of a public key (DER SubjectPublicKeyInfo), `sha256//BASE64` as text.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PublicKeyPin([u8; 32]);
-
-impl PublicKeyPin {
-    /// The pin of a DER-encoded SubjectPublicKeyInfo.
-    pub fn of_public_key(spki_der: &[u8]) -> PublicKeyPin {
-        PublicKeyPin(Sha256::digest(spki_der).into())
-    }
-
-    /// The pin of the public key a DER certificate holds.
-    pub fn of_certificate(certificate: &CertificateDer<'_>) -> Result<PublicKeyPin, String> {
-        let parsed = webpki::EndEntityCert::try_from(certificate)
-            .map_err(|e| format!("unreadable certificate: {e}"))?;
-        Ok(PublicKeyPin::of_public_key(
-            parsed.subject_public_key_info().as_ref(),
-        ))
-    }
-}
-
-impl fmt::Display for PublicKeyPin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{PREFIX}{}", STANDARD.encode(self.0))
-    }
-}
-
-impl fmt::Debug for PublicKeyPin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl FromStr for PublicKeyPin {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<PublicKeyPin, String> {
-        let encoded = text.trim().strip_prefix(PREFIX).ok_or_else(|| {
-            format!("`{text}` is not a public-key pin: write `{PREFIX}` and the base64 SHA-256 of the key, as `vupdate distribution run` prints it")
-        })?;
-        let bytes = STANDARD
-            .decode(encoded)
-            .map_err(|e| format!("`{text}`: the text after `{PREFIX}` is not base64: {e}"))?;
-        let hash: [u8; 32] = bytes.try_into().map_err(|bytes: Vec<u8>| {
-            format!(
-                "`{text}`: a SHA-256 has 32 bytes, this one {} (44 base64 characters ending in `=`)",
-                bytes.len()
-            )
-        })?;
-        Ok(PublicKeyPin(hash))
-    }
-}
-
-impl serde::Serialize for PublicKeyPin {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for PublicKeyPin {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
+/// The pin of the public key a DER certificate holds.
+pub fn pin_of_certificate(certificate: &CertificateDer<'_>) -> Result<PublicKeyPin, String> {
+    let parsed = webpki::EndEntityCert::try_from(certificate)
+        .map_err(|e| format!("unreadable certificate: {e}"))?;
+    Ok(PublicKeyPin::of_public_key(
+        parsed.subject_public_key_info().as_ref(),
+    ))
 }
 
 /// The key a server presented was not the pinned one.
@@ -165,7 +103,7 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let presented = PublicKeyPin::of_certificate(end_entity)
+        let presented = pin_of_certificate(end_entity)
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
         if presented == self.pin {
             Ok(ServerCertVerified::assertion())
@@ -218,39 +156,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pins_read_back_as_written_and_bad_ones_say_why() {
-        let pin = PublicKeyPin::of_public_key(b"a key");
-        let text = pin.to_string();
-        assert!(
-            text.starts_with("sha256//") && text.len() == 8 + 44,
-            "{text}"
-        );
-        assert_eq!(text.parse::<PublicKeyPin>(), Ok(pin));
-        assert_eq!(format!(" {text}\n").parse::<PublicKeyPin>(), Ok(pin));
-        for (bad, says) in [
-            ("abc", "is not a public-key pin"),
-            ("sha1//abc", "is not a public-key pin"),
-            ("sha256//!!", "is not base64"),
-            ("sha256//YWJj", "a SHA-256 has 32 bytes, this one 3"),
-        ] {
-            let error = bad.parse::<PublicKeyPin>().expect_err(bad);
-            assert!(error.contains(says), "{bad}: {error}");
-        }
-    }
-
-    #[test]
     fn the_pin_of_a_certificate_is_the_pin_of_its_key() {
         let key = rcgen::KeyPair::generate().expect("key");
         let certificate = rcgen::CertificateParams::new(vec!["dist.example".to_owned()])
             .expect("params")
             .self_signed(&key)
             .expect("certificate");
-        let from_certificate =
-            PublicKeyPin::of_certificate(certificate.der()).expect("a certificate");
+        let from_certificate = pin_of_certificate(certificate.der()).expect("a certificate");
         assert_eq!(
             from_certificate,
             PublicKeyPin::of_public_key(&rcgen::PublicKeyData::subject_public_key_info(&key))
         );
-        assert!(PublicKeyPin::of_certificate(&CertificateDer::from(vec![1, 2, 3])).is_err());
+        assert!(pin_of_certificate(&CertificateDer::from(vec![1, 2, 3])).is_err());
     }
 }

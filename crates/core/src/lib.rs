@@ -20,6 +20,7 @@ pub mod error_chain;
 pub mod log;
 pub mod macros;
 pub mod paths;
+pub mod pin;
 pub mod range;
 pub mod reconcile;
 pub mod service;

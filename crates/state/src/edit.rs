@@ -273,6 +273,9 @@ fn provider_value(provider: &Provider) -> Value {
     if provider.auto_update != AutoUpdate::Off {
         entries.push(("autoUpdate".to_owned(), Value::scalar(provider.auto_update)));
     }
+    if let Some(pin) = &provider.pinned_public_key {
+        entries.push(("pinnedPublicKey".to_owned(), Value::scalar(pin)));
+    }
     Value::Map(entries)
 }
 
@@ -368,7 +371,9 @@ mod tests {
             test_consumer: Some("staging".into()),
             upload_state: true,
             auto_update: AutoUpdate::PullRequest,
+            pinned_public_key: Some(vupdate_core::pin::PublicKeyPin::of_public_key(b"jetto")),
         };
+        let pin = provider.pinned_public_key.expect("a pin").to_string();
         let edited = StateEdit::SetProvider {
             name: "jetto".into(),
             provider,
@@ -377,7 +382,9 @@ mod tests {
         .expect("applies");
         assert_eq!(
             text(&edited, PROVIDERS),
-            "# who we follow\nproviders:\n  jetto:\n    url: \"https://jetto.example.com\"\n    accessTokenSecret: jetto-token\n    testConsumer: staging\n    uploadState: true\n    autoUpdate: pullRequest\n"
+            format!(
+                "# who we follow\nproviders:\n  jetto:\n    url: \"https://jetto.example.com\"\n    accessTokenSecret: jetto-token\n    testConsumer: staging\n    uploadState: true\n    autoUpdate: pullRequest\n    pinnedPublicKey: \"{pin}\"\n"
+            )
         );
         let removed = StateEdit::RemoveProvider("jetto".into())
             .apply(&edited, now())

@@ -168,6 +168,9 @@ pub struct Provider {
     pub upload_state: bool,
     /// What happens when the provider offers other versions.
     pub auto_update: AutoUpdate,
+    /// Trust exactly the HTTPS key this pin names (a provider with a self-signed
+    /// certificate), instead of the system's certificate authorities.
+    pub pinned_public_key: Option<vupdate_core::pin::PublicKeyPin>,
 }
 
 /// What a consumer does when its provider offers other versions (and their client images

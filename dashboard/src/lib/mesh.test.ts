@@ -2,18 +2,20 @@
 import { describe, expect, it } from 'vitest';
 import { consumerLines, entryDiff, providerLines, providerState, yamlScalar, type ProviderEntry } from './mesh';
 
-const jetto: ProviderEntry = { provider: 'jetto', url: 'https://jetto.example.com/graphql', accessTokenSecret: 'jetto-token', autoUpdate: 'OFF', testConsumer: null, uploadState: false };
+const jetto: ProviderEntry = { provider: 'jetto', url: 'https://jetto.example.com/graphql', accessTokenSecret: 'jetto-token', autoUpdate: 'OFF', testConsumer: null, uploadState: false, pinnedPublicKey: null };
 
 describe('providerLines', () => {
   it('leaves out the defaults and writes autoUpdate as providers.yaml does', () => {
     expect(providerLines(jetto)).toEqual(['  jetto:', '    url: "https://jetto.example.com/graphql"', '    accessTokenSecret: jetto-token']);
-    expect(providerLines({ ...jetto, autoUpdate: 'PULL_REQUEST', uploadState: true, testConsumer: 'staging' })).toEqual([
+    const pin = 'sha256//n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=';
+    expect(providerLines({ ...jetto, autoUpdate: 'PULL_REQUEST', uploadState: true, testConsumer: 'staging', pinnedPublicKey: pin })).toEqual([
       '  jetto:',
       '    url: "https://jetto.example.com/graphql"',
       '    accessTokenSecret: jetto-token',
       '    testConsumer: staging',
       '    uploadState: true',
       '    autoUpdate: pullRequest',
+      `    pinnedPublicKey: "${pin}"`,
     ]);
   });
 });

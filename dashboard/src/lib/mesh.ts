@@ -14,6 +14,7 @@ export interface ProviderEntry {
   autoUpdate: AutoUpdate;
   testConsumer: string | null;
   uploadState: boolean;
+  pinnedPublicKey: string | null;
 }
 
 /** An entry of `consumers.yaml`, as `setConsumer` takes it. */
@@ -51,6 +52,7 @@ export function providerLines(entry: ProviderEntry): string[] {
     ...(entry.testConsumer ? [`    testConsumer: ${yamlScalar(entry.testConsumer)}`] : []),
     ...(entry.uploadState ? ['    uploadState: true'] : []),
     ...(entry.autoUpdate !== 'OFF' ? [`    autoUpdate: ${autoUpdateYaml(entry.autoUpdate)}`] : []),
+    ...(entry.pinnedPublicKey ? [`    pinnedPublicKey: ${yamlScalar(entry.pinnedPublicKey)}`] : []),
   ];
 }
 

@@ -25,6 +25,7 @@ const Providers = graphql(`
       autoUpdate
       testConsumer
       uploadState
+      pinnedPublicKey
       reachable
       tokenRefused
       connectedBy
@@ -80,6 +81,7 @@ const SetProvider = graphql(`
     $autoUpdate: AutoUpdateMode!
     $testConsumer: String
     $uploadState: Boolean!
+    $pinnedPublicKey: String
     $comment: String!
     $expectedRevision: String!
   ) {
@@ -90,6 +92,7 @@ const SetProvider = graphql(`
       autoUpdate: $autoUpdate
       testConsumer: $testConsumer
       uploadState: $uploadState
+      pinnedPublicKey: $pinnedPublicKey
       comment: $comment
       expectedRevision: $expectedRevision
     ) {
@@ -114,10 +117,10 @@ async function loadEditBase() {
 
 /** The entry of `providers.yaml` a provider's state comes from. */
 function entryOf(p: Provider): ProviderEntry {
-  return { provider: p.distribution, url: p.url, accessTokenSecret: p.accessTokenSecret, autoUpdate: p.autoUpdate as AutoUpdate, testConsumer: p.testConsumer ?? null, uploadState: p.uploadState };
+  return { provider: p.distribution, url: p.url, accessTokenSecret: p.accessTokenSecret, autoUpdate: p.autoUpdate as AutoUpdate, testConsumer: p.testConsumer ?? null, uploadState: p.uploadState, pinnedPublicKey: p.pinnedPublicKey ?? null };
 }
 
-const EMPTY: ProviderEntry = { provider: '', url: '', accessTokenSecret: '', autoUpdate: 'OFF', testConsumer: null, uploadState: false };
+const EMPTY: ProviderEntry = { provider: '', url: '', accessTokenSecret: '', autoUpdate: 'OFF', testConsumer: null, uploadState: false, pinnedPublicKey: null };
 
 export default function ProvidersPage() {
   const admin = useAllowed('ADMINISTRATOR');
@@ -298,7 +301,7 @@ function Field({ label, value, mono }: { label: string; value: string; mono?: bo
 /** The form of an entry; "Review" opens the commit dialog with its diff. */
 function ProviderForm({ entry, isNew, secrets, onReview }: { entry: ProviderEntry; isNew: boolean; secrets: string[]; onReview: (entry: ProviderEntry) => void }) {
   const [value, setValue] = useState(entry);
-  const trimmed = { ...value, provider: value.provider.trim(), url: value.url.trim(), accessTokenSecret: value.accessTokenSecret.trim(), testConsumer: value.testConsumer?.trim() || null };
+  const trimmed = { ...value, provider: value.provider.trim(), url: value.url.trim(), accessTokenSecret: value.accessTokenSecret.trim(), testConsumer: value.testConsumer?.trim() || null, pinnedPublicKey: value.pinnedPublicKey?.trim() || null };
   const secretChoices = secrets.includes(value.accessTokenSecret) || !value.accessTokenSecret ? secrets : [...secrets, value.accessTokenSecret];
   return (
     <Stack>
@@ -324,6 +327,13 @@ function ProviderForm({ entry, isNew, secrets, onReview }: { entry: ProviderEntr
         allowDeselect={false}
       />
       <TextInput label="Test consumer" description="Only take what this consumer of the provider marked tested" value={value.testConsumer ?? ''} onChange={(e) => setValue({ ...value, testConsumer: e.currentTarget.value })} />
+      <TextInput
+        label="Pinned public key"
+        description="For a provider with a self-signed certificate: the sha256//… pin it prints at start; empty trusts the system's authorities"
+        placeholder="sha256//…"
+        value={value.pinnedPublicKey ?? ''}
+        onChange={(e) => setValue({ ...value, pinnedPublicKey: e.currentTarget.value })}
+      />
       <Switch label="Upload states and fault reports to it" checked={value.uploadState} onChange={(e) => setValue({ ...value, uploadState: e.currentTarget.checked })} />
       <Group justify="flex-end">
         <Button onClick={() => onReview(trimmed)} disabled={!trimmed.provider || !trimmed.url || !trimmed.accessTokenSecret}>

@@ -108,7 +108,7 @@ async fn a_pinned_key_is_trusted_alone_and_another_key_is_refused_with_both_pins
     // A name the client does not use, from no authority: only the pin can vouch for it.
     let served = serve_self_signed(&["dist.example"]).await;
     let base = served.base.clone();
-    let pin = PublicKeyPin::of_certificate(served.certified.cert.der()).expect("pin");
+    let pin = vupdate_client::pin::pin_of_certificate(served.certified.cert.der()).expect("pin");
 
     let pinned = Client::builder(&base)
         .pinned_public_key(pin)

@@ -97,6 +97,8 @@ pub(super) struct ProviderInfo {
     upload_state: bool,
     /// What happens when it offers other versions.
     auto_update: AutoUpdateMode,
+    /// The pin of its HTTPS key, when trusted by that alone (`sha256//…`).
+    pinned_public_key: Option<String>,
     /// Whether the last attempt reached it (null: not tried yet).
     reachable: Option<bool>,
     /// How the last offer arrived: `SUBSCRIPTION` or `POLL`.
@@ -150,6 +152,7 @@ pub(super) fn provider_infos(context: &ApiContext, state: &State) -> Vec<Provide
                 test_consumer: provider.test_consumer.clone(),
                 upload_state: provider.upload_state,
                 auto_update: provider.auto_update.into(),
+                pinned_public_key: provider.pinned_public_key.map(|pin| pin.to_string()),
                 reachable: status.reachable,
                 connected_by: status.via.map(|via| {
                     match via {
@@ -331,7 +334,9 @@ impl ProvidersMutation {
     }
 
     /// Sets a provider of `providers.yaml` (created when new) as one commit on top of
-    /// `expectedRevision`. `accessTokenSecret` names a secret set with `setSecret`.
+    /// `expectedRevision`. `accessTokenSecret` names a secret set with `setSecret`;
+    /// `pinnedPublicKey` (`sha256//…`, as the provider prints it) trusts exactly its HTTPS
+    /// key, for a provider with a self-signed certificate.
     #[allow(clippy::too_many_arguments)]
     async fn set_provider(
         &self,
@@ -342,10 +347,19 @@ impl ProvidersMutation {
         test_consumer: Option<String>,
         #[graphql(default = false)] upload_state: bool,
         #[graphql(default_with = "AutoUpdateMode::Off")] auto_update: AutoUpdateMode,
+        pinned_public_key: Option<String>,
         expected_revision: String,
         comment: String,
     ) -> async_graphql::Result<StateRevision> {
         let principal = require(ctx, ADMINS)?;
+        let pinned_public_key = match pinned_public_key.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(pin) => Some(
+                pin.parse()
+                    .map_err(|message| ApiError::bad_request(format!("pinnedPublicKey: {message}")))
+                    .api()?,
+            ),
+        };
         let edit = StateEdit::SetProvider {
             name: provider,
             provider: Provider {
@@ -354,6 +368,7 @@ impl ProvidersMutation {
                 test_consumer: test_consumer.filter(|t| !t.is_empty()),
                 upload_state,
                 auto_update: auto_update.into(),
+                pinned_public_key,
             },
         };
         let revision = api(ctx)

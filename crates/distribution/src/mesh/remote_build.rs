@@ -175,8 +175,11 @@ async fn remote(
                 settings.access_token_secret
             )
         })?;
-    let client = Client::builder(base_url(&settings.url))
-        .token(secret.expose())
+    let mut client = Client::builder(base_url(&settings.url)).token(secret.expose());
+    if let Some(pin) = settings.pinned_public_key {
+        client = client.pinned_public_key(pin);
+    }
+    let client = client
         .build()
         .map_err(|error| format!("{what}: builder `{provider}`: {error}"))?;
     let (author, comment) = requester(&link.repo, order).await;

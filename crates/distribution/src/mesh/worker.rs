@@ -131,11 +131,14 @@ impl Worker {
             .secrets
             .get(name)?
             .ok_or_else(|| LinkError::NoSecret(name.clone()))?;
-        let client = Client::builder(base_url(&self.provider.url))
+        let mut client = Client::builder(base_url(&self.provider.url))
             .token(token.expose())
             .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .build()?;
+            .read_timeout(READ_TIMEOUT);
+        if let Some(pin) = self.provider.pinned_public_key {
+            client = client.pinned_public_key(pin);
+        }
+        let client = client.build()?;
         *self.client.lock().unwrap_or_else(PoisonError::into_inner) = Some(client.clone());
         Ok(client)
     }

@@ -57,7 +57,7 @@ fn prepare_chain(
             "the certificate file holds no certificate".to_owned(),
         ));
     };
-    let pin = PublicKeyPin::of_certificate(first).map_err(&refused)?;
+    let pin = vupdate_client::pin::pin_of_certificate(first).map_err(&refused)?;
     Ok((chain, pin))
 }
 

@@ -92,6 +92,7 @@ pub(crate) struct RawProvider {
     pub(crate) test_consumer: Option<Spanned<String>>,
     pub(crate) upload_state: Option<bool>,
     pub(crate) auto_update: Option<Spanned<RawAutoUpdate>>,
+    pub(crate) pinned_public_key: Option<Spanned<String>>,
 }
 
 /// `autoUpdate:` as written: one of the modes, or the boolean of schema 1's first release.

@@ -402,6 +402,20 @@ fn parse_providers(files: &FileSet, problems: &mut Problems) -> BTreeMap<String,
                 }
             },
         };
+        let pinned_public_key =
+            provider
+                .pinned_public_key
+                .and_then(|pin| match pin.value.parse() {
+                    Ok(pin) => Some(pin),
+                    Err(message) => {
+                        problems.at(
+                            PROVIDERS,
+                            &pin.referenced,
+                            format!("pinnedPublicKey: {message}"),
+                        );
+                        None
+                    }
+                });
         providers.insert(
             name.value,
             Provider {
@@ -410,6 +424,7 @@ fn parse_providers(files: &FileSet, problems: &mut Problems) -> BTreeMap<String,
                 test_consumer: provider.test_consumer.map(|t| t.value),
                 upload_state: provider.upload_state.unwrap_or(false),
                 auto_update,
+                pinned_public_key,
             },
         );
     }

@@ -100,7 +100,7 @@ fn each_problem_is_reported_with_file_line_and_column() {
                 "providers:\n  jetto:\n    url: https://jetto.example.com\n    accessTokenSecret: jetto-token\n    accessToken: abc\n",
             )],
             &[
-                "providers.yaml:5:5: unknown field `accessToken`, expected one of url, accessTokenSecret, testConsumer, uploadState, autoUpdate",
+                "providers.yaml:5:5: unknown field `accessToken`, expected one of url, accessTokenSecret, testConsumer, uploadState, autoUpdate, pinnedPublicKey",
             ],
         ),
         (
@@ -224,6 +224,16 @@ fn each_problem_is_reported_with_file_line_and_column() {
             )],
             &[
                 "providers.yaml:5:17: autoUpdate `always` is not one of `commit` (commit the provider's versions), `pullRequest` (push them to a branch for review) or `off` (only show them); `true` and `false` are read as `commit` and `off`",
+            ],
+        ),
+        (
+            "a pinnedPublicKey that is not a pin",
+            &[(
+                "providers.yaml",
+                "providers:\n  jetto:\n    url: https://jetto.example.com\n    accessTokenSecret: t\n    pinnedPublicKey: sha256//YWJj\n",
+            )],
+            &[
+                "providers.yaml:5:22: pinnedPublicKey: `sha256//YWJj`: a SHA-256 has 32 bytes, this one 3 (44 base64 characters ending in `=`)",
             ],
         ),
         (
@@ -587,4 +597,14 @@ fn waves_are_the_service_s_own_else_the_common_ones() {
     assert_eq!(own[0].max_failures, MaxFailures::Count(0));
     let none = State::parse(&files(&[])).expect("valid");
     assert!(none.rollout.waves(&"api".parse().expect("name")).is_empty());
+}
+
+#[test]
+fn a_providers_pin_is_read_as_the_key_it_names() {
+    let pin = vupdate_core::pin::PublicKeyPin::of_public_key(b"jetto's key");
+    let text = format!(
+        "providers:\n  jetto:\n    url: https://jetto.example.com\n    accessTokenSecret: t\n    pinnedPublicKey: \"{pin}\"\n"
+    );
+    let state = State::parse(&files(&[("providers.yaml", &text)])).expect("valid");
+    assert_eq!(state.providers["jetto"].pinned_public_key, Some(pin));
 }
