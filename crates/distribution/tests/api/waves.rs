@@ -59,21 +59,24 @@ async fn report(harness: &Harness, states: Vec<Value>) {
         .await;
 }
 
-#[tokio::test]
-async fn instances_get_the_version_of_their_wave_and_a_restart_resumes_the_rollout() {
-    let mut harness = Harness::start().await;
+/// A distribution whose `rollout.yaml` has [`ROLLOUT`]'s waves, with `states` reported.
+async fn with_waves(states: Vec<Value>) -> Harness {
+    let harness = Harness::start().await;
     harness
         .wait_in_force(&harness.remote.rev_parse("main"))
         .await;
     commit(&harness, "rollout.yaml", ROLLOUT).await;
-    report(
-        &harness,
-        vec![
-            state("vm-1", &[("ring", "canary")], "acme-1.0.0", None),
-            state("vm-2", &[], "acme-1.0.0", None),
-            state("vm-3", &[("ring", "main")], "acme-1.0.0", None),
-        ],
-    )
+    report(&harness, states).await;
+    harness
+}
+
+#[tokio::test]
+async fn instances_get_the_version_of_their_wave_and_a_restart_resumes_the_rollout() {
+    let mut harness = with_waves(vec![
+        state("vm-1", &[("ring", "canary")], "acme-1.0.0", None),
+        state("vm-2", &[], "acme-1.0.0", None),
+        state("vm-3", &[("ring", "main")], "acme-1.0.0", None),
+    ])
     .await;
     commit(
         &harness,
@@ -159,18 +162,10 @@ async fn instances_get_the_version_of_their_wave_and_a_restart_resumes_the_rollo
 
 #[tokio::test]
 async fn a_version_pushed_while_the_server_was_stopped_is_rolled_out_from_what_runs() {
-    let mut harness = Harness::start().await;
-    harness
-        .wait_in_force(&harness.remote.rev_parse("main"))
-        .await;
-    commit(&harness, "rollout.yaml", ROLLOUT).await;
-    report(
-        &harness,
-        vec![
-            state("vm-1", &[("ring", "canary")], "acme-1.0.0", None),
-            state("vm-2", &[], "acme-1.0.0", None),
-        ],
-    )
+    let mut harness = with_waves(vec![
+        state("vm-1", &[("ring", "canary")], "acme-1.0.0", None),
+        state("vm-2", &[], "acme-1.0.0", None),
+    ])
     .await;
     harness.stop().await;
     harness
