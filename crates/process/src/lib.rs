@@ -9,17 +9,20 @@
 //!   grace period for its leader, SIGKILL); how a process ended, in words.
 //! - [`guard`]: the process groups of a child's descendants, followed while it runs and
 //!   all killed when it ends or is dropped, so a build leaves nothing running.
+//! - [`spawn`]: starting a program just written, past a moment's "Text file busy".
 //!
 //! A process is named by its pid and its start time together wherever it is followed
 //! over time, so a pid the kernel reuses is never taken for the process it was.
 
 pub mod group;
 pub mod guard;
+pub mod spawn;
 pub mod table;
 
 pub use group::{describe_status, group_is_empty, kill_group, signal, signal_group, stop_group};
 pub use guard::TreeGuard;
 pub use nix::sys::signal::Signal;
+pub use spawn::spawn_when_not_busy;
 pub use table::ProcInfo;
 
 /// Helpers of this crate's tests: real processes started by `sh`.

@@ -114,7 +114,7 @@ pub(crate) fn spawn<'e>(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
-    let mut child = command.spawn().map_err(spawn_error)?;
+    let mut child = vupdate_process::spawn_when_not_busy(&mut command).map_err(spawn_error)?;
     let pid = child.id().expect("a child that was just spawned has a pid");
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");

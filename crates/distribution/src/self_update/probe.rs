@@ -46,14 +46,16 @@ pub async fn probe(
     };
     // A short-lived check of the new program, not a build: the builder's process groups
     // and leases do not apply; the child is killed when the wait ends early.
-    let child = tokio::process::Command::new(binary)
+    let mut command = tokio::process::Command::new(binary);
+    command
         .args(["distribution", "probe", "--config"])
         .arg(config)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
+        .kill_on_drop(true);
+    // Just downloaded: a builder forked meanwhile may hold it open for a moment.
+    let child = vupdate_process::spawn_when_not_busy(&mut command)
         .map_err(|e| fail(format!("cannot run {}: {e}", binary.display())))?;
     let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(output) => output.map_err(|e| fail(e.to_string()))?,
