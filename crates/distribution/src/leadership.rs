@@ -30,8 +30,9 @@ pub struct Leadership {
     held: watch::Receiver<Option<Lease>>,
     /// The store the lease lives in; `None` for the sole server of a SQLite store.
     store: Option<Store>,
-    /// The sole server's sender, kept so its receivers never see a closed channel.
-    _sole: Option<std::sync::Arc<watch::Sender<Option<Lease>>>>,
+    /// The sender of a sole server's or a [`Leadership::prepared`] view's lease, kept so
+    /// its receivers never see a closed channel.
+    _sender: Option<std::sync::Arc<watch::Sender<Option<Lease>>>>,
 }
 
 impl Leadership {
@@ -47,7 +48,7 @@ impl Leadership {
         Leadership {
             held,
             store: None,
-            _sole: Some(std::sync::Arc::new(sender)),
+            _sender: Some(std::sync::Arc::new(sender)),
         }
     }
 
@@ -75,7 +76,7 @@ impl Leadership {
             Leadership {
                 held,
                 store: Some(store),
-                _sole: None,
+                _sender: None,
             },
             task,
         )
@@ -110,6 +111,45 @@ impl Leadership {
             None => Ok(()),
             Some(store) => store.leases().check(&lease).await,
         }
+    }
+
+    /// A view of this lease that turns held only once `prepare` ended after each
+    /// take-over, and lost as soon as the lease is: for work that must not start before
+    /// the take-over's set-up (the reconcile loop waits for the predecessor's tasks to be
+    /// failed and the builders' tokens to be issued, or its first build would fail for want
+    /// of a token, or be failed as the predecessor's). The task ends at `stopped`.
+    pub fn prepared<P, F>(
+        &self,
+        stopped: watch::Receiver<bool>,
+        mut prepare: P,
+    ) -> (Leadership, tokio::task::JoinHandle<()>)
+    where
+        P: FnMut(Lease) -> F + Send + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (sender, held) = watch::channel(None);
+        let sender = std::sync::Arc::new(sender);
+        let (base, kept) = (self.clone(), std::sync::Arc::clone(&sender));
+        let task = tokio::spawn(async move {
+            base.while_held(stopped, |lease| {
+                let (prepared, sender) = (prepare(lease.clone()), std::sync::Arc::clone(&kept));
+                async move {
+                    // Lost (this future dropped) or stopped: no longer held.
+                    let _lost = Unhold(std::sync::Arc::clone(&sender));
+                    prepared.await;
+                    sender.send_replace(Some(lease));
+                    std::future::pending::<()>().await;
+                }
+            })
+            .await;
+            kept.send_replace(None);
+        });
+        let view = Leadership {
+            held,
+            store: self.store.clone(),
+            _sender: Some(sender),
+        };
+        (view, task)
     }
 
     /// Runs `work` whenever this replica holds the lease: started at each take-over with
@@ -157,6 +197,15 @@ impl Leadership {
                 () = stop_requested(&mut stopped) => return,
             }
         }
+    }
+}
+
+/// Marks a [`Leadership::prepared`] view not held when dropped (its lease was lost).
+struct Unhold(std::sync::Arc<watch::Sender<Option<Lease>>>);
+
+impl Drop for Unhold {
+    fn drop(&mut self) {
+        self.0.send_replace(None);
     }
 }
 

@@ -275,30 +275,26 @@ impl Distribution {
         let builder: Arc<dyn BuildRunner> = runner;
         // The builders' tokens are issued by the lease holder, revoking its predecessor's:
         // a builder a dead or paused holder left running can no longer upload anything.
-        let take_over = match lease_keeper {
+        // The reconcile loop builds only once that and the predecessor's tasks are done.
+        let (building, take_over) = match lease_keeper {
             None => {
                 builders.issue().await;
-                None
+                (leadership.clone(), None)
             }
             Some(_) => {
-                let (leadership, tasks) = (leadership.clone(), tasks.clone());
-                let stopped = stopped.clone();
-                Some(tokio::spawn(async move {
-                    leadership
-                        .while_held(stopped, |lease| {
-                            let (builders, tasks) = (builders.clone(), tasks.clone());
-                            async move {
-                                tracing::info!(token = lease.token, "lease taken: failing the tasks the previous holder left, issuing the builders' tokens");
-                                if let Err(error) = recover_tasks(&tasks).await {
-                                    tracing::error!(%error, "cannot fail the tasks the previous holder left");
-                                }
-                                builders.issue().await;
-                                // Holding: nothing more until the lease is lost.
-                                std::future::pending::<()>().await;
-                            }
-                        })
-                        .await;
-                }))
+                let tasks = tasks.clone();
+                let (building, take_over) = leadership.prepared(stopped.clone(), move |lease| {
+                    let (builders, tasks) = (builders.clone(), tasks.clone());
+                    async move {
+                        tracing::info!(token = lease.token, "lease taken: failing the tasks the previous holder left, issuing the builders' tokens");
+                        if let Err(error) = recover_tasks(&tasks).await {
+                            tracing::error!(%error, "cannot fail the tasks the previous holder left");
+                        }
+                        builders.issue().await;
+                        tracing::info!(token = lease.token, "take-over done: the previous holder's builders are fenced off; building");
+                    }
+                });
+                (building, Some(take_over))
             }
         };
         let reconciler = Reconciler::start_leased(
@@ -316,7 +312,7 @@ impl Distribution {
                 repo: watcher.repo(),
                 trigger: watcher.trigger_handle(),
             }),
-            leadership.clone(),
+            building,
         );
 
         let expiry = {
