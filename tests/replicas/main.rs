@@ -5,13 +5,21 @@
 //! webhook) reaches the other's desired versions and subscribers through the store, with
 //! the replicas' `pollInterval` an hour, and one announced to the standby reaches the
 //! holder; a push during the handover (its webhook lost with the holder) is fetched and
-//! answered by the new holder. Skipped, loudly, where the stand-ins are not installed
+//! answered by the new holder. [`handover`]: kill -9 of the holder in the middle of a
+//! build, the build run once more, a push during the handover installed by an updater.
+//! Skipped, loudly, where the stand-ins are not installed
 //! (`scripts/install-test-deps.sh`); failing instead in CI.
 
 // Shared with the other scenarios, which use the rest of it.
 #[allow(dead_code)]
-#[path = "support/distribution.rs"]
+#[path = "../support/distribution.rs"]
 mod distribution;
+#[allow(dead_code)]
+#[path = "../support/hello.rs"]
+mod hello;
+
+/// kill -9 of the holder in the middle of a build, and a push during the handover.
+mod handover;
 
 use std::io::{Read as _, Write as _};
 use std::path::Path;
@@ -90,24 +98,78 @@ const API_STATE: &[(&str, &str)] = &[
     ("desired/client.yaml", "versions: {}\n"),
 ];
 
-fn config(
-    shared: &Path,
-    mongo: &str,
-    database: &str,
-    s3: &str,
-    bucket: &str,
-    state: &Path,
-) -> String {
-    format!(
-        "name: acme\nlisten: 127.0.0.1:0\ndataDirectory: data\n\
-         jwtKeyFile: {jwt}\n\
-         store:\n  kind: mongo\n  url: '{mongo}'\n  database: {database}\n\
-         stateRepo:\n  url: {state}\n  pollInterval: 1h\n\
-         objectStore:\n  s3:\n    bucket: {bucket}\n    endpoint: {s3}\n    prefix: acme\n    credentialsFile: {credentials}\n",
-        jwt = shared.join("jwt.key").display(),
-        state = state.display(),
-        credentials = shared.join("s3.env").display(),
-    )
+/// What the replicas of one scenario share besides the state repo: a folder with the JWT
+/// key and the S3 credentials, a bucket of their own and a database of their own.
+struct Shared {
+    dir: TempDir,
+    mongo: String,
+    s3: String,
+    bucket: String,
+    database: String,
+}
+
+impl Shared {
+    /// A new bucket and database named after `scenario` and this process.
+    fn new((mongo, s3): (String, String), scenario: &str) -> Shared {
+        let dir = TempDir::new().expect("dir");
+        std::fs::write(
+            dir.path().join("s3.env"),
+            "AWS_ACCESS_KEY_ID=vupdate-test\nAWS_SECRET_ACCESS_KEY=secret\n",
+        )
+        .expect("credentials");
+        let bucket = format!("{scenario}-{}", std::process::id());
+        create_bucket(&s3, &bucket);
+        Shared {
+            dir,
+            mongo,
+            s3,
+            bucket,
+            database: format!("{scenario}{}", std::process::id()),
+        }
+    }
+
+    /// The config of every replica following the state repo at `state`, which they fetch
+    /// hourly: only a webhook, a take-over or the relay through the store makes one fetch
+    /// sooner.
+    fn config(&self, state: &Path) -> String {
+        format!(
+            "name: acme\nlisten: 127.0.0.1:0\ndataDirectory: data\n\
+             jwtKeyFile: {jwt}\n\
+             store:\n  kind: mongo\n  url: '{mongo}'\n  database: {database}\n\
+             stateRepo:\n  url: {state}\n  pollInterval: 1h\n\
+             objectStore:\n  s3:\n    bucket: {bucket}\n    endpoint: {s3}\n    prefix: acme\n    credentialsFile: {credentials}\n",
+            jwt = self.dir.path().join("jwt.key").display(),
+            mongo = self.mongo,
+            database = self.database,
+            bucket = self.bucket,
+            s3 = self.s3,
+            state = state.display(),
+            credentials = self.dir.path().join("s3.env").display(),
+        )
+    }
+}
+
+/// Starts the first replica in `dir` on `text` (it sets the store up with its first
+/// password) and waits until it takes the lease; returns it and the lease's token.
+async fn first_replica(dir: &TempDir, text: &str) -> (distribution::Started, i64) {
+    let started = distribution::start(dir.path(), text).await;
+    let token = Patience::up_to(LIMIT)
+        .eventually_or(
+            "the first replica takes the lease",
+            || async { taken(dir) },
+            || async { log(dir) },
+        )
+        .await;
+    (started, token)
+}
+
+/// Starts another replica in `dir` on `text`; it logs in with the password the first set.
+async fn other_replica(dir: &TempDir, text: &str) -> distribution::Started {
+    let file = dir.path().join("distribution.yaml");
+    std::fs::write(&file, text).expect("config");
+    distribution::spawn(dir.path(), &file, &distribution::Launch::default())
+        .into_started()
+        .await
 }
 
 /// The replica's log.
@@ -151,19 +213,10 @@ fn taken(dir: &TempDir) -> Option<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas_images() {
-    let Some((mongo, s3)) = stand_ins() else {
+    let Some(stand_ins) = stand_ins() else {
         return;
     };
-    let shared = TempDir::new().expect("dir");
-    std::fs::write(
-        shared.path().join("s3.env"),
-        "AWS_ACCESS_KEY_ID=vupdate-test\nAWS_SECRET_ACCESS_KEY=secret\n",
-    )
-    .expect("credentials");
-    let bucket = format!("replicas-{}", std::process::id());
-    create_bucket(&s3, &bucket);
-    // The state repo is remote to both replicas, fetched hourly: only a webhook or the
-    // relay through the store makes a replica fetch sooner.
+    let shared = Shared::new(stand_ins, "replicas");
     let state = GitRepo::init_bare();
     let work = GitRepo::clone_from(&state);
     work.commit_files(
@@ -172,26 +225,12 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
         &Person::alice(),
     );
     work.push("origin", "main");
-    let database = format!("replicas{}", std::process::id());
-    let text = config(shared.path(), &mongo, &database, &s3, &bucket, state.path());
+    let text = shared.config(state.path());
 
-    // The first replica sets the store up (its first password) and takes the lease.
     let (dir_a, dir_b) = (TempDir::new().expect("dir"), TempDir::new().expect("dir"));
-    let mut a = distribution::start(dir_a.path(), &text).await;
+    let (mut a, first) = first_replica(&dir_a, &text).await;
+    let mut b = other_replica(&dir_b, &text).await;
     let patience = Patience::up_to(LIMIT);
-    let first = patience
-        .eventually_or(
-            "replica a takes the lease",
-            || async { taken(&dir_a) },
-            || async { log(&dir_a) },
-        )
-        .await;
-    // The second logs in with the password the first one set.
-    let file_b = dir_b.path().join("distribution.yaml");
-    std::fs::write(&file_b, &text).expect("config");
-    let mut b = distribution::spawn(dir_b.path(), &file_b, &distribution::Launch::default())
-        .into_started()
-        .await;
 
     // An image uploaded through a is downloaded through b (and the other way round).
     let bytes: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i % 251) as u8).collect();
