@@ -9,7 +9,14 @@
 //! holder stopped renewing for `lease.ttl`. A holder that cannot renew (the store away)
 //! gives the work up before its lease can have ended, so two replicas never both think they
 //! hold it. A write only the holder may make calls [`Leadership::fence`] first: it is
-//! refused once the lease was taken over, whatever this process believes.
+//! refused once the lease was taken over or ran out, whatever this process believes (a
+//! replica paused past its lease wakes up still believing it holds). Fenced: the start of
+//! every build task, the commit of a new client generation, every expiry run, the
+//! self-update's hand-over. A build's image and log come from the builder through the API
+//! with a Builder token that each take-over revokes, so a dead or paused holder's builder
+//! is refused by every replica. Not fenced: known-bad marks and their reverts, made by
+//! whichever replica an updater's report reaches (a revert is a commit pushed by Git's
+//! compare-and-swap, so two replicas' reverts cannot both land).
 
 use std::future::Future;
 use std::time::Duration;

@@ -323,10 +323,15 @@ impl Distribution {
                 leadership
                     .while_held(stopped.clone(), |_| {
                         let expired_faults = fault_files.clone();
+                        let fence = leadership.clone();
                         vupdate_store::run_expiry(
                             store.clone(),
                             policy.clone(),
                             schedule.clone(),
+                            move || {
+                                let fence = fence.clone();
+                                async move { fence.fence().await }
+                            },
                             move |at, outcome| match outcome {
                                 Ok(report) => {
                                     // The store forgot these reports; their archives go too.
@@ -427,6 +432,7 @@ impl Distribution {
                     in_force: watcher.subscribe(),
                     ready: sender,
                     stopped: stopped.clone(),
+                    leadership: leadership.clone(),
                 };
                 // Only the lease holder replaces its program (one replica at a time).
                 let (leadership, stopped) = (leadership.clone(), stopped.clone());
