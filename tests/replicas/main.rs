@@ -1,7 +1,8 @@
 //! Two `vupdate distribution run` replicas on one MongoDB (the nx-27017 stand-in) and one
 //! S3 bucket (moto's server): one holds the lease; kill -9 of the holder hands the lease
 //! to the other within 10 s, with the next fencing token; an image uploaded through one
-//! replica is downloaded through the other; a commit announced only to the holder (its
+//! replica is downloaded through the other, and so are fault archives and private files;
+//! a commit announced only to the holder (its
 //! webhook) reaches the other's desired versions and subscribers through the store, with
 //! the replicas' `pollInterval` an hour, and one announced to the standby reaches the
 //! holder; a push during the handover (its webhook lost with the holder) is fetched and
@@ -26,7 +27,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use vupdate_client::{Client, DesiredList, ImageRef};
+use vupdate_client::{ArchiveUpload, Client, ClientError, DesiredList, ImageKind, ImageRef};
 use vupdate_test_support::servers;
 use vupdate_test_support::{GitRepo, Patience, Person};
 
@@ -211,6 +212,85 @@ fn taken(dir: &TempDir) -> Option<i64> {
         .next()
 }
 
+/// A fault archive uploaded through `a` downloads through `b`; a private file stored
+/// through `a` is served by `b`, replaced through `b` it is served anew by `a` (which had
+/// a copy of the old one), removed through `b` it is gone on `a` too.
+async fn fault_archives_and_private_files_are_shared(
+    a: &distribution::Started,
+    b: &distribution::Started,
+) {
+    let archive = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(archive.path(), "the fault archive of vm-1").expect("write");
+    let stored = a
+        .admin
+        .upload_fault_archive("fault-0001", archive.path())
+        .await
+        .expect("upload the fault archive through a");
+    assert_eq!(stored, ArchiveUpload::Stored);
+    let fetched = request(
+        &b.base,
+        &format!(
+            "GET /faults/acme/fault-0001 HTTP/1.1\r\nAuthorization: Bearer {}",
+            b.admin_token
+        ),
+    );
+    assert!(
+        fetched.starts_with("HTTP/1.1 200") && fetched.ends_with("the fault archive of vm-1"),
+        "b serves the archive a stored: {fetched}"
+    );
+    let again = b
+        .admin
+        .upload_fault_archive("fault-0001", archive.path())
+        .await
+        .expect("upload it again through b");
+    assert_eq!(
+        again,
+        ArchiveUpload::AlreadyStored,
+        "archives are written once"
+    );
+
+    let key = tempfile::NamedTempFile::new().expect("file");
+    let read_through = |replica: &distribution::Started| {
+        let admin = replica.admin.clone();
+        async move {
+            let dir = TempDir::new().expect("dir");
+            let to = dir.path().join("api.pem");
+            admin
+                .download_private_file(ImageKind::Developer, "api", "keys/api.pem", &to)
+                .await
+                .map(|_| std::fs::read_to_string(&to).expect("read"))
+        }
+    };
+    std::fs::write(key.path(), "key one").expect("write");
+    a.admin
+        .upload_private_file(ImageKind::Developer, "api", "keys/api.pem", key.path())
+        .await
+        .expect("store a private file through a");
+    assert_eq!(read_through(b).await.expect("through b"), "key one");
+    std::fs::write(key.path(), "key two").expect("write");
+    b.admin
+        .upload_private_file(ImageKind::Developer, "api", "keys/api.pem", key.path())
+        .await
+        .expect("replace it through b");
+    assert_eq!(read_through(a).await.expect("through a"), "key two");
+    let removed = request(
+        &b.base,
+        &format!(
+            "DELETE /private-files/developer/api/keys/api.pem HTTP/1.1\r\nAuthorization: Bearer {}",
+            b.admin_token
+        ),
+    );
+    assert!(
+        removed.starts_with("HTTP/1.1 2"),
+        "remove through b: {removed}"
+    );
+    let gone = read_through(a).await;
+    assert!(
+        matches!(gone, Err(ClientError::Refused { status: 404, .. })),
+        "removed on every replica: {gone:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas_images() {
     let Some(stand_ins) = stand_ins() else {
@@ -258,6 +338,7 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
         "the version is taken on every replica: {again:?}"
     );
     assert_eq!(taken(&dir_b), None, "b waits while a renews");
+    fault_archives_and_private_files_are_shared(&a, &b).await;
 
     // A commit announced only to the holder reaches b's desired versions and subscribers.
     let mut feed = b

@@ -183,10 +183,15 @@ impl Distribution {
         let remote = match &config.object_store {
             Some(s3) => {
                 let settings = s3.settings().map_err(ServerError::ObjectStore)?;
-                tracing::info!(bucket = %settings.bucket, endpoint = ?settings.endpoint, prefix = %settings.prefix, "images in an object store; the data directory keeps a cache");
+                tracing::info!(bucket = %settings.bucket, endpoint = ?settings.endpoint, prefix = %settings.prefix, "images, fault archives and private files in an object store; the data directory keeps a cache");
                 Some(vupdate_images::RemoteImages::s3(&settings).map_err(ServerError::Images)?)
             }
             None => None,
+        };
+        // Fault archives and private files beside the images, so every replica serves them.
+        let (remote_faults, remote_private) = match &remote {
+            Some(remote) => (Some(remote.files("faults")), Some(remote.files("private"))),
+            None => (None, None),
         };
         let images = ImageStore::open_with(
             data.join("images"),
@@ -205,14 +210,16 @@ impl Distribution {
             .map_err(|source| ServerError::DataDirectory {
                 path: data.join("faults"),
                 error: source,
-            })?;
+            })?
+            .with_remote(remote_faults);
         let private_files =
             PrivateFiles::open(data.join("private"), limits.requests.max_private_file)
                 .await
                 .map_err(|source| ServerError::DataDirectory {
                     path: data.join("private"),
                     error: source,
-                })?;
+                })?
+                .with_remote(remote_private);
 
         let secrets = Secrets::open(data).map_err(ServerError::Secrets)?;
         let consumers =

@@ -25,9 +25,11 @@
 //!
 //! Modules: `key` (kinds, versions, digests, [`ImageInfo`]), `upload` (streaming in),
 //! `read` (streaming out, ranges, verification), `fsutil` (durable renames and hard
-//! links), `error` ([`ImageError`]).
+//! links), `error` ([`ImageError`]), `remote` (images in an object store), `files` (fault
+//! archives and private files beside them).
 
 mod error;
+mod files;
 mod fsutil;
 mod key;
 mod read;
@@ -48,6 +50,7 @@ use std::sync::{Arc, Mutex};
 use vupdate_core::service::ServiceName;
 
 pub use error::{ImageError, ImageId};
+pub use files::{RemoteFile, RemoteFiles};
 pub use key::{DIGEST_PREFIX, ImageInfo, ImageKind, ImageVersion, normalize_sha256};
 pub use read::ImageReader;
 pub use remote::{RemoteImages, S3Settings};

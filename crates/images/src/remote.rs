@@ -107,6 +107,12 @@ impl RemoteImages {
         Ok(RemoteImages::new(Arc::new(store), &settings.prefix))
     }
 
+    /// Plain files under `area` of the same bucket and prefix (fault archives, private
+    /// files).
+    pub fn files(&self, area: &str) -> crate::RemoteFiles {
+        crate::RemoteFiles::new(Arc::clone(&self.store), &self.prefix, area)
+    }
+
     fn key(&self, relative: &str) -> Path {
         Path::from(format!("{}{relative}", self.prefix))
     }
