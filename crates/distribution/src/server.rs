@@ -53,6 +53,9 @@ const TASK_GRACE: Duration = Duration::from_secs(10);
 const MAX_FETCH_BACKOFF: Duration = Duration::from_secs(300);
 /// How often the reconcile loop looks again with no signal.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(60);
+/// How old an object-store blob no ref names must be before expiry deletes it: far longer
+/// than any upload takes between its blob and its ref.
+const BLOB_GRACE: Duration = Duration::from_secs(24 * 3600);
 
 /// The service account whose access token the server gives its builder processes; its
 /// older tokens are revoked at each start, so only the running server's token works.
@@ -326,10 +329,11 @@ impl Distribution {
             let (leadership, stopped) = (leadership.clone(), stopped.clone());
             let (store, policy) = (store.clone(), config.expiration.policy());
             let (schedule, fault_files) = (config.expiration.schedule.clone(), fault_files.clone());
+            let images = images.clone();
             tokio::spawn(async move {
                 leadership
                     .while_held(stopped.clone(), |_| {
-                        let expired_faults = fault_files.clone();
+                        let (expired_faults, images) = (fault_files.clone(), images.clone());
                         let fence = leadership.clone();
                         vupdate_store::run_expiry(
                             store.clone(),
@@ -347,6 +351,15 @@ impl Distribution {
                                             .remove_blocking(&fault.distribution, &fault.id);
                                     }
                                     tracing::info!(%at, ?report, "expired old records");
+                                    // The object store's blobs of removed versions go too.
+                                    let images = images.clone();
+                                    tokio::spawn(async move {
+                                        if let Err(error) =
+                                            images.collect_remote_blobs(BLOB_GRACE).await
+                                        {
+                                            tracing::error!(%error, "cannot delete unreferenced blobs from the object store; retried at the next run");
+                                        }
+                                    });
                                 }
                                 Err(error) => {
                                     tracing::error!(%at, %error, "expiry failed; retried at the next run")

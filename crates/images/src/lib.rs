@@ -395,6 +395,26 @@ impl ImageStore {
         Ok(removed)
     }
 
+    /// With an object store, deletes its blobs that no ref names and that are older than
+    /// `grace` (so an upload between its blob and its ref keeps its blob); returns their
+    /// digests, empty without an object store. For the one replica that runs expiry.
+    pub async fn collect_remote_blobs(
+        &self,
+        grace: std::time::Duration,
+    ) -> Result<Vec<String>, ImageError> {
+        let Some(remote) = self.remote() else {
+            return Ok(Vec::new());
+        };
+        let removed = remote.collect_blobs(grace).await?;
+        if !removed.is_empty() {
+            tracing::info!(
+                removed = removed.len(),
+                "unreferenced blobs deleted from the object store"
+            );
+        }
+        Ok(removed)
+    }
+
     /// Removes every blob no ref points to. Refuses to delete anything when a ref cannot
     /// be read, since that ref's blob might be among the unreferenced.
     pub async fn gc(&self) -> Result<GcReport, ImageError> {

@@ -324,6 +324,48 @@ impl RemoteImages {
         Ok(set)
     }
 
+    /// Deletes the bucket's blobs that no ref names and that were stored more than `grace`
+    /// ago (a younger one may be an upload between its blob and its ref); returns their
+    /// digests. The refs are read before and again after listing the blobs, and a blob
+    /// either read names is kept; an unreadable ref deletes nothing.
+    pub(crate) async fn collect_blobs(
+        &self,
+        grace: std::time::Duration,
+    ) -> Result<Vec<String>, ImageError> {
+        let before = self.referenced().await?;
+        let cutoff = chrono::Utc::now()
+            - chrono::TimeDelta::from_std(grace).unwrap_or(chrono::TimeDelta::MAX);
+        let prefix = self.key("blobs");
+        let mut listing = self.store.list(Some(&prefix));
+        let mut old = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(Self::failed("list blobs", &prefix))?;
+            let Some(hex) = meta.location.filename().map(str::to_owned) else {
+                continue;
+            };
+            if !before.contains(&hex) && meta.last_modified < cutoff {
+                old.push((hex, meta.location));
+            }
+        }
+        if old.is_empty() {
+            return Ok(Vec::new());
+        }
+        let after = self.referenced().await?;
+        let mut removed = Vec::new();
+        for (hex, key) in old {
+            if after.contains(&hex) {
+                continue;
+            }
+            match self.store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                    removed.push(format!("{}{hex}", crate::DIGEST_PREFIX));
+                }
+                Err(error) => return Err(Self::failed("remove blob", &key)(error)),
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes a version's ref, returning what it pointed to (`None`: it had none).
     pub(crate) async fn remove_ref(
         &self,
