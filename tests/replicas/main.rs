@@ -212,6 +212,32 @@ fn taken(dir: &TempDir) -> Option<i64> {
         .next()
 }
 
+/// Checks that a push just made came before the take-over, waits until the replica in
+/// `dir` takes the lease over from the holder killed at `killed` (whose token was `first`),
+/// prints how long it took (`during`: what the holder was doing) and checks it is within
+/// [`TAKE_OVER`], with the next fencing token.
+async fn taken_over(dir: &TempDir, killed: Instant, first: i64, during: &str) {
+    assert_eq!(
+        taken(dir),
+        None,
+        "the push came before the take-over (the killed holder's lease lasts 3.5 s at least)"
+    );
+    let second = Patience::up_to(LIMIT)
+        .eventually_or(
+            "the other replica takes the lease over",
+            || async { taken(dir) },
+            || async { log(dir) },
+        )
+        .await;
+    let handover = killed.elapsed();
+    eprintln!(
+        "lease handover after kill -9 of the holder{during}: {} ms",
+        handover.as_millis()
+    );
+    assert!(handover < TAKE_OVER, "took {handover:?}\n{}", log(dir));
+    assert_eq!(second, first + 1, "the fencing token grows on a take-over");
+}
+
 /// A fault archive uploaded through `a` downloads through `b`; a private file stored
 /// through `a` is served by `b`, replaced through `b` it is served anew by `a` (which had
 /// a copy of the old one), removed through `b` it is gone on `a` too.
@@ -444,25 +470,7 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
         &Person::alice(),
     );
     work.push("origin", "main");
-    assert_eq!(
-        taken(&dir_b),
-        None,
-        "the push came before the take-over (the killed holder's lease lasts 3.5 s at least)"
-    );
-    let second = patience
-        .eventually_or(
-            "replica b takes the lease over",
-            || async { taken(&dir_b) },
-            || async { log(&dir_b) },
-        )
-        .await;
-    let handover = killed.elapsed();
-    eprintln!(
-        "lease handover after kill -9 of the holder: {} ms",
-        handover.as_millis()
-    );
-    assert!(handover < TAKE_OVER, "took {handover:?}\n{}", log(&dir_b));
-    assert_eq!(second, first + 1, "the fencing token grows on a take-over");
+    taken_over(&dir_b, killed, first, "").await;
     let after_handover = answered(&b.admin, &during, &dir_b).await;
     assert_eq!(
         after_handover

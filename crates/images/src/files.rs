@@ -11,7 +11,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
 use tokio::io::AsyncWriteExt as _;
 
-use super::error::{ImageError, io_err};
+use super::error::{ImageError, io_err, remote_err};
 
 /// Files under one area of an object store; cheap to clone.
 #[derive(Debug, Clone)]
@@ -45,15 +45,6 @@ impl RemoteFiles {
         Path::from(format!("{}{relative}", self.prefix))
     }
 
-    fn failed(action: &'static str, key: &Path) -> impl FnOnce(object_store::Error) -> ImageError {
-        let key = key.to_string();
-        move |error| ImageError::Remote {
-            action,
-            key,
-            error: Box::new(error),
-        }
-    }
-
     /// Stores the local `file` as `relative`, read whole (the callers cap its size).
     /// `create_only`: `Ok(false)` when `relative` exists, which is then left as it was;
     /// otherwise an older content is replaced.
@@ -83,7 +74,7 @@ impl RemoteFiles {
                 object_store::Error::AlreadyExists { .. }
                 | object_store::Error::Precondition { .. },
             ) if create_only => Ok(false),
-            Err(error) => Err(Self::failed("store file", &key)(error)),
+            Err(error) => Err(remote_err("store file", &key)(error)),
         }
     }
 
@@ -94,7 +85,7 @@ impl RemoteFiles {
         let found = match self.store.get(&key).await {
             Ok(found) => found,
             Err(object_store::Error::NotFound { .. }) => return Ok(false),
-            Err(error) => return Err(Self::failed("download file", &key)(error)),
+            Err(error) => return Err(remote_err("download file", &key)(error)),
         };
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -104,7 +95,7 @@ impl RemoteFiles {
             .map_err(io_err("create", dest))?;
         let mut stream = found.into_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(Self::failed("download file", &key))?;
+            let chunk = chunk.map_err(remote_err("download file", &key))?;
             file.write_all(&chunk)
                 .await
                 .map_err(io_err("write", dest))?;
@@ -120,7 +111,7 @@ impl RemoteFiles {
         match self.store.head(&key).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(error) => Err(Self::failed("look up file", &key)(error)),
+            Err(error) => Err(remote_err("look up file", &key)(error)),
         }
     }
 
@@ -133,7 +124,7 @@ impl RemoteFiles {
         self.store
             .delete(&key)
             .await
-            .map_err(Self::failed("remove file", &key))?;
+            .map_err(remote_err("remove file", &key))?;
         Ok(true)
     }
 
@@ -143,7 +134,7 @@ impl RemoteFiles {
         let mut listing = self.store.list(Some(&folder));
         let mut found = Vec::new();
         while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(Self::failed("list files", &folder))?;
+            let meta = meta.map_err(remote_err("list files", &folder))?;
             let Some(parts) = meta.location.prefix_match(&folder) else {
                 continue;
             };
