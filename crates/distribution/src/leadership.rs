@@ -9,7 +9,14 @@
 //! holder stopped renewing for `lease.ttl`. A holder that cannot renew (the store away)
 //! gives the work up before its lease can have ended, so two replicas never both think they
 //! hold it. A write only the holder may make calls [`Leadership::fence`] first: it is
-//! refused once the lease was taken over, whatever this process believes.
+//! refused once the lease was taken over or ran out, whatever this process believes (a
+//! replica paused past its lease wakes up still believing it holds). Fenced: the start of
+//! every build task, the commit of a new client generation, every expiry run, the
+//! self-update's hand-over. A build's image and log come from the builder through the API
+//! with a Builder token that each take-over revokes, so a dead or paused holder's builder
+//! is refused by every replica. Not fenced: known-bad marks and their reverts, made by
+//! whichever replica an updater's report reaches (a revert is a commit pushed by Git's
+//! compare-and-swap, so two replicas' reverts cannot both land).
 
 use std::future::Future;
 use std::time::Duration;
@@ -30,8 +37,9 @@ pub struct Leadership {
     held: watch::Receiver<Option<Lease>>,
     /// The store the lease lives in; `None` for the sole server of a SQLite store.
     store: Option<Store>,
-    /// The sole server's sender, kept so its receivers never see a closed channel.
-    _sole: Option<std::sync::Arc<watch::Sender<Option<Lease>>>>,
+    /// The sender of a sole server's or a [`Leadership::prepared`] view's lease, kept so
+    /// its receivers never see a closed channel.
+    _sender: Option<std::sync::Arc<watch::Sender<Option<Lease>>>>,
 }
 
 impl Leadership {
@@ -47,7 +55,7 @@ impl Leadership {
         Leadership {
             held,
             store: None,
-            _sole: Some(std::sync::Arc::new(sender)),
+            _sender: Some(std::sync::Arc::new(sender)),
         }
     }
 
@@ -75,7 +83,7 @@ impl Leadership {
             Leadership {
                 held,
                 store: Some(store),
-                _sole: None,
+                _sender: None,
             },
             task,
         )
@@ -110,6 +118,45 @@ impl Leadership {
             None => Ok(()),
             Some(store) => store.leases().check(&lease).await,
         }
+    }
+
+    /// A view of this lease that turns held only once `prepare` ended after each
+    /// take-over, and lost as soon as the lease is: for work that must not start before
+    /// the take-over's set-up (the reconcile loop waits for the predecessor's tasks to be
+    /// failed and the builders' tokens to be issued, or its first build would fail for want
+    /// of a token, or be failed as the predecessor's). The task ends at `stopped`.
+    pub fn prepared<P, F>(
+        &self,
+        stopped: watch::Receiver<bool>,
+        mut prepare: P,
+    ) -> (Leadership, tokio::task::JoinHandle<()>)
+    where
+        P: FnMut(Lease) -> F + Send + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (sender, held) = watch::channel(None);
+        let sender = std::sync::Arc::new(sender);
+        let (base, kept) = (self.clone(), std::sync::Arc::clone(&sender));
+        let task = tokio::spawn(async move {
+            base.while_held(stopped, |lease| {
+                let (prepared, sender) = (prepare(lease.clone()), std::sync::Arc::clone(&kept));
+                async move {
+                    // Lost (this future dropped) or stopped: no longer held.
+                    let _lost = Unhold(std::sync::Arc::clone(&sender));
+                    prepared.await;
+                    sender.send_replace(Some(lease));
+                    std::future::pending::<()>().await;
+                }
+            })
+            .await;
+            kept.send_replace(None);
+        });
+        let view = Leadership {
+            held,
+            store: self.store.clone(),
+            _sender: Some(sender),
+        };
+        (view, task)
     }
 
     /// Runs `work` whenever this replica holds the lease: started at each take-over with
@@ -157,6 +204,15 @@ impl Leadership {
                 () = stop_requested(&mut stopped) => return,
             }
         }
+    }
+}
+
+/// Marks a [`Leadership::prepared`] view not held when dropped (its lease was lost).
+struct Unhold(std::sync::Arc<watch::Sender<Option<Lease>>>);
+
+impl Drop for Unhold {
+    fn drop(&mut self) {
+        self.0.send_replace(None);
     }
 }
 

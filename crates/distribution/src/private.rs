@@ -5,6 +5,11 @@
 //! administrators upload their content, the builder downloads it. A service's own file
 //! wins over common's of the same path. A write goes to a temporary file and is renamed
 //! into place, so a reader never sees half a file.
+//!
+//! With an object store (replicas, `objectStore:`), the files live there, under
+//! `private/<kind>/<service>/<path>`, and every replica serves them: each read fetches the
+//! file anew (they are small, and another replica may have replaced or removed it), and
+//! the local copy is only where it is written on its way.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -12,8 +17,13 @@ use futures::{Stream, StreamExt as _};
 use tokio::io::AsyncWriteExt as _;
 use vupdate_core::service::ServiceName;
 
+use vupdate_images::RemoteFiles;
+
 use crate::http::ApiError;
 use crate::images::ImageKind;
+
+/// Tells apart the temporary files of one process's concurrent writes and fetches.
+static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The folder of files shared by every service (no service name starts with `_`).
 pub const COMMON: &str = "_common";
@@ -70,12 +80,14 @@ pub fn check_path(path: &str) -> Result<PathBuf, ApiError> {
     Ok(clean)
 }
 
-/// The private files on disk; cheap to clone.
+/// The private files on disk (or in the object store); cheap to clone.
 #[derive(Debug, Clone)]
 pub struct PrivateFiles {
     root: PathBuf,
     /// The most bytes one file may have (`limits.requests.maxPrivateFile`).
     max_bytes: u64,
+    /// Where the files live when replicas share an object store; `None` on a single server.
+    remote: Option<RemoteFiles>,
 }
 
 impl PrivateFiles {
@@ -83,7 +95,35 @@ impl PrivateFiles {
     pub async fn open(root: impl Into<PathBuf>, max_bytes: u64) -> std::io::Result<PrivateFiles> {
         let root = root.into();
         tokio::fs::create_dir_all(root.join("tmp")).await?;
-        Ok(PrivateFiles { root, max_bytes })
+        Ok(PrivateFiles {
+            root,
+            max_bytes,
+            remote: None,
+        })
+    }
+
+    /// The same files, kept in `remote` (the object store the replicas share).
+    pub fn with_remote(self, remote: Option<RemoteFiles>) -> PrivateFiles {
+        PrivateFiles { remote, ..self }
+    }
+
+    /// The object-store key of `path` of `owner`.
+    fn key(kind: ImageKind, owner: &Owner, path: &Path) -> String {
+        let parts: Vec<_> = path
+            .components()
+            .map(|part| part.as_os_str().to_string_lossy())
+            .collect();
+        format!("{}/{}/{}", kind.as_str(), owner.dir_name(), parts.join("/"))
+    }
+
+    fn tmp(&self, owner: &Owner, path: &str) -> PathBuf {
+        self.root.join("tmp").join(format!(
+            "{}-{}-{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            owner.dir_name(),
+            hex::encode(path.as_bytes())
+        ))
     }
 
     fn file(&self, kind: ImageKind, owner: &Owner, path: &Path) -> PathBuf {
@@ -111,12 +151,7 @@ impl PrivateFiles {
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(ApiError::internal)?;
-        let tmp = self.root.join("tmp").join(format!(
-            "{}-{}-{}",
-            std::process::id(),
-            owner.dir_name(),
-            hex::encode(path.as_bytes())
-        ));
+        let tmp = self.tmp(owner, path);
         let result = async {
             let failed = |e| ApiError::write_failed("storing the private file", &tmp, e);
             let mut file = tokio::fs::File::create(&tmp).await.map_err(failed)?;
@@ -133,6 +168,12 @@ impl PrivateFiles {
                 file.write_all(&chunk).await.map_err(failed)?;
             }
             file.sync_all().await.map_err(failed)?;
+            if let Some(remote) = &self.remote {
+                remote
+                    .put(&Self::key(kind, owner, &relative), &tmp, false)
+                    .await
+                    .map_err(ApiError::internal)?;
+            }
             tokio::fs::rename(&tmp, &target)
                 .await
                 .map_err(ApiError::internal)?;
@@ -154,11 +195,21 @@ impl PrivateFiles {
         path: &str,
     ) -> Result<(tokio::fs::File, u64), ApiError> {
         let relative = check_path(path)?;
-        let mut candidates = vec![self.file(kind, owner, &relative)];
+        let mut owners = vec![owner.clone()];
         if *owner != Owner::Common {
-            candidates.push(self.file(kind, &Owner::Common, &relative));
+            owners.push(Owner::Common);
         }
-        for candidate in candidates {
+        for owner in owners {
+            let candidate = self.file(kind, &owner, &relative);
+            if let Some(remote) = &self.remote {
+                self.refresh(
+                    remote,
+                    &candidate,
+                    &Self::key(kind, &owner, &relative),
+                    path,
+                )
+                .await?;
+            }
             match tokio::fs::File::open(&candidate).await {
                 Ok(file) => {
                     let size = file.metadata().await.map_err(ApiError::internal)?.len();
@@ -190,8 +241,60 @@ pub struct Listed {
 }
 
 impl PrivateFiles {
+    /// Replaces the local copy `local` with the object store's `key` (removes it when the
+    /// object store has none: another replica removed it).
+    async fn refresh(
+        &self,
+        remote: &RemoteFiles,
+        local: &Path,
+        key: &str,
+        path: &str,
+    ) -> Result<(), ApiError> {
+        let tmp = self.tmp(&Owner::Common, path);
+        let fetched = remote.fetch(key, &tmp).await;
+        let result = match fetched {
+            Ok(true) => {
+                async {
+                    let dir = local.parent().expect("a private file has a folder");
+                    tokio::fs::create_dir_all(dir)
+                        .await
+                        .map_err(ApiError::internal)?;
+                    tokio::fs::rename(&tmp, local)
+                        .await
+                        .map_err(ApiError::internal)
+                }
+                .await
+            }
+            Ok(false) => match tokio::fs::remove_file(local).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ApiError::internal(e)),
+                _ => Ok(()),
+            },
+            Err(error) => Err(ApiError::internal(error)),
+        };
+        let _ = tokio::fs::remove_file(&tmp).await;
+        result
+    }
+
     /// Every stored file of `kind`, by service and path.
     pub async fn list(&self, kind: ImageKind) -> Result<Vec<Listed>, ApiError> {
+        if let Some(remote) = &self.remote {
+            let found = remote
+                .list(kind.as_str())
+                .await
+                .map_err(ApiError::internal)?;
+            return Ok(found
+                .into_iter()
+                .filter_map(|file| {
+                    let (service, path) = file.path.split_once('/')?;
+                    Some(Listed {
+                        service: service.to_owned(),
+                        path: path.to_owned(),
+                        size: file.size,
+                        modified: file.modified,
+                    })
+                })
+                .collect());
+        }
         let base = self.root.join(kind.as_str());
         tokio::task::spawn_blocking(move || list_under(&base))
             .await
@@ -203,12 +306,22 @@ impl PrivateFiles {
     /// service); `NOT_FOUND` when there is none.
     pub async fn remove(&self, kind: ImageKind, owner: &Owner, path: &str) -> Result<(), ApiError> {
         let relative = check_path(path)?;
-        match tokio::fs::remove_file(self.file(kind, owner, &relative)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::not_found(
-                format!("no {kind} private file `{path}` of `{}`", owner.dir_name()),
-            )),
-            Err(e) => Err(ApiError::internal(e)),
+        let not_found = || {
+            ApiError::not_found(format!(
+                "no {kind} private file `{path}` of `{}`",
+                owner.dir_name()
+            ))
+        };
+        let local = tokio::fs::remove_file(self.file(kind, owner, &relative)).await;
+        match (&self.remote, local) {
+            (Some(remote), _) => match remote.remove(&Self::key(kind, owner, &relative)).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(not_found()),
+                Err(error) => Err(ApiError::internal(error)),
+            },
+            (None, Ok(())) => Ok(()),
+            (None, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(not_found()),
+            (None, Err(e)) => Err(ApiError::internal(e)),
         }
     }
 }

@@ -863,13 +863,20 @@ impl Loop {
         let (runner, kept) = (Arc::clone(&self.runner), Arc::clone(&failure));
         let generations = self.generations.clone();
         let distribution = self.config.distribution.clone();
+        let leadership = self.leadership.clone();
         let work = move |context: TaskContext| async move {
             let result = match (&order.build, generations) {
-                (Build::Generation { .. }, Some(link)) => {
-                    generation::run(link, distribution, runner, order, forced, context)
-                        .await
-                        .map(drop)
-                }
+                (Build::Generation { .. }, Some(link)) => generation::run(
+                    link,
+                    distribution,
+                    leadership,
+                    runner,
+                    order,
+                    forced,
+                    context,
+                )
+                .await
+                .map(drop),
                 (Build::Generation { .. }, None) => {
                     Err("this distribution does not check client generations".to_owned())
                 }
@@ -880,6 +887,12 @@ impl Loop {
             }
             result
         };
+        // A holder paused past its lease (or cut off from the store) that wakes up here
+        // still believes it holds: the store says whether it does.
+        if let Err(error) = self.leadership.fence().await {
+            tracing::warn!(%error, build = %describe_key(&key), "not starting the build: this replica no longer holds the lease");
+            return Err(error.to_string());
+        }
         let task = self
             .tasks
             .start(task_type, parameters, vec![build.service().clone()], work)

@@ -185,6 +185,8 @@ pub(crate) struct Follower {
     pub in_force: watch::Receiver<Option<InForce>>,
     pub ready: mpsc::Sender<Ready>,
     pub stopped: watch::Receiver<bool>,
+    /// The replicas' lease: only its holder replaces its program.
+    pub leadership: crate::leadership::Leadership,
 }
 
 impl Follower {
@@ -209,11 +211,17 @@ impl Follower {
                 let span = tracing::info_span!("self_update", %version);
                 let prepared = tracing::Instrument::instrument(self.prepare(&desired), span).await;
                 match prepared {
-                    Ok(Some(ready)) => {
-                        tracing::info!(%version, probe = %ready.probe, "self-update ready: the server stops and the new binary takes over");
-                        let _ = self.ready.send(ready).await;
-                        return;
-                    }
+                    Ok(Some(ready)) => match self.leadership.fence().await {
+                        Ok(()) => {
+                            tracing::info!(%version, probe = %ready.probe, "self-update ready: the server stops and the new binary takes over");
+                            let _ = self.ready.send(ready).await;
+                            return;
+                        }
+                        // The lease's loss stops this follower; the new holder updates.
+                        Err(error) => {
+                            tracing::warn!(%version, %error, "self-update ready, but this replica no longer holds the lease: the running binary stays");
+                        }
+                    },
                     Ok(None) => {
                         tracing::info!(%version, "self-update waits for the image of distribution {version}");
                     }

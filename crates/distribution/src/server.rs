@@ -53,6 +53,9 @@ const TASK_GRACE: Duration = Duration::from_secs(10);
 const MAX_FETCH_BACKOFF: Duration = Duration::from_secs(300);
 /// How often the reconcile loop looks again with no signal.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(60);
+/// How old an object-store blob no ref names must be before expiry deletes it: far longer
+/// than any upload takes between its blob and its ref.
+const BLOB_GRACE: Duration = Duration::from_secs(24 * 3600);
 
 /// The service account whose access token the server gives its builder processes; its
 /// older tokens are revoked at each start, so only the running server's token works.
@@ -183,10 +186,15 @@ impl Distribution {
         let remote = match &config.object_store {
             Some(s3) => {
                 let settings = s3.settings().map_err(ServerError::ObjectStore)?;
-                tracing::info!(bucket = %settings.bucket, endpoint = ?settings.endpoint, prefix = %settings.prefix, "images in an object store; the data directory keeps a cache");
+                tracing::info!(bucket = %settings.bucket, endpoint = ?settings.endpoint, prefix = %settings.prefix, "images, fault archives and private files in an object store; the data directory keeps a cache");
                 Some(vupdate_images::RemoteImages::s3(&settings).map_err(ServerError::Images)?)
             }
             None => None,
+        };
+        // Fault archives and private files beside the images, so every replica serves them.
+        let (remote_faults, remote_private) = match &remote {
+            Some(remote) => (Some(remote.files("faults")), Some(remote.files("private"))),
+            None => (None, None),
         };
         let images = ImageStore::open_with(
             data.join("images"),
@@ -205,14 +213,16 @@ impl Distribution {
             .map_err(|source| ServerError::DataDirectory {
                 path: data.join("faults"),
                 error: source,
-            })?;
+            })?
+            .with_remote(remote_faults);
         let private_files =
             PrivateFiles::open(data.join("private"), limits.requests.max_private_file)
                 .await
                 .map_err(|source| ServerError::DataDirectory {
                     path: data.join("private"),
                     error: source,
-                })?;
+                })?
+                .with_remote(remote_private);
 
         let secrets = Secrets::open(data).map_err(ServerError::Secrets)?;
         let consumers =
@@ -275,30 +285,26 @@ impl Distribution {
         let builder: Arc<dyn BuildRunner> = runner;
         // The builders' tokens are issued by the lease holder, revoking its predecessor's:
         // a builder a dead or paused holder left running can no longer upload anything.
-        let take_over = match lease_keeper {
+        // The reconcile loop builds only once that and the predecessor's tasks are done.
+        let (building, take_over) = match lease_keeper {
             None => {
                 builders.issue().await;
-                None
+                (leadership.clone(), None)
             }
             Some(_) => {
-                let (leadership, tasks) = (leadership.clone(), tasks.clone());
-                let stopped = stopped.clone();
-                Some(tokio::spawn(async move {
-                    leadership
-                        .while_held(stopped, |lease| {
-                            let (builders, tasks) = (builders.clone(), tasks.clone());
-                            async move {
-                                tracing::info!(token = lease.token, "lease taken: failing the tasks the previous holder left, issuing the builders' tokens");
-                                if let Err(error) = recover_tasks(&tasks).await {
-                                    tracing::error!(%error, "cannot fail the tasks the previous holder left");
-                                }
-                                builders.issue().await;
-                                // Holding: nothing more until the lease is lost.
-                                std::future::pending::<()>().await;
-                            }
-                        })
-                        .await;
-                }))
+                let tasks = tasks.clone();
+                let (building, take_over) = leadership.prepared(stopped.clone(), move |lease| {
+                    let (builders, tasks) = (builders.clone(), tasks.clone());
+                    async move {
+                        tracing::info!(token = lease.token, "lease taken: failing the tasks the previous holder left, issuing the builders' tokens");
+                        if let Err(error) = recover_tasks(&tasks).await {
+                            tracing::error!(%error, "cannot fail the tasks the previous holder left");
+                        }
+                        builders.issue().await;
+                        tracing::info!(token = lease.token, "take-over done: the previous holder's builders are fenced off; building");
+                    }
+                });
+                (building, Some(take_over))
             }
         };
         let reconciler = Reconciler::start_leased(
@@ -316,21 +322,27 @@ impl Distribution {
                 repo: watcher.repo(),
                 trigger: watcher.trigger_handle(),
             }),
-            leadership.clone(),
+            building,
         );
 
         let expiry = {
             let (leadership, stopped) = (leadership.clone(), stopped.clone());
             let (store, policy) = (store.clone(), config.expiration.policy());
             let (schedule, fault_files) = (config.expiration.schedule.clone(), fault_files.clone());
+            let images = images.clone();
             tokio::spawn(async move {
                 leadership
                     .while_held(stopped.clone(), |_| {
-                        let expired_faults = fault_files.clone();
+                        let (expired_faults, images) = (fault_files.clone(), images.clone());
+                        let fence = leadership.clone();
                         vupdate_store::run_expiry(
                             store.clone(),
                             policy.clone(),
                             schedule.clone(),
+                            move || {
+                                let fence = fence.clone();
+                                async move { fence.fence().await }
+                            },
                             move |at, outcome| match outcome {
                                 Ok(report) => {
                                     // The store forgot these reports; their archives go too.
@@ -339,6 +351,15 @@ impl Distribution {
                                             .remove_blocking(&fault.distribution, &fault.id);
                                     }
                                     tracing::info!(%at, ?report, "expired old records");
+                                    // The object store's blobs of removed versions go too.
+                                    let images = images.clone();
+                                    tokio::spawn(async move {
+                                        if let Err(error) =
+                                            images.collect_remote_blobs(BLOB_GRACE).await
+                                        {
+                                            tracing::error!(%error, "cannot delete unreferenced blobs from the object store; retried at the next run");
+                                        }
+                                    });
                                 }
                                 Err(error) => {
                                     tracing::error!(%at, %error, "expiry failed; retried at the next run")
@@ -431,6 +452,7 @@ impl Distribution {
                     in_force: watcher.subscribe(),
                     ready: sender,
                     stopped: stopped.clone(),
+                    leadership: leadership.clone(),
                 };
                 // Only the lease holder replaces its program (one replica at a time).
                 let (leadership, stopped) = (leadership.clone(), stopped.clone());

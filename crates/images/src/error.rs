@@ -191,3 +191,16 @@ pub(crate) fn io_err(
         error: source,
     }
 }
+
+/// Maps an object store's error to [`ImageError::Remote`] for `action` on `key`.
+pub(crate) fn remote_err(
+    action: &'static str,
+    key: &object_store::path::Path,
+) -> impl FnOnce(object_store::Error) -> ImageError {
+    let key = key.to_string();
+    move |error| ImageError::Remote {
+        action,
+        key,
+        error: Box::new(error),
+    }
+}

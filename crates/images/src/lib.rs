@@ -25,9 +25,11 @@
 //!
 //! Modules: `key` (kinds, versions, digests, [`ImageInfo`]), `upload` (streaming in),
 //! `read` (streaming out, ranges, verification), `fsutil` (durable renames and hard
-//! links), `error` ([`ImageError`]).
+//! links), `error` ([`ImageError`]), `remote` (images in an object store), `files` (fault
+//! archives and private files beside them).
 
 mod error;
+mod files;
 mod fsutil;
 mod key;
 mod read;
@@ -48,6 +50,7 @@ use std::sync::{Arc, Mutex};
 use vupdate_core::service::ServiceName;
 
 pub use error::{ImageError, ImageId};
+pub use files::{RemoteFile, RemoteFiles};
 pub use key::{DIGEST_PREFIX, ImageInfo, ImageKind, ImageVersion, normalize_sha256};
 pub use read::ImageReader;
 pub use remote::{RemoteImages, S3Settings};
@@ -388,6 +391,26 @@ impl ImageStore {
         }
         if !removed.is_empty() {
             tracing::info!(%service, %kind, removed = removed.len(), "old images removed by retention");
+        }
+        Ok(removed)
+    }
+
+    /// With an object store, deletes its blobs that no ref names and that are older than
+    /// `grace` (so an upload between its blob and its ref keeps its blob); returns their
+    /// digests, empty without an object store. For the one replica that runs expiry.
+    pub async fn collect_remote_blobs(
+        &self,
+        grace: std::time::Duration,
+    ) -> Result<Vec<String>, ImageError> {
+        let Some(remote) = self.remote() else {
+            return Ok(Vec::new());
+        };
+        let removed = remote.collect_blobs(grace).await?;
+        if !removed.is_empty() {
+            tracing::info!(
+                removed = removed.len(),
+                "unreferenced blobs deleted from the object store"
+            );
         }
         Ok(removed)
     }

@@ -21,7 +21,7 @@ use sha2::Digest as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use vupdate_core::service::ServiceName;
 
-use super::error::{ImageError, ImageId, io_err};
+use super::error::{ImageError, ImageId, io_err, remote_err};
 use super::fsutil::{CHUNK, Published, parse_ref};
 use super::key::{ImageInfo, ImageKind, ImageVersion, digest_string};
 
@@ -107,6 +107,12 @@ impl RemoteImages {
         Ok(RemoteImages::new(Arc::new(store), &settings.prefix))
     }
 
+    /// Plain files under `area` of the same bucket and prefix (fault archives, private
+    /// files).
+    pub fn files(&self, area: &str) -> crate::RemoteFiles {
+        crate::RemoteFiles::new(Arc::clone(&self.store), &self.prefix, area)
+    }
+
     fn key(&self, relative: &str) -> Path {
         Path::from(format!("{}{relative}", self.prefix))
     }
@@ -123,15 +129,6 @@ impl RemoteImages {
         self.key(&format!("blobs/sha256/{}/{hex}", &hex[..2]))
     }
 
-    fn failed(action: &'static str, key: &Path) -> impl FnOnce(object_store::Error) -> ImageError {
-        let key = key.to_string();
-        move |error| ImageError::Remote {
-            action,
-            key,
-            error: Box::new(error),
-        }
-    }
-
     /// The ref of a version, or `None` when it has no image.
     pub(crate) async fn read_ref(
         &self,
@@ -144,9 +141,9 @@ impl RemoteImages {
 
     async fn read_ref_at(&self, key: &Path) -> Result<Option<ImageInfo>, ImageError> {
         let bytes = match self.store.get(key).await {
-            Ok(found) => found.bytes().await.map_err(Self::failed("read ref", key))?,
+            Ok(found) => found.bytes().await.map_err(remote_err("read ref", key))?,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(error) => return Err(Self::failed("read ref", key)(error)),
+            Err(error) => return Err(remote_err("read ref", key)(error)),
         };
         parse_ref(&bytes, FsPath::new(key.as_ref())).map(Some)
     }
@@ -157,13 +154,13 @@ impl RemoteImages {
         match self.store.head(&key).await {
             Ok(meta) if meta.size == info.size => return Ok(()),
             Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(error) => return Err(Self::failed("look up blob", &key)(error)),
+            Err(error) => return Err(remote_err("look up blob", &key)(error)),
         }
         let upload = self
             .store
             .put_multipart(&key)
             .await
-            .map_err(Self::failed("start blob upload", &key))?;
+            .map_err(remote_err("start blob upload", &key))?;
         let mut writer = WriteMultipart::new(upload);
         let mut source = tokio::fs::File::open(file)
             .await
@@ -180,13 +177,13 @@ impl RemoteImages {
             writer
                 .wait_for_capacity(PARTS_IN_FLIGHT)
                 .await
-                .map_err(Self::failed("upload blob", &key))?;
+                .map_err(remote_err("upload blob", &key))?;
             writer.write(&buf[..n]);
         }
         writer
             .finish()
             .await
-            .map_err(Self::failed("upload blob", &key))?;
+            .map_err(remote_err("upload blob", &key))?;
         Ok(())
     }
 
@@ -213,7 +210,7 @@ impl RemoteImages {
                 object_store::Error::AlreadyExists { .. }
                 | object_store::Error::Precondition { .. },
             ) => Ok(Published::Exists),
-            Err(error) => Err(Self::failed("write ref", &key)(error)),
+            Err(error) => Err(remote_err("write ref", &key)(error)),
         }
     }
 
@@ -233,7 +230,7 @@ impl RemoteImages {
                 digest: info.digest.clone(),
                 path: PathBuf::from(key.to_string()),
             },
-            error => Self::failed("download blob", &key)(error),
+            error => remote_err("download blob", &key)(error),
         })?;
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -245,7 +242,7 @@ impl RemoteImages {
         let mut size = 0u64;
         let mut stream = found.into_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(Self::failed("download blob", &key))?;
+            let chunk = chunk.map_err(remote_err("download blob", &key))?;
             hasher.update(&chunk);
             size += chunk.len() as u64;
             file.write_all(&chunk)
@@ -285,7 +282,7 @@ impl RemoteImages {
         let mut listing = self.store.list(Some(&prefix));
         let mut out = Vec::new();
         while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(Self::failed("list refs", &prefix))?;
+            let meta = meta.map_err(remote_err("list refs", &prefix))?;
             let Some(name) = meta.location.filename() else {
                 continue;
             };
@@ -310,12 +307,54 @@ impl RemoteImages {
         let mut listing = self.store.list(Some(&prefix));
         let mut set = std::collections::HashSet::new();
         while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(Self::failed("list refs", &prefix))?;
+            let meta = meta.map_err(remote_err("list refs", &prefix))?;
             if let Some(info) = self.read_ref_at(&meta.location).await? {
                 set.insert(info.hex().to_owned());
             }
         }
         Ok(set)
+    }
+
+    /// Deletes the bucket's blobs that no ref names and that were stored more than `grace`
+    /// ago (a younger one may be an upload between its blob and its ref); returns their
+    /// digests. The refs are read before and again after listing the blobs, and a blob
+    /// either read names is kept; an unreadable ref deletes nothing.
+    pub(crate) async fn collect_blobs(
+        &self,
+        grace: std::time::Duration,
+    ) -> Result<Vec<String>, ImageError> {
+        let before = self.referenced().await?;
+        let cutoff = chrono::Utc::now()
+            - chrono::TimeDelta::from_std(grace).unwrap_or(chrono::TimeDelta::MAX);
+        let prefix = self.key("blobs");
+        let mut listing = self.store.list(Some(&prefix));
+        let mut old = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(remote_err("list blobs", &prefix))?;
+            let Some(hex) = meta.location.filename().map(str::to_owned) else {
+                continue;
+            };
+            if !before.contains(&hex) && meta.last_modified < cutoff {
+                old.push((hex, meta.location));
+            }
+        }
+        if old.is_empty() {
+            return Ok(Vec::new());
+        }
+        let after = self.referenced().await?;
+        let mut removed = Vec::new();
+        for (hex, key) in old {
+            if after.contains(&hex) {
+                continue;
+            }
+            match self.store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                    removed.push(format!("{}{hex}", crate::DIGEST_PREFIX));
+                }
+                Err(error) => return Err(remote_err("remove blob", &key)(error)),
+            }
+        }
+        Ok(removed)
     }
 
     /// Removes a version's ref, returning what it pointed to (`None`: it had none).
@@ -331,7 +370,7 @@ impl RemoteImages {
         self.store
             .delete(&key)
             .await
-            .map_err(Self::failed("remove ref", &key))?;
+            .map_err(remote_err("remove ref", &key))?;
         Ok(Some(info))
     }
 }

@@ -201,3 +201,60 @@ async fn a_blob_changed_in_the_bucket_is_refused_not_served() {
         "nothing unverified enters the cache"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreferenced_blobs_leave_the_bucket_only_after_the_grace_period() {
+    let Some((url, bucket)) = bucket("collect").await else {
+        return;
+    };
+    let settings = settings(&url, &bucket);
+    let ((_dir_a, a), (dir_b, b)) = two_replicas(&settings).await;
+    let svc = service("api");
+    let kept = a
+        .put_bytes(&svc, &dev("acme-1.0.0"), b"still desired")
+        .await
+        .expect("store");
+    let dropped = a
+        .put_bytes(&svc, &dev("acme-0.9.0"), b"removed since")
+        .await
+        .expect("store");
+    a.remove(&svc, &dev("acme-0.9.0")).await.expect("remove");
+    // An upload between its blob and its ref: the blob is in the bucket, no ref names it.
+    let remote = RemoteImages::s3(&settings).expect("settings");
+    let in_flight = dir_b.path().join("in-flight");
+    std::fs::write(&in_flight, b"uploading").expect("write");
+    let in_flight_info = ImageInfo {
+        digest: format!("sha256:{}", hex::encode(sha2::Sha256::digest(b"uploading"))),
+        size: 9,
+    };
+    remote
+        .put_blob(&in_flight, &in_flight_info)
+        .await
+        .expect("the upload's blob");
+
+    let hour = std::time::Duration::from_secs(3600);
+    let young = b.collect_remote_blobs(hour).await.expect("collect");
+    assert!(young.is_empty(), "within the grace period: {young:?}");
+    let mut collected = b
+        .collect_remote_blobs(std::time::Duration::ZERO)
+        .await
+        .expect("collect");
+    collected.sort();
+    let mut expected = vec![dropped.digest.clone(), in_flight_info.digest.clone()];
+    expected.sort();
+    assert_eq!(collected, expected, "every unreferenced blob, none other");
+    let served = read_all(b.open_image(&svc, &dev("acme-1.0.0")).await.expect("open")).await;
+    assert_eq!(served, b"still desired", "{kept:?} stays");
+
+    // The same content stored again under a new version brings its blob back.
+    a.put_bytes(&svc, &dev("acme-0.9.1"), b"removed since")
+        .await
+        .expect("store again");
+    let again = read_all(
+        b.open_image(&svc, &dev("acme-0.9.1"))
+            .await
+            .expect("open through b"),
+    )
+    .await;
+    assert_eq!(again, b"removed since");
+}

@@ -225,7 +225,13 @@ impl Upload {
         let blob = self.store_blob(info).await?;
         remote.put_blob(&blob, info).await?;
         vupdate_crashpoint::reached("images.blob-stored");
-        remote.publish_ref(&self.service, &self.version, info).await
+        let published = remote
+            .publish_ref(&self.service, &self.version, info)
+            .await?;
+        // A blob that was in the bucket already (same content, an older version since
+        // removed) may have been collected between the look-up and the ref: store it again.
+        remote.put_blob(&blob, info).await?;
+        Ok(published)
     }
 
     /// On disk: blob, then the ref with no-clobber semantics.

@@ -69,16 +69,21 @@ impl Schedule {
 }
 
 /// Runs [`Store::expire`] with `policy` at every time `schedule` fires (the store's clock
-/// says when it is), until `shutdown` completes. Each run's outcome goes to `on_run` with
-/// the time it was scheduled for: the caller deletes the removed fault reports' archives
-/// and counts what was removed. A failed run is logged and retried at the next firing.
-pub async fn run_expiry(
+/// says when it is), until `shutdown` completes. Each run passes `fence` first (the
+/// replicas' lease: a holder that lost it removes nothing, and the run fails with
+/// [`StoreError::LeaseLost`]). Each run's outcome goes to `on_run` with the time it was
+/// scheduled for: the caller deletes the removed fault reports' archives and counts what
+/// was removed. A failed run is logged and retried at the next firing.
+pub async fn run_expiry<F>(
     store: Store,
     policy: ExpiryPolicy,
     schedule: Schedule,
+    mut fence: impl FnMut() -> F + Send,
     mut on_run: impl FnMut(DateTime<Utc>, Result<ExpiryReport, StoreError>) + Send,
     shutdown: impl Future<Output = ()>,
-) {
+) where
+    F: Future<Output = Result<(), StoreError>> + Send,
+{
     tokio::pin!(shutdown);
     loop {
         let now = store.now();
@@ -98,7 +103,10 @@ pub async fn run_expiry(
             // Woken early (the clock and the timer disagree): wait for the rest.
             continue;
         }
-        let outcome = store.expire(&policy, next).await;
+        let outcome = match fence().await {
+            Ok(()) => store.expire(&policy, next).await,
+            Err(refused) => Err(refused),
+        };
         if let Err(error) = &outcome {
             tracing::warn!(%error, "store expiry failed; retrying at the next scheduled time");
         }
@@ -182,16 +190,12 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_loop_expires_on_weekdays_only_and_stops_on_shutdown() {
-        use vupdate_core::log::Level;
-
-        let dir = tempfile::tempdir().expect("temporary directory");
+    /// A SQLite store in `dir` on a clock following tokio's from `base`, holding one
+    /// service log line 30 days old.
+    async fn store_with_an_old_line(dir: &tempfile::TempDir, base: DateTime<Utc>) -> Store {
         let config = crate::StoreConfig::Sqlite {
             path: dir.path().join("store.sqlite"),
         };
-        // Thursday noon.
-        let base = at(2026, 11, 26, 12, 0);
         let clock = TokioClock {
             base,
             start: tokio::time::Instant::now(),
@@ -208,20 +212,28 @@ mod tests {
             process: "1".into(),
             task: None,
             time: base - chrono::TimeDelta::days(30),
-            level: Level::Info,
+            level: vupdate_core::log::Level::Info,
             unit: "main".into(),
             message: "old".into(),
             termination_status: None,
             source_sequence: None,
         };
         store.logs().insert(vec![old_line]).await.expect("insert");
+        store
+    }
 
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_expires_on_weekdays_only_and_stops_on_shutdown() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        // Thursday noon.
+        let store = store_with_an_old_line(&dir, at(2026, 11, 26, 12, 0)).await;
         let (runs, mut ran) = tokio::sync::mpsc::unbounded_channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(run_expiry(
             store.clone(),
             ExpiryPolicy::default(),
             "0 3 * * 1-5".parse().expect("valid"),
+            || async { Ok(()) },
             move |at, outcome| {
                 let _ = runs.send((at, outcome.expect("expiry runs")));
             },
@@ -241,6 +253,59 @@ mod tests {
         }
         use Weekday::*;
         assert_eq!(fired, [(Fri, 27, 3, 0), (Mon, 30, 3, 0), (Tue, 1, 3, 0)]);
+        stop.send(()).expect("the loop is running");
+        task.await.expect("the loop ends on shutdown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_fenced_off_by_a_lost_lease_removes_nothing() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = store_with_an_old_line(&dir, at(2026, 11, 26, 12, 0)).await;
+        // This replica held the lease; another took it over while it was paused.
+        let ttl = std::time::Duration::from_secs(60);
+        let mine = store
+            .leases()
+            .take("distribution", "mine", ttl)
+            .await
+            .expect("take")
+            .expect("taken");
+        assert!(store.leases().release(&mine).await.expect("release"));
+        store
+            .leases()
+            .take("distribution", "other", ttl)
+            .await
+            .expect("take")
+            .expect("taken over");
+
+        let (runs, mut ran) = tokio::sync::mpsc::unbounded_channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let fenced = store.clone();
+        let task = tokio::spawn(run_expiry(
+            store.clone(),
+            ExpiryPolicy::default(),
+            "0 3 * * *".parse().expect("valid"),
+            move || {
+                let (store, mine) = (fenced.clone(), mine.clone());
+                async move { store.leases().check(&mine).await }
+            },
+            move |_, outcome| {
+                let _ = runs.send(outcome);
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let refused = ran.recv().await.expect("a run");
+        assert!(
+            matches!(&refused, Err(StoreError::LeaseLost { token: 1, now, .. }) if now.contains("`other`")),
+            "{refused:?}"
+        );
+        let left = store
+            .logs()
+            .query(&crate::model::logs::LogQuery::default())
+            .await
+            .expect("query");
+        assert_eq!(left.len(), 1, "the fenced run removed nothing");
         stop.send(()).expect("the loop is running");
         task.await.expect("the loop ends on shutdown");
     }

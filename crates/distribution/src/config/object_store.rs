@@ -1,15 +1,15 @@
-//! `objectStore:` in `distribution.yaml`: where replicas keep images (an S3-compatible
-//! bucket) instead of the data directory. The credentials are never in the config: they
-//! come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optionally
-//! `AWS_SESSION_TOKEN`) or from a file of the same `NAME=value` lines (`credentialsFile`,
-//! the format of a systemd `EnvironmentFile`).
+//! `objectStore:` in `distribution.yaml`: where replicas keep images, fault archives and
+//! private files (an S3-compatible bucket) instead of the data directory. The credentials
+//! are never in the config: they come from the environment (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, optionally `AWS_SESSION_TOKEN`) or from a file of the same
+//! `NAME=value` lines (`credentialsFile`, the format of a systemd `EnvironmentFile`).
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use vupdate_images::S3Settings;
 
-/// An S3-compatible bucket for images.
+/// An S3-compatible bucket for images, fault archives and private files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Config {
     /// The bucket.

@@ -182,3 +182,59 @@ async fn a_stop_ends_the_guard_even_when_the_work_ended_first() {
         .expect("the guard ends at the stop")
         .expect("no panic");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_view_is_held_only_after_its_set_up_and_lost_with_the_lease() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let shared = store(&dir).await;
+    let (_stop, stopped) = watch::channel(false);
+    let (mine, _keeper) =
+        Leadership::keep(store(&dir).await, "mine".into(), CONFIG, stopped.clone());
+    let (go_tx, go) = watch::channel(false);
+    let prepared_for = Arc::new(AtomicUsize::new(0));
+    let (view, _task) = {
+        let prepared_for = Arc::clone(&prepared_for);
+        mine.prepared(stopped, move |lease| {
+            let (mut go, prepared_for) = (go.clone(), Arc::clone(&prepared_for));
+            async move {
+                let _ = go.wait_for(|go| *go).await.map(drop);
+                prepared_for.store(
+                    usize::try_from(lease.token).expect("token"),
+                    Ordering::SeqCst,
+                );
+            }
+        })
+    };
+    let lease = until_held(&mine).await;
+    // Held by the keeper, but the set-up has not ended: the view is not held yet.
+    for _ in 0..3 {
+        let _ = tokio::time::timeout(CONFIG.renew_every, mine.subscribe().changed()).await;
+        assert!(!view.is_held(), "held before its set-up ended");
+    }
+    go_tx.send_replace(true);
+    let viewed = until_held(&view).await;
+    assert_eq!(viewed.token, lease.token);
+    assert_eq!(prepared_for.load(Ordering::SeqCst) as i64, lease.token);
+    view.fence()
+        .await
+        .expect("the prepared holder passes the fence");
+
+    // Taken over behind its back: the view is lost with the lease, and fenced off.
+    let held = mine.current().expect("held");
+    shared.leases().release(&held).await.expect("release");
+    shared
+        .leases()
+        .take(LEASE_NAME, "thief", Duration::from_secs(60))
+        .await
+        .expect("take")
+        .expect("taken");
+    let mut watched = view.subscribe();
+    tokio::time::timeout(PATIENCE, watched.wait_for(Option::is_none))
+        .await
+        .expect("the view is lost with the lease")
+        .expect("the view's task runs");
+    assert!(matches!(
+        view.fence().await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+}

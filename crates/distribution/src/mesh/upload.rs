@@ -147,8 +147,11 @@ async fn send_faults(worker: &Worker, client: &Client) -> Result<u64, String> {
         }
         for stored in found {
             let report = &stored.record;
-            let archive = parts.fault_files.path(&report.distribution, &report.id);
-            if tokio::fs::try_exists(&archive).await.unwrap_or(false) {
+            if let Some(archive) = parts
+                .fault_files
+                .local(&report.distribution, &report.id)
+                .await
+            {
                 client
                     .send_fault_report(&archive, &fault_report(report))
                     .await

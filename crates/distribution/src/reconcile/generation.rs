@@ -31,6 +31,7 @@ use vupdate_store::Store;
 use vupdate_store::model::versions::{ClientVersionRecord, VersionQuery};
 
 use super::{BuildOrder, BuildRunner};
+use crate::leadership::Leadership;
 use crate::tasks::TaskContext;
 use crate::watcher::WatchTrigger;
 
@@ -96,10 +97,12 @@ pub(crate) async fn newest_record(
         .max_by_key(|record| record.version.generation))
 }
 
-/// Runs one check (the module docs say how); `forced` when asked for by hand.
+/// Runs one check (the module docs say how); `forced` when asked for by hand. The commit
+/// of a new generation passes `leadership`'s fence first.
 pub(crate) async fn run(
     link: GenerationLink,
     distribution: String,
+    leadership: Leadership,
     runner: Arc<dyn BuildRunner>,
     order: BuildOrder,
     forced: bool,
@@ -182,6 +185,13 @@ pub(crate) async fn run(
         settings,
         commit,
     };
+    if let Err(error) = leadership.fence().await {
+        let message = format!(
+            "not committing {to_commit} of {service}: this replica no longer holds the lease: {error}"
+        );
+        task.log(Level::Error, UNIT, &message);
+        return Err(message);
+    }
     let committed = tokio::task::spawn_blocking(move || attempt.commit())
         .await
         .map_err(|error| format!("the commit of {to_commit} stopped: {error}"))?;

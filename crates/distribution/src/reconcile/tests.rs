@@ -609,3 +609,74 @@ async fn an_explicit_client_generation_is_built_as_exactly_that_version() {
     );
     reconciler.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_paused_past_its_lease_starts_no_build_and_is_told_why() {
+    use crate::leadership::{LEASE_NAME, Leadership};
+
+    let fixture = fixture().await;
+    // The keeper renews every 30 s: in this test it never notices the take-over, as a
+    // replica paused (or cut off) past its lease's end would not.
+    let config = crate::config::LeaseConfig {
+        ttl: Duration::from_secs(60),
+        renew_every: Duration::from_secs(30),
+    };
+    let (_stop, stopped) = watch::channel(false);
+    let (leadership, _keeper) =
+        Leadership::keep(fixture.store.clone(), "paused".into(), config, stopped);
+    let mut held = leadership.subscribe();
+    let lease = timeout(LIMIT, held.wait_for(Option::is_some))
+        .await
+        .expect("the lease is taken in time")
+        .expect("the keeper runs")
+        .clone()
+        .expect("held");
+    let leases = fixture.store.leases();
+    assert!(leases.release(&lease).await.expect("release"));
+    leases
+        .take(LEASE_NAME, "other", Duration::from_secs(60))
+        .await
+        .expect("take")
+        .expect("taken over");
+    assert!(
+        leadership.is_held(),
+        "the paused holder still believes it holds"
+    );
+
+    let reconciler = Reconciler::start_leased(
+        ReconcileConfig {
+            distribution: "orbit".to_owned(),
+            max_parallel_builds: 4,
+            resync_interval: Duration::from_secs(3600),
+        },
+        fixture.watcher.subscribe(),
+        fixture.images.clone(),
+        fixture.tasks.clone(),
+        Arc::new(BuilderUnavailable),
+        None,
+        leadership.clone(),
+    );
+    let mut status = reconciler.subscribe();
+    let looked = status_until(&mut status, |s| s.commit.is_some()).await;
+    assert!(
+        !looked.builds.is_empty()
+            && looked
+                .builds
+                .values()
+                .all(|b| matches!(b, BuildState::Queued)),
+        "planned, none started: {looked:?}"
+    );
+    assert_eq!(fixture.task_count().await, 0, "no build task was written");
+    let refused = leadership
+        .fence()
+        .await
+        .expect_err("fenced off")
+        .to_string();
+    assert!(
+        refused.contains("token 1 is no longer held")
+            && refused.contains("`other` holds it with token 2")
+            && refused.contains("the write was refused"),
+        "{refused}"
+    );
+    reconciler.shutdown().await;
+}

@@ -143,3 +143,29 @@ pub async fn racing_takers_on_two_connections_get_one_holder(ctx: Ctx) {
         ctx.clock.advance(TimeDelta::seconds(5));
     }
 }
+
+pub async fn a_holder_past_its_expiry_is_fenced_off_until_it_renews(ctx: Ctx) {
+    // A holder paused past its lease's end, before anyone took it over: its writes are
+    // refused (another replica may be taking over right now) until its keeper renews.
+    let leases = ctx.store.leases();
+    let a = leases
+        .take("distribution", "a", TTL)
+        .await
+        .expect("take")
+        .expect("taken");
+    ctx.clock.advance(TimeDelta::seconds(5));
+    let refused = leases.check(&a).await;
+    assert!(
+        matches!(&refused, Err(StoreError::LeaseLost { token: 1, now, .. }) if now.contains("`a` holds it with token 1")),
+        "{refused:?}"
+    );
+    let renewed = leases
+        .renew(&a, TTL)
+        .await
+        .expect("renew")
+        .expect("nobody took it over");
+    leases
+        .check(&renewed)
+        .await
+        .expect("the renewed holder passes the fence");
+}

@@ -1,24 +1,33 @@
 //! Two `vupdate distribution run` replicas on one MongoDB (the nx-27017 stand-in) and one
 //! S3 bucket (moto's server): one holds the lease; kill -9 of the holder hands the lease
 //! to the other within 10 s, with the next fencing token; an image uploaded through one
-//! replica is downloaded through the other; a commit announced only to the holder (its
+//! replica is downloaded through the other, and so are fault archives and private files;
+//! a commit announced only to the holder (its
 //! webhook) reaches the other's desired versions and subscribers through the store, with
 //! the replicas' `pollInterval` an hour, and one announced to the standby reaches the
 //! holder; a push during the handover (its webhook lost with the holder) is fetched and
-//! answered by the new holder. Skipped, loudly, where the stand-ins are not installed
+//! answered by the new holder. [`handover`]: kill -9 of the holder in the middle of a
+//! build, the build run once more, a push during the handover installed by an updater.
+//! Skipped, loudly, where the stand-ins are not installed
 //! (`scripts/install-test-deps.sh`); failing instead in CI.
 
 // Shared with the other scenarios, which use the rest of it.
 #[allow(dead_code)]
-#[path = "support/distribution.rs"]
+#[path = "../support/distribution.rs"]
 mod distribution;
+#[allow(dead_code)]
+#[path = "../support/hello.rs"]
+mod hello;
+
+/// kill -9 of the holder in the middle of a build, and a push during the handover.
+mod handover;
 
 use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use vupdate_client::{Client, DesiredList, ImageRef};
+use vupdate_client::{ArchiveUpload, Client, ClientError, DesiredList, ImageKind, ImageRef};
 use vupdate_test_support::servers;
 use vupdate_test_support::{GitRepo, Patience, Person};
 
@@ -90,24 +99,78 @@ const API_STATE: &[(&str, &str)] = &[
     ("desired/client.yaml", "versions: {}\n"),
 ];
 
-fn config(
-    shared: &Path,
-    mongo: &str,
-    database: &str,
-    s3: &str,
-    bucket: &str,
-    state: &Path,
-) -> String {
-    format!(
-        "name: acme\nlisten: 127.0.0.1:0\ndataDirectory: data\n\
-         jwtKeyFile: {jwt}\n\
-         store:\n  kind: mongo\n  url: '{mongo}'\n  database: {database}\n\
-         stateRepo:\n  url: {state}\n  pollInterval: 1h\n\
-         objectStore:\n  s3:\n    bucket: {bucket}\n    endpoint: {s3}\n    prefix: acme\n    credentialsFile: {credentials}\n",
-        jwt = shared.join("jwt.key").display(),
-        state = state.display(),
-        credentials = shared.join("s3.env").display(),
-    )
+/// What the replicas of one scenario share besides the state repo: a folder with the JWT
+/// key and the S3 credentials, a bucket of their own and a database of their own.
+struct Shared {
+    dir: TempDir,
+    mongo: String,
+    s3: String,
+    bucket: String,
+    database: String,
+}
+
+impl Shared {
+    /// A new bucket and database named after `scenario` and this process.
+    fn new((mongo, s3): (String, String), scenario: &str) -> Shared {
+        let dir = TempDir::new().expect("dir");
+        std::fs::write(
+            dir.path().join("s3.env"),
+            "AWS_ACCESS_KEY_ID=vupdate-test\nAWS_SECRET_ACCESS_KEY=secret\n",
+        )
+        .expect("credentials");
+        let bucket = format!("{scenario}-{}", std::process::id());
+        create_bucket(&s3, &bucket);
+        Shared {
+            dir,
+            mongo,
+            s3,
+            bucket,
+            database: format!("{scenario}{}", std::process::id()),
+        }
+    }
+
+    /// The config of every replica following the state repo at `state`, which they fetch
+    /// hourly: only a webhook, a take-over or the relay through the store makes one fetch
+    /// sooner.
+    fn config(&self, state: &Path) -> String {
+        format!(
+            "name: acme\nlisten: 127.0.0.1:0\ndataDirectory: data\n\
+             jwtKeyFile: {jwt}\n\
+             store:\n  kind: mongo\n  url: '{mongo}'\n  database: {database}\n\
+             stateRepo:\n  url: {state}\n  pollInterval: 1h\n\
+             objectStore:\n  s3:\n    bucket: {bucket}\n    endpoint: {s3}\n    prefix: acme\n    credentialsFile: {credentials}\n",
+            jwt = self.dir.path().join("jwt.key").display(),
+            mongo = self.mongo,
+            database = self.database,
+            bucket = self.bucket,
+            s3 = self.s3,
+            state = state.display(),
+            credentials = self.dir.path().join("s3.env").display(),
+        )
+    }
+}
+
+/// Starts the first replica in `dir` on `text` (it sets the store up with its first
+/// password) and waits until it takes the lease; returns it and the lease's token.
+async fn first_replica(dir: &TempDir, text: &str) -> (distribution::Started, i64) {
+    let started = distribution::start(dir.path(), text).await;
+    let token = Patience::up_to(LIMIT)
+        .eventually_or(
+            "the first replica takes the lease",
+            || async { taken(dir) },
+            || async { log(dir) },
+        )
+        .await;
+    (started, token)
+}
+
+/// Starts another replica in `dir` on `text`; it logs in with the password the first set.
+async fn other_replica(dir: &TempDir, text: &str) -> distribution::Started {
+    let file = dir.path().join("distribution.yaml");
+    std::fs::write(&file, text).expect("config");
+    distribution::spawn(dir.path(), &file, &distribution::Launch::default())
+        .into_started()
+        .await
 }
 
 /// The replica's log.
@@ -149,21 +212,117 @@ fn taken(dir: &TempDir) -> Option<i64> {
         .next()
 }
 
+/// Checks that a push just made came before the take-over, waits until the replica in
+/// `dir` takes the lease over from the holder killed at `killed` (whose token was `first`),
+/// prints how long it took (`during`: what the holder was doing) and checks it is within
+/// [`TAKE_OVER`], with the next fencing token.
+async fn taken_over(dir: &TempDir, killed: Instant, first: i64, during: &str) {
+    assert_eq!(
+        taken(dir),
+        None,
+        "the push came before the take-over (the killed holder's lease lasts 3.5 s at least)"
+    );
+    let second = Patience::up_to(LIMIT)
+        .eventually_or(
+            "the other replica takes the lease over",
+            || async { taken(dir) },
+            || async { log(dir) },
+        )
+        .await;
+    let handover = killed.elapsed();
+    eprintln!(
+        "lease handover after kill -9 of the holder{during}: {} ms",
+        handover.as_millis()
+    );
+    assert!(handover < TAKE_OVER, "took {handover:?}\n{}", log(dir));
+    assert_eq!(second, first + 1, "the fencing token grows on a take-over");
+}
+
+/// A fault archive uploaded through `a` downloads through `b`; a private file stored
+/// through `a` is served by `b`, replaced through `b` it is served anew by `a` (which had
+/// a copy of the old one), removed through `b` it is gone on `a` too.
+async fn fault_archives_and_private_files_are_shared(
+    a: &distribution::Started,
+    b: &distribution::Started,
+) {
+    let archive = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(archive.path(), "the fault archive of vm-1").expect("write");
+    let stored = a
+        .admin
+        .upload_fault_archive("fault-0001", archive.path())
+        .await
+        .expect("upload the fault archive through a");
+    assert_eq!(stored, ArchiveUpload::Stored);
+    let fetched = request(
+        &b.base,
+        &format!(
+            "GET /faults/acme/fault-0001 HTTP/1.1\r\nAuthorization: Bearer {}",
+            b.admin_token
+        ),
+    );
+    assert!(
+        fetched.starts_with("HTTP/1.1 200") && fetched.ends_with("the fault archive of vm-1"),
+        "b serves the archive a stored: {fetched}"
+    );
+    let again = b
+        .admin
+        .upload_fault_archive("fault-0001", archive.path())
+        .await
+        .expect("upload it again through b");
+    assert_eq!(
+        again,
+        ArchiveUpload::AlreadyStored,
+        "archives are written once"
+    );
+
+    let key = tempfile::NamedTempFile::new().expect("file");
+    let read_through = |replica: &distribution::Started| {
+        let admin = replica.admin.clone();
+        async move {
+            let dir = TempDir::new().expect("dir");
+            let to = dir.path().join("api.pem");
+            admin
+                .download_private_file(ImageKind::Developer, "api", "keys/api.pem", &to)
+                .await
+                .map(|_| std::fs::read_to_string(&to).expect("read"))
+        }
+    };
+    std::fs::write(key.path(), "key one").expect("write");
+    a.admin
+        .upload_private_file(ImageKind::Developer, "api", "keys/api.pem", key.path())
+        .await
+        .expect("store a private file through a");
+    assert_eq!(read_through(b).await.expect("through b"), "key one");
+    std::fs::write(key.path(), "key two").expect("write");
+    b.admin
+        .upload_private_file(ImageKind::Developer, "api", "keys/api.pem", key.path())
+        .await
+        .expect("replace it through b");
+    assert_eq!(read_through(a).await.expect("through a"), "key two");
+    let removed = request(
+        &b.base,
+        &format!(
+            "DELETE /private-files/developer/api/keys/api.pem HTTP/1.1\r\nAuthorization: Bearer {}",
+            b.admin_token
+        ),
+    );
+    assert!(
+        removed.starts_with("HTTP/1.1 2"),
+        "remove through b: {removed}"
+    );
+    let gone = read_through(a).await;
+    assert!(
+        matches!(gone, Err(ClientError::Refused { status: 404, .. })),
+        "removed on every replica: {gone:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas_images() {
-    let Some((mongo, s3)) = stand_ins() else {
+    let Some(stand_ins) = stand_ins() else {
         return;
     };
-    let shared = TempDir::new().expect("dir");
-    std::fs::write(
-        shared.path().join("s3.env"),
-        "AWS_ACCESS_KEY_ID=vupdate-test\nAWS_SECRET_ACCESS_KEY=secret\n",
-    )
-    .expect("credentials");
-    let bucket = format!("replicas-{}", std::process::id());
-    create_bucket(&s3, &bucket);
-    // The state repo is remote to both replicas, fetched hourly: only a webhook or the
-    // relay through the store makes a replica fetch sooner.
+    let shared = Shared::new(stand_ins, "replicas");
     let state = GitRepo::init_bare();
     let work = GitRepo::clone_from(&state);
     work.commit_files(
@@ -172,26 +331,12 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
         &Person::alice(),
     );
     work.push("origin", "main");
-    let database = format!("replicas{}", std::process::id());
-    let text = config(shared.path(), &mongo, &database, &s3, &bucket, state.path());
+    let text = shared.config(state.path());
 
-    // The first replica sets the store up (its first password) and takes the lease.
     let (dir_a, dir_b) = (TempDir::new().expect("dir"), TempDir::new().expect("dir"));
-    let mut a = distribution::start(dir_a.path(), &text).await;
+    let (mut a, first) = first_replica(&dir_a, &text).await;
+    let mut b = other_replica(&dir_b, &text).await;
     let patience = Patience::up_to(LIMIT);
-    let first = patience
-        .eventually_or(
-            "replica a takes the lease",
-            || async { taken(&dir_a) },
-            || async { log(&dir_a) },
-        )
-        .await;
-    // The second logs in with the password the first one set.
-    let file_b = dir_b.path().join("distribution.yaml");
-    std::fs::write(&file_b, &text).expect("config");
-    let mut b = distribution::spawn(dir_b.path(), &file_b, &distribution::Launch::default())
-        .into_started()
-        .await;
 
     // An image uploaded through a is downloaded through b (and the other way round).
     let bytes: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i % 251) as u8).collect();
@@ -219,6 +364,7 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
         "the version is taken on every replica: {again:?}"
     );
     assert_eq!(taken(&dir_b), None, "b waits while a renews");
+    fault_archives_and_private_files_are_shared(&a, &b).await;
 
     // A commit announced only to the holder reaches b's desired versions and subscribers.
     let mut feed = b
@@ -324,25 +470,7 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
         &Person::alice(),
     );
     work.push("origin", "main");
-    assert_eq!(
-        taken(&dir_b),
-        None,
-        "the push came before the take-over (the killed holder's lease lasts 3.5 s at least)"
-    );
-    let second = patience
-        .eventually_or(
-            "replica b takes the lease over",
-            || async { taken(&dir_b) },
-            || async { log(&dir_b) },
-        )
-        .await;
-    let handover = killed.elapsed();
-    eprintln!(
-        "lease handover after kill -9 of the holder: {} ms",
-        handover.as_millis()
-    );
-    assert!(handover < TAKE_OVER, "took {handover:?}\n{}", log(&dir_b));
-    assert_eq!(second, first + 1, "the fencing token grows on a take-over");
+    taken_over(&dir_b, killed, first, "").await;
     let after_handover = answered(&b.admin, &during, &dir_b).await;
     assert_eq!(
         after_handover
