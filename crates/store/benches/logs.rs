@@ -424,11 +424,13 @@ fn run(mut bench: Bench, sizes: &[u64]) {
             load_average()
         );
         let (indexed, wall, cpu) = bench.catch_up_text_index();
-        let sustained = (size - from) as f64 / ((size - from) as f64 / per_cpu + cpu);
-        println!(
-            "{:<8} {:>11} text index: {indexed} lines left to index when the senders stopped, indexed in {wall:.2} s ({cpu:.2} CPU-s); ingestion with the index complete: {sustained:.0} lines per CPU-second",
-            bench.name, size
-        );
+        if indexed > 0 {
+            let sustained = (size - from) as f64 / ((size - from) as f64 / per_cpu + cpu);
+            println!(
+                "{:<8} {:>11} text index: {indexed} lines left to index when the senders stopped, indexed in {wall:.2} s ({cpu:.2} CPU-s); ingestion with the index complete: {sustained:.0} lines per CPU-second",
+                bench.name, size
+            );
+        }
         bench.queries(size);
         bench.time_last_source_sequence(size);
     }

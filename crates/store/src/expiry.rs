@@ -82,7 +82,7 @@ fn ago(now: DateTime<Utc>, age: Duration) -> DateTime<Utc> {
 }
 
 /// Log lines an expiry removes per step: what a log batch waits for at most.
-const LOG_PURGE_CHUNK: usize = 1000;
+const LOG_PURGE_CHUNK: usize = 250;
 
 impl Store {
     /// Removes the log lines matching `filter` for good, [`LOG_PURGE_CHUNK`] at a time,

@@ -731,8 +731,8 @@ impl Backend for SqliteBackend {
                         .collect()
                 })
                 .map_err(ctx.err())?;
-            if def.text.is_some() {
-                text::forget(tx, def, &chunk).map_err(ctx.err())?;
+            if let Some(field) = def.text {
+                text::forget(tx, def, field, &chunk).map_err(ctx.err())?;
             }
             delete_rows(tx, ctx, def, &[Cond::SequenceIn(chunk)])
         })
