@@ -108,6 +108,30 @@ pub(crate) trait Backend: Send + Sync + 'static {
         filter: Vec<Cond>,
     ) -> Result<u64, StoreError>;
 
+    /// Removes at most `max_rows` of the matching current documents for good (one step of
+    /// an expiry that lets writers in between); a backend may remove more. Returns how many.
+    async fn purge_some(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+        max_rows: usize,
+    ) -> Result<u64, StoreError> {
+        let _ = max_rows;
+        self.purge(def, filter).await
+    }
+
+    /// Adds at most `max_rows` of the rows not yet in the text index of `def`'s
+    /// [`CollectionDef::text`] field to it, oldest first; returns how many. A backend
+    /// without such an index (MongoDB: its search is a scan) has nothing to do.
+    async fn index_text(
+        &self,
+        def: &'static CollectionDef,
+        max_rows: usize,
+    ) -> Result<usize, StoreError> {
+        let _ = (def, max_rows);
+        Ok(0)
+    }
+
     /// Removes archived versions archived before `time` for good, returning them.
     async fn purge_history(
         &self,

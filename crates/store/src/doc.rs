@@ -84,6 +84,9 @@ pub(crate) struct CollectionDef {
     pub history: bool,
     /// Whether the collection lives in the separate log database (MongoDB `logs` option).
     pub logs_db: bool,
+    /// The text field whose case-insensitive substring search ([`Cond::ContainsCi`]) a
+    /// trigram index serves on SQLite (see `sqlite::text`); a scan elsewhere.
+    pub text: Option<&'static FieldDef>,
 }
 
 impl CollectionDef {

@@ -81,7 +81,29 @@ fn ago(now: DateTime<Utc>, age: Duration) -> DateTime<Utc> {
     now - TimeDelta::from_std(age).unwrap_or(TimeDelta::MAX)
 }
 
+/// Log lines an expiry removes per step: what a log batch waits for at most.
+const LOG_PURGE_CHUNK: usize = 250;
+
 impl Store {
+    /// Removes the log lines matching `filter` for good, [`LOG_PURGE_CHUNK`] at a time,
+    /// each step taking its turn with the log batches (first come, first served), so a
+    /// batch waits at most one step however many lines go.
+    async fn purge_logs(&self, filter: Vec<Cond>) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        loop {
+            let deleted = {
+                let _turn = self.log_writes().lock().await;
+                self.backend()
+                    .purge_some(&LOG_RECORDS, filter.clone(), LOG_PURGE_CHUNK)
+                    .await?
+            };
+            removed += deleted;
+            if deleted < LOG_PURGE_CHUNK as u64 {
+                return Ok(removed);
+            }
+        }
+    }
+
     /// Removes what `policy` says has expired at `now`; see the module documentation.
     pub async fn expire(
         &self,
@@ -90,14 +112,11 @@ impl Store {
     ) -> Result<ExpiryReport, StoreError> {
         let backend = self.backend();
         let mut report = ExpiryReport {
-            service_logs: backend
-                .purge(
-                    &LOG_RECORDS,
-                    service_logs_before(ago(now, policy.service_logs)),
-                )
+            service_logs: self
+                .purge_logs(service_logs_before(ago(now, policy.service_logs)))
                 .await?,
-            task_logs: backend
-                .purge(&LOG_RECORDS, task_logs_before(ago(now, policy.task_logs)))
+            task_logs: self
+                .purge_logs(task_logs_before(ago(now, policy.task_logs)))
                 .await?,
             tasks: backend
                 .purge(

@@ -132,7 +132,9 @@ pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
                 collection: "store",
                 reason: e.to_string(),
             })??;
-            Ok(Store::new(Box::new(backend), description))
+            let store = Store::new(Box::new(backend), description);
+            store.start_text_index();
+            Ok(store)
         }
         StoreConfig::Mongo {
             url,

@@ -175,6 +175,29 @@ impl Backend for Timed {
         result
     }
 
+    async fn purge_some(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+        max_rows: usize,
+    ) -> Result<u64, StoreError> {
+        let start = Instant::now();
+        let result = self.inner.purge_some(def, filter, max_rows).await;
+        self.seen("purge", def, start, &result);
+        result
+    }
+
+    async fn index_text(
+        &self,
+        def: &'static CollectionDef,
+        max_rows: usize,
+    ) -> Result<usize, StoreError> {
+        let start = Instant::now();
+        let result = self.inner.index_text(def, max_rows).await;
+        self.seen("index text", def, start, &result);
+        result
+    }
+
     async fn purge_history(
         &self,
         def: &'static CollectionDef,

@@ -5,6 +5,7 @@
 //! across processes sharing the file.
 
 mod sql;
+mod text;
 
 pub(crate) use sql::SCHEMA_VERSION;
 
@@ -86,6 +87,13 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
             let haystack = ctx.get_raw(0).as_str_or_null()?;
             Ok(haystack.is_some_and(|h| contains_lowered(h, &needle)))
         },
+    )?;
+    // What the text index holds (see `text`): lower-cased as the search lowers.
+    conn.create_scalar_function(
+        "vu_lower",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(ctx.get_raw(0).as_str_or_null()?.map(str::to_lowercase)),
     )
 }
 
@@ -174,6 +182,9 @@ impl SqliteBackend {
             let existing = table_indexes(&tx, &tables)
                 .map_err(|e| fail(format!("{e} (while reading the indexes of {})", def.name)))?;
             for statement in sql::stale_indexes(def, &existing) {
+                run(&statement)?;
+            }
+            for statement in text::schema(def) {
                 run(&statement)?;
             }
         }
@@ -527,9 +538,15 @@ impl Backend for SqliteBackend {
 
     async fn find(&self, def: &'static CollectionDef, find: Find) -> Result<Vec<Raw>, StoreError> {
         self.read(self.ctx(def, "find"), move |conn, ctx| {
+            // One snapshot for the text index's candidates and the rows.
+            let tx = conn.unchecked_transaction().map_err(ctx.err())?;
+            let find = Find {
+                filter: text::narrow(&tx, def, find.filter).map_err(ctx.err())?,
+                ..find
+            };
             let mut params = Vec::new();
             let text = sql::find(def, &find, &mut params);
-            query_rows(conn, ctx, def, &text, params)
+            query_rows(&tx, ctx, def, &text, params)
         })
         .await
     }
@@ -540,6 +557,9 @@ impl Backend for SqliteBackend {
         filter: Vec<Cond>,
     ) -> Result<u64, StoreError> {
         self.read(self.ctx(def, "count"), move |conn, ctx| {
+            let tx = conn.unchecked_transaction().map_err(ctx.err())?;
+            let filter = text::narrow(&tx, def, filter).map_err(ctx.err())?;
+            let conn = &*tx;
             let mut params = Vec::new();
             let where_sql = sql::where_clause(&filter, &mut params);
             let count: i64 = conn
@@ -563,6 +583,9 @@ impl Backend for SqliteBackend {
         filter: Vec<Cond>,
     ) -> Result<Vec<String>, StoreError> {
         self.read(self.ctx(def, "distinct"), move |conn, ctx| {
+            let tx = conn.unchecked_transaction().map_err(ctx.err())?;
+            let filter = text::narrow(&tx, def, filter).map_err(ctx.err())?;
+            let conn = &*tx;
             let mut params = Vec::new();
             let where_sql = sql::where_clause(&filter, &mut params);
             let text = if field.kind == FieldKind::StrList {
@@ -676,27 +699,58 @@ impl Backend for SqliteBackend {
         // removing a day of logs never holds them up for longer than one chunk.
         let mut removed = 0;
         loop {
-            let filter = filter.clone();
-            let deleted = self
-                .write(self.ctx(def, "expire"), move |conn, ctx| {
-                    let mut params = Vec::new();
-                    let where_sql = sql::where_clause(&filter, &mut params);
-                    params.push(SqlValue::Integer(PURGE_CHUNK as i64));
-                    conn.prepare_cached(&format!(
-                        "DELETE FROM \"{name}\" WHERE _sequence IN \
-                         (SELECT t._sequence FROM \"{name}\" AS t{where_sql} LIMIT ?{})",
-                        params.len(),
-                        name = def.name
-                    ))
-                    .and_then(|mut statement| statement.execute(params_from_iter(params)))
-                    .map_err(ctx.err())
-                })
-                .await?;
-            removed += deleted as u64;
-            if deleted < PURGE_CHUNK {
+            let deleted = self.purge_some(def, filter.clone(), PURGE_CHUNK).await?;
+            removed += deleted;
+            if deleted < PURGE_CHUNK as u64 {
                 return Ok(removed);
             }
         }
+    }
+
+    async fn purge_some(
+        &self,
+        def: &'static CollectionDef,
+        filter: Vec<Cond>,
+        max_rows: usize,
+    ) -> Result<u64, StoreError> {
+        self.write_tx(self.ctx(def, "expire"), move |tx, ctx| {
+            let mut params = Vec::new();
+            let where_sql = sql::where_clause(&filter, &mut params);
+            params.push(SqlValue::Integer(
+                i64::try_from(max_rows).unwrap_or(i64::MAX),
+            ));
+            let chunk: Vec<i64> = tx
+                .prepare_cached(&format!(
+                    "SELECT t._sequence FROM \"{}\" AS t{where_sql} LIMIT ?{}",
+                    def.name,
+                    params.len(),
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params_from_iter(params), |row| row.get(0))?
+                        .collect()
+                })
+                .map_err(ctx.err())?;
+            if let Some(field) = def.text {
+                text::forget(tx, def, field, &chunk).map_err(ctx.err())?;
+            }
+            delete_rows(tx, ctx, def, &[Cond::SequenceIn(chunk)])
+        })
+        .await
+    }
+
+    async fn index_text(
+        &self,
+        def: &'static CollectionDef,
+        max_rows: usize,
+    ) -> Result<usize, StoreError> {
+        let Some(field) = def.text else {
+            return Ok(0);
+        };
+        self.write_tx(self.ctx(def, "index text"), move |tx, ctx| {
+            text::index_some(tx, def, field, max_rows).map_err(ctx.err())
+        })
+        .await
     }
 
     async fn purge_history(

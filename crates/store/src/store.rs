@@ -17,6 +17,7 @@ mod roles;
 mod rollouts;
 mod states;
 mod tasks;
+mod text_index;
 mod versions;
 
 use std::fmt;
@@ -72,6 +73,10 @@ struct Inner {
     log_writes: tokio::sync::Mutex<()>,
     /// Log batches waiting for the next group write (`log_writes`).
     log_queue: std::sync::Mutex<Vec<log_writes::PendingLogs>>,
+    /// Log lines written since the text index last caught up (`text_index`).
+    unindexed: std::sync::atomic::AtomicUsize,
+    /// Whether a text index catch-up runs.
+    indexing: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Store {
@@ -92,9 +97,17 @@ impl Store {
                 feed,
                 log_writes: tokio::sync::Mutex::new(()),
                 log_queue: std::sync::Mutex::default(),
+                unindexed: std::sync::atomic::AtomicUsize::new(0),
+                indexing: std::sync::atomic::AtomicBool::new(false),
             }),
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Starts indexing, in the background, the log lines a file holds that are not yet in
+    /// its text index (lines written before it had one).
+    pub(crate) fn start_text_index(&self) {
+        text_index::start(self);
     }
 
     /// The same store, reading "now" from `clock` (tests and simulations).

@@ -130,6 +130,7 @@ pub(crate) static ACCOUNTS: CollectionDef = CollectionDef {
     history: true,
     present_only: &[],
     logs_db: false,
+    text: None,
 };
 
 impl Record for Account {

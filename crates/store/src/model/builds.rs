@@ -80,6 +80,7 @@ pub(crate) static BUILD_STATES: CollectionDef = CollectionDef {
     history: true,
     present_only: &[],
     logs_db: false,
+    text: None,
 };
 
 impl Record for BuildState {

@@ -95,6 +95,7 @@ pub(crate) static FAULT_REPORTS: CollectionDef = CollectionDef {
     history: true,
     present_only: &[],
     logs_db: false,
+    text: None,
 };
 
 impl Record for FaultReport {

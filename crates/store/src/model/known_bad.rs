@@ -77,6 +77,7 @@ pub(crate) static KNOWN_BAD_VERSIONS: CollectionDef = CollectionDef {
     present_only: &[],
     history: true,
     logs_db: false,
+    text: None,
 };
 
 impl Record for KnownBadVersion {

@@ -117,17 +117,22 @@ pub(crate) static LOG_RECORDS: CollectionDef = CollectionDef {
     // Newest first by service, by service and level (one range per level, merged: see
     // the SQLite backend's `find`), by service and instance, by task, and overall;
     // directory and process filters narrow the rows read from the service-and-instance
-    // index. Service logs, most lines, have no task and no entry in the task index.
+    // index. Service logs, most lines, have no task and no entry in the task index. The
+    // last is one source's lines in `_sequence` order: its newest line, which the
+    // receiver's de-duplication reads once per source (`Logs::last_source_sequence`),
+    // without reading the instance's other lines.
     indexes: &[
         &[&SERVICE, &TIME],
         &[&SERVICE, &LEVEL, &TIME],
         &[&SERVICE, &INSTANCE, &TIME],
         &[&TASK, &TIME],
         &[&TIME],
+        &[&SERVICE, &INSTANCE, &DIRECTORY, &PROCESS, &ROLE],
     ],
     present_only: &[&TASK],
     history: false,
     logs_db: true,
+    text: Some(&MESSAGE),
 };
 
 impl Record for LogRecord {

@@ -84,6 +84,7 @@ pub(crate) static ROLLOUTS: CollectionDef = CollectionDef {
     present_only: &[],
     history: true,
     logs_db: false,
+    text: None,
 };
 
 impl Record for RolloutRecord {

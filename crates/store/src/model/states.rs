@@ -114,6 +114,7 @@ pub(crate) static SERVICE_STATES: CollectionDef = CollectionDef {
     history: false,
     present_only: &[],
     logs_db: false,
+    text: None,
 };
 
 impl Record for ServiceStateRecord {

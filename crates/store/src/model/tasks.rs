@@ -67,6 +67,7 @@ pub(crate) static TASKS: CollectionDef = CollectionDef {
     history: true,
     present_only: &[],
     logs_db: false,
+    text: None,
 };
 
 impl Record for Task {

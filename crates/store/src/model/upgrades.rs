@@ -25,6 +25,7 @@ pub(crate) static UPGRADE_MARKS: CollectionDef = CollectionDef {
     history: false,
     present_only: &[],
     logs_db: false,
+    text: None,
 };
 
 impl Record for UpgradeMark {

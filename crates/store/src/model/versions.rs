@@ -137,6 +137,7 @@ macro_rules! version_collection {
             history: true,
             present_only: &[],
             logs_db: false,
+            text: None,
         };
 
         impl Record for $record {

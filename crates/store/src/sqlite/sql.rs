@@ -401,6 +401,13 @@ pub(crate) fn where_clause(filter: &[Cond], params: &mut Vec<SqlValue>) -> Strin
                 bind(SqlValue::Integer(*n))
             ),
             Cond::SequenceIn(list) if list.is_empty() => "0".to_owned(),
+            // A long list (a text search's candidates) is one parameter, not thousands.
+            Cond::SequenceIn(list) if list.len() > 64 => format!(
+                "t._sequence IN (SELECT value FROM json_each({}))",
+                bind(SqlValue::Text(
+                    serde_json::to_string(list).unwrap_or_default()
+                ))
+            ),
             Cond::SequenceIn(list) => {
                 let list: Vec<String> = list.iter().map(|n| bind(SqlValue::Integer(*n))).collect();
                 format!("t._sequence IN ({})", list.join(", "))

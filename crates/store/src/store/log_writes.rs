@@ -127,6 +127,7 @@ fn answer(
                 }
             })
             .collect();
+        super::text_index::written(store, sequences.len());
         // No follower is not an error: the records are in the store for later readers.
         let _ = store.feed().send(Arc::new(stored));
     }

@@ -136,6 +136,14 @@ impl<'a> Logs<'a> {
             .and_then(|r| r.record.source_sequence))
     }
 
+    /// Adds every line not yet in the text index to it, now; returns how many. The store
+    /// does so by itself a few thousand lines behind the writes (and, after opening a file
+    /// with lines not indexed, in the background), so text searches find the same lines
+    /// either way; this is for a caller that wants the index complete.
+    pub async fn index_text(&self) -> Result<usize, StoreError> {
+        super::text_index::catch_up(self.store).await
+    }
+
     /// Follows the matching records: first those stored after `from`, then new ones as
     /// they are inserted, gap-free and without duplicates (see [`LogFollower`]).
     pub async fn follow(

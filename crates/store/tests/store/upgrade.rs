@@ -231,6 +231,7 @@ async fn a_schema_2_file_gets_the_new_log_indexes_and_keeps_every_line() {
     assert_eq!(
         log_indexes(&path),
         [
+            "log_records_service_instance_directory_process_role",
             "log_records_service_instance_time",
             "log_records_service_level_time",
             "log_records_service_time",
@@ -251,5 +252,53 @@ async fn a_schema_2_file_gets_the_new_log_indexes_and_keeps_every_line() {
         4
     );
     drop(store);
-    assert_eq!(log_indexes(&path).len(), 5);
+    assert_eq!(log_indexes(&path).len(), 6);
+}
+
+/// The messages found by a text search for `text`, newest first.
+async fn found_by_text(store: &vupdate_store::Store, text: &str) -> Vec<String> {
+    store
+        .logs()
+        .query(&LogQuery {
+            text: Some(text.to_owned()),
+            ..LogQuery::default()
+        })
+        .await
+        .expect("text search")
+        .into_iter()
+        .map(|r| r.record.message)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_file_without_the_text_index_gets_one_and_every_line_is_found() {
+    let (_dir, path, config, store) = open_older(SCHEMA_2_LOGS).await;
+    // Found before the index has caught up (read past it) and after.
+    assert_eq!(found_by_text(&store, "FULL").await, ["disk full"]);
+    store.logs().index_text().await.expect("index");
+    assert_eq!(found_by_text(&store, "FULL").await, ["disk full"]);
+    assert_eq!(found_by_text(&store, "pil").await, ["compiling"]);
+    assert_eq!(found_by_text(&store, "t").await, ["started"]);
+    assert_eq!(store.logs().index_text().await.expect("index"), 0);
+    drop(store);
+    let indexed: i64 = Connection::open(&path)
+        .and_then(|conn| {
+            conn.query_row(
+                "SELECT upto FROM _text_indexed WHERE collection = 'log_records'",
+                [],
+                |row| row.get(0),
+            )
+        })
+        .expect("the text index's mark");
+    assert_eq!(indexed, 3, "every line of the file is in the index");
+    let store = vupdate_store::open(&config).await.expect("opens again");
+    assert_eq!(found_by_text(&store, "disk").await, ["disk full"]);
+    assert_eq!(
+        store
+            .logs()
+            .count(&LogQuery::default())
+            .await
+            .expect("count"),
+        3
+    );
 }

@@ -620,3 +620,144 @@ pub async fn the_last_source_sequence_is_per_source(ctx: Ctx) {
         "the service without a role keeps its own numbers"
     );
 }
+
+/// Messages for the text search's edge cases: case, SQL `LIKE` wildcards, multibyte
+/// text, quotes (FTS5 syntax) and characters whose lower case is longer.
+const EDGE_MESSAGES: [&str; 12] = [
+    "Connection REFUSED by 10.0.0.1",
+    "100% done",
+    "50%_off at disk_full",
+    "percent%sign and under_score",
+    "Ошибка записи на диск",
+    "Straße in İstanbul",
+    "say \"hi\" AND NOT bye*",
+    "a.b(c)+[d]* OR x",
+    "ab",
+    "ΣΊΣΥΦΟΣ rolls",
+    "tab\there",
+    "emoji 🚀 launch",
+];
+
+/// Needles for [`EDGE_MESSAGES`]: each is checked against the feed's matcher.
+/// (Not `İ`, whose lower case is two characters: MongoDB's case-insensitive regex folds
+/// it otherwise than the matcher, a difference the text index does not touch.)
+const EDGE_NEEDLES: [&str; 23] = [
+    "",
+    "refused",
+    "ConnECTION refused",
+    "%",
+    "_",
+    "%_",
+    "100%",
+    "disk_",
+    "r_s",
+    "ошибка",
+    "ЗАПИСИ НА",
+    "straße",
+    "STRASSE",
+    "stanbul",
+    "\"hi\"",
+    "AND NOT",
+    "bye*",
+    "(c)+[",
+    "ab",
+    "σίσυφος",
+    "\there",
+    "🚀 la",
+    "no such text",
+];
+
+/// Checks every edge needle, with and without a limit and next to another filter, against
+/// the feed's matcher (the one definition of the search), and the count against it.
+async fn edge_needles_agree(ctx: &Ctx, stored: &[(i64, LogRecord)], when: &str) {
+    for (round, needle) in EDGE_NEEDLES.iter().enumerate() {
+        for (limit, min_level) in [(None, None), (Some(2), None), (None, Some(Level::Warn))] {
+            let query = LogQuery {
+                text: Some((*needle).to_owned()),
+                limit,
+                min_level,
+                ..LogQuery::default()
+            };
+            agrees_with_the_matcher(ctx, stored, &query, round).await;
+            let expected = stored
+                .iter()
+                .filter(|(sequence, record)| query.matches(*sequence, record))
+                .count();
+            assert_eq!(
+                ctx.store.logs().count(&query).await.expect("count"),
+                expected as u64,
+                "{when}: count of {needle:?}"
+            );
+        }
+    }
+}
+
+pub async fn text_search_means_the_same_through_the_index(ctx: Ctx) {
+    let logs = ctx.store.logs();
+    let lines = |first: i64| -> Vec<LogRecord> {
+        EDGE_MESSAGES
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let level = if i % 3 == 0 { Level::Warn } else { Level::Info };
+                log("api", "vm-1", level, first + i as i64, m)
+            })
+            .collect()
+    };
+    let mut stored = Vec::new();
+    let first = lines(0);
+    let sequences = logs.insert(first.clone()).await.expect("insert");
+    stored.extend(sequences.into_iter().zip(first));
+    edge_needles_agree(&ctx, &stored, "before indexing").await;
+    logs.index_text().await.expect("index");
+    edge_needles_agree(&ctx, &stored, "indexed").await;
+    // Lines past the index are found as well as those in it.
+    let second = lines(100);
+    let sequences = logs.insert(second.clone()).await.expect("insert");
+    stored.extend(sequences.into_iter().zip(second));
+    edge_needles_agree(&ctx, &stored, "half indexed").await;
+    logs.index_text().await.expect("index again");
+    assert_eq!(
+        logs.index_text().await.expect("index once more"),
+        0,
+        "nothing is left to index"
+    );
+    edge_needles_agree(&ctx, &stored, "indexed again").await;
+}
+
+pub async fn expired_lines_are_not_found_by_text(ctx: Ctx) {
+    let logs = ctx.store.logs();
+    let day = 24 * 60 * 60;
+    logs.insert(vec![
+        log("api", "vm", Level::Info, -3 * day, "old needle line"),
+        log("api", "vm", Level::Info, -3 * day, "old other line"),
+    ])
+    .await
+    .expect("insert");
+    logs.index_text().await.expect("index");
+    let policy = vupdate_store::ExpiryPolicy {
+        service_logs: std::time::Duration::from_secs(2 * day as u64),
+        ..vupdate_store::ExpiryPolicy::default()
+    };
+    let report = ctx.store.expire(&policy, at(0)).await.expect("expire");
+    assert_eq!(report.service_logs, 2);
+    let fresh = logs
+        .insert(vec![log("api", "vm", Level::Info, 0, "new needle line")])
+        .await
+        .expect("insert");
+    logs.index_text().await.expect("index");
+    let found = logs
+        .query(&LogQuery {
+            text: Some("NEEDLE".to_owned()),
+            ..LogQuery::default()
+        })
+        .await
+        .expect("query");
+    assert_eq!(
+        found
+            .iter()
+            .map(|r| (r.sequence, r.record.message.as_str()))
+            .collect::<Vec<_>>(),
+        [(fresh[0], "new needle line")]
+    );
+}

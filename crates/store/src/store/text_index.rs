@@ -1,0 +1,59 @@
+//! Keeping the log messages' text index (see the SQLite backend's `text`) close behind the
+//! lines: after every [`TRIGGER_LINES`] lines written, one task indexes what is not yet
+//! indexed, in chunks of [`CHUNK_LINES`], each taking its turn with the log batches
+//! (`log_writes` is first come, first served), so a batch waits at most one chunk.
+//!
+//! Lines are acknowledged before they are indexed: searches read the lines past the index
+//! directly, so they find the same lines either way, only slower while it lags.
+
+use std::sync::atomic::Ordering;
+
+use crate::error::StoreError;
+use crate::model::logs::LOG_RECORDS;
+use crate::store::Store;
+
+/// Lines written since the last catch-up that start the next one.
+const TRIGGER_LINES: usize = 4096;
+/// Lines indexed per transaction: about 8 ms of a writer's wait (16 µs a line).
+const CHUNK_LINES: usize = 512;
+
+/// Counts `lines` just written; starts a catch-up when enough are waiting.
+pub(crate) fn written(store: &Store, lines: usize) {
+    let waiting = store.inner.unindexed.fetch_add(lines, Ordering::Relaxed) + lines;
+    if waiting >= TRIGGER_LINES {
+        start(store);
+    }
+}
+
+/// Starts a catch-up task unless one runs.
+pub(crate) fn start(store: &Store) {
+    if store.inner.indexing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let store = store.clone();
+    tokio::spawn(async move {
+        if let Err(error) = catch_up(&store).await {
+            tracing::warn!(%error, "indexing the log messages' text failed; searches scan the lines not indexed");
+        }
+        store.inner.indexing.store(false, Ordering::Release);
+    });
+}
+
+/// Indexes every line not yet indexed, chunk by chunk, each in turn with the log batches.
+pub(crate) async fn catch_up(store: &Store) -> Result<usize, StoreError> {
+    let mut indexed = 0;
+    loop {
+        let done = {
+            let _turn = store.log_writes().lock().await;
+            store.inner.unindexed.store(0, Ordering::Relaxed);
+            store
+                .backend()
+                .index_text(&LOG_RECORDS, CHUNK_LINES)
+                .await?
+        };
+        indexed += done;
+        if done < CHUNK_LINES {
+            return Ok(indexed);
+        }
+    }
+}
