@@ -1,8 +1,8 @@
 //! [`AccountCache`]: the accounts every request is authorised from, kept for a few seconds.
 //!
-//! Each request is authorised from its account as stored, and at fleet size that read
-//! (a store round trip and a decode for every report and log batch) was much of a
-//! request's cost, always for the same few accounts. An account read is kept for at most
+//! Each request is authorised from its account as stored: at fleet size, a store round
+//! trip and a decode for every report and log batch, of the same accounts again and
+//! again (one per VM, or the shared `updater`). An account read is kept for at most
 //! [`LIFETIME`] by the store's clock. Every change this server makes to an account (role,
 //! password, token revocation, removal) drops its entry when written, and a read that was
 //! under way while any account was written is not kept, so on one server a change takes
