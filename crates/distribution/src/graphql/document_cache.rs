@@ -148,7 +148,10 @@ mod tests {
         for n in 1..=3 {
             let response = schema.execute(double(json!(n))).await;
             assert!(response.errors.is_empty(), "{:?}", response.errors);
-            assert_eq!(response.data.into_json().unwrap(), json!({"double": n * 2}));
+            assert_eq!(
+                response.data.into_json().expect("JSON"),
+                json!({"double": n * 2})
+            );
         }
         assert_eq!((cache.misses(), cache.hits()), (1, 2));
     }
