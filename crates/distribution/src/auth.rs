@@ -4,7 +4,9 @@
 //! - [`AuthService`] is what the server holds: [`AuthService::bootstrap`] on start,
 //!   [`AuthService::login`] for people, [`AuthService::authenticate`] on every request.
 //! - Every request is authorised from the account as stored *now*: a role change or a
-//!   deletion takes effect at the next request, without a new login.
+//!   deletion takes effect at the next request, without a new login (accounts read are
+//!   kept a few seconds and dropped when this server changes them; a change made by
+//!   another replica takes up to 10 s: see [`account_cache`]).
 //! - [`Principal::require`] is the one check the API layer calls; each refusal has a
 //!   stable [`AuthError::code`] a client can act on.
 //!
@@ -16,6 +18,7 @@
 //! administrator gets a random password that must be changed, and is never recreated;
 //! only an administrator may change a role; passwords are argon2id with a length policy.
 
+mod account_cache;
 mod hashing;
 mod key;
 mod password;

@@ -16,6 +16,7 @@ mod consumers;
 mod context;
 mod desired;
 pub(crate) mod desired_list;
+mod document_cache;
 mod faults;
 mod general;
 mod install;
@@ -47,6 +48,7 @@ use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema};
 use crate::config::GraphqlLimits;
 
 pub use context::{ApiContext, Caller, DistributionInfo, TIP_ATTEMPTS, require};
+use document_cache::DocumentCache;
 pub use limits::{OperationLimits, OperationSlots};
 pub(crate) use logs::LogFilter;
 pub use result::ApiResult;
@@ -110,7 +112,7 @@ pub struct Subscription(
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema over the running distribution's parts; operations past `limits`
-/// are refused before they run.
+/// are refused before they run, and each document text is parsed once ([`DocumentCache`]).
 pub fn schema(context: ApiContext, limits: GraphqlLimits) -> ApiSchema {
     Schema::build(
         Query::default(),
@@ -118,7 +120,9 @@ pub fn schema(context: ApiContext, limits: GraphqlLimits) -> ApiSchema {
         Subscription::default(),
     )
     .data(context)
+    // The limits come first, so their checks (and error codes) also see cached documents.
     .extension(OperationLimits(limits))
+    .extension(DocumentCache::default())
     .finish()
 }
 

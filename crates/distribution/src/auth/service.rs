@@ -10,6 +10,7 @@ use vupdate_store::Store;
 use vupdate_store::model::Stored;
 use vupdate_store::model::accounts::{Account, AccountKind};
 
+use super::account_cache::AccountCache;
 use super::password::{self, PasswordCost};
 use super::token::{self, Claims, TokenUse};
 use super::{AuthError, JwtKey, Principal, PrincipalKind, Role};
@@ -143,6 +144,8 @@ pub struct AuthService {
     /// A hash no password matches, made at the configured cost and verified for unknown
     /// accounts, so a login takes as long whether the account exists or not.
     dummy_hash: Arc<tokio::sync::OnceCell<String>>,
+    /// The accounts requests were recently authorised from.
+    recent: Arc<AccountCache>,
 }
 
 fn kind_of(account: &Account) -> PrincipalKind {
@@ -201,6 +204,7 @@ impl AuthService {
             pool: HashPool::new(options.hashing),
             throttle: Arc::new(LoginThrottle::new(options.throttle)),
             dummy_hash: Arc::default(),
+            recent: Arc::default(),
         }
     }
 
@@ -297,17 +301,25 @@ impl AuthService {
 
     /// The principal a bearer token stands for, as the store says now.
     pub async fn authenticate(&self, bearer_token: &str) -> Result<Principal, AuthError> {
-        let claims = token::verify(&self.key, bearer_token, self.store.now())?;
-        let Some(stored) = self.store.accounts().get(&claims.sub).await? else {
-            return Err(AuthError::Unauthenticated {
-                reason: format!("account `{}` no longer exists", claims.sub),
-            });
+        let now = self.store.now();
+        let claims = token::verify(&self.key, bearer_token, now)?;
+        let record = match self.recent.get(&claims.sub, now) {
+            Ok(record) => record,
+            Err(start) => {
+                let Some(stored) = self.store.accounts().get(&claims.sub).await? else {
+                    return Err(AuthError::Unauthenticated {
+                        reason: format!("account `{}` no longer exists", claims.sub),
+                    });
+                };
+                self.recent.keep(start, &stored.record, now);
+                stored.record
+            }
         };
-        let kind = kind_of(&stored.record);
+        let kind = kind_of(&record);
         match (claims.token_use, kind) {
             (TokenUse::Session, PrincipalKind::User) => {}
             (TokenUse::Access, PrincipalKind::Service | PrincipalKind::Consumer) => {
-                if claims.generation != stored.record.kind.token_generation() {
+                if claims.generation != record.kind.token_generation() {
                     return Err(AuthError::TokenRevoked {
                         account: claims.sub,
                     });
@@ -320,9 +332,9 @@ impl AuthService {
             }
         }
         Ok(Principal {
-            must_change_password: must_change_password(&stored.record),
-            account: stored.record.account,
-            role: Role::from_store(stored.record.role),
+            must_change_password: must_change_password(&record),
+            account: record.account,
+            role: Role::from_store(record.role),
             kind,
         })
     }
@@ -403,7 +415,9 @@ impl AuthService {
             *password_hash = new_hash;
             *must_change_password = !own;
         }
-        self.store.accounts().put(stored).await?;
+        let written = self.store.accounts().put(stored).await;
+        self.recent.written(account);
+        written?;
         Ok(())
     }
 
@@ -424,7 +438,9 @@ impl AuthService {
             self.ensure_other_administrator(account).await?;
         }
         stored.role = role.to_store();
-        self.store.accounts().put(stored).await?;
+        let written = self.store.accounts().put(stored).await;
+        self.recent.written(account);
+        written?;
         Ok(())
     }
 
@@ -448,7 +464,9 @@ impl AuthService {
 
     async fn add(&self, account: Account) -> Result<AccountInfo, AuthError> {
         check_name(&account.account)?;
-        match self.store.accounts().add(account.clone()).await {
+        let added = self.store.accounts().add(account.clone()).await;
+        self.recent.written(&account.account);
+        match added {
             Ok(stored) => Ok(AccountInfo::from_account(stored.record)),
             Err(vupdate_store::StoreError::Duplicate { .. }) => Err(AuthError::AccountExists {
                 account: account.account,
@@ -533,7 +551,9 @@ impl AuthService {
         if stored.record.role == Role::Administrator.to_store() {
             self.ensure_other_administrator(account).await?;
         }
-        if !self.store.accounts().remove(account).await? {
+        let removed = self.store.accounts().remove(account).await;
+        self.recent.written(account);
+        if !removed? {
             return Err(AuthError::NoSuchAccount {
                 account: account.to_owned(),
             });
@@ -598,7 +618,9 @@ impl AuthService {
                 "account `{account}` has used up its access-token generations"
             ))
         })?;
-        self.store.accounts().put(record).await?;
+        let written = self.store.accounts().put(record).await;
+        self.recent.written(account);
+        written?;
         tracing::info!(account, "revoked the access tokens");
         Ok(())
     }

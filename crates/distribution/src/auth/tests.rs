@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{TimeDelta, TimeZone, Utc};
+use vupdate_store::model::accounts::AccountKind;
 use vupdate_store::{ManualClock, StoreConfig};
 
 use super::*;
@@ -355,6 +356,44 @@ async fn access_tokens_work_until_revoked() {
 }
 
 #[tokio::test]
+async fn a_revoked_token_is_refused_at_once_though_its_account_was_just_read() {
+    let (f, _) = with_admin().await;
+    let token = f.access_token("updater").await;
+    // Read twice: the second answer comes from the accounts kept in memory.
+    f.principal(&token).await;
+    f.principal(&token).await;
+    f.auth
+        .revoke_access_tokens("updater")
+        .await
+        .expect("revoke");
+    assert_eq!(f.refused(&token).await.code(), "TOKEN_REVOKED");
+}
+
+#[tokio::test]
+async fn a_revocation_written_by_another_replica_is_seen_within_the_accounts_lifetime() {
+    let (f, _) = with_admin().await;
+    let token = f.access_token("updater").await;
+    f.principal(&token).await;
+    // Another server sharing the store revokes the tokens: this one kept the account.
+    let mut record = f
+        .store
+        .accounts()
+        .get("updater")
+        .await
+        .expect("read")
+        .expect("exists")
+        .record;
+    let AccountKind::Service { token_generation } = &mut record.kind else {
+        panic!("a service account: {record:?}");
+    };
+    *token_generation += 1;
+    f.store.accounts().put(record).await.expect("write");
+    f.principal(&token).await;
+    f.clock.advance(super::account_cache::LIFETIME);
+    assert_eq!(f.refused(&token).await.code(), "TOKEN_REVOKED");
+}
+
+#[tokio::test]
 async fn editing_an_account_keeps_its_access_tokens_and_only_revoking_ends_them() {
     let (f, admin) = with_admin().await;
     f.add_east().await;
@@ -369,9 +408,7 @@ async fn editing_an_account_keeps_its_access_tokens_and_only_revoking_ends_them(
         .expect("east")
         .record;
     record.name = "East (moved)".to_owned();
-    if let vupdate_store::model::accounts::AccountKind::Consumer { url, profile, .. } =
-        &mut record.kind
-    {
+    if let AccountKind::Consumer { url, profile, .. } = &mut record.kind {
         *url = "https://east.example/v2".to_owned();
         *profile = "other".to_owned();
     }
@@ -434,7 +471,7 @@ async fn must_change_password_is_the_record_field_not_a_notification() {
         .expect("admin");
     assert!(matches!(
         stored.record.kind,
-        vupdate_store::model::accounts::AccountKind::User {
+        AccountKind::User {
             must_change_password: true,
             ref notifications,
             ..

@@ -296,7 +296,7 @@ async fn build_settings_are_read_merged_and_edited_as_a_commit() {
 
 #[tokio::test]
 async fn a_websocket_message_far_larger_than_the_read_buffer_arrives_whole() {
-    // The server reads sockets in 4 KiB chunks (an idle subscription's memory); a message
+    // The server reads sockets in 1 KiB chunks (an idle subscription's memory); a message
     // of 600 KiB (the limit is 1 MiB) must still be read whole, and its answer sent.
     let harness = Harness::start().await;
     let head = harness.remote.rev_parse("main");
