@@ -23,11 +23,33 @@ pub(crate) type Table = HashMap<i32, ProcInfo>;
 /// How old a shared table may be: samples due at one tick read it within milliseconds.
 const SHARED_FOR: Duration = Duration::from_secs(1);
 
-/// The process table for the periodic samples due at `tick`: the first supervisor due
-/// then reads `/proc`, every other one due at the same instant (the supervisors' samples
-/// are on one grid, see [`crate::schedule`]) reads the same table. One pass over `/proc`
-/// per tick, whatever the number of services.
-pub(crate) fn sampled_table(tick: tokio::time::Instant) -> Arc<Table> {
+/// The process table for the periodic sample of a run due at `tick`.
+///
+/// A run whose leader is in its cgroup has every process there (a fork starts in its
+/// parent's cgroup), so the table holds only `cgroup`'s processes and the updater's own
+/// children (orphans re-parented to it, reaped by the scan): one read of `/proc` per
+/// process of the service instead of one per process of the machine. Any other run (no
+/// cgroup, a leader the cgroup join missed, a kernel that does not list children) reads
+/// the machine's table, shared by every supervisor due at the same tick (the supervisors'
+/// samples are on one grid, see [`crate::schedule`]): one pass over `/proc` per tick,
+/// whatever the number of services.
+pub(crate) fn sample_table(tick: tokio::time::Instant, leader: i32, cgroup: &[i32]) -> Arc<Table> {
+    let in_cgroup = !cgroup.is_empty() && (leader == 0 || cgroup.contains(&leader));
+    if in_cgroup && let Some(children) = proc::own_children() {
+        let pids: HashSet<i32> = cgroup.iter().chain(&children).copied().collect();
+        return Arc::new(
+            pids.into_iter()
+                .filter_map(proc::read)
+                .map(|info| (info.pid, info))
+                .collect(),
+        );
+    }
+    machine_table(tick)
+}
+
+/// The machine's table for the samples due at `tick`: the first supervisor due then reads
+/// `/proc`, every other one due at the same instant reads the same table.
+fn machine_table(tick: tokio::time::Instant) -> Arc<Table> {
     type Latest = Option<(tokio::time::Instant, std::time::Instant, Arc<Table>)>;
     static LATEST: Mutex<Latest> = Mutex::new(None);
     let mut latest = LATEST.lock().unwrap_or_else(PoisonError::into_inner);
@@ -50,6 +72,9 @@ pub(crate) struct TreeTracker {
     leader_start: Option<u64>,
     updater: i32,
     seen: HashMap<i32, u64>,
+    /// Children of the updater (pid, start ticks) whose environment was read and lacks the
+    /// marker: the other services' leaders, read once instead of at every sample.
+    unmarked: HashMap<i32, u64>,
 }
 
 /// The live (not yet reaped) members found by one scan.
@@ -69,6 +94,7 @@ impl TreeTracker {
             leader_start: proc::read(leader).map(|info| info.start_ticks),
             updater: own_pid(),
             seen: HashMap::new(),
+            unmarked: HashMap::new(),
         }
     }
 
@@ -81,6 +107,7 @@ impl TreeTracker {
             leader_start: Some(leader_start),
             updater: own_pid(),
             seen: seen.iter().copied().collect(),
+            unmarked: HashMap::new(),
         }
     }
 
@@ -106,6 +133,7 @@ impl TreeTracker {
             leader_start: None,
             updater: own_pid(),
             seen: HashMap::new(),
+            unmarked: HashMap::new(),
         }
     }
 
@@ -122,7 +150,7 @@ impl TreeTracker {
     }
 
     /// Like [`TreeTracker::scan`], in `table`, a snapshot of the machine's processes read
-    /// just before (see [`sampled_table`]).
+    /// just before (see [`sample_table`]).
     pub fn scan_in(&mut self, table: &Table, cgroup: &[i32], deep: bool) -> Members {
         let children = proc::children(table);
         // Once the leader is reaped its pid may be reused; a process that holds it with
@@ -132,18 +160,16 @@ impl TreeTracker {
                 .get(leader)
                 .is_none_or(|info| Some(info.start_ticks) == self.leader_start)
         });
-        let is_root = |info: &ProcInfo| {
-            leader.is_some_and(|leader| info.pid == leader || info.pgid == leader)
+        let mut stack = Vec::new();
+        for info in table.values() {
+            let root = leader.is_some_and(|leader| info.pid == leader || info.pgid == leader)
                 || cgroup.contains(&info.pid)
                 || self.seen.get(&info.pid) == Some(&info.start_ticks)
-                || ((deep || info.ppid == self.updater)
-                    && proc::environ_has(info.pid, &self.marker))
-        };
-        let mut stack: Vec<i32> = table
-            .values()
-            .filter(|info| is_root(info))
-            .map(|info| info.pid)
-            .collect();
+                || ((deep || info.ppid == self.updater) && self.marked(info, deep));
+            if root {
+                stack.push(info.pid);
+            }
+        }
         let mut members = HashSet::new();
         while let Some(pid) = stack.pop() {
             if pid == self.updater || !members.insert(pid) {
@@ -151,11 +177,13 @@ impl TreeTracker {
             }
             stack.extend(children.get(&pid).into_iter().flatten());
         }
-        self.seen.retain(|pid, start| {
+        let present = |pid: &i32, start: &mut u64| {
             table
                 .get(pid)
                 .is_some_and(|info| info.start_ticks == *start)
-        });
+        };
+        self.seen.retain(present);
+        self.unmarked.retain(present);
         let mut running = Vec::new();
         for pid in members {
             let Some(info) = table.get(&pid) else {
@@ -170,6 +198,20 @@ impl TreeTracker {
         }
         running.sort_by_key(|info| info.pid);
         Members { running }
+    }
+
+    /// Whether `info`'s environment carries the marker. A child of the updater found
+    /// without it is remembered and not read again while it lives, except by a `deep`
+    /// scan (it may have `exec`ed with another environment since).
+    fn marked(&mut self, info: &ProcInfo, deep: bool) -> bool {
+        if !deep && self.unmarked.get(&info.pid) == Some(&info.start_ticks) {
+            return false;
+        }
+        let marked = proc::environ_has(info.pid, &self.marker);
+        if !marked && info.ppid == self.updater {
+            self.unmarked.insert(info.pid, info.start_ticks);
+        }
+        marked
     }
 
     /// Sends `signal` to every member of `members`, and to the leader's whole group when
@@ -210,10 +252,69 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn samples_due_at_one_tick_share_one_table() {
         let tick = crate::schedule::Schedule::starting_now().next(Duration::from_secs(5));
-        let first = sampled_table(tick);
+        // No cgroup: the machine's table, once per tick.
+        let first = sample_table(tick, 0, &[]);
         assert!(first.contains_key(&own_pid()));
-        assert!(Arc::ptr_eq(&first, &sampled_table(tick)), "same tick");
+        assert!(
+            Arc::ptr_eq(&first, &sample_table(tick, 0, &[])),
+            "same tick"
+        );
         let later = tick + Duration::from_secs(5);
-        assert!(!Arc::ptr_eq(&first, &sampled_table(later)), "next tick");
+        assert!(
+            !Arc::ptr_eq(&first, &sample_table(later, 0, &[])),
+            "next tick"
+        );
+    }
+
+    fn sleeper() -> (std::process::Child, i32) {
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("VUPDATE_TEST_OWNER", "other")
+            .spawn()
+            .expect("sleep");
+        let pid = i32::try_from(child.id()).expect("pid");
+        (child, pid)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_in_its_cgroup_reads_only_its_processes_and_the_updaters_children() {
+        let tick = crate::schedule::Schedule::starting_now().next(Duration::from_secs(5));
+        // `leader` stands for a run's leader in its cgroup (the table reads the pids the
+        // cgroup lists); `other` for another service's leader, a child of the updater.
+        let ((mut leader, leader_pid), (mut other, other_pid)) = (sleeper(), sleeper());
+        let narrow = sample_table(tick, leader_pid, &[leader_pid]);
+        // A leader the cgroup does not list (its join failed): the machine's table.
+        let outside = sample_table(tick, leader_pid, &[1]);
+        for child in [&mut leader, &mut other] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert!(narrow.contains_key(&leader_pid) && narrow.contains_key(&other_pid));
+        assert!(
+            !narrow.contains_key(&own_pid()),
+            "the updater is not in the cgroup"
+        );
+        assert!(!narrow.contains_key(&1), "init is neither");
+        assert!(outside.contains_key(&own_pid()) && outside.contains_key(&1));
+    }
+
+    #[test]
+    fn the_other_services_leaders_environment_is_read_once() {
+        let (mut other, other_pid) = sleeper();
+        let mut tracker = TreeTracker::leftovers("VUPDATE_TEST_OWNER=this".to_owned());
+        let table = proc::snapshot();
+        let first = tracker.scan_in(&table, &[], false);
+        let remembered = tracker.unmarked.get(&other_pid).copied();
+        // Were its environment read again, the child would now be taken: the remembered
+        // answer keeps it out of the periodic scan; a deep scan reads it again.
+        tracker.marker = b"VUPDATE_TEST_OWNER=other".to_vec();
+        let periodic = tracker.scan_in(&table, &[], false);
+        let deep = tracker.scan_in(&table, &[], true);
+        let _ = other.kill();
+        let _ = other.wait();
+        let has = |members: &Members| members.running.iter().any(|info| info.pid == other_pid);
+        assert!(!has(&first) && !has(&periodic));
+        assert_eq!(remembered, Some(table[&other_pid].start_ticks));
+        assert!(has(&deep));
     }
 }
