@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use chrono::{NaiveDateTime, Utc};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -57,7 +57,10 @@ pub struct LogPipeline {
     outputs: Mutex<Outputs>,
     tail_lines: usize,
     max_line_bytes: usize,
-    live: broadcast::Sender<Arc<LiveLine>>,
+    /// Made at the first subscriber: its ring of `subscriber_capacity` slots is allocated
+    /// whole, ~40 KB a service no one follows live would keep for nothing.
+    live: OnceLock<broadcast::Sender<Arc<LiveLine>>>,
+    subscriber_capacity: usize,
     wake: Option<Arc<Notify>>,
     write_errors: AtomicU64,
     lines: AtomicU64,
@@ -85,7 +88,8 @@ impl LogPipeline {
             }),
             tail_lines: options.tail_lines,
             max_line_bytes: options.max_line_bytes.max(1),
-            live: broadcast::channel(options.subscriber_capacity.max(1)).0,
+            live: OnceLock::new(),
+            subscriber_capacity: options.subscriber_capacity.max(1),
             wake,
             write_errors: AtomicU64::new(0),
             lines: AtomicU64::new(0),
@@ -163,8 +167,10 @@ impl LogPipeline {
         }
         self.lines.fetch_add(1, Ordering::Relaxed);
         // Nobody watching live is not an error.
-        if self.live.receiver_count() > 0 {
-            let _ = self.live.send(Arc::new(LiveLine { process, line }));
+        if let Some(live) = self.live.get()
+            && live.receiver_count() > 0
+        {
+            let _ = live.send(Arc::new(LiveLine { process, line }));
         }
     }
 
@@ -219,7 +225,10 @@ impl LogPipeline {
     /// Follows the lines from now on; a subscriber that falls behind loses lines.
     pub fn subscribe(&self) -> LineSubscription {
         LineSubscription {
-            receiver: self.live.subscribe(),
+            receiver: self
+                .live
+                .get_or_init(|| broadcast::channel(self.subscriber_capacity).0)
+                .subscribe(),
             dropped: 0,
         }
     }
