@@ -27,41 +27,61 @@ const SHARED_FOR: Duration = Duration::from_secs(1);
 ///
 /// A run whose leader is in its cgroup has every process there (a fork starts in its
 /// parent's cgroup), so the table holds only `cgroup`'s processes and the updater's own
-/// children (orphans re-parented to it, reaped by the scan): one read of `/proc` per
-/// process of the service instead of one per process of the machine. Any other run (no
-/// cgroup, a leader the cgroup join missed, a kernel that does not list children) reads
-/// the machine's table, shared by every supervisor due at the same tick (the supervisors'
-/// samples are on one grid, see [`crate::schedule`]): one pass over `/proc` per tick,
-/// whatever the number of services.
+/// children (orphans re-parented to it, reaped by the scan; read once for every sample due
+/// at `tick`): one read of `/proc` per process of the service instead of one per process
+/// of the machine. Any other run (no cgroup, a leader the cgroup join missed, a kernel
+/// that does not list children) reads the machine's table, shared by every supervisor due
+/// at the same tick (the supervisors' samples are on one grid, see [`crate::schedule`]):
+/// one pass over `/proc` per tick, whatever the number of services.
 pub(crate) fn sample_table(tick: tokio::time::Instant, leader: i32, cgroup: &[i32]) -> Arc<Table> {
+    static CHILDREN: Mutex<Latest> = Mutex::new(None);
+    static MACHINE: Mutex<Latest> = Mutex::new(None);
     let in_cgroup = !cgroup.is_empty() && (leader == 0 || cgroup.contains(&leader));
-    if in_cgroup && let Some(children) = proc::own_children() {
-        let pids: HashSet<i32> = cgroup.iter().chain(&children).copied().collect();
-        return Arc::new(
-            pids.into_iter()
-                .filter_map(proc::read)
-                .map(|info| (info.pid, info))
-                .collect(),
-        );
+    // The updater's children (every service's leader among them) are read once per tick.
+    let children = in_cgroup
+        .then(|| {
+            shared_at(&CHILDREN, tick, || {
+                proc::own_children().map(|pids| by_pid(pids.into_iter().filter_map(proc::read)))
+            })
+        })
+        .flatten();
+    let Some(children) = children else {
+        return shared_at(&MACHINE, tick, || Some(proc::snapshot())).unwrap_or_default();
+    };
+    let mut table = Table::clone(&children);
+    for pid in cgroup {
+        if !table.contains_key(pid)
+            && let Some(info) = proc::read(*pid)
+        {
+            table.insert(*pid, info);
+        }
     }
-    machine_table(tick)
+    Arc::new(table)
 }
 
-/// The machine's table for the samples due at `tick`: the first supervisor due then reads
-/// `/proc`, every other one due at the same instant reads the same table.
-fn machine_table(tick: tokio::time::Instant) -> Arc<Table> {
-    type Latest = Option<(tokio::time::Instant, std::time::Instant, Arc<Table>)>;
-    static LATEST: Mutex<Latest> = Mutex::new(None);
-    let mut latest = LATEST.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some((due, read, table)) = latest.as_ref()
+/// The last table read for a tick: when it was due, when it was read, the table.
+type Latest = Option<(tokio::time::Instant, std::time::Instant, Arc<Table>)>;
+
+/// The table `latest` holds for `tick`, or `read`'s, kept for the other samples due then.
+fn shared_at(
+    latest: &Mutex<Latest>,
+    tick: tokio::time::Instant,
+    read: impl FnOnce() -> Option<Table>,
+) -> Option<Arc<Table>> {
+    let mut latest = latest.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((due, read_at, table)) = latest.as_ref()
         && *due == tick
-        && read.elapsed() < SHARED_FOR
+        && read_at.elapsed() < SHARED_FOR
     {
-        return Arc::clone(table);
+        return Some(Arc::clone(table));
     }
-    let table = Arc::new(proc::snapshot());
+    let table = Arc::new(read()?);
     *latest = Some((tick, std::time::Instant::now(), Arc::clone(&table)));
-    table
+    Some(table)
+}
+
+fn by_pid(infos: impl Iterator<Item = ProcInfo>) -> Table {
+    infos.map(|info| (info.pid, info)).collect()
 }
 
 /// The processes of one service run, followed across samples.
@@ -264,6 +284,24 @@ mod tests {
             !Arc::ptr_eq(&first, &sample_table(later, 0, &[])),
             "next tick"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_table_is_read_once_per_tick() {
+        let latest = Mutex::new(None);
+        let tick = crate::schedule::Schedule::starting_now().next(Duration::from_secs(5));
+        let reads = std::cell::Cell::new(0);
+        let read = || {
+            reads.set(reads.get() + 1);
+            Some(Table::new())
+        };
+        let first = shared_at(&latest, tick, read).expect("a table");
+        let again = shared_at(&latest, tick, read).expect("a table");
+        assert!(Arc::ptr_eq(&first, &again) && reads.get() == 1, "same tick");
+        shared_at(&latest, tick + Duration::from_secs(5), read);
+        assert_eq!(reads.get(), 2, "next tick");
+        // Nothing read (no children listed) is not kept.
+        assert!(shared_at(&latest, tick + Duration::from_secs(10), || None).is_none());
     }
 
     fn sleeper() -> (std::process::Child, i32) {
