@@ -304,6 +304,9 @@ mod tests {
         assert!(shared_at(&latest, tick + Duration::from_secs(10), || None).is_none());
     }
 
+    /// A plain child of this process, standing for another service's leader (no group,
+    /// marker or capture needed, so not through `crate::spawn`).
+    #[allow(clippy::disallowed_methods)]
     fn sleeper() -> (std::process::Child, i32) {
         let child = std::process::Command::new("sleep")
             .arg("30")
