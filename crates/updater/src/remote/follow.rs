@@ -3,8 +3,8 @@
 //! immediate changes, and a poll of `clientDesiredVersions` every `pollInterval` as a
 //! safety net while the subscription is down (its first event is the list as it is, and
 //! each later one a change, so polling beside a live one only costs a request and a
-//! wake-up per interval on every VM). Both retry with exponential backoff and jitter while the distribution is
-//! away; the map keeps the last versions known meanwhile, so the services keep running
+//! wake-up per interval on every VM). Both retry with exponential backoff and jitter
+//! while the distribution is away; the map keeps the last versions known meanwhile, so the services keep running
 //! them. The last map is also kept in `<workDirectory>/.desired-versions.json`, so an
 //! updater restarted while the distribution is away starts from it; the state commit
 //! the map comes from is kept beside it in `.desired-revision`, so that updater's state
@@ -342,8 +342,9 @@ mod tests {
         assert_eq!(read_revision(dir.path()).as_deref(), Some("3f1c0a9e"));
     }
 
-    /// A poll against a listener that counts connections and never answers.
-    fn polling(live: bool) -> (std::net::TcpListener, Arc<Shared>) {
+    /// A follower whose subscription is live, its poll aimed at a listener that never
+    /// answers (a connection there is a poll).
+    fn polling_while_live() -> (std::net::TcpListener, Arc<Shared>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
         listener.set_nonblocking(true).expect("non-blocking");
         let url = format!("http://{}", listener.local_addr().expect("address"));
@@ -360,14 +361,14 @@ mod tests {
             cache: PathBuf::from("/nowhere/cache"),
             revision_file: PathBuf::from("/nowhere/revision"),
             events: AtomicU64::new(0),
-            live: watch::Sender::new(live),
+            live: watch::Sender::new(true),
         });
         (listener, shared)
     }
 
     #[tokio::test(start_paused = true)]
     async fn no_poll_while_the_subscription_is_live_and_one_at_once_when_it_goes_down() {
-        let (listener, shared) = polling(true);
+        let (listener, shared) = polling_while_live();
         let task = tokio::spawn(poll(Arc::clone(&shared), Duration::from_secs(10)));
         // Six poll intervals on the paused clock: a poll would have connected by now.
         tokio::time::sleep(Duration::from_secs(60)).await;
