@@ -27,8 +27,9 @@
 //! Usually run by `scripts/bench-updater`, which installs supervisord and PM2 and builds
 //! both updaters. Environment:
 //!
-//! - `UPDATER_ONLY_BIN`: the updater-only build (`--no-default-features --features
-//!   updater`), measured next to the full one; skipped when unset;
+//! - `UPDATER_ONLY_BIN`: the updater-only build as it ships (`scripts/build-updater`:
+//!   `--no-default-features --features updater`, the `updater` profile), measured next to
+//!   the full one; skipped when unset;
 //! - `SUPERVISORD_BIN`, `PM2_BIN`: skipped when unset;
 //! - `BENCH_KILLS` (default 100), `BENCH_SETTLE_SECS` (default 15), `BENCH_IDLE_SECS`
 //!   (default 60).

@@ -70,6 +70,27 @@ pub fn snapshot() -> HashMap<i32, ProcInfo> {
         .collect()
 }
 
+/// The pids of this process's children, from every thread's
+/// `/proc/self/task/<tid>/children` (a child is listed under the thread that forked it);
+/// `None` when the kernel does not list children (built without `CONFIG_PROC_CHILDREN`)
+/// or a thread's list cannot be read.
+pub fn own_children() -> Option<Vec<i32>> {
+    let mut children = Vec::new();
+    for thread in std::fs::read_dir("/proc/self/task").ok()? {
+        let text = std::fs::read_to_string(thread.ok()?.path().join("children"));
+        match text {
+            Ok(text) => children.extend(
+                text.split_whitespace()
+                    .filter_map(|pid| pid.parse::<i32>().ok()),
+            ),
+            // A thread that ended since the listing has no children left to list.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+    }
+    Some(children)
+}
+
 /// The pids of every process of `table` that descends from `root` (not `root` itself).
 pub fn descendants(table: &HashMap<i32, ProcInfo>, root: i32) -> Vec<i32> {
     let children = children(table);
@@ -199,6 +220,36 @@ mod tests {
         found.sort_unstable();
         assert_eq!(found, [11, 12]);
         assert!(descendants(&table, 12).is_empty());
+    }
+
+    #[test]
+    fn own_children_lists_a_child_of_any_thread_and_no_one_else() {
+        let mut children = Vec::new();
+        for _ in 0..2 {
+            children.push(
+                std::thread::spawn(|| std::process::Command::new("sleep").arg("30").spawn())
+                    .join()
+                    .expect("thread")
+                    .expect("sleep"),
+            );
+        }
+        let listed = own_children();
+        let pids: Vec<i32> = children
+            .iter()
+            .map(|child| i32::try_from(child.id()).expect("pid"))
+            .collect();
+        for child in &mut children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let listed = listed.expect("this kernel lists children");
+        for pid in &pids {
+            assert!(listed.contains(pid), "{pid} in {listed:?}");
+        }
+        assert!(
+            !listed.contains(&me()) && !listed.contains(&1),
+            "{listed:?}"
+        );
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub struct UpdaterConfig {
     /// This VM's labels (`labels: {ring: canary, zone: eu}`), sent with its state reports;
     /// rollout waves select instances by them.
     pub labels: BTreeMap<String, String>,
-    /// How often desired versions are polled (besides the subscription); default 10 s.
+    /// How often desired versions are polled while the subscription is down; default 10 s.
     pub poll_interval: Duration,
     /// How often states are reported (besides on each change); default 10 s.
     pub state_interval: Duration,

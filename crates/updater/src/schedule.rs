@@ -2,8 +2,8 @@
 //! the samples of every service's processes fall due on a grid of their interval counted
 //! from one origin, so work with the same interval (or a multiple of it) falls due at the
 //! same instant: an idle updater wakes once for all of it instead of once per service and
-//! per task, and the supervisors due together share one pass over `/proc`
-//! (`supervisor::tree::sampled_table`). The process's grid starts at its first use, so
+//! per task, and the supervisors due together without a cgroup share one pass over `/proc`
+//! (`supervisor::tree::sample_table`). The process's grid starts at its first use, so
 //! updaters started at different times keep different phases and do not report to the
 //! distribution in step.
 

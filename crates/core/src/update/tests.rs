@@ -613,3 +613,29 @@ proptest! {
         prop_assert_eq!(InstallRules::from_json(&install.to_json_pretty()), Ok(install));
     }
 }
+
+/// The repository's own `update.json`: its builds of the service `updater` are the small
+/// updater program (scripts/build-updater) where the updater's image holds it.
+#[test]
+fn the_repositorys_update_json_builds_the_small_updater() {
+    let file = UpdateFile::from_json(include_str!("../../../../update.json")).expect("parses");
+    let updater = file.service("updater").expect("the updater is described");
+    let build = &updater.build.build_commands[0];
+    assert_eq!(
+        (build.command.as_str(), build.args.as_slice()),
+        (
+            "sh",
+            &["scripts/build-updater".to_owned(), "image".to_owned()][..]
+        )
+    );
+    let copy = &updater.build.copy_files[0];
+    assert_eq!(copy.destination_file, "bin/vupdate");
+    let install = updater
+        .install
+        .as_ref()
+        .expect("an install.json, as every image has");
+    assert!(
+        install.run_service.is_none(),
+        "the updater's start is its handover"
+    );
+}

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use chrono::{NaiveDateTime, Utc};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -57,7 +57,10 @@ pub struct LogPipeline {
     outputs: Mutex<Outputs>,
     tail_lines: usize,
     max_line_bytes: usize,
-    live: broadcast::Sender<Arc<LiveLine>>,
+    /// Made at the first subscriber: its ring of `subscriber_capacity` slots is allocated
+    /// whole, ~40 KB a service no one follows live would keep for nothing.
+    live: OnceLock<broadcast::Sender<Arc<LiveLine>>>,
+    subscriber_capacity: usize,
     wake: Option<Arc<Notify>>,
     write_errors: AtomicU64,
     lines: AtomicU64,
@@ -85,7 +88,8 @@ impl LogPipeline {
             }),
             tail_lines: options.tail_lines,
             max_line_bytes: options.max_line_bytes.max(1),
-            live: broadcast::channel(options.subscriber_capacity.max(1)).0,
+            live: OnceLock::new(),
+            subscriber_capacity: options.subscriber_capacity.max(1),
             wake,
             write_errors: AtomicU64::new(0),
             lines: AtomicU64::new(0),
@@ -163,8 +167,10 @@ impl LogPipeline {
         }
         self.lines.fetch_add(1, Ordering::Relaxed);
         // Nobody watching live is not an error.
-        if self.live.receiver_count() > 0 {
-            let _ = self.live.send(Arc::new(LiveLine { process, line }));
+        if let Some(live) = self.live.get()
+            && live.receiver_count() > 0
+        {
+            let _ = live.send(Arc::new(LiveLine { process, line }));
         }
     }
 
@@ -219,7 +225,10 @@ impl LogPipeline {
     /// Follows the lines from now on; a subscriber that falls behind loses lines.
     pub fn subscribe(&self) -> LineSubscription {
         LineSubscription {
-            receiver: self.live.subscribe(),
+            receiver: self
+                .live
+                .get_or_init(|| broadcast::channel(self.subscriber_capacity).0)
+                .subscribe(),
             dropped: 0,
         }
     }
@@ -273,6 +282,9 @@ pub async fn pump<R: AsyncRead + Unpin>(
     }
 }
 
+/// The most one read of a service's output takes (a pipe holds 64 KiB by default).
+const READ_CHUNK: usize = 16 * 1024;
+
 /// How a [`pump_until`] ended.
 #[derive(Debug)]
 pub(crate) struct PumpEnd<R> {
@@ -301,17 +313,18 @@ pub(crate) async fn pump_until<R: AsyncRead + Unpin>(
 ) -> PumpEnd<R> {
     tokio::pin!(stop);
     let max_line_bytes = pipeline.max_line_bytes();
-    pending.reserve(64 * 1024);
-    let mut chunk = vec![0u8; 64 * 1024];
     let mut count = 0u64;
     loop {
+        // Read straight after the unended line: no second buffer to fill and copy from
+        // (two 64 KiB buffers per pipe before, 2.5 MB for ten quiet services).
+        pending.reserve(READ_CHUNK);
         let read = tokio::select! {
             // Stop first: what is not read yet stays in the pipe for the next reader.
             biased;
             () = &mut stop => {
                 return PumpEnd { reader: Some(reader), pending, lines: count, error: None };
             }
-            read = reader.read(&mut chunk) => read,
+            read = reader.read_buf(&mut pending) => read,
         };
         let read = match read {
             Ok(read) => read,
@@ -325,7 +338,6 @@ pub(crate) async fn pump_until<R: AsyncRead + Unpin>(
             }
         };
         let at_end = read == 0;
-        pending.extend_from_slice(&chunk[..read]);
         let mut lines: Vec<&[u8]> = Vec::new();
         let mut start = 0;
         while let Some(end) = pending[start..].iter().position(|byte| *byte == b'\n') {
@@ -359,6 +371,10 @@ pub(crate) async fn pump_until<R: AsyncRead + Unpin>(
             pipeline.flush();
         }
         pending.drain(..consumed);
+        // What a long line grew is given back once it is handed on.
+        if pending.capacity() > 4 * READ_CHUNK {
+            pending.shrink_to(READ_CHUNK.max(pending.len()));
+        }
         if at_end {
             return PumpEnd {
                 reader: None,

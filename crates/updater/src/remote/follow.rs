@@ -1,8 +1,10 @@
 //! Following the desired client versions of this VM's services (and of the updater
 //! itself) into the agent's `watch`: the `clientDesiredVersionsChanged` subscription for
 //! immediate changes, and a poll of `clientDesiredVersions` every `pollInterval` as a
-//! safety net. Both retry with exponential backoff and jitter while the distribution is
-//! away; the map keeps the last versions known meanwhile, so the services keep running
+//! safety net while the subscription is down (its first event is the list as it is, and
+//! each later one a change, so polling beside a live one only costs a request and a
+//! wake-up per interval on every VM). Both retry with exponential backoff and jitter
+//! while the distribution is away; the map keeps the last versions known meanwhile, so the services keep running
 //! them. The last map is also kept in `<workDirectory>/.desired-versions.json`, so an
 //! updater restarted while the distribution is away starts from it; the state commit
 //! the map comes from is kept beside it in `.desired-revision`, so that updater's state
@@ -131,6 +133,8 @@ struct Shared {
     revision_file: PathBuf,
     /// Subscription events so far, so a poll can tell it may be older than one.
     events: AtomicU64,
+    /// Whether the subscription is live: open, and its first event received.
+    live: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -207,6 +211,7 @@ pub fn start(
         cache: work_directory.join(CACHE_FILE),
         revision_file: work_directory.join(REVISION_FILE),
         events: AtomicU64::new(0),
+        live: watch::Sender::new(false),
     });
     Following {
         tasks: vec![
@@ -236,6 +241,9 @@ async fn subscribe(shared: Arc<Shared>) {
                         Ok(Some(list)) => {
                             backoff.reset();
                             shared.events.fetch_add(1, Ordering::SeqCst);
+                            shared
+                                .live
+                                .send_if_modified(|live| !std::mem::replace(live, true));
                             if !shared.publish(list, "subscription") {
                                 shared.nudge();
                             }
@@ -254,6 +262,7 @@ async fn subscribe(shared: Arc<Shared>) {
                         }
                     }
                 }
+                shared.live.send_replace(false);
             }
             Err(error) if error.is_transient() => {
                 tracing::debug!(%error, "cannot follow the desired versions yet");
@@ -267,10 +276,13 @@ async fn subscribe(shared: Arc<Shared>) {
 }
 
 /// Polls at each tick of `interval` on the process's [`Schedule`] (sooner, with backoff,
-/// after a failure).
+/// after a failure) while the subscription is not live; at once when it goes down.
 async fn poll(shared: Arc<Shared>, interval: Duration) {
     let mut backoff = Backoff::new(REPOLL_INITIAL, interval.min(RESUBSCRIBE_MAX));
+    let mut live = shared.live.subscribe();
     loop {
+        // Never fails: `shared` holds the sender.
+        let _ = live.wait_for(|live| !live).await;
         let seen = shared.events.load(Ordering::SeqCst);
         let polled = shared
             .api
@@ -328,5 +340,47 @@ mod tests {
         assert_eq!(read_revision(dir.path()), None);
         write_revision(&dir.path().join(REVISION_FILE), "3f1c0a9e");
         assert_eq!(read_revision(dir.path()).as_deref(), Some("3f1c0a9e"));
+    }
+
+    /// A follower whose subscription is live, its poll aimed at a listener that never
+    /// answers (a connection there is a poll).
+    fn polling_while_live() -> (std::net::TcpListener, Arc<Shared>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let config = crate::config::UpdaterConfig::from_str(
+            &format!("instance: vm-1\ndistributionUrl: {url}\naccessToken: t0k3n\n"),
+            "/nowhere",
+        )
+        .expect("config");
+        let (desired, _) = watch::channel(DesiredVersions::new());
+        let shared = Arc::new(Shared {
+            api: Arc::new(Api::new(&config).expect("api")),
+            services: Vec::new(),
+            desired,
+            cache: PathBuf::from("/nowhere/cache"),
+            revision_file: PathBuf::from("/nowhere/revision"),
+            events: AtomicU64::new(0),
+            live: watch::Sender::new(true),
+        });
+        (listener, shared)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_poll_while_the_subscription_is_live_and_one_at_once_when_it_goes_down() {
+        let (listener, shared) = polling_while_live();
+        let task = tokio::spawn(poll(Arc::clone(&shared), Duration::from_secs(10)));
+        // Six poll intervals on the paused clock: a poll would have connected by now.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let while_live = listener.accept().map(drop);
+        shared.live.send_replace(false);
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        let after = tokio::time::timeout(Duration::from_secs(3600), listener.accept()).await;
+        task.abort();
+        assert!(
+            matches!(&while_live, Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),
+            "polled while live: {while_live:?}"
+        );
+        assert!(after.is_ok(), "no poll once the subscription went down");
     }
 }

@@ -18,7 +18,7 @@ use super::health::{HealthCount, ProbeResult, ProbeTask, Prober, Verdict};
 use super::leader::{Adopted, Leader};
 use super::status::{ExitInfo, Health, RunState, ServiceEvent, ServiceStatus};
 use super::stop::end_tree;
-use super::tree::{TreeTracker, sampled_table};
+use super::tree::{TreeTracker, sample_table};
 use super::{Control, RunSpec, SupervisorOptions};
 use crate::faults::{FaultInfo, FaultReason, FaultReport, FaultReports, new_fault_id};
 use crate::handover::{CgroupRecord, LivePipe, LiveRun, RunRecord};
@@ -433,8 +433,8 @@ impl Looper {
             run.next_sample = run.next_sample.min(kill_at);
         }
         let cgroup_pids = run.cgroup.as_ref().map(Cgroup::pids).unwrap_or_default();
-        // Every supervisor sampling at this tick reads the one table.
-        let table = sampled_table(tick);
+        // The cgroup's processes, or the machine's table shared by this tick's samples.
+        let table = sample_table(tick, run.tree.leader(), &cgroup_pids);
         let members = run.tree.scan_in(&table, &cgroup_pids, false);
         if let Some(cgroup) = &run.cgroup {
             // A process forked before the leader joined the cgroup is moved in now.
