@@ -142,12 +142,12 @@ impl Distribution {
                 path: data.clone(),
                 error: source,
             })?;
-        let lock = crate::backup::lock_data_directory(data).map_err(|source| {
-            ServerError::DataDirectoryLock {
+        let lock = lock_when_free(data)
+            .await
+            .map_err(|source| ServerError::DataDirectoryLock {
                 path: data.clone(),
                 error: source,
-            }
-        })?;
+            })?;
         let store = vupdate_store::open(&config.store)
             .await
             .map_err(ServerError::Store)?;
@@ -819,5 +819,26 @@ fn watch_config(config: &DistributionConfig) -> WatchConfig {
         poll_interval: repo.poll_interval,
         max_backoff: MAX_FETCH_BACKOFF,
         watch_files: true,
+    }
+}
+
+/// How long a start waits for the data directory's lock a moment busy.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// The data directory's lock, waited for up to [`LOCK_WAIT`]: a server restarted while the
+/// previous one is still exiting (or a process forked by it, which shares the lock until
+/// it execs) finds it busy for a moment; a server still running keeps it and is named.
+async fn lock_when_free(data: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match crate::backup::lock_data_directory(data) {
+            Err(error)
+                if error.kind() == std::io::ErrorKind::ResourceBusy
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            locked => return locked,
+        }
     }
 }

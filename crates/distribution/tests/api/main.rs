@@ -22,6 +22,7 @@
 //! - `dashboard`: the app and GraphiQL served from the binary, logs read forward and
 //!   downloaded.
 //! - `builds`: build tasks for desired versions, their status, and recovery after a restart.
+//! - `data_directory`: one server per data directory.
 //! - `secrets`: named secrets set by an administrator, listed without their values.
 //! - `self_update`: `status { selfUpdate }`, the distribution's and updaters' versions.
 //! - `known_bad`: versions updaters rolled back, held back from them, released by a
@@ -31,6 +32,7 @@
 
 mod builds;
 mod dashboard;
+mod data_directory;
 mod desired;
 mod images;
 mod known_bad;
