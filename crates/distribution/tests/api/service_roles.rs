@@ -270,26 +270,25 @@ async fn what_older_updaters_stored_is_split_when_the_distribution_starts() {
     drop(store);
 
     harness.boot(Options::default()).await;
-    let found = harness
-        .eventually("the older records split", || async {
-            let data = harness
-                .ok(
-                    &harness.developer,
-                    r#"{ serviceStates(service: "api", role: "eu") { directory }
+    // Log lines get their role first and their clean directory in a second step: both.
+    let expected = json!({"serviceStates": [{"directory": "/var/lib/vupdate/api-eu"}],
+                          "logs": [{"directory": "/var/lib/vupdate/api-eu", "message": "stored before"}]});
+    harness
+        .eventually(
+            "the older records split and their directories cleaned",
+            || async {
+                let data = harness
+                    .ok(
+                        &harness.developer,
+                        r#"{ serviceStates(service: "api", role: "eu") { directory }
                          logs(filter: {service: "api", role: "eu"}) { directory message } }"#,
-                    json!({}),
-                )
-                .await;
-            let split = !data["serviceStates"].as_array()?.is_empty()
-                && !data["logs"].as_array()?.is_empty();
-            split.then_some(data)
-        })
+                        json!({}),
+                    )
+                    .await;
+                (data == expected).then_some(())
+            },
+        )
         .await;
-    assert_eq!(
-        found,
-        json!({"serviceStates": [{"directory": "/var/lib/vupdate/api-eu"}],
-               "logs": [{"directory": "/var/lib/vupdate/api-eu", "message": "stored before"}]})
-    );
     // The same updater, upgraded, resends its last line: it is known under its new source.
     let resent = harness
         .ok(
