@@ -91,7 +91,7 @@ impl AccountCache {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
+    use chrono::{DateTime, TimeZone, Utc};
     use vupdate_store::model::accounts::{Account, AccountKind, AccountRole};
 
     use super::{AccountCache, LIFETIME};
@@ -107,13 +107,16 @@ mod tests {
         }
     }
 
+    fn ten_o_clock() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 6, 10, 0, 0)
+            .single()
+            .expect("a time")
+    }
+
     #[test]
     fn a_read_is_kept_for_its_lifetime_and_dropped_when_written() {
         let cache = AccountCache::default();
-        let now = Utc
-            .with_ymd_and_hms(2026, 12, 6, 10, 0, 0)
-            .single()
-            .expect("a time");
+        let now = ten_o_clock();
         let start = cache.get("updater", now).expect_err("empty");
         cache.keep(start, &updater(0), now);
         assert_eq!(cache.get("updater", now + LIFETIME / 2), Ok(updater(0)));
@@ -133,10 +136,7 @@ mod tests {
     #[test]
     fn a_read_that_overlapped_a_write_is_not_kept() {
         let cache = AccountCache::default();
-        let now = Utc
-            .with_ymd_and_hms(2026, 12, 6, 10, 0, 0)
-            .single()
-            .expect("a time");
+        let now = ten_o_clock();
         let start = cache.get("updater", now).expect_err("empty");
         // The revocation is written while the old record is being read.
         cache.written("updater");

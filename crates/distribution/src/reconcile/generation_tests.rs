@@ -26,10 +26,10 @@ use vupdate_store::model::versions::{BuildInfo, ClientVersionRecord, InstallInfo
 use vupdate_test_support::{GitRepo, Person};
 
 use super::generation::newest_record;
-use super::tests::{Fixture, open_fixture};
+use super::tests::{Fixture, config, open_fixture};
 use super::{
-    BuildFuture, BuildRunner, BuildState, GenerationLink, RebuildRefused, ReconcileConfig,
-    ReconcileStatus, Reconciler, service_settings_hash,
+    BuildFuture, BuildRunner, BuildState, GenerationLink, RebuildRefused, ReconcileStatus,
+    Reconciler, service_settings_hash,
 };
 use crate::images::{ImageStore, ImageVersion};
 use crate::tasks::TaskContext;
@@ -194,11 +194,7 @@ impl Fixture {
     /// The loop with client generation checks, builds run by `runner`.
     fn start_checking(&self, runner: Arc<GenerationWriter>) -> Reconciler {
         Reconciler::start(
-            ReconcileConfig {
-                distribution: "orbit".to_owned(),
-                max_parallel_builds: 2,
-                resync_interval: Duration::from_secs(3600),
-            },
+            config(2),
             self.watcher.subscribe(),
             self.images.clone(),
             self.tasks.clone(),

@@ -91,6 +91,16 @@ pub(super) async fn open_fixture(repo: GitRepo) -> Fixture {
     }
 }
 
+/// The loop's settings in these tests: distribution `orbit`, `parallel` builds at once, no
+/// resync while a test runs.
+pub(super) fn config(parallel: usize) -> ReconcileConfig {
+    ReconcileConfig {
+        distribution: "orbit".to_owned(),
+        max_parallel_builds: parallel,
+        resync_interval: Duration::from_secs(3600),
+    }
+}
+
 impl Fixture {
     /// The builder work directory of this fixture's runner.
     fn builder_work_directory(&self) -> std::path::PathBuf {
@@ -98,13 +108,8 @@ impl Fixture {
     }
 
     fn start(&self, runner: Arc<dyn BuildRunner>) -> Reconciler {
-        let config = ReconcileConfig {
-            distribution: "orbit".to_owned(),
-            max_parallel_builds: 4,
-            resync_interval: Duration::from_secs(3600),
-        };
         Reconciler::start(
-            config,
+            config(4),
             self.watcher.subscribe(),
             self.images.clone(),
             self.tasks.clone(),
@@ -617,13 +622,17 @@ async fn a_holder_paused_past_its_lease_starts_no_build_and_is_told_why() {
     let fixture = fixture().await;
     // The keeper renews every 30 s: in this test it never notices the take-over, as a
     // replica paused (or cut off) past its lease's end would not.
-    let config = crate::config::LeaseConfig {
+    let lease_config = crate::config::LeaseConfig {
         ttl: Duration::from_secs(60),
         renew_every: Duration::from_secs(30),
     };
     let (_stop, stopped) = watch::channel(false);
-    let (leadership, _keeper) =
-        Leadership::keep(fixture.store.clone(), "paused".into(), config, stopped);
+    let (leadership, _keeper) = Leadership::keep(
+        fixture.store.clone(),
+        "paused".into(),
+        lease_config,
+        stopped,
+    );
     let mut held = leadership.subscribe();
     let lease = timeout(LIMIT, held.wait_for(Option::is_some))
         .await
@@ -644,11 +653,7 @@ async fn a_holder_paused_past_its_lease_starts_no_build_and_is_told_why() {
     );
 
     let reconciler = Reconciler::start_leased(
-        ReconcileConfig {
-            distribution: "orbit".to_owned(),
-            max_parallel_builds: 4,
-            resync_interval: Duration::from_secs(3600),
-        },
+        config(4),
         fixture.watcher.subscribe(),
         fixture.images.clone(),
         fixture.tasks.clone(),
