@@ -74,7 +74,7 @@ fn report(
 async fn status_shows_the_fleet_and_wait_ends_by_what_it_finds() {
     let dir = tempfile::TempDir::new().expect("dir");
     let repos = hello::hello_repos();
-    let started =
+    let mut started =
         distribution::start(dir.path(), &hello::hello_config(&repos.remote, "data")).await;
     let admin = &started.admin;
     let commit = Patience::up_to(LIMIT)
@@ -173,4 +173,5 @@ async fn status_shows_the_fleet_and_wait_ends_by_what_it_finds() {
     // A wrong token is an error, not a wait.
     let refused = status(base, "not-a-token", &["--wait", "--timeout", "60s"]);
     assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    distribution::terminate(&mut started.server);
 }

@@ -163,6 +163,11 @@ pub(crate) async fn run(
 /// Runs the `git` program in `directory` to its end; the error is its stderr. For the steps
 /// gix cannot do (push, submodules), short and not cancellable.
 pub(crate) fn git(directory: &Path, args: &[&str]) -> Result<(), String> {
+    git_output(directory, args).map(drop)
+}
+
+/// [`git`], returning what it printed on stdout.
+pub(crate) fn git_output(directory: &Path, args: &[&str]) -> Result<String, String> {
     let output = std::process::Command::new("git")
         .current_dir(directory)
         .args(args)
@@ -171,7 +176,7 @@ pub(crate) fn git(directory: &Path, args: &[&str]) -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run git (is it installed?): {e}"))?;
     if output.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         Err(format!(
             "`git {}` failed ({}): {}",

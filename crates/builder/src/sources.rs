@@ -21,7 +21,7 @@ use gix::refs::transaction::PreviousValue;
 use vupdate_state::model::GitRepository;
 
 use crate::error::BuilderError;
-use crate::process::git;
+use crate::process::{git, git_output};
 
 /// How a checkout got its repository, for the build log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,11 +159,28 @@ pub fn tag_and_push(checkout: &Checkout, tag: &str) -> Result<(), BuilderError> 
     repo.tag_reference(tag, commit, PreviousValue::Any)
         .map_err(|e| fail(e.to_string()))?;
     let refspec = format!("refs/tags/{tag}:refs/tags/{tag}");
-    git(
+    let refused = match git(
         &checkout.work_tree,
         &["push", "--quiet", "origin", &refspec],
-    )
-    .map_err(fail)
+    ) {
+        Ok(()) => return Ok(()),
+        Err(refused) => refused,
+    };
+    // Already there at this commit: a run of the same build pushed it before it was cut
+    // (a server killed after the tag, a builder a new lease holder fenced off). The tag
+    // says the same; refusing it would fail every later run of this version.
+    let name = format!("refs/tags/{tag}");
+    let remote = git_output(&checkout.work_tree, &["ls-remote", "origin", &name]);
+    let there = remote.ok().and_then(|listed| {
+        listed
+            .lines()
+            .find_map(|line| line.strip_suffix(name.as_str()))
+            .map(|id| id.trim().to_owned())
+    });
+    match there {
+        Some(id) if id == checkout.commit => Ok(()),
+        _ => Err(fail(refused)),
+    }
 }
 
 /// A repository name becomes a directory name: one plain path segment.

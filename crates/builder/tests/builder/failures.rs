@@ -123,6 +123,33 @@ async fn output_of_both_streams_is_matched() {
 }
 
 #[tokio::test]
+async fn a_tag_another_run_of_the_same_build_pushed_first_is_taken_as_pushed() {
+    let source = Source::new(&[("update.json", &update_json("[]"), false)]);
+    // Another run of this build (one cut by a server's kill, or a builder a new lease
+    // holder fenced off) pushes the same tag while this one pushes: the remote takes that
+    // one and refuses this one.
+    let hook = source.remote.path().join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nwhile read old new name; do env -u GIT_QUARANTINE_PATH git update-ref \"$name\" \"$new\"; done\necho 'cannot lock ref' >&2\nexit 1\n",
+    )
+    .expect("hook");
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let (_temp, builder) = support::builder();
+    let request = support::request("api", "acme-2.1", vec![source.repository("api")]);
+    let (log, shared) = support::memory_log();
+    builder
+        .build_developer(request, shared, CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("the tag is where this build puts it: {e}\n{}", log.text()));
+    assert_eq!(
+        source.remote_tag("api-acme-2.1"),
+        Some(source.work.rev_parse("HEAD"))
+    );
+}
+
+#[tokio::test]
 async fn a_tag_the_remote_holds_at_another_commit_fails_the_build_and_leaves_no_image() {
     let source = Source::new(&[("update.json", &update_json("[]"), false)]);
     let (_temp, builder) = support::builder();
