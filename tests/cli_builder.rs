@@ -19,7 +19,7 @@
 //! Each test prints how long its builds took (a figure, never asserted).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -117,7 +117,7 @@ struct Scenario {
     source: Source,
     state: GitRepo,
     dir: TempDir,
-    server: Child,
+    server: distribution::Server,
     admin: Client,
     /// When the state began to desire `api: acme-1.0.0`.
     started: Instant,

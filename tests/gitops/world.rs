@@ -180,7 +180,7 @@ pub struct World {
     /// The sample service's source repo (work tree) and its bare remote.
     pub source: GitRepo,
     source_remote: GitRepo,
-    server: Child,
+    server: distribution::Server,
     /// The distribution's URL.
     pub base: String,
     /// An administrator's client.

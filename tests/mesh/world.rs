@@ -47,7 +47,7 @@ pub struct Node {
     /// Logged in as `admin`.
     pub admin: Client,
     admin_token: String,
-    server: std::sync::Mutex<Option<Child>>,
+    server: std::sync::Mutex<Option<distribution::Server>>,
 }
 
 impl Node {
@@ -193,7 +193,7 @@ impl Node {
             ),
         }
         std::thread::spawn(move || lines.for_each(drop));
-        *self.server.lock().expect("lock") = Some(server);
+        *self.server.lock().expect("lock") = Some(server.into());
     }
 
     /// The access token `tokenFiles` wrote for the `updater` account.

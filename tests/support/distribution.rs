@@ -15,8 +15,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A started distribution.
 pub struct Started {
-    /// The server process.
-    pub server: Child,
+    /// The server process (killed when dropped).
+    pub server: Server,
     /// Its URL, e.g. `http://127.0.0.1:40123`.
     pub base: String,
     /// Logged in as `admin`, whose password is now [`PASSWORD`].
@@ -115,10 +115,43 @@ pub async fn restart(dir: &Path, env: &[(&str, &str)]) -> Started {
     spawned.into_started().await
 }
 
+/// A server process, killed when dropped if it still runs, so a test that fails leaves
+/// no server behind; `Deref`s to its [`Child`].
+pub struct Server(Child);
+
+impl From<Child> for Server {
+    fn from(child: Child) -> Server {
+        Server(child)
+    }
+}
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// A server process that printed its address; nobody logged in yet.
 pub struct Spawned {
-    /// The server process.
-    pub server: Child,
+    /// The server process (killed when dropped).
+    pub server: Server,
     /// Its URL.
     pub base: String,
     /// The pin of its TLS key, as it printed it.
@@ -190,7 +223,7 @@ pub fn spawn(dir: &Path, file: &Path, launch: &Launch<'_>) -> Spawned {
         Some(pin.split(' ').next()?.parse().expect("a pin"))
     });
     Spawned {
-        server,
+        server: Server(server),
         base,
         pin,
         lines,

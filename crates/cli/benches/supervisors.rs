@@ -92,7 +92,7 @@ fn service_command(pid_dir: &str, index: usize) -> String {
 
 /// The distribution every updater build follows.
 struct Distribution {
-    server: Child,
+    server: distribution::Server,
     base: String,
     token_file: PathBuf,
     /// The state repo, kept while the server follows it.
