@@ -412,18 +412,7 @@ async fn a_consumer_follows_a_self_signed_provider_by_its_pin() {
     );
     let mut provider = distribution::start(&provider_dir, &config).await;
     let pin = provider.pin.expect("the provider prints its pin");
-    let token: Value = provider
-        .admin
-        .graphql(
-            r#"mutation { issueAccessToken(account: "mirror") }"#,
-            json!({}),
-        )
-        .await
-        .expect("a consumer token");
-    let token = token["issueAccessToken"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = distribution::issue_access_token(&provider.admin, "mirror").await;
 
     let other = PublicKeyPin::of_public_key(b"not the provider's key");
     let state = GitRepo::init_bare();

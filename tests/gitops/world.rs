@@ -245,19 +245,9 @@ impl World {
             .expect("add a developer");
         let developer =
             anonymous.with_token(distribution::login(&anonymous, "dev", PASSWORD).await);
-        let token: Value = admin
-            .graphql(
-                "mutation { issueAccessToken(account: \"updater\") }",
-                json!({}),
-            )
-            .await
-            .expect("an updater token");
+        let token = distribution::issue_access_token(&admin, "updater").await;
         let token_file = dir.path().join("updater.token");
-        std::fs::write(
-            &token_file,
-            token["issueAccessToken"].as_str().expect("token"),
-        )
-        .expect("token file");
+        std::fs::write(&token_file, token).expect("token file");
 
         let mut updaters = Vec::new();
         for &Instance {

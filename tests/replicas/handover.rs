@@ -271,19 +271,8 @@ async fn a_build_cut_by_kill_9_of_the_holder_runs_once_more_and_a_push_during_th
         .await;
     // A real updater follows b (behind a load balancer it could be any replica).
     let updater_dir = TempDir::new().expect("dir");
-    let issued: Value = b
-        .admin
-        .graphql(
-            "mutation { issueAccessToken(account: \"updater\") }",
-            json!({}),
-        )
-        .await
-        .expect("an updater token");
-    let mut updater = start_updater(
-        updater_dir.path(),
-        &b.base,
-        issued["issueAccessToken"].as_str().expect("token"),
-    );
+    let token = distribution::issue_access_token(&b.admin, "updater").await;
+    let mut updater = start_updater(updater_dir.path(), &b.base, &token);
 
     // kill -9 of the holder in the middle of the build; its builder is in a process group
     // of its own and outlives it.

@@ -242,6 +242,18 @@ pub async fn login(client: &Client, account: &str, password: &str) -> String {
     data["login"]["token"].as_str().expect("token").to_owned()
 }
 
+/// A new access token of service or consumer account `account`, issued by `admin`.
+pub async fn issue_access_token(admin: &Client, account: &str) -> String {
+    let data: Value = admin
+        .graphql(
+            "mutation($a: String!) { issueAccessToken(account: $a) }",
+            json!({"a": account}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("an access token of {account}: {e}"));
+    data["issueAccessToken"].as_str().expect("token").to_owned()
+}
+
 /// Stops a server (or updater) with SIGTERM, as systemd does, and checks it exited cleanly.
 pub fn terminate(child: &mut Child) {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde_json::{Value, json};
+use serde_json::json;
 use vupdate_client::ImageRef;
 use vupdate_process::table;
 use vupdate_test_support::{GitRepo, Person};
@@ -147,20 +147,9 @@ impl Distribution {
                 .await
                 .expect("upload an image");
         }
-        let token: Value = started
-            .admin
-            .graphql(
-                "mutation { issueAccessToken(account: \"updater\") }",
-                json!({}),
-            )
-            .await
-            .expect("an updater token");
+        let token = distribution::issue_access_token(&started.admin, "updater").await;
         let token_file = dir.join("updater.token");
-        fs::write(
-            &token_file,
-            token["issueAccessToken"].as_str().expect("token"),
-        )
-        .expect("token file");
+        fs::write(&token_file, token).expect("token file");
         Distribution {
             server: started.server,
             base: started.base,

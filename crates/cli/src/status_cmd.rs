@@ -65,7 +65,7 @@ async fn wait(client: &Client, args: &StatusArgs) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + args.timeout;
     let mut said: Vec<String> = Vec::new();
     loop {
-        let verdict = match look(client, args).await {
+        let (lines, fleet) = match look(client, args).await {
             Ok(fleet) => {
                 let verdict = fleet.verdict();
                 if !matches!(verdict, Verdict::Waiting(_)) {
@@ -90,7 +90,6 @@ async fn wait(client: &Client, args: &StatusArgs) -> anyhow::Result<()> {
             Err(error) if is_transient(&error) => (vec![format!("{error:#}")], None),
             Err(error) => return Err(error),
         };
-        let (lines, fleet) = verdict;
         if lines != said {
             eprintln!("waiting: {}", lines.join("; "));
             said = lines;
