@@ -10,9 +10,9 @@
 //! `acme-1.0.0`, their images uploaded by the bench, as an offline bundle would be), and
 //! runs each updater build against it with an `updater.yaml` holding only what has no
 //! default (instance, URL, token file, work directory, services) plus `restart.stableAfter:
-//! 1s`, so every kill is a first fault after a stable run and waits the default
-//! `initialDelay` (100 ms) as a service's first crash does; the bench kills a service only
-//! once it has been up that long. Everything else is the default: a cgroup v2 per service
+//! 1s`, so every kill is a first fault after a stable run, as a service's first crash is;
+//! the bench kills a service only once it has been up that long, longer than the default
+//! `initialDelay` (100 ms, which spaces starts), so its restart is due at once. Everything else is the default: a cgroup v2 per service
 //! where the machine gives one (as this one does), state reports and polls every 10 s, a
 //! sample of each service's processes every 5 s. The peers restart at once: PM2 with
 //! `restart_delay: 0` (and no exponential backoff, `min_uptime: 0`, unlimited restarts),

@@ -1,12 +1,15 @@
-//! The restart policy: exponential backoff between restarts after faults, reset once a run
-//! has stayed up long enough, and never giving up for good.
+//! The restart policy: exponential backoff between the starts of a service that faults,
+//! reset once a run has stayed up long enough, and never giving up for good. The delay
+//! spaces starts (as the original updater kept starts at least a second apart): a run
+//! that outlived it restarts at once.
 
 use std::time::Duration;
 
 /// How restarts after a fault are spaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RestartPolicy {
-    /// The delay before the first restart after a stable run.
+    /// The least time between the start of a run that faulted first after a stable run and
+    /// the next start.
     pub initial_delay: Duration,
     /// The longest delay: doubling stops here, and restarts go on at this pace for ever.
     pub max_delay: Duration,

@@ -651,10 +651,21 @@ impl Looper {
         });
         self.write_fault(exit, reason, started_at).await;
         if restart {
-            self.restart_at = Some(Instant::now() + delay);
-            tracing::info!(?delay, failures_in_row, crash_loop, "restart scheduled");
+            // The delay spaces starts, not a fault and the next start: a run that outlived
+            // it (one crash after a long, good run) comes back at once, while a crash loop
+            // still waits the doubling delay between its starts.
+            let wait = delay.saturating_sub(uptime);
+            self.restart_at = Some(Instant::now() + wait);
+            tracing::info!(
+                ?delay,
+                ?wait,
+                failures_in_row,
+                crash_loop,
+                "restart scheduled"
+            );
             self.emit(ServiceEvent::RestartScheduled {
                 delay,
+                wait,
                 failures_in_row,
             });
         }

@@ -137,10 +137,13 @@ pub enum ServiceEvent {
         /// The zip file.
         path: PathBuf,
     },
-    /// The next run starts after `delay`.
+    /// The next run starts after `wait`.
     RestartScheduled {
-        /// The backoff delay.
+        /// The backoff delay: the least time between the failed run's start and the next.
         delay: Duration,
+        /// How long from now the next run starts: what is left of `delay` after the
+        /// failed run's uptime (zero once the run outlived it).
+        wait: Duration,
         /// Faults in a row so far.
         failures_in_row: u32,
     },

@@ -123,6 +123,7 @@ async fn a_service_that_keeps_failing_backs_off_and_is_flagged_a_crash_loop() {
             .await,
         );
     }
+    // `exit 1` ends within its delay, so each start waits what is left of it.
     assert_eq!(delays, [50, 100, 200, 400]);
     let status = handle.status().borrow().clone();
     assert!(status.crash_loop, "{status:?}");
@@ -132,6 +133,40 @@ async fn a_service_that_keeps_failing_backs_off_and_is_flagged_a_crash_loop() {
     );
     let last = handle.stop().await;
     assert_eq!(last.state, RunState::Stopped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_outlived_its_restart_delay_restarts_at_once() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_dir, spec) = spec(work.path(), "steady", sh("exec sleep 600"));
+    let mut options = options(CgroupMode::Off);
+    options.restart.initial_delay = Duration::from_millis(300);
+    let (handle, mut events) = Supervisor::start(spec, pipeline(), None, options);
+    let first = next_event(&mut events, "the first start", |event| match event {
+        ServiceEvent::Started { pid } => Some(*pid),
+        _ => None,
+    })
+    .await;
+    // The run must outlive the delay for the start after it to be due at once.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(first).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    let (delay, wait) = next_event(&mut events, "a scheduled restart", |event| match event {
+        ServiceEvent::RestartScheduled { delay, wait, .. } => Some((*delay, *wait)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((delay, wait), (Duration::from_millis(300), Duration::ZERO));
+    let second = next_event(&mut events, "the restart", |event| match event {
+        ServiceEvent::Started { pid } => Some(*pid),
+        _ => None,
+    })
+    .await;
+    assert_ne!(first, second);
+    handle.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
