@@ -87,7 +87,8 @@ const LOG_PURGE_CHUNK: usize = 250;
 impl Store {
     /// Removes the log lines matching `filter` for good, [`LOG_PURGE_CHUNK`] at a time,
     /// each step taking its turn with the log batches (first come, first served), so a
-    /// batch waits at most one step however many lines go.
+    /// batch waits at most one step however many lines go; then drops the text index's
+    /// segments none of whose lines is left, one per turn.
     async fn purge_logs(&self, filter: Vec<Cond>) -> Result<u64, StoreError> {
         let mut removed = 0;
         loop {
@@ -99,9 +100,17 @@ impl Store {
             };
             removed += deleted;
             if deleted < LOG_PURGE_CHUNK as u64 {
-                return Ok(removed);
+                break;
             }
         }
+        // The text index's segments whose lines all went, one per turn.
+        while removed > 0 {
+            let _turn = self.log_writes().lock().await;
+            if !self.backend().prune_text(&LOG_RECORDS).await? {
+                break;
+            }
+        }
+        Ok(removed)
     }
 
     /// Removes what `policy` says has expired at `now`; see the module documentation.
