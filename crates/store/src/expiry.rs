@@ -104,8 +104,9 @@ impl Store {
                 break;
             }
         }
-        // The text index's segments whose lines all went, one per turn.
-        while removed > 0 {
+        // The text index's segments whose lines all went (now or in a run cut short before
+        // this step), one per turn.
+        loop {
             let _turn = self.log_writes().lock().await;
             if !self.backend().prune_text(&LOG_RECORDS).await? {
                 break;
