@@ -61,12 +61,13 @@ async fn a_capital_whose_lower_case_is_longer_is_found_through_the_text_index() 
     }
 }
 
-/// The text index's segment tables of the SQLite file at `path`.
-fn text_segments(path: &std::path::Path) -> Vec<String> {
+/// The log text index's FTS5 tables in the SQLite file at `path` (its segments, or the
+/// single table of the build before them), FTS5's own tables aside.
+pub fn text_index_tables(path: &std::path::Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(path).expect("open");
     let mut statement = conn
         .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'log_records_text_%' \
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'log_records_text%' \
              AND sql LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
         )
         .expect("prepare");
@@ -106,7 +107,12 @@ async fn expiry_drops_the_text_segment_of_a_day_whose_lines_all_went() {
     .await
     .expect("insert");
     logs.index_text().await.expect("index");
-    assert_eq!(text_segments(path).len(), 2, "{:?}", text_segments(path));
+    assert_eq!(
+        text_index_tables(path).len(),
+        2,
+        "{:?}",
+        text_index_tables(path)
+    );
     let needles = || async {
         logs.query(&LogQuery {
             text: Some("NEEDLE".to_owned()),
@@ -134,7 +140,7 @@ async fn expiry_drops_the_text_segment_of_a_day_whose_lines_all_went() {
         "log_records_text_{}",
         today.timestamp_millis() / (24 * 60 * 60 * 1000)
     );
-    assert_eq!(text_segments(path), [today_segment.clone()]);
+    assert_eq!(text_index_tables(path), [today_segment]);
     assert_eq!(needles().await, ["needle four"]);
     assert_eq!(
         logs.count(&LogQuery {
@@ -152,6 +158,6 @@ async fn expiry_drops_the_text_segment_of_a_day_whose_lines_all_went() {
         .await
         .expect("insert");
     logs.index_text().await.expect("index");
-    assert_eq!(text_segments(path).len(), 2);
+    assert_eq!(text_index_tables(path).len(), 2);
     assert_eq!(needles().await, ["needle four", "needle five"]);
 }

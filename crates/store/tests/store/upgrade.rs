@@ -314,30 +314,14 @@ INSERT INTO _text_indexed VALUES ('log_records', 3);
 PRAGMA user_version = 3;
 "#;
 
-/// The names of the text index's tables in the file at `path` (FTS5's own tables aside).
-fn text_tables(path: &std::path::Path) -> Vec<String> {
-    let conn = Connection::open(path).expect("open");
-    let mut statement = conn
-        .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'log_records_text%' \
-             AND sql LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
-        )
-        .expect("prepare");
-    statement
-        .query_map([], |row| row.get(0))
-        .expect("tables")
-        .collect::<Result<_, _>>()
-        .expect("names")
-}
-
 #[tokio::test]
 async fn a_file_with_the_single_text_index_table_gets_segments_and_every_line_is_found() {
     let schema = format!("{SCHEMA_2_LOGS}{SCHEMA_3_ONE_TEXT_TABLE}");
     let (_dir, path, config, store) = open_older(&schema).await;
     assert!(
-        text_tables(&path).is_empty(),
+        crate::sqlite::text_index_tables(&path).is_empty(),
         "the single table is gone: {:?}",
-        text_tables(&path)
+        crate::sqlite::text_index_tables(&path)
     );
     // Found while the lines are indexed again (read past the index) and after.
     assert_eq!(found_by_text(&store, "FULL").await, ["disk full"]);
@@ -348,7 +332,7 @@ async fn a_file_with_the_single_text_index_table_gets_segments_and_every_line_is
     // Service logs by day, task logs by spans of 32 days.
     let day = 1_767_225_600_000_i64 / (24 * 60 * 60 * 1000);
     assert_eq!(
-        text_tables(&path),
+        crate::sqlite::text_index_tables(&path),
         [
             format!("log_records_text_{day}"),
             format!("log_records_text_task_{}", day / 32)
