@@ -329,6 +329,15 @@ impl Bench {
                 }),
             ),
             (
+                // About one line in 400: a few thousand candidates at 1M lines.
+                "service + text `db-3:5432/app (pool 7/`, newest 1000",
+                newest(LogQuery {
+                    service: svc(),
+                    text: Some("db-3:5432/app (pool 7/".to_owned()),
+                    ..LogQuery::default()
+                }),
+            ),
+            (
                 "text of one request id (1 match), newest 1000",
                 newest(LogQuery {
                     text: Some(rare),

@@ -132,6 +132,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
         Ok(0)
     }
 
+    /// Drops one part of `def`'s text index whose documents have all been removed (after
+    /// an expiry); returns whether it did, so a caller repeats it until it returns false.
+    /// A backend without such an index has nothing to do.
+    async fn prune_text(&self, def: &'static CollectionDef) -> Result<bool, StoreError> {
+        let _ = def;
+        Ok(false)
+    }
+
     /// Removes archived versions archived before `time` for good, returning them.
     async fn purge_history(
         &self,

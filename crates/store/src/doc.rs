@@ -86,7 +86,20 @@ pub(crate) struct CollectionDef {
     pub logs_db: bool,
     /// The text field whose case-insensitive substring search ([`Cond::ContainsCi`]) a
     /// trigram index serves on SQLite (see `sqlite::text`); a scan elsewhere.
-    pub text: Option<&'static FieldDef>,
+    pub text: Option<&'static TextDef>,
+}
+
+/// A text field's trigram index on SQLite, kept in segments by the records' time, so that
+/// expiry drops a segment whole instead of removing its records one by one.
+#[derive(Debug)]
+pub(crate) struct TextDef {
+    /// The field searched.
+    pub field: &'static FieldDef,
+    /// The time field expiry goes by: each segment holds one span of it.
+    pub time: &'static FieldDef,
+    /// An optional field whose records expire at another age when present (task logs):
+    /// they get segments of their own, so neither kind keeps the other's segments alive.
+    pub apart: &'static FieldDef,
 }
 
 impl CollectionDef {

@@ -81,13 +81,15 @@ fn ago(now: DateTime<Utc>, age: Duration) -> DateTime<Utc> {
     now - TimeDelta::from_std(age).unwrap_or(TimeDelta::MAX)
 }
 
-/// Log lines an expiry removes per step: what a log batch waits for at most.
-const LOG_PURGE_CHUNK: usize = 250;
+/// Log lines an expiry removes per step: what a log batch waits for at most (about 10 ms;
+/// their text index entries stay until their day goes whole).
+const LOG_PURGE_CHUNK: usize = 1000;
 
 impl Store {
     /// Removes the log lines matching `filter` for good, [`LOG_PURGE_CHUNK`] at a time,
     /// each step taking its turn with the log batches (first come, first served), so a
-    /// batch waits at most one step however many lines go.
+    /// batch waits at most one step however many lines go; then drops the text index's
+    /// segments none of whose lines is left, one per turn.
     async fn purge_logs(&self, filter: Vec<Cond>) -> Result<u64, StoreError> {
         let mut removed = 0;
         loop {
@@ -99,9 +101,18 @@ impl Store {
             };
             removed += deleted;
             if deleted < LOG_PURGE_CHUNK as u64 {
-                return Ok(removed);
+                break;
             }
         }
+        // The text index's segments whose lines all went (now or in a run cut short before
+        // this step), one per turn.
+        loop {
+            let _turn = self.log_writes().lock().await;
+            if !self.backend().prune_text(&LOG_RECORDS).await? {
+                break;
+            }
+        }
+        Ok(removed)
     }
 
     /// Removes what `policy` says has expired at `now`; see the module documentation.

@@ -198,6 +198,13 @@ impl Backend for Timed {
         result
     }
 
+    async fn prune_text(&self, def: &'static CollectionDef) -> Result<bool, StoreError> {
+        let start = Instant::now();
+        let result = self.inner.prune_text(def).await;
+        self.seen("prune text", def, start, &result);
+        result
+    }
+
     async fn purge_history(
         &self,
         def: &'static CollectionDef,

@@ -187,6 +187,8 @@ impl SqliteBackend {
             for statement in text::schema(def) {
                 run(&statement)?;
             }
+            text::drop_legacy(&tx, def)
+                .map_err(|e| fail(format!("{e} (while dropping the older text index)")))?;
         }
         tx.pragma_update(None, "user_version", sql::SCHEMA_VERSION)
             .map_err(|e| fail(e.to_string()))?;
@@ -731,9 +733,7 @@ impl Backend for SqliteBackend {
                         .collect()
                 })
                 .map_err(ctx.err())?;
-            if let Some(field) = def.text {
-                text::forget(tx, def, field, &chunk).map_err(ctx.err())?;
-            }
+            // Their text index entries stay until their segment goes whole (`prune_text`).
             delete_rows(tx, ctx, def, &[Cond::SequenceIn(chunk)])
         })
         .await
@@ -744,12 +744,32 @@ impl Backend for SqliteBackend {
         def: &'static CollectionDef,
         max_rows: usize,
     ) -> Result<usize, StoreError> {
-        let Some(field) = def.text else {
+        let Some(index) = def.text else {
             return Ok(0);
         };
         self.write_tx(self.ctx(def, "index text"), move |tx, ctx| {
-            text::index_some(tx, def, field, max_rows).map_err(ctx.err())
+            text::index_some(tx, def, index, max_rows).map_err(ctx.err())
         })
+        .await
+    }
+
+    async fn prune_text(&self, def: &'static CollectionDef) -> Result<bool, StoreError> {
+        let Some(index) = def.text else {
+            return Ok(false);
+        };
+        self.write_tx(
+            self.ctx(def, "drop an expired text index segment"),
+            move |tx, ctx| {
+                let dropped = text::prune(tx, def, index).map_err(ctx.err())?;
+                if let Some(segment) = &dropped {
+                    tracing::debug!(
+                        segment,
+                        "dropped a text index segment whose lines all expired"
+                    );
+                }
+                Ok(dropped.is_some())
+            },
+        )
         .await
     }
 

@@ -6,7 +6,7 @@ use vupdate_core::log::Level;
 use vupdate_core::service::{Role, ServiceName};
 
 use crate::doc::{
-    CollectionDef, Cond, FieldDef, FieldKind, Find, Op, Record, SortKey, Val,
+    CollectionDef, Cond, FieldDef, FieldKind, Find, Op, Record, SortKey, TextDef, Val,
     contains_ignoring_case, truncate_millis,
 };
 
@@ -132,7 +132,15 @@ pub(crate) static LOG_RECORDS: CollectionDef = CollectionDef {
     present_only: &[&TASK],
     history: false,
     logs_db: true,
-    text: Some(&MESSAGE),
+    text: Some(&TEXT),
+};
+
+/// Messages are searched through the text index; service and task logs are segmented
+/// apart, as they expire at different ages.
+static TEXT: TextDef = TextDef {
+    field: &MESSAGE,
+    time: &TIME,
+    apart: &TASK,
 };
 
 impl Record for LogRecord {

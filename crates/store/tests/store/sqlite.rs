@@ -60,3 +60,104 @@ async fn a_capital_whose_lower_case_is_longer_is_found_through_the_text_index() 
         assert_eq!(found, expected, "{needle:?}");
     }
 }
+
+/// The log text index's FTS5 tables in the SQLite file at `path` (its segments, or the
+/// single table of the build before them), FTS5's own tables aside.
+pub fn text_index_tables(path: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    let mut statement = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'log_records_text%' \
+             AND sql LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
+        )
+        .expect("prepare");
+    statement
+        .query_map([], |row| row.get(0))
+        .expect("tables")
+        .collect::<Result<_, _>>()
+        .expect("names")
+}
+
+/// Expiry leaves the text index's entries of the lines it deletes (removing them costs as
+/// much as adding them) and drops a day's segment once none of its lines is left; a
+/// segment with a line left stays, and its stale entries find nothing.
+#[tokio::test]
+async fn expiry_drops_the_text_segment_of_a_day_whose_lines_all_went() {
+    use crate::conformance::fixtures::{log, t0};
+    use chrono::{DurationRound, TimeDelta};
+    use vupdate_core::log::Level;
+    use vupdate_store::model::logs::LogQuery;
+    let ctx = open_store("segments").await.expect("a store");
+    let StoreConfig::Sqlite { path } = &ctx.config else {
+        unreachable!("a SQLite store")
+    };
+    let logs = ctx.store.logs();
+    let today = t0().duration_trunc(TimeDelta::days(1)).expect("a day");
+    let yesterday = today - TimeDelta::days(1);
+    let line = |day: chrono::DateTime<chrono::Utc>, minutes: i64, message: &str| {
+        let seconds = (day + TimeDelta::minutes(minutes) - t0()).num_seconds();
+        log("api", "vm-1", Level::Info, seconds, message)
+    };
+    logs.insert(vec![
+        line(yesterday, 60, "needle one"),
+        line(yesterday, 120, "needle two"),
+        line(today, 60, "needle three"),
+        line(today, 180, "needle four"),
+    ])
+    .await
+    .expect("insert");
+    logs.index_text().await.expect("index");
+    assert_eq!(
+        text_index_tables(path).len(),
+        2,
+        "{:?}",
+        text_index_tables(path)
+    );
+    let needles = || async {
+        logs.query(&LogQuery {
+            text: Some("NEEDLE".to_owned()),
+            ..LogQuery::default()
+        })
+        .await
+        .expect("search")
+        .into_iter()
+        .map(|r| r.record.message)
+        .collect::<Vec<_>>()
+    };
+
+    let policy = vupdate_store::ExpiryPolicy {
+        service_logs: std::time::Duration::from_secs(24 * 60 * 60),
+        ..vupdate_store::ExpiryPolicy::default()
+    };
+    let cutoff = today + TimeDelta::minutes(120);
+    let report = ctx
+        .store
+        .expire(&policy, cutoff + TimeDelta::days(1))
+        .await
+        .expect("expire");
+    assert_eq!(report.service_logs, 3);
+    let today_segment = format!(
+        "log_records_text_{}",
+        today.timestamp_millis() / (24 * 60 * 60 * 1000)
+    );
+    assert_eq!(text_index_tables(path), [today_segment]);
+    assert_eq!(needles().await, ["needle four"]);
+    assert_eq!(
+        logs.count(&LogQuery {
+            text: Some("needle".to_owned()),
+            ..LogQuery::default()
+        })
+        .await
+        .expect("count"),
+        1,
+        "the stale entry of `needle three` counts nothing"
+    );
+
+    // A late line of the day whose segment went gets it again.
+    logs.insert(vec![line(yesterday, 30, "needle five")])
+        .await
+        .expect("insert");
+    logs.index_text().await.expect("index");
+    assert_eq!(text_index_tables(path).len(), 2);
+    assert_eq!(needles().await, ["needle four", "needle five"]);
+}

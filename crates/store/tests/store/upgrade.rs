@@ -4,7 +4,7 @@
 //! log indexes before the service-and-level one) gets the new log indexes and loses the
 //! one they replace, keeping every record.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use vupdate_core::log::Level;
 use vupdate_core::service::ServiceName;
 use vupdate_store::StoreConfig;
@@ -284,7 +284,7 @@ async fn a_file_without_the_text_index_gets_one_and_every_line_is_found() {
     let indexed: i64 = Connection::open(&path)
         .and_then(|conn| {
             conn.query_row(
-                "SELECT upto FROM _text_indexed WHERE collection = 'log_records'",
+                "SELECT upto FROM _text_upto WHERE collection = 'log_records'",
                 [],
                 |row| row.get(0),
             )
@@ -301,4 +301,60 @@ async fn a_file_without_the_text_index_gets_one_and_every_line_is_found() {
             .expect("count"),
         3
     );
+}
+
+/// Schema 3 as the build before the index's segments left it: the lines of
+/// [`SCHEMA_2_LOGS`] in the one text index table, marked as indexed.
+const SCHEMA_3_ONE_TEXT_TABLE: &str = r#"
+CREATE VIRTUAL TABLE "log_records_text" USING fts5("message", content='', detail=none,
+  columnsize=0, tokenize='trigram case_sensitive 1');
+INSERT INTO "log_records_text" (rowid, "message") SELECT _sequence, lower("message") FROM log_records;
+CREATE TABLE _text_indexed (collection TEXT PRIMARY KEY, upto INTEGER NOT NULL) STRICT;
+INSERT INTO _text_indexed VALUES ('log_records', 3);
+PRAGMA user_version = 3;
+"#;
+
+#[tokio::test]
+async fn a_file_with_the_single_text_index_table_gets_segments_and_every_line_is_found() {
+    let schema = format!("{SCHEMA_2_LOGS}{SCHEMA_3_ONE_TEXT_TABLE}");
+    let (_dir, path, config, store) = open_older(&schema).await;
+    assert!(
+        crate::sqlite::text_index_tables(&path).is_empty(),
+        "the single table is gone: {:?}",
+        crate::sqlite::text_index_tables(&path)
+    );
+    // Found while the lines are indexed again (read past the index) and after.
+    assert_eq!(found_by_text(&store, "FULL").await, ["disk full"]);
+    store.logs().index_text().await.expect("index");
+    assert_eq!(found_by_text(&store, "FULL").await, ["disk full"]);
+    assert_eq!(found_by_text(&store, "pil").await, ["compiling"]);
+    assert_eq!(found_by_text(&store, "art").await, ["started"]);
+    // Service logs by day, task logs by spans of 32 days.
+    let day = 1_767_225_600_000_i64 / (24 * 60 * 60 * 1000);
+    assert_eq!(
+        crate::sqlite::text_index_tables(&path),
+        [
+            format!("log_records_text_{day}"),
+            format!("log_records_text_task_{}", day / 32)
+        ]
+    );
+    drop(store);
+    let old_mark: Option<i64> = Connection::open(&path)
+        .and_then(|conn| {
+            conn.query_row(
+                "SELECT upto FROM _text_indexed WHERE collection = 'log_records'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+        .expect("the old mark's table");
+    assert_eq!(
+        old_mark, None,
+        "an older build opening the file again indexes from the start"
+    );
+    let store = vupdate_store::open(&config).await.expect("opens again");
+    assert_eq!(store.logs().index_text().await.expect("index"), 0);
+    assert_eq!(found_by_text(&store, "disk").await, ["disk full"]);
+    assert_eq!(user_version(&path), 3);
 }
