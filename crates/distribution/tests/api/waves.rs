@@ -190,3 +190,58 @@ async fn a_version_pushed_while_the_server_was_stopped_is_rolled_out_from_what_r
     assert_eq!(rollout["toVersion"], "acme-1.1.0", "{data:#}");
     assert_eq!(rollout["currentWave"], "canary", "{data:#}");
 }
+
+/// The version of api in a subscription's next `next` message.
+async fn next_version(socket: &mut super::support::Socket) -> String {
+    let message = socket.next_message().await;
+    assert_eq!(message["type"], "next", "{message}");
+    message["payload"]["data"]["clientDesiredVersionsChanged"][0]["version"]
+        .as_str()
+        .unwrap_or_else(|| panic!("api is desired: {message}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn subscribers_in_different_waves_hear_their_own_list_after_one_push() {
+    let harness = with_waves(vec![
+        state("vm-1", &[("ring", "canary")], "acme-1.0.0", None),
+        state("vm-2", &[], "acme-1.0.0", None),
+    ])
+    .await;
+    let query = "subscription($i: String) { clientDesiredVersionsChanged(instance: $i) { service version } }";
+    let mut canary = harness.socket(&harness.updater).await;
+    canary.subscribe("1", query, json!({"i": "vm-1"})).await;
+    let mut second = harness.socket(&harness.updater).await;
+    second.subscribe("1", query, json!({"i": "vm-2"})).await;
+    assert_eq!(next_version(&mut canary).await, "acme-1.0.0");
+    assert_eq!(next_version(&mut second).await, "acme-1.0.0");
+
+    commit(
+        &harness,
+        "desired/developer.yaml",
+        "versions:\n  api: acme-1.1.0\n",
+    )
+    .await;
+    assert_eq!(
+        next_version(&mut canary).await,
+        "acme-1.1.0",
+        "the canary's wave"
+    );
+    // An image stored repeats every subscriber's list: the second wave's is still the old
+    // version (had the push handed it the canary's list, this would say 1.1.0).
+    let put = harness
+        .client
+        .put(harness.url("/images/client/api/acme-1.1.0"))
+        .bearer_auth(&harness.builder)
+        .body(vec![7u8; 1024])
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(put.status(), reqwest::StatusCode::CREATED);
+    assert_eq!(
+        next_version(&mut second).await,
+        "acme-1.0.0",
+        "the second wave waits"
+    );
+    assert_eq!(next_version(&mut canary).await, "acme-1.1.0");
+}
