@@ -115,7 +115,7 @@ async fn a_request_the_server_closed_unanswered_is_sent_once_more() {
             // reset, not the quiet close this is about).
             let mut request = Vec::new();
             let mut chunk = [0u8; 4096];
-            while !whole(&request) {
+            while !vupdate_test_support::http::whole_message(&request) {
                 match socket.read(&mut chunk).await {
                     Ok(0) | Err(_) => break,
                     Ok(read) => request.extend_from_slice(&chunk[..read]),
@@ -143,21 +143,4 @@ async fn a_request_the_server_closed_unanswered_is_sent_once_more() {
         .expect("answered the second time");
     assert_eq!(data["ping"], "pong");
     assert_eq!(server.await.expect("server"), 2, "sent exactly twice");
-}
-
-/// Whether `request` holds a whole HTTP/1.1 request, its body by `content-length`.
-fn whole(request: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(request);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return false;
-    };
-    let length = head
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    body.len() >= length
 }

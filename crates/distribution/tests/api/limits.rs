@@ -364,18 +364,8 @@ async fn read_answer(stream: &mut TcpStream) -> String {
     let mut chunk = [0u8; 4096];
     loop {
         let text = String::from_utf8_lossy(&answer).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length = head
-                .lines()
-                .find_map(|line| {
-                    let (name, value) = line.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse::<usize>().ok())?
-                })
-                .expect("a content-length");
-            if body.len() >= length {
-                return text;
-            }
+        if vupdate_test_support::http::whole_message(&answer) {
+            return text;
         }
         let read = tokio::time::timeout(LIMIT, stream.read(&mut chunk))
             .await

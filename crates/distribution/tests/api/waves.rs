@@ -53,6 +53,16 @@ async fn commit(harness: &Harness, path: &str, text: &str) {
     harness.wait_in_force(&commit).await;
 }
 
+/// Commits api 1.1.0 as the developer's desired version (the rollout's new version).
+async fn push_api_1_1(harness: &Harness) {
+    commit(
+        harness,
+        "desired/developer.yaml",
+        "versions:\n  api: acme-1.1.0\n",
+    )
+    .await;
+}
+
 async fn report(harness: &Harness, states: Vec<Value>) {
     harness
         .ok(&harness.updater, SET_STATES, json!({"states": states}))
@@ -78,12 +88,7 @@ async fn instances_get_the_version_of_their_wave_and_a_restart_resumes_the_rollo
         state("vm-3", &[("ring", "main")], "acme-1.0.0", None),
     ])
     .await;
-    commit(
-        &harness,
-        "desired/developer.yaml",
-        "versions:\n  api: acme-1.1.0\n",
-    )
-    .await;
+    push_api_1_1(&harness).await;
     assert_eq!(
         desired_for(&harness, Some("vm-1")).await,
         "acme-1.1.0",
@@ -216,12 +221,7 @@ async fn subscribers_in_different_waves_hear_their_own_list_after_one_push() {
     assert_eq!(next_version(&mut canary).await, "acme-1.0.0");
     assert_eq!(next_version(&mut second).await, "acme-1.0.0");
 
-    commit(
-        &harness,
-        "desired/developer.yaml",
-        "versions:\n  api: acme-1.1.0\n",
-    )
-    .await;
+    push_api_1_1(&harness).await;
     assert_eq!(
         next_version(&mut canary).await,
         "acme-1.1.0",
@@ -229,15 +229,7 @@ async fn subscribers_in_different_waves_hear_their_own_list_after_one_push() {
     );
     // An image stored repeats every subscriber's list: the second wave's is still the old
     // version (had the push handed it the canary's list, this would say 1.1.0).
-    let put = harness
-        .client
-        .put(harness.url("/images/client/api/acme-1.1.0"))
-        .bearer_auth(&harness.builder)
-        .body(vec![7u8; 1024])
-        .send()
-        .await
-        .expect("PUT");
-    assert_eq!(put.status(), reqwest::StatusCode::CREATED);
+    harness.store_client_image("api", "acme-1.1.0").await;
     assert_eq!(
         next_version(&mut second).await,
         "acme-1.0.0",
