@@ -36,14 +36,23 @@ impl Client {
     ) -> Result<T, ClientError> {
         let url = self.url("/graphql");
         let operation = operation_name(query);
-        let request = self
-            .request(reqwest::Method::POST, &url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(json!({"query": query, "variables": variables}).to_string());
-        let response = request
-            .send()
-            .await
-            .map_err(|source| transport::transport("POST", &url, source))?;
+        let body = json!({"query": query, "variables": variables}).to_string();
+        let send = |body: String| {
+            self.request(reqwest::Method::POST, &url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+        };
+        let response = match send(body.clone()).await {
+            // Closed without an answer: most often a kept-alive connection an older server
+            // (which closes one idle for its `headerTimeout`) closed, unread, as the request
+            // went out. Sent once more, on a new connection. A server that died mid-request
+            // closes so too; what updaters send is safe to repeat (a state report replaces
+            // the last, a log line's sequence is stored once).
+            Err(error) if closed_before_answer(&error) => send(body).await,
+            sent => sent,
+        }
+        .map_err(|source| transport::transport("POST", &url, source))?;
         // async-graphql answers errors with 200; anything else is the edge refusing.
         if !response.status().is_success() && response.status() != 400 {
             return Err(transport::refused("POST", &url, response).await);
@@ -58,6 +67,18 @@ impl Client {
         })?;
         decode_response(operation, answer)
     }
+}
+
+/// Whether `error` is a connection closed before any answer to a request sent on it.
+fn closed_before_answer(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message();
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// A GraphQL response (`{"data", "errors"}`, as `POST /graphql` answers and a

@@ -76,12 +76,14 @@ pub use versions::{
     ImageInfo, InstallInfo, Source,
 };
 
-/// How long an idle connection is kept for the next request. The distribution closes a
-/// keep-alive connection idle for its `headerTimeout` (10 s by default), and a request sent
-/// as it closes fails with "connection closed before message completed": an updater
-/// reporting every 10 s hit that every minute or so. Below that timeout, a connection is
-/// reused only while the server still keeps it.
-const POOL_IDLE: Duration = Duration::from_secs(5);
+/// How long an idle connection is kept for the next request: longer than an updater's
+/// report interval (10 s), so its reports and log batches reuse one connection instead of
+/// paying a new one (and, in production, a TLS handshake) each time, and shorter than the
+/// distribution's `keepAliveTimeout` (75 s by default), so the server does not close a
+/// connection as a request is sent on it. An older server closes an idle connection after
+/// its `headerTimeout` (10 s): a request that crosses that close fails with "connection
+/// closed before message completed", and [`graphql`](Client::graphql) sends it again once.
+const POOL_IDLE: Duration = Duration::from_secs(60);
 /// The environment variable that holds an access token for the programs that use this
 /// crate (never a command-line argument: other users can read those).
 pub const ACCESS_TOKEN_ENV: &str = "VUPDATE_ACCESS_TOKEN";

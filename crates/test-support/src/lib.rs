@@ -21,6 +21,7 @@
 //! assert_eq!(remote.rev_parse("main"), first);
 //! ```
 
+pub mod http;
 pub mod servers;
 mod wait;
 

@@ -96,3 +96,51 @@ async fn a_cut_connection_names_its_cause_once() {
         "{printed}"
     );
 }
+
+/// A server that closes a connection it read a request on without answering (as an older
+/// distribution closes a kept-alive connection idle for its `headerTimeout` just as a
+/// request goes out): the request is sent once more, on a new connection, and answered.
+#[tokio::test]
+async fn a_request_the_server_closed_unanswered_is_sent_once_more() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let server = tokio::spawn(async move {
+        let mut requests = 0;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            // The whole request, head and body (a close with bytes unread would be a
+            // reset, not the quiet close this is about).
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !vupdate_test_support::http::whole_message(&request) {
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => request.extend_from_slice(&chunk[..read]),
+                }
+            }
+            requests += 1;
+            if requests == 1 {
+                drop(socket);
+                continue;
+            }
+            let body = r#"{"data":{"ping":"pong"}}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(answer.as_bytes()).await.expect("answer");
+            return requests;
+        }
+        requests
+    });
+    let data: Value = Client::new(&base, None)
+        .expect("client")
+        .graphql("{ ping }", json!({}))
+        .await
+        .expect("answered the second time");
+    assert_eq!(data["ping"], "pong");
+    assert_eq!(server.await.expect("server"), 2, "sent exactly twice");
+}

@@ -33,10 +33,15 @@ pub struct ConnectionLimits {
     /// Open connections from one address (an IPv6 /64); past it `503
     /// TOO_MANY_CONNECTIONS`. Default 512 (updaters behind one NAT share an address).
     pub per_address: usize,
-    /// How long a client may take to send a request's head (and the TLS handshake) once it
-    /// started, or to start the next one on an idle connection; a slow head is answered
-    /// `408 REQUEST_TIMEOUT`. Default 10 s.
+    /// How long a client may take to send a request's head once it started (and the TLS
+    /// handshake, and the first request's head from the connection's start); a slow head is
+    /// answered `408 REQUEST_TIMEOUT`. Default 10 s.
     pub header_timeout: Duration,
+    /// How long a keep-alive connection may idle between requests before it is closed.
+    /// Default 75 s: longer than an updater's report interval (10 s) and its client's pool
+    /// idle timeout (60 s), so an updater keeps one connection instead of opening one (a
+    /// TLS handshake) per report.
+    pub keep_alive_timeout: Duration,
 }
 
 /// Requests in progress, their heads and bodies.
@@ -101,6 +106,7 @@ impl Default for LimitsConfig {
                 max: 2048,
                 per_address: 512,
                 header_timeout: Duration::from_secs(10),
+                keep_alive_timeout: Duration::from_secs(75),
             },
             requests: RequestLimits {
                 max: 512,
@@ -149,6 +155,7 @@ struct RawConnections {
     max: Option<usize>,
     per_address: Option<usize>,
     header_timeout: Option<HumanDuration>,
+    keep_alive_timeout: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +211,10 @@ impl RawLimits {
                 max: c.max.unwrap_or(d.connections.max),
                 per_address: c.per_address.unwrap_or(d.connections.per_address),
                 header_timeout: duration(c.header_timeout, d.connections.header_timeout),
+                keep_alive_timeout: duration(
+                    c.keep_alive_timeout,
+                    d.connections.keep_alive_timeout,
+                ),
             },
             requests: RequestLimits {
                 max: r.max.unwrap_or(d.requests.max),
@@ -245,7 +256,7 @@ impl RawLimits {
                 },
             },
         };
-        let positive: [(&'static str, u64); 14] = [
+        let positive: [(&'static str, u64); 15] = [
             ("limits.connections.max", limits.connections.max as u64),
             (
                 "limits.connections.perAddress",
@@ -254,6 +265,10 @@ impl RawLimits {
             (
                 "limits.connections.headerTimeout",
                 limits.connections.header_timeout.as_millis() as u64,
+            ),
+            (
+                "limits.connections.keepAliveTimeout",
+                limits.connections.keep_alive_timeout.as_millis() as u64,
             ),
             ("limits.requests.max", limits.requests.max as u64),
             (

@@ -321,6 +321,25 @@ fn limits_take_sizes_and_durations_and_refuse_zeros() {
         message.contains("limits.connections.perAddress"),
         "{message}"
     );
+    let idle = format!("{MINIMAL}limits:\n  connections:\n    keepAliveTimeout: 2m\n");
+    let config = DistributionConfig::from_str(&idle, dir.path()).expect("loads");
+    assert_eq!(
+        config.limits.connections.keep_alive_timeout,
+        Duration::from_secs(120)
+    );
+    assert_eq!(
+        config.limits.connections.header_timeout,
+        Duration::from_secs(10),
+        "the head's own timeout is apart"
+    );
+    let zero = format!("{MINIMAL}limits:\n  connections:\n    keepAliveTimeout: 0s\n");
+    let message = DistributionConfig::from_str(&zero, dir.path())
+        .expect_err("zero refused")
+        .to_string();
+    assert!(
+        message.contains("limits.connections.keepAliveTimeout"),
+        "{message}"
+    );
     let typo = format!("{MINIMAL}limits:\n  requests:\n    maxBodies: 1\n");
     let message = DistributionConfig::from_str(&typo, dir.path())
         .expect_err("unknown field refused")

@@ -6,10 +6,12 @@
 //!   TOO_MANY_CONNECTIONS` with `Connection: close`, so a client always learns why (only
 //!   past a second bound, as many refusals in progress as open connections allowed, is a
 //!   connection closed unanswered: the kernel would drop it anyway).
-//! - A request head (or a TLS handshake) must arrive within `headerTimeout`; a head that
-//!   started and stalls (slowloris) is answered `408 REQUEST_TIMEOUT` on plain HTTP, and an
-//!   idle keep-alive connection is closed. Bodies are timed by the request limits
-//!   (`http::limits`), which also see every request with its [`ConnectInfo`].
+//! - A request head must arrive within `headerTimeout` of its first byte (the first one,
+//!   and the TLS handshake, within `headerTimeout` of the connection's start); a head that
+//!   started and stalls (slowloris) is answered `408 REQUEST_TIMEOUT` on plain HTTP. A
+//!   keep-alive connection idle for `keepAliveTimeout` is closed. Bodies are timed by the
+//!   request limits (`http::limits`), which also see every request with its
+//!   [`ConnectInfo`].
 //! - HTTP/1.1 handles one request at a time per connection, so the per-connection cap on
 //!   concurrent requests is one by construction; WebSockets bound their own operations.
 
@@ -277,9 +279,13 @@ async fn drive<I>(
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
+    // hyper's head timer runs from the moment a connection idles, so it is the keep-alive
+    // timeout here; `slow_head` bounds a head from its first byte. One timer for both
+    // would close an updater's connection between two reports 10 s apart, and in
+    // production every report would then pay a new connection and TLS handshake.
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.limits.header_timeout)
+        .header_read_timeout(settings.limits.keep_alive_timeout)
         .max_header_size(settings.max_head_bytes);
     let mut connection = pin!(
         builder
@@ -288,6 +294,17 @@ async fn drive<I>(
     );
     let result = tokio::select! {
         result = connection.as_mut() => result,
+        () = slow_head(progress, settings.limits.header_timeout) => {
+            if progress.head_started() {
+                // The connection (and the stream in it) is dropped on return: the answer
+                // is written then (plain HTTP only).
+                progress.answer_timeout.store(true, Ordering::Relaxed);
+                tracing::debug!(%peer, "a request head was too slow; answered 408");
+            } else {
+                tracing::debug!(%peer, "no request arrived in time; closed");
+            }
+            return;
+        }
         () = stop_asked(&mut stopped) => {
             let first = progress.requests.load(Ordering::Relaxed) == 0;
             let ended = if first {
@@ -321,6 +338,26 @@ async fn drive<I>(
     }
 }
 
+/// Resolves once a request's head has taken longer than `timeout` from its first byte, or
+/// no request started within `timeout` of the connection's start; pending otherwise (an
+/// idle keep-alive connection is hyper's to close).
+async fn slow_head(progress: &Progress, timeout: Duration) {
+    if tokio::time::timeout(timeout, progress.head_started.notified())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        let before = progress.requests_at_head.load(Ordering::Relaxed);
+        tokio::time::sleep(timeout).await;
+        if progress.requests.load(Ordering::Relaxed) == before {
+            return;
+        }
+        progress.head_started.notified().await;
+    }
+}
+
 /// A connection's position: bytes read so far, and how many had been read when it last
 /// became idle (the previous response was sent), so a timeout can tell a slow head from
 /// an idle keep-alive connection.
@@ -331,6 +368,10 @@ struct Progress {
     answer_timeout: AtomicBool,
     /// Requests read on the connection so far.
     requests: AtomicU64,
+    /// `requests` when the head being read started.
+    requests_at_head: AtomicU64,
+    /// Told when the first byte of a head (or of the TLS handshake) is read.
+    head_started: tokio::sync::Notify,
     /// Told when the first request is read (a permit kept until a stop waits for it).
     first_request: tokio::sync::Notify,
 }
@@ -385,7 +426,14 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
         let read = (buf.filled().len() - before) as u64;
-        self.progress.read.fetch_add(read, Ordering::Relaxed);
+        let progress = &self.progress;
+        let earlier = progress.read.fetch_add(read, Ordering::Relaxed);
+        if read > 0 && earlier == progress.idle_at.load(Ordering::Relaxed) {
+            // The first bytes since the connection idled: a head starts.
+            let requests = progress.requests.load(Ordering::Relaxed);
+            progress.requests_at_head.store(requests, Ordering::Relaxed);
+            progress.head_started.notify_one();
+        }
         polled
     }
 }

@@ -314,6 +314,23 @@ async fn slow_heads_and_stalled_bodies_are_answered_408() {
         .expect("send");
     let (status, body) = parse(&read_to_close(&mut stream).await);
     assert_eq!((status, code(&body)), (408, "REQUEST_TIMEOUT"), "{body}");
+    // The same on a kept-alive connection: its head has the head's timeout, not the
+    // keep-alive one (75 s by default, past the wait's limit).
+    let mut stream = connect_from(&harness, "127.0.0.1").await;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .expect("send");
+    assert!(read_answer(&mut stream).await.starts_with("HTTP/1.1 200"));
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nhost: test\r\nx-slow: ")
+        .await
+        .expect("send a part");
+    let (status, body) = parse(&read_to_close(&mut stream).await);
+    assert_eq!((status, code(&body)), (408, "REQUEST_TIMEOUT"), "{body}");
+    // A connection that sends nothing is closed after the head's timeout too.
+    let mut silent = connect_from(&harness, "127.0.0.1").await;
+    assert_eq!(read_to_close(&mut silent).await, "", "closed quietly");
     // A body that stops: GraphQL (read whole by the limits) and an upload (streamed).
     let mut stream = connect_from(&harness, "127.0.0.1").await;
     stream
@@ -339,6 +356,45 @@ async fn slow_heads_and_stalled_bodies_are_answered_408() {
         .await
         .expect("GET");
     assert_eq!(response.status(), 404);
+}
+
+/// One answer read off a kept-alive connection: its head and its body, by its length.
+async fn read_answer(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        if vupdate_test_support::http::whole_message(&answer) {
+            return text;
+        }
+        let read = tokio::time::timeout(LIMIT, stream.read(&mut chunk))
+            .await
+            .expect("the server answers in time")
+            .expect("read");
+        assert!(read > 0, "closed before the answer ended: {text:?}");
+        answer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_the_head_timeout_until_its_own() {
+    let harness = Harness::start_with(Options {
+        extra_config: "limits:\n  connections:\n    headerTimeout: 1s\n    keepAliveTimeout: 4s\n",
+        ..Options::default()
+    })
+    .await;
+    let mut stream = connect_from(&harness, "127.0.0.1").await;
+    let probe = b"GET /health HTTP/1.1\r\nhost: test\r\n\r\n";
+    stream.write_all(probe).await.expect("send");
+    assert!(read_answer(&mut stream).await.starts_with("HTTP/1.1 200"));
+    // Idle for longer than the head's timeout (the time is what is tested): the
+    // connection is still served, as an updater's between two reports.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    stream.write_all(probe).await.expect("send again");
+    assert!(read_answer(&mut stream).await.starts_with("HTTP/1.1 200"));
+    // Past its own timeout it is closed, without an answer: no request had started.
+    let rest = read_to_close(&mut stream).await;
+    assert_eq!(rest, "", "closed quietly");
 }
 
 #[tokio::test]

@@ -196,15 +196,7 @@ async fn updaters_hear_at_once_when_their_desired_versions_change_and_when_image
         json!([{"service": "api", "version": "acme-1.1.0"}])
     );
     // Its image arriving repeats the list, so an updater waiting for it fetches it now.
-    let put = harness
-        .client
-        .put(harness.url("/images/client/api/acme-1.1.0"))
-        .bearer_auth(&harness.builder)
-        .body(vec![7u8; 1024])
-        .send()
-        .await
-        .expect("PUT");
-    assert_eq!(put.status(), reqwest::StatusCode::CREATED);
+    harness.store_client_image("api", "acme-1.1.0").await;
     let third = tokio::time::timeout(LIMIT, feed.next())
         .await
         .expect("in time")

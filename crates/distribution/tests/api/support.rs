@@ -287,6 +287,20 @@ impl Harness {
             .map(str::to_owned)
     }
 
+    /// Stores a client image of `service` `version` as the builder (`PUT
+    /// /images/client/...`), which must be created; subscribers hear it.
+    pub async fn store_client_image(&self, service: &str, version: &str) {
+        let put = self
+            .client
+            .put(self.url(&format!("/images/client/{service}/{version}")))
+            .bearer_auth(&self.builder)
+            .body(vec![7u8; 1024])
+            .send()
+            .await
+            .expect("PUT");
+        assert_eq!(put.status(), reqwest::StatusCode::CREATED);
+    }
+
     /// Uploads `zip` as the updater to `PUT /faults/{id}`, which must store it.
     pub async fn upload_fault_archive(&self, id: &str) {
         let put = self

@@ -53,6 +53,16 @@ async fn commit(harness: &Harness, path: &str, text: &str) {
     harness.wait_in_force(&commit).await;
 }
 
+/// Commits api 1.1.0 as the developer's desired version (the rollout's new version).
+async fn push_api_1_1(harness: &Harness) {
+    commit(
+        harness,
+        "desired/developer.yaml",
+        "versions:\n  api: acme-1.1.0\n",
+    )
+    .await;
+}
+
 async fn report(harness: &Harness, states: Vec<Value>) {
     harness
         .ok(&harness.updater, SET_STATES, json!({"states": states}))
@@ -78,12 +88,7 @@ async fn instances_get_the_version_of_their_wave_and_a_restart_resumes_the_rollo
         state("vm-3", &[("ring", "main")], "acme-1.0.0", None),
     ])
     .await;
-    commit(
-        &harness,
-        "desired/developer.yaml",
-        "versions:\n  api: acme-1.1.0\n",
-    )
-    .await;
+    push_api_1_1(&harness).await;
     assert_eq!(
         desired_for(&harness, Some("vm-1")).await,
         "acme-1.1.0",
@@ -189,4 +194,46 @@ async fn a_version_pushed_while_the_server_was_stopped_is_rolled_out_from_what_r
     assert_eq!(rollout["fromVersion"], "acme-1.0.0", "{data:#}");
     assert_eq!(rollout["toVersion"], "acme-1.1.0", "{data:#}");
     assert_eq!(rollout["currentWave"], "canary", "{data:#}");
+}
+
+/// The version of api in a subscription's next `next` message.
+async fn next_version(socket: &mut super::support::Socket) -> String {
+    let message = socket.next_message().await;
+    assert_eq!(message["type"], "next", "{message}");
+    message["payload"]["data"]["clientDesiredVersionsChanged"][0]["version"]
+        .as_str()
+        .unwrap_or_else(|| panic!("api is desired: {message}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn subscribers_in_different_waves_hear_their_own_list_after_one_push() {
+    let harness = with_waves(vec![
+        state("vm-1", &[("ring", "canary")], "acme-1.0.0", None),
+        state("vm-2", &[], "acme-1.0.0", None),
+    ])
+    .await;
+    let query = "subscription($i: String) { clientDesiredVersionsChanged(instance: $i) { service version } }";
+    let mut canary = harness.socket(&harness.updater).await;
+    canary.subscribe("1", query, json!({"i": "vm-1"})).await;
+    let mut second = harness.socket(&harness.updater).await;
+    second.subscribe("1", query, json!({"i": "vm-2"})).await;
+    assert_eq!(next_version(&mut canary).await, "acme-1.0.0");
+    assert_eq!(next_version(&mut second).await, "acme-1.0.0");
+
+    push_api_1_1(&harness).await;
+    assert_eq!(
+        next_version(&mut canary).await,
+        "acme-1.1.0",
+        "the canary's wave"
+    );
+    // An image stored repeats every subscriber's list: the second wave's is still the old
+    // version (had the push handed it the canary's list, this would say 1.1.0).
+    harness.store_client_image("api", "acme-1.1.0").await;
+    assert_eq!(
+        next_version(&mut second).await,
+        "acme-1.0.0",
+        "the second wave waits"
+    );
+    assert_eq!(next_version(&mut canary).await, "acme-1.1.0");
 }
