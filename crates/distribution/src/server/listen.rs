@@ -5,7 +5,11 @@
 //! - A connection past `limits.connections` is still read and answered, `503
 //!   TOO_MANY_CONNECTIONS` with `Connection: close`, so a client always learns why (only
 //!   past a second bound, as many refusals in progress as open connections allowed, is a
-//!   connection closed unanswered: the kernel would drop it anyway).
+//!   connection closed unanswered: the kernel would drop it anyway). Idle keep-alive
+//!   connections never cost a new client its place: at the limit, a new connection is
+//!   served while some are idle, and every idle one is closed (as nginx reuses its idle
+//!   keep-alive connections when it runs out); their clients reconnect at their next
+//!   request.
 //! - A request head must arrive within `headerTimeout` of its first byte (the first one,
 //!   and the TLS handshake, within `headerTimeout` of the connection's start); a head that
 //!   started and stalls (slowloris) is answered `408 REQUEST_TIMEOUT` on plain HTTP. A
@@ -93,6 +97,7 @@ pub(super) fn spawn(
                 router.clone(),
                 admission,
                 Arc::clone(&settings),
+                Arc::clone(&gate.idle),
                 stopped.clone(),
             ));
         }
@@ -139,6 +144,23 @@ struct Gate {
     open: Arc<AtomicUsize>,
     refusing: Arc<AtomicUsize>,
     by_address: AddressSlots,
+    idle: Arc<Idle>,
+}
+
+/// The idle keep-alive connections: how many, and the call that closes them all.
+#[derive(Default)]
+struct Idle {
+    count: AtomicUsize,
+    /// Bumped to ask every idle connection to close.
+    shed: watch::Sender<u64>,
+}
+
+impl Idle {
+    /// Asks every connection idle now to close.
+    fn shed(&self) {
+        self.shed
+            .send_modify(|asked| *asked = asked.wrapping_add(1));
+    }
 }
 
 /// A connection's places in the [`Gate`], given back on drop.
@@ -170,12 +192,25 @@ impl Gate {
             open: Arc::default(),
             refusing: Arc::default(),
             by_address: AddressSlots::default(),
+            idle: Arc::default(),
         }
+    }
+
+    /// A place past the limit for a new connection while idle ones will give theirs back:
+    /// at most one per idle connection, all of which are asked to close.
+    fn take_from_idle(&self) -> Option<Arc<AtomicUsize>> {
+        let idle = self.idle.count.load(Ordering::Acquire);
+        if idle == 0 {
+            return None;
+        }
+        let place = take(&self.open, self.limits.max + idle)?;
+        self.idle.shed();
+        Some(place)
     }
 
     fn admit(&self, address: IpAddr) -> Admission {
         let key = ClientKey::of(address);
-        let reason = match take(&self.open, self.limits.max) {
+        let reason = match take(&self.open, self.limits.max).or_else(|| self.take_from_idle()) {
             None => format!(
                 "the server has {} connections open, its limit; try again shortly",
                 self.limits.max
@@ -220,6 +255,7 @@ async fn serve_connection(
     router: Router,
     admission: Admission,
     settings: Arc<Settings>,
+    idle: Arc<Idle>,
     stopped: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -228,7 +264,10 @@ async fn serve_connection(
         Admission::Refused(permit, reason) => (refusal_router(reason), permit),
         Admission::Drop => return,
     };
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(Progress {
+        idle,
+        ..Progress::default()
+    });
     let watched = Watched {
         stream,
         progress: Arc::clone(&progress),
@@ -274,7 +313,15 @@ async fn drive<I>(
                     .oneshot(request.map(Body::new))
                     .await
                     .unwrap_or_else(|never: Infallible| match never {});
-                Ok::<_, Infallible>(response.map(|body| Body::new(MarkEnd { body, progress })))
+                // A WebSocket's connection is never idle between requests: it is upgraded.
+                let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+                Ok::<_, Infallible>(response.map(|body| {
+                    Body::new(MarkEnd {
+                        body,
+                        progress,
+                        upgraded,
+                    })
+                }))
             }
         })
     };
@@ -292,8 +339,15 @@ async fn drive<I>(
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades()
     );
+    // Idle between requests only while hyper serves it: not once upgraded or ended.
+    let _serving = Serving::start(progress);
     let result = tokio::select! {
         result = connection.as_mut() => result,
+        () = shed_when_idle(progress) => {
+            tracing::debug!(%peer, "an idle keep-alive connection closed: the server is at its connection limit");
+            connection.as_mut().graceful_shutdown();
+            connection.as_mut().await
+        }
         () = slow_head(progress, settings.limits.header_timeout) => {
             if progress.head_started() {
                 // The connection (and the stream in it) is dropped on return: the answer
@@ -358,6 +412,36 @@ async fn slow_head(progress: &Progress, timeout: Duration) {
     }
 }
 
+/// Resolves when the server asks idle connections to close while this one is idle.
+async fn shed_when_idle(progress: &Progress) {
+    let mut asked = progress.idle.shed.subscribe();
+    loop {
+        if asked.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if progress.is_idle.load(Ordering::Acquire) {
+            return;
+        }
+    }
+}
+
+/// Marks a connection as served by hyper while it lives, so it can be counted idle.
+struct Serving<'a>(&'a Progress);
+
+impl<'a> Serving<'a> {
+    fn start(progress: &'a Progress) -> Serving<'a> {
+        progress.serving.store(true, Ordering::Release);
+        Serving(progress)
+    }
+}
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        self.0.serving.store(false, Ordering::Release);
+        self.0.set_busy();
+    }
+}
+
 /// A connection's position: bytes read so far, and how many had been read when it last
 /// became idle (the previous response was sent), so a timeout can tell a slow head from
 /// an idle keep-alive connection.
@@ -374,11 +458,31 @@ struct Progress {
     head_started: tokio::sync::Notify,
     /// Told when the first request is read (a permit kept until a stop waits for it).
     first_request: tokio::sync::Notify,
+    /// Whether hyper serves it (see [`Serving`]).
+    serving: AtomicBool,
+    /// Whether it is counted in `idle`: an answer ended and no next head started.
+    is_idle: AtomicBool,
+    /// The server's idle connections.
+    idle: Arc<Idle>,
 }
 
 impl Progress {
     fn head_started(&self) -> bool {
         self.read.load(Ordering::Relaxed) > self.idle_at.load(Ordering::Relaxed)
+    }
+
+    /// Counts the connection idle (an answer ended), if hyper still serves it.
+    fn set_idle(&self) {
+        if self.serving.load(Ordering::Acquire) && !self.is_idle.swap(true, Ordering::AcqRel) {
+            self.idle.count.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Counts the connection busy (a head started) or gone.
+    fn set_busy(&self) {
+        if self.is_idle.swap(false, Ordering::AcqRel) {
+            self.idle.count.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -430,6 +534,7 @@ impl AsyncRead for Watched {
         let earlier = progress.read.fetch_add(read, Ordering::Relaxed);
         if read > 0 && earlier == progress.idle_at.load(Ordering::Relaxed) {
             // The first bytes since the connection idled: a head starts.
+            progress.set_busy();
             let requests = progress.requests.load(Ordering::Relaxed);
             progress.requests_at_head.store(requests, Ordering::Relaxed);
             progress.head_started.notify_one();
@@ -473,12 +578,17 @@ impl AsyncWrite for Watched {
 struct MarkEnd {
     body: Body,
     progress: Arc<Progress>,
+    /// The answer upgrades the connection (`101`): no request follows it.
+    upgraded: bool,
 }
 
 impl MarkEnd {
     fn mark(&self) {
         let read = self.progress.read.load(Ordering::Relaxed);
         self.progress.idle_at.store(read, Ordering::Relaxed);
+        if !self.upgraded {
+            self.progress.set_idle();
+        }
     }
 }
 

@@ -445,6 +445,60 @@ async fn connections_past_the_limit_per_address_are_answered_503() {
 }
 
 #[tokio::test]
+async fn at_the_connection_limit_idle_keep_alive_connections_make_room_and_busy_ones_do_not() {
+    let harness = Harness::start_with(Options {
+        extra_config: "limits:\n  connections:\n    max: 2\n",
+        ..Options::default()
+    })
+    .await;
+    // The harness's own client keeps its connection 500 ms; let it go so that the two
+    // below are the only ones.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let probe = b"GET /health HTTP/1.1\r\nhost: test\r\n\r\n";
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect_from(&harness, "127.0.0.4").await;
+        stream.write_all(probe).await.expect("send");
+        assert!(read_answer(&mut stream).await.starts_with("HTTP/1.1 200"));
+        idle.push(stream);
+    }
+    // Both places are taken by idle keep-alive connections: a new client is served, and
+    // the idle ones are closed (their clients reconnect at their next request).
+    let (status, _) = raw(
+        &harness,
+        "GET /health HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "served although the limit was reached");
+    for mut stream in idle {
+        assert_eq!(
+            read_to_close(&mut stream).await,
+            "",
+            "an idle connection closed quietly"
+        );
+    }
+    // Connections in the middle of a request are never closed for another: past the
+    // limit with none idle, a new one is refused.
+    harness
+        .eventually("503 while both places are busy", || async {
+            let mut busy = Vec::new();
+            for _ in 0..2 {
+                let mut stream = connect_from(&harness, "127.0.0.4").await;
+                stream.write_all(b"GET /health HTTP/1.1\r\n").await.ok()?;
+                busy.push(stream);
+            }
+            let mut third = connect_from(&harness, "127.0.0.5").await;
+            third
+                .write_all(b"GET /health HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+                .await
+                .ok()?;
+            let (status, body) = parse(&read_to_close(&mut third).await);
+            (status == 503 && code(&body) == "TOO_MANY_CONNECTIONS").then_some(())
+        })
+        .await;
+}
+
+#[tokio::test]
 async fn requests_past_the_limits_are_refused_while_others_run() {
     let harness = Harness::start_with(Options {
         extra_config: "limits:\n  requests:\n    max: 2\n    perAddress: 1\n",
