@@ -69,6 +69,7 @@ pub(super) fn spawn(
         let settings = Arc::new(Settings {
             limits,
             max_head_bytes: max_head_bytes + HEAD_SLACK,
+            idle: Arc::clone(&gate.idle),
         });
         let mut connections = JoinSet::new();
         loop {
@@ -97,7 +98,6 @@ pub(super) fn spawn(
                 router.clone(),
                 admission,
                 Arc::clone(&settings),
-                Arc::clone(&gate.idle),
                 stopped.clone(),
             ));
         }
@@ -126,6 +126,8 @@ async fn stop_asked(stopped: &mut watch::Receiver<bool>) {
 struct Settings {
     limits: ConnectionLimits,
     max_head_bytes: usize,
+    /// The gate's idle connections, which each connection joins between requests.
+    idle: Arc<Idle>,
 }
 
 /// What became of a new connection.
@@ -255,7 +257,6 @@ async fn serve_connection(
     router: Router,
     admission: Admission,
     settings: Arc<Settings>,
-    idle: Arc<Idle>,
     stopped: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -265,7 +266,7 @@ async fn serve_connection(
         Admission::Drop => return,
     };
     let progress = Arc::new(Progress {
-        idle,
+        idle: Arc::clone(&settings.idle),
         ..Progress::default()
     });
     let watched = Watched {
