@@ -28,11 +28,36 @@ impl Client {
     ///
     /// An answer with errors is [`ClientError::Graphql`] (also when it carries partial
     /// data: vupdate's resolvers refuse whole); an HTTP error status is
-    /// [`ClientError::Refused`].
+    /// [`ClientError::Refused`]. A query is sent once more when the server closed the
+    /// connection without answering (see [`Client::graphql_repeatable`]); a mutation is not,
+    /// since the server may have applied it before it went away.
     pub async fn graphql<T: DeserializeOwned>(
         &self,
         query: &str,
         variables: Value,
+    ) -> Result<T, ClientError> {
+        let resend = is_query(query);
+        self.run(query, variables, resend).await
+    }
+
+    /// [`Client::graphql`] for a mutation that is safe to apply twice (a state report
+    /// replaces the last; a log line's source sequence is stored once): sent once more
+    /// when the server closed the connection without answering, most often a kept-alive
+    /// connection an older server (which closes one idle for its `headerTimeout`) closed,
+    /// unread, as the request went out.
+    pub(crate) async fn graphql_repeatable<T: DeserializeOwned>(
+        &self,
+        mutation: &str,
+        variables: Value,
+    ) -> Result<T, ClientError> {
+        self.run(mutation, variables, true).await
+    }
+
+    async fn run<T: DeserializeOwned>(
+        &self,
+        query: &str,
+        variables: Value,
+        resend: bool,
     ) -> Result<T, ClientError> {
         let url = self.url("/graphql");
         let operation = operation_name(query);
@@ -44,12 +69,8 @@ impl Client {
                 .send()
         };
         let response = match send(body.clone()).await {
-            // Closed without an answer: most often a kept-alive connection an older server
-            // (which closes one idle for its `headerTimeout`) closed, unread, as the request
-            // went out. Sent once more, on a new connection. A server that died mid-request
-            // closes so too; what updaters send is safe to repeat (a state report replaces
-            // the last, a log line's sequence is stored once).
-            Err(error) if closed_before_answer(&error) => send(body).await,
+            // Closed without an answer: sent once more, on a new connection.
+            Err(error) if resend && closed_before_answer(&error) => send(body).await,
             sent => sent,
         }
         .map_err(|source| transport::transport("POST", &url, source))?;
@@ -67,6 +88,20 @@ impl Client {
         })?;
         decode_response(operation, answer)
     }
+}
+
+/// Whether `document` is a query (not a mutation or subscription): reading twice changes
+/// nothing.
+fn is_query(document: &str) -> bool {
+    let mut rest = document.trim_start();
+    // Comments before the operation (`# ...` lines).
+    while let Some(comment) = rest.strip_prefix('#') {
+        rest = comment
+            .split_once('\n')
+            .map_or("", |(_, after)| after)
+            .trim_start();
+    }
+    !(rest.starts_with("mutation") || rest.starts_with("subscription"))
 }
 
 /// Whether `error` is a connection closed before any answer to a request sent on it.
@@ -157,6 +192,21 @@ pub(crate) fn operation_name(query: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_queries_are_read_as_queries() {
+        for query in ["{ ping }", "query Q { ping }", "  # note\n query { ping }"] {
+            assert!(is_query(query), "{query}");
+        }
+        for other in [
+            "mutation { addLogs }",
+            "\n  mutation M($x: Int) { a }",
+            "# comment\nmutation { a }",
+            "subscription { s }",
+        ] {
+            assert!(!is_query(other), "{other}");
+        }
+    }
 
     #[test]
     fn operations_are_named_by_their_first_field() {

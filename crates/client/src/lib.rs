@@ -82,7 +82,8 @@ pub use versions::{
 /// distribution's `keepAliveTimeout` (75 s by default), so the server does not close a
 /// connection as a request is sent on it. An older server closes an idle connection after
 /// its `headerTimeout` (10 s): a request that crosses that close fails with "connection
-/// closed before message completed", and [`graphql`](Client::graphql) sends it again once.
+/// closed before message completed", and a query or a repeatable
+/// mutation ([`Client::graphql`]) is sent again once.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 /// The environment variable that holds an access token for the programs that use this
 /// crate (never a command-line argument: other users can read those).

@@ -95,7 +95,7 @@ impl Client {
                 "task": source.task,
                 "logs": batch,
             });
-            let data: serde_json::Value = self.graphql(ADD_LOGS, variables).await?;
+            let data: serde_json::Value = self.graphql_repeatable(ADD_LOGS, variables).await?;
             stored += data["addLogs"]
                 .as_u64()
                 .ok_or_else(|| ClientError::Decode {

@@ -97,7 +97,7 @@ impl Client {
         let mut stored = 0;
         for report in states.chunks(MAX_REPORT) {
             let data: serde_json::Value = self
-                .graphql(SET_STATES, json!({ "states": report }))
+                .graphql_repeatable(SET_STATES, json!({ "states": report }))
                 .await?;
             stored += data["setServiceStates"]
                 .as_u64()

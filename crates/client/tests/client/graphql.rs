@@ -97,11 +97,11 @@ async fn a_cut_connection_names_its_cause_once() {
     );
 }
 
-/// A server that closes a connection it read a request on without answering (as an older
-/// distribution closes a kept-alive connection idle for its `headerTimeout` just as a
-/// request goes out): the request is sent once more, on a new connection, and answered.
-#[tokio::test]
-async fn a_request_the_server_closed_unanswered_is_sent_once_more() {
+/// A server on 127.0.0.1 that closes the first connection it reads a request on without
+/// answering (as an older distribution closes a kept-alive connection idle for its
+/// `headerTimeout` just as a request goes out) and answers the next; its base URL, and how
+/// many requests it read.
+async fn closes_the_first_unanswered() -> (String, tokio::task::JoinHandle<usize>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -136,6 +136,14 @@ async fn a_request_the_server_closed_unanswered_is_sent_once_more() {
         }
         requests
     });
+    (base, server)
+}
+
+/// A query the server closed unanswered is sent once more, on a new connection, and
+/// answered.
+#[tokio::test]
+async fn a_query_the_server_closed_unanswered_is_sent_once_more() {
+    let (base, server) = closes_the_first_unanswered().await;
     let data: Value = Client::new(&base, None)
         .expect("client")
         .graphql("{ ping }", json!({}))
@@ -143,4 +151,25 @@ async fn a_request_the_server_closed_unanswered_is_sent_once_more() {
         .expect("answered the second time");
     assert_eq!(data["ping"], "pong");
     assert_eq!(server.await.expect("server"), 2, "sent exactly twice");
+}
+
+/// A mutation is not sent again: the server may have applied it before it went away.
+#[tokio::test]
+async fn a_mutation_the_server_closed_unanswered_is_not_sent_again() {
+    let (base, server) = closes_the_first_unanswered().await;
+    let error = Client::new(&base, None)
+        .expect("client")
+        .graphql::<Value>("mutation { ping }", json!({}))
+        .await
+        .expect_err("no answer");
+    assert!(
+        error.to_string().contains("POST"),
+        "the transport error names the request: {error}"
+    );
+    server.abort();
+    assert_eq!(
+        server.await.err().map(|e| e.is_cancelled()),
+        Some(true),
+        "still waiting for a second request, which never came"
+    );
 }
