@@ -6,10 +6,8 @@
 //!   TOO_MANY_CONNECTIONS` with `Connection: close`, so a client always learns why (only
 //!   past a second bound, as many refusals in progress as open connections allowed, is a
 //!   connection closed unanswered: the kernel would drop it anyway). Idle keep-alive
-//!   connections never cost a new client its place: at the limit, a new connection is
-//!   served while some are idle, and every idle one is closed (as nginx reuses its idle
-//!   keep-alive connections when it runs out); their clients reconnect at their next
-//!   request.
+//!   connections never cost a new client its place: at either limit, a new connection is
+//!   served while some that count against it are idle, and those are closed ([`idle`]).
 //! - A request head must arrive within `headerTimeout` of its first byte (the first one,
 //!   and the TLS handshake, within `headerTimeout` of the connection's start); a head that
 //!   started and stalls (slowloris) is answered `408 REQUEST_TIMEOUT` on plain HTTP. A
@@ -44,6 +42,10 @@ use tower::ServiceExt as _;
 use crate::auth::ClientKey;
 use crate::config::ConnectionLimits;
 use crate::http::{AddressSlot, AddressSlots, ApiError};
+
+mod idle;
+
+use idle::Idle;
 
 /// How long requests in flight get to finish once a stop is asked.
 const GRACE: Duration = Duration::from_secs(10);
@@ -149,22 +151,6 @@ struct Gate {
     idle: Arc<Idle>,
 }
 
-/// The idle keep-alive connections: how many, and the call that closes them all.
-#[derive(Default)]
-struct Idle {
-    count: AtomicUsize,
-    /// Bumped to ask every idle connection to close.
-    shed: watch::Sender<u64>,
-}
-
-impl Idle {
-    /// Asks every connection idle now to close.
-    fn shed(&self) {
-        self.shed
-            .send_modify(|asked| *asked = asked.wrapping_add(1));
-    }
-}
-
 /// A connection's places in the [`Gate`], given back on drop.
 struct Permit {
     count: Arc<AtomicUsize>,
@@ -198,16 +184,30 @@ impl Gate {
         }
     }
 
-    /// A place past the limit for a new connection while idle ones will give theirs back:
-    /// at most one per idle connection, all of which are asked to close.
+    /// A place past the total limit for a new connection while idle ones will give theirs
+    /// back: at most one per idle connection, all of which are asked to close.
     fn take_from_idle(&self) -> Option<Arc<AtomicUsize>> {
-        let idle = self.idle.count.load(Ordering::Acquire);
+        let idle = self.idle.count();
         if idle == 0 {
             return None;
         }
         let place = take(&self.open, self.limits.max + idle)?;
-        self.idle.shed();
+        self.idle.shed_all();
         Some(place)
+    }
+
+    /// A place past `key`'s limit while its idle connections will give theirs back.
+    fn take_from_idle_of(&self, key: ClientKey) -> Option<AddressSlot> {
+        let idle = self.idle.of(key);
+        if idle == 0 {
+            return None;
+        }
+        let slot = self
+            .by_address
+            .take(key, self.limits.per_address + idle)
+            .ok()?;
+        self.idle.shed_address(key);
+        Some(slot)
     }
 
     fn admit(&self, address: IpAddr) -> Admission {
@@ -217,7 +217,11 @@ impl Gate {
                 "the server has {} connections open, its limit; try again shortly",
                 self.limits.max
             ),
-            Some(count) => match self.by_address.take(key, self.limits.per_address) {
+            Some(count) => match self
+                .by_address
+                .take(key, self.limits.per_address)
+                .or_else(|open| self.take_from_idle_of(key).ok_or(open))
+            {
                 Ok(slot) => {
                     return Admission::Served(Permit {
                         count,
@@ -265,10 +269,10 @@ async fn serve_connection(
         Admission::Refused(permit, reason) => (refusal_router(reason), permit),
         Admission::Drop => return,
     };
-    let progress = Arc::new(Progress {
-        idle: Arc::clone(&settings.idle),
-        ..Progress::default()
-    });
+    let progress = Arc::new(Progress::new(
+        Arc::clone(&settings.idle),
+        ClientKey::of(peer.ip()),
+    ));
     let watched = Watched {
         stream,
         progress: Arc::clone(&progress),
@@ -344,7 +348,7 @@ async fn drive<I>(
     let _serving = Serving::start(progress);
     let result = tokio::select! {
         result = connection.as_mut() => result,
-        () = shed_when_idle(progress) => {
+        () = progress.idle.asked_to_close(progress.key, &progress.is_idle) => {
             tracing::debug!(%peer, "an idle keep-alive connection closed: the server is at its connection limit");
             connection.as_mut().graceful_shutdown();
             connection.as_mut().await
@@ -413,19 +417,6 @@ async fn slow_head(progress: &Progress, timeout: Duration) {
     }
 }
 
-/// Resolves when the server asks idle connections to close while this one is idle.
-async fn shed_when_idle(progress: &Progress) {
-    let mut asked = progress.idle.shed.subscribe();
-    loop {
-        if asked.changed().await.is_err() {
-            return std::future::pending().await;
-        }
-        if progress.is_idle.load(Ordering::Acquire) {
-            return;
-        }
-    }
-}
-
 /// Marks a connection as served by hyper while it lives, so it can be counted idle.
 struct Serving<'a>(&'a Progress);
 
@@ -446,7 +437,6 @@ impl Drop for Serving<'_> {
 /// A connection's position: bytes read so far, and how many had been read when it last
 /// became idle (the previous response was sent), so a timeout can tell a slow head from
 /// an idle keep-alive connection.
-#[derive(Default)]
 struct Progress {
     read: AtomicU64,
     idle_at: AtomicU64,
@@ -465,9 +455,27 @@ struct Progress {
     is_idle: AtomicBool,
     /// The server's idle connections.
     idle: Arc<Idle>,
+    /// Whose connection it is.
+    key: ClientKey,
 }
 
 impl Progress {
+    fn new(idle: Arc<Idle>, key: ClientKey) -> Progress {
+        Progress {
+            read: AtomicU64::default(),
+            idle_at: AtomicU64::default(),
+            answer_timeout: AtomicBool::default(),
+            requests: AtomicU64::default(),
+            requests_at_head: AtomicU64::default(),
+            head_started: tokio::sync::Notify::default(),
+            first_request: tokio::sync::Notify::default(),
+            serving: AtomicBool::default(),
+            is_idle: AtomicBool::default(),
+            idle,
+            key,
+        }
+    }
+
     fn head_started(&self) -> bool {
         self.read.load(Ordering::Relaxed) > self.idle_at.load(Ordering::Relaxed)
     }
@@ -475,14 +483,14 @@ impl Progress {
     /// Counts the connection idle (an answer ended), if hyper still serves it.
     fn set_idle(&self) {
         if self.serving.load(Ordering::Acquire) && !self.is_idle.swap(true, Ordering::AcqRel) {
-            self.idle.count.fetch_add(1, Ordering::AcqRel);
+            self.idle.join(self.key);
         }
     }
 
     /// Counts the connection busy (a head started) or gone.
     fn set_busy(&self) {
         if self.is_idle.swap(false, Ordering::AcqRel) {
-            self.idle.count.fetch_sub(1, Ordering::AcqRel);
+            self.idle.leave(self.key);
         }
     }
 }

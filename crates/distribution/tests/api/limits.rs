@@ -499,6 +499,48 @@ async fn at_the_connection_limit_idle_keep_alive_connections_make_room_and_busy_
 }
 
 #[tokio::test]
+async fn at_an_address_limit_only_that_address_idle_connections_make_room() {
+    let harness = Harness::start_with(Options {
+        extra_config: "limits:\n  connections:\n    perAddress: 2\n",
+        ..Options::default()
+    })
+    .await;
+    let probe = b"GET /health HTTP/1.1\r\nhost: test\r\n\r\n";
+    let kept_alive = |from: &'static str| {
+        let harness = &harness;
+        async move {
+            let mut stream = connect_from(harness, from).await;
+            stream.write_all(probe).await.expect("send");
+            assert!(read_answer(&mut stream).await.starts_with("HTTP/1.1 200"));
+            stream
+        }
+    };
+    let mut elsewhere = kept_alive("127.0.0.9").await;
+    let behind_one_nat = [kept_alive("127.0.0.8").await, kept_alive("127.0.0.8").await];
+    let mut third = connect_from(&harness, "127.0.0.8").await;
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let (status, _) = parse(&read_to_close(&mut third).await);
+    assert_eq!(status, 200, "served although its address was at its limit");
+    for mut stream in behind_one_nat {
+        assert_eq!(
+            read_to_close(&mut stream).await,
+            "",
+            "an idle connection of the address closed"
+        );
+    }
+    // Another address's idle connection is not concerned.
+    elsewhere.write_all(probe).await.expect("send again");
+    assert!(
+        read_answer(&mut elsewhere)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+}
+
+#[tokio::test]
 async fn requests_past_the_limits_are_refused_while_others_run() {
     let harness = Harness::start_with(Options {
         extra_config: "limits:\n  requests:\n    max: 2\n    perAddress: 1\n",
