@@ -88,9 +88,38 @@ async fn json_of(response: reqwest::Response) -> Value {
 
 /// Sends `request` (a whole HTTP/1.1 request text) on a new connection; the status and body.
 async fn raw(harness: &Harness, request: &str) -> (u16, Value) {
-    let mut stream = connect_from(harness, "127.0.0.1").await;
+    raw_from(harness, "127.0.0.1", request).await
+}
+
+/// [`raw`] from `from` (any 127.x.y.z).
+async fn raw_from(harness: &Harness, from: &str, request: &str) -> (u16, Value) {
+    let mut stream = connect_from(harness, from).await;
     stream.write_all(request.as_bytes()).await.expect("send");
     parse(&read_to_close(&mut stream).await)
+}
+
+/// A request for `/health` that keeps its connection open.
+const PROBE: &[u8] = b"GET /health HTTP/1.1\r\nhost: test\r\n\r\n";
+/// A request for `/health` that closes its connection after the answer.
+const PROBE_AND_CLOSE: &str = "GET /health HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n";
+
+/// Asserts that the server closed each of `streams` without sending anything more.
+async fn closed_quietly(streams: impl IntoIterator<Item = TcpStream>) {
+    for mut stream in streams {
+        assert_eq!(
+            read_to_close(&mut stream).await,
+            "",
+            "an idle connection closed quietly"
+        );
+    }
+}
+
+/// A connection from `from` that has been answered once and is now idle, kept alive.
+async fn kept_alive(harness: &Harness, from: &str) -> TcpStream {
+    let mut stream = connect_from(harness, from).await;
+    stream.write_all(PROBE).await.expect("send");
+    assert!(read_answer(&mut stream).await.starts_with("HTTP/1.1 200"));
+    stream
 }
 
 #[tokio::test]
@@ -383,14 +412,11 @@ async fn an_idle_keep_alive_connection_outlives_the_head_timeout_until_its_own()
         ..Options::default()
     })
     .await;
-    let mut stream = connect_from(&harness, "127.0.0.1").await;
-    let probe = b"GET /health HTTP/1.1\r\nhost: test\r\n\r\n";
-    stream.write_all(probe).await.expect("send");
-    assert!(read_answer(&mut stream).await.starts_with("HTTP/1.1 200"));
+    let mut stream = kept_alive(&harness, "127.0.0.1").await;
     // Idle for longer than the head's timeout (the time is what is tested): the
     // connection is still served, as an updater's between two reports.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    stream.write_all(probe).await.expect("send again");
+    stream.write_all(PROBE).await.expect("send again");
     assert!(read_answer(&mut stream).await.starts_with("HTTP/1.1 200"));
     // Past its own timeout it is closed, without an answer: no request had started.
     let rest = read_to_close(&mut stream).await;
@@ -454,29 +480,15 @@ async fn at_the_connection_limit_idle_keep_alive_connections_make_room_and_busy_
     // The harness's own client keeps its connection 500 ms; let it go so that the two
     // below are the only ones.
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    let probe = b"GET /health HTTP/1.1\r\nhost: test\r\n\r\n";
-    let mut idle = Vec::new();
-    for _ in 0..2 {
-        let mut stream = connect_from(&harness, "127.0.0.4").await;
-        stream.write_all(probe).await.expect("send");
-        assert!(read_answer(&mut stream).await.starts_with("HTTP/1.1 200"));
-        idle.push(stream);
-    }
+    let idle = [
+        kept_alive(&harness, "127.0.0.4").await,
+        kept_alive(&harness, "127.0.0.4").await,
+    ];
     // Both places are taken by idle keep-alive connections: a new client is served, and
     // the idle ones are closed (their clients reconnect at their next request).
-    let (status, _) = raw(
-        &harness,
-        "GET /health HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n",
-    )
-    .await;
+    let (status, _) = raw(&harness, PROBE_AND_CLOSE).await;
     assert_eq!(status, 200, "served although the limit was reached");
-    for mut stream in idle {
-        assert_eq!(
-            read_to_close(&mut stream).await,
-            "",
-            "an idle connection closed quietly"
-        );
-    }
+    closed_quietly(idle).await;
     // Connections in the middle of a request are never closed for another: past the
     // limit with none idle, a new one is refused.
     harness
@@ -487,12 +499,7 @@ async fn at_the_connection_limit_idle_keep_alive_connections_make_room_and_busy_
                 stream.write_all(b"GET /health HTTP/1.1\r\n").await.ok()?;
                 busy.push(stream);
             }
-            let mut third = connect_from(&harness, "127.0.0.5").await;
-            third
-                .write_all(b"GET /health HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
-                .await
-                .ok()?;
-            let (status, body) = parse(&read_to_close(&mut third).await);
+            let (status, body) = raw_from(&harness, "127.0.0.5", PROBE_AND_CLOSE).await;
             (status == 503 && code(&body) == "TOO_MANY_CONNECTIONS").then_some(())
         })
         .await;
@@ -505,34 +512,16 @@ async fn at_an_address_limit_only_that_address_idle_connections_make_room() {
         ..Options::default()
     })
     .await;
-    let probe = b"GET /health HTTP/1.1\r\nhost: test\r\n\r\n";
-    let kept_alive = |from: &'static str| {
-        let harness = &harness;
-        async move {
-            let mut stream = connect_from(harness, from).await;
-            stream.write_all(probe).await.expect("send");
-            assert!(read_answer(&mut stream).await.starts_with("HTTP/1.1 200"));
-            stream
-        }
-    };
-    let mut elsewhere = kept_alive("127.0.0.9").await;
-    let behind_one_nat = [kept_alive("127.0.0.8").await, kept_alive("127.0.0.8").await];
-    let mut third = connect_from(&harness, "127.0.0.8").await;
-    third
-        .write_all(b"GET /health HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
-        .await
-        .expect("send");
-    let (status, _) = parse(&read_to_close(&mut third).await);
+    let mut elsewhere = kept_alive(&harness, "127.0.0.9").await;
+    let behind_one_nat = [
+        kept_alive(&harness, "127.0.0.8").await,
+        kept_alive(&harness, "127.0.0.8").await,
+    ];
+    let (status, _) = raw_from(&harness, "127.0.0.8", PROBE_AND_CLOSE).await;
     assert_eq!(status, 200, "served although its address was at its limit");
-    for mut stream in behind_one_nat {
-        assert_eq!(
-            read_to_close(&mut stream).await,
-            "",
-            "an idle connection of the address closed"
-        );
-    }
+    closed_quietly(behind_one_nat).await;
     // Another address's idle connection is not concerned.
-    elsewhere.write_all(probe).await.expect("send again");
+    elsewhere.write_all(PROBE).await.expect("send again");
     assert!(
         read_answer(&mut elsewhere)
             .await
