@@ -36,6 +36,23 @@ async fn until_held(leadership: &Leadership) -> Lease {
     lease.expect("held")
 }
 
+/// Another replica takes over the lease `mine` holds, behind its keeper's back (as if this
+/// replica had been paused past its expiry).
+async fn take_over_behind_its_back(shared: &Store, mine: &Leadership) {
+    let held = mine.current().expect("held");
+    shared
+        .leases()
+        .release(&held)
+        .await
+        .expect("release behind its back");
+    shared
+        .leases()
+        .take(LEASE_NAME, "thief", Duration::from_secs(60))
+        .await
+        .expect("take")
+        .expect("taken");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_replica_holds_and_the_other_takes_over_a_release_and_a_death() {
     let dir = tempfile::TempDir::new().expect("dir");
@@ -127,18 +144,7 @@ async fn guarded_work_runs_only_while_held_and_stops_with_the_lease() {
 
     // Someone takes the lease over (as if this replica had been paused past its expiry):
     // the keeper's next renewal fails and the work is stopped.
-    let held = mine.current().expect("held");
-    shared
-        .leases()
-        .release(&held)
-        .await
-        .expect("release behind its back");
-    shared
-        .leases()
-        .take(LEASE_NAME, "thief", Duration::from_secs(60))
-        .await
-        .expect("take")
-        .expect("taken");
+    take_over_behind_its_back(&shared, &mine).await;
     tokio::time::timeout(PATIENCE, running.wait_for(|r| !*r))
         .await
         .expect("the work stops when the lease is lost")
@@ -220,14 +226,7 @@ async fn a_prepared_view_is_held_only_after_its_set_up_and_lost_with_the_lease()
         .expect("the prepared holder passes the fence");
 
     // Taken over behind its back: the view is lost with the lease, and fenced off.
-    let held = mine.current().expect("held");
-    shared.leases().release(&held).await.expect("release");
-    shared
-        .leases()
-        .take(LEASE_NAME, "thief", Duration::from_secs(60))
-        .await
-        .expect("take")
-        .expect("taken");
+    take_over_behind_its_back(&shared, &mine).await;
     let mut watched = view.subscribe();
     tokio::time::timeout(PATIENCE, watched.wait_for(Option::is_none))
         .await

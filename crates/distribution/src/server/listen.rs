@@ -45,7 +45,7 @@ use crate::http::{AddressSlot, AddressSlots, ApiError};
 
 mod idle;
 
-use idle::Idle;
+use idle::{Idle, Member};
 
 /// How long requests in flight get to finish once a stop is asked.
 const GRACE: Duration = Duration::from_secs(10);
@@ -269,10 +269,10 @@ async fn serve_connection(
         Admission::Refused(permit, reason) => (refusal_router(reason), permit),
         Admission::Drop => return,
     };
-    let progress = Arc::new(Progress::new(
+    let progress = Arc::new(Progress::new(Member::new(
         Arc::clone(&settings.idle),
         ClientKey::of(peer.ip()),
-    ));
+    )));
     let watched = Watched {
         stream,
         progress: Arc::clone(&progress),
@@ -345,10 +345,10 @@ async fn drive<I>(
             .with_upgrades()
     );
     // Idle between requests only while hyper serves it: not once upgraded or ended.
-    let _serving = Serving::start(progress);
+    let _serving = progress.idle.serve();
     let result = tokio::select! {
         result = connection.as_mut() => result,
-        () = progress.idle.asked_to_close(progress.key, &progress.is_idle) => {
+        () = progress.idle.asked_to_close() => {
             tracing::debug!(%peer, "an idle keep-alive connection closed: the server is at its connection limit");
             connection.as_mut().graceful_shutdown();
             connection.as_mut().await
@@ -417,23 +417,6 @@ async fn slow_head(progress: &Progress, timeout: Duration) {
     }
 }
 
-/// Marks a connection as served by hyper while it lives, so it can be counted idle.
-struct Serving<'a>(&'a Progress);
-
-impl<'a> Serving<'a> {
-    fn start(progress: &'a Progress) -> Serving<'a> {
-        progress.serving.store(true, Ordering::Release);
-        Serving(progress)
-    }
-}
-
-impl Drop for Serving<'_> {
-    fn drop(&mut self) {
-        self.0.serving.store(false, Ordering::Release);
-        self.0.set_busy();
-    }
-}
-
 /// A connection's position: bytes read so far, and how many had been read when it last
 /// became idle (the previous response was sent), so a timeout can tell a slow head from
 /// an idle keep-alive connection.
@@ -449,18 +432,12 @@ struct Progress {
     head_started: tokio::sync::Notify,
     /// Told when the first request is read (a permit kept until a stop waits for it).
     first_request: tokio::sync::Notify,
-    /// Whether hyper serves it (see [`Serving`]).
-    serving: AtomicBool,
-    /// Whether it is counted in `idle`: an answer ended and no next head started.
-    is_idle: AtomicBool,
-    /// The server's idle connections.
-    idle: Arc<Idle>,
-    /// Whose connection it is.
-    key: ClientKey,
+    /// Its place among the server's idle connections.
+    idle: Member,
 }
 
 impl Progress {
-    fn new(idle: Arc<Idle>, key: ClientKey) -> Progress {
+    fn new(idle: Member) -> Progress {
         Progress {
             read: AtomicU64::default(),
             idle_at: AtomicU64::default(),
@@ -469,29 +446,12 @@ impl Progress {
             requests_at_head: AtomicU64::default(),
             head_started: tokio::sync::Notify::default(),
             first_request: tokio::sync::Notify::default(),
-            serving: AtomicBool::default(),
-            is_idle: AtomicBool::default(),
             idle,
-            key,
         }
     }
 
     fn head_started(&self) -> bool {
         self.read.load(Ordering::Relaxed) > self.idle_at.load(Ordering::Relaxed)
-    }
-
-    /// Counts the connection idle (an answer ended), if hyper still serves it.
-    fn set_idle(&self) {
-        if self.serving.load(Ordering::Acquire) && !self.is_idle.swap(true, Ordering::AcqRel) {
-            self.idle.join(self.key);
-        }
-    }
-
-    /// Counts the connection busy (a head started) or gone.
-    fn set_busy(&self) {
-        if self.is_idle.swap(false, Ordering::AcqRel) {
-            self.idle.leave(self.key);
-        }
     }
 }
 
@@ -543,7 +503,7 @@ impl AsyncRead for Watched {
         let earlier = progress.read.fetch_add(read, Ordering::Relaxed);
         if read > 0 && earlier == progress.idle_at.load(Ordering::Relaxed) {
             // The first bytes since the connection idled: a head starts.
-            progress.set_busy();
+            progress.idle.set_busy();
             let requests = progress.requests.load(Ordering::Relaxed);
             progress.requests_at_head.store(requests, Ordering::Relaxed);
             progress.head_started.notify_one();
@@ -596,7 +556,7 @@ impl MarkEnd {
         let read = self.progress.read.load(Ordering::Relaxed);
         self.progress.idle_at.store(read, Ordering::Relaxed);
         if !self.upgraded {
-            self.progress.set_idle();
+            self.progress.idle.set_idle();
         }
     }
 }

@@ -243,19 +243,21 @@ async fn a_schema_2_file_gets_the_new_log_indexes_and_keeps_every_line() {
     assert_eq!(user_version(&path), 3);
     // Opening again changes nothing.
     let store = vupdate_store::open(&config).await.expect("opens again");
-    assert_eq!(
-        store
-            .logs()
-            .count(&LogQuery::default())
-            .await
-            .expect("count"),
-        4
-    );
+    assert_eq!(line_count(&store).await, 4);
     drop(store);
     assert_eq!(log_indexes(&path).len(), 6);
 }
 
 /// The messages found by a text search for `text`, newest first.
+/// How many log lines `store` holds.
+async fn line_count(store: &vupdate_store::Store) -> u64 {
+    store
+        .logs()
+        .count(&LogQuery::default())
+        .await
+        .expect("count")
+}
+
 async fn found_by_text(store: &vupdate_store::Store, text: &str) -> Vec<String> {
     store
         .logs()
@@ -293,14 +295,7 @@ async fn a_file_without_the_text_index_gets_one_and_every_line_is_found() {
     assert_eq!(indexed, 3, "every line of the file is in the index");
     let store = vupdate_store::open(&config).await.expect("opens again");
     assert_eq!(found_by_text(&store, "disk").await, ["disk full"]);
-    assert_eq!(
-        store
-            .logs()
-            .count(&LogQuery::default())
-            .await
-            .expect("count"),
-        3
-    );
+    assert_eq!(line_count(&store).await, 3);
 }
 
 /// Schema 3 as the build before the index's segments left it: the lines of

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
 
@@ -43,13 +43,13 @@ impl Idle {
     }
 
     /// Counts one more idle connection of `key`.
-    pub(super) fn join(&self, key: ClientKey) {
+    fn join(&self, key: ClientKey) {
         *self.counts().entry(key).or_default() += 1;
         self.count.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Counts one idle connection of `key` fewer.
-    pub(super) fn leave(&self, key: ClientKey) {
+    fn leave(&self, key: ClientKey) {
         let mut counts = self.counts();
         if let Some(count) = counts.get_mut(&key) {
             *count -= 1;
@@ -76,7 +76,7 @@ impl Idle {
 
     /// Resolves once idle connections (all, or those of `key`) are asked to close while
     /// `is_idle` says this one of `key` is idle.
-    pub(super) async fn asked_to_close(&self, key: ClientKey, is_idle: &AtomicBool) {
+    async fn asked_to_close(&self, key: ClientKey, is_idle: &AtomicBool) {
         let mut asked = self.asked.subscribe();
         let mut seen = *asked.borrow_and_update();
         loop {
@@ -97,6 +97,64 @@ impl Idle {
         self.by_address
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One connection's place among the idle ones: counted while hyper serves it and it waits
+/// between two requests.
+pub(super) struct Member {
+    idle: Arc<Idle>,
+    key: ClientKey,
+    /// Whether hyper serves it (see [`Member::serve`]): not once upgraded or ended.
+    serving: AtomicBool,
+    /// Whether it is counted: an answer ended and no next head started.
+    is_idle: AtomicBool,
+}
+
+impl Member {
+    /// A connection of `key`, not yet served.
+    pub(super) fn new(idle: Arc<Idle>, key: ClientKey) -> Member {
+        Member {
+            idle,
+            key,
+            serving: AtomicBool::new(false),
+            is_idle: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the connection as served by hyper until the guard is dropped.
+    pub(super) fn serve(&self) -> Serving<'_> {
+        self.serving.store(true, Ordering::Release);
+        Serving(self)
+    }
+
+    /// Counts the connection idle (an answer ended), if hyper still serves it.
+    pub(super) fn set_idle(&self) {
+        if self.serving.load(Ordering::Acquire) && !self.is_idle.swap(true, Ordering::AcqRel) {
+            self.idle.join(self.key);
+        }
+    }
+
+    /// Counts the connection busy (a head started) or gone.
+    pub(super) fn set_busy(&self) {
+        if self.is_idle.swap(false, Ordering::AcqRel) {
+            self.idle.leave(self.key);
+        }
+    }
+
+    /// Resolves once the connection is asked to close while it is idle.
+    pub(super) async fn asked_to_close(&self) {
+        self.idle.asked_to_close(self.key, &self.is_idle).await;
+    }
+}
+
+/// A connection served by hyper; on drop it is neither served nor idle any more.
+pub(super) struct Serving<'a>(&'a Member);
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        self.0.serving.store(false, Ordering::Release);
+        self.0.set_busy();
     }
 }
 
