@@ -2,6 +2,7 @@
 //! S3 bucket (moto's server): one holds the lease; kill -9 of the holder hands the lease
 //! to the other within 10 s, with the next fencing token; an image uploaded through one
 //! replica is downloaded through the other, and so are fault archives and private files;
+//! an enrolment token issued through one is spent through the other, once;
 //! a commit announced only to the holder (its
 //! webhook) reaches the other's desired versions and subscribers through the store, with
 //! the replicas' `pollInterval` an hour, and one announced to the standby reaches the
@@ -317,6 +318,35 @@ async fn fault_archives_and_private_files_are_shared(
     );
 }
 
+/// An enrolment token issued through `a` installs through `b` (behind a load balancer,
+/// either may get the install), and its one use is spent on both.
+async fn enrolment_tokens_are_shared(a: &distribution::Started, b: &distribution::Started) {
+    let issued: serde_json::Value = a
+        .admin
+        .graphql(
+            "mutation { issueEnrolmentToken(services: [\"api\"], expires: \"1h\", uses: 1) { token info { id } } }",
+            serde_json::json!({}),
+        )
+        .await
+        .expect("issue an enrolment token through a");
+    let token = issued["issueEnrolmentToken"]["token"]
+        .as_str()
+        .expect("token");
+    let enrolled = b
+        .admin
+        .enrol_updater(token, "vm-7", None)
+        .await
+        .expect("enrol through b with the token a issued");
+    assert_eq!(enrolled.account, "updater@vm-7");
+    let again = a.admin.enrol_updater(token, "vm-8", None).await;
+    assert!(
+        again
+            .as_ref()
+            .is_err_and(|error| error.to_string().contains("used up")),
+        "the one use is spent on every replica: {again:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas_images() {
     let Some(stand_ins) = stand_ins() else {
@@ -365,6 +395,7 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
     );
     assert_eq!(taken(&dir_b), None, "b waits while a renews");
     fault_archives_and_private_files_are_shared(&a, &b).await;
+    enrolment_tokens_are_shared(&a, &b).await;
 
     // A commit announced only to the holder reaches b's desired versions and subscribers.
     let mut feed = b

@@ -4,7 +4,8 @@
 //! A backup is a directory: `manifest.json` (what it holds and where from), `store.sqlite`
 //! (SQLite's online backup: one committed state, taken while the server runs), `jwt.key`,
 //! and `data/` with the image store (content-addressed blobs and their refs, hard links
-//! kept), fault reports, private files, enrolment tokens and `secrets/` when present. Not
+//! kept), fault reports, private files, an older server's enrolment token file (now in the
+//! store) and `secrets/` when present. Not
 //! the state repo's clone: Git history lives in the state repo, and a restored server
 //! clones it again from the URL the manifest names. The store is copied first, so every
 //! image a version record names is in the copy (images are written before their records

@@ -4,21 +4,24 @@
 //! (`updater@<instance>`, role Updater), so one VM's token can be revoked alone.
 //!
 //! A token is shown once, when it is issued; only its SHA-256 is kept (a token is 256
-//! random bits, so a plain hash is as strong as a slow one), in
-//! `<dataDirectory>/enrolment-tokens.json`, rewritten whole (temporary file, fsync,
-//! rename) under one lock, so a crash leaves the old or the new list, never half of one.
+//! random bits, so a plain hash is as strong as a slow one), in the store, so replicas on
+//! one store share them: a token issued through one replica installs through any other
+//! behind the load balancer, and its uses are spent once in all (`vupdate-store`
+//! `EnrolmentTokens`). Older servers kept them in `<dataDirectory>/enrolment-tokens.json`;
+//! that file is taken into the store at start ([`Enrolments::import_file`]).
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use vupdate_store::model::enrolments::EnrolmentToken;
+use vupdate_store::{EnrolmentEntry, Store, StoreError};
 
-/// The file that holds the tokens' hashes, in the data directory.
+/// The file older servers kept the tokens' hashes in, in the data directory.
 pub const FILE_NAME: &str = "enrolment-tokens.json";
+/// What that file is renamed to once the store holds its tokens.
+const IMPORTED: &str = "enrolment-tokens.json.imported";
 
 /// What every token starts with, so a leaked one is recognisable (and greppable).
 const PREFIX: &str = "vue_";
@@ -52,7 +55,13 @@ pub enum EnrolmentError {
     /// The request is wrong (a service the token does not allow, a bad argument).
     #[error("{0}")]
     Invalid(String),
-    /// The token file cannot be read or written.
+    /// The store cannot be read or written.
+    #[error("enrolment tokens: {0}")]
+    Store(#[from] StoreError),
+    /// No random token can be drawn (the system's random source failed).
+    #[error("cannot draw a random enrolment token: {0}")]
+    Random(String),
+    /// An older server's token file cannot be read or renamed.
     #[error("enrolment tokens in {path}: {error}")]
     Io {
         /// The file.
@@ -70,7 +79,9 @@ impl EnrolmentError {
             EnrolmentError::Expired { .. } => "ENROLMENT_TOKEN_EXPIRED",
             EnrolmentError::UsedUp { .. } => "ENROLMENT_TOKEN_USED_UP",
             EnrolmentError::Invalid(_) => "INVALID_ARGUMENT",
-            EnrolmentError::Io { .. } => "INTERNAL",
+            EnrolmentError::Store(_) | EnrolmentError::Random(_) | EnrolmentError::Io { .. } => {
+                "INTERNAL"
+            }
         }
     }
 }
@@ -113,20 +124,54 @@ impl EnrolmentRecord {
     fn usable(&self, now: DateTime<Utc>) -> Result<(), EnrolmentError> {
         self.current(now)?;
         if self.enrolled.len() >= self.uses as usize {
-            return Err(EnrolmentError::UsedUp {
-                id: self.id.clone(),
-                uses: self.uses,
-            });
+            return Err(self.used_up());
         }
         Ok(())
+    }
+
+    fn used_up(&self) -> EnrolmentError {
+        EnrolmentError::UsedUp {
+            id: self.id.clone(),
+            uses: self.uses,
+        }
+    }
+
+    /// The token as the store keeps it.
+    fn token(&self) -> EnrolmentToken {
+        EnrolmentToken {
+            id: self.id.clone(),
+            hash: self.hash.clone(),
+            services: self.services.clone(),
+            issued_by: self.issued_by.clone(),
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+            uses: self.uses,
+        }
+    }
+}
+
+impl From<EnrolmentEntry> for EnrolmentRecord {
+    fn from(entry: EnrolmentEntry) -> EnrolmentRecord {
+        let EnrolmentEntry { token, spent } = entry;
+        EnrolmentRecord {
+            id: token.id,
+            hash: token.hash,
+            services: token.services,
+            issued_by: token.issued_by,
+            issued_at: token.issued_at,
+            expires_at: token.expires_at,
+            uses: token.uses,
+            enrolled: spent.into_iter().map(|spent| spent.instance).collect(),
+        }
     }
 }
 
 /// The enrolment tokens of one distribution; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Enrolments {
-    path: PathBuf,
-    lock: Arc<tokio::sync::Mutex<()>>,
+    store: Store,
+    /// An older server's token file, taken into the store at start.
+    legacy_file: PathBuf,
 }
 
 fn hash(token: &str) -> String {
@@ -134,44 +179,46 @@ fn hash(token: &str) -> String {
 }
 
 impl Enrolments {
-    /// The tokens kept in `data_directory`.
-    pub fn new(data_directory: &Path) -> Enrolments {
+    /// The tokens kept in `store`, for the distribution whose data lives in `data_directory`.
+    pub fn new(store: Store, data_directory: &Path) -> Enrolments {
         Enrolments {
-            path: data_directory.join(FILE_NAME),
-            lock: Arc::default(),
+            store,
+            legacy_file: data_directory.join(FILE_NAME),
         }
     }
 
-    fn io(&self, error: std::io::Error) -> EnrolmentError {
-        EnrolmentError::Io {
-            path: self.path.clone(),
+    /// Takes the tokens of an older server's `enrolment-tokens.json` into the store (the
+    /// tokens and uses the store has already are left as they are), then renames the file
+    /// `enrolment-tokens.json.imported`. Returns how many tokens the file held.
+    pub async fn import_file(&self) -> Result<usize, EnrolmentError> {
+        let io = |error: std::io::Error| EnrolmentError::Io {
+            path: self.legacy_file.clone(),
             error,
+        };
+        let records: Vec<EnrolmentRecord> = match tokio::fs::read(&self.legacy_file).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| io(error.into()))?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(io(error)),
+        };
+        let tokens = self.store.enrolment_tokens();
+        for record in &records {
+            match tokens.add(record.token()).await {
+                Ok(()) | Err(StoreError::Duplicate { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+            // An import cut short is finished the next time: the uses not stored yet.
+            let stored = tokens.get(&record.hash).await?.map_or(0, |e| e.spent.len());
+            for instance in record.enrolled.iter().skip(stored) {
+                tokens
+                    .spend(&record.token(), instance, record.issued_at)
+                    .await?;
+            }
         }
-    }
-
-    fn read(&self) -> Result<Vec<EnrolmentRecord>, EnrolmentError> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| self.io(error.into())),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(error) => Err(self.io(error)),
-        }
-    }
-
-    fn write(&self, records: &[EnrolmentRecord]) -> Result<(), EnrolmentError> {
-        let bytes = serde_json::to_vec_pretty(records).map_err(|e| self.io(e.into()))?;
-        let temporary = self.path.with_extension("json.tmp");
-        let written = (|| {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&temporary)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&temporary, &self.path)
-        })();
-        written.map_err(|error| self.io(error))
+        tokio::fs::rename(&self.legacy_file, self.legacy_file.with_file_name(IMPORTED))
+            .await
+            .map_err(io)?;
+        tracing::info!(tokens = records.len(), file = %self.legacy_file.display(), "took the enrolment tokens of the older token file into the store");
+        Ok(records.len())
     }
 
     /// Issues a token for `services`, valid until `expires_at` for `uses` enrolments;
@@ -200,7 +247,7 @@ impl Enrolments {
             ));
         }
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| self.io(std::io::Error::other(e.to_string())))?;
+        getrandom::fill(&mut secret).map_err(|e| EnrolmentError::Random(e.to_string()))?;
         let token = format!("{PREFIX}{}", hex::encode(secret));
         let hash = hash(&token);
         let record = EnrolmentRecord {
@@ -213,14 +260,21 @@ impl Enrolments {
             uses,
             enrolled: Vec::new(),
         };
-        let _guard = self.lock.lock().await;
-        let mut records = self.read()?;
+        let tokens = self.store.enrolment_tokens();
         // Tokens past their time for a day are of no use even to explain a refusal.
-        records.retain(|r| r.expires_at + chrono::Duration::days(1) > now);
-        records.push(record.clone());
-        self.write(&records)?;
+        tokens
+            .forget_expired(now - chrono::Duration::days(1))
+            .await?;
+        tokens.add(record.token()).await?;
         tracing::info!(id = %record.id, by = issued_by, uses, expires = %expires_at, "issued an enrolment token");
         Ok((token, record))
+    }
+
+    async fn find(&self, token: &str) -> Result<EnrolmentRecord, EnrolmentError> {
+        let entry = self.store.enrolment_tokens().get(&hash(token)).await?;
+        entry
+            .map(EnrolmentRecord::from)
+            .ok_or(EnrolmentError::Unknown)
     }
 
     /// The record of `token` if it is known and not expired at `now` (used up or not:
@@ -230,18 +284,15 @@ impl Enrolments {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<EnrolmentRecord, EnrolmentError> {
-        let _guard = self.lock.lock().await;
-        let record = self
-            .read()?
-            .into_iter()
-            .find(|r| r.hash == hash(token))
-            .ok_or(EnrolmentError::Unknown)?;
+        let record = self.find(token).await?;
         record.current(now)?;
         Ok(record)
     }
 
     /// Spends one use of `token` on `instance`; `decide` sees the record first and may
     /// refuse (the use is then not spent). An instance enrolling again spends a use too.
+    /// Replicas sharing the store spend each use once: of two enrolments racing for the
+    /// last use, one is refused as used up.
     pub async fn spend<T>(
         &self,
         token: &str,
@@ -249,41 +300,32 @@ impl Enrolments {
         now: DateTime<Utc>,
         decide: impl FnOnce(&EnrolmentRecord) -> Result<T, EnrolmentError>,
     ) -> Result<(EnrolmentRecord, T), EnrolmentError> {
-        let _guard = self.lock.lock().await;
-        let mut records = self.read()?;
-        let record = records
-            .iter_mut()
-            .find(|r| r.hash == hash(token))
-            .ok_or(EnrolmentError::Unknown)?;
+        let mut record = self.find(token).await?;
         record.usable(now)?;
-        let decided = decide(record)?;
+        let decided = decide(&record)?;
+        self.store
+            .enrolment_tokens()
+            .spend(&record.token(), instance, now)
+            .await?
+            .ok_or_else(|| record.used_up())?;
         record.enrolled.push(instance.to_owned());
-        let record = record.clone();
-        self.write(&records)?;
         tracing::info!(id = %record.id, instance, "an instance enrolled");
         Ok((record, decided))
     }
 
     /// Every token issued, newest first.
     pub async fn list(&self) -> Result<Vec<EnrolmentRecord>, EnrolmentError> {
-        let _guard = self.lock.lock().await;
-        let mut records = self.read()?;
-        records.reverse();
-        Ok(records)
+        let entries = self.store.enrolment_tokens().list().await?;
+        Ok(entries.into_iter().map(EnrolmentRecord::from).collect())
     }
 
     /// Revokes the token `id`; false when there is none.
     pub async fn revoke(&self, id: &str) -> Result<bool, EnrolmentError> {
-        let _guard = self.lock.lock().await;
-        let mut records = self.read()?;
-        let before = records.len();
-        records.retain(|r| r.id != id);
-        if records.len() == before {
-            return Ok(false);
+        let revoked = self.store.enrolment_tokens().revoke(id).await?;
+        if revoked {
+            tracing::info!(id, "revoked an enrolment token");
         }
-        self.write(&records)?;
-        tracing::info!(id, "revoked an enrolment token");
-        Ok(true)
+        Ok(revoked)
     }
 }
 
@@ -295,17 +337,41 @@ mod tests {
         DateTime::from_timestamp(1_800_000_000 + hours * 3600, 0).expect("time")
     }
 
+    /// Enrolments on a fresh SQLite store in `dir`.
+    async fn enrolments(dir: &Path) -> Enrolments {
+        let config = vupdate_store::StoreConfig::Sqlite {
+            path: dir.join("store.sqlite"),
+        };
+        let store = vupdate_store::open(&config).await.expect("store");
+        Enrolments::new(store, dir)
+    }
+
+    /// Every byte the store's files hold.
+    fn store_bytes(dir: &Path) -> Vec<u8> {
+        ["store.sqlite", "store.sqlite-wal"]
+            .iter()
+            .filter_map(|name| std::fs::read(dir.join(name)).ok())
+            .flatten()
+            .collect()
+    }
+
+    fn contains(haystack: &[u8], needle: &str) -> bool {
+        haystack
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+    }
+
     #[tokio::test]
     async fn a_token_is_kept_hashed_and_spent_once_per_use() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let tokens = Enrolments::new(dir.path());
+        let tokens = enrolments(dir.path()).await;
         let (token, record) = tokens
             .issue(vec!["api".into()], at(24), 1, "admin", at(0))
             .await
             .expect("issue");
-        let file = std::fs::read_to_string(dir.path().join(FILE_NAME)).expect("file");
-        assert!(!file.contains(&token), "the secret is never stored");
-        assert!(file.contains(&record.hash));
+        let stored = store_bytes(dir.path());
+        assert!(!contains(&stored, &token), "the secret is never stored");
+        assert!(contains(&stored, &record.hash));
         assert_eq!(
             tokens.check(&token, at(1)).await.expect("usable").id,
             record.id
@@ -319,12 +385,13 @@ mod tests {
             Err(EnrolmentError::UsedUp { uses: 1, .. })
         ));
         assert!(tokens.check(&token, at(1)).await.is_ok(), "downloads go on");
+        assert_eq!(tokens.list().await.expect("list")[0].enrolled, ["vm-1"]);
     }
 
     #[tokio::test]
     async fn expired_unknown_and_refused_tokens_spend_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let tokens = Enrolments::new(dir.path());
+        let tokens = enrolments(dir.path()).await;
         let (token, _) = tokens
             .issue(vec!["api".into()], at(2), 2, "admin", at(0))
             .await
@@ -349,7 +416,7 @@ mod tests {
     #[tokio::test]
     async fn bad_requests_are_refused_before_anything_is_written() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let tokens = Enrolments::new(dir.path());
+        let tokens = enrolments(dir.path()).await;
         for (services, expires, uses) in [
             (vec![], at(2), 1),
             (vec!["api".to_owned()], at(0), 1),
@@ -358,6 +425,51 @@ mod tests {
             let refused = tokens.issue(services, expires, uses, "admin", at(0)).await;
             assert!(matches!(refused, Err(EnrolmentError::Invalid(_))));
         }
+        assert!(tokens.list().await.expect("list").is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_older_server_s_token_file_is_taken_into_the_store_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The file as an older server wrote it: a token with one of its two uses spent,
+        // and a used-up one.
+        let token = format!("{PREFIX}{}", "ab".repeat(32));
+        let used_up = format!("{PREFIX}{}", "cd".repeat(32));
+        let record = |secret: &str, uses: u32, enrolled: &[&str]| EnrolmentRecord {
+            id: hash(secret)[..12].to_owned(),
+            hash: hash(secret),
+            services: vec!["api".to_owned()],
+            issued_by: "admin".to_owned(),
+            issued_at: at(0),
+            expires_at: at(24),
+            uses,
+            enrolled: enrolled.iter().map(|i| (*i).to_owned()).collect(),
+        };
+        let file = vec![record(&token, 2, &["vm-1"]), record(&used_up, 1, &["vm-2"])];
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            serde_json::to_vec_pretty(&file).expect("json"),
+        )
+        .expect("write");
+        let tokens = enrolments(dir.path()).await;
+        assert_eq!(tokens.import_file().await.expect("import"), 2);
         assert!(!dir.path().join(FILE_NAME).exists());
+        assert!(dir.path().join(IMPORTED).exists(), "kept, renamed");
+        assert_eq!(tokens.import_file().await.expect("again"), 0);
+
+        let mut listed = tokens.list().await.expect("list");
+        listed.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut expected = file.clone();
+        expected.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(listed, expected);
+        assert!(matches!(
+            tokens.spend(&used_up, "vm-3", at(1), |_| Ok(())).await,
+            Err(EnrolmentError::UsedUp { uses: 1, .. })
+        ));
+        let (spent, ()) = tokens
+            .spend(&token, "vm-3", at(1), |_| Ok(()))
+            .await
+            .expect("its second use");
+        assert_eq!(spent.enrolled, ["vm-1", "vm-3"]);
     }
 }

@@ -125,17 +125,19 @@ impl UpdaterBinary {
 }
 
 impl Installer {
-    /// The installer of a distribution whose data lives in `data_directory`, reached at
+    /// The installer of a distribution keeping enrolment tokens in `store` and its data in
+    /// `data_directory`, reached at
     /// `public_url` (over HTTPS with `served_key`), offering `binary` (none: the routes
     /// say that no binary is offered).
     pub fn new(
+        store: vupdate_store::Store,
         data_directory: &Path,
         public_url: String,
         served_key: Option<ServedKey>,
         binary: Option<UpdaterBinary>,
     ) -> Installer {
         Installer {
-            enrolments: Enrolments::new(data_directory),
+            enrolments: Enrolments::new(store, data_directory),
             binary: binary.map(Arc::new),
             images: None,
             scheme: if served_key.is_some() {

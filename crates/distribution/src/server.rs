@@ -406,6 +406,7 @@ impl Distribution {
         });
 
         let installer = crate::install::Installer::new(
+            store.clone(),
             &config.data_directory,
             public_url(config, local_addr),
             config
@@ -422,6 +423,11 @@ impl Distribution {
                 .map(|path| crate::install::UpdaterBinary::new(path, std::env::consts::ARCH)),
         )
         .with_images(&config.data_directory, images.clone(), watcher.subscribe());
+        installer
+            .enrolments
+            .import_file()
+            .await
+            .map_err(ServerError::Enrolments)?;
         let consumer_accounts = tokio::spawn(crate::consumers::follow_accounts(
             auth.clone(),
             watcher.subscribe(),

@@ -98,7 +98,8 @@ pub use probe::{StoreProbe, probe};
 pub use schedule::{Schedule, ScheduleError, run_expiry};
 pub use store::{
     ARCHIVE_RETENTION, Accounts, BuildStates, ClientVersions, CommitsInForce, DeveloperVersions,
-    FaultReports, KnownBadVersions, Leases, Logs, RoleSplit, ServiceStates, Store, Tasks,
+    EnrolmentEntry, EnrolmentTokens, FaultReports, KnownBadVersions, Leases, Logs, RoleSplit,
+    ServiceStates, Store, Tasks,
 };
 
 /// Every collection, for schema creation and history expiry.
@@ -112,6 +113,8 @@ pub(crate) const COLLECTIONS: &[&doc::CollectionDef] = &[
     &model::states::SERVICE_STATES,
     &model::faults::FAULT_REPORTS,
     &model::known_bad::KNOWN_BAD_VERSIONS,
+    &model::enrolments::ENROLMENT_TOKENS,
+    &model::enrolments::ENROLMENT_USES,
     &model::rollouts::ROLLOUTS,
     &model::upgrades::UPGRADE_MARKS,
 ];

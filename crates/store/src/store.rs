@@ -7,6 +7,7 @@
 
 mod accounts;
 mod builds;
+mod enrolments;
 mod faults;
 mod in_force;
 mod known_bad;
@@ -29,6 +30,7 @@ use tokio::sync::broadcast;
 
 pub use accounts::Accounts;
 pub use builds::BuildStates;
+pub use enrolments::{EnrolmentEntry, EnrolmentTokens};
 pub use faults::FaultReports;
 pub use in_force::CommitsInForce;
 pub use known_bad::KnownBadVersions;
@@ -162,6 +164,11 @@ impl Store {
     /// Service states.
     pub fn service_states(&self) -> ServiceStates<'_> {
         ServiceStates::new(self)
+    }
+
+    /// Enrolment tokens and the uses spent of each.
+    pub fn enrolment_tokens(&self) -> EnrolmentTokens<'_> {
+        EnrolmentTokens::new(self)
     }
 
     /// Known-bad versions.

@@ -94,8 +94,9 @@ async fn serve_with(
             .expect("private files"),
         distribution: "acme".to_owned(),
         metrics: crate::metrics::Metrics::new(),
-        store,
+        store: store.clone(),
         install: crate::install::Installer::new(
+            store.clone(),
             dir.path(),
             "http://127.0.0.1:1".to_owned(),
             None,

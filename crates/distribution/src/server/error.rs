@@ -39,6 +39,9 @@ pub enum ServerError {
     /// The object store's credentials cannot be read.
     #[error("cannot use the object store (objectStore.s3): {0}")]
     ObjectStore(String),
+    /// An older server's enrolment token file cannot be taken into the store.
+    #[error("cannot take over the enrolment tokens: {0}")]
+    Enrolments(crate::enrolment::EnrolmentError),
     /// The secrets folder cannot be set up.
     #[error("cannot open the secrets: {0}")]
     Secrets(crate::secrets::SecretError),

@@ -15,12 +15,15 @@ use crate::tasks::TaskError;
 
 impl From<EnrolmentError> for ApiError {
     fn from(error: EnrolmentError) -> ApiError {
-        let status = match &error {
+        let status = match error {
             EnrolmentError::Unknown
             | EnrolmentError::Expired { .. }
             | EnrolmentError::UsedUp { .. } => StatusCode::UNAUTHORIZED,
             EnrolmentError::Invalid(_) => StatusCode::BAD_REQUEST,
-            EnrolmentError::Io { .. } => return ApiError::internal(error),
+            EnrolmentError::Store(error) => return error.into(),
+            EnrolmentError::Random(_) | EnrolmentError::Io { .. } => {
+                return ApiError::internal(error);
+            }
         };
         ApiError::refusal(status, error.code(), error.to_string())
     }
