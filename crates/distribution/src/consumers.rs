@@ -8,9 +8,10 @@
 //! removed by a commit (a consumer removed from the file receives nothing; its account goes
 //! with `removeAccount`), so a bad commit or a revert can never bring back revoked tokens. Its instance states
 //! and fault reports are stored like an updater's, under the consumer's name as their
-//! distribution. The installed versions are a small file per consumer,
-//! `<dataDirectory>/consumers/<name>.json`, replaced whole at each report (written to a
-//! temporary file and renamed, so a reader sees the old or the new report, never half).
+//! distribution. The installed versions are one store document per consumer, replaced at
+//! each report, so replicas on one store share them (`vupdate-store` `ConsumerReports`);
+//! older servers kept a file per consumer, `<dataDirectory>/consumers/<name>.json`, taken
+//! into the store at start ([`ConsumerRecords::import_files`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,13 @@ use serde::{Deserialize, Serialize};
 use vupdate_core::service::ServiceName;
 use vupdate_core::version::DeveloperVersion;
 use vupdate_state::State;
+use vupdate_store::model::consumers::ConsumerInstalled;
+use vupdate_store::{Store, StoreError};
+
+/// The folder older servers kept a report file per consumer in, in the data directory.
+const LEGACY_DIR: &str = "consumers";
+/// What that folder is renamed to once the store holds its reports.
+const IMPORTED_DIR: &str = "consumers.imported";
 
 /// What a consumer last reported having installed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,45 +43,96 @@ pub struct Installed {
 /// The installed-versions reports of this distribution's consumers; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ConsumerRecords {
-    dir: PathBuf,
+    store: Store,
+    /// Where older servers kept a file per consumer.
+    legacy_dir: PathBuf,
 }
 
 impl ConsumerRecords {
-    /// The reports under `data_directory` (`consumers/`, created when missing).
-    pub fn open(data_directory: &Path) -> std::io::Result<ConsumerRecords> {
-        let dir = data_directory.join("consumers");
-        std::fs::create_dir_all(&dir)?;
-        Ok(ConsumerRecords { dir })
+    /// The reports in `store`, for the distribution whose data lives in `data_directory`.
+    pub fn new(store: Store, data_directory: &Path) -> ConsumerRecords {
+        ConsumerRecords {
+            store,
+            legacy_dir: data_directory.join(LEGACY_DIR),
+        }
+    }
+
+    /// Takes the reports an older server kept in `consumers/<name>.json` into the store
+    /// (a consumer that reported since keeps its newer report), then renames the folder
+    /// `consumers.imported`. An unreadable file is skipped with a warning (the consumer's
+    /// next report replaces it). Returns how many reports were taken.
+    pub async fn import_files(&self) -> std::io::Result<usize> {
+        let mut entries = match tokio::fs::read_dir(&self.legacy_dir).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(error),
+        };
+        let reports = self.store.consumer_reports();
+        let mut taken = 0;
+        while let Some(entry) = entries.next_entry().await? {
+            let path = entry.path();
+            let Some(consumer) = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            let installed: Installed = match serde_json::from_slice(&tokio::fs::read(&path).await?)
+            {
+                Ok(installed) => installed,
+                Err(error) => {
+                    tracing::warn!(file = %path.display(), %error, "skipping an unreadable installed-versions report");
+                    continue;
+                }
+            };
+            let newer = reports
+                .get(consumer)
+                .await
+                .map_err(std::io::Error::other)?
+                .is_some_and(|stored| stored.time >= installed.time);
+            if !newer {
+                self.set_installed(consumer, &installed)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                taken += 1;
+            }
+        }
+        tokio::fs::rename(
+            &self.legacy_dir,
+            self.legacy_dir.with_file_name(IMPORTED_DIR),
+        )
+        .await?;
+        tracing::info!(
+            reports = taken,
+            "took the consumers' installed-versions files into the store"
+        );
+        Ok(taken)
     }
 
     /// Replaces `consumer`'s report.
-    pub fn set_installed(&self, consumer: &str, installed: &Installed) -> std::io::Result<()> {
-        let path = self.path(consumer);
-        let temp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-        let bytes = serde_json::to_vec_pretty(installed).map_err(std::io::Error::other)?;
-        let written = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, &path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        written
+    pub async fn set_installed(
+        &self,
+        consumer: &str,
+        installed: &Installed,
+    ) -> Result<(), StoreError> {
+        self.store
+            .consumer_reports()
+            .set(ConsumerInstalled {
+                consumer: consumer.to_owned(),
+                versions: installed.versions.clone(),
+                time: installed.time,
+            })
+            .await
     }
 
-    /// `consumer`'s last report, if it made one (an unreadable file counts as none, and is
-    /// replaced by the next report).
-    pub fn installed(&self, consumer: &str) -> Option<Installed> {
-        let bytes = std::fs::read(self.path(consumer)).ok()?;
-        match serde_json::from_slice(&bytes) {
-            Ok(installed) => Some(installed),
-            Err(error) => {
-                tracing::warn!(consumer, %error, "ignoring an unreadable installed-versions report");
-                None
-            }
-        }
-    }
-
-    fn path(&self, consumer: &str) -> PathBuf {
-        // Consumer names are account names checked by the caller: no `/` and no `..`.
-        self.dir.join(format!("{consumer}.json"))
+    /// `consumer`'s last report, if it made one.
+    pub async fn installed(&self, consumer: &str) -> Result<Option<Installed>, StoreError> {
+        let stored = self.store.consumer_reports().get(consumer).await?;
+        Ok(stored.map(|report| Installed {
+            versions: report.versions,
+            time: report.time,
+        }))
     }
 }
 
@@ -236,25 +295,61 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_installed_report_replaces_the_last_one() {
+    #[tokio::test]
+    async fn an_installed_report_replaces_the_last_one_and_older_files_are_taken_in() {
         let data = tempfile::TempDir::new().expect("dir");
-        let records = ConsumerRecords::open(data.path()).expect("open");
-        assert_eq!(records.installed("staging"), None);
-        let report = |version: &str| Installed {
+        let report = |version: &str, seconds: i64| Installed {
             versions: [(
                 "api".parse().expect("service"),
                 version.parse().expect("version"),
             )]
             .into_iter()
             .collect(),
-            time: Utc::now(),
+            time: DateTime::from_timestamp(1_800_000_000 + seconds, 0).expect("time"),
         };
+        // What an older server left: two reports and a file it could not have written.
+        let legacy = data.path().join(LEGACY_DIR);
+        std::fs::create_dir_all(&legacy).expect("dir");
+        let write = |name: &str, installed: &Installed| {
+            let bytes = serde_json::to_vec_pretty(installed).expect("json");
+            std::fs::write(legacy.join(format!("{name}.json")), bytes).expect("write");
+        };
+        write("staging", &report("jetto-1.0.0", 0));
+        write("prod", &report("jetto-0.9.0", 0));
+        std::fs::write(legacy.join("broken.json"), "{").expect("write");
+
+        let config = vupdate_store::StoreConfig::Sqlite {
+            path: data.path().join("store.sqlite"),
+        };
+        let store = vupdate_store::open(&config).await.expect("store");
+        let records = ConsumerRecords::new(store, data.path());
+        // prod reported to this server before the files were taken in: its report stays.
         records
-            .set_installed("staging", &report("jetto-1.0.0"))
+            .set_installed("prod", &report("jetto-1.0.0", 10))
+            .await
             .expect("set");
-        let second = report("jetto-1.1.0");
-        records.set_installed("staging", &second).expect("set");
-        assert_eq!(records.installed("staging"), Some(second));
+        assert_eq!(records.import_files().await.expect("import"), 1);
+        assert!(!legacy.exists());
+        assert!(data.path().join(IMPORTED_DIR).join("broken.json").exists());
+        assert_eq!(records.import_files().await.expect("again"), 0);
+        assert_eq!(
+            records.installed("staging").await.expect("read"),
+            Some(report("jetto-1.0.0", 0))
+        );
+        assert_eq!(
+            records.installed("prod").await.expect("read"),
+            Some(report("jetto-1.0.0", 10))
+        );
+        assert_eq!(records.installed("broken").await.expect("read"), None);
+
+        let second = report("jetto-1.1.0", 20);
+        records
+            .set_installed("staging", &second)
+            .await
+            .expect("set");
+        assert_eq!(
+            records.installed("staging").await.expect("read"),
+            Some(second)
+        );
     }
 }

@@ -225,8 +225,11 @@ impl Distribution {
                 .with_remote(remote_private);
 
         let secrets = Secrets::open(data).map_err(ServerError::Secrets)?;
-        let consumers =
-            ConsumerRecords::open(data).map_err(|source| ServerError::DataDirectory {
+        let consumers = ConsumerRecords::new(store.clone(), data);
+        consumers
+            .import_files()
+            .await
+            .map_err(|source| ServerError::DataDirectory {
                 path: data.join("consumers"),
                 error: source,
             })?;

@@ -97,9 +97,9 @@ pub use observe::StoreObserver;
 pub use probe::{StoreProbe, probe};
 pub use schedule::{Schedule, ScheduleError, run_expiry};
 pub use store::{
-    ARCHIVE_RETENTION, Accounts, BuildStates, ClientVersions, CommitsInForce, DeveloperVersions,
-    EnrolmentEntry, EnrolmentTokens, FaultReports, KnownBadVersions, Leases, Logs, RoleSplit,
-    ServiceStates, Store, Tasks,
+    ARCHIVE_RETENTION, Accounts, BuildStates, ClientVersions, CommitsInForce, ConsumerReports,
+    DeveloperVersions, EnrolmentEntry, EnrolmentTokens, FaultReports, KnownBadVersions, Leases,
+    Logs, RoleSplit, ServiceStates, Store, Tasks,
 };
 
 /// Every collection, for schema creation and history expiry.
@@ -114,6 +114,7 @@ pub(crate) const COLLECTIONS: &[&doc::CollectionDef] = &[
     &model::faults::FAULT_REPORTS,
     &model::known_bad::KNOWN_BAD_VERSIONS,
     &model::enrolments::ENROLMENT_TOKENS,
+    &model::consumers::CONSUMER_INSTALLED,
     &model::enrolments::ENROLMENT_USES,
     &model::rollouts::ROLLOUTS,
     &model::upgrades::UPGRADE_MARKS,

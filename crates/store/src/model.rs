@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 pub mod accounts;
 pub mod builds;
+pub mod consumers;
 pub mod enrolments;
 pub mod faults;
 pub mod known_bad;

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod builds;
+mod consumers;
 mod enrolments;
 mod faults;
 mod in_force;
@@ -30,6 +31,7 @@ use tokio::sync::broadcast;
 
 pub use accounts::Accounts;
 pub use builds::BuildStates;
+pub use consumers::ConsumerReports;
 pub use enrolments::{EnrolmentEntry, EnrolmentTokens};
 pub use faults::FaultReports;
 pub use in_force::CommitsInForce;
@@ -164,6 +166,11 @@ impl Store {
     /// Service states.
     pub fn service_states(&self) -> ServiceStates<'_> {
         ServiceStates::new(self)
+    }
+
+    /// What each consumer distribution last reported having installed.
+    pub fn consumer_reports(&self) -> ConsumerReports<'_> {
+        ConsumerReports::new(self)
     }
 
     /// Enrolment tokens and the uses spent of each.

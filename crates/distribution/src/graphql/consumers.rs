@@ -103,7 +103,7 @@ pub(super) async fn consumer_statuses(
         let offered = consumer_view(state, name, None)
             .map(|(versions, _)| versions)
             .unwrap_or_default();
-        let installed = context.consumers.installed(name);
+        let installed = context.consumers.installed(name).await?;
         let states = context
             .store
             .service_states()
@@ -257,7 +257,7 @@ impl ConsumersMutation {
         context
             .consumers
             .set_installed(&principal.account, &installed)
-            .map_err(ApiError::internal)
+            .await
             .api()?;
         Ok(count)
     }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod builds;
+pub mod consumers;
 pub mod enrolments;
 pub mod expiry;
 pub mod faults;
@@ -90,6 +91,7 @@ macro_rules! instantiate {
             builds: [set_replaces_and_history_is_newest_first, builds_in_process_fail_at_start],
             known_bad: [recording_merges_and_writes_only_what_is_new,
                 lists_filter_by_distribution_and_removal_forgets],
+            consumers: [a_report_replaces_the_consumer_s_last_one],
             enrolments: [a_token_is_spent_once_per_use_and_revocation_forgets_it,
                 racing_spenders_on_two_connections_spend_each_use_once,
                 tokens_expired_before_a_time_are_forgotten_with_their_uses],
