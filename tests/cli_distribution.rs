@@ -269,12 +269,14 @@ fn secrets_are_set_from_stdin_on_a_stopped_server_listed_without_values_and_remo
         said.contains("secret `jetto-token` set (10 bytes)"),
         "{said}"
     );
-    let file = dir.path().join("data/secrets/jetto-token.json");
-    let mode = std::fs::metadata(&file)
-        .expect("secret file")
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600);
+    // Sealed in the store: the value is in no file of the data directory.
+    let data = dir.path().join("data");
+    assert!(
+        data.join("store.sqlite").exists(),
+        "the store holds the secrets"
+    );
+    let found = vupdate_test_support::files_containing(&[&data], "tok-3f9a1c");
+    assert!(found.is_empty(), "the value is stored sealed: {found:?}");
     let (code, listed) = secret(&["list"], "");
     assert_eq!(code, Some(0), "{listed}");
     assert!(listed.starts_with("jetto-token\t"), "{listed}");
@@ -287,7 +289,8 @@ fn secrets_are_set_from_stdin_on_a_stopped_server_listed_without_values_and_remo
     assert_eq!(code, Some(2), "{said}");
     let (code, said) = secret(&["remove", "jetto-token"], "");
     assert_eq!(code, Some(0), "{said}");
-    assert!(!file.exists());
+    let (code, listed) = secret(&["list"], "");
+    assert_eq!((code, listed.as_str()), (Some(0), ""), "removed");
     let (code, said) = secret(&["remove", "jetto-token"], "");
     assert_eq!(code, Some(2), "{said}");
     assert!(said.contains("there is no secret `jetto-token`"), "{said}");

@@ -2,7 +2,8 @@
 //! S3 bucket (moto's server): one holds the lease; kill -9 of the holder hands the lease
 //! to the other within 10 s, with the next fencing token; an image uploaded through one
 //! replica is downloaded through the other, and so are fault archives and private files;
-//! an enrolment token issued through one is spent through the other, once;
+//! an enrolment token issued through one is spent through the other, once, and a secret
+//! set through one is known to the other;
 //! a commit announced only to the holder (its
 //! webhook) reaches the other's desired versions and subscribers through the store, with
 //! the replicas' `pollInterval` an hour, and one announced to the standby reaches the
@@ -347,6 +348,28 @@ async fn enrolment_tokens_are_shared(a: &distribution::Started, b: &distribution
     );
 }
 
+/// A secret set through `a` is known to `b` at its next read of the store (every 2 s).
+async fn secrets_are_shared(a: &distribution::Started, b: &distribution::Started) {
+    let _: serde_json::Value = a
+        .admin
+        .graphql(
+            "mutation($value: String!) { setSecret(name: \"jetto-token\", value: $value) { name } }",
+            serde_json::json!({"value": "tok-5be1"}),
+        )
+        .await
+        .expect("set a secret through a");
+    Patience::up_to(LIMIT)
+        .eventually("b knows the secret a set", || async {
+            let listed: serde_json::Value = b
+                .admin
+                .graphql("{ secrets { name } }", serde_json::json!({}))
+                .await
+                .expect("secrets on b");
+            (listed["secrets"][0]["name"] == "jetto-token").then_some(())
+        })
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas_images() {
     let Some(stand_ins) = stand_ins() else {
@@ -396,6 +419,7 @@ async fn a_replica_takes_over_from_a_killed_holder_and_serves_the_other_replicas
     assert_eq!(taken(&dir_b), None, "b waits while a renews");
     fault_archives_and_private_files_are_shared(&a, &b).await;
     enrolment_tokens_are_shared(&a, &b).await;
+    secrets_are_shared(&a, &b).await;
 
     // A commit announced only to the holder reaches b's desired versions and subscribers.
     let mut feed = b

@@ -348,9 +348,9 @@ pub enum DistributionCommand {
         )]
         data_dir: PathBuf,
     },
-    /// Manage the named secrets of a distribution's data directory (a provider's access
-    /// token); works whether the server runs or not, and a running server uses a new
-    /// value at its next use.
+    /// Manage the named secrets of a distribution (a provider's access token), kept sealed
+    /// in its store under a key derived from its JWT key; works whether the server runs or
+    /// not, and running servers (every replica on the store) use a new value within 2 s.
     #[command(subcommand)]
     Secret(SecretCommand),
 }
@@ -427,7 +427,7 @@ pub enum SecretCommand {
     Set {
         /// The secret's name, as `accessTokenSecret` in providers.yaml names it.
         name: String,
-        /// The distribution's configuration file (its data directory holds the secrets).
+        /// The distribution's configuration file (its store holds the secrets).
         #[arg(long, short, default_value = "distribution.yaml", value_name = "FILE")]
         config: PathBuf,
     },

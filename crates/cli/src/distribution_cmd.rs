@@ -3,8 +3,7 @@
 //! stops cleanly on Ctrl-C or SIGTERM. It also drives the server's self-update at the
 //! process level: the check of a swap under way at start (confirm or roll back), the
 //! swap and the `execve` (see `vupdate_distribution::self_update`); `distribution probe`
-//! is the new binary's side of it. `vupdate distribution secret …` sets, lists and
-//! removes the named secrets of the config's data directory.
+//! is the new binary's side of it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,11 +18,7 @@ use vupdate_distribution::self_update::{Ready, SelfUpdateOptions, SelfUpdates};
 use vupdate_distribution::server::{Distribution, StartOptions};
 use vupdate_distribution::watcher::InForce;
 
-use std::io::Read as _;
-
-use vupdate_distribution::secrets::{SecretError, Secrets};
-
-use crate::args::{DistributionCommand, SecretCommand};
+use crate::args::DistributionCommand;
 use crate::exit::InvalidInput;
 
 /// Runs a `distribution` subcommand.
@@ -137,58 +132,8 @@ pub fn run(command: DistributionCommand) -> anyhow::Result<()> {
             crate::install_cmd::distribution_unit(unit, data_dir);
             Ok(())
         }
-        DistributionCommand::Secret(command) => secret(command),
+        DistributionCommand::Secret(command) => crate::secret_cmd::run(command),
     }
-}
-
-/// A bad name or value is invalid input (exit 2); a file that cannot be written is not.
-fn secret_error(error: SecretError) -> anyhow::Error {
-    match error {
-        SecretError::Io { .. } | SecretError::Corrupt { .. } => error.into(),
-        _ => InvalidInput::new(error.to_string()).into(),
-    }
-}
-
-/// Runs a `secret` subcommand on the config's data directory.
-fn secret(command: SecretCommand) -> anyhow::Result<()> {
-    let (SecretCommand::Set { config, .. }
-    | SecretCommand::List { config }
-    | SecretCommand::Remove { config, .. }) = &command;
-    let config = load(config)?;
-    let secrets = Secrets::open(&config.data_directory)
-        .with_context(|| format!("distribution `{}`", config.name))?;
-    match command {
-        SecretCommand::Set { name, .. } => {
-            let mut value = String::new();
-            std::io::stdin()
-                .read_to_string(&mut value)
-                .context("cannot read the secret's value from stdin")?;
-            let value = value
-                .strip_suffix('\n')
-                .map(|v| v.strip_suffix('\r').unwrap_or(v))
-                .unwrap_or(&value);
-            let info = secrets.set(&name, value).map_err(secret_error)?;
-            println!(
-                "secret `{}` set ({} bytes) in {}",
-                info.name,
-                value.len(),
-                secrets.dir().display()
-            );
-        }
-        SecretCommand::List { .. } => {
-            for info in secrets.list()? {
-                println!("{}\t{}", info.name, info.set_at.to_rfc3339());
-            }
-        }
-        SecretCommand::Remove { name, .. } => {
-            let removed = secrets.remove(&name).map_err(secret_error)?;
-            if !removed {
-                return Err(InvalidInput::new(format!("there is no secret `{name}`")).into());
-            }
-            println!("secret `{name}` removed");
-        }
-    }
-    Ok(())
 }
 
 /// The config at `path`; a bad file is invalid input (exit 2) naming file, line and field.

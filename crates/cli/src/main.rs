@@ -33,6 +33,8 @@ mod install_cmd;
 mod plan_cmd;
 #[cfg(feature = "state")]
 mod remote;
+#[cfg(feature = "distribution")]
+mod secret_cmd;
 #[cfg(feature = "state")]
 mod state_cmd;
 #[cfg(feature = "state")]

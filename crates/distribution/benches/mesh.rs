@@ -135,7 +135,7 @@ async fn pair(mesh: &str) -> BenchResult<(Node, Node)> {
             )
             .await?;
     }
-    context.secrets.set("acme-token", &token)?;
+    context.secrets.set("acme-token", &token).await?;
     Ok((provider, consumer))
 }
 

@@ -1,33 +1,44 @@
 //! Named secrets kept on the distribution, never in Git: a provider's access token, named
 //! by `accessTokenSecret` in `providers.yaml`.
 //!
-//! Each secret is one file `<dataDirectory>/secrets/<name>.json` (`{"setAt", "value"}`),
-//! mode 0600 in a folder of mode 0700, written to a temporary file and renamed into place
-//! so a reader never sees half a value. An administrator sets them through GraphQL
-//! (`setSecret`) or, also while the server is stopped, with `vupdate distribution secret
-//! set NAME` reading the value from stdin. The server reads a secret's file each time it
-//! uses it, so a value set by the CLI on a running server applies at its next use.
+//! Secrets live in the store, sealed ([`seal`]: encrypted under a key derived from the
+//! distribution's JWT key), so replicas on one store share them and a copy of the store
+//! or a dump of its database holds names and times, never values. An administrator sets
+//! them through GraphQL (`setSecret`) or, also while the server is stopped, with `vupdate
+//! distribution secret set NAME` reading the value from stdin. Each server keeps the
+//! values opened in memory and reads the store again every [`REFRESH`], so a value set
+//! through another replica or the CLI applies within that time (at once through this
+//! server's API). Older servers kept a file per secret, `<dataDirectory>/secrets/<name>.json`;
+//! those are taken into the store at start ([`legacy`]).
 //!
 //! A value never leaves this module except through [`SecretValue::expose`], called where
 //! it goes into an `Authorization` header; [`SecretValue`] prints as `SecretValue(..)`,
 //! and no error, log line, task parameter or API answer carries one (`secrets` lists
 //! names and times only).
 
+mod legacy;
+mod seal;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use vupdate_core::version::is_distribution_name;
+use vupdate_store::model::secrets::SealedSecret;
+use vupdate_store::{Store, StoreError};
 
-use crate::auth::write_private;
+use crate::auth::JwtKey;
+use seal::SealingKey;
 
 /// The longest value accepted (a token is far shorter; a whole file is not a secret here).
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// The longest name accepted.
 const MAX_NAME: usize = 64;
-/// What secret files end with.
-const SUFFIX: &str = ".json";
+/// How often a server reads the secrets again from the store (changes made elsewhere).
+pub const REFRESH: Duration = Duration::from_secs(2);
 
 /// A secret's value; it shows as `SecretValue(..)` in debug output, and has no `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -82,71 +93,161 @@ pub enum SecretError {
         /// Its size.
         size: usize,
     },
-    /// A file or folder could not be read or written.
-    #[error("secret store {}: {error}", path.display())]
+    /// The store cannot be read or written (boxed: the mesh's errors carry this one).
+    #[error("secrets: {0}")]
+    Store(Box<StoreError>),
+    /// A stored value does not open.
+    #[error("secret `{name}` is unreadable: {reason}; set it again")]
+    Unreadable {
+        /// The secret.
+        name: String,
+        /// Why (never the value).
+        reason: String,
+    },
+    /// A value cannot be sealed (no random nonce).
+    #[error("secret `{name}` cannot be sealed: {reason}")]
+    Seal {
+        /// The secret.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// An older server's secret file or folder cannot be read or renamed.
+    #[error("secret file {}: {error}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// Why.
         error: std::io::Error,
     },
-    /// A secret file is not what this module writes.
-    #[error("secret file {} is unreadable ({reason}); set the secret again", path.display())]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong (never the content).
-        reason: String,
-    },
 }
 
-/// A secret file's content.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SecretFile {
+impl From<StoreError> for SecretError {
+    fn from(error: StoreError) -> SecretError {
+        SecretError::Store(Box::new(error))
+    }
+}
+
+impl SecretError {
+    /// Whether the caller's input is at fault (a bad name or value), not the server.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            SecretError::InvalidName { .. }
+                | SecretError::EmptyValue { .. }
+                | SecretError::TooLarge { .. }
+        )
+    }
+}
+
+/// One secret as this server last read it.
+#[derive(Debug, Clone)]
+struct Known {
     set_at: DateTime<Utc>,
-    value: String,
+    sealed: String,
+    /// The value, or why it does not open.
+    value: Result<SecretValue, String>,
 }
 
-/// The secrets of one data directory; cheap to clone.
+/// The secrets of one distribution; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Secrets {
-    dir: PathBuf,
+    store: Store,
+    key: Arc<SealingKey>,
+    known: Arc<RwLock<BTreeMap<String, Known>>>,
     changed: watch::Sender<u64>,
 }
 
 impl Secrets {
-    /// The secrets under `data_directory` (`secrets/`, created with mode 0700 when missing).
-    pub fn open(data_directory: &Path) -> Result<Secrets, SecretError> {
-        let dir = data_directory.join("secrets");
-        let io = |error| SecretError::Io {
-            path: dir.clone(),
-            error,
-        };
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
-        }
+    /// The secrets in `store`, sealed with a key derived from `jwt`; an older server's
+    /// secret files under `data_directory` are taken in first.
+    pub async fn open(
+        store: Store,
+        jwt: &JwtKey,
+        data_directory: &Path,
+    ) -> Result<Secrets, SecretError> {
         let (changed, _) = watch::channel(0);
-        Ok(Secrets { dir, changed })
+        let secrets = Secrets {
+            store,
+            key: Arc::new(SealingKey::derive(jwt)),
+            known: Arc::default(),
+            changed,
+        };
+        legacy::import(&secrets, &data_directory.join(legacy::DIR)).await?;
+        secrets.refresh().await?;
+        Ok(secrets)
     }
 
-    /// The folder the secrets live in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Bumps each time this process sets or removes a secret (the CLI's changes are seen
-    /// by reading [`Secrets::info`] again).
+    /// Bumps each time a secret is set or removed, here or (seen at the next refresh)
+    /// through another replica or the CLI.
     pub fn changed(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
 
+    /// What the store holds.
+    pub fn description(&self) -> &str {
+        self.store.description()
+    }
+
+    /// Reads every secret from the store again; bumps [`Secrets::changed`] when any
+    /// was set or removed since the last read.
+    pub async fn refresh(&self) -> Result<(), SecretError> {
+        let stored = self.store.secrets().list().await?;
+        let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
+        let same = known.len() == stored.len()
+            && stored.iter().all(|secret| {
+                known
+                    .get(&secret.name)
+                    .is_some_and(|k| k.set_at == secret.set_at && k.sealed == secret.sealed)
+            });
+        if same {
+            return Ok(());
+        }
+        *known = stored
+            .into_iter()
+            .map(|secret| {
+                let value = self.key.open(&secret.name, &secret.sealed).map(SecretValue);
+                let entry = Known {
+                    set_at: secret.set_at,
+                    sealed: secret.sealed,
+                    value,
+                };
+                (secret.name, entry)
+            })
+            .collect();
+        drop(known);
+        self.changed.send_modify(|count| *count += 1);
+        Ok(())
+    }
+
+    /// Reads the store again every [`REFRESH`] until `stopped` turns true.
+    pub async fn follow(self, mut stopped: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+            if let Err(error) = self.refresh().await {
+                tracing::warn!(%error, "cannot read the secrets again; the last values stay");
+            }
+        }
+    }
+
     /// Sets `name` to `value` (replacing an earlier value).
-    pub fn set(&self, name: &str, value: &str) -> Result<SecretInfo, SecretError> {
-        let path = self.path(name)?;
+    pub async fn set(&self, name: &str, value: &str) -> Result<SecretInfo, SecretError> {
+        self.set_at(name, value, self.store.now()).await
+    }
+
+    /// [`Secrets::set`] with the time it was set (an older server's file keeps its own).
+    async fn set_at(
+        &self,
+        name: &str,
+        value: &str,
+        set_at: DateTime<Utc>,
+    ) -> Result<SecretInfo, SecretError> {
+        check_name(name)?;
         if value.is_empty() {
             return Err(SecretError::EmptyValue {
                 name: name.to_owned(),
@@ -158,101 +259,87 @@ impl Secrets {
                 size: value.len(),
             });
         }
-        let file = SecretFile {
-            set_at: chrono::Utc::now(),
-            value: value.to_owned(),
-        };
-        let bytes = serde_json::to_vec(&file).map_err(|error| SecretError::Corrupt {
-            path: path.clone(),
-            reason: error.to_string(),
-        })?;
-        let temp = self
-            .dir
-            .join(format!("{name}{SUFFIX}.{}.tmp", std::process::id()));
-        let _ = std::fs::remove_file(&temp);
-        let written = write_private(&temp, &bytes).and_then(|()| std::fs::rename(&temp, &path));
-        if let Err(error) = written {
-            let _ = std::fs::remove_file(&temp);
-            return Err(SecretError::Io { path, error });
-        }
-        self.changed.send_modify(|count| *count += 1);
+        let sealed = self
+            .key
+            .seal(name, value)
+            .map_err(|reason| SecretError::Seal {
+                name: name.to_owned(),
+                reason,
+            })?;
+        // As the store keeps times: whole milliseconds.
+        let set_at = DateTime::from_timestamp_millis(set_at.timestamp_millis()).unwrap_or(set_at);
+        self.store
+            .secrets()
+            .set(SealedSecret {
+                name: name.to_owned(),
+                set_at,
+                sealed,
+            })
+            .await?;
+        self.refresh().await?;
         tracing::info!(secret = name, "secret set");
         Ok(SecretInfo {
             name: name.to_owned(),
-            set_at: file.set_at,
+            set_at,
         })
     }
 
     /// Removes `name`; false when there was none.
-    pub fn remove(&self, name: &str) -> Result<bool, SecretError> {
-        let path = self.path(name)?;
-        match std::fs::remove_file(&path) {
-            Ok(()) => {
-                self.changed.send_modify(|count| *count += 1);
-                tracing::info!(secret = name, "secret removed");
-                Ok(true)
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(error) => Err(SecretError::Io { path, error }),
+    pub async fn remove(&self, name: &str) -> Result<bool, SecretError> {
+        check_name(name)?;
+        let removed = self.store.secrets().remove(name).await?;
+        self.refresh().await?;
+        if removed {
+            tracing::info!(secret = name, "secret removed");
         }
+        Ok(removed)
     }
 
     /// The value of `name`, or `None` when it is not set.
     pub fn get(&self, name: &str) -> Result<Option<SecretValue>, SecretError> {
-        Ok(self.read(name)?.map(|file| SecretValue(file.value)))
+        check_name(name)?;
+        let known = self.known.read().unwrap_or_else(PoisonError::into_inner);
+        known
+            .get(name)
+            .map(|k| {
+                k.value.clone().map_err(|reason| SecretError::Unreadable {
+                    name: name.to_owned(),
+                    reason,
+                })
+            })
+            .transpose()
     }
 
     /// When `name` was set, or `None` when it is not set.
     pub fn info(&self, name: &str) -> Result<Option<SecretInfo>, SecretError> {
-        Ok(self.read(name)?.map(|file| SecretInfo {
+        check_name(name)?;
+        let known = self.known.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(known.get(name).map(|k| SecretInfo {
             name: name.to_owned(),
-            set_at: file.set_at,
+            set_at: k.set_at,
         }))
     }
 
     /// Every secret's name and time, by name.
     pub fn list(&self) -> Result<Vec<SecretInfo>, SecretError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(|error| SecretError::Io {
-            path: self.dir.clone(),
-            error,
-        })?;
-        let mut list = Vec::new();
-        for entry in entries.flatten() {
-            let file_name = entry.file_name();
-            let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(SUFFIX)) else {
-                continue;
-            };
-            if let Some(info) = self.info(name)? {
-                list.push(info);
-            }
-        }
-        list.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(list)
-    }
-
-    fn read(&self, name: &str) -> Result<Option<SecretFile>, SecretError> {
-        let path = self.path(name)?;
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(SecretError::Io { path, error }),
-        };
-        // serde_json's messages quote no values of a struct's fields, only positions.
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|error| SecretError::Corrupt {
-                path,
-                reason: format!("not a secret file at line {}", error.line()),
+        let known = self.known.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(known
+            .iter()
+            .map(|(name, k)| SecretInfo {
+                name: name.clone(),
+                set_at: k.set_at,
             })
+            .collect())
     }
+}
 
-    fn path(&self, name: &str) -> Result<PathBuf, SecretError> {
-        if !is_secret_name(name) {
-            return Err(SecretError::InvalidName {
-                name: name.chars().take(MAX_NAME).collect(),
-            });
-        }
-        Ok(self.dir.join(format!("{name}{SUFFIX}")))
+fn check_name(name: &str) -> Result<(), SecretError> {
+    if is_secret_name(name) {
+        Ok(())
+    } else {
+        Err(SecretError::InvalidName {
+            name: name.chars().take(MAX_NAME).collect(),
+        })
     }
 }
 
@@ -262,74 +349,4 @@ pub fn is_secret_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt as _;
-
-    use super::*;
-
-    #[test]
-    fn a_secret_is_kept_private_and_never_printed() {
-        let data = tempfile::TempDir::new().expect("dir");
-        let secrets = Secrets::open(data.path()).expect("open");
-        let mut changed = secrets.changed();
-        let info = secrets.set("jetto-token", "s3cr3t-value").expect("set");
-        assert!(changed.has_changed().expect("open channel"));
-        changed.mark_unchanged();
-        assert_eq!(info.name, "jetto-token");
-        let value = secrets.get("jetto-token").expect("read").expect("set");
-        assert_eq!(value.expose(), "s3cr3t-value");
-        assert_eq!(format!("{value:?}"), "SecretValue(..)");
-        let file = secrets.dir().join("jetto-token.json");
-        let mode = std::fs::metadata(&file).expect("file").permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let dir_mode = std::fs::metadata(secrets.dir())
-            .expect("dir")
-            .permissions()
-            .mode();
-        assert_eq!(dir_mode & 0o777, 0o700);
-        assert_eq!(
-            secrets
-                .list()
-                .expect("list")
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>(),
-            ["jetto-token"]
-        );
-        // A second process (the CLI) sees the same files.
-        let other = Secrets::open(data.path()).expect("open again");
-        other.set("jetto-token", "rotated").expect("set");
-        assert_eq!(
-            secrets
-                .get("jetto-token")
-                .expect("read")
-                .expect("set")
-                .expose(),
-            "rotated"
-        );
-        assert!(secrets.remove("jetto-token").expect("remove"));
-        assert!(!secrets.remove("jetto-token").expect("remove again"));
-        assert!(changed.has_changed().expect("open channel"));
-        assert!(secrets.get("jetto-token").expect("read").is_none());
-    }
-
-    #[test]
-    fn refusals_name_the_secret_never_its_value() {
-        let data = tempfile::TempDir::new().expect("dir");
-        let secrets = Secrets::open(data.path()).expect("open");
-        for (name, value) in [
-            ("../etc", "v4lue-x"),
-            ("", "v4lue-x"),
-            ("ok", ""),
-            ("big", &"v4lue-x".repeat(MAX_VALUE_BYTES)),
-        ] {
-            let error = secrets.set(name, value).expect_err(name).to_string();
-            assert!(!error.contains("v4lue-x"), "{error}");
-        }
-        std::fs::write(secrets.dir().join("broken.json"), "{\"value\": \"v4lue-x\"")
-            .expect("write");
-        let error = secrets.get("broken").expect_err("corrupt").to_string();
-        assert!(error.contains("broken.json"), "{error}");
-        assert!(!error.contains("v4lue-x"), "{error}");
-    }
-}
+mod tests;

@@ -173,7 +173,7 @@ impl Distribution {
         let limits = config.limits;
         let auth = AuthService::with_options(
             store.clone(),
-            key,
+            key.clone(),
             AuthOptions {
                 password_cost: options.password_cost,
                 hashing: limits.login.hashing,
@@ -224,7 +224,9 @@ impl Distribution {
                 })?
                 .with_remote(remote_private);
 
-        let secrets = Secrets::open(data).map_err(ServerError::Secrets)?;
+        let secrets = Secrets::open(store.clone(), &key, data)
+            .await
+            .map_err(ServerError::Secrets)?;
         let consumers = ConsumerRecords::new(store.clone(), data);
         consumers
             .import_files()
@@ -399,13 +401,15 @@ impl Distribution {
             }
             .run(stopped.clone())
         });
+        // Secrets set through another replica or the CLI.
+        let following_secrets = secrets.clone().follow(stopped.clone());
         let watchers = tokio::spawn(async move {
             let relay = async {
                 if let Some(relay) = relay {
                     relay.await;
                 }
             };
-            tokio::join!(tracked, split, relay);
+            tokio::join!(tracked, split, relay, following_secrets);
         });
 
         let installer = crate::install::Installer::new(

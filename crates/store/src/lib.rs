@@ -99,7 +99,7 @@ pub use schedule::{Schedule, ScheduleError, run_expiry};
 pub use store::{
     ARCHIVE_RETENTION, Accounts, BuildStates, ClientVersions, CommitsInForce, ConsumerReports,
     DeveloperVersions, EnrolmentEntry, EnrolmentTokens, FaultReports, KnownBadVersions, Leases,
-    Logs, RoleSplit, ServiceStates, Store, Tasks,
+    Logs, RoleSplit, Secrets, ServiceStates, Store, Tasks,
 };
 
 /// Every collection, for schema creation and history expiry.
@@ -115,6 +115,7 @@ pub(crate) const COLLECTIONS: &[&doc::CollectionDef] = &[
     &model::known_bad::KNOWN_BAD_VERSIONS,
     &model::enrolments::ENROLMENT_TOKENS,
     &model::consumers::CONSUMER_INSTALLED,
+    &model::secrets::SECRETS,
     &model::enrolments::ENROLMENT_USES,
     &model::rollouts::ROLLOUTS,
     &model::upgrades::UPGRADE_MARKS,

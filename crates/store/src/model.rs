@@ -15,6 +15,7 @@ pub mod faults;
 pub mod known_bad;
 pub mod logs;
 pub mod rollouts;
+pub mod secrets;
 pub mod states;
 pub mod tasks;
 pub(crate) mod upgrades;

@@ -17,6 +17,7 @@ mod log_writes;
 mod logs;
 mod roles;
 mod rollouts;
+mod secrets;
 mod states;
 mod tasks;
 mod text_index;
@@ -40,6 +41,7 @@ pub use leases::Leases;
 pub use logs::Logs;
 pub use roles::RoleSplit;
 pub use rollouts::Rollouts;
+pub use secrets::Secrets;
 pub use states::ServiceStates;
 pub use tasks::Tasks;
 pub use versions::{ClientVersions, DeveloperVersions};
@@ -171,6 +173,11 @@ impl Store {
     /// What each consumer distribution last reported having installed.
     pub fn consumer_reports(&self) -> ConsumerReports<'_> {
         ConsumerReports::new(self)
+    }
+
+    /// Named secrets, sealed by the distribution.
+    pub fn secrets(&self) -> Secrets<'_> {
+        Secrets::new(self)
     }
 
     /// Enrolment tokens and the uses spent of each.

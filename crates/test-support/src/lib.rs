@@ -21,6 +21,7 @@
 //! assert_eq!(remote.rev_parse("main"), first);
 //! ```
 
+mod files;
 pub mod http;
 pub mod servers;
 mod wait;
@@ -31,6 +32,7 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+pub use files::files_containing;
 pub use wait::Patience;
 
 /// The branch every repository starts on.

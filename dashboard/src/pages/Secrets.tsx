@@ -72,7 +72,7 @@ export default function SecretsPage() {
     <Stack>
       <Title order={2}>Secrets</Title>
       <Text size="sm" c="dimmed">
-        Kept on this distribution (mode 0600 under its data directory), never in Git and never shown again. <code>providers.yaml</code> names a provider's access token by its
+        Kept on this distribution, sealed in its store (shared by its replicas), never in Git and never shown again. <code>providers.yaml</code> names a provider's access token by its
         secret's name.
       </Text>
       <Group align="flex-end">

@@ -50,8 +50,8 @@ pub struct SecretsMutation;
 
 #[Object]
 impl SecretsMutation {
-    /// Sets the secret `name` to `value` (replacing an earlier value); kept under the data
-    /// directory (mode 0600), never in Git, never shown again. Send the value as a
+    /// Sets the secret `name` to `value` (replacing an earlier value); kept sealed in the
+    /// store (every replica uses it within 2 s), never in Git, never shown again. Send the value as a
     /// variable, so it is not part of the query text.
     async fn set_secret(
         &self,
@@ -60,13 +60,13 @@ impl SecretsMutation {
         value: String,
     ) -> async_graphql::Result<Secret> {
         require(ctx, ADMINS)?;
-        let info = api(ctx).secrets.set(&name, &value).api()?;
+        let info = api(ctx).secrets.set(&name, &value).await.api()?;
         Ok(info.into())
     }
 
     /// Removes the secret `name`; false when there was none.
     async fn remove_secret(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<bool> {
         require(ctx, ADMINS)?;
-        api(ctx).secrets.remove(&name).api()
+        api(ctx).secrets.remove(&name).await.api()
     }
 }

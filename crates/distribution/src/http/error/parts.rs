@@ -89,7 +89,10 @@ impl From<SecretError> for ApiError {
             | SecretError::TooLarge { .. } => {
                 ApiError::invalid("INVALID_SECRET", error.to_string())
             }
-            SecretError::Io { .. } | SecretError::Corrupt { .. } => ApiError::internal(error),
+            SecretError::Store(error) => (*error).into(),
+            SecretError::Unreadable { .. } | SecretError::Seal { .. } | SecretError::Io { .. } => {
+                ApiError::internal(error)
+            }
         }
     }
 }

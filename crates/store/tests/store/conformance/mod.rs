@@ -16,6 +16,7 @@ pub mod leases;
 pub mod logs;
 pub mod roles;
 pub mod rollouts;
+pub mod secrets;
 pub mod sequences;
 pub mod states;
 pub mod tasks;
@@ -92,6 +93,7 @@ macro_rules! instantiate {
             known_bad: [recording_merges_and_writes_only_what_is_new,
                 lists_filter_by_distribution_and_removal_forgets],
             consumers: [a_report_replaces_the_consumer_s_last_one],
+            secrets: [a_secret_is_replaced_by_name_listed_and_removed],
             enrolments: [a_token_is_spent_once_per_use_and_revocation_forgets_it,
                 racing_spenders_on_two_connections_spend_each_use_once,
                 tokens_expired_before_a_time_are_forgotten_with_their_uses],
