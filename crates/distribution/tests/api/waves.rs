@@ -118,9 +118,11 @@ async fn instances_get_the_version_of_their_wave_and_a_restart_resumes_the_rollo
     assert_eq!(rollout["currentWave"], "canary", "{data:#}");
     assert!(rollout["waves"][1]["reachedAt"].is_null(), "{data:#}");
 
-    // A restart resumes it: the second wave still waits.
+    // A restart resumes it: the second wave still waits. The server answers before its
+    // first look at the state repo, and a query then is refused as STATE_UNAVAILABLE.
     harness.stop().await;
     harness.boot(Options::default()).await;
+    harness.wait_in_force(&harness.work.rev_parse("HEAD")).await;
     assert_eq!(desired_for(&harness, Some("vm-2")).await, "acme-1.0.0");
     assert_eq!(desired_for(&harness, Some("vm-1")).await, "acme-1.1.0");
 
