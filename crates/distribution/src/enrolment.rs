@@ -57,7 +57,7 @@ pub enum EnrolmentError {
     Invalid(String),
     /// The store cannot be read or written.
     #[error("enrolment tokens: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// No random token can be drawn (the system's random source failed).
     #[error("cannot draw a random enrolment token: {0}")]
     Random(String),
@@ -69,6 +69,12 @@ pub enum EnrolmentError {
         /// What went wrong.
         error: std::io::Error,
     },
+}
+
+impl From<StoreError> for EnrolmentError {
+    fn from(error: StoreError) -> EnrolmentError {
+        EnrolmentError::Store(error)
+    }
 }
 
 impl EnrolmentError {
