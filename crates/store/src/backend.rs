@@ -45,6 +45,17 @@ pub(crate) trait Backend: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError>;
 
+    /// Replaces the current version of `doc`'s key only while it is still version
+    /// `expected` (`None`: while there is none), as [`Backend::put`] does; returns the new
+    /// `_sequence`, or `None`, writing nothing, when another write came first.
+    async fn put_if(
+        &self,
+        def: &'static CollectionDef,
+        doc: Doc,
+        expected: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError>;
+
     /// Deletes the current documents matching `filter`, moving them to the history
     /// collection (archived `now`) when the collection keeps history. Returns how many.
     async fn archive(

@@ -445,6 +445,48 @@ impl Backend for MongoBackend {
         Ok(sequences)
     }
 
+    async fn put_if(
+        &self,
+        def: &'static CollectionDef,
+        doc: Doc,
+        expected: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        let sequence = self.reserve(def, 1).await?;
+        let key = convert::filter_document(&doc.key_filter(def));
+        let document = convert::to_document(def, &doc, sequence, now);
+        let existing = self
+            .current(def)
+            .find_one(key)
+            .await
+            .map_err(|e| mongo_error(def.name, "replace", e))?;
+        let existing_sequence = existing
+            .as_ref()
+            .and_then(|old| convert::as_i64(old.get(convert::SEQUENCE)));
+        if existing_sequence != expected {
+            return Ok(None);
+        }
+        match existing {
+            // One conditional replace on the exact version read: of two writers, one wins.
+            Some(old) => {
+                if def.history {
+                    self.copy_to_history(def, &old, now).await?;
+                }
+                let result = self
+                    .current(def)
+                    .replace_one(exact_version(&old), document)
+                    .await
+                    .map_err(|e| mongo_error(def.name, "replace", e))?;
+                Ok((result.matched_count == 1).then_some(sequence))
+            }
+            None => match self.current(def).insert_one(document).await {
+                Ok(_) => Ok(Some(sequence)),
+                Err(e) if is_duplicate(&e) => Ok(None),
+                Err(e) => Err(mongo_error(def.name, "insert", e)),
+            },
+        }
+    }
+
     async fn archive(
         &self,
         def: &'static CollectionDef,

@@ -86,6 +86,19 @@ impl Backend for Timed {
         result
     }
 
+    async fn put_if(
+        &self,
+        def: &'static CollectionDef,
+        doc: Doc,
+        expected: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        let start = Instant::now();
+        let result = self.inner.put_if(def, doc, expected, now).await;
+        self.seen("put", def, start, &result);
+        result
+    }
+
     async fn archive(
         &self,
         def: &'static CollectionDef,

@@ -526,6 +526,43 @@ impl Backend for SqliteBackend {
         self.write_docs(def, "replace", docs, now, true).await
     }
 
+    async fn put_if(
+        &self,
+        def: &'static CollectionDef,
+        doc: Doc,
+        expected: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.write_tx(self.ctx(def, "replace"), move |tx, ctx| {
+            let key = doc.key_filter(def);
+            let mut params = Vec::new();
+            let where_sql = sql::where_clause(&key, &mut params);
+            let current: Option<i64> = tx
+                .prepare_cached(&format!(
+                    "SELECT _sequence FROM \"{}\" AS t{where_sql}",
+                    def.name
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params_from_iter(params), |row| row.get(0))
+                        .optional()
+                })
+                .map_err(ctx.err())?;
+            if current != expected {
+                return Ok(None);
+            }
+            let now = now.timestamp_millis();
+            archive_rows(tx, ctx, def, &key, now)?;
+            let sequence = reserve(tx, ctx, 1)?;
+            let mut insert = tx
+                .prepare_cached(&sql::insert_current(def))
+                .map_err(ctx.err())?;
+            insert_doc(&mut insert, ctx, def, sequence, now, doc)?;
+            Ok(Some(sequence))
+        })
+        .await
+    }
+
     async fn archive(
         &self,
         def: &'static CollectionDef,

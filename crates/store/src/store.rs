@@ -281,6 +281,19 @@ impl Store {
         Self::stored(docs, sequences, now)
     }
 
+    /// Replaces `record` only while its key's current version is `expected` (`None`: while
+    /// there is none); `None` when another write came first (nothing written).
+    pub(crate) async fn put_record_if<R: Record>(
+        &self,
+        record: &R,
+        expected: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        let doc = record.to_doc(0)?;
+        self.backend()
+            .put_if(R::DEF, doc, expected, self.now())
+            .await
+    }
+
     pub(crate) fn decode<R: Record>(raw: Raw) -> Result<Stored<R>, StoreError> {
         Ok(Stored {
             sequence: raw.sequence,

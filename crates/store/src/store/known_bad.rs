@@ -9,6 +9,9 @@ use crate::model::Stored;
 use crate::model::known_bad::{DISTRIBUTION, KnownBadVersion, SERVICE, VERSION};
 use crate::store::Store;
 
+/// How often a record is merged again when other writes keep coming first.
+const RECORD_ATTEMPTS: usize = 16;
+
 /// Known-bad versions: unique by distribution, service and version.
 #[derive(Debug, Clone, Copy)]
 pub struct KnownBadVersions<'a> {
@@ -32,28 +35,35 @@ impl<'a> KnownBadVersions<'a> {
     /// Records `entry`, or adds its instances and fault reports to the version's record
     /// (the first reason and time stay). Returns the record and whether anything changed;
     /// recording what is known already writes nothing, so updaters may report a rollback
-    /// at every state report.
+    /// at every state report. Replicas recording the same version at once each merge
+    /// into what the other wrote (a compare-and-swap on the version read), so no
+    /// instance or fault report is lost.
     pub async fn record(
         &self,
         entry: KnownBadVersion,
     ) -> Result<(KnownBadVersion, bool), StoreError> {
-        let existing = self
-            .get(&entry.distribution, &entry.service, &entry.version)
-            .await?;
-        let (record, changed) = match existing {
-            Some(stored) => {
-                let mut record = stored.record;
-                let changed = record.merge(&entry);
-                (record, changed)
-            }
-            None => (entry, true),
-        };
-        if changed {
-            self.store
-                .put_records(std::slice::from_ref(&record))
+        for _ in 0..RECORD_ATTEMPTS {
+            let existing = self
+                .get(&entry.distribution, &entry.service, &entry.version)
                 .await?;
+            let (record, expected) = match existing {
+                Some(stored) => {
+                    let mut record = stored.record;
+                    if !record.merge(&entry) {
+                        return Ok((record, false));
+                    }
+                    (record, Some(stored.sequence))
+                }
+                None => (entry.clone(), None),
+            };
+            if self.store.put_record_if(&record, expected).await?.is_some() {
+                return Ok((record, true));
+            }
         }
-        Ok((record, changed))
+        Err(StoreError::Conflict {
+            collection: crate::model::known_bad::KNOWN_BAD_VERSIONS.name,
+            key: format!("{}/{}/{}", entry.distribution, entry.service, entry.version),
+        })
     }
 
     /// The record of one version, if it is known-bad.

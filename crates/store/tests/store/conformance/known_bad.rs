@@ -127,3 +127,27 @@ pub async fn lists_filter_by_distribution_and_removal_forgets(ctx: Ctx) {
         ["web/jetto-2.0.0_1"]
     );
 }
+
+pub async fn racing_recorders_on_two_connections_lose_no_instance(ctx: Ctx) {
+    // Replicas recording rollbacks of one version at once (each from an updater's
+    // report): every instance and fault report ends in the one record.
+    let other = ctx.reopen().await;
+    let records = (0..8).map(|n| {
+        let store = if n % 2 == 0 { &ctx.store } else { &other };
+        async move {
+            let vm = format!("vm{n}");
+            let fault = format!("f{n}");
+            store
+                .known_bad_versions()
+                .record(entry("jetto", "api", "jetto-1.2.0_1", &vm, &[&fault]))
+                .await
+                .expect("record")
+        }
+    });
+    let recorded = futures::future::join_all(records).await;
+    assert!(recorded.iter().all(|(_, changed)| *changed));
+    let stored = stored_api(&ctx.store.known_bad_versions()).await;
+    let expected: Vec<String> = (0..8).map(|n| format!("vm{n}")).collect();
+    assert_eq!(stored.record.instances, expected);
+    assert_eq!(stored.record.fault_ids.len(), 8, "{:?}", stored.record);
+}
