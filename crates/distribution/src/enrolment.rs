@@ -92,24 +92,13 @@ impl EnrolmentError {
     }
 }
 
-/// One issued token, without its secret.
+/// One issued token, without its secret, and the instances enrolled with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnrolmentRecord {
-    /// A short id (the first 12 hex digits of the hash), for lists and logs.
-    pub id: String,
-    /// The SHA-256 of the token, hex.
-    pub hash: String,
-    /// The services a VM enrolled with it may run (`name` or `name-role`).
-    pub services: Vec<String>,
-    /// Who issued it.
-    pub issued_by: String,
-    /// When.
-    pub issued_at: DateTime<Utc>,
-    /// When it stops working.
-    pub expires_at: DateTime<Utc>,
-    /// How many enrolments it allows.
-    pub uses: u32,
+    /// The token (flat in JSON, as older servers' token file has it).
+    #[serde(flatten)]
+    pub token: EnrolmentToken,
     /// The instances enrolled with it so far, oldest first.
     pub enrolled: Vec<String>,
 }
@@ -117,10 +106,10 @@ pub struct EnrolmentRecord {
 impl EnrolmentRecord {
     /// Whether the token is still valid at `now`, or why not.
     fn current(&self, now: DateTime<Utc>) -> Result<(), EnrolmentError> {
-        if now >= self.expires_at {
+        if now >= self.token.expires_at {
             return Err(EnrolmentError::Expired {
-                id: self.id.clone(),
-                at: self.expires_at,
+                id: self.token.id.clone(),
+                at: self.token.expires_at,
             });
         }
         Ok(())
@@ -129,7 +118,7 @@ impl EnrolmentRecord {
     /// Whether the token may enrol one more instance at `now`, or why not.
     fn usable(&self, now: DateTime<Utc>) -> Result<(), EnrolmentError> {
         self.current(now)?;
-        if self.enrolled.len() >= self.uses as usize {
+        if self.enrolled.len() >= self.token.uses as usize {
             return Err(self.used_up());
         }
         Ok(())
@@ -137,37 +126,21 @@ impl EnrolmentRecord {
 
     fn used_up(&self) -> EnrolmentError {
         EnrolmentError::UsedUp {
-            id: self.id.clone(),
-            uses: self.uses,
-        }
-    }
-
-    /// The token as the store keeps it.
-    fn token(&self) -> EnrolmentToken {
-        EnrolmentToken {
-            id: self.id.clone(),
-            hash: self.hash.clone(),
-            services: self.services.clone(),
-            issued_by: self.issued_by.clone(),
-            issued_at: self.issued_at,
-            expires_at: self.expires_at,
-            uses: self.uses,
+            id: self.token.id.clone(),
+            uses: self.token.uses,
         }
     }
 }
 
 impl From<EnrolmentEntry> for EnrolmentRecord {
     fn from(entry: EnrolmentEntry) -> EnrolmentRecord {
-        let EnrolmentEntry { token, spent } = entry;
         EnrolmentRecord {
-            id: token.id,
-            hash: token.hash,
-            services: token.services,
-            issued_by: token.issued_by,
-            issued_at: token.issued_at,
-            expires_at: token.expires_at,
-            uses: token.uses,
-            enrolled: spent.into_iter().map(|spent| spent.instance).collect(),
+            token: entry.token,
+            enrolled: entry
+                .spent
+                .into_iter()
+                .map(|spent| spent.instance)
+                .collect(),
         }
     }
 }
@@ -208,15 +181,18 @@ impl Enrolments {
         };
         let tokens = self.store.enrolment_tokens();
         for record in &records {
-            match tokens.add(record.token()).await {
+            match tokens.add(record.token.clone()).await {
                 Ok(()) | Err(StoreError::Duplicate { .. }) => {}
                 Err(error) => return Err(error.into()),
             }
             // An import cut short is finished the next time: the uses not stored yet.
-            let stored = tokens.get(&record.hash).await?.map_or(0, |e| e.spent.len());
+            let stored = tokens
+                .get(&record.token.hash)
+                .await?
+                .map_or(0, |e| e.spent.len());
             for instance in record.enrolled.iter().skip(stored) {
                 tokens
-                    .spend(&record.token(), instance, record.issued_at)
+                    .spend(&record.token, instance, record.token.issued_at)
                     .await?;
             }
         }
@@ -257,13 +233,15 @@ impl Enrolments {
         let token = format!("{PREFIX}{}", hex::encode(secret));
         let hash = hash(&token);
         let record = EnrolmentRecord {
-            id: hash[..12].to_owned(),
-            hash,
-            services,
-            issued_by: issued_by.to_owned(),
-            issued_at: now,
-            expires_at,
-            uses,
+            token: EnrolmentToken {
+                id: hash[..12].to_owned(),
+                hash,
+                services,
+                issued_by: issued_by.to_owned(),
+                issued_at: now,
+                expires_at,
+                uses,
+            },
             enrolled: Vec::new(),
         };
         let tokens = self.store.enrolment_tokens();
@@ -271,8 +249,8 @@ impl Enrolments {
         tokens
             .forget_expired(now - chrono::Duration::days(1))
             .await?;
-        tokens.add(record.token()).await?;
-        tracing::info!(id = %record.id, by = issued_by, uses, expires = %expires_at, "issued an enrolment token");
+        tokens.add(record.token.clone()).await?;
+        tracing::info!(id = %record.token.id, by = issued_by, uses, expires = %expires_at, "issued an enrolment token");
         Ok((token, record))
     }
 
@@ -311,11 +289,11 @@ impl Enrolments {
         let decided = decide(&record)?;
         self.store
             .enrolment_tokens()
-            .spend(&record.token(), instance, now)
+            .spend(&record.token, instance, now)
             .await?
             .ok_or_else(|| record.used_up())?;
         record.enrolled.push(instance.to_owned());
-        tracing::info!(id = %record.id, instance, "an instance enrolled");
+        tracing::info!(id = %record.token.id, instance, "an instance enrolled");
         Ok((record, decided))
     }
 
@@ -362,10 +340,10 @@ mod tests {
             .expect("issue");
         let files = |needle: &str| vupdate_test_support::files_containing(&[dir.path()], needle);
         assert!(files(&token).is_empty(), "the secret is never stored");
-        assert!(!files(&record.hash).is_empty(), "its hash is");
+        assert!(!files(&record.token.hash).is_empty(), "its hash is");
         assert_eq!(
-            tokens.check(&token, at(1)).await.expect("usable").id,
-            record.id
+            tokens.check(&token, at(1)).await.expect("usable").token.id,
+            record.token.id
         );
         tokens
             .spend(&token, "vm-1", at(1), |_| Ok(()))
@@ -427,13 +405,15 @@ mod tests {
         let token = format!("{PREFIX}{}", "ab".repeat(32));
         let used_up = format!("{PREFIX}{}", "cd".repeat(32));
         let record = |secret: &str, uses: u32, enrolled: &[&str]| EnrolmentRecord {
-            id: hash(secret)[..12].to_owned(),
-            hash: hash(secret),
-            services: vec!["api".to_owned()],
-            issued_by: "admin".to_owned(),
-            issued_at: at(0),
-            expires_at: at(24),
-            uses,
+            token: EnrolmentToken {
+                id: hash(secret)[..12].to_owned(),
+                hash: hash(secret),
+                services: vec!["api".to_owned()],
+                issued_by: "admin".to_owned(),
+                issued_at: at(0),
+                expires_at: at(24),
+                uses,
+            },
             enrolled: enrolled.iter().map(|i| (*i).to_owned()).collect(),
         };
         let file = vec![record(&token, 2, &["vm-1"]), record(&used_up, 1, &["vm-2"])];
@@ -449,9 +429,9 @@ mod tests {
         assert_eq!(tokens.import_file().await.expect("again"), 0);
 
         let mut listed = tokens.list().await.expect("list");
-        listed.sort_by(|a, b| a.id.cmp(&b.id));
+        listed.sort_by(|a, b| a.token.id.cmp(&b.token.id));
         let mut expected = file.clone();
-        expected.sort_by(|a, b| a.id.cmp(&b.id));
+        expected.sort_by(|a, b| a.token.id.cmp(&b.token.id));
         assert_eq!(listed, expected);
         assert!(matches!(
             tokens.spend(&used_up, "vm-3", at(1), |_| Ok(())).await,

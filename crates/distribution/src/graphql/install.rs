@@ -58,14 +58,15 @@ struct EnrolmentToken {
 
 impl From<EnrolmentRecord> for EnrolmentToken {
     fn from(record: EnrolmentRecord) -> EnrolmentToken {
+        let EnrolmentRecord { token, enrolled } = record;
         EnrolmentToken {
-            id: record.id,
-            services: record.services,
-            issued_by: record.issued_by,
-            issued_at: record.issued_at,
-            expires_at: record.expires_at,
-            uses: record.uses,
-            enrolled: record.enrolled,
+            id: token.id,
+            services: token.services,
+            issued_by: token.issued_by,
+            issued_at: token.issued_at,
+            expires_at: token.expires_at,
+            uses: token.uses,
+            enrolled,
         }
     }
 }
@@ -158,7 +159,7 @@ impl InstallMutation {
             .await
             .api()?;
         Ok(IssuedEnrolmentToken {
-            install_line: context.install.line(&token, &record.services),
+            install_line: context.install.line(&token, &record.token.services),
             token,
             info: record.into(),
         })
@@ -193,11 +194,13 @@ impl InstallMutation {
             .enrolments
             .spend(&token, &instance, now, |record| {
                 check_instance(&instance)?;
-                let chosen = services.clone().unwrap_or_else(|| record.services.clone());
-                if let Some(extra) = chosen.iter().find(|s| !record.services.contains(s)) {
+                let chosen = services
+                    .clone()
+                    .unwrap_or_else(|| record.token.services.clone());
+                if let Some(extra) = chosen.iter().find(|s| !record.token.services.contains(s)) {
                     return Err(EnrolmentError::Invalid(format!(
                         "services: `{extra}` is not among the services this token allows ({})",
-                        record.services.join(",")
+                        record.token.services.join(",")
                     )));
                 }
                 if chosen.is_empty() {
