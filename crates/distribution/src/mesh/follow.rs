@@ -196,8 +196,9 @@ fn report(worker: &Worker, refused: bool, reason: String, next: Duration) {
     });
 }
 
-/// Waits until the secret is set anew (by the API in this process, or by the CLI, whose
-/// file is looked at every [`SECRET_CHECK`]), or `longest`.
+/// Waits until the secret is set anew (through this server's API at once; through another
+/// replica or the CLI at the secrets' next read of the store, every 2 s, which also says
+/// so; looked at every [`SECRET_CHECK`] besides), or `longest`.
 async fn wait_for_secret(worker: &Worker, used: Option<DateTime<Utc>>, longest: Duration) {
     let mut changed = worker.parts.secrets.changed();
     changed.mark_unchanged();
