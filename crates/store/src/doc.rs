@@ -100,6 +100,9 @@ pub(crate) struct TextDef {
     /// An optional field whose records expire at another age when present (task logs):
     /// they get segments of their own, so neither kind keeps the other's segments alive.
     pub apart: &'static FieldDef,
+    /// A text field searches are often limited to by equality (the service): a short key of
+    /// its value is indexed with the text, so such a search asks the index for its rows only.
+    pub within: &'static FieldDef,
 }
 
 impl CollectionDef {

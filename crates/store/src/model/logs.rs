@@ -136,11 +136,12 @@ pub(crate) static LOG_RECORDS: CollectionDef = CollectionDef {
 };
 
 /// Messages are searched through the text index; service and task logs are segmented
-/// apart, as they expire at different ages.
+/// apart, as they expire at different ages; a search within a service asks for its lines.
 static TEXT: TextDef = TextDef {
     field: &MESSAGE,
     time: &TIME,
     apart: &TASK,
+    within: &SERVICE,
 };
 
 impl Record for LogRecord {
