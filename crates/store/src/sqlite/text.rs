@@ -28,6 +28,16 @@
 //! When the needle is too short for trigrams, or matches too many rows for a list of
 //! candidates to beat reading newest first, the search is the plain scan.
 //!
+//! **Keys and the newest first.** Each row's text is indexed after the key of its
+//! [`TextDef::within`] value (its service, see [`within_key`]), so a search within a
+//! service asks for the key's trigram too and gets that service's rows only. Each segment
+//! records the newest time of its rows, so [`narrow_find`] answers "the newest N" by
+//! reading the segments newest first and stopping once N matches are newer than every row
+//! of the segments left: a common word within a service reads a day of candidates, not
+//! the service's lines. A segment is keyed (its key and newest time trusted) while only
+//! keyed builds indexed into it, `keyed_upto` = `last`; segments of the build before keys,
+//! or extended by it since, are asked without the key and read first.
+//!
 //! Schema 3 files of the build before kept one table (`<name>_text`, marked in
 //! `_text_indexed`); it is dropped when such a file is opened and the rows are indexed
 //! again in segments in the background (searches meanwhile read them directly). The schema
@@ -200,15 +210,7 @@ pub(crate) fn index_some(
             def.name,
             time = text.time.column,
         ))?
-        .query_map((upto, last), |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
-        })?
+        .query_map((upto, last), |row| row.try_into())?
         .collect::<rusqlite::Result<_>>()?;
     for (is_apart, number, first, end, newest) in groups {
         let segment = segment_table(def, text, is_apart, number);
@@ -259,15 +261,7 @@ pub(crate) fn prune(
             "SELECT segment, apart, period, first, last FROM {SEGMENTS_TABLE} \
              WHERE collection = ?1 ORDER BY last"
         ))?
-        .query_map([def.name], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
-        })?
+        .query_map([def.name], |row| row.try_into())?
         .collect::<rusqlite::Result<_>>()?;
     let mut alive = tx.prepare_cached(&format!(
         "SELECT 1 FROM \"{}\" AS t WHERE t._sequence BETWEEN ?1 AND ?2 AND {} = ?3 \
@@ -513,7 +507,12 @@ pub(crate) fn narrow_find(
     def: &CollectionDef,
     find: Find,
 ) -> rusqlite::Result<Find> {
-    let newest_first = |text: &TextDef| matches!(find.sort.as_slice(), [(SortKey::Field(f), true)] if std::ptr::eq(*f, text.time));
+    let newest_first = |text: &TextDef| {
+        let [(SortKey::Field(sort), true)] = find.sort.as_slice() else {
+            return false;
+        };
+        std::ptr::eq(*sort, text.time)
+    };
     let (Some(text), Some(search), Some(limit)) =
         (def.text, Search::of(def, &find.filter), find.limit)
     else {

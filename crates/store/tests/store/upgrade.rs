@@ -248,7 +248,6 @@ async fn a_schema_2_file_gets_the_new_log_indexes_and_keeps_every_line() {
     assert_eq!(log_indexes(&path).len(), 6);
 }
 
-/// The messages found by a text search for `text`, newest first.
 /// How many log lines `store` holds.
 async fn line_count(store: &vupdate_store::Store) -> u64 {
     store
@@ -258,13 +257,23 @@ async fn line_count(store: &vupdate_store::Store) -> u64 {
         .expect("count")
 }
 
+/// The messages found by a text search for `text`, newest first.
 async fn found_by_text(store: &vupdate_store::Store, text: &str) -> Vec<String> {
-    store
-        .logs()
-        .query(&LogQuery {
+    found(
+        store,
+        LogQuery {
             text: Some(text.to_owned()),
             ..LogQuery::default()
-        })
+        },
+    )
+    .await
+}
+
+/// The messages `query` finds, newest first.
+async fn found(store: &vupdate_store::Store, query: LogQuery) -> Vec<String> {
+    store
+        .logs()
+        .query(&query)
         .await
         .expect("text search")
         .into_iter()
@@ -378,19 +387,13 @@ PRAGMA user_version = 3;
 
 /// The messages of `service` found by a text search for `text`, newest first.
 async fn found_in_service(store: &vupdate_store::Store, service: &str, text: &str) -> Vec<String> {
-    store
-        .logs()
-        .query(&LogQuery {
-            service: Some(service.parse().expect("a service name")),
-            text: Some(text.to_owned()),
-            limit: Some(10),
-            ..LogQuery::default()
-        })
-        .await
-        .expect("text search")
-        .into_iter()
-        .map(|r| r.record.message)
-        .collect()
+    let query = LogQuery {
+        service: Some(service.parse().expect("a service name")),
+        text: Some(text.to_owned()),
+        limit: Some(10),
+        ..LogQuery::default()
+    };
+    found(store, query).await
 }
 
 /// Segments indexed without the service's key stay searchable within a service (asked
