@@ -329,6 +329,16 @@ impl Bench {
                 }),
             ),
             (
+                // A quarter of a service's lines, none of its warnings or errors: too many
+                // candidates for the index, so it reads the service's lines newest first.
+                "service + text `get /api` (dense), newest 1000",
+                newest(LogQuery {
+                    service: svc(),
+                    text: Some("GET /api".to_owned()),
+                    ..LogQuery::default()
+                }),
+            ),
+            (
                 // About one line in 400: a few thousand candidates at 1M lines.
                 "service + text `db-3:5432/app (pool 7/`, newest 1000",
                 newest(LogQuery {

@@ -4,6 +4,7 @@
 //! reservation included, so a batch is all or nothing and `_sequence` stays monotonic
 //! across processes sharing the file.
 
+mod merge;
 mod sql;
 mod text;
 
@@ -548,6 +549,7 @@ impl Backend for SqliteBackend {
             // One snapshot for the text index's candidates and the rows.
             let tx = conn.unchecked_transaction().map_err(ctx.err())?;
             let find = text::narrow_find(&tx, def, find).map_err(ctx.err())?;
+            let find = merge::narrow(&tx, def, find).map_err(ctx.err())?;
             let mut params = Vec::new();
             let text = sql::find(def, &find, &mut params);
             query_rows(&tx, ctx, def, &text, params)

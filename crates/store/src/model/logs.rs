@@ -105,7 +105,7 @@ pub(crate) static DIRECTORY: FieldDef = FieldDef::new("directory", "directory", 
 pub(crate) static PROCESS: FieldDef = FieldDef::new("process", "process", FieldKind::Str);
 pub(crate) static TASK: FieldDef = FieldDef::new("task", "task", FieldKind::Str);
 pub(crate) static TIME: FieldDef = FieldDef::new("time", "time", FieldKind::Time);
-pub(crate) static LEVEL: FieldDef = FieldDef::new("level", "level", FieldKind::Str);
+pub(crate) static LEVEL: FieldDef = FieldDef::few("level", "level", FieldKind::Str);
 pub(crate) static UNIT: FieldDef = FieldDef::new("unit", "unit", FieldKind::Str);
 pub(crate) static MESSAGE: FieldDef = FieldDef::new("message", "message", FieldKind::Str);
 pub(crate) static ROLE: FieldDef = FieldDef::new("role", "role", FieldKind::Str);
@@ -117,7 +117,9 @@ pub(crate) static LOG_RECORDS: CollectionDef = CollectionDef {
     ],
     key: &[],
     // Newest first by service, by service and level (one range per level, merged: see
-    // the SQLite backend's `find`), by service and instance, by task, and overall;
+    // the SQLite backend's `find`; SQLite keeps no index by service alone, it merges the
+    // service's ranges of every level: see `sqlite::merge`), by service and instance, by
+    // task, and overall;
     // directory and process filters narrow the rows read from the service-and-instance
     // index. Service logs, most lines, have no task and no entry in the task index. The
     // last is one source's lines in `_sequence` order: its newest line, which the
