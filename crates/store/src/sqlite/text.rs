@@ -390,19 +390,31 @@ impl Search {
         .collect()
     }
 
-    /// Whether the plain query, reading newest first, likely reads fewer rows than checking
-    /// the `found` candidates of `segment` (the newest) for `window` matches: when matches
-    /// are dense, it stops after about `window` × (rows in scope) / `found` rows.
-    fn scan_is_cheaper(
+    /// The candidates of `segment` (the newest), at most `cap`; `None` when reading newest
+    /// first (the plain query) likely reads fewer rows than checking them for `window`
+    /// matches: when matches are dense, it stops after about `window` × (rows in scope) /
+    /// (candidates) rows. The candidates are counted from the first 4 × `window` (rowids
+    /// ascend), scaled by the part of the segment's range they span, so a dense search
+    /// does not read them all.
+    fn newest_candidates(
         &self,
         conn: &Connection,
         segment: &Segment,
-        found: usize,
         window: usize,
-    ) -> rusqlite::Result<bool> {
-        if found <= 4 * window {
-            return Ok(false);
-        }
+        cap: i64,
+    ) -> rusqlite::Result<Option<Vec<i64>>> {
+        let probe_size = window.saturating_mul(4);
+        let probe = self.candidates(
+            conn,
+            segment,
+            i64::try_from(probe_size.saturating_add(1)).unwrap_or(i64::MAX),
+        )?;
+        let Some(&reached) = probe.last().filter(|_| probe.len() > probe_size) else {
+            return Ok(Some(probe));
+        };
+        let range = (segment.last - segment.first + 1).max(1) as f64;
+        let spanned = (reached - segment.first + 1).max(1) as f64;
+        let found = probe.len() as f64 * (range / spanned).max(1.0);
         let scope: i64 = match &self.key {
             Some(key) if segment.keyed => conn
                 .prepare_cached(&format!(
@@ -412,8 +424,10 @@ impl Search {
                 .query_row([quoted(key)], |row| row.get(0))?,
             _ => segment.last - segment.first + 1,
         };
-        let found = found as f64;
-        Ok(found * found > window as f64 * scope as f64)
+        if found > MAX_CANDIDATES as f64 || found * found > window as f64 * scope as f64 {
+            return Ok(None);
+        }
+        self.candidates(conn, segment, cap).map(Some)
     }
 }
 
@@ -540,12 +554,14 @@ pub(crate) fn narrow_find(
         if full && segment.newest.is_some_and(|n| matches[window - 1].0 > n) {
             break;
         }
-        let found = search.candidates(conn, segment, cap)?;
-        if found.len() > MAX_CANDIDATES
-            || (i == 0 && search.scan_is_cheaper(conn, segment, found.len(), window)?)
-        {
+        let found = if i == 0 {
+            search.newest_candidates(conn, segment, window, cap)?
+        } else {
+            Some(search.candidates(conn, segment, cap)?)
+        };
+        let Some(found) = found.filter(|found| found.len() <= MAX_CANDIDATES) else {
             return Ok(find);
-        }
+        };
         matches.extend(matching(conn, def, text, &find.filter, found)?);
         keep_newest(&mut matches);
     }
