@@ -39,6 +39,10 @@ pub(crate) struct FieldDef {
     /// True when it is computed from the record rather than one of its fields (it is then
     /// stored beside the record and never read back into it).
     pub derived: bool,
+    /// True when it has a handful of values (log levels): SQLite then keeps no index that
+    /// another has with this field before its last, and reads that index's ranges once per
+    /// value, merged (see `sqlite::merge`), so each row has one index entry fewer to write.
+    pub few_values: bool,
 }
 
 impl FieldDef {
@@ -49,6 +53,15 @@ impl FieldDef {
             column,
             kind,
             derived: false,
+            few_values: false,
+        }
+    }
+
+    /// One of the record's own fields with a handful of values (see [`FieldDef::few_values`]).
+    pub const fn few(path: &'static str, column: &'static str, kind: FieldKind) -> Self {
+        FieldDef {
+            few_values: true,
+            ..FieldDef::new(path, column, kind)
         }
     }
 
@@ -59,6 +72,7 @@ impl FieldDef {
             column,
             kind,
             derived: true,
+            few_values: false,
         }
     }
 }
@@ -100,6 +114,9 @@ pub(crate) struct TextDef {
     /// An optional field whose records expire at another age when present (task logs):
     /// they get segments of their own, so neither kind keeps the other's segments alive.
     pub apart: &'static FieldDef,
+    /// A text field searches are often limited to by equality (the service): a short key of
+    /// its value is indexed with the text, so such a search asks the index for its rows only.
+    pub within: &'static FieldDef,
 }
 
 impl CollectionDef {

@@ -4,6 +4,7 @@
 //! reservation included, so a batch is all or nothing and `_sequence` stays monotonic
 //! across processes sharing the file.
 
+mod merge;
 mod sql;
 mod text;
 
@@ -88,12 +89,17 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
             Ok(haystack.is_some_and(|h| contains_lowered(h, &needle)))
         },
     )?;
-    // What the text index holds (see `text`): lower-cased as the search lowers.
+    // What the text index holds of a row (see `text`): its service's key and its text
+    // lower-cased as the search lowers.
     conn.create_scalar_function(
-        "vu_lower",
-        1,
+        "vu_text",
+        2,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| Ok(ctx.get_raw(0).as_str_or_null()?.map(str::to_lowercase)),
+        |ctx| {
+            let within = ctx.get_raw(0).as_str_or_null()?;
+            let text = ctx.get_raw(1).as_str_or_null()?;
+            Ok(text.map(|text| text::indexed_text(within, text)))
+        },
     )
 }
 
@@ -187,8 +193,8 @@ impl SqliteBackend {
             for statement in text::schema(def) {
                 run(&statement)?;
             }
-            text::drop_legacy(&tx, def)
-                .map_err(|e| fail(format!("{e} (while dropping the older text index)")))?;
+            text::upgrade(&tx, def)
+                .map_err(|e| fail(format!("{e} (while upgrading the text index)")))?;
         }
         tx.pragma_update(None, "user_version", sql::SCHEMA_VERSION)
             .map_err(|e| fail(e.to_string()))?;
@@ -579,10 +585,8 @@ impl Backend for SqliteBackend {
         self.read(self.ctx(def, "find"), move |conn, ctx| {
             // One snapshot for the text index's candidates and the rows.
             let tx = conn.unchecked_transaction().map_err(ctx.err())?;
-            let find = Find {
-                filter: text::narrow(&tx, def, find.filter).map_err(ctx.err())?,
-                ..find
-            };
+            let find = text::narrow_find(&tx, def, find).map_err(ctx.err())?;
+            let find = merge::narrow(&tx, def, find).map_err(ctx.err())?;
             let mut params = Vec::new();
             let text = sql::find(def, &find, &mut params);
             query_rows(&tx, ctx, def, &text, params)

@@ -2,13 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use vupdate_core::log::Level;
 use vupdate_core::service::{Role, ServiceName};
 
 use crate::doc::{
-    CollectionDef, Cond, FieldDef, FieldKind, Find, Op, Record, SortKey, TextDef, Val,
+    CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, Op, Record, SortKey, TextDef, Val,
     contains_ignoring_case, truncate_millis,
 };
+use crate::error::StoreError;
 
 /// The longest message the store accepts; senders cut longer lines.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
@@ -103,7 +105,7 @@ pub(crate) static DIRECTORY: FieldDef = FieldDef::new("directory", "directory", 
 pub(crate) static PROCESS: FieldDef = FieldDef::new("process", "process", FieldKind::Str);
 pub(crate) static TASK: FieldDef = FieldDef::new("task", "task", FieldKind::Str);
 pub(crate) static TIME: FieldDef = FieldDef::new("time", "time", FieldKind::Time);
-pub(crate) static LEVEL: FieldDef = FieldDef::new("level", "level", FieldKind::Str);
+pub(crate) static LEVEL: FieldDef = FieldDef::few("level", "level", FieldKind::Str);
 pub(crate) static UNIT: FieldDef = FieldDef::new("unit", "unit", FieldKind::Str);
 pub(crate) static MESSAGE: FieldDef = FieldDef::new("message", "message", FieldKind::Str);
 pub(crate) static ROLE: FieldDef = FieldDef::new("role", "role", FieldKind::Str);
@@ -115,7 +117,9 @@ pub(crate) static LOG_RECORDS: CollectionDef = CollectionDef {
     ],
     key: &[],
     // Newest first by service, by service and level (one range per level, merged: see
-    // the SQLite backend's `find`), by service and instance, by task, and overall;
+    // the SQLite backend's `find`; SQLite keeps no index by service alone, it merges the
+    // service's ranges of every level: see `sqlite::merge`), by service and instance, by
+    // task, and overall;
     // directory and process filters narrow the rows read from the service-and-instance
     // index. Service logs, most lines, have no task and no entry in the task index. The
     // last is one source's lines in `_sequence` order: its newest line, which the
@@ -136,11 +140,12 @@ pub(crate) static LOG_RECORDS: CollectionDef = CollectionDef {
 };
 
 /// Messages are searched through the text index; service and task logs are segmented
-/// apart, as they expire at different ages.
+/// apart, as they expire at different ages; a search within a service asks for its lines.
 static TEXT: TextDef = TextDef {
     field: &MESSAGE,
     time: &TIME,
     apart: &TASK,
+    within: &SERVICE,
 };
 
 impl Record for LogRecord {
@@ -159,6 +164,44 @@ impl Record for LogRecord {
             Val::str(&self.message),
             Val::opt_str(self.role.as_ref().map(Role::as_str)),
         ]
+    }
+
+    /// The body holds only the members without a column: both backends store the declared
+    /// fields from their values (SQLite in columns, MongoDB at their paths), so a line is
+    /// not serialised whole (a tenth of a line's write, with its allocations).
+    fn to_doc(&self, index: usize) -> Result<Doc, StoreError> {
+        self.validate().map_err(|reason| StoreError::Invalid {
+            collection: LOG_RECORDS.name,
+            index,
+            reason,
+        })?;
+        // Every member named, so a new one cannot be forgotten here.
+        let LogRecord {
+            service: _,
+            role: _,
+            instance: _,
+            directory: _,
+            process: _,
+            task: _,
+            time: _,
+            level: _,
+            unit: _,
+            message: _,
+            termination_status,
+            source_sequence,
+        } = self;
+        let mut body = Map::new();
+        body.insert(
+            "terminationStatus".to_owned(),
+            termination_status.map_or(Value::Null, Value::Bool),
+        );
+        if let Some(sequence) = source_sequence {
+            body.insert("sourceSequence".to_owned(), Value::from(*sequence));
+        }
+        Ok(Doc {
+            body,
+            fields: self.fields(),
+        })
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -311,4 +354,55 @@ pub(crate) fn task_logs_before(time: DateTime<Utc>) -> Vec<Cond> {
         Cond::Cmp(&TIME, Op::Lt, Val::time(time)),
         Cond::NotNull(&TASK),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::remove_path;
+
+    /// What a line's document holds, whole: its body with the declared fields put back.
+    fn whole(doc: Doc) -> Map<String, Value> {
+        let mut body = doc.body;
+        for (field, value) in LOG_RECORDS.fields.iter().zip(doc.fields) {
+            crate::doc::set_path(&mut body, field.path, value.to_json());
+        }
+        body
+    }
+
+    #[test]
+    fn a_line_document_holds_what_the_generic_one_holds() {
+        let line = |task: Option<&str>, role: Option<&str>, status, sequence| LogRecord {
+            service: "api".parse().expect("a name"),
+            role: role.map(|r| r.parse().expect("a role")),
+            instance: "vm-1".to_owned(),
+            directory: "/srv/api".to_owned(),
+            process: "42".to_owned(),
+            task: task.map(str::to_owned),
+            time: DateTime::from_timestamp_nanos(1_767_225_600_123_456_789),
+            level: Level::Warn,
+            unit: "main".to_owned(),
+            message: "disk full".to_owned(),
+            termination_status: status,
+            source_sequence: sequence,
+        };
+        for record in [
+            line(None, None, None, None),
+            line(Some("task-1"), Some("eu"), Some(true), Some(7)),
+        ] {
+            let mut generic = match serde_json::to_value(&record).expect("json") {
+                Value::Object(map) => map,
+                other => panic!("an object: {other}"),
+            };
+            for field in LOG_RECORDS.fields {
+                remove_path(&mut generic, field.path);
+            }
+            let fields = record.fields();
+            let generic = whole(Doc {
+                body: generic,
+                fields,
+            });
+            assert_eq!(whole(record.to_doc(0).expect("a document")), generic);
+        }
+    }
 }

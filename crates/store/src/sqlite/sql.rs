@@ -143,7 +143,11 @@ pub(crate) fn indexes(def: &CollectionDef) -> Vec<(String, String)> {
             ),
         ));
     }
-    for index in def.indexes {
+    for index in def
+        .indexes
+        .iter()
+        .filter(|index| super::merge::kept(def, index))
+    {
         let columns = index.iter().map(|f| f.column).collect::<Vec<_>>().join("_");
         let present = index
             .first()
@@ -690,6 +694,17 @@ mod tests {
             .find(|(name, _)| name == "log_records_task_time_present")
             .expect("the task index");
         assert!(partial.ends_with("(\"task\", \"time\") WHERE \"task\" IS NOT NULL"));
+    }
+
+    #[test]
+    fn no_index_is_kept_that_another_has_with_the_level_before_its_last() {
+        let names: Vec<String> = indexes(&LOG_RECORDS).into_iter().map(|(n, _)| n).collect();
+        assert!(names.contains(&"log_records_service_level_time".to_owned()));
+        assert!(!names.contains(&"log_records_service_time".to_owned()));
+        assert_eq!(
+            stale_indexes(&LOG_RECORDS, &["log_records_service_time".to_owned()]),
+            ["DROP INDEX IF EXISTS \"log_records_service_time\""]
+        );
     }
 
     #[test]

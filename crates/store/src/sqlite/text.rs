@@ -28,20 +28,34 @@
 //! When the needle is too short for trigrams, or matches too many rows for a list of
 //! candidates to beat reading newest first, the search is the plain scan.
 //!
+//! **Keys and the newest first.** Each row's text is indexed after the key of its
+//! [`TextDef::within`] value (its service, see [`within_key`]), so a search within a
+//! service asks for the key's trigram too and gets that service's rows only. Each segment
+//! records the newest time of its rows, so [`narrow_find`] answers "the newest N" by
+//! reading the segments newest first and stopping once N matches are newer than every row
+//! of the segments left: a common word within a service reads a day of candidates, not
+//! the service's lines. A segment is keyed (its key and newest time trusted) while only
+//! keyed builds indexed into it, `keyed_upto` = `last`; segments of the build before keys,
+//! or extended by it since, are asked without the key and read first.
+//!
 //! Schema 3 files of the build before kept one table (`<name>_text`, marked in
 //! `_text_indexed`); it is dropped when such a file is opened and the rows are indexed
 //! again in segments in the background (searches meanwhile read them directly). The schema
 //! stays 3: an older build opening the file again finds its mark gone and builds its own
 //! table from the start, and leaves the segments alone.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
-use crate::doc::{CollectionDef, Cond, TextDef};
+use crate::doc::{CollectionDef, Cond, Find, SortKey, TextDef, Val};
 
 /// The table that records, per collection, the last `_sequence` in its text index.
 const MARK_TABLE: &str = "_text_upto";
 /// The table of the text index's segments: one row per FTS5 table.
 const SEGMENTS_TABLE: &str = "_text_segments";
+/// The columns of `_text_segments` that make a segment keyed: the newest time of its rows
+/// and the `last` it had when this build last indexed rows into it.
+const SEGMENT_KEYED_COLUMNS: &str = "newest INTEGER, keyed_upto INTEGER";
 /// The single index table's mark of schema 3 files from the build before segments.
 const LEGACY_MARK_TABLE: &str = "_text_indexed";
 /// Candidates (index hits plus rows not yet indexed) up to which a search reads them by
@@ -107,8 +121,8 @@ pub(crate) fn schema(def: &CollectionDef) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS {SEGMENTS_TABLE} (collection TEXT NOT NULL, \
              segment TEXT NOT NULL, apart INTEGER NOT NULL, period INTEGER NOT NULL, \
-             first INTEGER NOT NULL, last INTEGER NOT NULL, PRIMARY KEY (collection, segment)) \
-             STRICT"
+             first INTEGER NOT NULL, last INTEGER NOT NULL, {SEGMENT_KEYED_COLUMNS}, \
+             PRIMARY KEY (collection, segment)) STRICT"
         ),
         format!(
             "INSERT INTO {MARK_TABLE} (collection, upto) VALUES ('{}', 0) \
@@ -118,14 +132,22 @@ pub(crate) fn schema(def: &CollectionDef) -> Vec<String> {
     ]
 }
 
-/// Drops the single index table a schema 3 file of the build before segments has, and
-/// its mark (see the module documentation); nothing when there is none.
-pub(crate) fn drop_legacy(
-    tx: &rusqlite::Transaction<'_>,
-    def: &CollectionDef,
-) -> rusqlite::Result<()> {
+/// Brings an older file's text index to this build's layout: drops the single index table
+/// of the build before segments, and its mark, and gives `_text_segments` the columns of
+/// keyed segments (see the module documentation); nothing when it is current.
+pub(crate) fn upgrade(tx: &rusqlite::Transaction<'_>, def: &CollectionDef) -> rusqlite::Result<()> {
     if def.text.is_none() {
         return Ok(());
+    }
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info(?1)")?
+        .query_map([SEGMENTS_TABLE], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if !columns.iter().any(|c| c == "keyed_upto") {
+        // Segments of the build before keys: their `keyed_upto` is NULL, never their `last`.
+        for column in SEGMENT_KEYED_COLUMNS.split(", ") {
+            tx.execute_batch(&format!("ALTER TABLE {SEGMENTS_TABLE} ADD COLUMN {column}"))?;
+        }
     }
     let exists = |name: &str| -> rusqlite::Result<bool> {
         tx.query_row(
@@ -180,34 +202,41 @@ pub(crate) fn index_some(
         return Ok(0);
     };
     let (apart, period) = (apart_sql(text), period_sql(text));
-    let groups: Vec<(bool, i64, i64, i64)> = tx
+    let groups: Vec<(bool, i64, i64, i64, i64)> = tx
         .prepare_cached(&format!(
-            "SELECT {apart} AS a, {period} AS p, min(t._sequence), max(t._sequence) \
-             FROM \"{}\" AS t WHERE t._sequence > ?1 AND t._sequence <= ?2 GROUP BY a, p",
-            def.name
+            "SELECT {apart} AS a, {period} AS p, min(t._sequence), max(t._sequence), \
+             max(t.\"{time}\") FROM \"{}\" AS t WHERE t._sequence > ?1 AND t._sequence <= ?2 \
+             GROUP BY a, p",
+            def.name,
+            time = text.time.column,
         ))?
-        .query_map((upto, last), |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })?
+        .query_map((upto, last), |row| row.try_into())?
         .collect::<rusqlite::Result<_>>()?;
-    for (is_apart, number, first, end) in groups {
+    for (is_apart, number, first, end, newest) in groups {
         let segment = segment_table(def, text, is_apart, number);
         tx.execute_batch(&format!(
             "CREATE VIRTUAL TABLE IF NOT EXISTS \"{segment}\" USING fts5(\"{}\", content='', \
              detail=none, columnsize=0, tokenize='trigram case_sensitive 1')",
             text.field.column
         ))?;
+        // A segment stays keyed while only keyed builds index into it: one that another
+        // build extended has `keyed_upto` behind `last` from then on (the right-hand sides
+        // read the row as it was).
         tx.prepare_cached(&format!(
-            "INSERT INTO {SEGMENTS_TABLE} (collection, segment, apart, period, first, last) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (collection, segment) DO UPDATE \
-             SET first = min(first, excluded.first), last = max(last, excluded.last)"
+            "INSERT INTO {SEGMENTS_TABLE} \
+             (collection, segment, apart, period, first, last, newest, keyed_upto) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6) ON CONFLICT (collection, segment) DO UPDATE \
+             SET first = min(first, excluded.first), last = max(last, excluded.last), \
+             newest = CASE WHEN keyed_upto = last THEN max(newest, excluded.newest) END, \
+             keyed_upto = CASE WHEN keyed_upto = last THEN max(last, excluded.last) END"
         ))?
-        .execute((def.name, &segment, is_apart, number, first, end))?;
+        .execute((def.name, &segment, is_apart, number, first, end, newest))?;
         tx.prepare_cached(&format!(
             "INSERT INTO \"{segment}\" (rowid, \"{column}\") \
-             SELECT t._sequence, vu_lower(t.\"{column}\") FROM \"{name}\" AS t \
+             SELECT t._sequence, vu_text(t.\"{within}\", t.\"{column}\") FROM \"{name}\" AS t \
              WHERE t._sequence BETWEEN ?1 AND ?2 AND {apart} = ?3 AND {period} = ?4",
             column = text.field.column,
+            within = text.within.column,
             name = def.name
         ))?
         .execute((first, end, is_apart, number))?;
@@ -232,15 +261,7 @@ pub(crate) fn prune(
             "SELECT segment, apart, period, first, last FROM {SEGMENTS_TABLE} \
              WHERE collection = ?1 ORDER BY last"
         ))?
-        .query_map([def.name], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
-        })?
+        .query_map([def.name], |row| row.try_into())?
         .collect::<rusqlite::Result<_>>()?;
     let mut alive = tx.prepare_cached(&format!(
         "SELECT 1 FROM \"{}\" AS t WHERE t._sequence BETWEEN ?1 AND ?2 AND {} = ?3 \
@@ -263,12 +284,166 @@ pub(crate) fn prune(
     Ok(None)
 }
 
-/// The segments of `def`'s text index, newest rows first.
-fn segments(conn: &Connection, def: &CollectionDef) -> rusqlite::Result<Vec<String>> {
+/// One segment of a text index, as a search walks them.
+struct Segment {
+    table: String,
+    first: i64,
+    last: i64,
+    /// Whether every row in it was indexed with its key (see [`within_key`]).
+    keyed: bool,
+    /// The newest time of its rows, when known (keyed segments).
+    newest: Option<i64>,
+}
+
+/// The segments of `def`'s text index, newest rows first, those whose newest time is not
+/// known before all others.
+fn segments(conn: &Connection, def: &CollectionDef) -> rusqlite::Result<Vec<Segment>> {
+    let mut segments: Vec<Segment> = conn
+        .prepare_cached(&format!(
+            "SELECT segment, first, last, keyed_upto IS last, newest FROM {SEGMENTS_TABLE} \
+             WHERE collection = ?1"
+        ))?
+        .query_map([def.name], |row| {
+            let keyed: bool = row.get(3)?;
+            Ok(Segment {
+                table: row.get(0)?,
+                first: row.get(1)?,
+                last: row.get(2)?,
+                keyed,
+                newest: if keyed { row.get(4)? } else { None },
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    segments.sort_by_key(|s| std::cmp::Reverse((s.newest.unwrap_or(i64::MAX), s.last)));
+    Ok(segments)
+}
+
+/// The key of a value of [`TextDef::within`] (a service) indexed before each row's text:
+/// one trigram of Unicode's private use area, a fixed character then 16 bits of the value's
+/// FNV-1a hash, which a search within that value asks for as one more trigram. Rows of
+/// another value with the same key, or whose text has those characters, are candidates
+/// like any other, checked on their row. Stored in files: never change it.
+pub(crate) fn within_key(value: &str) -> String {
+    let hash = value.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let private = |base: u32, bits: u64| char::from_u32(base + (bits & 0xff) as u32);
+    [
+        Some('\u{e000}'),
+        private(0xe100, hash),
+        private(0xe200, hash >> 8),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// What the text index holds of a row: the key of its [`TextDef::within`] value, then its
+/// text lower-cased as the search lowers it.
+pub(crate) fn indexed_text(within: Option<&str>, text: &str) -> String {
+    let mut indexed = within.map(within_key).unwrap_or_default();
+    indexed.push_str(&text.to_lowercase());
+    indexed
+}
+
+/// A text search the index can narrow: its FTS5 query and the key it is limited to.
+struct Search {
+    query: String,
+    key: Option<String>,
+}
+
+impl Search {
+    /// The search of `def`'s text field in `filter`, if the index can serve it.
+    fn of(def: &CollectionDef, filter: &[Cond]) -> Option<Search> {
+        let index = def.text?;
+        let query = filter.iter().find_map(|cond| match cond {
+            Cond::ContainsCi(f, text) if std::ptr::eq(*f, index.field) => {
+                trigrams_query(&text.to_lowercase())
+            }
+            _ => None,
+        })?;
+        let key = filter.iter().find_map(|cond| match cond {
+            Cond::Eq(f, Val::Str(value)) if std::ptr::eq(*f, index.within) => {
+                Some(within_key(value))
+            }
+            _ => None,
+        });
+        Some(Search { query, key })
+    }
+
+    /// The rowids `segment` gives for this search, at most `limit`.
+    fn candidates(
+        &self,
+        conn: &Connection,
+        segment: &Segment,
+        limit: i64,
+    ) -> rusqlite::Result<Vec<i64>> {
+        let query = match &self.key {
+            Some(key) if segment.keyed => format!("{} AND {}", self.query, quoted(key)),
+            _ => self.query.clone(),
+        };
+        conn.prepare_cached(&format!(
+            "SELECT rowid FROM \"{table}\" WHERE \"{table}\" MATCH ?1 LIMIT ?2",
+            table = segment.table
+        ))?
+        .query_map((&query, limit), |row| row.get(0))?
+        .collect()
+    }
+
+    /// The candidates of `segment` (the newest), at most `cap`; `None` when reading newest
+    /// first (the plain query) likely reads fewer rows than checking them for `window`
+    /// matches: when matches are dense, it stops after about `window` × (rows in scope) /
+    /// (candidates) rows. The candidates are counted from the first 4 × `window` (rowids
+    /// ascend), scaled by the part of the segment's range they span, so a dense search
+    /// does not read them all.
+    fn newest_candidates(
+        &self,
+        conn: &Connection,
+        segment: &Segment,
+        window: usize,
+        cap: i64,
+    ) -> rusqlite::Result<Option<Vec<i64>>> {
+        let probe_size = window.saturating_mul(4);
+        let probe = self.candidates(
+            conn,
+            segment,
+            i64::try_from(probe_size.saturating_add(1)).unwrap_or(i64::MAX),
+        )?;
+        let Some(&reached) = probe.last().filter(|_| probe.len() > probe_size) else {
+            return Ok(Some(probe));
+        };
+        let range = (segment.last - segment.first + 1).max(1) as f64;
+        let spanned = (reached - segment.first + 1).max(1) as f64;
+        let found = probe.len() as f64 * (range / spanned).max(1.0);
+        let scope: i64 = match &self.key {
+            Some(key) if segment.keyed => conn
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM \"{table}\" WHERE \"{table}\" MATCH ?1",
+                    table = segment.table
+                ))?
+                .query_row([quoted(key)], |row| row.get(0))?,
+            _ => segment.last - segment.first + 1,
+        };
+        if found > MAX_CANDIDATES as f64 || found * found > window as f64 * scope as f64 {
+            return Ok(None);
+        }
+        self.candidates(conn, segment, cap).map(Some)
+    }
+}
+
+/// An FTS5 string term.
+fn quoted(term: &str) -> String {
+    format!("\"{}\"", term.replace('"', "\"\""))
+}
+
+/// The rows after the index's mark (not indexed yet), at most `limit`.
+fn unindexed(conn: &Connection, def: &CollectionDef, limit: i64) -> rusqlite::Result<Vec<i64>> {
+    let upto = indexed_upto(conn, def)?;
     conn.prepare_cached(&format!(
-        "SELECT segment FROM {SEGMENTS_TABLE} WHERE collection = ?1 ORDER BY last DESC"
+        "SELECT _sequence FROM \"{}\" WHERE _sequence > ?1 ORDER BY _sequence LIMIT ?2",
+        def.name
     ))?
-    .query_map([def.name], |row| row.get(0))?
+    .query_map((upto, limit), |row| row.get(0))?
     .collect()
 }
 
@@ -315,42 +490,17 @@ pub(crate) fn narrow(
     def: &CollectionDef,
     mut filter: Vec<Cond>,
 ) -> rusqlite::Result<Vec<Cond>> {
-    let Some(index) = def.text else {
-        return Ok(filter);
-    };
-    let Some(query) = filter.iter().find_map(|cond| match cond {
-        Cond::ContainsCi(f, text) if std::ptr::eq(*f, index.field) => {
-            trigrams_query(&text.to_lowercase())
-        }
-        _ => None,
-    }) else {
+    let Some(search) = Search::of(def, &filter) else {
         return Ok(filter);
     };
     let cap = MAX_CANDIDATES as i64 + 1;
-    let mut candidates: Vec<i64> = Vec::new();
+    let mut candidates = unindexed(conn, def, cap)?;
     for segment in segments(conn, def)? {
         let room = cap - candidates.len() as i64;
         if room <= 0 {
-            return Ok(filter);
+            break;
         }
-        let mut statement = conn.prepare_cached(&format!(
-            "SELECT rowid FROM \"{segment}\" WHERE \"{segment}\" MATCH ?1 LIMIT ?2"
-        ))?;
-        for sequence in statement.query_map((&query, room), |row| row.get(0))? {
-            candidates.push(sequence?);
-        }
-    }
-    if candidates.len() > MAX_CANDIDATES {
-        return Ok(filter);
-    }
-    let upto = indexed_upto(conn, def)?;
-    let room = cap - candidates.len() as i64;
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT _sequence FROM \"{}\" WHERE _sequence > ?1 ORDER BY _sequence LIMIT ?2",
-        def.name
-    ))?;
-    for sequence in statement.query_map((upto, room), |row| row.get(0))? {
-        candidates.push(sequence?);
+        candidates.extend(search.candidates(conn, &segment, room)?);
     }
     if candidates.len() > MAX_CANDIDATES {
         return Ok(filter);
@@ -359,9 +509,218 @@ pub(crate) fn narrow(
     Ok(filter)
 }
 
+/// `find` with its search of `def`'s text field answered through the index, when it asks
+/// for the newest matches (by the index's time field) and the index can tell them: the
+/// segments are read newest first, each candidate checked on its row against the whole
+/// filter, until the matches of the window are newer than every row of the segments left.
+/// The find then names exactly those rows. Otherwise (another order, too many candidates in
+/// a segment, or matches dense enough that reading newest first stops sooner) the find
+/// with its filter [`narrow`]ed. Call it in the read transaction of the query.
+pub(crate) fn narrow_find(
+    conn: &Connection,
+    def: &CollectionDef,
+    find: Find,
+) -> rusqlite::Result<Find> {
+    let newest_first = |text: &TextDef| {
+        let [(SortKey::Field(sort), true)] = find.sort.as_slice() else {
+            return false;
+        };
+        std::ptr::eq(*sort, text.time)
+    };
+    let (Some(text), Some(search), Some(limit)) =
+        (def.text, Search::of(def, &find.filter), find.limit)
+    else {
+        return Ok(find);
+    };
+    let window = usize::try_from(limit.saturating_add(find.skip)).unwrap_or(usize::MAX);
+    if !newest_first(text) || window == 0 {
+        let filter = narrow(conn, def, find.filter)?;
+        return Ok(Find { filter, ..find });
+    }
+    let cap = MAX_CANDIDATES as i64 + 1;
+    let not_indexed = unindexed(conn, def, cap)?;
+    if not_indexed.len() > MAX_CANDIDATES {
+        return Ok(find);
+    }
+    // (time, sequence) of the newest matches so far, newest first, at most `window`.
+    let mut matches = matching(conn, def, text, &find.filter, not_indexed)?;
+    let keep_newest = |matches: &mut Vec<(i64, i64)>| {
+        matches.sort_unstable_by(|a, b| b.cmp(a));
+        matches.truncate(window);
+    };
+    keep_newest(&mut matches);
+    for (i, segment) in segments(conn, def)?.iter().enumerate() {
+        let full = matches.len() >= window;
+        if full && segment.newest.is_some_and(|n| matches[window - 1].0 > n) {
+            break;
+        }
+        let found = if i == 0 {
+            search.newest_candidates(conn, segment, window, cap)?
+        } else {
+            Some(search.candidates(conn, segment, cap)?)
+        };
+        let Some(found) = found.filter(|found| found.len() <= MAX_CANDIDATES) else {
+            return Ok(find);
+        };
+        matches.extend(matching(conn, def, text, &find.filter, found)?);
+        keep_newest(&mut matches);
+    }
+    Ok(Find {
+        filter: vec![Cond::SequenceIn(
+            matches.into_iter().map(|(_, sequence)| sequence).collect(),
+        )],
+        ..find
+    })
+}
+
+/// The (time, sequence) of the rows among `candidates` that pass `filter`, each looked up
+/// by its sequence.
+fn matching(
+    conn: &Connection,
+    def: &CollectionDef,
+    text: &TextDef,
+    filter: &[Cond],
+    candidates: Vec<i64>,
+) -> rusqlite::Result<Vec<(i64, i64)>> {
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut params = vec![SqlValue::Text(
+        serde_json::to_string(&candidates).unwrap_or_default(),
+    )];
+    let where_sql = super::sql::where_clause(filter, &mut params);
+    // CROSS JOIN: the candidates drive, so no index of another condition is walked.
+    conn.prepare_cached(&format!(
+        "SELECT t.\"{time}\", t._sequence FROM json_each(?1) AS c CROSS JOIN \"{name}\" AS t \
+         ON t._sequence = c.value{where_sql}",
+        time = text.time.column,
+        name = def.name
+    ))?
+    .query_map(params_from_iter(params), |row| {
+        Ok((row.get(0)?, row.get(1)?))
+    })?
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::logs::{LOG_RECORDS, LogQuery};
+
+    const HOUR: i64 = 60 * 60 * 1000;
+
+    /// An empty log table with its text index, as the backend makes them.
+    fn logs() -> Connection {
+        let conn = Connection::open_in_memory().expect("a database");
+        super::super::configure(&conn).expect("functions");
+        for statement in super::super::sql::tables(&LOG_RECORDS)
+            .into_iter()
+            .chain(schema(&LOG_RECORDS))
+        {
+            conn.execute_batch(&statement).expect("schema");
+        }
+        conn
+    }
+
+    /// Stores line `sequence` of `service`, written at `time` and stored at `stored`.
+    fn line(conn: &Connection, sequence: i64, service: &str, time: i64, stored: i64, text: &str) {
+        conn.execute(
+            "INSERT INTO log_records (_sequence, _modify_time, service, instance, directory, \
+             process, time, level, unit, message, body) \
+             VALUES (?1, ?2, ?3, 'vm-1', '/srv', '1', ?4, 'INFO', 'main', ?5, '{}')",
+            (sequence, stored, service, time, text),
+        )
+        .expect("a line");
+    }
+
+    fn index(conn: &mut Connection) {
+        let tx = conn.transaction().expect("a transaction");
+        index_some(&tx, &LOG_RECORDS, LOG_RECORDS.text.expect("text"), 1000).expect("index");
+        tx.commit().expect("commit");
+    }
+
+    /// The sequences a find names after [`narrow_find`], when it names only them.
+    fn named(find: &Find) -> Option<Vec<i64>> {
+        match find.filter.as_slice() {
+            [Cond::SequenceIn(list)] => Some(list.clone()),
+            _ => None,
+        }
+    }
+
+    fn within(service: &str, text: &str, limit: u64) -> Find {
+        LogQuery {
+            service: Some(service.parse().expect("a name")),
+            text: Some(text.to_owned()),
+            limit: Some(limit),
+            ..LogQuery::default()
+        }
+        .newest_first()
+    }
+
+    #[test]
+    fn a_search_for_the_newest_names_its_matches_by_segment_newest_time_not_day() {
+        let mut conn = logs();
+        let day = 24 * HOUR;
+        for (sequence, service, time) in [
+            (1, "api", 10 * day),
+            (2, "web", 11 * day),
+            (3, "api", 11 * day + HOUR),
+            (4, "api", 12 * day),
+        ] {
+            line(&conn, sequence, service, time, time, "Needle here");
+        }
+        // A clock a month ahead: its line is in the segment of the day after it was stored,
+        // but is the newest of all.
+        line(
+            &conn,
+            5,
+            "api",
+            40 * day,
+            10 * day,
+            "a needle from the future",
+        );
+        line(&conn, 6, "api", 12 * day + HOUR, 12 * day, "no match");
+        index(&mut conn);
+        let find = |query| narrow_find(&conn, &LOG_RECORDS, query).expect("narrow");
+        assert_eq!(named(&find(within("api", "NEEDLE", 2))), Some(vec![5, 4]));
+        assert_eq!(
+            named(&find(within("api", "needle", 10))),
+            Some(vec![5, 4, 3, 1])
+        );
+        assert_eq!(named(&find(within("web", "needle", 10))), Some(vec![2]));
+        // Lines not indexed yet are read directly.
+        line(&conn, 7, "api", 13 * day, 13 * day, "needle, late");
+        assert_eq!(named(&find(within("api", "needle", 2))), Some(vec![5, 7]));
+    }
+
+    #[test]
+    fn a_segment_another_build_extended_is_searched_without_the_key() {
+        let mut conn = logs();
+        line(&conn, 1, "api", HOUR, HOUR, "needle one");
+        index(&mut conn);
+        // An older build indexes line 2 into the same segment without the key.
+        line(&conn, 2, "api", 2 * HOUR, 2 * HOUR, "needle two");
+        conn.execute_batch(
+            "INSERT INTO log_records_text_0 (rowid, message) VALUES (2, 'needle two'); \
+             UPDATE _text_segments SET last = 2; UPDATE _text_upto SET upto = 2;",
+        )
+        .expect("an older build's indexing");
+        let segment = segments(&conn, &LOG_RECORDS).expect("segments");
+        assert!(!segment[0].keyed && segment[0].newest.is_none());
+        index(&mut conn);
+        let found = narrow_find(&conn, &LOG_RECORDS, within("api", "needle", 10));
+        assert_eq!(named(&found.expect("narrow")), Some(vec![2, 1]));
+    }
+
+    #[test]
+    fn a_service_key_is_one_trigram_of_private_characters() {
+        let key = within_key("api");
+        assert_eq!(key.chars().count(), 3);
+        assert!(key.chars().all(|c| ('\u{e000}'..='\u{e2ff}').contains(&c)));
+        assert_eq!(key, within_key("api"));
+        assert_ne!(key, within_key("web"));
+        assert_eq!(indexed_text(Some("api"), "ÄB"), format!("{key}äb"));
+    }
 
     #[test]
     fn a_needle_is_its_trigrams_quoted() {

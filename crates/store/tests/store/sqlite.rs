@@ -161,3 +161,55 @@ async fn expiry_drops_the_text_segment_of_a_day_whose_lines_all_went() {
     assert_eq!(text_index_tables(path).len(), 2);
     assert_eq!(needles().await, ["needle four", "needle five"]);
 }
+
+/// Text searches for the newest lines, within a service or not, find what the feed's
+/// matcher finds when the lines are spread over days in no order: through the keyed day
+/// segments of the index (read newest first until the window is full), a segment holding
+/// a line from a clock far ahead, and the lines not indexed yet.
+#[tokio::test]
+async fn newest_text_matches_through_day_segments_agree_with_the_matcher() {
+    use crate::conformance::fixtures::log;
+    use crate::conformance::logs::agrees_with_the_matcher;
+    use vupdate_core::log::Level;
+    use vupdate_store::model::logs::LogQuery;
+    let ctx = open_store("segment_walk").await.expect("a store");
+    let logs = ctx.store.logs();
+    let services = ["api", "web", "db"];
+    let messages = ["disk full", "Disk FULL again", "ok", "fullness", "FULL"];
+    let line = |i: usize| {
+        // Ten days, each line's time far from the one before; line 7 from a year ahead.
+        let hours = if i == 7 { 24 * 365 } else { (i * 7919) % 240 };
+        let seconds = i64::try_from(hours * 3600).expect("seconds");
+        log(
+            services[i % 3],
+            "vm-1",
+            Level::Info,
+            seconds,
+            messages[(i * 7) % 5],
+        )
+    };
+    let mut stored = Vec::new();
+    for (round, first) in (0..400).step_by(50).enumerate() {
+        let batch: Vec<_> = (first..first + 50).map(line).collect();
+        let sequences = logs.insert(batch.clone()).await.expect("insert");
+        stored.extend(sequences.into_iter().zip(batch));
+        if round == 5 {
+            logs.index_text().await.expect("index");
+        }
+    }
+    let mut round = 0;
+    for service in [None, Some("api"), Some("db")] {
+        for text in ["full", "DISK", "full again", "ness", "absent"] {
+            for limit in [1, 3, 10, 40, 500] {
+                let query = LogQuery {
+                    service: service.map(|s| s.parse().expect("a name")),
+                    text: Some(text.to_owned()),
+                    limit: Some(limit),
+                    ..LogQuery::default()
+                };
+                agrees_with_the_matcher(&ctx, &stored, &query, round).await;
+                round += 1;
+            }
+        }
+    }
+}

@@ -234,21 +234,20 @@ async fn a_schema_2_file_gets_the_new_log_indexes_and_keeps_every_line() {
             "log_records_service_instance_directory_process_role",
             "log_records_service_instance_time",
             "log_records_service_level_time",
-            "log_records_service_time",
             "log_records_task_time_present",
             "log_records_time",
         ],
-        "the full task index gave way to the partial one"
+        "the full task index gave way to the partial one, and the service and time one to the \
+         service, level and time one"
     );
     assert_eq!(user_version(&path), 3);
     // Opening again changes nothing.
     let store = vupdate_store::open(&config).await.expect("opens again");
     assert_eq!(line_count(&store).await, 4);
     drop(store);
-    assert_eq!(log_indexes(&path).len(), 6);
+    assert_eq!(log_indexes(&path).len(), 5);
 }
 
-/// The messages found by a text search for `text`, newest first.
 /// How many log lines `store` holds.
 async fn line_count(store: &vupdate_store::Store) -> u64 {
     store
@@ -258,13 +257,23 @@ async fn line_count(store: &vupdate_store::Store) -> u64 {
         .expect("count")
 }
 
+/// The messages found by a text search for `text`, newest first.
 async fn found_by_text(store: &vupdate_store::Store, text: &str) -> Vec<String> {
-    store
-        .logs()
-        .query(&LogQuery {
+    found(
+        store,
+        LogQuery {
             text: Some(text.to_owned()),
             ..LogQuery::default()
-        })
+        },
+    )
+    .await
+}
+
+/// The messages `query` finds, newest first.
+async fn found(store: &vupdate_store::Store, query: LogQuery) -> Vec<String> {
+    store
+        .logs()
+        .query(&query)
         .await
         .expect("text search")
         .into_iter()
@@ -352,4 +361,98 @@ async fn a_file_with_the_single_text_index_table_gets_segments_and_every_line_is
     assert_eq!(store.logs().index_text().await.expect("index"), 0);
     assert_eq!(found_by_text(&store, "disk").await, ["disk full"]);
     assert_eq!(user_version(&path), 3);
+}
+
+/// Schema 3 as the build before keyed segments left it: the lines of [`SCHEMA_2_LOGS`]
+/// indexed in day segments without their service's key, which `_text_segments` has no
+/// columns to tell.
+const SCHEMA_3_KEYLESS_SEGMENTS: &str = r#"
+CREATE TABLE _text_upto (collection TEXT PRIMARY KEY, upto INTEGER NOT NULL) STRICT;
+INSERT INTO _text_upto VALUES ('log_records', 3);
+CREATE TABLE _text_segments (collection TEXT NOT NULL, segment TEXT NOT NULL,
+  apart INTEGER NOT NULL, period INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
+  PRIMARY KEY (collection, segment)) STRICT;
+CREATE VIRTUAL TABLE "log_records_text_20454" USING fts5("message", content='', detail=none,
+  columnsize=0, tokenize='trigram case_sensitive 1');
+INSERT INTO "log_records_text_20454" (rowid, "message")
+  SELECT _sequence, lower("message") FROM log_records WHERE task IS NULL;
+INSERT INTO _text_segments VALUES ('log_records', 'log_records_text_20454', 0, 20454, 1, 2);
+CREATE VIRTUAL TABLE "log_records_text_task_639" USING fts5("message", content='', detail=none,
+  columnsize=0, tokenize='trigram case_sensitive 1');
+INSERT INTO "log_records_text_task_639" (rowid, "message")
+  SELECT _sequence, lower("message") FROM log_records WHERE task IS NOT NULL;
+INSERT INTO _text_segments VALUES ('log_records', 'log_records_text_task_639', 1, 639, 3, 3);
+PRAGMA user_version = 3;
+"#;
+
+/// The messages of `service` found by a text search for `text`, newest first.
+async fn found_in_service(store: &vupdate_store::Store, service: &str, text: &str) -> Vec<String> {
+    let query = LogQuery {
+        service: Some(service.parse().expect("a service name")),
+        text: Some(text.to_owned()),
+        limit: Some(10),
+        ..LogQuery::default()
+    };
+    found(store, query).await
+}
+
+/// Segments indexed without the service's key stay searchable within a service (asked
+/// without the key), also after this build adds lines of their day to them; a new day's
+/// segment is keyed.
+#[tokio::test]
+async fn a_file_with_keyless_text_segments_finds_every_line_within_a_service() {
+    let schema = format!("{SCHEMA_2_LOGS}{SCHEMA_3_KEYLESS_SEGMENTS}");
+    let (_dir, path, _config, store) = open_older(&schema).await;
+    assert_eq!(
+        found_in_service(&store, "worker", "FULL").await,
+        ["disk full"]
+    );
+    assert_eq!(
+        found_in_service(&store, "builder", "pil").await,
+        ["compiling"]
+    );
+    assert!(found_in_service(&store, "builder", "full").await.is_empty());
+    let worker = |seconds: i64, message: &str| vupdate_store::model::logs::LogRecord {
+        service: "worker".parse().expect("a service name"),
+        role: None,
+        instance: "vm-1".to_owned(),
+        directory: "/srv/worker".to_owned(),
+        process: "42".to_owned(),
+        task: None,
+        time: chrono::DateTime::from_timestamp(1_767_225_600 + seconds, 0).expect("a time"),
+        level: Level::Info,
+        unit: "main".to_owned(),
+        message: message.to_owned(),
+        termination_status: None,
+        source_sequence: None,
+    };
+    // One more line of the old day, and one of the next day.
+    store
+        .logs()
+        .insert(vec![
+            worker(10, "disk full again"),
+            worker(86_400, "disk full tomorrow"),
+        ])
+        .await
+        .expect("insert");
+    store.logs().index_text().await.expect("index");
+    assert_eq!(
+        found_in_service(&store, "worker", "disk full").await,
+        ["disk full tomorrow", "disk full again", "disk full"]
+    );
+    let keyed: Vec<(String, bool)> = Connection::open(&path)
+        .and_then(|conn| {
+            conn.prepare("SELECT segment, keyed_upto IS last FROM _text_segments ORDER BY segment")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+        .expect("the segments");
+    assert_eq!(
+        keyed,
+        [
+            ("log_records_text_20454".to_owned(), false),
+            ("log_records_text_20455".to_owned(), true),
+            ("log_records_text_task_639".to_owned(), false),
+        ]
+    );
 }

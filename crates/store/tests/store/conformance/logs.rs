@@ -516,7 +516,7 @@ pub async fn random_queries_agree_with_the_feed_matcher(ctx: Ctx) {
 }
 
 /// Checks that `query` finds, newest first, exactly the records of `stored` it matches.
-async fn agrees_with_the_matcher(
+pub async fn agrees_with_the_matcher(
     ctx: &Ctx,
     stored: &[(i64, LogRecord)],
     query: &LogQuery,
