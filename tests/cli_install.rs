@@ -20,16 +20,17 @@ use vupdate_test_support::{Patience, isolate};
 #[allow(dead_code)]
 #[path = "support/distribution.rs"]
 mod distribution;
-// Shared with the other end-to-end tests; this one does not ask what runs.
+// Shared with the other end-to-end tests.
 #[allow(dead_code)]
 #[path = "support/hello.rs"]
 mod hello;
 #[path = "support/install.rs"]
 mod install;
 
-use distribution::terminate;
+use distribution::{stop_with, terminate};
 use hello::{hello_config, hello_repos};
 use install::{LIMIT, modes, snapshot, start_updater, text, wait_for_hello};
+use nix::sys::signal::Signal;
 
 fn vupdate() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vupdate"));
@@ -214,7 +215,18 @@ async fn one_line_installs_an_updater_that_runs_its_service_and_refuses_bad_inpu
     let log_path = dir.path().join("updater.log");
     let mut updater = start_updater(&root, &root.join("etc/vupdate/updater.yaml"), &log_path);
     wait_for_hello(&admin, &log_path, &dist).await;
-    terminate(&mut updater);
+    // Ctrl-C stops it as SIGTERM does: cleanly, and its services with it (a process
+    // started in the background by a shell has SIGINT ignored, so it must listen).
+    let service = vm_work.join("hello-eu");
+    assert!(hello::serving(&service).is_some(), "hello serves");
+    stop_with(&mut updater, Signal::SIGINT);
+    assert_eq!(hello::serving(&service), None, "hello stopped with it");
+    assert!(
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .contains("SIGINT"),
+        "the updater says why it stops"
+    );
 
     // Uninstall keeps the config and token unless asked to purge.
     let root_arg = root.to_str().expect("utf-8");

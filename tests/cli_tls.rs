@@ -32,9 +32,10 @@ mod hello;
 #[path = "support/install.rs"]
 mod install;
 
-use distribution::terminate;
+use distribution::{stop_with, terminate};
 use hello::{hello_config, hello_repos};
 use install::{LIMIT, modes, snapshot, start_updater, text, wait_for_hello};
+use nix::sys::signal::Signal;
 
 /// Runs `line` (an install line as the distribution prints it) with `args` appended.
 fn run_line(line: &str, args: &[&str]) -> Output {
@@ -151,7 +152,11 @@ async fn an_updater_pinned_to_a_self_signed_distribution_runs_its_service() {
     let log = dir.path().join("updater.log");
     let mut updater = start_updater(&root, &root.join("etc/vupdate/updater.yaml"), &log);
     wait_for_hello(&admin, &log, &dist).await;
-    terminate(&mut updater);
+    // SIGQUIT is a graceful stop too (as for nginx), services included.
+    let service = vm_work.join("hello-eu");
+    assert!(hello::serving(&service).is_some(), "hello serves");
+    stop_with(&mut updater, Signal::SIGQUIT);
+    assert_eq!(hello::serving(&service), None, "hello stopped with it");
 
     // The same updater pinned to another key is refused, and says so.
     let other = PublicKeyPin::of_public_key(b"not the distribution's key");

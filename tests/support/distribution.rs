@@ -256,8 +256,13 @@ pub async fn issue_access_token(admin: &Client, account: &str) -> String {
 
 /// Stops a server (or updater) with SIGTERM, as systemd does, and checks it exited cleanly.
 pub fn terminate(child: &mut Child) {
+    stop_with(child, nix::sys::signal::Signal::SIGTERM);
+}
+
+/// Stops a server (or updater) with `signal` and checks it exited cleanly.
+pub fn stop_with(child: &mut Child, signal: nix::sys::signal::Signal) {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::signal::kill(pid, signal);
     let status = child.wait().expect("exit");
-    assert!(status.success(), "{status}");
+    assert!(status.success(), "{signal}: {status}");
 }
