@@ -1,0 +1,530 @@
+//! Group commit and the writer's turns, for log batches and state reports alike.
+//!
+//! A fleet sends many small writes at once: 10,000 updaters send 1,000 state reports and
+//! about as many log batches a second. Writes that arrive while one is being written wait
+//! in a [`Queue`] of their kind and go into the store together in the next transaction, so
+//! they cost one commit, not one each.
+//!
+//! Every queued write spawns one writer turn, and the turns take the store's write lock
+//! (`log_writes`, first come, first served, shared with the text index and the log
+//! expiry) one at a time. A turn writes the waiting state reports if there are any, else
+//! one group of log batches of at most [`LOG_GROUP_LINES`] lines. So a state report waits
+//! for at most the one write in progress, however many log lines are queued behind it, and
+//! a backlog of log lines is written in bounded steps. Each turn writes at least one
+//! batch, and there are as many turns as batches, so every batch is written.
+//!
+//! Each batch keeps its own guarantees: it was validated whole before it was queued, it is
+//! answered only once its transaction committed, and if a group's write fails its batches
+//! are written again one by one, so a batch fails only for its own sake. The turns run as
+//! tasks of their own, so a caller that goes away (a cancelled request) leaves no batch
+//! unanswered.
+//!
+//! Log batches are admitted only while fewer than [`MAX_WAITING_LINES`] lines wait: past
+//! it the writer is behind, and a batch is refused at once ([`StoreError::Busy`]) for its
+//! sender to keep and send again later, instead of holding its lines and its request
+//! without bound. State reports are small and always admitted.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
+
+use crate::doc::{Doc, Record};
+use crate::error::StoreError;
+use crate::model::logs::LogRecord;
+use crate::model::states::ServiceStateRecord;
+use crate::store::Store;
+
+/// The most log lines one turn writes in one transaction: about 25 ms of the writer at
+/// 12 µs a line, the longest a state report waits behind log lines.
+pub(crate) const LOG_GROUP_LINES: usize = 2_000;
+/// The most states one turn writes (a report is never split).
+const STATE_GROUP_RECORDS: usize = 2_000;
+/// The log lines that may wait for the writer before new batches are refused: about a
+/// second of the writer's work, and a few tens of MiB.
+pub(crate) const MAX_WAITING_LINES: usize = 20_000;
+
+/// A kind of record written in groups.
+pub(crate) trait Grouped: Record {
+    /// Whether a batch adds or replaces by key (`put`), rather than only adds (`insert`).
+    const REPLACE: bool;
+
+    /// The store's queue of this kind.
+    fn queue(store: &Store) -> &Queue<Self>;
+
+    /// In the writer's turn, once `records` committed with `sequences` at `now`, before
+    /// the next write: what must follow each commit in order (log lines: the live feed).
+    fn committed(store: &Store, records: Vec<Self>, sequences: &[i64], now: DateTime<Utc>);
+}
+
+/// A committed batch: its records' `_sequence`s, in order, and the commit's time.
+pub(crate) struct Committed {
+    pub sequences: Vec<i64>,
+    pub now: DateTime<Utc>,
+}
+
+/// A validated batch waiting for its turn.
+struct Batch<R> {
+    records: Vec<R>,
+    docs: Vec<Doc>,
+    reply: oneshot::Sender<Result<Committed, StoreError>>,
+}
+
+/// Batches of one kind waiting for the writer, oldest first.
+pub(crate) struct Queue<R> {
+    batches: Mutex<VecDeque<Batch<R>>>,
+    /// Records in `batches`.
+    waiting: AtomicUsize,
+}
+
+impl<R> Default for Queue<R> {
+    fn default() -> Self {
+        Queue {
+            batches: Mutex::default(),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl<R: Grouped> Queue<R> {
+    /// How many records wait for the writer.
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Queues `batch` unless `bound` records or more already wait; then returns how many.
+    fn admit(&self, batch: Batch<R>, bound: usize) -> Result<(), usize> {
+        let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+        let waiting = self.waiting.load(Ordering::Acquire);
+        if waiting >= bound {
+            return Err(waiting);
+        }
+        self.waiting
+            .store(waiting + batch.records.len(), Ordering::Release);
+        batches.push_back(batch);
+        Ok(())
+    }
+
+    /// Whole batches from the front: at least one (when any waits), and no more than
+    /// `max` records in all unless the first alone has more.
+    fn take(&self, max: usize) -> Vec<Batch<R>> {
+        let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut group = Vec::new();
+        let mut records = 0;
+        while let Some(next) = batches.front() {
+            if !group.is_empty() && records + next.records.len() > max {
+                break;
+            }
+            records += next.records.len();
+            group.extend(batches.pop_front());
+        }
+        self.waiting.fetch_sub(records, Ordering::AcqRel);
+        group
+    }
+}
+
+/// Queues `records` (already converted to `docs`) for a writer turn and waits until they
+/// committed. Log batches are refused with [`StoreError::Busy`] while the writer is behind.
+pub(crate) async fn submit<R: Grouped>(
+    store: &Store,
+    records: Vec<R>,
+    docs: Vec<Doc>,
+) -> Result<Committed, StoreError> {
+    if records.is_empty() {
+        return Ok(Committed {
+            sequences: Vec::new(),
+            now: store.now(),
+        });
+    }
+    let (reply, answer) = oneshot::channel();
+    let bound = if R::REPLACE {
+        usize::MAX
+    } else {
+        MAX_WAITING_LINES
+    };
+    R::queue(store)
+        .admit(
+            Batch {
+                records,
+                docs,
+                reply,
+            },
+            bound,
+        )
+        .map_err(|waiting| StoreError::Busy {
+            collection: R::DEF.name,
+            waiting,
+        })?;
+    let writer = store.clone();
+    tokio::spawn(async move { turn(&writer).await });
+    answer.await.unwrap_or_else(|_| {
+        Err(StoreError::Task {
+            collection: R::DEF.name,
+            reason: "the write ended without answering".to_owned(),
+        })
+    })
+}
+
+/// One turn of the writer: the waiting state reports if any, else one bounded group of log
+/// batches; nothing when earlier turns took them all.
+async fn turn(store: &Store) {
+    let _turn = store.log_writes().lock().await;
+    let states = ServiceStateRecord::queue(store).take(STATE_GROUP_RECORDS);
+    if !states.is_empty() {
+        write(store, states).await;
+        return;
+    }
+    let logs = LogRecord::queue(store).take(LOG_GROUP_LINES);
+    write(store, logs).await;
+}
+
+/// Writes `group` in one transaction, or each batch alone when that fails.
+async fn write<R: Grouped>(store: &Store, mut group: Vec<Batch<R>>) {
+    if group.len() > 1 {
+        let docs = group
+            .iter_mut()
+            .flat_map(|batch| std::mem::take(&mut batch.docs))
+            .collect();
+        let now = store.now();
+        match backend_write::<R>(store, docs, now).await {
+            Ok(sequences) => {
+                let mut sequences = sequences.into_iter();
+                for batch in group {
+                    let mine = sequences.by_ref().take(batch.records.len()).collect();
+                    answer(store, batch, Ok(mine), now);
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, collection = R::DEF.name, batches = group.len(), "a group of batches failed; writing them one by one");
+            }
+        }
+    }
+    for mut batch in group {
+        // A batch whose documents went into a failed group is converted again.
+        let docs = if batch.docs.is_empty() {
+            match Store::docs(&batch.records) {
+                Ok(docs) => docs,
+                Err(error) => {
+                    let _ = batch.reply.send(Err(error));
+                    continue;
+                }
+            }
+        } else {
+            std::mem::take(&mut batch.docs)
+        };
+        let now = store.now();
+        let written = backend_write::<R>(store, docs, now).await;
+        answer(store, batch, written, now);
+    }
+}
+
+async fn backend_write<R: Grouped>(
+    store: &Store,
+    docs: Vec<Doc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, StoreError> {
+    if R::REPLACE {
+        store.backend().put(R::DEF, docs, now).await
+    } else {
+        store.backend().insert(R::DEF, docs, now).await
+    }
+}
+
+/// Hands a committed batch to [`Grouped::committed`] and answers its caller.
+fn answer<R: Grouped>(
+    store: &Store,
+    batch: Batch<R>,
+    written: Result<Vec<i64>, StoreError>,
+    now: DateTime<Utc>,
+) {
+    let written = written.map(|sequences| {
+        R::committed(store, batch.records, &sequences, now);
+        Committed { sequences, now }
+    });
+    // A caller that went away needs no answer.
+    let _ = batch.reply.send(written);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use vupdate_core::log::Level;
+    use vupdate_test_support::Patience;
+
+    use super::*;
+    use crate::model::states::{ServiceState, StateQuery};
+    use crate::observe::StoreObserver;
+
+    /// The writes the backend made, in order: (`insert` or `put`, collection, ok).
+    #[derive(Default)]
+    struct Writes(Mutex<Vec<(&'static str, &'static str, bool)>>);
+
+    impl StoreObserver for Writes {
+        fn operation(
+            &self,
+            operation: &'static str,
+            collection: &'static str,
+            _: Duration,
+            ok: bool,
+        ) {
+            if matches!(operation, "insert" | "put") {
+                self.0
+                    .lock()
+                    .expect("writes")
+                    .push((operation, collection, ok));
+            }
+        }
+    }
+
+    impl Writes {
+        fn taken(&self) -> Vec<(&'static str, &'static str, bool)> {
+            std::mem::take(&mut *self.0.lock().expect("writes"))
+        }
+    }
+
+    async fn store(dir: &tempfile::TempDir) -> (Store, Arc<Writes>) {
+        let store = crate::open(&crate::StoreConfig::Sqlite {
+            path: dir.path().join("store.sqlite"),
+        })
+        .await
+        .expect("store");
+        let writes = Arc::new(Writes::default());
+        assert!(store.set_observer(writes.clone()));
+        (store, writes)
+    }
+
+    fn report(instance: &str) -> Vec<ServiceStateRecord> {
+        ["api", "web", "db"]
+            .iter()
+            .map(|service| ServiceStateRecord {
+                distribution: "acme".to_owned(),
+                instance: instance.to_owned(),
+                service: service.parse().expect("service"),
+                role: None,
+                directory: format!("/srv/{service}"),
+                state: ServiceState {
+                    time: Utc::now(),
+                    install_time: None,
+                    start_time: None,
+                    version: Some("acme-1.0.0".parse().expect("version")),
+                    update_to_version: None,
+                    update_error: None,
+                    failures_count: Some(0),
+                    last_exit_code: None,
+                    failed_version: None,
+                },
+                state_commit: None,
+                labels: Default::default(),
+            })
+            .collect()
+    }
+
+    fn lines(instance: &str, count: usize) -> Vec<LogRecord> {
+        (0..count)
+            .map(|k| LogRecord {
+                service: "api".parse().expect("service"),
+                role: None,
+                instance: instance.to_owned(),
+                directory: "/srv/api".to_owned(),
+                process: "main".to_owned(),
+                task: None,
+                time: Utc::now(),
+                level: Level::Info,
+                unit: "http".to_owned(),
+                message: format!("GET /orders/{k} 200"),
+                termination_status: None,
+                source_sequence: Some(k as i64 + 1),
+            })
+            .collect()
+    }
+
+    /// Waits until `records` records of the kind `R` wait for the writer.
+    async fn until_waiting<R: Grouped>(store: &Store, records: usize) {
+        Patience::up_to(Duration::from_secs(30))
+            .every(Duration::from_millis(5))
+            .eventually(&format!("{records} {} waiting", R::DEF.name), || async {
+                (R::queue(store).waiting() == records).then_some(())
+            })
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reports_sent_together_share_one_transaction_and_each_is_answered_after_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, writes) = store(&dir).await;
+        // The writer's turn is held, so the 50 reports all wait for the next one.
+        let turn = store.log_writes().lock().await;
+        let sends: Vec<_> = (0..50)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store.service_states().set(report(&format!("vm-{i}"))).await },
+                )
+            })
+            .collect();
+        until_waiting::<ServiceStateRecord>(&store, 150).await;
+        assert!(writes.taken().is_empty(), "nothing written before the turn");
+        drop(turn);
+        let mut sequences = Vec::new();
+        for send in sends {
+            let stored = send.await.expect("join").expect("stored");
+            assert_eq!(stored.len(), 3);
+            sequences.extend(stored.iter().map(|s| s.sequence));
+        }
+        assert_eq!(
+            writes.taken(),
+            [("put", "service_states", true)],
+            "one transaction"
+        );
+        sequences.sort_unstable();
+        sequences.dedup();
+        assert_eq!(sequences.len(), 150, "every state its own sequence");
+        let found = store
+            .service_states()
+            .query(&StateQuery::default())
+            .await
+            .expect("query");
+        assert_eq!(found.len(), 150);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_report_the_store_refuses_fails_alone_and_the_others_of_its_group_are_stored() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, writes) = store(&dir).await;
+        // A write of vm-bad fails in SQLite itself, after validation (SQLite reports the
+        // trigger's abort as a constraint, which the store reads as a duplicate).
+        let other = rusqlite::Connection::open(dir.path().join("store.sqlite")).expect("open");
+        other
+            .execute_batch(
+                "CREATE TRIGGER refuse_vm_bad BEFORE INSERT ON service_states \
+                 WHEN NEW.instance = 'vm-bad' BEGIN SELECT RAISE(ABORT, 'vm-bad refused'); END;",
+            )
+            .expect("trigger");
+        let turn = store.log_writes().lock().await;
+        let sends: Vec<_> = ["vm-1", "vm-bad", "vm-2"]
+            .into_iter()
+            .map(|instance| {
+                let store = store.clone();
+                tokio::spawn(async move { store.service_states().set(report(instance)).await })
+            })
+            .collect();
+        until_waiting::<ServiceStateRecord>(&store, 9).await;
+        drop(turn);
+        let mut answers = Vec::new();
+        for send in sends {
+            answers.push(send.await.expect("join").map(|stored| stored.len()));
+        }
+        assert_eq!(answers[0].as_ref().ok(), Some(&3));
+        assert_eq!(answers[2].as_ref().ok(), Some(&3));
+        let refused = answers[1].as_ref().expect_err("vm-bad refused").to_string();
+        assert!(refused.contains("acme/vm-bad/"), "{refused}");
+        // The group failed whole, then each report was written alone.
+        let written = writes.taken();
+        assert_eq!(written.len(), 4, "{written:?}");
+        assert_eq!(written[0], ("put", "service_states", false));
+        assert_eq!(
+            written.iter().filter(|(_, _, ok)| *ok).count(),
+            2,
+            "{written:?}"
+        );
+        let found = store
+            .service_states()
+            .query(&StateQuery::default())
+            .await
+            .expect("query");
+        let instances: std::collections::BTreeSet<_> =
+            found.iter().map(|s| s.record.instance.as_str()).collect();
+        assert_eq!(found.len(), 6);
+        assert_eq!(instances, ["vm-1", "vm-2"].into());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_report_goes_before_queued_log_lines_which_are_written_in_bounded_groups() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, writes) = store(&dir).await;
+        let turn = store.log_writes().lock().await;
+        // 10 batches of 1,000 lines queued first, then one report.
+        let batches: Vec<_> = (0..10)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store.logs().insert(lines(&format!("vm-{i}"), 1000)).await },
+                )
+            })
+            .collect();
+        until_waiting::<LogRecord>(&store, 10_000).await;
+        let reporter = store.clone();
+        let report =
+            tokio::spawn(async move { reporter.service_states().set(report("vm-1")).await });
+        until_waiting::<ServiceStateRecord>(&store, 3).await;
+        drop(turn);
+        report.await.expect("join").expect("report stored");
+        for batch in batches {
+            assert_eq!(
+                batch.await.expect("join").expect("lines stored").len(),
+                1000
+            );
+        }
+        // The report went first, then the lines in groups of at most LOG_GROUP_LINES.
+        let mut expected = vec![("put", "service_states", true)];
+        expected.extend([("insert", "log_records", true); 10_000 / LOG_GROUP_LINES]);
+        assert_eq!(writes.taken(), expected);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn log_lines_past_the_bound_are_refused_busy_and_taken_once_the_writer_caught_up() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, _writes) = store(&dir).await;
+        let turn = store.log_writes().lock().await;
+        let batch = 1000;
+        let admitted: Vec<_> = (0..MAX_WAITING_LINES / batch)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store.logs().insert(lines(&format!("vm-{i}"), batch)).await },
+                )
+            })
+            .collect();
+        until_waiting::<LogRecord>(&store, MAX_WAITING_LINES).await;
+        // Refused at once, while the writer is still held: nothing of it is queued.
+        let refused = store.logs().insert(lines("vm-late", batch)).await;
+        match refused {
+            Err(StoreError::Busy {
+                collection,
+                waiting,
+            }) => {
+                assert_eq!((collection, waiting), ("log_records", MAX_WAITING_LINES));
+            }
+            other => panic!("expected Busy, got {other:?}"),
+        }
+        assert_eq!(LogRecord::queue(&store).waiting(), MAX_WAITING_LINES);
+        // A state report is still taken.
+        let reporter = store.clone();
+        let report =
+            tokio::spawn(async move { reporter.service_states().set(report("vm-1")).await });
+        until_waiting::<ServiceStateRecord>(&store, 3).await;
+        drop(turn);
+        report.await.expect("join").expect("report stored");
+        for batch in admitted {
+            batch.await.expect("join").expect("admitted lines stored");
+        }
+        // Sent again once the writer caught up, the batch is taken.
+        let again = store
+            .logs()
+            .insert(lines("vm-late", batch))
+            .await
+            .expect("taken");
+        assert_eq!(again.len(), batch);
+        let query = crate::model::logs::LogQuery::default();
+        assert_eq!(
+            store.logs().count(&query).await.expect("count"),
+            (MAX_WAITING_LINES + batch) as u64
+        );
+    }
+}
