@@ -368,14 +368,14 @@ mod tests {
     }
 
     #[test]
-    fn a_store_behind_on_log_lines_is_a_retryable_busy_refusal() {
+    fn a_store_behind_on_log_lines_is_a_retryable_store_behind_refusal() {
         let error = ApiError::from(vupdate_store::StoreError::Busy {
             collection: "log_records",
             waiting: 20_000,
         });
         assert_eq!(
             (error.status(), error.code()),
-            (StatusCode::SERVICE_UNAVAILABLE, "BUSY")
+            (StatusCode::SERVICE_UNAVAILABLE, "STORE_BEHIND")
         );
         assert_eq!(error.retry_after(), Some(std::time::Duration::from_secs(1)));
         let message = error.message().to_owned();
@@ -386,7 +386,7 @@ mod tests {
         assert!(message.contains("20000 records wait"), "{message}");
         let graphql = error.into_graphql();
         let extensions = serde_json::to_value(&graphql.extensions).expect("extensions");
-        assert_eq!(extensions["code"], "BUSY");
+        assert_eq!(extensions["code"], "STORE_BEHIND");
         assert_eq!(extensions["retryAfterSeconds"], 1);
     }
 

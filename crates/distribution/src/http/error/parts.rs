@@ -26,9 +26,9 @@ impl From<EnrolmentError> for ApiError {
     }
 }
 
-/// How long a sender refused `BUSY` is asked to wait: about the time the writer takes to
+/// How long a sender refused `STORE_BEHIND` is asked to wait: about the time the writer takes to
 /// catch up with a full queue.
-const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+const BEHIND_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
@@ -45,10 +45,10 @@ impl From<StoreError> for ApiError {
             }
             // Retryable: the sender keeps the batch and sends it again after its backoff.
             StoreError::Busy { .. } => ApiError::unavailable(
-                "BUSY",
+                "STORE_BEHIND",
                 format!("the server is behind and will take this batch later: {error}"),
             )
-            .with_retry_after(BUSY_RETRY_AFTER),
+            .with_retry_after(BEHIND_RETRY_AFTER),
             _ => ApiError::internal(error),
         }
     }
