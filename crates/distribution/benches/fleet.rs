@@ -18,10 +18,12 @@
 //!   so at 10 lines/s it sends about two small batches a second; this bench ships every
 //!   period, the load a drainer with a longer wait would put on the server.)
 //!
-//! Reports and log batches have separate in-flight budgets of `BENCH_IN_FLIGHT` / 2 (200)
-//! each (the server's `limits.requests.max` is 512), so neither waits for the other in the
-//! client; the server takes twice the total as connections and requests from one address
-//! (every simulated instance connects from 127.0.0.1).
+//! Reports and log batches have separate in-flight budgets, `BENCH_REPORTS_IN_FLIGHT` (100)
+//! and `BENCH_LOGS_IN_FLIGHT` (400), so neither waits for the other in the client, and
+//! together they stay under the server's `limits.requests.max` (512): a fleet has a batch
+//! in flight from every instance whose lines wait, which the server must turn away when
+//! its writer is behind. The server takes twice the total as connections and requests
+//! from one address (every simulated instance connects from 127.0.0.1).
 //!
 //! Runs `BENCH_SECONDS` (30) of schedule; log shipping goes on for at most
 //! `BENCH_DRAIN_SECONDS` (60) after it, and what is still unsent then is counted. Prints
@@ -67,7 +69,8 @@ struct Settings {
     ship: f64,
     seconds: f64,
     drain: f64,
-    in_flight: usize,
+    reports_in_flight: usize,
+    logs_in_flight: usize,
 }
 
 impl Settings {
@@ -87,7 +90,8 @@ impl Settings {
             ship: support::env_or("BENCH_SHIP_SECONDS", period)?,
             seconds: support::env_or("BENCH_SECONDS", if full { 30.0 } else { 1.0 })?,
             drain: support::env_or("BENCH_DRAIN_SECONDS", if full { 60.0 } else { 30.0 })?,
-            in_flight: support::env_or("BENCH_IN_FLIGHT", 400)?,
+            reports_in_flight: support::env_or("BENCH_REPORTS_IN_FLIGHT", 100)?,
+            logs_in_flight: support::env_or("BENCH_LOGS_IN_FLIGHT", 400)?,
         })
     }
 }
@@ -121,14 +125,15 @@ fn main() -> BenchResult<()> {
             settings.lines_per_second,
             settings.ship,
             settings.seconds,
-            settings.in_flight / 2,
-            settings.in_flight / 2,
+            settings.reports_in_flight,
+            settings.logs_in_flight,
             support::load_average()
         );
         for &count in &settings.instances {
             // Twice the requests in flight: a connection the client dropped may still count
             // on the server for a moment.
-            let server = Server::start_for(settings.services, Some(settings.in_flight * 2)).await?;
+            let in_flight = settings.reports_in_flight + settings.logs_in_flight;
+            let server = Server::start_for(settings.services, Some(in_flight * 2)).await?;
             let row = measure(server.info(), count, &settings).await;
             server.stop().await?;
             println!("{}", row?);
@@ -139,11 +144,10 @@ fn main() -> BenchResult<()> {
 
 /// One row: `count` instances on a fresh server.
 async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> BenchResult<String> {
-    let client = support::client(settings.in_flight)?;
-    let budget = (settings.in_flight / 2).max(1);
+    let client = support::client(settings.reports_in_flight + settings.logs_in_flight)?;
     let (report_slots, log_slots) = (
-        Arc::new(Semaphore::new(budget)),
-        Arc::new(Semaphore::new(budget)),
+        Arc::new(Semaphore::new(settings.reports_in_flight.max(1))),
+        Arc::new(Semaphore::new(settings.logs_in_flight.max(1))),
     );
     // Every outcome is counted when it happens, so an instance still sending at the end
     // has its answers counted too.

@@ -207,8 +207,9 @@ impl Store {
         &self.inner.feed
     }
 
-    pub(crate) fn log_writes(&self) -> &tokio::sync::Mutex<()> {
-        &self.inner.log_writes
+    /// The writer's turns (`group_commit`): log groups, text index chunks, expiry steps.
+    pub(crate) fn log_writes(&self) -> group_commit::Turns<'_> {
+        group_commit::Turns(self)
     }
 
     /// Validates every record first, so an invalid one stops the batch before anything is
