@@ -359,6 +359,34 @@ mod tests {
             .collect()
     }
 
+    type Answer<T> = tokio::task::JoinHandle<Result<T, StoreError>>;
+
+    /// Sets a report of each of `instances`, each from a task of its own.
+    fn spawn_reports(
+        store: &Store,
+        instances: impl IntoIterator<Item = String>,
+    ) -> Vec<Answer<Vec<crate::model::Stored<ServiceStateRecord>>>> {
+        instances
+            .into_iter()
+            .map(|instance| {
+                let store = store.clone();
+                tokio::spawn(async move { store.service_states().set(report(&instance)).await })
+            })
+            .collect()
+    }
+
+    /// Inserts `count` batches of `size` lines (of vm-0, vm-1, …), each from a task of its own.
+    fn spawn_batches(store: &Store, count: usize, size: usize) -> Vec<Answer<Vec<i64>>> {
+        (0..count)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store.logs().insert(lines(&format!("vm-{i}"), size)).await },
+                )
+            })
+            .collect()
+    }
+
     /// Waits until `records` records of the kind `R` wait for the writer.
     async fn until_waiting<R: Grouped>(store: &Store, records: usize) {
         Patience::up_to(Duration::from_secs(30))
@@ -375,14 +403,7 @@ mod tests {
         let (store, writes) = store(&dir).await;
         // The writer's turn is held, so the 50 reports all wait for the next one.
         let turn = store.log_writes().lock().await;
-        let sends: Vec<_> = (0..50)
-            .map(|i| {
-                let store = store.clone();
-                tokio::spawn(
-                    async move { store.service_states().set(report(&format!("vm-{i}"))).await },
-                )
-            })
-            .collect();
+        let sends = spawn_reports(&store, (0..50).map(|i| format!("vm-{i}")));
         until_waiting::<ServiceStateRecord>(&store, 150).await;
         assert!(writes.taken().is_empty(), "nothing written before the turn");
         drop(turn);
@@ -422,13 +443,7 @@ mod tests {
             )
             .expect("trigger");
         let turn = store.log_writes().lock().await;
-        let sends: Vec<_> = ["vm-1", "vm-bad", "vm-2"]
-            .into_iter()
-            .map(|instance| {
-                let store = store.clone();
-                tokio::spawn(async move { store.service_states().set(report(instance)).await })
-            })
-            .collect();
+        let sends = spawn_reports(&store, ["vm-1", "vm-bad", "vm-2"].map(str::to_owned));
         until_waiting::<ServiceStateRecord>(&store, 9).await;
         drop(turn);
         let mut answers = Vec::new();
@@ -465,18 +480,9 @@ mod tests {
         let (store, writes) = store(&dir).await;
         let turn = store.log_writes().lock().await;
         // 10 batches of 1,000 lines queued first, then one report.
-        let batches: Vec<_> = (0..10)
-            .map(|i| {
-                let store = store.clone();
-                tokio::spawn(
-                    async move { store.logs().insert(lines(&format!("vm-{i}"), 1000)).await },
-                )
-            })
-            .collect();
+        let batches = spawn_batches(&store, 10, 1000);
         until_waiting::<LogRecord>(&store, 10_000).await;
-        let reporter = store.clone();
-        let report =
-            tokio::spawn(async move { reporter.service_states().set(report("vm-1")).await });
+        let report = spawn_reports(&store, ["vm-1".to_owned()]).remove(0);
         until_waiting::<ServiceStateRecord>(&store, 3).await;
         drop(turn);
         report.await.expect("join").expect("report stored");
@@ -526,14 +532,7 @@ mod tests {
         let (store, _writes) = store(&dir).await;
         let turn = store.log_writes().lock().await;
         let batch = 1000;
-        let admitted: Vec<_> = (0..MAX_WAITING_LINES / batch)
-            .map(|i| {
-                let store = store.clone();
-                tokio::spawn(
-                    async move { store.logs().insert(lines(&format!("vm-{i}"), batch)).await },
-                )
-            })
-            .collect();
+        let admitted = spawn_batches(&store, MAX_WAITING_LINES / batch, batch);
         until_waiting::<LogRecord>(&store, MAX_WAITING_LINES).await;
         // Refused at once, while the writer is still held: nothing of it is queued.
         let refused = store.logs().insert(lines("vm-late", batch)).await;
@@ -548,9 +547,7 @@ mod tests {
         }
         assert_eq!(LogRecord::queue(&store).waiting(), MAX_WAITING_LINES);
         // A state report is still taken.
-        let reporter = store.clone();
-        let report =
-            tokio::spawn(async move { reporter.service_states().set(report("vm-1")).await });
+        let report = spawn_reports(&store, ["vm-1".to_owned()]).remove(0);
         until_waiting::<ServiceStateRecord>(&store, 3).await;
         drop(turn);
         report.await.expect("join").expect("report stored");
