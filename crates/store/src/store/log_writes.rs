@@ -12,7 +12,7 @@ use crate::error::StoreError;
 use crate::model::Stored;
 use crate::model::logs::LogRecord;
 use crate::store::Store;
-use crate::store::group_commit::{self, Grouped, MAX_WAITING_LINES, Queue};
+use crate::store::group_commit::{self, Grouped, Queue};
 
 impl Grouped for LogRecord {
     const REPLACE: bool = false;
@@ -51,21 +51,4 @@ pub(crate) async fn insert(
     docs: Vec<Doc>,
 ) -> Result<Vec<i64>, StoreError> {
     Ok(group_commit::submit(store, records, docs).await?.sequences)
-}
-
-impl Store {
-    /// Whether a log batch would be taken now: [`StoreError::Busy`] while the writer is so
-    /// far behind that it would be refused, so a server can refuse a sender before it
-    /// reads and converts the batch (a refused batch comes again, and reading it each time
-    /// would take the CPU the writer and the state reports need).
-    pub fn admits_logs(&self) -> Result<(), StoreError> {
-        let waiting = LogRecord::queue(self).waiting();
-        if waiting >= MAX_WAITING_LINES {
-            return Err(StoreError::Busy {
-                collection: crate::model::logs::LOG_RECORDS.name,
-                waiting,
-            });
-        }
-        Ok(())
-    }
 }
