@@ -21,9 +21,10 @@
 //! unanswered.
 //!
 //! Log batches are admitted only while fewer than [`MAX_WAITING_LINES`] lines wait: past
-//! it the writer is behind, and a batch is refused at once ([`StoreError::Busy`]) for its
-//! sender to keep and send again later, instead of holding its lines and its request
-//! without bound. State reports are small and always admitted.
+//! it the writer is behind, and a batch waits for room at most [`ADMISSION_WAIT`], then is
+//! refused ([`StoreError::Busy`]) for its sender to keep and send again later, instead of
+//! holding its lines and its request without bound. State reports are small and always
+//! admitted.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,9 +45,13 @@ use crate::store::Store;
 pub(crate) const LOG_GROUP_LINES: usize = 1_000;
 /// The most states one turn writes (a report is never split).
 const STATE_GROUP_RECORDS: usize = 2_000;
-/// The log lines that may wait for the writer before new batches are refused: about a
+/// The log lines that may wait for the writer before new batches wait for room: about a
 /// second of the writer's work, and a few tens of MiB.
 pub(crate) const MAX_WAITING_LINES: usize = 20_000;
+/// How long a log batch waits for room before it is refused: a refused batch comes again
+/// and is read again, which costs the CPU the writer and the state reports need, while a
+/// waiting one costs only its memory (bounded by the server's requests in progress).
+const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A kind of record written in groups.
 pub(crate) trait Grouped: Record {
@@ -79,6 +84,8 @@ pub(crate) struct Queue<R> {
     batches: Mutex<VecDeque<Batch<R>>>,
     /// Records in `batches`.
     waiting: AtomicUsize,
+    /// Told each time a turn takes batches, for the batches waiting to be admitted.
+    room: tokio::sync::Notify,
 }
 
 impl<R> Default for Queue<R> {
@@ -86,6 +93,7 @@ impl<R> Default for Queue<R> {
         Queue {
             batches: Mutex::default(),
             waiting: AtomicUsize::new(0),
+            room: tokio::sync::Notify::new(),
         }
     }
 }
@@ -97,12 +105,13 @@ impl<R: Grouped> Queue<R> {
         self.waiting.load(Ordering::Acquire)
     }
 
-    /// Queues `batch` unless `bound` records or more already wait; then returns how many.
-    fn admit(&self, batch: Batch<R>, bound: usize) -> Result<(), usize> {
+    /// Queues `batch` unless `bound` records or more already wait; then gives it back
+    /// with how many.
+    fn admit(&self, batch: Batch<R>, bound: usize) -> Result<(), (Batch<R>, usize)> {
         let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
         let waiting = self.waiting.load(Ordering::Acquire);
         if waiting >= bound {
-            return Err(waiting);
+            return Err((batch, waiting));
         }
         self.waiting
             .store(waiting + batch.records.len(), Ordering::Release);
@@ -124,6 +133,9 @@ impl<R: Grouped> Queue<R> {
             group.extend(batches.pop_front());
         }
         self.waiting.fetch_sub(records, Ordering::AcqRel);
+        if records > 0 {
+            self.room.notify_waiters();
+        }
         group
     }
 }
@@ -147,19 +159,31 @@ pub(crate) async fn submit<R: Grouped>(
     } else {
         MAX_WAITING_LINES
     };
-    R::queue(store)
-        .admit(
-            Batch {
-                records,
-                docs,
-                reply,
-            },
-            bound,
-        )
-        .map_err(|waiting| StoreError::Busy {
-            collection: R::DEF.name,
-            waiting,
-        })?;
+    let queue = R::queue(store);
+    let mut batch = Batch {
+        records,
+        docs,
+        reply,
+    };
+    let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
+    loop {
+        // Listening before looking, so room made in between is not missed.
+        let room = queue.room.notified();
+        tokio::pin!(room);
+        room.as_mut().enable();
+        match queue.admit(batch, bound) {
+            Ok(()) => break,
+            Err((back, waiting)) => {
+                if tokio::time::timeout_at(deadline, room).await.is_err() {
+                    return Err(StoreError::Busy {
+                        collection: R::DEF.name,
+                        waiting,
+                    });
+                }
+                batch = back;
+            }
+        }
+    }
     let writer = store.clone();
     tokio::spawn(async move { turn(&writer).await });
     answer.await.unwrap_or_else(|_| {
@@ -534,7 +558,8 @@ mod tests {
         let batch = 1000;
         let admitted = spawn_batches(&store, MAX_WAITING_LINES / batch, batch);
         until_waiting::<LogRecord>(&store, MAX_WAITING_LINES).await;
-        // Refused at once, while the writer is still held: nothing of it is queued.
+        // Refused after waiting for room, while the writer is still held: nothing of it
+        // is queued.
         let refused = store.logs().insert(lines("vm-late", batch)).await;
         match refused {
             Err(StoreError::Busy {
@@ -546,6 +571,8 @@ mod tests {
             other => panic!("expected Busy, got {other:?}"),
         }
         assert_eq!(LogRecord::queue(&store).waiting(), MAX_WAITING_LINES);
+        // One more waits for room, and is taken once the writer goes on.
+        let waits_for_room = spawn_batches(&store, 1, batch).remove(0);
         // A state report is still taken.
         let report = spawn_reports(&store, ["vm-1".to_owned()]).remove(0);
         until_waiting::<ServiceStateRecord>(&store, 3).await;
@@ -554,6 +581,10 @@ mod tests {
         for batch in admitted {
             batch.await.expect("join").expect("admitted lines stored");
         }
+        waits_for_room
+            .await
+            .expect("join")
+            .expect("taken once there was room");
         // Sent again once the writer caught up, the batch is taken.
         let again = store
             .logs()
@@ -564,7 +595,7 @@ mod tests {
         let query = crate::model::logs::LogQuery::default();
         assert_eq!(
             store.logs().count(&query).await.expect("count"),
-            (MAX_WAITING_LINES + batch) as u64
+            (MAX_WAITING_LINES + 2 * batch) as u64
         );
     }
 }
