@@ -141,7 +141,8 @@ impl<R: Grouped> Queue<R> {
 }
 
 /// Queues `records` (already converted to `docs`) for a writer turn and waits until they
-/// committed. Log batches are refused with [`StoreError::Busy`] while the writer is behind.
+/// committed. A log batch refused room for [`ADMISSION_WAIT`] while the writer is behind
+/// fails with [`StoreError::Busy`], nothing of it queued.
 pub(crate) async fn submit<R: Grouped>(
     store: &Store,
     records: Vec<R>,

@@ -44,7 +44,7 @@ impl Grouped for LogRecord {
 }
 
 /// Queues `records` (already converted to `docs`) for the next group write and waits for
-/// their `_sequence`s; [`StoreError::Busy`] at once while the writer is behind.
+/// their `_sequence`s; [`StoreError::Busy`] when the writer stays behind (see `group_commit`).
 pub(crate) async fn insert(
     store: &Store,
     records: Vec<LogRecord>,
