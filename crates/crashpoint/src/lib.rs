@@ -13,7 +13,7 @@
 //! | name | where the process stops |
 //! | --- | --- |
 //! | `images.blob-stored` | an upload's bytes are in their blob; the version's ref is not written |
-//! | `state-reports.committed` | the group's transaction committed; no sender acknowledged yet |
+//! | `state-reports.committed` | a report's transaction committed; its sender is not acknowledged yet |
 //! | `store.sqlite.uncommitted.<collection>` | a SQLite batch is written inside its open transaction |
 //! | `state.edit.work-tree-advanced` | an edit's commit is in the checked-out work tree; the branch is not moved |
 //! | `state.edit.pushed` | an edit's commit is on the remote; the local branch is not moved |

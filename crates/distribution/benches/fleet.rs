@@ -1,46 +1,63 @@
 //! A fleet reporting to one distribution (issue 17 part 3): for each count N of
 //! `BENCH_INSTANCES` (`1000,10000,50000`), a fresh distribution (a child process of this
 //! bench, release build, SQLite, a real Git state repo of `BENCH_SERVICES` (20) services)
-//! and N simulated instances. Each instance, once every `BENCH_PERIOD_SECONDS` (10 s) at
-//! its own offset in the period, sends one `setServiceStates` of `BENCH_SERVICES_PER_REPORT`
-//! (3) services and ships its logs as one `addLogs` batch of `BENCH_LINES_PER_SECOND` (10)
-//! lines per second of the period, each line with the next sequence number of its source.
-//! A batch the server refuses (busy, timed out) is sent again after 1 s, as the updater
-//! does, and an instance sends in order (its next batch after this one is answered).
+//! and N simulated instances.
 //!
-//! Runs `BENCH_SECONDS` (30) of schedule; what is still running `BENCH_DRAIN_SECONDS` (60)
-//! after is abandoned and counted. Prints per N: state reports offered and answered per
-//! second, their latency from the scheduled time (a stall counts for every report it
-//! delays), log lines sent, accepted (the sum of `addLogs`'s answers) and lost (sent in an
-//! answered batch but not accepted), lines not sent in time, errors, the server's RSS at
-//! the end and its peak, its CPU, and the machine's load.
+//! Each instance runs two loops of its own, as the updater does (`state.rs` the reporter,
+//! `logs/drain.rs` the drainer, independent tasks): a slow log upload never holds back a
+//! state report, and a report never waits for logs.
+//! - **Reports**: once every `BENCH_PERIOD_SECONDS` (10 s) at its own offset in the
+//!   period, one `setServiceStates` of `BENCH_SERVICES_PER_REPORT` (3) services; a late
+//!   report delays the next, as the updater's reporter loop does.
+//! - **Logs**: its service writes `BENCH_LINES_PER_SECOND` (10) lines a second into the
+//!   spool; every `BENCH_SHIP_SECONDS` (the period) the drainer sends what has
+//!   accumulated, at most 1,000 lines a batch (the updater's `max_lines`), each line with
+//!   the next sequence number of its source. A refused batch (busy, timed out) is sent
+//!   again after the updater's backoff (500 ms doubling to 30 s, with jitter), while lines
+//!   keep accumulating. (The real drainer also sends a batch that is not full after 500 ms,
+//!   so at 10 lines/s it sends about two small batches a second; this bench ships every
+//!   period, the load a drainer with a longer wait would put on the server.)
 //!
-//! At most `BENCH_IN_FLIGHT` (400) requests are in flight at once (the server's default
-//! `limits.requests.max` is 512); the server takes twice that many connections and requests
+//! Reports and log batches have separate in-flight budgets, `BENCH_REPORTS_IN_FLIGHT` (100)
+//! and `BENCH_LOGS_IN_FLIGHT` (400), so neither waits for the other in the client, and
+//! together they stay under the server's `limits.requests.max` (512): a fleet has a batch
+//! in flight from every instance whose lines wait, which the server must turn away when
+//! its writer is behind. The server takes twice the total as connections and requests
 //! from one address (every simulated instance connects from 127.0.0.1).
+//!
+//! Runs `BENCH_SECONDS` (30) of schedule; log shipping goes on for at most
+//! `BENCH_DRAIN_SECONDS` (60) after it, and what is still unsent then is counted. Prints
+//! per N: state reports offered and answered per second, their latency from the scheduled
+//! time (a stall counts for every report it delays), log lines written, accepted (the sum of
+//! `addLogs`'s answers) and per second, refused (lines of batches the server turned away,
+//! each time), lost (sent in an answered batch but not accepted), not sent by the end of
+//! the drain, errors, the server's RSS at the end and its peak, its CPU, and the
+//! machine's load.
 //!
 //! Run with `cargo bench -p vupdate-distribution --bench fleet`.
 
 mod support;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use std::sync::Mutex;
 use support::calls::{Errors, graphql, report_body};
 use support::{BenchResult, CpuMeter, Latencies, Server, ServerInfo};
-
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use vupdate_backoff::Backoff;
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// `addLogs`, as updaters send it.
 const ADD_LOGS: &str = "mutation($service: String!, $role: String, $instance: String!, $directory: String!, $process: String!, $task: String, $logs: [LogLineInput!]!) { addLogs(service: $service, role: $role, instance: $instance, directory: $directory, process: $process, task: $task, logs: $logs) }";
-/// How long a refused log batch waits before it is sent again.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The most lines in one batch: the updater drainer's `max_lines`.
+const MAX_BATCH_LINES: u64 = 1000;
+/// The drainer's retry delays: from about 500 ms, doubling up to 30 s.
+const RETRY_INITIAL: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// What one run measures.
 struct Settings {
@@ -49,15 +66,18 @@ struct Settings {
     per_report: usize,
     period: f64,
     lines_per_second: f64,
+    ship: f64,
     seconds: f64,
     drain: f64,
-    in_flight: usize,
+    reports_in_flight: usize,
+    logs_in_flight: usize,
 }
 
 impl Settings {
     fn from_env() -> BenchResult<Settings> {
         // A tiny round when run as a test (`cargo test --benches`).
         let full = support::benching();
+        let period = support::env_or("BENCH_PERIOD_SECONDS", if full { 10.0 } else { 0.5 })?;
         Ok(Settings {
             instances: support::env_list(
                 "BENCH_INSTANCES",
@@ -65,11 +85,13 @@ impl Settings {
             )?,
             services: support::env_or("BENCH_SERVICES", 20)?,
             per_report: support::env_or("BENCH_SERVICES_PER_REPORT", 3)?,
-            period: support::env_or("BENCH_PERIOD_SECONDS", if full { 10.0 } else { 0.5 })?,
+            period,
             lines_per_second: support::env_or("BENCH_LINES_PER_SECOND", 10.0)?,
+            ship: support::env_or("BENCH_SHIP_SECONDS", period)?,
             seconds: support::env_or("BENCH_SECONDS", if full { 30.0 } else { 1.0 })?,
             drain: support::env_or("BENCH_DRAIN_SECONDS", if full { 60.0 } else { 30.0 })?,
-            in_flight: support::env_or("BENCH_IN_FLIGHT", 400)?,
+            reports_in_flight: support::env_or("BENCH_REPORTS_IN_FLIGHT", 100)?,
+            logs_in_flight: support::env_or("BENCH_LOGS_IN_FLIGHT", 400)?,
         })
     }
 }
@@ -79,8 +101,12 @@ impl Settings {
 struct Tally {
     reports: Latencies,
     errors: Errors,
-    lines_sent: u64,
+    /// Log requests answered (for the CPU per request).
+    batches: u64,
+    lines_written: u64,
     lines_accepted: u64,
+    lines_refused: u64,
+    refusals: u64,
     lines_lost: u64,
     not_sent: u64,
 }
@@ -92,19 +118,22 @@ fn main() -> BenchResult<()> {
     let settings = Arc::new(Settings::from_env()?);
     support::client_runtime()?.block_on(async move {
         println!(
-            "fleet: {} services, {} per report, every {} s, {} log lines/s per instance, {} s of schedule, {} requests in flight at most, load avg {}",
+            "fleet: {} services, {} per report, every {} s, {} log lines/s per instance shipped every {} s, {} s of schedule, {} reports and {} log batches in flight at most, load avg {}",
             settings.services,
             settings.per_report,
             settings.period,
             settings.lines_per_second,
+            settings.ship,
             settings.seconds,
-            settings.in_flight,
+            settings.reports_in_flight,
+            settings.logs_in_flight,
             support::load_average()
         );
         for &count in &settings.instances {
             // Twice the requests in flight: a connection the client dropped may still count
             // on the server for a moment.
-            let server = Server::start_for(settings.services, Some(settings.in_flight * 2)).await?;
+            let in_flight = settings.reports_in_flight + settings.logs_in_flight;
+            let server = Server::start_for(settings.services, Some(in_flight * 2)).await?;
             let row = measure(server.info(), count, &settings).await;
             server.stop().await?;
             println!("{}", row?);
@@ -115,42 +144,49 @@ fn main() -> BenchResult<()> {
 
 /// One row: `count` instances on a fresh server.
 async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> BenchResult<String> {
-    let client = support::client(settings.in_flight)?;
-    let slots = Arc::new(Semaphore::new(settings.in_flight));
+    let client = support::client(settings.reports_in_flight + settings.logs_in_flight)?;
+    let (report_slots, log_slots) = (
+        Arc::new(Semaphore::new(settings.reports_in_flight.max(1))),
+        Arc::new(Semaphore::new(settings.logs_in_flight.max(1))),
+    );
     // Every outcome is counted when it happens, so an instance still sending at the end
     // has its answers counted too.
     let tally = Arc::new(Mutex::new(Tally::default()));
     let meter = CpuMeter::start(info.pid);
     let start = Instant::now() + Duration::from_millis(200);
     let end = start + Duration::from_secs_f64(settings.seconds);
-    let mut instances = tokio::task::JoinSet::new();
+    let give_up = end + Duration::from_secs_f64(settings.drain);
+    let mut loops = tokio::task::JoinSet::new();
     for instance in 0..count {
         let offset = Duration::from_secs_f64(settings.period * instance as f64 / count as f64);
-        let simulated = Instance {
+        let simulated = Arc::new(Instance {
             number: instance,
             client: client.clone(),
             url: format!("{}/graphql", info.base),
             token: info.updater.clone(),
-            slots: slots.clone(),
             settings: settings.clone(),
             tally: tally.clone(),
-        };
-        instances.spawn(async move { simulated.run(start + offset, end).await });
+        });
+        let (reporter, slots) = (simulated.clone(), report_slots.clone());
+        loops.spawn(async move { reporter.report(start + offset, end, &slots).await });
+        let slots = log_slots.clone();
+        loops.spawn(async move {
+            simulated
+                .ship_logs(start + offset, end, give_up, &slots)
+                .await
+        });
     }
-    let drained = tokio::time::timeout_at(end + Duration::from_secs_f64(settings.drain), async {
-        while instances.join_next().await.is_some() {}
+    let drained = tokio::time::timeout_at(give_up + Duration::from_secs(1), async {
+        while loops.join_next().await.is_some() {}
     })
     .await
     .is_ok();
-    let abandoned = instances.len();
-    instances.abort_all();
+    let abandoned = loops.len();
+    loops.abort_all();
     let wall = start.elapsed().as_secs_f64();
     let mut tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|p| p.into_inner()));
     // CPU per request: the reports and the log batches answered.
-    let lines_per_batch = (settings.lines_per_second * settings.period)
-        .round()
-        .max(1.0) as u64;
-    let requests = tally.reports.len() + (tally.lines_sent / lines_per_batch) as usize;
+    let requests = tally.reports.len() + tally.batches as usize;
     let cpu = meter.report(requests);
     let scheduled = (count as f64 * settings.seconds / settings.period).ceil() as usize;
     let offered = count as f64 / settings.period;
@@ -159,21 +195,22 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
     let (rss, peak) = (support::rss_kib(info.pid), support::rss_peak_kib(info.pid));
     Ok(format!(
         "{count:>7} instances: reports offered {offered:.0}/s, answered {answered:.0}/s, latency from schedule p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms; \
-         {} of {scheduled} scheduled reports answered; log lines sent {} (at {:.0}/s), accepted {}, lost {}, not sent in time {}; {}{}; server RSS {} MiB (peak {} MiB); {cpu}",
+         {} of {scheduled} scheduled reports answered; log lines written {} (offered {:.0}/s), accepted {} (at {:.0}/s over {wall:.0} s) in {} batches, refused {} in {} refusals, lost {}, not sent by the end {}; {}{}; server RSS {} MiB (peak {} MiB); {cpu}",
         tally.reports.len(),
-        tally.lines_sent,
-        tally.lines_sent as f64 / wall,
+        tally.lines_written,
+        count as f64 * settings.lines_per_second,
         tally.lines_accepted,
+        tally.lines_accepted as f64 / wall,
+        tally.batches,
+        tally.lines_refused,
+        tally.refusals,
         tally.lines_lost,
         tally.not_sent,
         tally.errors.summary(),
         if drained {
             String::new()
         } else {
-            format!(
-                ", {abandoned} instances still sending {} s after the schedule (abandoned)",
-                settings.drain
-            )
+            format!(", {abandoned} loops still running at the end (abandoned)")
         },
         rss / 1024,
         peak / 1024,
@@ -186,78 +223,94 @@ struct Instance {
     client: reqwest::Client,
     url: String,
     token: String,
-    slots: Arc<Semaphore>,
     settings: Arc<Settings>,
     tally: Arc<Mutex<Tally>>,
 }
 
 impl Instance {
-    /// Reports and ships logs once per period from `first` until `end`, counting each
-    /// outcome in the shared tally as it comes.
-    async fn run(&self, first: Instant, end: Instant) {
-        let settings = &self.settings;
-        let period = Duration::from_secs_f64(settings.period);
-        let lines = (settings.lines_per_second * settings.period).round() as usize;
-        let mut sequence = 0i64;
+    /// Reports once per period from `first` until `end`, each report after the last one
+    /// was answered, counting each outcome as it comes.
+    async fn report(&self, first: Instant, end: Instant, slots: &Semaphore) {
+        let period = Duration::from_secs_f64(self.settings.period);
         let mut at = first;
         while at < end {
             tokio::time::sleep_until(at).await;
-            let body = report_body(self.number, settings.services, settings.per_report);
-            let answer = self.call(body).await;
+            let body = report_body(
+                self.number,
+                self.settings.services,
+                self.settings.per_report,
+            );
+            let answer = self.call(body, slots).await;
             self.count(|tally| match answer {
                 Ok(_) => tally.reports.record(at.elapsed()),
                 Err(message) => tally.errors.add(format!("setServiceStates: {message}")),
             });
-            if lines > 0 {
-                let batch = self.logs(sequence, lines);
-                sequence += lines as i64;
-                self.ship(&batch, lines as u64, end).await;
-            }
             at += period;
         }
     }
 
-    /// Sends one log batch until it is answered, or counts it as not sent when the
-    /// schedule ends first.
-    async fn ship(&self, batch: &str, lines: u64, end: Instant) {
+    /// Ships the lines written from `first` until `end`, every ship interval what has
+    /// accumulated (at most [`MAX_BATCH_LINES`] a batch), a refused batch again after the
+    /// drainer's backoff; gives up at `give_up`, counting what was never sent.
+    async fn ship_logs(&self, first: Instant, end: Instant, give_up: Instant, slots: &Semaphore) {
+        let settings = &self.settings;
+        if settings.lines_per_second <= 0.0 {
+            return;
+        }
+        let interval = Duration::from_secs_f64(settings.ship);
+        let written_by = |at: Instant| {
+            (at.min(end).saturating_duration_since(first).as_secs_f64() * settings.lines_per_second)
+                as u64
+        };
+        let total = written_by(end);
+        self.count(|tally| tally.lines_written += total);
+        let mut sent = 0u64;
+        let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
+        let mut at = first + interval;
         loop {
-            match self.call(batch.to_owned()).await {
-                Ok(answer) => {
-                    let accepted = serde_json::from_slice::<Value>(&answer)
-                        .ok()
-                        .and_then(|value| value["data"]["addLogs"].as_u64())
-                        .unwrap_or(0);
-                    self.count(|tally| {
-                        tally.lines_sent += lines;
-                        tally.lines_accepted += accepted;
-                        tally.lines_lost += lines.saturating_sub(accepted);
-                    });
-                    return;
-                }
-                Err(message) => {
-                    let late = Instant::now() + RETRY_AFTER >= end;
-                    self.count(|tally| {
-                        tally.errors.add(format!("addLogs: {message}"));
-                        if late {
-                            tally.not_sent += lines;
-                        }
-                    });
-                    if late {
-                        return;
+            tokio::time::sleep_until(at.min(give_up)).await;
+            let written = written_by(Instant::now());
+            while sent < written && Instant::now() < give_up {
+                let lines = (written - sent).min(MAX_BATCH_LINES);
+                let batch = self.logs(sent, lines as usize);
+                match self.call(batch, slots).await {
+                    Ok(answer) => {
+                        let accepted = serde_json::from_slice::<Value>(&answer)
+                            .ok()
+                            .and_then(|value| value["data"]["addLogs"].as_u64())
+                            .unwrap_or(0);
+                        self.count(|tally| {
+                            tally.batches += 1;
+                            tally.lines_accepted += accepted;
+                            tally.lines_lost += lines.saturating_sub(accepted);
+                        });
+                        sent += lines;
+                        backoff.reset();
                     }
-                    tokio::time::sleep(RETRY_AFTER).await;
+                    Err(message) => {
+                        self.count(|tally| {
+                            tally.errors.add(format!("addLogs: {message}"));
+                            tally.lines_refused += lines;
+                            tally.refusals += 1;
+                        });
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
                 }
             }
+            if sent == total || Instant::now() >= give_up {
+                break;
+            }
+            at += interval;
         }
+        self.count(|tally| tally.not_sent += total - sent);
     }
 
     fn count(&self, record: impl FnOnce(&mut Tally)) {
         record(&mut self.tally.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
-    async fn call(&self, body: String) -> Result<bytes::Bytes, String> {
-        let _slot = self
-            .slots
+    async fn call(&self, body: String, slots: &Semaphore) -> Result<bytes::Bytes, String> {
+        let _slot = slots
             .acquire()
             .await
             .map_err(|_| "the bench stopped".to_owned())?;
@@ -265,8 +318,9 @@ impl Instance {
     }
 
     /// One `addLogs` batch of `lines` lines of this instance's first service, numbered
-    /// from `sequence` + 1.
-    fn logs(&self, sequence: i64, lines: usize) -> String {
+    /// from `sent` + 1.
+    fn logs(&self, sent: u64, lines: usize) -> String {
+        let sequence = sent as i64;
         let service = support::service_name(self.number % self.settings.services + 1);
         let now = chrono::Utc::now();
         let logs: Vec<Value> = (0..lines)

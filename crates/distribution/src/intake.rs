@@ -27,13 +27,19 @@ pub struct LogSource {
     pub process: String,
 }
 
+/// The last source sequence stored of one source: unknown until read from the store.
+type Last = std::sync::Arc<tokio::sync::Mutex<Option<Option<i64>>>>;
+
 /// Stores log batches, dropping lines a sender already delivered; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct LogIntake {
     store: Store,
-    /// The last source sequence stored per source; one lock, since the store writes log
-    /// batches one at a time anyway.
-    last: std::sync::Arc<tokio::sync::Mutex<HashMap<LogSource, Option<i64>>>>,
+    /// The last source sequence stored per source, each behind a lock of its own held
+    /// while that source's batch is stored, so batches of different sources reach the
+    /// store together (and share its group commit) while one source's are stored in turn.
+    sources: std::sync::Arc<std::sync::Mutex<HashMap<LogSource, Last>>>,
+    /// Held shared by every batch being stored, alone by [`LogIntake::forget`].
+    epoch: std::sync::Arc<tokio::sync::RwLock<()>>,
 }
 
 impl LogIntake {
@@ -41,15 +47,30 @@ impl LogIntake {
     pub fn new(store: Store) -> LogIntake {
         LogIntake {
             store,
-            last: std::sync::Arc::default(),
+            sources: std::sync::Arc::default(),
+            epoch: std::sync::Arc::default(),
         }
     }
 
     /// Forgets the last numbers read, so the next batch of each source reads them from the
     /// store again (after records were rewritten under another source, see
-    /// [`crate::roles::split_stored`]).
+    /// [`crate::roles::split_stored`]); waits for the batches being stored.
     pub async fn forget(&self) {
-        self.last.lock().await.clear();
+        let _alone = self.epoch.write().await;
+        self.sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The lock of `source`'s last number.
+    fn last(&self, source: &LogSource) -> Last {
+        self.sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(source.clone())
+            .or_default()
+            .clone()
     }
 
     /// Stores the lines of `records` (all from `source`) that were not stored before;
@@ -59,9 +80,11 @@ impl LogIntake {
         source: LogSource,
         records: Vec<LogRecord>,
     ) -> Result<usize, StoreError> {
-        let mut last = self.last.lock().await;
-        let known = match last.get(&source) {
-            Some(known) => *known,
+        let _epoch = self.epoch.read().await;
+        let entry = self.last(&source);
+        let mut last = entry.lock().await;
+        let known = match *last {
+            Some(known) => known,
             None => {
                 let stored = self
                     .store
@@ -74,7 +97,7 @@ impl LogIntake {
                         &source.process,
                     )
                     .await?;
-                last.insert(source.clone(), stored);
+                *last = Some(stored);
                 stored
             }
         };
@@ -95,7 +118,102 @@ impl LogIntake {
         }
         let count = fresh.len();
         self.store.logs().insert(fresh).await?;
-        last.insert(source, newest);
+        *last = Some(newest);
         Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use vupdate_core::log::Level;
+    use vupdate_store::StoreConfig;
+    use vupdate_store::model::logs::LogQuery;
+
+    use super::*;
+
+    fn source(instance: &str) -> LogSource {
+        LogSource {
+            service: "api".parse().expect("service"),
+            role: None,
+            instance: instance.to_owned(),
+            directory: "/srv/api".to_owned(),
+            process: "main".to_owned(),
+        }
+    }
+
+    fn lines(source: &LogSource, sequences: std::ops::RangeInclusive<i64>) -> Vec<LogRecord> {
+        sequences
+            .map(|sequence| LogRecord {
+                service: source.service.clone(),
+                role: None,
+                instance: source.instance.clone(),
+                directory: source.directory.clone(),
+                process: source.process.clone(),
+                task: None,
+                time: chrono::Utc::now(),
+                level: Level::Info,
+                unit: "http".to_owned(),
+                message: format!("line {sequence}"),
+                termination_status: None,
+                source_sequence: Some(sequence),
+            })
+            .collect()
+    }
+
+    async fn intake(dir: &tempfile::TempDir) -> LogIntake {
+        let store = vupdate_store::open(&StoreConfig::Sqlite {
+            path: dir.path().join("store.sqlite"),
+        })
+        .await
+        .expect("store");
+        LogIntake::new(store)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_source_batch_is_stored_while_another_source_batch_is_held() {
+        let dir = tempfile::tempdir().expect("dir");
+        let intake = intake(&dir).await;
+        let (a, b) = (source("vm-a"), source("vm-b"));
+        // vm-a's batch in the middle of being stored holds vm-a's lock.
+        let held = intake.last(&a);
+        let _storing_a = held.lock().await;
+        let stored = tokio::time::timeout(
+            Duration::from_secs(60),
+            intake.add(b.clone(), lines(&b, 1..=100)),
+        )
+        .await
+        .expect("vm-b's batch does not wait for vm-a's")
+        .expect("stored");
+        assert_eq!(stored, 100);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_sent_many_times_at_once_is_stored_once_and_forget_reads_the_store_again() {
+        let dir = tempfile::tempdir().expect("dir");
+        let intake = intake(&dir).await;
+        let a = source("vm-a");
+        let sends: Vec<_> = (0..10)
+            .map(|_| {
+                let (intake, a) = (intake.clone(), a.clone());
+                tokio::spawn(async move { intake.add(a.clone(), lines(&a, 1..=100)).await })
+            })
+            .collect();
+        let mut stored = 0;
+        for send in sends {
+            stored += send.await.expect("join").expect("stored");
+        }
+        assert_eq!(stored, 100, "every line once");
+        intake.forget().await;
+        assert_eq!(
+            intake
+                .add(a.clone(), lines(&a, 50..=150))
+                .await
+                .expect("stored"),
+            50
+        );
+        let query = LogQuery::default();
+        assert_eq!(intake.store.logs().count(&query).await.expect("count"), 150);
     }
 }

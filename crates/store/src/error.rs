@@ -129,6 +129,18 @@ pub enum StoreError {
         /// Who holds it now.
         now: String,
     },
+    /// The writer is behind: so many records of the collection wait to be written that this
+    /// batch was not taken (nothing of it was written); its sender keeps it and sends it
+    /// again later.
+    #[error(
+        "the store is behind writing {collection}: {waiting} records wait to be written, so this batch was not taken (nothing of it was written); send it again in a moment"
+    )]
+    Busy {
+        /// The collection.
+        collection: &'static str,
+        /// How many records were waiting.
+        waiting: usize,
+    },
     /// The store was closed while a follower was waiting for log records.
     #[error("the store was closed while following log records")]
     Closed,

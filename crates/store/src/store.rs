@@ -10,6 +10,7 @@ mod builds;
 mod consumers;
 mod enrolments;
 mod faults;
+mod group_commit;
 mod in_force;
 mod known_bad;
 mod leases;
@@ -74,11 +75,14 @@ struct Inner {
     backend: crate::observe::Timed,
     description: String,
     feed: broadcast::Sender<LogBatch>,
-    /// Held from sequence reservation to broadcast, so the feed carries log records in
-    /// `_sequence` order and a follower can drop what it has already seen by number.
+    /// The writer's turn (`group_commit`), first come, first served: held from sequence
+    /// reservation to broadcast, so the feed carries log records in `_sequence` order and
+    /// a follower can drop what it has already seen by number.
     log_writes: tokio::sync::Mutex<()>,
-    /// Log batches waiting for the next group write (`log_writes`).
-    log_queue: std::sync::Mutex<Vec<log_writes::PendingLogs>>,
+    /// Log batches waiting for a writer turn.
+    log_queue: group_commit::Queue<LogRecord>,
+    /// State reports waiting for a writer turn.
+    state_queue: group_commit::Queue<crate::model::states::ServiceStateRecord>,
     /// Log lines written since the text index last caught up (`text_index`).
     unindexed: std::sync::atomic::AtomicUsize,
     /// Whether a text index catch-up runs.
@@ -102,7 +106,8 @@ impl Store {
                 description,
                 feed,
                 log_writes: tokio::sync::Mutex::new(()),
-                log_queue: std::sync::Mutex::default(),
+                log_queue: group_commit::Queue::default(),
+                state_queue: group_commit::Queue::default(),
                 unindexed: std::sync::atomic::AtomicUsize::new(0),
                 indexing: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -223,12 +228,9 @@ impl Store {
         &self.inner.feed
     }
 
-    pub(crate) fn log_writes(&self) -> &tokio::sync::Mutex<()> {
-        &self.inner.log_writes
-    }
-
-    pub(crate) fn log_queue(&self) -> &std::sync::Mutex<Vec<log_writes::PendingLogs>> {
-        &self.inner.log_queue
+    /// The writer's turns (`group_commit`): log groups, text index chunks, expiry steps.
+    pub(crate) fn log_writes(&self) -> group_commit::Turns<'_> {
+        group_commit::Turns(self)
     }
 
     /// Validates every record first, so an invalid one stops the batch before anything is

@@ -232,7 +232,8 @@ impl LogsMutation {
     /// new (lines whose `sequence` was stored before are dropped). `role` is the role the
     /// service runs in, or null for none; left out (as updaters before roles had their own
     /// field did), `service` is read as `name-role` by the dash rule against the services
-    /// the state in force knows.
+    /// the state in force knows. Refused with `STORE_BEHIND` (nothing stored) while the
+    /// server is behind writing log lines: send the batch again later.
     #[allow(clippy::too_many_arguments)]
     async fn add_logs(
         &self,

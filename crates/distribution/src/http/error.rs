@@ -367,6 +367,29 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_store_behind_on_log_lines_is_a_retryable_store_behind_refusal() {
+        let error = ApiError::from(vupdate_store::StoreError::Busy {
+            collection: "log_records",
+            waiting: 20_000,
+        });
+        assert_eq!(
+            (error.status(), error.code()),
+            (StatusCode::SERVICE_UNAVAILABLE, "STORE_BEHIND")
+        );
+        assert_eq!(error.retry_after(), Some(std::time::Duration::from_secs(1)));
+        let message = error.message().to_owned();
+        assert!(
+            message.starts_with("the server is behind and will take this batch later"),
+            "{message}"
+        );
+        assert!(message.contains("20000 records wait"), "{message}");
+        let graphql = error.into_graphql();
+        let extensions = serde_json::to_value(&graphql.extensions).expect("extensions");
+        assert_eq!(extensions["code"], "STORE_BEHIND");
+        assert_eq!(extensions["retryAfterSeconds"], 1);
+    }
+
     #[tokio::test]
     async fn auth_refusals_keep_their_stable_codes() {
         let table = [

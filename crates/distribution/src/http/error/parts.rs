@@ -29,6 +29,10 @@ impl From<EnrolmentError> for ApiError {
     }
 }
 
+/// How long a sender refused `STORE_BEHIND` is asked to wait: about the time the writer takes to
+/// catch up with a full queue.
+const BEHIND_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         if let Some(path) = error.disk_full() {
@@ -42,6 +46,12 @@ impl From<StoreError> for ApiError {
             StoreError::RestoreExpired { .. } => {
                 ApiError::conflict("RESTORE_EXPIRED", error.to_string())
             }
+            // Retryable: the sender keeps the batch and sends it again after its backoff.
+            StoreError::Busy { .. } => ApiError::unavailable(
+                "STORE_BEHIND",
+                format!("the server is behind and will take this batch later: {error}"),
+            )
+            .with_retry_after(BEHIND_RETRY_AFTER),
             _ => ApiError::internal(error),
         }
     }
