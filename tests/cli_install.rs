@@ -218,7 +218,10 @@ async fn one_line_installs_an_updater_that_runs_its_service_and_refuses_bad_inpu
     // Ctrl-C stops it as SIGTERM does: cleanly, and its services with it (a process
     // started in the background by a shell has SIGINT ignored, so it must listen).
     let service = vm_work.join("hello-eu");
-    assert!(hello::serving(&service).is_some(), "hello serves");
+    // Reported as running before it may listen: wait until it answers.
+    Patience::up_to(LIMIT)
+        .eventually("hello to answer", || async { hello::serving(&service) })
+        .await;
     stop_with(&mut updater, Signal::SIGINT);
     assert_eq!(hello::serving(&service), None, "hello stopped with it");
     assert!(

@@ -154,7 +154,10 @@ async fn an_updater_pinned_to_a_self_signed_distribution_runs_its_service() {
     wait_for_hello(&admin, &log, &dist).await;
     // SIGQUIT is a graceful stop too (as for nginx), services included.
     let service = vm_work.join("hello-eu");
-    assert!(hello::serving(&service).is_some(), "hello serves");
+    // Reported as running before it may listen: wait until it answers.
+    Patience::up_to(LIMIT)
+        .eventually("hello to answer", || async { hello::serving(&service) })
+        .await;
     stop_with(&mut updater, Signal::SIGQUIT);
     assert_eq!(hello::serving(&service), None, "hello stopped with it");
 
