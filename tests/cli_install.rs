@@ -27,9 +27,9 @@ mod hello;
 #[path = "support/install.rs"]
 mod install;
 
-use distribution::{stop_with, terminate};
+use distribution::terminate;
 use hello::{hello_config, hello_repos};
-use install::{LIMIT, modes, snapshot, start_updater, text, wait_for_hello};
+use install::{LIMIT, modes, snapshot, start_updater, stop_with_hello, text, wait_for_hello};
 use nix::sys::signal::Signal;
 
 fn vupdate() -> Command {
@@ -217,13 +217,7 @@ async fn one_line_installs_an_updater_that_runs_its_service_and_refuses_bad_inpu
     wait_for_hello(&admin, &log_path, &dist).await;
     // Ctrl-C stops it as SIGTERM does: cleanly, and its services with it (a process
     // started in the background by a shell has SIGINT ignored, so it must listen).
-    let service = vm_work.join("hello-eu");
-    // Reported as running before it may listen: wait until it answers.
-    Patience::up_to(LIMIT)
-        .eventually("hello to answer", || async { hello::serving(&service) })
-        .await;
-    stop_with(&mut updater, Signal::SIGINT);
-    assert_eq!(hello::serving(&service), None, "hello stopped with it");
+    stop_with_hello(&mut updater, &vm_work.join("hello-eu"), Signal::SIGINT).await;
     assert!(
         std::fs::read_to_string(&log_path)
             .unwrap_or_default()

@@ -32,9 +32,9 @@ mod hello;
 #[path = "support/install.rs"]
 mod install;
 
-use distribution::{stop_with, terminate};
+use distribution::terminate;
 use hello::{hello_config, hello_repos};
-use install::{LIMIT, modes, snapshot, start_updater, text, wait_for_hello};
+use install::{LIMIT, modes, snapshot, start_updater, stop_with_hello, text, wait_for_hello};
 use nix::sys::signal::Signal;
 
 /// Runs `line` (an install line as the distribution prints it) with `args` appended.
@@ -153,13 +153,7 @@ async fn an_updater_pinned_to_a_self_signed_distribution_runs_its_service() {
     let mut updater = start_updater(&root, &root.join("etc/vupdate/updater.yaml"), &log);
     wait_for_hello(&admin, &log, &dist).await;
     // SIGQUIT is a graceful stop too (as for nginx), services included.
-    let service = vm_work.join("hello-eu");
-    // Reported as running before it may listen: wait until it answers.
-    Patience::up_to(LIMIT)
-        .eventually("hello to answer", || async { hello::serving(&service) })
-        .await;
-    stop_with(&mut updater, Signal::SIGQUIT);
-    assert_eq!(hello::serving(&service), None, "hello stopped with it");
+    stop_with_hello(&mut updater, &vm_work.join("hello-eu"), Signal::SIGQUIT).await;
 
     // The same updater pinned to another key is refused, and says so.
     let other = PublicKeyPin::of_public_key(b"not the distribution's key");

@@ -1,5 +1,6 @@
 //! What the install tests share: the files under a root with their modes, a command's
-//! output for a failure message, and the installed updater started until it runs `hello`.
+//! output for a failure message, and the installed updater started until it runs `hello`
+//! and stopped with it.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
@@ -94,4 +95,24 @@ pub async fn wait_for_hello(admin: &Client, log: &Path, dist: &Path) {
             },
         )
         .await;
+}
+
+/// Stops `updater` with `signal` once hello in `service` answers (it is reported running
+/// before it may listen), and checks that the updater exited cleanly and stopped hello.
+pub async fn stop_with_hello(
+    updater: &mut Child,
+    service: &Path,
+    signal: nix::sys::signal::Signal,
+) {
+    Patience::up_to(LIMIT)
+        .eventually("hello to answer", || async {
+            crate::hello::serving(service)
+        })
+        .await;
+    crate::distribution::stop_with(updater, signal);
+    assert_eq!(
+        crate::hello::serving(service),
+        None,
+        "hello stopped with the updater on {signal}"
+    );
 }

@@ -266,8 +266,6 @@ impl Secrets {
                 name: name.to_owned(),
                 reason,
             })?;
-        // As the store keeps times: whole milliseconds.
-        let set_at = DateTime::from_timestamp_millis(set_at.timestamp_millis()).unwrap_or(set_at);
         self.store
             .secrets()
             .set(SealedSecret {

@@ -265,6 +265,46 @@ impl MongoBackend {
     }
 
     /// Copies `document` to history as archived `now`; an existing copy is fine.
+    /// One attempt to make `document` the current version of `key`: the version read
+    /// (none, or an exact `_id` and `_sequence`) is replaced only if it is still current,
+    /// so of two writers one wins; `accept` may refuse what was read. Returns whether it
+    /// was written (false: refused, or another write came first).
+    async fn replace_once(
+        &self,
+        def: &'static CollectionDef,
+        key: &Document,
+        document: &Document,
+        now: DateTime<Utc>,
+        accept: impl FnOnce(Option<&Document>) -> bool,
+    ) -> Result<bool, StoreError> {
+        let existing = self
+            .current(def)
+            .find_one(key.clone())
+            .await
+            .map_err(|e| mongo_error(def.name, "replace", e))?;
+        if !accept(existing.as_ref()) {
+            return Ok(false);
+        }
+        match existing {
+            Some(old) => {
+                if def.history {
+                    self.copy_to_history(def, &old, now).await?;
+                }
+                let result = self
+                    .current(def)
+                    .replace_one(exact_version(&old), document.clone())
+                    .await
+                    .map_err(|e| mongo_error(def.name, "replace", e))?;
+                Ok(result.matched_count == 1)
+            }
+            None => match self.current(def).insert_one(document.clone()).await {
+                Ok(_) => Ok(true),
+                Err(e) if is_duplicate(&e) => Ok(false),
+                Err(e) => Err(mongo_error(def.name, "insert", e)),
+            },
+        }
+    }
+
     async fn copy_to_history(
         &self,
         def: &'static CollectionDef,
@@ -406,31 +446,11 @@ impl Backend for MongoBackend {
             let document = convert::to_document(def, doc, sequence, now);
             let mut done = false;
             for _ in 0..PUT_ATTEMPTS {
-                let existing = self
-                    .current(def)
-                    .find_one(key.clone())
-                    .await
-                    .map_err(|e| mongo_error(def.name, "replace", e))?;
-                match existing {
-                    Some(old) => {
-                        if def.history {
-                            self.copy_to_history(def, &old, now).await?;
-                        }
-                        let exact = exact_version(&old);
-                        let result = self
-                            .current(def)
-                            .replace_one(exact, document.clone())
-                            .await
-                            .map_err(|e| mongo_error(def.name, "replace", e))?;
-                        done = result.matched_count == 1;
-                    }
-                    None => match self.current(def).insert_one(document.clone()).await {
-                        Ok(_) => done = true,
-                        Err(e) if is_duplicate(&e) => {}
-                        Err(e) => return Err(mongo_error(def.name, "insert", e)),
-                    },
-                }
-                if done {
+                if self
+                    .replace_once(def, &key, &document, now, |_| true)
+                    .await?
+                {
+                    done = true;
                     break;
                 }
             }
@@ -455,36 +475,13 @@ impl Backend for MongoBackend {
         let sequence = self.reserve(def, 1).await?;
         let key = convert::filter_document(&doc.key_filter(def));
         let document = convert::to_document(def, &doc, sequence, now);
-        let existing = self
-            .current(def)
-            .find_one(key)
-            .await
-            .map_err(|e| mongo_error(def.name, "replace", e))?;
-        let existing_sequence = existing
-            .as_ref()
-            .and_then(|old| convert::as_i64(old.get(convert::SEQUENCE)));
-        if existing_sequence != expected {
-            return Ok(None);
-        }
-        match existing {
-            // One conditional replace on the exact version read: of two writers, one wins.
-            Some(old) => {
-                if def.history {
-                    self.copy_to_history(def, &old, now).await?;
-                }
-                let result = self
-                    .current(def)
-                    .replace_one(exact_version(&old), document)
-                    .await
-                    .map_err(|e| mongo_error(def.name, "replace", e))?;
-                Ok((result.matched_count == 1).then_some(sequence))
-            }
-            None => match self.current(def).insert_one(document).await {
-                Ok(_) => Ok(Some(sequence)),
-                Err(e) if is_duplicate(&e) => Ok(None),
-                Err(e) => Err(mongo_error(def.name, "insert", e)),
-            },
-        }
+        let still_expected = |old: Option<&Document>| {
+            old.and_then(|old| convert::as_i64(old.get(SEQUENCE))) == expected
+        };
+        let replaced = self
+            .replace_once(def, &key, &document, now, still_expected)
+            .await?;
+        Ok(replaced.then_some(sequence))
     }
 
     async fn archive(

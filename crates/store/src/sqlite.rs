@@ -307,28 +307,41 @@ impl SqliteBackend {
             return Ok(Vec::new());
         }
         self.write_tx(self.ctx(def, operation), move |tx, ctx| {
-            let first = reserve(tx, ctx, docs.len())?;
-            let now = now.timestamp_millis();
-            let mut insert = tx
-                .prepare_cached(&sql::insert_current(def))
-                .map_err(ctx.err())?;
-            let mut sequences = Vec::with_capacity(docs.len());
-            for (i, doc) in docs.into_iter().enumerate() {
-                if replace {
-                    archive_rows(tx, ctx, def, &doc.key_filter(def), now)?;
-                }
-                let sequence = first + i as i64;
-                insert_doc(&mut insert, ctx, def, sequence, now, doc)?;
-                sequences.push(sequence);
-            }
-            // Every row of the batch is written, none committed.
-            if vupdate_crashpoint::any_armed() {
-                vupdate_crashpoint::reached(&format!("store.sqlite.uncommitted.{}", def.name));
-            }
-            Ok(sequences)
+            store_docs(tx, ctx, def, docs, now, replace)
         })
         .await
     }
+}
+
+/// Inserts `docs` under consecutive new sequences within `tx`; with `replace`, the
+/// current version of each doc's key moves to history first.
+fn store_docs(
+    tx: &rusqlite::Transaction<'_>,
+    ctx: &Ctx,
+    def: &'static CollectionDef,
+    docs: Vec<Doc>,
+    now: DateTime<Utc>,
+    replace: bool,
+) -> Result<Vec<i64>, StoreError> {
+    let first = reserve(tx, ctx, docs.len())?;
+    let now = now.timestamp_millis();
+    let mut insert = tx
+        .prepare_cached(&sql::insert_current(def))
+        .map_err(ctx.err())?;
+    let mut sequences = Vec::with_capacity(docs.len());
+    for (i, doc) in docs.into_iter().enumerate() {
+        if replace {
+            archive_rows(tx, ctx, def, &doc.key_filter(def), now)?;
+        }
+        let sequence = first + i as i64;
+        insert_doc(&mut insert, ctx, def, sequence, now, doc)?;
+        sequences.push(sequence);
+    }
+    // Every row of the batch is written, none committed.
+    if vupdate_crashpoint::any_armed() {
+        vupdate_crashpoint::reached(&format!("store.sqlite.uncommitted.{}", def.name));
+    }
+    Ok(sequences)
 }
 
 /// Lease `name` as stored in the `_leases` table.
@@ -557,14 +570,8 @@ impl Backend for SqliteBackend {
             if current != expected {
                 return Ok(None);
             }
-            let now = now.timestamp_millis();
-            archive_rows(tx, ctx, def, &key, now)?;
-            let sequence = reserve(tx, ctx, 1)?;
-            let mut insert = tx
-                .prepare_cached(&sql::insert_current(def))
-                .map_err(ctx.err())?;
-            insert_doc(&mut insert, ctx, def, sequence, now, doc)?;
-            Ok(Some(sequence))
+            let written = store_docs(tx, ctx, def, vec![doc], now, true)?;
+            Ok(written.first().copied())
         })
         .await
     }
