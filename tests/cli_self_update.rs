@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use vupdate_client::{Client, ImageRef};
+use vupdate_client::Client;
 use vupdate_test_support::{GitRepo, Patience, Person};
 
 #[allow(dead_code)]
@@ -97,34 +97,6 @@ fn desire(work: &GitRepo, source: &Path, version: &str) {
     let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
     work.commit_files(&refs, &format!("distribution {version}"), &Person::alice());
     work.push("origin", "main");
-}
-
-/// A `distribution` client image whose `bin/vupdate` is `program` (stored, not deflated:
-/// the debug binary is large).
-fn image(dir: &Path, name: &str, program: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    let mut writer = zip::ZipWriter::new(std::fs::File::create(&path).expect("zip"));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .large_file(true)
-        .unix_permissions(0o755);
-    writer.start_file("bin/vupdate", options).expect("entry");
-    writer.write_all(program).expect("write");
-    writer
-        .start_file("install.json", zip::write::SimpleFileOptions::default())
-        .expect("entry");
-    writer.write_all(b"{}").expect("write");
-    writer.finish().expect("finish");
-    path
-}
-
-async fn upload(admin: &Client, dir: &Path, version: &str, program: &[u8]) {
-    let zip = image(dir, &format!("distribution-{version}.zip"), program);
-    admin
-        .upload_image(&ImageRef::client("distribution", version), &zip, None)
-        .await
-        .expect("upload the distribution image");
-    std::fs::remove_file(zip).expect("remove the zip");
 }
 
 async fn status(admin: &Client) -> Value {
@@ -201,15 +173,6 @@ fn poll_health(address: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinH
     })
 }
 
-/// A copy of the built program in `dir/bin`, which self-updates may replace.
-fn program_copy(dir: &Path) -> PathBuf {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).expect("bin");
-    let program = bin.join("vupdate");
-    std::fs::copy(env!("CARGO_BIN_EXE_vupdate"), &program).expect("copy the program");
-    program
-}
-
 struct Setup {
     dir: TempDir,
     program: PathBuf,
@@ -221,7 +184,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
-    let program = program_copy(dir.path());
+    let program = distribution::program_copy(dir.path());
     let gate = dir.path().join("gate");
     let source = slow_source(&gate);
     let remote = GitRepo::init_bare();
@@ -290,7 +253,7 @@ async fn a_new_distribution_version_takes_over_the_process_and_a_bad_one_never_d
 
     // A binary that cannot run here: never swapped in, the reason in status.
     let bad = "#!/bin/sh\necho 'simulated: this build cannot read the store' >&2\nexit 3\n";
-    upload(&admin, dir, "acme-1.5.0", bad.as_bytes()).await;
+    distribution::upload_program(&admin, dir, "acme-1.5.0", bad.as_bytes()).await;
     desire(&setup.work, setup.source.path(), "acme-1.5.0");
     let refused = Patience::up_to(LIMIT)
         .eventually_or(
@@ -335,7 +298,7 @@ async fn a_new_distribution_version_takes_over_the_process_and_a_bad_one_never_d
     let stop = Arc::new(AtomicBool::new(false));
     let poller = poll_health(address, Arc::clone(&stop));
     let program = std::fs::read(&setup.program).expect("read the program");
-    upload(&admin, dir, "acme-2.0.0", &program).await;
+    distribution::upload_program(&admin, dir, "acme-2.0.0", &program).await;
     drop(program);
     desire(&setup.work, setup.source.path(), "acme-2.0.0");
     let swapped = Patience::up_to(LIMIT)
@@ -466,7 +429,7 @@ async fn killed_at(point: &str) -> (Value, bool, bool) {
     let log = || async { distribution::log(dir) };
     let original = inode(&setup.program);
     let program = std::fs::read(&setup.program).expect("read the program");
-    upload(&started.admin, dir, "acme-2.0.0", &program).await;
+    distribution::upload_program(&started.admin, dir, "acme-2.0.0", &program).await;
     drop(program);
     desire(&setup.work, setup.source.path(), "acme-2.0.0");
     let announcement = vupdate_crashpoint::announcement(point);

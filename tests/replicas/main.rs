@@ -10,6 +10,7 @@
 //! holder; a push during the handover (its webhook lost with the holder) is fetched and
 //! answered by the new holder. [`handover`]: kill -9 of the holder in the middle of a
 //! build, the build run once more, a push during the handover installed by an updater.
+//! [`self_update`]: a new `distribution` version swapped in by both replicas in turn.
 //! Skipped, loudly, where the stand-ins are not installed
 //! (`scripts/install-test-deps.sh`); failing instead in CI.
 
@@ -23,6 +24,8 @@ mod hello;
 
 /// kill -9 of the holder in the middle of a build, and a push during the handover.
 mod handover;
+/// Every replica swaps in a new program, one at a time.
+mod self_update;
 
 use std::io::{Read as _, Write as _};
 use std::path::Path;

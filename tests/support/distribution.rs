@@ -266,3 +266,40 @@ pub fn stop_with(child: &mut Child, signal: nix::sys::signal::Signal) {
     let status = child.wait().expect("exit");
     assert!(status.success(), "{signal}: {status}");
 }
+
+/// A copy of the built program in `dir/bin`, which self-updates may replace.
+pub fn program_copy(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let program = bin.join("vupdate");
+    std::fs::copy(env!("CARGO_BIN_EXE_vupdate"), &program).expect("copy the program");
+    program
+}
+
+/// Uploads through `admin` the `distribution` client image `version` whose `bin/vupdate`
+/// is `program`, zipped in `dir` (stored, not deflated: the debug binary is large).
+pub async fn upload_program(admin: &Client, dir: &Path, version: &str, program: &[u8]) {
+    use std::io::Write as _;
+    let zip = dir.join(format!("distribution-{version}.zip"));
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(&zip).expect("zip"));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true)
+        .unix_permissions(0o755);
+    writer.start_file("bin/vupdate", options).expect("entry");
+    writer.write_all(program).expect("write");
+    writer
+        .start_file("install.json", zip::write::SimpleFileOptions::default())
+        .expect("entry");
+    writer.write_all(b"{}").expect("write");
+    writer.finish().expect("finish");
+    admin
+        .upload_image(
+            &vupdate_client::ImageRef::client("distribution", version),
+            &zip,
+            None,
+        )
+        .await
+        .expect("upload the distribution image");
+    std::fs::remove_file(zip).expect("remove the zip");
+}

@@ -289,6 +289,9 @@ async fn swap_in(
         failed(&error);
         tracing::error!(%error, "self-update failed; this binary keeps serving until the next start");
         let _ = std::fs::remove_file(&ready.staged);
+        if let Err(error) = updates.end_turn().await {
+            tracing::warn!(%error, "cannot give the replicas' self-update turn back; it ends on its own");
+        }
         return serve_on(distribution).await;
     }
     let listener = distribution

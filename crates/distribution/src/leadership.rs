@@ -1,6 +1,6 @@
 //! Which replica runs the work that must run once: the reconcile loop (builds and client
-//! generations), expiry, the recovery of interrupted tasks, the known-bad reverts and the
-//! distribution's self-update.
+//! generations), expiry and the recovery of interrupted tasks. (Self-update runs on every
+//! replica, one at a time, under a lease of its own: `self_update::turn`.)
 //!
 //! On SQLite one server owns the store (the data directory is locked), so the lease is
 //! held for good ([`Leadership::sole`]). On MongoDB, replicas share the store's
@@ -11,8 +11,7 @@
 //! hold it. A write only the holder may make calls [`Leadership::fence`] first: it is
 //! refused once the lease was taken over or ran out, whatever this process believes (a
 //! replica paused past its lease wakes up still believing it holds). Fenced: the start of
-//! every build task, the commit of a new client generation, every expiry run, the
-//! self-update's hand-over. A build's image and log come from the builder through the API
+//! every build task, the commit of a new client generation, every expiry run. A build's image and log come from the builder through the API
 //! with a Builder token that each take-over revokes, so a dead or paused holder's builder
 //! is refused by every replica. Not fenced: known-bad marks and their reverts, made by
 //! whichever replica an updater's report reaches (a revert is a commit pushed by Git's
@@ -193,7 +192,7 @@ impl Leadership {
             tokio::pin!(lost);
             tokio::select! {
                 () = work(lease) => {
-                    // Work that ends by itself (at a stop, or a self-update handed over)
+                    // Work that ends by itself (at a stop)
                     // ran to completion for this lease: nothing more until it is lost.
                     tokio::select! {
                         () = &mut lost => {}
@@ -259,7 +258,7 @@ impl Keeper {
                     Ok(Some(lease)) => {
                         tracing::info!(
                             token = lease.token,
-                            "took the lease: this replica runs the reconcile loop, expiry and self-update"
+                            "took the lease: this replica runs the reconcile loop and expiry"
                         );
                         confirmed = sent;
                         self.held.send_replace(Some(lease));

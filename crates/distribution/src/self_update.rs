@@ -22,11 +22,13 @@
 //!    [`swap::roll_back`]), recording why.
 //!
 //! - [`record`]: the file `<data>/self-update.json` and the pure decision [`record::Want`].
+//! - [`turn`]: replicas sharing a store swap one at a time, each when it has the turn.
 
 pub mod probe;
 pub mod record;
 pub mod stage;
 pub mod swap;
+pub mod turn;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -38,6 +40,7 @@ use vupdate_images::ImageStore;
 
 use crate::watcher::InForce;
 use record::{OutcomeKind, SelfUpdateRecord, Want};
+use turn::{Taken, Turns};
 
 /// The service whose client image holds the distribution's program.
 pub const SERVICE: &str = "distribution";
@@ -80,6 +83,9 @@ pub enum SelfUpdateError {
         /// What went wrong.
         error: String,
     },
+    /// The replicas' turn could not be taken or given back in the store.
+    #[error("self-update turn (the store's lease `self-update`): {0}")]
+    Turn(vupdate_store::StoreError),
 }
 
 /// How this server updates itself; without it (`StartOptions::self_update` unset) the
@@ -127,16 +133,63 @@ pub struct SelfUpdates {
     record: Arc<Mutex<SelfUpdateRecord>>,
     /// Bumped at each change of the record (a confirmation wakes the follower).
     changed: Arc<watch::Sender<u64>>,
+    turns: Turns,
 }
 
 impl SelfUpdates {
-    /// The record kept in `data_directory`.
-    pub fn open(data_directory: PathBuf) -> Result<SelfUpdates, SelfUpdateError> {
+    /// The record kept in `data_directory`, swapping when `turns` says so.
+    pub fn open(data_directory: PathBuf, turns: Turns) -> Result<SelfUpdates, SelfUpdateError> {
         let record = record::load(&data_directory)?;
         Ok(SelfUpdates {
             data_directory,
             record: Arc::new(Mutex::new(record)),
             changed: Arc::new(watch::Sender::new(0)),
+            turns,
+        })
+    }
+
+    /// Takes the replicas' turn for a swap whose new binary has `window` to confirm,
+    /// recording it for the process that ends the swap; `Some(holder)` while another
+    /// replica (that holder) swaps.
+    pub async fn take_turn(&self, window: Duration) -> Result<Option<String>, SelfUpdateError> {
+        match self
+            .turns
+            .take(window)
+            .await
+            .map_err(SelfUpdateError::Turn)?
+        {
+            Taken::Alone => Ok(None),
+            Taken::Held(turn) => {
+                if let Err(error) = self.update(|record| record.turn = Some(turn.clone())) {
+                    // Unrecorded, nobody else could give it back.
+                    let _ = self.turns.release(&turn).await;
+                    return Err(error);
+                }
+                Ok(None)
+            }
+            Taken::Busy(holder) => Ok(Some(holder)),
+        }
+    }
+
+    /// Gives back the turn of a swap that has ended (no swapped-in binary waiting to
+    /// confirm), so the next replica swaps; nothing when none is held.
+    pub async fn end_turn(&self) -> Result<(), SelfUpdateError> {
+        let turn = {
+            let record = self.record.lock().expect("the record lock");
+            match (&record.turn, &record.pending) {
+                (Some(turn), None) => turn.clone(),
+                _ => return Ok(()),
+            }
+        };
+        self.turns
+            .release(&turn)
+            .await
+            .map_err(SelfUpdateError::Turn)?;
+        tracing::info!(holder = %turn.holder, token = turn.token, "self-update turn given back");
+        self.update(|record| {
+            if record.turn.as_ref() == Some(&turn) {
+                record.turn = None;
+            }
         })
     }
 
@@ -185,9 +238,10 @@ pub(crate) struct Follower {
     pub in_force: watch::Receiver<Option<InForce>>,
     pub ready: mpsc::Sender<Ready>,
     pub stopped: watch::Receiver<bool>,
-    /// The replicas' lease: only its holder replaces its program.
-    pub leadership: crate::leadership::Leadership,
 }
+
+/// How often a replica waiting for its turn asks again.
+const TURN_RETRY: Duration = Duration::from_secs(2);
 
 impl Follower {
     /// Runs until a new binary is ready (handed over, then this ends) or the server stops.
@@ -195,8 +249,16 @@ impl Follower {
         let service: ServiceName = SERVICE.parse().expect("a valid service name");
         let mut stored = self.images.stored();
         let mut changed = self.updates.changed.subscribe();
+        // Staged and probed, kept while this replica waits for its turn.
+        let mut staged: Option<Ready> = None;
+        // Who had the turn when last asked, so each wait is logged once.
+        let mut busy: Option<String> = None;
         loop {
             changed.mark_unchanged();
+            // A swap that ended (confirmed, rolled back or failed) gives the turn back.
+            if let Err(error) = self.updates.end_turn().await {
+                tracing::warn!(%error, "self-update cannot give its turn back yet; it ends on its own");
+            }
             // Until a state is in force nothing is known to be desired (a refusal stays).
             let desired = self
                 .in_force
@@ -207,42 +269,79 @@ impl Follower {
                 None => Want::Nothing,
                 Some(desired) => self.want(desired.as_ref()),
             };
-            if let (Want::Update(version), Some(Some(desired))) = (want, desired) {
-                let span = tracing::info_span!("self_update", %version);
-                let prepared = tracing::Instrument::instrument(self.prepare(&desired), span).await;
-                match prepared {
-                    Ok(Some(ready)) => match self.leadership.fence().await {
-                        Ok(()) => {
-                            tracing::info!(%version, probe = %ready.probe, "self-update ready: the server stops and the new binary takes over");
-                            let _ = self.ready.send(ready).await;
-                            return;
-                        }
-                        // The lease's loss stops this follower; the new holder updates.
-                        Err(error) => {
-                            tracing::warn!(%version, %error, "self-update ready, but this replica no longer holds the lease: the running binary stays");
-                        }
-                    },
-                    Ok(None) => {
-                        tracing::info!(%version, "self-update waits for the image of distribution {version}");
+            let mut waiting_for_turn = false;
+            match (want, desired) {
+                (Want::Update(version), Some(Some(desired))) => {
+                    if staged
+                        .as_ref()
+                        .is_some_and(|ready| ready.version != version)
+                    {
+                        discard(staged.take());
                     }
-                    Err((kind, error)) => {
-                        tracing::error!(%version, %error, "self-update failed; the running binary stays");
-                        let now = chrono::Utc::now();
-                        if let Err(error) = self
-                            .updates
-                            .update(|r| r.fail(&version, kind, error.to_string(), now))
-                        {
-                            tracing::error!(%error, "self-update cannot record its failure");
+                    if staged.is_none() {
+                        staged = self.stage_and_probe(&version, &desired).await;
+                    }
+                    if let Some(ready) = staged.take() {
+                        match self.updates.take_turn(self.options.confirm_window).await {
+                            Ok(None) => {
+                                tracing::info!(%version, probe = %ready.probe, "self-update ready: the server stops and the new binary takes over");
+                                let _ = self.ready.send(ready).await;
+                                return;
+                            }
+                            Ok(Some(holder)) => {
+                                if busy.as_ref() != Some(&holder) {
+                                    tracing::info!(%version, %holder, "self-update waits for its turn: another replica is swapping");
+                                    busy = Some(holder);
+                                }
+                            }
+                            Err(error) => {
+                                tracing::warn!(%version, %error, "self-update ready, but cannot take its turn; asking again");
+                            }
                         }
+                        staged = Some(ready);
+                        waiting_for_turn = true;
                     }
                 }
+                _ => discard(staged.take()),
             }
             tokio::select! {
                 changed = self.in_force.changed() => if changed.is_err() { return },
                 changed = stored.changed() => if changed.is_err() { return },
                 // A confirmation (the pending swap cleared) may leave a newer version to take.
                 _ = changed.changed() => {}
-                _ = self.stopped.wait_for(|stop| *stop) => return,
+                _ = tokio::time::sleep(TURN_RETRY), if waiting_for_turn => {}
+                _ = self.stopped.wait_for(|stop| *stop) => {
+                    discard(staged.take());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Stages and probes `version`: the binary ready to swap in, or `None` while it has no
+    /// image or when it failed (recorded, and refused while it stays desired).
+    async fn stage_and_probe(
+        &self,
+        version: &str,
+        desired: &vupdate_core::version::ClientVersion,
+    ) -> Option<Ready> {
+        let span = tracing::info_span!("self_update", %version);
+        match tracing::Instrument::instrument(self.prepare(desired), span).await {
+            Ok(Some(ready)) => Some(ready),
+            Ok(None) => {
+                tracing::info!(%version, "self-update waits for the image of distribution {version}");
+                None
+            }
+            Err((kind, error)) => {
+                tracing::error!(%version, %error, "self-update failed; the running binary stays");
+                let now = chrono::Utc::now();
+                if let Err(error) = self
+                    .updates
+                    .update(|r| r.fail(version, kind, error.to_string(), now))
+                {
+                    tracing::error!(%error, "self-update cannot record its failure");
+                }
+                None
             }
         }
     }
@@ -290,5 +389,12 @@ impl Follower {
                 Err((OutcomeKind::ProbeFailed, error))
             }
         }
+    }
+}
+
+/// Removes the staged binary of a swap that will not happen.
+fn discard(ready: Option<Ready>) {
+    if let Some(ready) = ready {
+        let _ = std::fs::remove_file(&ready.staged);
     }
 }

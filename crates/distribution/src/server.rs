@@ -40,6 +40,7 @@ use crate::reconcile::{
     ServerLink,
 };
 use crate::secrets::Secrets;
+use crate::self_update::turn::Turns;
 use crate::self_update::{Follower, Ready, SelfUpdateOptions, SelfUpdates};
 use crate::state_reports::StateReports;
 use crate::tasks::{LogOrigin, TaskManager};
@@ -159,9 +160,9 @@ impl Distribution {
         let (leadership, lease_keeper) = match &config.store {
             vupdate_store::StoreConfig::Sqlite { .. } => (Leadership::sole(&holder), None),
             _ => {
-                tracing::info!(%holder, "replica: waiting for the lease before building, expiring or self-updating");
+                tracing::info!(%holder, "replica: waiting for the lease before building or expiring");
                 let (leadership, keeper) =
-                    Leadership::keep(store.clone(), holder, config.lease, released);
+                    Leadership::keep(store.clone(), holder.clone(), config.lease, released);
                 (leadership, Some(keeper))
             }
         };
@@ -339,7 +340,7 @@ impl Distribution {
                 leadership
                     .while_held(stopped.clone(), |_| {
                         let (expired_faults, images) = (fault_files.clone(), images.clone());
-                        let fence = leadership.clone();
+                        let (fence, blob_fence) = (leadership.clone(), leadership.clone());
                         vupdate_store::run_expiry(
                             store.clone(),
                             policy.clone(),
@@ -356,10 +357,13 @@ impl Distribution {
                                             .remove_blocking(&fault.distribution, &fault.id);
                                     }
                                     tracing::info!(%at, ?report, "expired old records");
-                                    // The object store's blobs of removed versions go too.
-                                    let images = images.clone();
+                                    // The object store's blobs of removed versions go too,
+                                    // unless the lease was lost since the run began.
+                                    let (images, fence) = (images.clone(), blob_fence.clone());
                                     tokio::spawn(async move {
-                                        if let Err(error) =
+                                        if let Err(error) = fence.fence().await {
+                                            tracing::warn!(%error, "the blobs of removed images are left for the lease's holder");
+                                        } else if let Err(error) =
                                             images.collect_remote_blobs(BLOB_GRACE).await
                                         {
                                             tracing::error!(%error, "cannot delete unreferenced blobs from the object store; retried at the next run");
@@ -454,7 +458,16 @@ impl Distribution {
             reconcile: reconciler.handle(),
             board: Board::default(),
         });
-        let self_updates = SelfUpdates::open(data.clone()).map_err(ServerError::SelfUpdate)?;
+        // Replicas on one store swap their programs one at a time (`self_update::turn`).
+        let turns = match &config.store {
+            vupdate_store::StoreConfig::Sqlite { .. } => Turns::Alone,
+            _ => Turns::Shared {
+                store: store.clone(),
+                holder,
+            },
+        };
+        let self_updates =
+            SelfUpdates::open(data.clone(), turns).map_err(ServerError::SelfUpdate)?;
         let (ready, self_update) = match options.self_update.clone() {
             Some(self_update_options) => {
                 let (sender, receiver) = tokio::sync::mpsc::channel(1);
@@ -465,16 +478,9 @@ impl Distribution {
                     in_force: watcher.subscribe(),
                     ready: sender,
                     stopped: stopped.clone(),
-                    leadership: leadership.clone(),
                 };
-                // Only the lease holder replaces its program (one replica at a time).
-                let (leadership, stopped) = (leadership.clone(), stopped.clone());
-                let run = async move {
-                    leadership
-                        .while_held(stopped, |_| follower.clone().run())
-                        .await;
-                };
-                (Some(receiver), Some(tokio::spawn(run)))
+                // Every replica replaces its own program, when it has the turn.
+                (Some(receiver), Some(tokio::spawn(follower.run())))
             }
             None => (None, None),
         };

@@ -1,5 +1,5 @@
 //! Named leases: which one of several processes sharing a store does the work that must run
-//! once (a distribution's state watcher, reconcile loop, expiry and self-update).
+//! once (a distribution's reconcile loop and expiry), or one at a time (its self-update).
 //!
 //! A lease has a holder, an expiry and a fencing token. Taking a lease that is free or
 //! expired makes the taker its holder with a token one above the last, so the token grows

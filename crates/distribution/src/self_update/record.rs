@@ -27,6 +27,21 @@ pub struct SelfUpdateRecord {
     pub last: Option<Outcome>,
     /// A version that failed, not tried again while it stays the desired one.
     pub refused: Option<String>,
+    /// The replicas' turn this server took for its swap ([`super::turn`]), released by
+    /// whichever process ends the swap; absent on a sole server and in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<HeldTurn>,
+}
+
+/// The store's self-update lease as taken for one swap: enough for another process of this
+/// server (the new binary, or the previous one after a rollback) to release it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldTurn {
+    /// The holder id of the process that took it.
+    pub holder: String,
+    /// Its fencing token.
+    pub token: i64,
 }
 
 /// A swap under way: written before the `execve`, cleared by the new binary once healthy.
