@@ -158,7 +158,18 @@ impl Shared {
 /// Starts the first replica in `dir` on `text` (it sets the store up with its first
 /// password) and waits until it takes the lease; returns it and the lease's token.
 async fn first_replica(dir: &TempDir, text: &str) -> (distribution::Started, i64) {
-    let started = distribution::start(dir.path(), text).await;
+    first_replica_with(dir, text, &distribution::Launch::default()).await
+}
+
+/// [`first_replica`], started as `launch` says.
+async fn first_replica_with(
+    dir: &TempDir,
+    text: &str,
+    launch: &distribution::Launch<'_>,
+) -> (distribution::Started, i64) {
+    let file = dir.path().join("distribution.yaml");
+    std::fs::write(&file, text).expect("config");
+    let started = distribution::start_with(dir.path(), &file, launch).await;
     let token = Patience::up_to(LIMIT)
         .eventually_or(
             "the first replica takes the lease",
@@ -171,9 +182,18 @@ async fn first_replica(dir: &TempDir, text: &str) -> (distribution::Started, i64
 
 /// Starts another replica in `dir` on `text`; it logs in with the password the first set.
 async fn other_replica(dir: &TempDir, text: &str) -> distribution::Started {
+    other_replica_with(dir, text, &distribution::Launch::default()).await
+}
+
+/// [`other_replica`], started as `launch` says.
+async fn other_replica_with(
+    dir: &TempDir,
+    text: &str,
+    launch: &distribution::Launch<'_>,
+) -> distribution::Started {
     let file = dir.path().join("distribution.yaml");
     std::fs::write(&file, text).expect("config");
-    distribution::spawn(dir.path(), &file, &distribution::Launch::default())
+    distribution::spawn(dir.path(), &file, launch)
         .into_started()
         .await
 }

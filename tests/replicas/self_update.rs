@@ -12,7 +12,7 @@ use tempfile::TempDir;
 use vupdate_client::Client;
 use vupdate_test_support::{GitRepo, Patience, Person};
 
-use super::{LIMIT, Shared, distribution, log, stand_ins, taken};
+use super::{LIMIT, Shared, distribution, first_replica_with, log, other_replica_with, stand_ins};
 
 /// The state: `distribution` declared (its images are uploaded) and desired at `version`.
 fn state(version: Option<&str>) -> Vec<(&'static str, String)> {
@@ -67,6 +67,14 @@ async fn self_update(base: &str, token: &str) -> Option<Value> {
     Some(data["status"]["selfUpdate"].clone())
 }
 
+/// Starting a replica on its own copy of the program.
+fn launch(program: &Path) -> distribution::Launch<'_> {
+    distribution::Launch {
+        program: Some(program),
+        ..distribution::Launch::default()
+    }
+}
+
 fn inode(path: &Path) -> u64 {
     std::fs::metadata(path).expect("stat").ino()
 }
@@ -90,29 +98,8 @@ async fn every_replica_swaps_in_the_new_program_one_at_a_time() {
         distribution::program_copy(dir_a.path()),
         distribution::program_copy(dir_b.path()),
     );
-    let file_a = dir_a.path().join("distribution.yaml");
-    std::fs::write(&file_a, &text).expect("config");
-    let launch_a = distribution::Launch {
-        program: Some(&program_a),
-        ..distribution::Launch::default()
-    };
-    let a = distribution::start_with(dir_a.path(), &file_a, &launch_a).await;
-    Patience::up_to(LIMIT)
-        .eventually_or(
-            "a takes the lease",
-            || async { taken(&dir_a) },
-            || async { log(&dir_a) },
-        )
-        .await;
-    let file_b = dir_b.path().join("distribution.yaml");
-    std::fs::write(&file_b, &text).expect("config");
-    let launch_b = distribution::Launch {
-        program: Some(&program_b),
-        ..distribution::Launch::default()
-    };
-    let b = distribution::spawn(dir_b.path(), &file_b, &launch_b)
-        .into_started()
-        .await;
+    let (a, _) = first_replica_with(&dir_a, &text, &launch(&program_a)).await;
+    let b = other_replica_with(&dir_b, &text, &launch(&program_b)).await;
     let replicas = [(&a, &dir_a, &program_a), (&b, &dir_b, &program_b)];
     let originals: Vec<u64> = replicas.iter().map(|(_, _, p)| inode(p)).collect();
 
