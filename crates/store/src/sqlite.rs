@@ -7,6 +7,7 @@
 mod merge;
 mod sql;
 mod text;
+mod trigrams;
 
 pub(crate) use sql::SCHEMA_VERSION;
 

@@ -27,6 +27,8 @@
 //! the rows after it directly, so a search is the same whether the index is behind or not.
 //! When the needle is too short for trigrams, or matches too many rows for a list of
 //! candidates to beat reading newest first, the search is the plain scan.
+//! A search asks for the needle's rarest trigrams and the service's key only where it pays,
+//! chosen once per search from a probe of one segment ([`super::trigrams`]).
 //!
 //! **Keys and the newest first.** Each row's text is indexed after the key of its
 //! [`TextDef::within`] value (its service, see [`within_key`]), so a search within a
@@ -47,6 +49,7 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
+use super::trigrams::{self, Term};
 use crate::doc::{CollectionDef, Cond, Find, SortKey, TextDef, Val};
 
 /// The table that records, per collection, the last `_sequence` in its text index.
@@ -346,29 +349,70 @@ pub(crate) fn indexed_text(within: Option<&str>, text: &str) -> String {
     indexed
 }
 
-/// A text search the index can narrow: its FTS5 query and the key it is limited to.
+/// A text search the index can narrow: the needle's trigrams, the key of the service it
+/// is limited to, and the terms [`Search::plan`] chose to ask for.
 struct Search {
+    trigrams: Vec<Term>,
+    key: Option<Term>,
+    /// The FTS5 query of the trigrams asked for.
     query: String,
-    key: Option<String>,
+    /// Whether keyed segments are asked for the key too.
+    with_key: bool,
+    /// The estimated share of a segment's rows that have the key, when probed.
+    key_share: Option<f64>,
 }
 
 impl Search {
-    /// The search of `def`'s text field in `filter`, if the index can serve it.
+    /// The search of `def`'s text field in `filter`, if the index can serve it, asking for
+    /// all its trigrams and the key until [`Search::plan`]ned.
     fn of(def: &CollectionDef, filter: &[Cond]) -> Option<Search> {
         let index = def.text?;
-        let query = filter.iter().find_map(|cond| match cond {
+        let trigrams = filter.iter().find_map(|cond| match cond {
             Cond::ContainsCi(f, text) if std::ptr::eq(*f, index.field) => {
-                trigrams_query(&text.to_lowercase())
+                trigrams::trigrams(&text.to_lowercase())
             }
             _ => None,
         })?;
         let key = filter.iter().find_map(|cond| match cond {
             Cond::Eq(f, Val::Str(value)) if std::ptr::eq(*f, index.within) => {
-                Some(within_key(value))
+                Some(Term::new(&within_key(value), None))
             }
             _ => None,
         });
-        Some(Search { query, key })
+        let query = and(trigrams.iter());
+        Some(Search {
+            trigrams,
+            key,
+            query,
+            with_key: true,
+            key_share: None,
+        })
+    }
+
+    /// Chooses the terms to ask every segment for ([`trigrams::choose`]) from their counts in
+    /// the larger of the first two `segments` (the newest may have just begun).
+    fn plan(&mut self, conn: &Connection, segments: &[Segment]) -> rusqlite::Result<()> {
+        let Some(segment) = segments.iter().take(2).max_by_key(|s| s.last - s.first) else {
+            return Ok(());
+        };
+        let key = self.key.as_ref().filter(|_| segment.keyed);
+        let terms: Vec<&Term> = self.trigrams.iter().chain(key).collect();
+        let counts = terms
+            .iter()
+            .map(|term| trigrams::estimate(conn, &segment.table, term, segment.first, segment.last))
+            .collect::<rusqlite::Result<Vec<f64>>>()?;
+        let owned: Vec<Term> = terms.iter().map(|term| (*term).clone()).collect();
+        let rows = (segment.last - segment.first + 1) as f64;
+        let chosen = trigrams::choose(&owned, &counts, rows);
+        self.query = and(chosen
+            .iter()
+            .map(|&i| &owned[i])
+            .filter(|t| t.position.is_some()));
+        if key.is_some() {
+            self.with_key = chosen.iter().any(|&i| owned[i].position.is_none());
+            self.key_share = counts.last().map(|count| count / rows);
+        }
+        Ok(())
     }
 
     /// The rowids `segment` gives for this search, at most `limit`.
@@ -379,7 +423,9 @@ impl Search {
         limit: i64,
     ) -> rusqlite::Result<Vec<i64>> {
         let query = match &self.key {
-            Some(key) if segment.keyed => format!("{} AND {}", self.query, quoted(key)),
+            Some(key) if segment.keyed && self.with_key => {
+                format!("{} AND {}", self.query, key.quoted)
+            }
             _ => self.query.clone(),
         };
         conn.prepare_cached(&format!(
@@ -415,25 +461,30 @@ impl Search {
         let range = (segment.last - segment.first + 1).max(1) as f64;
         let spanned = (reached - segment.first + 1).max(1) as f64;
         let found = probe.len() as f64 * (range / spanned).max(1.0);
-        let scope: i64 = match &self.key {
-            Some(key) if segment.keyed => conn
-                .prepare_cached(&format!(
+        let scope = match (&self.key, self.key_share) {
+            (Some(_), Some(share)) if segment.keyed => share * range,
+            (Some(key), None) if segment.keyed => {
+                conn.prepare_cached(&format!(
                     "SELECT count(*) FROM \"{table}\" WHERE \"{table}\" MATCH ?1",
                     table = segment.table
                 ))?
-                .query_row([quoted(key)], |row| row.get(0))?,
-            _ => segment.last - segment.first + 1,
+                .query_row([&key.quoted], |row| row.get::<_, i64>(0))? as f64
+            }
+            _ => range,
         };
-        if found > MAX_CANDIDATES as f64 || found * found > window as f64 * scope as f64 {
+        if found > MAX_CANDIDATES as f64 || found * found > window as f64 * scope {
             return Ok(None);
         }
         self.candidates(conn, segment, cap).map(Some)
     }
 }
 
-/// An FTS5 string term.
-fn quoted(term: &str) -> String {
-    format!("\"{}\"", term.replace('"', "\"\""))
+/// The FTS5 query that asks for every one of `terms`.
+fn and<'a>(terms: impl Iterator<Item = &'a Term>) -> String {
+    terms
+        .map(|term| term.quoted.as_str())
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 /// The rows after the index's mark (not indexed yet), at most `limit`.
@@ -447,40 +498,6 @@ fn unindexed(conn: &Connection, def: &CollectionDef, limit: i64) -> rusqlite::Re
     .collect()
 }
 
-/// Trigrams of a needle the index is asked for at most: a few already leave few rows,
-/// and each one more is one more list of rows to read, the whole list for a common one
-/// (at 1M lines, 12 made a search for one request id cost 2.3 ms and 4 cost 0.9 ms; a
-/// needle of common pieces, 37 ms and 20 ms).
-const MAX_TRIGRAMS: usize = 4;
-
-/// The FTS5 query that finds the rows whose lower-cased text has every trigram of
-/// `lowered` (a superset of those containing it: the index keeps no positions, which
-/// makes it about a third cheaper to build, so each candidate is checked on its row), at
-/// most [`MAX_TRIGRAMS`] of them spread over the needle, first and last included. `None`
-/// when trigrams cannot find it: fewer than three characters, or a NUL, which ends an
-/// FTS5 query string.
-fn trigrams_query(lowered: &str) -> Option<String> {
-    if lowered.contains('\0') {
-        return None;
-    }
-    let chars: Vec<char> = lowered.chars().collect();
-    let count = chars.len().checked_sub(2).filter(|n| *n > 0)?;
-    let picked = count.min(MAX_TRIGRAMS);
-    let mut terms: Vec<String> = (0..picked)
-        .map(|i| {
-            let start = if picked == 1 {
-                0
-            } else {
-                i * (count - 1) / (picked - 1)
-            };
-            let trigram: String = chars[start..start + 3].iter().collect();
-            format!("\"{}\"", trigram.replace('"', "\"\""))
-        })
-        .collect();
-    terms.dedup();
-    Some(terms.join(" AND "))
-}
-
 /// `filter` with its search of `def`'s text field narrowed to the candidates the index
 /// gives (plus the rows not yet indexed) as one more condition, when there are at most
 /// [`MAX_CANDIDATES`]; otherwise `filter` as it is. The search itself stays, so the
@@ -490,12 +507,14 @@ pub(crate) fn narrow(
     def: &CollectionDef,
     mut filter: Vec<Cond>,
 ) -> rusqlite::Result<Vec<Cond>> {
-    let Some(search) = Search::of(def, &filter) else {
+    let Some(mut search) = Search::of(def, &filter) else {
         return Ok(filter);
     };
     let cap = MAX_CANDIDATES as i64 + 1;
     let mut candidates = unindexed(conn, def, cap)?;
-    for segment in segments(conn, def)? {
+    let segments = segments(conn, def)?;
+    search.plan(conn, &segments)?;
+    for segment in segments {
         let room = cap - candidates.len() as i64;
         if room <= 0 {
             break;
@@ -527,7 +546,7 @@ pub(crate) fn narrow_find(
         };
         std::ptr::eq(*sort, text.time)
     };
-    let (Some(text), Some(search), Some(limit)) =
+    let (Some(text), Some(mut search), Some(limit)) =
         (def.text, Search::of(def, &find.filter), find.limit)
     else {
         return Ok(find);
@@ -549,7 +568,9 @@ pub(crate) fn narrow_find(
         matches.truncate(window);
     };
     keep_newest(&mut matches);
-    for (i, segment) in segments(conn, def)?.iter().enumerate() {
+    let segments = segments(conn, def)?;
+    search.plan(conn, &segments)?;
+    for (i, segment) in segments.iter().enumerate() {
         let full = matches.len() >= window;
         if full && segment.newest.is_some_and(|n| matches[window - 1].0 > n) {
             break;
@@ -723,27 +744,36 @@ mod tests {
     }
 
     #[test]
-    fn a_needle_is_its_trigrams_quoted() {
-        assert_eq!(
-            trigrams_query("a \"b\""),
-            Some("\"a \"\"\" AND \" \"\"b\" AND \"\"\"b\"\"\"".to_owned())
+    fn a_search_asks_for_the_rarest_pieces_of_its_needle_and_finds_the_same() {
+        let mut conn = logs();
+        // Every line has the postgres pieces; the database and pool numbers tell them apart.
+        for sequence in 1..=400 {
+            let text = format!(
+                "connected to postgres://db-{}:5432/app (pool {}/32)",
+                sequence % 4,
+                sequence % 40
+            );
+            line(&conn, sequence, "api", sequence, sequence, &text);
+        }
+        index(&mut conn);
+        let find = within("api", "db-3:5432/app (pool 7/", 100);
+        let mut search = Search::of(&LOG_RECORDS, &find.filter).expect("a search");
+        let segments = segments(&conn, &LOG_RECORDS).expect("segments");
+        search.plan(&conn, &segments).expect("a plan");
+        assert!(search.query.contains("\"l 7\"") || search.query.contains("\" 7/\""));
+        assert!(
+            ["\"b-3\"", "\"-3:\"", "\"3:5\""]
+                .iter()
+                .any(|t| search.query.contains(t)),
+            "{}",
+            search.query
         );
-        assert_eq!(trigrams_query("ab"), None, "two characters make no trigram");
-        assert_eq!(
-            trigrams_query("äöü"),
-            Some("\"äöü\"".to_owned()),
-            "characters, not bytes"
+        assert!(!search.query.contains("\"db-\""), "{}", search.query);
+        assert!(
+            !search.with_key,
+            "every line is the service's: the key removes none"
         );
-        assert_eq!(trigrams_query("a\0bc"), None);
-    }
-
-    #[test]
-    fn a_long_needle_asks_for_trigrams_spread_over_it_first_and_last_included() {
-        let needle = "0123456789abcdefghijklmnopqrstuvwxyz";
-        let query = trigrams_query(needle).expect("a query");
-        let terms: Vec<&str> = query.split(" AND ").collect();
-        assert_eq!(terms.len(), MAX_TRIGRAMS);
-        assert_eq!(terms.first(), Some(&"\"012\""));
-        assert_eq!(terms.last(), Some(&"\"xyz\""));
+        let found = narrow_find(&conn, &LOG_RECORDS, find).expect("narrow");
+        assert_eq!(named(&found), Some((0..10).map(|n| 367 - 40 * n).collect()));
     }
 }
