@@ -809,14 +809,14 @@ impl Backend for SqliteBackend {
         self.write_tx(
             self.ctx(def, "drop an expired text index segment"),
             move |tx, ctx| {
-                let dropped = text::prune(tx, def, index).map_err(ctx.err())?;
-                if let Some(segment) = &dropped {
+                let pruned = text::prune(tx, def, index).map_err(ctx.err())?;
+                if let Some(segment) = &pruned {
                     tracing::debug!(
                         segment,
-                        "dropped a text index segment whose lines all expired"
+                        "a step of dropping a text index segment whose lines all expired"
                     );
                 }
-                Ok(dropped.is_some())
+                Ok(pruned.is_some())
             },
         )
         .await

@@ -14,7 +14,7 @@
 //! months), listed in `_text_segments` with the `_sequence` range of their rows. Expiry
 //! deletes rows and leaves their entries: removing a row from FTS5 costs as much as adding
 //! it, which made expiring a day of 1.4M lines take minutes. Once no row of a segment is
-//! left, [`prune`] drops the table whole. A stale entry is harmless: every candidate is
+//! left, [`prune`] retires it (no search reads it) and drops it in bounded steps. A stale entry is harmless: every candidate is
 //! looked up among the rows, and a `_sequence` is never given twice (the `_sequences`
 //! counter only grows, whatever is deleted), so an entry can never name another row. A
 //! row's time is taken within [`EARLIEST_DAYS`] before and [`LATEST_DAYS`] after it was
@@ -59,6 +59,12 @@ const SEGMENTS_TABLE: &str = "_text_segments";
 /// The columns of `_text_segments` that make a segment keyed: the newest time of its rows
 /// and the `last` it had when this build last indexed rows into it.
 const SEGMENT_KEYED_COLUMNS: &str = "newest INTEGER, keyed_upto INTEGER";
+/// The segments whose rows all expired, dropped a step at a time (see [`prune`]); no search
+/// reads them.
+const RETIRED_TABLE: &str = "_text_retired";
+/// Blocks of a retired segment's index (about 4 KB each) one step of [`prune`] deletes: a
+/// day's index at 10M lines is about 100 MB, and dropping it whole held the writer 110 ms.
+const PRUNE_BLOCKS: i64 = 500;
 /// The single index table's mark of schema 3 files from the build before segments.
 const LEGACY_MARK_TABLE: &str = "_text_indexed";
 /// Candidates (index hits plus rows not yet indexed) up to which a search reads them by
@@ -126,6 +132,10 @@ pub(crate) fn schema(def: &CollectionDef) -> Vec<String> {
              segment TEXT NOT NULL, apart INTEGER NOT NULL, period INTEGER NOT NULL, \
              first INTEGER NOT NULL, last INTEGER NOT NULL, {SEGMENT_KEYED_COLUMNS}, \
              PRIMARY KEY (collection, segment)) STRICT"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {RETIRED_TABLE} (collection TEXT NOT NULL, \
+             segment TEXT NOT NULL, PRIMARY KEY (collection, segment)) STRICT"
         ),
         format!(
             "INSERT INTO {MARK_TABLE} (collection, upto) VALUES ('{}', 0) \
@@ -251,14 +261,41 @@ pub(crate) fn index_some(
     Ok(usize::try_from(count).unwrap_or(0))
 }
 
-/// Drops one segment of `def`'s text index none of whose rows is left (expiry deleted
-/// them), in the caller's write transaction; returns its table, or `None` when every
-/// segment still has a row.
+/// One step of dropping the segments of `def`'s text index none of whose rows is left
+/// (expiry deleted them), in the caller's write transaction: deletes up to [`PRUNE_BLOCKS`]
+/// blocks of a retired segment's index, or drops it once they are gone, or else retires
+/// one more segment with no row left (no search reads it from then on). Returns the
+/// segment it worked on, or `None` when there is nothing to do. Dropping a day's index
+/// whole held the writer as long as it has blocks; in steps, a log batch waits one step.
 pub(crate) fn prune(
     tx: &rusqlite::Transaction<'_>,
     def: &CollectionDef,
     text: &TextDef,
 ) -> rusqlite::Result<Option<String>> {
+    let retired: Option<String> = tx
+        .prepare_cached(&format!(
+            "SELECT segment FROM {RETIRED_TABLE} WHERE collection = ?1 LIMIT 1"
+        ))?
+        .query_row([def.name], |row| row.get(0))
+        .optional()?;
+    if let Some(segment) = retired {
+        // Blocks 1 and 10 are FTS5's averages and structure: kept for the drop to read.
+        let deleted = tx.execute(
+            &format!(
+                "DELETE FROM \"{segment}_data\" WHERE id IN \
+                 (SELECT id FROM \"{segment}_data\" WHERE id > 10 LIMIT {PRUNE_BLOCKS})"
+            ),
+            [],
+        )?;
+        if deleted < PRUNE_BLOCKS as usize {
+            tx.execute_batch(&format!("DROP TABLE \"{segment}\""))?;
+            tx.prepare_cached(&format!(
+                "DELETE FROM {RETIRED_TABLE} WHERE collection = ?1 AND segment = ?2"
+            ))?
+            .execute((def.name, &segment))?;
+        }
+        return Ok(Some(segment));
+    }
     let segments: Vec<(String, bool, i64, i64, i64)> = tx
         .prepare_cached(&format!(
             "SELECT segment, apart, period, first, last FROM {SEGMENTS_TABLE} \
@@ -277,11 +314,19 @@ pub(crate) fn prune(
         if alive.exists((first, last, apart, period))? {
             continue;
         }
-        tx.execute_batch(&format!("DROP TABLE \"{segment}\""))?;
         tx.prepare_cached(&format!(
             "DELETE FROM {SEGMENTS_TABLE} WHERE collection = ?1 AND segment = ?2"
         ))?
         .execute((def.name, &segment))?;
+        // Renamed, so that a late line of its day makes a new segment under its name.
+        let retired = format!("{segment}_retired_{last}");
+        tx.execute_batch(&format!(
+            "ALTER TABLE \"{segment}\" RENAME TO \"{retired}\""
+        ))?;
+        tx.prepare_cached(&format!(
+            "INSERT INTO {RETIRED_TABLE} (collection, segment) VALUES (?1, ?2)"
+        ))?
+        .execute((def.name, &retired))?;
         return Ok(Some(segment));
     }
     Ok(None)
@@ -775,5 +820,102 @@ mod tests {
         );
         let found = narrow_find(&conn, &LOG_RECORDS, find).expect("narrow");
         assert_eq!(named(&found), Some((0..10).map(|n| 367 - 40 * n).collect()));
+    }
+
+    /// The tables of the file whose name starts with `prefix`.
+    fn tables(conn: &Connection, prefix: &str) -> Vec<String> {
+        conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE ?1")
+            .expect("a statement")
+            .query_map([format!("{prefix}%")], |row| row.get(0))
+            .expect("tables")
+            .collect::<rusqlite::Result<_>>()
+            .expect("names")
+    }
+
+    fn prune_step(conn: &mut Connection) -> Option<String> {
+        let tx = conn.transaction().expect("a transaction");
+        let text = LOG_RECORDS.text.expect("text");
+        let pruned = prune(&tx, &LOG_RECORDS, text).expect("prune");
+        tx.commit().expect("commit");
+        pruned
+    }
+
+    #[test]
+    fn an_expired_segment_is_retired_at_once_then_dropped_in_bounded_steps() {
+        let mut conn = logs();
+        let day = 24 * HOUR;
+        // Text with little in common: an index of more than PRUNE_BLOCKS blocks.
+        let alphabet: Vec<char> = ('0'..='9').chain('a'..='z').chain('A'..='Z').collect();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for sequence in 1..=12_000 {
+            let mut text: String = (0..100)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    alphabet[(state % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            text.push_str(" done");
+            line(&conn, sequence, "api", HOUR, HOUR, &text);
+        }
+        line(
+            &conn,
+            12_001,
+            "api",
+            day + HOUR,
+            day + HOUR,
+            "the next day, done",
+        );
+        while {
+            let tx = conn.transaction().expect("a transaction");
+            let text = LOG_RECORDS.text.expect("text");
+            let indexed = index_some(&tx, &LOG_RECORDS, text, 5000).expect("index");
+            tx.commit().expect("commit");
+            indexed > 0
+        } {}
+        conn.execute("DELETE FROM log_records WHERE _sequence <= 12000", [])
+            .expect("expiry");
+        let blocks: i64 = conn
+            .query_row("SELECT count(*) FROM log_records_text_0_data", [], |row| {
+                row.get(0)
+            })
+            .expect("blocks");
+        assert!(blocks > PRUNE_BLOCKS, "{blocks} blocks");
+
+        // Retired: searches no longer read it, and a late line of its day gets a new one.
+        assert_eq!(prune_step(&mut conn).as_deref(), Some("log_records_text_0"));
+        assert_eq!(
+            tables(&conn, "log_records_text_0"),
+            [
+                "log_records_text_0_retired_12000",
+                "log_records_text_0_retired_12000_data",
+                "log_records_text_0_retired_12000_idx",
+                "log_records_text_0_retired_12000_config",
+            ]
+        );
+        line(&conn, 12_002, "api", 2 * HOUR, 2 * HOUR, "late, done");
+        index(&mut conn);
+        assert_eq!(named(&find_done(&conn)), Some(vec![12_001, 12_002]));
+
+        // A step deletes at most PRUNE_BLOCKS blocks; the last drops the table.
+        let mut steps = 0;
+        while prune_step(&mut conn).is_some() {
+            steps += 1;
+            assert!(steps <= blocks / PRUNE_BLOCKS + 1, "bounded");
+            assert_eq!(named(&find_done(&conn)), Some(vec![12_001, 12_002]));
+        }
+        assert!(steps >= 2, "{steps} steps");
+        assert!(tables(&conn, "log_records_text_0_retired").is_empty());
+        assert_eq!(
+            tables(&conn, "log_records_text_0").len(),
+            4,
+            "the new segment"
+        );
+    }
+
+    /// The newest 10 lines of `api` that have `done`, narrowed.
+    fn find_done(conn: &Connection) -> Find {
+        narrow_find(conn, &LOG_RECORDS, within("api", "done", 10)).expect("narrow")
     }
 }
