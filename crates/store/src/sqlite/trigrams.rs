@@ -1,7 +1,7 @@
 //! Which of a needle's trigrams a text search asks the index for: the rarest ones, told
 //! by a cheap probe of one segment, and no more than pay for themselves.
 //!
-//! FTS5 answers `a AND b AND c` by reading every term's whole list of rows (with
+//! FTS5 answers `a AND b AND c` by walking much of every term's list of rows (with
 //! `detail=none` it skips little), so a term common to most lines costs its length
 //! whatever it adds. A needle such as `db-3:5432/app (pool 7/` is mostly pieces every
 //! postgres line has (`db-`, `432`, `p (`) around two that are rare (`-3:`, `l 7`):
@@ -89,8 +89,8 @@ pub(crate) fn trigrams(lowered: &str) -> Option<Vec<Term>> {
 /// The indices of the `terms` to ask for, given `counts[i]`, the estimated rows of term `i`
 /// among `rows`: the rarest trigram, then each term in order of rarity, apart from those
 /// chosen, whose list is shorter than what the candidates it removes would cost (or while
-/// [`MIN_TRIGRAMS`] asks for one more), up to [`MAX_TRIGRAMS`] trigrams. The first term must be a trigram;
-/// `terms` has at least one.
+/// [`MIN_TRIGRAMS`] asks for one more), up to [`MAX_TRIGRAMS`] trigrams. Empty when no term
+/// is a trigram.
 ///
 /// A needle's trigrams come from the same lines (the pieces of one message template), so
 /// the candidates they leave are taken as independent only to weigh one more trigram (few
@@ -164,6 +164,20 @@ pub(crate) fn estimate(
 mod tests {
     use super::*;
 
+    /// The counts of the trigrams of `db-3:5432/app (pool 7/` in a day segment: `pool`'s
+    /// number in `pool` lines, the database's in `database` lines, the rest in every
+    /// postgres line (`postgres`).
+    fn postgres_counts(terms: &[Term], pool: f64, database: f64, postgres: f64) -> Vec<f64> {
+        terms
+            .iter()
+            .map(|t| match t.quoted.as_str() {
+                "\"b-3\"" | "\"-3:\"" | "\"3:5\"" => database,
+                "\"l 7\"" | "\" 7/\"" => pool,
+                _ => postgres,
+            })
+            .collect()
+    }
+
     fn query(terms: &[Term], chosen: &[usize]) -> Vec<String> {
         chosen.iter().map(|&i| terms[i].quoted.clone()).collect()
     }
@@ -202,14 +216,7 @@ mod tests {
     fn the_rarest_trigrams_apart_are_chosen_and_common_ones_left_out() {
         // `db-3:5432/app (pool 7/` in a day of 143k lines: postgres lines have most pieces.
         let terms = trigrams("db-3:5432/app (pool 7/").expect("terms");
-        let counts: Vec<f64> = terms
-            .iter()
-            .map(|t| match t.quoted.as_str() {
-                "\"b-3\"" | "\"-3:\"" | "\"3:5\"" => 11_000.0,
-                "\"l 7\"" | "\" 7/\"" => 1_380.0,
-                _ => 43_600.0,
-            })
-            .collect();
+        let counts = postgres_counts(&terms, 1_380.0, 11_000.0, 43_600.0);
         let chosen = query(&terms, &choose(&terms, &counts, 143_000.0));
         assert_eq!(chosen.len(), 2, "{chosen:?}");
         assert!(chosen.contains(&"\"l 7\"".to_owned()) || chosen.contains(&"\" 7/\"".to_owned()));
@@ -243,14 +250,7 @@ mod tests {
         // postgres lines, so they leave about the rarer one's 14k, not 1.1k; the key
         // (a twentieth of the lines) leaves 700 of them.
         let mut terms = trigrams("db-3:5432/app (pool 7/").expect("terms");
-        let mut counts: Vec<f64> = terms
-            .iter()
-            .map(|t| match t.quoted.as_str() {
-                "\"b-3\"" | "\"-3:\"" | "\"3:5\"" => 110_000.0,
-                "\"l 7\"" | "\" 7/\"" => 14_000.0,
-                _ => 436_000.0,
-            })
-            .collect();
+        let mut counts = postgres_counts(&terms, 14_000.0, 110_000.0, 436_000.0);
         terms.push(Term::new("\u{e000}\u{e101}\u{e202}", None));
         counts.push(71_000.0);
         let chosen = choose(&terms, &counts, 1_430_000.0);
