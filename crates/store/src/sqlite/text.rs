@@ -14,11 +14,12 @@
 //! months), listed in `_text_segments` with the `_sequence` range of their rows. Expiry
 //! deletes rows and leaves their entries: removing a row from FTS5 costs as much as adding
 //! it, which made expiring a day of 1.4M lines take minutes. Once no row of a segment is
-//! left, [`prune`] retires it (no search reads it) and drops it in bounded steps. A stale entry is harmless: every candidate is
-//! looked up among the rows, and a `_sequence` is never given twice (the `_sequences`
-//! counter only grows, whatever is deleted), so an entry can never name another row. A
-//! row's time is taken within [`EARLIEST_DAYS`] before and [`LATEST_DAYS`] after it was
-//! stored, so odd clocks cannot make more than a year of segments.
+//! left, [`prune`] retires it (no search reads it) and drops it in bounded steps. A stale
+//! entry is harmless: every candidate is looked up among the rows, and a `_sequence` is
+//! never given twice (the `_sequences` counter only grows, whatever is deleted), so an
+//! entry can never name another row. A row's time is taken within [`EARLIEST_DAYS`] before
+//! and [`LATEST_DAYS`] after it was stored, so odd clocks cannot make more than a year of
+//! segments.
 //!
 //! It is built behind the rows, not in their transaction: trigram indexing costs about
 //! twice the rest of an insert, so the writer's batches are acknowledged without it and
