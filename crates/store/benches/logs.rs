@@ -13,7 +13,8 @@
 //! - `STORE_BENCH_BATCH`: lines per insert (default 100: what an updater sends every
 //!   half second at 200 lines/s; at most 1000); `STORE_BENCH_WRITERS`: how many send at
 //!   once (default 8; the store writes batches that arrive together in one transaction).
-//! - `STORE_BENCH_DIR`: where the SQLite file goes (default a temporary directory).
+//! - `STORE_BENCH_DIR`: where the SQLite file goes (default a temporary directory);
+//!   `STORE_BENCH_KEEP=1` leaves it there afterwards (its path is printed) to look into.
 //!
 //! The lines are the same on both backends and deterministic: 20 services on 200
 //! instances, each batch from one of them as an updater sends it, levels mostly info (trace 5%, debug 15%, info 72%, warn 6%, error 2%),
@@ -547,6 +548,12 @@ fn main() {
         Err(_) => println!(
             "mongodb  skipped: set VUPDATE_BENCH_MONGODB_URL, or run scripts/bench-store, which starts the stand-in"
         ),
+    }
+    if std::env::var_os("STORE_BENCH_KEEP").is_some() {
+        println!(
+            "sqlite   kept: {}",
+            dir.keep().join("store.sqlite").display()
+        );
     }
     println!("load average after: {}", load_average());
 }

@@ -143,8 +143,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
         Ok(0)
     }
 
-    /// Drops one part of `def`'s text index whose documents have all been removed (after
-    /// an expiry); returns whether it did, so a caller repeats it until it returns false.
+    /// Takes one bounded step of dropping the parts of `def`'s text index whose documents
+    /// have all been removed (after an expiry); returns whether it took one, so a caller
+    /// repeats it until it returns false.
     /// A backend without such an index has nothing to do.
     async fn prune_text(&self, def: &'static CollectionDef) -> Result<bool, StoreError> {
         let _ = def;

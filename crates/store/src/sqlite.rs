@@ -2,11 +2,14 @@
 //! read-only connections, every call run on tokio's blocking pool so the async runtime
 //! never waits on disk. Each write is one `BEGIN IMMEDIATE` transaction, sequence
 //! reservation included, so a batch is all or nothing and `_sequence` stays monotonic
-//! across processes sharing the file.
+//! across processes sharing the file. A thread of its own checkpoints the write-ahead log
+//! ([`checkpoint`]), so no write waits for the disk.
 
+mod checkpoint;
 mod merge;
 mod sql;
 mod text;
+mod trigrams;
 
 pub(crate) use sql::SCHEMA_VERSION;
 
@@ -23,6 +26,7 @@ use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params_from_iter,
 };
 
+use self::checkpoint::Checkpointer;
 use crate::backend::{Backend, Raw};
 use crate::doc::{
     CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, Val, contains_lowered, describe_key,
@@ -39,10 +43,6 @@ const PURGE_CHUNK: usize = 2000;
 /// Page cache of the writer connection, in KiB: the hot ends of the log indexes (one
 /// per service, level and instance) stay in memory at millions of rows.
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
-/// WAL pages between two automatic checkpoints (SQLite's default is 1,000): a page that
-/// many commits change (the hot end of an index) is copied into the file once per
-/// checkpoint, not once per 4 MB of log lines.
-const CHECKPOINT_PAGES: i64 = 8192;
 /// Page cache of each read-only connection, in KiB: the pages of a dashboard's view stay
 /// there between two refreshes.
 const READER_CACHE_KIB: i64 = 16 * 1024;
@@ -50,9 +50,25 @@ const READER_CACHE_KIB: i64 = 16 * 1024;
 /// The SQLite backend.
 pub(crate) struct SqliteBackend {
     path: Arc<PathBuf>,
-    writer: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Writer>>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
+}
+
+/// The writer connection and the thread that checkpoints what it writes.
+struct Writer {
+    conn: Connection,
+    checkpointer: Option<Checkpointer>,
+}
+
+impl Drop for Writer {
+    /// Stops the checkpoints before the connection closes, so no thread of the store
+    /// outlives it.
+    fn drop(&mut self) {
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.stop(&mut self.conn);
+        }
+    }
 }
 
 /// Error mapping for one operation on one collection.
@@ -140,7 +156,6 @@ impl SqliteBackend {
         writer
             .pragma_update(None, "synchronous", "NORMAL")
             .and_then(|()| writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB))
-            .and_then(|()| writer.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES))
             .map_err(|e| fail(e.to_string()))?;
         let version: i64 = writer
             .pragma_query_value(None, "user_version", |row| row.get(0))
@@ -214,9 +229,14 @@ impl SqliteBackend {
                 .map_err(|e| fail(e.to_string()))?;
             readers.push(Mutex::new(reader));
         }
+        let checkpointer = Checkpointer::start(path, &mut writer)
+            .map_err(|e| fail(format!("{e} (while starting its checkpoints)")))?;
         Ok(SqliteBackend {
             path: Arc::new(path.to_owned()),
-            writer: Arc::new(Mutex::new(writer)),
+            writer: Arc::new(Mutex::new(Writer {
+                conn: writer,
+                checkpointer: Some(checkpointer),
+            })),
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
         })
@@ -253,8 +273,8 @@ impl SqliteBackend {
     {
         let writer = self.writer.clone();
         blocking(ctx, move |ctx| {
-            let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&mut conn, ctx)
+            let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&mut writer.conn, ctx)
         })
         .await
     }
@@ -808,14 +828,14 @@ impl Backend for SqliteBackend {
         self.write_tx(
             self.ctx(def, "drop an expired text index segment"),
             move |tx, ctx| {
-                let dropped = text::prune(tx, def, index).map_err(ctx.err())?;
-                if let Some(segment) = &dropped {
+                let pruned = text::prune(tx, def, index).map_err(ctx.err())?;
+                if let Some(segment) = &pruned {
                     tracing::debug!(
                         segment,
-                        "dropped a text index segment whose lines all expired"
+                        "a step of dropping a text index segment whose lines all expired"
                     );
                 }
-                Ok(dropped.is_some())
+                Ok(pruned.is_some())
             },
         )
         .await

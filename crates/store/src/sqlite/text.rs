@@ -14,11 +14,12 @@
 //! months), listed in `_text_segments` with the `_sequence` range of their rows. Expiry
 //! deletes rows and leaves their entries: removing a row from FTS5 costs as much as adding
 //! it, which made expiring a day of 1.4M lines take minutes. Once no row of a segment is
-//! left, [`prune`] drops the table whole. A stale entry is harmless: every candidate is
-//! looked up among the rows, and a `_sequence` is never given twice (the `_sequences`
-//! counter only grows, whatever is deleted), so an entry can never name another row. A
-//! row's time is taken within [`EARLIEST_DAYS`] before and [`LATEST_DAYS`] after it was
-//! stored, so odd clocks cannot make more than a year of segments.
+//! left, [`prune`] retires it (no search reads it) and drops it in bounded steps. A stale
+//! entry is harmless: every candidate is looked up among the rows, and a `_sequence` is
+//! never given twice (the `_sequences` counter only grows, whatever is deleted), so an
+//! entry can never name another row. A row's time is taken within [`EARLIEST_DAYS`] before
+//! and [`LATEST_DAYS`] after it was stored, so odd clocks cannot make more than a year of
+//! segments.
 //!
 //! It is built behind the rows, not in their transaction: trigram indexing costs about
 //! twice the rest of an insert, so the writer's batches are acknowledged without it and
@@ -27,6 +28,8 @@
 //! the rows after it directly, so a search is the same whether the index is behind or not.
 //! When the needle is too short for trigrams, or matches too many rows for a list of
 //! candidates to beat reading newest first, the search is the plain scan.
+//! A search asks for the needle's rarest trigrams and the service's key only where it pays,
+//! chosen once per search from a probe of one segment ([`super::trigrams`]).
 //!
 //! **Keys and the newest first.** Each row's text is indexed after the key of its
 //! [`TextDef::within`] value (its service, see [`within_key`]), so a search within a
@@ -47,6 +50,7 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
+use super::trigrams::{self, Term};
 use crate::doc::{CollectionDef, Cond, Find, SortKey, TextDef, Val};
 
 /// The table that records, per collection, the last `_sequence` in its text index.
@@ -56,6 +60,12 @@ const SEGMENTS_TABLE: &str = "_text_segments";
 /// The columns of `_text_segments` that make a segment keyed: the newest time of its rows
 /// and the `last` it had when this build last indexed rows into it.
 const SEGMENT_KEYED_COLUMNS: &str = "newest INTEGER, keyed_upto INTEGER";
+/// The segments whose rows all expired, dropped a step at a time (see [`prune`]); no search
+/// reads them.
+const RETIRED_TABLE: &str = "_text_retired";
+/// Blocks of a retired segment's index (about 4 KB each) one step of [`prune`] deletes: a
+/// day's index at 10M lines is about 100 MB, and dropping it whole held the writer 110 ms.
+const PRUNE_BLOCKS: i64 = 500;
 /// The single index table's mark of schema 3 files from the build before segments.
 const LEGACY_MARK_TABLE: &str = "_text_indexed";
 /// Candidates (index hits plus rows not yet indexed) up to which a search reads them by
@@ -123,6 +133,10 @@ pub(crate) fn schema(def: &CollectionDef) -> Vec<String> {
              segment TEXT NOT NULL, apart INTEGER NOT NULL, period INTEGER NOT NULL, \
              first INTEGER NOT NULL, last INTEGER NOT NULL, {SEGMENT_KEYED_COLUMNS}, \
              PRIMARY KEY (collection, segment)) STRICT"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {RETIRED_TABLE} (collection TEXT NOT NULL, \
+             segment TEXT NOT NULL, PRIMARY KEY (collection, segment)) STRICT"
         ),
         format!(
             "INSERT INTO {MARK_TABLE} (collection, upto) VALUES ('{}', 0) \
@@ -248,14 +262,41 @@ pub(crate) fn index_some(
     Ok(usize::try_from(count).unwrap_or(0))
 }
 
-/// Drops one segment of `def`'s text index none of whose rows is left (expiry deleted
-/// them), in the caller's write transaction; returns its table, or `None` when every
-/// segment still has a row.
+/// One step of dropping the segments of `def`'s text index none of whose rows is left
+/// (expiry deleted them), in the caller's write transaction: deletes up to [`PRUNE_BLOCKS`]
+/// blocks of a retired segment's index, or drops it once they are gone, or else retires
+/// one more segment with no row left (no search reads it from then on). Returns the
+/// segment it worked on, or `None` when there is nothing to do. Dropping a day's index
+/// whole held the writer as long as it has blocks; in steps, a log batch waits one step.
 pub(crate) fn prune(
     tx: &rusqlite::Transaction<'_>,
     def: &CollectionDef,
     text: &TextDef,
 ) -> rusqlite::Result<Option<String>> {
+    let retired: Option<String> = tx
+        .prepare_cached(&format!(
+            "SELECT segment FROM {RETIRED_TABLE} WHERE collection = ?1 LIMIT 1"
+        ))?
+        .query_row([def.name], |row| row.get(0))
+        .optional()?;
+    if let Some(segment) = retired {
+        // Blocks 1 and 10 are FTS5's averages and structure: kept for the drop to read.
+        let deleted = tx.execute(
+            &format!(
+                "DELETE FROM \"{segment}_data\" WHERE id IN \
+                 (SELECT id FROM \"{segment}_data\" WHERE id > 10 LIMIT {PRUNE_BLOCKS})"
+            ),
+            [],
+        )?;
+        if deleted < PRUNE_BLOCKS as usize {
+            tx.execute_batch(&format!("DROP TABLE \"{segment}\""))?;
+            tx.prepare_cached(&format!(
+                "DELETE FROM {RETIRED_TABLE} WHERE collection = ?1 AND segment = ?2"
+            ))?
+            .execute((def.name, &segment))?;
+        }
+        return Ok(Some(segment));
+    }
     let segments: Vec<(String, bool, i64, i64, i64)> = tx
         .prepare_cached(&format!(
             "SELECT segment, apart, period, first, last FROM {SEGMENTS_TABLE} \
@@ -274,11 +315,19 @@ pub(crate) fn prune(
         if alive.exists((first, last, apart, period))? {
             continue;
         }
-        tx.execute_batch(&format!("DROP TABLE \"{segment}\""))?;
         tx.prepare_cached(&format!(
             "DELETE FROM {SEGMENTS_TABLE} WHERE collection = ?1 AND segment = ?2"
         ))?
         .execute((def.name, &segment))?;
+        // Renamed, so that a late line of its day makes a new segment under its name.
+        let retired = format!("{segment}_retired_{last}");
+        tx.execute_batch(&format!(
+            "ALTER TABLE \"{segment}\" RENAME TO \"{retired}\""
+        ))?;
+        tx.prepare_cached(&format!(
+            "INSERT INTO {RETIRED_TABLE} (collection, segment) VALUES (?1, ?2)"
+        ))?
+        .execute((def.name, &retired))?;
         return Ok(Some(segment));
     }
     Ok(None)
@@ -346,29 +395,70 @@ pub(crate) fn indexed_text(within: Option<&str>, text: &str) -> String {
     indexed
 }
 
-/// A text search the index can narrow: its FTS5 query and the key it is limited to.
+/// A text search the index can narrow: the needle's trigrams, the key of the service it
+/// is limited to, and the terms [`Search::plan`] chose to ask for.
 struct Search {
+    trigrams: Vec<Term>,
+    key: Option<Term>,
+    /// The FTS5 query of the trigrams asked for.
     query: String,
-    key: Option<String>,
+    /// Whether keyed segments are asked for the key too.
+    with_key: bool,
+    /// The estimated share of a segment's rows that have the key, when probed.
+    key_share: Option<f64>,
 }
 
 impl Search {
-    /// The search of `def`'s text field in `filter`, if the index can serve it.
+    /// The search of `def`'s text field in `filter`, if the index can serve it, asking for
+    /// all its trigrams and the key until [`Search::plan`]ned.
     fn of(def: &CollectionDef, filter: &[Cond]) -> Option<Search> {
         let index = def.text?;
-        let query = filter.iter().find_map(|cond| match cond {
+        let trigrams = filter.iter().find_map(|cond| match cond {
             Cond::ContainsCi(f, text) if std::ptr::eq(*f, index.field) => {
-                trigrams_query(&text.to_lowercase())
+                trigrams::trigrams(&text.to_lowercase())
             }
             _ => None,
         })?;
         let key = filter.iter().find_map(|cond| match cond {
             Cond::Eq(f, Val::Str(value)) if std::ptr::eq(*f, index.within) => {
-                Some(within_key(value))
+                Some(Term::new(&within_key(value), None))
             }
             _ => None,
         });
-        Some(Search { query, key })
+        let query = and(trigrams.iter());
+        Some(Search {
+            trigrams,
+            key,
+            query,
+            with_key: true,
+            key_share: None,
+        })
+    }
+
+    /// Chooses the terms to ask every segment for ([`trigrams::choose`]) from their counts in
+    /// the larger of the first two `segments` (the newest may have just begun).
+    fn plan(&mut self, conn: &Connection, segments: &[Segment]) -> rusqlite::Result<()> {
+        let Some(segment) = segments.iter().take(2).max_by_key(|s| s.last - s.first) else {
+            return Ok(());
+        };
+        let key = self.key.as_ref().filter(|_| segment.keyed);
+        let terms: Vec<&Term> = self.trigrams.iter().chain(key).collect();
+        let counts = terms
+            .iter()
+            .map(|term| trigrams::estimate(conn, &segment.table, term, segment.first, segment.last))
+            .collect::<rusqlite::Result<Vec<f64>>>()?;
+        let owned: Vec<Term> = terms.iter().map(|term| (*term).clone()).collect();
+        let rows = (segment.last - segment.first + 1) as f64;
+        let chosen = trigrams::choose(&owned, &counts, rows);
+        self.query = and(chosen
+            .iter()
+            .map(|&i| &owned[i])
+            .filter(|t| t.position.is_some()));
+        if key.is_some() {
+            self.with_key = chosen.iter().any(|&i| owned[i].position.is_none());
+            self.key_share = counts.last().map(|count| count / rows);
+        }
+        Ok(())
     }
 
     /// The rowids `segment` gives for this search, at most `limit`.
@@ -379,7 +469,9 @@ impl Search {
         limit: i64,
     ) -> rusqlite::Result<Vec<i64>> {
         let query = match &self.key {
-            Some(key) if segment.keyed => format!("{} AND {}", self.query, quoted(key)),
+            Some(key) if segment.keyed && self.with_key => {
+                format!("{} AND {}", self.query, key.quoted)
+            }
             _ => self.query.clone(),
         };
         conn.prepare_cached(&format!(
@@ -393,9 +485,10 @@ impl Search {
     /// The candidates of `segment` (the newest), at most `cap`; `None` when reading newest
     /// first (the plain query) likely reads fewer rows than checking them for `window`
     /// matches: when matches are dense, it stops after about `window` × (rows in scope) /
-    /// (candidates) rows. The candidates are counted from the first 4 × `window` (rowids
-    /// ascend), scaled by the part of the segment's range they span, so a dense search
-    /// does not read them all.
+    /// (candidates) rows. The candidates are counted from the first `window` (at least
+    /// 256; rowids ascend), scaled by the part of the segment's range they span, so a dense
+    /// search does not read them all (4 × `window` read 4 times the index for the same
+    /// answer).
     fn newest_candidates(
         &self,
         conn: &Connection,
@@ -403,7 +496,7 @@ impl Search {
         window: usize,
         cap: i64,
     ) -> rusqlite::Result<Option<Vec<i64>>> {
-        let probe_size = window.saturating_mul(4);
+        let probe_size = window.max(256);
         let probe = self.candidates(
             conn,
             segment,
@@ -415,25 +508,30 @@ impl Search {
         let range = (segment.last - segment.first + 1).max(1) as f64;
         let spanned = (reached - segment.first + 1).max(1) as f64;
         let found = probe.len() as f64 * (range / spanned).max(1.0);
-        let scope: i64 = match &self.key {
-            Some(key) if segment.keyed => conn
-                .prepare_cached(&format!(
+        let scope = match (&self.key, self.key_share) {
+            (Some(_), Some(share)) if segment.keyed => share * range,
+            (Some(key), None) if segment.keyed => {
+                conn.prepare_cached(&format!(
                     "SELECT count(*) FROM \"{table}\" WHERE \"{table}\" MATCH ?1",
                     table = segment.table
                 ))?
-                .query_row([quoted(key)], |row| row.get(0))?,
-            _ => segment.last - segment.first + 1,
+                .query_row([&key.quoted], |row| row.get::<_, i64>(0))? as f64
+            }
+            _ => range,
         };
-        if found > MAX_CANDIDATES as f64 || found * found > window as f64 * scope as f64 {
+        if found > MAX_CANDIDATES as f64 || found * found > window as f64 * scope {
             return Ok(None);
         }
         self.candidates(conn, segment, cap).map(Some)
     }
 }
 
-/// An FTS5 string term.
-fn quoted(term: &str) -> String {
-    format!("\"{}\"", term.replace('"', "\"\""))
+/// The FTS5 query that asks for every one of `terms`.
+fn and<'a>(terms: impl Iterator<Item = &'a Term>) -> String {
+    terms
+        .map(|term| term.quoted.as_str())
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 /// The rows after the index's mark (not indexed yet), at most `limit`.
@@ -447,40 +545,6 @@ fn unindexed(conn: &Connection, def: &CollectionDef, limit: i64) -> rusqlite::Re
     .collect()
 }
 
-/// Trigrams of a needle the index is asked for at most: a few already leave few rows,
-/// and each one more is one more list of rows to read, the whole list for a common one
-/// (at 1M lines, 12 made a search for one request id cost 2.3 ms and 4 cost 0.9 ms; a
-/// needle of common pieces, 37 ms and 20 ms).
-const MAX_TRIGRAMS: usize = 4;
-
-/// The FTS5 query that finds the rows whose lower-cased text has every trigram of
-/// `lowered` (a superset of those containing it: the index keeps no positions, which
-/// makes it about a third cheaper to build, so each candidate is checked on its row), at
-/// most [`MAX_TRIGRAMS`] of them spread over the needle, first and last included. `None`
-/// when trigrams cannot find it: fewer than three characters, or a NUL, which ends an
-/// FTS5 query string.
-fn trigrams_query(lowered: &str) -> Option<String> {
-    if lowered.contains('\0') {
-        return None;
-    }
-    let chars: Vec<char> = lowered.chars().collect();
-    let count = chars.len().checked_sub(2).filter(|n| *n > 0)?;
-    let picked = count.min(MAX_TRIGRAMS);
-    let mut terms: Vec<String> = (0..picked)
-        .map(|i| {
-            let start = if picked == 1 {
-                0
-            } else {
-                i * (count - 1) / (picked - 1)
-            };
-            let trigram: String = chars[start..start + 3].iter().collect();
-            format!("\"{}\"", trigram.replace('"', "\"\""))
-        })
-        .collect();
-    terms.dedup();
-    Some(terms.join(" AND "))
-}
-
 /// `filter` with its search of `def`'s text field narrowed to the candidates the index
 /// gives (plus the rows not yet indexed) as one more condition, when there are at most
 /// [`MAX_CANDIDATES`]; otherwise `filter` as it is. The search itself stays, so the
@@ -490,12 +554,14 @@ pub(crate) fn narrow(
     def: &CollectionDef,
     mut filter: Vec<Cond>,
 ) -> rusqlite::Result<Vec<Cond>> {
-    let Some(search) = Search::of(def, &filter) else {
+    let Some(mut search) = Search::of(def, &filter) else {
         return Ok(filter);
     };
     let cap = MAX_CANDIDATES as i64 + 1;
     let mut candidates = unindexed(conn, def, cap)?;
-    for segment in segments(conn, def)? {
+    let segments = segments(conn, def)?;
+    search.plan(conn, &segments)?;
+    for segment in segments {
         let room = cap - candidates.len() as i64;
         if room <= 0 {
             break;
@@ -527,7 +593,7 @@ pub(crate) fn narrow_find(
         };
         std::ptr::eq(*sort, text.time)
     };
-    let (Some(text), Some(search), Some(limit)) =
+    let (Some(text), Some(mut search), Some(limit)) =
         (def.text, Search::of(def, &find.filter), find.limit)
     else {
         return Ok(find);
@@ -549,7 +615,9 @@ pub(crate) fn narrow_find(
         matches.truncate(window);
     };
     keep_newest(&mut matches);
-    for (i, segment) in segments(conn, def)?.iter().enumerate() {
+    let segments = segments(conn, def)?;
+    search.plan(conn, &segments)?;
+    for (i, segment) in segments.iter().enumerate() {
         let full = matches.len() >= window;
         if full && segment.newest.is_some_and(|n| matches[window - 1].0 > n) {
             break;
@@ -723,27 +791,133 @@ mod tests {
     }
 
     #[test]
-    fn a_needle_is_its_trigrams_quoted() {
-        assert_eq!(
-            trigrams_query("a \"b\""),
-            Some("\"a \"\"\" AND \" \"\"b\" AND \"\"\"b\"\"\"".to_owned())
+    fn a_search_asks_for_the_rarest_pieces_of_its_needle_and_finds_the_same() {
+        let mut conn = logs();
+        // Every line has the postgres pieces; the database and pool numbers tell them apart.
+        for sequence in 1..=400 {
+            let text = format!(
+                "connected to postgres://db-{}:5432/app (pool {}/32)",
+                sequence % 4,
+                sequence % 40
+            );
+            line(&conn, sequence, "api", sequence, sequence, &text);
+        }
+        index(&mut conn);
+        let find = within("api", "db-3:5432/app (pool 7/", 100);
+        let mut search = Search::of(&LOG_RECORDS, &find.filter).expect("a search");
+        let segments = segments(&conn, &LOG_RECORDS).expect("segments");
+        search.plan(&conn, &segments).expect("a plan");
+        assert!(search.query.contains("\"l 7\"") || search.query.contains("\" 7/\""));
+        assert!(
+            ["\"b-3\"", "\"-3:\"", "\"3:5\""]
+                .iter()
+                .any(|t| search.query.contains(t)),
+            "{}",
+            search.query
         );
-        assert_eq!(trigrams_query("ab"), None, "two characters make no trigram");
-        assert_eq!(
-            trigrams_query("äöü"),
-            Some("\"äöü\"".to_owned()),
-            "characters, not bytes"
+        assert!(!search.query.contains("\"db-\""), "{}", search.query);
+        assert!(
+            !search.with_key,
+            "every line is the service's: the key removes none"
         );
-        assert_eq!(trigrams_query("a\0bc"), None);
+        let found = narrow_find(&conn, &LOG_RECORDS, find).expect("narrow");
+        assert_eq!(named(&found), Some((0..10).map(|n| 367 - 40 * n).collect()));
+    }
+
+    /// The tables of the file whose name starts with `prefix`.
+    fn tables(conn: &Connection, prefix: &str) -> Vec<String> {
+        conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE ?1")
+            .expect("a statement")
+            .query_map([format!("{prefix}%")], |row| row.get(0))
+            .expect("tables")
+            .collect::<rusqlite::Result<_>>()
+            .expect("names")
+    }
+
+    fn prune_step(conn: &mut Connection) -> Option<String> {
+        let tx = conn.transaction().expect("a transaction");
+        let text = LOG_RECORDS.text.expect("text");
+        let pruned = prune(&tx, &LOG_RECORDS, text).expect("prune");
+        tx.commit().expect("commit");
+        pruned
     }
 
     #[test]
-    fn a_long_needle_asks_for_trigrams_spread_over_it_first_and_last_included() {
-        let needle = "0123456789abcdefghijklmnopqrstuvwxyz";
-        let query = trigrams_query(needle).expect("a query");
-        let terms: Vec<&str> = query.split(" AND ").collect();
-        assert_eq!(terms.len(), MAX_TRIGRAMS);
-        assert_eq!(terms.first(), Some(&"\"012\""));
-        assert_eq!(terms.last(), Some(&"\"xyz\""));
+    fn an_expired_segment_is_retired_at_once_then_dropped_in_bounded_steps() {
+        let mut conn = logs();
+        let day = 24 * HOUR;
+        // Text with little in common: an index of more than PRUNE_BLOCKS blocks.
+        let alphabet: Vec<char> = ('0'..='9').chain('a'..='z').chain('A'..='Z').collect();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for sequence in 1..=12_000 {
+            let mut text: String = (0..100)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    alphabet[(state % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            text.push_str(" done");
+            line(&conn, sequence, "api", HOUR, HOUR, &text);
+        }
+        line(
+            &conn,
+            12_001,
+            "api",
+            day + HOUR,
+            day + HOUR,
+            "the next day, done",
+        );
+        while {
+            let tx = conn.transaction().expect("a transaction");
+            let text = LOG_RECORDS.text.expect("text");
+            let indexed = index_some(&tx, &LOG_RECORDS, text, 5000).expect("index");
+            tx.commit().expect("commit");
+            indexed > 0
+        } {}
+        conn.execute("DELETE FROM log_records WHERE _sequence <= 12000", [])
+            .expect("expiry");
+        let blocks: i64 = conn
+            .query_row("SELECT count(*) FROM log_records_text_0_data", [], |row| {
+                row.get(0)
+            })
+            .expect("blocks");
+        assert!(blocks > PRUNE_BLOCKS, "{blocks} blocks");
+
+        // Retired: searches no longer read it, and a late line of its day gets a new one.
+        assert_eq!(prune_step(&mut conn).as_deref(), Some("log_records_text_0"));
+        assert_eq!(
+            tables(&conn, "log_records_text_0"),
+            [
+                "log_records_text_0_retired_12000",
+                "log_records_text_0_retired_12000_data",
+                "log_records_text_0_retired_12000_idx",
+                "log_records_text_0_retired_12000_config",
+            ]
+        );
+        line(&conn, 12_002, "api", 2 * HOUR, 2 * HOUR, "late, done");
+        index(&mut conn);
+        assert_eq!(named(&find_done(&conn)), Some(vec![12_001, 12_002]));
+
+        // A step deletes at most PRUNE_BLOCKS blocks; the last drops the table.
+        let mut steps = 0;
+        while prune_step(&mut conn).is_some() {
+            steps += 1;
+            assert!(steps <= blocks / PRUNE_BLOCKS + 1, "bounded");
+            assert_eq!(named(&find_done(&conn)), Some(vec![12_001, 12_002]));
+        }
+        assert!(steps >= 2, "{steps} steps");
+        assert!(tables(&conn, "log_records_text_0_retired").is_empty());
+        assert_eq!(
+            tables(&conn, "log_records_text_0").len(),
+            4,
+            "the new segment"
+        );
+    }
+
+    /// The newest 10 lines of `api` that have `done`, narrowed.
+    fn find_done(conn: &Connection) -> Find {
+        narrow_find(conn, &LOG_RECORDS, within("api", "done", 10)).expect("narrow")
     }
 }
