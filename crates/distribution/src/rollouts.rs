@@ -257,17 +257,13 @@ impl Rollouts {
         Ok(views)
     }
 
-    /// Reads the labels of the instances of services under a rollout from their stored
-    /// states, so a restarted server answers each from its wave before it reports again.
+    /// Reads the labels of this distribution's instances from their stored states, so a
+    /// restarted server answers each from its wave before it reports again: for a rollout
+    /// under way, and for one that a commit pushed while it was stopped starts (whose
+    /// first wave would otherwise be answered as the last until the first check).
     async fn recall_labels(&self) -> Result<(), StoreError> {
-        let current = self.current.borrow().clone();
-        for record in current.values() {
-            if record.state == RolloutState::Done {
-                continue;
-            }
-            let reports = self.reports(&record.service).await?;
-            self.note_labels(&reports);
-        }
+        let reports = self.reports(None).await?;
+        self.note_labels(&reports);
         Ok(())
     }
 
@@ -275,7 +271,7 @@ impl Rollouts {
     async fn running(&self, service: &ServiceName) -> Result<Option<ClientVersion>, StoreError> {
         let alive_since = self.alive_since();
         let mut counts: BTreeMap<ClientVersion, usize> = BTreeMap::new();
-        for report in self.reports(service).await? {
+        for report in self.reports(Some(service)).await? {
             if report.state.time < alive_since {
                 continue;
             }
@@ -295,14 +291,18 @@ impl Rollouts {
             - chrono::TimeDelta::from_std(self.state_lifetime).unwrap_or(chrono::TimeDelta::MAX)
     }
 
-    /// The stored state reports of `service` by this distribution's instances.
-    async fn reports(&self, service: &ServiceName) -> Result<Vec<ServiceStateRecord>, StoreError> {
+    /// The stored state reports of `service` (every service: `None`) by this
+    /// distribution's instances.
+    async fn reports(
+        &self,
+        service: Option<&ServiceName>,
+    ) -> Result<Vec<ServiceStateRecord>, StoreError> {
         let reports = self
             .store
             .service_states()
             .query(&StateQuery {
                 distribution: Some(self.distribution.clone()),
-                service: Some(service.clone()),
+                service: service.cloned(),
                 ..StateQuery::default()
             })
             .await?;
@@ -533,7 +533,7 @@ impl Rollouts {
     ) -> Result<(Vec<(usize, Member)>, Vec<ServiceStateRecord>), StoreError> {
         let alive_since = self.alive_since();
         let reports: Vec<ServiceStateRecord> = self
-            .reports(&record.service)
+            .reports(Some(&record.service))
             .await?
             .into_iter()
             .filter(|report| report.state.time >= alive_since)
