@@ -437,6 +437,10 @@ async fn a_pending_password_change_allows_nothing_else() {
         )
         .await;
     let fresh = harness.login("new", "a brand new password").await;
+    // Answered once the server has looked at the state repo (STATE_UNAVAILABLE before).
+    harness
+        .wait_in_force(&harness.remote.rev_parse("main"))
+        .await;
     harness
         .ok(
             &fresh,
