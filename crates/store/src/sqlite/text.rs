@@ -575,18 +575,28 @@ pub(crate) fn narrow(
     Ok(filter)
 }
 
+/// What [`narrow_find`] makes of a find.
+#[derive(Debug)]
+pub(crate) enum Narrowed {
+    /// The find to run, its filter [`narrow`]ed or as it was.
+    Find(Find),
+    /// The rows the find returns, its skip and limit applied, in its order (newest first):
+    /// read them by sequence in this order, with no sort of their own.
+    Rows(Vec<i64>),
+}
+
 /// `find` with its search of `def`'s text field answered through the index, when it asks
 /// for the newest matches (by the index's time field) and the index can tell them: the
 /// segments are read newest first, each candidate checked on its row against the whole
 /// filter, until the matches of the window are newer than every row of the segments left.
-/// The find then names exactly those rows. Otherwise (another order, too many candidates in
-/// a segment, or matches dense enough that reading newest first stops sooner) the find
-/// with its filter [`narrow`]ed. Call it in the read transaction of the query.
+/// Those are the find's rows ([`Narrowed::Rows`]). Otherwise (another order, too many
+/// candidates in a segment, or matches dense enough that reading newest first stops sooner)
+/// the find with its filter [`narrow`]ed. Call it in the read transaction of the query.
 pub(crate) fn narrow_find(
     conn: &Connection,
     def: &CollectionDef,
     find: Find,
-) -> rusqlite::Result<Find> {
+) -> rusqlite::Result<Narrowed> {
     let newest_first = |text: &TextDef| {
         let [(SortKey::Field(sort), true)] = find.sort.as_slice() else {
             return false;
@@ -596,17 +606,17 @@ pub(crate) fn narrow_find(
     let (Some(text), Some(mut search), Some(limit)) =
         (def.text, Search::of(def, &find.filter), find.limit)
     else {
-        return Ok(find);
+        return Ok(Narrowed::Find(find));
     };
     let window = usize::try_from(limit.saturating_add(find.skip)).unwrap_or(usize::MAX);
     if !newest_first(text) || window == 0 {
         let filter = narrow(conn, def, find.filter)?;
-        return Ok(Find { filter, ..find });
+        return Ok(Narrowed::Find(Find { filter, ..find }));
     }
     let cap = MAX_CANDIDATES as i64 + 1;
     let not_indexed = unindexed(conn, def, cap)?;
     if not_indexed.len() > MAX_CANDIDATES {
-        return Ok(find);
+        return Ok(Narrowed::Find(find));
     }
     // (time, sequence) of the newest matches so far, newest first, at most `window`.
     let mut matches = matching(conn, def, text, &find.filter, not_indexed)?;
@@ -628,17 +638,19 @@ pub(crate) fn narrow_find(
             Some(search.candidates(conn, segment, cap)?)
         };
         let Some(found) = found.filter(|found| found.len() <= MAX_CANDIDATES) else {
-            return Ok(find);
+            return Ok(Narrowed::Find(find));
         };
         matches.extend(matching(conn, def, text, &find.filter, found)?);
         keep_newest(&mut matches);
     }
-    Ok(Find {
-        filter: vec![Cond::SequenceIn(
-            matches.into_iter().map(|(_, sequence)| sequence).collect(),
-        )],
-        ..find
-    })
+    let skip = usize::try_from(find.skip).unwrap_or(usize::MAX);
+    Ok(Narrowed::Rows(
+        matches
+            .into_iter()
+            .skip(skip)
+            .map(|(_, sequence)| sequence)
+            .collect(),
+    ))
 }
 
 /// The (time, sequence) of the rows among `candidates` that pass `filter`, each looked up
@@ -707,11 +719,11 @@ mod tests {
         tx.commit().expect("commit");
     }
 
-    /// The sequences a find names after [`narrow_find`], when it names only them.
-    fn named(find: &Find) -> Option<Vec<i64>> {
-        match find.filter.as_slice() {
-            [Cond::SequenceIn(list)] => Some(list.clone()),
-            _ => None,
+    /// The rows [`narrow_find`] names, when it names them.
+    fn named(narrowed: &Narrowed) -> Option<Vec<i64>> {
+        match narrowed {
+            Narrowed::Rows(list) => Some(list.clone()),
+            Narrowed::Find(_) => None,
         }
     }
 
@@ -756,6 +768,14 @@ mod tests {
             Some(vec![5, 4, 3, 1])
         );
         assert_eq!(named(&find(within("web", "needle", 10))), Some(vec![2]));
+        // The window's skip is taken from the newest: the rows are the find's, in order.
+        let skipped = |skip, limit| Find {
+            skip,
+            ..within("api", "needle", limit)
+        };
+        assert_eq!(named(&find(skipped(1, 2))), Some(vec![4, 3]));
+        assert_eq!(named(&find(skipped(3, 10))), Some(vec![1]));
+        assert_eq!(named(&find(skipped(4, 10))), Some(vec![]));
         // Lines not indexed yet are read directly.
         line(&conn, 7, "api", 13 * day, 13 * day, "needle, late");
         assert_eq!(named(&find(within("api", "needle", 2))), Some(vec![5, 7]));
@@ -917,7 +937,7 @@ mod tests {
     }
 
     /// The newest 10 lines of `api` that have `done`, narrowed.
-    fn find_done(conn: &Connection) -> Find {
+    fn find_done(conn: &Connection) -> Narrowed {
         narrow_find(conn, &LOG_RECORDS, within("api", "done", 10)).expect("narrow")
     }
 }
