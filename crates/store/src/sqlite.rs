@@ -861,6 +861,23 @@ impl Backend for SqliteBackend {
         .await
     }
 
+    async fn merge_text(&self, def: &'static CollectionDef) -> Result<bool, StoreError> {
+        if def.text.is_none() {
+            return Ok(false);
+        }
+        self.write_tx(
+            self.ctx(def, "merge a text index segment"),
+            move |tx, ctx| {
+                let merged = text::merge(tx, def).map_err(ctx.err())?;
+                if let Some(segment) = &merged {
+                    tracing::debug!(segment, "a step of merging a finished text index segment");
+                }
+                Ok(merged.is_some())
+            },
+        )
+        .await
+    }
+
     async fn prune_text(&self, def: &'static CollectionDef) -> Result<bool, StoreError> {
         let Some(index) = def.text else {
             return Ok(false);

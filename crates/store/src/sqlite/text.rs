@@ -66,6 +66,12 @@ const RETIRED_TABLE: &str = "_text_retired";
 /// Blocks of a retired segment's index (about 4 KB each) one step of [`prune`] deletes: a
 /// day's index at 10M lines is about 100 MB, and dropping it whole held the writer 110 ms.
 const PRUNE_BLOCKS: i64 = 500;
+/// The segments whose FTS5 b-trees [`merge`] made one (a segment written in chunks has
+/// about ten): a search reads one list per term there, not one per b-tree.
+const MERGED_TABLE: &str = "_text_merged";
+/// Pages of index (about 4 KB each) one step of [`merge`] writes: a day's segment at 10M
+/// lines is about 25,000 pages and merging it whole took 1.5 s of the writer.
+const MERGE_PAGES: i64 = 256;
 /// The single index table's mark of schema 3 files from the build before segments.
 const LEGACY_MARK_TABLE: &str = "_text_indexed";
 /// Candidates (index hits plus rows not yet indexed) up to which a search reads them by
@@ -136,6 +142,10 @@ pub(crate) fn schema(def: &CollectionDef) -> Vec<String> {
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {RETIRED_TABLE} (collection TEXT NOT NULL, \
+             segment TEXT NOT NULL, PRIMARY KEY (collection, segment)) STRICT"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {MERGED_TABLE} (collection TEXT NOT NULL, \
              segment TEXT NOT NULL, PRIMARY KEY (collection, segment)) STRICT"
         ),
         format!(
@@ -319,6 +329,10 @@ pub(crate) fn prune(
             "DELETE FROM {SEGMENTS_TABLE} WHERE collection = ?1 AND segment = ?2"
         ))?
         .execute((def.name, &segment))?;
+        tx.prepare_cached(&format!(
+            "DELETE FROM {MERGED_TABLE} WHERE collection = ?1 AND segment = ?2"
+        ))?
+        .execute((def.name, &segment))?;
         // Renamed, so that a late line of its day makes a new segment under its name.
         let retired = format!("{segment}_retired_{last}");
         tx.execute_batch(&format!(
@@ -331,6 +345,45 @@ pub(crate) fn prune(
         return Ok(Some(segment));
     }
     Ok(None)
+}
+
+/// Takes one bounded step of merging the FTS5 b-trees of the oldest segment of `def`'s
+/// text index that a newer segment of its kind follows (its day is over) and that is not
+/// merged yet; returns the segment, or `None` when every such segment is merged. Lines of
+/// its day that come late go on into new, small b-trees, which FTS5 merges as usual.
+pub(crate) fn merge(
+    tx: &rusqlite::Transaction<'_>,
+    def: &CollectionDef,
+) -> rusqlite::Result<Option<String>> {
+    let segment: Option<String> = tx
+        .prepare_cached(&format!(
+            "SELECT s.segment FROM {SEGMENTS_TABLE} AS s WHERE s.collection = ?1 \
+             AND EXISTS (SELECT 1 FROM {SEGMENTS_TABLE} AS n WHERE n.collection = s.collection \
+             AND n.apart = s.apart AND n.period > s.period) \
+             AND NOT EXISTS (SELECT 1 FROM {MERGED_TABLE} AS m \
+             WHERE m.collection = s.collection AND m.segment = s.segment) \
+             ORDER BY s.last LIMIT 1"
+        ))?
+        .query_row([def.name], |row| row.get(0))
+        .optional()?;
+    let Some(segment) = segment else {
+        return Ok(None);
+    };
+    // A negative page count merges b-trees of every level, as `optimize` does, in steps;
+    // a step that changed fewer than 2 rows found nothing left to merge (FTS5's manual).
+    let before = tx.total_changes();
+    tx.execute(
+        &format!("INSERT INTO \"{segment}\" (\"{segment}\", rank) VALUES ('merge', ?1)"),
+        [-MERGE_PAGES],
+    )?;
+    if tx.total_changes() - before < 2 {
+        tx.prepare_cached(&format!(
+            "INSERT INTO {MERGED_TABLE} (collection, segment) VALUES (?1, ?2) \
+             ON CONFLICT DO NOTHING"
+        ))?
+        .execute((def.name, &segment))?;
+    }
+    Ok(Some(segment))
 }
 
 /// One segment of a text index, as a search walks them.
@@ -842,6 +895,67 @@ mod tests {
         );
         let found = narrow_find(&conn, &LOG_RECORDS, find).expect("narrow");
         assert_eq!(named(&found), Some((0..10).map(|n| 367 - 40 * n).collect()));
+    }
+
+    /// How many FTS5 b-trees segment `table` has (its `_idx` lists each one's leaves).
+    fn b_trees(conn: &Connection, table: &str) -> i64 {
+        conn.query_row(
+            &format!("SELECT count(DISTINCT segid) FROM \"{table}_idx\""),
+            [],
+            |row| row.get(0),
+        )
+        .expect("b-trees")
+    }
+
+    #[test]
+    fn a_finished_day_is_merged_into_one_b_tree_and_searched_the_same() {
+        let mut conn = logs();
+        let day = 24 * HOUR;
+        // Four chunks of day 10, each indexed in a transaction of its own: four b-trees.
+        for chunk in 0..4 {
+            for n in 1..=5 {
+                let sequence = chunk * 5 + n;
+                let time = 10 * day + sequence * 1000;
+                line(
+                    &conn,
+                    sequence,
+                    "api",
+                    time,
+                    time,
+                    &format!("needle {sequence}"),
+                );
+            }
+            index(&mut conn);
+        }
+        let segments = segments(&conn, &LOG_RECORDS).expect("segments");
+        let finished = segments[0].table.clone();
+        assert!(b_trees(&conn, &finished) > 1);
+        let merge_all = |conn: &mut Connection| {
+            let mut steps = 0;
+            loop {
+                let tx = conn.transaction().expect("a transaction");
+                let merged = merge(&tx, &LOG_RECORDS).expect("merge");
+                tx.commit().expect("commit");
+                if merged.is_none() {
+                    return steps;
+                }
+                steps += 1;
+                assert!(steps < 100, "merging never ends");
+            }
+        };
+        // The newest day may still grow: it is left alone.
+        assert_eq!(merge_all(&mut conn), 0);
+        line(&conn, 21, "api", 11 * day, 11 * day, "needle 21");
+        index(&mut conn);
+        assert!(merge_all(&mut conn) > 0);
+        assert_eq!(b_trees(&conn, &finished), 1);
+        // Merged once: the next catch-up has nothing to do.
+        assert_eq!(merge_all(&mut conn), 0);
+        let found = narrow_find(&conn, &LOG_RECORDS, within("api", "NEEDLE", 30));
+        assert_eq!(
+            named(&found.expect("narrow")),
+            Some((1..=21).rev().collect())
+        );
     }
 
     /// The tables of the file whose name starts with `prefix`.

@@ -78,6 +78,19 @@ pub fn text_index_tables(path: &std::path::Path) -> Vec<String> {
         .expect("names")
 }
 
+/// The text index segments the store merged into one FTS5 b-tree (finished days).
+fn merged_text_segments(path: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    let mut statement = conn
+        .prepare("SELECT segment FROM _text_merged ORDER BY segment")
+        .expect("prepare");
+    statement
+        .query_map([], |row| row.get(0))
+        .expect("segments")
+        .collect::<Result<_, _>>()
+        .expect("names")
+}
+
 /// Expiry leaves the text index's entries of the lines it deletes (removing them costs as
 /// much as adding them) and drops a day's segment once none of its lines is left; a
 /// segment with a line left stays, and its stale entries find nothing.
@@ -113,6 +126,14 @@ async fn expiry_drops_the_text_segment_of_a_day_whose_lines_all_went() {
         "{:?}",
         text_index_tables(path)
     );
+    let segment = |day: chrono::DateTime<chrono::Utc>| {
+        format!(
+            "log_records_text_{}",
+            day.timestamp_millis() / (24 * 60 * 60 * 1000)
+        )
+    };
+    // Yesterday is over: its segment is merged once indexed; today's may still grow.
+    assert_eq!(merged_text_segments(path), [segment(yesterday)]);
     let needles = || async {
         logs.query(&LogQuery {
             text: Some("NEEDLE".to_owned()),
@@ -136,11 +157,11 @@ async fn expiry_drops_the_text_segment_of_a_day_whose_lines_all_went() {
         .await
         .expect("expire");
     assert_eq!(report.service_logs, 3);
-    let today_segment = format!(
-        "log_records_text_{}",
-        today.timestamp_millis() / (24 * 60 * 60 * 1000)
+    assert_eq!(text_index_tables(path), [segment(today)]);
+    assert!(
+        merged_text_segments(path).is_empty(),
+        "a retired segment's mark goes with it"
     );
-    assert_eq!(text_index_tables(path), [today_segment]);
     assert_eq!(needles().await, ["needle four"]);
     assert_eq!(
         logs.count(&LogQuery {
