@@ -70,7 +70,8 @@ const PRUNE_BLOCKS: i64 = 500;
 /// about ten): a search reads one list per term there, not one per b-tree.
 const MERGED_TABLE: &str = "_text_merged";
 /// Pages of index (about 4 KB each) one step of [`merge`] writes: a day's segment at 10M
-/// lines is about 25,000 pages and merging it whole took 1.5 s of the writer.
+/// lines is about 25,000 pages, and merging it took about 3 s of the writer in steps (in
+/// the bench), so a step holds the writer about as long as a chunk of indexing.
 const MERGE_PAGES: i64 = 256;
 /// The single index table's mark of schema 3 files from the build before segments.
 const LEGACY_MARK_TABLE: &str = "_text_indexed";
