@@ -64,29 +64,25 @@ async fn a_capital_whose_lower_case_is_longer_is_found_through_the_text_index() 
 /// The log text index's FTS5 tables in the SQLite file at `path` (its segments, or the
 /// single table of the build before them), FTS5's own tables aside.
 pub fn text_index_tables(path: &std::path::Path) -> Vec<String> {
-    let conn = rusqlite::Connection::open(path).expect("open");
-    let mut statement = conn
-        .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'log_records_text%' \
-             AND sql LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
-        )
-        .expect("prepare");
-    statement
-        .query_map([], |row| row.get(0))
-        .expect("tables")
-        .collect::<Result<_, _>>()
-        .expect("names")
+    names(
+        path,
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'log_records_text%' \
+         AND sql LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
+    )
 }
 
 /// The text index segments the store merged into one FTS5 b-tree (finished days).
 fn merged_text_segments(path: &std::path::Path) -> Vec<String> {
+    names(path, "SELECT segment FROM _text_merged ORDER BY segment")
+}
+
+/// The strings `query` (of one column) gives in the SQLite file at `path`.
+fn names(path: &std::path::Path, query: &str) -> Vec<String> {
     let conn = rusqlite::Connection::open(path).expect("open");
-    let mut statement = conn
-        .prepare("SELECT segment FROM _text_merged ORDER BY segment")
-        .expect("prepare");
+    let mut statement = conn.prepare(query).expect("prepare");
     statement
         .query_map([], |row| row.get(0))
-        .expect("segments")
+        .expect("rows")
         .collect::<Result<_, _>>()
         .expect("names")
 }
