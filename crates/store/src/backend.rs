@@ -152,6 +152,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
         Ok(false)
     }
 
+    /// Takes one bounded step of making the text index of `def` quicker to search (on
+    /// SQLite: merging a finished day's pieces); returns whether it took one, so a caller
+    /// repeats it until it returns false. A backend without such an index has nothing to do.
+    async fn merge_text(&self, def: &'static CollectionDef) -> Result<bool, StoreError> {
+        let _ = def;
+        Ok(false)
+    }
+
     /// Removes archived versions archived before `time` for good, returning them.
     async fn purge_history(
         &self,

@@ -211,6 +211,13 @@ impl Backend for Timed {
         result
     }
 
+    async fn merge_text(&self, def: &'static CollectionDef) -> Result<bool, StoreError> {
+        let start = Instant::now();
+        let result = self.inner.merge_text(def).await;
+        self.seen("merge text", def, start, &result);
+        result
+    }
+
     async fn prune_text(&self, def: &'static CollectionDef) -> Result<bool, StoreError> {
         let start = Instant::now();
         let result = self.inner.prune_text(def).await;

@@ -563,17 +563,34 @@ fn ranges_to_merge(def: &CollectionDef, find: &Find) -> Option<(usize, &'static 
         .then_some((position, *sort))
 }
 
-/// `SELECT` of the columns [`read_row`] expects, from `table` aliased `t`.
-pub(crate) fn select(def: &CollectionDef, table: &str, archived: bool) -> String {
+/// The columns [`read_row`] expects, of a table aliased `t`.
+fn row_columns(def: &CollectionDef, archived: bool) -> String {
     let archive = if archived { "t._archive_time" } else { "NULL" };
     let fields: String = def
         .fields
         .iter()
         .map(|f| format!(", t.{}", quote(f.column)))
         .collect();
+    format!("t._sequence, t._modify_time, {archive}{fields}, t.body")
+}
+
+/// `SELECT` of the columns [`read_row`] expects, from `table` aliased `t`.
+pub(crate) fn select(def: &CollectionDef, table: &str, archived: bool) -> String {
     format!(
-        "SELECT t._sequence, t._modify_time, {archive}{fields}, t.body FROM {} AS t",
+        "SELECT {} FROM {} AS t",
+        row_columns(def, archived),
         quote(table)
+    )
+}
+
+/// `SELECT` of the columns [`read_row`] expects, of the current rows of `def` whose
+/// sequences the JSON array `?1` lists, in no order of their own: each row is looked up by
+/// its sequence, none sorted.
+pub(crate) fn select_listed(def: &CollectionDef) -> String {
+    format!(
+        "SELECT {} FROM json_each(?1) AS c CROSS JOIN {} AS t ON t._sequence = c.value",
+        row_columns(def, false),
+        quote(def.name)
     )
 }
 

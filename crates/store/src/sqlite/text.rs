@@ -66,6 +66,13 @@ const RETIRED_TABLE: &str = "_text_retired";
 /// Blocks of a retired segment's index (about 4 KB each) one step of [`prune`] deletes: a
 /// day's index at 10M lines is about 100 MB, and dropping it whole held the writer 110 ms.
 const PRUNE_BLOCKS: i64 = 500;
+/// The segments whose FTS5 b-trees [`merge`] made one (a segment written in chunks has
+/// about ten): a search reads one list per term there, not one per b-tree.
+const MERGED_TABLE: &str = "_text_merged";
+/// Pages of index (about 4 KB each) one step of [`merge`] writes: a day's segment at 10M
+/// lines is about 25,000 pages, and merging it took about 3 s of the writer in steps (in
+/// the bench), so a step holds the writer about as long as a chunk of indexing.
+const MERGE_PAGES: i64 = 256;
 /// The single index table's mark of schema 3 files from the build before segments.
 const LEGACY_MARK_TABLE: &str = "_text_indexed";
 /// Candidates (index hits plus rows not yet indexed) up to which a search reads them by
@@ -136,6 +143,10 @@ pub(crate) fn schema(def: &CollectionDef) -> Vec<String> {
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {RETIRED_TABLE} (collection TEXT NOT NULL, \
+             segment TEXT NOT NULL, PRIMARY KEY (collection, segment)) STRICT"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {MERGED_TABLE} (collection TEXT NOT NULL, \
              segment TEXT NOT NULL, PRIMARY KEY (collection, segment)) STRICT"
         ),
         format!(
@@ -319,6 +330,10 @@ pub(crate) fn prune(
             "DELETE FROM {SEGMENTS_TABLE} WHERE collection = ?1 AND segment = ?2"
         ))?
         .execute((def.name, &segment))?;
+        tx.prepare_cached(&format!(
+            "DELETE FROM {MERGED_TABLE} WHERE collection = ?1 AND segment = ?2"
+        ))?
+        .execute((def.name, &segment))?;
         // Renamed, so that a late line of its day makes a new segment under its name.
         let retired = format!("{segment}_retired_{last}");
         tx.execute_batch(&format!(
@@ -331,6 +346,45 @@ pub(crate) fn prune(
         return Ok(Some(segment));
     }
     Ok(None)
+}
+
+/// Takes one bounded step of merging the FTS5 b-trees of the oldest segment of `def`'s
+/// text index that a newer segment of its kind follows (its day is over) and that is not
+/// merged yet; returns the segment, or `None` when every such segment is merged. Lines of
+/// its day that come late go on into new, small b-trees, which FTS5 merges as usual.
+pub(crate) fn merge(
+    tx: &rusqlite::Transaction<'_>,
+    def: &CollectionDef,
+) -> rusqlite::Result<Option<String>> {
+    let segment: Option<String> = tx
+        .prepare_cached(&format!(
+            "SELECT s.segment FROM {SEGMENTS_TABLE} AS s WHERE s.collection = ?1 \
+             AND EXISTS (SELECT 1 FROM {SEGMENTS_TABLE} AS n WHERE n.collection = s.collection \
+             AND n.apart = s.apart AND n.period > s.period) \
+             AND NOT EXISTS (SELECT 1 FROM {MERGED_TABLE} AS m \
+             WHERE m.collection = s.collection AND m.segment = s.segment) \
+             ORDER BY s.last LIMIT 1"
+        ))?
+        .query_row([def.name], |row| row.get(0))
+        .optional()?;
+    let Some(segment) = segment else {
+        return Ok(None);
+    };
+    // A negative page count merges b-trees of every level, as `optimize` does, in steps;
+    // a step that changed fewer than 2 rows found nothing left to merge (FTS5's manual).
+    let before = tx.total_changes();
+    tx.execute(
+        &format!("INSERT INTO \"{segment}\" (\"{segment}\", rank) VALUES ('merge', ?1)"),
+        [-MERGE_PAGES],
+    )?;
+    if tx.total_changes() - before < 2 {
+        tx.prepare_cached(&format!(
+            "INSERT INTO {MERGED_TABLE} (collection, segment) VALUES (?1, ?2) \
+             ON CONFLICT DO NOTHING"
+        ))?
+        .execute((def.name, &segment))?;
+    }
+    Ok(Some(segment))
 }
 
 /// One segment of a text index, as a search walks them.
@@ -575,18 +629,28 @@ pub(crate) fn narrow(
     Ok(filter)
 }
 
+/// What [`narrow_find`] makes of a find.
+#[derive(Debug)]
+pub(crate) enum Narrowed {
+    /// The find to run, its filter [`narrow`]ed or as it was.
+    Find(Find),
+    /// The rows the find returns, its skip and limit applied, in its order (newest first):
+    /// read them by sequence in this order, with no sort of their own.
+    Rows(Vec<i64>),
+}
+
 /// `find` with its search of `def`'s text field answered through the index, when it asks
 /// for the newest matches (by the index's time field) and the index can tell them: the
 /// segments are read newest first, each candidate checked on its row against the whole
 /// filter, until the matches of the window are newer than every row of the segments left.
-/// The find then names exactly those rows. Otherwise (another order, too many candidates in
-/// a segment, or matches dense enough that reading newest first stops sooner) the find
-/// with its filter [`narrow`]ed. Call it in the read transaction of the query.
+/// Those are the find's rows ([`Narrowed::Rows`]). Otherwise (another order, too many
+/// candidates in a segment, or matches dense enough that reading newest first stops sooner)
+/// the find with its filter [`narrow`]ed. Call it in the read transaction of the query.
 pub(crate) fn narrow_find(
     conn: &Connection,
     def: &CollectionDef,
     find: Find,
-) -> rusqlite::Result<Find> {
+) -> rusqlite::Result<Narrowed> {
     let newest_first = |text: &TextDef| {
         let [(SortKey::Field(sort), true)] = find.sort.as_slice() else {
             return false;
@@ -596,17 +660,17 @@ pub(crate) fn narrow_find(
     let (Some(text), Some(mut search), Some(limit)) =
         (def.text, Search::of(def, &find.filter), find.limit)
     else {
-        return Ok(find);
+        return Ok(Narrowed::Find(find));
     };
     let window = usize::try_from(limit.saturating_add(find.skip)).unwrap_or(usize::MAX);
     if !newest_first(text) || window == 0 {
         let filter = narrow(conn, def, find.filter)?;
-        return Ok(Find { filter, ..find });
+        return Ok(Narrowed::Find(Find { filter, ..find }));
     }
     let cap = MAX_CANDIDATES as i64 + 1;
     let not_indexed = unindexed(conn, def, cap)?;
     if not_indexed.len() > MAX_CANDIDATES {
-        return Ok(find);
+        return Ok(Narrowed::Find(find));
     }
     // (time, sequence) of the newest matches so far, newest first, at most `window`.
     let mut matches = matching(conn, def, text, &find.filter, not_indexed)?;
@@ -628,17 +692,19 @@ pub(crate) fn narrow_find(
             Some(search.candidates(conn, segment, cap)?)
         };
         let Some(found) = found.filter(|found| found.len() <= MAX_CANDIDATES) else {
-            return Ok(find);
+            return Ok(Narrowed::Find(find));
         };
         matches.extend(matching(conn, def, text, &find.filter, found)?);
         keep_newest(&mut matches);
     }
-    Ok(Find {
-        filter: vec![Cond::SequenceIn(
-            matches.into_iter().map(|(_, sequence)| sequence).collect(),
-        )],
-        ..find
-    })
+    let skip = usize::try_from(find.skip).unwrap_or(usize::MAX);
+    Ok(Narrowed::Rows(
+        matches
+            .into_iter()
+            .skip(skip)
+            .map(|(_, sequence)| sequence)
+            .collect(),
+    ))
 }
 
 /// The (time, sequence) of the rows among `candidates` that pass `filter`, each looked up
@@ -707,11 +773,11 @@ mod tests {
         tx.commit().expect("commit");
     }
 
-    /// The sequences a find names after [`narrow_find`], when it names only them.
-    fn named(find: &Find) -> Option<Vec<i64>> {
-        match find.filter.as_slice() {
-            [Cond::SequenceIn(list)] => Some(list.clone()),
-            _ => None,
+    /// The rows [`narrow_find`] names, when it names them.
+    fn named(narrowed: &Narrowed) -> Option<Vec<i64>> {
+        match narrowed {
+            Narrowed::Rows(list) => Some(list.clone()),
+            Narrowed::Find(_) => None,
         }
     }
 
@@ -756,6 +822,14 @@ mod tests {
             Some(vec![5, 4, 3, 1])
         );
         assert_eq!(named(&find(within("web", "needle", 10))), Some(vec![2]));
+        // The window's skip is taken from the newest: the rows are the find's, in order.
+        let skipped = |skip, limit| Find {
+            skip,
+            ..within("api", "needle", limit)
+        };
+        assert_eq!(named(&find(skipped(1, 2))), Some(vec![4, 3]));
+        assert_eq!(named(&find(skipped(3, 10))), Some(vec![1]));
+        assert_eq!(named(&find(skipped(4, 10))), Some(vec![]));
         // Lines not indexed yet are read directly.
         line(&conn, 7, "api", 13 * day, 13 * day, "needle, late");
         assert_eq!(named(&find(within("api", "needle", 2))), Some(vec![5, 7]));
@@ -822,6 +896,67 @@ mod tests {
         );
         let found = narrow_find(&conn, &LOG_RECORDS, find).expect("narrow");
         assert_eq!(named(&found), Some((0..10).map(|n| 367 - 40 * n).collect()));
+    }
+
+    /// How many FTS5 b-trees segment `table` has (its `_idx` lists each one's leaves).
+    fn b_trees(conn: &Connection, table: &str) -> i64 {
+        conn.query_row(
+            &format!("SELECT count(DISTINCT segid) FROM \"{table}_idx\""),
+            [],
+            |row| row.get(0),
+        )
+        .expect("b-trees")
+    }
+
+    #[test]
+    fn a_finished_day_is_merged_into_one_b_tree_and_searched_the_same() {
+        let mut conn = logs();
+        let day = 24 * HOUR;
+        // Four chunks of day 10, each indexed in a transaction of its own: four b-trees.
+        for chunk in 0..4 {
+            for n in 1..=5 {
+                let sequence = chunk * 5 + n;
+                let time = 10 * day + sequence * 1000;
+                line(
+                    &conn,
+                    sequence,
+                    "api",
+                    time,
+                    time,
+                    &format!("needle {sequence}"),
+                );
+            }
+            index(&mut conn);
+        }
+        let segments = segments(&conn, &LOG_RECORDS).expect("segments");
+        let finished = segments[0].table.clone();
+        assert!(b_trees(&conn, &finished) > 1);
+        let merge_all = |conn: &mut Connection| {
+            let mut steps = 0;
+            loop {
+                let tx = conn.transaction().expect("a transaction");
+                let merged = merge(&tx, &LOG_RECORDS).expect("merge");
+                tx.commit().expect("commit");
+                if merged.is_none() {
+                    return steps;
+                }
+                steps += 1;
+                assert!(steps < 100, "merging never ends");
+            }
+        };
+        // The newest day may still grow: it is left alone.
+        assert_eq!(merge_all(&mut conn), 0);
+        line(&conn, 21, "api", 11 * day, 11 * day, "needle 21");
+        index(&mut conn);
+        assert!(merge_all(&mut conn) > 0);
+        assert_eq!(b_trees(&conn, &finished), 1);
+        // Merged once: the next catch-up has nothing to do.
+        assert_eq!(merge_all(&mut conn), 0);
+        let found = narrow_find(&conn, &LOG_RECORDS, within("api", "NEEDLE", 30));
+        assert_eq!(
+            named(&found.expect("narrow")),
+            Some((1..=21).rev().collect())
+        );
     }
 
     /// The tables of the file whose name starts with `prefix`.
@@ -917,7 +1052,7 @@ mod tests {
     }
 
     /// The newest 10 lines of `api` that have `done`, narrowed.
-    fn find_done(conn: &Connection) -> Find {
+    fn find_done(conn: &Connection) -> Narrowed {
         narrow_find(conn, &LOG_RECORDS, within("api", "done", 10)).expect("narrow")
     }
 }

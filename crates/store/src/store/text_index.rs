@@ -41,7 +41,9 @@ pub(crate) fn start(store: &Store) {
     });
 }
 
-/// Indexes every line not yet indexed, chunk by chunk, each in turn with the log batches.
+/// Indexes every line not yet indexed, chunk by chunk, each in turn with the log batches;
+/// then merges the finished days' segments a step a turn (see the SQLite backend's
+/// `text::merge`), indexing first whatever was written meanwhile.
 pub(crate) async fn catch_up(store: &Store) -> Result<usize, StoreError> {
     let mut indexed = 0;
     loop {
@@ -54,7 +56,14 @@ pub(crate) async fn catch_up(store: &Store) -> Result<usize, StoreError> {
                 .await?
         };
         indexed += done;
-        if done < CHUNK_LINES {
+        if done == CHUNK_LINES {
+            continue;
+        }
+        let merged = {
+            let _turn = store.log_writes().lock().await;
+            store.backend().merge_text(&LOG_RECORDS).await?
+        };
+        if !merged {
             return Ok(indexed);
         }
     }

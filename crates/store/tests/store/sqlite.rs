@@ -64,16 +64,25 @@ async fn a_capital_whose_lower_case_is_longer_is_found_through_the_text_index() 
 /// The log text index's FTS5 tables in the SQLite file at `path` (its segments, or the
 /// single table of the build before them), FTS5's own tables aside.
 pub fn text_index_tables(path: &std::path::Path) -> Vec<String> {
+    names(
+        path,
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'log_records_text%' \
+         AND sql LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
+    )
+}
+
+/// The text index segments the store merged into one FTS5 b-tree (finished days).
+fn merged_text_segments(path: &std::path::Path) -> Vec<String> {
+    names(path, "SELECT segment FROM _text_merged ORDER BY segment")
+}
+
+/// The strings `query` (of one column) gives in the SQLite file at `path`.
+fn names(path: &std::path::Path, query: &str) -> Vec<String> {
     let conn = rusqlite::Connection::open(path).expect("open");
-    let mut statement = conn
-        .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'log_records_text%' \
-             AND sql LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
-        )
-        .expect("prepare");
+    let mut statement = conn.prepare(query).expect("prepare");
     statement
         .query_map([], |row| row.get(0))
-        .expect("tables")
+        .expect("rows")
         .collect::<Result<_, _>>()
         .expect("names")
 }
@@ -113,6 +122,14 @@ async fn expiry_drops_the_text_segment_of_a_day_whose_lines_all_went() {
         "{:?}",
         text_index_tables(path)
     );
+    let segment = |day: chrono::DateTime<chrono::Utc>| {
+        format!(
+            "log_records_text_{}",
+            day.timestamp_millis() / (24 * 60 * 60 * 1000)
+        )
+    };
+    // Yesterday is over: its segment is merged once indexed; today's may still grow.
+    assert_eq!(merged_text_segments(path), [segment(yesterday)]);
     let needles = || async {
         logs.query(&LogQuery {
             text: Some("NEEDLE".to_owned()),
@@ -136,11 +153,11 @@ async fn expiry_drops_the_text_segment_of_a_day_whose_lines_all_went() {
         .await
         .expect("expire");
     assert_eq!(report.service_logs, 3);
-    let today_segment = format!(
-        "log_records_text_{}",
-        today.timestamp_millis() / (24 * 60 * 60 * 1000)
+    assert_eq!(text_index_tables(path), [segment(today)]);
+    assert!(
+        merged_text_segments(path).is_empty(),
+        "a retired segment's mark goes with it"
     );
-    assert_eq!(text_index_tables(path), [today_segment]);
     assert_eq!(needles().await, ["needle four"]);
     assert_eq!(
         logs.count(&LogQuery {
