@@ -14,7 +14,10 @@
 //!
 //! What an instance gets is decided in one place, [`vupdate_state::waves::desired_for`],
 //! which [`Rollouts::desired_for`] feeds with the rollouts and the instance's labels
-//! (from its state reports). Rollbacks of a version under a rollout that has not halted
+//! (from its state reports, read from the store at start): a subscribed instance whose
+//! labels become known or change under a rollout is answered again
+//! ([`Rollouts::relabeled`]), so a VM that joins a reached wave mid-rollout gets the new
+//! version. Rollbacks of a version under a rollout that has not halted
 //! are the rollout's to count (within `maxFailures` they are allowed), so they are not
 //! recorded as known-bad.
 
@@ -59,6 +62,9 @@ pub struct Rollouts {
     /// from, so none gets a new version before its rollout exists.
     processed: Arc<watch::Sender<Option<InForce>>>,
     labels: Arc<RwLock<Labels>>,
+    /// Bumped when an instance's labels become known or change while a rollout is under
+    /// way: its wave, so its list, may change with them.
+    relabeled: Arc<watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for Rollouts {
@@ -102,6 +108,7 @@ impl Rollouts {
             current: Arc::new(watch::Sender::new(Arc::new(current))),
             processed: Arc::new(watch::Sender::new(None)),
             labels: Arc::default(),
+            relabeled: Arc::new(watch::Sender::new(0)),
         };
         rollouts.recall_labels().await?;
         tokio::spawn(rollouts.clone().run());
@@ -112,6 +119,12 @@ impl Rollouts {
     /// answered from it.
     pub fn in_force(&self) -> watch::Receiver<Option<InForce>> {
         self.processed.subscribe()
+    }
+
+    /// Bumped when instances' labels become known or change while a rollout is under
+    /// way ([`Rollouts::labels_of`] says whose).
+    pub fn relabeled(&self) -> watch::Receiver<u64> {
+        self.relabeled.subscribe()
     }
 
     /// The rollouts, updated at each change (a start, a wave reached, a halt).
@@ -309,7 +322,8 @@ impl Rollouts {
         Ok(reports.into_iter().map(|stored| stored.record).collect())
     }
 
-    fn labels_of(&self, instance: &str) -> Option<BTreeMap<String, String>> {
+    /// The labels `instance` last reported, if known.
+    pub fn labels_of(&self, instance: &str) -> Option<BTreeMap<String, String>> {
         self.labels
             .read()
             .expect("the labels lock is never poisoned")
@@ -328,12 +342,23 @@ impl Rollouts {
         if !changed {
             return;
         }
-        let mut labels = self
-            .labels
-            .write()
-            .expect("the labels lock is never poisoned");
-        for record in records.iter().filter(ours) {
-            labels.insert(record.instance.clone(), record.labels.clone());
+        {
+            let mut labels = self
+                .labels
+                .write()
+                .expect("the labels lock is never poisoned");
+            for record in records.iter().filter(ours) {
+                labels.insert(record.instance.clone(), record.labels.clone());
+            }
+        }
+        // Without a rollout under way every instance gets the same list, labels or not.
+        let rolling = self
+            .current
+            .borrow()
+            .values()
+            .any(|record| record.state != RolloutState::Done);
+        if rolling {
+            self.relabeled.send_modify(|count| *count += 1);
         }
     }
 

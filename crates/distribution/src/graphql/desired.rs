@@ -451,7 +451,14 @@ impl DesiredSubscription {
             held,
             WatchStream::from_changes(context.rollouts.current()).map(|_| Event::Held),
         );
+        // And this instance's labels becoming known or changing under a rollout (its wave).
+        let relabeled =
+            WatchStream::from_changes(context.rollouts.relabeled()).map(|_| Event::Relabeled);
+        let held = futures::stream::select(held, relabeled);
         let (known_bad, rollouts) = (context.known_bad.clone(), context.rollouts.clone());
+        let mut labels = instance
+            .as_deref()
+            .and_then(|instance| rollouts.labels_of(instance));
         let lists = context.desired_lists.clone();
         let mut latest: Option<crate::watcher::InForce> = None;
         let mut current: Option<DesiredList> = None;
@@ -468,6 +475,20 @@ impl DesiredSubscription {
             futures::stream::select(in_force, futures::stream::select(stored, held))
                 .take_while(|event| futures::future::ready(!matches!(event, Event::End)))
                 .filter_map(move |event| {
+                    let event = match event {
+                        Event::Relabeled => {
+                            let now = instance
+                                .as_deref()
+                                .and_then(|instance| rollouts.labels_of(instance));
+                            if now == labels {
+                                // Another instance's labels: nothing new for this one.
+                                return futures::future::ready(None);
+                            }
+                            labels = now;
+                            Event::Held
+                        }
+                        event => event,
+                    };
                     let emit = match event {
                         Event::State(_) | Event::Held => {
                             if let Event::State(in_force) = event {
@@ -495,7 +516,7 @@ impl DesiredSubscription {
                             list.filter(|_| changed)
                         }
                         Event::Image => current.clone(),
-                        Event::End => None,
+                        Event::End | Event::Relabeled => None,
                     };
                     futures::future::ready(emit)
                 }),
@@ -511,6 +532,8 @@ enum Event {
     Image,
     /// The known-bad versions held back, or a rollout, changed.
     Held,
+    /// Some instance's labels became known or changed while a rollout is under way.
+    Relabeled,
     /// The state watcher stopped.
     End,
 }

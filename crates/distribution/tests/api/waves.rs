@@ -239,3 +239,28 @@ async fn subscribers_in_different_waves_hear_their_own_list_after_one_push() {
     );
     assert_eq!(next_version(&mut canary).await, "acme-1.1.0");
 }
+
+#[tokio::test]
+async fn an_instance_heard_before_its_labels_gets_its_waves_list_once_it_reports_them() {
+    let harness = with_waves(vec![state("vm-2", &[], "acme-1.0.0", None)]).await;
+    push_api_1_1(&harness).await;
+    // A VM that joins the canary ring while the rollout runs: subscribed before it reports.
+    let query = "subscription($i: String) { clientDesiredVersionsChanged(instance: $i) { service version } }";
+    let mut newcomer = harness.socket(&harness.updater).await;
+    newcomer.subscribe("1", query, json!({"i": "vm-9"})).await;
+    assert_eq!(
+        next_version(&mut newcomer).await,
+        "acme-1.0.0",
+        "its labels unknown: the last wave"
+    );
+    report(
+        &harness,
+        vec![state("vm-9", &[("ring", "canary")], "acme-1.0.0", None)],
+    )
+    .await;
+    assert_eq!(
+        next_version(&mut newcomer).await,
+        "acme-1.1.0",
+        "its labels put it in the canary wave, reached"
+    );
+}
