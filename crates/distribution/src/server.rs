@@ -358,13 +358,15 @@ impl Distribution {
                                     }
                                     tracing::info!(%at, ?report, "expired old records");
                                     // The object store's blobs of removed versions go too,
-                                    // unless the lease was lost since the run began.
+                                    // each past the lease's fence.
                                     let (images, fence) = (images.clone(), blob_fence.clone());
                                     tokio::spawn(async move {
-                                        if let Err(error) = fence.fence().await {
-                                            tracing::warn!(%error, "the blobs of removed images are left for the lease's holder");
-                                        } else if let Err(error) =
-                                            images.collect_remote_blobs(BLOB_GRACE).await
+                                        let may_delete = || {
+                                            let fence = fence.clone();
+                                            async move { fence.fence().await.is_ok() }
+                                        };
+                                        if let Err(error) =
+                                            images.collect_remote_blobs(BLOB_GRACE, may_delete).await
                                         {
                                             tracing::error!(%error, "cannot delete unreferenced blobs from the object store; retried at the next run");
                                         }

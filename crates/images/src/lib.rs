@@ -397,15 +397,22 @@ impl ImageStore {
 
     /// With an object store, deletes its blobs that no ref names and that are older than
     /// `grace` (so an upload between its blob and its ref keeps its blob); returns their
-    /// digests, empty without an object store. For the one replica that runs expiry.
-    pub async fn collect_remote_blobs(
+    /// digests, empty without an object store. For the one replica that runs expiry:
+    /// `may_delete` (its lease's fence) is asked before each delete, and the first no
+    /// leaves the rest.
+    pub async fn collect_remote_blobs<F, Fut>(
         &self,
         grace: std::time::Duration,
-    ) -> Result<Vec<String>, ImageError> {
+        may_delete: F,
+    ) -> Result<Vec<String>, ImageError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
         let Some(remote) = self.remote() else {
             return Ok(Vec::new());
         };
-        let removed = remote.collect_blobs(grace).await?;
+        let removed = remote.collect_blobs(grace, may_delete).await?;
         if !removed.is_empty() {
             tracing::info!(
                 removed = removed.len(),

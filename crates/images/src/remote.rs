@@ -318,11 +318,17 @@ impl RemoteImages {
     /// Deletes the bucket's blobs that no ref names and that were stored more than `grace`
     /// ago (a younger one may be an upload between its blob and its ref); returns their
     /// digests. The refs are read before and again after listing the blobs, and a blob
-    /// either read names is kept; an unreadable ref deletes nothing.
-    pub(crate) async fn collect_blobs(
+    /// either read names is kept; an unreadable ref deletes nothing. `may_delete` is asked
+    /// before each delete (the lease's fence): once it says no, nothing more is deleted.
+    pub(crate) async fn collect_blobs<F, Fut>(
         &self,
         grace: std::time::Duration,
-    ) -> Result<Vec<String>, ImageError> {
+        mut may_delete: F,
+    ) -> Result<Vec<String>, ImageError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
         let before = self.referenced().await?;
         let cutoff = chrono::Utc::now()
             - chrono::TimeDelta::from_std(grace).unwrap_or(chrono::TimeDelta::MAX);
@@ -346,6 +352,9 @@ impl RemoteImages {
         for (hex, key) in old {
             if after.contains(&hex) {
                 continue;
+            }
+            if !may_delete().await {
+                break;
             }
             match self.store.delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {

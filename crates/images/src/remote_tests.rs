@@ -233,10 +233,17 @@ async fn unreferenced_blobs_leave_the_bucket_only_after_the_grace_period() {
         .expect("the upload's blob");
 
     let hour = std::time::Duration::from_secs(3600);
-    let young = b.collect_remote_blobs(hour).await.expect("collect");
+    let held = || async { true };
+    let young = b.collect_remote_blobs(hour, held).await.expect("collect");
     assert!(young.is_empty(), "within the grace period: {young:?}");
+    // A replica that lost the lease meanwhile deletes nothing.
+    let lost = b
+        .collect_remote_blobs(std::time::Duration::ZERO, || async { false })
+        .await
+        .expect("collect");
+    assert!(lost.is_empty(), "fenced off: {lost:?}");
     let mut collected = b
-        .collect_remote_blobs(std::time::Duration::ZERO)
+        .collect_remote_blobs(std::time::Duration::ZERO, held)
         .await
         .expect("collect");
     collected.sort();
