@@ -14,7 +14,8 @@
 //!
 //! What an instance gets is decided in one place, [`vupdate_state::waves::desired_for`],
 //! which [`Rollouts::desired_for`] feeds with the rollouts and the instance's labels
-//! (from its state reports, read from the store at start): a subscribed instance whose
+//! (from its state reports, read from the store for each rollout that starts, or resumes
+//! at start): a subscribed instance whose
 //! labels become known or change under a rollout is answered again
 //! ([`Rollouts::relabeled`]), so a VM that joins a reached wave mid-rollout gets the new
 //! version. Rollbacks of a version under a rollout that has not halted
@@ -270,32 +271,19 @@ impl Rollouts {
         Ok(views)
     }
 
-    /// Reads the labels of this distribution's instances from their stored states, so a
-    /// restarted server answers each from its wave before it reports again: for a rollout
-    /// under way, and for one that a commit pushed while it was stopped starts (whose
-    /// first wave would otherwise be answered as the last until the first check).
+    /// Reads the labels of the instances of services under a rollout from their stored
+    /// states, so a restarted server answers each from its wave before it reports again.
+    /// (A rollout that starts later reads its service's, [`Rollouts::on_commit`].)
     async fn recall_labels(&self) -> Result<(), StoreError> {
-        let reports = self.reports(None).await?;
-        self.note_labels(&reports);
-        Ok(())
-    }
-
-    /// The version most of `service`'s live instances run, if any reports.
-    async fn running(&self, service: &ServiceName) -> Result<Option<ClientVersion>, StoreError> {
-        let alive_since = self.alive_since();
-        let mut counts: BTreeMap<ClientVersion, usize> = BTreeMap::new();
-        for report in self.reports(Some(service)).await? {
-            if report.state.time < alive_since {
+        let current = self.current.borrow().clone();
+        for record in current.values() {
+            if record.state == RolloutState::Done {
                 continue;
             }
-            if let Some(version) = report.state.version {
-                *counts.entry(version).or_default() += 1;
-            }
+            let reports = self.reports(&record.service).await?;
+            self.note_labels(&reports);
         }
-        Ok(counts
-            .into_iter()
-            .max_by_key(|(_, count)| *count)
-            .map(|(version, _)| version))
+        Ok(())
     }
 
     /// When a state report must be newer than to count as alive.
@@ -304,18 +292,14 @@ impl Rollouts {
             - chrono::TimeDelta::from_std(self.state_lifetime).unwrap_or(chrono::TimeDelta::MAX)
     }
 
-    /// The stored state reports of `service` (every service: `None`) by this
-    /// distribution's instances.
-    async fn reports(
-        &self,
-        service: Option<&ServiceName>,
-    ) -> Result<Vec<ServiceStateRecord>, StoreError> {
+    /// The stored state reports of `service` by this distribution's instances.
+    async fn reports(&self, service: &ServiceName) -> Result<Vec<ServiceStateRecord>, StoreError> {
         let reports = self
             .store
             .service_states()
             .query(&StateQuery {
                 distribution: Some(self.distribution.clone()),
-                service: service.cloned(),
+                service: Some(service.clone()),
                 ..StateQuery::default()
             })
             .await?;
@@ -418,19 +402,35 @@ impl Rollouts {
             // (the first commit since this server started: pushed while it was stopped)
             // what its instances run.
             let from = match existing {
-                Some(rollout) if rollout.state == RolloutState::Done => rollout.to_version.clone(),
-                Some(rollout) => rollout.from_version.clone(),
+                Some(rollout) if rollout.state == RolloutState::Done => {
+                    Some(rollout.to_version.clone())
+                }
+                Some(rollout) => Some(rollout.from_version.clone()),
                 None => match last.get(service) {
-                    Some(before) if before != to => before.clone(),
+                    Some(before) if before != to => Some(before.clone()),
                     Some(_) => continue,
-                    None => match self.running(service).await {
-                        Ok(Some(running)) if running != *to => running,
-                        Ok(_) => continue,
-                        Err(error) => {
-                            tracing::error!(%service, %error, "cannot read what instances run; the new version goes to every wave");
-                            continue;
-                        }
-                    },
+                    None => None,
+                },
+            };
+            // Its instances' labels too, so each is answered from its wave as soon as the
+            // rollout is stored (a restarted server has heard few of them yet).
+            let reports = match self.reports(service).await {
+                Ok(reports) => reports,
+                Err(error) if from.is_none() => {
+                    tracing::error!(%service, %error, "cannot read what instances run; the new version goes to every wave");
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%service, %error, "cannot read the instances' labels; each is answered from its wave once it reports");
+                    Vec::new()
+                }
+            };
+            self.note_labels(&reports);
+            let from = match from {
+                Some(from) => from,
+                None => match most_run(&reports, self.alive_since()) {
+                    Some(running) if running != *to => running,
+                    _ => continue,
                 },
             };
             let record = new_rollout(
@@ -558,7 +558,7 @@ impl Rollouts {
     ) -> Result<(Vec<(usize, Member)>, Vec<ServiceStateRecord>), StoreError> {
         let alive_since = self.alive_since();
         let reports: Vec<ServiceStateRecord> = self
-            .reports(Some(&record.service))
+            .reports(&record.service)
             .await?
             .into_iter()
             .filter(|report| report.state.time >= alive_since)
@@ -616,6 +616,24 @@ impl Rollouts {
         });
         Ok(())
     }
+}
+
+/// The version most of the live instances of `reports` (newer than `alive_since`) run,
+/// if any reports one.
+fn most_run(reports: &[ServiceStateRecord], alive_since: DateTime<Utc>) -> Option<ClientVersion> {
+    let mut counts: BTreeMap<&ClientVersion, usize> = BTreeMap::new();
+    for report in reports
+        .iter()
+        .filter(|report| report.state.time >= alive_since)
+    {
+        if let Some(version) = &report.state.version {
+            *counts.entry(version).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, count)| *count)
+        .map(|(version, _)| version.clone())
 }
 
 /// The members of wave `index`.
