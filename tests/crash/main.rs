@@ -16,7 +16,10 @@
 //!   push is wholly in;
 //! - `disk_full`: on a small filesystem of its own, a full disk refuses an image upload and
 //!   a log batch with `DISK_FULL` naming the path, while downloads, queries and `/health`
-//!   go on; once space is freed, writes work again.
+//!   go on; once space is freed, writes work again;
+//! - `log_uploads`: with a log batch held inside its transaction (a writer as far behind as
+//!   it gets), queries still find a request place and the next batch is refused after
+//!   waiting for one of its own.
 
 // Shared with the other end-to-end tests; each uses a part of it.
 #[allow(dead_code)]
@@ -28,5 +31,6 @@ mod support;
 mod builds;
 mod commits;
 mod disk_full;
+mod log_uploads;
 mod reports;
 mod uploads;

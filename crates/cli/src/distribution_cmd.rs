@@ -46,9 +46,7 @@ pub fn run(command: DistributionCommand) -> anyhow::Result<()> {
             }
             let listener = swap::inherited_listener()
                 .context("cannot take the listening socket handed over")?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
+            let runtime = vupdate_distribution::runtime::server(None)
                 .context("cannot start the async runtime")?;
             let options = StartOptions {
                 builder: Arc::new(ProcessRunner::new(BuilderProgram::new(program.clone()))),

@@ -24,11 +24,14 @@
 //! in flight from every instance whose lines wait, which the server must turn away when
 //! its writer is behind. The server takes twice the total as connections and requests
 //! from one address (every simulated instance connects from 127.0.0.1).
+//! `BENCH_REPORTS_IN_FLIGHT=0` sends every report when it is due, as a fleet does (each
+//! updater has its own connection): then the server's own `limits.requests.max` decides,
+//! and it takes [`UNCAPPED_CONNECTIONS`] connections and requests from the one address.
 //!
 //! Runs `BENCH_SECONDS` (30) of schedule; log shipping goes on for at most
 //! `BENCH_DRAIN_SECONDS` (60) after it, and what is still unsent then is counted. Prints
 //! per N: state reports offered and answered per second, their latency from the scheduled
-//! time (a stall counts for every report it delays), log lines written, accepted (the sum of
+//! time (a stall counts for every report it delays) and their round trip once sent, log lines written, accepted (the sum of
 //! `addLogs`'s answers) and per second, refused (lines of batches the server turned away,
 //! each time), lost (sent in an answered batch but not accepted), not sent by the end of
 //! the drain, errors, the server's RSS at the end and its peak, its CPU, and the
@@ -55,6 +58,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 const ADD_LOGS: &str = "mutation($service: String!, $role: String, $instance: String!, $directory: String!, $process: String!, $task: String, $logs: [LogLineInput!]!) { addLogs(service: $service, role: $role, instance: $instance, directory: $directory, process: $process, task: $task, logs: $logs) }";
 /// The most lines in one batch: the updater drainer's `max_lines`.
 const MAX_BATCH_LINES: u64 = 1000;
+/// The server's connection limit (and requests per address) when reports are not capped.
+const UNCAPPED_CONNECTIONS: usize = 4096;
 /// The drainer's retry delays: from about 500 ms, doubling up to 30 s.
 const RETRY_INITIAL: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -96,10 +101,28 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The connections (and requests) the server takes from the bench's one address: its
+    /// instances stand for machines with addresses of their own. Twice the requests in
+    /// flight when both are capped (a connection the client dropped may still count on the
+    /// server for a moment).
+    fn connections(&self) -> usize {
+        match self.reports_in_flight {
+            0 => UNCAPPED_CONNECTIONS,
+            reports => (reports + self.logs_in_flight) * 2,
+        }
+    }
+}
+
 /// What all instances of one row add up to.
 #[derive(Default)]
 struct Tally {
     reports: Latencies,
+    /// Each report's own round trip, from the moment it had a slot to its answer: the
+    /// server's answer time without the client's queue.
+    round_trips: Latencies,
+    /// When the last report was answered.
+    last_report: Option<Instant>,
     errors: Errors,
     /// Log requests answered (for the CPU per request).
     batches: u64,
@@ -130,10 +153,8 @@ fn main() -> BenchResult<()> {
             support::load_average()
         );
         for &count in &settings.instances {
-            // Twice the requests in flight: a connection the client dropped may still count
-            // on the server for a moment.
-            let in_flight = settings.reports_in_flight + settings.logs_in_flight;
-            let server = Server::start_for(settings.services, Some(in_flight * 2)).await?;
+            let server =
+                Server::start_for(settings.services, Some(settings.connections())).await?;
             let row = measure(server.info(), count, &settings).await;
             server.stop().await?;
             println!("{}", row?);
@@ -144,9 +165,13 @@ fn main() -> BenchResult<()> {
 
 /// One row: `count` instances on a fresh server.
 async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> BenchResult<String> {
-    let client = support::client(settings.reports_in_flight + settings.logs_in_flight)?;
+    let client = support::client(settings.connections())?;
+    let report_slots = match settings.reports_in_flight {
+        0 => Semaphore::MAX_PERMITS,
+        capped => capped,
+    };
     let (report_slots, log_slots) = (
-        Arc::new(Semaphore::new(settings.reports_in_flight.max(1))),
+        Arc::new(Semaphore::new(report_slots)),
         Arc::new(Semaphore::new(settings.logs_in_flight.max(1))),
     );
     // Every outcome is counted when it happens, so an instance still sending at the end
@@ -190,11 +215,16 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
     let cpu = meter.report(requests);
     let scheduled = (count as f64 * settings.seconds / settings.period).ceil() as usize;
     let offered = count as f64 / settings.period;
-    let answered = tally.reports.len() as f64 / wall;
+    // Over the time it took to answer them: the drain after the schedule is the logs'.
+    let answered = tally.reports.len() as f64
+        / tally
+            .last_report
+            .map_or(wall, |last| last.duration_since(start).as_secs_f64());
     let [p50, p99, max] = tally.reports.quantiles().unwrap_or([f64::NAN; 3]);
+    let round_trips = tally.round_trips.summary();
     let (rss, peak) = (support::rss_kib(info.pid), support::rss_peak_kib(info.pid));
     Ok(format!(
-        "{count:>7} instances: reports offered {offered:.0}/s, answered {answered:.0}/s, latency from schedule p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms; \
+        "{count:>7} instances: reports offered {offered:.0}/s, answered {answered:.0}/s, latency from schedule p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms (round trip {round_trips}); \
          {} of {scheduled} scheduled reports answered; log lines written {} (offered {:.0}/s), accepted {} (at {:.0}/s over {wall:.0} s) in {} batches, refused {} in {} refusals, lost {}, not sent by the end {}; {}{}; server RSS {} MiB (peak {} MiB); {cpu}",
         tally.reports.len(),
         tally.lines_written,
@@ -240,9 +270,13 @@ impl Instance {
                 self.settings.services,
                 self.settings.per_report,
             );
-            let answer = self.call(body, slots).await;
+            let (answer, round_trip) = self.timed_call(body, slots).await;
             self.count(|tally| match answer {
-                Ok(_) => tally.reports.record(at.elapsed()),
+                Ok(_) => {
+                    tally.reports.record(at.elapsed());
+                    tally.round_trips.record(round_trip);
+                    tally.last_report = Some(Instant::now());
+                }
                 Err(message) => tally.errors.add(format!("setServiceStates: {message}")),
             });
             at += period;
@@ -310,11 +344,21 @@ impl Instance {
     }
 
     async fn call(&self, body: String, slots: &Semaphore) -> Result<bytes::Bytes, String> {
-        let _slot = slots
-            .acquire()
-            .await
-            .map_err(|_| "the bench stopped".to_owned())?;
-        graphql(&self.client, &self.url, &self.token, body).await
+        self.timed_call(body, slots).await.0
+    }
+
+    /// [`Self::call`], with how long the call took once it had a slot.
+    async fn timed_call(
+        &self,
+        body: String,
+        slots: &Semaphore,
+    ) -> (Result<bytes::Bytes, String>, Duration) {
+        let Ok(_slot) = slots.acquire().await else {
+            return (Err("the bench stopped".to_owned()), Duration::ZERO);
+        };
+        let sent = Instant::now();
+        let answer = graphql(&self.client, &self.url, &self.token, body).await;
+        (answer, sent.elapsed())
     }
 
     /// One `addLogs` batch of `lines` lines of this instance's first service, numbered

@@ -35,6 +35,7 @@ mod hooks;
 mod images;
 mod install;
 mod limits;
+mod log_uploads;
 mod logs;
 mod metrics;
 pub(crate) mod principal;

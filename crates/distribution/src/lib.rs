@@ -19,7 +19,8 @@
 //! - [`http`]: the REST edge (health, the Git webhook, images, faults, private files,
 //!   log downloads, metrics, the embedded dashboard) with one error type; [`graphql`]: the schema, one part per subject, over
 //!   HTTP and WebSocket; [`metrics`]: the Prometheus figures.
-//! - [`server`]: start, serve (HTTP or HTTPS), shut down; token files for local agents.
+//! - [`server`]: start, serve (HTTP or HTTPS), shut down; token files for local agents;
+//!   [`runtime`]: the async runtime it runs on.
 //! - [`install`], [`enrolment`]: the one-line install of an updater on a VM (script,
 //!   binary, enrolment tokens exchanged for an instance's updater token).
 //! - [`leadership`]: the lease replicas on one MongoDB store share; only its holder runs
@@ -53,6 +54,7 @@ pub mod relay;
 pub mod retention;
 pub mod roles;
 pub mod rollouts;
+pub mod runtime;
 pub mod secrets;
 pub mod self_update;
 pub mod server;

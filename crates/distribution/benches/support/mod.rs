@@ -232,35 +232,34 @@ pub fn serve_if_child() -> BenchResult<bool> {
     };
     let services: usize = services.parse()?;
     let threads = env_or("BENCH_SERVER_THREADS", 0usize)?;
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if threads > 0 {
-        builder.worker_threads(threads);
-    }
-    builder.enable_all().build()?.block_on(async move {
-        let local = Local::start(services).await?;
-        let info = &local.info;
-        let line = json!({
-            "base": info.base,
-            "updater": info.updater,
-            "builder": info.builder,
-            "data": info.data,
-            "repo": info.repo,
-            "pid": info.pid,
-        });
-        {
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{line}")?;
-            out.flush()?;
-        }
-        // The parent closes our stdin when it is done (or dies).
-        tokio::task::spawn_blocking(|| {
-            let mut rest = Vec::new();
-            std::io::stdin().read_to_end(&mut rest)
-        })
-        .await??;
-        local.distribution.shutdown().await?;
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-    })?;
+    // The runtime the real server runs on.
+    vupdate_distribution::runtime::server((threads > 0).then_some(threads))?.block_on(
+        async move {
+            let local = Local::start(services).await?;
+            let info = &local.info;
+            let line = json!({
+                "base": info.base,
+                "updater": info.updater,
+                "builder": info.builder,
+                "data": info.data,
+                "repo": info.repo,
+                "pid": info.pid,
+            });
+            {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{line}")?;
+                out.flush()?;
+            }
+            // The parent closes our stdin when it is done (or dies).
+            tokio::task::spawn_blocking(|| {
+                let mut rest = Vec::new();
+                std::io::stdin().read_to_end(&mut rest)
+            })
+            .await??;
+            local.distribution.shutdown().await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        },
+    )?;
     Ok(true)
 }
 

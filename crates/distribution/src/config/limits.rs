@@ -52,6 +52,10 @@ pub struct RequestLimits {
     pub max: usize,
     /// Requests in progress from one address; past it `429 TOO_MANY_REQUESTS`. Default 128.
     pub per_address: usize,
+    /// Log uploads (`addLogs`) in progress once their body is read, apart from `max`: more
+    /// wait for a place, so log batches waiting for the store never take the places of
+    /// everything else. Default 256.
+    pub max_log_uploads: usize,
     /// The bytes of all header names and values of a request; past it `431
     /// HEADERS_TOO_LARGE`. Default 16 KiB.
     pub max_header_bytes: u64,
@@ -111,6 +115,7 @@ impl Default for LimitsConfig {
             requests: RequestLimits {
                 max: 512,
                 per_address: 128,
+                max_log_uploads: 256,
                 max_header_bytes: 16 << 10,
                 max_query_string_bytes: 16 << 10,
                 body_timeout: Duration::from_secs(30),
@@ -163,6 +168,7 @@ struct RawConnections {
 struct RawRequests {
     max: Option<usize>,
     per_address: Option<usize>,
+    max_log_uploads: Option<usize>,
     max_header_bytes: Option<ByteSize>,
     max_query_string_bytes: Option<ByteSize>,
     body_timeout: Option<HumanDuration>,
@@ -219,6 +225,7 @@ impl RawLimits {
             requests: RequestLimits {
                 max: r.max.unwrap_or(d.requests.max),
                 per_address: r.per_address.unwrap_or(d.requests.per_address),
+                max_log_uploads: r.max_log_uploads.unwrap_or(d.requests.max_log_uploads),
                 max_header_bytes: bytes(r.max_header_bytes, d.requests.max_header_bytes),
                 max_query_string_bytes: bytes(
                     r.max_query_string_bytes,
@@ -256,7 +263,7 @@ impl RawLimits {
                 },
             },
         };
-        let positive: [(&'static str, u64); 15] = [
+        let positive: [(&'static str, u64); 16] = [
             ("limits.connections.max", limits.connections.max as u64),
             (
                 "limits.connections.perAddress",
@@ -274,6 +281,10 @@ impl RawLimits {
             (
                 "limits.requests.perAddress",
                 limits.requests.per_address as u64,
+            ),
+            (
+                "limits.requests.maxLogUploads",
+                limits.requests.max_log_uploads as u64,
             ),
             (
                 "limits.requests.maxHeaderBytes",

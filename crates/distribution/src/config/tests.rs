@@ -348,6 +348,25 @@ fn limits_take_sizes_and_durations_and_refuse_zeros() {
 }
 
 #[test]
+fn log_uploads_have_places_of_their_own_and_never_none() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let limits = |lines: &str| {
+        DistributionConfig::from_str(
+            &format!("{MINIMAL}limits:\n  requests:\n{lines}"),
+            dir.path(),
+        )
+        .map(|config| config.limits.requests)
+        .map_err(|error| error.to_string())
+    };
+    let default = DistributionConfig::from_str(MINIMAL, dir.path()).expect("loads");
+    assert_eq!(default.limits.requests.max_log_uploads, 256);
+    let told = limits("    max: 100\n    maxLogUploads: 900\n").expect("loads");
+    assert_eq!((told.max, told.max_log_uploads), (100, 900));
+    let zero = limits("    maxLogUploads: 0\n").expect_err("zero refused");
+    assert!(zero.contains("limits.requests.maxLogUploads"), "{zero}");
+}
+
+#[test]
 fn a_self_signed_certificate_lives_in_the_data_directory_and_names_the_instance() {
     let config = DistributionConfig::from_str(
         "name: acme\ninstance: dist-1\ndataDirectory: data\nstateRepo: {path: s}\ntls: {selfSigned: {}}\n",

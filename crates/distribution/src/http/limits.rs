@@ -7,6 +7,10 @@
 //! - the server has `max` requests in progress: `503 SERVER_BUSY`; its address has
 //!   `perAddress`: `429 TOO_MANY_REQUESTS` (a request counts until its response's last
 //!   byte is sent, so slow downloads count too);
+//! - it uploads log lines (`addLogs`, see [`log_uploads`]): once its body is read it leaves
+//!   the `max` places for one of `maxLogUploads` places of its own, waiting for one at
+//!   most [`LOG_UPLOAD_WAIT`], then `503 SERVER_BUSY`; so log batches waiting for the
+//!   store never take the places state reports and everything else need;
 //! - its body is larger than its route allows (by `Content-Length` before a byte is read,
 //!   or as it arrives): `413 PAYLOAD_TOO_LARGE`; it sends nothing for `bodyTimeout`:
 //!   `408 REQUEST_TIMEOUT`.
@@ -32,18 +36,25 @@ use futures::StreamExt as _;
 use hyper::body::{Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{AddressSlot, AddressSlots, ApiError, ClientAddress};
+use super::{AddressSlot, AddressSlots, ApiError, ClientAddress, log_uploads};
 use crate::auth::ClientKey;
 use crate::config::RequestLimits;
 
 /// How long a client refused for load is told to wait.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
+/// How long a log upload waits for a place among `maxLogUploads`: as long as the store
+/// lets a batch wait for room behind its writer. A batch refused comes again and is read
+/// again, which costs the CPU the writer and the state reports need; one waiting costs
+/// only its body's memory (bounded by `limits.connections.max`).
+const LOG_UPLOAD_WAIT: Duration = Duration::from_secs(5);
 
 /// The layer's shared state: the limits and the requests in progress.
 #[derive(Clone)]
 pub struct RequestGate {
     limits: RequestLimits,
     running: Arc<Semaphore>,
+    /// Log uploads in progress once their body is read (not in `running` then).
+    log_uploads: Arc<Semaphore>,
     by_address: AddressSlots,
 }
 
@@ -53,6 +64,7 @@ impl RequestGate {
         RequestGate {
             limits,
             running: Arc::new(Semaphore::new(limits.max)),
+            log_uploads: Arc::new(Semaphore::new(limits.max_log_uploads)),
             by_address: AddressSlots::default(),
         }
     }
@@ -113,7 +125,7 @@ pub async fn enforce(State(gate): State<RequestGate>, request: Request, next: Ne
         return refuse(error);
     }
     let client = ClientAddress::of(request.extensions()).0;
-    let hold = match admit(&gate, client) {
+    let mut hold = match admit(&gate, client) {
         Ok(hold) => hold,
         Err(error) => return refuse(error),
     };
@@ -127,10 +139,17 @@ pub async fn enforce(State(gate): State<RequestGate>, request: Request, next: Ne
     let body = if streams {
         Body::new(IdleTimeout::new(body, gate.limits.body_timeout))
     } else {
-        match read_small(body, limit, gate.limits.body_timeout).await {
-            Ok(bytes) => Body::from(bytes),
+        let bytes = match read_small(body, limit, gate.limits.body_timeout).await {
+            Ok(bytes) => bytes,
             Err(error) => return refuse(error),
+        };
+        if route == Route::Graphql
+            && log_uploads::is_log_upload(&bytes)
+            && let Err(error) = hold.move_to_log_uploads(&gate).await
+        {
+            return refuse(error);
         }
+        Body::from(bytes)
     };
     let response = next.run(Request::from_parts(parts, body)).await;
     response.map(|body| Body::new(Held { body, _hold: hold }))
@@ -169,8 +188,33 @@ fn check_head(limits: &RequestLimits, request: &Request) -> Result<(), ApiError>
 
 /// A request's places among those in progress, given back when its response ends.
 struct Hold {
-    _permit: OwnedSemaphorePermit,
+    /// Among `max`, or among `maxLogUploads` once a log upload's body is read.
+    _place: Option<OwnedSemaphorePermit>,
     _address: Option<AddressSlot>,
+}
+
+impl Hold {
+    /// Gives back the request's place among `max` and waits for one among the log uploads.
+    async fn move_to_log_uploads(&mut self, gate: &RequestGate) -> Result<(), ApiError> {
+        self._place = None;
+        let waiting = Arc::clone(&gate.log_uploads).acquire_owned();
+        match tokio::time::timeout(LOG_UPLOAD_WAIT, waiting).await {
+            Ok(Ok(place)) => {
+                self._place = Some(place);
+                Ok(())
+            }
+            _ => Err(ApiError::refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVER_BUSY",
+                format!(
+                    "the server is taking {} log uploads, its limit (limits.requests.maxLogUploads), and none ended within {} s; nothing of this batch was written, send it again shortly",
+                    gate.limits.max_log_uploads,
+                    LOG_UPLOAD_WAIT.as_secs()
+                ),
+            )
+            .with_retry_after(BUSY_RETRY)),
+        }
+    }
 }
 
 /// Takes a place for a request from `client`, or says why there is none.
@@ -198,7 +242,7 @@ fn admit(gate: &RequestGate, client: Option<IpAddr>) -> Result<Hold, ApiError> {
         })?),
     };
     Ok(Hold {
-        _permit: permit,
+        _place: Some(permit),
         _address: address,
     })
 }

@@ -1,0 +1,87 @@
+//! Log uploads waiting for the store leave the server's request places to everything else.
+//!
+//! The crash point `store.sqlite.uncommitted.log_records` holds a log batch inside its
+//! transaction for as long as the test likes: a writer as far behind as it gets.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt as _;
+use vupdate_client::{Client, ClientError};
+use vupdate_test_support::{GitRepo, Person};
+
+use crate::support::{Server, eventually};
+
+const POINT: &str = "store.sqlite.uncommitted.log_records";
+
+async fn add_logs(admin: &Client, message: &str) -> Result<Value, ClientError> {
+    admin
+        .graphql(
+            "mutation($logs: [LogLineInput!]!) { addLogs(service: \"api\", instance: \"vm-a\", directory: \"/srv/api\", process: \"1\", logs: $logs) }",
+            json!({"logs": [{"sequence": 1, "time": chrono::Utc::now().to_rfc3339(), "level": "INFO", "unit": "app", "message": message}]}),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_uploads_waiting_for_the_store_leave_room_for_everything_else() {
+    let state = GitRepo::init();
+    state.commit_files(
+        &[("vupdate.yaml", "schema: 1\n")],
+        "state",
+        &Person::alice(),
+    );
+    let mut server = Server::start(&Server::config(
+        &format!("path: {}", state.path().display()),
+        "limits:\n  requests:\n    max: 2\n    perAddress: 8\n    maxLogUploads: 1\n    bodyTimeout: 10m\n",
+    ))
+    .await;
+    server.kill9();
+    server.restart(Some(POINT)).await;
+
+    // One of the two places: a request whose body has not all arrived.
+    let address = server.base().trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    slow.write_all(b"POST /graphql HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{")
+        .await
+        .expect("send");
+    // A log batch the writer holds: it takes the one log upload place, not the other.
+    let held = tokio::spawn({
+        let admin = server.admin().clone();
+        async move { add_logs(&admin, "held").await }
+    });
+    server.reach(POINT).await;
+    let admin = server.admin().clone();
+    eventually(
+        "a query answered beside the held log batch",
+        &server.dir,
+        || {
+            let admin = admin.clone();
+            async move {
+                admin
+                    .graphql::<Value>("{ serviceStates { instance } }", json!({}))
+                    .await
+                    .ok()
+            }
+        },
+    )
+    .await;
+
+    // A second log batch waits for the log upload place, then is refused, nothing written.
+    let asked = Instant::now();
+    let refused = add_logs(&admin, "second").await.expect_err("refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains("limits.requests.maxLogUploads")
+            && message.contains("nothing of this batch was written"),
+        "{message}"
+    );
+    assert!(
+        asked.elapsed() >= Duration::from_secs(4),
+        "it waited for a place first"
+    );
+    assert!(!held.is_finished(), "the held batch is still in the writer");
+    drop(slow);
+}
