@@ -47,8 +47,8 @@ pub struct ConnectionLimits {
 /// Requests in progress, their heads and bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestLimits {
-    /// Requests in progress at once (a download counts until its last byte); past it `503
-    /// SERVER_BUSY`. Default 512.
+    /// Requests in progress at once (a download counts until its last byte); more wait up
+    /// to 1 s for a place, then `503 SERVER_BUSY`. Default 512.
     pub max: usize,
     /// Requests in progress from one address; past it `429 TOO_MANY_REQUESTS`. Default 128.
     pub per_address: usize,

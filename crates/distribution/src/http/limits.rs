@@ -4,9 +4,9 @@
 //! In order, a request is refused when:
 //! - its query string or its headers are too large: `414 URI_TOO_LONG`,
 //!   `431 HEADERS_TOO_LARGE`;
-//! - the server has `max` requests in progress: `503 SERVER_BUSY`; its address has
-//!   `perAddress`: `429 TOO_MANY_REQUESTS` (a request counts until its response's last
-//!   byte is sent, so slow downloads count too);
+//! - its address has `perAddress` requests in progress: `429 TOO_MANY_REQUESTS`; the
+//!   server has `max` and none ends within [`PLACE_WAIT`]: `503 SERVER_BUSY` (a request
+//!   counts until its response's last byte is sent, so slow downloads count too);
 //! - it uploads log lines (`addLogs`, see [`log_uploads`]): once its body is read it leaves
 //!   the `max` places for one of `maxLogUploads` places of its own, waiting for one at
 //!   most [`LOG_UPLOAD_WAIT`], then `503 SERVER_BUSY`; so log batches waiting for the
@@ -42,6 +42,11 @@ use crate::config::RequestLimits;
 
 /// How long a client refused for load is told to wait.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
+/// How long a request waits for a place when `max` are in progress, its body not yet read:
+/// a burst (a fleet's reports while the machine stalls for a few hundred milliseconds)
+/// waits it out instead of being refused; a server out of capacity for longer still
+/// refuses within a second.
+const PLACE_WAIT: Duration = Duration::from_secs(1);
 /// How long a log upload waits for a place among `maxLogUploads`: as long as the store
 /// lets a batch wait for room behind its writer. A batch refused comes again and is read
 /// again, which costs the CPU the writer and the state reports need; one waiting costs
@@ -125,7 +130,7 @@ pub async fn enforce(State(gate): State<RequestGate>, request: Request, next: Ne
         return refuse(error);
     }
     let client = ClientAddress::of(request.extensions()).0;
-    let mut hold = match admit(&gate, client) {
+    let mut hold = match admit(&gate, client).await {
         Ok(hold) => hold,
         Err(error) => return refuse(error),
     };
@@ -217,19 +222,9 @@ impl Hold {
     }
 }
 
-/// Takes a place for a request from `client`, or says why there is none.
-fn admit(gate: &RequestGate, client: Option<IpAddr>) -> Result<Hold, ApiError> {
-    let permit = Arc::clone(&gate.running).try_acquire_owned().map_err(|_| {
-        ApiError::refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "SERVER_BUSY",
-            format!(
-                "the server is answering {} requests, its limit; try again shortly",
-                gate.limits.max
-            ),
-        )
-        .with_retry_after(BUSY_RETRY)
-    })?;
+/// Takes a place for a request from `client`, waiting up to [`PLACE_WAIT`] for one when
+/// `max` are in progress, or says why there is none.
+async fn admit(gate: &RequestGate, client: Option<IpAddr>) -> Result<Hold, ApiError> {
     let address = match client.map(ClientKey::of) {
         None => None,
         Some(key) => Some(gate.by_address.take(key, gate.limits.per_address).map_err(|count| {
@@ -240,6 +235,25 @@ fn admit(gate: &RequestGate, client: Option<IpAddr>) -> Result<Hold, ApiError> {
                 BUSY_RETRY,
             )
         })?),
+    };
+    let running = Arc::clone(&gate.running);
+    let permit = match Arc::clone(&running).try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(_) => match tokio::time::timeout(PLACE_WAIT, running.acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                return Err(ApiError::refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SERVER_BUSY",
+                    format!(
+                        "the server is answering {} requests, its limit, and none ended within {} s; try again shortly",
+                        gate.limits.max,
+                        PLACE_WAIT.as_secs()
+                    ),
+                )
+                .with_retry_after(BUSY_RETRY));
+            }
+        },
     };
     Ok(Hold {
         _place: Some(permit),

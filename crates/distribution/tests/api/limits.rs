@@ -4,6 +4,7 @@
 //! code, never a connection dropped without a word.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -27,6 +28,45 @@ const TIGHT: &str = "limits:
     maxWebSocketMessage: 4KiB
     maxOperationsPerWebSocket: 1
 ";
+
+#[tokio::test]
+async fn a_request_finding_every_place_taken_waits_for_one_to_end() {
+    let harness = Harness::start_with(Options {
+        extra_config: "limits:\n  requests:\n    max: 2\n    perAddress: 1\n    bodyTimeout: 10m\n",
+        ..Options::default()
+    })
+    .await;
+    // Both places: requests whose bodies have not all arrived.
+    let slow = "POST /graphql HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{";
+    let mut held = Vec::new();
+    for from in ["127.0.0.3", "127.0.0.5"] {
+        let mut stream = connect_from(&harness, from).await;
+        stream.write_all(slow.as_bytes()).await.expect("send");
+        held.push(stream);
+    }
+    let probe = "GET /health HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n";
+    harness
+        .eventually("the server to be full", || async {
+            let mut stream = connect_from(&harness, "127.0.0.6").await;
+            stream.write_all(probe.as_bytes()).await.expect("send");
+            let (status, body) = parse(&read_to_close(&mut stream).await);
+            (status == 503 && code(&body) == "SERVER_BUSY").then_some(())
+        })
+        .await;
+    // A request now waits for a place instead of being refused at once...
+    let mut waiting = connect_from(&harness, "127.0.0.7").await;
+    waiting.write_all(probe.as_bytes()).await.expect("send");
+    let mut first = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(200), waiting.read(&mut first)).await;
+    assert!(
+        early.is_err(),
+        "answered before a place was free: {early:?}"
+    );
+    // ...and is served when one ends within the wait.
+    drop(held.pop());
+    let (status, body) = parse(&read_to_close(&mut waiting).await);
+    assert_eq!(status, 200, "{body}");
+}
 
 /// The server's address.
 fn address(harness: &Harness) -> SocketAddr {
