@@ -69,18 +69,34 @@ async fn log_uploads_waiting_for_the_store_leave_room_for_everything_else() {
     )
     .await;
 
-    // A second log batch waits for the log upload place, then is refused, nothing written.
+    // Two more at once: one waits for the log upload place and is refused when its wait
+    // is over; the other, with as many waiting as may run, is refused at once. Nothing of
+    // either is written.
     let asked = Instant::now();
-    let refused = add_logs(&admin, "second").await.expect_err("refused");
-    let message = refused.to_string();
+    let (second, third) = tokio::join!(add_logs(&admin, "second"), add_logs(&admin, "third"));
+    let mut messages: Vec<String> = [second, third]
+        .into_iter()
+        .map(|answer| answer.expect_err("refused").to_string())
+        .collect();
+    messages.sort_by_key(|message| message.contains("none ended"));
+    let [at_once, after_waiting] = &messages[..] else {
+        unreachable!("two answers")
+    };
+    for message in &messages {
+        assert!(
+            message.contains("limits.requests.maxLogUploads")
+                && message.contains("nothing of this batch was written"),
+            "{message}"
+        );
+    }
+    assert!(at_once.contains("as many more wait"), "{at_once}");
     assert!(
-        message.contains("limits.requests.maxLogUploads")
-            && message.contains("nothing of this batch was written"),
-        "{message}"
+        after_waiting.contains("none ended within 5 s"),
+        "{after_waiting}"
     );
     assert!(
         asked.elapsed() >= Duration::from_secs(4),
-        "it waited for a place first"
+        "one waited for a place first"
     );
     assert!(!held.is_finished(), "the held batch is still in the writer");
     drop(slow);

@@ -18,8 +18,8 @@
 //!   a log batch with `DISK_FULL` naming the path, while downloads, queries and `/health`
 //!   go on; once space is freed, writes work again;
 //! - `log_uploads`: with a log batch held inside its transaction (a writer as far behind as
-//!   it gets), queries still find a request place and the next batch is refused after
-//!   waiting for one of its own.
+//!   it gets), queries still find a request place; of two more batches one waits for a
+//!   log upload place and is refused when its wait is over, the other at once.
 
 // Shared with the other end-to-end tests; each uses a part of it.
 #[allow(dead_code)]

@@ -52,9 +52,9 @@ pub struct RequestLimits {
     pub max: usize,
     /// Requests in progress from one address; past it `429 TOO_MANY_REQUESTS`. Default 128.
     pub per_address: usize,
-    /// Log uploads (`addLogs`) in progress once their body is read, apart from `max`: more
-    /// wait for a place, so log batches waiting for the store never take the places of
-    /// everything else. Default 256.
+    /// Log uploads (`addLogs`) in progress once their body is read, apart from `max`: as
+    /// many more wait up to 5 s for a place (past those `503 SERVER_BUSY` at once), so log
+    /// batches waiting for the store never take the places of everything else. Default 256.
     pub max_log_uploads: usize,
     /// The bytes of all header names and values of a request; past it `431
     /// HEADERS_TOO_LARGE`. Default 16 KiB.

@@ -10,7 +10,9 @@
 //! - it uploads log lines (`addLogs`, see [`log_uploads`]): once its body is read it leaves
 //!   the `max` places for one of `maxLogUploads` places of its own, waiting for one at
 //!   most [`LOG_UPLOAD_WAIT`], then `503 SERVER_BUSY`; so log batches waiting for the
-//!   store never take the places state reports and everything else need;
+//!   store never take the places state reports and everything else need. As many may
+//!   wait as may run, past that `503 SERVER_BUSY` at once: the bodies read and held
+//!   stay bounded (`max` + 2 × `maxLogUploads`);
 //! - its body is larger than its route allows (by `Content-Length` before a byte is read,
 //!   or as it arrives): `413 PAYLOAD_TOO_LARGE`; it sends nothing for `bodyTimeout`:
 //!   `408 REQUEST_TIMEOUT`.
@@ -60,6 +62,8 @@ pub struct RequestGate {
     running: Arc<Semaphore>,
     /// Log uploads in progress once their body is read (not in `running` then).
     log_uploads: Arc<Semaphore>,
+    /// Log uploads whose body is read, waiting for a place in `log_uploads`.
+    log_uploads_waiting: Arc<Semaphore>,
     by_address: AddressSlots,
 }
 
@@ -70,6 +74,7 @@ impl RequestGate {
             limits,
             running: Arc::new(Semaphore::new(limits.max)),
             log_uploads: Arc::new(Semaphore::new(limits.max_log_uploads)),
+            log_uploads_waiting: Arc::new(Semaphore::new(limits.max_log_uploads)),
             by_address: AddressSlots::default(),
         }
     }
@@ -199,25 +204,39 @@ struct Hold {
 }
 
 impl Hold {
-    /// Gives back the request's place among `max` and waits for one among the log uploads.
+    /// Gives back the request's place among `max` and takes one among the log uploads,
+    /// waiting for one unless `maxLogUploads` others already wait.
     async fn move_to_log_uploads(&mut self, gate: &RequestGate) -> Result<(), ApiError> {
         self._place = None;
+        if let Ok(place) = Arc::clone(&gate.log_uploads).try_acquire_owned() {
+            self._place = Some(place);
+            return Ok(());
+        }
+        let busy = |why: String| {
+            ApiError::refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVER_BUSY",
+                format!(
+                    "the server is taking {} log uploads, its limit (limits.requests.maxLogUploads), {why}; nothing of this batch was written, send it again shortly",
+                    gate.limits.max_log_uploads
+                ),
+            )
+            .with_retry_after(BUSY_RETRY)
+        };
+        // As many may wait as may run: the bodies held stay bounded.
+        let Ok(_in_line) = Arc::clone(&gate.log_uploads_waiting).try_acquire_owned() else {
+            return Err(busy("and as many more wait for one".to_owned()));
+        };
         let waiting = Arc::clone(&gate.log_uploads).acquire_owned();
         match tokio::time::timeout(LOG_UPLOAD_WAIT, waiting).await {
             Ok(Ok(place)) => {
                 self._place = Some(place);
                 Ok(())
             }
-            _ => Err(ApiError::refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "SERVER_BUSY",
-                format!(
-                    "the server is taking {} log uploads, its limit (limits.requests.maxLogUploads), and none ended within {} s; nothing of this batch was written, send it again shortly",
-                    gate.limits.max_log_uploads,
-                    LOG_UPLOAD_WAIT.as_secs()
-                ),
-            )
-            .with_retry_after(BUSY_RETRY)),
+            _ => Err(busy(format!(
+                "and none ended within {} s",
+                LOG_UPLOAD_WAIT.as_secs()
+            ))),
         }
     }
 }
