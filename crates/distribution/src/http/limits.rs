@@ -52,7 +52,7 @@ const PLACE_WAIT: Duration = Duration::from_secs(1);
 /// How long a log upload waits for a place among `maxLogUploads`: as long as the store
 /// lets a batch wait for room behind its writer. A batch refused comes again and is read
 /// again, which costs the CPU the writer and the state reports need; one waiting costs
-/// only its body's memory (bounded by `limits.connections.max`).
+/// only its body's memory (and at most `maxLogUploads` wait).
 const LOG_UPLOAD_WAIT: Duration = Duration::from_secs(5);
 
 /// The layer's shared state: the limits and the requests in progress.
