@@ -10,10 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use vupdate_client::{Client, ClientError, ImageRef};
-use vupdate_test_support::{GitRepo, Person};
 
 use crate::distribution::Launch;
-use crate::support::{Server, entries};
+use crate::support::{Server, empty_state, entries};
 
 /// The size of the server's disk.
 const DISK: &str = "16m";
@@ -131,17 +130,12 @@ async fn a_full_disk_refuses_uploads_and_log_batches_clearly_and_reads_go_on() {
         );
         return;
     }
-    let state = GitRepo::init();
-    state.commit_files(
-        &[("vupdate.yaml", "schema: 1\n")],
-        "state",
-        &Person::alice(),
-    );
+    let state = empty_state();
     let home = tempfile::TempDir::new().expect("dir");
     let data = home.path().join("data");
     std::fs::create_dir(&data).expect("data");
     let wrapper = wrapper(&data);
-    let config = Server::config(&format!("path: {}", state.path().display()), "");
+    let config = Server::config_following(&state, "");
     let server = Server::start_in(
         home,
         &config,

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
 use vupdate_client::{Client, ClientError};
-use vupdate_test_support::{GitRepo, Person};
 
-use crate::support::{Server, eventually};
+use crate::support::{Server, empty_state, eventually};
 
 const POINT: &str = "store.sqlite.uncommitted.log_records";
 
@@ -25,15 +24,8 @@ async fn add_logs(admin: &Client, message: &str) -> Result<Value, ClientError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_uploads_waiting_for_the_store_leave_room_for_everything_else() {
-    let state = GitRepo::init();
-    state.commit_files(
-        &[("vupdate.yaml", "schema: 1\n")],
-        "state",
-        &Person::alice(),
-    );
-    let mut server = Server::start(&Server::config(
-        &format!("path: {}", state.path().display()),
-        "limits:\n  requests:\n    max: 2\n    perAddress: 8\n    maxLogUploads: 1\n    bodyTimeout: 10m\n",
+    let state = empty_state();
+    let mut server = Server::start(&Server::config_following(&state, "limits:\n  requests:\n    max: 2\n    perAddress: 8\n    maxLogUploads: 1\n    bodyTimeout: 10m\n",
     ))
     .await;
     server.kill9();

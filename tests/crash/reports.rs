@@ -4,9 +4,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 use vupdate_client::Client;
-use vupdate_test_support::{GitRepo, Person};
 
-use crate::support::Server;
+use crate::support::{Server, empty_state};
 
 /// Sends one report: `api` and `web` on `instance`; `Ok` once the server acknowledged it.
 async fn report(admin: &Client, instance: &str) -> Result<Value, vupdate_client::ClientError> {
@@ -51,17 +50,8 @@ async fn stored(admin: &Client) -> BTreeSet<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledged_report_survives_and_a_cut_one_is_wholly_in_or_wholly_out() {
-    let state = GitRepo::init();
-    state.commit_files(
-        &[("vupdate.yaml", "schema: 1\n")],
-        "state",
-        &Person::alice(),
-    );
-    let mut server = Server::start(&Server::config(
-        &format!("path: {}", state.path().display()),
-        "",
-    ))
-    .await;
+    let state = empty_state();
+    let mut server = Server::start(&Server::config_following(&state, "")).await;
     report(server.admin(), "vm-a").await.expect("acknowledged");
     server.kill9();
 

@@ -5,12 +5,24 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use vupdate_client::Client;
-use vupdate_test_support::Patience;
+use vupdate_test_support::{GitRepo, Patience, Person};
 
 use crate::distribution::{self, Started};
 
 /// How long any wait may last (a loaded 2-core machine is slow).
 pub const LIMIT: Duration = Duration::from_secs(120);
+
+/// A state repo that desires nothing (`vupdate.yaml` only), for tests of the server's own
+/// data; keep it for as long as a server follows it.
+pub fn empty_state() -> GitRepo {
+    let state = GitRepo::init();
+    state.commit_files(
+        &[("vupdate.yaml", "schema: 1\n")],
+        "state",
+        &Person::alice(),
+    );
+    state
+}
 
 /// A server over a data directory that outlives its processes.
 pub struct Server {
@@ -26,6 +38,11 @@ impl Server {
         format!(
             "name: acme\nlisten: 127.0.0.1:0\ndataDirectory: data\nstateRepo:\n  {state}\n  pollInterval: 1s\nexpiration:\n  serviceStates: 1d\n{extra}"
         )
+    }
+
+    /// The config of a server following the local repo `state`, plus `extra` lines.
+    pub fn config_following(state: &GitRepo, extra: &str) -> String {
+        Server::config(&format!("path: {}", state.path().display()), extra)
     }
 
     /// Starts a first server on `config`.
