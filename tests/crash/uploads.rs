@@ -4,23 +4,12 @@ use std::path::Path;
 
 use tokio::io::AsyncWriteExt as _;
 use vupdate_client::ImageRef;
-use vupdate_test_support::{GitRepo, Person};
 
-use crate::support::{Server, entries, eventually};
+use crate::support::{Server, empty_state, entries, eventually};
 
 /// The bytes of a test image of `size` bytes (not all equal, so a cut shows).
 fn image_bytes(size: usize, seed: u8) -> Vec<u8> {
     (0..size).map(|i| (i % 251) as u8 ^ seed).collect()
-}
-
-fn state() -> GitRepo {
-    let state = GitRepo::init();
-    state.commit_files(
-        &[("vupdate.yaml", "schema: 1\n")],
-        "state",
-        &Person::alice(),
-    );
-    state
 }
 
 /// Every file under `dir`, recursively.
@@ -60,7 +49,7 @@ async fn upload_and_check(server: &Server, image: &ImageRef, bytes: &[u8]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_cut_mid_body_leaves_no_image_and_the_version_free() {
-    let state = state();
+    let state = empty_state();
     let mut server = Server::start(&Server::config(
         &format!("path: {}", state.path().display()),
         "",
@@ -111,7 +100,7 @@ async fn an_upload_cut_mid_body_leaves_no_image_and_the_version_free() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_cut_between_its_blob_and_its_ref_is_not_visible_and_the_version_free() {
-    let state = state();
+    let state = empty_state();
     let mut server = Server::start(&Server::config(
         &format!("path: {}", state.path().display()),
         "",

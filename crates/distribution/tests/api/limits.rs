@@ -29,6 +29,11 @@ const TIGHT: &str = "limits:
     maxOperationsPerWebSocket: 1
 ";
 
+/// A request that holds its place: its body has not all arrived.
+const HELD_REQUEST: &str = "POST /graphql HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{";
+/// A request answered at once once it has a place.
+const HEALTH: &str = "GET /health HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n";
+
 #[tokio::test]
 async fn a_request_finding_every_place_taken_waits_for_one_to_end() {
     let harness = Harness::start_with(Options {
@@ -37,14 +42,14 @@ async fn a_request_finding_every_place_taken_waits_for_one_to_end() {
     })
     .await;
     // Both places: requests whose bodies have not all arrived.
-    let slow = "POST /graphql HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{";
+    let slow = HELD_REQUEST;
     let mut held = Vec::new();
     for from in ["127.0.0.3", "127.0.0.5"] {
         let mut stream = connect_from(&harness, from).await;
         stream.write_all(slow.as_bytes()).await.expect("send");
         held.push(stream);
     }
-    let probe = "GET /health HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n";
+    let probe = HEALTH;
     harness
         .eventually("the server to be full", || async {
             let mut stream = connect_from(&harness, "127.0.0.6").await;
@@ -577,10 +582,10 @@ async fn requests_past_the_limits_are_refused_while_others_run() {
     })
     .await;
     // A request in progress: its body has not all arrived.
-    let slow = "POST /graphql HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{";
+    let slow = HELD_REQUEST;
     let mut held = connect_from(&harness, "127.0.0.3").await;
     held.write_all(slow.as_bytes()).await.expect("send");
-    let probe = "GET /health HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n";
+    let probe = HEALTH;
     let get = |from: &'static str| {
         let harness = &harness;
         async move {
