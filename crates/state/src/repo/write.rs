@@ -397,7 +397,8 @@ impl StateRepo {
 
     /// Moves the branch from `old` to `new`: the checked-out work tree first (refusing on
     /// local changes to touched files), then the remote (an atomic compare-and-swap push),
-    /// then the local ref (compare-and-swap). A failure undoes the earlier steps, so the
+    /// then the local ref (compare-and-swap; already at `new` because a fetch brought the
+    /// pushed commit in first counts as done). A failure undoes the earlier steps, so the
     /// branch, the work tree and the remote are either all at `new` or as they were.
     fn publish(
         &self,
@@ -460,11 +461,15 @@ impl StateRepo {
             expected,
             format!("vupdate: {new_hex}"),
         ) {
+            let actual = self.try_tip(repo)?;
+            if actual == Some(new) {
+                // A fetch (the server's watcher) between the push and here already moved
+                // the branch, and its work tree, to the very commit pushed: done.
+                tracing::info!("a fetch had already brought the branch to the pushed commit");
+                return Ok(());
+            }
             undo_work_tree();
-            let actual = self
-                .try_tip(repo)?
-                .map(|t| t.to_string())
-                .unwrap_or_default();
+            let actual = actual.map(|t| t.to_string()).unwrap_or_default();
             tracing::warn!(%error, %actual, "the branch moved while the change was made");
             return Err(StateError::Stale {
                 expected: old_hex,

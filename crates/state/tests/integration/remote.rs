@@ -227,6 +227,40 @@ fn a_checked_out_clone_is_restored_when_the_push_fails() {
     assert_eq!(clone.read("desired/developer.yaml"), fixture::DEVELOPER);
 }
 
+#[test]
+fn an_edit_whose_pushed_commit_a_fetch_brought_in_first_is_done_not_stale() {
+    let (remote, _, first) = shared();
+    let clone = GitRepo::clone_from(&remote);
+    // Between the push and the edit's own move of the branch, a fetch (the server's
+    // watcher) moves the local branch to the very commit just pushed.
+    let hook = remote.path().join("hooks/post-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nread old new ref\nenv -u GIT_DIR git --git-dir={} update-ref \"$ref\" \"$new\"\n",
+            clone.path().join(".git").display()
+        ),
+    )
+    .expect("write hook");
+    make_executable(&hook);
+    let state_repo = StateRepo::open(clone.path(), MAIN)
+        .expect("opens")
+        .with_remote("origin")
+        .expect("origin");
+    let edit = StateEdit::SetDesiredDeveloper(fixture::developer_with(&[("api", "orbit-1.0.1")]));
+    let revision = state_repo
+        .edit(edit, &first, &carol(), "api 1.0.1")
+        .expect("the edit is in: pushed, and the branch at it");
+    assert_eq!(remote.rev_parse(MAIN), revision.id);
+    assert_eq!(clone.rev_parse(MAIN), revision.id);
+    assert_eq!(clone.status(), "", "the work tree is at the commit too");
+    assert!(
+        clone
+            .read("desired/developer.yaml")
+            .contains("api: orbit-1.0.1")
+    );
+}
+
 fn make_executable(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
