@@ -14,13 +14,18 @@ fn shared() -> (GitRepo, GitRepo, String) {
     (remote, clone, first)
 }
 
+/// The distribution's state repo over `clone`, following its `origin`.
+fn following(clone: &GitRepo) -> StateRepo {
+    StateRepo::open(clone.path(), MAIN)
+        .expect("opens")
+        .with_remote("origin")
+        .expect("origin")
+}
+
 #[test]
 fn an_edit_is_pushed_to_the_remote() {
     let (remote, clone, first) = shared();
-    let state_repo = StateRepo::open(clone.path(), MAIN)
-        .expect("opens")
-        .with_remote("origin")
-        .expect("origin");
+    let state_repo = following(&clone);
     let edit = StateEdit::SetDesiredDeveloper(fixture::developer_with(&[("api", "orbit-1.0.1")]));
     let revision = state_repo
         .edit(edit, &first, &carol(), "api 1.0.1")
@@ -40,10 +45,7 @@ fn an_edit_is_pushed_to_the_remote() {
 #[test]
 fn fetch_brings_the_branch_up_to_the_remote_and_stale_edits_are_refused() {
     let (remote, clone, first) = shared();
-    let state_repo = StateRepo::open(clone.path(), MAIN)
-        .expect("opens")
-        .with_remote("origin")
-        .expect("origin");
+    let state_repo = following(&clone);
     // Someone pushes through their own clone.
     let bob = GitRepo::clone_from(&remote);
     let theirs = bob.commit_files(
@@ -81,10 +83,7 @@ fn fetch_brings_the_branch_up_to_the_remote_and_stale_edits_are_refused() {
 fn fetch_creates_a_missing_local_branch_and_reports_divergence() {
     let (remote, clone, first) = shared();
     clone.git(&["update-ref", "-d", "refs/heads/main"]);
-    let state_repo = StateRepo::open(clone.path(), MAIN)
-        .expect("opens")
-        .with_remote("origin")
-        .expect("origin");
+    let state_repo = following(&clone);
     assert_eq!(state_repo.fetch().expect("fetch").id, first);
     assert_eq!(clone.rev_parse(MAIN), first);
 
@@ -143,10 +142,7 @@ fn a_push_that_loses_the_race_is_refused_and_nothing_changes_locally() {
     .expect("write hook");
     make_executable(&hook);
 
-    let state_repo = StateRepo::open(clone.path(), MAIN)
-        .expect("opens")
-        .with_remote("origin")
-        .expect("origin");
+    let state_repo = following(&clone);
     let edit = StateEdit::SetDesiredDeveloper(fixture::developer_with(&[("api", "orbit-1.0.1")]));
     let error = state_repo
         .edit(edit, &first, &carol(), "api")
@@ -189,10 +185,7 @@ fn a_push_the_remote_declines_is_refused_with_its_reason() {
     )
     .expect("write hook");
     make_executable(&hook);
-    let state_repo = StateRepo::open(clone.path(), MAIN)
-        .expect("opens")
-        .with_remote("origin")
-        .expect("origin");
+    let state_repo = following(&clone);
     let edit = StateEdit::SetDesiredDeveloper(fixture::developer_with(&[("api", "orbit-1.0.1")]));
     let error = state_repo
         .edit(edit, &first, &carol(), "api")
@@ -214,10 +207,7 @@ fn a_checked_out_clone_is_restored_when_the_push_fails() {
     let hook = remote.path().join("hooks/pre-receive");
     std::fs::write(&hook, "#!/bin/sh\nexit 1\n").expect("write hook");
     make_executable(&hook);
-    let state_repo = StateRepo::open(clone.path(), MAIN)
-        .expect("opens")
-        .with_remote("origin")
-        .expect("origin");
+    let state_repo = following(&clone);
     let edit = StateEdit::SetDesiredDeveloper(fixture::developer_with(&[("api", "orbit-1.0.1")]));
     state_repo
         .edit(edit, &first, &carol(), "api")
@@ -243,10 +233,7 @@ fn an_edit_whose_pushed_commit_a_fetch_brought_in_first_is_done_not_stale() {
     )
     .expect("write hook");
     make_executable(&hook);
-    let state_repo = StateRepo::open(clone.path(), MAIN)
-        .expect("opens")
-        .with_remote("origin")
-        .expect("origin");
+    let state_repo = following(&clone);
     let edit = StateEdit::SetDesiredDeveloper(fixture::developer_with(&[("api", "orbit-1.0.1")]));
     let revision = state_repo
         .edit(edit, &first, &carol(), "api 1.0.1")
@@ -302,10 +289,7 @@ fn an_http_remote_is_fetched_with_the_git_program() {
 #[test]
 fn a_proposal_is_a_branch_on_the_remote_and_a_newer_one_replaces_it() {
     let (remote, clone, first) = shared();
-    let state_repo = StateRepo::open(clone.path(), MAIN)
-        .expect("opens")
-        .with_remote("origin")
-        .expect("origin");
+    let state_repo = following(&clone);
     let edit = |version: &str| {
         StateEdit::SetDesiredDeveloper(fixture::developer_with(&[("api", version)]))
     };
@@ -400,10 +384,7 @@ fn a_proposal_is_a_branch_on_the_remote_and_a_newer_one_replaces_it() {
 #[test]
 fn an_edit_of_the_tip_is_made_again_on_a_tip_that_moved() {
     let (remote, clone, _) = shared();
-    let state_repo = StateRepo::open(clone.path(), MAIN)
-        .expect("opens")
-        .with_remote("origin")
-        .expect("origin");
+    let state_repo = following(&clone);
     // Someone pushes after this clone last fetched: the first try is stale.
     let bob = GitRepo::clone_from(&remote);
     let theirs = bob.commit_files(
