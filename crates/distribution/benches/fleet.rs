@@ -99,9 +99,7 @@ impl Settings {
             logs_in_flight: support::env_or("BENCH_LOGS_IN_FLIGHT", 400)?,
         })
     }
-}
 
-impl Settings {
     /// The connections (and requests) the server takes from the bench's one address: its
     /// instances stand for machines with addresses of their own. Twice the requests in
     /// flight when both are capped (a connection the client dropped may still count on the

@@ -212,32 +212,26 @@ impl Hold {
             self._place = Some(place);
             return Ok(());
         }
-        let busy = |why: String| {
-            ApiError::refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "SERVER_BUSY",
-                format!(
-                    "the server is taking {} log uploads, its limit (limits.requests.maxLogUploads), {why}; nothing of this batch was written, send it again shortly",
-                    gate.limits.max_log_uploads
-                ),
-            )
-            .with_retry_after(BUSY_RETRY)
+        let busy = |why: &str| {
+            server_busy(format!(
+                "the server is taking {} log uploads, its limit (limits.requests.maxLogUploads), {why}; nothing of this batch was written, send it again shortly",
+                gate.limits.max_log_uploads
+            ))
         };
         // As many may wait as may run: the bodies held stay bounded.
         let Ok(_in_line) = Arc::clone(&gate.log_uploads_waiting).try_acquire_owned() else {
-            return Err(busy("and as many more wait for one".to_owned()));
+            return Err(busy("and as many more wait for one"));
         };
-        let waiting = Arc::clone(&gate.log_uploads).acquire_owned();
-        match tokio::time::timeout(LOG_UPLOAD_WAIT, waiting).await {
-            Ok(Ok(place)) => {
-                self._place = Some(place);
-                Ok(())
-            }
-            _ => Err(busy(format!(
-                "and none ended within {} s",
-                LOG_UPLOAD_WAIT.as_secs()
-            ))),
-        }
+        let place = wait_for(&gate.log_uploads, LOG_UPLOAD_WAIT)
+            .await
+            .ok_or_else(|| {
+                busy(&format!(
+                    "and none ended within {} s",
+                    LOG_UPLOAD_WAIT.as_secs()
+                ))
+            })?;
+        self._place = Some(place);
+        Ok(())
     }
 }
 
@@ -255,29 +249,34 @@ async fn admit(gate: &RequestGate, client: Option<IpAddr>) -> Result<Hold, ApiEr
             )
         })?),
     };
-    let running = Arc::clone(&gate.running);
-    let permit = match Arc::clone(&running).try_acquire_owned() {
+    let permit = match Arc::clone(&gate.running).try_acquire_owned() {
         Ok(permit) => permit,
-        Err(_) => match tokio::time::timeout(PLACE_WAIT, running.acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                return Err(ApiError::refusal(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "SERVER_BUSY",
-                    format!(
-                        "the server is answering {} requests, its limit, and none ended within {} s; try again shortly",
-                        gate.limits.max,
-                        PLACE_WAIT.as_secs()
-                    ),
-                )
-                .with_retry_after(BUSY_RETRY));
-            }
-        },
+        Err(_) => wait_for(&gate.running, PLACE_WAIT).await.ok_or_else(|| {
+            server_busy(format!(
+                "the server is answering {} requests, its limit, and none ended within {} s; try again shortly",
+                gate.limits.max,
+                PLACE_WAIT.as_secs()
+            ))
+        })?,
     };
     Ok(Hold {
         _place: Some(permit),
         _address: address,
     })
+}
+
+/// One of `places`, if one frees up within `wait`.
+async fn wait_for(places: &Arc<Semaphore>, wait: Duration) -> Option<OwnedSemaphorePermit> {
+    tokio::time::timeout(wait, Arc::clone(places).acquire_owned())
+        .await
+        .ok()?
+        .ok()
+}
+
+/// `503 SERVER_BUSY` with `message`, to come again in [`BUSY_RETRY`].
+fn server_busy(message: String) -> ApiError {
+    ApiError::refusal(StatusCode::SERVICE_UNAVAILABLE, "SERVER_BUSY", message)
+        .with_retry_after(BUSY_RETRY)
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
