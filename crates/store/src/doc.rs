@@ -101,6 +101,10 @@ pub(crate) struct CollectionDef {
     /// The text field whose case-insensitive substring search ([`Cond::ContainsCi`]) a
     /// trigram index serves on SQLite (see `sqlite::text`); a scan elsewhere.
     pub text: Option<&'static TextDef>,
+    /// One of [`CollectionDef::indexes`] asked only for the newest document of one key (a
+    /// log source's last line): SQLite keeps each key's newest `_sequence` in a table of
+    /// its own instead (see `sqlite::newest`); MongoDB keeps the index.
+    pub newest: Option<&'static [&'static FieldDef]>,
 }
 
 /// A text field's trigram index on SQLite, kept in segments by the records' time, so that

@@ -7,6 +7,7 @@
 
 mod checkpoint;
 mod merge;
+mod newest;
 mod sql;
 mod text;
 mod trigrams;
@@ -207,6 +208,12 @@ impl SqliteBackend {
             }
             let existing = table_indexes(&tx, &tables)
                 .map_err(|e| fail(format!("{e} (while reading the indexes of {})", def.name)))?;
+            newest::open(&tx, def, &existing).map_err(|e| {
+                fail(format!(
+                    "{e} (while keeping the newest rows of {})",
+                    def.name
+                ))
+            })?;
             for statement in sql::stale_indexes(def, &existing) {
                 run(&statement)?;
             }
@@ -354,14 +361,21 @@ fn store_docs(
     let mut insert = tx
         .prepare_cached(&sql::insert_current(def))
         .map_err(ctx.err())?;
+    let mut newest = newest::Recorder::new(tx, def).map_err(ctx.err())?;
     let mut sequences = Vec::with_capacity(docs.len());
     for (i, doc) in docs.into_iter().enumerate() {
         if replace {
             archive_rows(tx, ctx, def, &doc.key_filter(def), now)?;
         }
         let sequence = first + i as i64;
+        if let Some(newest) = &mut newest {
+            newest.saw(&doc, sequence).map_err(ctx.err())?;
+        }
         insert_doc(&mut insert, ctx, def, sequence, now, doc)?;
         sequences.push(sequence);
+    }
+    if let Some(newest) = newest {
+        newest.finish().map_err(ctx.err())?;
     }
     // Every row of the batch is written, none committed.
     if vupdate_crashpoint::any_armed() {
@@ -515,6 +529,7 @@ fn delete_rows(
         .prepare_cached(&format!("DELETE FROM \"{}\" AS t{where_sql}", def.name))
         .and_then(|mut statement| statement.execute(params_from_iter(params)))
         .map_err(ctx.err())?;
+    newest::deleted(conn, def, filter).map_err(ctx.err())?;
     Ok(deleted as u64)
 }
 
@@ -653,6 +668,7 @@ impl Backend for SqliteBackend {
                 }
                 text::Narrowed::Find(find) => find,
             };
+            let find = newest::narrow(&tx, def, find).map_err(ctx.err())?;
             let find = merge::narrow(&tx, def, find).map_err(ctx.err())?;
             let mut params = Vec::new();
             let text = sql::find(def, &find, &mut params);
@@ -789,12 +805,13 @@ impl Backend for SqliteBackend {
         filter: Vec<Cond>,
         set: Vec<(&'static FieldDef, Val)>,
     ) -> Result<u64, StoreError> {
-        self.write(self.ctx(def, "update"), move |conn, ctx| {
+        self.write_tx(self.ctx(def, "update"), move |tx, ctx| {
             let (text, params) = sql::update(def, &set, &filter);
-            let updated = conn
+            let updated = tx
                 .prepare_cached(&text)
                 .and_then(|mut statement| statement.execute(params_from_iter(params)))
                 .map_err(ctx.err())?;
+            newest::updated(tx, def, &set).map_err(ctx.err())?;
             Ok(updated as u64)
         })
         .await

@@ -131,6 +131,7 @@ pub(crate) static ACCOUNTS: CollectionDef = CollectionDef {
     present_only: &[],
     logs_db: false,
     text: None,
+    newest: None,
 };
 
 impl Record for Account {

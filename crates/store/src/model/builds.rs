@@ -81,6 +81,7 @@ pub(crate) static BUILD_STATES: CollectionDef = CollectionDef {
     present_only: &[],
     logs_db: false,
     text: None,
+    newest: None,
 };
 
 impl Record for BuildState {

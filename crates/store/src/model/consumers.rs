@@ -33,6 +33,7 @@ pub(crate) static CONSUMER_INSTALLED: CollectionDef = CollectionDef {
     history: false,
     logs_db: false,
     text: None,
+    newest: None,
 };
 
 impl Record for ConsumerInstalled {

@@ -55,6 +55,7 @@ pub(crate) static ENROLMENT_TOKENS: CollectionDef = CollectionDef {
     history: false,
     logs_db: false,
     text: None,
+    newest: None,
 };
 
 pub(crate) static TOKEN: FieldDef = FieldDef::new("token", "token", FieldKind::Str);
@@ -71,6 +72,7 @@ pub(crate) static ENROLMENT_USES: CollectionDef = CollectionDef {
     history: false,
     logs_db: false,
     text: None,
+    newest: None,
 };
 
 impl Record for EnrolmentToken {

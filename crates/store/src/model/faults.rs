@@ -96,6 +96,7 @@ pub(crate) static FAULT_REPORTS: CollectionDef = CollectionDef {
     present_only: &[],
     logs_db: false,
     text: None,
+    newest: None,
 };
 
 impl Record for FaultReport {

@@ -78,6 +78,7 @@ pub(crate) static KNOWN_BAD_VERSIONS: CollectionDef = CollectionDef {
     history: true,
     logs_db: false,
     text: None,
+    newest: None,
 };
 
 impl Record for KnownBadVersion {

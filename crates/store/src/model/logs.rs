@@ -110,6 +110,9 @@ pub(crate) static UNIT: FieldDef = FieldDef::new("unit", "unit", FieldKind::Str)
 pub(crate) static MESSAGE: FieldDef = FieldDef::new("message", "message", FieldKind::Str);
 pub(crate) static ROLE: FieldDef = FieldDef::new("role", "role", FieldKind::Str);
 
+/// The fields that tell one sender's lines apart (see [`LogRecord::source_sequence`]).
+const SOURCE: &[&FieldDef] = &[&SERVICE, &INSTANCE, &DIRECTORY, &PROCESS, &ROLE];
+
 pub(crate) static LOG_RECORDS: CollectionDef = CollectionDef {
     name: "log_records",
     fields: &[
@@ -124,19 +127,22 @@ pub(crate) static LOG_RECORDS: CollectionDef = CollectionDef {
     // index. Service logs, most lines, have no task and no entry in the task index. The
     // last is one source's lines in `_sequence` order: its newest line, which the
     // receiver's de-duplication reads once per source (`Logs::last_source_sequence`),
-    // without reading the instance's other lines.
+    // without reading the instance's other lines (see `newest`).
     indexes: &[
         &[&SERVICE, &TIME],
         &[&SERVICE, &LEVEL, &TIME],
         &[&SERVICE, &INSTANCE, &TIME],
         &[&TASK, &TIME],
         &[&TIME],
-        &[&SERVICE, &INSTANCE, &DIRECTORY, &PROCESS, &ROLE],
+        SOURCE,
     ],
     present_only: &[&TASK],
     history: false,
     logs_db: true,
     text: Some(&TEXT),
+    // Asked only for one source's newest line: on SQLite a table of each source's newest
+    // line, written once per source per write, not an index entry per line.
+    newest: Some(SOURCE),
 };
 
 /// Messages are searched through the text index; service and task logs are segmented

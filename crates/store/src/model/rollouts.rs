@@ -85,6 +85,7 @@ pub(crate) static ROLLOUTS: CollectionDef = CollectionDef {
     history: true,
     logs_db: false,
     text: None,
+    newest: None,
 };
 
 impl Record for RolloutRecord {

@@ -39,6 +39,7 @@ pub(crate) static SECRETS: CollectionDef = CollectionDef {
     history: false,
     logs_db: false,
     text: None,
+    newest: None,
 };
 
 impl Record for SealedSecret {

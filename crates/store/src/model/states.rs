@@ -115,6 +115,7 @@ pub(crate) static SERVICE_STATES: CollectionDef = CollectionDef {
     present_only: &[],
     logs_db: false,
     text: None,
+    newest: None,
 };
 
 impl Record for ServiceStateRecord {

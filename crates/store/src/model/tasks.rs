@@ -68,6 +68,7 @@ pub(crate) static TASKS: CollectionDef = CollectionDef {
     present_only: &[],
     logs_db: false,
     text: None,
+    newest: None,
 };
 
 impl Record for Task {

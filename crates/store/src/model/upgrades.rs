@@ -26,6 +26,7 @@ pub(crate) static UPGRADE_MARKS: CollectionDef = CollectionDef {
     present_only: &[],
     logs_db: false,
     text: None,
+    newest: None,
 };
 
 impl Record for UpgradeMark {

@@ -138,6 +138,7 @@ macro_rules! version_collection {
             present_only: &[],
             logs_db: false,
             text: None,
+            newest: None,
         };
 
         impl Record for $record {

@@ -146,7 +146,7 @@ pub(crate) fn indexes(def: &CollectionDef) -> Vec<(String, String)> {
     for index in def
         .indexes
         .iter()
-        .filter(|index| super::merge::kept(def, index))
+        .filter(|index| super::merge::kept(def, index) && !super::newest::replaces(def, index))
     {
         let columns = index.iter().map(|f| f.column).collect::<Vec<_>>().join("_");
         let present = index

@@ -230,3 +230,63 @@ async fn newest_text_matches_through_day_segments_agree_with_the_matcher() {
         }
     }
 }
+
+/// Each log source's newest line is one row of `_newest_log_records` (no index entry per
+/// line), written once per source however many of its lines a batch holds, and gone with
+/// that line when expiry deletes it.
+#[tokio::test]
+async fn each_source_s_newest_line_is_one_row_until_it_expires() {
+    use crate::conformance::fixtures::log;
+    use vupdate_core::log::Level;
+    let ctx = open_store("sources").await.expect("a store");
+    let StoreConfig::Sqlite { path } = &ctx.config else {
+        unreachable!("a SQLite store")
+    };
+    let newest = || {
+        names(
+            path,
+            "SELECT key || ' ' || sequence FROM _newest_log_records ORDER BY key",
+        )
+    };
+    let day = 24 * 60 * 60;
+    let logs = ctx.store.logs();
+    let mut batch: Vec<_> = (0..100)
+        .map(|i| log("api", "vm-old", Level::Info, -3 * day + i, "old"))
+        .collect();
+    batch.push(log("api", "vm-new", Level::Info, 0, "new"));
+    let sequences = logs.insert(batch).await.expect("insert");
+    assert_eq!(
+        newest(),
+        [
+            format!(r#"["api","vm-new","/srv","100",null] {}"#, sequences[100]),
+            format!(r#"["api","vm-old","/srv","100",null] {}"#, sequences[99]),
+        ]
+    );
+    assert!(
+        names(
+            path,
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'log_records'"
+        )
+        .iter()
+        .all(|index| !index.contains("process")),
+        "no index of each line's source"
+    );
+    let policy = vupdate_store::ExpiryPolicy {
+        service_logs: std::time::Duration::from_secs(2 * day as u64),
+        ..vupdate_store::ExpiryPolicy::default()
+    };
+    let report = ctx
+        .store
+        .expire(&policy, crate::conformance::fixtures::at(0))
+        .await
+        .expect("expire");
+    assert_eq!(report.service_logs, 100);
+    assert_eq!(
+        newest(),
+        [format!(
+            r#"["api","vm-new","/srv","100",null] {}"#,
+            sequences[100]
+        )],
+        "the expired source's row went with its last line"
+    );
+}

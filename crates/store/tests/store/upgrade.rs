@@ -2,7 +2,8 @@
 //! fault report inside its body) opens, gains the new columns with the values its records
 //! held, and its `name-role` records are split like any others. A file of schema 2 (the
 //! log indexes before the service-and-level one) gets the new log indexes and loses the
-//! one they replace, keeping every record.
+//! one they replace, keeping every record; a file with the index of each line's source
+//! (schema 3 before the table of sources) gets the table, and loses the index.
 
 use rusqlite::{Connection, OptionalExtension};
 use vupdate_core::log::Level;
@@ -219,6 +220,11 @@ async fn a_schema_2_file_gets_the_new_log_indexes_and_keeps_every_line() {
         all.iter().map(|r| r.sequence).collect::<Vec<_>>(),
         [3, 2, 1]
     );
+    assert_eq!(
+        worker_last(&store).await,
+        Some(2),
+        "each source's newest line is known"
+    );
     let mut next = all[1].record.clone();
     next.message = "after the upgrade".to_owned();
     assert_eq!(
@@ -231,7 +237,6 @@ async fn a_schema_2_file_gets_the_new_log_indexes_and_keeps_every_line() {
     assert_eq!(
         log_indexes(&path),
         [
-            "log_records_service_instance_directory_process_role",
             "log_records_service_instance_time",
             "log_records_service_level_time",
             "log_records_task_time_present",
@@ -245,7 +250,7 @@ async fn a_schema_2_file_gets_the_new_log_indexes_and_keeps_every_line() {
     let store = vupdate_store::open(&config).await.expect("opens again");
     assert_eq!(line_count(&store).await, 4);
     drop(store);
-    assert_eq!(log_indexes(&path).len(), 5);
+    assert_eq!(log_indexes(&path).len(), 4);
 }
 
 /// How many log lines `store` holds.
@@ -455,4 +460,66 @@ async fn a_file_with_keyless_text_segments_finds_every_line_within_a_service() {
             ("log_records_text_task_639".to_owned(), false),
         ]
     );
+}
+
+/// The last build's log records (schema 3): an index of each line's source, which this
+/// build keeps as a table of each source's newest line instead.
+fn schema_3_with_the_source_index() -> String {
+    SCHEMA_2_LOGS.replace(
+        "PRAGMA user_version = 2;",
+        r#"CREATE INDEX "log_records_service_instance_directory_process_role" ON "log_records"
+  ("service", "instance", "directory", "process", "role");
+PRAGMA user_version = 3;"#,
+    )
+}
+
+/// The worker's source's newest `sourceSequence` as `store` knows it.
+async fn worker_last(store: &vupdate_store::Store) -> Option<i64> {
+    store
+        .logs()
+        .last_source_sequence(
+            &"worker".parse().expect("name"),
+            Some(&"eu".parse().expect("role")),
+            "vm-1",
+            "/srv/worker",
+            "42",
+        )
+        .await
+        .expect("last source sequence")
+}
+
+#[tokio::test]
+async fn a_file_with_the_source_index_keeps_each_source_s_newest_line_in_a_table() {
+    let (_dir, path, config, store) = open_older(&schema_3_with_the_source_index()).await;
+    assert_eq!(worker_last(&store).await, Some(2));
+    drop(store);
+    assert!(
+        !log_indexes(&path)
+            .contains(&"log_records_service_instance_directory_process_role".to_owned()),
+        "the index gave way to the table: {:?}",
+        log_indexes(&path)
+    );
+
+    // An older build opens the file again: it makes its index and writes a line, and
+    // knows nothing of the table.
+    Connection::open(&path)
+        .and_then(|conn| {
+            conn.execute_batch(
+                r#"CREATE INDEX "log_records_service_instance_directory_process_role" ON "log_records"
+  ("service", "instance", "directory", "process", "role");
+UPDATE _sequences SET value = 4 WHERE collection = 'log_records';
+INSERT INTO log_records VALUES
+  (4, 1767225603000, 'worker', 'vm-1', '/srv/worker', '42', NULL, 1767225603000, 'INFO', 'main',
+   'written by the older build', 'eu', '{"terminationStatus":null,"sourceSequence":3}');"#,
+            )
+        })
+        .expect("the older build's write");
+    let store = vupdate_store::open(&config).await.expect("opens again");
+    assert_eq!(
+        worker_last(&store).await,
+        Some(3),
+        "the table is made again from the lines"
+    );
+    drop(store);
+    assert_eq!(log_indexes(&path).len(), 4);
 }

@@ -619,6 +619,58 @@ pub async fn the_last_source_sequence_is_per_source(ctx: Ctx) {
         Some(9),
         "the service without a role keeps its own numbers"
     );
+    // Sources taking turns within one batch: each one's last line is its newest.
+    logs.insert(vec![
+        numbered("vm-2", 4),
+        numbered("vm-1", 10),
+        numbered("vm-2", 5),
+    ])
+    .await
+    .expect("insert");
+    for (instance, last) in [("vm-1", 10), ("vm-2", 5)] {
+        assert_eq!(
+            logs.last_source_sequence(&api, None, instance, "/srv", "100")
+                .await
+                .expect("query"),
+            Some(last),
+            "{instance}"
+        );
+    }
+}
+
+pub async fn an_expired_source_has_no_last_sequence(ctx: Ctx) {
+    let logs = ctx.store.logs();
+    let day = 24 * 60 * 60;
+    let numbered = |instance: &str, seconds: i64, sequence: i64| LogRecord {
+        source_sequence: Some(sequence),
+        ..log("api", instance, Level::Info, seconds, "a line")
+    };
+    logs.insert(vec![
+        numbered("old", -3 * day, 1),
+        numbered("old", -3 * day, 2),
+    ])
+    .await
+    .expect("insert");
+    logs.insert(vec![numbered("new", 0, 7)])
+        .await
+        .expect("insert");
+    let policy = vupdate_store::ExpiryPolicy {
+        service_logs: std::time::Duration::from_secs(2 * day as u64),
+        ..vupdate_store::ExpiryPolicy::default()
+    };
+    let report = ctx.store.expire(&policy, at(0)).await.expect("expire");
+    assert_eq!(report.service_logs, 2);
+    let last = |instance: &'static str| async move {
+        logs.last_source_sequence(&service("api"), None, instance, "/srv", "100")
+            .await
+            .expect("query")
+    };
+    assert_eq!(last("old").await, None, "every line of it expired");
+    assert_eq!(last("new").await, Some(7));
+    logs.insert(vec![numbered("old", 0, 3)])
+        .await
+        .expect("insert");
+    assert_eq!(last("old").await, Some(3), "it sends again");
 }
 
 /// Messages for the text search's edge cases: case, SQL `LIKE` wildcards, multibyte
