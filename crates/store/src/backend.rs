@@ -28,6 +28,10 @@ pub(crate) struct Raw {
 /// from the collection's persistent counter and `_modifyTime = now`.
 #[async_trait]
 pub(crate) trait Backend: Send + Sync + 'static {
+    /// Does on the caller's task what a later write of `docs` can do before the writer's
+    /// turn (SQLite: each body's text, [`Doc::prepared`]); nothing by default.
+    fn prepare(&self, _def: &'static CollectionDef, _docs: &mut [Doc]) {}
+
     /// Adds new documents, all or nothing; [`StoreError::Duplicate`] when a key exists.
     async fn insert(
         &self,

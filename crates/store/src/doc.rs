@@ -291,6 +291,10 @@ pub(crate) struct Doc {
     pub body: Map<String, Value>,
     /// The values of [`CollectionDef::fields`], in order.
     pub fields: Vec<Val>,
+    /// The body as the backend writes it, made on the caller's task before the writer's
+    /// turn (`Backend::prepare`), so the writer, which works for every caller in turn, does
+    /// not; `None` until then.
+    pub prepared: Option<String>,
 }
 
 impl Doc {
@@ -356,7 +360,11 @@ pub(crate) trait Record:
             Value::Object(map) => map,
             _ => return Err(invalid("a record must serialise to an object".to_owned())),
         };
-        let mut doc = Doc { body, fields };
+        let mut doc = Doc {
+            body,
+            fields,
+            prepared: None,
+        };
         // Rewrite declared times in the body too, so every backend returns the same
         // millisecond-precision value.
         for (field, value) in Self::DEF.fields.iter().zip(&doc.fields) {

@@ -62,6 +62,10 @@ impl Timed {
 
 #[async_trait]
 impl Backend for Timed {
+    fn prepare(&self, def: &'static CollectionDef, docs: &mut [Doc]) {
+        self.inner.prepare(def, docs);
+    }
+
     async fn insert(
         &self,
         def: &'static CollectionDef,

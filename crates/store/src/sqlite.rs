@@ -476,16 +476,19 @@ fn insert_doc(
     def: &'static CollectionDef,
     sequence: i64,
     now: i64,
-    mut doc: Doc,
+    doc: Doc,
 ) -> Result<(), StoreError> {
-    let body = sql::stored_body(def, std::mem::take(&mut doc.body));
+    let body = match doc.prepared {
+        Some(ref prepared) => std::borrow::Cow::Borrowed(prepared.as_str()),
+        None => std::borrow::Cow::Owned(sql::stored_body(def, &doc.body)),
+    };
     let bound = (|| {
         insert.raw_bind_parameter(1, sequence)?;
         insert.raw_bind_parameter(2, now)?;
         for (i, value) in doc.fields.iter().enumerate() {
             insert.raw_bind_parameter(i + 3, value)?;
         }
-        insert.raw_bind_parameter(doc.fields.len() + 3, &body)?;
+        insert.raw_bind_parameter(doc.fields.len() + 3, body.as_ref())?;
         insert.raw_execute()
     })();
     match bound {
@@ -597,6 +600,12 @@ fn query_listed(
 
 #[async_trait]
 impl Backend for SqliteBackend {
+    fn prepare(&self, def: &'static CollectionDef, docs: &mut [Doc]) {
+        for doc in docs {
+            doc.prepared = Some(sql::stored_body(def, &doc.body));
+        }
+    }
+
     async fn insert(
         &self,
         def: &'static CollectionDef,

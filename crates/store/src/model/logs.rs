@@ -207,6 +207,7 @@ impl Record for LogRecord {
         Ok(Doc {
             body,
             fields: self.fields(),
+            prepared: None,
         })
     }
 
@@ -407,6 +408,7 @@ mod tests {
             let generic = whole(Doc {
                 body: generic,
                 fields,
+                prepared: None,
             });
             assert_eq!(whole(record.to_doc(0).expect("a document")), generic);
         }

@@ -291,14 +291,15 @@ pub(crate) fn copy_from_history(def: &CollectionDef) -> String {
 }
 
 /// The body to store: the record's JSON without the fields that have their own column.
-pub(crate) fn stored_body(def: &CollectionDef, mut body: Map<String, Value>) -> String {
+pub(crate) fn stored_body(def: &CollectionDef, body: &Map<String, Value>) -> String {
     let own = || def.fields.iter().filter(|f| !f.derived);
     // Every column holds a top-level member: write the others, removing nothing.
     if own().all(|f| !f.path.contains('.'))
-        && let Ok(text) = serde_json::to_string(&Uncolumned { def, body: &body })
+        && let Ok(text) = serde_json::to_string(&Uncolumned { def, body })
     {
         return text;
     }
+    let mut body = body.clone();
     for field in own() {
         remove_path(&mut body, field.path);
     }

@@ -160,6 +160,10 @@ pub(crate) async fn submit<R: Grouped>(
     } else {
         MAX_WAITING_LINES
     };
+    // What can be done before the writer's turn is done here, on the caller's task: the
+    // writer works for every caller in turn.
+    let mut docs = docs;
+    store.backend().prepare(R::DEF, &mut docs);
     let queue = R::queue(store);
     let mut batch = Batch {
         records,
