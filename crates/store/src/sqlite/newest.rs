@@ -32,9 +32,9 @@ fn key_sql(values: impl Iterator<Item = String>) -> String {
     format!("json_array({})", values.collect::<Vec<_>>().join(", "))
 }
 
-/// The key of row `t`.
-fn row_key_sql(fields: &[&FieldDef]) -> String {
-    key_sql(fields.iter().map(|f| format!("t.\"{}\"", f.column)))
+/// The columns of row `t` that hold `fields`.
+fn row_columns(fields: &[&FieldDef]) -> impl Iterator<Item = String> {
+    fields.iter().map(|f| format!("t.\"{}\"", f.column))
 }
 
 /// The key of parameters `?1`…`?n`.
@@ -47,16 +47,6 @@ pub(crate) fn replaces(def: &CollectionDef, index: &[&FieldDef]) -> bool {
     def.newest.is_some_and(|fields| {
         fields.len() == index.len() && fields.iter().zip(index).all(|(a, b)| std::ptr::eq(*a, *b))
     })
-}
-
-/// The name SQLite gave the index [`replaces`] stands for, in files of older builds.
-fn index_name(def: &CollectionDef, fields: &[&FieldDef]) -> String {
-    let columns = fields
-        .iter()
-        .map(|f| f.column)
-        .collect::<Vec<_>>()
-        .join("_");
-    format!("{}_{columns}", def.name)
 }
 
 /// Creates `def`'s table when it has [`CollectionDef::newest`] fields, filled from the
@@ -82,7 +72,7 @@ pub(crate) fn open(
     conn.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS \"{name}\" (sequence INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE) STRICT"
     ))?;
-    if !existed || existing_indexes.contains(&index_name(def, fields)) {
+    if !existed || existing_indexes.contains(&super::sql::index_name(def, fields)) {
         rebuild(conn, def, fields)?;
     }
     Ok(())
@@ -90,16 +80,12 @@ pub(crate) fn open(
 
 /// Fills `def`'s table again from its rows.
 fn rebuild(conn: &Connection, def: &CollectionDef, fields: &[&FieldDef]) -> rusqlite::Result<()> {
-    let columns = fields
-        .iter()
-        .map(|f| format!("t.\"{}\"", f.column))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let columns = row_columns(fields).collect::<Vec<_>>().join(", ");
     conn.execute_batch(&format!(
         "DELETE FROM \"{table}\"; \
          INSERT INTO \"{table}\" (sequence, key) SELECT max(t._sequence), {key} FROM \"{name}\" AS t GROUP BY {columns};",
         table = table(def),
-        key = row_key_sql(fields),
+        key = key_sql(row_columns(fields)),
         name = def.name,
     ))
 }

@@ -118,6 +118,16 @@ pub(crate) fn added_columns(
     Ok(statements)
 }
 
+/// The name of `def`'s (full) index of `fields`.
+pub(crate) fn index_name(def: &CollectionDef, fields: &[&FieldDef]) -> String {
+    let columns = fields
+        .iter()
+        .map(|f| f.column)
+        .collect::<Vec<_>>()
+        .join("_");
+    format!("{}_{columns}", def.name)
+}
+
 /// The indexes of `def`, each as its name and the statement that creates it (idempotent),
 /// once its columns exist. An index that starts with a [`CollectionDef::present_only`]
 /// field is partial, and named apart from a full one of the same columns, so a file with
@@ -148,16 +158,16 @@ pub(crate) fn indexes(def: &CollectionDef) -> Vec<(String, String)> {
         .iter()
         .filter(|index| super::merge::kept(def, index) && !super::newest::replaces(def, index))
     {
-        let columns = index.iter().map(|f| f.column).collect::<Vec<_>>().join("_");
+        let name = index_name(def, index);
         let present = index
             .first()
             .filter(|first| def.present_only.iter().any(|p| std::ptr::eq(*p, **first)));
         let (name, condition) = match present {
             Some(first) => (
-                format!("{}_{columns}_present", def.name),
+                format!("{name}_present"),
                 format!(" WHERE {} IS NOT NULL", quote(first.column)),
             ),
-            None => (format!("{}_{columns}", def.name), String::new()),
+            None => (name, String::new()),
         };
         indexes.push((
             name.clone(),
