@@ -476,19 +476,19 @@ fn insert_doc(
     def: &'static CollectionDef,
     sequence: i64,
     now: i64,
-    doc: Doc,
+    mut doc: Doc,
 ) -> Result<(), StoreError> {
-    let body = match doc.prepared {
-        Some(ref prepared) => std::borrow::Cow::Borrowed(prepared.as_str()),
-        None => std::borrow::Cow::Owned(sql::stored_body(def, &doc.body)),
-    };
+    let body = doc
+        .prepared
+        .take()
+        .unwrap_or_else(|| sql::stored_body(def, &doc.body));
     let bound = (|| {
         insert.raw_bind_parameter(1, sequence)?;
         insert.raw_bind_parameter(2, now)?;
         for (i, value) in doc.fields.iter().enumerate() {
             insert.raw_bind_parameter(i + 3, value)?;
         }
-        insert.raw_bind_parameter(doc.fields.len() + 3, body.as_ref())?;
+        insert.raw_bind_parameter(doc.fields.len() + 3, &body)?;
         insert.raw_execute()
     })();
     match bound {

@@ -161,7 +161,11 @@ impl<'a> Recorder<'a> {
 /// [`CollectionDef::newest`] fields equal to a value, `_sequence` descending, one row),
 /// the same find limited to that row's `_sequence` (or to none, when the key has no entry):
 /// the filter still checks the row.
-pub(crate) fn narrow(conn: &Connection, def: &CollectionDef, find: Find) -> rusqlite::Result<Find> {
+pub(crate) fn narrow(
+    conn: &Connection,
+    def: &CollectionDef,
+    mut find: Find,
+) -> rusqlite::Result<Find> {
     let Some(fields) = def.newest else {
         return Ok(find);
     };
@@ -193,7 +197,6 @@ pub(crate) fn narrow(conn: &Connection, def: &CollectionDef, find: Find) -> rusq
         ))?
         .query_row(params_from_iter(key), |row| row.get(0))
         .optional()?;
-    let mut find = find;
     find.filter
         .push(Cond::SequenceIn(sequence.into_iter().collect()));
     Ok(find)

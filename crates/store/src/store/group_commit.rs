@@ -146,7 +146,7 @@ impl<R: Grouped> Queue<R> {
 pub(crate) async fn submit<R: Grouped>(
     store: &Store,
     records: Vec<R>,
-    docs: Vec<Doc>,
+    mut docs: Vec<Doc>,
 ) -> Result<Committed, StoreError> {
     if records.is_empty() {
         return Ok(Committed {
@@ -162,7 +162,6 @@ pub(crate) async fn submit<R: Grouped>(
     };
     // What can be done before the writer's turn is done here, on the caller's task: the
     // writer works for every caller in turn.
-    let mut docs = docs;
     store.backend().prepare(R::DEF, &mut docs);
     let queue = R::queue(store);
     let mut batch = Batch {
