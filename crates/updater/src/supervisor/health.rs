@@ -360,13 +360,19 @@ mod tests {
         }
     }
 
-    /// A command probe running `script` in `dir` with a timeout of `timeout_ms`.
+    /// A command probe running `script` in `dir` with a timeout of `timeout_ms`. Its
+    /// owner is `dir`'s own name: tests running at once are other runs, and one probe's
+    /// search for what it left (by owner) must not find another test's probe.
     fn command_prober(script: &str, dir: &std::path::Path, timeout_ms: u64) -> Prober {
         let mut command = vupdate_core::update::Command::new("sh");
         command.args = vec!["-c".to_owned(), script.to_owned()];
         let mut check = HealthCheck::new(Probe::Command(Box::new(command)));
         check.timeout_ms = timeout_ms;
-        Prober::new(&check, "svc".to_owned(), dir.to_owned(), "o".to_owned()).expect("a probe")
+        let owner = dir
+            .file_name()
+            .expect("a named directory")
+            .to_string_lossy();
+        Prober::new(&check, "svc".to_owned(), dir.to_owned(), owner.into_owned()).expect("a probe")
     }
 
     /// Whether the process whose pid `dir/file` holds is gone (or a zombie).
