@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
+use vupdate_client::logs::{LogLine, LogSource};
 use vupdate_client::{Client, ClientError};
+use vupdate_core::log::Level;
 
 use crate::support::{Server, empty_state, eventually};
 
@@ -61,12 +63,32 @@ async fn log_uploads_waiting_for_the_store_leave_room_for_everything_else() {
     )
     .await;
 
-    // Two more at once: one waits for the log upload place and is refused when its wait
-    // is over; the other, with as many waiting as may run, is refused at once. Nothing of
-    // either is written.
+    // Two more at once, one by GraphQL, one by `POST /logs/batches` (as updaters send
+    // theirs): one waits for the log upload place and is refused when its wait is over;
+    // the other, with as many waiting as may run, is refused at once. Nothing of either is
+    // written.
     let asked = Instant::now();
-    let (second, third) = tokio::join!(add_logs(&admin, "second"), add_logs(&admin, "third"));
-    let mut messages: Vec<String> = [second, third]
+    let source = LogSource {
+        service: "api".to_owned(),
+        role: None,
+        instance: "vm-a".to_owned(),
+        directory: "/srv/api".to_owned(),
+        process: "2".to_owned(),
+        task: None,
+    };
+    let line = LogLine {
+        time: chrono::Utc::now(),
+        level: Level::Info,
+        unit: "app".to_owned(),
+        message: "third".to_owned(),
+        sequence: Some(1),
+        termination_status: None,
+    };
+    let (second, third) = tokio::join!(
+        add_logs(&admin, "second"),
+        admin.add_logs(&source, std::slice::from_ref(&line))
+    );
+    let mut messages: Vec<String> = [second.map(drop), third.map(drop)]
         .into_iter()
         .map(|answer| answer.expect_err("refused").to_string())
         .collect();

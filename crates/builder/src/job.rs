@@ -6,7 +6,7 @@
 //! distribution's `buildSettings`); the distribution is reached only through its public
 //! API (`vupdate-client`): private files
 //! are downloaded into a temporary directory, the build's log lines stream into the task
-//! log with `addLogs` (and to stdout), the image is uploaded and the version record added.
+//! log with `POST /logs/batches` (and to stdout), the image is uploaded and the version record added.
 //! Each step is named in the error that ends the job ([`BuilderError::Step`]); a
 //! cancellation kills the running build command's process group. The job's warnings go to
 //! stderr as `warning: …` lines, which a distribution running it keeps in the task log.

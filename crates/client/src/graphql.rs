@@ -105,7 +105,7 @@ fn is_query(document: &str) -> bool {
 }
 
 /// Whether `error` is a connection closed before any answer to a request sent on it.
-fn closed_before_answer(error: &reqwest::Error) -> bool {
+pub(crate) fn closed_before_answer(error: &reqwest::Error) -> bool {
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {

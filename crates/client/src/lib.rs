@@ -23,7 +23,7 @@
 //!   `GET /images/...` streamed to a file, resumed with `Range` after a cut and verified
 //!   against the server's `X-Content-Sha256`.
 //! - [`files`]: private files of builds, `GET /private-files/...` to a file and `PUT`.
-//! - [`logs`]: `addLogs` batches, and [`logs::LogSender`], which batches lines as they come
+//! - [`logs`]: log batches (`POST /logs/batches`), and [`logs::LogSender`], which batches lines as they come
 //!   and numbers them so a resend never duplicates a line.
 //! - [`mesh`]: a consumer distribution's calls to its provider (the versions offered,
 //!   tested marks, installed versions).
@@ -96,6 +96,9 @@ pub struct Client {
     base: String,
     token: Option<String>,
     socket: Arc<subscription::SocketSettings>,
+    /// Set once the distribution answered that it has no `POST /logs/batches` (one from
+    /// before it): log batches then go by GraphQL `addLogs`.
+    logs_by_graphql: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Client {
@@ -199,6 +202,7 @@ impl ClientBuilder {
             base,
             token: self.token,
             socket: Arc::new(socket),
+            logs_by_graphql: Arc::default(),
         })
     }
 }

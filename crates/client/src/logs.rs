@@ -1,4 +1,5 @@
-//! Log lines: `addLogs` batches, and [`LogSender`], which batches lines as they come.
+//! Log lines: batches sent to `POST /logs/batches` (GraphQL `addLogs` on a distribution
+//! from before that route), and [`LogSender`], which batches lines as they come.
 //!
 //! The distribution stores a batch whole or not at all and drops every line whose
 //! `sequence` is at or below the last one it stored for the same source (service,
@@ -19,8 +20,8 @@ use tokio::sync::mpsc;
 use vupdate_backoff::Backoff;
 use vupdate_core::log::Level;
 
-use crate::Client;
 use crate::error::ClientError;
+use crate::{Client, transport};
 
 /// The most lines the distribution takes in one `addLogs` call.
 pub const MAX_BATCH: usize = 10_000;
@@ -86,7 +87,7 @@ impl Client {
     ) -> Result<usize, ClientError> {
         let mut stored = 0;
         for batch in batches(lines) {
-            let variables = json!({
+            let batch = json!({
                 "service": source.service,
                 "role": source.role,
                 "instance": source.instance,
@@ -95,15 +96,65 @@ impl Client {
                 "task": source.task,
                 "logs": batch,
             });
-            let data: serde_json::Value = self.graphql_repeatable(ADD_LOGS, variables).await?;
-            stored += data["addLogs"]
-                .as_u64()
-                .ok_or_else(|| ClientError::Decode {
-                    what: "GraphQL `addLogs`".to_owned(),
-                    reason: format!("`addLogs` is not a count: {data}"),
-                })? as usize;
+            stored += self.add_log_batch(batch).await?;
         }
         Ok(stored)
+    }
+
+    /// Sends one batch (`addLogs`'s arguments as a JSON object) by `POST /logs/batches`,
+    /// or by GraphQL to a distribution without that route (which this client then
+    /// remembers).
+    async fn add_log_batch(&self, batch: serde_json::Value) -> Result<usize, ClientError> {
+        if !self.logs_by_graphql.load(Ordering::Relaxed) {
+            match self.post_log_batch(&batch).await {
+                Err(ClientError::Refused {
+                    status: 404 | 405, ..
+                }) => self.logs_by_graphql.store(true, Ordering::Relaxed),
+                sent => return sent,
+            }
+        }
+        let data: serde_json::Value = self.graphql_repeatable(ADD_LOGS, batch).await?;
+        data["addLogs"]
+            .as_u64()
+            .map(|count| count as usize)
+            .ok_or_else(|| ClientError::Decode {
+                what: "GraphQL `addLogs`".to_owned(),
+                reason: format!("`addLogs` is not a count: {data}"),
+            })
+    }
+
+    /// `POST /logs/batches`: sent once more when the server closed the connection without
+    /// answering, as a batch stored twice is stored once (its lines' sequences).
+    async fn post_log_batch(&self, batch: &serde_json::Value) -> Result<usize, ClientError> {
+        let url = self.url("/logs/batches");
+        let body = batch.to_string();
+        let send = |body: String| {
+            self.request(reqwest::Method::POST, &url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+        };
+        let response = match send(body.clone()).await {
+            Err(error) if crate::graphql::closed_before_answer(&error) => send(body).await,
+            sent => sent,
+        }
+        .map_err(|source| transport::transport("POST", &url, source))?;
+        if !response.status().is_success() {
+            return Err(transport::refused("POST", &url, response).await);
+        }
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            stored: usize,
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| transport::transport("POST", &url, source))?;
+        let answer: Stored = serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            what: format!("POST {url}"),
+            reason: format!("not a count of lines stored: {e}"),
+        })?;
+        Ok(answer.stored)
     }
 }
 

@@ -31,8 +31,9 @@
 //! Runs `BENCH_SECONDS` (30) of schedule; log shipping goes on for at most
 //! `BENCH_DRAIN_SECONDS` (60) after it, and what is still unsent then is counted. Prints
 //! per N: state reports offered and answered per second, their latency from the scheduled
-//! time (a stall counts for every report it delays) and their round trip once sent, log lines written, accepted (the sum of
-//! `addLogs`'s answers) and per second, refused (lines of batches the server turned away,
+//! time (a stall counts for every report it delays), their round trip once sent and the
+//! server's own p99 (from its `/metrics`), log lines written, accepted (the sum of the
+//! batches' answers) and per second, refused (lines of batches the server turned away,
 //! each time), lost (sent in an answered batch but not accepted), not sent by the end of
 //! the drain, errors, the server's RSS at the end and its peak, its CPU, and the
 //! machine's load.
@@ -45,7 +46,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::calls::{Errors, graphql, report_body};
+use support::calls::{Errors, post_json, report_body};
 use support::{BenchResult, CpuMeter, Latencies, Server, ServerInfo};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -54,8 +55,6 @@ use vupdate_backoff::Backoff;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// `addLogs`, as updaters send it.
-const ADD_LOGS: &str = "mutation($service: String!, $role: String, $instance: String!, $directory: String!, $process: String!, $task: String, $logs: [LogLineInput!]!) { addLogs(service: $service, role: $role, instance: $instance, directory: $directory, process: $process, task: $task, logs: $logs) }";
 /// The most lines in one batch: the updater drainer's `max_lines`.
 const MAX_BATCH_LINES: u64 = 1000;
 /// The server's connection limit (and requests per address) when reports are not capped.
@@ -185,7 +184,7 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
         let simulated = Arc::new(Instance {
             number: instance,
             client: client.clone(),
-            url: format!("{}/graphql", info.base),
+            base: info.base.clone(),
             token: info.updater.clone(),
             settings: settings.clone(),
             tally: tally.clone(),
@@ -206,6 +205,9 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
     .is_ok();
     let abandoned = loops.len();
     loops.abort_all();
+    // What the server itself took for a report, from its own histogram (the bench's
+    // figures add the client's side, which shares the machine).
+    let server_p99 = support::server_p99(&client, &info.base, "/graphql").await;
     let wall = start.elapsed().as_secs_f64();
     let mut tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|p| p.into_inner()));
     // CPU per request: the reports and the log batches answered.
@@ -222,7 +224,7 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
     let round_trips = tally.round_trips.summary();
     let (rss, peak) = (support::rss_kib(info.pid), support::rss_peak_kib(info.pid));
     Ok(format!(
-        "{count:>7} instances: reports offered {offered:.0}/s, answered {answered:.0}/s, latency from schedule p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms (round trip {round_trips}); \
+        "{count:>7} instances: reports offered {offered:.0}/s, answered {answered:.0}/s, latency from schedule p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms (round trip {round_trips}; in the server p99 {server_p99}); \
          {} of {scheduled} scheduled reports answered; log lines written {} (offered {:.0}/s), accepted {} (at {:.0}/s over {wall:.0} s) in {} batches, refused {} in {} refusals, lost {}, not sent by the end {}; {}{}; server RSS {} MiB (peak {} MiB); {cpu}",
         tally.reports.len(),
         tally.lines_written,
@@ -249,7 +251,8 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
 struct Instance {
     number: usize,
     client: reqwest::Client,
-    url: String,
+    /// The server's `http://host:port`.
+    base: String,
     token: String,
     settings: Arc<Settings>,
     tally: Arc<Mutex<Tally>>,
@@ -268,7 +271,7 @@ impl Instance {
                 self.settings.services,
                 self.settings.per_report,
             );
-            let (answer, round_trip) = self.timed_call(body, slots).await;
+            let (answer, round_trip) = self.post("/graphql", body, slots).await;
             self.count(|tally| match answer {
                 Ok(_) => {
                     tally.reports.record(at.elapsed());
@@ -305,11 +308,11 @@ impl Instance {
             while sent < written && Instant::now() < give_up {
                 let lines = (written - sent).min(MAX_BATCH_LINES);
                 let batch = self.logs(sent, lines as usize);
-                match self.call(batch, slots).await {
+                match self.post("/logs/batches", batch, slots).await.0 {
                     Ok(answer) => {
                         let accepted = serde_json::from_slice::<Value>(&answer)
                             .ok()
-                            .and_then(|value| value["data"]["addLogs"].as_u64())
+                            .and_then(|value| value["stored"].as_u64())
                             .unwrap_or(0);
                         self.count(|tally| {
                             tally.batches += 1;
@@ -321,7 +324,7 @@ impl Instance {
                     }
                     Err(message) => {
                         self.count(|tally| {
-                            tally.errors.add(format!("addLogs: {message}"));
+                            tally.errors.add(format!("POST /logs/batches: {message}"));
                             tally.lines_refused += lines;
                             tally.refusals += 1;
                         });
@@ -341,13 +344,11 @@ impl Instance {
         record(&mut self.tally.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
-    async fn call(&self, body: String, slots: &Semaphore) -> Result<bytes::Bytes, String> {
-        self.timed_call(body, slots).await.0
-    }
-
-    /// [`Self::call`], with how long the call took once it had a slot.
-    async fn timed_call(
+    /// Posts `body` to `path` once a slot is free; the answer, and how long the call
+    /// took once it had its slot.
+    async fn post(
         &self,
+        path: &str,
         body: String,
         slots: &Semaphore,
     ) -> (Result<bytes::Bytes, String>, Duration) {
@@ -355,11 +356,12 @@ impl Instance {
             return (Err("the bench stopped".to_owned()), Duration::ZERO);
         };
         let sent = Instant::now();
-        let answer = graphql(&self.client, &self.url, &self.token, body).await;
+        let url = format!("{}{path}", self.base);
+        let answer = post_json(&self.client, &url, &self.token, body).await;
         (answer, sent.elapsed())
     }
 
-    /// One `addLogs` batch of `lines` lines of this instance's first service, numbered
+    /// One `POST /logs/batches` batch of `lines` lines of this instance's first service, numbered
     /// from `sent` + 1.
     fn logs(&self, sent: u64, lines: usize) -> String {
         let sequence = sent as i64;
@@ -378,16 +380,13 @@ impl Instance {
             })
             .collect();
         json!({
-            "query": ADD_LOGS,
-            "variables": {
-                "service": service,
-                "role": null,
-                "instance": format!("vm-{:05}", self.number),
-                "directory": format!("/srv/{service}"),
-                "process": "main",
-                "task": null,
-                "logs": logs,
-            },
+            "service": service,
+            "role": null,
+            "instance": format!("vm-{:05}", self.number),
+            "directory": format!("/srv/{service}"),
+            "process": "main",
+            "task": null,
+            "logs": logs,
         })
         .to_string()
     }

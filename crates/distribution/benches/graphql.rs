@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::calls::{Errors, Outcome, REQUEST_TIMEOUT, graphql, report_body};
+use support::calls::{Errors, Outcome, REQUEST_TIMEOUT, post_json, report_body};
 use support::{BenchResult, CpuMeter, Latencies, Server, ServerInfo};
 use tokio::sync::Semaphore;
 
@@ -111,7 +111,7 @@ async fn send(
             body,
         } => {
             let token = if authenticated { token } else { "" };
-            graphql(client, &format!("{}/graphql", info.base), token, body)
+            post_json(client, &format!("{}/graphql", info.base), token, body)
                 .await
                 .map(drop)
         }
@@ -181,7 +181,7 @@ async fn bench_client_desired(
     // Check once that the answer is the whole list.
     let client = support::client(1)?;
     let body = json!({"query": CLIENT_DESIRED}).to_string();
-    let bytes = graphql(
+    let bytes = post_json(
         &client,
         &format!("{}/graphql", info.base),
         &info.updater,
@@ -322,7 +322,7 @@ async fn open_loop_states(
                 .await
                 .expect("the semaphore is never closed");
             let body = report_body(j % instances, services, per_report);
-            let outcome = match graphql(&client, &url, &token, body).await {
+            let outcome = match post_json(&client, &url, &token, body).await {
                 Ok(_) => Outcome::Ok,
                 Err(message) => Outcome::Failed(message),
             };

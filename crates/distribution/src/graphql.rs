@@ -49,6 +49,7 @@ use crate::config::GraphqlLimits;
 
 pub use context::{ApiContext, Caller, DistributionInfo, TIP_ATTEMPTS, require};
 use document_cache::DocumentCache;
+pub(crate) use install::check_reported_instance;
 pub use limits::{OperationLimits, OperationSlots};
 pub(crate) use logs::LogFilter;
 pub use result::ApiResult;

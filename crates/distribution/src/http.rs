@@ -20,6 +20,8 @@
 //! - `PUT /faults/{id}`, `GET /faults/{distribution}/{id}`: fault report archives; `PUT`
 //!   and `GET /private-files/{kind}/{service}/{*path}`: private files (see `files`).
 //! - `GET /metrics`: Prometheus text format, no login.
+//! - `POST /logs/batches` (Administrator, Updater, Builder): a batch of log lines, as
+//!   `addLogs` takes it, read without GraphQL (see `logs`); `200 {"stored": N}`.
 //! - `GET /logs/download` (Administrator, Developer): the lines a `logs` filter matches,
 //!   oldest first, as a text file (see `logs`).
 //! - `GET /install/updater.sh` (no login), `GET /install/updater.sha256` and
@@ -81,6 +83,12 @@ pub struct AppState {
     pub store: vupdate_store::Store,
     /// The install script, the updater binary and the enrolment tokens.
     pub install: crate::install::Installer,
+    /// Stores log batches (`POST /logs/batches`).
+    pub intake: crate::intake::LogIntake,
+    /// The state in force, which tells a `name-role` service of an older sender apart.
+    pub in_force: tokio::sync::watch::Receiver<Option<crate::watcher::InForce>>,
+    /// Where log uploads are worked on ([`crate::runtime::LogUploads`]).
+    pub log_uploads: tokio::runtime::Handle,
 }
 
 /// The distribution's router, ready to serve.
@@ -101,6 +109,7 @@ pub fn app(state: AppState) -> Router {
                 .delete(files::remove_private),
         )
         .route("/private-files/{kind}", get(files::list_private))
+        .route("/logs/batches", post(logs::upload))
         .route("/logs/download", get(logs::download))
         .route("/install/updater.sh", get(install::script))
         .route("/install/updater.sha256", get(install::checksum))

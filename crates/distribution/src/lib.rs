@@ -43,6 +43,7 @@ pub mod http;
 pub mod install;
 pub mod known_bad;
 pub mod leadership;
+mod log_batch;
 /// The image store lives in its own crate, `vupdate-images`; this name keeps its old path.
 pub use vupdate_images as images;
 pub mod intake;

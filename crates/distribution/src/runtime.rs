@@ -33,3 +33,50 @@ pub fn server(workers: Option<usize>) -> io::Result<Runtime> {
         .enable_all()
         .build()
 }
+
+/// The runtime log uploads are worked on (`POST /logs/batches`: reading a batch's lines,
+/// making their records): one thread of its own, apart from the server's workers, so a
+/// fleet's log flood takes at most that thread's share of the CPU and the state reports,
+/// desired-version polls and the dashboard keep the workers. The store's writer is not
+/// on it: the store runs its writer's turns on the runtime it was opened on. Dropping it
+/// stops the thread (uploads still on it are answered as failed).
+#[derive(Debug)]
+pub struct LogUploads {
+    handle: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl LogUploads {
+    /// Starts the thread.
+    pub fn start() -> io::Result<LogUploads> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (started, handle) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("vupdate-logs".to_owned())
+            .spawn(move || {
+                let runtime = match Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let _ = started.send(Err(error));
+                        return;
+                    }
+                };
+                let _ = started.send(Ok(runtime.handle().clone()));
+                runtime.block_on(async move {
+                    let _ = stopped.await;
+                });
+            })?;
+        let handle = handle
+            .recv()
+            .map_err(|_| io::Error::other("the log upload thread ended before it started"))??;
+        Ok(LogUploads {
+            handle,
+            _stop: stop,
+        })
+    }
+
+    /// Where log uploads are spawned.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+}

@@ -119,6 +119,8 @@ pub struct Distribution {
     release: watch::Sender<bool>,
     /// What a replica does at each take-over of the lease (MongoDB only).
     take_over: Option<JoinHandle<()>>,
+    /// The thread log uploads are worked on, stopped with the server.
+    _log_uploads: crate::runtime::LogUploads,
 }
 
 impl std::fmt::Debug for Distribution {
@@ -534,6 +536,7 @@ impl Distribution {
             install: installer.clone(),
             self_update: self_updates,
         };
+        let log_uploads = crate::runtime::LogUploads::start().map_err(ServerError::LogUploads)?;
         let router = http::app(AppState {
             auth: auth.clone(),
             images,
@@ -544,6 +547,9 @@ impl Distribution {
             metrics: metrics.clone(),
             store: context.store.clone(),
             install: installer.clone(),
+            intake: context.intake.clone(),
+            in_force: context.in_force.clone(),
+            log_uploads: log_uploads.handle().clone(),
         })
         .merge(graphql::routes(
             graphql::schema(context.clone(), limits.graphql),
@@ -590,6 +596,7 @@ impl Distribution {
             lease_keeper,
             release,
             take_over,
+            _log_uploads: log_uploads,
         })
     }
 

@@ -87,6 +87,8 @@ struct Inner {
     unindexed: std::sync::atomic::AtomicUsize,
     /// Whether a text index catch-up runs.
     indexing: std::sync::atomic::AtomicBool,
+    /// The runtime the store was opened on, where its own tasks run (see [`Store::spawn`]).
+    runtime: tokio::runtime::Handle,
 }
 
 impl fmt::Debug for Store {
@@ -110,9 +112,23 @@ impl Store {
                 state_queue: group_commit::Queue::default(),
                 unindexed: std::sync::atomic::AtomicUsize::new(0),
                 indexing: std::sync::atomic::AtomicBool::new(false),
+                runtime: tokio::runtime::Handle::current(),
             }),
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Runs `task` on the runtime the store was opened on, whichever runtime the caller
+    /// is on: the writer's turns and the text index then work at the priority of the
+    /// server's own threads even for a caller on a lower-priority runtime (the
+    /// distribution's log intake), so a state report never waits behind a write that
+    /// runs slowly at the caller's priority.
+    pub(crate) fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.runtime.spawn(task)
     }
 
     /// Starts indexing, in the background, the log lines a file holds that are not yet in

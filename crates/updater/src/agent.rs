@@ -77,7 +77,7 @@ pub type DesiredVersions = BTreeMap<ServiceName, ClientVersion>;
 pub struct Seams<I, L, F, S> {
     /// Image downloads (`GET /images/client/{service}/{version}`).
     pub images: I,
-    /// Log uploads (`addLogs`).
+    /// Log uploads (`POST /logs/batches`).
     pub logs: L,
     /// Fault report uploads (`PUT /faults/{id}`, then `addFaultReport`).
     pub faults: F,

@@ -13,7 +13,7 @@
 //!   where the machine gives one), restarted with backoff, checked against its restart
 //!   conditions, stopped tree-wide.
 //! - [`logs`]: stdout/stderr line by line into the tail, rotating files and the upload
-//!   spool; [`logs::LogSink`] is the seam to `addLogs`.
+//!   spool; [`logs::LogSink`] is the seam to `POST /logs/batches`.
 //! - [`faults`]: fault report zips kept until uploaded; [`faults::FaultUploader`] is the
 //!   seam to the fault upload.
 //! - [`state`]: the per-service state the reporter sends; [`state::StateSink`] is the seam

@@ -8,7 +8,7 @@
 //! subscribers, who may fall behind and then lose lines (counted per subscriber), since a
 //! slow reader must never slow the service. The spool is the one path that loses nothing:
 //! [`drain()`] reads it with a [`SpoolReader`], sends batches through a [`LogSink`] (the
-//! distribution's `addLogs`, wired by the binary), retries with backoff and acknowledges.
+//! distribution's `POST /logs/batches`, wired by the binary), retries with backoff and acknowledges.
 //!
 //! - [`rotate`]: size-based rotation by rename and reopen.
 //! - [`spool`]: append-only numbered segments and the acknowledged-up-to marker.

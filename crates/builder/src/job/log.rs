@@ -8,7 +8,7 @@ use vupdate_core::log::Level;
 
 use crate::BuildLog;
 
-/// A build log that streams to the distribution's `addLogs` and prints each line.
+/// A build log that streams to the distribution (`POST /logs/batches`) and prints each line.
 pub(super) struct ApiLog {
     sender: LogSender,
 }

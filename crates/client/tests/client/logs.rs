@@ -131,3 +131,111 @@ async fn the_sender_delivers_every_line_in_batches_and_reports_at_close() {
     let report = sender.close(Duration::from_millis(800)).await;
     assert_eq!((report.sent, report.dropped), (0, 1));
 }
+
+/// A distribution from before `POST /logs/batches`, as far as log batches go: that route
+/// answers `404 NOT_FOUND` as such a server's fallback does, and `addLogs` stores every
+/// line. Counts the requests to each.
+async fn older_distribution() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut socket = tokio::io::BufReader::new(socket);
+                loop {
+                    let mut head = String::new();
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        if socket.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if let Some((name, value)) = line.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().expect("length");
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        head.push_str(&line);
+                    }
+                    let mut body = vec![0; length];
+                    socket.read_exact(&mut body).await.expect("body");
+                    let request = head.lines().next().unwrap_or_default().to_owned();
+                    seen.lock().expect("lock").push(request.clone());
+                    let (status, answer) = if request.starts_with("POST /graphql ") {
+                        let body: Value = serde_json::from_slice(&body).expect("JSON");
+                        let lines = body["variables"]["logs"].as_array().map_or(0, Vec::len);
+                        ("200 OK", json!({"data": {"addLogs": lines}}))
+                    } else {
+                        (
+                            "404 Not Found",
+                            json!({"error": {"code": "NOT_FOUND", "message": "no such route"}}),
+                        )
+                    };
+                    let answer = answer.to_string();
+                    let response = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if socket
+                        .get_mut()
+                        .write_all(response.as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (base, asked)
+}
+
+#[tokio::test]
+async fn a_distribution_without_the_log_batch_route_gets_batches_by_graphql() {
+    let (base, asked) = older_distribution().await;
+    let client = vupdate_client::Client::new(base, Some("token".to_owned())).expect("client");
+    let lines: Vec<LogLine> = (0..4)
+        .map(|i| LogLine {
+            time: chrono::Utc::now(),
+            level: Level::Info,
+            unit: "PROCESS".to_owned(),
+            message: format!("line {i}"),
+            sequence: Some(i),
+            termination_status: None,
+        })
+        .collect();
+    let source = source("t-older");
+    assert_eq!(client.add_logs(&source, &lines).await.expect("sent"), 4);
+    assert_eq!(
+        client.add_logs(&source, &lines[..2]).await.expect("sent"),
+        2
+    );
+    // The route is asked once; the client remembers the answer (and so do its clones).
+    assert_eq!(
+        client
+            .clone()
+            .add_logs(&source, &lines[..1])
+            .await
+            .expect("sent"),
+        1
+    );
+    assert_eq!(
+        *asked.lock().expect("lock"),
+        [
+            "POST /logs/batches HTTP/1.1",
+            "POST /graphql HTTP/1.1",
+            "POST /graphql HTTP/1.1",
+            "POST /graphql HTTP/1.1"
+        ]
+    );
+}

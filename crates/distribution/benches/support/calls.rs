@@ -1,5 +1,5 @@
-//! Requests the HTTP benches make: GraphQL calls that must answer without `errors`, an
-//! error tally, and an instance's state report.
+//! Requests the HTTP benches make: JSON posts (GraphQL calls, log batches) that must
+//! answer without `errors`, an error tally, and an instance's state report.
 
 use std::time::Duration;
 
@@ -20,9 +20,9 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Sends one GraphQL operation with `token` and reads the whole answer; it must hold no
-/// `errors`.
-pub async fn graphql(
+/// Posts one JSON body (a GraphQL operation, a `POST /logs/batches` batch) with `token` and reads
+/// the whole answer; it must be a success and hold no `errors`.
+pub async fn post_json(
     client: &reqwest::Client,
     url: &str,
     token: &str,

@@ -541,3 +541,45 @@ impl Latencies {
         Some([at(0.50), at(0.99), at(1.0)])
     }
 }
+
+/// The 99th percentile of `POST <route>` in the server's own `/metrics` histogram of
+/// request durations (the server's view, without the client's side), as text: linear
+/// within its bucket as Prometheus's `histogram_quantile` reads it, with the bucket.
+pub async fn server_p99(client: &reqwest::Client, base: &str, route: &str) -> String {
+    let text = match client.get(format!("{base}/metrics")).send().await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(error) => return format!("unknown ({error})"),
+    };
+    let labels = format!("method=\"POST\",route=\"{route}\"}}");
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("vupdate_http_request_duration_seconds_bucket{le=\""))
+        .filter_map(|rest| {
+            let (bound, rest) = rest.split_once("\",")?;
+            let count = rest.strip_prefix(labels.as_str())?.trim();
+            Some((bound.parse().ok()?, count.parse().ok()?))
+        })
+        .collect();
+    let Some(&(_, total)) = buckets.last() else {
+        return "unknown (no requests counted)".to_owned();
+    };
+    let rank = total * 0.99;
+    let mut below = (0.0, 0.0);
+    for &(bound, count) in &buckets {
+        if count >= rank {
+            if bound == f64::INFINITY {
+                return format!("over {:.1} ms", below.0 * 1000.0);
+            }
+            let share = (rank - below.1) / (count - below.1).max(1.0);
+            let p99 = below.0 + (bound - below.0) * share;
+            return format!(
+                "{:.0} ms, in {:.1}–{:.1}",
+                p99 * 1000.0,
+                below.0 * 1000.0,
+                bound * 1000.0
+            );
+        }
+        below = (bound, count);
+    }
+    "unknown".to_owned()
+}

@@ -4,10 +4,8 @@
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures::Stream;
-use vupdate_core::log::Level;
-use vupdate_core::paths::clean_directory;
 use vupdate_store::FollowFrom;
-use vupdate_store::model::logs::{LogField, LogQuery, LogRecord, MAX_MESSAGE_BYTES};
+use vupdate_store::model::logs::{LogField, LogQuery};
 
 use super::context::{api, require};
 use super::records::LogLine;
@@ -15,35 +13,12 @@ use super::result::ApiResult as _;
 use super::types::parse_arg;
 use crate::auth::Role;
 use crate::http::ApiError;
-use crate::intake::LogSource;
-use crate::roles::{read_instance, split_in_force};
+use crate::log_batch::{LogBatch, LogLineInput, SENDERS};
 
 /// Who reads logs.
 const READERS: &[Role] = &[Role::Administrator, Role::Developer];
-/// Who sends logs: updaters (service logs) and builders (task logs).
-const SENDERS: &[Role] = &[Role::Administrator, Role::Updater, Role::Builder];
 /// The most lines one query returns.
 const MAX_LINES: u64 = 10_000;
-/// The most lines one batch may carry.
-const MAX_BATCH: usize = 10_000;
-
-/// One line as a sender sends it.
-#[derive(InputObject)]
-struct LogLineInput {
-    /// The sender's sequence number, increasing per source; lines at or below the last
-    /// stored one are dropped, so resending a batch is safe.
-    sequence: Option<i64>,
-    /// When it was written.
-    time: DateTime<Utc>,
-    /// `TRACE`, `DEBUG`, `INFO`, `WARN` or `ERROR`.
-    level: String,
-    /// The functional unit that wrote it.
-    unit: String,
-    /// The message.
-    message: String,
-    /// For the last line of a task or process: whether it succeeded.
-    termination_status: Option<bool>,
-}
 
 /// The filters every log query shares.
 // Also the query parameters of `GET /logs/download` (`http::logs`).
@@ -247,56 +222,20 @@ impl LogsMutation {
         logs: Vec<LogLineInput>,
     ) -> async_graphql::Result<usize> {
         let principal = require(ctx, SENDERS)?;
-        super::install::check_reported_instance(principal, "instance", &instance).api()?;
-        if logs.len() > MAX_BATCH {
-            return Err(ApiError::bad_request(format!(
-                "argument `logs`: {} lines in one batch, more than the {MAX_BATCH} allowed; send smaller batches",
-                logs.len()
-            )))
-            .api();
-        }
-        let in_force = api(ctx).in_force.borrow().clone();
-        let (service, role) = read_instance("service", &service, role, |name| {
-            split_in_force(&in_force, name)
-        })
-        .api()?;
-        let directory = clean_directory(&directory);
-        let records = logs
-            .into_iter()
-            .enumerate()
-            .map(|(index, line)| {
-                let level: Level = parse_arg(&format!("logs[{index}].level"), &line.level)?;
-                if line.message.len() > MAX_MESSAGE_BYTES {
-                    return Err(ApiError::bad_request(format!(
-                        "argument `logs[{index}].message`: {} bytes, more than the {MAX_MESSAGE_BYTES} allowed; cut long lines",
-                        line.message.len()
-                    )));
-                }
-                Ok(LogRecord {
-                    service: service.clone(),
-                    role: role.clone(),
-                    instance: instance.clone(),
-                    directory: directory.clone(),
-                    process: process.clone(),
-                    task: task.clone(),
-                    time: line.time,
-                    level,
-                    unit: line.unit,
-                    message: line.message,
-                    termination_status: line.termination_status,
-                    source_sequence: line.sequence,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .api()?;
-        let source = LogSource {
+        let batch = LogBatch {
             service,
             role,
             instance,
             directory,
             process,
+            task,
+            logs,
         };
-        api(ctx).intake.add(source, records).await.api()
+        let api = api(ctx);
+        batch
+            .store(principal, &api.in_force, &api.intake)
+            .await
+            .api()
     }
 }
 

@@ -7,7 +7,7 @@
 //! - its address has `perAddress` requests in progress: `429 TOO_MANY_REQUESTS`; the
 //!   server has `max` and none ends within [`PLACE_WAIT`]: `503 SERVER_BUSY` (a request
 //!   counts until its response's last byte is sent, so slow downloads count too);
-//! - it uploads log lines (`addLogs`, see [`log_uploads`]): once its body is read it leaves
+//! - it uploads log lines (`POST /logs/batches`, or `addLogs`, see [`log_uploads`]): once its body is read it leaves
 //!   the `max` places for one of `maxLogUploads` places of its own, waiting for one at
 //!   most [`LOG_UPLOAD_WAIT`], then `503 SERVER_BUSY`; so log batches waiting for the
 //!   store never take the places state reports and everything else need. As many may
@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use futures::StreamExt as _;
@@ -84,6 +84,8 @@ impl RequestGate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Graphql,
+    /// `POST /logs/batches`: a batch of lines, bounded as an `addLogs` request is.
+    Logs,
     Image,
     Fault,
     PrivateFile,
@@ -94,6 +96,8 @@ impl Route {
     fn of(path: &str) -> Route {
         if path == "/graphql" || path.starts_with("/graphql/") {
             Route::Graphql
+        } else if path == "/logs/batches" {
+            Route::Logs
         } else if path.starts_with("/images/") {
             Route::Image
         } else if path.starts_with("/faults/") {
@@ -108,7 +112,7 @@ impl Route {
     /// The largest body, and whether it streams on to the handler.
     fn body_limit(self, limits: &RequestLimits) -> (u64, bool) {
         match self {
-            Route::Graphql => (limits.max_graphql_body, false),
+            Route::Graphql | Route::Logs => (limits.max_graphql_body, false),
             Route::Other => (limits.max_body, false),
             Route::Image => (limits.max_image, true),
             Route::Fault => (limits.max_fault_archive, true),
@@ -153,10 +157,12 @@ pub async fn enforce(State(gate): State<RequestGate>, request: Request, next: Ne
             Ok(bytes) => bytes,
             Err(error) => return refuse(error),
         };
-        if route == Route::Graphql
-            && log_uploads::is_log_upload(&bytes)
-            && let Err(error) = hold.move_to_log_uploads(&gate).await
-        {
+        let log_upload = match route {
+            Route::Graphql => log_uploads::is_log_upload(&bytes),
+            Route::Logs => parts.method == Method::POST,
+            _ => false,
+        };
+        if log_upload && let Err(error) = hold.move_to_log_uploads(&gate).await {
             return refuse(error);
         }
         Body::from(bytes)
@@ -441,6 +447,8 @@ mod tests {
                 Route::PrivateFile,
             ),
             ("/hooks/git", Route::Other),
+            ("/logs/batches", Route::Logs),
+            ("/logs/download", Route::Other),
             ("/no/such/route", Route::Other),
         ] {
             assert_eq!(Route::of(path), route, "{path}");

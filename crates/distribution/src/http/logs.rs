@@ -1,23 +1,35 @@
-//! `GET /logs/download` (Administrator, Developer): every line a filter matches, oldest
-//! first, as a text file, for the dashboard's "download" and for `curl`.
+//! The log routes:
 //!
-//! The query parameters are the `LogFilter` of the GraphQL `logs` query: `service`,
-//! `role`, `instance`, `directory`, `process`, `task`, `minLevel`, `find`, `fromTime`,
-//! `toTime` (RFC 3339). Each line is `service[-role] instance process` followed by the
-//! line in the standard format (`date LEVEL unit message`). The body is streamed page by page in
-//! store order, so a large download holds one page in memory; it stops after
-//! [`MAX_LINES`] lines and then says so on a last line.
+//! - `POST /logs/batches` (Administrator, Updater, Builder): stores a batch of lines of one
+//!   process, as GraphQL `addLogs` does and with the same checks, but read by serde
+//!   straight from the body: the way updaters send theirs, since log batches are most of
+//!   what a fleet sends and GraphQL's value trees cost the server more than storing the
+//!   lines (the `fleet` bench). The body is a JSON object of `addLogs`'s arguments
+//!   (`service`, `role`, `instance`, `directory`, `process`, `task`, `logs`); the answer
+//!   `200 {"stored": N}` counts the lines that were new.
+//! - `GET /logs/download` (Administrator, Developer): every line a filter matches, oldest
+//!   first, as a text file, for the dashboard's "download" and for `curl`.
+//!
+//! The query parameters of a download are the `LogFilter` of the GraphQL `logs` query:
+//! `service`, `role`, `instance`, `directory`, `process`, `task`, `minLevel`, `find`,
+//! `fromTime`, `toTime` (RFC 3339). Each line is `service[-role] instance process`
+//! followed by the line in the standard format (`date LEVEL unit message`). The body is
+//! streamed page by page in store order, so a large download holds one page in memory; it
+//! stops after [`MAX_LINES`] lines and then says so on a last line.
 
-use axum::body::Body;
+use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
 use vupdate_core::log::LogLine;
 use vupdate_store::model::logs::LogRecord;
 
 use super::{ApiError, AppState};
 use crate::auth::{Principal, Role};
 use crate::graphql::LogFilter;
+use crate::log_batch::{LogBatch, SENDERS};
 
 /// The most lines one download carries.
 pub const MAX_LINES: u64 = 1_000_000;
@@ -40,7 +52,41 @@ fn file_name(filter: &LogFilter) -> String {
     format!("logs-{safe}.log")
 }
 
-/// The handler.
+/// `POST /logs/batches`.
+pub(super) async fn upload(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    // Who may send is known before the body is read into lines.
+    principal.require(SENDERS)?;
+    let (in_force, intake) = (state.in_force.clone(), state.intake.clone());
+    let stored = state
+        .log_uploads
+        .spawn(async move {
+            read_batch(&body)?
+                .store(&principal, &in_force, &intake)
+                .await
+        })
+        .await
+        .map_err(|error| ApiError::internal(format!("the log upload ended: {error}")))??;
+    Ok(Json(json!({ "stored": stored })))
+}
+
+/// A `POST /logs/batches` body as a batch, or what is wrong with it and where.
+fn read_batch(body: &[u8]) -> Result<LogBatch, ApiError> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)).map_err(
+        |error| {
+            let at = error.path().to_string();
+            ApiError::bad_request(match at.as_str() {
+                "." => format!("the body is not a batch of log lines: {}", error.inner()),
+                _ => format!("the body's `{at}`: {}", error.inner()),
+            })
+        },
+    )
+}
+
+/// `GET /logs/download`.
 pub(super) async fn download(
     State(state): State<AppState>,
     principal: Principal,

@@ -102,6 +102,10 @@ async fn serve_with(
             None,
             None,
         ),
+        intake: crate::intake::LogIntake::new(store.clone()),
+        // No state in force: every service name is read whole.
+        in_force: tokio::sync::watch::channel(None).1,
+        log_uploads: tokio::runtime::Handle::current(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");

@@ -30,6 +30,9 @@ pub enum ServerError {
     /// The store cannot be opened.
     #[error("cannot open the store: {0}")]
     Store(vupdate_store::StoreError),
+    /// The thread log uploads are worked on cannot be started.
+    #[error("cannot start the log upload thread: {0}")]
+    LogUploads(std::io::Error),
     /// The JWT key or the first accounts cannot be set up.
     #[error("cannot set up accounts: {0}")]
     Auth(AuthError),

@@ -65,6 +65,116 @@ async fn log_lines_sent_twice_are_stored_once() {
     assert_eq!(values["logValues"], json!(["vm-1"]));
 }
 
+/// `POST /logs/batches` with `token` and `body`: the status and the answer's JSON.
+async fn post_batch(harness: &Harness, token: &str, body: Value) -> (u16, Value) {
+    let mut request = harness
+        .client
+        .post(harness.url("/logs/batches"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if !token.is_empty() {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("POST /logs/batches");
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body");
+    let answer = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+    (status, answer)
+}
+
+fn batch(logs: Value) -> Value {
+    json!({"service": "api", "role": null, "instance": "vm-1", "directory": "/srv/api/", "process": "4242", "logs": logs})
+}
+
+#[tokio::test]
+async fn log_batches_posted_without_graphql_are_stored_once_and_checked_alike() {
+    let harness = Harness::start().await;
+    let (status, first) = post_batch(&harness, &harness.updater, batch(lines(1..=5))).await;
+    assert_eq!((status, &first), (200, &json!({"stored": 5})));
+    // Resent, overlapping, and then the same source by GraphQL: each line once.
+    let (_, again) = post_batch(&harness, &harness.updater, batch(lines(3..=8))).await;
+    assert_eq!(again, json!({"stored": 3}));
+    let by_graphql = harness
+        .ok(&harness.updater, ADD_LOGS, json!({"logs": lines(7..=9)}))
+        .await;
+    assert_eq!(by_graphql["addLogs"], 1, "the same source, by either way");
+    let stored = harness
+        .ok(
+            &harness.developer,
+            r#"{ logs(filter: {service: "api", instance: "vm-1"}, limit: 20) { message directory process role } }"#,
+            json!({}),
+        )
+        .await;
+    let lines_stored = stored["logs"].as_array().expect("lines");
+    assert_eq!(lines_stored.len(), 9, "{stored:#}");
+    assert_eq!(lines_stored[0]["message"], "line 9");
+    assert_eq!(
+        lines_stored[8]["directory"], "/srv/api",
+        "cleaned as addLogs cleans it"
+    );
+    assert_eq!(lines_stored[8]["role"], Value::Null);
+
+    // What is wrong is named, and nothing of a refused batch is stored.
+    let refusals = [
+        (
+            json!({"sequence": 20, "time": "2026-12-01T10:00:00Z", "level": "LOUD", "unit": "main", "message": "x"}),
+            "logs[0].level",
+        ),
+        (
+            json!({"sequence": 21, "time": "yesterday", "level": "INFO", "unit": "main", "message": "x"}),
+            "the body's `logs[0].time`",
+        ),
+        (
+            json!({"sequence": 22, "time": "2026-12-01T10:00:00Z", "levle": "INFO", "unit": "main", "message": "x"}),
+            "unknown field `levle`",
+        ),
+    ];
+    for (line, named) in refusals {
+        let good = json!({"sequence": 19, "time": "2026-12-01T10:00:00Z", "level": "INFO", "unit": "main", "message": "good"});
+        let (status, answer) =
+            post_batch(&harness, &harness.updater, batch(json!([good, line]))).await;
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["code"], "BAD_REQUEST");
+        assert!(message.contains(&named.replace("[0]", "[1]")), "{message}");
+    }
+    let (status, answer) = post_batch(
+        &harness,
+        &harness.updater,
+        json!({"service": "api", "logs": []}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("missing field `instance`")),
+        "{answer}"
+    );
+    let count = harness
+        .ok(
+            &harness.developer,
+            r#"{ logs(filter: {service: "api"}, limit: 20) { sequence } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        count["logs"].as_array().map(Vec::len),
+        Some(9),
+        "nothing half-stored"
+    );
+
+    // Who may send: as for addLogs.
+    let (status, answer) = post_batch(&harness, &harness.developer, batch(lines(30..=30))).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN"))
+    );
+    let (status, _) = post_batch(&harness, "", batch(lines(30..=30))).await;
+    assert_eq!(status, 401);
+}
+
 /// A graphql-transport-ws session on `/graphql/ws` with `token`.
 async fn subscribe(
     harness: &Harness,

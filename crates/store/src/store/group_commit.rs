@@ -189,7 +189,7 @@ pub(crate) async fn submit<R: Grouped>(
         }
     }
     let writer = store.clone();
-    tokio::spawn(async move { turn(&writer).await });
+    store.spawn(async move { turn(&writer).await });
     answer.await.unwrap_or_else(|_| {
         Err(StoreError::Task {
             collection: R::DEF.name,

@@ -32,8 +32,9 @@ pub(crate) fn start(store: &Store) {
     if store.inner.indexing.swap(true, Ordering::AcqRel) {
         return;
     }
-    let store = store.clone();
-    tokio::spawn(async move {
+    let indexer = store.clone();
+    store.spawn(async move {
+        let store = indexer;
         if let Err(error) = catch_up(&store).await {
             tracing::warn!(%error, "indexing the log messages' text failed; searches scan the lines not indexed");
         }

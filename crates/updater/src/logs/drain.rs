@@ -14,7 +14,7 @@ use vupdate_core::service::ServiceInstance;
 use super::spool::{SpoolReader, SpooledLine};
 use crate::Error;
 
-/// Which service's spool a batch comes from: what `addLogs` needs besides the lines (the
+/// Which service's spool a batch comes from: what a log batch needs besides the lines (the
 /// VM's instance id is the sink's own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSource {
@@ -24,7 +24,7 @@ pub struct LogSource {
     pub directory: String,
 }
 
-/// Where spooled lines go: the distribution's `addLogs` in the agent (one call per run of
+/// Where spooled lines go: the distribution's `POST /logs/batches` in the agent (one call per run of
 /// consecutive lines of one `process`), a recorder in tests.
 ///
 /// A batch holds increasing sequence numbers; after a failure or an updater restart the

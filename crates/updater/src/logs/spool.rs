@@ -38,7 +38,7 @@ const SEGMENT_SUFFIX: &str = ".seg";
 pub struct SpooledLine {
     /// The line's number: more than the line before, never reused in a spool.
     pub seq: u64,
-    /// The pid of the service run that wrote it (the `process` of `addLogs`).
+    /// The pid of the service run that wrote it (the `process` of a log batch).
     pub process: u32,
     /// The line.
     pub line: LogLine,

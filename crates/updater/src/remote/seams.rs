@@ -1,6 +1,6 @@
 //! The agent's four network seams ([`crate::agent::Seams`]) over vupdate-client:
 //! images from `GET /images/client/{service}/{version}` (resumed, verified), log batches
-//! to `addLogs`, fault reports to `PUT /faults/{id}` and `addFaultReport`, states to
+//! to `POST /logs/batches`, fault reports to `PUT /faults/{id}` and `addFaultReport`, states to
 //! `setServiceStates`. Each tells the [`Api`] whether the distribution answered.
 //!
 //! Logs and fault reports retry inside the seam while the distribution is away (see
@@ -64,7 +64,7 @@ impl ImageSource for ApiImages {
     }
 }
 
-/// Log batches to `addLogs`, one call per run of lines of one process.
+/// Log batches to `POST /logs/batches`, one call per run of lines of one process.
 pub struct ApiLogs(Arc<Api>);
 
 fn log_line(spooled: &SpooledLine) -> LogLine {
@@ -96,7 +96,7 @@ impl LogSink for ApiLogs {
             let (source, lines) = (&source, &lines);
             let sent = self
                 .0
-                .retrying("addLogs", move |client| async move {
+                .retrying("log batch", move |client| async move {
                     client.add_logs(source, lines).await
                 })
                 .await;
