@@ -119,10 +119,12 @@ impl Store {
     }
 
     /// Runs `task` on the runtime the store was opened on, whichever runtime the caller
-    /// is on: the writer's turns and the text index then work at the priority of the
-    /// server's own threads even for a caller on a lower-priority runtime (the
-    /// distribution's log intake), so a state report never waits behind a write that
-    /// runs slowly at the caller's priority.
+    /// is on: a writer's turn spawned by a caller on a busy runtime of its own (the
+    /// distribution's thread for log uploads) would otherwise be polled there between
+    /// that runtime's work, and while it holds the write lock the state reports queued
+    /// for it would wait too. That
+    /// runtime must outlive the store (every program opens and uses its store on one): a
+    /// turn spawned on a runtime shut down would never answer its batch.
     pub(crate) fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
     where
         F: std::future::Future + Send + 'static,
