@@ -62,18 +62,7 @@ impl Client {
         let url = self.url("/graphql");
         let operation = operation_name(query);
         let body = json!({"query": query, "variables": variables}).to_string();
-        let send = |body: String| {
-            self.request(reqwest::Method::POST, &url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body)
-                .send()
-        };
-        let response = match send(body.clone()).await {
-            // Closed without an answer: sent once more, on a new connection.
-            Err(error) if resend && closed_before_answer(&error) => send(body).await,
-            sent => sent,
-        }
-        .map_err(|source| transport::transport("POST", &url, source))?;
+        let response = self.post_json(&url, body, resend).await?;
         // async-graphql answers errors with 200; anything else is the edge refusing.
         if !response.status().is_success() && response.status() != 400 {
             return Err(transport::refused("POST", &url, response).await);
@@ -102,18 +91,6 @@ fn is_query(document: &str) -> bool {
             .trim_start();
     }
     !(rest.starts_with("mutation") || rest.starts_with("subscription"))
-}
-
-/// Whether `error` is a connection closed before any answer to a request sent on it.
-pub(crate) fn closed_before_answer(error: &reqwest::Error) -> bool {
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
-            return hyper.is_incomplete_message();
-        }
-        source = cause.source();
-    }
-    false
 }
 
 /// A GraphQL response (`{"data", "errors"}`, as `POST /graphql` answers and a

@@ -127,18 +127,7 @@ impl Client {
     /// answering, as a batch stored twice is stored once (its lines' sequences).
     async fn post_log_batch(&self, batch: &serde_json::Value) -> Result<usize, ClientError> {
         let url = self.url("/logs/batches");
-        let body = batch.to_string();
-        let send = |body: String| {
-            self.request(reqwest::Method::POST, &url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body)
-                .send()
-        };
-        let response = match send(body.clone()).await {
-            Err(error) if crate::graphql::closed_before_answer(&error) => send(body).await,
-            sent => sent,
-        }
-        .map_err(|source| transport::transport("POST", &url, source))?;
+        let response = self.post_json(&url, batch.to_string(), true).await?;
         if !response.status().is_success() {
             return Err(transport::refused("POST", &url, response).await);
         }

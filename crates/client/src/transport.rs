@@ -5,6 +5,7 @@
 
 use reqwest::{RequestBuilder, Response};
 
+use crate::Client;
 use crate::error::ClientError;
 
 /// The most bytes of a non-JSON error body quoted in a message.
@@ -25,6 +26,44 @@ pub(crate) async fn send(
     } else {
         Err(refused(method, url, response).await)
     }
+}
+
+impl Client {
+    /// `POST url` with the JSON `body`, whatever the answer's status. With `resend`, sent
+    /// once more on a new connection when the server closed the connection without
+    /// answering, most often a kept-alive connection an older server (which closes one idle
+    /// for its `headerTimeout`) closed, unread, as the request went out: only for what is
+    /// safe to apply twice.
+    pub(crate) async fn post_json(
+        &self,
+        url: &str,
+        body: String,
+        resend: bool,
+    ) -> Result<Response, ClientError> {
+        let send = |body: String| {
+            self.request(reqwest::Method::POST, url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+        };
+        match send(body.clone()).await {
+            Err(error) if resend && closed_before_answer(&error) => send(body).await,
+            sent => sent,
+        }
+        .map_err(|source| transport("POST", url, source))
+    }
+}
+
+/// Whether `error` is a connection closed before any answer to a request sent on it.
+fn closed_before_answer(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message();
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// A [`ClientError::Transport`] for `method url` ([`ClientError::UnpinnedKey`] when the

@@ -7,9 +7,10 @@
 //! - its address has `perAddress` requests in progress: `429 TOO_MANY_REQUESTS`; the
 //!   server has `max` and none ends within [`PLACE_WAIT`]: `503 SERVER_BUSY` (a request
 //!   counts until its response's last byte is sent, so slow downloads count too);
-//! - it uploads log lines (`POST /logs/batches`, or `addLogs`, see [`log_uploads`]): once its body is read it leaves
-//!   the `max` places for one of `maxLogUploads` places of its own, waiting for one at
-//!   most [`LOG_UPLOAD_WAIT`], then `503 SERVER_BUSY`; so log batches waiting for the
+//! - it uploads log lines (`POST /logs/batches`, or `addLogs`, see [`log_uploads`]): once
+//!   its body is read it leaves the `max` places for one of `maxLogUploads` places of its
+//!   own, waiting for one at most [`LOG_UPLOAD_WAIT`], then `503 SERVER_BUSY`; so log
+//!   batches waiting for the
 //!   store never take the places state reports and everything else need. As many may
 //!   wait as may run, past that `503 SERVER_BUSY` at once: the bodies read and held
 //!   stay bounded (`max` + 2 × `maxLogUploads`);
