@@ -15,8 +15,8 @@ mod trigrams;
 pub(crate) use sql::SCHEMA_VERSION;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -54,10 +54,16 @@ const READER_CACHE_KIB: i64 = 16 * 1024;
 const READER_MMAP_BYTES: i64 = 2 * 1024 * 1024 * 1024;
 
 /// The SQLite backend.
+///
+/// Each connection is behind an async lock, taken before the work goes to a blocking
+/// thread: a burst of reads (50,000 updaters' first log batches, each asking its source's
+/// last line) waits as tasks, not as blocking threads each parked on a connection's lock,
+/// which grew tokio's pool to dozens of threads in a second, their creation costing the
+/// kernel more than the reads.
 pub(crate) struct SqliteBackend {
     path: Arc<PathBuf>,
-    writer: Arc<Mutex<Writer>>,
-    readers: Arc<Vec<Mutex<Connection>>>,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+    readers: Vec<Arc<tokio::sync::Mutex<Connection>>>,
     next_reader: AtomicUsize,
 }
 
@@ -240,17 +246,17 @@ impl SqliteBackend {
                 .and_then(|()| reader.pragma_update(None, "cache_size", -READER_CACHE_KIB))
                 .and_then(|()| reader.pragma_update(None, "mmap_size", READER_MMAP_BYTES))
                 .map_err(|e| fail(e.to_string()))?;
-            readers.push(Mutex::new(reader));
+            readers.push(Arc::new(tokio::sync::Mutex::new(reader)));
         }
         let checkpointer = Checkpointer::start(path, &mut writer)
             .map_err(|e| fail(format!("{e} (while starting its checkpoints)")))?;
         Ok(SqliteBackend {
             path: Arc::new(path.to_owned()),
-            writer: Arc::new(Mutex::new(Writer {
+            writer: Arc::new(tokio::sync::Mutex::new(Writer {
                 conn: writer,
                 checkpointer: Some(checkpointer),
             })),
-            readers: Arc::new(readers),
+            readers,
             next_reader: AtomicUsize::new(0),
         })
     }
@@ -284,12 +290,8 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&mut Connection, &Ctx) -> Result<T, StoreError> + Send + 'static,
     {
-        let writer = self.writer.clone();
-        blocking(ctx, move |ctx| {
-            let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&mut writer.conn, ctx)
-        })
-        .await
+        let mut writer = self.writer.clone().lock_owned().await;
+        blocking(ctx, move |ctx| work(&mut writer.conn, ctx)).await
     }
 
     /// [`Self::write`] inside one `BEGIN IMMEDIATE` transaction, committed when `work`
@@ -315,15 +317,9 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&Connection, &Ctx) -> Result<T, StoreError> + Send + 'static,
     {
-        let readers = self.readers.clone();
-        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
-        blocking(ctx, move |ctx| {
-            let conn = readers[index]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            work(&conn, ctx)
-        })
-        .await
+        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let conn = self.readers[index].clone().lock_owned().await;
+        blocking(ctx, move |ctx| work(&conn, ctx)).await
     }
 
     /// Inserts `docs` under consecutive new sequences in one transaction; with `replace`,
@@ -1098,7 +1094,7 @@ mod tests {
         let backend = SqliteBackend::open(&dir.path().join("store.sqlite"), &[]).expect("open");
         for reader in backend.readers.iter() {
             let mapped: i64 = reader
-                .lock()
+                .try_lock()
                 .expect("a reader")
                 .pragma_query_value(None, "mmap_size", |row| row.get(0))
                 .expect("mmap_size");
