@@ -31,6 +31,16 @@ fn join(errors: &[GraphqlError]) -> String {
         .join("; ")
 }
 
+/// The codes by which the server says "not now" (its REST edge answers them with a 5xx or
+/// `429`): the same call may succeed later. `STORE_BEHIND` is `addLogs`'s answer while the
+/// store's writer is behind; a sender that dropped the batch for it would lose its lines.
+const TRANSIENT_CODES: [&str; 4] = [
+    "STORE_BEHIND",
+    "SERVER_BUSY",
+    "TOO_MANY_REQUESTS",
+    "INTERNAL",
+];
+
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -164,13 +174,19 @@ impl ClientError {
     }
 
     /// Whether trying again later may succeed: the server was not reached (or a socket
-    /// was cut) or answered with a server-side error (5xx) or `429`.
+    /// was cut), answered with a server-side error (5xx) or `429`, or a GraphQL error with
+    /// a code saying the same (`STORE_BEHIND`, `SERVER_BUSY`, `TOO_MANY_REQUESTS`,
+    /// `INTERNAL`).
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Transport { .. }
             | ClientError::WebSocket { .. }
             | ClientError::UnpinnedKey { .. } => true,
             ClientError::Refused { status, .. } => *status >= 500 || *status == 429,
+            // GraphQL answers its errors with HTTP 200, so the code is all that says "later".
+            ClientError::Graphql { .. } => self
+                .code()
+                .is_some_and(|code| TRANSIENT_CODES.contains(&code)),
             _ => false,
         }
     }
@@ -247,10 +263,29 @@ mod tests {
         };
         assert_eq!(graphql.code(), Some("FORBIDDEN"));
         assert!(graphql.is_refused());
+        assert!(!graphql.is_transient());
         assert!(!refused.is_refused());
         assert_eq!(
             graphql.to_string(),
             "GraphQL `addLogs`: no; `builder` (Builder) may not do this (FORBIDDEN)"
         );
+    }
+
+    #[test]
+    fn a_graphql_error_saying_not_now_is_transient() {
+        let error = |code: &str| ClientError::Graphql {
+            operation: "addLogs".to_owned(),
+            errors: vec![GraphqlError {
+                message: "later".to_owned(),
+                code: Some(code.to_owned()),
+            }],
+        };
+        for code in TRANSIENT_CODES {
+            assert!(error(code).is_transient(), "{code}");
+            assert!(!error(code).is_refused(), "{code}");
+        }
+        for code in ["BAD_REQUEST", "NOT_FOUND", "FORBIDDEN", "STALE_REVISION"] {
+            assert!(!error(code).is_transient(), "{code}");
+        }
     }
 }

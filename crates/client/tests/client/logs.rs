@@ -134,8 +134,11 @@ async fn the_sender_delivers_every_line_in_batches_and_reports_at_close() {
 
 /// A distribution from before `POST /logs/batches`, as far as log batches go: that route
 /// answers `404 NOT_FOUND` as such a server's fallback does, and `addLogs` stores every
-/// line. Counts the requests to each.
-async fn older_distribution() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+/// line, after answering the first `behind` batches `STORE_BEHIND` as a server whose
+/// writer is behind does (a GraphQL error, HTTP 200). Records the requests to each.
+async fn older_distribution(
+    behind: usize,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -169,11 +172,25 @@ async fn older_distribution() -> (String, std::sync::Arc<std::sync::Mutex<Vec<St
                     let mut body = vec![0; length];
                     socket.read_exact(&mut body).await.expect("body");
                     let request = head.lines().next().unwrap_or_default().to_owned();
-                    seen.lock().expect("lock").push(request.clone());
+                    let graphql_asked = {
+                        let mut seen = seen.lock().expect("lock");
+                        seen.push(request.clone());
+                        seen.iter()
+                            .filter(|r| r.starts_with("POST /graphql "))
+                            .count()
+                    };
                     let (status, answer) = if request.starts_with("POST /graphql ") {
                         let body: Value = serde_json::from_slice(&body).expect("JSON");
                         let lines = body["variables"]["logs"].as_array().map_or(0, Vec::len);
-                        ("200 OK", json!({"data": {"addLogs": lines}}))
+                        if graphql_asked <= behind {
+                            let error = json!({
+                                "message": "the server is behind and will take this batch later",
+                                "extensions": {"code": "STORE_BEHIND", "retryAfterSeconds": 1}
+                            });
+                            ("200 OK", json!({"data": null, "errors": [error]}))
+                        } else {
+                            ("200 OK", json!({"data": {"addLogs": lines}}))
+                        }
                     } else {
                         (
                             "404 Not Found",
@@ -202,7 +219,7 @@ async fn older_distribution() -> (String, std::sync::Arc<std::sync::Mutex<Vec<St
 
 #[tokio::test]
 async fn a_distribution_without_the_log_batch_route_gets_batches_by_graphql() {
-    let (base, asked) = older_distribution().await;
+    let (base, asked) = older_distribution(0).await;
     let client = vupdate_client::Client::new(base, Some("token".to_owned())).expect("client");
     let lines: Vec<LogLine> = (0..4)
         .map(|i| LogLine {
@@ -237,5 +254,40 @@ async fn a_distribution_without_the_log_batch_route_gets_batches_by_graphql() {
             "POST /graphql HTTP/1.1",
             "POST /graphql HTTP/1.1"
         ]
+    );
+}
+
+/// `addLogs` answering `STORE_BEHIND` means "later", not "refused": the sender keeps the
+/// batch and sends it again (it used to drop it, losing the lines).
+#[tokio::test]
+async fn a_batch_answered_store_behind_by_graphql_is_sent_again_not_dropped() {
+    let (base, asked) = older_distribution(2).await;
+    let client = vupdate_client::Client::new(base, Some("token".to_owned())).expect("client");
+    let sender = LogSender::start(
+        client,
+        source("t-behind"),
+        LogSenderOptions {
+            interval: Duration::from_millis(20),
+            ..LogSenderOptions::default()
+        },
+    );
+    for i in 0..3 {
+        sender.line(Level::Info, "PROCESS", &format!("line {i}"));
+    }
+    let report = sender.close(Duration::from_secs(30)).await;
+    assert_eq!(
+        (report.sent, report.dropped),
+        (3, 0),
+        "{:?}",
+        report.last_error
+    );
+    let asked = asked.lock().expect("lock");
+    assert_eq!(
+        asked
+            .iter()
+            .filter(|r| r.starts_with("POST /graphql "))
+            .count(),
+        3,
+        "{asked:?}"
     );
 }
