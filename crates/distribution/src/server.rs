@@ -259,12 +259,10 @@ impl Distribution {
         // Bound before the loop starts, so a builder it starts can reach the server.
         let listener = match options.listener {
             Some(inherited) => inherited_listener(&inherited, config.listen)?,
-            None => TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    address: config.listen,
-                    error: source,
-                })?,
+            None => listen::bind(config.listen).map_err(|source| ServerError::Bind {
+                address: config.listen,
+                error: source,
+            })?,
         };
         let listener_copy = std::os::fd::AsFd::as_fd(&listener)
             .try_clone_to_owned()

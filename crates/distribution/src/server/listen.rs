@@ -33,7 +33,7 @@ use axum::http::{HeaderValue, Request, StatusCode, header};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
@@ -56,6 +56,29 @@ const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
 /// Bytes a request's head may have beyond the header and query-string limits (start
 /// line, path): hyper's own bound, under which the request limits answer with a code.
 const HEAD_SLACK: usize = 8 << 10;
+
+/// Connections the kernel may complete and queue for the accept loop: as many as it allows
+/// (`net.core.somaxconn` caps it, 4096 by default since Linux 5.4), not tokio's 1,024. A
+/// fleet connecting at once (updaters coming back after a restart, or opening connections
+/// while answers are slow) overflowed 1,024: the kernel dropped each connection past it,
+/// its client sent it again only a second or more later, and the requests waiting meanwhile
+/// opened yet more connections. The `fleet` bench at 50,000 instances lost whole runs that
+/// way (tens of thousands of requests failed, the kernel counting as many listen queue
+/// overflows).
+const BACKLOG: u32 = 65_535;
+
+/// A listening socket on `address` with a queue of [`BACKLOG`] connections.
+pub(super) fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As tokio's own `bind` does: a restarted server binds while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(BACKLOG)
+}
 
 /// Serves `router` on `listener` until `stopped` turns true.
 pub(super) fn spawn(
@@ -610,4 +633,48 @@ fn refusal_router(reason: String) -> Router {
             response
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More connections than tokio's queue of 1,024 complete their handshake while nothing
+    /// accepts them: past a full queue the kernel drops a connection's handshake, and its
+    /// client's `connect` waits for retries that fail as long as the queue stays full.
+    #[tokio::test]
+    async fn the_listen_queue_holds_more_connections_than_tokio_s_default() {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        const CONNECTIONS: u64 = 1_100;
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("open files limit");
+        let needed = 2 * CONNECTIONS;
+        assert!(
+            hard >= needed,
+            "this test opens {CONNECTIONS} connections: the open files limit is {hard}"
+        );
+        if soft < needed {
+            setrlimit(Resource::RLIMIT_NOFILE, needed, hard).expect("raise the open files limit");
+        }
+        let somaxconn: u64 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(0);
+        assert!(
+            somaxconn > CONNECTIONS,
+            "the kernel caps listen queues at net.core.somaxconn = {somaxconn}: raise it above {CONNECTIONS}"
+        );
+        let listener = bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+        let address = listener.local_addr().expect("address");
+        let mut queued = Vec::new();
+        for n in 1..=CONNECTIONS {
+            let connected =
+                tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(address))
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("connection {n} was not queued: the listen queue is shorter")
+                    });
+            queued.push(connected.expect("connect"));
+        }
+        assert_eq!(queued.len() as u64, CONNECTIONS);
+    }
 }
