@@ -1,9 +1,11 @@
 //! Requests the HTTP benches make: JSON posts (GraphQL calls, log batches) that must
 //! answer without `errors`, an error tally, and an instance's state report.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use vupdate_core::error_chain::Chain;
 
 /// `setServiceStates`, as updaters send it.
 pub const SET_STATES: &str =
@@ -36,9 +38,16 @@ pub async fn post_json(
     if !token.is_empty() {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.map_err(|e| format!("send: {e}"))?;
+    // The whole chain: reqwest's own text ("error sending request") leaves out the cause.
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("send: {}", Chain(&e)))?;
     let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| format!("read: {e}"))?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| format!("read: {}", Chain(&e)))?;
     if !status.is_success() || bytes.windows(9).any(|w| w == b"\"errors\":") {
         return Err(format!(
             "HTTP {status}: {}",
@@ -48,18 +57,20 @@ pub async fn post_json(
     Ok(bytes)
 }
 
-/// Counts errors and keeps the first few messages.
+/// Counts errors by cause and keeps the first few messages.
 #[derive(Default)]
 pub struct Errors {
     /// How many.
     pub count: usize,
     first: Vec<String>,
+    by_cause: BTreeMap<String, usize>,
 }
 
 impl Errors {
     /// Counts one.
     pub fn add(&mut self, message: String) {
         self.count += 1;
+        *self.by_cause.entry(cause(&message)).or_default() += 1;
         if self.first.len() < 3 {
             self.first.push(message);
         }
@@ -68,6 +79,9 @@ impl Errors {
     /// Adds another tally.
     pub fn merge(&mut self, other: Errors) {
         self.count += other.count;
+        for (cause, count) in other.by_cause {
+            *self.by_cause.entry(cause).or_default() += count;
+        }
         for message in other.first {
             if self.first.len() < 3 {
                 self.first.push(message);
@@ -75,14 +89,45 @@ impl Errors {
         }
     }
 
-    /// `0 errors`, or how many and the first messages.
+    /// `0 errors`, or how many, the commonest causes and the first messages.
     pub fn summary(&self) -> String {
         if self.count == 0 {
-            "0 errors".to_owned()
-        } else {
-            format!("{} errors (first: {})", self.count, self.first.join(" | "))
+            return "0 errors".to_owned();
         }
+        let mut causes: Vec<_> = self.by_cause.iter().collect();
+        causes.sort_by(|a, b| b.1.cmp(a.1));
+        let causes: Vec<String> = causes
+            .iter()
+            .take(4)
+            .map(|(cause, count)| format!("{count} {cause}"))
+            .collect();
+        format!(
+            "{} errors (by cause: {}; first: {})",
+            self.count,
+            causes.join(", "),
+            self.first.join(" | ")
+        )
     }
+}
+
+/// What an error message of [`post_json`] comes down to: a failed send's or read's innermost
+/// cause (`Connection reset by peer (os error 104)`), an answer's status and code.
+fn cause(message: &str) -> String {
+    let cause = if message.contains("send: ") || message.contains("read: ") {
+        message.rsplit(": ").next().unwrap_or(message).to_owned()
+    } else if let Some(at) = message.find("HTTP ") {
+        let status = message[at..].split(": ").next().unwrap_or(message);
+        let code = message
+            .split_once("\"code\":\"")
+            .and_then(|(_, rest)| rest.split('"').next());
+        match code {
+            Some(code) => format!("{status} {code}"),
+            None => status.to_owned(),
+        }
+    } else {
+        message.to_owned()
+    };
+    cause.chars().take(80).collect()
 }
 
 /// One state report of instance `instance`: `per_report` services, most of them on their

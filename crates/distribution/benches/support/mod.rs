@@ -391,10 +391,20 @@ impl Server {
 
 /// An HTTP/1.1 client with keep-alive that never uses a proxy.
 pub fn client(max_idle: usize) -> BenchResult<reqwest::Client> {
+    client_from(max_idle, None)
+}
+
+/// [`client`], connecting from the address `local` when given (a loopback address of its
+/// own stands for another machine).
+pub fn client_from(
+    max_idle: usize,
+    local: Option<std::net::Ipv4Addr>,
+) -> BenchResult<reqwest::Client> {
     // reqwest is built without a crypto provider of its own; the workspace uses ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     Ok(reqwest::Client::builder()
         .no_proxy()
+        .local_address(local.map(std::net::IpAddr::V4))
         .pool_max_idle_per_host(max_idle)
         .pool_idle_timeout(Duration::from_secs(120))
         .tcp_nodelay(true)
