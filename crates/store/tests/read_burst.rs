@@ -44,6 +44,9 @@ async fn a_burst_of_reads_does_not_grow_a_thread_per_read() {
         assert_eq!(read.await.expect("join").expect("read"), None);
     }
     let grown = threads().saturating_sub(before);
-    // Three read connections, and a thread or two the runtime keeps spare.
-    assert!(grown <= 6, "{grown} threads more for 300 reads at once");
+    // A thread per read waiting would be hundreds (177 before the connections' async
+    // locks). What may grow is a thread per connection in use and those the runtime's
+    // blocking pool starts when a finished thread is not yet back among its idle ones:
+    // 5–14 in ten runs with both cores busy (8 failed a bound of 6 in CI).
+    assert!(grown <= 50, "{grown} threads more for 300 reads at once");
 }
