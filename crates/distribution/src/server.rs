@@ -264,6 +264,11 @@ impl Distribution {
                 error: source,
             })?,
         };
+        if let Some(warning) =
+            listen::somaxconn().and_then(|cap| listen::short_queue(cap, limits.connections.max))
+        {
+            tracing::warn!("{warning}");
+        }
         let listener_copy = std::os::fd::AsFd::as_fd(&listener)
             .try_clone_to_owned()
             .map_err(|source| ServerError::Bind {

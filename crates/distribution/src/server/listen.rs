@@ -80,6 +80,28 @@ pub(super) fn bind(address: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
+/// The kernel's cap on a listen queue (`net.core.somaxconn`), when it can be read.
+pub(super) fn somaxconn() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// What to tell whoever runs the server when the kernel caps its listen queue (`cap`) below
+/// the connections it may have open: kernels before 5.4 cap it at 128.
+pub(super) fn short_queue(cap: usize, max_connections: usize) -> Option<String> {
+    (cap < max_connections).then(|| {
+        format!(
+            "the kernel caps the listen queue at {cap} connections (net.core.somaxconn), fewer than \
+             limits.connections.max ({max_connections}): past it new connections arriving at once \
+             (a fleet reconnecting) are dropped and tried again a second or more later; raise it \
+             (`sysctl -w net.core.somaxconn={max_connections}`, kept in /etc/sysctl.d)"
+        )
+    })
+}
+
 /// Serves `router` on `listener` until `stopped` turns true.
 pub(super) fn spawn(
     listener: TcpListener,
@@ -655,12 +677,9 @@ mod tests {
         if soft < needed {
             setrlimit(Resource::RLIMIT_NOFILE, needed, hard).expect("raise the open files limit");
         }
-        let somaxconn: u64 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
-            .ok()
-            .and_then(|text| text.trim().parse().ok())
-            .unwrap_or(0);
+        let somaxconn = somaxconn().unwrap_or(0);
         assert!(
-            somaxconn > CONNECTIONS,
+            somaxconn as u64 > CONNECTIONS,
             "the kernel caps listen queues at net.core.somaxconn = {somaxconn}: raise it above {CONNECTIONS}"
         );
         let listener = bind("127.0.0.1:0".parse().expect("address")).expect("bind");
@@ -676,5 +695,24 @@ mod tests {
             queued.push(connected.expect("connect"));
         }
         assert_eq!(queued.len() as u64, CONNECTIONS);
+    }
+
+    #[test]
+    fn a_listen_queue_capped_below_the_connection_limit_is_told_with_the_fix() {
+        let warning = short_queue(128, 2048).expect("a warning");
+        assert!(
+            warning.contains("at 128 connections (net.core.somaxconn)"),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("limits.connections.max (2048)"),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("sysctl -w net.core.somaxconn=2048"),
+            "{warning}"
+        );
+        assert_eq!(short_queue(4096, 2048), None);
+        assert_eq!(short_queue(2048, 2048), None);
     }
 }
