@@ -42,8 +42,9 @@
 //! server's own p99 (from its `/metrics`), log lines written, accepted (the sum of the
 //! batches' answers) and per second, refused (lines of batches the server turned away,
 //! each time), lost (sent in an answered batch but not accepted), not sent by the end of
-//! the drain, errors, the server's RSS at the end and its peak, its CPU, and the
-//! machine's load.
+//! the drain, errors (by cause), the connections the kernel dropped at a full listen queue
+//! (the machine's `ListenOverflows` over the row), the server's RSS at the end and its
+//! peak, its CPU, and the machine's load.
 //!
 //! Run with `cargo bench -p vupdate-distribution --bench fleet`.
 
@@ -193,6 +194,7 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
     // has its answers counted too.
     let tally = Arc::new(Mutex::new(Tally::default()));
     let meter = CpuMeter::start(info.pid);
+    let overflows_before = support::listen_overflows();
     let start = Instant::now() + Duration::from_millis(200);
     let end = start + Duration::from_secs_f64(settings.seconds);
     let give_up = end + Duration::from_secs_f64(settings.drain);
@@ -241,9 +243,14 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
     let [p50, p99, max] = tally.reports.quantiles().unwrap_or([f64::NAN; 3]);
     let round_trips = tally.round_trips.summary();
     let (rss, peak) = (support::rss_kib(info.pid), support::rss_peak_kib(info.pid));
+    // Connections the kernel dropped at a full listen queue (what made runs collapse).
+    let overflows = match (overflows_before, support::listen_overflows()) {
+        (Some(before), Some(after)) => (after - before).to_string(),
+        _ => "?".to_owned(),
+    };
     Ok(format!(
         "{count:>7} instances: reports offered {offered:.0}/s, answered {answered:.0}/s, latency from schedule p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms (round trip {round_trips}; in the server p99 {server_p99}); \
-         {} of {scheduled} scheduled reports answered; log lines written {} (offered {:.0}/s), accepted {} (at {:.0}/s over {wall:.0} s) in {} batches, refused {} in {} refusals, lost {}, not sent by the end {}; {}{}; server RSS {} MiB (peak {} MiB); {cpu}",
+         {} of {scheduled} scheduled reports answered; log lines written {} (offered {:.0}/s), accepted {} (at {:.0}/s over {wall:.0} s) in {} batches, refused {} in {} refusals, lost {}, not sent by the end {}; {}{}; listen queue overflows {overflows}; server RSS {} MiB (peak {} MiB); {cpu}",
         tally.reports.len(),
         tally.lines_written,
         count as f64 * settings.lines_per_second,

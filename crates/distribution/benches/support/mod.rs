@@ -456,6 +456,18 @@ pub fn load_average() -> String {
         .unwrap_or_else(|| "?".to_owned())
 }
 
+/// Connections the kernel dropped so far because a listen queue was full (`TcpExt`
+/// `ListenOverflows` in `/proc/net/netstat`, for the whole machine), when it can be read.
+pub fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut tcp_ext = netstat.lines().filter(|line| line.starts_with("TcpExt:"));
+    let (names, values) = (tcp_ext.next()?, tcp_ext.next()?);
+    let at = names
+        .split_whitespace()
+        .position(|name| name == "ListenOverflows")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 /// CPU use of the server and of this process over one measurement.
 pub struct CpuMeter {
     server_pid: u32,
