@@ -122,9 +122,9 @@ impl Store {
     /// is on: a writer's turn spawned by a caller on a busy runtime of its own (the
     /// distribution's thread for log uploads) would otherwise be polled there between
     /// that runtime's work, and while it holds the write lock the state reports queued
-    /// for it would wait too. That
-    /// runtime must outlive the store (every program opens and uses its store on one): a
-    /// turn spawned on a runtime shut down would never answer its batch.
+    /// for it would wait too. That runtime must outlive the store (every program opens and
+    /// uses its store on one): a turn spawned on a runtime shut down would never answer
+    /// its batch.
     pub(crate) fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
     where
         F: std::future::Future + Send + 'static,

@@ -10,10 +10,9 @@
 //! - it uploads log lines (`POST /logs/batches`, or `addLogs`, see [`log_uploads`]): once
 //!   its body is read it leaves the `max` places for one of `maxLogUploads` places of its
 //!   own, waiting for one at most [`LOG_UPLOAD_WAIT`], then `503 SERVER_BUSY`; so log
-//!   batches waiting for the
-//!   store never take the places state reports and everything else need. As many may
-//!   wait as may run, past that `503 SERVER_BUSY` at once: the bodies read and held
-//!   stay bounded (`max` + 2 × `maxLogUploads`);
+//!   batches waiting for the store never take the places state reports and everything
+//!   else need. As many may wait as may run, past that `503 SERVER_BUSY` at once: the
+//!   bodies read and held stay bounded (`max` + 2 × `maxLogUploads`);
 //! - its body is larger than its route allows (by `Content-Length` before a byte is read,
 //!   or as it arrives): `413 PAYLOAD_TOO_LARGE`; it sends nothing for `bodyTimeout`:
 //!   `408 REQUEST_TIMEOUT`.
