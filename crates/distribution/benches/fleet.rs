@@ -12,7 +12,8 @@
 //! - **Logs**: its service writes `BENCH_LINES_PER_SECOND` (10) lines a second into the
 //!   spool; every `BENCH_SHIP_SECONDS` (the period) the drainer sends what has
 //!   accumulated, at most 1,000 lines a batch (the updater's `max_lines`), each line with
-//!   the next sequence number of its source. A refused batch (busy, timed out) is sent
+//!   the next sequence number of its source, each batch made when it can be sent (its
+//!   budget, below, has room), as the drainer reads its spool. A refused batch (busy, timed out) is sent
 //!   again after the updater's backoff (500 ms doubling to 30 s, with jitter), while lines
 //!   keep accumulating. (The real drainer also sends a batch that is not full after 500 ms,
 //!   so at 10 lines/s it sends about two small batches a second; this bench ships every
@@ -38,11 +39,13 @@
 //! Runs `BENCH_SECONDS` (30) of schedule; log shipping goes on for at most
 //! `BENCH_DRAIN_SECONDS` (60) after it, and what is still unsent then is counted. Prints
 //! per N: state reports offered and answered per second, their latency from the scheduled
-//! time (a stall counts for every report it delays), their round trip once sent and the
+//! time (a stall counts for every report it delays) and its p99 in each period of the
+//! schedule (the first holds every instance's first report, the second its first log
+//! batch), their round trip once sent and the
 //! server's own p99 (from its `/metrics`), log lines written, accepted (the sum of the
 //! batches' answers) and per second, refused (lines of batches the server turned away,
-//! each time), lost (sent in an answered batch but not accepted), not sent by the end of
-//! the drain, errors (by cause), the connections the kernel dropped at a full listen queue
+//! each time), lost (sent in an answered batch but not accepted), not acknowledged by the
+//! end of the drain (still in the spools, or in flight when the bench stopped), errors (by cause), the connections the kernel dropped at a full listen queue
 //! (the machine's `ListenOverflows` over the row), the server's RSS at the end and its
 //! peak, its CPU, and the machine's load.
 //!
@@ -128,6 +131,9 @@ impl Settings {
 #[derive(Default)]
 struct Tally {
     reports: Latencies,
+    /// The same by the period they were due in: the first holds every instance's first
+    /// report (and connection), the second its first log batch.
+    by_period: Vec<Latencies>,
     /// Each report's own round trip, from the moment it had a slot to its answer: the
     /// server's answer time without the client's queue.
     round_trips: Latencies,
@@ -141,7 +147,6 @@ struct Tally {
     lines_refused: u64,
     refusals: u64,
     lines_lost: u64,
-    not_sent: u64,
 }
 
 fn main() -> BenchResult<()> {
@@ -242,6 +247,16 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
             .map_or(wall, |last| last.duration_since(start).as_secs_f64());
     let [p50, p99, max] = tally.reports.quantiles().unwrap_or([f64::NAN; 3]);
     let round_trips = tally.round_trips.summary();
+    let by_period = tally
+        .by_period
+        .iter_mut()
+        .map(|latencies| {
+            latencies
+                .quantiles()
+                .map_or_else(|| "-".to_owned(), |[_, p99, _]| format!("{p99:.1}"))
+        })
+        .collect::<Vec<_>>()
+        .join(" / ");
     let (rss, peak) = (support::rss_kib(info.pid), support::rss_peak_kib(info.pid));
     // Connections the kernel dropped at a full listen queue (what made runs collapse).
     let overflows = match (overflows_before, support::listen_overflows()) {
@@ -249,8 +264,8 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
         _ => "?".to_owned(),
     };
     Ok(format!(
-        "{count:>7} instances: reports offered {offered:.0}/s, answered {answered:.0}/s, latency from schedule p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms (round trip {round_trips}; in the server p99 {server_p99}); \
-         {} of {scheduled} scheduled reports answered; log lines written {} (offered {:.0}/s), accepted {} (at {:.0}/s over {wall:.0} s) in {} batches, refused {} in {} refusals, lost {}, not sent by the end {}; {}{}; listen queue overflows {overflows}; server RSS {} MiB (peak {} MiB); {cpu}",
+        "{count:>7} instances: reports offered {offered:.0}/s, answered {answered:.0}/s, latency from schedule p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms, p99 by period {by_period} ms (round trip {round_trips}; in the server p99 {server_p99}); \
+         {} of {scheduled} scheduled reports answered; log lines written {} (offered {:.0}/s), accepted {} (at {:.0}/s over {wall:.0} s) in {} batches, refused {} in {} refusals, lost {}, not acknowledged by the end {}; {}{}; listen queue overflows {overflows}; server RSS {} MiB (peak {} MiB); {cpu}",
         tally.reports.len(),
         tally.lines_written,
         count as f64 * settings.lines_per_second,
@@ -260,7 +275,11 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
         tally.lines_refused,
         tally.refusals,
         tally.lines_lost,
-        tally.not_sent,
+        // Counted here rather than by each loop: the loops still running at the end are
+        // abandoned, and their lines are still in their spools.
+        tally
+            .lines_written
+            .saturating_sub(tally.lines_accepted + tally.lines_lost),
         tally.errors.summary(),
         if drained {
             String::new()
@@ -289,6 +308,7 @@ impl Instance {
     async fn report(&self, first: Instant, end: Instant, slots: &Semaphore) {
         let period = Duration::from_secs_f64(self.settings.period);
         let mut at = first;
+        let mut period_index = 0;
         while at < end {
             tokio::time::sleep_until(at).await;
             let body = report_body(
@@ -296,16 +316,23 @@ impl Instance {
                 self.settings.services,
                 self.settings.per_report,
             );
-            let (answer, round_trip) = self.post("/graphql", body, slots).await;
+            let (answer, round_trip) = self.post("/graphql", || body, slots).await;
             self.count(|tally| match answer {
                 Ok(_) => {
                     tally.reports.record(at.elapsed());
+                    if tally.by_period.len() <= period_index {
+                        tally
+                            .by_period
+                            .resize_with(period_index + 1, Latencies::default);
+                    }
+                    tally.by_period[period_index].record(at.elapsed());
                     tally.round_trips.record(round_trip);
                     tally.last_report = Some(Instant::now());
                 }
                 Err(message) => tally.errors.add(format!("setServiceStates: {message}")),
             });
             at += period;
+            period_index += 1;
         }
     }
 
@@ -332,7 +359,7 @@ impl Instance {
             let written = written_by(Instant::now());
             while sent < written && Instant::now() < give_up {
                 let lines = (written - sent).min(MAX_BATCH_LINES);
-                let batch = self.logs(sent, lines as usize);
+                let batch = || self.logs(sent, lines as usize);
                 match self.post("/logs/batches", batch, slots).await.0 {
                     Ok(answer) => {
                         let accepted = serde_json::from_slice::<Value>(&answer)
@@ -362,24 +389,28 @@ impl Instance {
             }
             at += interval;
         }
-        self.count(|tally| tally.not_sent += total - sent);
     }
 
     fn count(&self, record: impl FnOnce(&mut Tally)) {
         record(&mut self.tally.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
-    /// Posts `body` to `path` once a slot is free; the answer, and how long the call
-    /// took once it had its slot.
+    /// Posts what `body` makes to `path` once a slot is free; the answer, and how long the
+    /// call took once it had its slot.
     async fn post(
         &self,
         path: &str,
-        body: String,
+        body: impl FnOnce() -> String,
         slots: &Semaphore,
     ) -> (Result<bytes::Bytes, String>, Duration) {
         let Ok(_slot) = slots.acquire().await else {
             return (Err("the bench stopped".to_owned()), Duration::ZERO);
         };
+        // Made once it can be sent, as a drainer reads its spool when it sends. Made
+        // before the slot, every instance's first batch was made at its ship time: 50,000
+        // batches of 100 lines over the second period, made (on the cores the server
+        // uses) and held while they waited for one of the 400 slots.
+        let body = body();
         let sent = Instant::now();
         let url = format!("{}{path}", self.base);
         let answer = post_json(&self.client, &url, &self.token, body).await;
