@@ -10,7 +10,7 @@
 //! interrupted clone is never taken for a good one.
 //!
 //! gix cannot update submodules or push: `git submodule update --init --recursive` and
-//! `git push` run the `git` program for those (through [`crate::process::git`]).
+//! `git push` run the `git` program for those (through `crate::process::git`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

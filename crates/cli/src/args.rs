@@ -555,6 +555,7 @@ pub enum StateCommand {
         /// The revision to undo.
         rev: String,
         /// The commit message [default: Revert "<subject>"].
+        #[allow(rustdoc::invalid_html_tags)] // `<subject>` is --help text, not HTML
         #[arg(short, long)]
         message: Option<String>,
     },

@@ -29,7 +29,7 @@ impl Client {
     /// An answer with errors is [`ClientError::Graphql`] (also when it carries partial
     /// data: vupdate's resolvers refuse whole); an HTTP error status is
     /// [`ClientError::Refused`]. A query is sent once more when the server closed the
-    /// connection without answering (see [`Client::graphql_repeatable`]); a mutation is not,
+    /// connection without answering (see `Client::graphql_repeatable`); a mutation is not,
     /// since the server may have applied it before it went away.
     pub async fn graphql<T: DeserializeOwned>(
         &self,

@@ -5,7 +5,7 @@
 //! is self-signed. The pin names the key, not the certificate, so a certificate renewed
 //! with the same key keeps working.
 //!
-//! [`PinnedVerifier`] still checks the handshake's signatures with the presented key (a
+//! `PinnedVerifier` still checks the handshake's signatures with the presented key (a
 //! server that only copied the certificate cannot answer), and ignores what a pin makes
 //! moot: the issuer, the names and the validity dates.
 

@@ -6,7 +6,7 @@
 //! - Every request is authorised from the account as stored *now*: a role change or a
 //!   deletion takes effect at the next request, without a new login (accounts read are
 //!   kept a few seconds and dropped when this server changes them; a change made by
-//!   another replica takes up to 10 s: see [`account_cache`]).
+//!   another replica takes up to 10 s: see `account_cache`).
 //! - [`Principal::require`] is the one check the API layer calls; each refusal has a
 //!   stable [`AuthError::code`] a client can act on.
 //!

@@ -113,7 +113,7 @@ pub struct Subscription(
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema over the running distribution's parts; operations past `limits`
-/// are refused before they run, and each document text is parsed once ([`DocumentCache`]).
+/// are refused before they run, and each document text is parsed once (`DocumentCache`).
 pub fn schema(context: ApiContext, limits: GraphqlLimits) -> ApiSchema {
     Schema::build(
         Query::default(),

@@ -2,7 +2,7 @@
 //!
 //! It follows the state in force (from the [`watcher`](crate::watcher)), asks the
 //! [`images`](crate::images) store which images exist, lets the pure
-//! [`plan_builds`](vupdate_core::reconcile::plan_builds) say what to build, and runs each
+//! [`plan_builds`] say what to build, and runs each
 //! build as a [`task`](crate::tasks) through a [`BuildRunner`]. Builds of one service run one
 //! at a time (a client build waits for its developer build), different services in
 //! parallel up to a limit.
@@ -15,14 +15,14 @@
 //! Client generations: given a [`GenerationLink`] (the store and the state repo), the loop
 //! also starts a `BuildClientGeneration` task for each service whose client settings in
 //! force differ from what the newest client version of its developer version was made
-//! from ([`plan_generation_checks`] says which; [`generation`] runs one). A new generation
+//! from ([`plan_generation_checks`] says which; `generation` runs one). A new generation
 //! is committed to `desired/client.yaml` by the distribution; a check that found the
 //! content unchanged is remembered for that (service, developer version, settings hash)
 //! and never repeated by itself, one that failed until the state changes or a retry;
 //! [`ReconcileHandle::rebuild_client`] asks for one by hand (a settings repository
 //! changed, which Git in the state repo cannot show).
 //!
-//! [`process`] holds the runner a real server uses: each build as a `vupdate builder`
+//! `process` holds the runner a real server uses: each build as a `vupdate builder`
 //! child process in its own process group, talking to the server's API.
 
 mod generation;

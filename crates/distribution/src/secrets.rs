@@ -1,7 +1,7 @@
 //! Named secrets kept on the distribution, never in Git: a provider's access token, named
 //! by `accessTokenSecret` in `providers.yaml`.
 //!
-//! Secrets live in the store, sealed ([`seal`]: encrypted under a key derived from the
+//! Secrets live in the store, sealed (`seal`: encrypted under a key derived from the
 //! distribution's JWT key), so replicas on one store share them and a copy of the store
 //! or a dump of its database holds names and times, never values. An administrator sets
 //! them through GraphQL (`setSecret`) or, also while the server is stopped, with `vupdate
@@ -9,7 +9,7 @@
 //! values opened in memory and reads the store again every [`REFRESH`], so a value set
 //! through another replica or the CLI applies within that time (at once through this
 //! server's API). Older servers kept a file per secret, `<dataDirectory>/secrets/<name>.json`;
-//! those are taken into the store at start ([`legacy`]).
+//! those are taken into the store at start (`legacy`).
 //!
 //! A value never leaves this module except through [`SecretValue::expose`], called where
 //! it goes into an `Authorization` header; [`SecretValue`] prints as `SecretValue(..)`,

@@ -8,7 +8,7 @@
 //!    store checked read-only, version printed) within [`SelfUpdateOptions::probe_timeout`].
 //!    A failure keeps the old binary, is recorded with its reason (`status { selfUpdate }`
 //!    and the log), and the version is not tried again until another one is desired.
-//! 3. The [`Follower`] then hands a [`Ready`] to the program (`vupdate distribution run`),
+//! 3. The `Follower` then hands a [`Ready`] to the program (`vupdate distribution run`),
 //!    which keeps `<binary>.previous` ([`swap::keep_previous`]), stops the server (no new
 //!    requests; those in flight and their store writes finish; builds are cancelled and
 //!    run again by the new process, as after any restart), writes the marker

@@ -5,17 +5,17 @@ use arbitrary::{Arbitrary, Unstructured};
 use vupdate_core::macros::Macros;
 use vupdate_core::settings::{Change, FileTree, Format, merge_settings};
 
-/// JSON: see [`check_format`].
+/// JSON: see `check_format`.
 pub fn check_json(data: &[u8]) {
     check_format(data, "config/app.json");
 }
 
-/// Java properties: see [`check_format`].
+/// Java properties: see `check_format`.
 pub fn check_properties(data: &[u8]) {
     check_format(data, "config/app.properties");
 }
 
-/// HOCON: see [`check_format`].
+/// HOCON: see `check_format`.
 pub fn check_conf(data: &[u8]) {
     check_format(data, "config/app.conf");
 }

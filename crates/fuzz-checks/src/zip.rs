@@ -4,7 +4,7 @@
 //! lie, archives that decompress to far more than they weigh.
 //!
 //! An input is a zero byte and the archive's raw bytes, or another byte and a compact
-//! description of entries ([`Reader`]) that is written as a zip and then damaged at chosen
+//! description of entries (`Reader`) that is written as a zip and then damaged at chosen
 //! offsets: random bytes rarely make a readable archive, while described entries reach
 //! every branch of an unpacker.
 //!

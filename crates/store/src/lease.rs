@@ -8,7 +8,7 @@
 //! has the writer's token ([`crate::Leases::check`]), so a holder that was paused past its
 //! expiry, and lost the lease meanwhile, is refused instead of writing over its successor.
 //!
-//! [`decide`] is the rule, pure; SQLite applies it inside one write transaction, MongoDB
+//! `decide` is the rule, pure; SQLite applies it inside one write transaction, MongoDB
 //! expresses it as conditional updates the server applies atomically.
 
 use chrono::{DateTime, Utc};

@@ -1,6 +1,6 @@
 //! [`StoreObserver`]: how long each store operation takes, for a server's metrics.
 //!
-//! The store wraps its backend in [`Timed`], which measures every backend call and hands
+//! The store wraps its backend in `Timed`, which measures every backend call and hands
 //! the operation, the collection and the time to the observer set with
 //! [`Store::set_observer`](crate::Store::set_observer), if any. The store itself keeps no
 //! figures and knows nothing of any metrics format.

@@ -1,4 +1,4 @@
-//! The distribution's API as the agent's network: [`seams`] implements the agent's four
+//! The distribution's API as the agent's network: [`seams`](mod@seams) implements the agent's four
 //! seams over `vupdate-client`, [`follow`] keeps the desired versions of this VM's services
 //! current, and [`api`] holds the one link they share (the token read at each use, and
 //! whether the distribution answers, so that its return wakes every retry).
@@ -7,7 +7,7 @@
 //!
 //! - [`api`]: the client of the distribution and its reachability.
 //! - [`follow`]: the subscription and the poll of the desired versions, and their cache.
-//! - [`seams`]: images, logs, fault reports and states over `vupdate-client`.
+//! - [`seams`](mod@seams): images, logs, fault reports and states over `vupdate-client`.
 //! - [`provenance`]: the state commit this VM has converged to, for its state reports.
 
 pub mod api;

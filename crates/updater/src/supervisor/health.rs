@@ -5,9 +5,9 @@
 //! probe is one more deadline in its supervisor's `select!` (tokio's one timer wheel for
 //! every service), and a probe in flight is a short task that loop awaits. HTTP probes
 //! share one client (one connection pool); a TCP probe is one connect; a command probe is
-//! a process started by [`crate::spawn`], killed tree-wide at its timeout; what it leaves
+//! a process started by `crate::spawn`, killed tree-wide at its timeout; what it leaves
 //! running is found by its process group and its output pipes, so `/proc` is read only
-//! when it hung or left something ([`Leftovers::Group`]).
+//! when it hung or left something (`Leftovers::Group`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
