@@ -39,15 +39,15 @@
 //! Runs `BENCH_SECONDS` (30) of schedule; log shipping goes on for at most
 //! `BENCH_DRAIN_SECONDS` (60) after it, and what is still unsent then is counted. Prints
 //! per N: state reports offered and answered per second, their latency from the scheduled
-//! time (a stall counts for every report it delays) and its p99 in each period of the
-//! schedule (the first holds every instance's first report, the second its first log
-//! batch), their round trip once sent and the
-//! server's own p99 (from its `/metrics`), log lines written, accepted (the sum of the
-//! batches' answers) and per second, refused (lines of batches the server turned away,
-//! each time), lost (sent in an answered batch but not accepted), not acknowledged by the
-//! end of the drain (still in the spools, or in flight when the bench stopped), errors (by cause), the connections the kernel dropped at a full listen queue
-//! (the machine's `ListenOverflows` over the row), the server's RSS at the end and its
-//! peak, its CPU, and the machine's load.
+//! time (a stall counts for every report it delays) and their round trip once sent, each
+//! also as its p99 in each period of the schedule (the first holds every instance's first
+//! report, the second its first log batch), and the server's own p99 (from its
+//! `/metrics`); log lines written, accepted (the sum of the batches' answers) and per
+//! second, refused (lines of batches the server turned away, each time), lost (sent in an
+//! answered batch but not accepted), not acknowledged by the end of the drain (still in
+//! the spools, or in flight when the bench stopped); errors (by cause), the connections
+//! the kernel dropped at a full listen queue (the machine's `ListenOverflows` over the
+//! row), the server's RSS at the end and its peak, its CPU, and the machine's load.
 //!
 //! Run with `cargo bench -p vupdate-distribution --bench fleet`.
 
@@ -127,13 +127,38 @@ impl Settings {
     }
 }
 
+/// The reports due in one period of the schedule.
+#[derive(Default)]
+struct Period {
+    /// Their latency from schedule.
+    reports: Latencies,
+    /// Their round trip once sent.
+    round_trips: Latencies,
+}
+
+/// The p99 of `latencies` of each period, `a / b / c`.
+fn p99_by_period(
+    periods: &mut [Period],
+    latencies: impl Fn(&mut Period) -> &mut Latencies,
+) -> String {
+    periods
+        .iter_mut()
+        .map(|period| {
+            latencies(period)
+                .quantiles()
+                .map_or_else(|| "-".to_owned(), |[_, p99, _]| format!("{p99:.1}"))
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
 /// What all instances of one row add up to.
 #[derive(Default)]
 struct Tally {
     reports: Latencies,
-    /// The same by the period they were due in: the first holds every instance's first
+    /// The reports by the period they were due in: the first holds every instance's first
     /// report (and connection), the second its first log batch.
-    by_period: Vec<Latencies>,
+    by_period: Vec<Period>,
     /// Each report's own round trip, from the moment it had a slot to its answer: the
     /// server's answer time without the client's queue.
     round_trips: Latencies,
@@ -247,16 +272,9 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
             .map_or(wall, |last| last.duration_since(start).as_secs_f64());
     let [p50, p99, max] = tally.reports.quantiles().unwrap_or([f64::NAN; 3]);
     let round_trips = tally.round_trips.summary();
-    let by_period = tally
-        .by_period
-        .iter_mut()
-        .map(|latencies| {
-            latencies
-                .quantiles()
-                .map_or_else(|| "-".to_owned(), |[_, p99, _]| format!("{p99:.1}"))
-        })
-        .collect::<Vec<_>>()
-        .join(" / ");
+    let by_period = p99_by_period(&mut tally.by_period, |period| &mut period.reports);
+    let round_trips_by_period =
+        p99_by_period(&mut tally.by_period, |period| &mut period.round_trips);
     let (rss, peak) = (support::rss_kib(info.pid), support::rss_peak_kib(info.pid));
     // Connections the kernel dropped at a full listen queue (what made runs collapse).
     let overflows = match (overflows_before, support::listen_overflows()) {
@@ -264,7 +282,7 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
         _ => "?".to_owned(),
     };
     Ok(format!(
-        "{count:>7} instances: reports offered {offered:.0}/s, answered {answered:.0}/s, latency from schedule p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms, p99 by period {by_period} ms (round trip {round_trips}; in the server p99 {server_p99}); \
+        "{count:>7} instances: reports offered {offered:.0}/s, answered {answered:.0}/s, latency from schedule p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms, p99 by period {by_period} ms (round trip {round_trips}, p99 by period {round_trips_by_period} ms; in the server p99 {server_p99}); \
          {} of {scheduled} scheduled reports answered; log lines written {} (offered {:.0}/s), accepted {} (at {:.0}/s over {wall:.0} s) in {} batches, refused {} in {} refusals, lost {}, not acknowledged by the end {}; {}{}; listen queue overflows {overflows}; server RSS {} MiB (peak {} MiB); {cpu}",
         tally.reports.len(),
         tally.lines_written,
@@ -323,9 +341,11 @@ impl Instance {
                     if tally.by_period.len() <= period_index {
                         tally
                             .by_period
-                            .resize_with(period_index + 1, Latencies::default);
+                            .resize_with(period_index + 1, Period::default);
                     }
-                    tally.by_period[period_index].record(at.elapsed());
+                    let due = &mut tally.by_period[period_index];
+                    due.reports.record(at.elapsed());
+                    due.round_trips.record(round_trip);
                     tally.round_trips.record(round_trip);
                     tally.last_report = Some(Instant::now());
                 }
