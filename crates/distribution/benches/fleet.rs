@@ -13,9 +13,9 @@
 //!   spool; every `BENCH_SHIP_SECONDS` (the period) the drainer sends what has
 //!   accumulated, at most 1,000 lines a batch (the updater's `max_lines`), each line with
 //!   the next sequence number of its source, each batch made when it can be sent (its
-//!   budget, below, has room), as the drainer reads its spool. A refused batch (busy, timed out) is sent
-//!   again after the updater's backoff (500 ms doubling to 30 s, with jitter), while lines
-//!   keep accumulating. (The real drainer also sends a batch that is not full after 500 ms,
+//!   budget, below, has room), as the drainer reads its spool. A refused batch (busy,
+//!   timed out) is sent again after the updater's backoff (500 ms doubling to 30 s, with
+//!   jitter), while lines keep accumulating. (The real drainer also sends a batch that is not full after 500 ms,
 //!   so at 10 lines/s it sends about two small batches a second; this bench ships every
 //!   period, the load a drainer with a longer wait would put on the server.)
 //!
@@ -426,10 +426,10 @@ impl Instance {
         let Ok(_slot) = slots.acquire().await else {
             return (Err("the bench stopped".to_owned()), Duration::ZERO);
         };
-        // Made once it can be sent, as a drainer reads its spool when it sends. Made
-        // before the slot, every instance's first batch was made at its ship time: 50,000
-        // batches of 100 lines over the second period, made (on the cores the server
-        // uses) and held while they waited for one of the 400 slots.
+        // Made once it can be sent, as a drainer reads its spool when it sends: made at
+        // its ship time instead, every instance's first batch (50,000 of 100 lines) would
+        // be made within seconds and held while waiting for one of the 400 slots, on the
+        // cores the server uses.
         let body = body();
         let sent = Instant::now();
         let url = format!("{}{path}", self.base);

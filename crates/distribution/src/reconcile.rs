@@ -1,11 +1,10 @@
 //! The reconcile loop: every desired version gets an image.
 //!
 //! It follows the state in force (from the [`watcher`](crate::watcher)), asks the
-//! [`images`](crate::images) store which images exist, lets the pure
-//! [`plan_builds`] say what to build, and runs each
-//! build as a [`task`](crate::tasks) through a [`BuildRunner`]. Builds of one service run one
-//! at a time (a client build waits for its developer build), different services in
-//! parallel up to a limit.
+//! [`images`](crate::images) store which images exist, lets the pure [`plan_builds`] say
+//! what to build, and runs each build as a [`task`](crate::tasks) through a
+//! [`BuildRunner`]. Builds of one service run one at a time (a client build waits for its
+//! developer build), different services in parallel up to a limit.
 //!
 //! A build that failed is not retried in a loop: it stays failed, visible in the status,
 //! until the state in force changes (a new commit) or [`Reconciler::retry_failed`] is

@@ -1,7 +1,7 @@
-//! The distribution's API as the agent's network: [`seams`](mod@seams) implements the agent's four
-//! seams over `vupdate-client`, [`follow`] keeps the desired versions of this VM's services
-//! current, and [`api`] holds the one link they share (the token read at each use, and
-//! whether the distribution answers, so that its return wakes every retry).
+//! The distribution's API as the agent's network: [`seams`](mod@seams) implements the
+//! agent's four seams over `vupdate-client`, [`follow`] keeps the desired versions of this
+//! VM's services current, and [`api`] holds the one link they share (the token read at
+//! each use, and whether the distribution answers, so that its return wakes every retry).
 //!
 //! The rest of the crate knows only the seams' traits; tests give it fakes.
 //!
