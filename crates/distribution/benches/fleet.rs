@@ -127,12 +127,13 @@ impl Settings {
     }
 }
 
-/// The reports due in one period of the schedule.
+/// The reports due in one period of the schedule (or in all of them).
 #[derive(Default)]
 struct Period {
     /// Their latency from schedule.
     reports: Latencies,
-    /// Their round trip once sent.
+    /// Each one's own round trip, from the moment it had a slot to its answer: the
+    /// server's answer time without the client's queue.
     round_trips: Latencies,
 }
 
@@ -155,13 +156,9 @@ fn p99_by_period(
 /// What all instances of one row add up to.
 #[derive(Default)]
 struct Tally {
-    reports: Latencies,
     /// The reports by the period they were due in: the first holds every instance's first
     /// report (and connection), the second its first log batch.
     by_period: Vec<Period>,
-    /// Each report's own round trip, from the moment it had a slot to its answer: the
-    /// server's answer time without the client's queue.
-    round_trips: Latencies,
     /// When the last report was answered.
     last_report: Option<Instant>,
     errors: Errors,
@@ -260,21 +257,26 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
     let server_p99 = support::server_p99(&clients[0], &info.base, "/graphql").await;
     let wall = start.elapsed().as_secs_f64();
     let mut tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|p| p.into_inner()));
+    let by_period = p99_by_period(&mut tally.by_period, |period| &mut period.reports);
+    let round_trips_by_period =
+        p99_by_period(&mut tally.by_period, |period| &mut period.round_trips);
+    let mut reports = Period::default();
+    for period in std::mem::take(&mut tally.by_period) {
+        reports.reports.extend(period.reports);
+        reports.round_trips.extend(period.round_trips);
+    }
     // CPU per request: the reports and the log batches answered.
-    let requests = tally.reports.len() + tally.batches as usize;
+    let requests = reports.reports.len() + tally.batches as usize;
     let cpu = meter.report(requests);
     let scheduled = (count as f64 * settings.seconds / settings.period).ceil() as usize;
     let offered = count as f64 / settings.period;
     // Over the time it took to answer them: the drain after the schedule is the logs'.
-    let answered = tally.reports.len() as f64
+    let answered = reports.reports.len() as f64
         / tally
             .last_report
             .map_or(wall, |last| last.duration_since(start).as_secs_f64());
-    let [p50, p99, max] = tally.reports.quantiles().unwrap_or([f64::NAN; 3]);
-    let round_trips = tally.round_trips.summary();
-    let by_period = p99_by_period(&mut tally.by_period, |period| &mut period.reports);
-    let round_trips_by_period =
-        p99_by_period(&mut tally.by_period, |period| &mut period.round_trips);
+    let [p50, p99, max] = reports.reports.quantiles().unwrap_or([f64::NAN; 3]);
+    let round_trips = reports.round_trips.summary();
     let (rss, peak) = (support::rss_kib(info.pid), support::rss_peak_kib(info.pid));
     // Connections the kernel dropped at a full listen queue (what made runs collapse).
     let overflows = match (overflows_before, support::listen_overflows()) {
@@ -284,7 +286,7 @@ async fn measure(info: &ServerInfo, count: usize, settings: &Arc<Settings>) -> B
     Ok(format!(
         "{count:>7} instances: reports offered {offered:.0}/s, answered {answered:.0}/s, latency from schedule p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms, p99 by period {by_period} ms (round trip {round_trips}, p99 by period {round_trips_by_period} ms; in the server p99 {server_p99}); \
          {} of {scheduled} scheduled reports answered; log lines written {} (offered {:.0}/s), accepted {} (at {:.0}/s over {wall:.0} s) in {} batches, refused {} in {} refusals, lost {}, not acknowledged by the end {}; {}{}; listen queue overflows {overflows}; server RSS {} MiB (peak {} MiB); {cpu}",
-        tally.reports.len(),
+        reports.reports.len(),
         tally.lines_written,
         count as f64 * settings.lines_per_second,
         tally.lines_accepted,
@@ -337,7 +339,6 @@ impl Instance {
             let (answer, round_trip) = self.post("/graphql", || body, slots).await;
             self.count(|tally| match answer {
                 Ok(_) => {
-                    tally.reports.record(at.elapsed());
                     if tally.by_period.len() <= period_index {
                         tally
                             .by_period
@@ -346,7 +347,6 @@ impl Instance {
                     let due = &mut tally.by_period[period_index];
                     due.reports.record(at.elapsed());
                     due.round_trips.record(round_trip);
-                    tally.round_trips.record(round_trip);
                     tally.last_report = Some(Instant::now());
                 }
                 Err(message) => tally.errors.add(format!("setServiceStates: {message}")),

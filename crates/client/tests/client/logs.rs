@@ -175,9 +175,7 @@ async fn older_distribution(
                     let graphql_asked = {
                         let mut seen = seen.lock().expect("lock");
                         seen.push(request.clone());
-                        seen.iter()
-                            .filter(|r| r.starts_with("POST /graphql "))
-                            .count()
+                        graphql_requests(&seen)
                     };
                     let (status, answer) = if request.starts_with("POST /graphql ") {
                         let body: Value = serde_json::from_slice(&body).expect("JSON");
@@ -282,12 +280,12 @@ async fn a_batch_answered_store_behind_by_graphql_is_sent_again_not_dropped() {
         report.last_error
     );
     let asked = asked.lock().expect("lock");
-    assert_eq!(
-        asked
-            .iter()
-            .filter(|r| r.starts_with("POST /graphql "))
-            .count(),
-        3,
-        "{asked:?}"
-    );
+    assert_eq!(graphql_requests(&asked), 3, "{asked:?}");
+}
+
+/// How many of the request lines `seen` went to `POST /graphql`.
+fn graphql_requests(seen: &[String]) -> usize {
+    seen.iter()
+        .filter(|r| r.starts_with("POST /graphql "))
+        .count()
 }
