@@ -83,6 +83,8 @@ struct Inner {
     log_queue: group_commit::Queue<LogRecord>,
     /// State reports waiting for a writer turn.
     state_queue: group_commit::Queue<crate::model::states::ServiceStateRecord>,
+    /// Whether a writer turn is spawned and not yet holding the lock (`group_commit`).
+    turn_pending: std::sync::atomic::AtomicBool,
     /// Log lines written since the text index last caught up (`text_index`).
     unindexed: std::sync::atomic::AtomicUsize,
     /// Whether a text index catch-up runs.
@@ -110,6 +112,7 @@ impl Store {
                 log_writes: tokio::sync::Mutex::new(()),
                 log_queue: group_commit::Queue::default(),
                 state_queue: group_commit::Queue::default(),
+                turn_pending: std::sync::atomic::AtomicBool::new(false),
                 unindexed: std::sync::atomic::AtomicUsize::new(0),
                 indexing: std::sync::atomic::AtomicBool::new(false),
                 runtime: tokio::runtime::Handle::current(),
