@@ -29,7 +29,9 @@
 //! Log batches are admitted only while fewer than [`MAX_WAITING_LINES`] lines wait: past
 //! it the writer is behind, and a batch waits for room at most [`ADMISSION_WAIT`], then is
 //! refused ([`StoreError::Busy`]) for its sender to keep and send again later, instead of
-//! holding its lines and its request without bound. State reports are small and always
+//! holding its lines and its request without bound. While it waits it holds its records
+//! only: the documents the writer binds are made once it has room (under a backlog, the
+//! batches waiting are most of what the server holds). State reports are small and always
 //! admitted.
 
 use std::collections::VecDeque;
@@ -106,22 +108,43 @@ impl<R> Default for Queue<R> {
 
 impl<R: Grouped> Queue<R> {
     /// How many records wait for the writer.
+    #[cfg(test)]
     fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Acquire)
     }
 
-    /// Queues `batch` unless `bound` records or more already wait; then gives it back
-    /// with how many.
-    fn admit(&self, batch: Batch<R>, bound: usize) -> Result<(), (Batch<R>, usize)> {
-        let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Counts `records` as waiting unless `bound` records or more already wait; then says
+    /// how many. The batch itself follows with [`Queue::push`].
+    fn reserve(&self, records: usize, bound: usize) -> Result<(), usize> {
+        let _batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
         let waiting = self.waiting.load(Ordering::Acquire);
         if waiting >= bound {
-            return Err((batch, waiting));
+            return Err(waiting);
         }
-        self.waiting
-            .store(waiting + batch.records.len(), Ordering::Release);
-        batches.push_back(batch);
+        self.waiting.store(waiting + records, Ordering::Release);
         Ok(())
+    }
+
+    /// Gives back room reserved for a batch that will not come.
+    fn release(&self, records: usize) {
+        self.waiting.fetch_sub(records, Ordering::AcqRel);
+        self.room.notify_waiters();
+    }
+
+    /// Queues `batch`, its records already counted by [`Queue::reserve`].
+    fn push(&self, batch: Batch<R>) {
+        self.batches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(batch);
+    }
+
+    /// Whether no batch is queued.
+    fn is_empty(&self) -> bool {
+        self.batches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
     }
 
     /// Whole batches from the front: at least one (when any waits), and no more than
@@ -145,13 +168,14 @@ impl<R: Grouped> Queue<R> {
     }
 }
 
-/// Queues `records` (already converted to `docs`) for a writer turn and waits until they
-/// committed. A log batch refused room for [`ADMISSION_WAIT`] while the writer is behind
-/// fails with [`StoreError::Busy`], nothing of it queued.
+/// Queues `records` for a writer turn and waits until they committed. A log batch waits
+/// for room (see [`MAX_WAITING_LINES`]), and is refused with [`StoreError::Busy`] when none
+/// is made within [`ADMISSION_WAIT`], nothing of it queued. Its documents are made by
+/// `make_docs` only once it has room: a batch waiting for room holds its records alone.
 pub(crate) async fn submit<R: Grouped>(
     store: &Store,
     records: Vec<R>,
-    mut docs: Vec<Doc>,
+    make_docs: impl FnOnce(&[R]) -> Result<Vec<Doc>, StoreError>,
 ) -> Result<Committed, StoreError> {
     if records.is_empty() {
         return Ok(Committed {
@@ -159,40 +183,48 @@ pub(crate) async fn submit<R: Grouped>(
             now: store.now(),
         });
     }
-    let (reply, answer) = oneshot::channel();
     let bound = if R::REPLACE {
         usize::MAX
     } else {
         MAX_WAITING_LINES
     };
-    // What can be done before the writer's turn is done here, on the caller's task: the
-    // writer works for every caller in turn.
-    store.backend().prepare(R::DEF, &mut docs);
     let queue = R::queue(store);
-    let mut batch = Batch {
-        records,
-        docs,
-        reply,
-    };
     let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
     loop {
         // Listening before looking, so room made in between is not missed.
         let room = queue.room.notified();
         tokio::pin!(room);
         room.as_mut().enable();
-        match queue.admit(batch, bound) {
+        match queue.reserve(records.len(), bound) {
             Ok(()) => break,
-            Err((back, waiting)) => {
+            Err(waiting) => {
                 if tokio::time::timeout_at(deadline, room).await.is_err() {
                     return Err(StoreError::Busy {
                         collection: R::DEF.name,
                         waiting,
                     });
                 }
-                batch = back;
             }
         }
     }
+    // Nothing awaits from here until the batch is queued, so a caller that goes away
+    // cannot leave its room reserved.
+    let mut docs = match make_docs(&records) {
+        Ok(docs) => docs,
+        Err(error) => {
+            queue.release(records.len());
+            return Err(error);
+        }
+    };
+    // What can be done before the writer's turn is done here, on the caller's task: the
+    // writer works for every caller in turn.
+    store.backend().prepare(R::DEF, &mut docs);
+    let (reply, answer) = oneshot::channel();
+    queue.push(Batch {
+        records,
+        docs,
+        reply,
+    });
     schedule_turn(store);
     answer.await.unwrap_or_else(|_| {
         Err(StoreError::Task {
@@ -242,9 +274,10 @@ async fn turns(store: &Store) {
             store.inner.turn_pending.swap(false, Ordering::AcqRel);
             write(store, LogRecord::queue(store).take(LOG_GROUP_LINES)).await;
         }
-        let waiting =
-            LogRecord::queue(store).waiting() + ServiceStateRecord::queue(store).waiting();
-        if waiting == 0 || store.inner.turn_pending.swap(true, Ordering::AcqRel) {
+        // Batches queued, not room reserved: a reserved batch schedules its own turn.
+        let idle =
+            LogRecord::queue(store).is_empty() && ServiceStateRecord::queue(store).is_empty();
+        if idle || store.inner.turn_pending.swap(true, Ordering::AcqRel) {
             return;
         }
     }
@@ -638,11 +671,9 @@ mod tests {
             docs,
             reply,
         };
-        assert!(
-            ServiceStateRecord::queue(&store)
-                .admit(batch, usize::MAX)
-                .is_ok()
-        );
+        let queue = ServiceStateRecord::queue(&store);
+        assert!(queue.reserve(batch.records.len(), usize::MAX).is_ok());
+        queue.push(batch);
         // As a text index chunk or an expiry step takes its turn.
         let _turn = store.log_writes().lock().await;
         let committed = answer
@@ -651,6 +682,43 @@ mod tests {
             .expect("stored");
         assert_eq!(committed.sequences.len(), 3);
         assert_eq!(writes.taken(), [("put", "service_states", true)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_log_batch_waiting_for_room_makes_its_documents_only_once_it_has_room() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, _writes) = store(&dir).await;
+        let turn = store.log_writes().lock().await;
+        let admitted = spawn_batches(&store, MAX_WAITING_LINES / 1000, 1000);
+        until_waiting::<LogRecord>(&store, MAX_WAITING_LINES).await;
+        let made = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let late = tokio::spawn({
+            let (store, made) = (store.clone(), made.clone());
+            async move {
+                submit(&store, lines("vm-late", 10), |records| {
+                    made.store(true, Ordering::Release);
+                    Store::docs(records)
+                })
+                .await
+            }
+        });
+        // Waiting for room, a batch holds its records, not their documents as well: under
+        // a backlog that is most of what a server holds.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !made.load(Ordering::Acquire),
+            "documents made before there was room"
+        );
+        drop(turn);
+        for batch in admitted {
+            batch.await.expect("join").expect("stored");
+        }
+        let committed = late
+            .await
+            .expect("join")
+            .expect("stored once there was room");
+        assert_eq!(committed.sequences.len(), 10);
+        assert!(made.load(Ordering::Acquire));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

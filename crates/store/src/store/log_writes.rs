@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::doc::{Doc, truncate_millis};
+use crate::doc::truncate_millis;
 use crate::error::StoreError;
 use crate::model::Stored;
 use crate::model::logs::LogRecord;
@@ -43,12 +43,10 @@ impl Grouped for LogRecord {
     }
 }
 
-/// Queues `records` (already converted to `docs`) for the next group write and waits for
-/// their `_sequence`s; [`StoreError::Busy`] when the writer stays behind (see `group_commit`).
-pub(crate) async fn insert(
-    store: &Store,
-    records: Vec<LogRecord>,
-    docs: Vec<Doc>,
-) -> Result<Vec<i64>, StoreError> {
-    Ok(group_commit::submit(store, records, docs).await?.sequences)
+/// Queues `records` for the next group write and waits for their `_sequence`s;
+/// [`StoreError::Busy`] when the writer stays behind (see `group_commit`).
+pub(crate) async fn insert(store: &Store, records: Vec<LogRecord>) -> Result<Vec<i64>, StoreError> {
+    Ok(group_commit::submit(store, records, Store::docs)
+        .await?
+        .sequences)
 }

@@ -25,11 +25,7 @@ impl<'a> Logs<'a> {
     /// followers. Returns the records' `_sequence`s, in order. Batches inserted at the
     /// same time share one transaction (see `log_writes`).
     pub async fn insert(&self, records: Vec<LogRecord>) -> Result<Vec<i64>, StoreError> {
-        let docs = Store::docs(&records)?;
-        if docs.is_empty() {
-            return Ok(Vec::new());
-        }
-        super::log_writes::insert(self.store, records, docs).await
+        super::log_writes::insert(self.store, records).await
     }
 
     /// The matching records, newest first (by time, then `_sequence`), at most `query.limit`.

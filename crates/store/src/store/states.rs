@@ -39,7 +39,7 @@ impl<'a> ServiceStates<'a> {
         states: Vec<ServiceStateRecord>,
     ) -> Result<Vec<Stored<ServiceStateRecord>>, StoreError> {
         let docs = Store::docs(&states)?;
-        let committed = group_commit::submit(self.store, states, docs.clone()).await?;
+        let committed = group_commit::submit(self.store, states, |_| Ok(docs.clone())).await?;
         Store::stored(docs, committed.sequences, committed.now)
     }
 
