@@ -83,7 +83,9 @@ struct Inner {
     log_queue: group_commit::Queue<LogRecord>,
     /// State reports waiting for a writer turn.
     state_queue: group_commit::Queue<crate::model::states::ServiceStateRecord>,
-    /// Whether a writer turn is spawned and not yet holding the lock (`group_commit`).
+    /// Whether the writer's turns are scheduled to look at the queues again: set by the
+    /// write that spawns them (or by the turns going on), cleared as they take the lock
+    /// (`group_commit`).
     turn_pending: std::sync::atomic::AtomicBool,
     /// Log lines written since the text index last caught up (`text_index`).
     unindexed: std::sync::atomic::AtomicUsize,
