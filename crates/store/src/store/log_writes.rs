@@ -8,11 +8,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::doc::truncate_millis;
-use crate::error::StoreError;
 use crate::model::Stored;
 use crate::model::logs::LogRecord;
 use crate::store::Store;
-use crate::store::group_commit::{self, Grouped, Queue};
+use crate::store::group_commit::{Grouped, Queue};
 
 impl Grouped for LogRecord {
     const REPLACE: bool = false;
@@ -41,12 +40,4 @@ impl Grouped for LogRecord {
         // No follower is not an error: the records are in the store for later readers.
         let _ = store.feed().send(Arc::new(stored));
     }
-}
-
-/// Queues `records` for the next group write and waits for their `_sequence`s;
-/// [`StoreError::Busy`] when the writer stays behind (see `group_commit`).
-pub(crate) async fn insert(store: &Store, records: Vec<LogRecord>) -> Result<Vec<i64>, StoreError> {
-    Ok(group_commit::submit(store, records, Store::docs)
-        .await?
-        .sequences)
 }

@@ -23,9 +23,10 @@ impl<'a> Logs<'a> {
 
     /// Stores a batch, all or nothing (every record is validated first), and passes it to
     /// followers. Returns the records' `_sequence`s, in order. Batches inserted at the
-    /// same time share one transaction (see `log_writes`).
+    /// same time share one transaction (see `group_commit`).
     pub async fn insert(&self, records: Vec<LogRecord>) -> Result<Vec<i64>, StoreError> {
-        super::log_writes::insert(self.store, records).await
+        let committed = super::group_commit::submit(self.store, records, Store::docs).await?;
+        Ok(committed.sequences)
     }
 
     /// The matching records, newest first (by time, then `_sequence`), at most `query.limit`.
