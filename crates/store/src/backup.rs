@@ -1,6 +1,7 @@
 //! [`backup_sqlite`]: a consistent copy of a SQLite store while its server writes to it
 //! (SQLite's online backup API, which restarts a step when a writer changed a page it
-//! had copied, so the copy is one committed state).
+//! had copied, so the copy is one committed state). The text index's file is not copied:
+//! it is made again from the lines.
 
 use std::path::Path;
 use std::time::Duration;
@@ -35,9 +36,11 @@ pub fn backup_sqlite(from: &Path, to: &Path) -> Result<(), StoreError> {
         let _ = std::fs::remove_file(to);
         return Err(error);
     }
-    // A standalone file: the copy keeps no WAL beside it.
+    // A standalone file: the copy keeps no WAL beside it. It is a store file of its own:
+    // a text index file made for the original is not taken for the copy's.
     target
         .pragma_update(None, "journal_mode", "DELETE")
+        .and_then(|()| crate::sqlite::renew_identity(&target))
         .map_err(|e| fail(to, e.to_string()))?;
     Ok(())
 }

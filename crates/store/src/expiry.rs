@@ -89,7 +89,8 @@ impl Store {
     /// Removes the log lines matching `filter` for good, [`LOG_PURGE_CHUNK`] at a time,
     /// each step taking its turn with the log batches (first come, first served), so a
     /// batch waits at most one step however many lines go; then drops the text index's
-    /// segments none of whose lines is left, a bounded step per turn.
+    /// segments none of whose lines is left, in bounded steps on the index's own file
+    /// (no turn of the writer's).
     async fn purge_logs(&self, filter: Vec<Cond>) -> Result<u64, StoreError> {
         let mut removed = 0;
         loop {
@@ -105,13 +106,8 @@ impl Store {
             }
         }
         // The text index's segments whose lines all went (now or in a run cut short before
-        // this step), dropped a bounded step per turn.
-        loop {
-            let _turn = self.log_writes().lock().await;
-            if !self.backend().prune_text(&LOG_RECORDS).await? {
-                break;
-            }
-        }
+        // this step), dropped a bounded step at a time.
+        while self.backend().prune_text(&LOG_RECORDS).await? {}
         Ok(removed)
     }
 

@@ -2,7 +2,8 @@
 //! read-only connections, every call run on tokio's blocking pool so the async runtime
 //! never waits on disk. Each write is one `BEGIN IMMEDIATE` transaction, sequence
 //! reservation included, so a batch is all or nothing and `_sequence` stays monotonic
-//! across processes sharing the file. A thread of its own checkpoints the write-ahead log
+//! across processes sharing the file. The log messages' text index is in a file of its
+//! own beside it, written by a connection of its own ([`text_file`]). A thread of its own checkpoints the write-ahead log
 //! ([`checkpoint`]), so no write waits for the disk.
 
 mod checkpoint;
@@ -10,9 +11,11 @@ mod merge;
 mod newest;
 mod sql;
 mod text;
+mod text_file;
 mod trigrams;
 
 pub(crate) use sql::SCHEMA_VERSION;
+pub(crate) use text_file::renew_identity;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,6 +67,9 @@ pub(crate) struct SqliteBackend {
     path: Arc<PathBuf>,
     writer: Arc<tokio::sync::Mutex<Writer>>,
     readers: Vec<Arc<tokio::sync::Mutex<Connection>>>,
+    /// The text index's file, and the connection that writes it beside the writer.
+    text_path: Arc<PathBuf>,
+    indexer: Arc<tokio::sync::Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
 
@@ -223,16 +229,23 @@ impl SqliteBackend {
             for statement in sql::stale_indexes(def, &existing) {
                 run(&statement)?;
             }
-            for statement in text::schema(def) {
-                run(&statement)?;
-            }
-            text::upgrade(&tx, def)
-                .map_err(|e| fail(format!("{e} (while upgrading the text index)")))?;
         }
+        text::leave_store_file(&tx, defs).map_err(|e| {
+            fail(format!(
+                "{e} (while moving the text index out to a file of its own)"
+            ))
+        })?;
+        let identity = text_file::identity(&tx).map_err(|e| fail(e.to_string()))?;
         tx.pragma_update(None, "user_version", sql::SCHEMA_VERSION)
             .map_err(|e| fail(e.to_string()))?;
         tx.commit().map_err(|e| fail(e.to_string()))?;
 
+        let text_path = text_file::path_of(path);
+        let indexer =
+            open_indexer(&text_path, &identity, defs).map_err(|reason| StoreError::OpenSqlite {
+                path: text_path.clone(),
+                reason: format!("{reason} (the text index's file)"),
+            })?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let reader = Connection::open_with_flags(
@@ -245,6 +258,15 @@ impl SqliteBackend {
             configure(&reader)
                 .and_then(|()| reader.pragma_update(None, "cache_size", -READER_CACHE_KIB))
                 .and_then(|()| reader.pragma_update(None, "mmap_size", READER_MMAP_BYTES))
+                .and_then(|()| {
+                    text_file::attach_read_only(&reader, &text_path, text_file::INDEX_SCHEMA)
+                })
+                .and_then(|()| {
+                    // Per file: the attached index gets its own cache and map.
+                    let index = Some(text_file::INDEX_SCHEMA);
+                    reader.pragma_update(index, "cache_size", -READER_CACHE_KIB)?;
+                    reader.pragma_update(index, "mmap_size", READER_MMAP_BYTES)
+                })
                 .map_err(|e| fail(e.to_string()))?;
             readers.push(Arc::new(tokio::sync::Mutex::new(reader)));
         }
@@ -258,6 +280,8 @@ impl SqliteBackend {
             })),
             readers,
             next_reader: AtomicUsize::new(0),
+            text_path: Arc::new(text_path),
+            indexer: Arc::new(tokio::sync::Mutex::new(indexer)),
         })
     }
 
@@ -285,6 +309,14 @@ impl SqliteBackend {
         }
     }
 
+    fn index_ctx(&self, def: &CollectionDef, operation: &'static str) -> Ctx {
+        Ctx {
+            path: self.text_path.clone(),
+            collection: def.name,
+            operation,
+        }
+    }
+
     async fn write<T, F>(&self, ctx: Ctx, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -301,15 +333,21 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>, &Ctx) -> Result<T, StoreError> + Send + 'static,
     {
-        self.write(ctx, move |conn, ctx| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(ctx.err())?;
-            let value = work(&tx, ctx)?;
-            tx.commit().map_err(ctx.err())?;
-            Ok(value)
-        })
-        .await
+        self.write(ctx, move |conn, ctx| immediate(conn, ctx, work))
+            .await
+    }
+
+    /// `work` in one `BEGIN IMMEDIATE` transaction of the text index's connection, beside
+    /// the writer: it has the index's file only, so it neither locks the store's file nor
+    /// holds a snapshot of it (which would keep the store's write-ahead log from starting
+    /// again: it grew to 1.2 GB at 10M lines while an index transaction read the lines).
+    async fn index_tx<T, F>(&self, ctx: Ctx, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>, &Ctx) -> Result<T, StoreError> + Send + 'static,
+    {
+        let mut conn = self.indexer.clone().lock_owned().await;
+        blocking(ctx, move |ctx| immediate(&mut conn, ctx, work)).await
     }
 
     async fn read<T, F>(&self, ctx: Ctx, work: F) -> Result<T, StoreError>
@@ -317,9 +355,14 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&Connection, &Ctx) -> Result<T, StoreError> + Send + 'static,
     {
-        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        let conn = self.readers[index].clone().lock_owned().await;
+        let conn = self.reader().await;
         blocking(ctx, move |ctx| work(&conn, ctx)).await
+    }
+
+    /// The next read-only connection, once free.
+    async fn reader(&self) -> tokio::sync::OwnedMutexGuard<Connection> {
+        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        self.readers[index].clone().lock_owned().await
     }
 
     /// Inserts `docs` under consecutive new sequences in one transaction; with `replace`,
@@ -340,6 +383,62 @@ impl SqliteBackend {
         })
         .await
     }
+}
+
+/// Runs `work` in one `BEGIN IMMEDIATE` transaction of `conn`, committed when `work`
+/// succeeds (an error rolls it back on drop).
+fn immediate<T>(
+    conn: &mut Connection,
+    ctx: &Ctx,
+    work: impl FnOnce(&rusqlite::Transaction<'_>, &Ctx) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(ctx.err())?;
+    let value = work(&tx, ctx)?;
+    tx.commit().map_err(ctx.err())?;
+    Ok(value)
+}
+
+/// Opens the text index's file at `text_path` for the store file of identity `identity`:
+/// WAL mode, emptied when it was made for another store file, and the schema of `defs`'
+/// indexes. The error says what failed.
+fn open_indexer(
+    text_path: &Path,
+    identity: &str,
+    defs: &[&'static CollectionDef],
+) -> Result<Connection, String> {
+    let mut conn = Connection::open(text_path).map_err(|e| e.to_string())?;
+    configure(&conn).map_err(|e| e.to_string())?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|e| format!("{e} (is it a vupdate text index?)"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!(
+            "cannot switch to WAL mode (journal mode stays `{mode}`)"
+        ));
+    }
+    // As the store's file (see `SqliteBackend::open`); the index can always be made again.
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .and_then(|()| conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB))
+        .map_err(|e| e.to_string())?;
+    if text_file::claim(&mut conn, identity).map_err(|e| e.to_string())? {
+        tracing::info!(
+            path = %text_path.display(),
+            "the text index's file was made for another store file: emptied, to be made again"
+        );
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| e.to_string())?;
+    for def in defs {
+        for statement in text::schema(def) {
+            tx.execute_batch(&statement)
+                .map_err(|e| format!("{e} (while creating the schema)"))?;
+        }
+    }
+    tx.commit().map_err(|e| e.to_string())?;
+    Ok(conn)
 }
 
 /// Inserts `docs` under consecutive new sequences within `tx`; with `replace`, the
@@ -877,8 +976,23 @@ impl Backend for SqliteBackend {
         let Some(index) = def.text else {
             return Ok(0);
         };
-        self.write_tx(self.ctx(def, "index text"), move |tx, ctx| {
-            text::index_some(tx, def, index, max_rows).map_err(ctx.err())
+        let ctx = self.index_ctx(def, "index text");
+        // Held from the read to the write, so the mark read is the mark written after.
+        let mut indexer = self.indexer.clone().lock_owned().await;
+        let rows = self
+            .read(ctx.clone(), move |conn, ctx| {
+                // The mark and the lines of one snapshot.
+                let tx = conn.unchecked_transaction().map_err(ctx.err())?;
+                text::read_unindexed(&tx, def, index, max_rows).map_err(ctx.err())
+            })
+            .await?;
+        let Some(rows) = rows else {
+            return Ok(0);
+        };
+        blocking(ctx, move |ctx| {
+            immediate(&mut indexer, ctx, |tx, ctx| {
+                text::write_index(tx, def, index, &rows).map_err(ctx.err())
+            })
         })
         .await
     }
@@ -887,8 +1001,8 @@ impl Backend for SqliteBackend {
         if def.text.is_none() {
             return Ok(false);
         }
-        self.write_tx(
-            self.ctx(def, "merge a text index segment"),
+        self.index_tx(
+            self.index_ctx(def, "merge a text index segment"),
             move |tx, ctx| {
                 let merged = text::merge(tx, def).map_err(ctx.err())?;
                 if let Some(segment) = &merged {
@@ -904,10 +1018,11 @@ impl Backend for SqliteBackend {
         let Some(index) = def.text else {
             return Ok(false);
         };
-        self.write_tx(
-            self.ctx(def, "drop an expired text index segment"),
+        let rows = self.reader().await;
+        self.index_tx(
+            self.index_ctx(def, "drop an expired text index segment"),
             move |tx, ctx| {
-                let pruned = text::prune(tx, def, index).map_err(ctx.err())?;
+                let pruned = text::prune(tx, &rows, def, index).map_err(ctx.err())?;
                 if let Some(segment) = &pruned {
                     tracing::debug!(
                         segment,
@@ -1089,16 +1204,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn read_only_connections_map_the_file() {
+    fn read_only_connections_map_the_file_and_the_text_index_s() {
         let dir = tempfile::tempdir().expect("a directory");
         let backend = SqliteBackend::open(&dir.path().join("store.sqlite"), &[]).expect("open");
         for reader in backend.readers.iter() {
-            let mapped: i64 = reader
-                .try_lock()
-                .expect("a reader")
-                .pragma_query_value(None, "mmap_size", |row| row.get(0))
-                .expect("mmap_size");
-            assert!(mapped >= 1 << 30, "a reader maps {mapped} bytes");
+            let reader = reader.try_lock().expect("a reader");
+            for file in [None, Some(text_file::INDEX_SCHEMA)] {
+                let mapped: i64 = reader
+                    .pragma_query_value(file, "mmap_size", |row| row.get(0))
+                    .expect("mmap_size");
+                assert!(
+                    mapped >= 1 << 30,
+                    "a reader maps {mapped} bytes of {file:?}"
+                );
+                let cache: i64 = reader
+                    .pragma_query_value(file, "cache_size", |row| row.get(0))
+                    .expect("cache_size");
+                assert_eq!(cache, -READER_CACHE_KIB, "{file:?}");
+            }
         }
+    }
+
+    #[tokio::test]
+    async fn the_store_s_log_starts_again_while_the_text_index_is_written() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let path = dir.path().join("store.sqlite");
+        let backend =
+            SqliteBackend::open(&path, &[&crate::model::logs::LOG_RECORDS]).expect("open");
+        let mut indexer = backend.indexer.try_lock().expect("the indexer");
+        let ctx = backend.index_ctx(&crate::model::logs::LOG_RECORDS, "index text");
+        let other = Connection::open(&path).expect("another connection");
+        other.busy_timeout(Duration::ZERO).expect("no waiting");
+        immediate(&mut indexer, &ctx, |tx, ctx| {
+            tx.execute("UPDATE _text_upto SET upto = upto", [])
+                .map_err(ctx.err())?;
+            other
+                .execute_batch("CREATE TABLE probe (x INTEGER)")
+                .expect("the store's file is written meanwhile");
+            // (busy, frames in the log, frames copied): a reader of an older snapshot would
+            // keep the log from being copied whole and truncated.
+            let checkpoint: (i64, i64, i64) = other
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .expect("a checkpoint");
+            assert_eq!(checkpoint, (0, 0, 0), "the log truncated");
+            Ok(())
+        })
+        .expect("an index transaction");
     }
 }

@@ -21,9 +21,10 @@
 //! and [`LATEST_DAYS`] after it was stored, so odd clocks cannot make more than a year of
 //! segments.
 //!
-//! It is built behind the rows, not in their transaction: trigram indexing costs about
-//! twice the rest of an insert, so the writer's batches are acknowledged without it and
-//! [`index_some`] indexes the next rows in chunks between them. `_text_upto` records how
+//! It is built behind the rows, not in their transaction, and in a file of its own
+//! ([`super::text_file`]): trigram indexing costs about twice the rest of an insert, so
+//! the writer's batches are acknowledged without it and the next rows are indexed in
+//! chunks beside the writer ([`read_unindexed`], then [`write_index`]). `_text_upto` records how
 //! far (by `_sequence`, which commits in order); a search reads the index up to there and
 //! the rows after it directly, so a search is the same whether the index is behind or not.
 //! When the needle is too short for trigrams, or matches too many rows for a list of
@@ -41,11 +42,14 @@
 //! keyed builds indexed into it, `keyed_upto` = `last`; segments of the build before keys,
 //! or extended by it since, are asked without the key and read first.
 //!
-//! Schema 3 files of the build before kept one table (`<name>_text`, marked in
-//! `_text_indexed`); it is dropped when such a file is opened and the rows are indexed
-//! again in segments in the background (searches meanwhile read them directly). The schema
-//! stays 3: an older build opening the file again finds its mark gone and builds its own
-//! table from the start, and leaves the segments alone.
+//! The builds before kept the index in the store's file: one table (`<name>_text`, marked
+//! in `_text_indexed`), then segments. [`leave_store_file`] drops them when such a file is
+//! opened, and the rows are indexed again in the index's file in the background (searches
+//! meanwhile read them directly). The schema stays 3: an older build opening the file
+//! again finds no index there and builds its own from the start. Every segment in the
+//! index's file is keyed; the unkeyed ones were the store file's.
+
+use std::collections::BTreeMap;
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
@@ -124,7 +128,7 @@ fn period_sql(text: &TextDef) -> String {
 }
 
 /// The statements that create `def`'s text index bookkeeping (idempotent); none when it
-/// has no text field. A file that had the rows before the index starts at 0: [`index_some`]
+/// has no text field. A file that had the rows before the index starts at 0: [`write_index`]
 /// catches up, and searches meanwhile read the rows not yet indexed.
 pub(crate) fn schema(def: &CollectionDef) -> Vec<String> {
     if def.text.is_none() {
@@ -157,23 +161,14 @@ pub(crate) fn schema(def: &CollectionDef) -> Vec<String> {
     ]
 }
 
-/// Brings an older file's text index to this build's layout: drops the single index table
-/// of the build before segments, and its mark, and gives `_text_segments` the columns of
-/// keyed segments (see the module documentation); nothing when it is current.
-pub(crate) fn upgrade(tx: &rusqlite::Transaction<'_>, def: &CollectionDef) -> rusqlite::Result<()> {
-    if def.text.is_none() {
-        return Ok(());
-    }
-    let columns: Vec<String> = tx
-        .prepare("SELECT name FROM pragma_table_info(?1)")?
-        .query_map([SEGMENTS_TABLE], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    if !columns.iter().any(|c| c == "keyed_upto") {
-        // Segments of the build before keys: their `keyed_upto` is NULL, never their `last`.
-        for column in SEGMENT_KEYED_COLUMNS.split(", ") {
-            tx.execute_batch(&format!("ALTER TABLE {SEGMENTS_TABLE} ADD COLUMN {column}"))?;
-        }
-    }
+/// Drops from the store's file what the builds before the index's file of its own
+/// ([`super::text_file`]) kept of the text indexes there: the segments and their tables,
+/// and the single index tables (and mark) of the builds before segments. The index's file
+/// is filled again in the background; searches meanwhile read the lines not indexed.
+pub(crate) fn leave_store_file(
+    tx: &rusqlite::Transaction<'_>,
+    defs: &[&CollectionDef],
+) -> rusqlite::Result<()> {
     let exists = |name: &str| -> rusqlite::Result<bool> {
         tx.query_row(
             "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
@@ -182,14 +177,34 @@ pub(crate) fn upgrade(tx: &rusqlite::Transaction<'_>, def: &CollectionDef) -> ru
         )
         .map(|n| n > 0)
     };
-    if exists(&legacy_table(def))? {
-        tx.execute_batch(&format!("DROP TABLE \"{}\"", legacy_table(def)))?;
+    let mut tables: Vec<String> = defs
+        .iter()
+        .filter(|def| def.text.is_some())
+        .map(|def| legacy_table(def))
+        .collect();
+    for listed in [SEGMENTS_TABLE, RETIRED_TABLE] {
+        if exists(listed)? {
+            tables.extend(
+                tx.prepare(&format!("SELECT segment FROM {listed}"))?
+                    .query_map([], |row| row.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?,
+            );
+        }
     }
-    if exists(LEGACY_MARK_TABLE)? {
-        tx.execute(
-            &format!("DELETE FROM {LEGACY_MARK_TABLE} WHERE collection = ?1"),
-            [def.name],
-        )?;
+    tables.extend(
+        [
+            MARK_TABLE,
+            SEGMENTS_TABLE,
+            RETIRED_TABLE,
+            MERGED_TABLE,
+            LEGACY_MARK_TABLE,
+        ]
+        .map(str::to_owned),
+    );
+    for table in tables {
+        if exists(&table)? {
+            tx.execute_batch(&format!("DROP TABLE \"{table}\""))?;
+        }
     }
     Ok(())
 }
@@ -205,45 +220,99 @@ fn indexed_upto(conn: &Connection, def: &CollectionDef) -> rusqlite::Result<i64>
         .unwrap_or(0))
 }
 
-/// Indexes the text of at most `max_rows` rows after the mark, in the caller's write
-/// transaction, each in its segment (made when missing), and moves the mark past them.
-/// Returns how many rows it indexed.
-pub(crate) fn index_some(
-    tx: &rusqlite::Transaction<'_>,
+/// Rows after the text index's mark, read to be indexed ([`read_unindexed`]).
+pub(crate) struct Unindexed {
+    /// The mark they follow.
+    upto: i64,
+    /// The last row's `_sequence`, the mark once they are indexed.
+    last: i64,
+    /// The rows by segment (apart, period), in `_sequence` order.
+    segments: BTreeMap<(bool, i64), Vec<UnindexedRow>>,
+}
+
+/// One row to index.
+struct UnindexedRow {
+    sequence: i64,
+    time: Option<i64>,
+    /// Its text as the index takes it ([`indexed_text`]).
+    text: Option<String>,
+}
+
+impl Unindexed {
+    /// How many rows there are.
+    pub(crate) fn len(&self) -> usize {
+        self.segments.values().map(Vec::len).sum()
+    }
+}
+
+/// Reads at most `max_rows` rows after the mark, with what the index takes of each, in the
+/// caller's read transaction; `None` when the index is complete. Reading apart from the
+/// index's write keeps the index's connection from holding a snapshot of the store's file
+/// while FTS5 works: a reader always behind the writer's last commit kept its write-ahead
+/// log from ever starting again (1.2 GB at 10M lines).
+pub(crate) fn read_unindexed(
+    conn: &Connection,
     def: &CollectionDef,
     text: &TextDef,
     max_rows: usize,
-) -> rusqlite::Result<usize> {
-    let upto = indexed_upto(tx, def)?;
+) -> rusqlite::Result<Option<Unindexed>> {
+    let upto = indexed_upto(conn, def)?;
     let limit = i64::try_from(max_rows).unwrap_or(i64::MAX);
-    let (count, last): (i64, Option<i64>) = tx
-        .prepare_cached(&format!(
-            "SELECT count(*), max(_sequence) FROM (SELECT _sequence FROM \"{}\" \
-             WHERE _sequence > ?1 ORDER BY _sequence LIMIT ?2)",
-            def.name
-        ))?
-        .query_row((upto, limit), |row| Ok((row.get(0)?, row.get(1)?)))?;
-    let Some(last) = last else {
+    let mut segments: BTreeMap<(bool, i64), Vec<_>> = BTreeMap::new();
+    let mut last = None;
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT t._sequence, {apart}, {period}, t.\"{time}\", \
+         vu_text(t.\"{within}\", t.\"{column}\") FROM \"{name}\" AS t \
+         WHERE t._sequence > ?1 ORDER BY t._sequence LIMIT ?2",
+        apart = apart_sql(text),
+        period = period_sql(text),
+        time = text.time.column,
+        within = text.within.column,
+        column = text.field.column,
+        name = def.name,
+    ))?;
+    let mut rows = statement.query((upto, limit))?;
+    while let Some(row) = rows.next()? {
+        let sequence: i64 = row.get(0)?;
+        segments
+            .entry((row.get(1)?, row.get(2)?))
+            .or_default()
+            .push(UnindexedRow {
+                sequence,
+                time: row.get(3)?,
+                text: row.get(4)?,
+            });
+        last = Some(sequence);
+    }
+    Ok(last.map(|last| Unindexed {
+        upto,
+        last,
+        segments,
+    }))
+}
+
+/// Indexes `rows` in the caller's write transaction, each in its segment (made when
+/// missing), and moves the mark past them. Returns how many rows it indexed: none when
+/// the mark moved since they were read (another process indexed them).
+pub(crate) fn write_index(
+    tx: &rusqlite::Transaction<'_>,
+    def: &CollectionDef,
+    text: &TextDef,
+    rows: &Unindexed,
+) -> rusqlite::Result<usize> {
+    if indexed_upto(tx, def)? != rows.upto {
         return Ok(0);
-    };
-    let (apart, period) = (apart_sql(text), period_sql(text));
-    let groups: Vec<(bool, i64, i64, i64, i64)> = tx
-        .prepare_cached(&format!(
-            "SELECT {apart} AS a, {period} AS p, min(t._sequence), max(t._sequence), \
-             max(t.\"{time}\") FROM \"{}\" AS t WHERE t._sequence > ?1 AND t._sequence <= ?2 \
-             GROUP BY a, p",
-            def.name,
-            time = text.time.column,
-        ))?
-        .query_map((upto, last), |row| row.try_into())?
-        .collect::<rusqlite::Result<_>>()?;
-    for (is_apart, number, first, end, newest) in groups {
+    }
+    for (&(is_apart, number), lines) in &rows.segments {
         let segment = segment_table(def, text, is_apart, number);
         tx.execute_batch(&format!(
             "CREATE VIRTUAL TABLE IF NOT EXISTS \"{segment}\" USING fts5(\"{}\", content='', \
              detail=none, columnsize=0, tokenize='trigram case_sensitive 1')",
             text.field.column
         ))?;
+        let first = lines.first().map_or(0, |line| line.sequence);
+        let end = lines.last().map_or(0, |line| line.sequence);
+        let newest = lines.iter().filter_map(|line| line.time).max();
         // A segment stays keyed while only keyed builds index into it: one that another
         // build extended has `keyed_upto` behind `last` from then on (the right-hand sides
         // read the row as it was).
@@ -256,31 +325,46 @@ pub(crate) fn index_some(
              keyed_upto = CASE WHEN keyed_upto = last THEN max(last, excluded.last) END"
         ))?
         .execute((def.name, &segment, is_apart, number, first, end, newest))?;
-        tx.prepare_cached(&format!(
-            "INSERT INTO \"{segment}\" (rowid, \"{column}\") \
-             SELECT t._sequence, vu_text(t.\"{within}\", t.\"{column}\") FROM \"{name}\" AS t \
-             WHERE t._sequence BETWEEN ?1 AND ?2 AND {apart} = ?3 AND {period} = ?4",
-            column = text.field.column,
-            within = text.within.column,
-            name = def.name
-        ))?
-        .execute((first, end, is_apart, number))?;
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO \"{segment}\" (rowid, \"{}\") VALUES (?1, ?2)",
+            text.field.column
+        ))?;
+        for line in lines {
+            insert.execute((line.sequence, &line.text))?;
+        }
     }
     tx.prepare_cached(&format!(
         "UPDATE {MARK_TABLE} SET upto = ?2 WHERE collection = ?1"
     ))?
-    .execute((def.name, last))?;
-    Ok(usize::try_from(count).unwrap_or(0))
+    .execute((def.name, rows.last))?;
+    Ok(rows.len())
+}
+
+/// Indexes the text of at most `max_rows` rows after the mark in the caller's write
+/// transaction ([`read_unindexed`], then [`write_index`]); returns how many.
+#[cfg(test)]
+pub(crate) fn index_some(
+    tx: &rusqlite::Transaction<'_>,
+    def: &CollectionDef,
+    text: &TextDef,
+    max_rows: usize,
+) -> rusqlite::Result<usize> {
+    match read_unindexed(tx, def, text, max_rows)? {
+        Some(rows) => write_index(tx, def, text, &rows),
+        None => Ok(0),
+    }
 }
 
 /// One step of dropping the segments of `def`'s text index none of whose rows is left
-/// (expiry deleted them), in the caller's write transaction: deletes up to [`PRUNE_BLOCKS`]
-/// blocks of a retired segment's index, or drops it once they are gone, or else retires
-/// one more segment with no row left (no search reads it from then on). Returns the
-/// segment it worked on, or `None` when there is nothing to do. Dropping a day's index
-/// whole held the writer as long as it has blocks; in steps, a log batch waits one step.
+/// (expiry deleted them; `rows` reads the store's rows), in the caller's write transaction
+/// of the index: deletes up to [`PRUNE_BLOCKS`] blocks of a retired segment's index, or
+/// drops it once they are gone, or else retires one more segment with no row left (no
+/// search reads it from then on). Returns the segment it worked on, or `None` when there
+/// is nothing to do. Dropping a day's index whole held its writer as long as it has
+/// blocks; in steps, the next chunk of indexing waits one step.
 pub(crate) fn prune(
     tx: &rusqlite::Transaction<'_>,
+    rows: &Connection,
     def: &CollectionDef,
     text: &TextDef,
 ) -> rusqlite::Result<Option<String>> {
@@ -315,7 +399,7 @@ pub(crate) fn prune(
         ))?
         .query_map([def.name], |row| row.try_into())?
         .collect::<rusqlite::Result<_>>()?;
-    let mut alive = tx.prepare_cached(&format!(
+    let mut alive = rows.prepare_cached(&format!(
         "SELECT 1 FROM \"{}\" AS t WHERE t._sequence BETWEEN ?1 AND ?2 AND {} = ?3 \
          AND {} = ?4 LIMIT 1",
         def.name,
@@ -972,7 +1056,7 @@ mod tests {
     fn prune_step(conn: &mut Connection) -> Option<String> {
         let tx = conn.transaction().expect("a transaction");
         let text = LOG_RECORDS.text.expect("text");
-        let pruned = prune(&tx, &LOG_RECORDS, text).expect("prune");
+        let pruned = prune(&tx, &tx, &LOG_RECORDS, text).expect("prune");
         tx.commit().expect("commit");
         pruned
     }

@@ -6,13 +6,12 @@
 //! they cost one commit, not one each.
 //!
 //! The writer's turns take the store's write lock ([`Turns`], first come, first served,
-//! shared with the text index and the log expiry) one at a time. Whoever takes the lock
-//! first writes the state reports waiting; a writer turn then writes one group of log
-//! batches of at most [`LOG_GROUP_LINES`] lines and lets the lock go. So a state report
-//! waits for at most the one write in progress, however many log lines are queued, a
-//! backlog of log lines is written in bounded steps, and under a backlog the text index
-//! takes every other turn, so it stays close behind the lines (a search past
-//! `MAX_CANDIDATES` lines not indexed reads every line).
+//! shared with the log expiry's steps) one at a time. Whoever takes the lock first writes
+//! the state reports waiting; a writer turn then writes one group of log batches of at
+//! most [`LOG_GROUP_LINES`] lines and lets the lock go. So a state report waits for at
+//! most the one write in progress, however many log lines are queued, and a backlog of
+//! log lines is written in bounded steps. (The text index is written beside the writer,
+//! in a file of its own: see `text_index`.)
 //!
 //! One task runs the turns while anything waits, and a queued write spawns it only when it
 //! is not scheduled: a task per write, as before, kept an idle task for every report and
@@ -47,9 +46,8 @@ use crate::model::logs::LogRecord;
 use crate::model::states::ServiceStateRecord;
 use crate::store::Store;
 
-/// The most log lines one turn writes in one transaction: about 20 ms of the writer at
-/// 20 µs a line (its rows, indexes and text index), the longest a state report waits
-/// behind log lines.
+/// The most log lines one turn writes in one transaction: a few ms of the writer (its
+/// rows and indexes), the longest a state report waits behind log lines.
 pub(crate) const LOG_GROUP_LINES: usize = 1_000;
 /// The most states one turn writes (a report is never split).
 const STATE_GROUP_RECORDS: usize = 2_000;
@@ -250,8 +248,8 @@ pub(crate) struct Turns<'a>(pub(crate) &'a Store);
 
 impl<'a> Turns<'a> {
     /// Waits for the writer's turn, then first writes the state reports waiting, so a
-    /// report waits for at most the one write in progress (a log group, a text index
-    /// chunk, an expiry step), never for every turn queued before it.
+    /// report waits for at most the one write in progress (a log group or an expiry
+    /// step), never for every turn queued before it.
     pub(crate) async fn lock(&self) -> tokio::sync::MutexGuard<'a, ()> {
         let store = self.0;
         let turn = store.inner.log_writes.lock().await;
@@ -274,8 +272,7 @@ fn schedule_turn(store: &Store) {
 
 /// The writer's turns, one task for all: each takes the lock (writing the state reports
 /// waiting, see [`Turns::lock`]), writes one bounded group of log batches and lets the
-/// lock go, so the text index and the expiry waiting for it take theirs in between; until
-/// nothing waits.
+/// lock go, so the expiry waiting for it takes its steps in between; until nothing waits.
 async fn turns(store: &Store) {
     loop {
         {
@@ -386,7 +383,7 @@ mod tests {
             _: Duration,
             ok: bool,
         ) {
-            if matches!(operation, "insert" | "put" | "index text") {
+            if matches!(operation, "insert" | "put") {
                 self.0
                     .lock()
                     .expect("writes")
@@ -396,14 +393,8 @@ mod tests {
     }
 
     impl Writes {
-        /// The writes since the last call, the text index's chunks left out.
+        /// The writes since the last call.
         fn taken(&self) -> Vec<(&'static str, &'static str, bool)> {
-            let mut taken = self.taken_with_index();
-            taken.retain(|(operation, ..)| *operation != "index text");
-            taken
-        }
-
-        fn taken_with_index(&self) -> Vec<(&'static str, &'static str, bool)> {
             std::mem::take(&mut *self.0.lock().expect("writes"))
         }
     }
@@ -559,50 +550,6 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn under_a_backlog_of_log_lines_the_text_index_takes_every_other_turn() {
-        let dir = tempfile::tempdir().expect("dir");
-        let (store, writes) = store(&dir).await;
-        for batch in spawn_batches(&store, 3, 1000) {
-            batch.await.expect("join").expect("stored");
-        }
-        let turn = store.log_writes().lock().await;
-        let batches = spawn_batches(&store, 4, LOG_GROUP_LINES);
-        until_waiting::<LogRecord>(&store, 4 * LOG_GROUP_LINES).await;
-        // The writer's turns are queued for the lock before the text index's.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        writes.taken();
-        store.start_text_index();
-        drop(turn);
-        for batch in batches {
-            batch.await.expect("join").expect("stored");
-        }
-        Patience::up_to(Duration::from_secs(30))
-            .every(Duration::from_millis(5))
-            .eventually("the text index caught up", || async {
-                (!store.inner.indexing.load(Ordering::Acquire)).then_some(())
-            })
-            .await;
-        let operations: Vec<_> = writes
-            .taken_with_index()
-            .into_iter()
-            .map(|(operation, ..)| operation)
-            .collect();
-        let first_chunk = operations
-            .iter()
-            .position(|&operation| operation == "index text")
-            .expect("the text index took a turn");
-        let last_group = operations
-            .iter()
-            .rposition(|&operation| operation == "insert")
-            .expect("the backlog was written");
-        // With a turn per batch, all four queued first and the index waited for them all.
-        assert!(
-            first_chunk < last_group,
-            "the index waited for the whole backlog: {operations:?}"
-        );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_report_the_store_refuses_fails_alone_and_the_others_of_its_group_are_stored() {
         let dir = tempfile::tempdir().expect("dir");
         let (store, writes) = store(&dir).await;
@@ -687,7 +634,7 @@ mod tests {
         let queue = ServiceStateRecord::queue(&store);
         assert!(queue.reserve(batch.records.len(), usize::MAX).is_ok());
         queue.push(batch);
-        // As a text index chunk or an expiry step takes its turn.
+        // As an expiry step takes its turn.
         let _turn = store.log_writes().lock().await;
         let committed = answer
             .try_recv()

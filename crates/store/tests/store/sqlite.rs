@@ -61,6 +61,13 @@ async fn a_capital_whose_lower_case_is_longer_is_found_through_the_text_index() 
     }
 }
 
+/// The file of the text index of the store file at `store`.
+pub fn index_file(store: &std::path::Path) -> std::path::PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push("-text");
+    name.into()
+}
+
 /// The log text index's FTS5 tables in the SQLite file at `path` (its segments, or the
 /// single table of the build before them), FTS5's own tables aside.
 pub fn text_index_tables(path: &std::path::Path) -> Vec<String> {
@@ -73,7 +80,10 @@ pub fn text_index_tables(path: &std::path::Path) -> Vec<String> {
 
 /// The text index segments the store merged into one FTS5 b-tree (finished days).
 fn merged_text_segments(path: &std::path::Path) -> Vec<String> {
-    names(path, "SELECT segment FROM _text_merged ORDER BY segment")
+    names(
+        &index_file(path),
+        "SELECT segment FROM _text_merged ORDER BY segment",
+    )
 }
 
 /// The strings `query` (of one column) gives in the SQLite file at `path`.
@@ -117,10 +127,14 @@ async fn expiry_drops_the_text_segment_of_a_day_whose_lines_all_went() {
     .expect("insert");
     logs.index_text().await.expect("index");
     assert_eq!(
-        text_index_tables(path).len(),
+        text_index_tables(&index_file(path)).len(),
         2,
         "{:?}",
-        text_index_tables(path)
+        text_index_tables(&index_file(path))
+    );
+    assert!(
+        text_index_tables(path).is_empty(),
+        "none in the store's file"
     );
     let segment = |day: chrono::DateTime<chrono::Utc>| {
         format!(
@@ -153,7 +167,7 @@ async fn expiry_drops_the_text_segment_of_a_day_whose_lines_all_went() {
         .await
         .expect("expire");
     assert_eq!(report.service_logs, 3);
-    assert_eq!(text_index_tables(path), [segment(today)]);
+    assert_eq!(text_index_tables(&index_file(path)), [segment(today)]);
     assert!(
         merged_text_segments(path).is_empty(),
         "a retired segment's mark goes with it"
@@ -175,7 +189,7 @@ async fn expiry_drops_the_text_segment_of_a_day_whose_lines_all_went() {
         .await
         .expect("insert");
     logs.index_text().await.expect("index");
-    assert_eq!(text_index_tables(path).len(), 2);
+    assert_eq!(text_index_tables(&index_file(path)).len(), 2);
     assert_eq!(needles().await, ["needle four", "needle five"]);
 }
 
@@ -289,4 +303,68 @@ async fn each_source_s_newest_line_is_one_row_until_it_expires() {
         )],
         "the expired source's row went with its last line"
     );
+}
+
+/// A backup is a store file of its own: the text index file of the store it was copied
+/// from, put beside it (a restore over old files), is emptied rather than trusted, and the
+/// copy's lines are found before and after they are indexed again.
+#[tokio::test]
+async fn a_backup_beside_the_original_s_index_file_gets_an_index_of_its_own() {
+    use crate::conformance::fixtures::log;
+    use vupdate_core::log::Level;
+    use vupdate_store::model::logs::LogQuery;
+    let ctx = open_store("backup_index").await.expect("a store");
+    let StoreConfig::Sqlite { path } = &ctx.config else {
+        unreachable!("a SQLite store")
+    };
+    let logs = ctx.store.logs();
+    logs.insert(vec![
+        log("api", "vm-1", Level::Info, 1, "needle one"),
+        log("api", "vm-1", Level::Info, 2, "needle two"),
+    ])
+    .await
+    .expect("insert");
+    logs.index_text().await.expect("index");
+    let copy = path.with_file_name("copy.sqlite");
+    vupdate_store::backup_sqlite(path, &copy).expect("backup");
+    // The original goes on: its index now names lines the copy never had.
+    logs.insert(vec![log("api", "vm-1", Level::Info, 3, "other three")])
+        .await
+        .expect("insert");
+    logs.index_text().await.expect("index");
+    // As it is now (its file and write-ahead log as one).
+    vupdate_store::backup_sqlite(&index_file(path), &index_file(&copy))
+        .expect("the original's index file");
+
+    let restored = vupdate_store::open(&StoreConfig::Sqlite { path: copy.clone() })
+        .await
+        .expect("open the copy");
+    assert!(
+        text_index_tables(&index_file(&copy)).is_empty(),
+        "the original's index was emptied: {:?}",
+        text_index_tables(&index_file(&copy))
+    );
+    // A line of the copy's own, under the sequence the original gave `other three`: the
+    // original's index would have it indexed already, and not as a needle.
+    restored
+        .logs()
+        .insert(vec![log("api", "vm-2", Level::Info, 4, "needle four")])
+        .await
+        .expect("insert");
+    let needles = || async {
+        restored
+            .logs()
+            .query(&LogQuery {
+                text: Some("needle".to_owned()),
+                ..LogQuery::default()
+            })
+            .await
+            .expect("search")
+            .into_iter()
+            .map(|r| r.record.message)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(needles().await, ["needle four", "needle two", "needle one"]);
+    restored.logs().index_text().await.expect("index");
+    assert_eq!(needles().await, ["needle four", "needle two", "needle one"]);
 }

@@ -5,7 +5,7 @@
 //! one they replace, keeping every record; a file with the index of each line's source
 //! (schema 3 before the table of sources) gets the table, and loses the index.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use vupdate_core::log::Level;
 use vupdate_core::service::ServiceName;
 use vupdate_store::StoreConfig;
@@ -297,7 +297,7 @@ async fn a_file_without_the_text_index_gets_one_and_every_line_is_found() {
     assert_eq!(found_by_text(&store, "t").await, ["started"]);
     assert_eq!(store.logs().index_text().await.expect("index"), 0);
     drop(store);
-    let indexed: i64 = Connection::open(&path)
+    let indexed: i64 = Connection::open(crate::sqlite::index_file(&path))
         .and_then(|conn| {
             conn.query_row(
                 "SELECT upto FROM _text_upto WHERE collection = 'log_records'",
@@ -341,25 +341,16 @@ async fn a_file_with_the_single_text_index_table_gets_segments_and_every_line_is
     // Service logs by day, task logs by spans of 32 days.
     let day = 1_767_225_600_000_i64 / (24 * 60 * 60 * 1000);
     assert_eq!(
-        crate::sqlite::text_index_tables(&path),
+        crate::sqlite::text_index_tables(&crate::sqlite::index_file(&path)),
         [
             format!("log_records_text_{day}"),
             format!("log_records_text_task_{}", day / 32)
         ]
     );
     drop(store);
-    let old_mark: Option<i64> = Connection::open(&path)
-        .and_then(|conn| {
-            conn.query_row(
-                "SELECT upto FROM _text_indexed WHERE collection = 'log_records'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()
-        })
-        .expect("the old mark's table");
     assert_eq!(
-        old_mark, None,
+        text_tables_in_store_file(&path),
+        0,
         "an older build opening the file again indexes from the start"
     );
     let store = vupdate_store::open(&config).await.expect("opens again");
@@ -401,13 +392,28 @@ async fn found_in_service(store: &vupdate_store::Store, service: &str, text: &st
     found(store, query).await
 }
 
-/// Segments indexed without the service's key stay searchable within a service (asked
-/// without the key), also after this build adds lines of their day to them; a new day's
-/// segment is keyed.
+/// The tables of the text index (and its bookkeeping) left in the store file at `path`.
+fn text_tables_in_store_file(path: &std::path::Path) -> i64 {
+    Connection::open(path)
+        .and_then(|conn| {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' \
+                 AND (name LIKE 'log\\_records\\_text%' ESCAPE '\\' OR name LIKE '\\_text%' ESCAPE '\\')",
+                [],
+                |row| row.get(0),
+            )
+        })
+        .expect("the store file's tables")
+}
+
+/// Segments the builds before kept in the store file (indexed without the service's key)
+/// leave it: the lines are indexed again, keyed, in the index's file, and every line is
+/// found within a service meanwhile and after, new lines of the old day included.
 #[tokio::test]
-async fn a_file_with_keyless_text_segments_finds_every_line_within_a_service() {
+async fn a_file_with_text_segments_in_it_moves_them_to_the_index_file_keyed() {
     let schema = format!("{SCHEMA_2_LOGS}{SCHEMA_3_KEYLESS_SEGMENTS}");
     let (_dir, path, _config, store) = open_older(&schema).await;
+    assert_eq!(text_tables_in_store_file(&path), 0);
     assert_eq!(
         found_in_service(&store, "worker", "FULL").await,
         ["disk full"]
@@ -445,7 +451,7 @@ async fn a_file_with_keyless_text_segments_finds_every_line_within_a_service() {
         found_in_service(&store, "worker", "disk full").await,
         ["disk full tomorrow", "disk full again", "disk full"]
     );
-    let keyed: Vec<(String, bool)> = Connection::open(&path)
+    let keyed: Vec<(String, bool)> = Connection::open(crate::sqlite::index_file(&path))
         .and_then(|conn| {
             conn.prepare("SELECT segment, keyed_upto IS last FROM _text_segments ORDER BY segment")?
                 .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
@@ -455,9 +461,9 @@ async fn a_file_with_keyless_text_segments_finds_every_line_within_a_service() {
     assert_eq!(
         keyed,
         [
-            ("log_records_text_20454".to_owned(), false),
+            ("log_records_text_20454".to_owned(), true),
             ("log_records_text_20455".to_owned(), true),
-            ("log_records_text_task_639".to_owned(), false),
+            ("log_records_text_task_639".to_owned(), true),
         ]
     );
 }
