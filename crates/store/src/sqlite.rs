@@ -2,11 +2,13 @@
 //! read-only connections, every call run on tokio's blocking pool so the async runtime
 //! never waits on disk. Each write is one `BEGIN IMMEDIATE` transaction, sequence
 //! reservation included, so a batch is all or nothing and `_sequence` stays monotonic
-//! across processes sharing the file. The log messages' text index is in a file of its
-//! own beside it, written by a connection of its own ([`text_file`]). A thread of its own checkpoints the write-ahead log
-//! ([`checkpoint`]), so no write waits for the disk.
+//! across processes sharing the file. A thread of its own checkpoints the write-ahead log
+//! ([`checkpoint`]), so no write waits for the disk. The log messages' text index is in a
+//! file of its own beside it ([`text_file`]), written by a connection on a thread of its
+//! own at a lower priority ([`indexer`]).
 
 mod checkpoint;
+mod indexer;
 mod merge;
 mod newest;
 mod sql;
@@ -31,6 +33,7 @@ use rusqlite::{
 };
 
 use self::checkpoint::Checkpointer;
+use self::indexer::Indexer;
 use crate::backend::{Backend, Raw};
 use crate::doc::{
     CollectionDef, Cond, Doc, FieldDef, FieldKind, Find, Val, contains_lowered, describe_key,
@@ -67,9 +70,10 @@ pub(crate) struct SqliteBackend {
     path: Arc<PathBuf>,
     writer: Arc<tokio::sync::Mutex<Writer>>,
     readers: Vec<Arc<tokio::sync::Mutex<Connection>>>,
-    /// The text index's file, and the connection that writes it beside the writer.
+    /// The text index's file, and the thread of the connection that writes it beside the
+    /// writer (locked from reading the lines to index to writing them).
     text_path: Arc<PathBuf>,
-    indexer: Arc<tokio::sync::Mutex<Connection>>,
+    indexer: tokio::sync::Mutex<Indexer>,
     next_reader: AtomicUsize,
 }
 
@@ -241,8 +245,9 @@ impl SqliteBackend {
         tx.commit().map_err(|e| fail(e.to_string()))?;
 
         let text_path = text_file::path_of(path);
-        let indexer =
-            open_indexer(&text_path, &identity, defs).map_err(|reason| StoreError::OpenSqlite {
+        let indexer = open_indexer(&text_path, &identity, defs)
+            .and_then(Indexer::start)
+            .map_err(|reason| StoreError::OpenSqlite {
                 path: text_path.clone(),
                 reason: format!("{reason} (the text index's file)"),
             })?;
@@ -281,7 +286,7 @@ impl SqliteBackend {
             readers,
             next_reader: AtomicUsize::new(0),
             text_path: Arc::new(text_path),
-            indexer: Arc::new(tokio::sync::Mutex::new(indexer)),
+            indexer: tokio::sync::Mutex::new(indexer),
         })
     }
 
@@ -346,8 +351,8 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>, &Ctx) -> Result<T, StoreError> + Send + 'static,
     {
-        let mut conn = self.indexer.clone().lock_owned().await;
-        blocking(ctx, move |ctx| immediate(&mut conn, ctx, work)).await
+        let indexer = self.indexer.lock().await;
+        in_index(&indexer, ctx, work).await
     }
 
     async fn read<T, F>(&self, ctx: Ctx, work: F) -> Result<T, StoreError>
@@ -383,6 +388,23 @@ impl SqliteBackend {
         })
         .await
     }
+}
+
+/// Runs `work` on the text index's thread in one `BEGIN IMMEDIATE` transaction of its
+/// connection.
+async fn in_index<T, F>(indexer: &Indexer, ctx: Ctx, work: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Transaction<'_>, &Ctx) -> Result<T, StoreError> + Send + 'static,
+{
+    let collection = ctx.collection;
+    indexer
+        .run(move |conn| immediate(conn, &ctx, work))
+        .await
+        .map_err(|indexer::Gone| StoreError::Task {
+            collection,
+            reason: "the text index's thread is gone".to_owned(),
+        })?
 }
 
 /// Runs `work` in one `BEGIN IMMEDIATE` transaction of `conn`, committed when `work`
@@ -978,7 +1000,7 @@ impl Backend for SqliteBackend {
         };
         let ctx = self.index_ctx(def, "index text");
         // Held from the read to the write, so the mark read is the mark written after.
-        let mut indexer = self.indexer.clone().lock_owned().await;
+        let indexer = self.indexer.lock().await;
         let rows = self
             .read(ctx.clone(), move |conn, ctx| {
                 // The mark and the lines of one snapshot.
@@ -989,10 +1011,8 @@ impl Backend for SqliteBackend {
         let Some(rows) = rows else {
             return Ok(0);
         };
-        blocking(ctx, move |ctx| {
-            immediate(&mut indexer, ctx, |tx, ctx| {
-                text::write_index(tx, def, index, &rows).map_err(ctx.err())
-            })
+        in_index(&indexer, ctx, move |tx, ctx| {
+            text::write_index(tx, def, index, &rows).map_err(ctx.err())
         })
         .await
     }
@@ -1231,26 +1251,30 @@ mod tests {
         let path = dir.path().join("store.sqlite");
         let backend =
             SqliteBackend::open(&path, &[&crate::model::logs::LOG_RECORDS]).expect("open");
-        let mut indexer = backend.indexer.try_lock().expect("the indexer");
         let ctx = backend.index_ctx(&crate::model::logs::LOG_RECORDS, "index text");
         let other = Connection::open(&path).expect("another connection");
         other.busy_timeout(Duration::ZERO).expect("no waiting");
-        immediate(&mut indexer, &ctx, |tx, ctx| {
-            tx.execute("UPDATE _text_upto SET upto = upto", [])
-                .map_err(ctx.err())?;
-            other
-                .execute_batch("CREATE TABLE probe (x INTEGER)")
-                .expect("the store's file is written meanwhile");
-            // (busy, frames in the log, frames copied): a reader of an older snapshot would
-            // keep the log from being copied whole and truncated.
-            let checkpoint: (i64, i64, i64) = other
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })
-                .expect("a checkpoint");
-            assert_eq!(checkpoint, (0, 0, 0), "the log truncated");
-            Ok(())
-        })
-        .expect("an index transaction");
+        let checkpoint = backend
+            .index_tx(ctx, move |tx, ctx| {
+                tx.execute("UPDATE _text_upto SET upto = upto", [])
+                    .map_err(ctx.err())?;
+                other
+                    .execute_batch("CREATE TABLE probe (x INTEGER)")
+                    .expect("the store's file is written meanwhile");
+                // (busy, frames in the log, frames copied) of a checkpoint that truncates
+                // the log: a reader of an older snapshot would keep it from copying all.
+                Ok(other
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, i64>(2)?,
+                        ))
+                    })
+                    .expect("a checkpoint"))
+            })
+            .await
+            .expect("an index transaction");
+        assert_eq!(checkpoint, (0, 0, 0), "the log truncated");
     }
 }
