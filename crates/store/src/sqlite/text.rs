@@ -38,16 +38,15 @@
 //! records the newest time of its rows, so [`narrow_find`] answers "the newest N" by
 //! reading the segments newest first and stopping once N matches are newer than every row
 //! of the segments left: a common word within a service reads a day of candidates, not
-//! the service's lines. A segment is keyed (its key and newest time trusted) while only
-//! keyed builds indexed into it, `keyed_upto` = `last`; segments of the build before keys,
-//! or extended by it since, are asked without the key and read first.
+//! the service's lines.
 //!
 //! The builds before kept the index in the store's file: one table (`<name>_text`, marked
 //! in `_text_indexed`), then segments. [`leave_store_file`] drops them when such a file is
 //! opened, and the rows are indexed again in the index's file in the background (searches
 //! meanwhile read them directly). The schema stays 3: an older build opening the file
-//! again finds no index there and builds its own from the start. Every segment in the
-//! index's file is keyed; the unkeyed ones were the store file's.
+//! again finds no index there and builds its own from the start. Only the store file's
+//! segments could lack the keys (the build before keys made them), so every segment of
+//! the index's file has them, and its newest time.
 
 use std::collections::BTreeMap;
 
@@ -61,9 +60,6 @@ use crate::doc::{CollectionDef, Cond, Find, SortKey, TextDef, Val};
 const MARK_TABLE: &str = "_text_upto";
 /// The table of the text index's segments: one row per FTS5 table.
 const SEGMENTS_TABLE: &str = "_text_segments";
-/// The columns of `_text_segments` that make a segment keyed: the newest time of its rows
-/// and the `last` it had when this build last indexed rows into it.
-const SEGMENT_KEYED_COLUMNS: &str = "newest INTEGER, keyed_upto INTEGER";
 /// The segments whose rows all expired, dropped a step at a time (see [`prune`]); no search
 /// reads them.
 const RETIRED_TABLE: &str = "_text_retired";
@@ -142,7 +138,7 @@ pub(crate) fn schema(def: &CollectionDef) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS {SEGMENTS_TABLE} (collection TEXT NOT NULL, \
              segment TEXT NOT NULL, apart INTEGER NOT NULL, period INTEGER NOT NULL, \
-             first INTEGER NOT NULL, last INTEGER NOT NULL, {SEGMENT_KEYED_COLUMNS}, \
+             first INTEGER NOT NULL, last INTEGER NOT NULL, newest INTEGER, \
              PRIMARY KEY (collection, segment)) STRICT"
         ),
         format!(
@@ -313,16 +309,11 @@ pub(crate) fn write_index(
         let first = lines.first().map_or(0, |line| line.sequence);
         let end = lines.last().map_or(0, |line| line.sequence);
         let newest = lines.iter().filter_map(|line| line.time).max();
-        // A segment stays keyed while only keyed builds index into it: one that another
-        // build extended has `keyed_upto` behind `last` from then on (the right-hand sides
-        // read the row as it was).
         tx.prepare_cached(&format!(
-            "INSERT INTO {SEGMENTS_TABLE} \
-             (collection, segment, apart, period, first, last, newest, keyed_upto) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6) ON CONFLICT (collection, segment) DO UPDATE \
+            "INSERT INTO {SEGMENTS_TABLE} (collection, segment, apart, period, first, last, newest) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (collection, segment) DO UPDATE \
              SET first = min(first, excluded.first), last = max(last, excluded.last), \
-             newest = CASE WHEN keyed_upto = last THEN max(newest, excluded.newest) END, \
-             keyed_upto = CASE WHEN keyed_upto = last THEN max(last, excluded.last) END"
+             newest = max(newest, excluded.newest)"
         ))?
         .execute((def.name, &segment, is_apart, number, first, end, newest))?;
         let mut insert = tx.prepare_cached(&format!(
@@ -476,28 +467,22 @@ struct Segment {
     table: String,
     first: i64,
     last: i64,
-    /// Whether every row in it was indexed with its key (see [`within_key`]).
-    keyed: bool,
-    /// The newest time of its rows, when known (keyed segments).
+    /// The newest time of its rows.
     newest: Option<i64>,
 }
 
-/// The segments of `def`'s text index, newest rows first, those whose newest time is not
-/// known before all others.
+/// The segments of `def`'s text index, newest rows first.
 fn segments(conn: &Connection, def: &CollectionDef) -> rusqlite::Result<Vec<Segment>> {
     let mut segments: Vec<Segment> = conn
         .prepare_cached(&format!(
-            "SELECT segment, first, last, keyed_upto IS last, newest FROM {SEGMENTS_TABLE} \
-             WHERE collection = ?1"
+            "SELECT segment, first, last, newest FROM {SEGMENTS_TABLE} WHERE collection = ?1"
         ))?
         .query_map([def.name], |row| {
-            let keyed: bool = row.get(3)?;
             Ok(Segment {
                 table: row.get(0)?,
                 first: row.get(1)?,
                 last: row.get(2)?,
-                keyed,
-                newest: if keyed { row.get(4)? } else { None },
+                newest: row.get(3)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -540,7 +525,7 @@ struct Search {
     key: Option<Term>,
     /// The FTS5 query of the trigrams asked for.
     query: String,
-    /// Whether keyed segments are asked for the key too.
+    /// Whether segments are asked for the key too.
     with_key: bool,
     /// The estimated share of a segment's rows that have the key, when probed.
     key_share: Option<f64>,
@@ -579,7 +564,7 @@ impl Search {
         let Some(segment) = segments.iter().take(2).max_by_key(|s| s.last - s.first) else {
             return Ok(());
         };
-        let key = self.key.as_ref().filter(|_| segment.keyed);
+        let key = self.key.as_ref();
         let terms: Vec<&Term> = self.trigrams.iter().chain(key).collect();
         let counts = terms
             .iter()
@@ -607,7 +592,7 @@ impl Search {
         limit: i64,
     ) -> rusqlite::Result<Vec<i64>> {
         let query = match &self.key {
-            Some(key) if segment.keyed && self.with_key => {
+            Some(key) if self.with_key => {
                 format!("{} AND {}", self.query, key.quoted)
             }
             _ => self.query.clone(),
@@ -647,8 +632,8 @@ impl Search {
         let spanned = (reached - segment.first + 1).max(1) as f64;
         let found = probe.len() as f64 * (range / spanned).max(1.0);
         let scope = match (&self.key, self.key_share) {
-            (Some(_), Some(share)) if segment.keyed => share * range,
-            (Some(key), None) if segment.keyed => {
+            (Some(_), Some(share)) => share * range,
+            (Some(key), None) => {
                 conn.prepare_cached(&format!(
                     "SELECT count(*) FROM \"{table}\" WHERE \"{table}\" MATCH ?1",
                     table = segment.table
@@ -917,25 +902,6 @@ mod tests {
         // Lines not indexed yet are read directly.
         line(&conn, 7, "api", 13 * day, 13 * day, "needle, late");
         assert_eq!(named(&find(within("api", "needle", 2))), Some(vec![5, 7]));
-    }
-
-    #[test]
-    fn a_segment_another_build_extended_is_searched_without_the_key() {
-        let mut conn = logs();
-        line(&conn, 1, "api", HOUR, HOUR, "needle one");
-        index(&mut conn);
-        // An older build indexes line 2 into the same segment without the key.
-        line(&conn, 2, "api", 2 * HOUR, 2 * HOUR, "needle two");
-        conn.execute_batch(
-            "INSERT INTO log_records_text_0 (rowid, message) VALUES (2, 'needle two'); \
-             UPDATE _text_segments SET last = 2; UPDATE _text_upto SET upto = 2;",
-        )
-        .expect("an older build's indexing");
-        let segment = segments(&conn, &LOG_RECORDS).expect("segments");
-        assert!(!segment[0].keyed && segment[0].newest.is_none());
-        index(&mut conn);
-        let found = narrow_find(&conn, &LOG_RECORDS, within("api", "needle", 10));
-        assert_eq!(named(&found.expect("narrow")), Some(vec![2, 1]));
     }
 
     #[test]
