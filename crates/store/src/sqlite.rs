@@ -71,7 +71,9 @@ pub(crate) struct SqliteBackend {
     writer: Arc<tokio::sync::Mutex<Writer>>,
     readers: Vec<Arc<tokio::sync::Mutex<Connection>>>,
     /// The text index's file, and the thread of the connection that writes it beside the
-    /// writer (locked from reading the lines to index to writing them).
+    /// writer: locked from reading the lines to index to writing them, and always before
+    /// a reader is taken, never while one is held (two tasks taking them in the other
+    /// order would wait for each other for good).
     text_path: Arc<PathBuf>,
     indexer: tokio::sync::Mutex<Indexer>,
     next_reader: AtomicUsize,
@@ -1038,20 +1040,20 @@ impl Backend for SqliteBackend {
         let Some(index) = def.text else {
             return Ok(false);
         };
+        let ctx = self.index_ctx(def, "drop an expired text index segment");
+        // The indexer before the reader, as `index_text` takes them.
+        let indexer = self.indexer.lock().await;
         let rows = self.reader().await;
-        self.index_tx(
-            self.index_ctx(def, "drop an expired text index segment"),
-            move |tx, ctx| {
-                let pruned = text::prune(tx, &rows, def, index).map_err(ctx.err())?;
-                if let Some(segment) = &pruned {
-                    tracing::debug!(
-                        segment,
-                        "a step of dropping a text index segment whose lines all expired"
-                    );
-                }
-                Ok(pruned.is_some())
-            },
-        )
+        in_index(&indexer, ctx, move |tx, ctx| {
+            let pruned = text::prune(tx, &rows, def, index).map_err(ctx.err())?;
+            if let Some(segment) = &pruned {
+                tracing::debug!(
+                    segment,
+                    "a step of dropping a text index segment whose lines all expired"
+                );
+            }
+            Ok(pruned.is_some())
+        })
         .await
     }
 
@@ -1276,5 +1278,31 @@ mod tests {
             .await
             .expect("an index transaction");
         assert_eq!(checkpoint, (0, 0, 0), "the log truncated");
+    }
+
+    #[tokio::test]
+    async fn a_prune_step_waits_for_the_indexer_before_it_takes_a_reader() {
+        use crate::backend::Backend as _;
+        use crate::model::logs::LOG_RECORDS;
+        let dir = tempfile::tempdir().expect("a directory");
+        let backend = Arc::new(
+            SqliteBackend::open(&dir.path().join("store.sqlite"), &[&LOG_RECORDS]).expect("open"),
+        );
+        // As a chunk of indexing holds it, about to take a reader.
+        let indexing = backend.indexer.lock().await;
+        let pruning = tokio::spawn({
+            let backend = Arc::clone(&backend);
+            async move { backend.prune_text(&LOG_RECORDS).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            backend
+                .readers
+                .iter()
+                .all(|reader| reader.try_lock().is_ok()),
+            "a prune step waiting for the indexer holds no reader the indexing needs"
+        );
+        drop(indexing);
+        assert!(!pruning.await.expect("joined").expect("pruned"));
     }
 }

@@ -24,9 +24,10 @@
 //! It is built behind the rows, not in their transaction, and in a file of its own
 //! ([`super::text_file`]): trigram indexing costs about twice the rest of an insert, so
 //! the writer's batches are acknowledged without it and the next rows are indexed in
-//! chunks beside the writer ([`read_unindexed`], then [`write_index`]). `_text_upto` records how
-//! far (by `_sequence`, which commits in order); a search reads the index up to there and
-//! the rows after it directly, so a search is the same whether the index is behind or not.
+//! chunks beside the writer ([`read_unindexed`], then [`write_index`]). `_text_upto`
+//! records how far (by `_sequence`, which commits in order); a search reads the index up
+//! to there and the rows after it directly, so a search is the same whether the index is
+//! behind or not.
 //! When the needle is too short for trigrams, or matches too many rows for a list of
 //! candidates to beat reading newest first, the search is the plain scan.
 //! A search asks for the needle's rarest trigrams and the service's key only where it pays,
@@ -236,7 +237,7 @@ struct UnindexedRow {
 
 impl Unindexed {
     /// How many rows there are.
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.segments.values().map(Vec::len).sum()
     }
 }
