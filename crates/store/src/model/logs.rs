@@ -363,6 +363,28 @@ pub(crate) fn task_logs_before(time: DateTime<Utc>) -> Vec<Cond> {
     ]
 }
 
+/// `count` lines of service `api` from `instance`'s `/srv/api`, a request each
+/// (`GET /orders/{k} 200`), numbered from 1 in their source: what the store's tests write.
+#[cfg(test)]
+pub(crate) fn sample_lines(instance: &str, count: usize) -> Vec<LogRecord> {
+    (0..count)
+        .map(|k| LogRecord {
+            service: "api".parse().expect("service"),
+            role: None,
+            instance: instance.to_owned(),
+            directory: "/srv/api".to_owned(),
+            process: "main".to_owned(),
+            task: None,
+            time: chrono::Utc::now(),
+            level: Level::Info,
+            unit: "http".to_owned(),
+            message: format!("GET /orders/{k} 200"),
+            termination_status: None,
+            source_sequence: Some(k as i64 + 1),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -364,10 +364,10 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use vupdate_core::log::Level;
     use vupdate_test_support::Patience;
 
     use super::*;
+    use crate::model::logs::sample_lines;
     use crate::model::states::{ServiceState, StateQuery};
     use crate::observe::StoreObserver;
 
@@ -436,25 +436,6 @@ mod tests {
             .collect()
     }
 
-    fn lines(instance: &str, count: usize) -> Vec<LogRecord> {
-        (0..count)
-            .map(|k| LogRecord {
-                service: "api".parse().expect("service"),
-                role: None,
-                instance: instance.to_owned(),
-                directory: "/srv/api".to_owned(),
-                process: "main".to_owned(),
-                task: None,
-                time: Utc::now(),
-                level: Level::Info,
-                unit: "http".to_owned(),
-                message: format!("GET /orders/{k} 200"),
-                termination_status: None,
-                source_sequence: Some(k as i64 + 1),
-            })
-            .collect()
-    }
-
     type Answer<T> = tokio::task::JoinHandle<Result<T, StoreError>>;
 
     /// Sets a report of each of `instances`, each from a task of its own.
@@ -476,9 +457,12 @@ mod tests {
         (0..count)
             .map(|i| {
                 let store = store.clone();
-                tokio::spawn(
-                    async move { store.logs().insert(lines(&format!("vm-{i}"), size)).await },
-                )
+                tokio::spawn(async move {
+                    store
+                        .logs()
+                        .insert(sample_lines(&format!("vm-{i}"), size))
+                        .await
+                })
             })
             .collect()
     }
@@ -655,7 +639,7 @@ mod tests {
         let late = tokio::spawn({
             let (store, made) = (store.clone(), made.clone());
             async move {
-                submit(&store, lines("vm-late", 10), |records| {
+                submit(&store, sample_lines("vm-late", 10), |records| {
                     made.store(true, Ordering::Release);
                     Store::docs(records)
                 })
@@ -691,7 +675,7 @@ mod tests {
         until_waiting::<LogRecord>(&store, MAX_WAITING_LINES).await;
         // Refused after waiting for room, while the writer is still held: nothing of it
         // is queued.
-        let refused = store.logs().insert(lines("vm-late", batch)).await;
+        let refused = store.logs().insert(sample_lines("vm-late", batch)).await;
         match refused {
             Err(StoreError::Busy {
                 collection,
@@ -719,7 +703,7 @@ mod tests {
         // Sent again once the writer caught up, the batch is taken.
         let again = store
             .logs()
-            .insert(lines("vm-late", batch))
+            .insert(sample_lines("vm-late", batch))
             .await
             .expect("taken");
         assert_eq!(again.len(), batch);

@@ -70,11 +70,8 @@ pub(crate) async fn catch_up(store: &Store) -> Result<usize, StoreError> {
 mod tests {
     use std::time::Duration;
 
-    use chrono::Utc;
-    use vupdate_core::log::Level;
-
     use super::*;
-    use crate::model::logs::LogRecord;
+    use crate::model::logs::sample_lines;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_text_index_is_written_in_its_own_file_while_the_writer_is_held() {
@@ -83,23 +80,11 @@ mod tests {
         let store = crate::open(&crate::StoreConfig::Sqlite { path: path.clone() })
             .await
             .expect("store");
-        let lines: Vec<LogRecord> = (0..3000)
-            .map(|k| LogRecord {
-                service: "api".parse().expect("service"),
-                role: None,
-                instance: "vm-1".to_owned(),
-                directory: "/srv/api".to_owned(),
-                process: "main".to_owned(),
-                task: None,
-                time: Utc::now(),
-                level: Level::Info,
-                unit: "http".to_owned(),
-                message: format!("GET /orders/{k} 200"),
-                termination_status: None,
-                source_sequence: Some(k + 1),
-            })
-            .collect();
-        let sequences = store.logs().insert(lines).await.expect("stored");
+        let sequences = store
+            .logs()
+            .insert(sample_lines("vm-1", 3000))
+            .await
+            .expect("stored");
 
         let turn = store.log_writes().lock().await;
         tokio::time::timeout(Duration::from_secs(20), catch_up(&store))

@@ -86,6 +86,21 @@ fn merged_text_segments(path: &std::path::Path) -> Vec<String> {
     )
 }
 
+/// The messages of the lines that have `text`, newest first.
+async fn messages_with(store: &vupdate_store::Store, text: &str) -> Vec<String> {
+    store
+        .logs()
+        .query(&vupdate_store::model::logs::LogQuery {
+            text: Some(text.to_owned()),
+            ..Default::default()
+        })
+        .await
+        .expect("search")
+        .into_iter()
+        .map(|r| r.record.message)
+        .collect()
+}
+
 /// The strings `query` (of one column) gives in the SQLite file at `path`.
 fn names(path: &std::path::Path, query: &str) -> Vec<String> {
     let conn = rusqlite::Connection::open(path).expect("open");
@@ -144,17 +159,7 @@ async fn expiry_drops_the_text_segment_of_a_day_whose_lines_all_went() {
     };
     // Yesterday is over: its segment is merged once indexed; today's may still grow.
     assert_eq!(merged_text_segments(path), [segment(yesterday)]);
-    let needles = || async {
-        logs.query(&LogQuery {
-            text: Some("NEEDLE".to_owned()),
-            ..LogQuery::default()
-        })
-        .await
-        .expect("search")
-        .into_iter()
-        .map(|r| r.record.message)
-        .collect::<Vec<_>>()
-    };
+    let needles = || messages_with(&ctx.store, "NEEDLE");
 
     let policy = vupdate_store::ExpiryPolicy {
         service_logs: std::time::Duration::from_secs(24 * 60 * 60),
@@ -312,7 +317,6 @@ async fn each_source_s_newest_line_is_one_row_until_it_expires() {
 async fn a_backup_beside_the_original_s_index_file_gets_an_index_of_its_own() {
     use crate::conformance::fixtures::log;
     use vupdate_core::log::Level;
-    use vupdate_store::model::logs::LogQuery;
     let ctx = open_store("backup_index").await.expect("a store");
     let StoreConfig::Sqlite { path } = &ctx.config else {
         unreachable!("a SQLite store")
@@ -351,19 +355,7 @@ async fn a_backup_beside_the_original_s_index_file_gets_an_index_of_its_own() {
         .insert(vec![log("api", "vm-2", Level::Info, 4, "needle four")])
         .await
         .expect("insert");
-    let needles = || async {
-        restored
-            .logs()
-            .query(&LogQuery {
-                text: Some("needle".to_owned()),
-                ..LogQuery::default()
-            })
-            .await
-            .expect("search")
-            .into_iter()
-            .map(|r| r.record.message)
-            .collect::<Vec<_>>()
-    };
+    let needles = || messages_with(&restored, "needle");
     assert_eq!(needles().await, ["needle four", "needle two", "needle one"]);
     restored.logs().index_text().await.expect("index");
     assert_eq!(needles().await, ["needle four", "needle two", "needle one"]);
