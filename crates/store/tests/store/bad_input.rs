@@ -113,3 +113,32 @@ async fn a_mongodb_srv_url_is_refused_clearly() {
         .expect_err("no DNS resolver in this build");
     assert!(matches!(error, StoreError::ConnectMongo { .. }), "{error}");
 }
+
+#[tokio::test]
+async fn a_corrupt_text_index_file_is_one_clear_error_naming_it() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("store.sqlite");
+    let index = dir.path().join("store.sqlite-text");
+    let garbage: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&index, &garbage).expect("write garbage");
+    let error = vupdate_store::open(&StoreConfig::Sqlite { path })
+        .await
+        .expect_err("corrupt");
+    assert!(
+        matches!(&error, StoreError::OpenSqlite { path: p, .. } if *p == index),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("store.sqlite-text")
+            && message.contains("not a database")
+            && message.contains("text index"),
+        "{message}"
+    );
+    assert!(
+        std::fs::read(&index).expect("read back") == garbage,
+        "the file is left as it was"
+    );
+}
