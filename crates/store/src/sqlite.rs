@@ -162,25 +162,7 @@ impl SqliteBackend {
                 ))
             })?;
         }
-        let mut writer = Connection::open(path).map_err(|e| fail(e.to_string()))?;
-        configure(&writer).map_err(|e| fail(e.to_string()))?;
-        // The first statement that reads the file: a file that is not a database fails here.
-        let mode: String = writer
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(|e| fail(format!("{e} (is it a vupdate store?)")))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(fail(format!(
-                "cannot switch to WAL mode (journal mode stays `{mode}`)"
-            )));
-        }
-        // NORMAL in WAL mode: a commit is in the WAL (the OS's page cache) when a write
-        // returns, so it survives the server process being killed; it is synced to disk at
-        // each checkpoint, so a power loss can lose the last commits before it, never the
-        // database's consistency. FULL would sync every commit (every log batch).
-        writer
-            .pragma_update(None, "synchronous", "NORMAL")
-            .and_then(|()| writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB))
-            .map_err(|e| fail(e.to_string()))?;
+        let mut writer = open_for_writing(path, "a vupdate store").map_err(fail)?;
         let version: i64 = writer
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(|e| fail(e.to_string()))?;
@@ -424,6 +406,31 @@ fn immediate<T>(
     Ok(value)
 }
 
+/// Opens the SQLite file at `path` (`what` it should be, for the error) for writing: WAL
+/// mode, synchronous commits only at checkpoints, and a writer's page cache. The error
+/// says what failed.
+fn open_for_writing(path: &Path, what: &str) -> Result<Connection, String> {
+    let conn = Connection::open(path).map_err(|e| e.to_string())?;
+    configure(&conn).map_err(|e| e.to_string())?;
+    // The first statement that reads the file: a file that is not a database fails here.
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|e| format!("{e} (is it {what}?)"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!(
+            "cannot switch to WAL mode (journal mode stays `{mode}`)"
+        ));
+    }
+    // NORMAL in WAL mode: a commit is in the WAL (the OS's page cache) when a write
+    // returns, so it survives the server process being killed; it is synced to disk at
+    // each checkpoint, so a power loss can lose the last commits before it, never the
+    // database's consistency. FULL would sync every commit (every log batch).
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .and_then(|()| conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB))
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
 /// Opens the text index's file at `text_path` for the store file of identity `identity`:
 /// WAL mode, emptied when it was made for another store file, and the schema of `defs`'
 /// indexes. The error says what failed.
@@ -432,20 +439,7 @@ fn open_indexer(
     identity: &str,
     defs: &[&'static CollectionDef],
 ) -> Result<Connection, String> {
-    let mut conn = Connection::open(text_path).map_err(|e| e.to_string())?;
-    configure(&conn).map_err(|e| e.to_string())?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(|e| format!("{e} (is it a vupdate text index?)"))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!(
-            "cannot switch to WAL mode (journal mode stays `{mode}`)"
-        ));
-    }
-    // As the store's file (see `SqliteBackend::open`); the index can always be made again.
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .and_then(|()| conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB))
-        .map_err(|e| e.to_string())?;
+    let mut conn = open_for_writing(text_path, "a vupdate text index")?;
     if text_file::claim(&mut conn, identity).map_err(|e| e.to_string())? {
         tracing::info!(
             path = %text_path.display(),

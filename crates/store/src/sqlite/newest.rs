@@ -61,14 +61,7 @@ pub(crate) fn open(
         return Ok(());
     };
     let name = &table(def);
-    let existed = conn
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [name],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
+    let existed = super::sql::table_exists(conn, name)?;
     conn.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS \"{name}\" (sequence INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE) STRICT"
     ))?;

@@ -8,6 +8,7 @@
 //! `<name>_history` has the same columns plus `_archive_time`.
 
 use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
 use crate::doc::{
@@ -648,6 +649,17 @@ fn column_json(field: &FieldDef, value: ValueRef<'_>, index: usize) -> rusqlite:
         (FieldKind::StrList, ValueRef::Text(t)) => serde_json::from_slice(t).map_err(|_| bad())?,
         _ => return Err(bad()),
     })
+}
+
+/// Whether the file `conn` reads first has a table named `name`.
+pub(crate) fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [name],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|found| found.is_some())
 }
 
 #[cfg(test)]

@@ -166,14 +166,7 @@ pub(crate) fn leave_store_file(
     tx: &rusqlite::Transaction<'_>,
     defs: &[&CollectionDef],
 ) -> rusqlite::Result<()> {
-    let exists = |name: &str| -> rusqlite::Result<bool> {
-        tx.query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-            [name],
-            |row| row.get::<_, i64>(0),
-        )
-        .map(|n| n > 0)
-    };
+    let exists = |name: &str| super::sql::table_exists(tx, name);
     let mut tables: Vec<String> = defs
         .iter()
         .filter(|def| def.text.is_some())

@@ -21,6 +21,8 @@ use rusqlite::{Connection, OptionalExtension};
 
 /// The store file's table of its identity (one row).
 const IDENTITY_TABLE: &str = "_store_file";
+/// SQL of a new identity: 128 random bits in hex.
+const NEW_ID: &str = "lower(hex(randomblob(16)))";
 /// The index file's table of the store file's identity it was made for (one row).
 const MADE_FOR_TABLE: &str = "_text_made_for";
 /// The schema name under which a reader attaches the index's file.
@@ -37,7 +39,7 @@ pub(crate) fn path_of(store: &Path) -> PathBuf {
 pub(crate) fn identity(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<String> {
     tx.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {IDENTITY_TABLE} (id TEXT NOT NULL) STRICT; \
-         INSERT INTO {IDENTITY_TABLE} (id) SELECT lower(hex(randomblob(16))) \
+         INSERT INTO {IDENTITY_TABLE} (id) SELECT {NEW_ID} \
          WHERE NOT EXISTS (SELECT 1 FROM {IDENTITY_TABLE})"
     ))?;
     tx.query_row(&format!("SELECT id FROM {IDENTITY_TABLE}"), [], |row| {
@@ -48,16 +50,8 @@ pub(crate) fn identity(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<Strin
 /// Gives the store file `conn` writes a new identity, so an index file made for the file
 /// it was copied from is not taken for its own; nothing for a file without one.
 pub(crate) fn renew_identity(conn: &Connection) -> rusqlite::Result<()> {
-    let has_one: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-        [IDENTITY_TABLE],
-        |row| row.get(0),
-    )?;
-    if has_one {
-        conn.execute(
-            &format!("UPDATE {IDENTITY_TABLE} SET id = lower(hex(randomblob(16)))"),
-            [],
-        )?;
+    if super::sql::table_exists(conn, IDENTITY_TABLE)? {
+        conn.execute(&format!("UPDATE {IDENTITY_TABLE} SET id = {NEW_ID}"), [])?;
     }
     Ok(())
 }

@@ -2,13 +2,18 @@
 
 use vupdate_store::{StoreConfig, StoreError};
 
+/// 8 KiB that are no SQLite file.
+fn garbage() -> Vec<u8> {
+    (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
 #[tokio::test]
 async fn a_corrupt_sqlite_file_is_one_clear_error_naming_it() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("store.sqlite");
-    let garbage: Vec<u8> = (0..8192u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let garbage = garbage();
     std::fs::write(&path, &garbage).expect("write garbage");
     let error = vupdate_store::open(&StoreConfig::Sqlite { path: path.clone() })
         .await
@@ -119,9 +124,7 @@ async fn a_corrupt_text_index_file_is_one_clear_error_naming_it() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("store.sqlite");
     let index = dir.path().join("store.sqlite-text");
-    let garbage: Vec<u8> = (0..8192u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let garbage = garbage();
     std::fs::write(&index, &garbage).expect("write garbage");
     let error = vupdate_store::open(&StoreConfig::Sqlite { path })
         .await
