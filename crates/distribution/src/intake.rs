@@ -4,9 +4,16 @@
 //! so each line may carry the sender's own increasing sequence number per source (service,
 //! role, instance, directory, process). The intake remembers the last number stored per source,
 //! reads it from the store the first time it sees a source (so a restart forgets nothing),
-//! and drops every line at or below it. Batches are stored whole or not at all.
+//! and drops every line at or below it. Batches are stored whole or not at all. A source
+//! that sends nothing for [`FORGET_AFTER`] is forgotten (read from the store again if it
+//! comes back): every restart of a service is a new source (its process id), and a server
+//! that runs for months must not remember every process that ever sent a line.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use vupdate_core::service::{Role, ServiceName};
 use vupdate_store::model::logs::LogRecord;
@@ -28,7 +35,58 @@ pub struct LogSource {
 }
 
 /// The last source sequence stored of one source: unknown until read from the store.
-type Last = std::sync::Arc<tokio::sync::Mutex<Option<Option<i64>>>>;
+type Last = Arc<tokio::sync::Mutex<Option<Option<i64>>>>;
+
+/// How long a source may send nothing before it is forgotten: updaters ship every few
+/// seconds, so only sources that are gone (a process restarted, an instance removed) stay
+/// quiet this long; one that comes back costs one read of the store.
+const FORGET_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// The sources known, and when the quiet ones were last looked for.
+#[derive(Debug)]
+struct Sources {
+    known: HashMap<LogSource, Known>,
+    swept: Instant,
+    /// [`FORGET_AFTER`], shorter in tests.
+    forget_after: Duration,
+}
+
+/// One source's last number and when a batch of it last came.
+#[derive(Debug)]
+struct Known {
+    last: Last,
+    used: Instant,
+}
+
+impl Sources {
+    fn new(forget_after: Duration) -> Sources {
+        Sources {
+            known: HashMap::new(),
+            swept: Instant::now(),
+            forget_after,
+        }
+    }
+
+    /// The lock of `source`'s last number; forgets the quiet sources first, at most once
+    /// per `forget_after`. A source whose lock someone holds (or waits for) is kept: its
+    /// batch is being stored, and a second lock would let another batch of it in.
+    fn last(&mut self, source: &LogSource) -> Last {
+        let now = Instant::now();
+        if now.duration_since(self.swept) >= self.forget_after {
+            let forget_after = self.forget_after;
+            self.known.retain(|_, known| {
+                Arc::strong_count(&known.last) > 1 || now.duration_since(known.used) < forget_after
+            });
+            self.swept = now;
+        }
+        let known = self.known.entry(source.clone()).or_insert_with(|| Known {
+            last: Last::default(),
+            used: now,
+        });
+        known.used = now;
+        Arc::clone(&known.last)
+    }
+}
 
 /// Stores log batches, dropping lines a sender already delivered; cheap to clone.
 #[derive(Debug, Clone)]
@@ -37,18 +95,22 @@ pub struct LogIntake {
     /// The last source sequence stored per source, each behind a lock of its own held
     /// while that source's batch is stored, so batches of different sources reach the
     /// store together (and share its group commit) while one source's are stored in turn.
-    sources: std::sync::Arc<std::sync::Mutex<HashMap<LogSource, Last>>>,
+    sources: Arc<Mutex<Sources>>,
     /// Held shared by every batch being stored, alone by [`LogIntake::forget`].
-    epoch: std::sync::Arc<tokio::sync::RwLock<()>>,
+    epoch: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl LogIntake {
     /// An intake writing to `store`.
     pub fn new(store: Store) -> LogIntake {
+        LogIntake::forgetting_after(store, FORGET_AFTER)
+    }
+
+    fn forgetting_after(store: Store, forget_after: Duration) -> LogIntake {
         LogIntake {
             store,
-            sources: std::sync::Arc::default(),
-            epoch: std::sync::Arc::default(),
+            sources: Arc::new(Mutex::new(Sources::new(forget_after))),
+            epoch: Arc::default(),
         }
     }
 
@@ -57,20 +119,16 @@ impl LogIntake {
     /// [`crate::roles::split_stored`]); waits for the batches being stored.
     pub async fn forget(&self) {
         let _alone = self.epoch.write().await;
-        self.sources
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+        self.sources().known.clear();
     }
 
     /// The lock of `source`'s last number.
     fn last(&self, source: &LogSource) -> Last {
-        self.sources
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(source.clone())
-            .or_default()
-            .clone()
+        self.sources().last(source)
+    }
+
+    fn sources(&self) -> std::sync::MutexGuard<'_, Sources> {
+        self.sources.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stores the lines of `records` (all from `source`) that were not stored before;
@@ -78,7 +136,7 @@ impl LogIntake {
     pub async fn add(
         &self,
         source: LogSource,
-        records: Vec<LogRecord>,
+        mut records: Vec<LogRecord>,
     ) -> Result<usize, StoreError> {
         let _epoch = self.epoch.read().await;
         let entry = self.last(&source);
@@ -102,22 +160,20 @@ impl LogIntake {
             }
         };
         let mut newest = known;
-        let fresh: Vec<LogRecord> = records
-            .into_iter()
-            .filter(|record| match record.source_sequence {
-                None => true,
-                Some(sequence) if newest.is_none_or(|n| sequence > n) => {
-                    newest = Some(sequence);
-                    true
-                }
-                Some(_) => false,
-            })
-            .collect();
-        if fresh.is_empty() {
+        // In place: a batch waiting for the store holds its records once.
+        records.retain(|record| match record.source_sequence {
+            None => true,
+            Some(sequence) if newest.is_none_or(|n| sequence > n) => {
+                newest = Some(sequence);
+                true
+            }
+            Some(_) => false,
+        });
+        if records.is_empty() {
             return Ok(0);
         }
-        let count = fresh.len();
-        self.store.logs().insert(fresh).await?;
+        let count = records.len();
+        self.store.logs().insert(records).await?;
         *last = Some(newest);
         Ok(count)
     }
@@ -215,5 +271,49 @@ mod tests {
         );
         let query = LogQuery::default();
         assert_eq!(intake.store.logs().count(&query).await.expect("count"), 150);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quiet_source_is_forgotten_and_its_last_number_read_from_the_store_again() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = intake(&dir).await.store;
+        // Every source not being stored is quiet for long enough.
+        let intake = LogIntake::forgetting_after(store, Duration::ZERO);
+        let (a, b) = (source("vm-a"), source("vm-b"));
+        assert_eq!(
+            intake.add(a.clone(), lines(&a, 1..=100)).await.expect("a"),
+            100
+        );
+        assert_eq!(
+            intake.add(b.clone(), lines(&b, 1..=10)).await.expect("b"),
+            10
+        );
+        assert_eq!(intake.sources().known.len(), 1, "vm-a is forgotten");
+        assert_eq!(
+            intake
+                .add(a.clone(), lines(&a, 50..=150))
+                .await
+                .expect("a again"),
+            50,
+            "vm-a's lines up to 100 are known from the store"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_source_whose_batch_is_being_stored_is_not_forgotten() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = intake(&dir).await.store;
+        let intake = LogIntake::forgetting_after(store, Duration::ZERO);
+        let (a, b) = (source("vm-a"), source("vm-b"));
+        let held = intake.last(&a);
+        let _storing_a = held.lock().await;
+        assert_eq!(
+            intake.add(b.clone(), lines(&b, 1..=10)).await.expect("b"),
+            10
+        );
+        assert!(
+            Arc::ptr_eq(&held, &intake.last(&a)),
+            "a second batch of vm-a waits for the same lock"
+        );
     }
 }

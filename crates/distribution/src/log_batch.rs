@@ -103,34 +103,32 @@ impl LogBatch {
             process: self.process,
         };
         let task = self.task;
-        let records = self
-            .logs
-            .into_iter()
-            .enumerate()
-            .map(|(index, line)| {
-                let level: Level = parse_arg(&format!("logs[{index}].level"), &line.level)?;
-                if line.message.len() > MAX_MESSAGE_BYTES {
-                    return Err(ApiError::bad_request(format!(
-                        "argument `logs[{index}].message`: {} bytes, more than the {MAX_MESSAGE_BYTES} allowed; cut long lines",
-                        line.message.len()
-                    )));
-                }
-                Ok(LogRecord {
-                    service: source.service.clone(),
-                    role: source.role.clone(),
-                    instance: source.instance.clone(),
-                    directory: source.directory.clone(),
-                    process: source.process.clone(),
-                    task: task.clone(),
-                    time: line.time,
-                    level,
-                    unit: line.unit,
-                    message: line.message,
-                    termination_status: line.termination_status,
-                    source_sequence: line.sequence,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        // Collected into a vector of the batch's length: collecting `Result`s grows it by
+        // doubling, and batches waiting for the store held up to twice their records' room.
+        let mut records = Vec::with_capacity(self.logs.len());
+        for (index, line) in self.logs.into_iter().enumerate() {
+            let level: Level = parse_arg(&format!("logs[{index}].level"), &line.level)?;
+            if line.message.len() > MAX_MESSAGE_BYTES {
+                return Err(ApiError::bad_request(format!(
+                    "argument `logs[{index}].message`: {} bytes, more than the {MAX_MESSAGE_BYTES} allowed; cut long lines",
+                    line.message.len()
+                )));
+            }
+            records.push(LogRecord {
+                service: source.service.clone(),
+                role: source.role.clone(),
+                instance: source.instance.clone(),
+                directory: source.directory.clone(),
+                process: source.process.clone(),
+                task: task.clone(),
+                time: line.time,
+                level,
+                unit: line.unit,
+                message: line.message,
+                termination_status: line.termination_status,
+                source_sequence: line.sequence,
+            });
+        }
         Ok((source, records))
     }
 }

@@ -64,9 +64,11 @@ pub(super) async fn upload(
     let stored = state
         .log_uploads
         .spawn(async move {
-            read_batch(&body)?
-                .store(&principal, &in_force, &intake)
-                .await
+            let batch = read_batch(&body)?;
+            // A batch may wait seconds for room in the store: it holds its lines, not
+            // the text they came in as well.
+            drop(body);
+            batch.store(&principal, &in_force, &intake).await
         })
         .await
         .map_err(|error| ApiError::internal(format!("the log upload ended: {error}")))??;
