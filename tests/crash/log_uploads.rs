@@ -115,3 +115,81 @@ async fn log_uploads_waiting_for_the_store_leave_room_for_everything_else() {
     assert!(!held.is_finished(), "the held batch is still in the writer");
     drop(slow);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_uploads_wait_for_their_bytes_before_their_body_is_read() {
+    let state = empty_state();
+    let mut server = Server::start(&Server::config_following(
+        &state,
+        "limits:\n  requests:\n    maxLogUploads: 8\n    maxLogUploadBytes: 1KiB\n    bodyTimeout: 10m\n",
+    ))
+    .await;
+    server.kill9();
+    server.restart(Some(POINT)).await;
+    // A batch the writer holds; its body's share, rounded up to a KiB, is all there is.
+    let held = tokio::spawn({
+        let admin = server.admin().clone();
+        async move { add_logs(&admin, "held").await }
+    });
+    server.reach(POINT).await;
+
+    // A batch to the updaters' route that says how long its body is and never sends it:
+    // refused when its wait for room is over, so it waited before its body was read
+    // (reading it would have waited for the 10 minutes of `bodyTimeout`).
+    let asked = Instant::now();
+    let address = server.base().trim_start_matches("http://").to_owned();
+    let mut unsent = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    unsent
+        .write_all(b"POST /logs/batches HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n")
+        .await
+        .expect("send");
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::io::AsyncReadExt::read(&mut unsent, &mut answer),
+    )
+    .await
+    .expect("answered before its body came")
+    .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(
+        answer.starts_with("HTTP/1.1 503")
+            && answer.contains("SERVER_BUSY")
+            && answer.contains("limits.requests.maxLogUploadBytes")
+            && answer.contains("did not fit within 5 s"),
+        "{answer}"
+    );
+    assert!(asked.elapsed() >= Duration::from_secs(4), "it waited");
+
+    // An updater's batch as the client sends it: refused the same way, nothing written.
+    let source = LogSource {
+        service: "api".to_owned(),
+        role: None,
+        instance: "vm-a".to_owned(),
+        directory: "/srv/api".to_owned(),
+        process: "2".to_owned(),
+        task: None,
+    };
+    let line = LogLine {
+        time: chrono::Utc::now(),
+        level: Level::Info,
+        unit: "app".to_owned(),
+        message: "waits for room".to_owned(),
+        sequence: Some(1),
+        termination_status: None,
+    };
+    let refused = server
+        .admin()
+        .add_logs(&source, std::slice::from_ref(&line))
+        .await
+        .expect_err("no room")
+        .to_string();
+    assert!(
+        refused.contains("limits.requests.maxLogUploadBytes")
+            && refused.contains("nothing of this batch was written"),
+        "{refused}"
+    );
+    assert!(!held.is_finished(), "the held batch is still in the writer");
+}

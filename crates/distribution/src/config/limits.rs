@@ -56,6 +56,11 @@ pub struct RequestLimits {
     /// many more wait up to 5 s for a place (past those `503 SERVER_BUSY` at once), so log
     /// batches waiting for the store never take the places of everything else. Default 256.
     pub max_log_uploads: usize,
+    /// The bytes of log-upload bodies the server holds at once (its lines parsed from them
+    /// take about three times as much): a batch that finds no room waits up to 5 s with the
+    /// rest, then `503 SERVER_BUSY`. A `POST /logs/batches` waits before its body is read,
+    /// so the body waits in the network, not in memory. Default 64 MiB.
+    pub max_log_upload_bytes: u64,
     /// The bytes of all header names and values of a request; past it `431
     /// HEADERS_TOO_LARGE`. Default 16 KiB.
     pub max_header_bytes: u64,
@@ -116,6 +121,7 @@ impl Default for LimitsConfig {
                 max: 512,
                 per_address: 128,
                 max_log_uploads: 256,
+                max_log_upload_bytes: 64 << 20,
                 max_header_bytes: 16 << 10,
                 max_query_string_bytes: 16 << 10,
                 body_timeout: Duration::from_secs(30),
@@ -169,6 +175,7 @@ struct RawRequests {
     max: Option<usize>,
     per_address: Option<usize>,
     max_log_uploads: Option<usize>,
+    max_log_upload_bytes: Option<ByteSize>,
     max_header_bytes: Option<ByteSize>,
     max_query_string_bytes: Option<ByteSize>,
     body_timeout: Option<HumanDuration>,
@@ -226,6 +233,10 @@ impl RawLimits {
                 max: r.max.unwrap_or(d.requests.max),
                 per_address: r.per_address.unwrap_or(d.requests.per_address),
                 max_log_uploads: r.max_log_uploads.unwrap_or(d.requests.max_log_uploads),
+                max_log_upload_bytes: bytes(
+                    r.max_log_upload_bytes,
+                    d.requests.max_log_upload_bytes,
+                ),
                 max_header_bytes: bytes(r.max_header_bytes, d.requests.max_header_bytes),
                 max_query_string_bytes: bytes(
                     r.max_query_string_bytes,
@@ -263,7 +274,7 @@ impl RawLimits {
                 },
             },
         };
-        let positive: [(&'static str, u64); 16] = [
+        let positive: [(&'static str, u64); 17] = [
             ("limits.connections.max", limits.connections.max as u64),
             (
                 "limits.connections.perAddress",
@@ -285,6 +296,10 @@ impl RawLimits {
             (
                 "limits.requests.maxLogUploads",
                 limits.requests.max_log_uploads as u64,
+            ),
+            (
+                "limits.requests.maxLogUploadBytes",
+                limits.requests.max_log_upload_bytes,
             ),
             (
                 "limits.requests.maxHeaderBytes",

@@ -364,6 +364,11 @@ fn log_uploads_have_places_of_their_own_and_never_none() {
     assert_eq!((told.max, told.max_log_uploads), (100, 900));
     let zero = limits("    maxLogUploads: 0\n").expect_err("zero refused");
     assert!(zero.contains("limits.requests.maxLogUploads"), "{zero}");
+    assert_eq!(default.limits.requests.max_log_upload_bytes, 64 << 20);
+    let told = limits("    maxLogUploadBytes: 8 MiB\n").expect("loads");
+    assert_eq!(told.max_log_upload_bytes, 8 << 20);
+    let zero = limits("    maxLogUploadBytes: 0\n").expect_err("zero refused");
+    assert!(zero.contains("limits.requests.maxLogUploadBytes"), "{zero}");
 }
 
 #[test]

@@ -7,12 +7,14 @@
 //! - its address has `perAddress` requests in progress: `429 TOO_MANY_REQUESTS`; the
 //!   server has `max` and none ends within [`PLACE_WAIT`]: `503 SERVER_BUSY` (a request
 //!   counts until its response's last byte is sent, so slow downloads count too);
-//! - it uploads log lines (`POST /logs/batches`, or `addLogs`, see [`log_uploads`]): once
-//!   its body is read it leaves the `max` places for one of `maxLogUploads` places of its
-//!   own, waiting for one at most [`LOG_UPLOAD_WAIT`], then `503 SERVER_BUSY`; so log
-//!   batches waiting for the store never take the places state reports and everything
-//!   else need. As many may wait as may run, past that `503 SERVER_BUSY` at once: the
-//!   bodies read and held stay bounded (`max` + 2 × `maxLogUploads`);
+//! - it uploads log lines (`POST /logs/batches`, or `addLogs`, see [`log_uploads`]): it
+//!   leaves the `max` places for one of `maxLogUploads` places of its own and its body's
+//!   share of `maxLogUploadBytes`, waiting for both at most [`LOG_UPLOAD_WAIT`], then `503
+//!   SERVER_BUSY`; so log batches waiting for the store never take the places state
+//!   reports and everything else need, and what they hold is bounded in bytes whatever
+//!   their size. As many may wait as may run, past that `503 SERVER_BUSY` at once. A
+//!   `POST /logs/batches` waits before its body is read (its body waits in the network);
+//!   an `addLogs` is told apart only by its body, so it waits with its body read;
 //! - its body is larger than its route allows (by `Content-Length` before a byte is read,
 //!   or as it arrives): `413 PAYLOAD_TOO_LARGE`; it sends nothing for `bodyTimeout`:
 //!   `408 REQUEST_TIMEOUT`.
@@ -49,7 +51,7 @@ const BUSY_RETRY: Duration = Duration::from_secs(1);
 /// waits it out instead of being refused; a server out of capacity for longer still
 /// refuses within a second.
 const PLACE_WAIT: Duration = Duration::from_secs(1);
-/// How long a log upload waits for a place among `maxLogUploads`: as long as the store
+/// How long a log upload waits for a place among `maxLogUploads` and its bytes: as long as the store
 /// lets a batch wait for room behind its writer. A batch refused comes again and is read
 /// again, which costs the CPU the writer and the state reports need; one waiting costs
 /// only its body's memory (and at most `maxLogUploads` wait).
@@ -62,8 +64,11 @@ pub struct RequestGate {
     running: Arc<Semaphore>,
     /// Log uploads in progress once their body is read (not in `running` then).
     log_uploads: Arc<Semaphore>,
-    /// Log uploads whose body is read, waiting for a place in `log_uploads`.
+    /// Log uploads waiting for a place in `log_uploads` or for their bytes.
     log_uploads_waiting: Arc<Semaphore>,
+    /// The KiB of log-upload bodies held (`maxLogUploadBytes`), by the log uploads in
+    /// progress.
+    log_upload_kib: Arc<Semaphore>,
     by_address: AddressSlots,
 }
 
@@ -75,9 +80,26 @@ impl RequestGate {
             running: Arc::new(Semaphore::new(limits.max)),
             log_uploads: Arc::new(Semaphore::new(limits.max_log_uploads)),
             log_uploads_waiting: Arc::new(Semaphore::new(limits.max_log_uploads)),
+            log_upload_kib: Arc::new(Semaphore::new(
+                kib(limits.max_log_upload_bytes).min(Semaphore::MAX_PERMITS as u64) as usize,
+            )),
             by_address: AddressSlots::default(),
         }
     }
+
+    /// A log upload's share of `maxLogUploadBytes`, in KiB: all of it for a body larger
+    /// than all of it (which then runs alone).
+    fn log_upload_share(&self, bytes: u64) -> u32 {
+        let all = kib(self.limits.max_log_upload_bytes)
+            .min(Semaphore::MAX_PERMITS as u64)
+            .min(u64::from(u32::MAX));
+        kib(bytes).clamp(1, all) as u32
+    }
+}
+
+/// `bytes` in KiB, rounded up.
+fn kib(bytes: u64) -> u64 {
+    bytes.div_ceil(1024)
 }
 
 /// Which body limit applies to a route.
@@ -153,16 +175,28 @@ pub async fn enforce(State(gate): State<RequestGate>, request: Request, next: Ne
     let body = if streams {
         Body::new(IdleTimeout::new(body, gate.limits.body_timeout))
     } else {
-        let bytes = match read_small(body, limit, gate.limits.body_timeout).await {
+        // A batch to the updaters' route is known before its body is read: it waits for
+        // its room with the body still in the network.
+        let known_log_upload = route == Route::Logs && parts.method == Method::POST;
+        let length = content_length(&parts.headers);
+        if known_log_upload
+            && let Err(error) = hold
+                .move_to_log_uploads(&gate, length.unwrap_or(limit))
+                .await
+        {
+            return refuse(error);
+        }
+        let bytes = match read_small(body, limit, length, gate.limits.body_timeout).await {
             Ok(bytes) => bytes,
             Err(error) => return refuse(error),
         };
-        let log_upload = match route {
-            Route::Graphql => log_uploads::is_log_upload(&bytes),
-            Route::Logs => parts.method == Method::POST,
-            _ => false,
-        };
-        if log_upload && let Err(error) = hold.move_to_log_uploads(&gate).await {
+        if known_log_upload {
+            // A body sent without its length took the route's limit; it keeps its own.
+            hold.keep_log_upload_share(&gate, bytes.len() as u64);
+        } else if route == Route::Graphql
+            && log_uploads::is_log_upload(&bytes)
+            && let Err(error) = hold.move_to_log_uploads(&gate, bytes.len() as u64).await
+        {
             return refuse(error);
         }
         Body::from(bytes)
@@ -204,40 +238,96 @@ fn check_head(limits: &RequestLimits, request: &Request) -> Result<(), ApiError>
 
 /// A request's places among those in progress, given back when its response ends.
 struct Hold {
-    /// Among `max`, or among `maxLogUploads` once a log upload's body is read.
+    /// Among `max`, or among `maxLogUploads` for a log upload.
     _place: Option<OwnedSemaphorePermit>,
+    /// A log upload's share of `maxLogUploadBytes`.
+    log_upload_kib: Option<OwnedSemaphorePermit>,
     _address: Option<AddressSlot>,
 }
 
 impl Hold {
     /// Gives back the request's place among `max` and takes one among the log uploads,
-    /// waiting for one unless `maxLogUploads` others already wait.
-    async fn move_to_log_uploads(&mut self, gate: &RequestGate) -> Result<(), ApiError> {
+    /// then `bytes`' share of their bytes, waiting for them (in that order, so no upload
+    /// holds bytes while it waits for a place) unless `maxLogUploads` others already wait.
+    async fn move_to_log_uploads(
+        &mut self,
+        gate: &RequestGate,
+        bytes: u64,
+    ) -> Result<(), ApiError> {
         self._place = None;
-        if let Ok(place) = Arc::clone(&gate.log_uploads).try_acquire_owned() {
-            self._place = Some(place);
-            return Ok(());
-        }
-        let busy = |why: &str| {
-            server_busy(format!(
-                "the server is taking {} log uploads, its limit (limits.requests.maxLogUploads), {why}; nothing of this batch was written, send it again shortly",
-                gate.limits.max_log_uploads
-            ))
+        let share = gate.log_upload_share(bytes);
+        let busy = LogUploadBusy { gate, bytes };
+        let at_once = Arc::clone(&gate.log_uploads)
+            .try_acquire_owned()
+            .ok()
+            .and_then(|place| {
+                let kib = Arc::clone(&gate.log_upload_kib)
+                    .try_acquire_many_owned(share)
+                    .ok()?;
+                Some((place, kib))
+            });
+        let (place, kib) = match at_once {
+            Some(room) => room,
+            None => {
+                // As many may wait as may run.
+                let Ok(_in_line) = Arc::clone(&gate.log_uploads_waiting).try_acquire_owned() else {
+                    return Err(busy.places("and as many more wait for room"));
+                };
+                let deadline = tokio::time::Instant::now() + LOG_UPLOAD_WAIT;
+                let place = wait_until(&gate.log_uploads, 1, deadline)
+                    .await
+                    .ok_or_else(|| {
+                        busy.places(&format!(
+                            "and none ended within {} s",
+                            LOG_UPLOAD_WAIT.as_secs()
+                        ))
+                    })?;
+                let kib = wait_until(&gate.log_upload_kib, share, deadline)
+                    .await
+                    .ok_or_else(|| busy.bytes())?;
+                (place, kib)
+            }
         };
-        // As many may wait as may run: the bodies held stay bounded.
-        let Ok(_in_line) = Arc::clone(&gate.log_uploads_waiting).try_acquire_owned() else {
-            return Err(busy("and as many more wait for one"));
-        };
-        let place = wait_for(&gate.log_uploads, LOG_UPLOAD_WAIT)
-            .await
-            .ok_or_else(|| {
-                busy(&format!(
-                    "and none ended within {} s",
-                    LOG_UPLOAD_WAIT.as_secs()
-                ))
-            })?;
         self._place = Some(place);
+        self.log_upload_kib = Some(kib);
         Ok(())
+    }
+
+    /// Gives back what a log upload's share took beyond its body of `bytes` (a body sent
+    /// without its length takes the route's limit until it is read).
+    fn keep_log_upload_share(&mut self, gate: &RequestGate, bytes: u64) {
+        let share = gate.log_upload_share(bytes) as usize;
+        if let Some(kib) = &mut self.log_upload_kib
+            && let Some(excess) = kib.num_permits().checked_sub(share).filter(|n| *n > 0)
+        {
+            drop(kib.split(excess));
+        }
+    }
+}
+
+/// Why a log upload found no room, for its refusal.
+struct LogUploadBusy<'a> {
+    gate: &'a RequestGate,
+    bytes: u64,
+}
+
+impl LogUploadBusy<'_> {
+    /// No place among `maxLogUploads`, `why`.
+    fn places(&self, why: &str) -> ApiError {
+        server_busy(format!(
+            "the server is taking {} log uploads, its limit (limits.requests.maxLogUploads), {why}; nothing of this batch was written, send it again shortly",
+            self.gate.limits.max_log_uploads
+        ))
+    }
+
+    /// Its body did not fit in `maxLogUploadBytes`.
+    fn bytes(&self) -> ApiError {
+        server_busy(format!(
+            "the log uploads in progress hold the {} their bodies may take (limits.requests.maxLogUploadBytes), and this batch's {} did not fit within {} s; nothing of this batch was written, send it again shortly",
+            bytesize::ByteSize(self.gate.limits.max_log_upload_bytes),
+            bytesize::ByteSize(self.bytes),
+            LOG_UPLOAD_WAIT.as_secs()
+        ))
     }
 }
 
@@ -267,13 +357,23 @@ async fn admit(gate: &RequestGate, client: Option<IpAddr>) -> Result<Hold, ApiEr
     };
     Ok(Hold {
         _place: Some(permit),
+        log_upload_kib: None,
         _address: address,
     })
 }
 
 /// One of `places`, if one frees up within `wait`.
 async fn wait_for(places: &Arc<Semaphore>, wait: Duration) -> Option<OwnedSemaphorePermit> {
-    tokio::time::timeout(wait, Arc::clone(places).acquire_owned())
+    wait_until(places, 1, tokio::time::Instant::now() + wait).await
+}
+
+/// `count` of `permits`, if they free up by `deadline`.
+async fn wait_until(
+    permits: &Arc<Semaphore>,
+    count: u32,
+    deadline: tokio::time::Instant,
+) -> Option<OwnedSemaphorePermit> {
+    tokio::time::timeout_at(deadline, Arc::clone(permits).acquire_many_owned(count))
         .await
         .ok()?
         .ok()
@@ -312,11 +412,19 @@ fn too_slow(timeout: Duration) -> ApiError {
     )
 }
 
-/// A small body, read whole within `timeout`, at most `limit` bytes.
-async fn read_small(body: Body, limit: u64, timeout: Duration) -> Result<Bytes, ApiError> {
+/// A small body, read whole within `timeout`, at most `limit` bytes; `length` is what its
+/// `Content-Length` says.
+async fn read_small(
+    body: Body,
+    limit: u64,
+    length: Option<u64>,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
     let read = async {
         let mut chunks = body.into_data_stream();
-        let mut bytes = Vec::new();
+        // Its room at once: growing by doubling, a body held while it waits for the store
+        // took up to twice its size.
+        let mut bytes = Vec::with_capacity(length.unwrap_or(0).min(limit) as usize);
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(ApiError::from_body)?;
             let size = (bytes.len() + chunk.len()) as u64;
@@ -431,7 +539,27 @@ impl HttpBody for Held {
 
 #[cfg(test)]
 mod tests {
-    use super::Route;
+    use super::{RequestGate, Route, admit};
+    use crate::config::LimitsConfig;
+
+    #[tokio::test]
+    async fn a_log_upload_takes_its_body_s_share_of_the_bytes_and_gives_back_the_rest() {
+        let gate = RequestGate::new(crate::config::RequestLimits {
+            max_log_upload_bytes: 64 << 10,
+            ..LimitsConfig::default().requests
+        });
+        let free = || gate.log_upload_kib.available_permits();
+        let mut hold = admit(&gate, None).await.expect("a place");
+        // A body sent without its length takes the route's limit, more than all there is.
+        hold.move_to_log_uploads(&gate, 4 << 20)
+            .await
+            .expect("room");
+        assert_eq!(free(), 0);
+        hold.keep_log_upload_share(&gate, 1500);
+        assert_eq!(free(), 62, "its 1,500 bytes keep 2 KiB");
+        drop(hold);
+        assert_eq!(free(), 64);
+    }
 
     #[test]
     fn routes_take_their_own_body_limits() {
