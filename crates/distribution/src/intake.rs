@@ -5,7 +5,7 @@
 //! role, instance, directory, process). The intake remembers the last number stored per source,
 //! reads it from the store the first time it sees a source (so a restart forgets nothing),
 //! and drops every line at or below it. Batches are stored whole or not at all. A source
-//! that sends nothing for [`FORGET_AFTER`] is forgotten (read from the store again if it
+//! that sends nothing for 10 minutes is forgotten (read from the store again if it
 //! comes back): every restart of a service is a new source (its process id), and a server
 //! that runs for months must not remember every process that ever sent a line.
 
