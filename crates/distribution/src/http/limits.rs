@@ -51,10 +51,10 @@ const BUSY_RETRY: Duration = Duration::from_secs(1);
 /// waits it out instead of being refused; a server out of capacity for longer still
 /// refuses within a second.
 const PLACE_WAIT: Duration = Duration::from_secs(1);
-/// How long a log upload waits for a place among `maxLogUploads` and its bytes: as long as the store
-/// lets a batch wait for room behind its writer. A batch refused comes again and is read
-/// again, which costs the CPU the writer and the state reports need; one waiting costs
-/// only its body's memory (and at most `maxLogUploads` wait).
+/// How long a log upload waits for a place among `maxLogUploads` and for its bytes: as
+/// long as the store lets a batch wait for room behind its writer. A batch refused comes
+/// again and is read again, which costs the CPU the writer and the state reports need;
+/// one waiting costs a task (at most `maxLogUploads` wait), and an `addLogs` its body.
 const LOG_UPLOAD_WAIT: Duration = Duration::from_secs(5);
 
 /// The layer's shared state: the limits and the requests in progress.
@@ -62,7 +62,7 @@ const LOG_UPLOAD_WAIT: Duration = Duration::from_secs(5);
 pub struct RequestGate {
     limits: RequestLimits,
     running: Arc<Semaphore>,
-    /// Log uploads in progress once their body is read (not in `running` then).
+    /// Log uploads in progress (not in `running` then).
     log_uploads: Arc<Semaphore>,
     /// Log uploads waiting for a place in `log_uploads` or for their bytes.
     log_uploads_waiting: Arc<Semaphore>,
@@ -80,9 +80,7 @@ impl RequestGate {
             running: Arc::new(Semaphore::new(limits.max)),
             log_uploads: Arc::new(Semaphore::new(limits.max_log_uploads)),
             log_uploads_waiting: Arc::new(Semaphore::new(limits.max_log_uploads)),
-            log_upload_kib: Arc::new(Semaphore::new(
-                kib(limits.max_log_upload_bytes).min(Semaphore::MAX_PERMITS as u64) as usize,
-            )),
+            log_upload_kib: Arc::new(Semaphore::new(budget_kib(&limits) as usize)),
             by_address: AddressSlots::default(),
         }
     }
@@ -90,11 +88,15 @@ impl RequestGate {
     /// A log upload's share of `maxLogUploadBytes`, in KiB: all of it for a body larger
     /// than all of it (which then runs alone).
     fn log_upload_share(&self, bytes: u64) -> u32 {
-        let all = kib(self.limits.max_log_upload_bytes)
-            .min(Semaphore::MAX_PERMITS as u64)
-            .min(u64::from(u32::MAX));
-        kib(bytes).clamp(1, all) as u32
+        kib(bytes).clamp(1, budget_kib(&self.limits)) as u32
     }
+}
+
+/// `maxLogUploadBytes` in KiB, as much as a semaphore holds and one upload may ask for.
+fn budget_kib(limits: &RequestLimits) -> u64 {
+    kib(limits.max_log_upload_bytes)
+        .min(Semaphore::MAX_PERMITS as u64)
+        .min(u64::from(u32::MAX))
 }
 
 /// `bytes` in KiB, rounded up.
