@@ -24,6 +24,27 @@ async fn add_logs(admin: &Client, message: &str) -> Result<Value, ClientError> {
         .await
 }
 
+/// A batch of one line by `POST /logs/batches`, as updaters send theirs.
+async fn send_batch(admin: &Client, message: &str) -> Result<(), ClientError> {
+    let source = LogSource {
+        service: "api".to_owned(),
+        role: None,
+        instance: "vm-a".to_owned(),
+        directory: "/srv/api".to_owned(),
+        process: "2".to_owned(),
+        task: None,
+    };
+    let line = LogLine {
+        time: chrono::Utc::now(),
+        level: Level::Info,
+        unit: "app".to_owned(),
+        message: message.to_owned(),
+        sequence: Some(1),
+        termination_status: None,
+    };
+    admin.add_logs(&source, &[line]).await.map(drop)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_uploads_waiting_for_the_store_leave_room_for_everything_else() {
     let state = empty_state();
@@ -68,27 +89,8 @@ async fn log_uploads_waiting_for_the_store_leave_room_for_everything_else() {
     // the other, with as many waiting as may run, is refused at once. Nothing of either is
     // written.
     let asked = Instant::now();
-    let source = LogSource {
-        service: "api".to_owned(),
-        role: None,
-        instance: "vm-a".to_owned(),
-        directory: "/srv/api".to_owned(),
-        process: "2".to_owned(),
-        task: None,
-    };
-    let line = LogLine {
-        time: chrono::Utc::now(),
-        level: Level::Info,
-        unit: "app".to_owned(),
-        message: "third".to_owned(),
-        sequence: Some(1),
-        termination_status: None,
-    };
-    let (second, third) = tokio::join!(
-        add_logs(&admin, "second"),
-        admin.add_logs(&source, std::slice::from_ref(&line))
-    );
-    let mut messages: Vec<String> = [second.map(drop), third.map(drop)]
+    let (second, third) = tokio::join!(add_logs(&admin, "second"), send_batch(&admin, "third"));
+    let mut messages: Vec<String> = [second.map(drop), third]
         .into_iter()
         .map(|answer| answer.expect_err("refused").to_string())
         .collect();
@@ -164,25 +166,7 @@ async fn log_uploads_wait_for_their_bytes_before_their_body_is_read() {
     assert!(asked.elapsed() >= Duration::from_secs(4), "it waited");
 
     // An updater's batch as the client sends it: refused the same way, nothing written.
-    let source = LogSource {
-        service: "api".to_owned(),
-        role: None,
-        instance: "vm-a".to_owned(),
-        directory: "/srv/api".to_owned(),
-        process: "2".to_owned(),
-        task: None,
-    };
-    let line = LogLine {
-        time: chrono::Utc::now(),
-        level: Level::Info,
-        unit: "app".to_owned(),
-        message: "waits for room".to_owned(),
-        sequence: Some(1),
-        termination_status: None,
-    };
-    let refused = server
-        .admin()
-        .add_logs(&source, std::slice::from_ref(&line))
+    let refused = send_batch(server.admin(), "waits for room")
         .await
         .expect_err("no room")
         .to_string();
