@@ -169,7 +169,8 @@ pub async fn enforce(State(gate): State<RequestGate>, request: Request, next: Ne
     };
     let (limit, streams) = route.body_limit(&gate.limits);
     let (parts, body) = request.into_parts();
-    if let Some(length) = content_length(&parts.headers)
+    let length = content_length(&parts.headers);
+    if let Some(length) = length
         && length > limit
     {
         return refuse(too_large(length, limit));
@@ -180,7 +181,6 @@ pub async fn enforce(State(gate): State<RequestGate>, request: Request, next: Ne
         // A batch to the updaters' route is known before its body is read: it waits for
         // its room with the body still in the network.
         let known_log_upload = route == Route::Logs && parts.method == Method::POST;
-        let length = content_length(&parts.headers);
         if known_log_upload
             && let Err(error) = hold
                 .move_to_log_uploads(&gate, length.unwrap_or(limit))
