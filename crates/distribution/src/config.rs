@@ -8,6 +8,7 @@ mod duration;
 mod limits;
 mod object_store;
 mod raw;
+mod size;
 #[cfg(test)]
 mod tests;
 

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use bytesize::ByteSize;
 use serde::Deserialize;
 
 use super::duration::HumanDuration;
+use super::size::Size;
 use crate::auth::{HashPoolSize, ThrottlePolicy};
 
 /// Every limit, defaults applied.
@@ -175,15 +175,15 @@ struct RawRequests {
     max: Option<usize>,
     per_address: Option<usize>,
     max_log_uploads: Option<usize>,
-    max_log_upload_bytes: Option<ByteSize>,
-    max_header_bytes: Option<ByteSize>,
-    max_query_string_bytes: Option<ByteSize>,
+    max_log_upload_bytes: Option<Size>,
+    max_header_bytes: Option<Size>,
+    max_query_string_bytes: Option<Size>,
     body_timeout: Option<HumanDuration>,
-    max_body: Option<ByteSize>,
-    max_graphql_body: Option<ByteSize>,
-    max_image: Option<ByteSize>,
-    max_fault_archive: Option<ByteSize>,
-    max_private_file: Option<ByteSize>,
+    max_body: Option<Size>,
+    max_graphql_body: Option<Size>,
+    max_image: Option<Size>,
+    max_fault_archive: Option<Size>,
+    max_private_file: Option<Size>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,7 +193,7 @@ struct RawGraphql {
     max_complexity: Option<usize>,
     max_aliases: Option<usize>,
     #[serde(rename = "maxWebSocketMessage")]
-    max_websocket_message: Option<ByteSize>,
+    max_websocket_message: Option<Size>,
     #[serde(rename = "maxOperationsPerWebSocket")]
     max_operations_per_websocket: Option<usize>,
 }
@@ -214,7 +214,7 @@ impl RawLimits {
     /// cannot work (a zero that would refuse everything).
     pub(crate) fn resolve(self) -> Result<LimitsConfig, (&'static str, String)> {
         let d = LimitsConfig::default();
-        let bytes = |value: Option<ByteSize>, default: u64| value.map_or(default, |b| b.as_u64());
+        let bytes = |value: Option<Size>, default: u64| value.map_or(default, |b| b.0);
         let duration =
             |value: Option<HumanDuration>, default: Duration| value.map_or(default, |d| d.0);
         let (c, r, g, l) = (self.connections, self.requests, self.graphql, self.login);
