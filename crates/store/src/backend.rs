@@ -4,14 +4,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
+use crate::body::Body;
 use crate::doc::{CollectionDef, Cond, Doc, FieldDef, Find, Val};
 use crate::error::StoreError;
 use crate::in_force::CommitInForce;
 use crate::lease::{Ask, Lease};
 
-/// A stored document as read back: history fields and the record's JSON body.
+/// A stored document as read back: history fields and the record's body.
 #[derive(Debug, Clone)]
 pub(crate) struct Raw {
     /// `_sequence`.
@@ -20,8 +20,8 @@ pub(crate) struct Raw {
     pub modify_time: DateTime<Utc>,
     /// `_archiveTime`, for archived versions.
     pub archive_time: Option<DateTime<Utc>>,
-    /// The record, as JSON.
-    pub body: Value,
+    /// The record.
+    pub body: Body,
 }
 
 /// Generic document storage. Every write gives each written document a new `_sequence`

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::body::Body;
 use crate::error::StoreError;
 
 /// How a declared field is stored and compared.
@@ -376,8 +377,8 @@ pub(crate) trait Record:
     }
 
     /// The record from a stored body.
-    fn from_body(body: Value, sequence: i64) -> Result<Self, StoreError> {
-        serde_json::from_value(body).map_err(|e| StoreError::Corrupt {
+    fn from_body(body: Body, sequence: i64) -> Result<Self, StoreError> {
+        body.decode().map_err(|e| StoreError::Corrupt {
             collection: Self::DEF.name,
             sequence,
             reason: e.to_string(),

@@ -79,6 +79,7 @@ pub mod probe;
 pub mod schedule;
 
 mod backend;
+mod body;
 mod doc;
 mod mongo;
 mod sqlite;

@@ -48,6 +48,7 @@ pub use tasks::Tasks;
 pub use versions::{ClientVersions, DeveloperVersions};
 
 use crate::backend::{Backend, Raw};
+use crate::body::Body;
 use crate::clock::{Clock, SystemClock};
 use crate::doc::{Cond, Find, Record, truncate_millis};
 use crate::error::StoreError;
@@ -278,7 +279,7 @@ impl Store {
                     sequence,
                     modify_time: now,
                     archive_time: None,
-                    record: R::from_body(Value::Object(doc.body), sequence)?,
+                    record: R::from_body(Body::Json(Value::Object(doc.body)), sequence)?,
                 })
             })
             .collect()

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::backend::Raw;
+use crate::body::Body;
 use crate::doc::{CollectionDef, Cond, Doc, Find, Op, SortKey, Val, format_time, time_from_millis};
 
 /// `_sequence`.
@@ -160,7 +161,7 @@ pub(crate) fn to_raw(
             sequence,
             modify_time,
             archive_time,
-            body: bson_to_json(&Bson::Document(document)),
+            body: Body::Json(bson_to_json(&Bson::Document(document))),
         }),
         _ => Err(crate::StoreError::Corrupt {
             collection,

@@ -11,6 +11,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
+use crate::body::Body;
 use crate::doc::{
     CollectionDef, Cond, FieldDef, FieldKind, Find, Op, SortKey, Val, format_time, remove_path,
     set_path, time_from_millis,
@@ -303,18 +304,24 @@ pub(crate) fn copy_from_history(def: &CollectionDef) -> String {
 
 /// The body to store: the record's JSON without the fields that have their own column.
 pub(crate) fn stored_body(def: &CollectionDef, body: &Map<String, Value>) -> String {
-    let own = || def.fields.iter().filter(|f| !f.derived);
     // Every column holds a top-level member: write the others, removing nothing.
-    if own().all(|f| !f.path.contains('.'))
+    if columns_at_top(def)
         && let Ok(text) = serde_json::to_string(&Uncolumned { def, body })
     {
         return text;
     }
     let mut body = body.clone();
-    for field in own() {
+    for field in def.fields.iter().filter(|f| !f.derived) {
         remove_path(&mut body, field.path);
     }
     Value::Object(body).to_string()
+}
+
+/// Whether each of `def`'s columns holds a top-level member of its records.
+fn columns_at_top(def: &CollectionDef) -> bool {
+    def.fields
+        .iter()
+        .all(|f| f.derived || !f.path.contains('.'))
 }
 
 /// The top-level members of `body` that have no column in `def`, as a JSON object.
@@ -595,43 +602,64 @@ pub(crate) fn select(def: &CollectionDef, table: &str, archived: bool) -> String
     )
 }
 
-/// `SELECT` of the columns [`read_row`] expects, of the current rows of `def` whose
-/// sequences the JSON array `?1` lists, in no order of their own: each row is looked up by
-/// its sequence, none sorted.
-pub(crate) fn select_listed(def: &CollectionDef) -> String {
+/// `SELECT` of the columns [`read_row`] expects and then `time` (at [`listed_time`]), of
+/// the current rows of `def` whose sequences the JSON array `?1` lists, in no order of
+/// their own: each row is looked up by its sequence, none sorted.
+pub(crate) fn select_listed(def: &CollectionDef, time: &FieldDef) -> String {
     format!(
-        "SELECT {} FROM json_each(?1) AS c CROSS JOIN {} AS t ON t._sequence = c.value",
+        "SELECT {}, t.{} FROM json_each(?1) AS c CROSS JOIN {} AS t ON t._sequence = c.value",
         row_columns(def, false),
+        quote(time.column),
         quote(def.name)
     )
 }
 
-/// A row of [`select`] as (sequence, modify millis, archive millis, body with the column
-/// values put back).
-pub(crate) fn read_row(
-    def: &CollectionDef,
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(i64, i64, Option<i64>, Value)> {
+/// The index of the time column of [`select_listed`].
+pub(crate) fn listed_time(def: &CollectionDef) -> usize {
+    def.fields.len() + 4
+}
+
+/// A row as (sequence, modify millis, archive millis, body).
+pub(crate) type Row = (i64, i64, Option<i64>, Body);
+
+/// A row of [`select`]. Its body is [`Body::Split`] when every column holds a top-level
+/// member, else the document with the column values put back.
+pub(crate) fn read_row(def: &CollectionDef, row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     let sequence: i64 = row.get(0)?;
     let modify: i64 = row.get(1)?;
     let archive: Option<i64> = row.get(2)?;
     let body_index = def.fields.len() + 3;
     let body_text = row.get_ref(body_index)?.as_str()?;
-    let mut body: Map<String, Value> = match serde_json::from_str(body_text) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) | Err(_) => {
-            return Err(rusqlite::Error::InvalidColumnType(
-                body_index,
-                "body (not a JSON object)".to_owned(),
-                rusqlite::types::Type::Text,
-            ));
-        }
+    let not_object = || {
+        rusqlite::Error::InvalidColumnType(
+            body_index,
+            "body (not a JSON object)".to_owned(),
+            rusqlite::types::Type::Text,
+        )
     };
-    for (i, field) in def.fields.iter().enumerate().filter(|(_, f)| !f.derived) {
-        let value = column_json(field, row.get_ref(i + 3)?, i + 3)?;
-        set_path(&mut body, field.path, value);
-    }
-    Ok((sequence, modify, archive, Value::Object(body)))
+    let own = def.fields.iter().enumerate().filter(|(_, f)| !f.derived);
+    let body = if columns_at_top(def) {
+        if !body_text.trim_start().starts_with('{') {
+            return Err(not_object());
+        }
+        let columns = own
+            .map(|(i, field)| Ok((field.path, column_json(field, row.get_ref(i + 3)?, i + 3)?)))
+            .collect::<rusqlite::Result<_>>()?;
+        Body::Split {
+            columns,
+            rest: body_text.to_owned(),
+        }
+    } else {
+        let Ok(Value::Object(mut body)) = serde_json::from_str(body_text) else {
+            return Err(not_object());
+        };
+        for (i, field) in own {
+            let value = column_json(field, row.get_ref(i + 3)?, i + 3)?;
+            set_path(&mut body, field.path, value);
+        }
+        Body::Json(Value::Object(body))
+    };
+    Ok((sequence, modify, archive, body))
 }
 
 fn column_json(field: &FieldDef, value: ValueRef<'_>, index: usize) -> rusqlite::Result<Value> {

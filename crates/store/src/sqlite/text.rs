@@ -54,6 +54,7 @@ use std::collections::BTreeMap;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
+use super::sql::Row;
 use super::trigrams::{self, Term};
 use crate::doc::{CollectionDef, Cond, Find, SortKey, TextDef, Val};
 
@@ -697,9 +698,23 @@ pub(crate) fn narrow(
 pub(crate) enum Narrowed {
     /// The find to run, its filter [`narrow`]ed or as it was.
     Find(Find),
-    /// The rows the find returns, its skip and limit applied, in its order (newest first):
-    /// read them by sequence in this order, with no sort of their own.
-    Rows(Vec<i64>),
+    /// The rows the find returns, its skip and limit applied, in its order (newest first),
+    /// read when their candidates were checked, so each is looked up once.
+    Rows(Vec<Row>),
+}
+
+/// A row that passed a search's filter, with the time it is ordered by.
+#[derive(Debug)]
+struct Match {
+    time: i64,
+    row: Row,
+}
+
+impl Match {
+    /// Newest first, then by sequence, as the find orders them.
+    fn order(&self) -> (i64, i64) {
+        (self.time, self.row.0)
+    }
 }
 
 /// `find` with its search of `def`'s text field answered through the index, when it asks
@@ -735,10 +750,10 @@ pub(crate) fn narrow_find(
     if not_indexed.len() > MAX_CANDIDATES {
         return Ok(Narrowed::Find(find));
     }
-    // (time, sequence) of the newest matches so far, newest first, at most `window`.
+    // The newest matches so far, newest first, at most `window`.
     let mut matches = matching(conn, def, text, &find.filter, not_indexed)?;
-    let keep_newest = |matches: &mut Vec<(i64, i64)>| {
-        matches.sort_unstable_by(|a, b| b.cmp(a));
+    let keep_newest = |matches: &mut Vec<Match>| {
+        matches.sort_unstable_by_key(|m| std::cmp::Reverse(m.order()));
         matches.truncate(window);
     };
     keep_newest(&mut matches);
@@ -746,7 +761,7 @@ pub(crate) fn narrow_find(
     search.plan(conn, &segments)?;
     for (i, segment) in segments.iter().enumerate() {
         let full = matches.len() >= window;
-        if full && segment.newest.is_some_and(|n| matches[window - 1].0 > n) {
+        if full && segment.newest.is_some_and(|n| matches[window - 1].time > n) {
             break;
         }
         let found = if i == 0 {
@@ -762,23 +777,19 @@ pub(crate) fn narrow_find(
     }
     let skip = usize::try_from(find.skip).unwrap_or(usize::MAX);
     Ok(Narrowed::Rows(
-        matches
-            .into_iter()
-            .skip(skip)
-            .map(|(_, sequence)| sequence)
-            .collect(),
+        matches.into_iter().skip(skip).map(|m| m.row).collect(),
     ))
 }
 
-/// The (time, sequence) of the rows among `candidates` that pass `filter`, each looked up
-/// by its sequence.
+/// The rows among `candidates` that pass `filter`, each looked up by its sequence. Only
+/// those that pass are read whole.
 fn matching(
     conn: &Connection,
     def: &CollectionDef,
     text: &TextDef,
     filter: &[Cond],
     candidates: Vec<i64>,
-) -> rusqlite::Result<Vec<(i64, i64)>> {
+) -> rusqlite::Result<Vec<Match>> {
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
@@ -787,16 +798,16 @@ fn matching(
     )];
     let where_sql = super::sql::where_clause(filter, &mut params);
     // CROSS JOIN: the candidates drive, so no index of another condition is walked.
-    conn.prepare_cached(&format!(
-        "SELECT t.\"{time}\", t._sequence FROM json_each(?1) AS c CROSS JOIN \"{name}\" AS t \
-         ON t._sequence = c.value{where_sql}",
-        time = text.time.column,
-        name = def.name
-    ))?
-    .query_map(params_from_iter(params), |row| {
-        Ok((row.get(0)?, row.get(1)?))
-    })?
-    .collect()
+    let select = super::sql::select_listed(def, text.time);
+    let time = super::sql::listed_time(def);
+    conn.prepare_cached(&format!("{select}{where_sql}"))?
+        .query_map(params_from_iter(params), |row| {
+            Ok(Match {
+                time: row.get(time)?,
+                row: super::sql::read_row(def, row)?,
+            })
+        })?
+        .collect()
 }
 
 #[cfg(test)]
@@ -839,7 +850,7 @@ mod tests {
     /// The rows [`narrow_find`] names, when it names them.
     fn named(narrowed: &Narrowed) -> Option<Vec<i64>> {
         match narrowed {
-            Narrowed::Rows(list) => Some(list.clone()),
+            Narrowed::Rows(rows) => Some(rows.iter().map(|row| row.0).collect()),
             Narrowed::Find(_) => None,
         }
     }
