@@ -132,6 +132,15 @@ pub enum PrincipalKind {
     Consumer,
 }
 
+/// The lease under which a lease holder issued its builders' access token.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IssuedUnder {
+    /// The holder's id.
+    pub holder: String,
+    /// The lease's fencing token then.
+    pub token: i64,
+}
+
 /// Who is making a request, as the store says now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -143,6 +152,9 @@ pub struct Principal {
     pub kind: PrincipalKind,
     /// Whether the password must be changed before anything else is allowed.
     pub must_change_password: bool,
+    /// For a lease holder's builder: the lease its token was issued under (see
+    /// `leadership::fence_builder`).
+    pub lease: Option<IssuedUnder>,
 }
 
 impl Principal {

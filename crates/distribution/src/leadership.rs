@@ -11,9 +11,12 @@
 //! hold it. A write only the holder may make calls [`Leadership::fence`] first: it is
 //! refused once the lease was taken over or ran out, whatever this process believes (a
 //! replica paused past its lease wakes up still believing it holds). Fenced: the start of
-//! every build task, the commit of a new client generation, every expiry run. A build's image and log come from the builder through the API
-//! with a Builder token that each take-over revokes, so a dead or paused holder's builder
-//! is refused by every replica. Not fenced: known-bad marks and their reverts, made by
+//! every build task, the commit of a new client generation, every expiry run. A build's
+//! image and version record come from the builder through the API, on whichever replica
+//! they reach, with a Builder token the holder issued under its lease: each passes
+//! [`fence_builder`], the same check of that lease, so a dead or paused holder's builder is
+//! refused by every replica from the moment its lease ends (the take-over also revokes
+//! the token). Not fenced: known-bad marks and their reverts, made by
 //! whichever replica an updater's report reaches (a revert is a commit pushed by Git's
 //! compare-and-swap, so two replicas' reverts cannot both land).
 
@@ -25,10 +28,29 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use vupdate_store::{Lease, Store, StoreError};
 
+use crate::auth::{IssuedUnder, Principal};
 use crate::config::LeaseConfig;
 
 /// The name of the lease the replicas of one distribution share.
 pub const LEASE_NAME: &str = "distribution";
+
+/// The fence of a write by a lease holder's builder (an image upload, a version record),
+/// on whichever replica it reaches: `Ok` while the lease its token was issued under is
+/// still the store's, with that token, not expired; [`StoreError::LeaseLost`] otherwise.
+/// Other principals pass: their writes are not a holder's.
+pub async fn fence_builder(store: &Store, principal: &Principal) -> Result<(), StoreError> {
+    let Some(IssuedUnder { holder, token }) = &principal.lease else {
+        return Ok(());
+    };
+    let issued = Lease {
+        name: LEASE_NAME.to_owned(),
+        holder: holder.clone(),
+        token: *token,
+        // Not read by the check: the store's expiry is.
+        expires: chrono::DateTime::<chrono::Utc>::MIN_UTC,
+    };
+    store.leases().check(&issued).await
+}
 
 /// This replica's view of the lease: cheap to clone, shared by every part it gates.
 #[derive(Debug, Clone)]

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vupdate_core::service::ServiceName;
 
-use crate::auth::{AuthOptions, AuthService, Bootstrap, JwtKey, PasswordCost, Role};
+use crate::auth::{AuthOptions, AuthService, Bootstrap, IssuedUnder, JwtKey, PasswordCost, Role};
 use crate::config::{DistributionConfig, StateRepoSource};
 use crate::consumers::ConsumerRecords;
 use crate::faults::FaultFiles;
@@ -299,7 +299,7 @@ impl Distribution {
         // The reconcile loop builds only once that and the predecessor's tasks are done.
         let (building, take_over) = match lease_keeper {
             None => {
-                builders.issue().await;
+                builders.issue(None).await;
                 (leadership.clone(), None)
             }
             Some(_) => {
@@ -311,7 +311,7 @@ impl Distribution {
                         if let Err(error) = recover_tasks(&tasks).await {
                             tracing::error!(%error, "cannot fail the tasks the previous holder left");
                         }
-                        builders.issue().await;
+                        builders.issue(Some(&lease)).await;
                         tracing::info!(token = lease.token, "take-over done: the previous holder's builders are fenced off; building");
                     }
                 });
@@ -720,12 +720,19 @@ struct Builders {
 }
 
 impl Builders {
-    /// Issues fresh tokens (revoking the older ones) and hands them to the runners.
-    async fn issue(&self) {
+    /// Issues fresh tokens (revoking the older ones) and hands them to the runners. On a
+    /// replica they carry the `lease` they are issued under: what the builders write counts
+    /// only while it is in force (`leadership::fence_builder`).
+    async fn issue(&self, lease: Option<&vupdate_store::Lease>) {
+        let lease = lease.map(|lease| IssuedUnder {
+            holder: lease.holder.clone(),
+            token: lease.token,
+        });
         match builder_token(
             &self.auth,
             REMOTE_BUILDER_ACCOUNT,
             "Builds run by providers",
+            lease.clone(),
         )
         .await
         {
@@ -736,7 +743,14 @@ impl Builders {
                 "cannot issue the remote builders' access token; builds on providers will fail"
             ),
         }
-        match builder_token(&self.auth, BUILDER_ACCOUNT, "Builder of this distribution").await {
+        match builder_token(
+            &self.auth,
+            BUILDER_ACCOUNT,
+            "Builder of this distribution",
+            lease,
+        )
+        .await
+        {
             Ok(token) => self.runner.attach(&ServerLink {
                 token,
                 ..self.link.clone()
@@ -752,11 +766,12 @@ impl Builders {
 }
 
 /// A fresh access token of the Builder service account `account` (created on first use
-/// with the display name `name`), its older tokens revoked.
+/// with the display name `name`) issued under `lease`, its older tokens revoked.
 async fn builder_token(
     auth: &AuthService,
     account: &str,
     name: &str,
+    lease: Option<IssuedUnder>,
 ) -> Result<String, crate::auth::AuthError> {
     match auth.account(account).await {
         Ok(_) => auth.revoke_access_tokens(account).await?,
@@ -766,7 +781,7 @@ async fn builder_token(
         }
         Err(error) => return Err(error),
     }
-    auth.issue_access_token(account).await
+    auth.issue_access_token_under(account, lease).await
 }
 
 /// The URL this server answers on from this machine: an unspecified listen address

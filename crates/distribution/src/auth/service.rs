@@ -13,7 +13,7 @@ use vupdate_store::model::accounts::{Account, AccountKind};
 use super::account_cache::AccountCache;
 use super::password::{self, PasswordCost};
 use super::token::{self, Claims, TokenUse};
-use super::{AuthError, JwtKey, Principal, PrincipalKind, Role};
+use super::{AuthError, IssuedUnder, JwtKey, Principal, PrincipalKind, Role};
 use super::{HashPool, HashPoolSize, LoginThrottle, ThrottlePolicy};
 
 /// The first administrator's account name.
@@ -291,6 +291,7 @@ impl AuthService {
             exp: Some(expires_at.timestamp()),
             jti: token::new_id()?,
             generation: None,
+            lease: None,
         };
         Ok(Session {
             token: token::sign(&self.key, &claims)?,
@@ -336,6 +337,7 @@ impl AuthService {
             account: record.account,
             role: Role::from_store(record.role),
             kind,
+            lease: claims.lease,
         })
     }
 
@@ -582,6 +584,16 @@ impl AuthService {
     /// [`AuthService::revoke_access_tokens`] (editing the account's name, role, profile or
     /// URL keeps it valid).
     pub async fn issue_access_token(&self, account: &str) -> Result<String, AuthError> {
+        self.issue_access_token_under(account, None).await
+    }
+
+    /// [`AuthService::issue_access_token`], for a lease holder's builders: the token
+    /// carries `lease`, so what they write counts only while it is in force.
+    pub async fn issue_access_token_under(
+        &self,
+        account: &str,
+        lease: Option<IssuedUnder>,
+    ) -> Result<String, AuthError> {
         let stored = self.get(account).await?;
         let Some(generation) = stored.record.kind.token_generation() else {
             return Err(AuthError::WrongAccountKind {
@@ -596,6 +608,7 @@ impl AuthService {
             exp: None,
             jti: token::new_id()?,
             generation: Some(generation),
+            lease,
         };
         token::sign(&self.key, &claims)
     }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::{AuthError, JwtKey};
+use super::{AuthError, IssuedUnder, JwtKey};
 
 /// What a token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +36,10 @@ pub(crate) struct Claims {
     /// it is valid while the account still has that generation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<u64>,
+    /// The lease its issuer held, on the token of a lease holder's builders (access tokens
+    /// only): what they write counts only while that lease is in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<IssuedUnder>,
 }
 
 /// A random token id (128 bits, hex).

@@ -18,6 +18,7 @@ use super::types::parse_arg;
 use crate::auth::Role;
 use crate::http::ApiError;
 use crate::images::ImageVersion;
+use crate::leadership::fence_builder;
 use crate::reconcile::RebuildRefused;
 use crate::retention;
 
@@ -308,11 +309,12 @@ impl VersionsMutation {
         ctx: &Context<'_>,
         info: DeveloperVersionInput,
     ) -> async_graphql::Result<DeveloperVersionInfo> {
-        require(ctx, RECORDERS)?;
+        let principal = require(ctx, RECORDERS)?;
         let context = api(ctx);
         let service: ServiceName = parse_arg("info.service", &info.service).api()?;
         let version: DeveloperVersion = parse_arg("info.version", &info.version).api()?;
         let image = image_of(context, &service, ImageVersion::Developer(version.clone())).await?;
+        fence_builder(&context.store, principal).await.api()?;
         let record = DeveloperVersionRecord {
             service: service.clone(),
             version,
@@ -335,6 +337,7 @@ impl VersionsMutation {
         let service: ServiceName = parse_arg("info.service", &info.service).api()?;
         let version: ClientVersion = parse_arg("info.version", &info.version).api()?;
         let image = image_of(context, &service, ImageVersion::Client(version.clone())).await?;
+        fence_builder(&context.store, principal).await.api()?;
         let install = info.install_info.unwrap_or_else(|| Install {
             author: principal.account.clone(),
             time: context.store.now(),

@@ -15,6 +15,7 @@ use vupdate_core::service::ServiceName;
 use super::{ApiError, AppState, uploads};
 use crate::auth::{Principal, Role};
 use crate::images::{ImageInfo, ImageKind, ImageVersion};
+use crate::leadership::fence_builder;
 
 /// The header in which an uploader announces the image's SHA-256 (`<hex>` or `sha256:<hex>`).
 pub(super) const CONTENT_SHA256: &str = "x-content-sha256";
@@ -87,6 +88,8 @@ pub(super) async fn upload(
     body: Body,
 ) -> Result<(StatusCode, Json<ImageInfo>), ApiError> {
     principal.require(&UPLOADERS)?;
+    // Before a byte is read, and again before the image is kept: an upload takes a while.
+    fence_builder(&state.store, &principal).await?;
     let expected = match headers.get(CONTENT_SHA256) {
         None => None,
         Some(value) => Some(value.to_str().map_err(|_| {
@@ -107,6 +110,7 @@ pub(super) async fn upload(
             return Err(uploads::refuse(chunks, error.into()).await);
         }
     }
+    fence_builder(&state.store, &principal).await?;
     let info = image.finish().await?;
     tracing::info!(
         account = %principal.account, %service, %version, digest = %info.digest, size = info.size,

@@ -237,3 +237,44 @@ async fn a_prepared_view_is_held_only_after_its_set_up_and_lost_with_the_lease()
         Err(StoreError::LeaseLost { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_builder_is_fenced_off_once_its_lease_ran_out_before_anyone_takes_over() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let store = store(&dir).await;
+    let lease = store
+        .leases()
+        .take(LEASE_NAME, "a", Duration::from_millis(300))
+        .await
+        .expect("take")
+        .expect("taken");
+    let builder = |holder: &str, token: i64| crate::auth::Principal {
+        account: "builder".to_owned(),
+        role: crate::auth::Role::Builder,
+        kind: crate::auth::PrincipalKind::Service,
+        must_change_password: false,
+        lease: Some(IssuedUnder {
+            holder: holder.to_owned(),
+            token,
+        }),
+    };
+    fence_builder(&store, &builder("a", lease.token))
+        .await
+        .expect("in force");
+    let other = fence_builder(&store, &builder("a", lease.token + 1)).await;
+    assert!(matches!(other, Err(StoreError::LeaseLost { .. })), "{other:?}");
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let ran_out = fence_builder(&store, &builder("a", lease.token)).await;
+    assert!(
+        matches!(&ran_out, Err(StoreError::LeaseLost { now, .. }) if now.contains("nobody holds it since")),
+        "{ran_out:?}"
+    );
+    let unleased = crate::auth::Principal {
+        lease: None,
+        ..builder("a", 0)
+    };
+    fence_builder(&store, &unleased)
+        .await
+        .expect("a token issued under no lease is not a holder's builder's");
+}

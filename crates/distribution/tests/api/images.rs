@@ -76,3 +76,102 @@ async fn a_killed_upload_leaves_no_visible_version() {
         .count();
     assert_eq!(leftovers, 0);
 }
+
+/// A lease holder's builder: what it writes is kept while the lease its token was issued
+/// under is in force, and refused on every replica once it ended, whether or not another
+/// replica took over and revoked the token yet.
+#[tokio::test]
+async fn a_holder_s_builder_writes_only_while_the_lease_of_its_token_is_in_force() {
+    use vupdate_distribution::auth::IssuedUnder;
+    use vupdate_distribution::leadership::LEASE_NAME;
+
+    let harness = Harness::start().await;
+    let context = harness.distribution.as_ref().expect("running").context();
+    let leases = context.store.leases();
+    let lease = leases
+        .take(LEASE_NAME, "holder-1", std::time::Duration::from_secs(60))
+        .await
+        .expect("take")
+        .expect("nobody holds it");
+    let token = context
+        .auth
+        .issue_access_token_under(
+            "builder",
+            Some(IssuedUnder {
+                holder: lease.holder.clone(),
+                token: lease.token,
+            }),
+        )
+        .await
+        .expect("token");
+    let upload = |path: &'static str, token: String| {
+        let request = harness
+            .client
+            .put(harness.url(path))
+            .bearer_auth(token)
+            .body(vec![3u8; 2048]);
+        async move { request.send().await.expect("PUT") }
+    };
+    let record = |version: &'static str| {
+        harness.graphql(
+            &token,
+            "mutation($v: String!) { addDeveloperVersionInfo(info: {service: \"api\", version: $v, buildInfo: {author: \"ci\", sources: [], time: \"2026-12-01T00:00:00Z\", comment: \"built\"}}) { version } }",
+            serde_json::json!({"v": version}),
+        )
+    };
+
+    let kept = upload("/images/developer/api/acme-1.0.1", token.clone()).await;
+    assert_eq!(kept.status(), StatusCode::CREATED);
+    let recorded = record("acme-1.0.1").await;
+    assert_eq!(
+        recorded["data"]["addDeveloperVersionInfo"]["version"], "acme-1.0.1",
+        "{recorded}"
+    );
+
+    // The holder stops without handing over; its token is not revoked.
+    assert!(leases.release(&lease).await.expect("release"));
+    let refused = upload("/images/developer/api/acme-1.0.2", token.clone()).await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let body: serde_json::Value =
+        serde_json::from_slice(&refused.bytes().await.expect("body")).expect("JSON");
+    assert_eq!(body["error"]["code"], "LEASE_LOST", "{body}");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains(&format!("with token {} is no longer held", lease.token))
+            && message.contains("nobody holds it since"),
+        "{message}"
+    );
+    let stored = harness
+        .client
+        .get(harness.url("/images/developer/api/acme-1.0.2"))
+        .bearer_auth(&harness.admin)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(stored.status(), StatusCode::NOT_FOUND, "nothing was kept");
+
+    // An image an administrator uploaded is not recorded by the fenced builder either.
+    let by_admin = upload("/images/developer/api/acme-1.0.3", harness.admin.clone()).await;
+    assert_eq!(by_admin.status(), StatusCode::CREATED);
+    let refused = record("acme-1.0.3").await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "LEASE_LOST",
+        "{refused}"
+    );
+    let versions = harness
+        .ok(
+            &harness.admin,
+            "{ developerVersionsInfo(service: \"api\") { version } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(
+        versions["developerVersionsInfo"],
+        serde_json::json!([{"version": "acme-1.0.1"}])
+    );
+
+    // A builder token issued under no lease (a single server's, or one an administrator
+    // made) is not a holder's: it is not fenced.
+    let plain = upload("/images/developer/api/acme-1.0.4", harness.builder.clone()).await;
+    assert_eq!(plain.status(), StatusCode::CREATED);
+}

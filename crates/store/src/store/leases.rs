@@ -93,15 +93,17 @@ impl<'a> Leases<'a> {
             other => Err(StoreError::LeaseLost {
                 name: lease.name.clone(),
                 token: lease.token,
-                now: other.map_or_else(
-                    || "nobody holds it".to_owned(),
-                    |stored| {
-                        format!(
-                            "`{}` holds it with token {} until {}",
-                            stored.holder, stored.token, stored.expires
-                        )
-                    },
-                ),
+                now: match other {
+                    None => "nobody holds it".to_owned(),
+                    Some(stored) if stored.expired_at(now) => format!(
+                        "`{}` held it with token {} until {}, and nobody holds it since",
+                        stored.holder, stored.token, stored.expires
+                    ),
+                    Some(stored) => format!(
+                        "`{}` holds it with token {} until {}",
+                        stored.holder, stored.token, stored.expires
+                    ),
+                },
             }),
         }
     }

@@ -46,6 +46,11 @@ impl From<StoreError> for ApiError {
             StoreError::RestoreExpired { .. } => {
                 ApiError::conflict("RESTORE_EXPIRED", error.to_string())
             }
+            // A holder's builder whose lease ended: the holder in force builds it again.
+            StoreError::LeaseLost { .. } => ApiError::conflict(
+                "LEASE_LOST",
+                format!("{error}; the lease's holder now does this work again"),
+            ),
             // Retryable: the sender keeps the batch and sends it again after its backoff.
             StoreError::Busy { .. } => ApiError::unavailable(
                 "STORE_BEHIND",
