@@ -262,7 +262,10 @@ async fn a_builder_is_fenced_off_once_its_lease_ran_out_before_anyone_takes_over
         .await
         .expect("in force");
     let other = fence_builder(&store, &builder("a", lease.token + 1)).await;
-    assert!(matches!(other, Err(StoreError::LeaseLost { .. })), "{other:?}");
+    assert!(
+        matches!(other, Err(StoreError::LeaseLost { .. })),
+        "{other:?}"
+    );
 
     tokio::time::sleep(Duration::from_millis(400)).await;
     let ran_out = fence_builder(&store, &builder("a", lease.token)).await;
