@@ -7,17 +7,16 @@
 //! password, token revocation, removal) drops its entry when written, and a read that was
 //! under way while any account was written is not kept, so on one server a change takes
 //! effect at the next request, as before. A change made by another replica sharing the
-//! store is seen within [`LIFETIME`], except for Builder accounts, which are never kept:
-//! their tokens are the fence of a lease holder's builds (a take-over revokes them), a
-//! build sends few requests, and a builder a dead holder left running must be refused by
-//! every replica at once, not within seconds.
+//! store is seen within [`LIFETIME`]. (A builder a dead lease holder left running is not
+//! refused by its revoked token but at once by the lease its token names:
+//! `leadership::fence_builder`.)
 
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use lru::LruCache;
-use vupdate_store::model::accounts::{Account, AccountRole};
+use vupdate_store::model::accounts::Account;
 
 /// How long an account read is trusted: what another replica's revocation may take to be
 /// seen here; an updater reporting every 10 s then costs at most one read per report.
@@ -74,11 +73,8 @@ impl AccountCache {
     }
 
     /// Keeps `record`, read from the store at `now` after `start`, unless an account was
-    /// written meanwhile (the read may predate that write) or it is a Builder's.
+    /// written meanwhile (the read may predate that write).
     pub(crate) fn keep(&self, start: ReadStart, record: &Account, now: DateTime<Utc>) {
-        if record.role == AccountRole::Builder {
-            return;
-        }
         let mut inner = self.inner();
         if inner.writes == start.0 {
             inner
@@ -137,19 +133,6 @@ mod tests {
         assert!(cache.get("updater", later).is_ok());
         cache.written("updater");
         assert!(cache.get("updater", later).is_err());
-    }
-
-    #[test]
-    fn a_builder_account_is_never_kept() {
-        let cache = AccountCache::default();
-        let now = ten_o_clock();
-        let builder = Account {
-            account: "builder".to_owned(),
-            role: AccountRole::Builder,
-            ..updater(0)
-        };
-        cache.keep(cache.get("builder", now).expect_err("empty"), &builder, now);
-        assert!(cache.get("builder", now).is_err());
     }
 
     #[test]

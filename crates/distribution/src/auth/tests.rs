@@ -381,17 +381,6 @@ async fn a_revocation_written_by_another_replica_is_seen_within_the_accounts_lif
     assert_eq!(f.refused(&token).await.code(), "TOKEN_REVOKED");
 }
 
-#[tokio::test]
-async fn a_builder_token_revoked_by_another_replica_is_refused_at_once() {
-    let (f, _) = with_admin().await;
-    let token = f.access_token("builder").await;
-    f.principal(&token).await;
-    f.principal(&token).await;
-    // A take-over on another replica: the dead holder's builder must not get in here.
-    revoke_as_another_replica(&f, "builder").await;
-    assert_eq!(f.refused(&token).await.code(), "TOKEN_REVOKED");
-}
-
 /// Revokes `account`'s tokens as another server sharing the store does: in the store,
 /// behind this server's back.
 async fn revoke_as_another_replica(f: &Fixture, account: &str) {
