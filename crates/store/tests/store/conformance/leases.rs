@@ -156,7 +156,7 @@ pub async fn a_holder_past_its_expiry_is_fenced_off_until_it_renews(ctx: Ctx) {
     ctx.clock.advance(TimeDelta::seconds(5));
     let refused = leases.check(&a).await;
     assert!(
-        matches!(&refused, Err(StoreError::LeaseLost { token: 1, now, .. }) if now.contains("`a` holds it with token 1")),
+        matches!(&refused, Err(StoreError::LeaseLost { token: 1, now, .. }) if now.contains("`a` held it with token 1 until") && now.contains("nobody holds it since")),
         "{refused:?}"
     );
     let renewed = leases
