@@ -468,9 +468,11 @@ async fn a_consumer_follows_a_self_signed_provider_by_its_pin() {
                     .await
                     .ok()?;
                 let list = data["providers"].as_array()?.clone();
-                // The first attempts may come before the secret is set.
+                // The first attempts may come before the secret is set, and the first
+                // offer before the provider built its version.
                 let settled = |p: &Value| {
-                    p["reachable"] == true
+                    (p["reachable"] == true
+                        && p["offered"].as_array().is_some_and(|o| !o.is_empty()))
                         || p["lastError"]
                             .as_str()
                             .is_some_and(|e| e.contains("not the pinned one"))
