@@ -273,12 +273,15 @@ mod tests {
         assert_eq!(intake.store.logs().count(&query).await.expect("count"), 150);
     }
 
+    /// An intake for which every source not being stored is quiet for long enough.
+    async fn forgetting_at_once(dir: &tempfile::TempDir) -> LogIntake {
+        LogIntake::forgetting_after(intake(dir).await.store, Duration::ZERO)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_quiet_source_is_forgotten_and_its_last_number_read_from_the_store_again() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = intake(&dir).await.store;
-        // Every source not being stored is quiet for long enough.
-        let intake = LogIntake::forgetting_after(store, Duration::ZERO);
+        let intake = forgetting_at_once(&dir).await;
         let (a, b) = (source("vm-a"), source("vm-b"));
         assert_eq!(
             intake.add(a.clone(), lines(&a, 1..=100)).await.expect("a"),
@@ -302,8 +305,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_source_whose_batch_is_being_stored_is_not_forgotten() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = intake(&dir).await.store;
-        let intake = LogIntake::forgetting_after(store, Duration::ZERO);
+        let intake = forgetting_at_once(&dir).await;
         let (a, b) = (source("vm-a"), source("vm-b"));
         let held = intake.last(&a);
         let _storing_a = held.lock().await;

@@ -42,14 +42,7 @@ pub async fn fence_builder(store: &Store, principal: &Principal) -> Result<(), S
     let Some(IssuedUnder { holder, token }) = &principal.lease else {
         return Ok(());
     };
-    let issued = Lease {
-        name: LEASE_NAME.to_owned(),
-        holder: holder.clone(),
-        token: *token,
-        // Not read by the check: the store's expiry is.
-        expires: chrono::DateTime::<chrono::Utc>::MIN_UTC,
-    };
-    store.leases().check(&issued).await
+    store.leases().check_held(LEASE_NAME, holder, *token).await
 }
 
 /// This replica's view of the lease: cheap to clone, shared by every part it gates.

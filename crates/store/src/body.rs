@@ -104,10 +104,9 @@ impl<'a, V: Visitor<'a>> Visitor<'a> for Joined<V> {
     }
 
     fn visit_map<A: MapAccess<'a>>(self, rest: A) -> Result<Self::Value, A::Error> {
-        let named: Vec<&'static str> = self.columns.iter().map(|(name, _)| *name).collect();
         self.visitor.visit_map(Members {
-            columns: self.columns.into_iter(),
-            named,
+            columns: self.columns,
+            next: 0,
             value: None,
             rest,
         })
@@ -116,9 +115,11 @@ impl<'a, V: Visitor<'a>> Visitor<'a> for Joined<V> {
 
 /// The members of a split body, one at a time.
 struct Members<A> {
-    columns: std::vec::IntoIter<(&'static str, Value)>,
-    /// The columns' member names, skipped in the rest.
-    named: Vec<&'static str>,
+    /// The columns; a value given is taken out (`Null` left), its name stays to be skipped
+    /// in the rest.
+    columns: Vec<(&'static str, Value)>,
+    /// The column to give next.
+    next: usize,
     /// The value of the column whose name was given last.
     value: Option<Value>,
     rest: A,
@@ -131,16 +132,17 @@ impl<'a, A: MapAccess<'a>> MapAccess<'a> for Members<A> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Self::Error> {
-        for (name, value) in self.columns.by_ref() {
+        while let Some(&mut (name, ref mut value)) = self.columns.get_mut(self.next) {
+            self.next += 1;
             if !value.is_null() {
-                self.value = Some(value);
+                self.value = Some(value.take());
                 return seed
                     .deserialize(BorrowedStrDeserializer::new(name))
                     .map(Some);
             }
         }
         while let Some(name) = self.rest.next_key::<String>()? {
-            if self.named.contains(&name.as_str()) {
+            if self.columns.iter().any(|(column, _)| *column == name) {
                 self.rest.next_value::<IgnoredAny>()?;
                 continue;
             }

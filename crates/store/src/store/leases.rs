@@ -80,19 +80,23 @@ impl<'a> Leases<'a> {
     /// The fence of a write only the lease's holder may make: `Ok` while `lease` is still
     /// held with its token and not expired, [`StoreError::LeaseLost`] otherwise.
     pub async fn check(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.check_held(&lease.name, &lease.holder, lease.token)
+            .await
+    }
+
+    /// [`Leases::check`] of lease `name` as `holder` held it with `token`.
+    pub async fn check_held(&self, name: &str, holder: &str, token: i64) -> Result<(), StoreError> {
         let now = self.store.now();
-        let current = self.current(&lease.name).await?;
+        let current = self.current(name).await?;
         match current {
             Some(stored)
-                if stored.holder == lease.holder
-                    && stored.token == lease.token
-                    && !stored.expired_at(now) =>
+                if stored.holder == holder && stored.token == token && !stored.expired_at(now) =>
             {
                 Ok(())
             }
             other => Err(StoreError::LeaseLost {
-                name: lease.name.clone(),
-                token: lease.token,
+                name: name.to_owned(),
+                token,
                 now: match other {
                     None => "nobody holds it".to_owned(),
                     Some(stored) if stored.expired_at(now) => format!(
