@@ -14,6 +14,11 @@ function nextPage(params: URLSearchParams): string {
   return next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/login') ? next : '/';
 }
 
+/** The page a logged-in account goes to: the forced password change first, carrying `next`. */
+function landing(mustChangePassword: boolean, next: string): string {
+  return mustChangePassword ? `/password?next=${encodeURIComponent(next)}` : next;
+}
+
 export function LoginPage() {
   const [params] = useSearchParams();
   const navigate = useNavigate();
@@ -25,7 +30,9 @@ export function LoginPage() {
   const [busy, setBusy] = useState(false);
   const expired = sessionStorage.getItem('vupdate.expired') === '1';
 
-  if (account && !busy) return <Navigate to={account.mustChangePassword ? '/password' : nextPage(params)} replace />;
+  // Also reached between a login and its own navigation (which the router may apply later),
+  // so it must land where `submit` does, `next` included.
+  if (account && !busy) return <Navigate to={landing(account.mustChangePassword, nextPage(params))} replace />;
 
   async function submit(event: React.FormEvent) {
     event.preventDefault();
@@ -37,7 +44,7 @@ export function LoginPage() {
       const { mustChangePassword } = await logIn(name, password);
       sessionStorage.removeItem('vupdate.next');
       sessionStorage.removeItem('vupdate.expired');
-      navigate(mustChangePassword ? `/password?next=${encodeURIComponent(next)}` : next, { replace: true });
+      navigate(landing(mustChangePassword, next), { replace: true });
     } catch (e) {
       const { code, message } = describe(e);
       setError(`${message} (${code})`);
