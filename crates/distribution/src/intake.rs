@@ -106,6 +106,11 @@ impl LogIntake {
         LogIntake::forgetting_after(store, FORGET_AFTER)
     }
 
+    /// The store the lines go to.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     fn forgetting_after(store: Store, forget_after: Duration) -> LogIntake {
         LogIntake {
             store,

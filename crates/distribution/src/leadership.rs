@@ -34,7 +34,8 @@ use crate::config::LeaseConfig;
 /// The name of the lease the replicas of one distribution share.
 pub const LEASE_NAME: &str = "distribution";
 
-/// The fence of a write by a lease holder's builder (an image upload, a version record),
+/// The fence of a write by a lease holder's builder (an image upload, a version record, a
+/// batch of its task's log),
 /// on whichever replica it reaches: `Ok` while the lease its token was issued under is
 /// still the store's, with that token, not expired; [`StoreError::LeaseLost`] otherwise.
 /// Other principals pass: their writes are not a holder's.

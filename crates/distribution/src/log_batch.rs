@@ -14,6 +14,7 @@ use crate::auth::{Principal, Role};
 use crate::graphql::{check_reported_instance, parse_arg};
 use crate::http::ApiError;
 use crate::intake::{LogIntake, LogSource};
+use crate::leadership::fence_builder;
 use crate::roles::{read_instance, split_in_force};
 use crate::watcher::InForce;
 
@@ -76,6 +77,10 @@ impl LogBatch {
     ) -> Result<usize, ApiError> {
         principal.require(SENDERS)?;
         check_reported_instance(principal, "instance", &self.instance)?;
+        // A lease holder's builder adds to its task's log only while that lease is in
+        // force, as it uploads and records: a builder a dead holder left running does not
+        // write after the task the new holder marked interrupted.
+        fence_builder(intake.store(), principal).await?;
         let (source, records) = self.records(in_force)?;
         Ok(intake.add(source, records).await?)
     }

@@ -120,6 +120,22 @@ async fn a_holder_s_builder_writes_only_while_the_lease_of_its_token_is_in_force
         )
     };
 
+    let log = |message: &'static str| {
+        let request = harness
+            .client
+            .post(harness.url("/logs/batches"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({
+                "service": "api", "instance": "builder", "directory": "/build", "process": "1",
+                "task": "t-1",
+                "logs": [{"sequence": if message == "cloned" { 1 } else { 2 },
+                    "time": "2026-12-01T00:00:00Z", "level": "INFO", "unit": "build", "message": message}],
+            }).to_string());
+        async move { request.send().await.expect("POST /logs/batches") }
+    };
+
+    assert_eq!(log("cloned").await.status(), StatusCode::OK);
     let kept = upload("/images/developer/api/acme-1.0.1", token.clone()).await;
     assert_eq!(kept.status(), StatusCode::CREATED);
     let recorded = record("acme-1.0.1").await;
@@ -149,6 +165,25 @@ async fn a_holder_s_builder_writes_only_while_the_lease_of_its_token_is_in_force
         .await
         .expect("GET");
     assert_eq!(stored.status(), StatusCode::NOT_FOUND, "nothing was kept");
+
+    // Nor is a line of its task's log.
+    let refused = log("built").await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let body: serde_json::Value =
+        serde_json::from_slice(&refused.bytes().await.expect("body")).expect("JSON");
+    assert_eq!(body["error"]["code"], "LEASE_LOST", "{body}");
+    let task_log = harness
+        .ok(
+            &harness.admin,
+            "{ logs(filter: {task: \"t-1\"}, limit: 10) { message } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(
+        task_log["logs"],
+        serde_json::json!([{"message": "cloned"}]),
+        "the line sent while the lease was in force only"
+    );
 
     // An image an administrator uploaded is not recorded by the fenced builder either.
     let by_admin = upload("/images/developer/api/acme-1.0.3", harness.admin.clone()).await;
