@@ -80,6 +80,18 @@ async fn a_killed_upload_leaves_no_visible_version() {
 /// A lease holder's builder: what it writes is kept while the lease its token was issued
 /// under is in force, and refused on every replica once it ended, whether or not another
 /// replica took over and revoked the token yet.
+/// The message of a `409 LEASE_LOST` answer; panics on any other.
+async fn lease_lost(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON");
+    assert_eq!(body["error"]["code"], "LEASE_LOST", "{body}");
+    body["error"]["message"]
+        .as_str()
+        .expect("message")
+        .to_owned()
+}
+
 #[tokio::test]
 async fn a_holder_s_builder_writes_only_while_the_lease_of_its_token_is_in_force() {
     use vupdate_distribution::auth::IssuedUnder;
@@ -146,12 +158,7 @@ async fn a_holder_s_builder_writes_only_while_the_lease_of_its_token_is_in_force
 
     // The holder stops without handing over; its token is not revoked.
     assert!(leases.release(&lease).await.expect("release"));
-    let refused = upload("/images/developer/api/acme-1.0.2", token.clone()).await;
-    assert_eq!(refused.status(), StatusCode::CONFLICT);
-    let body: serde_json::Value =
-        serde_json::from_slice(&refused.bytes().await.expect("body")).expect("JSON");
-    assert_eq!(body["error"]["code"], "LEASE_LOST", "{body}");
-    let message = body["error"]["message"].as_str().expect("message");
+    let message = lease_lost(upload("/images/developer/api/acme-1.0.2", token.clone()).await).await;
     assert!(
         message.contains(&format!("with token {} is no longer held", lease.token))
             && message.contains("nobody holds it since"),
@@ -167,11 +174,7 @@ async fn a_holder_s_builder_writes_only_while_the_lease_of_its_token_is_in_force
     assert_eq!(stored.status(), StatusCode::NOT_FOUND, "nothing was kept");
 
     // Nor is a line of its task's log.
-    let refused = log("built").await;
-    assert_eq!(refused.status(), StatusCode::CONFLICT);
-    let body: serde_json::Value =
-        serde_json::from_slice(&refused.bytes().await.expect("body")).expect("JSON");
-    assert_eq!(body["error"]["code"], "LEASE_LOST", "{body}");
+    lease_lost(log("built").await).await;
     let task_log = harness
         .ok(
             &harness.admin,
