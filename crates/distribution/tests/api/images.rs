@@ -77,9 +77,6 @@ async fn a_killed_upload_leaves_no_visible_version() {
     assert_eq!(leftovers, 0);
 }
 
-/// A lease holder's builder: what it writes is kept while the lease its token was issued
-/// under is in force, and refused on every replica once it ended, whether or not another
-/// replica took over and revoked the token yet.
 /// The message of a `409 LEASE_LOST` answer; panics on any other.
 async fn lease_lost(response: reqwest::Response) -> String {
     assert_eq!(response.status(), StatusCode::CONFLICT);
@@ -92,6 +89,9 @@ async fn lease_lost(response: reqwest::Response) -> String {
         .to_owned()
 }
 
+/// A lease holder's builder: what it writes is kept while the lease its token was issued
+/// under is in force, and refused on every replica once it ended, whether or not another
+/// replica took over and revoked the token yet.
 #[tokio::test]
 async fn a_holder_s_builder_writes_only_while_the_lease_of_its_token_is_in_force() {
     use vupdate_distribution::auth::IssuedUnder;
@@ -132,7 +132,7 @@ async fn a_holder_s_builder_writes_only_while_the_lease_of_its_token_is_in_force
         )
     };
 
-    let log = |message: &'static str| {
+    let log = |sequence: u64, message: &'static str| {
         let request = harness
             .client
             .post(harness.url("/logs/batches"))
@@ -141,13 +141,13 @@ async fn a_holder_s_builder_writes_only_while_the_lease_of_its_token_is_in_force
             .body(serde_json::json!({
                 "service": "api", "instance": "builder", "directory": "/build", "process": "1",
                 "task": "t-1",
-                "logs": [{"sequence": if message == "cloned" { 1 } else { 2 },
+                "logs": [{"sequence": sequence,
                     "time": "2026-12-01T00:00:00Z", "level": "INFO", "unit": "build", "message": message}],
             }).to_string());
         async move { request.send().await.expect("POST /logs/batches") }
     };
 
-    assert_eq!(log("cloned").await.status(), StatusCode::OK);
+    assert_eq!(log(1, "cloned").await.status(), StatusCode::OK);
     let kept = upload("/images/developer/api/acme-1.0.1", token.clone()).await;
     assert_eq!(kept.status(), StatusCode::CREATED);
     let recorded = record("acme-1.0.1").await;
@@ -174,7 +174,7 @@ async fn a_holder_s_builder_writes_only_while_the_lease_of_its_token_is_in_force
     assert_eq!(stored.status(), StatusCode::NOT_FOUND, "nothing was kept");
 
     // Nor is a line of its task's log.
-    lease_lost(log("built").await).await;
+    lease_lost(log(2, "built").await).await;
     let task_log = harness
         .ok(
             &harness.admin,
