@@ -112,6 +112,17 @@ pub enum Error {
         /// What the image source said.
         message: String,
     },
+    /// The image source has no image of a version yet: the distribution builds a version
+    /// once it is desired, so an updater can be told of it before its image exists.
+    #[error(
+        "service `{instance}`: no image of `{version}` yet (the distribution has not built it, or its build failed)"
+    )]
+    ImageAbsent {
+        /// `service[-role]`.
+        instance: String,
+        /// The version.
+        version: String,
+    },
     /// A self-update handover failed (the file, the pipes, or the new binary).
     #[error("updater handover `{}`: {message}", path.display())]
     Handover {

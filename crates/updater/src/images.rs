@@ -23,6 +23,13 @@ pub trait ImageSource: Send + Sync {
         version: &ClientVersion,
         dest: &Path,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Whether `error` says the source has no image of the version (yet: the distribution
+    /// builds a desired version after it is desired), rather than that fetching it failed.
+    fn is_absent(error: &Self::Error) -> bool {
+        let _ = error;
+        false
+    }
 }
 
 /// Images in a local folder, as `<root>/<service>/<version>.zip`.
@@ -45,15 +52,28 @@ impl DirectoryImages {
     }
 }
 
+/// A copy out of a [`DirectoryImages`] that failed.
+#[derive(Debug)]
+pub struct CopyError {
+    source: PathBuf,
+    error: std::io::Error,
+}
+
+impl Display for CopyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot copy `{}`: {}", self.source.display(), self.error)
+    }
+}
+
 impl ImageSource for DirectoryImages {
-    type Error = String;
+    type Error = CopyError;
 
     async fn fetch(
         &self,
         service: &ServiceName,
         version: &ClientVersion,
         dest: &Path,
-    ) -> Result<(), String> {
+    ) -> Result<(), CopyError> {
         let source = self.path(service, version);
         let part = dest.with_extension("zip.part");
         let copy = || -> std::io::Result<()> {
@@ -64,6 +84,11 @@ impl ImageSource for DirectoryImages {
             fs::File::open(&part)?.sync_all()?;
             fs::rename(&part, dest)
         };
-        copy().map_err(|error| format!("cannot copy `{}`: {error}", source.display()))
+        copy().map_err(|error| CopyError { source, error })
+    }
+
+    fn is_absent(error: &CopyError) -> bool {
+        // The folder is made first, so only the source can be missing.
+        error.error.kind() == std::io::ErrorKind::NotFound
     }
 }

@@ -367,10 +367,18 @@ impl ServiceRunner {
             images
                 .fetch(&self.dir.instance().service, version, &image)
                 .await
-                .map_err(|error| Error::Fetch {
-                    instance: self.dir.name(),
-                    version: version.to_string(),
-                    message: error.to_string(),
+                .map_err(|error| {
+                    let (instance, version) = (self.dir.name(), version.to_string());
+                    if I::is_absent(&error) {
+                        Error::ImageAbsent { instance, version }
+                    } else {
+                        let message = error.to_string();
+                        Error::Fetch {
+                            instance,
+                            version,
+                            message,
+                        }
+                    }
                 })?;
         }
         let mut journal = self.journal.clone();
@@ -474,6 +482,13 @@ impl ServiceRunner {
                     Ok(outcome) => {
                         retry.reset();
                         tracing::info!(service = %self.dir.name(), version = %want, ?outcome, "install done");
+                    }
+                    // Not an error: the version is still being built, and its image
+                    // being stored wakes the updater (the desired list is sent again).
+                    Err(Error::ImageAbsent { .. }) => {
+                        let delay = retry.next_delay();
+                        tracing::info!(service = %self.dir.name(), version = %want, retry_in = ?delay, "waiting for the image: the distribution has none yet");
+                        wait = Some(delay);
                     }
                     Err(error) => {
                         let delay = retry.next_delay();

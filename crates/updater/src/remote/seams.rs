@@ -62,6 +62,10 @@ impl ImageSource for ApiImages {
         tracing::info!(%service, %version, size = image.size, resumed_from = image.resumed_from, "image downloaded");
         Ok(())
     }
+
+    fn is_absent(error: &ClientError) -> bool {
+        error.code() == Some("NOT_FOUND")
+    }
 }
 
 /// Log batches to `POST /logs/batches`, one call per run of lines of one process.

@@ -1,15 +1,20 @@
 //! Installs with real images, commands and processes: a first install and an upgrade
 //! (commands, macros, log history, `previous/`), an install whose commands fail (the old
 //! version never stops), a version that fails its start window (rolled back, remembered
-//! as failed across a restart), and following the desired version through `run`.
+//! as failed across a restart), and following the desired version through `run` (one
+//! whose image is not there yet included).
 
 use std::fs;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::watch;
-use vupdate_updater::images::DirectoryImages;
+use vupdate_core::service::ServiceName;
+use vupdate_core::version::ClientVersion;
+use vupdate_updater::images::{CopyError, DirectoryImages, ImageSource};
 use vupdate_updater::layout::VERSION_FILE;
 use vupdate_updater::runner::{InstallOutcome, RunnerOptions, ServiceRunner};
 use vupdate_updater::supervisor::{CgroupMode, RestartPolicy, SupervisorOptions};
@@ -440,4 +445,75 @@ async fn a_version_pushed_during_an_install_follows_it_at_once() {
         .wait_running("V2 to run, long before V1's window ends", V2)
         .await;
     patient.stop().await;
+}
+
+/// A folder's images, counting the fetches asked of it.
+struct Counted {
+    images: DirectoryImages,
+    fetches: Arc<AtomicUsize>,
+}
+
+impl ImageSource for Counted {
+    type Error = CopyError;
+
+    async fn fetch(
+        &self,
+        service: &ServiceName,
+        version: &ClientVersion,
+        dest: &Path,
+    ) -> Result<(), CopyError> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        self.images.fetch(service, version, dest).await
+    }
+
+    fn is_absent(error: &CopyError) -> bool {
+        DirectoryImages::is_absent(error)
+    }
+}
+
+/// A desired version whose image is not there yet (the distribution tells updaters of a
+/// version before it has built it) is waited for, not reported as an update error, and
+/// installed once its image is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_without_an_image_yet_is_waited_for_without_an_error() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path().join("images");
+    fs::create_dir_all(&root).expect("images folder");
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let images = Counted {
+        images: DirectoryImages::new(&root),
+        fetches: Arc::clone(&fetches),
+    };
+    let runner = ServiceRunner::open(&work.path().join("services"), instance("svc"), options())
+        .await
+        .expect("open");
+    let mut state = runner.state();
+    let (desired, desired_rx) = watch::channel(Some(V1.parse().expect("version")));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        runner
+            .run(desired_rx, &images, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    wait_for("a first fetch and two retries", || {
+        (fetches.load(Ordering::SeqCst) >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(state.borrow().update_error, None, "waiting is not an error");
+
+    write_image(&root, "svc", V1, &good_install("", ""), &[]);
+    // As the distribution does when it stores an image: the same list again.
+    desired.send_replace(Some(V1.parse().expect("version")));
+    tokio::time::timeout(
+        DEADLINE,
+        state.wait_for(|state| state.version.as_ref().is_some_and(|v| v.to_string() == V1)),
+    )
+    .await
+    .expect("installed once the image is there")
+    .expect("state");
+    assert_eq!(state.borrow().update_error, None);
+    let _ = stop.send(());
+    task.await.expect("join").expect("run");
 }
