@@ -511,6 +511,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     let settings = Settings::from_env();
+    println!("machine: {}", vupdate_test_support::machine::describe());
     let env_path = |name: &str| std::env::var_os(name).map(PathBuf::from);
     let root = tempfile::tempdir().expect("tempdir");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");

@@ -73,6 +73,7 @@ fn main() -> BenchResult<()> {
     let settings = Settings::from_env()?;
     let limit = raise_descriptor_limit()?;
     support::client_runtime()?.block_on(async move {
+        println!("machine: {}", vupdate_test_support::machine::describe());
         println!(
             "fanout: {} services, {} changes per count, descriptor limit {limit}, load avg {}",
             settings.services,

@@ -177,6 +177,7 @@ fn main() -> BenchResult<()> {
     }
     let settings = Arc::new(Settings::from_env()?);
     support::client_runtime()?.block_on(async move {
+        println!("machine: {}", vupdate_test_support::machine::describe());
         println!(
             "fleet: {} services, {} per report, every {} s, {} log lines/s per instance shipped every {} s, {} s of schedule, {} reports and {} log batches in flight at most, load avg {}",
             settings.services,

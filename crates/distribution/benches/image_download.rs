@@ -277,12 +277,11 @@ async fn run() -> BenchResult<()> {
         .map(|n| format!("http://127.0.0.1:{}/{hex}", n.port));
     let curl_ok = has_curl();
     println!(
-        "image download: {mib} MiB image ({}), {}, uploaded at {:.0} MiB/s; {runs} runs per series; {} cores; load avg {}",
+        "image download: {mib} MiB image ({}), {}, uploaded at {:.0} MiB/s; {runs} runs per series; machine: {}",
         blob.display(),
         server.describe(),
         mib as f64 / upload_secs,
-        std::thread::available_parallelism().map_or(0, usize::from),
-        support::load_average()
+        vupdate_test_support::machine::describe()
     );
     if nginx.is_none() {
         println!(

@@ -32,6 +32,7 @@ use vupdate_core::log::Level;
 use vupdate_store::expiry::ExpiryPolicy;
 use vupdate_store::model::logs::{LogQuery, LogRecord};
 use vupdate_store::{Store, StoreConfig};
+use vupdate_test_support::machine::{self, load_average};
 
 const SERVICES: u64 = 20;
 const INSTANCES: u64 = 200;
@@ -146,17 +147,6 @@ fn cpu_seconds() -> f64 {
         })
         .sum();
     nanos as f64 / 1e9
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 struct Bench {
@@ -477,7 +467,7 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not used here.
     let batch = sizes("STORE_BENCH_BATCH", "100")[0];
     let writers = sizes("STORE_BENCH_WRITERS", "8")[0].max(1);
-    println!("load average before: {}", load_average());
+    println!("machine: {}", machine::describe());
     let runtime = || {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()

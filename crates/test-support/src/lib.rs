@@ -8,7 +8,8 @@
 //! are for tests only.
 //!
 //! [`Patience`] waits for what another process or task does, by looking again up to a
-//! limit (never by sleeping and hoping).
+//! limit (never by sleeping and hoping). [`machine::describe`] names the machine a
+//! benchmark ran on.
 //!
 //! ```no_run
 //! use vupdate_test_support::{GitRepo, Person};
@@ -23,6 +24,7 @@
 
 mod files;
 pub mod http;
+pub mod machine;
 pub mod servers;
 mod wait;
 

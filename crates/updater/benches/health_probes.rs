@@ -139,6 +139,7 @@ fn children_ticks(pid: i32) -> u64 {
 }
 
 fn main() {
+    println!("machine: {}", vupdate_test_support::machine::describe());
     let number = |name: &str, default: u64| {
         std::env::var(name)
             .ok()

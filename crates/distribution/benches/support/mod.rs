@@ -448,13 +448,8 @@ fn status_kib(pid: u32, entry: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The 1-minute load average, to show how busy the machine was.
-pub fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".to_owned())
-}
+/// The load averages, to show how busy the machine was.
+pub use vupdate_test_support::machine::load_average;
 
 /// Connections the kernel dropped so far because a listen queue was full (`TcpExt`
 /// `ListenOverflows` in `/proc/net/netstat`, for the whole machine), when it can be read.
