@@ -6,7 +6,7 @@
 //! and reads the journal. [`ServiceRunner::run`] then follows a `watch` of the desired
 //! version: each change that names neither the installed version nor the one that failed
 //! is fetched through an [`ImageSource`] and installed by the plan loop of
-//! [`crate::install`]. The service's [`ServiceState`] is published on a `watch` channel at
+//! [`crate::install`] (the version kept in `previous/` needs no image: it is swapped back). The service's [`ServiceState`] is published on a `watch` channel at
 //! every step and every supervisor change.
 //!
 //! At a self-update the runner is told to detach rather than stop: its supervisor gives
@@ -43,8 +43,8 @@ use crate::Error;
 use crate::faults::FaultReports;
 use crate::handover::LiveService;
 use crate::images::ImageSource;
-use crate::install::journal::Journal;
-use crate::install::plan::{Action, Limits, Memory, plan};
+use crate::install::journal::{Journal, Step, Task};
+use crate::install::plan::{Action, Limits, Memory, first_step, plan};
 use crate::layout::{OWNER_ENV, ServiceDir};
 use crate::logs::{LogOptions, LogPipeline, SpoolWriter};
 use crate::state::{ServiceState, StateFeed};
@@ -361,8 +361,12 @@ impl ServiceRunner {
         {
             return Ok(InstallOutcome::Installed);
         }
+        let disk = execute::read_disk(&self.dir, Some(version));
+        let step = first_step(&self.journal, &disk, version);
         let image = self.dir.image(version);
-        if !image.exists() {
+        if step == Step::Stop {
+            tracing::info!("the version is kept in previous/: swapping it back, no image needed");
+        } else if !image.exists() {
             tracing::info!("fetching the image");
             images
                 .fetch(&self.dir.instance().service, version, &image)
@@ -382,9 +386,9 @@ impl ServiceRunner {
                 })?;
         }
         let mut journal = self.journal.clone();
-        journal.task = Some(crate::install::journal::Task {
+        journal.task = Some(Task {
             to: version.clone(),
-            step: crate::install::journal::Step::Unpack,
+            step,
             started: Utc::now(),
             start_failures: 0,
         });

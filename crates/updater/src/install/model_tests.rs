@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use vupdate_core::version::ClientVersion;
 
 use super::journal::{Installed, Journal, Step, Task};
-use super::plan::{Action, Disk, Limits, Memory, Slot, StartOutcome, Tag, plan};
+use super::plan::{Action, Disk, Limits, Memory, Slot, StartOutcome, Tag, first_step, plan};
 
 /// How far a version directory got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,6 +78,8 @@ impl ModelDisk {
 struct Scenario {
     has_old: bool,
     has_previous: bool,
+    /// The version installed is the one in `previous/` (a revert to it), with no image.
+    revert: bool,
     exchange_works: bool,
     install_fails: bool,
     post_install_fails: bool,
@@ -89,6 +91,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
     (
         any::<bool>(),
         any::<bool>(),
+        prop::bool::weighted(0.25),
         any::<bool>(),
         prop::bool::weighted(0.15),
         prop::bool::weighted(0.15),
@@ -102,6 +105,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             |(
                 has_old,
                 has_previous,
+                revert,
                 exchange_works,
                 install_fails,
                 post_install_fails,
@@ -112,7 +116,8 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 crashes.dedup();
                 Scenario {
                     has_old,
-                    has_previous: has_old && has_previous,
+                    has_previous: has_old && has_previous && !revert,
+                    revert: has_old && revert,
                     exchange_works,
                     install_fails,
                     post_install_fails,
@@ -170,10 +175,25 @@ fn run(scenario: &Scenario) -> Result<World, TestCaseError> {
         });
         journal.previous = Some(installed(&older));
     }
-    disk.images.insert(new.clone());
+    if scenario.revert {
+        disk.previous = Some(Dir {
+            version: new.clone(),
+            stage: Stage::Installed,
+        });
+        journal.previous = Some(installed(&new));
+    } else {
+        disk.images.insert(new.clone());
+    }
+    let step = first_step(&journal, &disk.facts(Some(&new)), &new);
+    let expected = if scenario.revert {
+        Step::Stop
+    } else {
+        Step::Unpack
+    };
+    prop_assert_eq!(step, expected);
     journal.task = Some(Task {
         to: new.clone(),
-        step: Step::Unpack,
+        step,
         started: now,
         start_failures: 0,
     });
@@ -415,12 +435,13 @@ proptest! {
                 prop_assert_eq!(dir.stage, Stage::Installed, "current/ is not whole: {:?}", dir);
             }
         }
-        let new_fails = scenario.install_fails
+        // A revert runs no install commands.
+        let new_fails = (scenario.install_fails && !scenario.revert)
             || scenario.post_install_fails
             || scenario.start_failures >= LIMITS.start_attempts;
         let expected = if !new_fails {
             Some(new.clone())
-        } else if scenario.install_fails {
+        } else if scenario.install_fails && !scenario.revert {
             scenario.has_old.then(|| old.clone())
         } else if scenario.has_old {
             Some(old.clone())
@@ -452,6 +473,7 @@ fn an_upgrade_without_crashes_takes_the_expected_path() {
     let world = run(&Scenario {
         has_old: true,
         has_previous: true,
+        revert: false,
         exchange_works: true,
         install_fails: false,
         post_install_fails: false,
@@ -467,4 +489,31 @@ fn an_upgrade_without_crashes_takes_the_expected_path() {
         Some("acme-2.0.0".to_owned())
     );
     assert_eq!(world.history_moves, 1);
+}
+
+#[test]
+fn a_revert_to_the_version_in_previous_swaps_it_back_without_an_image() {
+    for exchange_works in [true, false] {
+        let world = run(&Scenario {
+            has_old: true,
+            has_previous: false,
+            revert: true,
+            exchange_works,
+            install_fails: true,
+            post_install_fails: false,
+            start_failures: 0,
+            crashes: Vec::new(),
+        })
+        .expect("runs without unpacking (there is no image) or install commands");
+        let version = |installed: Option<Installed>| installed.map(|i| i.version.to_string());
+        assert_eq!(
+            version(world.journal.current),
+            Some("acme-2.0.0".to_owned())
+        );
+        assert_eq!(
+            version(world.journal.previous),
+            Some("acme-1.0.0".to_owned())
+        );
+        assert_eq!(world.history_moves, 1);
+    }
 }

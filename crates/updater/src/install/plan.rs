@@ -197,6 +197,22 @@ pub fn plan(
     }
 }
 
+/// The step an install of `version` starts at: [`Step::Stop`] when it is the version kept
+/// in `previous/` (a revert to it), which is swapped back as it is, without an image, an
+/// unpack or its install commands (they ran in that directory when it was installed);
+/// otherwise [`Step::Unpack`] of its image.
+pub fn first_step(journal: &Journal, disk: &Disk, version: &ClientVersion) -> Step {
+    let kept = journal
+        .previous
+        .as_ref()
+        .is_some_and(|previous| &previous.version == version);
+    if kept && disk.previous.holds(version) && disk.current.exists() {
+        Step::Stop
+    } else {
+        Step::Unpack
+    }
+}
+
 /// No install under way: clean up, then make sure the installed version runs.
 fn steady(journal: &Journal, disk: &Disk, memory: &Memory) -> Action {
     if disk.partial {
@@ -506,6 +522,9 @@ fn swap(
             to: Slot::Current,
         };
     }
+    if disk.previous.holds(new_version) {
+        return swap_back(disk, memory);
+    }
     // The new version is nowhere: put the old one back in current/ and unpack again.
     if !disk.current.exists() && disk.previous.exists() {
         return Action::Rename {
@@ -514,6 +533,28 @@ fn swap(
         };
     }
     Action::write(with_step(journal, task, Step::Unpack))
+}
+
+/// Moves the task's version from `previous/` into `current/` (see [`first_step`]); once it
+/// is there, [`swap`] makes the old version `previous/` as after an unpacked install.
+fn swap_back(disk: &Disk, memory: &Memory) -> Action {
+    if !disk.current.exists() {
+        return Action::Rename {
+            from: Slot::Previous,
+            to: Slot::Current,
+        };
+    }
+    if !memory.no_exchange {
+        return Action::Exchange(Slot::Previous, Slot::Current);
+    }
+    // Without an exchange the old version waits in new/ for its move to previous/.
+    if disk.new.exists() {
+        return Action::Trash(Slot::New);
+    }
+    Action::Rename {
+        from: Slot::Current,
+        to: Slot::New,
+    }
 }
 
 /// Puts the previous version back in `current/` and ends the task.

@@ -1,7 +1,7 @@
 //! Installs with real images, commands and processes: a first install and an upgrade
 //! (commands, macros, log history, `previous/`), an install whose commands fail (the old
 //! version never stops), a version that fails its start window (rolled back, remembered
-//! as failed across a restart), and following the desired version through `run` (one
+//! as failed across a restart), a revert to the version in `previous/`, and following the desired version through `run` (one
 //! whose image is not there yet included).
 
 use std::fs;
@@ -183,6 +183,63 @@ async fn an_install_then_an_upgrade_keep_the_old_version_and_its_logs() {
     assert!(journal.task.is_none() && journal.failed.is_none());
     runner.stop().await;
     assert!(marked(&owner).is_empty());
+}
+
+/// A revert to the version kept in `previous/` (`git revert` of an upgrade) swaps that
+/// directory back as it is: no image, no unpack, no install commands; its post-install
+/// commands and start window run as for any install.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revert_to_the_previous_version_swaps_it_back_without_its_image() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let counted = good_install("echo %%version%% >> ../installs.txt;", "");
+    let root = work.path().join("images");
+    write_image(&root, "svc", V1, &counted, &[]);
+    write_image(&root, "svc", V2, &counted, &[]);
+    let images = DirectoryImages::new(&root);
+    let mut runner = ServiceRunner::open(&work.path().join("services"), instance("svc"), options())
+        .await
+        .expect("open");
+    let owner = runner.dir().run_owner();
+    let dir = runner.dir().clone();
+    assert_eq!(
+        v1_then_v2(&mut runner, &images).await,
+        InstallOutcome::Installed
+    );
+    fs::remove_dir_all(&root).expect("no image of either version left");
+
+    let outcome = runner
+        .install(&V1.parse().expect("v1"), &images)
+        .await
+        .expect("revert to v1");
+    assert_eq!(outcome, InstallOutcome::Installed);
+    assert_eq!(version_file(&dir.current()).as_deref(), Some(V1));
+    assert_eq!(version_file(&dir.previous()).as_deref(), Some(V2));
+    let installs = fs::read_to_string(dir.root().join("installs.txt")).expect("installs.txt");
+    assert_eq!(
+        installs, "acme-1.0.0\nacme-2.0.0\n",
+        "v1's install commands ran once"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.current().join("post.txt")).expect("post.txt"),
+        "post acme-1.0.0\npost acme-1.0.0\n"
+    );
+    wait_for("only v1 to run", || {
+        (running_versions(&owner, &[V1, V2]) == [V1]).then_some(())
+    })
+    .await;
+    let journal = runner.journal().clone();
+    assert_eq!(
+        journal.previous.map(|p| p.version.to_string()).as_deref(),
+        Some(V2)
+    );
+    assert!(journal.task.is_none() && journal.failed.is_none());
+    assert_eq!(
+        fs::read_dir(dir.log_history())
+            .expect("log.history")
+            .count(),
+        2
+    );
+    runner.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
