@@ -36,7 +36,7 @@ use vupdate_store::model::accounts::AccountRole;
 
 pub use hashing::{HashPool, HashPoolSize, Ticket};
 pub use key::JwtKey;
-pub(crate) use key::write_private;
+pub(crate) use key::{read_or_create_private, warn_if_readable_by_others, write_private};
 pub use password::{MIN_PASSWORD_LENGTH, PasswordCost};
 pub use service::{AccountDetails, AccountInfo, AuthOptions, AuthService, Bootstrap, Session};
 pub use throttle::{ClientKey, LoginThrottle, ThrottlePolicy};

@@ -35,12 +35,14 @@ use crate::config::{DistributionConfig, StateRepoSource};
 /// The file a running server holds locked in its data directory.
 pub const SERVER_LOCK: &str = "server.lock";
 /// The parts of the data directory a backup copies (when present).
-const DATA_PARTS: [&str; 6] = [
+const DATA_PARTS: [&str; 7] = [
     "images",
     "faults",
     "private",
     crate::enrolment::FILE_NAME,
     "secrets",
+    // The Git host's webhook keeps working after a restore.
+    crate::webhook::FILE_NAME,
     // A self-signed certificate's key: a restored server keeps its pin.
     "tls",
 ];

@@ -225,6 +225,9 @@ pub struct StateRepoConfig {
     pub poll_interval: Duration,
     /// Where the clone of a remote repository lives; default `<data>/state`.
     pub clone: PathBuf,
+    /// The secret Git hosts sign push webhooks with (created when missing); default
+    /// `<data>/webhook.secret`.
+    pub webhook_secret_file: PathBuf,
 }
 
 /// Version retention settings.
@@ -474,6 +477,7 @@ fn resolve(raw: RawConfig, base: &Path, file: &Path) -> Result<DistributionConfi
         branch: repo.branch.unwrap_or_else(|| "main".to_owned()),
         poll_interval: repo.poll_interval.map_or(Duration::from_secs(30), |d| d.0),
         clone: in_data(repo.clone, "state"),
+        webhook_secret_file: in_data(repo.webhook_secret_file, crate::webhook::FILE_NAME),
     };
     let defaults = ExpiryPolicy::default();
     let e = raw.expiration;

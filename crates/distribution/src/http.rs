@@ -4,12 +4,13 @@
 //! on `127.0.0.1:0`. Every failure leaves a handler as one [`ApiError`], which answers
 //! `{"error": {"code", "message"}}` with a stable code and logs an internal cause once.
 //!
-//! Routes (every one but `/health` needs `Authorization: Bearer <token>`):
+//! Routes (every one but `/health` and a signed webhook needs `Authorization: Bearer
+//! <token>`):
 //!
 //! - `GET /health`: `200 ok`.
-//! - `POST /hooks/git` (Administrator, Builder): asks the state watcher to check the repo
-//!   now; `202` (`404` when no watcher runs). Git hosts that cannot send a bearer token will need a shared-secret HMAC
-//!   header (`X-Hub-Signature-256` style) instead: future work.
+//! - `POST /hooks/git` (Administrator, Builder, or a Git host's webhook signed with the
+//!   push webhook secret, see [`crate::webhook`]): asks the state watcher to check the
+//!   repo now; `202` (`404` when no watcher runs).
 //! - `PUT /images/{kind}/{service}/{version}` (Administrator, Builder): streams the body
 //!   into the image store, checking the optional `X-Content-Sha256` header; `201
 //!   {"digest", "size"}`, `409` when the version exists (before the body is read).
@@ -46,6 +47,7 @@ mod tests;
 mod uploads;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 
 use crate::auth::AuthService;
@@ -71,6 +73,8 @@ pub struct AppState {
     pub images: ImageStore,
     /// The state watcher's trigger for `POST /hooks/git`; `None` when no watcher runs.
     pub trigger: Option<WatchTrigger>,
+    /// The secret Git hosts sign `POST /hooks/git` with.
+    pub webhook: std::sync::Arc<crate::webhook::WebhookSecret>,
     /// Fault report archives.
     pub faults: FaultFiles,
     /// Private files of builds.
@@ -95,7 +99,11 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(hooks::health))
-        .route("/hooks/git", post(hooks::git))
+        .route(
+            "/hooks/git",
+            // The request gate bounds the body (`maxGraphqlBody`), before it is read.
+            post(hooks::git).layer(DefaultBodyLimit::disable()),
+        )
         .route(
             "/images/{kind}/{service}/{version}",
             get(images::download).put(images::upload),

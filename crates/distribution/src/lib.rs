@@ -63,3 +63,4 @@ pub mod sources;
 pub mod state_reports;
 pub mod tasks;
 pub mod watcher;
+pub mod webhook;

@@ -45,6 +45,7 @@ use crate::self_update::{Follower, Ready, SelfUpdateOptions, SelfUpdates};
 use crate::state_reports::StateReports;
 use crate::tasks::{LogOrigin, TaskManager};
 use crate::watcher::{InForce, RepoSource, StateWatcher, WatchConfig};
+use crate::webhook::WebhookSecret;
 
 pub use error::ServerError;
 
@@ -173,6 +174,12 @@ impl Distribution {
             .await
             .map_err(|e| ServerError::Join(e.to_string()))?
             .map_err(ServerError::Auth)?;
+        let secret_file = config.state_repo.webhook_secret_file.clone();
+        let webhook =
+            tokio::task::spawn_blocking(move || WebhookSecret::load_or_create(&secret_file))
+                .await
+                .map_err(|e| ServerError::Join(e.to_string()))?
+                .map_err(ServerError::Webhook)?;
         let limits = config.limits;
         let auth = AuthService::with_options(
             store.clone(),
@@ -544,6 +551,7 @@ impl Distribution {
             auth: auth.clone(),
             images,
             trigger: Some(watcher.trigger_handle()),
+            webhook: Arc::new(webhook),
             faults: fault_files,
             private_files,
             distribution: config.name.to_string(),

@@ -36,42 +36,19 @@ impl JwtKey {
         Ok(JwtKey { bytes })
     }
 
-    /// Reads the key at `path`, or creates it there (with its directory) when missing. The
-    /// file is written to a temporary name with mode 0600 and linked into place, so a
-    /// reader never sees half a key and an existing key is never overwritten (two servers
-    /// starting at once end up with the same key).
+    /// Reads the key at `path`, or creates it there when missing, never overwriting one (see
+    /// [`read_or_create_private`]).
     pub fn load_or_create(path: impl AsRef<Path>) -> Result<JwtKey, AuthError> {
         let path = path.as_ref();
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                warn_if_readable_by_others(path);
-                return Self::checked(path, bytes);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(key_error(path, e)),
+        let fresh = Self::generate()?;
+        let (bytes, created) =
+            read_or_create_private(path, &fresh.bytes).map_err(|e| key_error(path, e))?;
+        if created {
+            tracing::info!(path = %path.display(), "created a new JWT signing key");
+        } else {
+            warn_if_readable_by_others(path, "the JWT key file");
         }
-        let key = Self::generate()?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| key_error(dir, e))?;
-        let temp = temp_name(path);
-        // A temporary file left by a crash of a process with the same id is stale.
-        let _ = std::fs::remove_file(&temp);
-        let written = write_private(&temp, &key.bytes).and_then(|()| {
-            // A hard link fails when the name exists, unlike rename: never overwrite a key.
-            std::fs::hard_link(&temp, path)
-        });
-        let _ = std::fs::remove_file(&temp);
-        match written {
-            Ok(()) => {
-                tracing::info!(path = %path.display(), "created a new JWT signing key");
-                Ok(key)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let bytes = std::fs::read(path).map_err(|e| key_error(path, e))?;
-                Self::checked(path, bytes)
-            }
-            Err(e) => Err(key_error(path, e)),
-        }
+        Self::checked(path, bytes)
     }
 
     fn checked(path: &Path, bytes: Vec<u8>) -> Result<JwtKey, AuthError> {
@@ -89,6 +66,38 @@ impl JwtKey {
 
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+}
+
+/// The bytes of the secret file at `path`, or `fresh` written there (with its directory)
+/// when it is missing, and whether it was. The file is written to a temporary name with
+/// mode 0600 and linked into place, so a reader never sees half a secret and an existing
+/// one is never overwritten (two servers starting at once end up with the same secret).
+pub(crate) fn read_or_create_private(
+    path: &Path,
+    fresh: &[u8],
+) -> std::io::Result<(Vec<u8>, bool)> {
+    match std::fs::read(path) {
+        Ok(bytes) => return Ok((bytes, false)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let temp = temp_name(path);
+    // A temporary file left by a crash of a process with the same id is stale.
+    let _ = std::fs::remove_file(&temp);
+    let written = write_private(&temp, fresh).and_then(|()| {
+        // A hard link fails when the name exists, unlike rename: never overwrite a secret.
+        std::fs::hard_link(&temp, path)
+    });
+    let _ = std::fs::remove_file(&temp);
+    match written {
+        Ok(()) => Ok((fresh.to_vec(), true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok((std::fs::read(path)?, false))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -112,9 +121,9 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Warns (once, at start) when the key can be read by other users: anyone who reads it
-/// can sign tokens for any account.
-fn warn_if_readable_by_others(path: &Path) {
+/// Warns (once, at start) when `what`, a secret file, can be read by other users: anyone
+/// who reads the JWT key can sign tokens for any account.
+pub(crate) fn warn_if_readable_by_others(path: &Path, what: &str) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -124,10 +133,10 @@ fn warn_if_readable_by_others(path: &Path) {
             tracing::warn!(
                 path = %path.display(),
                 mode = format!("{:o}", meta.permissions().mode() & 0o777),
-                "the JWT key file is readable by other users; run `chmod 600` on it"
+                "{what} is readable by other users; run `chmod 600` on it"
             );
         }
     }
     #[cfg(not(unix))]
-    let _ = path;
+    let _ = (path, what);
 }

@@ -82,6 +82,7 @@ pub(crate) struct RawStateRepo {
     pub branch: Option<String>,
     pub poll_interval: Option<HumanDuration>,
     pub clone: Option<PathBuf>,
+    pub webhook_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +93,7 @@ pub(crate) struct StateRepoFields {
     branch: Option<String>,
     poll_interval: Option<HumanDuration>,
     clone: Option<PathBuf>,
+    webhook_secret_file: Option<PathBuf>,
 }
 
 impl TryFrom<StateRepoFields> for RawStateRepo {
@@ -120,6 +122,7 @@ impl TryFrom<StateRepoFields> for RawStateRepo {
             branch: fields.branch,
             poll_interval: fields.poll_interval,
             clone: fields.clone,
+            webhook_secret_file: fields.webhook_secret_file,
         })
     }
 }

@@ -29,6 +29,7 @@ fn defaults_follow_the_original_and_paths_resolve_against_the_file() {
             branch: "main".into(),
             poll_interval: Duration::from_secs(30),
             clone: "/etc/vupdate/state".into(),
+            webhook_secret_file: "/etc/vupdate/webhook.secret".into(),
         }
     );
     assert_eq!(config.versions.max_history_size, 25);

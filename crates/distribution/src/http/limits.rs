@@ -110,6 +110,9 @@ enum Route {
     Graphql,
     /// `POST /logs/batches`: a batch of lines, bounded as an `addLogs` request is.
     Logs,
+    /// `POST /hooks/git`: a Git host's push payload (its list of commits), bounded as a
+    /// GraphQL request, since its signature covers it whole.
+    Hook,
     Image,
     Fault,
     PrivateFile,
@@ -122,6 +125,8 @@ impl Route {
             Route::Graphql
         } else if path == "/logs/batches" {
             Route::Logs
+        } else if path == "/hooks/git" {
+            Route::Hook
         } else if path.starts_with("/images/") {
             Route::Image
         } else if path.starts_with("/faults/") {
@@ -136,7 +141,7 @@ impl Route {
     /// The largest body, and whether it streams on to the handler.
     fn body_limit(self, limits: &RequestLimits) -> (u64, bool) {
         match self {
-            Route::Graphql | Route::Logs => (limits.max_graphql_body, false),
+            Route::Graphql | Route::Logs | Route::Hook => (limits.max_graphql_body, false),
             Route::Other => (limits.max_body, false),
             Route::Image => (limits.max_image, true),
             Route::Fault => (limits.max_fault_archive, true),
@@ -576,7 +581,7 @@ mod tests {
                 "/private-files/{kind}/{service}/{*path}",
                 Route::PrivateFile,
             ),
-            ("/hooks/git", Route::Other),
+            ("/hooks/git", Route::Hook),
             ("/logs/batches", Route::Logs),
             ("/logs/download", Route::Other),
             ("/no/such/route", Route::Other),

@@ -1,8 +1,8 @@
 //! The [`Principal`] extractor: who sent a request, from `Authorization: Bearer <token>`.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
 
 use super::{ApiError, AppState};
 use crate::auth::Principal;
@@ -16,11 +16,19 @@ impl FromRequestParts<AppState> for Principal {
                 "missing `Authorization: Bearer <token>` header",
             ));
         };
-        let text = value.to_str().map_err(|_| {
-            ApiError::unauthenticated("the `Authorization` header is not visible ASCII")
-        })?;
-        Ok(state.auth.authenticate(bearer_token(text)?).await?)
+        authenticate(state, value).await
     }
+}
+
+/// The principal of an `Authorization` header's value.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    value: &HeaderValue,
+) -> Result<Principal, ApiError> {
+    let text = value.to_str().map_err(|_| {
+        ApiError::unauthenticated("the `Authorization` header is not visible ASCII")
+    })?;
+    Ok(state.auth.authenticate(bearer_token(text)?).await?)
 }
 
 /// The token of an `Authorization` value; only the `Bearer` scheme is accepted.

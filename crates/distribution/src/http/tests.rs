@@ -86,6 +86,10 @@ async fn serve_with(
         auth,
         images,
         trigger,
+        webhook: std::sync::Arc::new(
+            crate::webhook::WebhookSecret::load_or_create(&dir.path().join("webhook.secret"))
+                .expect("webhook secret"),
+        ),
         faults: crate::faults::FaultFiles::open(dir.path().join("faults"), 1 << 30)
             .await
             .expect("fault files"),

@@ -36,6 +36,9 @@ pub enum ServerError {
     /// The JWT key or the first accounts cannot be set up.
     #[error("cannot set up accounts: {0}")]
     Auth(AuthError),
+    /// The push webhook's secret cannot be read or made.
+    #[error("cannot set up the push webhook: {0}")]
+    Webhook(crate::webhook::WebhookSecretError),
     /// The image store cannot be opened.
     #[error("cannot open the image store: {0}")]
     Images(ImageError),
