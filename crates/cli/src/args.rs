@@ -196,7 +196,8 @@ pub struct UnitArgs {
     /// DATA_DIR/bin/vupdate for the distribution, whose self-update replaces it there].
     #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,
-    /// The configuration file [default: /etc/vupdate/updater.yaml or distribution.yaml].
+    /// The configuration file [default: /etc/vupdate/updater.yaml for the updater,
+    /// /etc/vupdate/distribution.yaml for the distribution].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The system user (and group) it runs as.
@@ -273,7 +274,7 @@ pub struct BuildArgs {
     /// The build task whose log gets the build's output.
     #[arg(long, value_name = "ID")]
     pub task: Option<String>,
-    /// The builder's work directory (clones, builds, images) [default: ./builder].
+    /// The builder's work directory (clones, builds, images).
     #[arg(long, value_name = "PATH", default_value = "builder")]
     pub work_dir: PathBuf,
     /// Who asked for the build, for the version record [default: the commit's author].

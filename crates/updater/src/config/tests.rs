@@ -150,6 +150,8 @@ fn the_example_file_loads() {
         ])
     );
     assert_eq!(config.work_directory, Path::new("/var/lib/vupdate"));
+    // Every value the example gives is the default it names.
+    assert_eq!(config.self_update, SelfUpdateOptions::default());
 }
 
 #[test]
