@@ -36,8 +36,8 @@ impl JwtKey {
         Ok(JwtKey { bytes })
     }
 
-    /// Reads the key at `path`, or creates it there when missing, never overwriting one (see
-    /// [`read_or_create_private`]).
+    /// Reads the key at `path`, or creates it there (mode 0600) when missing; an existing
+    /// key is never overwritten, so two servers starting at once end up with the same one.
     pub fn load_or_create(path: impl AsRef<Path>) -> Result<JwtKey, AuthError> {
         let path = path.as_ref();
         let fresh = Self::generate()?;
