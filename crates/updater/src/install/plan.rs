@@ -538,22 +538,31 @@ fn swap(
 /// Moves the task's version from `previous/` into `current/` (see [`first_step`]); once it
 /// is there, [`swap`] makes the old version `previous/` as after an unpacked install.
 fn swap_back(disk: &Disk, memory: &Memory) -> Action {
+    previous_into_current(disk, memory).unwrap_or_else(|| {
+        // Without an exchange the old version waits in new/ for its move to previous/.
+        if disk.new.exists() {
+            Action::Trash(Slot::New)
+        } else {
+            Action::Rename {
+                from: Slot::Current,
+                to: Slot::New,
+            }
+        }
+    })
+}
+
+/// The one action that puts `previous/` in `current/`: a rename when `current/` is empty,
+/// else an exchange; `None` when `current/` must be made room for first (no exchange here).
+fn previous_into_current(disk: &Disk, memory: &Memory) -> Option<Action> {
     if !disk.current.exists() {
-        return Action::Rename {
+        Some(Action::Rename {
             from: Slot::Previous,
             to: Slot::Current,
-        };
-    }
-    if !memory.no_exchange {
-        return Action::Exchange(Slot::Previous, Slot::Current);
-    }
-    // Without an exchange the old version waits in new/ for its move to previous/.
-    if disk.new.exists() {
-        return Action::Trash(Slot::New);
-    }
-    Action::Rename {
-        from: Slot::Current,
-        to: Slot::New,
+        })
+    } else if !memory.no_exchange {
+        Some(Action::Exchange(Slot::Previous, Slot::Current))
+    } else {
+        None
     }
 }
 
@@ -593,16 +602,8 @@ fn rollback_swap(
         });
     }
     if disk.previous.holds(back) {
-        if !disk.current.exists() {
-            return Action::Rename {
-                from: Slot::Previous,
-                to: Slot::Current,
-            };
-        }
-        if !memory.no_exchange {
-            return Action::Exchange(Slot::Previous, Slot::Current);
-        }
-        return Action::Trash(Slot::Current);
+        // The failed version in current/ is not kept.
+        return previous_into_current(disk, memory).unwrap_or(Action::Trash(Slot::Current));
     }
     Action::Broken(format!(
         "cannot roll back to {back}: neither current/ nor previous/ holds it"

@@ -17,6 +17,7 @@ use vupdate_core::version::ClientVersion;
 use vupdate_updater::images::{CopyError, DirectoryImages, ImageSource};
 use vupdate_updater::layout::VERSION_FILE;
 use vupdate_updater::runner::{InstallOutcome, RunnerOptions, ServiceRunner};
+use vupdate_updater::state::ServiceState;
 use vupdate_updater::supervisor::{CgroupMode, RestartPolicy, SupervisorOptions};
 
 use crate::support::*;
@@ -409,23 +410,26 @@ async fn run_follows_the_desired_version_and_stops_at_shutdown() {
     assert!(marked(&owner).is_empty(), "nothing runs after shutdown");
 }
 
-/// A runner following a desired version with a start window of an hour, as a task.
-struct Patient {
+/// A runner following a desired version (V1 at first), as a task.
+struct Follower {
     owner: String,
-    desired: watch::Sender<Option<vupdate_core::version::ClientVersion>>,
+    state: watch::Receiver<ServiceState>,
+    desired: watch::Sender<Option<ClientVersion>>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), vupdate_updater::Error>>,
 }
 
-impl Patient {
-    /// Runs a runner in `work` over `images`, desiring V1.
-    async fn follow(work: &Path, images: DirectoryImages) -> Patient {
-        let mut patient = options();
-        patient.start_window = Duration::from_secs(3600);
-        let runner = ServiceRunner::open(&work.join("services"), instance("svc"), patient)
+impl Follower {
+    /// Runs a runner in `work` over `images` with `options`, desiring V1.
+    async fn start<I: ImageSource + 'static>(
+        work: &Path,
+        images: I,
+        options: RunnerOptions,
+    ) -> Follower {
+        let runner = ServiceRunner::open(&work.join("services"), instance("svc"), options)
             .await
             .expect("open");
-        let owner = runner.dir().run_owner();
+        let (owner, state) = (runner.dir().run_owner(), runner.state());
         let (desired, desired_rx) = watch::channel(Some(V1.parse().expect("version")));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -435,12 +439,20 @@ impl Patient {
                 })
                 .await
         });
-        Patient {
+        Follower {
             owner,
+            state,
             desired,
             stop,
             task,
         }
+    }
+
+    /// [`Follower::start`] with a start window of an hour.
+    async fn patient(work: &Path, images: DirectoryImages) -> Follower {
+        let mut patient = options();
+        patient.start_window = Duration::from_secs(3600);
+        Follower::start(work, images, patient).await
     }
 
     fn desire(&self, version: &str) {
@@ -468,7 +480,7 @@ impl Patient {
 async fn a_newer_desired_version_ends_the_start_window_of_the_one_it_replaces() {
     let work = tempfile::tempdir().expect("tempdir");
     let images = images(work.path(), &good_install("", ""));
-    let patient = Patient::follow(work.path(), images).await;
+    let patient = Follower::patient(work.path(), images).await;
     patient.wait_running("V1 to run", V1).await;
     patient.desire(V2);
     patient.wait_running("V2 to run", V2).await;
@@ -494,7 +506,7 @@ async fn a_version_pushed_during_an_install_follows_it_at_once() {
     let root = work.path().join("images");
     write_image(&root, "svc", V1, &good_install(&hold, ""), &[]);
     write_image(&root, "svc", V2, &good_install("", ""), &[]);
-    let patient = Patient::follow(work.path(), DirectoryImages::new(root)).await;
+    let patient = Follower::patient(work.path(), DirectoryImages::new(root)).await;
     wait_for("V1's install commands", || waiting.exists().then_some(())).await;
     patient.desire(V2);
     fs::write(&release, "").expect("release V1's install");
@@ -541,36 +553,29 @@ async fn a_version_without_an_image_yet_is_waited_for_without_an_error() {
         images: DirectoryImages::new(&root),
         fetches: Arc::clone(&fetches),
     };
-    let runner = ServiceRunner::open(&work.path().join("services"), instance("svc"), options())
-        .await
-        .expect("open");
-    let mut state = runner.state();
-    let (desired, desired_rx) = watch::channel(Some(V1.parse().expect("version")));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        runner
-            .run(desired_rx, &images, async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let mut follower = Follower::start(work.path(), images, options()).await;
     wait_for("a first fetch and two retries", || {
         (fetches.load(Ordering::SeqCst) >= 3).then_some(())
     })
     .await;
-    assert_eq!(state.borrow().update_error, None, "waiting is not an error");
+    assert_eq!(
+        follower.state.borrow().update_error,
+        None,
+        "waiting is not an error"
+    );
 
     write_image(&root, "svc", V1, &good_install("", ""), &[]);
     // As the distribution does when it stores an image: the same list again.
-    desired.send_replace(Some(V1.parse().expect("version")));
+    follower.desire(V1);
     tokio::time::timeout(
         DEADLINE,
-        state.wait_for(|state| state.version.as_ref().is_some_and(|v| v.to_string() == V1)),
+        follower
+            .state
+            .wait_for(|state| state.version.as_ref().is_some_and(|v| v.to_string() == V1)),
     )
     .await
     .expect("installed once the image is there")
     .expect("state");
-    assert_eq!(state.borrow().update_error, None);
-    let _ = stop.send(());
-    task.await.expect("join").expect("run");
+    assert_eq!(follower.state.borrow().update_error, None);
+    follower.stop().await;
 }
