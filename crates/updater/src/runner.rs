@@ -6,8 +6,9 @@
 //! and reads the journal. [`ServiceRunner::run`] then follows a `watch` of the desired
 //! version: each change that names neither the installed version nor the one that failed
 //! is fetched through an [`ImageSource`] and installed by the plan loop of
-//! [`crate::install`] (the version kept in `previous/` needs no image: it is swapped back). The service's [`ServiceState`] is published on a `watch` channel at
-//! every step and every supervisor change.
+//! [`crate::install`] (the version kept in `previous/` needs no image: it is swapped
+//! back). The service's [`ServiceState`] is published on a `watch` channel at every step
+//! and every supervisor change.
 //!
 //! At a self-update the runner is told to detach rather than stop: its supervisor gives
 //! the run up alive ([`ServiceRunner::detach`]), and the next updater process opens the

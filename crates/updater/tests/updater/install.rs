@@ -1,8 +1,8 @@
 //! Installs with real images, commands and processes: a first install and an upgrade
 //! (commands, macros, log history, `previous/`), an install whose commands fail (the old
 //! version never stops), a version that fails its start window (rolled back, remembered
-//! as failed across a restart), a revert to the version in `previous/`, and following the desired version through `run` (one
-//! whose image is not there yet included).
+//! as failed across a restart), a revert to the version in `previous/`, and following the
+//! desired version through `run` (one whose image is not there yet included).
 
 use std::fs;
 use std::path::Path;
