@@ -2,7 +2,9 @@
 //! file hash computed on the way), and unpack one safely.
 //!
 //! Entries are written in path order with a fixed time stamp, so the same files give the
-//! same zip bytes. The zip goes to `<name>.partial` and is renamed into place only once
+//! same zip bytes. A file that is already compressed (an archive, media, a model), told by
+//! deflating its first chunk, is stored as it is: deflating it again cost seconds per
+//! hundred MB for no gain, in the developer build and again in each client build. The zip goes to `<name>.partial` and is renamed into place only once
 //! complete, so a crash or cancellation never leaves a half image under the final name.
 
 use std::fs::File;
@@ -15,6 +17,12 @@ use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 
 use crate::error::BuilderError;
+
+/// Files from this size on are probed; a smaller one is deflated whatever it holds.
+const PROBE_FROM: u64 = 64 * 1024;
+/// The share of its size a probed chunk must deflate to at most for the file to be
+/// deflated; above it the file is stored.
+const DEFLATED_AT_MOST: f64 = 0.95;
 
 /// A finished image zip.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,24 +146,30 @@ fn write_zip(
             content.update(format!("d {name} {mode:o}\n"));
             continue;
         }
+        let mut source =
+            File::open(entry.path()).map_err(BuilderError::io("reading", entry.path()))?;
+        let first =
+            fill(&mut source, &mut buffer).map_err(BuilderError::io("reading", entry.path()))?;
+        let method = if metadata.len() >= PROBE_FROM && !compresses(&buffer[..first]) {
+            zip::CompressionMethod::Stored
+        } else {
+            zip::CompressionMethod::Deflated
+        };
         let options = base
+            .compression_method(method)
             .unix_permissions(mode)
             .large_file(metadata.len() >= u64::from(u32::MAX));
         zip.start_file(name, options)
             .map_err(|e| zip_error(e.to_string()))?;
-        let mut source =
-            File::open(entry.path()).map_err(BuilderError::io("reading", entry.path()))?;
         let mut file_hash = Sha256::new();
-        loop {
-            let read = source
-                .read(&mut buffer)
-                .map_err(BuilderError::io("reading", entry.path()))?;
-            if read == 0 {
-                break;
-            }
+        let mut read = first;
+        while read > 0 {
             file_hash.update(&buffer[..read]);
             zip.write_all(&buffer[..read])
                 .map_err(BuilderError::io("writing", partial))?;
+            read = source
+                .read(&mut buffer)
+                .map_err(BuilderError::io("reading", entry.path()))?;
         }
         content.update(format!(
             "f {name} {mode:o} {}\n",
@@ -177,6 +191,34 @@ fn write_zip(
         size,
         hex::encode(content.finalize()),
     ))
+}
+
+/// Reads into `buffer` until it is full or the file ends; how much was read.
+fn fill(source: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match source.read(&mut buffer[filled..])? {
+            0 => break,
+            read => filled += read,
+        }
+    }
+    Ok(filled)
+}
+
+/// Whether `sample` deflates (at the fastest level) to at most [`DEFLATED_AT_MOST`] of its
+/// size.
+fn compresses(sample: &[u8]) -> bool {
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(std::io::sink(), flate2::Compression::fast());
+    // Writing to a sink cannot fail; a failure is taken as "compresses" (the old way).
+    if encoder
+        .write_all(sample)
+        .and_then(|()| encoder.try_finish())
+        .is_err()
+    {
+        return true;
+    }
+    (encoder.total_out() as f64) <= sample.len() as f64 * DEFLATED_AT_MOST
 }
 
 /// Unpacks `zip_path` into `destination` (which must not exist yet) through a temporary
@@ -274,6 +316,60 @@ mod tests {
         std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
         std::fs::write(&path, content).expect("write");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    /// `len` bytes no deflate can shrink (xorshift64), the same on every run.
+    fn incompressible(len: usize) -> Vec<u8> {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_already_compressed_file_is_stored_and_the_rest_deflated() {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let root = temp.path().join("tree");
+        let noise = incompressible(1 << 20);
+        let text = "GET /api/orders 200 12ms\n".repeat(40_000);
+        write(&root, "assets/model.bin", &noise, 0o644);
+        write(&root, "logs/sample.log", text.as_bytes(), 0o644);
+        // Small files are deflated without a probe, whatever they hold.
+        write(&root, "small.bin", &noise[..1000], 0o644);
+        let never = AtomicBool::new(false);
+        let zipped = zip_directory(&root, &temp.path().join("a.zip"), &never).expect("zip");
+        let mut archive =
+            zip::ZipArchive::new(File::open(&zipped.path).expect("zip")).expect("archive");
+        let method = |archive: &mut zip::ZipArchive<File>, name: &str| {
+            archive.by_name(name).expect(name).compression()
+        };
+        assert_eq!(
+            method(&mut archive, "assets/model.bin"),
+            zip::CompressionMethod::Stored
+        );
+        assert_eq!(
+            method(&mut archive, "logs/sample.log"),
+            zip::CompressionMethod::Deflated
+        );
+        assert_eq!(
+            method(&mut archive, "small.bin"),
+            zip::CompressionMethod::Deflated
+        );
+        let out = temp.path().join("out");
+        unpack(&zipped.path, &out, u64::MAX).expect("unpack");
+        assert_eq!(
+            std::fs::read(out.join("assets/model.bin")).expect("stored"),
+            noise
+        );
+        assert_eq!(
+            std::fs::read(out.join("logs/sample.log")).expect("deflated"),
+            text.as_bytes()
+        );
     }
 
     #[test]
