@@ -4,8 +4,9 @@
 //! Entries are written in path order with a fixed time stamp, so the same files give the
 //! same zip bytes. A file that is already compressed (an archive, media, a model), told by
 //! deflating its first chunk, is stored as it is: deflating it again cost seconds per
-//! hundred MB for no gain, in the developer build and again in each client build. The zip goes to `<name>.partial` and is renamed into place only once
-//! complete, so a crash or cancellation never leaves a half image under the final name.
+//! hundred MB for no gain, in the developer build and again in each client build. The zip
+//! goes to `<name>.partial` and is renamed into place only once complete, so a crash or
+//! cancellation never leaves a half image under the final name.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
