@@ -211,15 +211,11 @@ fn fill(source: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
 fn compresses(sample: &[u8]) -> bool {
     let mut encoder =
         flate2::write::DeflateEncoder::new(std::io::sink(), flate2::Compression::fast());
-    // Writing to a sink cannot fail; a failure is taken as "compresses" (the old way).
-    if encoder
+    // Writing to a sink cannot fail; were it to, the file is deflated as before.
+    let probed = encoder
         .write_all(sample)
-        .and_then(|()| encoder.try_finish())
-        .is_err()
-    {
-        return true;
-    }
-    (encoder.total_out() as f64) <= sample.len() as f64 * DEFLATED_AT_MOST
+        .and_then(|()| encoder.try_finish());
+    probed.is_err() || (encoder.total_out() as f64) <= sample.len() as f64 * DEFLATED_AT_MOST
 }
 
 /// Unpacks `zip_path` into `destination` (which must not exist yet) through a temporary

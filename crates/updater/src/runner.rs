@@ -488,17 +488,16 @@ impl ServiceRunner {
                         retry.reset();
                         tracing::info!(service = %self.dir.name(), version = %want, ?outcome, "install done");
                     }
-                    // Not an error: the version is still being built, and its image
-                    // being stored wakes the updater (the desired list is sent again).
-                    Err(Error::ImageAbsent { .. }) => {
-                        let delay = retry.next_delay();
-                        tracing::info!(service = %self.dir.name(), version = %want, retry_in = ?delay, "waiting for the image: the distribution has none yet");
-                        wait = Some(delay);
-                    }
                     Err(error) => {
                         let delay = retry.next_delay();
-                        tracing::warn!(service = %self.dir.name(), %error, retry_in = ?delay, "install failed; retrying");
-                        self.report_error(&error);
+                        if matches!(error, Error::ImageAbsent { .. }) {
+                            // Not an error: the version is still being built, and its image
+                            // being stored wakes the updater (the desired list is sent again).
+                            tracing::info!(service = %self.dir.name(), version = %want, retry_in = ?delay, "waiting for the image: the distribution has none yet");
+                        } else {
+                            tracing::warn!(service = %self.dir.name(), %error, retry_in = ?delay, "install failed; retrying");
+                            self.report_error(&error);
+                        }
                         wait = Some(delay);
                     }
                 }
