@@ -175,6 +175,37 @@ async fn log_batches_posted_without_graphql_are_stored_once_and_checked_alike() 
     assert_eq!(status, 401);
 }
 
+/// `count` lines from `first` on, each with a message of `width` bytes.
+fn wide_lines(first: i64, count: i64, width: usize) -> Value {
+    Value::Array(
+        (first..first + count)
+            .map(|n| json!({"sequence": n, "time": "2026-12-01T10:00:00.000Z", "level": "INFO", "unit": "main", "message": format!("{n:0width$}")}))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn a_log_batch_is_taken_up_to_the_graphql_body_limit_and_refused_past_it() {
+    let harness = Harness::start().await;
+    // About 3 MiB: past axum's own 2 MiB default, within `maxGraphqlBody` (4 MiB).
+    let big = batch(wide_lines(1, 3_000, 1_000));
+    let size = big.to_string().len();
+    assert!((3 << 20..4 << 20).contains(&size), "{size} bytes");
+    let (status, answer) = post_batch(&harness, &harness.updater, big).await;
+    assert_eq!((status, &answer), (200, &json!({"stored": 3_000})));
+
+    let too_big = batch(wide_lines(10_000, 4_000, 1_000));
+    let (status, answer) = post_batch(&harness, &harness.updater, too_big).await;
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(answer["error"]["code"], "PAYLOAD_TOO_LARGE");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("more than the 4194304")),
+        "{answer}"
+    );
+}
+
 /// A graphql-transport-ws session on `/graphql/ws` with `token`.
 async fn subscribe(
     harness: &Harness,
