@@ -1,10 +1,11 @@
 //! Client builds: a developer image overlaid with the client's settings repositories.
 //!
-//! The developer image is unpacked into the build directory (entry names checked, size
-//! capped, modes kept); the settings repositories are checked out; the core merge
-//! ([`merge_settings`]) runs over the files the overlays touch, so the rest of the image
-//! stays on disk and is never read into memory; the result is written back, private files
-//! are added, and the directory is zipped. `%%version%%` in `.defines`-expanded files is the
+//! The settings repositories are checked out; the developer image is opened (entry names
+//! checked, size capped, modes kept) and only the files the overlays touch are read from
+//! it for the core merge ([`merge_settings`]); the client image is the developer image's
+//! entries with the merged files and private files in their place
+//! ([`image::repack`]): the rest is copied as it is compressed, never unpacked to disk nor
+//! compressed again. `%%version%%` in `.defines`-expanded files is the
 //! developer version, so the content does not depend on the generation it is stored as.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,6 +24,7 @@ use vupdate_state::model::ClientBuild;
 
 use crate::developer::checkout_all;
 use crate::error::BuilderError;
+use crate::image::{Addition, SourceImage};
 use crate::log::{BuildLog, UNIT_BUILD};
 use crate::{
     Builder, BuiltImage, SourceCommit, blocking, check_cancelled, image, private, remove_dir,
@@ -56,8 +58,8 @@ impl Builder {
             .join(service.as_str())
     }
 
-    /// Builds a client version: unpacks the developer image, checks the settings
-    /// repositories out, merges them over the image, adds private files and zips.
+    /// Builds a client version: checks the settings repositories out, merges them over the
+    /// developer image's files, and repacks the image with them and the private files.
     pub async fn build_client(
         &self,
         request: ClientRequest,
@@ -95,34 +97,12 @@ impl Builder {
     ) -> Result<BuiltImage, BuilderError> {
         let settings = request.settings.clone().unwrap_or_default();
         let service_directory = self.client_directory(&request.service);
-        let build_directory = service_directory.join("build");
         let zip_path =
             service_directory.join(format!("{}-{}.zip", request.service, request.version));
 
         remove_file(&zip_path)?;
-        log.line(
-            Level::Info,
-            UNIT_BUILD,
-            &format!(
-                "unpacking developer image {}",
-                request.developer_image.display()
-            ),
-        );
-        {
-            let (image_path, build_directory) =
-                (request.developer_image.clone(), build_directory.clone());
-            let limit = self.options.max_unpacked_bytes;
-            blocking("unpacking the developer image", move || {
-                remove_dir(&build_directory)?;
-                if let Some(parent) = build_directory.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(BuilderError::io("creating directory", parent))?;
-                }
-                image::unpack(&image_path, &build_directory, limit)
-            })
-            .await?;
-        }
-
+        // Where builds before this one unpacked the developer image.
+        remove_dir(&service_directory.join("build"))?;
         let checkouts = checkout_all(
             &settings.settings,
             &service_directory.join("settings"),
@@ -138,15 +118,26 @@ impl Builder {
             .collect();
         macros.insert("version", request.version.developer.to_string());
 
+        log.line(
+            Level::Info,
+            UNIT_BUILD,
+            &format!(
+                "reading developer image {}",
+                request.developer_image.display()
+            ),
+        );
         let (interrupt, _stop) = crate::sources::interrupt_flag(cancel);
-        let report = {
-            let build_directory = build_directory.clone();
+        let (image, changes, report) = {
+            let image_path = request.developer_image.clone();
+            let limit = self.options.max_unpacked_bytes;
             let overlays: Vec<PathBuf> = checkouts
                 .iter()
                 .map(|checkout| checkout.directory.clone())
                 .collect();
             blocking("merging settings", move || {
-                merge_into(&build_directory, &overlays, &macros)
+                let mut image = SourceImage::open(&image_path, limit)?;
+                let (changes, report) = merge(&mut image, &overlays, &macros)?;
+                Ok((image, changes, report))
             })
             .await
             .map_err(|error| match error {
@@ -164,12 +155,14 @@ impl Builder {
             let private_directory = request.private_files.clone();
             let private_named = settings.private_files.clone();
             blocking("zipping", move || {
-                private::add(
+                std::fs::create_dir_all(&service_directory)
+                    .map_err(BuilderError::io("creating directory", &service_directory))?;
+                let mut additions = changes;
+                additions.extend(private::additions(
                     private_directory.as_deref(),
                     &private_named,
-                    &build_directory,
-                )?;
-                image::zip_directory(&build_directory, &zip_path, &interrupt)
+                )?);
+                image::repack(image, additions, &zip_path, &interrupt)
             })
             .await?
         };
@@ -200,9 +193,13 @@ fn describe_overlays(checkouts: &[crate::sources::Checkout]) -> String {
         .join(", ")
 }
 
-/// Merges the overlay directories over the image in `build`, writing back what changed;
-/// returns the merge report as text.
-fn merge_into(build: &Path, overlays: &[PathBuf], macros: &Macros) -> Result<String, BuilderError> {
+/// Merges the overlay directories over `image`: the files that changed, each with the
+/// image's mode (an overlay's for a file the image lacks), and the merge report as text.
+fn merge(
+    image: &mut SourceImage,
+    overlays: &[PathBuf],
+    macros: &Macros,
+) -> Result<(Vec<Addition>, String), BuilderError> {
     let mut trees = Vec::with_capacity(overlays.len());
     let mut modes: BTreeMap<String, u32> = BTreeMap::new();
     for overlay in overlays {
@@ -210,30 +207,25 @@ fn merge_into(build: &Path, overlays: &[PathBuf], macros: &Macros) -> Result<Str
         modes.extend(overlay_modes);
         trees.push(tree);
     }
-    let base = read_touched(build, &trees)?;
+    let base = read_touched(image, &trees)?;
     let merged = merge_settings(&base, &trees, macros).map_err(|source| BuilderError::Merge {
         overlays: String::new(),
         error: Box::new(source),
     })?;
-    for (path, bytes) in &merged.tree {
-        if base.get(path) == Some(bytes) {
-            continue;
-        }
-        let target = build.join(path);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(BuilderError::io("creating directory", parent))?;
-        }
-        let existed = target.exists();
-        // Writing in place keeps the image's mode for a file it already had.
-        std::fs::write(&target, bytes).map_err(BuilderError::io("writing", &target))?;
-        if !existed {
-            let mode = modes.get(path).copied().unwrap_or(DEFAULT_MODE);
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
-                .map_err(BuilderError::io("setting the mode of", &target))?;
-        }
-    }
-    Ok(merged.report.to_string())
+    let report = merged.report.to_string();
+    let changes = merged
+        .tree
+        .into_iter()
+        .filter(|(path, bytes)| base.get(path) != Some(bytes))
+        .map(|(path, bytes)| {
+            let mode = image
+                .file_mode(&path)
+                .or_else(|| modes.get(&path).copied())
+                .unwrap_or(DEFAULT_MODE);
+            Addition::Bytes { path, bytes, mode }
+        })
+        .collect();
+    Ok((changes, report))
 }
 
 /// The files under `root` (without `.git`), with their modes.
@@ -284,8 +276,8 @@ fn targets_of(path: &str) -> impl Iterator<Item = &str> {
     std::iter::once(path).chain(defines).chain(layer)
 }
 
-/// The image files under `build` that some overlay names, read into a tree.
-fn read_touched(build: &Path, overlays: &[FileTree]) -> Result<FileTree, BuilderError> {
+/// The image's files that some overlay names, read into a tree.
+fn read_touched(image: &mut SourceImage, overlays: &[FileTree]) -> Result<FileTree, BuilderError> {
     let wanted: BTreeSet<&str> = overlays
         .iter()
         .flat_map(|tree| tree.keys())
@@ -293,9 +285,7 @@ fn read_touched(build: &Path, overlays: &[FileTree]) -> Result<FileTree, Builder
         .collect();
     let mut base = FileTree::new();
     for path in wanted {
-        let file = build.join(path);
-        if file.is_file() {
-            let bytes = std::fs::read(&file).map_err(BuilderError::io("reading", &file))?;
+        if let Some(bytes) = image.read(path)? {
             base.insert(path.to_owned(), bytes);
         }
     }

@@ -2,9 +2,9 @@
 //! and, as a [`job`], hands it to a distribution.
 //!
 //! A [`Builder`] owns a work directory: `<dir>/developer/services/<service>/{source/<name>,
-//! build}` for developer versions and `<dir>/client/services/<service>/{settings/<name>,
-//! build}` for client versions; finished zips are written next to those
-//! (`<service>-<version>.zip`). The `Builder` itself does not talk to the distribution:
+//! build}` for developer versions and `<dir>/client/services/<service>/settings/<name>` for
+//! client versions (which read the developer image where it is); finished zips are written
+//! next to those (`<service>-<version>.zip`). The `Builder` itself does not talk to the distribution:
 //! callers hand it the build settings (from the state repo), private files as a local
 //! directory, a [`BuildLog`] and a cancellation token, and get a [`BuiltImage`] to upload.
 //!
@@ -22,9 +22,9 @@
 //! Layout, one module per step:
 //! - [`sources`]: clone or fetch repositories with gix, check the branch head out, tag.
 //! - [`developer`]: `update.json`, build commands, `copyFiles`, `install.json`, zip, tags.
-//! - [`client`]: unpack a developer image, merge client settings, zip.
+//! - [`client`]: merge client settings over a developer image's files and repack it.
 //! - [`generation`]: which client version a settings change makes (`_N`), pure.
-//! - [`image`]: write and unpack image zips; `copy` and `process` are internal.
+//! - [`image`]: write and repack image zips; `copy` and `process` are internal.
 //! - [`log`]: the [`BuildLog`] sink; [`error`]: [`BuilderError`].
 //! - [`job`]: a whole build job against a distribution: settings from the state repo,
 //!   private files, images and version records through `vupdate-client`.
@@ -57,7 +57,7 @@ pub use tokio_util::sync::CancellationToken;
 pub struct BuilderOptions {
     /// How long a cancelled build command has after SIGTERM before its group is killed.
     pub kill_grace: Duration,
-    /// The most bytes a developer image may unpack to in a client build.
+    /// The most bytes a developer image's files may hold in all, read in a client build.
     pub max_unpacked_bytes: u64,
 }
 

@@ -4,9 +4,11 @@
 //! directory laid out as in the image. Every file there is added (replacing a copied file of
 //! the same path), and every path the build settings name must be among them.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path};
 
 use crate::error::BuilderError;
+use crate::image::Addition;
 
 /// Adds the files under `directory` to `build`; `named` are the paths the settings require.
 pub(crate) fn add(
@@ -14,6 +16,66 @@ pub(crate) fn add(
     named: &[String],
     build: &Path,
 ) -> Result<(), BuilderError> {
+    check_named(directory, named)?;
+    let Some(directory) = directory else {
+        return Ok(());
+    };
+    for entry in walk(directory) {
+        let (entry, relative) = entry?;
+        let target = build.join(relative);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target)
+                .map_err(BuilderError::io("creating directory", &target))?;
+            continue;
+        }
+        if target.exists() {
+            // It may be a hard link to a source file: replace the link, not the source.
+            std::fs::remove_file(&target).map_err(BuilderError::io("replacing", &target))?;
+        }
+        std::fs::copy(entry.path(), &target)
+            .map_err(BuilderError::io("copying a private file to", &target))?;
+    }
+    Ok(())
+}
+
+/// The files and directories under `directory` as additions to an image, each file with its
+/// mode; `named` are the paths the settings require.
+pub(crate) fn additions(
+    directory: Option<&Path>,
+    named: &[String],
+) -> Result<Vec<Addition>, BuilderError> {
+    check_named(directory, named)?;
+    let Some(directory) = directory else {
+        return Ok(Vec::new());
+    };
+    let mut additions = Vec::new();
+    for entry in walk(directory) {
+        let (entry, relative) = entry?;
+        let path = relative
+            .to_str()
+            .ok_or_else(|| {
+                BuilderError::Settings(format!(
+                    "private file `{}` does not have a UTF-8 name",
+                    entry.path().display()
+                ))
+            })?
+            .to_owned();
+        if entry.file_type().is_dir() {
+            additions.push(Addition::Directory { path });
+            continue;
+        }
+        let metadata = entry.metadata().map_err(|e| walk_error(directory, e))?;
+        additions.push(Addition::File {
+            path,
+            source: entry.path().to_path_buf(),
+            mode: metadata.permissions().mode() & 0o777,
+        });
+    }
+    Ok(additions)
+}
+
+/// Every path in `named` is a relative path inside the image and a file in `directory`.
+fn check_named(directory: Option<&Path>, named: &[String]) -> Result<(), BuilderError> {
     let missing_from = directory.unwrap_or(Path::new("(no private files directory was given)"));
     for path in named {
         let inside = !path.is_empty()
@@ -33,34 +95,32 @@ pub(crate) fn add(
             });
         }
     }
-    let Some(directory) = directory else {
-        return Ok(());
-    };
-    for entry in walkdir::WalkDir::new(directory)
+    Ok(())
+}
+
+/// The entries under `directory` (links followed), each with its path relative to it.
+fn walk(
+    directory: &Path,
+) -> impl Iterator<Item = Result<(walkdir::DirEntry, std::path::PathBuf), BuilderError>> + '_ {
+    walkdir::WalkDir::new(directory)
         .follow_links(true)
         .min_depth(1)
-    {
-        let entry = entry.map_err(|e| BuilderError::Io {
-            action: "reading",
-            path: e.path().unwrap_or(directory).to_path_buf(),
-            error: e.into(),
-        })?;
-        let relative = entry
-            .path()
-            .strip_prefix(directory)
-            .expect("walkdir yields paths under its root");
-        let target = build.join(relative);
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target)
-                .map_err(BuilderError::io("creating directory", &target))?;
-            continue;
-        }
-        if target.exists() {
-            // It may be a hard link to a source file: replace the link, not the source.
-            std::fs::remove_file(&target).map_err(BuilderError::io("replacing", &target))?;
-        }
-        std::fs::copy(entry.path(), &target)
-            .map_err(BuilderError::io("copying a private file to", &target))?;
+        .into_iter()
+        .map(move |entry| {
+            let entry = entry.map_err(|e| walk_error(directory, e))?;
+            let relative = entry
+                .path()
+                .strip_prefix(directory)
+                .expect("walkdir yields paths under its root")
+                .to_path_buf();
+            Ok((entry, relative))
+        })
+}
+
+fn walk_error(directory: &Path, error: walkdir::Error) -> BuilderError {
+    BuilderError::Io {
+        action: "reading",
+        path: error.path().unwrap_or(directory).to_path_buf(),
+        error: error.into(),
     }
-    Ok(())
 }

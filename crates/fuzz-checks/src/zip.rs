@@ -1,5 +1,5 @@
 //! Image archives (zip) as the updater unpacks them before an install and the builder
-//! unpacks a developer image before a client build: entry names that leave the image,
+//! repacks a developer image in a client build: entry names that leave the image,
 //! symbolic links (and links through links), directories named like files, sizes that
 //! lie, archives that decompress to far more than they weigh.
 //!
@@ -58,19 +58,41 @@ pub fn check_updater(data: &[u8]) {
     }
 }
 
-/// The builder: nothing leaves the image; no symbolic link is made; within the limit;
-/// and an unpack that fails leaves nothing behind (the destination is all or nothing).
+/// The builder, repacking an image for a client build: nothing is written but its zip;
+/// the zip it makes names only paths inside the image, holds no symbolic link and no more
+/// than the limit, and reads back whole; a repack that fails leaves no zip.
 pub fn check_builder(data: &[u8]) {
     let Some(sandbox) = Sandbox::new(data) else {
         return;
     };
-    let result = vupdate_builder::image::unpack(&sandbox.image, &sandbox.out, MAX_UNPACKED);
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let result = vupdate_builder::image::SourceImage::open(&sandbox.image, MAX_UNPACKED)
+        .and_then(|image| vupdate_builder::image::repack(image, Vec::new(), &sandbox.out, &never));
     let found = sandbox.inspect();
     assert_eq!(found.symlinks, 0, "the builder made a symbolic link");
-    match result {
-        Ok(()) => assert!(found.file_bytes <= MAX_UNPACKED),
-        Err(_) => assert!(!found.out_exists, "a failed unpack left its destination"),
+    let Ok(zip) = result else {
+        assert!(!found.out_exists, "a failed repack left its zip");
+        return;
+    };
+    let file = fs::File::open(&zip.path).expect("the repacked zip");
+    let mut archive = zip::ZipArchive::new(file).expect("the repacked zip reads");
+    let mut total = 0;
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).expect("a repacked entry");
+        assert!(!entry.is_symlink(), "the repacked image holds a link");
+        let name = entry.name().expect("a UTF-8 name").into_owned();
+        let path = entry.enclosed_name();
+        assert_eq!(
+            path.as_deref().and_then(Path::to_str),
+            Some(name.trim_end_matches('/')),
+            "a repacked name that is not its own path"
+        );
+        total += std::io::copy(&mut entry, &mut std::io::sink()).expect("the entry reads back");
     }
+    assert!(
+        total <= MAX_UNPACKED,
+        "{total} bytes repacked past the limit"
+    );
 }
 
 /// One entry of a described archive.

@@ -251,6 +251,43 @@ async fn a_client_version_merges_json_properties_conf_defines_and_indexed_overla
 }
 
 #[tokio::test]
+async fn without_settings_the_image_is_repackaged_with_its_private_files() {
+    let (temp, builder) = support::builder();
+    let image = developer_image(&builder).await;
+    let private = temp.path().join("private");
+    std::fs::create_dir_all(private.join("keys")).expect("mkdir");
+    std::fs::write(private.join("keys/tls.key"), "TLS KEY\n").expect("write");
+    std::fs::set_permissions(
+        private.join("keys/tls.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    let request = ClientRequest {
+        service: "web".parse().expect("service"),
+        version: client_version("acme-1.0.0"),
+        developer_image: image.clone(),
+        settings: None,
+        private_files: Some(private),
+    };
+    let (log, shared) = support::memory_log();
+    let built = builder
+        .build_client(request, shared, CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", log.text()));
+    let (before, after) = (
+        support::read_zip(&image),
+        support::read_zip(&built.zip.path),
+    );
+    assert_eq!(after["keys/tls.key"].content, b"TLS KEY\n");
+    assert_eq!(after["keys/tls.key"].mode & 0o777, 0o600);
+    for (path, entry) in &before {
+        assert_eq!(after[path].content, entry.content, "{path}");
+        assert_eq!(after[path].mode, entry.mode, "{path}");
+    }
+    assert_eq!(after.len(), before.len() + 1, "the key added");
+}
+
+#[tokio::test]
 async fn a_merge_error_names_the_repository_and_leaves_no_image() {
     let (_temp, builder) = support::builder();
     let image = developer_image(&builder).await;
