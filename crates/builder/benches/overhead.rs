@@ -25,50 +25,12 @@ use vupdate_core::log::Level;
 use vupdate_state::model::{DeveloperBuild, GitRepository};
 use vupdate_test_support::{GitRepo, MAIN, Person};
 
+mod common;
+use common::{env_number, median, seconds, text, zip_installed};
+
 const UPDATE_JSON: &str = r#"{"update": [{"service": "big", "build": {
     "copyFiles": [{"sourceFile": "data", "destinationFile": "data"}]
 }}]}"#;
-
-const WORDS: [&str; 32] = [
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
-    "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
-    "uniform", "victor", "whiskey", "xray", "yankee", "zulu", "0x1f", "42", "{", "}", ";", "=",
-];
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Text of `bytes` length from a xorshift generator: compressible like source code, not
-/// trivially so.
-fn text(seed: u64, bytes: usize) -> String {
-    let mut state = seed | 1;
-    let mut out = String::with_capacity(bytes + 16);
-    let mut column = 0;
-    while out.len() < bytes {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let word = WORDS[(state % WORDS.len() as u64) as usize];
-        out.push_str(word);
-        column += word.len() + 1;
-        if column > 72 || state.is_multiple_of(11) {
-            out.push('\n');
-            column = 0;
-        } else {
-            out.push(' ');
-        }
-        if state.is_multiple_of(97) {
-            // A run of digits breaks up the repetition.
-            out.push_str(&format!("{:016x}\n", state));
-        }
-    }
-    out.truncate(bytes);
-    out
-}
 
 /// A repository holding `update.json` and `megabytes` of text under `data/`.
 fn source_tree(megabytes: u64) -> (GitRepo, u64, usize) {
@@ -83,22 +45,6 @@ fn source_tree(megabytes: u64) -> (GitRepo, u64, usize) {
     }
     repo.commit("a big tree", &Person::alice());
     (repo, files as u64 * file_size as u64, files)
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
-fn seconds(duration: Duration) -> String {
-    format!("{:.3} s", duration.as_secs_f64())
-}
-
-fn zip_installed() -> bool {
-    Command::new("zip")
-        .arg("-v")
-        .output()
-        .is_ok_and(|output| output.status.success())
 }
 
 /// `git clone` then `zip -r` of the tree's `data` folder; returns the time and zip size.
@@ -169,6 +115,7 @@ fn main() {
         .build()
         .expect("a tokio runtime");
 
+    println!("machine: {}", vupdate_test_support::machine::describe());
     let generating = Instant::now();
     let (repo, bytes, files) = source_tree(megabytes);
     let url = format!("file://{}", repo.path().display());
