@@ -24,7 +24,7 @@ use vupdate_state::model::{ClientBuild, GitRepository};
 use vupdate_test_support::{GitRepo, MAIN, Person};
 
 mod common;
-use common::{env_number, median, seconds, text, zip_installed};
+use common::{baseline_done, env_number, installed, median, seconds, text, zip_r};
 
 /// The settings file the overlay changes.
 const SETTINGS: &str = "config/app.json";
@@ -117,26 +117,8 @@ fn baseline(image: &Path, scratch: &Path, run: u64) -> (Duration, u64) {
         "{\"port\": 9000, \"host\": \"0.0.0.0\"}\n",
     )
     .expect("write");
-    let status = Command::new("zip")
-        .current_dir(&tree)
-        .args(["-r", "-q"])
-        .arg(&zip)
-        .arg(".")
-        .status()
-        .expect("run zip");
-    assert!(status.success(), "zip failed");
-    let elapsed = started.elapsed();
-    let size = std::fs::metadata(&zip).expect("zip").len();
-    std::fs::remove_dir_all(&tree).expect("clean up");
-    std::fs::remove_file(&zip).expect("clean up");
-    (elapsed, size)
-}
-
-fn unzip_installed() -> bool {
-    Command::new("unzip")
-        .arg("-v")
-        .output()
-        .is_ok_and(|output| output.status.success())
+    zip_r(&tree, ".", &zip);
+    baseline_done(started, &tree, &zip)
 }
 
 fn main() {
@@ -161,7 +143,7 @@ fn main() {
         std::fs::metadata(&image).expect("image").len() as f64 / 1e6,
         seconds(generating.elapsed())
     );
-    let have_tools = zip_installed() && unzip_installed();
+    let have_tools = installed("zip") && installed("unzip");
     if !have_tools {
         println!(
             "`zip` or `unzip` is not installed, so the baseline cannot run: `apt-get install -y zip unzip`"

@@ -26,7 +26,7 @@ use vupdate_state::model::{DeveloperBuild, GitRepository};
 use vupdate_test_support::{GitRepo, MAIN, Person};
 
 mod common;
-use common::{env_number, median, seconds, text, zip_installed};
+use common::{baseline_done, env_number, installed, median, seconds, text, zip_r};
 
 const UPDATE_JSON: &str = r#"{"update": [{"service": "big", "build": {
     "copyFiles": [{"sourceFile": "data", "destinationFile": "data"}]
@@ -60,19 +60,8 @@ fn baseline(url: &str, scratch: &Path, run: u64) -> (Duration, u64) {
         .status()
         .expect("run git clone");
     assert!(status.success(), "git clone failed");
-    let status = Command::new("zip")
-        .current_dir(&clone)
-        .args(["-r", "-q"])
-        .arg(&zip)
-        .arg("data")
-        .status()
-        .expect("run zip");
-    assert!(status.success(), "zip failed");
-    let elapsed = started.elapsed();
-    let size = std::fs::metadata(&zip).expect("zip").len();
-    std::fs::remove_dir_all(&clone).expect("clean up");
-    std::fs::remove_file(&zip).expect("clean up");
-    (elapsed, size)
+    zip_r(&clone, "data", &zip);
+    baseline_done(started, &clone, &zip)
 }
 
 /// The builder's developer build of version `acme-1.0.<run>` in `directory`.
@@ -125,7 +114,7 @@ fn main() {
         seconds(generating.elapsed())
     );
     let scratch = tempfile::tempdir().expect("temp dir");
-    let have_zip = zip_installed();
+    let have_zip = installed("zip");
     if !have_zip {
         println!(
             "the `zip` program is not installed, so the baseline cannot run: install it with `apt-get install -y zip`"

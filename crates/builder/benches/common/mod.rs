@@ -1,7 +1,8 @@
-//! What the builder's benchmarks share: generated text, medians, the `zip` program.
+//! What the builder's benchmarks share: generated text, medians, the baselines' `zip`.
 
+use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The words [`text`] draws from.
 pub const WORDS: [&str; 32] = [
@@ -57,10 +58,31 @@ pub fn seconds(duration: Duration) -> String {
     format!("{:.3} s", duration.as_secs_f64())
 }
 
-/// Whether the `zip` program (the baselines' packer) is installed.
-pub fn zip_installed() -> bool {
-    Command::new("zip")
+/// Whether `program` is installed (answers `-v`).
+pub fn installed(program: &str) -> bool {
+    Command::new(program)
         .arg("-v")
         .output()
         .is_ok_and(|output| output.status.success())
+}
+
+/// `zip -r -q ZIP WHAT` in `directory`, the baselines' packing.
+pub fn zip_r(directory: &Path, what: &str, zip: &Path) {
+    let status = Command::new("zip")
+        .current_dir(directory)
+        .args(["-r", "-q"])
+        .arg(zip)
+        .arg(what)
+        .status()
+        .expect("run zip");
+    assert!(status.success(), "zip failed");
+}
+
+/// A baseline's time since `started` and its zip's size; its tree and zip removed.
+pub fn baseline_done(started: Instant, tree: &Path, zip: &Path) -> (Duration, u64) {
+    let elapsed = started.elapsed();
+    let size = std::fs::metadata(zip).expect("zip").len();
+    std::fs::remove_dir_all(tree).expect("clean up");
+    std::fs::remove_file(zip).expect("clean up");
+    (elapsed, size)
 }
