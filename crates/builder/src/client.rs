@@ -101,8 +101,6 @@ impl Builder {
             service_directory.join(format!("{}-{}.zip", request.service, request.version));
 
         remove_file(&zip_path)?;
-        // Where builds before this one unpacked the developer image.
-        remove_dir(&service_directory.join("build"))?;
         let checkouts = checkout_all(
             &settings.settings,
             &service_directory.join("settings"),
@@ -157,6 +155,8 @@ impl Builder {
             blocking("zipping", move || {
                 std::fs::create_dir_all(&service_directory)
                     .map_err(BuilderError::io("creating directory", &service_directory))?;
+                // Where builds before this one unpacked the developer image.
+                remove_dir(&service_directory.join("build"))?;
                 let mut additions = changes;
                 additions.extend(private::additions(
                     private_directory.as_deref(),
