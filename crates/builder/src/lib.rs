@@ -4,9 +4,10 @@
 //! A [`Builder`] owns a work directory: `<dir>/developer/services/<service>/{source/<name>,
 //! build}` for developer versions and `<dir>/client/services/<service>/settings/<name>` for
 //! client versions (which read the developer image where it is); finished zips are written
-//! next to those (`<service>-<version>.zip`). The `Builder` itself does not talk to the distribution:
-//! callers hand it the build settings (from the state repo), private files as a local
-//! directory, a [`BuildLog`] and a cancellation token, and get a [`BuiltImage`] to upload.
+//! next to those (`<service>-<version>.zip`). The `Builder` itself does not talk to the
+//! distribution: callers hand it the build settings (from the state repo), private files as
+//! a local directory, a [`BuildLog`] and a cancellation token, and get a [`BuiltImage`] to
+//! upload.
 //!
 //! The caller in production is [`job::run`], what `vupdate builder build-…` runs: the
 //! distribution's reconcile loop starts that command as a child process for each build,
