@@ -238,11 +238,7 @@ fn read_tree(root: &Path) -> Result<(FileTree, BTreeMap<String, u32>), BuilderEr
         .into_iter()
         .filter_entry(|entry| entry.file_name() != ".git");
     for entry in walk {
-        let entry = entry.map_err(|e| BuilderError::Io {
-            action: "reading",
-            path: e.path().unwrap_or(root).to_path_buf(),
-            error: e.into(),
-        })?;
+        let entry = entry.map_err(BuilderError::walk(root))?;
         if entry.file_type().is_dir() {
             continue;
         }
@@ -251,11 +247,7 @@ fn read_tree(root: &Path) -> Result<(FileTree, BTreeMap<String, u32>), BuilderEr
             std::fs::read(entry.path()).map_err(BuilderError::io("reading", entry.path()))?;
         let mode = entry
             .metadata()
-            .map_err(|e| BuilderError::Io {
-                action: "reading",
-                path: entry.path().to_path_buf(),
-                error: e.into(),
-            })?
+            .map_err(BuilderError::walk(entry.path()))?
             .permissions()
             .mode()
             & 0o7777;

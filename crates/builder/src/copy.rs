@@ -49,11 +49,7 @@ pub fn copy_files(
                         step: format!("copyFiles[{index}]"),
                     });
                 }
-                let item = item.map_err(|e| BuilderError::Io {
-                    action: "reading",
-                    path: e.path().unwrap_or(&source).to_path_buf(),
-                    error: e.into(),
-                })?;
+                let item = item.map_err(BuilderError::walk(&source))?;
                 let relative = item
                     .path()
                     .strip_prefix(&source)

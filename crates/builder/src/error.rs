@@ -1,6 +1,6 @@
 //! [`BuilderError`]: why a build failed, naming the step, file, repository or command.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use vupdate_core::macros::MacroError;
 use vupdate_core::settings::SettingsError;
@@ -251,6 +251,16 @@ impl BuilderError {
     /// `anyhow::Error` prints), for a log line.
     pub fn chain(&self) -> String {
         vupdate_core::error_chain::Chain(self).to_string()
+    }
+
+    /// A [`BuilderError::Io`] maker for `map_err` on a walk of `root` (the entry that
+    /// failed, or `root`).
+    pub(crate) fn walk(root: &Path) -> impl FnOnce(walkdir::Error) -> BuilderError + '_ {
+        move |error| BuilderError::Io {
+            action: "reading",
+            path: error.path().unwrap_or(root).to_path_buf(),
+            error: error.into(),
+        }
     }
 
     /// An [`BuilderError::Io`] maker for `map_err`.

@@ -45,9 +45,7 @@ pub fn zip_directory(
     destination: &Path,
     interrupt: &AtomicBool,
 ) -> Result<ZipFile, BuilderError> {
-    write_image(destination, |writer| {
-        write_tree(root, writer, interrupt, destination)
-    })
+    write_image(destination, |writer| write_tree(root, writer, interrupt))
 }
 
 /// Writes the zip `fill` makes to `destination` through `destination.partial`, renamed
@@ -69,9 +67,7 @@ fn write_image(
             ))?;
             Ok(ZipFile {
                 path: destination.to_path_buf(),
-                sha256: written.sha256,
-                size: written.size,
-                content_digest: written.content_digest,
+                ..written
             })
         }
         Err(error) => {
@@ -90,38 +86,40 @@ fn partial_path(destination: &Path) -> PathBuf {
     destination.with_file_name(name)
 }
 
-/// Every directory and file under `root`, in path order, into the zip for `destination`.
+/// A cancelled zip, if `interrupt` is set (checked between entries).
+fn stop_if(interrupt: &AtomicBool) -> Result<(), BuilderError> {
+    if interrupt.load(Ordering::Relaxed) {
+        return Err(BuilderError::Cancelled {
+            step: "zip".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Every directory and file under `root`, in path order.
 fn write_tree(
     root: &Path,
     writer: &mut ImageWriter,
     interrupt: &AtomicBool,
-    destination: &Path,
 ) -> Result<(), BuilderError> {
-    let zip_error = |reason: String| BuilderError::Zip {
-        path: destination.to_path_buf(),
-        reason,
-    };
     let walk = walkdir::WalkDir::new(root)
         .follow_links(true)
         .sort_by_file_name()
         .min_depth(1);
     for entry in walk {
-        if interrupt.load(Ordering::Relaxed) {
-            return Err(BuilderError::Cancelled {
-                step: "zip".to_owned(),
-            });
-        }
-        let entry = entry.map_err(|e| zip_error(format!("reading {}: {e}", root.display())))?;
+        stop_if(interrupt)?;
+        let entry =
+            entry.map_err(|e| writer.zip_error(format!("reading {}: {e}", root.display())))?;
         let relative = entry
             .path()
             .strip_prefix(root)
             .expect("walkdir yields paths under its root");
-        let name = relative
-            .to_str()
-            .ok_or_else(|| zip_error(format!("`{}` is not a UTF-8 path", relative.display())))?;
+        let name = relative.to_str().ok_or_else(|| {
+            writer.zip_error(format!("`{}` is not a UTF-8 path", relative.display()))
+        })?;
         let metadata = entry
             .metadata()
-            .map_err(|e| zip_error(format!("reading {}: {e}", entry.path().display())))?;
+            .map_err(|e| writer.zip_error(format!("reading {}: {e}", entry.path().display())))?;
         // Permission bits only: set-id bits from a build tree have no business in an image.
         let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o777;
         if metadata.is_dir() {

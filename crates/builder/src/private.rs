@@ -64,7 +64,7 @@ pub(crate) fn additions(
             additions.push(Addition::Directory { path });
             continue;
         }
-        let metadata = entry.metadata().map_err(|e| walk_error(directory, e))?;
+        let metadata = entry.metadata().map_err(BuilderError::walk(directory))?;
         additions.push(Addition::File {
             path,
             source: entry.path().to_path_buf(),
@@ -107,7 +107,7 @@ fn walk(
         .min_depth(1)
         .into_iter()
         .map(move |entry| {
-            let entry = entry.map_err(|e| walk_error(directory, e))?;
+            let entry = entry.map_err(BuilderError::walk(directory))?;
             let relative = entry
                 .path()
                 .strip_prefix(directory)
@@ -115,12 +115,4 @@ fn walk(
                 .to_path_buf();
             Ok((entry, relative))
         })
-}
-
-fn walk_error(directory: &Path, error: walkdir::Error) -> BuilderError {
-    BuilderError::Io {
-        action: "reading",
-        path: error.path().unwrap_or(directory).to_path_buf(),
-        error: error.into(),
-    }
 }

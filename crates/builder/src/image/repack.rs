@@ -13,16 +13,17 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
 
 use super::writer::ImageWriter;
-use super::{ZipFile, write_image};
+use super::{ZipFile, stop_if, write_image};
 use crate::error::BuilderError;
 
-/// The mode of a directory the image holds files in without listing it.
+/// The mode of a directory whose mode nothing gives (the image holds files in it without
+/// listing it, or only an addition names it).
 const IMPLIED_DIRECTORY_MODE: u32 = 0o755;
 /// The mode of a file whose entry has none (a zip made elsewhere).
 const UNSPECIFIED_FILE_MODE: u32 = 0o644;
@@ -70,7 +71,8 @@ pub enum Addition {
 /// One path of the new image.
 #[derive(Debug)]
 enum Item {
-    Directory(u32),
+    /// A directory, with the mode its entry gives, if any.
+    Directory(Option<u32>),
     /// The source image's entry of this index.
     Entry {
         index: usize,
@@ -117,23 +119,18 @@ impl SourceImage {
             }
             let mode = entry.unix_mode().map(|mode| mode & 0o777);
             let item = if entry.is_dir() {
-                Item::Directory(mode.unwrap_or(IMPLIED_DIRECTORY_MODE))
+                Item::Directory(mode)
             } else {
                 Item::Entry {
                     index,
                     mode: mode.unwrap_or(UNSPECIFIED_FILE_MODE),
                 }
             };
-            let explicit_directory = matches!(item, Item::Directory(_)) && mode.is_some();
-            place(&mut tree, parts.clone(), item).map_err(|path| {
+            place(&mut tree, parts, item).map_err(|path| {
                 fail(format!(
                     "`{path}` is both a file and a directory in the image"
                 ))
             })?;
-            // A directory's own entry gives its mode, even after entries inside it.
-            if let (true, Some(mode)) = (explicit_directory, mode) {
-                tree.insert(parts, Item::Directory(mode));
-            }
         }
         Ok(SourceImage {
             path: path.to_path_buf(),
@@ -148,7 +145,7 @@ impl SourceImage {
     /// The content of the image's file at `path`, if it holds one there (a file read for a
     /// merge is capped on its own; the cap counts it once, when it is copied).
     pub fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, BuilderError> {
-        let Some(index) = self.entry_at(path) else {
+        let Some((index, _)) = self.file_at(path) else {
             return Ok(None);
         };
         let mut bytes = Vec::new();
@@ -158,15 +155,13 @@ impl SourceImage {
 
     /// The permission bits of the image's file at `path`, if it holds one there.
     pub fn file_mode(&self, path: &str) -> Option<u32> {
-        match parts_of(Path::new(path)).and_then(|parts| self.tree.get(&parts)) {
-            Some(Item::Entry { mode, .. }) => Some(*mode),
-            _ => None,
-        }
+        self.file_at(path).map(|(_, mode)| mode)
     }
 
-    fn entry_at(&self, path: &str) -> Option<usize> {
+    /// The index and mode of the image's file at `path`.
+    fn file_at(&self, path: &str) -> Option<(usize, u32)> {
         match parts_of(Path::new(path)).and_then(|parts| self.tree.get(&parts)) {
-            Some(Item::Entry { index, .. }) => Some(*index),
+            Some(Item::Entry { index, mode }) => Some((*index, *mode)),
             _ => None,
         }
     }
@@ -235,7 +230,7 @@ pub fn repack(
         let (path, item) = match addition {
             Addition::Bytes { path, bytes, mode } => (path, Item::Bytes { bytes, mode }),
             Addition::File { path, source, mode } => (path, Item::File { source, mode }),
-            Addition::Directory { path } => (path, Item::Directory(IMPLIED_DIRECTORY_MODE)),
+            Addition::Directory { path } => (path, Item::Directory(None)),
         };
         let parts = parts_of(Path::new(&path)).ok_or_else(|| {
             BuilderError::Settings(format!("`{path}` is not a relative path inside the image"))
@@ -248,11 +243,7 @@ pub fn repack(
     }
     write_image(destination, |writer| {
         for (parts, item) in tree {
-            if interrupt.load(Ordering::Relaxed) {
-                return Err(BuilderError::Cancelled {
-                    step: "zip".to_owned(),
-                });
-            }
+            stop_if(interrupt)?;
             write_item(writer, &mut source, &parts.join("/"), item)?;
         }
         Ok(())
@@ -266,7 +257,7 @@ fn write_item(
     item: Item,
 ) -> Result<(), BuilderError> {
     match item {
-        Item::Directory(mode) => writer.directory(name, mode),
+        Item::Directory(mode) => writer.directory(name, mode.unwrap_or(IMPLIED_DIRECTORY_MODE)),
         Item::Bytes { bytes, mode } => writer.file(
             name,
             mode,
@@ -300,9 +291,10 @@ fn write_item(
     }
 }
 
-/// Puts `item` at `parts` with a directory at each parent (an existing directory keeps
-/// its mode); on a path that is a file where a directory is wanted or the other way
-/// round, that path.
+/// Puts `item` at `parts` with a directory at each parent; a directory put where there is
+/// one gives its mode if it has one (a directory's entry after the entries inside it) and
+/// keeps the one there otherwise. On a path that is a file where a directory is wanted or
+/// the other way round, that path.
 fn place(
     tree: &mut BTreeMap<Vec<String>, Item>,
     parts: Vec<String>,
@@ -314,20 +306,20 @@ fn place(
             Some(Item::Directory(_)) => {}
             Some(_) => return Err(parent.join("/")),
             None => {
-                tree.insert(parent.to_vec(), Item::Directory(IMPLIED_DIRECTORY_MODE));
+                tree.insert(parent.to_vec(), Item::Directory(None));
             }
         }
     }
-    let is_directory = matches!(item, Item::Directory(_));
-    match tree.get(&parts) {
-        Some(Item::Directory(_)) if is_directory => Ok(()),
-        Some(Item::Directory(_)) => Err(parts.join("/")),
-        Some(_) if is_directory => Err(parts.join("/")),
-        _ => {
-            tree.insert(parts, item);
-            Ok(())
+    match (tree.get(&parts), &item) {
+        (Some(Item::Directory(_)), Item::Directory(None)) => return Ok(()),
+        (Some(Item::Directory(_)), Item::Directory(Some(_))) | (None, _) => {}
+        (Some(Item::Directory(_)), _) | (Some(_), Item::Directory(_)) => {
+            return Err(parts.join("/"));
         }
+        (Some(_), _) => {}
     }
+    tree.insert(parts, item);
+    Ok(())
 }
 
 /// A relative path's names, or `None` if it is empty, absolute, leaves its root or is not

@@ -9,18 +9,11 @@ use sha2::{Digest, Sha256};
 use zip::write::{SimpleFileOptions, StreamWriter};
 use zip::{CompressionMethod, ZipWriter};
 
-use super::{DEFLATED_AT_MOST, PROBE_FROM};
+use super::{DEFLATED_AT_MOST, PROBE_FROM, ZipFile};
 use crate::error::BuilderError;
 
 /// Bytes read from a source at a time; also the probe's sample.
 const CHUNK: usize = 256 * 1024;
-
-/// What [`ImageWriter::finish`] leaves: the zip's SHA-256 and size, and the content digest.
-pub(super) struct Written {
-    pub(super) sha256: String,
-    pub(super) size: u64,
-    pub(super) content_digest: String,
-}
 
 /// Writes entries, in the order given, with a fixed time stamp and permission bits only.
 pub(super) struct ImageWriter {
@@ -118,7 +111,7 @@ impl ImageWriter {
     }
 
     /// Ends the zip and syncs it to disk.
-    pub(super) fn finish(self) -> Result<Written, BuilderError> {
+    pub(super) fn finish(self) -> Result<ZipFile, BuilderError> {
         let ImageWriter {
             zip, content, path, ..
         } = self;
@@ -136,17 +129,19 @@ impl ImageWriter {
             .map_err(|e| zip_error(e.error().to_string()))?;
         file.sync_all()
             .map_err(BuilderError::io("syncing", &path))?;
-        Ok(Written {
+        Ok(ZipFile {
+            path,
             sha256: hex::encode(hash.finalize()),
             size,
             content_digest: hex::encode(content.finalize()),
         })
     }
 
-    fn zip_error(&self, error: zip::result::ZipError) -> BuilderError {
+    /// An error writing this zip, for `reason`.
+    pub(super) fn zip_error(&self, reason: impl std::fmt::Display) -> BuilderError {
         BuilderError::Zip {
             path: self.path.clone(),
-            reason: error.to_string(),
+            reason: reason.to_string(),
         }
     }
 }
